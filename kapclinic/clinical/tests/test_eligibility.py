@@ -640,3 +640,20 @@ def test_self_check_validation_names_the_question() -> None:
     )
     assert "Please answer 'Feeling down, depressed, or hopeless'." in errors
     assert "'magic' is not one of the listed prior treatments." in errors
+
+
+# --- protocol library adapter --------------------------------------------------------------------
+
+
+def test_protocol_library_adapter_scopes_esketamine_and_weight_based_rules() -> None:
+    from kapclinic.clinical.eligibility.protocol_adapter import protocol_context
+    from kapclinic.clinical.protocols import all_protocols
+
+    contexts = {p.id: protocol_context(p) for p in all_protocols()}
+    esk = contexts["esketamine-in-trd"]
+    iv = contexts["ketamine-iv-racemic"]
+    assert (esk.product, esk.route, esk.dose_basis) == ("esketamine", "intranasal", "fixed_mg")
+    assert (iv.product, iv.route, iv.dose_basis) == ("racemic_ketamine", "iv", "mg_per_kg")
+    minor = clean(date_of_birth=date(2012, 5, 5))
+    assert evaluate(minor, as_of=TODAY, protocol=esk).status is ReportStatus.HARD_STOP
+    assert evaluate(minor, as_of=TODAY, protocol=iv).status is ReportStatus.NEEDS_REVIEW
