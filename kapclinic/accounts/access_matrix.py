@@ -1,0 +1,25 @@
+from typing import Any
+
+from kapclinic.testing.matrix import Entry, expect, public, roles
+
+
+def _target_membership(world: Any) -> dict[str, Any]:
+    from kapclinic.accounts.models import Membership
+    from kapclinic.testing.factories import make_staff
+
+    user = make_staff(world.clinic, "nurse")
+    return {"membership_id": Membership.objects.get(user=user).pk}
+
+
+MATRIX = {
+    "accounts:login": Entry(expect(302, anonymous=200)),
+    "accounts:logout": Entry(public(405)),
+    "accounts:mfa": Entry(expect(200)),
+    "accounts:switch_clinic": Entry(expect(405)),
+    "accounts:password_reset": Entry(public()),
+    "accounts:password_reset_done": Entry(public()),
+    "accounts:password_reset_confirm": Entry(public(), kwargs=lambda w: {"uidb64": "MQ", "token": "bad-token"}),
+    "accounts:password_reset_complete": Entry(public()),
+    "accounts:staff": Entry(roles(("admin",))),
+    "accounts:staff_toggle": Entry(roles(("admin",), ok=302), method="post", setup=_target_membership),
+}

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django_otp import user_has_device
+
+from kapclinic.accounts.models import STAFF_ROLES, Membership
+
+SESSION_CLINIC = "kap_clinic_id"
+SESSION_LAST_SEEN = "kap_last_seen"
+
+
+class ClinicContextMiddleware:
+    """Set request.clinic, request.role, request.patient and request.user_clinics for the signed-in user."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.clinic = None  # type: ignore[attr-defined]
+        request.role = None  # type: ignore[attr-defined]
+        request.patient = None  # type: ignore[attr-defined]
+        request.user_clinics = ()  # type: ignore[attr-defined]
+        user = request.user
+        if user.is_authenticated:
+            from kapclinic.patients.models import Patient
+
+            memberships = list(
+                Membership.objects.filter(user=user, is_active=True, clinic__is_active=True).select_related("clinic")
+            )
+            if memberships:
+                request.user_clinics = tuple(m.clinic for m in memberships)  # type: ignore[attr-defined]
+                wanted = request.session.get(SESSION_CLINIC)
+                chosen = next((m for m in memberships if m.clinic_id == wanted), memberships[0])
+                request.clinic = chosen.clinic  # type: ignore[attr-defined]
+                request.role = chosen.role  # type: ignore[attr-defined]
+            else:
+                patient = Patient.objects.select_related("clinic").filter(user=user).first()
+                if patient is not None and patient.clinic.is_active:
+                    request.clinic = patient.clinic  # type: ignore[attr-defined]
+                    request.role = "patient"  # type: ignore[attr-defined]
+                    request.patient = patient  # type: ignore[attr-defined]
+        return self.get_response(request)
+
+
+_EXEMPT_PREFIXES = (
+    "/account/login", "/account/logout", "/account/mfa", "/account/password-reset", "/static/", "/healthz",
+)
+
+
+class StaffSecurityMiddleware:
+    """Idle-session timeout for staff, and mandatory two-factor for staff when the setting says so."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        role = getattr(request, "role", None)
+        if request.user.is_authenticated and role in STAFF_ROLES:
+            now = time.time()
+            last = request.session.get(SESSION_LAST_SEEN)
+            limit = settings.STAFF_IDLE_TIMEOUT_MINUTES * 60
+            if last is not None and now - float(last) > limit:
+                logout(request)
+                messages.info(request, "You were signed out after a period of inactivity.")
+                return redirect(f"{reverse('accounts:login')}?next={request.path}")
+            if not request.headers.get("HX-Trigger-Name") == "poll":
+                request.session[SESSION_LAST_SEEN] = now
+            if (
+                not request.user.is_verified()  # type: ignore[union-attr]
+                and not request.path.startswith(_EXEMPT_PREFIXES)
+                and (settings.MFA_REQUIRED_FOR_STAFF or user_has_device(request.user, confirmed=True))
+            ):
+                return redirect(f"{reverse('accounts:mfa')}?next={request.path}")
+        return self.get_response(request)

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from kapclinic.accounts import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("mfa/", views.mfa, name="mfa"),
+    path("clinic/", views.switch_clinic, name="switch_clinic"),
+    path("password-reset/", views.password_reset, name="password_reset"),
+    path("password-reset/sent/", views.password_reset_done, name="password_reset_done"),
+    path("password-reset/<uidb64>/<token>/", views.password_reset_confirm, name="password_reset_confirm"),
+    path("password-reset/done/", views.password_reset_complete, name="password_reset_complete"),
+    path("staff/", views.staff_list, name="staff"),
+    path("staff/<int:membership_id>/toggle/", views.staff_toggle, name="staff_toggle"),
+]

@@ -1,0 +1,3 @@
+from kapclinic.testing.matrix import Entry, roles
+
+MATRIX = {"audit:log": Entry(roles(("admin",)))}

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+
+def _public_clinic() -> Any:
+    from kapclinic.accounts.models import Clinic
+
+    return Clinic.objects.filter(is_public=True, is_active=True).order_by("id").first()
+
+
+def clinic_context(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "current_clinic": getattr(request, "clinic", None),
+        "current_role": getattr(request, "role", None),
+        "current_patient": getattr(request, "patient", None),
+        "user_clinics": getattr(request, "user_clinics", ()),
+        "kap_env": settings.KAP_ENV,
+        "public_clinic": SimpleLazyObject(_public_clinic),
+    }

@@ -1,0 +1,74 @@
+"""Strict parsing of environment variables for settings.
+
+A bad value stops start-up with a sentence that names the variable, instead of a
+traceback deep inside Django or, worse, a silently wrong default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+
+class ConfigError(Exception):
+    """Raised when an environment variable holds a value the clinic cannot run with."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class Env:
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.environ = os.environ if environ is None else environ
+
+    def str(self, name: str, default: str | None = None) -> str:
+        value = self.environ.get(name)
+        if value is None or value == "":
+            if default is None:
+                raise ConfigError(f"The environment variable {name} is required but is not set.")
+            return default
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.environ.get(name)
+        if value is None or value == "":
+            return default
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(
+            f"The environment variable {name} must be true or false (1/0, yes/no, on/off); got {value!r}."
+        )
+
+    def int(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+        value = self.environ.get(name)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise ConfigError(f"The environment variable {name} must be a whole number; got {value!r}.") from None
+        if minimum is not None and number < minimum:
+            raise ConfigError(f"The environment variable {name} must be at least {minimum}; got {number}.")
+        if maximum is not None and number > maximum:
+            raise ConfigError(f"The environment variable {name} must be at most {maximum}; got {number}.")
+        return number
+
+    def list(self, name: str, default: list[str]) -> list[str]:
+        value = self.environ.get(name)
+        if value is None or value.strip() == "":
+            return list(default)
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.environ.get(name)
+        if value is None or value == "":
+            return default
+        if value not in choices:
+            raise ConfigError(
+                f"The environment variable {name} must be one of {', '.join(choices)}; got {value!r}."
+            )
+        return value

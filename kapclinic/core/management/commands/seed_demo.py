@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from kapclinic.core.demo import DEMO_PASSWORD, OTHER_CLINIC_LOGIN, PATIENT_LOGIN, STAFF, build_foundation, run_app_seeders
+
+
+class Command(BaseCommand):
+    help = "Load the synthetic demo clinic (idempotent: safe to run again; never wipes data)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--quiet-logins", action="store_true", help="Do not print the demo logins.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        ctx = build_foundation()
+        ran = run_app_seeders(ctx)
+        self.stdout.write(
+            f"Demo clinic ready: {ctx.clinic.name}, {len(ctx.patients)} synthetic patients; "
+            f"app data: {', '.join(ran) or 'none'}."
+        )
+        if not options["quiet_logins"]:
+            self.stdout.write("\nDemo logins (password for all: %s)" % DEMO_PASSWORD)
+            for email, name, role in STAFF:
+                self.stdout.write(f"  {role.label:<24} {email}")
+            self.stdout.write(f"  {'Patient':<24} {PATIENT_LOGIN}")
+            self.stdout.write(f"  {'Prescriber, other clinic':<24} {OTHER_CLINIC_LOGIN}")

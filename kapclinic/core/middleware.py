@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from kapclinic.core.logging import set_request_id
+
+log = logging.getLogger("kapclinic.request")
+
+
+class RequestIdMiddleware:
+    """Give every request an id, echo it in X-Request-ID, and log server errors with it (and no PHI)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        rid = incoming if incoming.isalnum() and len(incoming) <= 64 else uuid.uuid4().hex
+        request.request_id = rid  # type: ignore[attr-defined]
+        set_request_id(rid)
+        response = self.get_response(request)
+        response["X-Request-ID"] = rid
+        set_request_id("-")
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        if isinstance(exception, (Http404, PermissionDenied)):
+            return
+        # Only the exception type and the URL *name* are logged: paths may carry record ids and
+        # exception messages may quote patient data.
+        match = getattr(request, "resolver_match", None)
+        view = match.view_name if match else "unresolved"
+        log.error("server error %s in view %s", type(exception).__name__, view)

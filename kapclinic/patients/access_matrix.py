@@ -1,0 +1,29 @@
+from typing import Any
+
+from kapclinic.testing.matrix import STAFF, Entry, patient_kwargs, patient_scoped, roles
+
+
+def _medication(world: Any) -> dict[str, Any]:
+    from kapclinic.patients.models import Medication
+
+    med = Medication.objects.create(patient=world.patient, name="Sertraline", recorded_by=world.prescriber)
+    return {"patient_id": world.patient.pk, "medication_id": med.pk}
+
+
+VIEW = patient_scoped(("admin", "prescriber", "therapist", "nurse", "front_desk"))
+EDIT_DEMO = patient_scoped(("admin", "prescriber", "therapist", "front_desk"))
+TEAM = patient_scoped(("admin", "prescriber", "front_desk"))
+CLINICAL_POST = patient_scoped(("prescriber", "therapist", "nurse"), ok=302)
+
+MATRIX = {
+    "patients:list": Entry(roles((*STAFF, "other_clinic_staff"))),
+    "patients:new": Entry(roles(("admin", "prescriber", "front_desk", "other_clinic_staff"))),
+    "patients:chart": Entry(VIEW, kwargs=patient_kwargs),
+    "patients:timeline": Entry(VIEW, kwargs=patient_kwargs),
+    "patients:edit": Entry(EDIT_DEMO, kwargs=patient_kwargs),
+    "patients:care_team": Entry(TEAM, kwargs=patient_kwargs),
+    "patients:add_diagnosis": Entry(CLINICAL_POST, kwargs=patient_kwargs, method="post"),
+    "patients:add_medication": Entry(CLINICAL_POST, kwargs=patient_kwargs, method="post"),
+    "patients:add_allergy": Entry(CLINICAL_POST, kwargs=patient_kwargs, method="post"),
+    "patients:stop_medication": Entry(CLINICAL_POST, method="post", setup=_medication),
+}

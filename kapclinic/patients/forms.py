@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from kapclinic.clinical.terminology import DIAGNOSIS_CODES
+from kapclinic.core import clock
+from kapclinic.patients.models import DrugClass, Patient
+
+
+class DemographicsForm(forms.ModelForm):
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    class Meta:
+        model = Patient
+        fields = [
+            "legal_first_name", "legal_last_name", "preferred_name", "pronouns", "date_of_birth",
+            "sex_at_birth", "gender_identity", "email", "phone", "address", "emergency_contact_name",
+            "emergency_contact_relationship", "emergency_contact_phone", "pathway_status",
+        ]
+        widgets = {
+            "date_of_birth": forms.DateInput(attrs={"type": "date"}),
+            "address": forms.Textarea(attrs={"rows": 2}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and "version" not in self.initial:
+            self.initial["version"] = self.instance.version
+
+    def clean_date_of_birth(self) -> Any:
+        dob = self.cleaned_data["date_of_birth"]
+        today = clock.today()
+        if dob > today:
+            raise forms.ValidationError("Date of birth cannot be in the future.")
+        if dob.year < today.year - 120:
+            raise forms.ValidationError("Date of birth is more than 120 years ago; check the year.")
+        return dob
+
+
+class NewPatientForm(DemographicsForm):
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    class Meta(DemographicsForm.Meta):
+        fields = [f for f in DemographicsForm.Meta.fields if f != "pathway_status"]
+
+
+class DiagnosisForm(forms.Form):
+    code = forms.ChoiceField(
+        label="Diagnosis (ICD-10-CM)",
+        choices=[(c.icd10, f"{c.icd10} — {c.description}") for c in DIAGNOSIS_CODES],
+    )
+
+
+class MedicationForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    dose = forms.CharField(max_length=80, required=False, help_text="For example: 20 mg once daily")
+    drug_class = forms.ChoiceField(choices=DrugClass.choices, label="Class (drives interaction flags)")
+
+
+class AllergyForm(forms.Form):
+    substance = forms.CharField(max_length=120)
+    reaction = forms.CharField(max_length=200, required=False)
+
+
+class CareTeamForm(forms.Form):
+    user = forms.ChoiceField(label="Staff member")
+
+    def __init__(self, *args: Any, staff: list[tuple[str, str]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["user"].choices = staff or []

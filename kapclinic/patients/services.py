@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from kapclinic.audit.services import record_event
+from kapclinic.core import clock
+from kapclinic.core.actor import Actor
+from kapclinic.core.concurrency import save_versioned
+from kapclinic.patients.models import (
+    Allergy,
+    CareTeamMember,
+    Diagnosis,
+    Medication,
+    Patient,
+    TimelineCategory,
+    TimelineEvent,
+)
+
+DEMOGRAPHIC_FIELDS = [
+    "legal_first_name", "legal_last_name", "preferred_name", "pronouns", "date_of_birth", "sex_at_birth",
+    "gender_identity", "email", "phone", "address", "emergency_contact_name",
+    "emergency_contact_relationship", "emergency_contact_phone", "pathway_status",
+]
+
+
+def add_timeline_event(
+    patient: Patient,
+    *,
+    kind: str,
+    title: str,
+    at: dt.datetime | None = None,
+    category: str = TimelineCategory.CLINICAL,
+    url: str = "",
+    actor: Actor | None = None,
+    ref: Any = None,
+) -> TimelineEvent:
+    """Add a line to the patient's chart timeline. `title` is shown to everyone who may see the
+    category: keep clinical detail out of ADMIN events (front desk sees those)."""
+    return TimelineEvent.objects.create(
+        patient=patient,
+        at=at or clock.now(),
+        kind=kind,
+        category=category,
+        title=title[:200],
+        url=url,
+        actor=actor.user if actor else None,
+        ref_type=ref._meta.label_lower if ref is not None else "",
+        ref_id=str(ref.pk) if ref is not None else "",
+    )
+
+
+def next_mrn(clinic_id: int) -> str:
+    last = Patient.objects.filter(clinic_id=clinic_id).order_by("-id").values_list("mrn", flat=True).first()
+    number = int(last.split("-")[-1]) + 1 if last and last.split("-")[-1].isdigit() else 1
+    return f"K-{number:06d}"
+
+
+def patient_create(actor: Actor, **fields: Any) -> Patient:
+    assert actor.clinic is not None
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                patient = Patient.objects.create(clinic=actor.clinic, mrn=next_mrn(actor.clinic.pk), **fields)
+                record_event(actor, "create", patient=patient, obj=patient)
+                add_timeline_event(
+                    patient, kind="patient.created", title="Record opened", category=TimelineCategory.ADMIN, actor=actor
+                )
+                return patient
+        except IntegrityError:
+            continue
+    raise RuntimeError("Could not allocate a record number; try again.")
+
+
+def patient_update_demographics(actor: Actor, patient: Patient, expected_version: int, changes: dict[str, Any]) -> None:
+    """Save demographic changes unless someone else saved first (raises ConflictError)."""
+    changed = [name for name in DEMOGRAPHIC_FIELDS if name in changes and getattr(patient, name) != changes[name]]
+    with transaction.atomic():
+        for name in changed:
+            setattr(patient, name, changes[name])
+        patient.updated_at = clock.now()
+        save_versioned(patient, expected_version, [*changed, "updated_at"])
+        record_event(actor, "update", patient=patient, obj=patient, detail="fields=" + ",".join(changed))
+        if "pathway_status" in changed:
+            add_timeline_event(
+                patient,
+                kind="patient.pathway",
+                title=f"Pathway status: {patient.get_pathway_status_display()}",
+                category=TimelineCategory.ADMIN,
+                actor=actor,
+            )
+
+
+def care_team_add(actor: Actor, patient: Patient, user: Any, role: str) -> CareTeamMember:
+    with transaction.atomic():
+        member, _created = CareTeamMember.objects.get_or_create(patient=patient, user=user, defaults={"role": role})
+        record_event(actor, "update", patient=patient, obj=member, detail=f"care_team add {role}")
+        add_timeline_event(
+            patient, kind="care_team.added", title=f"{user} joined the care team ({role})",
+            category=TimelineCategory.ADMIN, actor=actor,
+        )
+    return member
+
+
+def care_team_remove(actor: Actor, patient: Patient, member: CareTeamMember) -> None:
+    with transaction.atomic():
+        record_event(actor, "update", patient=patient, obj=member, detail="care_team remove")
+        add_timeline_event(
+            patient, kind="care_team.removed", title=f"{member.user} left the care team",
+            category=TimelineCategory.ADMIN, actor=actor,
+        )
+        member.delete()
+
+
+def diagnosis_add(actor: Actor, patient: Patient, *, icd10: str, snomed: str, description: str) -> Diagnosis:
+    with transaction.atomic():
+        dx = Diagnosis.objects.create(
+            patient=patient, icd10=icd10, snomed=snomed, description=description, recorded_by=actor.user
+        )
+        record_event(actor, "create", patient=patient, obj=dx)
+        add_timeline_event(patient, kind="diagnosis.added", title=f"Diagnosis recorded: {icd10}", actor=actor, ref=dx)
+    return dx
+
+
+def medication_add(actor: Actor, patient: Patient, *, name: str, dose: str, drug_class: str) -> Medication:
+    with transaction.atomic():
+        med = Medication.objects.create(
+            patient=patient, name=name, dose=dose, drug_class=drug_class, recorded_by=actor.user
+        )
+        record_event(actor, "create", patient=patient, obj=med)
+        add_timeline_event(patient, kind="medication.added", title=f"Medication recorded: {name}", actor=actor, ref=med)
+    return med
+
+
+def medication_stop(actor: Actor, patient: Patient, med: Medication) -> None:
+    with transaction.atomic():
+        Medication.objects.filter(pk=med.pk).update(active=False)
+        record_event(actor, "update", patient=patient, obj=med, detail="stopped")
+        add_timeline_event(patient, kind="medication.stopped", title=f"Medication stopped: {med.name}", actor=actor)
+
+
+def allergy_add(actor: Actor, patient: Patient, *, substance: str, reaction: str) -> Allergy:
+    with transaction.atomic():
+        allergy = Allergy.objects.create(patient=patient, substance=substance, reaction=reaction, recorded_by=actor.user)
+        record_event(actor, "create", patient=patient, obj=allergy)
+        add_timeline_event(patient, kind="allergy.added", title=f"Allergy recorded: {substance}", actor=actor)
+    return allergy

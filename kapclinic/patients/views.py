@@ -1,0 +1,223 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from kapclinic.accounts.models import Membership, Role
+from kapclinic.audit.services import record_event
+from kapclinic.clinical.terminology import BY_ICD10, DIAGNOSIS_CODES
+from kapclinic.core.actor import actor_from_request
+from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.registry import chart_panels
+from kapclinic.patients import selectors, services
+from kapclinic.patients.forms import (
+    AllergyForm,
+    CareTeamForm,
+    DemographicsForm,
+    DiagnosisForm,
+    MedicationForm,
+    NewPatientForm,
+)
+from kapclinic.patients.models import CareTeamMember, DrugClass, Medication, PathwayStatus
+from kapclinic.policy import Action, ClinicAction, can, open_patient, require_clinic
+
+PAGE_SIZE = 50
+
+
+@login_required
+def patient_list(request: HttpRequest) -> HttpResponse:
+    actor = require_clinic(request, ClinicAction.VIEW_PATIENT_LIST)
+    query = request.GET.get("q", "")[:100]
+    status = request.GET.get("status", "")
+    if status not in PathwayStatus.values:
+        status = ""
+    qs = selectors.patient_list(actor, query=query, status=status)
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    record_event(actor, "list", object_type="patient_list", detail=f"page={page.number} n={len(page.object_list)}")
+    return render(
+        request,
+        "patients/list.html",
+        {"page": page, "query": query, "status": status, "statuses": PathwayStatus.choices},
+    )
+
+
+@login_required
+def patient_new(request: HttpRequest) -> HttpResponse:
+    actor = require_clinic(request, ClinicAction.VIEW_PATIENT_LIST)
+    if actor.role not in (Role.ADMIN, Role.FRONT_DESK, Role.PRESCRIBER):
+        raise PermissionDenied("Only the front desk, admins and prescribers open new records.")
+    form = NewPatientForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = {k: v for k, v in form.cleaned_data.items() if k != "version"}
+        patient = services.patient_create(actor, **data)
+        messages.success(request, f"Record {patient.mrn} created.")
+        return redirect("patients:chart", patient_id=patient.pk)
+    return render(request, "patients/new.html", {"form": form})
+
+
+@login_required
+def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.VIEW_DEMOGRAPHICS)
+    actor = actor_from_request(request)
+    clinical = can(actor, Action.VIEW_CLINICAL, patient)
+    events, cursor = selectors.timeline_page(patient, clinical=clinical)
+    panels = []
+    for panel in chart_panels():
+        if can(actor, Action(panel.action), patient):
+            panels.append({"panel": panel, "context": panel.context(request, patient)})
+    context = {
+        "patient": patient,
+        "clinical": clinical,
+        "care_team": patient.care_team.select_related("user").order_by("role"),
+        "diagnoses": patient.diagnoses.all() if clinical else (),
+        "medications": patient.medications.filter(active=True) if clinical else (),
+        "allergies": patient.allergies.all() if clinical else (),
+        "events": events,
+        "cursor": cursor,
+        "panels": panels,
+        "can_edit": can(actor, Action.EDIT_DEMOGRAPHICS, patient),
+        "can_edit_clinical": can(actor, Action.EDIT_CLINICAL, patient),
+        "can_manage_team": can(actor, Action.MANAGE_CARE_TEAM, patient),
+        "dx_codes": DIAGNOSIS_CODES,
+        "drug_classes": DrugClass.choices,
+    }
+    return render(request, "patients/chart.html", context)
+
+
+@login_required
+def timeline(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.VIEW_DEMOGRAPHICS, object_type="timeline")
+    clinical = can(actor_from_request(request), Action.VIEW_CLINICAL, patient)
+    before = None
+    try:
+        if request.GET.get("at") and request.GET.get("id"):
+            before = (dt.datetime.fromisoformat(request.GET["at"]), int(request.GET["id"]))
+    except ValueError:
+        return HttpResponse("The timeline cursor is not valid.", status=400)
+    events, cursor = selectors.timeline_page(patient, clinical=clinical, before=before)
+    return render(request, "patients/_timeline.html", {"patient": patient, "events": events, "cursor": cursor})
+
+
+@login_required
+def edit(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None if request.method == "POST" else "view")
+    form = DemographicsForm(request.POST or None, instance=patient)
+    conflict = False
+    if request.method == "POST":
+        if form.is_valid():
+            changes = {k: v for k, v in form.cleaned_data.items() if k != "version"}
+            fresh = type(patient).objects.get(pk=patient.pk)
+            try:
+                services.patient_update_demographics(
+                    actor_from_request(request), fresh, form.cleaned_data["version"], changes
+                )
+            except ConflictError as exc:
+                conflict = True
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, "Demographics saved.")
+                return redirect("patients:chart", patient_id=patient.pk)
+        else:
+            # Invalid input is still an attempt to change the record: audit it as a view of the form.
+            record_event(actor_from_request(request), "view", patient=patient, object_type="demographics_form")
+    status = 409 if conflict else (400 if request.method == "POST" else 200)
+    return render(request, "patients/edit.html", {"patient": patient, "form": form}, status=status)
+
+
+def _clinical_post(request: HttpRequest, patient_id: int) -> tuple:
+    patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None)
+    return patient, actor_from_request(request)
+
+
+@login_required
+@require_POST
+def add_diagnosis(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient, actor = _clinical_post(request, patient_id)
+    form = DiagnosisForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a diagnosis code from the list.")
+        return redirect("patients:chart", patient_id=patient.pk)
+    code = BY_ICD10[form.cleaned_data["code"]]
+    services.diagnosis_add(actor, patient, icd10=code.icd10, snomed=code.snomed, description=code.description)
+    messages.success(request, f"Diagnosis {code.icd10} recorded.")
+    return redirect("patients:chart", patient_id=patient.pk)
+
+
+@login_required
+@require_POST
+def add_medication(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient, actor = _clinical_post(request, patient_id)
+    form = MedicationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A medication needs a name and a class.")
+        return redirect("patients:chart", patient_id=patient.pk)
+    services.medication_add(actor, patient, **form.cleaned_data)
+    messages.success(request, "Medication recorded.")
+    return redirect("patients:chart", patient_id=patient.pk)
+
+
+@login_required
+@require_POST
+def stop_medication(request: HttpRequest, patient_id: int, medication_id: int) -> HttpResponse:
+    patient, actor = _clinical_post(request, patient_id)
+    med = get_object_or_404(Medication, pk=medication_id, patient=patient)
+    services.medication_stop(actor, patient, med)
+    messages.success(request, f"{med.name} marked as stopped.")
+    return redirect("patients:chart", patient_id=patient.pk)
+
+
+@login_required
+@require_POST
+def add_allergy(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient, actor = _clinical_post(request, patient_id)
+    form = AllergyForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "An allergy needs the substance.")
+        return redirect("patients:chart", patient_id=patient.pk)
+    services.allergy_add(actor, patient, **form.cleaned_data)
+    messages.success(request, "Allergy recorded.")
+    return redirect("patients:chart", patient_id=patient.pk)
+
+
+def _clinician_choices(clinic: object) -> list[tuple[str, str]]:
+    members = (
+        Membership.objects.filter(
+            clinic=clinic, is_active=True, role__in=[Role.PRESCRIBER, Role.THERAPIST, Role.NURSE]
+        )
+        .select_related("user")
+        .order_by("user__full_name")
+    )
+    return [(str(m.user_id), f"{m.user.full_name} ({m.get_role_display()})") for m in members]
+
+
+@login_required
+def care_team(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = open_patient(
+        request, patient_id, Action.MANAGE_CARE_TEAM, audit=None if request.method == "POST" else "view",
+        object_type="care_team",
+    )
+    actor = actor_from_request(request)
+    form = CareTeamForm(request.POST or None, staff=_clinician_choices(actor.clinic))
+    if request.method == "POST":
+        if "remove" in request.POST:
+            member = get_object_or_404(CareTeamMember, pk=request.POST.get("remove"), patient=patient)
+            services.care_team_remove(actor, patient, member)
+            messages.success(request, "Removed from the care team.")
+            return redirect("patients:care_team", patient_id=patient.pk)
+        if form.is_valid():
+            membership = Membership.objects.select_related("user").get(
+                clinic=actor.clinic, user_id=int(form.cleaned_data["user"])
+            )
+            services.care_team_add(actor, patient, membership.user, membership.role)
+            messages.success(request, f"{membership.user} added to the care team.")
+            return redirect("patients:care_team", patient_id=patient.pk)
+        record_event(actor, "view", patient=patient, object_type="care_team")
+    members = patient.care_team.select_related("user").order_by("role")
+    return render(request, "patients/care_team.html", {"patient": patient, "form": form, "members": members})

@@ -1,0 +1,3 @@
+from kapclinic.testing.matrix import Entry, roles
+
+MATRIX = {"portal:index": Entry(roles(("patient_user", "other_patient_user")))}

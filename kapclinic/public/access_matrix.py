@@ -1,0 +1,3 @@
+from kapclinic.testing.matrix import Entry, public
+
+MATRIX = {"public:index": Entry(public())}

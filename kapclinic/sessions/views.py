@@ -1,0 +1,11 @@
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from kapclinic.core.stubs import require_roles
+
+
+@login_required
+def index(request: HttpRequest) -> HttpResponse:
+    require_roles(request, "prescriber nurse therapist".split())
+    return render(request, "core/stub.html", {"title": "Dosing sessions"})

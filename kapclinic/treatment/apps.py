@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class TreatmentConfig(AppConfig):
+    name = "kapclinic.treatment"
+    label = "treatment"
+    verbose_name = "Treatment"

@@ -1,0 +1,21 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("kapclinic.public.urls")),
+    path("home/", include("kapclinic.core.urls")),
+    path("account/", include("kapclinic.accounts.urls")),
+    path("patients/", include("kapclinic.patients.urls")),
+    path("audit/", include("kapclinic.audit.urls")),
+    path("intake/", include("kapclinic.intake.urls")),
+    path("consent/", include("kapclinic.consent.urls")),
+    path("treatment/", include("kapclinic.treatment.urls")),
+    path("schedule/", include("kapclinic.scheduling.urls")),
+    path("sessions/", include("kapclinic.sessions.urls")),
+    path("measures/", include("kapclinic.measures.urls")),
+    path("notes/", include("kapclinic.notes.urls")),
+    path("portal/", include("kapclinic.portal.urls")),
+]
+
+handler404 = "kapclinic.core.views.error_404"
+handler403 = "kapclinic.core.views.error_403"
+handler500 = "kapclinic.core.views.error_500"
