@@ -1,0 +1,414 @@
+"""Dosing-session state machine, pre-dose safety gate and discharge rules (pure; no Django).
+
+States: scheduled → checked_in → predose_passed → dosing → monitoring → recovery → discharged, or
+aborted (with a reason) from any state before discharge.  Illegal transitions raise
+:class:`IllegalTransition` with a sentence.
+
+Gate items follow the pre-session safety check of ref §6.1 ([S6a][S6b][S10][S36]).  Which failed items are
+*hard stops* (never overridable) is a design choice documented here, not a published standard: a signed
+treatment plan, current consent, a current eligibility decision without an absolute contraindication
+(ref §3.5 [S3][S38]) and, for esketamine, REMS enrolment (ref §2.1 [S5][S6c]).  Every other failed item
+blocks dosing unless a prescriber overrides it with a written reason (ref §3.5 "documented prescriber
+override + rationale"; ref §7 note 4).
+
+Discharge: minimum observation from *first dose* (esketamine ≥ 120 min [S2][S4], ref §7 note 5), sedation
+and dissociation resolved [S5], final vitals in range [S6a], escort present and no-driving advice given
+[S2][S4], clinician signature (ref §2.7).  The minimum observation time cannot be overridden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from kapclinic.clinical.vitals import (
+    DEFAULT_THRESHOLDS,
+    AlertThresholds,
+    Reading,
+    baseline_within_limits,
+    evaluate_reading,
+)
+
+
+class State(StrEnum):
+    SCHEDULED = "scheduled"
+    CHECKED_IN = "checked_in"
+    PREDOSE_PASSED = "predose_passed"
+    DOSING = "dosing"
+    MONITORING = "monitoring"
+    RECOVERY = "recovery"
+    DISCHARGED = "discharged"
+    ABORTED = "aborted"
+
+
+STATE_LABELS: dict[State, str] = {
+    State.SCHEDULED: "Scheduled",
+    State.CHECKED_IN: "Checked in",
+    State.PREDOSE_PASSED: "Pre-dose checks passed",
+    State.DOSING: "Dosing",
+    State.MONITORING: "Monitoring",
+    State.RECOVERY: "Recovery",
+    State.DISCHARGED: "Discharged",
+    State.ABORTED: "Aborted",
+}
+
+TERMINAL = frozenset({State.DISCHARGED, State.ABORTED})
+
+
+class Event(StrEnum):
+    CHECK_IN = "check_in"
+    PASS_PREDOSE = "pass_predose"
+    START_DOSING = "start_dosing"
+    START_MONITORING = "start_monitoring"
+    START_RECOVERY = "start_recovery"
+    DISCHARGE = "discharge"
+    ABORT = "abort"
+
+
+EVENT_LABELS: dict[Event, str] = {
+    Event.CHECK_IN: "check the patient in",
+    Event.PASS_PREDOSE: "pass the pre-dose checks",
+    Event.START_DOSING: "start dosing",
+    Event.START_MONITORING: "finish dosing and start monitoring",
+    Event.START_RECOVERY: "start recovery",
+    Event.DISCHARGE: "discharge the patient",
+    Event.ABORT: "abort the session",
+}
+
+_TRANSITIONS: dict[Event, tuple[frozenset[State], State]] = {
+    Event.CHECK_IN: (frozenset({State.SCHEDULED}), State.CHECKED_IN),
+    Event.PASS_PREDOSE: (frozenset({State.CHECKED_IN}), State.PREDOSE_PASSED),
+    Event.START_DOSING: (frozenset({State.PREDOSE_PASSED}), State.DOSING),
+    Event.START_MONITORING: (frozenset({State.DOSING}), State.MONITORING),
+    Event.START_RECOVERY: (frozenset({State.MONITORING}), State.RECOVERY),
+    Event.DISCHARGE: (frozenset({State.RECOVERY}), State.DISCHARGED),
+    Event.ABORT: (frozenset(State) - TERMINAL, State.ABORTED),
+}
+
+
+class IllegalTransition(ValueError):
+    """A transition not allowed from the current state (message is a user-facing sentence)."""
+
+
+def allowed_events(state: State) -> tuple[Event, ...]:
+    return tuple(e for e, (sources, _) in _TRANSITIONS.items() if state in sources)
+
+
+def next_state(state: State, event: Event, *, reason: str | None = None) -> State:
+    """The state after ``event``; raises :class:`IllegalTransition` with a sentence when not allowed."""
+    sources, target = _TRANSITIONS[event]
+    if state not in sources:
+        if state is State.DISCHARGED and event is Event.DISCHARGE:
+            raise IllegalTransition("The session has already been discharged; it cannot be discharged twice.")
+        if event is Event.START_DOSING and state in (State.DOSING, State.MONITORING, State.RECOVERY):
+            raise IllegalTransition("Dosing has already started for this session; it cannot be dosed twice.")
+        if state in TERMINAL:
+            raise IllegalTransition(
+                f"The session is {STATE_LABELS[state].lower()}; no further changes are possible, so you "
+                f"cannot {EVENT_LABELS[event]}."
+            )
+        allowed = ", ".join(EVENT_LABELS[e] for e in allowed_events(state))
+        raise IllegalTransition(
+            f"You cannot {EVENT_LABELS[event]} while the session is {STATE_LABELS[state].lower()}; "
+            f"from here you can {allowed}."
+        )
+    if event is Event.ABORT and not (reason or "").strip():
+        raise IllegalTransition("Reason is required: a session can only be aborted with a written reason.")
+    return target
+
+
+# --------------------------------------------------------------------------------------------------
+# Pre-dose safety gate
+# --------------------------------------------------------------------------------------------------
+
+GATE_LABELS: dict[str, str] = {
+    "signed_plan": "Signed treatment plan",
+    "consent_current": "Current consent",
+    "eligibility_current": "Current eligibility decision",
+    "phq9_done": "PHQ-9 for this session",
+    "fasting": "Fasting time",
+    "escort_named": "Escort / driver home named",
+    "medication_changes_reviewed": "Medication changes since last session reviewed",
+    "pregnancy_status": "Pregnancy status",
+    "intention_noted": "Intention for the session noted",
+    "baseline_vitals": "Baseline vitals within the protocol's limits",
+    "rems_enrolled": "Patient enrolled in the Spravato REMS",
+    "nasal_steroid_timing": "Nasal corticosteroid / decongestant at least 1 hour before",
+}
+
+HARD_STOPS = frozenset({"signed_plan", "consent_current", "eligibility_current", "rems_enrolled"})
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One evaluated gate item: ``passed`` False with ``detail`` explaining why."""
+
+    key: str
+    passed: bool
+    detail: str = ""
+    waived_reason: str | None = None  # e.g. PHQ-9 waived with a reason (counts as passed)
+
+    @property
+    def label(self) -> str:
+        return GATE_LABELS.get(self.key, self.key)
+
+    @property
+    def hard_stop(self) -> bool:
+        return self.key in HARD_STOPS
+
+
+@dataclass(frozen=True)
+class GateItemResult:
+    check: GateCheck
+    status: str  # "pass" | "waived" | "overridden" | "blocked" | "hard_stop"
+    override_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class GateResult:
+    items: tuple[GateItemResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(i.status in ("pass", "waived", "overridden") for i in self.items)
+
+    @property
+    def blocking(self) -> tuple[str, ...]:
+        out = []
+        for i in self.items:
+            if i.status == "hard_stop":
+                out.append(f"{i.check.label}: {i.check.detail} This is a hard stop and cannot be overridden.")
+            elif i.status == "blocked":
+                out.append(
+                    f"{i.check.label}: {i.check.detail} Dosing is blocked unless a prescriber overrides it "
+                    "with a written reason."
+                )
+        return tuple(out)
+
+    @property
+    def overridable_failures(self) -> tuple[str, ...]:
+        return tuple(i.check.key for i in self.items if i.status == "blocked")
+
+
+def evaluate_gate(
+    checks: Iterable[GateCheck],
+    overrides: Mapping[str, str] | None = None,
+    *,
+    required: Sequence[str] | None = None,
+) -> GateResult:
+    """Combine evaluated checks with prescriber overrides (``{key: written reason}``).
+
+    ``required`` lists the item keys the protocol requires; a required item with no check is a failure.
+    """
+    overrides = overrides or {}
+    by_key = {c.key: c for c in checks}
+    for key in required or ():
+        if key not in by_key:
+            by_key[key] = GateCheck(key, False, "This check has not been completed.")
+    results = []
+    for key, c in by_key.items():
+        if c.passed:
+            results.append(GateItemResult(c, "waived" if c.waived_reason else "pass"))
+            continue
+        reason = (overrides.get(key) or "").strip()
+        if c.hard_stop:
+            results.append(GateItemResult(c, "hard_stop"))
+        elif reason:
+            results.append(GateItemResult(c, "overridden", reason))
+        else:
+            results.append(GateItemResult(c, "blocked"))
+    return GateResult(tuple(results))
+
+
+def check_phq9(done: bool, waiver_reason: str | None = None) -> GateCheck:
+    reason = (waiver_reason or "").strip()
+    if done:
+        return GateCheck("phq9_done", True, "PHQ-9 completed for this session.")
+    if reason:
+        return GateCheck("phq9_done", True, "PHQ-9 waived.", waived_reason=reason)
+    return GateCheck(
+        "phq9_done", False, "No PHQ-9 has been completed for this session and no waiver reason given."
+    )
+
+
+def check_fasting(
+    *,
+    last_food_at: datetime | None,
+    last_liquid_at: datetime | None,
+    now: datetime,
+    food_minutes: int | None,
+    liquids_minutes: int | None,
+) -> GateCheck:
+    """No food for ``food_minutes`` and no liquids for ``liquids_minutes`` before dosing ([S10] ref §1.3 for
+    esketamine: 120 / 30).  ``None`` minutes: the clinic has not set a fasting time for this protocol."""
+    problems = []
+    if food_minutes is None and liquids_minutes is None:
+        return GateCheck("fasting", True, "The protocol sets no fasting time.")
+    if food_minutes is not None:
+        if last_food_at is None:
+            problems.append("the time of the last food was not recorded")
+        elif now - last_food_at < timedelta(minutes=food_minutes):
+            ago = int((now - last_food_at).total_seconds() // 60)
+            problems.append(f"last food was {ago} min ago, the protocol requires {food_minutes} min")
+    if liquids_minutes is not None:
+        if last_liquid_at is None:
+            problems.append("the time of the last liquids was not recorded")
+        elif now - last_liquid_at < timedelta(minutes=liquids_minutes):
+            ago = int((now - last_liquid_at).total_seconds() // 60)
+            problems.append(f"last liquids were {ago} min ago, the protocol requires {liquids_minutes} min")
+    if problems:
+        return GateCheck("fasting", False, _sentence("; ".join(problems)))
+    return GateCheck("fasting", True, "Fasting times met.")
+
+
+# [S8b][S38c] ref §3.6: CNS depressants add sedation/respiratory risk; stimulants and MAOIs raise BP.
+FLAGGED_MEDICATION_CLASSES: dict[str, str] = {
+    "benzodiazepine": "additive sedation and respiratory risk; monitor closely ([S8b] ref §3.6)",
+    "sedative_hypnotic": "additive sedation and respiratory risk; monitor closely ([S8b] ref §3.6)",
+    "opioid": "additive sedation and respiratory risk; monitor closely ([S8b] ref §3.6)",
+    "alcohol": "additive sedation and respiratory risk; monitor closely ([S8b] ref §3.6)",
+    "stimulant": "additive blood-pressure rise; monitor BP ([S8b] ref §3.6)",
+    "maoi": "blood-pressure rise; monitor BP ([S8b] ref §3.6)",
+}
+
+MEDICATION_CLASS_LABELS: dict[str, str] = {
+    "benzodiazepine": "Benzodiazepine",
+    "sedative_hypnotic": "Non-benzodiazepine sedative hypnotic",
+    "opioid": "Opioid",
+    "alcohol": "Alcohol",
+    "stimulant": "Psychostimulant",
+    "maoi": "MAOI",
+}
+
+
+def check_medication_changes(reviewed: bool, flagged_classes: Iterable[str]) -> GateCheck:
+    flagged = sorted(set(flagged_classes))
+    unknown = [c for c in flagged if c not in FLAGGED_MEDICATION_CLASSES]
+    if unknown:
+        raise ValueError(f"Unknown medication class {unknown[0]!r}.")
+    if not reviewed:
+        return GateCheck(
+            "medication_changes_reviewed",
+            False,
+            "Medication changes since the last session have not been reviewed.",
+        )
+    if flagged:
+        notes = "; ".join(f"{MEDICATION_CLASS_LABELS[c]}: {FLAGGED_MEDICATION_CLASSES[c]}" for c in flagged)
+        return GateCheck("medication_changes_reviewed", True, f"Reviewed. Flagged: {notes}.")
+    return GateCheck("medication_changes_reviewed", True, "Reviewed; no flagged medication classes.")
+
+
+def check_baseline_vitals(
+    reading: Reading | None, thresholds: AlertThresholds = DEFAULT_THRESHOLDS
+) -> GateCheck:
+    if reading is None:
+        return GateCheck("baseline_vitals", False, "Baseline vitals have not been recorded.")
+    problems = baseline_within_limits(reading, thresholds)
+    if problems:
+        src = thresholds.predose_sbp_above.source
+        return GateCheck("baseline_vitals", False, " ".join(problems) + f" (consider delaying; {src})")
+    return GateCheck("baseline_vitals", True, "Baseline vitals within the protocol's limits.")
+
+
+def check_text(key: str, value: str | None, missing: str) -> GateCheck:
+    if (value or "").strip():
+        return GateCheck(key, True, "Recorded.")
+    return GateCheck(key, False, missing)
+
+
+def check_flag(key: str, ok: bool | None, ok_text: str, fail_text: str) -> GateCheck:
+    return GateCheck(key, bool(ok), ok_text if ok else fail_text)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+# --------------------------------------------------------------------------------------------------
+# Discharge
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DischargeInput:
+    first_dose_at: datetime | None
+    now: datetime
+    minimum_minutes: int | None
+    last_moaas: int | None
+    last_dissociation: int | None
+    final_vitals: Reading | None
+    baseline: Reading | None
+    escort_present: bool
+    escort_name: str
+    no_driving_advice_given: bool
+    clinician_signed: bool
+    open_alerts: int = 0
+    thresholds: AlertThresholds = DEFAULT_THRESHOLDS
+
+
+@dataclass(frozen=True)
+class DischargeDecision:
+    allowed: bool
+    reasons: tuple[str, ...]
+    minutes_observed: int | None
+    earliest_at: datetime | None
+
+
+def minutes_between(start: datetime, end: datetime) -> int:
+    """Whole minutes elapsed (floored), never negative."""
+    return max(0, int((end - start).total_seconds() // 60))
+
+
+def evaluate_discharge(d: DischargeInput) -> DischargeDecision:
+    """Every reason discharge is refused (empty = allowed).  Nothing here can be overridden."""
+    reasons: list[str] = []
+    observed: int | None = None
+    earliest: datetime | None = None
+    if d.first_dose_at is None:
+        reasons.append("First dose time: no dose has been recorded, so the observation time cannot start.")
+    elif d.minimum_minutes is None:
+        reasons.append(
+            "Minimum observation time: the clinic has not set one for this protocol, so discharge is refused "
+            "until it does."
+        )
+    else:
+        observed = minutes_between(d.first_dose_at, d.now)
+        earliest = d.first_dose_at + timedelta(minutes=d.minimum_minutes)
+        if d.now < earliest:
+            reasons.append(
+                f"Minimum observation time: {observed} of {d.minimum_minutes} minutes since the first dose "
+                f"have passed; discharge is possible from {earliest:%H:%M}."
+            )
+    if d.last_moaas is None:
+        reasons.append("Sedation: no MOAA/S rating has been recorded.")
+    elif d.last_moaas < 5:
+        reasons.append(
+            f"Sedation: the latest MOAA/S is {d.last_moaas}; it must be 5 (alert) before discharge."
+        )
+    if d.last_dissociation is None:
+        reasons.append("Dissociation: no dissociation rating has been recorded.")
+    elif d.last_dissociation > 0:
+        reasons.append(
+            f"Dissociation: the latest rating is {d.last_dissociation}; "
+            "it must be 0 (resolved) before discharge."
+        )
+    if d.final_vitals is None:
+        reasons.append("Final vitals: record a set of vitals during recovery before discharge.")
+    else:
+        alerts = evaluate_reading(d.final_vitals, baseline=d.baseline, phase="intra", thresholds=d.thresholds)
+        if alerts:
+            reasons.append("Final vitals: " + " ".join(a.message for a in alerts) + " They must be in range.")
+        if d.final_vitals.sbp is None or d.final_vitals.spo2 is None:
+            reasons.append("Final vitals: blood pressure and SpO2 are both required.")
+    if d.open_alerts:
+        reasons.append(f"Alerts: {d.open_alerts} alert(s) have not been acknowledged with an action.")
+    if not d.escort_present or not d.escort_name.strip():
+        reasons.append("Escort: the named escort must be present to take the patient home.")
+    if not d.no_driving_advice_given:
+        reasons.append("No-driving advice: confirm the patient was told not to drive until the next day.")
+    if not d.clinician_signed:
+        reasons.append("Signature: a clinician must sign the discharge.")
+    return DischargeDecision(not reasons, tuple(reasons), observed, earliest)
