@@ -33,8 +33,16 @@ class World:
 
 
 PERSONAS = [
-    "anonymous", "admin", "prescriber", "therapist", "therapist_other", "nurse", "front_desk",
-    "patient_user", "other_patient_user", "other_clinic_staff",
+    "anonymous",
+    "admin",
+    "prescriber",
+    "therapist",
+    "therapist_other",
+    "nurse",
+    "front_desk",
+    "patient_user",
+    "other_patient_user",
+    "other_clinic_staff",
 ]
 
 

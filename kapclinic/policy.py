@@ -104,8 +104,13 @@ _RULES: dict[str, dict[str, str]] = {
 
 _CLINIC_RULES: dict[str, frozenset[str]] = {
     "admin": frozenset(
-        {ClinicAction.VIEW_AUDIT, ClinicAction.MANAGE_STAFF, ClinicAction.VIEW_PATIENT_LIST,
-         ClinicAction.VIEW_OUTCOMES, ClinicAction.MANAGE_CLINIC}
+        {
+            ClinicAction.VIEW_AUDIT,
+            ClinicAction.MANAGE_STAFF,
+            ClinicAction.VIEW_PATIENT_LIST,
+            ClinicAction.VIEW_OUTCOMES,
+            ClinicAction.MANAGE_CLINIC,
+        }
     ),
     "prescriber": frozenset({ClinicAction.VIEW_PATIENT_LIST, ClinicAction.VIEW_OUTCOMES}),
     "therapist": frozenset({ClinicAction.VIEW_PATIENT_LIST, ClinicAction.VIEW_OUTCOMES}),

@@ -32,7 +32,9 @@ try:
     else:
         SECRET_KEY = env.str("SECRET_KEY", "insecure-development-key-" + "x" * 40)
 
-    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", [] if IS_PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
+    ALLOWED_HOSTS = env.list(
+        "ALLOWED_HOSTS", [] if IS_PRODUCTION else ["127.0.0.1", "localhost", "testserver"]
+    )
     if IS_PRODUCTION and not ALLOWED_HOSTS:
         raise ConfigError("The environment variable ALLOWED_HOSTS must list the clinic's host names.")
     CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])

@@ -18,7 +18,9 @@ MATRIX = {
     "accounts:switch_clinic": Entry(expect(405)),
     "accounts:password_reset": Entry(public()),
     "accounts:password_reset_done": Entry(public()),
-    "accounts:password_reset_confirm": Entry(public(), kwargs=lambda w: {"uidb64": "MQ", "token": "bad-token"}),
+    "accounts:password_reset_confirm": Entry(
+        public(), kwargs=lambda w: {"uidb64": "MQ", "token": "bad-token"}
+    ),
     "accounts:password_reset_complete": Entry(public()),
     "accounts:staff": Entry(roles(("admin",))),
     "accounts:staff_toggle": Entry(roles(("admin",), ok=302), method="post", setup=_target_membership),

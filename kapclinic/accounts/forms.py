@@ -9,7 +9,9 @@ from kapclinic.accounts.models import Role, User
 
 
 class EmailAuthenticationForm(AuthenticationForm):
-    username = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
+    username = forms.EmailField(
+        label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
+    )
 
     error_messages = {
         "invalid_login": "That email and password do not match an active account. Check both and try again.",
@@ -25,7 +27,9 @@ class TokenForm(forms.Form):
         label="6-digit code from your authenticator app",
         min_length=6,
         max_length=6,
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9]{6}"}),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9]{6}"}
+        ),
     )
 
     def clean_token(self) -> str:
@@ -52,7 +56,9 @@ class InviteForm(forms.Form):
         user = User.objects.filter(email=email).first()
         if user is not None:
             if hasattr(user, "patient_record") and user.patient_record is not None:
-                raise forms.ValidationError("This email belongs to a patient account and cannot be used for staff.")
+                raise forms.ValidationError(
+                    "This email belongs to a patient account and cannot be used for staff."
+                )
             if self.clinic is not None and user.memberships.filter(clinic=self.clinic).exists():
                 raise forms.ValidationError("This person is already a member of this clinic.")
         return email

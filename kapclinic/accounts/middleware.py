@@ -33,7 +33,9 @@ class ClinicContextMiddleware:
             from kapclinic.patients.models import Patient
 
             memberships = list(
-                Membership.objects.filter(user=user, is_active=True, clinic__is_active=True).select_related("clinic")
+                Membership.objects.filter(user=user, is_active=True, clinic__is_active=True).select_related(
+                    "clinic"
+                )
             )
             if memberships:
                 request.user_clinics = tuple(m.clinic for m in memberships)  # type: ignore[attr-defined]
@@ -51,7 +53,12 @@ class ClinicContextMiddleware:
 
 
 _EXEMPT_PREFIXES = (
-    "/account/login", "/account/logout", "/account/mfa", "/account/password-reset", "/static/", "/healthz",
+    "/account/login",
+    "/account/logout",
+    "/account/mfa",
+    "/account/password-reset",
+    "/static/",
+    "/healthz",
 )
 
 
@@ -71,7 +78,7 @@ class StaffSecurityMiddleware:
                 logout(request)
                 messages.info(request, "You were signed out after a period of inactivity.")
                 return redirect(f"{reverse('accounts:login')}?next={request.path}")
-            if not request.headers.get("HX-Trigger-Name") == "poll":
+            if request.headers.get("HX-Trigger-Name") != "poll":
                 request.session[SESSION_LAST_SEEN] = now
             if (
                 not request.user.is_verified()  # type: ignore[union-attr]

@@ -32,7 +32,8 @@ class Clinic(models.Model):
     address = models.TextField(blank=True)
     hours = models.TextField(blank=True, help_text="Opening hours as shown on the public site.")
     crisis_line = models.CharField(
-        max_length=80, default="988 Suicide & Crisis Lifeline (call or text 988)",
+        max_length=80,
+        default="988 Suicide & Crisis Lifeline (call or text 988)",
         help_text="Crisis line shown to patients.",
     )
     emergency_number = models.CharField(max_length=20, default="911")

@@ -17,7 +17,9 @@ from kapclinic.core.actor import Actor
 def set_password_url(user: User) -> str:
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
-    return settings.SITE_URL + reverse("accounts:password_reset_confirm", kwargs={"uidb64": uid, "token": token})
+    return settings.SITE_URL + reverse(
+        "accounts:password_reset_confirm", kwargs={"uidb64": uid, "token": token}
+    )
 
 
 def staff_invite(actor: Actor, clinic: Clinic, *, email: str, full_name: str, role: str) -> Membership:

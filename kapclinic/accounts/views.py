@@ -60,7 +60,9 @@ def mfa(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         token = form.cleaned_data["token"]
-        candidates = [device] if device is not None else list(TOTPDevice.objects.filter(user=user, confirmed=True))
+        candidates = (
+            [device] if device is not None else list(TOTPDevice.objects.filter(user=user, confirmed=True))
+        )
         for candidate in candidates:
             if candidate.verify_token(token):
                 if not candidate.confirmed:
@@ -98,7 +100,9 @@ def staff_list(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
         return redirect("accounts:staff")
     memberships = (
-        Membership.objects.filter(clinic=actor.clinic).select_related("user").order_by("-is_active", "user__full_name")
+        Membership.objects.filter(clinic=actor.clinic)
+        .select_related("user")
+        .order_by("-is_active", "user__full_name")
     )
     page = Paginator(memberships, 50).get_page(request.GET.get("page"))
     return render(request, "accounts/staff.html", {"page": page, "form": form})
@@ -108,7 +112,9 @@ def staff_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def staff_toggle(request: HttpRequest, membership_id: int) -> HttpResponse:
     actor = require_clinic(request, ClinicAction.MANAGE_STAFF)
-    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id, clinic=actor.clinic)
+    membership = get_object_or_404(
+        Membership.objects.select_related("user"), pk=membership_id, clinic=actor.clinic
+    )
     if membership.user_id == actor.user_id:
         raise PermissionDenied("You cannot deactivate your own account.")
     if membership.is_active:
@@ -126,7 +132,9 @@ password_reset = auth_views.PasswordResetView.as_view(
     subject_template_name="accounts/password_reset_subject.txt",
     success_url=reverse_lazy("accounts:password_reset_done"),
 )
-password_reset_done = auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_done.html")
+password_reset_done = auth_views.PasswordResetDoneView.as_view(
+    template_name="accounts/password_reset_done.html"
+)
 password_reset_confirm = auth_views.PasswordResetConfirmView.as_view(
     template_name="accounts/password_reset_confirm.html",
     success_url=reverse_lazy("accounts:password_reset_complete"),

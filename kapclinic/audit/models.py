@@ -49,7 +49,9 @@ class AuditEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     actor_role = models.CharField(max_length=20, blank=True)
-    clinic = models.ForeignKey("accounts.Clinic", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    clinic = models.ForeignKey(
+        "accounts.Clinic", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     patient = models.ForeignKey(
         "patients.Patient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

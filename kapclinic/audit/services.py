@@ -83,7 +83,8 @@ def verify_chains() -> list[str]:
         for event in AuditEvent.objects.filter(chain=chain).order_by("seq").iterator(chunk_size=2000):
             if event.seq != expected_seq:
                 problems.append(
-                    f"Chain {chain}: event #{expected_seq} is missing (next stored event is #{event.seq}, id {event.pk})."
+                    f"Chain {chain}: event #{expected_seq} is missing "
+                    f"(next stored event is #{event.seq}, id {event.pk})."
                 )
                 broken = True
                 break
@@ -94,7 +95,9 @@ def verify_chains() -> list[str]:
                 broken = True
                 break
             if event.compute_hash() != event.hash:
-                problems.append(f"Chain {chain}: event #{event.seq} (id {event.pk}) was altered after it was written.")
+                problems.append(
+                    f"Chain {chain}: event #{event.seq} (id {event.pk}) was altered after it was written."
+                )
                 broken = True
                 break
             prev_hash = event.hash

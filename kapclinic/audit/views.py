@@ -38,7 +38,9 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         if data["date_from"]:
             qs = qs.filter(at__gte=dt.datetime.combine(data["date_from"], dt.time.min, tzinfo=dt.UTC))
         if data["date_to"]:
-            qs = qs.filter(at__lt=dt.datetime.combine(data["date_to"] + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC))
+            qs = qs.filter(
+                at__lt=dt.datetime.combine(data["date_to"] + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+            )
     before = request.GET.get("before", "")
     if before.isdigit():
         qs = qs.filter(id__lt=int(before))

@@ -20,7 +20,9 @@ class DiagnosisCode:
 DIAGNOSIS_CODES: tuple[DiagnosisCode, ...] = (
     DiagnosisCode("F32.0", "", "Major depressive disorder, single episode, mild"),
     DiagnosisCode("F32.1", "", "Major depressive disorder, single episode, moderate"),
-    DiagnosisCode("F32.2", "", "Major depressive disorder, single episode, severe without psychotic features"),
+    DiagnosisCode(
+        "F32.2", "", "Major depressive disorder, single episode, severe without psychotic features"
+    ),
     DiagnosisCode("F32.3", "", "Major depressive disorder, single episode, severe with psychotic features"),
     DiagnosisCode("F32.4", "", "Major depressive disorder, single episode, in partial remission"),
     DiagnosisCode("F32.5", "", "Major depressive disorder, single episode, in full remission"),

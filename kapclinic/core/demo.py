@@ -69,9 +69,11 @@ STAGES = [
     (PathwayStatus.MAINTENANCE, 8),
     (PathwayStatus.DISCHARGED, 6),
 ]
-DX = [("F33.1", "310496002", "Major depressive disorder, recurrent, moderate"),
-      ("F41.1", "21897009", "Generalized anxiety disorder"),
-      ("F43.10", "47505003", "Post-traumatic stress disorder, unspecified")]
+DX = [
+    ("F33.1", "310496002", "Major depressive disorder, recurrent, moderate"),
+    ("F41.1", "21897009", "Generalized anxiety disorder"),
+    ("F43.10", "47505003", "Post-traumatic stress disorder, unspecified"),
+]
 
 
 def build_foundation(stdout: Any = None) -> DemoContext:
@@ -102,7 +104,9 @@ def build_foundation(stdout: Any = None) -> DemoContext:
         other_user = _user(OTHER_CLINIC_LOGIN, "Dr. Omar Other", DEMO_PASSWORD)
         Membership.objects.get_or_create(user=other_user, clinic=other, defaults={"role": Role.PRESCRIBER})
         # The prescriber also works one day a week at the second clinic: a multi-clinic membership.
-        Membership.objects.get_or_create(user=staff["prescriber"], clinic=other, defaults={"role": Role.PRESCRIBER})
+        Membership.objects.get_or_create(
+            user=staff["prescriber"], clinic=other, defaults={"role": Role.PRESCRIBER}
+        )
         actor = Actor(user=staff["admin"], clinic=clinic, role=Role.ADMIN, request_id="seed-demo")
 
         if not Patient.objects.filter(clinic=clinic).exists():
@@ -112,7 +116,9 @@ def build_foundation(stdout: Any = None) -> DemoContext:
     return DemoContext(clinic, other, staff, patients, demo_patient, faker, rng, actor)
 
 
-def _create_patients(clinic: Clinic, other: Clinic, staff: dict[str, User], faker: Faker, rng: random.Random) -> None:
+def _create_patients(
+    clinic: Clinic, other: Clinic, staff: dict[str, User], faker: Faker, rng: random.Random
+) -> None:
     now = clock.now()
     first = True
     for stage, count in STAGES:
@@ -144,25 +150,37 @@ def _create_patients(clinic: Clinic, other: Clinic, staff: dict[str, User], fake
                 pathway_status=stage,
                 created_at=created,
             )
-            add_timeline_event(patient, kind="patient.created", title="Record opened", category="admin", at=created)
+            add_timeline_event(
+                patient, kind="patient.created", title="Record opened", category="admin", at=created
+            )
             if stage != PathwayStatus.INQUIRY:
                 therapist = staff["therapist"] if (user or rng.random() < 0.6) else staff["therapist2"]
                 CareTeamMember.objects.create(patient=patient, user=staff["prescriber"], role="prescriber")
                 CareTeamMember.objects.create(patient=patient, user=therapist, role="therapist")
                 icd, snomed, desc = rng.choice(DX) if not user else DX[0]
                 Diagnosis.objects.create(
-                    patient=patient, icd10=icd, snomed=snomed, description=desc, recorded_by=staff["prescriber"]
+                    patient=patient,
+                    icd10=icd,
+                    snomed=snomed,
+                    description=desc,
+                    recorded_by=staff["prescriber"],
                 )
                 if rng.random() < 0.3:
                     Medication.objects.create(
-                        patient=patient, name=rng.choice(["Sertraline", "Escitalopram", "Bupropion"]),
-                        dose="", drug_class="antidepressant", recorded_by=staff["prescriber"],
+                        patient=patient,
+                        name=rng.choice(["Sertraline", "Escitalopram", "Bupropion"]),
+                        dose="",
+                        drug_class="antidepressant",
+                        recorded_by=staff["prescriber"],
                     )
     # A handful of patients in the second clinic, to show that nothing crosses clinic lines.
     for _ in range(3):
         Patient.objects.create(
-            clinic=other, mrn=next_mrn(other.pk), legal_first_name=faker.first_name(),
-            legal_last_name=faker.last_name(), date_of_birth=faker.date_of_birth(minimum_age=19, maximum_age=75),
+            clinic=other,
+            mrn=next_mrn(other.pk),
+            legal_first_name=faker.first_name(),
+            legal_last_name=faker.last_name(),
+            date_of_birth=faker.date_of_birth(minimum_age=19, maximum_age=75),
             pathway_status=PathwayStatus.ASSESSMENT,
         )
 

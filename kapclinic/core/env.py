@@ -50,7 +50,9 @@ class Env:
         try:
             number = int(value.strip())
         except ValueError:
-            raise ConfigError(f"The environment variable {name} must be a whole number; got {value!r}.") from None
+            raise ConfigError(
+                f"The environment variable {name} must be a whole number; got {value!r}."
+            ) from None
         if minimum is not None and number < minimum:
             raise ConfigError(f"The environment variable {name} must be at least {minimum}; got {number}.")
         if maximum is not None and number > maximum:

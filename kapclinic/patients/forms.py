@@ -15,9 +15,20 @@ class DemographicsForm(forms.ModelForm):
     class Meta:
         model = Patient
         fields = [
-            "legal_first_name", "legal_last_name", "preferred_name", "pronouns", "date_of_birth",
-            "sex_at_birth", "gender_identity", "email", "phone", "address", "emergency_contact_name",
-            "emergency_contact_relationship", "emergency_contact_phone", "pathway_status",
+            "legal_first_name",
+            "legal_last_name",
+            "preferred_name",
+            "pronouns",
+            "date_of_birth",
+            "sex_at_birth",
+            "gender_identity",
+            "email",
+            "phone",
+            "address",
+            "emergency_contact_name",
+            "emergency_contact_relationship",
+            "emergency_contact_phone",
+            "pathway_status",
         ]
         widgets = {
             "date_of_birth": forms.DateInput(attrs={"type": "date"}),

@@ -27,7 +27,11 @@ class SexAtBirth(models.TextChoices):
 class Patient(VersionedModel):
     clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="patients")
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="patient_record"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="patient_record",
     )
     mrn = models.CharField("record number", max_length=20)
     legal_first_name = models.CharField(max_length=100)
@@ -51,9 +55,13 @@ class Patient(VersionedModel):
 
     class Meta:
         ordering: ClassVar = ["legal_last_name", "legal_first_name", "id"]
-        constraints: ClassVar = [models.UniqueConstraint(fields=["clinic", "mrn"], name="mrn_unique_per_clinic")]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["clinic", "mrn"], name="mrn_unique_per_clinic")
+        ]
         indexes: ClassVar = [
-            models.Index(fields=["clinic", "legal_last_name", "legal_first_name"], name="patient_clinic_name"),
+            models.Index(
+                fields=["clinic", "legal_last_name", "legal_first_name"], name="patient_clinic_name"
+            ),
             models.Index(fields=["clinic", "pathway_status"], name="patient_clinic_status"),
         ]
 
@@ -148,7 +156,9 @@ class TimelineEvent(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="timeline")
     at = models.DateTimeField()
     kind = models.CharField(max_length=40)
-    category = models.CharField(max_length=10, choices=TimelineCategory.choices, default=TimelineCategory.CLINICAL)
+    category = models.CharField(
+        max_length=10, choices=TimelineCategory.choices, default=TimelineCategory.CLINICAL
+    )
     title = models.CharField(max_length=200)
     url = models.CharField(max_length=300, blank=True)
     actor = models.ForeignKey(

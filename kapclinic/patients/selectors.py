@@ -27,7 +27,11 @@ def patient_list(actor: Actor, *, query: str = "", status: str = "") -> QuerySet
 
 
 def timeline_page(
-    patient: Patient, *, clinical: bool, before: tuple[dt.datetime, int] | None = None, limit: int = TIMELINE_PAGE
+    patient: Patient,
+    *,
+    clinical: bool,
+    before: tuple[dt.datetime, int] | None = None,
+    limit: int = TIMELINE_PAGE,
 ) -> tuple[list[TimelineEvent], tuple[dt.datetime, int] | None]:
     """Keyset-paginated timeline, newest first. Returns the rows and the cursor for the next page."""
     qs = TimelineEvent.objects.filter(patient=patient).select_related("actor")

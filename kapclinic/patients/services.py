@@ -20,9 +20,20 @@ from kapclinic.patients.models import (
 )
 
 DEMOGRAPHIC_FIELDS = [
-    "legal_first_name", "legal_last_name", "preferred_name", "pronouns", "date_of_birth", "sex_at_birth",
-    "gender_identity", "email", "phone", "address", "emergency_contact_name",
-    "emergency_contact_relationship", "emergency_contact_phone", "pathway_status",
+    "legal_first_name",
+    "legal_last_name",
+    "preferred_name",
+    "pronouns",
+    "date_of_birth",
+    "sex_at_birth",
+    "gender_identity",
+    "email",
+    "phone",
+    "address",
+    "emergency_contact_name",
+    "emergency_contact_relationship",
+    "emergency_contact_phone",
+    "pathway_status",
 ]
 
 
@@ -66,7 +77,11 @@ def patient_create(actor: Actor, **fields: Any) -> Patient:
                 patient = Patient.objects.create(clinic=actor.clinic, mrn=next_mrn(actor.clinic.pk), **fields)
                 record_event(actor, "create", patient=patient, obj=patient)
                 add_timeline_event(
-                    patient, kind="patient.created", title="Record opened", category=TimelineCategory.ADMIN, actor=actor
+                    patient,
+                    kind="patient.created",
+                    title="Record opened",
+                    category=TimelineCategory.ADMIN,
+                    actor=actor,
                 )
                 return patient
         except IntegrityError:
@@ -74,9 +89,13 @@ def patient_create(actor: Actor, **fields: Any) -> Patient:
     raise RuntimeError("Could not allocate a record number; try again.")
 
 
-def patient_update_demographics(actor: Actor, patient: Patient, expected_version: int, changes: dict[str, Any]) -> None:
+def patient_update_demographics(
+    actor: Actor, patient: Patient, expected_version: int, changes: dict[str, Any]
+) -> None:
     """Save demographic changes unless someone else saved first (raises ConflictError)."""
-    changed = [name for name in DEMOGRAPHIC_FIELDS if name in changes and getattr(patient, name) != changes[name]]
+    changed = [
+        name for name in DEMOGRAPHIC_FIELDS if name in changes and getattr(patient, name) != changes[name]
+    ]
     with transaction.atomic():
         for name in changed:
             setattr(patient, name, changes[name])
@@ -95,11 +114,16 @@ def patient_update_demographics(actor: Actor, patient: Patient, expected_version
 
 def care_team_add(actor: Actor, patient: Patient, user: Any, role: str) -> CareTeamMember:
     with transaction.atomic():
-        member, _created = CareTeamMember.objects.get_or_create(patient=patient, user=user, defaults={"role": role})
+        member, _created = CareTeamMember.objects.get_or_create(
+            patient=patient, user=user, defaults={"role": role}
+        )
         record_event(actor, "update", patient=patient, obj=member, detail=f"care_team add {role}")
         add_timeline_event(
-            patient, kind="care_team.added", title=f"{user} joined the care team ({role})",
-            category=TimelineCategory.ADMIN, actor=actor,
+            patient,
+            kind="care_team.added",
+            title=f"{user} joined the care team ({role})",
+            category=TimelineCategory.ADMIN,
+            actor=actor,
         )
     return member
 
@@ -108,8 +132,11 @@ def care_team_remove(actor: Actor, patient: Patient, member: CareTeamMember) -> 
     with transaction.atomic():
         record_event(actor, "update", patient=patient, obj=member, detail="care_team remove")
         add_timeline_event(
-            patient, kind="care_team.removed", title=f"{member.user} left the care team",
-            category=TimelineCategory.ADMIN, actor=actor,
+            patient,
+            kind="care_team.removed",
+            title=f"{member.user} left the care team",
+            category=TimelineCategory.ADMIN,
+            actor=actor,
         )
         member.delete()
 
@@ -120,7 +147,9 @@ def diagnosis_add(actor: Actor, patient: Patient, *, icd10: str, snomed: str, de
             patient=patient, icd10=icd10, snomed=snomed, description=description, recorded_by=actor.user
         )
         record_event(actor, "create", patient=patient, obj=dx)
-        add_timeline_event(patient, kind="diagnosis.added", title=f"Diagnosis recorded: {icd10}", actor=actor, ref=dx)
+        add_timeline_event(
+            patient, kind="diagnosis.added", title=f"Diagnosis recorded: {icd10}", actor=actor, ref=dx
+        )
     return dx
 
 
@@ -130,7 +159,9 @@ def medication_add(actor: Actor, patient: Patient, *, name: str, dose: str, drug
             patient=patient, name=name, dose=dose, drug_class=drug_class, recorded_by=actor.user
         )
         record_event(actor, "create", patient=patient, obj=med)
-        add_timeline_event(patient, kind="medication.added", title=f"Medication recorded: {name}", actor=actor, ref=med)
+        add_timeline_event(
+            patient, kind="medication.added", title=f"Medication recorded: {name}", actor=actor, ref=med
+        )
     return med
 
 
@@ -138,12 +169,16 @@ def medication_stop(actor: Actor, patient: Patient, med: Medication) -> None:
     with transaction.atomic():
         Medication.objects.filter(pk=med.pk).update(active=False)
         record_event(actor, "update", patient=patient, obj=med, detail="stopped")
-        add_timeline_event(patient, kind="medication.stopped", title=f"Medication stopped: {med.name}", actor=actor)
+        add_timeline_event(
+            patient, kind="medication.stopped", title=f"Medication stopped: {med.name}", actor=actor
+        )
 
 
 def allergy_add(actor: Actor, patient: Patient, *, substance: str, reaction: str) -> Allergy:
     with transaction.atomic():
-        allergy = Allergy.objects.create(patient=patient, substance=substance, reaction=reaction, recorded_by=actor.user)
+        allergy = Allergy.objects.create(
+            patient=patient, substance=substance, reaction=reaction, recorded_by=actor.user
+        )
         record_event(actor, "create", patient=patient, obj=allergy)
         add_timeline_event(patient, kind="allergy.added", title=f"Allergy recorded: {substance}", actor=actor)
     return allergy

@@ -13,6 +13,10 @@ urlpatterns = [
     path("<int:patient_id>/care-team/", views.care_team, name="care_team"),
     path("<int:patient_id>/diagnoses/add/", views.add_diagnosis, name="add_diagnosis"),
     path("<int:patient_id>/medications/add/", views.add_medication, name="add_medication"),
-    path("<int:patient_id>/medications/<int:medication_id>/stop/", views.stop_medication, name="stop_medication"),
+    path(
+        "<int:patient_id>/medications/<int:medication_id>/stop/",
+        views.stop_medication,
+        name="stop_medication",
+    ),
     path("<int:patient_id>/allergies/add/", views.add_allergy, name="add_allergy"),
 ]

@@ -4,8 +4,8 @@ import datetime as dt
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -40,7 +40,9 @@ def patient_list(request: HttpRequest) -> HttpResponse:
         status = ""
     qs = selectors.patient_list(actor, query=query, status=status)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    record_event(actor, "list", object_type="patient_list", detail=f"page={page.number} n={len(page.object_list)}")
+    record_event(
+        actor, "list", object_type="patient_list", detail=f"page={page.number} n={len(page.object_list)}"
+    )
     return render(
         request,
         "patients/list.html",
@@ -102,12 +104,16 @@ def timeline(request: HttpRequest, patient_id: int) -> HttpResponse:
     except ValueError:
         return HttpResponse("The timeline cursor is not valid.", status=400)
     events, cursor = selectors.timeline_page(patient, clinical=clinical, before=before)
-    return render(request, "patients/_timeline.html", {"patient": patient, "events": events, "cursor": cursor})
+    return render(
+        request, "patients/_timeline.html", {"patient": patient, "events": events, "cursor": cursor}
+    )
 
 
 @login_required
 def edit(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None if request.method == "POST" else "view")
+    patient = open_patient(
+        request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None if request.method == "POST" else "view"
+    )
     form = DemographicsForm(request.POST or None, instance=patient)
     conflict = False
     if request.method == "POST":
@@ -126,7 +132,9 @@ def edit(request: HttpRequest, patient_id: int) -> HttpResponse:
                 return redirect("patients:chart", patient_id=patient.pk)
         else:
             # Invalid input is still an attempt to change the record: audit it as a view of the form.
-            record_event(actor_from_request(request), "view", patient=patient, object_type="demographics_form")
+            record_event(
+                actor_from_request(request), "view", patient=patient, object_type="demographics_form"
+            )
     status = 409 if conflict else (400 if request.method == "POST" else 200)
     return render(request, "patients/edit.html", {"patient": patient, "form": form}, status=status)
 
@@ -200,7 +208,10 @@ def _clinician_choices(clinic: object) -> list[tuple[str, str]]:
 @login_required
 def care_team(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = open_patient(
-        request, patient_id, Action.MANAGE_CARE_TEAM, audit=None if request.method == "POST" else "view",
+        request,
+        patient_id,
+        Action.MANAGE_CARE_TEAM,
+        audit=None if request.method == "POST" else "view",
         object_type="care_team",
     )
     actor = actor_from_request(request)

@@ -22,13 +22,17 @@ def make_clinic(name: str = "Test Clinic", **kwargs: Any) -> Clinic:
 def make_staff(clinic: Clinic, role: str, *, name: str | None = None, email: str | None = None) -> User:
     n = next(_seq)
     user = User.objects.create_user(
-        email=email or f"{role}{n}@test.kapclinic.test", full_name=name or f"{role.title()} {n}", password=PASSWORD
+        email=email or f"{role}{n}@test.kapclinic.test",
+        full_name=name or f"{role.title()} {n}",
+        password=PASSWORD,
     )
     Membership.objects.create(user=user, clinic=clinic, role=role)
     return user
 
 
-def make_patient(clinic: Clinic, *, user: User | None = None, care_team: list[User] | None = None, **kwargs: Any) -> Patient:
+def make_patient(
+    clinic: Clinic, *, user: User | None = None, care_team: list[User] | None = None, **kwargs: Any
+) -> Patient:
     n = next(_seq)
     defaults: dict[str, Any] = {
         "legal_first_name": f"Pat{n}",
@@ -47,7 +51,9 @@ def make_patient(clinic: Clinic, *, user: User | None = None, care_team: list[Us
 
 def make_patient_user(clinic: Clinic, **kwargs: Any) -> tuple[User, Patient]:
     n = next(_seq)
-    user = User.objects.create_user(email=f"patient{n}@example.test", full_name=f"Patient {n}", password=PASSWORD)
+    user = User.objects.create_user(
+        email=f"patient{n}@example.test", full_name=f"Patient {n}", password=PASSWORD
+    )
     return user, make_patient(clinic, user=user, **kwargs)
 
 

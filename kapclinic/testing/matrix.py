@@ -16,8 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PERSONAS = (
-    "anonymous", "admin", "prescriber", "therapist", "therapist_other", "nurse", "front_desk",
-    "patient_user", "other_patient_user", "other_clinic_staff",
+    "anonymous",
+    "admin",
+    "prescriber",
+    "therapist",
+    "therapist_other",
+    "nurse",
+    "front_desk",
+    "patient_user",
+    "other_patient_user",
+    "other_clinic_staff",
 )
 STAFF = ("admin", "prescriber", "therapist", "therapist_other", "nurse", "front_desk")
 LOGIN = 302  # anonymous users are sent to the login page
@@ -37,7 +45,7 @@ class Entry:
 
 def expect(default: int, **overrides: int) -> dict[str, int]:
     """Every persona gets `default` unless overridden; anonymous defaults to the login redirect."""
-    table = {p: default for p in PERSONAS}
+    table = dict.fromkeys(PERSONAS, default)
     table["anonymous"] = LOGIN
     for key, value in overrides.items():
         if key not in PERSONAS:
@@ -46,13 +54,16 @@ def expect(default: int, **overrides: int) -> dict[str, int]:
     return table
 
 
-def roles(allowed: tuple[str, ...] | list[str], ok: int = 200, denied: int = 403, **overrides: int) -> dict[str, int]:
+def roles(
+    allowed: tuple[str, ...] | list[str], ok: int = 200, denied: int = 403, **overrides: int
+) -> dict[str, int]:
     """`allowed` personas get `ok`, every other signed-in persona gets `denied`.
 
-    therapist_other is a therapist too; other_clinic_staff is a prescriber in their own clinic: on clinic-level pages they get what a
-    prescriber gets (their own clinic's page); patient-scoped entries override it with 404.
+    therapist_other is a therapist too; other_clinic_staff is a prescriber in their own clinic: on
+    clinic-level pages they get what a prescriber gets (their own clinic's page); patient-scoped
+    entries override it with 404.
     """
-    table = expect(denied, **{p: ok for p in allowed})
+    table = expect(denied, **dict.fromkeys(allowed, ok))
     if "prescriber" in allowed:
         table["other_clinic_staff"] = ok
     if "therapist" in allowed:
@@ -62,7 +73,7 @@ def roles(allowed: tuple[str, ...] | list[str], ok: int = 200, denied: int = 403
 
 
 def public(ok: int = 200) -> dict[str, int]:
-    return {p: ok for p in PERSONAS}
+    return dict.fromkeys(PERSONAS, ok)
 
 
 def patient_kwargs(world: Any) -> dict[str, Any]:

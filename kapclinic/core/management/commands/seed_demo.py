@@ -4,7 +4,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from kapclinic.core.demo import DEMO_PASSWORD, OTHER_CLINIC_LOGIN, PATIENT_LOGIN, STAFF, build_foundation, run_app_seeders
+from kapclinic.core.demo import (
+    DEMO_PASSWORD,
+    OTHER_CLINIC_LOGIN,
+    PATIENT_LOGIN,
+    STAFF,
+    build_foundation,
+    run_app_seeders,
+)
 
 
 class Command(BaseCommand):
@@ -21,8 +28,8 @@ class Command(BaseCommand):
             f"app data: {', '.join(ran) or 'none'}."
         )
         if not options["quiet_logins"]:
-            self.stdout.write("\nDemo logins (password for all: %s)" % DEMO_PASSWORD)
-            for email, name, role in STAFF:
+            self.stdout.write(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
+            for email, _name, role in STAFF:
                 self.stdout.write(f"  {role.label:<24} {email}")
             self.stdout.write(f"  {'Patient':<24} {PATIENT_LOGIN}")
             self.stdout.write(f"  {'Prescriber, other clinic':<24} {OTHER_CLINIC_LOGIN}")

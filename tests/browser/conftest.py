@@ -1,0 +1,112 @@
+"""Playwright fixtures: Debian's Chromium, headless, against pytest-django's live server.
+
+Screenshots land in var/screenshots/ (kept as CI artifacts); axe-core runs on every page a test
+checks and fails on serious or critical findings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM guard would refuse the test's
+# own database calls. The live server itself runs in another thread and is unaffected.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("KAP_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+PASSWORD = "test-password-123"
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.browser)
+        item.add_marker(pytest.mark.django_db(transaction=True))
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed: browser tests did not run")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def server(live_server: Any, settings: Any) -> str:
+    settings.ALLOWED_HOSTS = ["*"]
+    return str(live_server.url)
+
+
+def _page(browser: Any, width: int, height: int, **kw: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": width, "height": height}, **kw)
+    context.set_default_timeout(15000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    yield from _page(browser, 1280, 900)
+
+
+@pytest.fixture
+def tablet_page(browser: Any, server: str) -> Iterator[Any]:
+    yield from _page(browser, 768, 1024, has_touch=True)
+
+
+@pytest.fixture
+def phone_page(browser: Any, server: str) -> Iterator[Any]:
+    yield from _page(browser, 390, 844, has_touch=True, is_mobile=True)
+
+
+@pytest.fixture
+def login(server: str) -> Any:
+    def do(page: Any, email: str, password: str = PASSWORD) -> None:
+        page.goto(f"{server}/account/login/")
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state("networkidle")
+
+    return do
+
+
+@pytest.fixture
+def shot() -> Any:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    def do(page: Any, name: str, full_page: bool = True) -> Path:
+        path = SHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=full_page)
+        return path
+
+    return do
+
+
+@pytest.fixture
+def axe_check() -> Any:
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+
+    def do(page: Any, name: str) -> None:
+        results = axe.run(page)
+        bad = [
+            f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+            for v in results.response["violations"]
+            if v.get("impact") in ("serious", "critical")
+        ]
+        assert not bad, f"axe-core found serious/critical problems on {name}:\n" + "\n".join(bad)
+
+    return do

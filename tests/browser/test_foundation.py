@@ -1,0 +1,111 @@
+"""Each role signs in and sees what their role should; axe-core on every page visited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kapclinic.testing.factories import make_clinic, make_patient, make_patient_user, make_staff
+
+
+def _world() -> dict[str, Any]:
+    clinic = make_clinic("Harbor", is_public=True)
+    prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="prescriber@b.test")
+    therapist = make_staff(clinic, "therapist", name="Theo Therapist", email="therapist@b.test")
+    nurse = make_staff(clinic, "nurse", name="Nadia Nurse", email="nurse@b.test")
+    front = make_staff(clinic, "front_desk", name="Frankie Frontdesk", email="front@b.test")
+    admin = make_staff(clinic, "admin", name="Alex Admin", email="admin@b.test")
+    _, patient = make_patient_user(clinic, care_team=[prescriber, therapist], legal_first_name="Robin")
+    from kapclinic.patients.models import Diagnosis
+
+    Diagnosis.objects.create(
+        patient=patient,
+        icd10="F33.1",
+        snomed="310496002",
+        description="Major depressive disorder, recurrent, moderate",
+        recorded_by=prescriber,
+    )
+    unrelated = make_patient(clinic, legal_first_name="Casey", care_team=[prescriber])
+    return {
+        "patient": patient,
+        "unrelated": unrelated,
+        "admin": admin,
+        "front": front,
+        "nurse": nurse,
+        "patient_email": patient.user.email,
+    }
+
+
+def test_prescriber_sees_full_chart(page: Any, server: str, login: Any, axe_check: Any, shot: Any) -> None:
+    w = _world()
+    login(page, "prescriber@b.test")
+    axe_check(page, "dashboard")
+    page.get_by_role("link", name="Patients").first.click()
+    page.get_by_role("link", name="Synthetic, Robin").click()
+    assert page.get_by_role("heading", name="Diagnoses").is_visible()
+    assert "F33.1" in page.content()
+    axe_check(page, "chart-prescriber")
+    shot(page, "foundation-chart-prescriber")
+    assert w["patient"].pk
+
+
+def test_front_desk_sees_no_clinical_content(
+    page: Any, server: str, login: Any, axe_check: Any, shot: Any
+) -> None:
+    w = _world()
+    login(page, "front@b.test")
+    page.goto(f"{server}/patients/{w['patient'].pk}/")
+    assert page.get_by_role("heading", name="Contact").is_visible()
+    assert page.get_by_role("heading", name="Diagnoses").count() == 0
+    assert "F33.1" not in page.content()
+    axe_check(page, "chart-front-desk")
+    shot(page, "foundation-chart-front-desk")
+
+
+def test_therapist_sees_only_caseload(page: Any, server: str, login: Any, axe_check: Any, shot: Any) -> None:
+    w = _world()
+    login(page, "therapist@b.test")
+    page.goto(f"{server}/patients/")
+    assert page.get_by_role("link", name="Synthetic, Robin").is_visible()
+    assert page.get_by_role("link", name="Synthetic, Casey").count() == 0
+    axe_check(page, "patient-list-therapist")
+    response = page.goto(f"{server}/patients/{w['unrelated'].pk}/")
+    assert response is not None and response.status == 403
+    axe_check(page, "403")
+    shot(page, "foundation-403")
+
+
+def test_nurse_and_admin(page: Any, server: str, login: Any, axe_check: Any, shot: Any) -> None:
+    _world()
+    login(page, "admin@b.test")
+    page.get_by_role("link", name="Audit log").click()
+    assert page.get_by_role("heading", name="Audit log").is_visible()
+    axe_check(page, "audit-log")
+    shot(page, "foundation-audit-log")
+    page.get_by_role("link", name="Staff").click()
+    axe_check(page, "staff")
+    shot(page, "foundation-staff")
+
+
+def test_patient_lands_in_portal_and_404_page(
+    page: Any, server: str, login: Any, axe_check: Any, shot: Any
+) -> None:
+    w = _world()
+    login(page, w["patient_email"])
+    assert "/portal/" in page.url
+    axe_check(page, "portal-home")
+    response = page.goto(f"{server}/patients/{w['patient'].pk}/")
+    assert response is not None and response.status == 403
+    response = page.goto(f"{server}/no-such-page/")
+    assert response is not None and response.status == 404
+    assert page.get_by_role("heading", name="We could not find that page").is_visible()
+    axe_check(page, "404")
+
+
+def test_login_error_is_clear(page: Any, server: str, axe_check: Any, shot: Any) -> None:
+    page.goto(f"{server}/account/login/")
+    page.get_by_label("Email").fill("nobody@example.test")
+    page.get_by_label("Password").fill("wrong-password")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.get_by_role("alert").is_visible()
+    axe_check(page, "login-error")
+    shot(page, "foundation-login-error")
