@@ -62,6 +62,19 @@ _EXEMPT_PREFIXES = (
 )
 
 
+SESSION_ENROLLED = "kap_mfa_enrolled"
+
+
+def _enrolled(request: HttpRequest) -> bool:
+    """Has this staff member set up an authenticator? Remembered for the session (the MFA view
+    updates it), so pages do not pay two device queries each."""
+    cached = request.session.get(SESSION_ENROLLED)
+    if cached is None:
+        cached = bool(user_has_device(request.user, confirmed=True))
+        request.session[SESSION_ENROLLED] = cached
+    return bool(cached)
+
+
 class StaffSecurityMiddleware:
     """Idle-session timeout for staff, and mandatory two-factor for staff when the setting says so."""
 
@@ -78,12 +91,14 @@ class StaffSecurityMiddleware:
                 logout(request)
                 messages.info(request, "You were signed out after a period of inactivity.")
                 return redirect(f"{reverse('accounts:login')}?next={request.path}")
-            if request.headers.get("HX-Trigger-Name") != "poll":
+            # Writing the session on every request would cost a database write per page; a
+            # resolution of a minute is plenty for a timeout counted in minutes.
+            if (last is None or now - float(last) > 60) and request.headers.get("HX-Trigger-Name") != "poll":
                 request.session[SESSION_LAST_SEEN] = now
             if (
                 not request.user.is_verified()  # type: ignore[union-attr]
                 and not request.path.startswith(_EXEMPT_PREFIXES)
-                and (settings.MFA_REQUIRED_FOR_STAFF or user_has_device(request.user, confirmed=True))
+                and (settings.MFA_REQUIRED_FOR_STAFF or _enrolled(request))
             ):
                 return redirect(f"{reverse('accounts:mfa')}?next={request.path}")
         return self.get_response(request)

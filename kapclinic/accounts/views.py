@@ -20,7 +20,7 @@ from django_otp import user_has_device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from kapclinic.accounts.forms import EmailAuthenticationForm, InviteForm, TokenForm
-from kapclinic.accounts.middleware import SESSION_CLINIC
+from kapclinic.accounts.middleware import SESSION_CLINIC, SESSION_ENROLLED
 from kapclinic.accounts.models import Membership
 from kapclinic.accounts.services import staff_deactivate, staff_invite, staff_reactivate
 from kapclinic.policy import ClinicAction, require_clinic
@@ -64,14 +64,20 @@ def mfa(request: HttpRequest) -> HttpResponse:
             [device] if device is not None else list(TOTPDevice.objects.filter(user=user, confirmed=True))
         )
         for candidate in candidates:
+            allowed, info = candidate.verify_is_allowed()
+            if not allowed:
+                form.add_error("token", "Too many wrong codes in a row. Wait a few seconds, then try the newest code.")
+                break
             if candidate.verify_token(token):
                 if not candidate.confirmed:
                     candidate.confirmed = True
                     candidate.save(update_fields=["confirmed"])
                 otp_login(request, candidate)
+                request.session[SESSION_ENROLLED] = True
                 messages.success(request, "Two-factor verification complete.")
                 return redirect(request.GET.get("next") or "core:home")
-        form.add_error("token", "That code is not valid. Check your device's clock and try the newest code.")
+        else:
+            form.add_error("token", "That code is not valid. Check your device's clock and try the newest code.")
     context: dict[str, Any] = {"form": form, "setup": device is not None}
     if device is not None:
         context["secret"] = base64.b32encode(device.bin_key).decode()

@@ -5,3 +5,18 @@ class PatientsConfig(AppConfig):
     name = "kapclinic.patients"
     label = "patients"
     verbose_name = "Patients and charts"
+
+    def ready(self) -> None:
+        from kapclinic.core.registry import Widget, register_dashboard_widget
+        from kapclinic.patients.widgets import caseload_context
+
+        register_dashboard_widget(
+            Widget(
+                key="caseload",
+                title="My caseload",
+                template="patients/_caseload_widget.html",
+                context=caseload_context,
+                roles=frozenset({"prescriber", "therapist", "nurse"}),
+                order=50,
+            )
+        )

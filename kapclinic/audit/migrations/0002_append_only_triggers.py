@@ -28,15 +28,6 @@ PG_DOWN = [
 ]
 
 
-def install(schema_editor, up=True):
-    """Used by tests to install (or remove) the triggers on a test database."""
-    statements = (
-        {"sqlite": SQLITE_UP, "postgresql": PG_UP} if up else {"sqlite": SQLITE_DOWN, "postgresql": PG_DOWN}
-    )
-    for sql in statements.get(schema_editor.connection.vendor, []):
-        schema_editor.execute(sql)
-
-
 def _run(statements_by_vendor):
     def apply(apps, schema_editor):
         # Test databases are flushed between browser tests (TRUNCATE / DELETE), which the triggers

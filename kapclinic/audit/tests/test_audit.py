@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+
+from kapclinic.audit.models import AuditEvent
+from kapclinic.audit.services import record_event, verify_chains
+from kapclinic.testing.factories import actor_for
+
+
+def _count(**filters: Any) -> int:
+    return AuditEvent.objects.filter(**filters).count()
+
+
+def test_chart_view_leaves_exactly_one_event(world: Any, client: Any) -> None:
+    client.force_login(world.therapist)
+    before = _count(patient=world.patient)
+    assert client.get(f"/patients/{world.patient.pk}/").status_code == 200
+    events = list(AuditEvent.objects.filter(patient=world.patient).order_by("-id")[: _count(patient=world.patient) - before])
+    assert [e.action for e in events] == ["view"]
+    event = events[0]
+    assert event.actor_id == world.therapist.pk
+    assert event.actor_role == "therapist"
+    assert event.request_id and event.ip == "127.0.0.1"
+    assert event.clinic_id == world.clinic.pk
+
+
+def test_refused_access_is_one_denied_event(world: Any, client: Any) -> None:
+    client.force_login(world.therapist_other)
+    assert client.get(f"/patients/{world.patient.pk}/").status_code == 403
+    assert list(AuditEvent.objects.filter(patient=world.patient).values_list("action", flat=True)) == ["denied"]
+
+
+def test_other_clinic_gets_404_and_no_patient_event(world: Any, client: Any) -> None:
+    client.force_login(world.other_clinic_staff)
+    assert client.get(f"/patients/{world.patient.pk}/").status_code == 404
+    assert _count(patient=world.patient) == 0
+
+
+def test_update_leaves_one_update_event(world: Any, client: Any) -> None:
+    client.force_login(world.front_desk)
+    data = _form_data(world.patient)
+    data["phone"] = "(555) 010-7777"
+    response = client.post(f"/patients/{world.patient.pk}/edit/", data)
+    assert response.status_code == 302
+    assert list(AuditEvent.objects.filter(patient=world.patient).values_list("action", flat=True)) == ["update"]
+
+
+def test_create_leaves_one_create_event(world: Any, client: Any) -> None:
+    client.force_login(world.front_desk)
+    response = client.post(
+        "/patients/new/",
+        {"legal_first_name": "Jo", "legal_last_name": "Example", "date_of_birth": "1990-01-02", "sex_at_birth": "unknown"},
+    )
+    assert response.status_code == 302
+    event = AuditEvent.objects.filter(action="create").get()
+    assert event.patient is not None and event.patient.legal_first_name == "Jo"
+
+
+def test_list_leaves_one_list_event(world: Any, client: Any) -> None:
+    client.force_login(world.nurse)
+    client.get("/patients/")
+    events = AuditEvent.objects.filter(actor=world.nurse).exclude(action="login")
+    assert list(events.values_list("action", flat=True)) == ["list"]
+
+
+def _form_data(patient: Any) -> dict[str, Any]:
+    return {
+        "legal_first_name": patient.legal_first_name,
+        "legal_last_name": patient.legal_last_name,
+        "date_of_birth": patient.date_of_birth.isoformat(),
+        "sex_at_birth": patient.sex_at_birth,
+        "pathway_status": patient.pathway_status,
+        "version": patient.version,
+    }
+
+
+def test_events_cannot_be_changed_or_deleted_by_the_application(world: Any) -> None:
+    event = record_event(actor_for(world.admin, world.clinic), "view", patient=world.patient)
+    event.detail = "changed"
+    with pytest.raises(PermissionError):
+        event.save()
+    with pytest.raises(PermissionError):
+        event.delete()
+    with pytest.raises(PermissionError):
+        AuditEvent.objects.filter(pk=event.pk).update(detail="x")
+    with pytest.raises(PermissionError):
+        AuditEvent.objects.filter(pk=event.pk).delete()
+
+
+def test_database_triggers_refuse_raw_update_and_delete(world: Any) -> None:
+    from importlib import import_module
+
+    triggers = import_module("kapclinic.audit.migrations.0002_append_only_triggers")
+    event = record_event(actor_for(world.admin, world.clinic), "view", patient=world.patient)
+    up = {"sqlite": triggers.SQLITE_UP, "postgresql": triggers.PG_UP}[connection.vendor]
+    down = {"sqlite": triggers.SQLITE_DOWN, "postgresql": triggers.PG_DOWN}[connection.vendor]
+    with connection.cursor() as cursor:
+        for statement in up:
+            cursor.execute(statement)
+    for sql in ("UPDATE audit_auditevent SET detail = 'x' WHERE id = %s", "DELETE FROM audit_auditevent WHERE id = %s"):
+        with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [event.pk])
+    with connection.cursor() as cursor:
+        for statement in down:
+            cursor.execute(statement)
+
+
+def _tamper(sql: str, params: list[Any]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _events(world: Any, n: int) -> list[AuditEvent]:
+    actor = actor_for(world.prescriber, world.clinic)
+    return [record_event(actor, "view", patient=world.patient, detail=f"i={i}") for i in range(n)]
+
+
+def test_verify_passes_on_an_intact_chain(world: Any, capsys: Any) -> None:
+    _events(world, 5)
+    assert verify_chains() == []
+    call_command("audit_verify")
+    assert "intact" in capsys.readouterr().out
+
+
+def test_verify_names_an_altered_row(world: Any) -> None:
+    events = _events(world, 5)
+    _tamper("UPDATE audit_auditevent SET actor_role = 'admin' WHERE id = %s", [events[2].pk])
+    problems = verify_chains()
+    assert len(problems) == 1
+    assert f"#{events[2].seq} (id {events[2].pk}) was altered" in problems[0]
+    with pytest.raises(CommandError):
+        call_command("audit_verify")
+
+
+def test_verify_names_a_deleted_row(world: Any) -> None:
+    events = _events(world, 5)
+    _tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[1].pk])
+    problems = verify_chains()
+    assert len(problems) == 1
+    assert f"event #{events[1].seq} is missing" in problems[0]
+
+
+def test_verify_notices_a_removed_tail(world: Any) -> None:
+    events = _events(world, 4)
+    _tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[-1].pk])
+    problems = verify_chains()
+    assert len(problems) == 1 and "newest event(s)" in problems[0]
+
+
+def test_verify_notices_a_rehashed_forgery(world: Any) -> None:
+    """An attacker who edits a row and recomputes its own hash still breaks the link to the next one."""
+    events = _events(world, 3)
+    forged = AuditEvent.objects.get(pk=events[0].pk)
+    forged.detail = "forged"
+    new_hash = forged.compute_hash()
+    _tamper("UPDATE audit_auditevent SET detail = 'forged', hash = %s WHERE id = %s", [new_hash, forged.pk])
+    problems = verify_chains()
+    assert len(problems) == 1 and f"#{events[1].seq}" in problems[0] and "does not link" in problems[0]
+
+
+def test_each_clinic_has_its_own_chain(world: Any) -> None:
+    record_event(actor_for(world.prescriber, world.clinic), "view", patient=world.patient)
+    record_event(actor_for(world.other_clinic_staff, world.other_clinic), "view", patient=world.other_clinic_patient)
+    chains = set(AuditEvent.objects.values_list("chain", flat=True))
+    assert chains == {world.clinic.pk, world.other_clinic.pk}
+    assert verify_chains() == []
+
+
+def test_admin_audit_log_filters(world: Any, client: Any) -> None:
+    _events(world, 3)
+    record_event(actor_for(world.prescriber, world.clinic), "view", patient=world.other_patient)
+    client.force_login(world.admin)
+    response = client.get("/audit/", {"mrn": world.other_patient.mrn})
+    assert response.status_code == 200
+    assert len(response.context["events"]) == 1
+    response = client.get("/audit/", {"action": "denied"})
+    assert len(response.context["events"]) == 0
+
+
+def test_audit_log_query_count_is_constant(world: Any, client: Any, django_assert_max_num_queries: Any) -> None:
+    client.force_login(world.admin)
+    _events(world, 1)
+    with django_assert_max_num_queries(12):
+        client.get("/audit/")
+    _events(world, 60)
+    with django_assert_max_num_queries(12):
+        response = client.get("/audit/")
+    assert len(response.context["events"]) == 50
+    assert response.context["next_before"] is not None

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kapclinic.core.env import ConfigError, Env
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_bool_parsing() -> None:
+    env = Env({"A": "yes", "B": "0", "C": "maybe"})
+    assert env.bool("A", False) is True
+    assert env.bool("B", True) is False
+    assert env.bool("MISSING", True) is True
+    with pytest.raises(ConfigError, match="C must be true or false"):
+        env.bool("C", False)
+
+
+def test_int_parsing_and_bounds() -> None:
+    env = Env({"N": "15", "BAD": "ten", "LOW": "0"})
+    assert env.int("N", 1) == 15
+    with pytest.raises(ConfigError, match="BAD must be a whole number"):
+        env.int("BAD", 1)
+    with pytest.raises(ConfigError, match="LOW must be at least 1"):
+        env.int("LOW", 5, minimum=1)
+
+
+def test_required_and_choice() -> None:
+    env = Env({"MODE": "staging"})
+    with pytest.raises(ConfigError, match="SECRET_KEY is required"):
+        env.str("SECRET_KEY")
+    with pytest.raises(ConfigError, match="MODE must be one of"):
+        env.choice("MODE", "a", ("a", "b"))
+
+
+@pytest.mark.parametrize(
+    ("variables", "sentence"),
+    [
+        ({"KAP_ENV": "production"}, "SECRET_KEY is required"),
+        ({"KAP_ENV": "production", "SECRET_KEY": "short"}, "SECRET_KEY must be at least 50"),
+        ({"KAP_ENV": "development", "STAFF_IDLE_TIMEOUT_MINUTES": "soon"}, "STAFF_IDLE_TIMEOUT_MINUTES must be a whole number"),
+        ({"KAP_ENV": "sandbox"}, "KAP_ENV must be one of"),
+    ],
+)
+def test_bad_configuration_stops_startup_with_a_sentence(variables: dict[str, str], sentence: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"KAP_ENV", "SECRET_KEY", "DATABASE_URL"}}
+    env.update(variables)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "KAP Clinic cannot start" in result.stderr and sentence in result.stderr

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kapclinic.core.concurrency import ConflictError
+from kapclinic.patients import services
+from kapclinic.patients.models import Patient, TimelineEvent
+from kapclinic.testing.factories import actor_for, make_patient
+
+
+def _data(patient: Patient, **changes: Any) -> dict[str, Any]:
+    data = {
+        "legal_first_name": patient.legal_first_name,
+        "legal_last_name": patient.legal_last_name,
+        "date_of_birth": patient.date_of_birth.isoformat(),
+        "sex_at_birth": patient.sex_at_birth,
+        "pathway_status": patient.pathway_status,
+        "version": patient.version,
+    }
+    data.update(changes)
+    return data
+
+
+def test_second_concurrent_save_is_refused_not_overwritten(world: Any, client: Any) -> None:
+    client.force_login(world.front_desk)
+    stale = _data(world.patient)
+    first = client.post(f"/patients/{world.patient.pk}/edit/", {**stale, "phone": "111"})
+    assert first.status_code == 302
+    second = client.post(f"/patients/{world.patient.pk}/edit/", {**stale, "phone": "222"})
+    assert second.status_code == 409
+    assert "Someone else changed this record" in second.content.decode()
+    world.patient.refresh_from_db()
+    assert world.patient.phone == "111" and world.patient.version == 2
+
+
+def test_service_level_conflict(world: Any) -> None:
+    actor = actor_for(world.front_desk, world.clinic)
+    copy_a = Patient.objects.get(pk=world.patient.pk)
+    copy_b = Patient.objects.get(pk=world.patient.pk)
+    services.patient_update_demographics(actor, copy_a, 1, {"pronouns": "they/them"})
+    with pytest.raises(ConflictError):
+        services.patient_update_demographics(actor, copy_b, 1, {"pronouns": "she/her"})
+    assert Patient.objects.get(pk=world.patient.pk).pronouns == "they/them"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("date_of_birth", "2099-01-01", "cannot be in the future"),
+        ("date_of_birth", "1800-01-01", "more than 120 years ago"),
+        ("date_of_birth", "not-a-date", "Enter a valid date"),
+        ("email", "nope", "Enter a valid email address"),
+        ("legal_last_name", "", "This field is required"),
+    ],
+)
+def test_bad_input_rerenders_with_a_message_and_saves_nothing(
+    world: Any, client: Any, field: str, value: str, message: str
+) -> None:
+    client.force_login(world.front_desk)
+    response = client.post(f"/patients/{world.patient.pk}/edit/", _data(world.patient, **{field: value}))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    fresh = Patient.objects.get(pk=world.patient.pk)
+    assert fresh.version == 1 and getattr(fresh, field) == getattr(world.patient, field)
+
+
+def test_front_desk_chart_hides_clinical_content(world: Any, client: Any) -> None:
+    services.diagnosis_add(
+        actor_for(world.prescriber, world.clinic), world.patient, icd10="F41.1", snomed="21897009",
+        description="Generalized anxiety disorder",
+    )
+    client.force_login(world.front_desk)
+    html = client.get(f"/patients/{world.patient.pk}/").content.decode()
+    assert "F41.1" not in html and "Diagnosis recorded" not in html
+    client.force_login(world.therapist)
+    html = client.get(f"/patients/{world.patient.pk}/").content.decode()
+    assert "F41.1" in html and "Diagnosis recorded" in html
+
+
+def test_therapist_list_is_the_caseload(world: Any, client: Any) -> None:
+    client.force_login(world.therapist)
+    names = [p.pk for p in client.get("/patients/").context["page"]]
+    assert names == [world.patient.pk]
+
+
+def test_patient_list_query_count_constant(world: Any, client: Any, django_assert_max_num_queries: Any) -> None:
+    client.force_login(world.prescriber)
+    client.get("/patients/")  # warm the session (MFA enrolment flag, last-seen time)
+    with django_assert_max_num_queries(12):
+        response = client.get("/patients/")
+    assert len(response.context["page"].object_list) == 2
+    for _ in range(60):
+        make_patient(world.clinic)
+    with django_assert_max_num_queries(12):
+        response = client.get("/patients/")
+    assert len(response.context["page"].object_list) == 50
+
+
+def test_chart_and_timeline_query_count_constant(world: Any, client: Any, django_assert_max_num_queries: Any) -> None:
+    client.force_login(world.prescriber)
+    with django_assert_max_num_queries(30):
+        client.get(f"/patients/{world.patient.pk}/")
+    for i in range(80):
+        services.add_timeline_event(world.patient, kind="test", title=f"Event {i}", actor=actor_for(world.nurse, world.clinic))
+    with django_assert_max_num_queries(30):
+        response = client.get(f"/patients/{world.patient.pk}/")
+    assert len(response.context["events"]) == 25
+    cursor = response.context["cursor"]
+    with django_assert_max_num_queries(15):
+        more = client.get(f"/patients/{world.patient.pk}/timeline/", {"at": cursor[0].isoformat(), "id": cursor[1]})
+    assert more.status_code == 200 and len(more.context["events"]) == 25
+
+
+def test_timeline_keyset_pages_cover_every_event_once(world: Any) -> None:
+    from kapclinic.patients.selectors import timeline_page
+
+    for i in range(60):
+        services.add_timeline_event(world.patient, kind="t", title=f"E{i}")
+    seen: list[int] = []
+    cursor = None
+    while True:
+        rows, cursor = timeline_page(world.patient, clinical=True, before=cursor)
+        seen += [r.pk for r in rows]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(TimelineEvent.objects.filter(patient=world.patient).values_list("pk", flat=True))
+    assert len(seen) == len(set(seen))
+
+
+def test_bad_timeline_cursor_is_a_400(world: Any, client: Any) -> None:
+    client.force_login(world.prescriber)
+    assert client.get(f"/patients/{world.patient.pk}/timeline/", {"at": "yesterday", "id": "1"}).status_code == 400
+
+
+def test_care_team_management(world: Any, client: Any) -> None:
+    client.force_login(world.front_desk)
+    response = client.post(f"/patients/{world.patient.pk}/care-team/", {"user": world.therapist_other.pk})
+    assert response.status_code == 302
+    client.force_login(world.therapist_other)
+    assert client.get(f"/patients/{world.patient.pk}/").status_code == 200
+
+
+def test_medication_classes_flag_interactions(world: Any, client: Any) -> None:
+    client.force_login(world.prescriber)
+    client.post(
+        f"/patients/{world.patient.pk}/medications/add/", {"name": "Lorazepam", "dose": "1 mg", "drug_class": "benzodiazepine"}
+    )
+    html = client.get(f"/patients/{world.patient.pk}/").content.decode()
+    assert "Lorazepam" in html and 'class="badge warn">Benzodiazepine' in html
+
+
+def test_dashboard_caseload_widget(world: Any, client: Any, django_assert_max_num_queries: Any) -> None:
+    client.force_login(world.therapist)
+    with django_assert_max_num_queries(40):
+        response = client.get("/home/")
+    assert world.patient.display_name in response.content.decode()
