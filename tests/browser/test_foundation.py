@@ -74,7 +74,18 @@ def test_therapist_sees_only_caseload(page: Any, server: str, login: Any, axe_ch
     shot(page, "foundation-403")
 
 
-def test_nurse_and_admin(page: Any, server: str, login: Any, axe_check: Any, shot: Any) -> None:
+def test_nurse_on_a_tablet(tablet_page: Any, server: str, login: Any, axe_check: Any, shot: Any) -> None:
+    w = _world()
+    page = tablet_page
+    login(page, "nurse@b.test")
+    page.goto(f"{server}/patients/{w['unrelated'].pk}/")  # nurses cover the whole clinic
+    assert page.get_by_role("heading", name="Current medications").is_visible()
+    assert page.get_by_role("link", name="Audit log").count() == 0
+    axe_check(page, "chart-nurse-tablet")
+    shot(page, "foundation-chart-nurse-tablet")
+
+
+def test_admin_sees_audit_and_staff(page: Any, server: str, login: Any, axe_check: Any, shot: Any) -> None:
     _world()
     login(page, "admin@b.test")
     page.get_by_role("link", name="Audit log").click()
