@@ -51,7 +51,9 @@ class Command(BaseCommand):
             try:
                 answers.append(int(raw, 10))
             except ValueError:
-                self.fail(f"Answer {position} ({raw!r}) is not a whole number; give item scores such as 0 1 2 3.")
+                self.fail(
+                    f"Answer {position} ({raw!r}) is not a whole number; give item scores such as 0 1 2 3."
+                )
                 return
         try:
             result = score(instrument, answers)

@@ -1,0 +1,243 @@
+"""Reads of the measures app. Every function uses a constant number of queries (tests assert it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, F, Max, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
+
+from kapclinic.clinical.instruments import bands_for, get_instrument
+from kapclinic.core import clock
+from kapclinic.core.actor import Actor
+from kapclinic.measures import hooks
+from kapclinic.measures.models import (
+    Episode,
+    InstrumentKey,
+    InstrumentResponse,
+    MeasurementSchedule,
+    SafetyAlert,
+)
+from kapclinic.measures.schedule import (
+    DEFAULT_RULES,
+    INDUCTION,
+    INTAKE,
+    MAINTENANCE,
+    Due,
+    ScheduleRule,
+    next_due,
+)
+from kapclinic.measures.services import measure_settings, outcome_settings_for, scoring_settings_for
+from kapclinic.patients.models import Diagnosis, PathwayStatus, Patient
+from kapclinic.policy import Action, visible_patients
+
+PHASES = {
+    PathwayStatus.ASSESSMENT: INTAKE,
+    PathwayStatus.ACTIVE: INDUCTION,
+    PathwayStatus.MAINTENANCE: MAINTENANCE,
+}
+
+
+# ---------------------------------------------------------------- alerts
+
+
+def overdue_cutoff(clinic: Any) -> dt.datetime:
+    return clock.now() - dt.timedelta(hours=measure_settings(clinic).alert_overdue_hours)
+
+
+def open_alerts(actor: Actor) -> QuerySet[SafetyAlert]:
+    """Open alerts of every patient whose clinical record the actor may view (urgent, then oldest first)."""
+    patients = visible_patients(actor, Action.VIEW_CLINICAL).values("pk")
+    return (
+        SafetyAlert.objects.filter(clinic=actor.clinic, acknowledged_at__isnull=True, patient__in=patients)
+        .select_related("patient")
+        .order_by("-urgent", "raised_at", "id")
+    )
+
+
+# ---------------------------------------------------------------- per patient
+
+
+@dataclass(frozen=True)
+class InstrumentView:
+    key: str
+    title: str
+    rows: list[InstrumentResponse]
+    bands: list[dict[str, Any]]
+    max_total: int
+    cutoff: int | None  # remission / probable-PTSD line
+    rc_points: float
+
+
+def patient_instruments(patient: Patient) -> list[InstrumentView]:
+    """Responses of the patient's open episodes, per instrument, with what the chart needs."""
+    rows = list(
+        InstrumentResponse.objects.filter(patient=patient, episode__ended_at__isnull=True)
+        .select_related("entered_by")
+        .order_by("completed_at", "id")
+    )
+    scoring = scoring_settings_for(patient.clinic_id)
+    views: list[InstrumentView] = []
+    for key in InstrumentKey.values:
+        inst = get_instrument(key)
+        mine = [r for r in rows if r.instrument == key]
+        if not mine:
+            continue
+        oc = outcome_settings_for(patient.clinic_id, key)
+        from kapclinic.clinical.outcomes import s_diff
+
+        rc = float(oc.rc_min_points) if oc.rc_min_points else oc.rci_z * s_diff(oc.rci_sd, oc.rci_r)
+        views.append(
+            InstrumentView(
+                key=key,
+                title=inst.title,
+                rows=mine,
+                bands=[
+                    {"min": b.min, "max": b.max, "code": b.code, "label": b.label}
+                    for b in bands_for(inst, scoring)
+                ],
+                max_total=inst.max_total,
+                cutoff=oc.remission_below,
+                rc_points=round(rc, 1),
+            )
+        )
+    return views
+
+
+def latest_by_instrument(patient: Patient) -> list[InstrumentResponse]:
+    rows = InstrumentResponse.objects.filter(patient=patient).order_by("instrument", "-completed_at", "-id")
+    seen: dict[str, InstrumentResponse] = {}
+    for row in rows[:60]:
+        seen.setdefault(row.instrument, row)
+    return list(seen.values())
+
+
+def patient_alerts(patient: Patient) -> QuerySet[SafetyAlert]:
+    return patient.safety_alerts.select_related("acknowledged_by", "response").order_by("-raised_at", "-id")
+
+
+# ---------------------------------------------------------------- due / overdue
+
+
+@dataclass(frozen=True)
+class DueRow:
+    patient_id: int
+    patient_name: str
+    mrn: str
+    due: Due
+
+
+def due_list(actor: Actor, *, now: dt.datetime | None = None) -> list[DueRow]:
+    """Due and overdue measures for the actor's patients in assessment, induction or maintenance."""
+    now = now or clock.now()
+    patients = list(
+        visible_patients(actor, Action.VIEW_CLINICAL)
+        .filter(pathway_status__in=list(PHASES))
+        .values(
+            "pk",
+            "legal_first_name",
+            "preferred_name",
+            "legal_last_name",
+            "mrn",
+            "pathway_status",
+            "created_at",
+        )
+    )
+    ids = [p["pk"] for p in patients]
+    custom: dict[tuple[int, str], ScheduleRule | None] = {}
+    for s in MeasurementSchedule.objects.filter(patient_id__in=ids):
+        rule = ScheduleRule(
+            s.instrument, s.at_intake, s.before_each_dosing, s.induction_every_days, s.maintenance_every_days
+        )
+        custom[(s.patient_id, s.instrument)] = rule if s.active else None
+    last = {
+        (r["patient_id"], r["instrument"]): r["last"]
+        for r in InstrumentResponse.objects.filter(patient_id__in=ids)
+        .values("patient_id", "instrument")
+        .annotate(last=Max("completed_at"))
+    }
+    trauma = set(
+        Diagnosis.objects.filter(patient_id__in=ids, status="active", icd10__startswith="F43.1").values_list(
+            "patient_id", flat=True
+        )
+    )
+    doses = hooks.dosing_times(ids)
+    upcoming = hooks.next_dosing(ids)
+    out: list[DueRow] = []
+    for p in patients:
+        pid = p["pk"]
+        for key in InstrumentKey.values:
+            rule: ScheduleRule | None
+            if (pid, key) in custom:
+                rule = custom[(pid, key)]
+            elif key == "PCL-5" and pid not in trauma:
+                rule = None  # ref §6.3: PCL-5 "if trauma history"
+            else:
+                rule = DEFAULT_RULES[key]
+            if rule is None:
+                continue
+            past = doses.get(pid, [])
+            due = next_due(
+                rule,
+                now=now,
+                phase=PHASES[p["pathway_status"]],
+                intake_at=p["created_at"],
+                last_response_at=last.get((pid, key)),
+                last_dosing_at=past[-1] if past else None,
+                next_dosing_at=upcoming.get(pid),
+            )
+            if due is not None and due.due:
+                name = f"{p['preferred_name'] or p['legal_first_name']} {p['legal_last_name']}"
+                out.append(DueRow(pid, name, p["mrn"], due))
+    out.sort(key=lambda r: (not r.due.overdue, r.due.due_at, r.patient_name))
+    return out
+
+
+# ---------------------------------------------------------------- clinic outcomes (SQL aggregation)
+
+
+def _cohort(qs: QuerySet[Episode], dims: list[str]) -> list[dict[str, Any]]:
+    rows = list(
+        qs.values(*dims)
+        .annotate(
+            patients=Count("patient", distinct=True),
+            with_followup=Count("patient", filter=Q(followup_count__gt=0), distinct=True),
+            episodes=Count("id", filter=Q(followup_count__gt=0)),
+            responded=Count("id", filter=Q(followup_count__gt=0, responded=True)),
+            remission=Count("id", filter=Q(followup_count__gt=0, latest_remission=True)),
+            relapsed=Count("id", filter=Q(relapsed=True)),
+        )
+        .order_by(*dims)
+    )
+    # Median sessions to response: the middle row(s) of each group picked by window functions in SQL.
+    middle = (
+        qs.filter(responded=True, sessions_to_response__isnull=False)
+        .annotate(
+            rn=Window(
+                RowNumber(), partition_by=[F(d) for d in dims], order_by=[F("sessions_to_response").asc()]
+            ),
+            n=Window(Count("id"), partition_by=[F(d) for d in dims]),
+        )
+        .filter(Q(rn=(F("n") + 1) / 2) | Q(rn=(F("n") + 2) / 2))
+        .values_list(*dims, "sessions_to_response")
+    )
+    mids: dict[tuple[Any, ...], list[int]] = {}
+    for *key, value in middle:
+        mids.setdefault(tuple(key), []).append(value)
+    for row in rows:
+        values = mids.get(tuple(row[d] for d in dims))
+        row["median_sessions"] = sum(values) / len(values) if values else None
+        row["response_rate"] = row["responded"] / row["episodes"] if row["episodes"] else None
+        row["remission_rate"] = row["remission"] / row["episodes"] if row["episodes"] else None
+    return rows
+
+
+def clinic_outcomes(clinic: Any) -> dict[str, list[dict[str, Any]]]:
+    qs = Episode.objects.filter(clinic=clinic, baseline__isnull=False)
+    return {
+        "instrument": _cohort(qs, ["instrument"]),
+        "route": _cohort(qs, ["instrument", "route"]),
+        "indication": _cohort(qs, ["instrument", "indication"]),
+    }

@@ -1,0 +1,473 @@
+"""Every write of the measures app: transactional, audited, one audit event per call."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+
+from kapclinic.audit.services import record_event
+from kapclinic.clinical import outcomes
+from kapclinic.clinical.instruments import (
+    FLAG_ITEM9_POSITIVE,
+    FLAG_ITEM9_URGENT,
+    FLAG_PROBABLE_PTSD,
+    FLAG_SCREEN_POSITIVE,
+    AnswerError,
+    ScoringSettings,
+    UnknownInstrumentError,
+    get_instrument,
+    score,
+)
+from kapclinic.core import clock
+from kapclinic.core.actor import Actor
+from kapclinic.core.concurrency import save_versioned
+from kapclinic.measures import hooks
+from kapclinic.measures.models import (
+    AlertAction,
+    Episode,
+    InstrumentResponse,
+    ItemAnswer,
+    MeasureLink,
+    MeasurementSchedule,
+    MeasureSettings,
+    OutcomeConfig,
+    ResponseSource,
+    SafetyAlert,
+    SafetyPlan,
+)
+from kapclinic.patients.models import Patient, TimelineCategory
+from kapclinic.patients.services import add_timeline_event
+
+
+class MeasureError(Exception):
+    """A refusal: ``errors`` are sentences naming the field and the rule."""
+
+    def __init__(self, *errors: str) -> None:
+        self.errors: tuple[str, ...] = errors
+        super().__init__(" ".join(errors))
+
+
+class LinkError(MeasureError):
+    def __init__(self, kind: str, sentence: str) -> None:
+        self.kind = kind  # "unknown", "used", "expired"
+        super().__init__(sentence)
+
+
+# ---------------------------------------------------------------- settings
+
+
+def measure_settings(clinic: Any) -> MeasureSettings:
+    """The clinic's settings row, or an unsaved one with the cited defaults. Accepts a clinic or its id."""
+    clinic_id = getattr(clinic, "pk", clinic)
+    found = MeasureSettings.objects.filter(clinic_id=clinic_id).first()
+    return found if found is not None else MeasureSettings(clinic_id=clinic_id)
+
+
+def scoring_settings_for(clinic: Any, cfg: MeasureSettings | None = None) -> ScoringSettings:
+    cfg = cfg or measure_settings(clinic)
+    return ScoringSettings(
+        item9_urgent_min=cfg.item9_urgent_min, pcl5_probable_ptsd_min=cfg.pcl5_probable_ptsd_min
+    )
+
+
+def outcome_settings_for(clinic: Any, instrument: str) -> outcomes.OutcomeSettings:
+    """Outcome rules for one instrument: the clinic's override row or the cited defaults."""
+    row = OutcomeConfig.objects.filter(clinic_id=getattr(clinic, "pk", clinic), instrument=instrument).first()
+    if row is None:
+        base = outcomes.DEFAULT_OUTCOME_SETTINGS[instrument]
+        if instrument == "PCL-5":  # remission below the clinic's probable-PTSD cut-off (ref §4.4)
+            return outcomes.outcome_settings(
+                instrument, remission_below=measure_settings(clinic).pcl5_probable_ptsd_min
+            )
+        return base
+    return outcomes.outcome_settings(
+        instrument,
+        remission_below=row.remission_below,
+        response_min_percent_drop=row.response_min_percent_drop,
+        response_min_point_drop=row.response_min_point_drop,
+        rci_sd=row.rci_sd,
+        rci_r=row.rci_r,
+        rc_min_points=row.rc_min_points,
+        relapse_consecutive=row.relapse_consecutive,
+        source="clinic setting",
+    )
+
+
+def link_hours(clinic: Any) -> int:
+    return measure_settings(clinic).link_hours or int(settings.MEASURE_LINK_HOURS)
+
+
+# ---------------------------------------------------------------- responses
+
+
+def _current_episode(patient: Patient, instrument: str) -> Episode:
+    episode = (
+        Episode.objects.select_for_update()
+        .filter(patient=patient, instrument=instrument, ended_at__isnull=True)
+        .order_by("-started_at", "-id")
+        .first()
+    )
+    if episode is not None:
+        return episode
+    diagnosis = patient.diagnoses.filter(status="active").order_by("recorded_at", "id").first()
+    dims = hooks.plan_dimensions(patient)
+    return Episode.objects.create(
+        clinic_id=patient.clinic_id,
+        patient=patient,
+        instrument=instrument,
+        indication=diagnosis.icd10 if diagnosis else "",
+        protocol=dims.get("protocol", "")[:120],
+        route=dims.get("route", "")[:20],
+    )
+
+
+def episode_recompute(episode: Episode) -> None:
+    """Recompute every response's outcome columns and the episode summary from the pure trajectory."""
+    rows = list(episode.responses.order_by("completed_at", "id"))
+    if not rows:
+        return
+    cfg = outcome_settings_for(episode.clinic_id, episode.instrument)
+    base, follow = rows[0], rows[1:]
+    base.is_baseline, base.change, base.percent_change = True, 0, None
+    base.is_response, base.is_remission, base.reliable_change, base.is_relapse = None, None, "", False
+    verdicts: list[bool | None] = []
+    for row in follow:
+        oc = outcomes.change_from_baseline(base.total, row.total, cfg)
+        row.is_baseline = False
+        row.change = oc.change
+        row.percent_change = oc.percent_change
+        row.is_response = oc.response
+        row.is_remission = oc.remission
+        row.reliable_change = oc.reliable_change.category.value
+        verdicts.append(oc.response)
+    flags = outcomes.relapse_flags(verdicts, cfg.relapse_consecutive)
+    for row, flag in zip(follow, flags, strict=True):
+        row.is_relapse = flag
+    InstrumentResponse.objects.bulk_update(
+        rows,
+        [
+            "is_baseline",
+            "change",
+            "percent_change",
+            "is_response",
+            "is_remission",
+            "reliable_change",
+            "is_relapse",
+        ],
+    )
+    first_response = next((r for r in follow if r.is_response), None)
+    episode.baseline = base
+    episode.baseline_total = base.total
+    episode.latest_total = rows[-1].total
+    episode.followup_count = len(follow)
+    episode.responded = first_response is not None
+    episode.sessions_to_response = first_response.sessions_before if first_response else None
+    episode.latest_remission = bool(follow and follow[-1].is_remission)
+    episode.relapsed = any(flags)
+    episode.save(
+        update_fields=[
+            "baseline",
+            "baseline_total",
+            "latest_total",
+            "followup_count",
+            "responded",
+            "sessions_to_response",
+            "latest_remission",
+            "relapsed",
+        ]
+    )
+
+
+def _parse_answers(instrument: str, version: str | None, answers: Sequence[int | None], clinic: Any) -> Any:
+    try:
+        inst = get_instrument(instrument, version)
+    except UnknownInstrumentError as exc:
+        raise MeasureError(str(exc)) from None
+    try:
+        result = score(inst, answers, scoring_settings_for(clinic))
+    except AnswerError as exc:
+        raise MeasureError(*exc.errors) from None
+    if result.missing_items:
+        items = ", ".join(str(n) for n in result.missing_items)
+        raise MeasureError(f"Item(s) {items} have no answer: every {inst.key} item must be answered.")
+    return inst, result
+
+
+@transaction.atomic
+def response_submit(
+    actor: Actor,
+    patient: Patient,
+    *,
+    instrument: str,
+    version: str | None,
+    answers: Sequence[int | None],
+    source: str,
+    entered_by: Any = None,
+    completed_at: dt.datetime | None = None,
+    link: MeasureLink | None = None,
+) -> InstrumentResponse:
+    """Score and store one administration; raise a safety alert for PHQ-9 item 9 > 0 (ref §3.9)."""
+    if source not in ResponseSource.values:
+        raise MeasureError(f"Source {source!r} is not one of {', '.join(ResponseSource.values)}.")
+    inst, result = _parse_answers(instrument, version, answers, patient.clinic)
+    now = clock.now()
+    completed_at = completed_at or now
+    if completed_at > now:
+        raise MeasureError("Completed on cannot be in the future.")
+    episode = _current_episode(patient, inst.key)
+    times = hooks.dosing_times([patient.pk]).get(patient.pk)
+    subs = result.subscales
+    response = InstrumentResponse.objects.create(
+        clinic_id=patient.clinic_id,
+        patient=patient,
+        episode=episode,
+        instrument=inst.key,
+        instrument_version=inst.version,
+        completed_at=completed_at,
+        source=source,
+        entered_by=entered_by,
+        total=result.total,
+        severity=result.severity or "",
+        item9=result.item9,
+        item9_positive=result.has_flag(FLAG_ITEM9_POSITIVE),
+        item9_urgent=result.has_flag(FLAG_ITEM9_URGENT),
+        screen_positive=result.has_flag(FLAG_SCREEN_POSITIVE),
+        probable_ptsd=result.has_flag(FLAG_PROBABLE_PTSD),
+        provisional_diagnosis=result.provisional_diagnosis or "",
+        cluster_b=subs.get("B"),
+        cluster_c=subs.get("C"),
+        cluster_d=subs.get("D"),
+        cluster_e=subs.get("E"),
+        sessions_before=sum(1 for t in times if t < completed_at) if times is not None else None,
+    )
+    ItemAnswer.objects.bulk_create(
+        ItemAnswer(
+            response=response,
+            item_number=item.number,
+            link_id=item.link_id,
+            value=value,
+            answer_code=next(o.coding.code for o in item.options if o.score == value),
+        )
+        for item, value in zip(inst.items, result.answers, strict=True)
+        if value is not None
+    )
+    episode_recompute(episode)
+    url = reverse("measures:patient", kwargs={"patient_id": patient.pk})
+    add_timeline_event(
+        patient,
+        kind="measures.response",
+        title=f"{inst.key} completed ({response.get_source_display().lower()})",
+        category=TimelineCategory.CLINICAL,
+        url=url,
+        actor=actor,
+        ref=response,
+        at=completed_at,
+    )
+    if response.item9_positive:
+        alert = SafetyAlert.objects.create(
+            clinic_id=patient.clinic_id, patient=patient, response=response, urgent=response.item9_urgent
+        )
+        add_timeline_event(
+            patient,
+            kind="measures.safety_alert",
+            title="Safety alert raised (PHQ-9 item 9)",
+            category=TimelineCategory.CLINICAL,
+            url=url,
+            actor=actor,
+            ref=alert,
+        )
+        transaction.on_commit(lambda: notify_care_team(alert.pk))
+    record_event(actor, "create", patient=patient, obj=response, detail=f"{inst.key} source={source}")
+    return response
+
+
+def notify_care_team(alert_id: int) -> int:
+    """Email every care-team member that an alert is waiting. No clinical detail in the body."""
+    alert = SafetyAlert.objects.select_related("patient").get(pk=alert_id)
+    recipients = sorted(
+        {
+            m.user.email
+            for m in alert.patient.care_team.select_related("user")
+            if m.user.is_active and m.user.email
+        }
+    )
+    if not recipients:
+        return 0
+    url = f"{settings.SITE_URL}{reverse('measures:index')}"
+    body = (
+        "A patient on your care team has a new safety alert that needs review today.\n\n"
+        f"Sign in to review and acknowledge it: {url}\n\n"
+        "This message deliberately contains no clinical details."
+    )
+    send_mail("KAP Clinic: a safety alert needs your review", body, None, recipients)
+    return len(recipients)
+
+
+# ---------------------------------------------------------------- emailed single-use links
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@transaction.atomic
+def link_send(actor: Actor, patient: Patient, instrument: str) -> tuple[MeasureLink, str]:
+    """Create a single-use link and email it to the patient. Returns (link, raw token)."""
+    try:
+        inst = get_instrument(instrument)
+    except UnknownInstrumentError as exc:
+        raise MeasureError(str(exc)) from None
+    if not patient.email:
+        raise MeasureError("Email: the patient has no email address on file, so no link can be sent.")
+    token = secrets.token_urlsafe(32)
+    hours = link_hours(patient.clinic)
+    link = MeasureLink.objects.create(
+        clinic_id=patient.clinic_id,
+        patient=patient,
+        instrument=inst.key,
+        token_hash=token_hash(token),
+        expires_at=clock.now() + dt.timedelta(hours=hours),
+        created_by=actor.user,
+    )
+    url = f"{settings.SITE_URL}{reverse('measures:link', kwargs={'token': token})}"
+    body = (
+        f"{patient.clinic.name} asks you to complete a short check-in questionnaire.\n\n"
+        f"Open this link to answer: {url}\n\n"
+        f"The link works once and expires in {hours} hours. If you are in crisis, call or text 988 "
+        f"(Suicide & Crisis Lifeline) or call {patient.clinic.emergency_number}."
+    )
+    record_event(actor, "create", patient=patient, obj=link, detail=f"{inst.key} link")
+    recipient = patient.email
+    transaction.on_commit(lambda: send_mail("Your check-in questionnaire", body, None, [recipient]))
+    return link, token
+
+
+def link_resolve(token: str, *, for_update: bool = False) -> MeasureLink:
+    qs = MeasureLink.objects.select_related("patient", "patient__clinic", "clinic")
+    if for_update:
+        qs = qs.select_for_update()
+    link = qs.filter(token_hash=token_hash(token)).first()
+    if link is None:
+        raise LinkError(
+            "unknown", "This link is not valid. Please use the most recent link your clinic sent you."
+        )
+    if link.used_at is not None:
+        raise LinkError("used", "This link has already been used: your answers were received, thank you.")
+    if clock.now() >= link.expires_at:
+        raise LinkError(
+            "expired", "This link has expired. Please contact your clinic and they will send you a new one."
+        )
+    return link
+
+
+@transaction.atomic
+def link_submit(token: str, answers: Sequence[int | None], *, ip: str | None = None) -> InstrumentResponse:
+    link = link_resolve(token, for_update=True)
+    actor = Actor(user=None, clinic=link.clinic, role="patient_link", request_id="measure-link", ip=ip)
+    claimed = MeasureLink.objects.filter(pk=link.pk, used_at__isnull=True).update(used_at=clock.now())
+    if claimed != 1:
+        raise LinkError("used", "This link has already been used: your answers were received, thank you.")
+    response = response_submit(
+        actor,
+        link.patient,
+        instrument=link.instrument,
+        version=None,
+        answers=answers,
+        source=ResponseSource.EMAIL_LINK,
+        link=link,
+    )
+    MeasureLink.objects.filter(pk=link.pk).update(response=response)
+    return response
+
+
+# ---------------------------------------------------------------- safety alerts and plans
+
+
+@transaction.atomic
+def alert_acknowledge(actor: Actor, alert: SafetyAlert, *, action: str, note: str) -> SafetyAlert:
+    if action not in AlertAction.values:
+        raise MeasureError("Action: choose the action you took from the list.")
+    note = note.strip()
+    if action == AlertAction.OTHER and not note:
+        raise MeasureError("Note: describe the action you took when you choose “Other”.")
+    now = clock.now()
+    updated = SafetyAlert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
+        acknowledged_at=now, acknowledged_by=actor.user, action=action, action_note=note
+    )
+    if updated != 1:
+        raise MeasureError(
+            "This alert was already acknowledged by a colleague; the page now shows their action."
+        )
+    alert.refresh_from_db()
+    add_timeline_event(
+        alert.patient,
+        kind="measures.alert_acknowledged",
+        title=f"Safety alert acknowledged: {alert.get_action_display()}",
+        category=TimelineCategory.CLINICAL,
+        actor=actor,
+        ref=alert,
+        url=reverse("measures:patient", kwargs={"patient_id": alert.patient_id}),
+    )
+    record_event(actor, "update", patient=alert.patient, obj=alert, detail=f"acknowledged action={action}")
+    return alert
+
+
+@transaction.atomic
+def safety_plan_save(
+    actor: Actor, patient: Patient, data: dict[str, str], expected_version: int | None
+) -> SafetyPlan:
+    plan = SafetyPlan.objects.filter(patient=patient).first()
+    fields = list(SafetyPlan.SECTIONS)
+    if plan is None:
+        plan = SafetyPlan.objects.create(
+            patient=patient,
+            updated_by=actor.user,
+            updated_at=clock.now(),
+            **{f: data.get(f, "") for f in fields},
+        )
+        action = "create"
+    else:
+        for f in fields:
+            setattr(plan, f, data.get(f, ""))
+        plan.updated_by = actor.user
+        plan.updated_at = clock.now()
+        save_versioned(plan, expected_version or 0, [*fields, "updated_by", "updated_at"])
+        action = "update"
+    add_timeline_event(
+        patient,
+        kind="measures.safety_plan",
+        title="Safety plan updated",
+        category=TimelineCategory.CLINICAL,
+        actor=actor,
+        ref=plan,
+        url=reverse("measures:safety_plan", kwargs={"patient_id": patient.pk}),
+    )
+    record_event(actor, action, patient=patient, obj=plan, detail="safety plan")
+    return plan
+
+
+@transaction.atomic
+def schedule_save(actor: Actor, patient: Patient, instrument: str, **fields: Any) -> MeasurementSchedule:
+    schedule, _ = MeasurementSchedule.objects.update_or_create(
+        patient=patient, instrument=instrument, defaults=fields
+    )
+    record_event(actor, "update", patient=patient, obj=schedule, detail=f"{instrument} schedule")
+    return schedule
+
+
+@transaction.atomic
+def episode_restart(actor: Actor, patient: Patient, instrument: str) -> Episode:
+    """Close the open episode; the next response becomes the new baseline."""
+    now = clock.now()
+    Episode.objects.filter(patient=patient, instrument=instrument, ended_at__isnull=True).update(ended_at=now)
+    episode = _current_episode(patient, instrument)
+    record_event(actor, "create", patient=patient, obj=episode, detail=f"{instrument} new episode")
+    return episode
