@@ -1,3 +1,66 @@
-from kapclinic.testing.matrix import Entry, roles
+"""Authorization matrix for every sessions URL (see kapclinic/testing/matrix.py).
 
-MATRIX = {"sessions:index": Entry(roles(('prescriber', 'nurse', 'therapist',)))}
+Allowed personas POSTing an empty form get 400 (a refusal that names the field); everyone else is
+refused by the policy before anything is read."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from kapclinic.testing.matrix import Entry, patient_scoped, roles
+
+
+def _session(world: Any) -> dict[str, Any]:
+    from kapclinic.sessions.models import DosingSession
+
+    s = DosingSession.objects.create(
+        clinic=world.clinic,
+        patient=world.patient,
+        protocol_id="esketamine-in-trd",
+        protocol_version="1.0.0",
+        scheduled_for=dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC),
+        created_by=world.prescriber,
+    )
+    return {"patient_id": world.patient.pk, "session_id": s.pk}
+
+
+def _with(**extra: Any) -> Any:
+    def setup(world: Any) -> dict[str, Any]:
+        return {**_session(world), **extra}
+
+    return setup
+
+
+def _patient(world: Any) -> dict[str, Any]:
+    return {"patient_id": world.patient.pk}
+
+
+VIEW = patient_scoped(("prescriber", "nurse", "therapist"))
+MONITOR_POST = patient_scoped(("prescriber", "nurse"), ok=400)
+PRESCRIBE_POST = patient_scoped(("prescriber",), ok=400)
+EDIT_POST = patient_scoped(("prescriber", "nurse", "therapist"), ok=400)
+
+MATRIX = {
+    "sessions:index": Entry(roles(("prescriber", "nurse", "therapist"))),
+    "sessions:new": Entry(patient_scoped(("prescriber", "nurse")), kwargs=_patient),
+    "sessions:detail": Entry(VIEW, setup=_session),
+    "sessions:monitor": Entry(VIEW, setup=_session),
+    "sessions:rems": Entry(VIEW, setup=_session),
+    "sessions:transition": Entry(MONITOR_POST, setup=_session, method="post"),
+    "sessions:abort": Entry(MONITOR_POST, setup=_session, method="post"),
+    "sessions:gate": Entry(MONITOR_POST, setup=_session, method="post"),
+    "sessions:gate_pass": Entry(MONITOR_POST, setup=_session, method="post"),
+    "sessions:override": Entry(PRESCRIBE_POST, setup=_session, method="post"),
+    "sessions:vitals": Entry(MONITOR_POST, setup=_session, method="post"),
+    "sessions:rating": Entry(MONITOR_POST, setup=_with(kind="sedation"), method="post"),
+    "sessions:event": Entry(MONITOR_POST, setup=_with(kind="note"), method="post"),
+    "sessions:acknowledge": Entry(MONITOR_POST, setup=_with(alert_id=999999), method="post"),
+    "sessions:dose": Entry(PRESCRIBE_POST, setup=_session, method="post"),
+    "sessions:double_check": Entry(MONITOR_POST, setup=_session, method="post"),
+    "sessions:start_dosing": Entry(MONITOR_POST, setup=_session, method="post"),
+    "sessions:discharge": Entry(MONITOR_POST, setup=_session, method="post"),
+    "sessions:adverse_event": Entry(MONITOR_POST, setup=_session, method="post"),
+    "sessions:process_note": Entry(EDIT_POST, setup=_session, method="post"),
+    "sessions:rems_submitted": Entry(MONITOR_POST, setup=_session, method="post"),
+}

@@ -4,4 +4,29 @@ from kapclinic.sessions import views
 
 app_name = "sessions"
 
-urlpatterns = [path("", views.index, name="index")]
+P = "patient/<int:patient_id>/"
+S = P + "<int:session_id>/"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path(P + "new/", views.new, name="new"),
+    path(S, views.detail, name="detail"),
+    path(S + "monitor/", views.monitor, name="monitor"),
+    path(S + "transition/", views.transition, name="transition"),
+    path(S + "abort/", views.abort, name="abort"),
+    path(S + "gate/", views.gate, name="gate"),
+    path(S + "gate/pass/", views.gate_pass, name="gate_pass"),
+    path(S + "gate/override/", views.override, name="override"),
+    path(S + "vitals/", views.vitals, name="vitals"),
+    path(S + "rating/<str:kind>/", views.rating, name="rating"),
+    path(S + "event/<str:kind>/", views.event, name="event"),
+    path(S + "alerts/<int:alert_id>/acknowledge/", views.acknowledge, name="acknowledge"),
+    path(S + "dose/", views.dose, name="dose"),
+    path(S + "dose/double-check/", views.double_check, name="double_check"),
+    path(S + "dose/start/", views.start_dosing, name="start_dosing"),
+    path(S + "discharge/", views.discharge, name="discharge"),
+    path(S + "adverse-event/", views.adverse_event, name="adverse_event"),
+    path(S + "process-note/", views.process_note, name="process_note"),
+    path(S + "rems/", views.rems, name="rems"),
+    path(S + "rems/submitted/", views.rems_submitted, name="rems_submitted"),
+]

@@ -1,11 +1,453 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""Thin views for dosing sessions: permission (policy) -> form -> service -> render."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from kapclinic.audit.services import record_event
+from kapclinic.clinical.session_state import STATE_LABELS, Event, State
+from kapclinic.clinical.vitals import Reading
+from kapclinic.core import clock
+from kapclinic.core.actor import Actor, actor_from_request
+from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.stubs import require_roles
+from kapclinic.policy import Action, can, open_patient
+from kapclinic.sessions import forms as f
+from kapclinic.sessions import selectors, services
+from kapclinic.sessions.models import DosingSession, EventKind, ObservationKind
+from kapclinic.sessions.services import Refused
+
+MONITOR_STATES = {State.DOSING, State.MONITORING, State.RECOVERY}
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    require_roles(request, "prescriber nurse therapist".split())
-    return render(request, "core/stub.html", {"title": "Dosing sessions"})
+    require_roles(request, ["prescriber", "nurse", "therapist"])
+    actor = actor_from_request(request)
+    today = clock.today()
+    todays = list(selectors.clinic_sessions(actor, today))
+    recent = Paginator(selectors.clinic_sessions(actor).exclude(pk__in=[s.pk for s in todays]).reverse(), 25)
+    page = recent.get_page(request.GET.get("page"))
+    overdue = list(selectors.rems_overdue(actor)[:50])
+    record_event(actor, "list", object_type="kap_sessions.dosingsession", detail=f"today:{len(todays)}")
+    return render(
+        request,
+        "sessions/index.html",
+        {"todays": todays, "page": page, "overdue": overdue, "today": today, "labels": STATE_LABELS},
+    )
+
+
+@login_required
+def new(request: HttpRequest, patient_id: int) -> HttpResponse:
+    if request.method == "POST":
+        patient = open_patient(request, patient_id, Action.MONITOR_SESSION, audit=None)
+        form = f.NewSessionForm(request.POST)
+        if form.is_valid():
+            session = services.session_create(
+                actor_from_request(request),
+                patient,
+                form.cleaned_data["protocol"],
+                form.cleaned_data["scheduled_for"],
+            )
+            return redirect("sessions:detail", patient_id=patient.pk, session_id=session.pk)
+        record_event(actor_from_request(request), "view", patient=patient, object_type="chart")
+        return render(request, "sessions/new.html", {"patient": patient, "form": form}, status=400)
+    patient = open_patient(request, patient_id, Action.MONITOR_SESSION)
+    form = f.NewSessionForm(initial={"scheduled_for": clock.now().astimezone().strftime(f.DT_FORMAT)})
+    return render(request, "sessions/new.html", {"patient": patient, "form": form})
+
+
+def _session(patient: Any, session_id: int) -> DosingSession:
+    return get_object_or_404(
+        DosingSession.objects.select_related("patient", "clinic"), pk=session_id, patient=patient
+    )
+
+
+def _context(
+    request: HttpRequest, session: DosingSession, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    actor = actor_from_request(request)
+    protocol = services.protocol_for(session)
+    state = State(session.state)
+    patient = session.patient
+    ctx: dict[str, Any] = {
+        "patient": patient,
+        "session": session,
+        "protocol": protocol,
+        "state": state,
+        "state_label": STATE_LABELS[state],
+        "role": actor.role,
+        "can_monitor": can(actor, Action.MONITOR_SESSION, patient),
+        "can_prescribe": can(actor, Action.PRESCRIBE, patient),
+        "can_process_notes": actor.role in ("therapist", "prescriber"),
+        "now": clock.now(),
+    }
+    if state in (State.SCHEDULED, State.CHECKED_IN):
+        ctx["gate_form"] = f.GateForm(protocol=protocol, initial=_gate_initial(session))
+        ctx["gate"] = services.gate_result(session, protocol)
+        ctx["vitals_form"] = f.VitalsForm()
+        ctx["baseline"] = services.baseline_reading(session)
+        ctx["override_form"] = f.OverrideForm()
+    if state is State.PREDOSE_PASSED:
+        ctx["dose_form"] = f.DoseForm(protocol=protocol, initial={"version": session.version})
+        ctx["start_form"] = f.StartDosingForm(initial={"version": session.version})
+    if state in MONITOR_STATES or state is State.PREDOSE_PASSED or state is State.DISCHARGED:
+        ctx["administration"] = getattr(session, "administration", None)
+    if state in MONITOR_STATES:
+        ctx.update(_monitor_context(session, protocol))
+    if state is State.RECOVERY:
+        ctx["discharge_form"] = f.DischargeForm(initial={"version": session.version})
+        ctx["discharge_preview"] = services.discharge_decision(
+            session, escort_present=True, no_driving=True, signed=True
+        )
+    if state in (State.DISCHARGED, State.ABORTED):
+        ctx["timeline"] = selectors.monitoring_timeline(session)
+    if state not in (State.DISCHARGED, State.ABORTED):
+        ctx["abort_form"] = f.AbortForm(initial={"version": session.version})
+    if state is not State.SCHEDULED:
+        ctx["ae_form"] = f.AdverseEventForm(
+            initial={"onset_at": clock.now().astimezone().strftime(f.DT_FORMAT)}
+        )
+        ctx["adverse_events"] = list(session.adverse_events.select_related("recorded_by"))
+    if ctx["can_process_notes"]:
+        ctx["process_notes"] = list(session.process_notes.select_related("author"))
+        ctx["process_form"] = f.ProcessNoteForm()
+    ctx["overrides"] = list(session.gate_overrides.select_related("by"))
+    ctx.update(overrides or {})
+    return ctx
+
+
+def _monitor_context(session: DosingSession, protocol: Any) -> dict[str, Any]:
+    minimum = protocol.observation.minimum_minutes.value
+    elapsed = (
+        int((clock.now() - session.first_dose_at).total_seconds() // 60) if session.first_dose_at else None
+    )
+    return {
+        "due": selectors.vitals_due(session, protocol),
+        "open_alerts": list(session.alerts.filter(acknowledged_at__isnull=True)),
+        "timeline": selectors.monitoring_timeline(session),
+        "vitals_form": f.VitalsForm(),
+        "sedation_form": f.SedationForm(),
+        "dissociation_form": f.DissociationForm(),
+        "side_effect_form": f.SideEffectForm(),
+        "intervention_form": f.InterventionForm(),
+        "note_form": f.NoteForm(),
+        "ack_form": f.AckForm(),
+        "elapsed": elapsed,
+        "minimum_minutes": int(minimum.value) if minimum is not None else None,
+        "last_moaas": services.last_rating(session, ObservationKind.SEDATION),
+        "last_dissociation": services.last_rating(session, ObservationKind.DISSOCIATION),
+        "transition_version": session.version,
+    }
+
+
+def _gate_initial(session: DosingSession) -> dict[str, Any]:
+    data = {name: getattr(session, name) for name in services.GATE_FIELDS}
+    for key in ("last_food_at", "last_liquid_at"):
+        if data[key] is not None:
+            data[key] = data[key].astimezone().strftime(f.DT_FORMAT)
+    data["version"] = session.version
+    return data
+
+
+@login_required
+def detail(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.VIEW_CLINICAL)
+    session = _session(patient, session_id)
+    return render(request, "sessions/detail.html", _context(request, session))
+
+
+@login_required
+def monitor(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    """htmx partial: elapsed time and due-reminders (polled every 30 s; forms are not replaced)."""
+    patient = open_patient(request, patient_id, Action.VIEW_CLINICAL)
+    session = _session(patient, session_id)
+    return render(request, "sessions/_status.html", _context(request, session))
+
+
+def _fail(
+    request: HttpRequest,
+    session: DosingSession,
+    status: int,
+    errors: list[str],
+    overrides: dict[str, Any] | None = None,
+) -> HttpResponse:
+    record_event(actor_from_request(request), "view", patient=session.patient, obj=session)
+    session.refresh_from_db()
+    ctx = _context(request, session, overrides)
+    ctx["errors"] = errors
+    htmx = bool(getattr(request, "htmx", False))
+    template = "sessions/_monitor.html" if htmx and "due" in ctx else "sessions/detail.html"
+    return render(request, template, ctx, status=status)
+
+
+def _run(
+    request: HttpRequest,
+    patient_id: int,
+    session_id: int,
+    action: Action,
+    form: Any,
+    do: Callable[[Actor, DosingSession, Any], Any],
+    form_key: str | None = None,
+) -> HttpResponse:
+    """POST skeleton: one permission check, validate, call the service, handle refusals and conflicts."""
+    patient = open_patient(request, patient_id, action, audit=None, object_type="kap_sessions.dosingsession")
+    session = _session(patient, session_id)
+    overrides = {form_key: form} if form_key else {}
+    if form is not None and not form.is_valid():
+        return _fail(request, session, 400, ["Please correct the errors below."], overrides)
+    try:
+        do(actor_from_request(request), session, form.cleaned_data if form is not None else {})
+    except Refused as e:
+        if form is not None:
+            for field, msgs in e.field_errors.items():
+                for m in msgs:
+                    form.add_error(field if field in form.fields else None, m)
+        return _fail(request, session, 400, e.messages, overrides)
+    except ConflictError as e:
+        return _fail(request, session, 409, [str(e)])
+    if (
+        getattr(request, "htmx", False)
+        and State(DosingSession.objects.get(pk=session.pk).state) in MONITOR_STATES
+    ):
+        session.refresh_from_db()
+        return render(request, "sessions/_monitor.html", _context(request, session))
+    return redirect("sessions:detail", patient_id=patient.pk, session_id=session.pk)
+
+
+@login_required
+@require_POST
+def transition(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    form = f.TransitionForm(request.POST)
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.session_transition(actor, session, Event(data["event"]), data["version"])
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do)
+
+
+@login_required
+@require_POST
+def abort(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    form = f.AbortForm(request.POST)
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.session_transition(actor, session, Event.ABORT, data["version"], reason=data["reason"])
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "abort_form")
+
+
+@login_required
+@require_POST
+def gate(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.MONITOR_SESSION, audit=None)
+    session = _session(patient, session_id)
+    form = f.GateForm(request.POST, protocol=services.protocol_for(session))
+
+    def do(actor: Actor, s: DosingSession, data: dict[str, Any]) -> None:
+        values = {k: v for k, v in data.items() if k in services.GATE_FIELDS}
+        for k in (
+            "escort_name",
+            "escort_phone",
+            "intention",
+            "phq9_waiver_reason",
+            "pregnancy_status",
+            "nasal_steroid",
+        ):
+            if k in values and values[k] is None:
+                values[k] = ""
+        s = services.gate_update(actor, s, data["version"], values)
+        if request.POST.get("confirm"):
+            services.gate_pass(actor, s, s.version)
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "gate_form")
+
+
+@login_required
+@require_POST
+def gate_pass(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    form = f.VersionForm(request.POST)
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.gate_pass(actor, session, data["version"])
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do)
+
+
+@login_required
+@require_POST
+def override(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    form = f.OverrideForm(request.POST)
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.gate_override(actor, session, data["item"], data["reason"])
+
+    return _run(request, patient_id, session_id, Action.PRESCRIBE, form, do, "override_form")
+
+
+@login_required
+@require_POST
+def vitals(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    form = f.VitalsForm(request.POST)
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.vitals_record(actor, session, Reading(**{k: v for k, v in data.items() if v is not None}))
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "vitals_form")
+
+
+@login_required
+@require_POST
+def rating(request: HttpRequest, patient_id: int, session_id: int, kind: str) -> HttpResponse:
+    form: Any = (
+        f.SedationForm(request.POST) if kind == ObservationKind.SEDATION else f.DissociationForm(request.POST)
+    )
+    key = "sedation_form" if kind == ObservationKind.SEDATION else "dissociation_form"
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.rating_record(actor, session, kind, data["value"])
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, key)
+
+
+@login_required
+@require_POST
+def event(request: HttpRequest, patient_id: int, session_id: int, kind: str) -> HttpResponse:
+    form_cls, key = {
+        EventKind.SIDE_EFFECT: (f.SideEffectForm, "side_effect_form"),
+        EventKind.INTERVENTION: (f.InterventionForm, "intervention_form"),
+    }.get(kind, (f.NoteForm, "note_form"))  # type: ignore[arg-type]
+    form = form_cls(request.POST)
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.event_record(actor, session, kind, data.get("code", ""), data.get("text", ""))
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, key)
+
+
+@login_required
+@require_POST
+def acknowledge(request: HttpRequest, patient_id: int, session_id: int, alert_id: int) -> HttpResponse:
+    form = f.AckForm(request.POST)
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.alert_acknowledge(actor, session, alert_id, data["action"])
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "ack_form")
+
+
+@login_required
+@require_POST
+def dose(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.PRESCRIBE, audit=None)
+    session = _session(patient, session_id)
+    form = f.DoseForm(request.POST, protocol=services.protocol_for(session))
+
+    def do(actor: Actor, s: DosingSession, data: dict[str, Any]) -> None:
+        services.dose_order(actor, s, data["version"], data)
+
+    return _run(request, patient_id, session_id, Action.PRESCRIBE, form, do, "dose_form")
+
+
+@login_required
+@require_POST
+def double_check(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.dose_double_check(actor, session)
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, None, do)
+
+
+@login_required
+@require_POST
+def start_dosing(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    form = f.StartDosingForm(request.POST)
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.dosing_start(
+            actor,
+            session,
+            data["version"],
+            lot_number=data["lot_number"] or "",
+            expiry_date=data["expiry_date"],
+        )
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "start_form")
+
+
+@login_required
+@require_POST
+def discharge(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    form = f.DischargeForm(request.POST)
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.session_discharge(
+            actor,
+            session,
+            data["version"],
+            escort_present=data["escort_present"],
+            no_driving=data["no_driving"],
+            signed=data["signed"],
+            ready_to_leave_minutes=data["ready_to_leave_minutes"],
+            note=data["note"],
+        )
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "discharge_form")
+
+
+@login_required
+@require_POST
+def adverse_event(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    form = f.AdverseEventForm(request.POST)
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.adverse_event_record(actor, session, **data)
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "ae_form")
+
+
+@login_required
+@require_POST
+def process_note(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    form = f.ProcessNoteForm(request.POST)
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.process_note_add(actor, session, data["text"])
+
+    return _run(request, patient_id, session_id, Action.EDIT_CLINICAL, form, do, "process_form")
+
+
+@login_required
+def rems(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.VIEW_CLINICAL)
+    session = _session(patient, session_id)
+    if not session.protocol_id.startswith("esketamine"):
+        return render(
+            request, "sessions/rems.html", {"session": session, "patient": patient, "not_rems": True}
+        )
+    return render(
+        request,
+        "sessions/rems.html",
+        {
+            "session": session,
+            "patient": patient,
+            "r": selectors.rems_record(session),
+            "can_monitor": can(actor_from_request(request), Action.MONITOR_SESSION, patient),
+        },
+    )
+
+
+@login_required
+@require_POST
+def rems_submitted(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.rems_mark_submitted(actor, session)
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, None, do)

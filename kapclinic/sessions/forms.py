@@ -1,0 +1,260 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+
+from kapclinic.clinical.protocols import protocol_choices
+from kapclinic.clinical.session_state import MEDICATION_CLASS_LABELS
+from kapclinic.clinical.vitals import DISSOCIATION_ANCHORS, MOAAS_LEVELS
+from kapclinic.sessions.models import (
+    INTERVENTIONS,
+    SIDE_EFFECTS,
+    AEOutcome,
+    AESeverity,
+    NasalSteroid,
+    PregnancyStatus,
+)
+
+DT_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+def dt_field(label: str, required: bool = False, help_text: str = "") -> forms.DateTimeField:
+    return forms.DateTimeField(
+        label=label,
+        required=required,
+        help_text=help_text,
+        input_formats=[DT_FORMAT, "%Y-%m-%d %H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DT_FORMAT),
+    )
+
+
+class VersionForm(forms.Form):
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class NewSessionForm(forms.Form):
+    protocol = forms.ChoiceField(label="Protocol", choices=())
+    scheduled_for = dt_field("Scheduled for", required=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["protocol"].choices = protocol_choices()  # type: ignore[attr-defined]
+
+
+# Entry-error bounds for weight (engineering, not clinical; the clinic may change them).
+WEIGHT_BOUNDS = (Decimal(20), Decimal(350))
+
+
+class GateForm(VersionForm):
+    weight_kg = forms.DecimalField(label="Weight today (kg)", max_digits=5, decimal_places=1, required=False)
+    height_cm = forms.DecimalField(label="Height (cm)", max_digits=5, decimal_places=1, required=False)
+    ideal_body_weight_kg = forms.DecimalField(
+        label="Ideal body weight (kg), if the protocol doses on it",
+        max_digits=5,
+        decimal_places=1,
+        required=False,
+        help_text="The clinical reference gives no IBW formula; enter the value the prescriber calculated.",
+    )
+    last_food_at = dt_field("Last food")
+    last_liquid_at = dt_field("Last liquids")
+    escort_name = forms.CharField(label="Escort / driver home", max_length=120, required=False)
+    escort_phone = forms.CharField(label="Escort phone", max_length=40, required=False)
+    medication_changes_reviewed = forms.BooleanField(
+        label="Medication changes since the last session reviewed", required=False
+    )
+    flagged_medication_classes = forms.MultipleChoiceField(
+        label="Current or new medicines in these classes",
+        choices=list(MEDICATION_CLASS_LABELS.items()),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+    pregnancy_status = forms.ChoiceField(
+        label="Pregnancy status", choices=PregnancyStatus.choices, required=False
+    )
+    intention = forms.CharField(
+        label="Intention for the session", widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
+    phq9_done = forms.BooleanField(label="PHQ-9 completed for this session", required=False)
+    phq9_waiver_reason = forms.CharField(label="PHQ-9 waived because", max_length=300, required=False)
+    rems_enrolled = forms.BooleanField(label="Patient enrolled in the Spravato REMS", required=False)
+    nasal_steroid = forms.ChoiceField(
+        label="Nasal corticosteroid / decongestant today", choices=NasalSteroid.choices, required=False
+    )
+
+    def __init__(self, *args: Any, protocol: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if protocol is not None:
+            items = set(protocol.gate_items)
+            if "rems_enrolled" not in items:
+                del self.fields["rems_enrolled"]
+            if "nasal_steroid_timing" not in items:
+                del self.fields["nasal_steroid"]
+            if protocol.dose.basis != "mg_per_kg":
+                del self.fields["ideal_body_weight_kg"]
+
+    def clean_weight_kg(self) -> Decimal | None:
+        w: Decimal | None = self.cleaned_data.get("weight_kg")
+        lo, hi = WEIGHT_BOUNDS
+        if w is not None and not lo <= w <= hi:
+            raise forms.ValidationError(
+                f"Weight of {w} kg is outside the plausible range {lo}–{hi} kg; re-enter it."
+            )
+        return w
+
+    def clean_height_cm(self) -> Decimal | None:
+        h: Decimal | None = self.cleaned_data.get("height_cm")
+        if h is not None and not Decimal(100) <= h <= Decimal(250):
+            raise forms.ValidationError(
+                f"Height of {h} cm is outside the plausible range 100–250 cm; re-enter it."
+            )
+        return h
+
+
+class VitalsForm(forms.Form):
+    sbp = forms.IntegerField(label="Systolic BP (mmHg)", required=False)
+    dbp = forms.IntegerField(label="Diastolic BP (mmHg)", required=False)
+    hr = forms.IntegerField(label="Heart rate (/min)", required=False)
+    rr = forms.IntegerField(label="Respiratory rate (/min)", required=False)
+    spo2 = forms.IntegerField(label="SpO2 (%)", required=False)
+
+
+class SedationForm(forms.Form):
+    value = forms.TypedChoiceField(
+        label="Sedation (MOAA/S)",
+        coerce=int,
+        choices=[(k, f"{k} – {v}") for k, v in MOAAS_LEVELS.items()],
+        widget=forms.RadioSelect,
+    )
+
+
+class DissociationForm(forms.Form):
+    value = forms.TypedChoiceField(
+        label="Dissociation (clinician rating)",
+        coerce=int,
+        choices=[(k, f"{k} – {v}") for k, v in DISSOCIATION_ANCHORS.items()],
+        widget=forms.RadioSelect,
+    )
+
+
+class SideEffectForm(forms.Form):
+    code = forms.ChoiceField(label="Side effect", choices=SIDE_EFFECTS)
+    text = forms.CharField(label="Details", max_length=500, required=False)
+
+
+class InterventionForm(forms.Form):
+    code = forms.ChoiceField(label="Intervention", choices=INTERVENTIONS)
+    text = forms.CharField(label="Details (drug, dose, route)", max_length=500, required=False)
+
+
+class NoteForm(forms.Form):
+    text = forms.CharField(label="Observation", widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
+
+
+class AckForm(forms.Form):
+    action = forms.CharField(label="Action taken", max_length=500)
+
+
+class OverrideForm(forms.Form):
+    item = forms.CharField(widget=forms.HiddenInput)
+    reason = forms.CharField(
+        label="Override reason", widget=forms.Textarea(attrs={"rows": 2}), max_length=1000
+    )
+
+
+class DoseForm(VersionForm):
+    mg_per_kg = forms.DecimalField(
+        label="Dose (mg/kg)", max_digits=6, decimal_places=3, required=False, min_value=0
+    )
+    fixed_mg = forms.DecimalField(
+        label="Dose (mg)", max_digits=7, decimal_places=2, required=False, min_value=0
+    )
+    concentration = forms.DecimalField(
+        label="Vial concentration (mg/mL)",
+        max_digits=7,
+        decimal_places=2,
+        required=False,
+        min_value=Decimal("0.01"),
+    )
+    diluent_ml = forms.DecimalField(
+        label="Diluent volume (mL)", max_digits=7, decimal_places=1, required=False, min_value=0
+    )
+    infusion_minutes = forms.IntegerField(label="Infusion time (min)", required=False, min_value=1)
+    override_reason = forms.CharField(
+        label="Override reason (only to order above the protocol maximum or off the protocol doses)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+    )
+
+    def __init__(self, *args: Any, protocol: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if protocol is None:
+            return
+        if protocol.dose.basis == "mg_per_kg":
+            del self.fields["fixed_mg"]
+            default = protocol.dose.default_mg_per_kg.value
+            if default is not None:
+                self.fields["mg_per_kg"].initial = default.value
+        else:
+            del self.fields["mg_per_kg"]
+            default = protocol.dose.default_mg.value
+            if default is not None:
+                self.fields["fixed_mg"].initial = default.value
+        if protocol.dose.form not in ("vial_iv", "vial_im"):
+            del self.fields["concentration"]
+        if protocol.dose.form != "vial_iv":
+            del self.fields["diluent_ml"]
+            del self.fields["infusion_minutes"]
+        elif protocol.dose.infusion_minutes.value is not None:
+            self.fields["infusion_minutes"].initial = int(protocol.dose.infusion_minutes.value.value)
+
+
+class StartDosingForm(VersionForm):
+    lot_number = forms.CharField(label="Lot number", max_length=60, required=False)
+    expiry_date = forms.DateField(
+        label="Expiry date", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+class DischargeForm(VersionForm):
+    escort_present = forms.BooleanField(
+        label="Named escort is present to take the patient home", required=False
+    )
+    no_driving = forms.BooleanField(
+        label="Advised: no driving or operating machinery until the next day after restful sleep",
+        required=False,
+    )
+    ready_to_leave_minutes = forms.IntegerField(
+        label="Minutes after the start of dosing at which the patient would have been ready to leave "
+        "(REMS evaluation question)",
+        required=False,
+        min_value=0,
+        max_value=1440,
+    )
+    note = forms.CharField(label="Discharge note", widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    signed = forms.BooleanField(
+        label="I assessed the patient as clinically stable and sign this discharge", required=False
+    )
+
+
+class AbortForm(VersionForm):
+    reason = forms.CharField(
+        label="Reason for aborting", widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
+
+
+class TransitionForm(VersionForm):
+    event = forms.ChoiceField(choices=[("check_in", ""), ("start_monitoring", ""), ("start_recovery", "")])
+
+
+class AdverseEventForm(forms.Form):
+    description = forms.CharField(label="Event", max_length=300)
+    onset_at = dt_field("Onset", required=True)
+    severity = forms.ChoiceField(label="Severity", choices=AESeverity.choices)
+    action_taken = forms.CharField(label="Action taken", widget=forms.Textarea(attrs={"rows": 2}))
+    outcome = forms.ChoiceField(label="Outcome", choices=AEOutcome.choices)
+
+
+class ProcessNoteForm(forms.Form):
+    text = forms.CharField(label="Process note", widget=forms.Textarea(attrs={"rows": 3}), max_length=5000)

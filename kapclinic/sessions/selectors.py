@@ -1,0 +1,252 @@
+"""Reads for dosing sessions (constant query counts; query-count tested)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from kapclinic.clinical.protocols import Protocol
+from kapclinic.clinical.session_state import State
+from kapclinic.clinical.vitals import LOINC, DueItem, Vital, due_vitals
+from kapclinic.core import clock
+from kapclinic.core.actor import Actor
+from kapclinic.policy import Action, visible_patients
+from kapclinic.sessions.models import DosingSession, Observation, ObservationKind
+
+REMS_SUBMIT_DAYS = 7  # submit within 7 days [S6a] ref §2.1
+
+
+def clinic_sessions(actor: Actor, day: dt.date | None = None) -> QuerySet[DosingSession]:
+    """Sessions of patients the actor may see clinically; one day, or all when day is None."""
+    qs = (
+        DosingSession.objects.filter(patient__in=visible_patients(actor, Action.VIEW_CLINICAL))
+        .select_related("patient")
+        .annotate(open_alerts=Count("alerts", filter=Q(alerts__acknowledged_at__isnull=True)))
+        .order_by("scheduled_for", "id")
+    )
+    if day is not None:
+        start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+        qs = qs.filter(scheduled_for__gte=start, scheduled_for__lt=start + dt.timedelta(days=1))
+    return qs
+
+
+def rems_overdue(actor: Actor) -> QuerySet[DosingSession]:
+    """Esketamine sessions discharged more than 7 days ago whose REMS form is not marked submitted."""
+    cutoff = clock.now() - dt.timedelta(days=REMS_SUBMIT_DAYS)
+    return (
+        DosingSession.objects.filter(
+            patient__in=visible_patients(actor, Action.VIEW_CLINICAL),
+            protocol_id__startswith="esketamine",
+            state=State.DISCHARGED,
+            discharged_at__lt=cutoff,
+            rems_submitted_at__isnull=True,
+        )
+        .select_related("patient")
+        .order_by("discharged_at", "id")
+    )
+
+
+def patient_sessions(patient: Any, limit: int = 10) -> list[DosingSession]:
+    return list(DosingSession.objects.filter(patient=patient).order_by("-scheduled_for", "-id")[:limit])
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    at: dt.datetime
+    minutes: int | None  # minutes from first dose (None before dosing)
+    kind: str
+    text: str
+    by: str
+    severity: str = ""
+
+
+_VITAL_LABEL = {LOINC[v].loinc: (v, LOINC[v]) for v in Vital}
+
+
+def _rel(at: dt.datetime, start: dt.datetime | None) -> int | None:
+    if start is None:
+        return None
+    return int((at - start).total_seconds() // 60)
+
+
+def monitoring_timeline(session: DosingSession) -> list[TimelineRow]:
+    """All monitoring entries on one clock from dose start (process notes excluded on purpose)."""
+    start = session.first_dose_at
+    rows: list[TimelineRow] = []
+    readings: dict[int, list[Observation]] = {}
+    for o in session.observations.select_related("recorded_by").all():
+        if o.kind == ObservationKind.VITAL:
+            readings.setdefault(o.reading, []).append(o)
+        else:
+            rows.append(
+                TimelineRow(
+                    o.at,
+                    _rel(o.at, start),
+                    o.get_kind_display(),
+                    f"{o.display} {o.value}",
+                    o.recorded_by.full_name,
+                )
+            )
+    for group in readings.values():
+        values = {o.code: o.value for o in group}
+        parts = []
+        if "8480-6" in values or "8462-4" in values:
+            parts.append(f"BP {values.get('8480-6', '–')}/{values.get('8462-4', '–')} mmHg")
+        for code, label, unit in (
+            ("8867-4", "HR", "/min"),
+            ("9279-1", "RR", "/min"),
+            ("59408-5", "SpO2", "%"),
+        ):
+            if code in values:
+                parts.append(f"{label} {values[code]}{unit if unit == '%' else ' ' + unit}")
+        first = group[0]
+        phase = {"pre_dose": "pre-dose", "recovery": "recovery"}.get(first.phase, "")
+        rows.append(
+            TimelineRow(
+                first.at,
+                _rel(first.at, start),
+                "Vitals" + (f" ({phase})" if phase else ""),
+                ", ".join(parts),
+                first.recorded_by.full_name,
+            )
+        )
+    for e in session.events.select_related("recorded_by").all():
+        label = dict(_event_codes()).get(e.code, "")
+        text = " – ".join(x for x in (label, e.text) if x)
+        rows.append(TimelineRow(e.at, _rel(e.at, start), e.get_kind_display(), text, e.recorded_by.full_name))
+    for a in session.alerts.select_related("acknowledged_by").all():
+        rows.append(
+            TimelineRow(a.raised_at, _rel(a.raised_at, start), "Alert", a.message, "system", a.severity)
+        )
+        if a.acknowledged_at and a.acknowledged_by:
+            rows.append(
+                TimelineRow(
+                    a.acknowledged_at,
+                    _rel(a.acknowledged_at, start),
+                    "Alert acknowledged",
+                    f"{a.message} Action: {a.action_taken}",
+                    a.acknowledged_by.full_name,
+                )
+            )
+    for t in session.transitions.select_related("by").all():
+        text = _STEP_TEXT.get(t.event, t.event) + (f": {t.reason}" if t.reason else "")
+        rows.append(TimelineRow(t.at, _rel(t.at, start), "Step", text, t.by.full_name))
+    rows.sort(key=lambda r: r.at)
+    return rows
+
+
+_STEP_TEXT = {
+    "check_in": "Checked in",
+    "pass_predose": "Pre-dose checks passed",
+    "start_dosing": "Dosing started (first dose)",
+    "start_monitoring": "Dosing finished, monitoring",
+    "start_recovery": "Recovery started",
+    "discharge": "Discharged",
+    "abort": "Aborted",
+}
+
+
+def _event_codes() -> list[tuple[str, str]]:
+    from kapclinic.sessions.models import INTERVENTIONS, SIDE_EFFECTS
+
+    return [*SIDE_EFFECTS, *INTERVENTIONS]
+
+
+def vitals_due(session: DosingSession, protocol: Protocol) -> tuple[DueItem, ...]:
+    taken = list(
+        session.observations.filter(kind=ObservationKind.VITAL)
+        .values_list("at", flat=True)
+        .distinct()
+        .order_by("at")
+    )
+    interval = protocol.vitals_schedule.interval_minutes.value
+    return due_vitals(
+        protocol.vitals_schedule.checkpoints,
+        dose_start=session.first_dose_at,
+        now=clock.now(),
+        taken_at=taken,
+        interval_minutes=int(interval.value) if interval is not None else None,
+        recovery_started=session.recovery_started_at,
+    )
+
+
+def rems_record(session: DosingSession) -> dict[str, Any]:
+    """Every REMS Patient Monitoring Form field listed in ref §2.1 [S6a][S6b], filled from the session."""
+    from kapclinic.sessions.services import baseline_reading, final_reading
+
+    patient = session.patient
+    admin = getattr(session, "administration", None)
+    base = baseline_reading(session)
+    final = final_reading(session)
+    at40 = None
+    if session.first_dose_at:
+        target = session.first_dose_at + dt.timedelta(minutes=40)
+        rows = list(
+            session.observations.filter(
+                kind=ObservationKind.VITAL, code__in=["8480-6", "8462-4"], at__gte=session.first_dose_at
+            )
+        )
+        if rows:
+            nearest = min(rows, key=lambda o: abs((o.at - target).total_seconds()))
+            pair = {o.code: o.value for o in rows if o.reading == nearest.reading}
+            at40 = (
+                pair.get("8480-6"),
+                pair.get("8462-4"),
+                int((nearest.at - session.first_dose_at).total_seconds() // 60),
+            )
+    flagged = set(session.flagged_medication_classes or [])
+    end = session.discharged_at
+    total = (
+        int((end - session.first_dose_at).total_seconds() // 60) if end and session.first_dose_at else None
+    )
+    from kapclinic.sessions.services import protocol_for
+
+    thresholds = protocol_for(session).thresholds
+    from kapclinic.clinical.vitals import evaluate_reading
+
+    def in_range(r: Any, phase: str) -> bool | None:
+        if r is None:
+            return None
+        return not evaluate_reading(r, baseline=base, phase=phase, thresholds=thresholds)  # type: ignore[arg-type]
+
+    previous = (
+        DosingSession.objects.filter(patient=patient, first_dose_at__lt=session.first_dose_at or clock.now())
+        .exclude(pk=session.pk)
+        .exists()
+        if session.first_dose_at
+        else None
+    )
+    sedation = session.observations.filter(kind=ObservationKind.SEDATION, value__lt=5).exists()
+    dissociation = session.observations.filter(kind=ObservationKind.DISSOCIATION, value__gt=0).exists()
+    resp = session.alerts.filter(rule__in=["spo2_below", "rr_below"]).exists()
+    return {
+        "patient": patient,
+        "first_treatment": previous is False if previous is not None else None,
+        "meds": {
+            "Benzodiazepines": "benzodiazepine" in flagged,
+            "Non-benzodiazepine sedative hypnotics": "sedative_hypnotic" in flagged,
+            "Psychostimulants": "stimulant" in flagged,
+            "MAOIs": "maoi" in flagged,
+            "Opioids (mentioned in the J&J walkthrough)": "opioid" in flagged,
+        },
+        "monitoring_hcp": session.discharged_by,
+        "clinic": session.clinic,
+        "treatment_date": session.first_dose_at,
+        "dose_mg": admin.dose_mg if admin else None,
+        "lot_number": admin.lot_number if admin else "",
+        "total_minutes": total,
+        "ready_to_leave_minutes": session.ready_to_leave_minutes,
+        "vitals_ok_before": in_range(base, "pre_dose"),
+        "vitals_ok_end": in_range(final, "intra"),
+        "bp_before": base,
+        "bp_40": at40,
+        "bp_end": final,
+        "sedation": sedation,
+        "dissociation": dissociation,
+        "respiratory": resp,
+        "submitted_at": session.rems_submitted_at,
+    }

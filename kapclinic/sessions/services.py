@@ -1,0 +1,899 @@
+"""Every write for dosing sessions: transactional, audited once, attributed and timestamped."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+
+from kapclinic.audit.services import record_event
+from kapclinic.clinical import session_state as sm
+from kapclinic.clinical.dosing import (
+    Cm,
+    DoseCalculation,
+    Kg,
+    Mg,
+    MgPerKg,
+    MgPerMl,
+    Minutes,
+    Ml,
+    calculate_dose,
+)
+from kapclinic.clinical.protocols import Protocol, apply_clinic_settings, get_protocol
+from kapclinic.clinical.session_state import Event, GateCheck, GateResult, IllegalTransition, State
+from kapclinic.clinical.vitals import (
+    LOINC,
+    Reading,
+    Vital,
+    check_dissociation,
+    check_moaas,
+    check_plausible,
+    evaluate_reading,
+    evaluate_sedation,
+)
+from kapclinic.core import clock
+from kapclinic.core.actor import Actor
+from kapclinic.core.concurrency import ConflictError, save_versioned
+from kapclinic.patients.models import Patient
+from kapclinic.patients.services import add_timeline_event
+from kapclinic.sessions.models import (
+    Administration,
+    AdverseEvent,
+    ClinicProtocolSetting,
+    DosingSession,
+    EventKind,
+    GateOverride,
+    NasalSteroid,
+    Observation,
+    ObservationKind,
+    PregnancyStatus,
+    ProcessNote,
+    SessionAlert,
+    SessionEvent,
+    SessionTransition,
+)
+from kapclinic.sessions.readiness import readiness_for
+
+
+class Refused(Exception):
+    """A refusal the user must see: one sentence per problem, optionally keyed by form field."""
+
+    def __init__(
+        self, messages: Sequence[str] | str, field_errors: dict[str, list[str]] | None = None
+    ) -> None:
+        self.messages = [messages] if isinstance(messages, str) else list(messages)
+        self.field_errors = field_errors or {}
+        super().__init__(" ".join(self.messages))
+
+
+# ---------------------------------------------------------------- protocol with clinic settings
+
+
+def protocol_for(session: DosingSession) -> Protocol:
+    return clinic_protocol(session.clinic_id, session.protocol_id, session.protocol_version)
+
+
+def clinic_protocol(clinic_id: int, protocol_id: str, version: str | None = None) -> Protocol:
+    base = get_protocol(protocol_id, version)
+    values: dict[str, str | int | None] = {}
+    for key, value in ClinicProtocolSetting.objects.filter(
+        clinic_id=clinic_id, protocol_id=protocol_id
+    ).values_list("key", "value"):
+        values[key] = int(value) if key.startswith("thresholds.") or key == "sessions.count" else value
+    return apply_clinic_settings(base, values) if values else base
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _fresh(session: DosingSession) -> DosingSession:
+    return DosingSession.objects.select_for_update().get(pk=session.pk)
+
+
+def _check_version(session: DosingSession, expected_version: int | None) -> None:
+    if expected_version is not None and session.version != expected_version:
+        raise ConflictError()
+
+
+_STAMP = {
+    Event.CHECK_IN: "checked_in_at",
+    Event.PASS_PREDOSE: "predose_passed_at",
+    Event.START_DOSING: "first_dose_at",
+    Event.START_MONITORING: "monitoring_started_at",
+    Event.START_RECOVERY: "recovery_started_at",
+    Event.DISCHARGE: "discharged_at",
+    Event.ABORT: "aborted_at",
+}
+
+
+def _transition(
+    actor: Actor,
+    session: DosingSession,
+    event: Event,
+    expected_version: int,
+    *,
+    reason: str = "",
+    extra: dict[str, Any] | None = None,
+) -> DosingSession:
+    """Apply ``event`` (pure state machine), stamp the time, version-check, record transition + audit."""
+    current = State(session.state)
+    try:
+        target = sm.next_state(current, event, reason=reason)
+    except IllegalTransition as e:
+        raise Refused(str(e)) from None
+    now = clock.now()
+    session.state = target.value
+    setattr(session, _STAMP[event], now)
+    fields = ["state", _STAMP[event]]
+    for name, value in (extra or {}).items():
+        setattr(session, name, value)
+        fields.append(name)
+    save_versioned(session, expected_version, fields)
+    SessionTransition.objects.create(
+        session=session,
+        event=event.value,
+        from_state=current.value,
+        to_state=target.value,
+        at=now,
+        by=actor.user,
+        reason=reason,
+    )
+    record_event(actor, "update", patient=session.patient, obj=session, detail=f"transition:{event.value}")
+    return session
+
+
+def _assert_user(actor: Actor) -> None:
+    if actor.user is None:
+        raise Refused("A signed-in staff member is required.")
+
+
+# ---------------------------------------------------------------- create / simple transitions
+
+
+@transaction.atomic
+def session_create(
+    actor: Actor, patient: Patient, protocol_key: str, scheduled_for: dt.datetime
+) -> DosingSession:
+    _assert_user(actor)
+    pid, _, version = protocol_key.partition("@")
+    protocol = get_protocol(pid, version or None)
+    session = DosingSession.objects.create(
+        clinic_id=patient.clinic_id,
+        patient=patient,
+        protocol_id=protocol.id,
+        protocol_version=protocol.version,
+        scheduled_for=scheduled_for,
+        created_by=actor.user,
+    )
+    record_event(actor, "create", patient=patient, obj=session)
+    add_timeline_event(
+        patient,
+        kind="sessions.scheduled",
+        title="Dosing session scheduled",
+        category="admin",
+        at=clock.now(),
+        actor=actor,
+        ref=session,
+        url=f"/sessions/patient/{patient.pk}/{session.pk}/",
+    )
+    return session
+
+
+@transaction.atomic
+def session_transition(
+    actor: Actor, session: DosingSession, event: Event, expected_version: int, reason: str = ""
+) -> DosingSession:
+    """Check-in, start monitoring, start recovery and abort (the steps with no extra data)."""
+    if event not in (Event.CHECK_IN, Event.START_MONITORING, Event.START_RECOVERY, Event.ABORT):
+        raise Refused("That step has its own form.")
+    session = _fresh(session)
+    _check_version(session, expected_version)
+    session = _transition(actor, session, event, expected_version, reason=reason.strip())
+    if event is Event.ABORT:
+        session.abort_reason = reason.strip()
+        session.save(update_fields=["abort_reason"])
+        add_timeline_event(
+            session.patient,
+            kind="sessions.aborted",
+            title="Dosing session aborted",
+            at=session.aborted_at,
+            actor=actor,
+            ref=session,
+            url=_url(session),
+        )
+    return session
+
+
+def _url(session: DosingSession) -> str:
+    return f"/sessions/patient/{session.patient_id}/{session.pk}/"
+
+
+# ---------------------------------------------------------------- gate
+
+
+GATE_FIELDS = [
+    "weight_kg",
+    "height_cm",
+    "ideal_body_weight_kg",
+    "last_food_at",
+    "last_liquid_at",
+    "escort_name",
+    "escort_phone",
+    "medication_changes_reviewed",
+    "flagged_medication_classes",
+    "pregnancy_status",
+    "intention",
+    "phq9_done",
+    "phq9_waiver_reason",
+    "rems_enrolled",
+    "nasal_steroid",
+]
+
+
+@transaction.atomic
+def gate_update(
+    actor: Actor, session: DosingSession, expected_version: int, values: dict[str, Any]
+) -> DosingSession:
+    session = _fresh(session)
+    _check_version(session, expected_version)
+    if session.state not in (State.SCHEDULED, State.CHECKED_IN):
+        raise Refused("Pre-dose checks can only be changed before they have been passed.")
+    for key, value in values.items():
+        if key not in GATE_FIELDS:
+            raise ValueError(key)
+        setattr(session, key, value)
+    save_versioned(session, expected_version, list(values))
+    record_event(actor, "update", patient=session.patient, obj=session, detail="gate")
+    return session
+
+
+def baseline_reading(session: DosingSession) -> Reading | None:
+    rows = list(
+        session.observations.filter(kind=ObservationKind.VITAL, phase="pre_dose").order_by("-reading", "-id")[
+            :5
+        ]
+    )
+    if not rows:
+        return None
+    latest = rows[0].reading
+    return _reading([r for r in rows if r.reading == latest])
+
+
+def _reading(rows: Iterable[Observation]) -> Reading:
+    by_code = {v: k for k, v in ((vital, LOINC[vital].loinc) for vital in Vital)}
+    values: dict[str, int] = {}
+    for r in rows:
+        vital = by_code.get(r.code)
+        if vital is not None:
+            values[vital.value] = r.value
+    return Reading(**values)
+
+
+def gate_checks(
+    session: DosingSession, protocol: Protocol, now: dt.datetime | None = None
+) -> list[GateCheck]:
+    """Evaluate every gate item the protocol requires (ref §6.1)."""
+    now = now or clock.now()
+    checks: list[GateCheck] = []
+    items = set(protocol.gate_items)
+    if items & {"signed_plan", "consent_current", "eligibility_current"}:
+        checks.extend(c for c in readiness_for(session.patient).checks() if c.key in items)
+    if "phq9_done" in items:
+        checks.append(sm.check_phq9(session.phq9_done, session.phq9_waiver_reason))
+    if "fasting" in items:
+        food = protocol.fasting.food_minutes.value
+        liquids = protocol.fasting.liquids_minutes.value
+        checks.append(
+            sm.check_fasting(
+                last_food_at=session.last_food_at,
+                last_liquid_at=session.last_liquid_at,
+                now=now,
+                food_minutes=int(food.value) if food else None,
+                liquids_minutes=int(liquids.value) if liquids else None,
+            )
+        )
+    if "escort_named" in items:
+        checks.append(
+            sm.check_text("escort_named", session.escort_name, "No escort or driver home has been named.")
+        )
+    if "medication_changes_reviewed" in items:
+        checks.append(
+            sm.check_medication_changes(
+                session.medication_changes_reviewed, session.flagged_medication_classes or []
+            )
+        )
+    if "pregnancy_status" in items:
+        ps = session.pregnancy_status
+        if ps in (PregnancyStatus.NOT_APPLICABLE, PregnancyStatus.NOT_PREGNANT):
+            checks.append(GateCheck("pregnancy_status", True, PregnancyStatus(ps).label + "."))
+        elif ps in (PregnancyStatus.PREGNANT, PregnancyStatus.BREASTFEEDING):
+            checks.append(
+                GateCheck(
+                    "pregnancy_status",
+                    False,
+                    f"{PregnancyStatus(ps).label}: not recommended ([S2][S10b] ref §3.2, relative §3.5).",
+                )
+            )
+        else:
+            checks.append(GateCheck("pregnancy_status", False, "Pregnancy status has not been recorded."))
+    if "intention_noted" in items:
+        checks.append(
+            sm.check_text("intention_noted", session.intention, "No intention for the session is noted.")
+        )
+    if "baseline_vitals" in items:
+        checks.append(sm.check_baseline_vitals(baseline_reading(session), protocol.thresholds))
+    if "rems_enrolled" in items:
+        checks.append(
+            sm.check_flag(
+                "rems_enrolled",
+                session.rems_enrolled,
+                "Enrolled in the Spravato REMS.",
+                "The patient is not recorded as enrolled in the Spravato REMS ([S5][S6c] ref §2.1).",
+            )
+        )
+    if "nasal_steroid_timing" in items:
+        ns = session.nasal_steroid
+        checks.append(
+            GateCheck(
+                "nasal_steroid_timing",
+                ns in (NasalSteroid.NONE, NasalSteroid.OVER_1H),
+                {
+                    NasalSteroid.NONE: "None taken today.",
+                    NasalSteroid.OVER_1H: "Taken at least 1 hour before dosing.",
+                    NasalSteroid.WITHIN_1H: "Taken less than 1 hour before dosing; give it at least 1 hour "
+                    "before ([S10] ref §1.3).",
+                }.get(ns, "Nasal corticosteroid or decongestant use today has not been recorded."),  # type: ignore[call-overload]
+            )
+        )
+    if session.weight_kg is None and protocol.dose.basis == "mg_per_kg":
+        checks.append(GateCheck("weight_today", False, "Today's weight has not been recorded."))
+    return checks
+
+
+def gate_result(session: DosingSession, protocol: Protocol | None = None) -> GateResult:
+    protocol = protocol or protocol_for(session)
+    overrides = {o.item: o.reason for o in session.gate_overrides.all()}
+    return sm.evaluate_gate(gate_checks(session, protocol), overrides)
+
+
+@transaction.atomic
+def gate_override(actor: Actor, session: DosingSession, item: str, reason: str) -> GateOverride:
+    if actor.role != "prescriber":
+        raise Refused("Only a prescriber can override a failed pre-dose check.")
+    reason = reason.strip()
+    if not reason:
+        raise Refused(
+            "Reason is required: an override needs a written reason.", {"reason": ["Enter the reason."]}
+        )
+    session = _fresh(session)
+    if session.state != State.CHECKED_IN:
+        raise Refused("Pre-dose checks can only be overridden while the patient is checked in.")
+    result = gate_result(session)
+    match = next((i for i in result.items if i.check.key == item), None)
+    if match is None or match.status not in ("blocked", "hard_stop"):
+        raise Refused("That check is not failing, so there is nothing to override.")
+    if match.status == "hard_stop":
+        raise Refused(f"{match.check.label} is a hard stop and cannot be overridden.")
+    ov = GateOverride.objects.create(
+        session=session, item=item, detail=match.check.detail, reason=reason, by=actor.user, at=clock.now()
+    )
+    record_event(actor, "update", patient=session.patient, obj=session, detail=f"gate_override:{item}")
+    return ov
+
+
+@transaction.atomic
+def gate_pass(actor: Actor, session: DosingSession, expected_version: int) -> DosingSession:
+    session = _fresh(session)
+    _check_version(session, expected_version)
+    if session.state != State.CHECKED_IN:
+        try:
+            sm.next_state(State(session.state), Event.PASS_PREDOSE)
+        except IllegalTransition as e:
+            raise Refused(str(e)) from None
+    result = gate_result(session)
+    if not result.passed:
+        raise Refused(result.blocking)
+    snapshot = [
+        {
+            "key": i.check.key,
+            "label": i.check.label,
+            "status": i.status,
+            "detail": i.check.detail,
+            "override_reason": i.override_reason or "",
+            "waived_reason": i.check.waived_reason or "",
+        }
+        for i in result.items
+    ]
+    return _transition(
+        actor, session, Event.PASS_PREDOSE, expected_version, extra={"gate_snapshot": snapshot}
+    )
+
+
+# ---------------------------------------------------------------- dose
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value in (None, "") else Decimal(str(value))
+
+
+def calculate_for_session(session: DosingSession, inputs: dict[str, Any]) -> DoseCalculation:
+    protocol = protocol_for(session)
+    strengths = inputs.get("stocked_strengths") or None
+    return calculate_dose(
+        protocol,
+        weight=Kg(session.weight_kg) if session.weight_kg is not None else None,
+        height=Cm(session.height_cm) if session.height_cm is not None else None,
+        ideal_body_weight=Kg(session.ideal_body_weight_kg)
+        if session.ideal_body_weight_kg is not None
+        else None,
+        mg_per_kg=MgPerKg(d) if (d := _dec(inputs.get("mg_per_kg"))) is not None else None,
+        fixed_dose=Mg(d) if (d := _dec(inputs.get("fixed_mg"))) is not None else None,
+        vial_concentration=MgPerMl(d) if (d := _dec(inputs.get("concentration"))) is not None else None,
+        diluent_volume=Ml(d) if (d := _dec(inputs.get("diluent_ml"))) is not None else None,
+        infusion_time=Minutes(d) if (d := _dec(inputs.get("infusion_minutes"))) is not None else None,
+        stocked_strengths=[Mg(s) for s in strengths] if strengths else None,
+        override_reason=inputs.get("override_reason") or None,
+    )
+
+
+def _infusion_minutes(inputs: dict[str, Any], protocol: Protocol) -> int | None:
+    given = _dec(inputs.get("infusion_minutes"))
+    if given is not None:
+        return int(given)
+    default = protocol.dose.infusion_minutes.value
+    return int(default.value) if default is not None else None
+
+
+@transaction.atomic
+def dose_order(
+    actor: Actor, session: DosingSession, expected_version: int, inputs: dict[str, Any]
+) -> Administration:
+    if actor.role != "prescriber":
+        raise Refused("Only a prescriber can order the dose.")
+    session = _fresh(session)
+    _check_version(session, expected_version)
+    if session.state != State.PREDOSE_PASSED:
+        raise Refused(
+            "The dose can only be ordered after the pre-dose checks have passed and before dosing starts."
+        )
+    calc = calculate_for_session(session, inputs)
+    if not calc.ok or calc.dose is None:
+        raise Refused(calc.refusals)
+    protocol = protocol_for(session)
+    values = {
+        "product": protocol.product,
+        "route": protocol.route,
+        "dose_mg": calc.dose.value,
+        "mg_per_kg": calc.mg_per_kg.value if calc.mg_per_kg else None,
+        "weight_basis": calc.weight_basis.value if calc.weight_basis else "",
+        "weight_used_kg": calc.weight_used.value if calc.weight_used else None,
+        "maximum_mg": calc.maximum.value if calc.maximum else None,
+        "above_maximum": calc.above_maximum,
+        "override_reason": calc.override_reason or "",
+        "concentration_mg_per_ml": _dec(inputs.get("concentration")),
+        "volume_ml": calc.volume.volume.value if calc.volume else None,
+        "diluent_ml": _dec(inputs.get("diluent_ml")),
+        "infusion_minutes": _infusion_minutes(inputs, protocol) if calc.rate else None,
+        "rate_ml_per_h": calc.rate.rate.value if calc.rate else None,
+        "devices": calc.devices.devices if calc.devices else None,
+        "units_description": (
+            calc.lozenges.describe("lozenge")
+            if calc.lozenges
+            else f"{calc.devices.devices} × {calc.devices.device_strength} device"
+            if calc.devices
+            else ""
+        ),
+        "calculation": [{"label": s.label, "working": s.working} for s in calc.steps],
+        "warnings": list(calc.warnings),
+        "ordered_by": actor.user,
+        "ordered_at": clock.now(),
+        "double_checked_by": None,
+        "double_checked_at": None,
+    }
+    admin, _created = Administration.objects.update_or_create(session=session, defaults=values)
+    save_versioned(session, expected_version, [])  # bump the version: the order changed
+    record_event(actor, "update", patient=session.patient, obj=session, detail="dose_order")
+    return admin
+
+
+@transaction.atomic
+def dose_double_check(actor: Actor, session: DosingSession) -> Administration:
+    session = _fresh(session)
+    admin = Administration.objects.select_for_update().filter(session=session).first()
+    if admin is None:
+        raise Refused("There is no dose order to double-check yet.")
+    if admin.administered_at is not None:
+        raise Refused("The dose has already been given.")
+    if admin.ordered_by_id == actor.user_id:
+        raise Refused(
+            "Double-check: a second staff member, not the prescriber who ordered the dose, must check it."
+        )
+    admin.double_checked_by = actor.user
+    admin.double_checked_at = clock.now()
+    admin.save(update_fields=["double_checked_by", "double_checked_at"])
+    record_event(actor, "update", patient=session.patient, obj=session, detail="dose_double_check")
+    return admin
+
+
+@transaction.atomic
+def dosing_start(
+    actor: Actor,
+    session: DosingSession,
+    expected_version: int,
+    *,
+    lot_number: str,
+    expiry_date: dt.date | None,
+) -> DosingSession:
+    session = _fresh(session)
+    _check_version(session, expected_version)
+    if State(session.state) is not State.PREDOSE_PASSED:
+        try:
+            sm.next_state(State(session.state), Event.START_DOSING)
+        except IllegalTransition as e:
+            raise Refused(str(e)) from None
+    admin = Administration.objects.select_for_update().filter(session=session).first()
+    problems: list[str] = []
+    fields: dict[str, list[str]] = {}
+    if admin is None:
+        problems.append("Dose: no dose has been ordered by a prescriber.")
+    protocol = protocol_for(session)
+    if admin is not None and protocol.dose.double_check_required:
+        if admin.double_checked_by_id is None:
+            problems.append(
+                f"Double-check: {protocol.route} doses must be double-checked by a second staff member."
+            )
+        elif admin.double_checked_by_id == actor.user_id:
+            problems.append(
+                "Double-check: the person who double-checked the dose cannot also be the one giving it."
+            )
+    if not lot_number.strip():
+        problems.append("Lot number is required.")
+        fields["lot_number"] = ["Enter the lot number of the medicine used."]
+    if expiry_date is None:
+        problems.append("Expiry date is required.")
+        fields["expiry_date"] = ["Enter the expiry date of the medicine used."]
+    elif expiry_date < clock.today():
+        problems.append(f"Expiry date {expiry_date:%Y-%m-%d} has passed; this medicine cannot be used.")
+        fields["expiry_date"] = ["This medicine has expired."]
+    if problems:
+        raise Refused(problems, fields)
+    assert admin is not None
+    now = clock.now()
+    admin.lot_number = lot_number.strip()
+    admin.expiry_date = expiry_date
+    admin.administered_by = actor.user
+    admin.administered_at = now
+    admin.save(update_fields=["lot_number", "expiry_date", "administered_by", "administered_at"])
+    return _transition(actor, session, Event.START_DOSING, expected_version)
+
+
+# ---------------------------------------------------------------- monitoring
+
+
+_PHASE_FOR_STATE = {
+    State.CHECKED_IN: "pre_dose",
+    State.DOSING: "intra",
+    State.MONITORING: "intra",
+    State.RECOVERY: "recovery",
+}
+
+
+@transaction.atomic
+def vitals_record(
+    actor: Actor, session: DosingSession, reading: Reading
+) -> tuple[list[Observation], list[SessionAlert]]:
+    """Append a set of vitals (appends never conflict); raise alerts at once; refuse entry errors."""
+    session = _fresh(session)
+    phase = _PHASE_FOR_STATE.get(State(session.state))
+    if phase is None:
+        raise Refused(
+            f"Vitals cannot be recorded while the session is {session.get_state_display().lower()}."
+        )
+    errors = check_plausible(reading)
+    if errors:
+        fe: dict[str, list[str]] = {}
+        for e in errors:
+            fe.setdefault(e.field, []).append(e.message)
+        raise Refused([e.message for e in errors], fe)
+    now = clock.now()
+    group = (session.observations.order_by("-reading").values_list("reading", flat=True).first() or 0) + 1
+    rows = []
+    for vital in Vital:
+        value = reading.get(vital)
+        if value is None:
+            continue
+        code = LOINC[vital]
+        rows.append(
+            Observation(
+                session=session,
+                kind=ObservationKind.VITAL,
+                code=code.loinc,
+                display=code.display,
+                value=value,
+                unit=code.ucum,
+                at=now,
+                reading=group,
+                phase=phase,
+                recorded_by=actor.user,
+            )
+        )
+    Observation.objects.bulk_create(rows)
+    alerts: list[SessionAlert] = []
+    if phase != "pre_dose":
+        protocol = protocol_for(session)
+        for a in evaluate_reading(
+            reading, baseline=baseline_reading(session), thresholds=protocol.thresholds
+        ):
+            alerts.append(
+                SessionAlert.objects.create(
+                    session=session,
+                    rule=a.rule,
+                    vital=a.vital,
+                    value=a.value,
+                    threshold=a.threshold,
+                    severity=a.severity,
+                    message=a.message,
+                    source=a.source,
+                    raised_at=now,
+                )
+            )
+    record_event(
+        actor,
+        "create",
+        patient=session.patient,
+        obj=session,
+        detail=f"vitals:{len(rows)}:alerts:{len(alerts)}",
+    )
+    return rows, alerts
+
+
+LOCAL_CODES = "https://kapclinic.example/codes"
+
+
+@transaction.atomic
+def rating_record(
+    actor: Actor, session: DosingSession, kind: str, value: int
+) -> tuple[Observation, list[SessionAlert]]:
+    session = _fresh(session)
+    if State(session.state) not in (State.DOSING, State.MONITORING, State.RECOVERY):
+        raise Refused("Sedation and dissociation are rated once dosing has started and before discharge.")
+    if kind == ObservationKind.SEDATION:
+        err, code, display = check_moaas(value), "moaas", "MOAA/S"
+    elif kind == ObservationKind.DISSOCIATION:
+        err, code, display = check_dissociation(value), "dissociation-0-4", "Dissociation (clinician 0-4)"
+    else:
+        raise Refused("Unknown rating.")
+    if err:
+        raise Refused(err, {"value": [err]})
+    now = clock.now()
+    obs = Observation.objects.create(
+        session=session,
+        kind=kind,
+        code_system=LOCAL_CODES,
+        code=code,
+        display=display,
+        value=value,
+        unit="{score}",
+        at=now,
+        phase=_PHASE_FOR_STATE[State(session.state)],
+        recorded_by=actor.user,
+    )
+    alerts = []
+    if kind == ObservationKind.SEDATION:
+        for a in evaluate_sedation(value, protocol_for(session).thresholds):
+            alerts.append(
+                SessionAlert.objects.create(
+                    session=session,
+                    rule=a.rule,
+                    vital=a.vital,
+                    value=a.value,
+                    threshold=a.threshold,
+                    severity=a.severity,
+                    message=a.message,
+                    source=a.source,
+                    raised_at=now,
+                )
+            )
+    record_event(actor, "create", patient=session.patient, obj=session, detail=f"rating:{kind}")
+    return obs, alerts
+
+
+@transaction.atomic
+def event_record(actor: Actor, session: DosingSession, kind: str, code: str, text: str) -> SessionEvent:
+    session = _fresh(session)
+    if State(session.state) in (State.SCHEDULED, State.DISCHARGED, State.ABORTED):
+        raise Refused(f"Nothing can be recorded while the session is {session.get_state_display().lower()}.")
+    if kind not in EventKind.values:
+        raise Refused("Unknown event type.")
+    if kind == EventKind.NOTE and not text.strip():
+        raise Refused("Observation text is required.", {"text": ["Write the observation."]})
+    if code == "other" and not text.strip():
+        raise Refused("Details are required when 'Other' is chosen.", {"text": ["Describe it."]})
+    ev = SessionEvent.objects.create(
+        session=session, kind=kind, code=code, text=text.strip(), at=clock.now(), recorded_by=actor.user
+    )
+    record_event(actor, "create", patient=session.patient, obj=session, detail=f"event:{kind}")
+    return ev
+
+
+@transaction.atomic
+def alert_acknowledge(actor: Actor, session: DosingSession, alert_id: int, action: str) -> SessionAlert:
+    action = action.strip()
+    if not action:
+        raise Refused(
+            "Action taken is required: describe what was done before acknowledging the alert.",
+            {"action": ["Describe the action taken."]},
+        )
+    alert = SessionAlert.objects.select_for_update().filter(session=session, pk=alert_id).first()
+    if alert is None:
+        raise Refused("That alert does not exist for this session.")
+    if alert.acknowledged_at is not None:
+        raise Refused("This alert has already been acknowledged.")
+    alert.acknowledged_by = actor.user
+    alert.acknowledged_at = clock.now()
+    alert.action_taken = action
+    alert.save(update_fields=["acknowledged_by", "acknowledged_at", "action_taken"])
+    record_event(actor, "update", patient=session.patient, obj=session, detail=f"alert_ack:{alert.rule}")
+    return alert
+
+
+# ---------------------------------------------------------------- discharge
+
+
+def last_rating(session: DosingSession, kind: str) -> int | None:
+    obs = session.observations.filter(kind=kind).order_by("-at", "-id").first()
+    return obs.value if obs else None
+
+
+def final_reading(session: DosingSession) -> Reading | None:
+    rows = list(
+        session.observations.filter(kind=ObservationKind.VITAL, phase="recovery").order_by("-reading", "-id")[
+            :5
+        ]
+    )
+    if not rows:
+        return None
+    latest = rows[0].reading
+    return _reading([r for r in rows if r.reading == latest])
+
+
+def discharge_decision(
+    session: DosingSession, *, escort_present: bool, no_driving: bool, signed: bool
+) -> sm.DischargeDecision:
+    protocol = protocol_for(session)
+    minimum = protocol.observation.minimum_minutes.value
+    return sm.evaluate_discharge(
+        sm.DischargeInput(
+            first_dose_at=session.first_dose_at,
+            now=clock.now(),
+            minimum_minutes=int(minimum.value) if minimum is not None else None,
+            last_moaas=last_rating(session, ObservationKind.SEDATION),
+            last_dissociation=last_rating(session, ObservationKind.DISSOCIATION),
+            final_vitals=final_reading(session),
+            baseline=baseline_reading(session),
+            escort_present=escort_present,
+            escort_name=session.escort_name,
+            no_driving_advice_given=no_driving,
+            clinician_signed=signed,
+            open_alerts=session.alerts.filter(acknowledged_at__isnull=True).count(),
+            thresholds=protocol.thresholds,
+        )
+    )
+
+
+@transaction.atomic
+def session_discharge(
+    actor: Actor,
+    session: DosingSession,
+    expected_version: int,
+    *,
+    escort_present: bool,
+    no_driving: bool,
+    signed: bool,
+    ready_to_leave_minutes: int | None,
+    note: str,
+) -> DosingSession:
+    session = _fresh(session)
+    _check_version(session, expected_version)
+    if State(session.state) is not State.RECOVERY:
+        try:
+            sm.next_state(State(session.state), Event.DISCHARGE)
+        except IllegalTransition as e:
+            raise Refused(str(e)) from None
+    decision = discharge_decision(
+        session, escort_present=escort_present, no_driving=no_driving, signed=signed
+    )
+    if not decision.allowed:
+        raise Refused(decision.reasons)
+    session = _transition(
+        actor,
+        session,
+        Event.DISCHARGE,
+        expected_version,
+        extra={
+            "escort_present": True,
+            "no_driving_advice_given": True,
+            "discharged_by": actor.user,
+            "ready_to_leave_minutes": ready_to_leave_minutes,
+            "discharge_note": note.strip(),
+        },
+    )
+    add_timeline_event(
+        session.patient,
+        kind="sessions.discharged",
+        title="Dosing session discharged",
+        at=session.discharged_at,
+        actor=actor,
+        ref=session,
+        url=_url(session),
+    )
+    return session
+
+
+# ---------------------------------------------------------------- adverse events, process notes, REMS
+
+
+@transaction.atomic
+def adverse_event_record(
+    actor: Actor,
+    session: DosingSession,
+    *,
+    description: str,
+    onset_at: dt.datetime,
+    severity: str,
+    action_taken: str,
+    outcome: str,
+) -> AdverseEvent:
+    if State(session.state) in (State.SCHEDULED,):
+        raise Refused("Adverse events are recorded once the patient has checked in.")
+    if onset_at > clock.now():
+        raise Refused("Onset cannot be in the future.", {"onset_at": ["Onset cannot be in the future."]})
+    ae = AdverseEvent.objects.create(
+        session=session,
+        description=description.strip(),
+        onset_at=onset_at,
+        severity=severity,
+        action_taken=action_taken.strip(),
+        outcome=outcome,
+        recorded_by=actor.user,
+        recorded_at=clock.now(),
+    )
+    record_event(actor, "create", patient=session.patient, obj=ae)
+    add_timeline_event(
+        session.patient,
+        kind="sessions.adverse_event",
+        title=f"Adverse event ({ae.get_severity_display().lower()}): {ae.description}",
+        at=onset_at,
+        actor=actor,
+        ref=ae,
+        url=_url(session),
+    )
+    return ae
+
+
+@transaction.atomic
+def process_note_add(actor: Actor, session: DosingSession, text: str) -> ProcessNote:
+    if actor.role not in ("therapist", "prescriber"):
+        raise Refused("Process notes are written by the therapist or the prescriber.")
+    if not text.strip():
+        raise Refused("Note text is required.", {"text": ["Write the note."]})
+    note = ProcessNote.objects.create(session=session, text=text.strip(), author=actor.user, at=clock.now())
+    record_event(actor, "create", patient=session.patient, obj=note)
+    return note
+
+
+@transaction.atomic
+def rems_mark_submitted(actor: Actor, session: DosingSession) -> DosingSession:
+    session = _fresh(session)
+    if session.state != State.DISCHARGED:
+        raise Refused("The REMS monitoring form can be marked submitted only after discharge.")
+    if session.rems_submitted_at is not None:
+        raise Refused("The REMS monitoring form is already marked as submitted.")
+    session.rems_submitted_at = clock.now()
+    session.rems_submitted_by = actor.user
+    session.save(update_fields=["rems_submitted_at", "rems_submitted_by"])
+    record_event(actor, "update", patient=session.patient, obj=session, detail="rems_submitted")
+    return session
