@@ -119,6 +119,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "kapclinic.core.middleware.NoStoreMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -200,17 +201,20 @@ if IS_PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
 AXES_COOLOFF_TIME = AXES_COOLOFF_MINUTES / 60  # hours
-AXES_LOCKOUT_PARAMETERS = ["username"]
+# Lock the (account, address) pair: locking the account alone would let anyone lock a nurse out
+# mid-session by typing wrong passwords for her address from elsewhere; locking the address alone
+# would lock out a whole clinic behind one NAT address.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
-# Lockout is per account: a whole clinic often shares one public address behind NAT, so locking
-# an address would lock out every colleague at once.
-SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False
 AXES_ENABLE_ACCESS_FAILURE_LOG = True

@@ -64,9 +64,11 @@ def mfa(request: HttpRequest) -> HttpResponse:
             [device] if device is not None else list(TOTPDevice.objects.filter(user=user, confirmed=True))
         )
         for candidate in candidates:
-            allowed, info = candidate.verify_is_allowed()
+            allowed, _info = candidate.verify_is_allowed()
             if not allowed:
-                form.add_error("token", "Too many wrong codes in a row. Wait a few seconds, then try the newest code.")
+                form.add_error(
+                    "token", "Too many wrong codes in a row. Wait a few seconds, then try the newest code."
+                )
                 break
             if candidate.verify_token(token):
                 if not candidate.confirmed:
@@ -77,7 +79,9 @@ def mfa(request: HttpRequest) -> HttpResponse:
                 messages.success(request, "Two-factor verification complete.")
                 return redirect(request.GET.get("next") or "core:home")
         else:
-            form.add_error("token", "That code is not valid. Check your device's clock and try the newest code.")
+            form.add_error(
+                "token", "That code is not valid. Check your device's clock and try the newest code."
+            )
     context: dict[str, Any] = {"form": form, "setup": device is not None}
     if device is not None:
         context["secret"] = base64.b32encode(device.bin_key).decode()

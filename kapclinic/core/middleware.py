@@ -36,3 +36,17 @@ class RequestIdMiddleware:
         match = getattr(request, "resolver_match", None)
         view = match.view_name if match else "unresolved"
         log.error("server error %s in view %s", type(exception).__name__, view)
+
+
+class NoStoreMiddleware:
+    """Pages shown to a signed-in person may hold patient data: browsers and proxies must not keep them."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and "Cache-Control" not in response:
+            response["Cache-Control"] = "no-store"
+        return response

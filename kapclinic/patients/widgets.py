@@ -23,7 +23,9 @@ def caseload_context(request: HttpRequest) -> dict[str, Any]:
     rows = list(
         mine.exclude(pathway_status=PathwayStatus.DISCHARGED)
         .order_by("legal_last_name", "legal_first_name", "id")
-        .only("id", "legal_first_name", "legal_last_name", "preferred_name", "pathway_status", "mrn")[:CASELOAD_LIMIT]
+        .only("id", "legal_first_name", "legal_last_name", "preferred_name", "pathway_status", "mrn")[
+            :CASELOAD_LIMIT
+        ]
     )
     record_event(actor, "list", object_type="caseload", detail=f"n={len(rows)}")
     return {

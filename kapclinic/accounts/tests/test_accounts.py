@@ -99,7 +99,7 @@ def test_deactivated_user_loses_access_at_once(world: Any, client: Any) -> None:
     assert _login(client, world.nurse.email).status_code == 200  # nor can they sign in again
 
 
-def Client_for(user: Any) -> Any:  # noqa: N802
+def Client_for(user: Any) -> Any:
     from django.test import Client
 
     c = Client()
@@ -123,7 +123,10 @@ def test_admin_invites_staff_who_sets_a_password(
     anon = type(client)()
     form = anon.get(path, follow=True)
     assert form.status_code == 200 and "Choose a password" in form.content.decode()
-    done = anon.post(form.redirect_chain[-1][0], {"new_password1": "a-long-new-pass-42", "new_password2": "a-long-new-pass-42"})
+    done = anon.post(
+        form.redirect_chain[-1][0],
+        {"new_password1": "a-long-new-pass-42", "new_password2": "a-long-new-pass-42"},
+    )
     assert done.status_code == 302
     assert _login(anon, "nia@example.test", "a-long-new-pass-42").status_code == 302
 

@@ -20,7 +20,11 @@ def test_chart_view_leaves_exactly_one_event(world: Any, client: Any) -> None:
     client.force_login(world.therapist)
     before = _count(patient=world.patient)
     assert client.get(f"/patients/{world.patient.pk}/").status_code == 200
-    events = list(AuditEvent.objects.filter(patient=world.patient).order_by("-id")[: _count(patient=world.patient) - before])
+    events = list(
+        AuditEvent.objects.filter(patient=world.patient).order_by("-id")[
+            : _count(patient=world.patient) - before
+        ]
+    )
     assert [e.action for e in events] == ["view"]
     event = events[0]
     assert event.actor_id == world.therapist.pk
@@ -32,7 +36,9 @@ def test_chart_view_leaves_exactly_one_event(world: Any, client: Any) -> None:
 def test_refused_access_is_one_denied_event(world: Any, client: Any) -> None:
     client.force_login(world.therapist_other)
     assert client.get(f"/patients/{world.patient.pk}/").status_code == 403
-    assert list(AuditEvent.objects.filter(patient=world.patient).values_list("action", flat=True)) == ["denied"]
+    assert list(AuditEvent.objects.filter(patient=world.patient).values_list("action", flat=True)) == [
+        "denied"
+    ]
 
 
 def test_other_clinic_gets_404_and_no_patient_event(world: Any, client: Any) -> None:
@@ -47,14 +53,21 @@ def test_update_leaves_one_update_event(world: Any, client: Any) -> None:
     data["phone"] = "(555) 010-7777"
     response = client.post(f"/patients/{world.patient.pk}/edit/", data)
     assert response.status_code == 302
-    assert list(AuditEvent.objects.filter(patient=world.patient).values_list("action", flat=True)) == ["update"]
+    assert list(AuditEvent.objects.filter(patient=world.patient).values_list("action", flat=True)) == [
+        "update"
+    ]
 
 
 def test_create_leaves_one_create_event(world: Any, client: Any) -> None:
     client.force_login(world.front_desk)
     response = client.post(
         "/patients/new/",
-        {"legal_first_name": "Jo", "legal_last_name": "Example", "date_of_birth": "1990-01-02", "sex_at_birth": "unknown"},
+        {
+            "legal_first_name": "Jo",
+            "legal_last_name": "Example",
+            "date_of_birth": "1990-01-02",
+            "sex_at_birth": "unknown",
+        },
     )
     assert response.status_code == 302
     event = AuditEvent.objects.filter(action="create").get()
@@ -102,7 +115,10 @@ def test_database_triggers_refuse_raw_update_and_delete(world: Any) -> None:
     with connection.cursor() as cursor:
         for statement in up:
             cursor.execute(statement)
-    for sql in ("UPDATE audit_auditevent SET detail = 'x' WHERE id = %s", "DELETE FROM audit_auditevent WHERE id = %s"):
+    for sql in (
+        "UPDATE audit_auditevent SET detail = 'x' WHERE id = %s",
+        "DELETE FROM audit_auditevent WHERE id = %s",
+    ):
         with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, [event.pk])
     with connection.cursor() as cursor:
@@ -165,7 +181,9 @@ def test_verify_notices_a_rehashed_forgery(world: Any) -> None:
 
 def test_each_clinic_has_its_own_chain(world: Any) -> None:
     record_event(actor_for(world.prescriber, world.clinic), "view", patient=world.patient)
-    record_event(actor_for(world.other_clinic_staff, world.other_clinic), "view", patient=world.other_clinic_patient)
+    record_event(
+        actor_for(world.other_clinic_staff, world.other_clinic), "view", patient=world.other_clinic_patient
+    )
     chains = set(AuditEvent.objects.values_list("chain", flat=True))
     assert chains == {world.clinic.pk, world.other_clinic.pk}
     assert verify_chains() == []
@@ -182,7 +200,9 @@ def test_admin_audit_log_filters(world: Any, client: Any) -> None:
     assert len(response.context["events"]) == 0
 
 
-def test_audit_log_query_count_is_constant(world: Any, client: Any, django_assert_max_num_queries: Any) -> None:
+def test_audit_log_query_count_is_constant(
+    world: Any, client: Any, django_assert_max_num_queries: Any
+) -> None:
     client.force_login(world.admin)
     _events(world, 1)
     with django_assert_max_num_queries(12):

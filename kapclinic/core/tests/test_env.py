@@ -43,7 +43,10 @@ def test_required_and_choice() -> None:
     [
         ({"KAP_ENV": "production"}, "SECRET_KEY is required"),
         ({"KAP_ENV": "production", "SECRET_KEY": "short"}, "SECRET_KEY must be at least 50"),
-        ({"KAP_ENV": "development", "STAFF_IDLE_TIMEOUT_MINUTES": "soon"}, "STAFF_IDLE_TIMEOUT_MINUTES must be a whole number"),
+        (
+            {"KAP_ENV": "development", "STAFF_IDLE_TIMEOUT_MINUTES": "soon"},
+            "STAFF_IDLE_TIMEOUT_MINUTES must be a whole number",
+        ),
         ({"KAP_ENV": "sandbox"}, "KAP_ENV must be one of"),
     ],
 )

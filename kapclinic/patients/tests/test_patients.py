@@ -68,7 +68,10 @@ def test_bad_input_rerenders_with_a_message_and_saves_nothing(
 
 def test_front_desk_chart_hides_clinical_content(world: Any, client: Any) -> None:
     services.diagnosis_add(
-        actor_for(world.prescriber, world.clinic), world.patient, icd10="F41.1", snomed="21897009",
+        actor_for(world.prescriber, world.clinic),
+        world.patient,
+        icd10="F41.1",
+        snomed="21897009",
         description="Generalized anxiety disorder",
     )
     client.force_login(world.front_desk)
@@ -85,7 +88,9 @@ def test_therapist_list_is_the_caseload(world: Any, client: Any) -> None:
     assert names == [world.patient.pk]
 
 
-def test_patient_list_query_count_constant(world: Any, client: Any, django_assert_max_num_queries: Any) -> None:
+def test_patient_list_query_count_constant(
+    world: Any, client: Any, django_assert_max_num_queries: Any
+) -> None:
     client.force_login(world.prescriber)
     client.get("/patients/")  # warm the session (MFA enrolment flag, last-seen time)
     with django_assert_max_num_queries(12):
@@ -98,18 +103,24 @@ def test_patient_list_query_count_constant(world: Any, client: Any, django_asser
     assert len(response.context["page"].object_list) == 50
 
 
-def test_chart_and_timeline_query_count_constant(world: Any, client: Any, django_assert_max_num_queries: Any) -> None:
+def test_chart_and_timeline_query_count_constant(
+    world: Any, client: Any, django_assert_max_num_queries: Any
+) -> None:
     client.force_login(world.prescriber)
     with django_assert_max_num_queries(30):
         client.get(f"/patients/{world.patient.pk}/")
     for i in range(80):
-        services.add_timeline_event(world.patient, kind="test", title=f"Event {i}", actor=actor_for(world.nurse, world.clinic))
+        services.add_timeline_event(
+            world.patient, kind="test", title=f"Event {i}", actor=actor_for(world.nurse, world.clinic)
+        )
     with django_assert_max_num_queries(30):
         response = client.get(f"/patients/{world.patient.pk}/")
     assert len(response.context["events"]) == 25
     cursor = response.context["cursor"]
     with django_assert_max_num_queries(15):
-        more = client.get(f"/patients/{world.patient.pk}/timeline/", {"at": cursor[0].isoformat(), "id": cursor[1]})
+        more = client.get(
+            f"/patients/{world.patient.pk}/timeline/", {"at": cursor[0].isoformat(), "id": cursor[1]}
+        )
     assert more.status_code == 200 and len(more.context["events"]) == 25
 
 
@@ -125,13 +136,18 @@ def test_timeline_keyset_pages_cover_every_event_once(world: Any) -> None:
         seen += [r.pk for r in rows]
         if cursor is None:
             break
-    assert sorted(seen) == sorted(TimelineEvent.objects.filter(patient=world.patient).values_list("pk", flat=True))
+    assert sorted(seen) == sorted(
+        TimelineEvent.objects.filter(patient=world.patient).values_list("pk", flat=True)
+    )
     assert len(seen) == len(set(seen))
 
 
 def test_bad_timeline_cursor_is_a_400(world: Any, client: Any) -> None:
     client.force_login(world.prescriber)
-    assert client.get(f"/patients/{world.patient.pk}/timeline/", {"at": "yesterday", "id": "1"}).status_code == 400
+    assert (
+        client.get(f"/patients/{world.patient.pk}/timeline/", {"at": "yesterday", "id": "1"}).status_code
+        == 400
+    )
 
 
 def test_care_team_management(world: Any, client: Any) -> None:
@@ -145,7 +161,8 @@ def test_care_team_management(world: Any, client: Any) -> None:
 def test_medication_classes_flag_interactions(world: Any, client: Any) -> None:
     client.force_login(world.prescriber)
     client.post(
-        f"/patients/{world.patient.pk}/medications/add/", {"name": "Lorazepam", "dose": "1 mg", "drug_class": "benzodiazepine"}
+        f"/patients/{world.patient.pk}/medications/add/",
+        {"name": "Lorazepam", "dose": "1 mg", "drug_class": "benzodiazepine"},
     )
     html = client.get(f"/patients/{world.patient.pk}/").content.decode()
     assert "Lorazepam" in html and 'class="badge warn">Benzodiazepine' in html
