@@ -1,0 +1,366 @@
+"""Dosing sessions end to end through the views: gate, dose, monitoring, alerts, discharge, audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from kapclinic.audit.models import AuditEvent
+from kapclinic.core import clock
+from kapclinic.patients.models import TimelineEvent
+from kapclinic.sessions import readiness
+from kapclinic.sessions.models import (
+    Administration,
+    DosingSession,
+    GateOverride,
+    Observation,
+    SessionAlert,
+    SessionTransition,
+)
+from kapclinic.testing.factories import make_patient, make_staff
+
+READY = {"signed_plan": True, "consent_current": True, "eligibility_current": True}
+
+
+@pytest.fixture
+def ready() -> Any:
+    readiness.set_provider(lambda patient: READY)
+    yield
+    readiness.set_provider(None)
+
+
+def make_session(world: Any, protocol: str = "esketamine-in-trd") -> DosingSession:
+    return DosingSession.objects.create(
+        clinic=world.clinic,
+        patient=world.patient,
+        protocol_id=protocol,
+        protocol_version="1.0.0",
+        scheduled_for=clock.now(),
+        created_by=world.prescriber,
+    )
+
+
+def url(s: DosingSession, name: str, **kw: Any) -> str:
+    return reverse(f"sessions:{name}", kwargs={"patient_id": s.patient_id, "session_id": s.pk, **kw})
+
+
+def v(s: DosingSession) -> int:
+    s.refresh_from_db()
+    return s.version
+
+
+def check_in(client: Any, s: DosingSession) -> None:
+    r = client.post(url(s, "transition"), {"event": "check_in", "version": v(s)})
+    assert r.status_code == 302
+
+
+def fill_gate(client: Any, s: DosingSession, **extra: Any) -> Any:
+    now = clock.now()
+    data = {
+        "version": v(s),
+        "weight_kg": "70",
+        "last_food_at": (now - dt.timedelta(hours=3)).astimezone().strftime("%Y-%m-%dT%H:%M"),
+        "last_liquid_at": (now - dt.timedelta(hours=1)).astimezone().strftime("%Y-%m-%dT%H:%M"),
+        "escort_name": "Sam Escort",
+        "medication_changes_reviewed": "on",
+        "pregnancy_status": "not_applicable",
+        "intention": "Stay curious",
+        "phq9_done": "on",
+        "rems_enrolled": "on",
+        "nasal_steroid": "none",
+    }
+    data.update(extra)
+    return client.post(url(s, "gate"), data)
+
+
+def to_predose(client: Any, world: Any, s: DosingSession, bp: tuple[int, int] = (124, 80)) -> None:
+    client.force_login(world.nurse)
+    check_in(client, s)
+    assert fill_gate(client, s).status_code == 302
+    r = client.post(url(s, "vitals"), {"sbp": bp[0], "dbp": bp[1], "hr": 72, "spo2": 98, "rr": 14})
+    assert r.status_code == 302
+    r = client.post(url(s, "gate_pass"), {"version": v(s)})
+    assert r.status_code == 302, r.content.decode()[:2000]
+
+
+def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+    s = make_session(world)
+    client.force_login(world.nurse)
+    check_in(client, s)
+    assert fill_gate(client, s).status_code == 302
+    client.post(url(s, "vitals"), {"sbp": 152, "dbp": 94, "hr": 80, "spo2": 98, "rr": 14})
+    # gate blocks on the high pre-dose BP
+    r = client.post(url(s, "gate_pass"), {"version": v(s)})
+    assert r.status_code == 400
+    assert "Pre-dose systolic BP 152 is above 140" in r.content.decode()
+    s.refresh_from_db()
+    assert s.state == "checked_in"
+    # a nurse cannot override
+    r = client.post(url(s, "override"), {"item": "baseline_vitals", "reason": "x"})
+    assert r.status_code == 403
+    client.force_login(world.prescriber)
+    r = client.post(url(s, "override"), {"item": "baseline_vitals", "reason": ""})
+    assert r.status_code == 400
+    r = client.post(
+        url(s, "override"), {"item": "baseline_vitals", "reason": "Repeat 146/90 after rest; anxious"}
+    )
+    assert r.status_code == 302
+    assert GateOverride.objects.get(session=s).reason.startswith("Repeat")
+    r = client.post(url(s, "gate_pass"), {"version": v(s)})
+    assert r.status_code == 302
+    s.refresh_from_db()
+    assert s.state == "predose_passed"
+    assert any(i["status"] == "overridden" for i in s.gate_snapshot)
+    # dose 84 mg = 3 devices
+    r = client.post(url(s, "dose"), {"version": v(s), "fixed_mg": "84"})
+    assert r.status_code == 302
+    adm = Administration.objects.get(session=s)
+    assert adm.dose_mg == Decimal("84") and adm.devices == 3
+    client.force_login(world.nurse)
+    r = client.post(url(s, "start_dosing"), {"version": v(s), "lot_number": "", "expiry_date": ""})
+    assert r.status_code == 400 and "Lot number is required." in r.content.decode()
+    r = client.post(
+        url(s, "start_dosing"), {"version": v(s), "lot_number": "L123", "expiry_date": "2027-01-01"}
+    )
+    assert r.status_code == 302
+    s.refresh_from_db()
+    assert s.state == "dosing" and s.first_dose_at == clock.now()
+    # cannot dose twice
+    r = client.post(
+        url(s, "start_dosing"), {"version": v(s), "lot_number": "L123", "expiry_date": "2027-01-01"}
+    )
+    assert r.status_code == 400 and "cannot be dosed twice" in r.content.decode()
+    client.post(url(s, "transition"), {"event": "start_monitoring", "version": v(s)})
+    # 40 min vitals: rise >= 40 from baseline 152 fires an alert (htmx partial)
+    clock_frozen.advance(dt.timedelta(minutes=40))
+    r = client.post(
+        url(s, "vitals"), {"sbp": 195, "dbp": 100, "hr": 90, "spo2": 97, "rr": 16}, HTTP_HX_REQUEST="true"
+    )
+    assert r.status_code == 200 and "has risen 43 mmHg" in r.content.decode()
+    alert = SessionAlert.objects.get(session=s)
+    # implausible entry refused, nothing stored
+    n = Observation.objects.filter(session=s).count()
+    r = client.post(url(s, "vitals"), {"sbp": 300, "dbp": 20}, HTTP_HX_REQUEST="true")
+    assert r.status_code == 400 and "outside the plausible range" in r.content.decode()
+    assert Observation.objects.filter(session=s).count() == n
+    client.post(url(s, "rating", kind="sedation"), {"value": 4})
+    client.post(url(s, "rating", kind="dissociation"), {"value": 2})
+    client.post(url(s, "event", kind="side_effect"), {"code": "nausea", "text": ""})
+    client.post(url(s, "event", kind="intervention"), {"code": "antiemetic", "text": "ondansetron"})
+    client.post(url(s, "transition"), {"event": "start_recovery", "version": v(s)})
+    clock_frozen.advance(dt.timedelta(minutes=30))
+    client.post(url(s, "vitals"), {"sbp": 140, "dbp": 88, "hr": 76, "spo2": 98, "rr": 14})
+    client.post(url(s, "rating", kind="sedation"), {"value": 5})
+    client.post(url(s, "rating", kind="dissociation"), {"value": 0})
+    discharge = {
+        "version": v(s),
+        "escort_present": "on",
+        "no_driving": "on",
+        "signed": "on",
+        "ready_to_leave_minutes": 60,
+    }
+    r = client.post(url(s, "discharge"), discharge)
+    body = r.content.decode()
+    assert r.status_code == 400
+    assert "Minimum observation time: 70 of 120 minutes" in body
+    assert "alert(s) have not been acknowledged" in body
+    r = client.post(url(s, "acknowledge", alert_id=alert.pk), {"action": ""}, HTTP_HX_REQUEST="true")
+    assert r.status_code == 400
+    r = client.post(
+        url(s, "acknowledge", alert_id=alert.pk), {"action": "Rechecked in 10 min; prescriber informed"}
+    )
+    assert r.status_code == 302
+    clock_frozen.advance(dt.timedelta(minutes=49))
+    r = client.post(url(s, "discharge"), {**discharge, "version": v(s)})
+    assert r.status_code == 400 and "119 of 120" in r.content.decode()
+    clock_frozen.advance(dt.timedelta(minutes=1))
+    r = client.post(url(s, "discharge"), {**discharge, "version": v(s)})
+    assert r.status_code == 302
+    s.refresh_from_db()
+    assert s.state == "discharged" and s.discharged_by == world.nurse
+    r = client.post(url(s, "discharge"), {**discharge, "version": v(s)})
+    assert r.status_code == 400 and "cannot be discharged twice" in r.content.decode()
+    events = list(SessionTransition.objects.filter(session=s).values_list("event", flat=True))
+    assert events == [
+        "check_in",
+        "pass_predose",
+        "start_dosing",
+        "start_monitoring",
+        "start_recovery",
+        "discharge",
+    ]
+    assert TimelineEvent.objects.filter(patient=world.patient, kind="sessions.discharged").exists()
+    # REMS record
+    r = client.get(url(s, "rems"))
+    body = r.content.decode()
+    assert r.status_code == 200 and "L123" in body and "84 mg" in body and "120" in body
+    assert "195/100" in body and "152/94" in body
+    page = client.get(url(s, "detail")).content.decode()
+    assert "Rechecked in 10 min" in page
+
+
+def test_one_audit_event_per_request(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+    s = make_session(world)
+    client.force_login(world.nurse)
+    before = AuditEvent.objects.count()
+    client.post(url(s, "transition"), {"event": "check_in", "version": v(s)})
+    assert AuditEvent.objects.count() == before + 1
+    before = AuditEvent.objects.count()
+    client.get(url(s, "detail"))
+    assert AuditEvent.objects.count() == before + 1
+    before = AuditEvent.objects.count()
+    client.post(url(s, "vitals"), {"sbp": 300, "dbp": 20})
+    assert AuditEvent.objects.count() == before + 1
+
+
+def test_version_conflict(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+    s = make_session(world)
+    client.force_login(world.nurse)
+    stale = v(s)
+    check_in(client, s)
+    r = client.post(url(s, "abort"), {"version": stale, "reason": "Patient unwell"})
+    assert r.status_code == 409 and "Someone else changed this record" in r.content.decode()
+    s.refresh_from_db()
+    assert s.state == "checked_in"
+    r = client.post(url(s, "abort"), {"version": v(s), "reason": ""})
+    assert r.status_code == 400 and "Reason is required" in r.content.decode()
+    r = client.post(url(s, "abort"), {"version": v(s), "reason": "Patient unwell"})
+    assert r.status_code == 302
+    s.refresh_from_db()
+    assert s.state == "aborted" and s.abort_reason == "Patient unwell"
+
+
+def test_simultaneous_vitals_both_kept(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+    s = make_session(world)
+    to_predose(client, world, s)
+    other_nurse = make_staff(world.clinic, "nurse")
+    client.post(url(s, "vitals"), {"sbp": 120, "dbp": 80})
+    client.force_login(other_nurse)
+    client.post(url(s, "vitals"), {"hr": 70})
+    # both appended (no version needed for appends), nothing lost
+    assert Observation.objects.filter(session=s).count() >= 2
+
+
+def test_fallback_readiness_is_a_hard_stop(world: Any, client: Any, clock_frozen: Any) -> None:
+    readiness.set_provider(None)
+    s = make_session(world)
+    client.force_login(world.nurse)
+    check_in(client, s)
+    fill_gate(client, s)
+    client.post(url(s, "vitals"), {"sbp": 120, "dbp": 80})
+    r = client.post(url(s, "gate_pass"), {"version": v(s)})
+    body = r.content.decode()
+    assert r.status_code == 400 and "hard stop and cannot be overridden" in body
+    client.force_login(world.prescriber)
+    r = client.post(url(s, "override"), {"item": "consent_current", "reason": "trust me"})
+    assert r.status_code == 400 and "hard stop" in r.content.decode()
+
+
+def test_iv_double_check_and_max(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+    s = make_session(world, "ketamine-iv-racemic")
+    to_predose(client, world, s)
+    client.force_login(world.prescriber)
+    r = client.post(
+        url(s, "dose"), {"version": v(s), "mg_per_kg": "0.8", "concentration": "10", "infusion_minutes": 40}
+    )
+    assert r.status_code == 400 and "above the protocol maximum of 52.5 mg" in r.content.decode()
+    assert not Administration.objects.filter(session=s).exists()
+    r = client.post(
+        url(s, "dose"), {"version": v(s), "mg_per_kg": "0.5", "concentration": "10", "diluent_ml": "100"}
+    )
+    assert r.status_code == 302
+    adm = Administration.objects.get(session=s)
+    assert adm.dose_mg == 35 and adm.volume_ml == Decimal("3.5") and adm.rate_ml_per_h == Decimal("155.3")
+    # the orderer cannot double-check
+    r = client.post(url(s, "double_check"))
+    assert r.status_code == 400 and "second staff member" in r.content.decode()
+    client.force_login(world.nurse)
+    r = client.post(
+        url(s, "start_dosing"), {"version": v(s), "lot_number": "K1", "expiry_date": "2027-01-01"}
+    )
+    assert r.status_code == 400 and "must be double-checked" in r.content.decode()
+    client.post(url(s, "double_check"))
+    r = client.post(
+        url(s, "start_dosing"), {"version": v(s), "lot_number": "K1", "expiry_date": "2027-01-01"}
+    )
+    assert r.status_code == 400 and "cannot also be the one giving it" in r.content.decode()
+    client.force_login(world.prescriber)
+    r = client.post(
+        url(s, "start_dosing"), {"version": v(s), "lot_number": "K1", "expiry_date": "2020-01-01"}
+    )
+    assert r.status_code == 400 and "has passed" in r.content.decode()
+    r = client.post(
+        url(s, "start_dosing"), {"version": v(s), "lot_number": "K1", "expiry_date": "2027-01-01"}
+    )
+    assert r.status_code == 302
+    # IV minimum observation is a clinic setting with no default: discharge refused until the clinic sets it
+    s.refresh_from_db()
+    assert s.state == "dosing"
+
+
+def test_adverse_event_on_timeline(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+    s = make_session(world)
+    to_predose(client, world, s)
+    onset = clock.now().astimezone().strftime("%Y-%m-%dT%H:%M")
+    r = client.post(
+        url(s, "adverse_event"),
+        {
+            "description": "Vomiting",
+            "onset_at": onset,
+            "severity": "mild",
+            "action_taken": "Antiemetic",
+            "outcome": "resolved",
+        },
+    )
+    assert r.status_code == 302
+    assert TimelineEvent.objects.filter(patient=world.patient, kind="sessions.adverse_event").exists()
+
+
+def test_process_notes_are_separate(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+    s = make_session(world)
+    client.force_login(world.therapist)
+    r = client.post(url(s, "process_note"), {"text": "Quiet presence; patient spoke of grief"})
+    assert r.status_code == 302
+    client.force_login(world.nurse)
+    r = client.post(url(s, "process_note"), {"text": "x"})
+    assert r.status_code == 400
+    page = client.get(url(s, "detail")).content.decode()
+    assert "spoke of grief" not in page
+
+
+def test_rems_overdue_list(world: Any, client: Any, clock_frozen: Any) -> None:
+    s = make_session(world)
+    DosingSession.objects.filter(pk=s.pk).update(
+        state="discharged", discharged_at=clock.now() - dt.timedelta(days=8)
+    )
+    client.force_login(world.nurse)
+    r = client.get(reverse("sessions:index"))
+    assert r.status_code == 200
+    assert (
+        reverse("sessions:rems", kwargs={"patient_id": s.patient_id, "session_id": s.pk})
+        in r.content.decode()
+    )
+
+
+@pytest.mark.parametrize("n", [1, 12])
+def test_index_query_count(
+    world: Any, client: Any, clock_frozen: Any, django_assert_max_num_queries: Any, n: int
+) -> None:
+    for _ in range(n):
+        p = make_patient(world.clinic, care_team=[world.prescriber])
+        DosingSession.objects.create(
+            clinic=world.clinic,
+            patient=p,
+            protocol_id="esketamine-in-trd",
+            protocol_version="1.0.0",
+            scheduled_for=clock.now(),
+            created_by=world.prescriber,
+        )
+    client.force_login(world.nurse)
+    with django_assert_max_num_queries(22):
+        r = client.get(reverse("sessions:index"))
+    assert r.status_code == 200
