@@ -1,3 +1,26 @@
-from kapclinic.testing.matrix import Entry, roles
+from typing import Any
 
-MATRIX = {"consent:index": Entry(roles(('admin', 'prescriber',)))}
+from kapclinic.testing.matrix import Entry, expect, patient_kwargs, patient_scoped, roles
+
+
+def _document(world: Any) -> dict[str, Any]:
+    from kapclinic.consent.models import ConsentDocument
+
+    doc = ConsentDocument.objects.create(clinic=world.clinic, version=1, title="Consent", body="Text.")
+    return {"document_id": doc.pk}
+
+
+MATRIX = {
+    "consent:index": Entry(roles(("admin", "prescriber"))),
+    "consent:document_new": Entry(roles(("admin", "prescriber"))),
+    "consent:document": Entry(roles(("admin", "prescriber"), other_clinic_staff=404), setup=_document),
+    "consent:sign": Entry(expect(403, patient_user=200, other_patient_user=200)),
+    "consent:patient": Entry(
+        patient_scoped(("admin", "prescriber", "therapist", "nurse", "front_desk"), other_patient_user=403),
+        kwargs=patient_kwargs,
+    ),
+    "consent:sign_in_clinic": Entry(
+        patient_scoped(("admin", "prescriber", "therapist", "front_desk"), other_patient_user=403),
+        kwargs=patient_kwargs,
+    ),
+}

@@ -4,4 +4,11 @@ from kapclinic.consent import views
 
 app_name = "consent"
 
-urlpatterns = [path("", views.index, name="index")]
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("documents/new/", views.document_new, name="document_new"),
+    path("documents/<int:document_id>/", views.document, name="document"),
+    path("sign/", views.sign, name="sign"),
+    path("patients/<int:patient_id>/", views.patient_consents, name="patient"),
+    path("patients/<int:patient_id>/sign/", views.sign_in_clinic, name="sign_in_clinic"),
+]

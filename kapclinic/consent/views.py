@@ -1,11 +1,136 @@
+from __future__ import annotations
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 
+from kapclinic.audit.services import record_event
+from kapclinic.consent import selectors, services
+from kapclinic.consent.forms import DocumentForm, SignForm
+from kapclinic.consent.models import ConsentDocument, SignatureChannel
+from kapclinic.core.actor import actor_from_request
 from kapclinic.core.stubs import require_roles
+from kapclinic.patients.models import Patient
+from kapclinic.policy import Action, open_patient
+
+EDITORS = ["admin", "prescriber"]
+STAFF = ["admin", "prescriber", "therapist", "nurse", "front_desk"]
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    require_roles(request, "admin prescriber".split())
-    return render(request, "core/stub.html", {"title": "Consent documents"})
+    require_roles(request, EDITORS)
+    docs = ConsentDocument.objects.filter(clinic=request.clinic).select_related("published_by")  # type: ignore[attr-defined]
+    return render(request, "consent/index.html", {"documents": docs})
+
+
+@login_required
+def document_new(request: HttpRequest) -> HttpResponse:
+    require_roles(request, EDITORS)
+    actor = actor_from_request(request)
+    current = selectors.current_document(actor.clinic)
+    form = DocumentForm(
+        request.POST or None, initial={"title": current.title, "body": current.body} if current else None
+    )
+    if request.method == "POST":
+        if form.is_valid():
+            doc = services.document_publish(actor, **form.cleaned_data)
+            messages.success(
+                request,
+                f"Consent version {doc.version} published. Patients must re-consent before their next "
+                "dosing session.",
+            )
+            return redirect("consent:document", document_id=doc.pk)
+        return render(request, "consent/document_new.html", {"form": form, "current": current}, status=400)
+    return render(request, "consent/document_new.html", {"form": form, "current": current})
+
+
+@login_required
+def document(request: HttpRequest, document_id: int) -> HttpResponse:
+    require_roles(request, EDITORS)
+    doc = get_object_or_404(ConsentDocument, pk=document_id, clinic=request.clinic)  # type: ignore[attr-defined]
+    return render(request, "consent/document.html", {"document": doc})
+
+
+def _sign(request: HttpRequest, patient: Patient, channel: str, template: str, done_url: str) -> HttpResponse:
+    actor = actor_from_request(request)
+    state = selectors.consent_state(patient)
+    doc = state.document
+    form = SignForm(request.POST or None, initial={"document_id": doc.pk if doc else None})
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.consent_sign(
+                    actor,
+                    patient,
+                    document_id=form.cleaned_data["document_id"],
+                    typed_name=form.cleaned_data["typed_name"],
+                    agreed=form.cleaned_data["agreed"],
+                    ip=actor.ip,
+                    channel=channel,
+                )
+            except services.ConsentRefusedError as exc:
+                form.add_error(None, str(exc))
+                status = 400
+            else:
+                messages.success(
+                    request, "Consent signed. A copy of the exact text you signed is kept in your record."
+                )
+                return redirect(done_url)
+        else:
+            status = 400
+        record_event(actor, "view", patient=patient, object_type="consent_form")
+    return render(
+        request, template, {"patient": patient, "state": state, "document": doc, "form": form}, status=status
+    )
+
+
+@login_required
+def sign(request: HttpRequest) -> HttpResponse:
+    """The patient signs in the portal."""
+    require_roles(request, ["patient"])
+    patient = open_patient(
+        request,
+        request.patient.pk,
+        Action.SELF_SERVICE,  # type: ignore[attr-defined]
+        audit=None if request.method == "POST" else "view",
+        object_type="consent_form",
+    )
+    from django.urls import reverse
+
+    return _sign(request, patient, SignatureChannel.PORTAL, "consent/sign.html", reverse("consent:sign"))
+
+
+@login_required
+def sign_in_clinic(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """Signed in the clinic on a tablet: staff opens the page and hands the tablet to the patient."""
+    require_roles(request, STAFF)
+    patient = open_patient(
+        request,
+        patient_id,
+        Action.EDIT_DEMOGRAPHICS,
+        audit=None if request.method == "POST" else "view",
+        object_type="consent_form",
+    )
+    from django.urls import reverse
+
+    return _sign(
+        request,
+        patient,
+        SignatureChannel.IN_CLINIC,
+        "consent/sign_in_clinic.html",
+        reverse("consent:patient", kwargs={"patient_id": patient.pk}),
+    )
+
+
+@login_required
+def patient_consents(request: HttpRequest, patient_id: int) -> HttpResponse:
+    require_roles(request, STAFF)
+    patient = open_patient(request, patient_id, Action.VIEW_DEMOGRAPHICS, object_type="consent")
+    state = selectors.consent_state(patient)
+    signatures = patient.consent_signatures.select_related("document", "witnessed_by").order_by("-signed_at")
+    return render(
+        request, "consent/patient.html", {"patient": patient, "state": state, "signatures": signatures}
+    )

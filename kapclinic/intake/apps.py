@@ -1,7 +1,69 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django.apps import AppConfig
+
+
+def _pathway_context(request: Any, patient: Any) -> dict[str, Any]:
+    from kapclinic.consent.selectors import consent_state
+    from kapclinic.core.actor import actor_from_request
+    from kapclinic.intake.models import Assessment
+    from kapclinic.intake.selectors import eligibility_state
+    from kapclinic.policy import Action, can
+    from kapclinic.treatment.models import TreatmentPlan
+    from kapclinic.treatment.selectors import dosing_readiness
+
+    actor = actor_from_request(request)
+    ready, reasons = dosing_readiness(patient)
+    return {
+        "assessment": Assessment.objects.filter(patient=patient).first(),
+        "eligibility": eligibility_state(patient),
+        "consent": consent_state(patient),
+        "plans": TreatmentPlan.objects.filter(patient=patient).order_by("-created_at")[:3],
+        "ready": ready,
+        "reasons": reasons,
+        "can_prescribe": can(actor, Action.PRESCRIBE, patient),
+    }
+
+
+def _inquiry_widget(request: Any) -> dict[str, Any]:
+    from kapclinic.intake.models import Inquiry, InquiryStatus
+
+    qs = Inquiry.objects.filter(clinic=request.clinic, status=InquiryStatus.NEW)
+    return {"count": qs.count(), "latest": list(qs.order_by("-created_at")[:5])}
 
 
 class IntakeConfig(AppConfig):
     name = "kapclinic.intake"
     label = "intake"
     verbose_name = "Intake"
+
+    def ready(self) -> None:
+        from kapclinic.core.registry import (
+            ChartPanel,
+            Widget,
+            register_chart_panel,
+            register_dashboard_widget,
+        )
+
+        register_chart_panel(
+            ChartPanel(
+                key="kap_pathway",
+                title="KAP pathway: assessment, eligibility, consent, plan",
+                template="intake/_pathway_panel.html",
+                context=_pathway_context,
+                action="view_clinical",
+                order=10,
+            )
+        )
+        register_dashboard_widget(
+            Widget(
+                key="new_inquiries",
+                title="New inquiries",
+                template="intake/_inquiry_widget.html",
+                context=_inquiry_widget,
+                roles=frozenset({"front_desk", "admin"}),
+                order=10,
+            )
+        )

@@ -1,11 +1,174 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from __future__ import annotations
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from kapclinic.audit.services import record_event
+from kapclinic.clinical.protocols import UnknownProtocol, all_protocols, get_protocol
+from kapclinic.core.actor import actor_from_request
+from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.stubs import require_roles
+from kapclinic.intake import selectors as intake_selectors
+from kapclinic.policy import Action, can, open_patient
+from kapclinic.treatment import selectors, services
+from kapclinic.treatment.forms import PlanForm, SignPlanForm
+from kapclinic.treatment.models import PlanStatus, TreatmentPlan
+
+LIBRARY_ROLES = ["prescriber", "therapist", "nurse"]
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    require_roles(request, "prescriber therapist nurse".split())
-    return render(request, "core/stub.html", {"title": "Treatment plans and protocols"})
+    """The protocol library."""
+    require_roles(request, LIBRARY_ROLES)
+    return render(request, "treatment/index.html", {"protocols": all_protocols()})
+
+
+@login_required
+def protocol(request: HttpRequest, protocol_id: str, version: str) -> HttpResponse:
+    require_roles(request, LIBRARY_ROLES)
+    try:
+        p = get_protocol(protocol_id, version)
+    except UnknownProtocol:
+        raise Http404 from None
+    return render(request, "treatment/protocol.html", {"protocol": p})
+
+
+@login_required
+def plan_new(request: HttpRequest, patient_id: int) -> HttpResponse:
+    posting = request.method == "POST"
+    patient = open_patient(
+        request,
+        patient_id,
+        Action.PRESCRIBE,
+        audit=None if posting else "view",
+        object_type="treatment_plan_form",
+    )
+    actor = actor_from_request(request)
+    state = intake_selectors.eligibility_state(patient)
+    form = PlanForm(request.POST or None)
+    status = 200
+    if posting:
+        if form.is_valid():
+            d = form.cleaned_data
+            try:
+                plan = services.plan_create(
+                    actor,
+                    patient,
+                    protocol=d["protocol_obj"],
+                    indication=d["indication_code"],
+                    goals=d["goals"],
+                    modality=d["modality"],
+                    modality_other=d.get("modality_other", ""),
+                    dosing_sessions=int(d["dosing_count"]),
+                    sessions_per_week=d["spw"],
+                    targets=[
+                        {
+                            "instrument": d["target_instrument"],
+                            "comparator": d["target_comparator"],
+                            "value": d["target_value"],
+                            "timepoint": d["target_timepoint"],
+                        }
+                    ],
+                )
+            except services.PlanRefusedError as exc:
+                form.add_error(None, str(exc))
+                status = 400
+            else:
+                messages.success(
+                    request, "Treatment plan drafted with its proposed appointments. Review and sign it."
+                )
+                return redirect("treatment:plan", patient_id=patient.pk, plan_id=plan.pk)
+        else:
+            status = 400
+        record_event(actor, "view", patient=patient, object_type="treatment_plan_form")
+    return render(
+        request, "treatment/plan_new.html", {"patient": patient, "form": form, "state": state}, status=status
+    )
+
+
+def _plan(patient_id: int, plan_id: int, patient: object) -> TreatmentPlan:
+    return get_object_or_404(
+        TreatmentPlan.objects.select_related("created_by", "signed_by", "patient"),
+        pk=plan_id,
+        patient=patient,
+    )
+
+
+@login_required
+def plan(request: HttpRequest, patient_id: int, plan_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.VIEW_CLINICAL, object_type="treatment_plan")
+    actor = actor_from_request(request)
+    item = _plan(patient_id, plan_id, patient)
+    return _render_plan(
+        request,
+        patient,
+        item,
+        SignPlanForm(initial={"version": item.version}),
+        can(actor, Action.PRESCRIBE, patient),
+    )
+
+
+def _render_plan(
+    request: HttpRequest,
+    patient: object,
+    item: TreatmentPlan,
+    form: SignPlanForm,
+    can_sign: bool,
+    status: int = 200,
+) -> HttpResponse:
+    protocol = selectors.plan_protocol(item)
+    extra = (
+        services.extra_review_items(item.patient, protocol)
+        if protocol and item.status == PlanStatus.DRAFT
+        else []
+    )
+    ready, reasons = selectors.dosing_readiness(item.patient)
+    return render(
+        request,
+        "treatment/plan.html",
+        {
+            "patient": patient,
+            "plan": item,
+            "protocol": protocol,
+            "form": form,
+            "can_sign": can_sign,
+            "extra_reviews": extra,
+            "state": intake_selectors.eligibility_state(item.patient),
+            "ready": ready,
+            "reasons": reasons,
+            "proposals": item.proposals.all(),
+            "targets": item.targets.all(),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def plan_sign(request: HttpRequest, patient_id: int, plan_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.PRESCRIBE, audit=None, object_type="treatment_plan")
+    actor = actor_from_request(request)
+    item = _plan(patient_id, plan_id, patient)
+    form = SignPlanForm(request.POST)
+    if form.is_valid():
+        try:
+            services.plan_sign(
+                actor,
+                item,
+                expected_version=form.cleaned_data["version"],
+                protocol_rationale=form.cleaned_data["protocol_rationale"],
+            )
+        except (services.PlanRefusedError, ConflictError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Treatment plan signed. Its appointments are proposed for booking.")
+            return redirect("treatment:plan", patient_id=patient.pk, plan_id=item.pk)
+    record_event(actor, "view", patient=patient, obj=item)
+    item.refresh_from_db()
+    return _render_plan(
+        request, patient, item, form, True, status=409 if "changed" in str(form.errors) else 400
+    )

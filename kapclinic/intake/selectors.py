@@ -1,0 +1,156 @@
+"""Reads for intake: the inquiry queue, duplicate candidates, the eligibility record and report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from kapclinic.clinical.eligibility import (
+    Answer,
+    EligibilityReport,
+    IntakeRecord,
+    Medication,
+    evaluate,
+    load_rule_set,
+)
+from kapclinic.clinical.eligibility.protocol_adapter import protocol_context
+from kapclinic.clinical.protocols import Protocol, all_protocols
+from kapclinic.core import clock
+from kapclinic.intake.models import Assessment, EligibilityDecision, Inquiry, InquiryStatus
+from kapclinic.patients.models import Patient
+
+
+def inquiry_queue(clinic: Any, status: str = "") -> QuerySet[Inquiry]:
+    qs = Inquiry.objects.filter(clinic=clinic).select_related("patient", "handled_by")
+    if status:
+        qs = qs.filter(status=status)
+    else:
+        qs = qs.filter(status__in=[InquiryStatus.NEW, InquiryStatus.CONTACTED])
+    return qs.order_by("-created_at", "-id")
+
+
+def _digits(phone: str) -> str:
+    return "".join(ch for ch in phone if ch.isdigit())
+
+
+def duplicate_candidates(
+    clinic: Any, *, first_name: str, last_name: str, date_of_birth: dt.date, email: str = "", phone: str = ""
+) -> list[Patient]:
+    """Patients of ``clinic`` who may be the same person: same date of birth AND (same full name OR
+    same email OR same phone digits). A human confirms before anything is merged."""
+    same_dob = Patient.objects.filter(clinic=clinic, date_of_birth=date_of_birth)
+    cond = Q(legal_first_name__iexact=first_name.strip(), legal_last_name__iexact=last_name.strip())
+    if email.strip():
+        cond |= Q(email__iexact=email.strip())
+    candidates = list(same_dob.filter(cond).order_by("id")[:20])
+    digits = _digits(phone)
+    if len(digits) >= 7:
+        for p in same_dob.exclude(pk__in=[c.pk for c in candidates]).only("id", "phone")[:200]:
+            if _digits(p.phone) == digits:
+                candidates.append(Patient.objects.get(pk=p.pk))
+    return candidates
+
+
+def assessment_for(patient: Patient) -> Assessment:
+    """The patient's assessment (created empty on first use; creating it is not a clinical change)."""
+    assessment, _ = Assessment.objects.get_or_create(patient=patient)
+    return assessment
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def build_record(assessment: Assessment, patient: Patient) -> IntakeRecord:
+    """The plain typed record the pure eligibility engine evaluates."""
+    meds = tuple(
+        Medication(str(m.get("name", "")), str(m.get("drug_class", "other")), str(m.get("dose", "")))
+        for m in assessment.medications or []
+    )
+    return IntakeRecord(
+        answers={k: Answer.parse(v) for k, v in (assessment.answers or {}).items()},
+        date_of_birth=patient.date_of_birth,
+        systolic_bp=_float(assessment.systolic_bp),
+        diastolic_bp=_float(assessment.diastolic_bp),
+        heart_rate=_float(assessment.heart_rate),
+        spo2=_float(assessment.spo2),
+        weight_kg=_float(assessment.weight_kg),
+        height_cm=_float(assessment.height_cm),
+        adequate_failed_trials=assessment.adequate_failed_trials,
+        benzodiazepine_dz_eq_mg_day=_float(assessment.benzodiazepine_dz_eq_mg_day),
+        medications_reviewed=Answer.parse(assessment.medications_reviewed),
+        medications=meds,
+    )
+
+
+def eligibility_report(
+    assessment: Assessment, patient: Patient, protocol: Protocol | None = None
+) -> EligibilityReport:
+    ctx = protocol_context(protocol) if protocol is not None else None
+    return evaluate(build_record(assessment, patient), as_of=clock.today(), protocol=ctx)
+
+
+@dataclass(frozen=True)
+class ProtocolCheck:
+    protocol: Protocol
+    report: EligibilityReport
+    extra: tuple[Any, ...]  # findings that only this protocol adds
+
+
+def protocol_checks(
+    assessment: Assessment, patient: Patient, general: EligibilityReport
+) -> list[ProtocolCheck]:
+    """For each protocol in the library: the report with its protocol-specific rules applied."""
+    seen = {(f.rule_id, f.status) for f in general.findings}
+    out = []
+    for protocol in all_protocols():
+        report = eligibility_report(assessment, patient, protocol)
+        extra = tuple(f for f in report.findings if (f.rule_id, f.status) not in seen)
+        out.append(ProtocolCheck(protocol, report, extra))
+    return out
+
+
+def current_decision(patient: Patient) -> EligibilityDecision | None:
+    return (
+        EligibilityDecision.objects.filter(patient=patient)
+        .select_related("signed_by")
+        .order_by("-signed_at", "-id")
+    ).first()
+
+
+@dataclass(frozen=True)
+class EligibilityState:
+    decision: EligibilityDecision | None
+    stale: bool
+
+    @property
+    def current_eligible(self) -> bool:
+        return self.decision is not None and not self.stale and self.decision.decision == "eligible"
+
+    @property
+    def refusal(self) -> str | None:
+        if self.decision is None:
+            return "No eligibility decision has been signed."
+        if self.stale:
+            return (
+                "The eligibility decision is out of date because the intake changed after it was signed; "
+                "the prescriber must review the report and sign again."
+            )
+        if self.decision.decision != "eligible":
+            return f"The signed eligibility decision is '{self.decision.get_decision_display()}'."
+        return None
+
+
+def eligibility_state(patient: Patient) -> EligibilityState:
+    decision = current_decision(patient)
+    if decision is None:
+        return EligibilityState(None, False)
+    assessment = Assessment.objects.only("version", "patient_id").get(pk=decision.assessment_id)
+    return EligibilityState(decision, decision.is_stale_for(assessment, patient.date_of_birth))
+
+
+def rule_set() -> Any:
+    return load_rule_set()

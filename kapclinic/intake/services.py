@@ -1,0 +1,285 @@
+"""Writes for intake: inquiries, conversion to a patient, questionnaire, assessment, signed decisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from kapclinic.audit.services import record_event
+from kapclinic.clinical.eligibility import Decision, check_decision
+from kapclinic.core import clock
+from kapclinic.core.actor import Actor
+from kapclinic.core.concurrency import ConflictError, save_versioned
+from kapclinic.intake import selectors
+from kapclinic.intake.models import Assessment, EligibilityDecision, Inquiry, InquiryStatus
+from kapclinic.patients.models import PathwayStatus, Patient, TimelineCategory
+from kapclinic.patients.services import add_timeline_event, patient_create
+
+# Engineering limits for the public form (not clinical): how many inquiries one client address may
+# send per window. Configurable in settings.
+RATE_LIMIT_COUNT = int(getattr(settings, "KAP_INQUIRY_RATE_LIMIT", 5))
+RATE_LIMIT_WINDOW = dt.timedelta(minutes=int(getattr(settings, "KAP_INQUIRY_RATE_WINDOW_MINUTES", 60)))
+
+
+class RefusedError(Exception):
+    """A refusal whose message is a sentence for the user."""
+
+
+class RateLimitedError(RefusedError):
+    pass
+
+
+def client_key(ip: str | None) -> str:
+    """A salted hash of the client address: enough to rate-limit, without storing the address."""
+    raw = f"{settings.SECRET_KEY}|inquiry|{ip or 'unknown'}".encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+def inquiry_submit(clinic: Any, *, ip: str | None, token: str, data: dict[str, Any]) -> tuple[Inquiry, bool]:
+    """Store one inquiry. The same submission token (double submit, back-and-resubmit) never creates a
+    second inquiry. Raises RateLimitedError when this address has sent too many recently."""
+    existing = Inquiry.objects.filter(clinic=clinic, submission_token=token).first()
+    if existing is not None:
+        return existing, False
+    key = client_key(ip)
+    since = clock.now() - RATE_LIMIT_WINDOW
+    if Inquiry.objects.filter(client_key=key, created_at__gte=since).count() >= RATE_LIMIT_COUNT:
+        raise RateLimitedError(
+            "We have received several messages from your connection in the last hour. Please wait a while "
+            "before sending another, or call us."
+        )
+    actor = Actor(user=None, clinic=clinic, role="public", request_id="inquiry", ip=None)
+    try:
+        with transaction.atomic():
+            inquiry = Inquiry.objects.create(clinic=clinic, submission_token=token, client_key=key, **data)
+            record_event(actor, "create", obj=inquiry, clinic=clinic, detail="public inquiry")
+    except IntegrityError:
+        return Inquiry.objects.get(clinic=clinic, submission_token=token), False
+    return inquiry, True
+
+
+def inquiry_set_status(actor: Actor, inquiry: Inquiry, status: str) -> None:
+    allowed = {
+        InquiryStatus.NEW: {InquiryStatus.CONTACTED, InquiryStatus.CLOSED},
+        InquiryStatus.CONTACTED: {InquiryStatus.CLOSED, InquiryStatus.NEW},
+        InquiryStatus.CLOSED: {InquiryStatus.NEW},
+        InquiryStatus.CONVERTED: set(),
+    }
+    if status not in allowed.get(InquiryStatus(inquiry.status), set()):
+        raise RefusedError(
+            f"An inquiry that is '{inquiry.get_status_display()}' cannot be marked "
+            f"'{InquiryStatus(status).label}'."
+        )
+    with transaction.atomic():
+        Inquiry.objects.filter(pk=inquiry.pk).update(
+            status=status, handled_by=actor.user, handled_at=clock.now()
+        )
+        record_event(actor, "update", obj=inquiry, detail=f"status={status}")
+    inquiry.status = status
+
+
+def inquiry_convert(
+    actor: Actor, inquiry: Inquiry, *, existing: Patient | None = None, fields: dict[str, Any] | None = None
+) -> Patient:
+    """Turn an inquiry into a patient record, or merge it into ``existing`` (a human confirmed the
+    match). Refuses an inquiry that is already converted."""
+    with transaction.atomic():
+        locked = Inquiry.objects.select_for_update().get(pk=inquiry.pk)
+        if locked.status == InquiryStatus.CONVERTED:
+            raise RefusedError("This inquiry has already been converted; open the patient record instead.")
+        if existing is not None:
+            if existing.clinic_id != locked.clinic_id:
+                raise RefusedError("The matching record belongs to another clinic.")
+            patient = existing
+            record_event(actor, "update", patient=patient, obj=locked, detail="inquiry merged into record")
+            add_timeline_event(
+                patient,
+                kind="intake.inquiry_merged",
+                title="New inquiry linked to this record",
+                category=TimelineCategory.ADMIN,
+                actor=actor,
+                ref=locked,
+            )
+        else:
+            patient = patient_create(actor, **{"pathway_status": PathwayStatus.ASSESSMENT, **(fields or {})})
+            add_timeline_event(
+                patient,
+                kind="intake.inquiry_converted",
+                title="Record opened from a web inquiry",
+                category=TimelineCategory.ADMIN,
+                actor=actor,
+                ref=locked,
+            )
+        Inquiry.objects.filter(pk=locked.pk).update(
+            status=InquiryStatus.CONVERTED, patient=patient, handled_by=actor.user, handled_at=clock.now()
+        )
+        Assessment.objects.get_or_create(patient=patient)
+    inquiry.status = InquiryStatus.CONVERTED
+    inquiry.patient = patient
+    return patient
+
+
+def _mark_stale_if_needed(actor: Actor, patient: Patient, assessment: Assessment, was_current: bool) -> None:
+    if not was_current:
+        return
+    add_timeline_event(
+        patient,
+        kind="intake.decision_stale",
+        title="Eligibility decision out of date: the intake changed after sign-off",
+        actor=actor,
+        ref=assessment,
+    )
+
+
+def _decision_current(patient: Patient, assessment: Assessment) -> bool:
+    decision = selectors.current_decision(patient)
+    return decision is not None and not decision.is_stale_for(assessment, patient.date_of_birth)
+
+
+def questionnaire_submit(
+    actor: Actor, patient: Patient, *, expected_version: int, answers: dict[str, str], notes: str
+) -> Assessment:
+    """The patient's own answers from the portal. They are copied into the checklist (the clinician
+    reviews them); any change after sign-off makes the signed decision stale."""
+    with transaction.atomic():
+        assessment = Assessment.objects.select_for_update().get(patient=patient)
+        was_current = _decision_current(patient, assessment)
+        merged = dict(assessment.answers or {})
+        merged.update(answers)
+        assessment.answers = merged
+        assessment.patient_answers = dict(answers)
+        assessment.patient_notes = notes
+        assessment.patient_submitted_at = clock.now()
+        assessment.updated_at = clock.now()
+        assessment.updated_by = actor.user
+        save_versioned(
+            assessment,
+            expected_version,
+            [
+                "answers",
+                "patient_answers",
+                "patient_notes",
+                "patient_submitted_at",
+                "updated_at",
+                "updated_by",
+            ],
+        )
+        record_event(
+            actor, "update", patient=patient, obj=assessment, detail="intake questionnaire submitted"
+        )
+        add_timeline_event(
+            patient,
+            kind="intake.questionnaire",
+            title="Intake questionnaire submitted by the patient",
+            actor=actor,
+            ref=assessment,
+        )
+        _mark_stale_if_needed(actor, patient, assessment, was_current)
+    return assessment
+
+
+ASSESSMENT_FIELDS = [
+    "answers",
+    "psychiatric_history",
+    "substance_use_history",
+    "adequate_failed_trials",
+    "prior_psychotherapy",
+    "prior_ect",
+    "prior_tms",
+    "prior_treatment_notes",
+    "medications_reviewed",
+    "medications",
+    "benzodiazepine_dz_eq_mg_day",
+    "systolic_bp",
+    "diastolic_bp",
+    "heart_rate",
+    "spo2",
+    "weight_kg",
+    "height_cm",
+]
+
+
+def assessment_update(
+    actor: Actor, patient: Patient, *, expected_version: int, changes: dict[str, Any]
+) -> tuple[Assessment, list[str]]:
+    """Save the clinician assessment. Raises ConflictError if someone saved first."""
+    with transaction.atomic():
+        assessment = Assessment.objects.select_for_update().get(patient=patient)
+        if assessment.version != expected_version:
+            raise ConflictError()
+        was_current = _decision_current(patient, assessment)
+        changed = [f for f in ASSESSMENT_FIELDS if f in changes and getattr(assessment, f) != changes[f]]
+        if not changed:
+            return assessment, []
+        for name in changed:
+            setattr(assessment, name, changes[name])
+        assessment.updated_at = clock.now()
+        assessment.updated_by = actor.user
+        assessment.clinician_completed_at = assessment.clinician_completed_at or clock.now()
+        save_versioned(
+            assessment, expected_version, [*changed, "updated_at", "updated_by", "clinician_completed_at"]
+        )
+        record_event(actor, "update", patient=patient, obj=assessment, detail=f"fields={len(changed)}")
+        add_timeline_event(
+            patient, kind="intake.assessment", title="Intake assessment updated", actor=actor, ref=assessment
+        )
+        _mark_stale_if_needed(actor, patient, assessment, was_current)
+    return assessment, changed
+
+
+def decision_sign(
+    actor: Actor,
+    patient: Patient,
+    *,
+    shown_version: int,
+    decision: str,
+    reason: str,
+    rationales: dict[str, str],
+) -> EligibilityDecision:
+    """Sign an eligibility decision on the report as it stands now.
+
+    Refuses (RefusedError, a sentence) when the assessment changed since the report was shown, when a
+    hard stop (or an unanswered hard-stop question) would be signed eligible, or when a review item
+    lacks a written rationale."""
+    with transaction.atomic():
+        assessment = Assessment.objects.select_for_update().get(patient=patient)
+        if assessment.version != shown_version:
+            raise RefusedError(
+                "The intake changed after you opened this report, so the report you read is out of date. "
+                "Review the updated report below and sign again."
+            )
+        report = selectors.eligibility_report(assessment, patient)
+        choice = Decision(decision)
+        errors = check_decision(report, choice, reason, rationales)
+        if errors:
+            raise RefusedError(" ".join(errors))
+        kept = {f.rule_id: rationales.get(f.rule_id, "").strip() for f in report.reviews}
+        signed = EligibilityDecision.objects.create(
+            patient=patient,
+            assessment=assessment,
+            assessment_version=assessment.version,
+            date_of_birth=patient.date_of_birth,
+            decision=choice.value,
+            reason=reason.strip(),
+            review_rationales={k: v for k, v in kept.items() if v},
+            report=report.to_dict(),
+            report_status=report.status.value,
+            rule_set_id=report.rule_set_id,
+            rule_set_version=report.rule_set_version,
+            rule_set_digest=report.rule_set_digest,
+            signed_by=actor.user,
+            signed_at=clock.now(),
+        )
+        record_event(actor, "sign", patient=patient, obj=signed, detail=f"decision={choice.value}")
+        add_timeline_event(
+            patient,
+            kind="intake.decision_signed",
+            title=f"Eligibility decision signed: {choice.label}",
+            actor=actor,
+            ref=signed,
+        )
+    return signed
