@@ -260,6 +260,7 @@ def response_submit(
         if value is not None
     )
     episode_recompute(episode)
+    response.refresh_from_db()
     url = reverse("measures:patient", kwargs={"patient_id": patient.pk})
     add_timeline_event(
         patient,

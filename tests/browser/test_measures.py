@@ -1,0 +1,108 @@
+"""Issue #3 end to end: emailed PHQ-9 link with item 9 positive -> crisis resources -> alert on the
+therapist's dashboard -> acknowledged with an action -> the trajectory chart shows the new point."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from django.core import mail
+
+from kapclinic.core import clock
+from kapclinic.measures import services
+from kapclinic.measures.models import InstrumentResponse, SafetyAlert
+from kapclinic.testing.factories import actor_for, make_clinic, make_patient, make_staff
+
+ANSWERS = [2, 2, 1, 2, 1, 1, 1, 1, 2]  # total 13, item 9 "More than half the days" (urgent)
+
+
+def _world() -> dict[str, Any]:
+    clinic = make_clinic("Harbor", phone="(555) 010-2040")
+    prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="prescriber@m.test")
+    therapist = make_staff(clinic, "therapist", name="Theo Therapist", email="therapist@m.test")
+    patient = make_patient(
+        clinic, care_team=[prescriber, therapist], legal_first_name="Robin", email="robin@example.test"
+    )
+    actor = actor_for(therapist, clinic)
+    services.response_submit(
+        actor,
+        patient,
+        instrument="PHQ-9",
+        version=None,
+        answers=[3, 3, 2, 2, 2, 2, 2, 2, 0],
+        source="paper",
+        entered_by=therapist,
+        completed_at=clock.now() - dt.timedelta(days=14),
+    )
+    mail.outbox.clear()
+    services.link_send(actor, patient, "PHQ-9")
+    return {"patient": patient, "clinic": clinic}
+
+
+def test_emailed_phq9_item9_alert_acknowledged_and_charted(
+    browser: Any, page: Any, server: str, login: Any, axe_check: Any, shot: Any
+) -> None:
+    w = _world()
+    assert len(mail.outbox) == 1
+    url = re.search(r"https?://\S+/measures/r/\S+/", mail.outbox[0].body)
+    assert url is not None
+    path = url.group(0).split("/measures/", 1)[1]
+
+    # The patient (not signed in) opens the emailed link and answers.
+    patient_ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    ppage = patient_ctx.new_page()
+    ppage.goto(f"{server}/measures/{path}")
+    assert ppage.get_by_text("Little interest or pleasure in doing things").is_visible()
+    axe_check(ppage, "measures-link-form")
+    for number, value in enumerate(ANSWERS, start=1):
+        ppage.locator(f"input[name='item_{number}'][value='{value}']").check()
+    shot(ppage, "measures-1-link-form-patient-phone")
+    mail.outbox.clear()
+    ppage.get_by_role("button", name="Send my answers").click()
+    ppage.wait_for_load_state("networkidle")
+    crisis = ppage.get_by_role(
+        "region", name="If you are thinking about harming yourself, help is available now"
+    )
+    assert crisis.is_visible()
+    assert "988" in crisis.inner_text() and "(555) 010-2040" in crisis.inner_text()
+    axe_check(ppage, "measures-crisis")
+    shot(ppage, "measures-2-crisis-resources-patient-phone")
+    # The link cannot be used twice.
+    ppage.goto(f"{server}/measures/{path}")
+    assert ppage.get_by_role("heading", name="Already completed").is_visible()
+    patient_ctx.close()
+
+    response = InstrumentResponse.objects.get(source="email_link")
+    assert (response.total, response.item9, response.item9_urgent) == (13, 2, True)
+    alert = SafetyAlert.objects.get(response=response)
+    assert len(mail.outbox) == 1 and sorted(mail.outbox[0].to) == ["prescriber@m.test", "therapist@m.test"]
+
+    # The therapist sees the alert on the dashboard and acknowledges it with an action.
+    login(page, "therapist@m.test")
+    widget = page.get_by_role("region", name="Open safety alerts")
+    assert widget.is_visible() and "Robin" in widget.inner_text() and "Urgent" in widget.inner_text()
+    axe_check(page, "measures-dashboard-alert")
+    shot(page, "measures-3-therapist-dashboard-alert")
+    widget.get_by_role("link", name="Review and acknowledge").click()
+    page.get_by_label("Action taken").select_option("called_patient")
+    page.get_by_label("Note (required for “Other”)").fill("Called; safe tonight; safety plan reviewed.")
+    axe_check(page, "measures-acknowledge")
+    shot(page, "measures-4-acknowledge-form")
+    page.get_by_role("button", name="Acknowledge with this action").click()
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_text("Alert acknowledged and your action recorded.").is_visible()
+    alert.refresh_from_db()
+    assert alert.action == "called_patient" and not alert.is_open
+
+    # The trajectory chart shows the new point (baseline + the emailed response).
+    page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('chart-1'))")
+    points = page.evaluate(
+        "() => Chart.getChart(document.getElementById('chart-1')).data.datasets[0].data.length"
+    )
+    assert points == 2
+    table = page.get_by_role("table", name=re.compile("PHQ-9 scores against the baseline"))
+    assert "13" in table.inner_text() and "Email" in table.inner_text()
+    axe_check(page, "measures-trajectory")
+    shot(page, "measures-5-trajectory-after-ack")
+    assert w["patient"].pk
