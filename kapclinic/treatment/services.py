@@ -156,7 +156,8 @@ def plan_sign(
             patient,
             kind="treatment.plan_signed",
             title=(
-                f"Treatment plan signed: {plan.protocol_title}; {plan.proposals.count()} appointments proposed"
+                f"Treatment plan signed: {plan.protocol_title}; "
+                f"{plan.proposals.count()} appointments proposed"
             ),
             actor=actor,
             ref=plan,

@@ -154,6 +154,7 @@ def plan_sign(request: HttpRequest, patient_id: int, plan_id: int) -> HttpRespon
     actor = actor_from_request(request)
     item = _plan(patient_id, plan_id, patient)
     form = SignPlanForm(request.POST)
+    status = 400
     if form.is_valid():
         try:
             services.plan_sign(
@@ -162,13 +163,14 @@ def plan_sign(request: HttpRequest, patient_id: int, plan_id: int) -> HttpRespon
                 expected_version=form.cleaned_data["version"],
                 protocol_rationale=form.cleaned_data["protocol_rationale"],
             )
-        except (services.PlanRefusedError, ConflictError) as exc:
+        except services.PlanRefusedError as exc:
             form.add_error(None, str(exc))
+        except ConflictError as exc:
+            form.add_error(None, str(exc))
+            status = 409
         else:
             messages.success(request, "Treatment plan signed. Its appointments are proposed for booking.")
             return redirect("treatment:plan", patient_id=patient.pk, plan_id=item.pk)
     record_event(actor, "view", patient=patient, obj=item)
     item.refresh_from_db()
-    return _render_plan(
-        request, patient, item, form, True, status=409 if "changed" in str(form.errors) else 400
-    )
+    return _render_plan(request, patient, item, form, True, status=status)

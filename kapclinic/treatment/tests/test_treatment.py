@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from kapclinic.consent import services as consent_services
+from kapclinic.core.actor import Actor
+from kapclinic.intake import services as intake_services
+from kapclinic.intake.models import Assessment
+from kapclinic.intake.tests.helpers import complete_assessment
+from kapclinic.patients.models import Patient
+from kapclinic.treatment.models import PlanStatus, TreatmentPlan
+from kapclinic.treatment.planning import propose_series
+from kapclinic.treatment.selectors import dosing_readiness
+
+pytestmark = pytest.mark.django_db
+
+
+def _eligible(world: Any, rationales: dict[str, str] | None = None, **assessment: Any) -> None:
+    complete_assessment(world.patient, **assessment)
+    intake_services.decision_sign(
+        Actor(world.prescriber, world.clinic, "prescriber"),
+        world.patient,
+        shown_version=Assessment.objects.get(patient=world.patient).version,
+        decision="eligible",
+        reason="Suitable",
+        rationales=rationales or {},
+    )
+
+
+def _plan_post(protocol: str = "ketamine-iv-racemic@1.0.0", **kw: Any) -> dict[str, Any]:
+    data = {
+        "indication": "F33.1",
+        "goals": "To enjoy my garden again",
+        "modality": "cbt",
+        "modality_other": "",
+        "protocol": protocol,
+        "dosing_sessions": "",
+        "sessions_per_week": "",
+        "target_instrument": "PHQ-9",
+        "target_comparator": "lt",
+        "target_value": "10",
+        "target_timepoint": "after the induction series",
+    }
+    data.update(kw)
+    return data
+
+
+def test_propose_series_pure() -> None:
+    series = propose_series(6, Decimal("2"))
+    kinds = [p.kind for p in series]
+    assert kinds[0] == "preparation" and kinds[-1] == "reassessment"
+    assert kinds.count("dosing") == 6 and kinds.count("integration") == 6
+    assert all(series[i + 1].kind == "integration" for i, p in enumerate(series) if p.kind == "dosing")
+    assert [p.week for p in series if p.kind == "dosing"] == [1, 1, 2, 2, 3, 3]
+    with pytest.raises(ValueError, match="at least 1"):
+        propose_series(0, Decimal("2"))
+
+
+def test_plan_refused_without_eligibility(client: Any, world: Any) -> None:
+    complete_assessment(world.patient)
+    client.force_login(world.prescriber)
+    response = client.post(reverse("treatment:plan_new", args=[world.patient.pk]), _plan_post())
+    assert response.status_code == 400
+    assert "No eligibility decision has been signed." in response.content.decode()
+    assert TreatmentPlan.objects.count() == 0
+
+
+def test_plan_proposes_appointments_and_sign_makes_patient_ready(client: Any, world: Any) -> None:
+    _eligible(world)
+    client.force_login(world.prescriber)
+    response = client.post(reverse("treatment:plan_new", args=[world.patient.pk]), _plan_post())
+    assert response.status_code == 302
+    plan = TreatmentPlan.objects.get()
+    assert plan.proposals.count() == 1 + 6 * 2 + 1
+    assert str(plan.targets.get()) == "PHQ-9 below 10 after the induction series"
+    ok, reasons = dosing_readiness(world.patient)
+    assert not ok and "There is no signed treatment plan." in reasons
+    signed = client.post(
+        reverse("treatment:plan_sign", args=[world.patient.pk, plan.pk]), {"version": plan.version}
+    )
+    assert signed.status_code == 302
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.SIGNED and plan.signed_by == world.prescriber
+    assert Patient.objects.get(pk=world.patient.pk).pathway_status == "active"
+    ok, reasons = dosing_readiness(world.patient)
+    assert reasons == ["The clinic has not published a consent document."]
+    doc = consent_services.document_publish(
+        Actor(world.admin, world.clinic, "admin"), title="Consent", body="Text"
+    )
+    consent_services.consent_sign(
+        Actor(world.patient_user, world.clinic, "patient"),
+        world.patient,
+        document_id=doc.pk,
+        typed_name=world.patient.legal_name,
+        agreed=True,
+        ip=None,
+    )
+    assert dosing_readiness(world.patient) == (True, [])
+
+
+def test_esketamine_plan_refused_for_minor(client: Any, world: Any) -> None:
+    Patient.objects.filter(pk=world.patient.pk).update(date_of_birth=dt.date(2010, 1, 1))
+    world.patient.refresh_from_db()
+    _eligible(world, rationales={"RV-MINOR": "Adolescent service agreement"})
+    client.force_login(world.prescriber)
+    response = client.post(
+        reverse("treatment:plan_new", args=[world.patient.pk]), _plan_post("esketamine-in-trd@1.0.0")
+    )
+    assert response.status_code == 400
+    assert "hard stop (Under 18 (esketamine))" in response.content.decode()
+
+
+def test_protocol_without_series_length_needs_it(client: Any, world: Any) -> None:
+    _eligible(world)
+    client.force_login(world.prescriber)
+    response = client.post(
+        reverse("treatment:plan_new", args=[world.patient.pk]), _plan_post("ketamine-sl-lozenge@1.0.0")
+    )
+    assert response.status_code == 400
+    assert "leaves the series length to the clinic" in response.content.decode()
+
+
+def test_signing_plan_with_stale_eligibility_is_refused(client: Any, world: Any) -> None:
+    _eligible(world)
+    client.force_login(world.prescriber)
+    client.post(reverse("treatment:plan_new", args=[world.patient.pk]), _plan_post())
+    plan = TreatmentPlan.objects.get()
+    complete_assessment(world.patient, heart_rate=99)  # intake changes after sign-off
+    response = client.post(
+        reverse("treatment:plan_sign", args=[world.patient.pk, plan.pk]), {"version": plan.version}
+    )
+    assert response.status_code == 400
+    assert "out of date because the intake changed" in response.content.decode()
+    plan.refresh_from_db()
+    assert plan.status == PlanStatus.DRAFT
+    ok, reasons = dosing_readiness(world.patient)
+    assert not ok and any("out of date" in r for r in reasons)
+
+
+def test_esketamine_indication_review_needs_protocol_rationale(client: Any, world: Any) -> None:
+    _eligible(world, adequate_failed_trials=1)
+    client.force_login(world.prescriber)
+    client.post(reverse("treatment:plan_new", args=[world.patient.pk]), _plan_post("esketamine-in-trd@1.0.0"))
+    plan = TreatmentPlan.objects.get()
+    url = reverse("treatment:plan_sign", args=[world.patient.pk, plan.pk])
+    refused = client.post(url, {"version": plan.version})
+    assert refused.status_code == 400 and "need your written rationale" in refused.content.decode()
+    ok = client.post(
+        url, {"version": plan.version, "protocol_rationale": "Acute suicidal ideation indication"}
+    )
+    assert ok.status_code == 302
+
+
+def test_protocol_library_pages(client: Any, world: Any) -> None:
+    client.force_login(world.nurse)
+    assert "IV racemic ketamine" in client.get(reverse("treatment:index")).content.decode()
+    assert client.get(reverse("treatment:protocol", args=["ketamine-iv-racemic", "1.0.0"])).status_code == 200
+    assert client.get(reverse("treatment:protocol", args=["nope", "1"])).status_code == 404
