@@ -131,11 +131,14 @@ class DueRow:
 
 def due_list(actor: Actor, *, now: dt.datetime | None = None) -> list[DueRow]:
     """Due and overdue measures for the actor's patients in assessment, induction or maintenance."""
+    return due_for_patients(visible_patients(actor, Action.VIEW_CLINICAL), now=now)
+
+
+def due_for_patients(patients_qs: QuerySet[Patient], *, now: dt.datetime | None = None) -> list[DueRow]:
+    """Due and overdue measures among ``patients_qs`` (constant number of queries)."""
     now = now or clock.now()
     patients = list(
-        visible_patients(actor, Action.VIEW_CLINICAL)
-        .filter(pathway_status__in=list(PHASES))
-        .values(
+        patients_qs.filter(pathway_status__in=list(PHASES)).values(
             "pk",
             "legal_first_name",
             "preferred_name",

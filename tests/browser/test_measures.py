@@ -106,3 +106,44 @@ def test_emailed_phq9_item9_alert_acknowledged_and_charted(
     axe_check(page, "measures-trajectory")
     shot(page, "measures-5-trajectory-after-ack")
     assert w["patient"].pk
+
+
+def test_outcomes_dashboard_and_safety_plan_in_portal(
+    page: Any, server: str, login: Any, axe_check: Any, shot: Any
+) -> None:
+    from kapclinic.testing.factories import make_patient_user
+
+    clinic = make_clinic("Harbor")
+    prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="rx@m.test")
+    actor = actor_for(prescriber, clinic)
+    start = clock.now() - dt.timedelta(days=60)
+    for totals in ([20, 14, 9], [18, 17], [16, 7, 13], [22, 10, 4]):
+        patient = make_patient(clinic, care_team=[prescriber])
+        for i, total in enumerate(totals):
+            answers = [min(3, max(0, total - 3 * k)) for k in range(8)] + [0]
+            services.response_submit(
+                actor,
+                patient,
+                instrument="PHQ-9",
+                version=None,
+                answers=answers,
+                source="paper",
+                entered_by=prescriber,
+                completed_at=start + dt.timedelta(days=7 * i),
+            )
+    user, me = make_patient_user(clinic, care_team=[prescriber])
+    services.safety_plan_save(
+        actor, me, {"warning_signs": "Not sleeping", "coping_strategies": "Walk by the river"}, None
+    )
+    login(page, "rx@m.test")
+    page.goto(f"{server}/measures/outcomes/")
+    table = page.get_by_role("table", name="By instrument")
+    assert "PHQ-9" in table.inner_text() and "75 % (3/4)" in table.inner_text()
+    axe_check(page, "measures-outcomes")
+    shot(page, "measures-6-clinic-outcomes")
+    page.get_by_role("button", name="Sign out").click()
+    login(page, user.email)
+    page.goto(f"{server}/measures/my/safety-plan/")
+    assert page.get_by_text("Walk by the river").is_visible()
+    axe_check(page, "measures-portal-safety-plan")
+    shot(page, "measures-7-portal-safety-plan")

@@ -512,3 +512,23 @@ def test_score_command_bad_input_exits_2(args: list[str], message: str) -> None:
         call_command("score", *args, stdout=io.StringIO(), stderr=err)
     assert exc.value.code == 2
     assert message in err.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reminders_send_one_link_per_due_instrument(world: Any) -> None:
+    Patient = type(world.patient)
+    Patient.objects.filter(pk=world.patient.pk).update(
+        pathway_status="active", created_at=clock.now() - dt.timedelta(days=5)
+    )
+    mail.outbox.clear()
+    out = io.StringIO()
+    call_command("send_measure_reminders", stdout=out)
+    assert "Sent 2 reminder link(s)" in out.getvalue()  # PHQ-9 and GAD-7 baselines
+    assert {link.instrument for link in MeasureLink.objects.filter(patient=world.patient)} == {
+        "PHQ-9",
+        "GAD-7",
+    }
+    assert len([m for m in mail.outbox if world.patient.email in m.to]) == 2
+    out = io.StringIO()
+    call_command("send_measure_reminders", stdout=out)
+    assert "Sent 0 reminder link(s)" in out.getvalue()  # links still open: no duplicates
