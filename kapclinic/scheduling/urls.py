@@ -4,4 +4,19 @@ from kapclinic.scheduling import views
 
 app_name = "scheduling"
 
-urlpatterns = [path("", views.index, name="index")]
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("week/", views.week_view, name="week"),
+    path("chairs/", views.chairs, name="chairs"),
+    path("new/", views.new, name="new"),
+    path("a/<int:appointment_id>/", views.detail, name="detail"),
+    path("a/<int:appointment_id>/edit/", views.edit, name="edit"),
+    path("a/<int:appointment_id>/cancel/", views.cancel, name="cancel"),
+    path("a/<int:appointment_id>/status/", views.set_status, name="status"),
+    path("patient/<int:patient_id>/", views.patient_appointments, name="patient"),
+    path("reminders/", views.reminders, name="reminders"),
+    path("reminders/<int:reminder_id>/retry/", views.reminder_retry, name="reminder_retry"),
+    path("rooms/", views.rooms, name="rooms"),
+    path("my-calendar/", views.my_feed, name="my_feed"),
+    path("feed/<str:token>.ics", views.feed, name="feed"),
+]

@@ -1,11 +1,472 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from kapclinic.audit.services import record_event
+from kapclinic.core import clock
+from kapclinic.core.actor import Actor, actor_from_request
+from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.stubs import require_roles
+from kapclinic.policy import Action, can, open_patient
+from kapclinic.scheduling import ical, selectors, services
+from kapclinic.scheduling.forms import AppointmentForm, CancelForm, ResourceForm
+from kapclinic.scheduling.models import Appointment, CalendarFeed, Kind, Reminder
+
+CALENDAR_ROLES = ["admin", "front_desk", "prescriber", "therapist", "nurse"]
+REMINDER_ROLES = ["admin", "front_desk", "prescriber", "nurse"]
+FEED_ROLES = ["prescriber", "therapist", "nurse"]
+PX_PER_MINUTE = 1.2
+
+
+def _day(request: HttpRequest) -> dt.date:
+    raw = request.GET.get("date", "")
+    try:
+        return dt.date.fromisoformat(raw) if raw else clock.today()
+    except ValueError:
+        return clock.today()
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _label(appt: Appointment, visible: set[int]) -> str:
+    return appt.patient.display_name if appt.patient_id in visible else "Busy (not on your caseload)"
+
+
+def _filters(request: HttpRequest, actor: Actor) -> dict[str, Any]:
+    staff_id = _int(request.GET.get("staff"))
+    resource_id = _int(request.GET.get("resource"))
+    return {"staff_id": staff_id, "resource_id": resource_id}
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    require_roles(request, "admin front_desk prescriber therapist nurse".split())
-    return render(request, "core/stub.html", {"title": "Schedule"})
+    """Day view: one column per clinician (or per room/chair with ?by=resource)."""
+    require_roles(request, CALENDAR_ROLES)
+    actor = actor_from_request(request)
+    day = _day(request)
+    filters = _filters(request, actor)
+    by = "resource" if request.GET.get("by") == "resource" else "staff"
+    cfg = services.schedule_settings(actor.clinic)
+    start, end = selectors.day_bounds(day)
+    appts = list(selectors.appointments_between(actor.clinic, start, end, **filters))
+    visible = selectors.visible_ids(actor, {a.patient_id for a in appts})
+    staff = list(selectors.clinicians(actor.clinic))
+    rooms = list(selectors.resources(actor.clinic))
+    if by == "resource":
+        heads = [
+            (r.pk, r.name) for r in rooms if not filters["resource_id"] or r.pk == filters["resource_id"]
+        ]
+        heads.append((None, "Video / no room"))
+        key = "resource_id"
+    else:
+        heads = [(u.pk, u.full_name) for u in staff if not filters["staff_id"] or u.pk == filters["staff_id"]]
+        key = "staff_id"
+    day_start = dt.datetime.combine(day, dt.time(cfg.day_starts_hour), tzinfo=timezone.get_current_timezone())
+    hours = list(range(cfg.day_starts_hour, cfg.day_ends_hour))
+    columns = []
+    for pk, title in heads:
+        blocks = []
+        for a in appts:
+            if getattr(a, key) != pk:
+                continue
+            top = max(0, (a.starts_at - day_start).total_seconds() / 60) * PX_PER_MINUTE
+            blocks.append(
+                {
+                    "a": a,
+                    "label": _label(a, visible),
+                    "top": int(top),
+                    "height": int(a.minutes * PX_PER_MINUTE),
+                }
+            )
+        if blocks or pk is not None:
+            columns.append({"title": title, "blocks": blocks})
+    record_event(actor, "list", object_type="schedule_day", detail=f"n={len(appts)}")
+    return render(
+        request,
+        "scheduling/day.html",
+        {
+            "day": day,
+            "prev": day - dt.timedelta(days=1),
+            "next": day + dt.timedelta(days=1),
+            "columns": columns,
+            "hours": [{"h": h, "top": int((h - cfg.day_starts_hour) * 60 * PX_PER_MINUTE)} for h in hours],
+            "height": int(len(hours) * 60 * PX_PER_MINUTE),
+            "appointments": [{"a": a, "label": _label(a, visible)} for a in appts],
+            "staff": staff,
+            "rooms": rooms,
+            "by": by,
+            "filters": filters,
+            "can_book": actor.role in CALENDAR_ROLES,
+        },
+    )
+
+
+@login_required
+def week_view(request: HttpRequest) -> HttpResponse:
+    require_roles(request, CALENDAR_ROLES)
+    actor = actor_from_request(request)
+    day = _day(request)
+    monday = day - dt.timedelta(days=day.weekday())
+    filters = _filters(request, actor)
+    days = selectors.week(actor.clinic, monday, **filters)
+    visible = selectors.visible_ids(actor, {a.patient_id for d in days for a in d.items})
+    n = sum(len(d.items) for d in days)
+    record_event(actor, "list", object_type="schedule_week", detail=f"n={n}")
+    return render(
+        request,
+        "scheduling/week.html",
+        {
+            "monday": monday,
+            "prev": monday - dt.timedelta(days=7),
+            "next": monday + dt.timedelta(days=7),
+            "days": [
+                {"day": d.day, "items": [{"a": a, "label": _label(a, visible)} for a in d.items]}
+                for d in days
+            ],
+            "staff": selectors.clinicians(actor.clinic),
+            "rooms": selectors.resources(actor.clinic),
+            "filters": filters,
+            "today": clock.today(),
+        },
+    )
+
+
+@login_required
+def chairs(request: HttpRequest) -> HttpResponse:
+    require_roles(request, CALENDAR_ROLES)
+    actor = actor_from_request(request)
+    day = _day(request)
+    rows = selectors.chair_board(actor.clinic, day)
+    visible = selectors.visible_ids(actor, {a.patient_id for r in rows for a, _p, _s in r.items})
+    record_event(actor, "list", object_type="chair_board", detail=f"chairs={len(rows)}")
+    return render(
+        request,
+        "scheduling/chairs.html",
+        {
+            "day": day,
+            "prev": day - dt.timedelta(days=1),
+            "next": day + dt.timedelta(days=1),
+            "rows": [
+                {
+                    "chair": r.resource,
+                    "items": [
+                        {
+                            "a": a,
+                            "label": _label(a, visible),
+                            "phase": phase,
+                            "session": s,
+                            "can_open": s is not None and a.patient_id in visible,
+                        }
+                        for a, phase, s in r.items
+                    ],
+                }
+                for r in rows
+            ],
+            "now": clock.now(),
+        },
+    )
+
+
+def _form_errors(form: AppointmentForm, exc: services.BookingError) -> None:
+    for name, errs in exc.field_errors.items():
+        for err in errs:
+            form.add_error(name if name in form.fields else None, err)
+    for msg in exc.messages:
+        form.add_error(None, msg)
+
+
+def _minutes(form: AppointmentForm, clinic: Any, kind: str) -> int:
+    minutes = form.cleaned_data.get("minutes")
+    return int(minutes) if minutes else services.kind_rules(clinic)[kind].default_minutes
+
+
+@login_required
+def new(request: HttpRequest) -> HttpResponse:
+    require_roles(request, CALENDAR_ROLES)
+    actor = actor_from_request(request)
+    initial: dict[str, Any] = {"date": _day(request), "time": dt.time(9, 0)}
+    if request.GET.get("patient"):
+        initial["patient"] = _int(request.GET.get("patient"))
+    if request.GET.get("kind") in Kind.values:
+        initial["kind"] = request.GET["kind"]
+    if request.GET.get("staff"):
+        initial["staff"] = _int(request.GET.get("staff"))
+    form = AppointmentForm(request.POST or None, actor=actor, initial=initial)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            patient = form.cleaned_data["patient"]
+            # The policy check for this patient (404 across clinics, 403 when not allowed); the
+            # service writes the create event.
+            patient = open_patient(request, patient.pk, Action.SCHEDULE, audit=None)
+            kind = form.cleaned_data["kind"]
+            try:
+                appt = services.appointment_book(
+                    actor,
+                    patient,
+                    kind=kind,
+                    starts_at=form.starts_at(),
+                    minutes=_minutes(form, actor.clinic, kind),
+                    staff=form.cleaned_data["staff"],
+                    resource=form.cleaned_data["resource"],
+                    modality=form.cleaned_data["modality"],
+                    admin_note=form.cleaned_data["admin_note"],
+                )
+            except services.BookingError as exc:
+                _form_errors(form, exc)
+            else:
+                messages.success(request, f"{appt.get_kind_display()} booked for {patient.display_name}.")
+                return redirect("scheduling:detail", appointment_id=appt.pk)
+        status = 400
+    return render(
+        request, "scheduling/form.html", {"form": form, "title": "Book an appointment"}, status=status
+    )
+
+
+def _appointment(request: HttpRequest, appointment_id: int, *, audit: str | None = "view") -> Appointment:
+    require_roles(request, CALENDAR_ROLES)
+    clinic = getattr(request, "clinic", None)
+    appt = (
+        Appointment.objects.select_related("patient", "staff", "resource", "clinic", "cancelled_by")
+        .filter(pk=appointment_id, clinic=clinic)
+        .first()
+    )
+    if appt is None:
+        raise Http404
+    open_patient(request, appt.patient_id, Action.SCHEDULE, audit=audit, obj=appt if audit else None)
+    return appt
+
+
+@login_required
+def detail(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    appt = _appointment(request, appointment_id)
+    actor = actor_from_request(request)
+    return render(
+        request,
+        "scheduling/detail.html",
+        {
+            "a": appt,
+            "reminders": list(appt.reminders.all()),
+            "cancel_form": CancelForm(initial={"version": appt.version}),
+            "clinical": can(actor, Action.VIEW_CLINICAL, appt.patient),
+            "started": appt.starts_at <= clock.now(),
+        },
+    )
+
+
+@login_required
+def edit(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    appt = _appointment(request, appointment_id, audit=None if request.method == "POST" else "view")
+    actor = actor_from_request(request)
+    local = timezone.localtime(appt.starts_at)
+    initial = {
+        "date": local.date(),
+        "time": local.time(),
+        "minutes": appt.minutes,
+        "staff": appt.staff_id,
+        "resource": appt.resource_id,
+        "modality": appt.modality,
+        "admin_note": appt.admin_note,
+        "version": appt.version,
+    }
+    form = AppointmentForm(request.POST or None, actor=actor, editing=True, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                services.appointment_reschedule(
+                    actor,
+                    appt,
+                    form.cleaned_data.get("version") or 0,
+                    starts_at=form.starts_at(),
+                    minutes=_minutes(form, actor.clinic, appt.kind),
+                    staff=form.cleaned_data["staff"],
+                    resource=form.cleaned_data["resource"],
+                    modality=form.cleaned_data["modality"],
+                    admin_note=form.cleaned_data["admin_note"],
+                )
+            except ConflictError as exc:
+                form.add_error(None, str(exc))
+                status = 409
+            except services.BookingError as exc:
+                _form_errors(form, exc)
+            else:
+                messages.success(request, "Appointment changed.")
+                return redirect("scheduling:detail", appointment_id=appt.pk)
+    return render(
+        request,
+        "scheduling/form.html",
+        {
+            "form": form,
+            "title": f"Change {appt.get_kind_display().lower()} for {appt.patient.display_name}",
+            "a": appt,
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    appt = _appointment(request, appointment_id, audit=None)
+    actor = actor_from_request(request)
+    form = CancelForm(request.POST)
+    if form.is_valid():
+        try:
+            services.appointment_cancel(
+                actor, appt, form.cleaned_data["version"], form.cleaned_data["reason"]
+            )
+        except ConflictError as exc:
+            messages.error(request, str(exc))
+        except services.BookingError as exc:
+            messages.error(
+                request, " ".join(exc.messages + [e for v in exc.field_errors.values() for e in v])
+            )
+        else:
+            messages.success(request, "Appointment cancelled; its reminder will not be sent.")
+    else:
+        messages.error(request, "Give a reason for cancelling (it is kept with the appointment).")
+    return redirect("scheduling:detail", appointment_id=appt.pk)
+
+
+@login_required
+@require_POST
+def set_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    appt = _appointment(request, appointment_id, audit=None)
+    actor = actor_from_request(request)
+    try:
+        services.appointment_set_status(
+            actor, appt, _int(request.POST.get("version")) or 0, request.POST.get("status", "")
+        )
+    except ConflictError as exc:
+        messages.error(request, str(exc))
+    except services.BookingError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Appointment updated.")
+    return redirect("scheduling:detail", appointment_id=appt.pk)
+
+
+@login_required
+def patient_appointments(request: HttpRequest, patient_id: int) -> HttpResponse:
+    require_roles(request, CALENDAR_ROLES)
+    patient = open_patient(request, patient_id, Action.SCHEDULE, object_type="appointments")
+    page = Paginator(selectors.patient_appointments(patient).order_by("-starts_at", "-id"), 50).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "scheduling/patient.html", {"patient": patient, "page": page, "now": clock.now()})
+
+
+@login_required
+def reminders(request: HttpRequest) -> HttpResponse:
+    require_roles(request, REMINDER_ROLES)
+    actor = actor_from_request(request)
+    problems = request.GET.get("show") != "all"
+    page = Paginator(selectors.reminders_for_staff(actor.clinic, problems_only=problems), 50).get_page(
+        request.GET.get("page")
+    )
+    record_event(actor, "list", object_type="reminders", detail=f"n={len(page.object_list)}")
+    return render(
+        request,
+        "scheduling/reminders.html",
+        {"page": page, "problems": problems, "extra_query": "" if problems else "show=all"},
+    )
+
+
+@login_required
+@require_POST
+def reminder_retry(request: HttpRequest, reminder_id: int) -> HttpResponse:
+    require_roles(request, REMINDER_ROLES)
+    actor = actor_from_request(request)
+    reminder = get_object_or_404(Reminder, pk=reminder_id, clinic=actor.clinic)
+    try:
+        services.reminder_retry(actor, reminder)
+    except services.ReminderError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "The reminder was queued to be sent again.")
+    return redirect(f"{reverse('scheduling:reminders')}?show=all")
+
+
+@login_required
+def rooms(request: HttpRequest) -> HttpResponse:
+    require_roles(request, ["admin"])
+    actor = actor_from_request(request)
+    form = ResourceForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                services.resource_create(
+                    actor, name=form.cleaned_data["name"], kind=form.cleaned_data["kind"]
+                )
+            except services.BookingError as exc:
+                for name, errs in exc.field_errors.items():
+                    for err in errs:
+                        form.add_error(name, err)
+            else:
+                messages.success(request, "Added.")
+                return redirect("scheduling:rooms")
+    return render(
+        request,
+        "scheduling/rooms.html",
+        {"form": form, "resources": selectors.resources(actor.clinic, active_only=False)},
+        status=status,
+    )
+
+
+@login_required
+def my_feed(request: HttpRequest) -> HttpResponse:
+    require_roles(request, FEED_ROLES)
+    actor = actor_from_request(request)
+    feed = CalendarFeed.objects.filter(user=actor.user, clinic=actor.clinic).first()
+    url = None
+    if request.method == "POST":
+        token = services.feed_reset(actor)
+        url = request.build_absolute_uri(reverse("scheduling:feed", kwargs={"token": token}))
+        feed = CalendarFeed.objects.filter(user=actor.user, clinic=actor.clinic).first()
+    return render(request, "scheduling/my_feed.html", {"feed": feed, "url": url})
+
+
+def feed(request: HttpRequest, token: str) -> HttpResponse:
+    """The secret iCalendar address (no sign-in: calendar apps cannot log in)."""
+    found = services.feed_resolve(token)
+    if found is None:
+        return HttpResponse(
+            "This calendar address is not valid. It may have been reset; "
+            "get the new address from the clinic portal.",
+            status=404,
+            content_type="text/plain; charset=utf-8",
+        )
+    if found.user_id and not selectors.staff_membership_ok(found.user, found.clinic):
+        raise Http404
+    appts = list(selectors.feed_appointments(found))
+    body = ical.render_feed(found, appts)
+    system = Actor.system(found.clinic, "calendar-feed")
+    if found.patient_id:
+        record_event(system, "view", patient=found.patient, obj=found, detail=f"ical n={len(appts)}")
+    else:
+        record_event(system, "list", obj=found, detail=f"ical staff n={len(appts)}")
+    now = clock.now()
+    if found.last_used_at is None or now - found.last_used_at > dt.timedelta(hours=1):
+        CalendarFeed.objects.filter(pk=found.pk).update(last_used_at=now)
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -1,0 +1,573 @@
+"""Every write of the scheduling app: booking, rescheduling, cancelling, feeds and reminders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from kapclinic.accounts.models import CLINICAL_ROLES, Membership, User
+from kapclinic.audit.services import record_event
+from kapclinic.core import clock
+from kapclinic.core.actor import Actor
+from kapclinic.core.concurrency import save_versioned
+from kapclinic.patients.models import Patient, TimelineCategory
+from kapclinic.patients.services import add_timeline_event
+from kapclinic.scheduling import rules
+from kapclinic.scheduling.models import (
+    ACTIVE_STATUSES,
+    Appointment,
+    CalendarFeed,
+    Kind,
+    Modality,
+    Reminder,
+    ReminderStatus,
+    Resource,
+    ResourceKind,
+    ScheduleSettings,
+    Status,
+)
+
+
+class BookingError(Exception):
+    """A refused booking: sentences for the form, optionally per field."""
+
+    def __init__(self, messages: list[str] | str, field_errors: dict[str, list[str]] | None = None) -> None:
+        self.messages = [messages] if isinstance(messages, str) else list(messages)
+        self.field_errors = field_errors or {}
+        super().__init__(" ".join(self.messages))
+
+
+class ReminderError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- settings and rules
+
+
+def schedule_settings(clinic: Any) -> ScheduleSettings:
+    found = ScheduleSettings.objects.filter(clinic=clinic).first()
+    return found or ScheduleSettings(clinic=clinic)
+
+
+def kind_rules(clinic: Any) -> dict[str, rules.KindRule]:
+    cfg = schedule_settings(clinic)
+    kinds = dict(rules.DEFAULT_KINDS)
+    base = kinds[rules.DOSING]
+    kinds[rules.DOSING] = rules.KindRule(
+        rules.DOSING,
+        base.label,
+        cfg.dosing_default_minutes,
+        cfg.dosing_min_minutes,
+        cfg.dosing_max_minutes,
+        base.source,
+    )
+    return kinds
+
+
+# ---------------------------------------------------------------- dosing readiness (treatment app)
+
+#: Tests and the demo may install a provider; otherwise the treatment app's selector is used.
+readiness_provider: Callable[[Patient], Any] | None = None
+
+_NO_TREATMENT = (
+    "Dosing readiness cannot be confirmed: the treatment-plan module is not available "
+    "(kapclinic.treatment.selectors.dosing_readiness), and a dosing appointment needs a signed treatment "
+    "plan, current consent and a current eligibility decision."
+)
+
+
+def dosing_readiness(patient: Patient) -> tuple[bool, list[str]]:
+    """(ok, reasons) from the treatment app; refuses (safely) when that app does not answer."""
+    provider = readiness_provider
+    if provider is None:
+        try:
+            module = importlib.import_module("kapclinic.treatment.selectors")
+        except ImportError:
+            module = None
+        provider = getattr(module, "dosing_readiness", None) if module else None
+        if not callable(provider):
+            # TODO(issue 4): remove the fallback once treatment.selectors.dosing_readiness exists.
+            return False, [_NO_TREATMENT]
+    raw = provider(patient)
+    if isinstance(raw, tuple):
+        ok, reasons = bool(raw[0]), list(raw[1]) if len(raw) > 1 and raw[1] else []
+    elif isinstance(raw, dict):
+        ok, reasons = bool(raw.get("ok")), list(raw.get("reasons") or [])
+    else:
+        ok, reasons = bool(getattr(raw, "ok", False)), list(getattr(raw, "reasons", []) or [])
+    return ok, [str(r) for r in reasons]
+
+
+# ---------------------------------------------------------------- booking
+
+
+def _local(when: dt.datetime) -> str:
+    return timezone.localtime(when).strftime("%a %d %b %Y %H:%M")
+
+
+def _check_booking(
+    clinic: Any,
+    *,
+    ref: int,
+    patient: Patient,
+    kind: str,
+    starts_at: dt.datetime,
+    minutes: int,
+    staff: User,
+    resource: Resource | None,
+    modality: str,
+) -> None:
+    errors: dict[str, list[str]] = {}
+    general: list[str] = []
+    kinds = kind_rules(clinic)
+    if kind not in kinds:
+        errors.setdefault("kind", []).append("Choose the kind of appointment.")
+        raise BookingError([], errors)
+    problem = rules.duration_problem(kinds[kind], minutes)
+    if problem:
+        errors.setdefault("minutes", []).append(problem)
+    if modality not in Modality.values:
+        errors.setdefault("modality", []).append("Choose in person or video.")
+    if not Membership.objects.filter(
+        user=staff, clinic=clinic, is_active=True, role__in=CLINICAL_ROLES
+    ).exists():
+        errors.setdefault("staff", []).append("The staff member must be a clinician of this clinic.")
+    if resource is not None and (resource.clinic_id != clinic.pk or not resource.is_active):
+        errors.setdefault("resource", []).append("Choose a room or chair of this clinic.")
+    if kind == rules.DOSING and modality == Modality.IN_PERSON and resource is None:
+        errors.setdefault("resource", []).append("An in-person dosing appointment needs a chair or a room.")
+    if modality == Modality.VIDEO and resource is not None:
+        errors.setdefault("resource", []).append("A video appointment does not take a room or chair.")
+    if errors:
+        raise BookingError(general, errors)
+    ends_at = starts_at + dt.timedelta(minutes=minutes)
+    # Lock the staff member's and the resource's rows so two bookings cannot both pass the check.
+    User.objects.select_for_update().filter(pk=staff.pk).first()
+    if resource is not None:
+        Resource.objects.select_for_update().filter(pk=resource.pk).first()
+    near = Appointment.objects.filter(
+        clinic=clinic,
+        status__in=ACTIVE_STATUSES,
+        starts_at__lt=ends_at,
+        ends_at__gt=starts_at,
+    ).exclude(pk=ref)
+    booked = [
+        rules.Slot(a.pk, a.starts_at, a.ends_at, a.staff_id, a.resource_id, a.patient_id)
+        for a in near.filter(
+            models_q_any(
+                staff_id=staff.pk, resource_id=resource.pk if resource else None, patient_id=patient.pk
+            )
+        )
+    ]
+    found = rules.conflicts(
+        rules.Slot(ref, starts_at, ends_at, staff.pk, resource.pk if resource else None, patient.pk), booked
+    )
+    for c in found:
+        span = f"{_local(c.other_start)} to {timezone.localtime(c.other_end):%H:%M}"
+        if c.what == "staff":
+            errors.setdefault("staff", []).append(f"{staff} is already booked from {span}.")
+        elif c.what == "resource":
+            errors.setdefault("resource", []).append(f"{resource} is already booked from {span}.")
+        else:
+            errors.setdefault("starts_at", []).append(f"The patient already has an appointment from {span}.")
+    if kind == rules.DOSING:
+        ok, reasons = dosing_readiness(patient)
+        if not ok:
+            general.append(
+                "A dosing appointment cannot be booked yet: " + " ".join(reasons or ["not ready."])
+            )
+    if errors or general:
+        raise BookingError(general, errors)
+
+
+def models_q_any(**values: Any) -> Any:
+    from django.db.models import Q
+
+    q = Q()
+    for name, value in values.items():
+        if value is not None:
+            q |= Q(**{name: value})
+    return q
+
+
+@transaction.atomic
+def appointment_book(
+    actor: Actor,
+    patient: Patient,
+    *,
+    kind: str,
+    starts_at: dt.datetime,
+    minutes: int,
+    staff: User,
+    resource: Resource | None = None,
+    modality: str = Modality.IN_PERSON,
+    admin_note: str = "",
+) -> Appointment:
+    assert actor.clinic is not None and patient.clinic_id == actor.clinic.pk
+    _check_booking(
+        actor.clinic,
+        ref=0,
+        patient=patient,
+        kind=kind,
+        starts_at=starts_at,
+        minutes=minutes,
+        staff=staff,
+        resource=resource,
+        modality=modality,
+    )
+    appt = Appointment.objects.create(
+        clinic=actor.clinic,
+        patient=patient,
+        kind=kind,
+        starts_at=starts_at,
+        ends_at=starts_at + dt.timedelta(minutes=minutes),
+        staff=staff,
+        resource=resource,
+        modality=modality,
+        admin_note=admin_note.strip(),
+        created_by=actor.user,
+    )
+    record_event(actor, "create", patient=patient, obj=appt, detail=f"kind={kind}")
+    add_timeline_event(
+        patient,
+        kind="appointment.booked",
+        title=f"{appt.get_kind_display()} booked for {_local(starts_at)}",
+        category=TimelineCategory.ADMIN,
+        actor=actor,
+        ref=appt,
+    )
+    _schedule_reminder(appt)
+    return appt
+
+
+@transaction.atomic
+def appointment_reschedule(
+    actor: Actor,
+    appt: Appointment,
+    expected_version: int,
+    *,
+    starts_at: dt.datetime,
+    minutes: int,
+    staff: User,
+    resource: Resource | None,
+    modality: str,
+    admin_note: str = "",
+) -> Appointment:
+    if appt.status != Status.BOOKED:
+        raise BookingError(
+            f"Only booked appointments can be changed; this one is {appt.get_status_display().lower()}."
+        )
+    _check_booking(
+        appt.clinic,
+        ref=appt.pk,
+        patient=appt.patient,
+        kind=appt.kind,
+        starts_at=starts_at,
+        minutes=minutes,
+        staff=staff,
+        resource=resource,
+        modality=modality,
+    )
+    moved = starts_at != appt.starts_at
+    appt.starts_at = starts_at
+    appt.ends_at = starts_at + dt.timedelta(minutes=minutes)
+    appt.staff = staff
+    appt.resource = resource
+    appt.modality = modality
+    appt.admin_note = admin_note.strip()
+    save_versioned(
+        appt, expected_version, ["starts_at", "ends_at", "staff", "resource", "modality", "admin_note"]
+    )
+    record_event(
+        actor, "update", patient=appt.patient, obj=appt, detail="rescheduled" if moved else "changed"
+    )
+    if moved:
+        add_timeline_event(
+            appt.patient,
+            kind="appointment.moved",
+            title=f"{appt.get_kind_display()} moved to {_local(starts_at)}",
+            category=TimelineCategory.ADMIN,
+            actor=actor,
+            ref=appt,
+        )
+        appt.reminders.filter(status__in=[ReminderStatus.PENDING, ReminderStatus.RETRYING]).update(
+            status=ReminderStatus.CANCELLED, last_error="Appointment moved; a new reminder was scheduled."
+        )
+        _schedule_reminder(appt)
+    return appt
+
+
+@transaction.atomic
+def appointment_cancel(actor: Actor, appt: Appointment, expected_version: int, reason: str) -> Appointment:
+    if appt.status != Status.BOOKED:
+        raise BookingError(
+            f"This appointment is already {appt.get_status_display().lower()}; it cannot be cancelled."
+        )
+    if not reason.strip():
+        raise BookingError(
+            [], {"reason": ["Give a reason for cancelling (it is kept with the appointment)."]}
+        )
+    appt.status = Status.CANCELLED
+    appt.cancelled_at = clock.now()
+    appt.cancelled_by = actor.user
+    appt.cancel_reason = reason.strip()[:200]
+    save_versioned(appt, expected_version, ["status", "cancelled_at", "cancelled_by", "cancel_reason"])
+    appt.reminders.filter(status__in=[ReminderStatus.PENDING, ReminderStatus.RETRYING]).update(
+        status=ReminderStatus.CANCELLED
+    )
+    record_event(actor, "update", patient=appt.patient, obj=appt, detail="cancelled")
+    add_timeline_event(
+        appt.patient,
+        kind="appointment.cancelled",
+        title=f"{appt.get_kind_display()} on {_local(appt.starts_at)} cancelled",
+        category=TimelineCategory.ADMIN,
+        actor=actor,
+        ref=appt,
+    )
+    return appt
+
+
+@transaction.atomic
+def appointment_set_status(
+    actor: Actor, appt: Appointment, expected_version: int, status: str
+) -> Appointment:
+    if status not in (Status.COMPLETED, Status.NO_SHOW):
+        raise BookingError("Mark an appointment as completed or did-not-attend.")
+    if appt.status != Status.BOOKED:
+        raise BookingError(f"This appointment is already {appt.get_status_display().lower()}.")
+    if appt.starts_at > clock.now():
+        raise BookingError("An appointment that has not started yet cannot be marked as completed or missed.")
+    appt.status = status
+    save_versioned(appt, expected_version, ["status"])
+    record_event(actor, "update", patient=appt.patient, obj=appt, detail=f"status={status}")
+    return appt
+
+
+@transaction.atomic
+def resource_create(actor: Actor, *, name: str, kind: str) -> Resource:
+    assert actor.clinic is not None
+    name = name.strip()
+    if not name:
+        raise BookingError([], {"name": ["Give the room or chair a name."]})
+    if kind not in ResourceKind.values:
+        raise BookingError([], {"kind": ["Choose room or chair."]})
+    if Resource.objects.filter(clinic=actor.clinic, name__iexact=name).exists():
+        raise BookingError([], {"name": [f"There is already a room or chair called {name}."]})
+    resource = Resource.objects.create(
+        clinic=actor.clinic,
+        name=name,
+        kind=kind,
+        position=Resource.objects.filter(clinic=actor.clinic).count(),
+    )
+    record_event(actor, "admin", obj=resource, detail=f"resource {kind}")
+    return resource
+
+
+# ---------------------------------------------------------------- calendar feeds
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def feed_reset(actor: Actor, *, patient: Patient | None = None) -> str:
+    """Create or replace the caller's feed token (staff: their own; patient: theirs). Returns the token."""
+    assert actor.clinic is not None and actor.user is not None
+    token = secrets.token_urlsafe(32)
+    if patient is not None:
+        feed, created = CalendarFeed.objects.get_or_create(
+            patient=patient, defaults={"clinic": actor.clinic, "token_hash": token_hash(token)}
+        )
+    else:
+        feed, created = CalendarFeed.objects.get_or_create(
+            user=actor.user, clinic=actor.clinic, defaults={"token_hash": token_hash(token)}
+        )
+    if not created:
+        feed.token_hash = token_hash(token)
+        feed.last_used_at = None
+        feed.save(update_fields=["token_hash", "last_used_at"])
+    record_event(
+        actor, "update", patient=patient, obj=feed, detail="feed created" if created else "feed reset"
+    )
+    return token
+
+
+@transaction.atomic
+def feed_set_details(actor: Actor, patient: Patient, show_details: bool) -> CalendarFeed | None:
+    feed = CalendarFeed.objects.filter(patient=patient).first()
+    if feed is None:
+        return None
+    feed.show_details = show_details
+    feed.save(update_fields=["show_details"])
+    record_event(actor, "update", patient=patient, obj=feed, detail=f"details={int(show_details)}")
+    return feed
+
+
+def feed_resolve(token: str) -> CalendarFeed | None:
+    if not token or len(token) > 100:
+        return None
+    return (
+        CalendarFeed.objects.select_related("clinic", "patient", "user")
+        .filter(token_hash=token_hash(token))
+        .first()
+    )
+
+
+# ---------------------------------------------------------------- reminders
+
+
+def _schedule_reminder(appt: Appointment) -> Reminder | None:
+    now = clock.now()
+    if appt.starts_at <= now:
+        return None
+    hours = schedule_settings(appt.clinic).reminder_hours_before
+    send_at = max(now, appt.starts_at - dt.timedelta(hours=hours))
+    reminder = Reminder.objects.create(clinic=appt.clinic, appointment=appt, send_at=send_at)
+    transaction.on_commit(lambda: enqueue_reminder(reminder.pk, send_at))
+    return reminder
+
+
+def enqueue_reminder(reminder_id: int, run_after: dt.datetime | None = None) -> None:
+    """Hand the reminder to the task runner; never sends in the web request itself."""
+    from kapclinic.scheduling.tasks import send_reminder
+
+    task = send_reminder
+    if run_after is not None and run_after > timezone.now():
+        task = task.using(run_after=run_after)
+    task.enqueue(reminder_id)
+
+
+def reminder_email(appt: Appointment) -> tuple[str, str]:
+    clinic = appt.clinic
+    subject = f"Reminder: your appointment at {clinic.name} on {_local(appt.starts_at)}"
+    lines = [
+        f"This is a reminder of your {appt.get_kind_display().lower()} at {clinic.name}.",
+        f"When: {_local(appt.starts_at)} ({appt.minutes} minutes)",
+        "Where: video call (the link comes from your clinician)"
+        if appt.modality == Modality.VIDEO
+        else f"Where: {clinic.address or clinic.name}",
+    ]
+    if appt.preparation:
+        lines += ["", "How to prepare:"] + [f"- {line}" for line in appt.preparation]
+    lines += [
+        "",
+        f"To change or cancel, call {clinic.phone or 'the clinic'}.",
+        "If you are in crisis, call or text 988 (Suicide & Crisis Lifeline) "
+        f"or call {clinic.emergency_number}.",
+        f"Sign in to your portal for details: {settings.SITE_URL}/portal/",
+    ]
+    return subject, "\n".join(lines)
+
+
+def reminder_deliver(reminder_id: int) -> str:
+    """Send one reminder if it is due. Returns what happened (a status code for the task result).
+
+    A send that raises is recorded (attempts, error class) and retried with back-off up to
+    Reminder.MAX_ATTEMPTS; after that the reminder shows as failed on the staff reminders page.
+    """
+    now = clock.now()
+    with transaction.atomic():
+        reminder = (
+            Reminder.objects.select_for_update()
+            .select_related("appointment__patient", "appointment__clinic", "clinic")
+            .filter(pk=reminder_id)
+            .first()
+        )
+        if reminder is None:
+            return "missing"
+        if reminder.status not in (ReminderStatus.PENDING, ReminderStatus.RETRYING):
+            return reminder.status
+        appt = reminder.appointment
+        if appt.status != Status.BOOKED:
+            reminder.status = ReminderStatus.CANCELLED
+            reminder.save(update_fields=["status"])
+            return "cancelled"
+        if reminder.due_at > now:  # type: ignore[operator]
+            return "not-due"
+        patient = appt.patient
+        if not patient.email:
+            reminder.status = ReminderStatus.SKIPPED
+            reminder.save(update_fields=["status"])
+            return "skipped"
+        reminder.attempts += 1
+        reminder.last_attempt_at = now
+        subject, body = reminder_email(appt)
+        try:
+            send_mail(subject, body, None, [patient.email], fail_silently=False)
+        except Exception as exc:  # any transport failure: record and retry later
+            reminder.last_error = f"{type(exc).__name__}: {str(exc)[:150]}"
+            if reminder.attempts >= Reminder.MAX_ATTEMPTS:
+                reminder.status = ReminderStatus.FAILED
+                reminder.next_attempt_at = None
+            else:
+                reminder.status = ReminderStatus.RETRYING
+                reminder.next_attempt_at = now + rules.retry_delay(reminder.attempts)
+            reminder.save()
+            if reminder.status == ReminderStatus.RETRYING:
+                when = reminder.next_attempt_at
+                rid = reminder.pk
+                transaction.on_commit(lambda: enqueue_reminder(rid, when))
+            return "retrying" if reminder.status == ReminderStatus.RETRYING else "failed"
+        reminder.status = ReminderStatus.SENT
+        reminder.sent_at = now
+        reminder.next_attempt_at = None
+        reminder.last_error = ""
+        reminder.save()
+        record_event(
+            Actor.system(appt.clinic, "reminder"),
+            "export",
+            patient=patient,
+            obj=reminder,
+            detail="reminder email",
+        )
+        return "sent"
+
+
+@transaction.atomic
+def reminder_retry(actor: Actor, reminder: Reminder) -> Reminder:
+    """Staff asks to try a failed reminder again now."""
+    reminder = Reminder.objects.select_for_update().select_related("appointment").get(pk=reminder.pk)
+    if reminder.appointment.status != Status.BOOKED:
+        raise ReminderError(
+            "This reminder is for an appointment that is no longer booked "
+            f"({reminder.appointment.get_status_display().lower()}); nothing was sent."
+        )
+    if reminder.status not in (ReminderStatus.FAILED, ReminderStatus.RETRYING):
+        raise ReminderError(
+            f"Only failed reminders can be retried; this one is {reminder.get_status_display().lower()}."
+        )
+    reminder.status = ReminderStatus.RETRYING
+    reminder.next_attempt_at = clock.now()
+    if reminder.attempts >= Reminder.MAX_ATTEMPTS:
+        reminder.attempts = Reminder.MAX_ATTEMPTS - 1  # one more try
+    reminder.save()
+    record_event(actor, "update", patient=reminder.appointment.patient, obj=reminder, detail="retry")
+    rid = reminder.pk
+    transaction.on_commit(lambda: enqueue_reminder(rid))
+    return reminder
+
+
+def due_reminder_ids(now: dt.datetime | None = None) -> list[int]:
+    """Reminders whose time has come (used by the send_due_reminders command as a safety net)."""
+    from django.db.models import Q
+
+    now = now or clock.now()
+    return list(
+        Reminder.objects.filter(
+            Q(status=ReminderStatus.PENDING, send_at__lte=now)
+            | Q(status=ReminderStatus.RETRYING, next_attempt_at__lte=now)
+        ).values_list("pk", flat=True)[:500]
+    )
+
+
+KIND_CHOICES = Kind.choices

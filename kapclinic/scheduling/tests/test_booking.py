@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.core import mail
+
+from kapclinic.audit.models import AuditEvent
+from kapclinic.core import clock
+from kapclinic.core.concurrency import ConflictError
+from kapclinic.scheduling import services
+from kapclinic.scheduling.models import Reminder, ReminderStatus, Status
+from kapclinic.scheduling.tests.conftest import at
+from kapclinic.testing.factories import actor_for, make_patient
+
+pytestmark = pytest.mark.django_db
+
+
+def book(world: Any, *, patient: Any = None, staff: Any = None, **kw: Any) -> Any:
+    actor = actor_for(world.front_desk, world.clinic)
+    kw.setdefault("kind", "integration")
+    kw.setdefault("starts_at", at(15))
+    kw.setdefault("minutes", 60)
+    return services.appointment_book(actor, patient or world.patient, staff=staff or world.therapist, **kw)
+
+
+def test_booking_writes_audit_timeline_and_a_reminder(world: Any, clock_frozen: Any) -> None:
+    appt = book(world)
+    assert appt.ends_at - appt.starts_at == dt.timedelta(minutes=60)
+    assert AuditEvent.objects.filter(action="create", object_id=str(appt.pk)).count() == 1
+    reminder = appt.reminders.get()
+    assert reminder.send_at == at(15) - dt.timedelta(hours=24)
+    assert reminder.status == ReminderStatus.PENDING
+
+
+def test_staff_double_booking_refused_back_to_back_allowed(world: Any, clock_frozen: Any) -> None:
+    book(world, starts_at=at(15), minutes=60)
+    other = make_patient(world.clinic)
+    with pytest.raises(services.BookingError) as err:
+        book(world, patient=other, starts_at=at(15, 59), minutes=60)
+    assert "already booked" in err.value.field_errors["staff"][0]
+    book(world, patient=other, starts_at=at(16), minutes=60)  # back-to-back
+    book(world, patient=other, starts_at=at(14), minutes=60)  # ends when the first starts
+
+
+def test_chair_double_booking_refused_across_clinicians(
+    world: Any, clock_frozen: Any, chair: Any, ready: Any
+) -> None:
+    book(world, kind="dosing", starts_at=at(9), minutes=180, resource=chair, staff=world.nurse)
+    other = make_patient(world.clinic)
+    with pytest.raises(services.BookingError) as err:
+        book(
+            world,
+            patient=other,
+            kind="dosing",
+            starts_at=at(11, 59),
+            minutes=120,
+            resource=chair,
+            staff=world.prescriber,
+        )
+    assert "Chair 1 is already booked" in err.value.field_errors["resource"][0]
+    book(
+        world,
+        patient=other,
+        kind="dosing",
+        starts_at=at(12),
+        minutes=120,
+        resource=chair,
+        staff=world.prescriber,
+    )
+
+
+def test_patient_cannot_be_in_two_places(world: Any, clock_frozen: Any) -> None:
+    book(world, starts_at=at(15))
+    with pytest.raises(services.BookingError) as err:
+        book(world, staff=world.prescriber, kind="follow_up", starts_at=at(15, 30), minutes=30)
+    assert "patient already has an appointment" in err.value.field_errors["starts_at"][0]
+
+
+def test_cancelled_appointment_frees_the_slot(world: Any, clock_frozen: Any) -> None:
+    appt = book(world)
+    services.appointment_cancel(
+        actor_for(world.front_desk, world.clinic), appt, appt.version, "Patient unwell"
+    )
+    book(world)
+
+
+def test_dosing_refused_without_readiness_with_a_sentence(world: Any, clock_frozen: Any, chair: Any) -> None:
+    with pytest.raises(services.BookingError) as err:
+        book(world, kind="dosing", minutes=180, resource=chair)
+    assert "signed treatment plan" in " ".join(err.value.messages)
+
+
+def test_dosing_refused_with_reasons_from_treatment(
+    world: Any, clock_frozen: Any, chair: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(services, "readiness_provider", lambda p: (False, ["Consent has expired."]))
+    with pytest.raises(services.BookingError) as err:
+        book(world, kind="dosing", minutes=180, resource=chair)
+    assert "Consent has expired." in err.value.messages[0]
+
+
+def test_dosing_length_and_chair_rules(world: Any, clock_frozen: Any, chair: Any, ready: Any) -> None:
+    with pytest.raises(services.BookingError) as err:
+        book(world, kind="dosing", minutes=90, resource=chair)
+    assert "between 120 and 180" in err.value.field_errors["minutes"][0]
+    with pytest.raises(services.BookingError) as err:
+        book(world, kind="dosing", minutes=180)
+    assert "needs a chair" in err.value.field_errors["resource"][0]
+    with pytest.raises(services.BookingError) as err:
+        book(world, kind="integration", modality="video", resource=chair)
+    assert "video appointment" in err.value.field_errors["resource"][0]
+
+
+def test_front_desk_cannot_be_the_clinician(world: Any, clock_frozen: Any) -> None:
+    with pytest.raises(services.BookingError) as err:
+        book(world, staff=world.front_desk)
+    assert "clinician" in err.value.field_errors["staff"][0]
+
+
+def test_reschedule_checks_conflicts_and_versions(world: Any, clock_frozen: Any) -> None:
+    actor = actor_for(world.front_desk, world.clinic)
+    first = book(world, starts_at=at(9))
+    second = book(world, starts_at=at(11))
+    with pytest.raises(services.BookingError):
+        services.appointment_reschedule(
+            actor,
+            second,
+            second.version,
+            starts_at=at(9, 30),
+            minutes=60,
+            staff=world.therapist,
+            resource=None,
+            modality="in_person",
+        )
+    services.appointment_reschedule(
+        actor,
+        second,
+        second.version,
+        starts_at=at(10),
+        minutes=60,
+        staff=world.therapist,
+        resource=None,
+        modality="in_person",
+    )
+    assert second.reminders.filter(status=ReminderStatus.CANCELLED).count() == 1
+    assert second.reminders.filter(status=ReminderStatus.PENDING).count() == 1
+    with pytest.raises(ConflictError):
+        services.appointment_reschedule(
+            actor,
+            second,
+            1,
+            starts_at=at(12),
+            minutes=60,
+            staff=world.therapist,
+            resource=None,
+            modality="in_person",
+        )
+    assert first.status == Status.BOOKED
+
+
+def test_reminder_sent_only_when_due_with_preparation(
+    world: Any, clock_frozen: Any, chair: Any, ready: Any
+) -> None:
+    appt = book(world, kind="dosing", starts_at=at(16, day=4), minutes=180, resource=chair, staff=world.nurse)
+    reminder = appt.reminders.get()
+    assert services.reminder_deliver(reminder.pk) == "not-due"
+    assert mail.outbox == []
+    clock.advance(dt.timedelta(days=1, hours=2))
+    assert services.reminder_deliver(reminder.pk) == "sent"
+    assert len(mail.outbox) == 1
+    body = mail.outbox[0].body
+    assert "Do not eat for 2 hours" in body and "take you home" in body and "988" in body
+    assert services.reminder_deliver(reminder.pk) == "sent"  # idempotent: not sent twice
+    assert len(mail.outbox) == 1
+
+
+def test_reminder_for_cancelled_appointment_is_not_sent(world: Any, clock_frozen: Any) -> None:
+    appt = book(world)
+    reminder = appt.reminders.get()
+    services.appointment_cancel(actor_for(world.front_desk, world.clinic), appt, appt.version, "Moved away")
+    clock.advance(dt.timedelta(days=2))
+    assert services.reminder_deliver(reminder.pk) == "cancelled"
+    assert mail.outbox == []
+    reminder.refresh_from_db()
+    reminder.status = ReminderStatus.FAILED
+    reminder.save()
+    with pytest.raises(services.ReminderError, match="no longer booked"):
+        services.reminder_retry(actor_for(world.front_desk, world.clinic), reminder)
+
+
+def test_failed_send_is_retried_then_visible_as_failed(
+    world: Any, clock_frozen: Any, monkeypatch: Any
+) -> None:
+    appt = book(world)
+    reminder = appt.reminders.get()
+    clock.advance(dt.timedelta(hours=2))
+
+    def boom(*a: Any, **k: Any) -> None:
+        raise ConnectionRefusedError("smtp down")
+
+    monkeypatch.setattr(services, "send_mail", boom)
+    assert services.reminder_deliver(reminder.pk) == "retrying"
+    reminder.refresh_from_db()
+    assert reminder.attempts == 1 and reminder.status == ReminderStatus.RETRYING
+    assert "ConnectionRefusedError" in reminder.last_error
+    assert services.reminder_deliver(reminder.pk) == "not-due"  # waits for the back-off
+    for _ in range(Reminder.MAX_ATTEMPTS - 1):
+        clock.advance(dt.timedelta(hours=5))
+        services.reminder_deliver(reminder.pk)
+    reminder.refresh_from_db()
+    assert reminder.status == ReminderStatus.FAILED and reminder.attempts == Reminder.MAX_ATTEMPTS
+    # staff retries once the mail server is back
+    monkeypatch.undo()
+    services.reminder_retry(actor_for(world.front_desk, world.clinic), reminder)
+    assert services.reminder_deliver(reminder.pk) == "sent"
+    assert len(mail.outbox) == 1
+
+
+def test_patient_without_email_is_skipped(world: Any, clock_frozen: Any) -> None:
+    world.patient.email = ""
+    world.patient.save()
+    appt = book(world)
+    clock.advance(dt.timedelta(hours=2))
+    assert services.reminder_deliver(appt.reminders.get().pk) == "skipped"
+
+
+def test_measure_hook_returns_next_dosing(world: Any, clock_frozen: Any, chair: Any, ready: Any) -> None:
+    from kapclinic.scheduling.selectors import measure_next_dosing
+
+    book(world, kind="dosing", starts_at=at(16, day=5), minutes=180, resource=chair)
+    book(world, kind="dosing", starts_at=at(9, day=4), minutes=180, resource=chair, staff=world.nurse)
+    assert measure_next_dosing([world.patient.pk, world.other_patient.pk]) == {world.patient.pk: at(9, day=4)}

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from kapclinic.core import clock
+from kapclinic.core.actor import actor_from_request
+from kapclinic.policy import Action, can
+from kapclinic.scheduling import selectors
+
+
+def chart_context(request: HttpRequest, patient: Any) -> dict[str, Any]:
+    actor = actor_from_request(request)
+    return {
+        "upcoming": list(selectors.patient_appointments(patient, upcoming_only=True)[:5]),
+        "can_schedule": can(actor, Action.SCHEDULE, patient),
+    }
+
+
+def today_context(request: HttpRequest) -> dict[str, Any]:
+    actor = actor_from_request(request)
+    start, end = selectors.day_bounds(clock.today())
+    items = list(selectors.appointments_between(actor.clinic, start, end, staff_id=actor.user_id)[:20])
+    problems = (
+        selectors.problem_reminder_count(actor.clinic)
+        if actor.role in ("admin", "front_desk", "nurse", "prescriber")
+        else 0
+    )
+    return {"items": items, "problems": problems}
