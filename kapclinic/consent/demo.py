@@ -1,0 +1,32 @@
+"""Demo consent: version 1 of the clinic's consent document, signed by patients in treatment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kapclinic.consent import services
+from kapclinic.consent.models import ConsentDocument, SignatureChannel
+from kapclinic.core.actor import Actor
+
+TITLE = "Consent to ketamine-assisted psychotherapy"
+BODY = (Path(__file__).parent / "default_consent.txt").read_text()  # written for this project
+
+
+def seed(ctx: Any) -> None:
+    if ConsentDocument.objects.filter(clinic=ctx.clinic).exists():
+        return
+    doc = services.document_publish(ctx.staff_actor("admin"), title=TITLE, body=BODY)
+    for patient in ctx.patients:
+        if patient.pathway_status not in ("active", "maintenance"):
+            continue
+        actor = Actor(user=patient.user, clinic=ctx.clinic, role="patient", request_id="seed-demo")
+        services.consent_sign(
+            actor if patient.user else ctx.staff_actor("frontdesk"),
+            patient,
+            document_id=doc.pk,
+            typed_name=patient.legal_name,
+            agreed=True,
+            ip="127.0.0.1",
+            channel=SignatureChannel.PORTAL if patient.user else SignatureChannel.IN_CLINIC,
+        )

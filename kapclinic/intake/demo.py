@@ -1,0 +1,79 @@
+"""Demo intake data: inquiries in the queue, assessments and signed eligibility decisions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kapclinic.clinical.eligibility import load_rule_set
+from kapclinic.core import clock
+from kapclinic.intake import services
+from kapclinic.intake.models import Assessment, ContactTime, Inquiry
+
+STRUGGLES = [
+    "Depression that has not lifted despite two medications.",
+    "Anxiety and low mood since a difficult year.",
+    "My doctor mentioned ketamine therapy and I would like to know more.",
+    "Trauma-related symptoms; therapy alone has not been enough.",
+]
+
+
+def seed(ctx: Any) -> None:
+    if Inquiry.objects.filter(clinic=ctx.clinic).exists():
+        return
+    for i in range(6):
+        Inquiry.objects.create(
+            clinic=ctx.clinic,
+            name=ctx.faker.name(),
+            email=ctx.faker.safe_email(),
+            phone=ctx.faker.numerify("(555) 01#-####"),
+            preferred_contact_time=ctx.rng.choice(ContactTime.values),
+            message=ctx.rng.choice(STRUGGLES),
+            consent_to_contact=True,
+            submission_token=f"demo-{i}",
+            client_key=f"demo-{i}",
+            created_at=clock.now() - clock_days(ctx.rng.randint(0, 6)),
+        )
+    prescriber = ctx.staff_actor("prescriber")
+    for n, patient in enumerate(ctx.patients):
+        if patient.pathway_status == "inquiry":
+            continue
+        answers = dict.fromkeys(load_rule_set().question_ids, "no")
+        if patient.pathway_status == "assessment" and n % 3 == 0:
+            answers.pop("bp_rise_serious_hazard")  # an unanswered hard-stop question
+        if patient.pathway_status == "assessment" and n % 3 == 1:
+            answers["psychosis_family_history"] = "yes"
+        assessment = Assessment.objects.create(
+            patient=patient,
+            answers=answers,
+            patient_answers={k: v for k, v in answers.items() if k != "bp_rise_serious_hazard"},
+            patient_submitted_at=clock.now(),
+            adequate_failed_trials=ctx.rng.choice([1, 2, 2, 3, 4]),
+            prior_psychotherapy="yes",
+            prior_ect="no",
+            prior_tms=ctx.rng.choice(["no", "no", "yes"]),
+            medications_reviewed="yes",
+            medications=[{"name": "Sertraline", "dose": "100 mg", "drug_class": "antidepressant"}],
+            systolic_bp=ctx.rng.randint(108, 138),
+            diastolic_bp=ctx.rng.randint(66, 88),
+            heart_rate=ctx.rng.randint(58, 90),
+            spo2=ctx.rng.randint(96, 99),
+            weight_kg=ctx.rng.randint(52, 105),
+            height_cm=ctx.rng.randint(155, 192),
+            updated_by=ctx.staff["prescriber"],
+            clinician_completed_at=clock.now(),
+        )
+        if patient.pathway_status in ("active", "maintenance", "discharged"):
+            services.decision_sign(
+                prescriber,
+                patient,
+                shown_version=assessment.version,
+                decision="eligible",
+                reason="No exclusion; benefits discussed and outweigh risks.",
+                rationales={},
+            )
+
+
+def clock_days(days: int) -> Any:
+    import datetime as dt
+
+    return dt.timedelta(days=days, hours=days * 3)
