@@ -45,7 +45,7 @@
         scales: {
           x: { type: "linear", min: xmin, max: xmax, ticks: { callback: fmt, maxTicksLimit: 8 },
                title: { display: true, text: "Date" } },
-          y: { min: 0, max: c.max, title: { display: true, text: "Total score" } }
+          y: { min: 0, max: c.max, ticks: { stepSize: 5, includeBounds: false }, title: { display: true, text: "Total score" } }
         },
         plugins: {
           legend: { display: true },
