@@ -1,0 +1,450 @@
+"""Per-domain bulk generators for `seed_scale` (one `Domain` each; extend as apps land).
+
+Each generator writes one patient's rows through `ctx.loader` (pre-assigned ids, so child rows can
+point at parents without a round trip), plus that patient's timeline lines (`ctx.timeline`) and
+audit events (`ctx.audit`). Clinical numbers come from the pure modules: protocols (product, route,
+dose basis, vitals codes), instrument scoring (totals, severity, item 9 flags), vitals alert rules.
+Symptom values themselves are synthetic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from django.apps import apps
+
+from kapclinic.benchdata.plan import PatientPlan, symptom_fraction
+from kapclinic.benchdata.scale import Domain, ScaleContext
+
+MIN = dt.timedelta(minutes=1)
+
+
+def _m(label: str) -> Any:
+    return apps.get_model(label)
+
+
+# --------------------------------------------------------------------------------------------------
+# intake: inquiry, assessment, signed eligibility decision
+# --------------------------------------------------------------------------------------------------
+
+
+def gen_intake(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> None:
+    Inquiry, Assessment, Decision = (
+        _m("intake.Inquiry"),
+        _m("intake.Assessment"),
+        _m("intake.EligibilityDecision"),
+    )
+    info = ctx.clinics[plan.clinic_index]
+    desk = info.pick("front_desk", rng)
+    ctx.loader.add(
+        Inquiry,
+        clinic_id=info.pk,
+        name="(synthetic inquiry)",
+        email=f"patient{plan.pk}@scale.kapclinic.test",
+        message="",
+        consent_to_contact=True,
+        submission_token=f"scale-{plan.pk}",
+        client_key=f"scale-{plan.pk % 997}",
+        status="converted" if plan.status != "inquiry" else "new",
+        patient_id=plan.pk if plan.status != "inquiry" else None,
+        handled_by_id=desk if plan.status != "inquiry" else None,
+        handled_at=plan.opened_at if plan.status != "inquiry" else None,
+        created_at=plan.opened_at - dt.timedelta(days=rng.randint(1, 5)),
+    )
+    if plan.intake_at is None:
+        return
+    aid = ctx.loader.add(
+        Assessment,
+        patient_id=plan.pk,
+        answers={},
+        adequate_failed_trials=rng.randint(0, 4),
+        systolic_bp=rng.randint(105, 145),
+        diastolic_bp=rng.randint(62, 92),
+        heart_rate=rng.randint(55, 95),
+        spo2=rng.randint(95, 100),
+        weight_kg=Decimal(rng.randint(480, 1100)) / 10,
+        height_cm=Decimal(rng.randint(1520, 1950)) / 10,
+        updated_at=plan.intake_at,
+        updated_by_id=plan.prescriber_id,
+        clinician_completed_at=plan.intake_at if plan.decision_at else None,
+        version=1,
+    )
+    ctx.timeline(plan, plan.intake_at, "intake.assessed", "Intake assessment", actor_id=plan.prescriber_id)
+    ctx.audit.add(
+        plan,
+        plan.intake_at,
+        plan.prescriber_id,
+        "prescriber",
+        "update",
+        object_type="intake.assessment",
+        object_id=aid,
+    )
+    if plan.decision_at is None:
+        return
+    did = ctx.loader.add(
+        Decision,
+        patient_id=plan.pk,
+        assessment_id=aid,
+        assessment_version=1,
+        date_of_birth=dt.date(1980, 1, 1),
+        decision="eligible",
+        reason="Synthetic benchmark record.",
+        report={"status": "eligible", "findings": []},
+        report_status="eligible",
+        rule_set_id="kap-eligibility",
+        rule_set_version="1.0.0",
+        rule_set_digest="0" * 64,
+        signed_by_id=plan.prescriber_id,
+        signed_at=plan.decision_at,
+    )
+    ctx.timeline(
+        plan, plan.decision_at, "intake.decision", "Eligibility decision signed", actor_id=plan.prescriber_id
+    )
+    ctx.audit.add(
+        plan,
+        plan.decision_at,
+        plan.prescriber_id,
+        "prescriber",
+        "sign",
+        object_type="intake.eligibilitydecision",
+        object_id=did,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# sessions: dosing sessions with vitals every 10-15 minutes, dose, transitions, alerts
+# --------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _protocol(key: str) -> Any:
+    from kapclinic.clinical.protocols.loader import get_protocol
+
+    return get_protocol(key)
+
+
+@lru_cache(maxsize=1)
+def _vital_codes() -> dict[str, Any]:
+    from kapclinic.clinical.vitals import LOINC, Vital
+
+    return {v.value: LOINC[v] for v in Vital}
+
+
+_STATE_PATH = [
+    ("check_in", "scheduled", "checked_in", "checked_in_at", 0),
+    ("pass_gate", "checked_in", "predose_passed", "predose_passed_at", 15),
+    ("dose", "predose_passed", "dosing", "first_dose_at", 25),
+    ("start_monitoring", "dosing", "monitoring", "monitoring_started_at", 30),
+    ("start_recovery", "monitoring", "recovery", "recovery_started_at", 100),
+    ("discharge", "recovery", "discharged", "discharged_at", 150),
+]
+
+
+def gen_sessions(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> None:
+    from kapclinic.clinical.vitals import Reading, evaluate_reading
+
+    Session, Obs = _m("kap_sessions.DosingSession"), _m("kap_sessions.Observation")
+    Admin, Transition, Alert = (
+        _m("kap_sessions.Administration"),
+        _m("kap_sessions.SessionTransition"),
+        _m("kap_sessions.SessionAlert"),
+    )
+    if not plan.dosing:
+        return
+    info = ctx.clinics[plan.clinic_index]
+    protocol = _protocol("esketamine-in-trd" if plan.pk % 3 == 0 else "ketamine-iv-racemic")
+    codes = _vital_codes()
+    weight = Decimal(rng.randint(520, 1050)) / 10
+    base_sbp, base_dbp, base_hr = rng.randint(108, 138), rng.randint(64, 86), rng.randint(58, 88)
+    interval = rng.choice((10, 15))
+    for n, visit in enumerate(plan.dosing, 1):
+        start = visit.at
+        nurse = plan.nurse_id or info.pick("nurse", rng)
+        fields: dict[str, Any] = {}
+        if visit.done:
+            fields = {col: start + off * MIN for _, _, _, col, off in _STATE_PATH}
+        sid = ctx.loader.add(
+            Session,
+            clinic_id=info.pk,
+            patient_id=plan.pk,
+            protocol_id=protocol.id,
+            protocol_version=protocol.version,
+            scheduled_for=start,
+            state="discharged" if visit.done else "scheduled",
+            created_by_id=plan.prescriber_id,
+            created_at=start - dt.timedelta(days=7),
+            weight_kg=weight if visit.done else None,
+            escort_name="Synthetic escort" if visit.done else "",
+            medication_changes_reviewed=visit.done,
+            escort_present=visit.done,
+            no_driving_advice_given=visit.done,
+            phq9_done=visit.done,
+            discharged_by_id=plan.prescriber_id if visit.done else None,
+            version=len(_STATE_PATH) + 1 if visit.done else 1,
+            **fields,
+        )
+        ctx.audit.add(
+            plan,
+            start - dt.timedelta(days=7),
+            plan.prescriber_id,
+            "prescriber",
+            "create",
+            object_type="sessions.dosingsession",
+            object_id=sid,
+        )
+        if not visit.done:
+            continue
+        for event, frm, to, _col, off in _STATE_PATH:
+            ctx.loader.add(
+                Transition,
+                session_id=sid,
+                event=event,
+                from_state=frm,
+                to_state=to,
+                at=start + off * MIN,
+                by_id=nurse,
+            )
+        dose = protocol.dose
+        if dose.basis == "mg_per_kg":
+            mgkg = dose.default_mg_per_kg.value
+            mg = (Decimal(mgkg.value) * weight).quantize(Decimal("0.01"))
+            minutes = dose.infusion_minutes.value
+            extra = {
+                "mg_per_kg": Decimal(mgkg.value),
+                "weight_basis": "actual",
+                "weight_used_kg": weight,
+                "infusion_minutes": int(minutes.value) if minutes else None,
+            }
+        else:
+            mg = (rng.choice(dose.allowed_mg) if n > 1 else dose.default_mg.value).value
+            extra = {"devices": int(mg / dose.unit_strengths[0].value)}
+        ctx.loader.add(
+            Admin,
+            session_id=sid,
+            product=protocol.product[:120],
+            route=protocol.route,
+            dose_mg=mg,
+            calculation=[],
+            ordered_by_id=plan.prescriber_id,
+            ordered_at=start + 10 * MIN,
+            administered_by_id=nurse,
+            administered_at=start + 25 * MIN,
+            **extra,
+        )
+        # Vitals: pre-dose, then every 10-15 minutes through recovery (values synthetic).
+        baseline = None
+        rise = rng.randint(0, 25)
+        for reading_no, minute in enumerate(range(10, 151, interval), 1):
+            phase = "pre_dose" if minute < 25 else ("intra" if minute < 100 else "recovery")
+            bump = rise if 25 <= minute < 90 else 0
+            values = {
+                "sbp": base_sbp + bump + rng.randint(-6, 6),
+                "dbp": base_dbp + bump // 2 + rng.randint(-4, 4),
+                "hr": base_hr + rng.randint(-6, 10),
+                "spo2": rng.choice((96, 97, 98, 98, 99, 99, 100)),
+            }
+            at = start + minute * MIN
+            for key, value in values.items():
+                code = codes[key]
+                ctx.loader.add(
+                    Obs, session_id=sid, kind="vital", code=code.loinc, display=code.display, value=value,
+                    unit=code.ucum, at=at, reading=reading_no, phase=phase, recorded_by_id=nurse,
+                )  # fmt: skip
+            reading = Reading(sbp=values["sbp"], dbp=values["dbp"], hr=values["hr"], spo2=values["spo2"])
+            if baseline is None:
+                baseline = reading
+            for alert in evaluate_reading(
+                reading, baseline=baseline, phase="pre_dose" if phase == "pre_dose" else "intra"
+            ):
+                ctx.loader.add(
+                    Alert, session_id=sid, rule=alert.rule, vital=alert.vital, value=alert.value,
+                    threshold=alert.threshold, severity=alert.severity, message=alert.message[:300],
+                    source=alert.source[:120], raised_at=at, acknowledged_by_id=nurse,
+                    acknowledged_at=at + 3 * MIN, action_taken="Rechecked; clinician informed.",
+                )  # fmt: skip
+            if phase != "pre_dose" and reading_no % 3 == 0:
+                ctx.loader.add(
+                    Obs, session_id=sid, kind="sedation", code="moaas", display="MOAA/S",
+                    value=rng.choice((5, 5, 5, 4, 4, 3)), unit="", at=at, reading=reading_no, phase=phase,
+                    code_system="urn:kapclinic:local", recorded_by_id=nurse,
+                )  # fmt: skip
+        ctx.timeline(
+            plan,
+            start + 150 * MIN,
+            "sessions.discharged",
+            "Dosing session discharged",
+            actor_id=plan.prescriber_id,
+            ref=("sessions.dosingsession", sid),
+        )
+        for off in (0, 25, 150):
+            ctx.audit.add(
+                plan,
+                start + off * MIN,
+                nurse,
+                "nurse",
+                "update",
+                object_type="sessions.dosingsession",
+                object_id=sid,
+            )
+
+
+# --------------------------------------------------------------------------------------------------
+# measures: episodes, responses with item answers, safety alerts
+# --------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _instrument(key: str) -> Any:
+    from kapclinic.clinical.instruments.loader import get_instrument
+
+    return get_instrument(key)
+
+
+def gen_measures(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> None:
+    from kapclinic.clinical.instruments.scoring import score
+    from kapclinic.clinical.outcomes import change_from_baseline, outcome_settings
+
+    Episode, Response = _m("measures.Episode"), _m("measures.InstrumentResponse")
+    Answer, SafetyAlert = _m("measures.ItemAnswer"), _m("measures.SafetyAlert")
+    if not plan.measures:
+        return
+    info = ctx.clinics[plan.clinic_index]
+    episodes: dict[str, dict[str, Any]] = {}
+    sessions_done = [v.at for v in plan.dosing if v.done]
+    for key, at in plan.measures:
+        inst = _instrument(key)
+        frac = symptom_fraction(plan, at, rng)
+        answers = []
+        for item in inst.items:
+            top = max(o.score for o in item.options)
+            value = min(top, max(0, round(frac * top + rng.gauss(0, 0.6))))
+            answers.append(value if item.scored else rng.randint(0, top))
+        if key == "PHQ-9" and rng.random() > 0.15:
+            answers[8] = 0  # thoughts of self-harm are the exception, not the rule
+        result = score(inst, answers)
+        ep = episodes.get(key)
+        if ep is None:
+            ep = episodes[key] = {
+                "id": ctx.loader.table(Episode).reserve_id(),
+                "started": at,
+                "baseline": None,
+                "baseline_total": result.total,
+                "totals": [],
+                "settings": outcome_settings(key),
+            }
+        before = sum(1 for s in sessions_done if s < at)
+        outcome = (
+            None
+            if ep["baseline"] is None
+            else change_from_baseline(ep["baseline_total"], result.total, ep["settings"])
+        )
+        rid = ctx.loader.add(
+            Response,
+            clinic_id=info.pk,
+            patient_id=plan.pk,
+            episode_id=ep["id"],
+            instrument=key,
+            instrument_version=inst.version,
+            completed_at=at,
+            source="portal" if plan.user_id else "email_link",
+            entered_by_id=plan.user_id,
+            total=result.total,
+            severity=result.severity or "",
+            item9=result.item9,
+            item9_positive="item9_positive" in result.flags,
+            item9_urgent="item9_urgent" in result.flags,
+            screen_positive="screen_positive" in result.flags,
+            probable_ptsd="probable_ptsd" in result.flags,
+            provisional_diagnosis=result.provisional_diagnosis or "",
+            sessions_before=before,
+            is_baseline=ep["baseline"] is None,
+            change=outcome.change if outcome else None,
+            percent_change=outcome.percent_change if outcome else None,
+            is_response=outcome.response if outcome else None,
+            is_remission=outcome.remission if outcome else None,
+            reliable_change=outcome.reliable_change.category.value if outcome else "",
+            **{f"cluster_{c.lower()}": v for c, v in result.subscales.items() if c.lower() in "bcde"},
+        )
+        if ep["baseline"] is None:
+            ep["baseline"] = rid
+        ep["totals"].append((result.total, outcome))
+        for item, value in zip(inst.items, answers, strict=True):
+            ctx.loader.add(
+                Answer, response_id=rid, item_number=item.number, link_id=item.link_id, value=value
+            )
+        if result.item9:
+            urgent = "item9_urgent" in result.flags
+            ctx.loader.add(
+                SafetyAlert,
+                clinic_id=info.pk,
+                patient_id=plan.pk,
+                response_id=rid,
+                urgent=urgent,
+                raised_at=at,
+                acknowledged_at=at + dt.timedelta(hours=rng.randint(1, 20)),
+                acknowledged_by_id=plan.therapist_id,
+                action=rng.choice(("called_patient", "safety_plan_reviewed", "structured_screen")),
+            )
+            ctx.timeline(
+                plan,
+                at,
+                "measures.alert",
+                "Safety alert raised",
+                actor_id=None,
+                ref=("measures.safetyalert", rid),
+            )
+        ctx.timeline(
+            plan, at, "measures.response", f"{key} completed", ref=("measures.instrumentresponse", rid)
+        )
+        ctx.audit.add(
+            plan,
+            at,
+            plan.user_id,
+            "patient" if plan.user_id else "system",
+            "create",
+            object_type="measures.instrumentresponse",
+            object_id=rid,
+        )
+    for key, ep in episodes.items():
+        outcomes = [o for _, o in ep["totals"] if o is not None]
+        ctx.loader.add(
+            Episode,
+            id=ep["id"],
+            clinic_id=info.pk,
+            patient_id=plan.pk,
+            instrument=key,
+            started_at=ep["started"],
+            ended_at=plan.discharged_at,
+            indication="F33.1",
+            baseline_id=ep["baseline"],
+            baseline_total=ep["baseline_total"],
+            latest_total=ep["totals"][-1][0],
+            followup_count=len(outcomes),
+            responded=any(o.response for o in outcomes),
+            latest_remission=bool(outcomes and outcomes[-1].remission),
+        )
+
+
+DOMAINS: list[Domain] = [
+    Domain("intake", ("intake.Inquiry", "intake.Assessment", "intake.EligibilityDecision"), gen_intake),
+    Domain(
+        "sessions",
+        (
+            "kap_sessions.DosingSession",
+            "kap_sessions.Observation",
+            "kap_sessions.Administration",
+            "kap_sessions.SessionTransition",
+            "kap_sessions.SessionAlert",
+        ),
+        gen_sessions,
+    ),
+    Domain(
+        "measures",
+        ("measures.Episode", "measures.InstrumentResponse", "measures.ItemAnswer", "measures.SafetyAlert"),
+        gen_measures,
+    ),
+]

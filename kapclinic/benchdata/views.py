@@ -1,0 +1,23 @@
+"""Framework floors: what a request costs before any page logic (bench-only URLconf)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+
+from kapclinic.patients.models import Patient
+
+
+@login_required
+def floor(request: HttpRequest) -> HttpResponse:
+    """A bare authenticated view through the full middleware stack."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@login_required
+def floor_query(request: HttpRequest) -> HttpResponse:
+    """The same plus one indexed query (a patient of the user's clinic by primary key)."""
+    raw = request.GET.get("id", "")
+    pk = int(raw) if raw.isdigit() else 0
+    mrn = Patient.objects.filter(pk=pk, clinic=request.clinic).values_list("mrn", flat=True).first()  # type: ignore[attr-defined]
+    return HttpResponse("ok" if mrn else "none", content_type="text/plain")
