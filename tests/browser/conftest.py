@@ -23,8 +23,14 @@ SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 PASSWORD = "test-password-123"
 
 
+HERE = Path(__file__).resolve().parent
+
+
 def pytest_collection_modifyitems(items: list[Any]) -> None:
+    # This hook sees every collected test of the session: mark only the ones in this folder.
     for item in items:
+        if HERE not in Path(str(item.fspath)).resolve().parents:
+            continue
         item.add_marker(pytest.mark.browser)
         item.add_marker(pytest.mark.django_db(transaction=True))
 
