@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from kapclinic.audit.services import record_event
 from kapclinic.clinical import session_state as sm
@@ -767,8 +768,8 @@ def discharge_decision(
     minimum = protocol.observation.minimum_minutes.value
     return sm.evaluate_discharge(
         sm.DischargeInput(
-            first_dose_at=session.first_dose_at,
-            now=clock.now(),
+            first_dose_at=timezone.localtime(session.first_dose_at) if session.first_dose_at else None,
+            now=timezone.localtime(clock.now()),
             minimum_minutes=int(minimum.value) if minimum is not None else None,
             last_moaas=last_rating(session, ObservationKind.SEDATION),
             last_dissociation=last_rating(session, ObservationKind.DISSOCIATION),

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
-from kapclinic.clinical.session_state import STATE_LABELS, Event, State
+from kapclinic.clinical.session_state import GATE_LABELS, STATE_LABELS, Event, State
 from kapclinic.clinical.vitals import Reading
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor, actor_from_request
@@ -118,8 +118,11 @@ def _context(
         ctx["adverse_events"] = list(session.adverse_events.select_related("recorded_by"))
     if ctx["can_process_notes"]:
         ctx["process_notes"] = list(session.process_notes.select_related("author"))
-        ctx["process_form"] = f.ProcessNoteForm()
-    ctx["overrides"] = list(session.gate_overrides.select_related("by"))
+        ctx["process_form"] = f.ProcessNoteForm(prefix="pn")
+    ctx["overrides"] = [
+        {"label": GATE_LABELS.get(o.item, o.item), "o": o}
+        for o in session.gate_overrides.select_related("by")
+    ]
     ctx.update(overrides or {})
     return ctx
 
@@ -134,11 +137,11 @@ def _monitor_context(session: DosingSession, protocol: Any) -> dict[str, Any]:
         "open_alerts": list(session.alerts.filter(acknowledged_at__isnull=True)),
         "timeline": selectors.monitoring_timeline(session),
         "vitals_form": f.VitalsForm(),
-        "sedation_form": f.SedationForm(),
-        "dissociation_form": f.DissociationForm(),
-        "side_effect_form": f.SideEffectForm(),
-        "intervention_form": f.InterventionForm(),
-        "note_form": f.NoteForm(),
+        "sedation_form": f.SedationForm(prefix="sed"),
+        "dissociation_form": f.DissociationForm(prefix="dis"),
+        "side_effect_form": f.SideEffectForm(prefix="se"),
+        "intervention_form": f.InterventionForm(prefix="iv"),
+        "note_form": f.NoteForm(prefix="obs"),
         "ack_form": f.AckForm(),
         "elapsed": elapsed,
         "minimum_minutes": int(minimum.value) if minimum is not None else None,
@@ -185,6 +188,7 @@ def _fail(
     ctx["errors"] = errors
     htmx = bool(getattr(request, "htmx", False))
     template = "sessions/_monitor.html" if htmx and "due" in ctx else "sessions/detail.html"
+    ctx["partial"] = template == "sessions/_monitor.html"
     return render(request, template, ctx, status=status)
 
 
@@ -307,7 +311,9 @@ def vitals(request: HttpRequest, patient_id: int, session_id: int) -> HttpRespon
 @require_POST
 def rating(request: HttpRequest, patient_id: int, session_id: int, kind: str) -> HttpResponse:
     form: Any = (
-        f.SedationForm(request.POST) if kind == ObservationKind.SEDATION else f.DissociationForm(request.POST)
+        f.SedationForm(request.POST, prefix="sed")
+        if kind == ObservationKind.SEDATION
+        else f.DissociationForm(request.POST, prefix="dis")
     )
     key = "sedation_form" if kind == ObservationKind.SEDATION else "dissociation_form"
 
@@ -320,11 +326,11 @@ def rating(request: HttpRequest, patient_id: int, session_id: int, kind: str) ->
 @login_required
 @require_POST
 def event(request: HttpRequest, patient_id: int, session_id: int, kind: str) -> HttpResponse:
-    form_cls, key = {
-        EventKind.SIDE_EFFECT: (f.SideEffectForm, "side_effect_form"),
-        EventKind.INTERVENTION: (f.InterventionForm, "intervention_form"),
-    }.get(kind, (f.NoteForm, "note_form"))  # type: ignore[arg-type]
-    form = form_cls(request.POST)
+    form_cls, key, prefix = {
+        EventKind.SIDE_EFFECT: (f.SideEffectForm, "side_effect_form", "se"),
+        EventKind.INTERVENTION: (f.InterventionForm, "intervention_form", "iv"),
+    }.get(kind, (f.NoteForm, "note_form", "obs"))  # type: ignore[arg-type]
+    form = form_cls(request.POST, prefix=prefix)
 
     def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
         services.event_record(actor, session, kind, data.get("code", ""), data.get("text", ""))
@@ -416,7 +422,7 @@ def adverse_event(request: HttpRequest, patient_id: int, session_id: int) -> Htt
 @login_required
 @require_POST
 def process_note(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
-    form = f.ProcessNoteForm(request.POST)
+    form = f.ProcessNoteForm(request.POST, prefix="pn")
 
     def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
         services.process_note_add(actor, session, data["text"])

@@ -147,15 +147,15 @@ def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any, ready:
     r = client.post(url(s, "vitals"), {"sbp": 300, "dbp": 20}, HTTP_HX_REQUEST="true")
     assert r.status_code == 400 and "outside the plausible range" in r.content.decode()
     assert Observation.objects.filter(session=s).count() == n
-    client.post(url(s, "rating", kind="sedation"), {"value": 4})
-    client.post(url(s, "rating", kind="dissociation"), {"value": 2})
-    client.post(url(s, "event", kind="side_effect"), {"code": "nausea", "text": ""})
-    client.post(url(s, "event", kind="intervention"), {"code": "antiemetic", "text": "ondansetron"})
+    client.post(url(s, "rating", kind="sedation"), {"sed-value": 4})
+    client.post(url(s, "rating", kind="dissociation"), {"dis-value": 2})
+    client.post(url(s, "event", kind="side_effect"), {"se-code": "nausea", "se-text": ""})
+    client.post(url(s, "event", kind="intervention"), {"iv-code": "antiemetic", "iv-text": "ondansetron"})
     client.post(url(s, "transition"), {"event": "start_recovery", "version": v(s)})
     clock_frozen.advance(dt.timedelta(minutes=30))
     client.post(url(s, "vitals"), {"sbp": 140, "dbp": 88, "hr": 76, "spo2": 98, "rr": 14})
-    client.post(url(s, "rating", kind="sedation"), {"value": 5})
-    client.post(url(s, "rating", kind="dissociation"), {"value": 0})
+    client.post(url(s, "rating", kind="sedation"), {"sed-value": 5})
+    client.post(url(s, "rating", kind="dissociation"), {"dis-value": 0})
     discharge = {
         "version": v(s),
         "escort_present": "on",
@@ -323,10 +323,10 @@ def test_adverse_event_on_timeline(world: Any, client: Any, clock_frozen: Any, r
 def test_process_notes_are_separate(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
     s = make_session(world)
     client.force_login(world.therapist)
-    r = client.post(url(s, "process_note"), {"text": "Quiet presence; patient spoke of grief"})
+    r = client.post(url(s, "process_note"), {"pn-text": "Quiet presence; patient spoke of grief"})
     assert r.status_code == 302
     client.force_login(world.nurse)
-    r = client.post(url(s, "process_note"), {"text": "x"})
+    r = client.post(url(s, "process_note"), {"pn-text": "x"})
     assert r.status_code == 400
     page = client.get(url(s, "detail")).content.decode()
     assert "spoke of grief" not in page

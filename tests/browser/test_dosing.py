@@ -1,0 +1,178 @@
+"""Issue #5 on a tablet (768x1024): check-in, gate blocks on high BP, prescriber override, dosing,
+vitals on schedule, alert + acknowledgement, discharge refused before the minimum time and accepted after.
+The application clock is frozen and advanced by the test (the live server shares the process)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from kapclinic.core import clock
+from kapclinic.sessions import readiness
+from kapclinic.sessions.models import DosingSession
+from kapclinic.testing.factories import make_clinic, make_patient, make_staff
+
+T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def ready() -> Any:
+    readiness.set_provider(
+        lambda p: {"signed_plan": True, "consent_current": True, "eligibility_current": True}
+    )
+    clock.freeze(T0)
+    yield
+    readiness.set_provider(None)
+    clock.reset()
+
+
+def _sign_out(page: Any) -> None:
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_load_state("networkidle")
+
+
+def test_dosing_session_on_tablet(
+    tablet_page: Any, server: str, login: Any, axe_check: Any, shot: Any, ready: Any
+) -> None:
+    page = tablet_page
+    clinic = make_clinic("Harbor")
+    prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="prescriber@dose.test")
+    make_staff(clinic, "nurse", name="Nadia Nurse", email="nurse@dose.test")
+    patient = make_patient(clinic, care_team=[prescriber], legal_first_name="Robin")
+    s = DosingSession.objects.create(
+        clinic=clinic, patient=patient, protocol_id="esketamine-in-trd", protocol_version="1.0.0",
+        scheduled_for=T0, created_by=prescriber,
+    )  # fmt: skip
+    detail = f"{server}/sessions/patient/{patient.pk}/{s.pk}/"
+
+    # --- nurse: check in, record details and a high baseline BP; the gate blocks
+    login(page, "nurse@dose.test")
+    page.goto(detail)
+    page.get_by_role("button", name="Check patient in").click()
+    page.get_by_label("Weight today (kg)").fill("70")
+    page.get_by_label("Last food").fill("2026-03-02T06:00")
+    page.get_by_label("Last liquids").fill("2026-03-02T08:00")
+    page.get_by_label("Escort / driver home").fill("Sam Escort")
+    page.get_by_label("Medication changes since the last session reviewed").check()
+    page.get_by_label("Pregnancy status").select_option("not_applicable")
+    page.get_by_label("Intention for the session").fill("Meet what arises with curiosity")
+    page.get_by_label("PHQ-9 completed for this session").check()
+    page.get_by_label("Patient enrolled in the Spravato REMS").check()
+    page.get_by_label("Nasal corticosteroid / decongestant today").select_option("none")
+    page.get_by_role("button", name="Save details").click()
+    page.get_by_label("Systolic BP (mmHg)").fill("152")
+    page.get_by_label("Diastolic BP (mmHg)").fill("94")
+    page.get_by_label("Heart rate (/min)").fill("80")
+    page.get_by_label("SpO2 (%)").fill("98")
+    page.get_by_label("Respiratory rate (/min)").fill("14")
+    page.get_by_role("button", name="Save baseline vitals").click()
+    page.get_by_role("button", name="Confirm pre-dose checks", exact=True).click()
+    alert = page.get_by_role("alert")
+    assert "Pre-dose systolic BP 152 is above 140" in alert.inner_text()
+    assert "unless a prescriber overrides it" in alert.inner_text()
+    axe_check(page, "dosing-gate-blocked")
+    shot(page, "dosing-1-gate-blocked")
+    _sign_out(page)
+
+    # --- prescriber: override with a reason, confirm, order 84 mg
+    login(page, "prescriber@dose.test")
+    page.goto(detail)
+    page.get_by_label("Override reason for baseline vitals within the protocol's limits").fill(
+        "Repeat after 10 min rest 146/90; anxious on arrival; no symptoms"
+    )
+    page.get_by_role("button", name="Override baseline vitals").click()
+    assert "Overridden" in page.content()
+    page.get_by_role("button", name="Confirm pre-dose checks", exact=True).click()
+    assert page.get_by_role("heading", name="Dose", exact=True).is_visible()
+    page.get_by_label("Dose (mg)").fill("84")
+    page.get_by_role("button", name="Calculate and order dose").click()
+    assert "3 × 28 mg device" in page.content()
+    shot(page, "dosing-2-dose-ordered")
+    axe_check(page, "dosing-dose")
+    _sign_out(page)
+
+    # --- nurse: lot + expiry, start dosing
+    login(page, "nurse@dose.test")
+    page.goto(detail)
+    page.get_by_label("Lot number").fill("LOT-4711")
+    page.get_by_label("Expiry date").fill("2027-06-30")
+    page.get_by_role("button", name="Start dosing now").click()
+    assert page.get_by_role("heading", name="Live monitoring").is_visible()
+    page.get_by_role("button", name="Dosing complete: start monitoring").click()
+
+    # --- 36 minutes later the ~40 min vitals are due
+    clock.advance(dt.timedelta(minutes=36))
+    page.goto(detail)
+    due = page.locator("#monitor-status")
+    assert "Due now" in due.inner_text() and "~40 min after dosing" in due.inner_text()
+    shot(page, "dosing-3-vitals-due")
+    clock.advance(dt.timedelta(minutes=4))
+    page.get_by_label("Systolic BP (mmHg)").fill("195")
+    page.get_by_label("Diastolic BP (mmHg)").fill("100")
+    page.get_by_label("Heart rate (/min)").fill("92")
+    page.get_by_label("SpO2 (%)").fill("97")
+    page.get_by_label("Respiratory rate (/min)").fill("16")
+    page.get_by_role("button", name="Save vitals").click()
+    page.wait_for_selector("text=has risen 43 mmHg")
+    assert "1 open" in page.locator("#alerts-h").inner_text()
+    axe_check(page, "dosing-alert")
+    shot(page, "dosing-4-alert")
+    page.get_by_label("Action taken for this alert").fill(
+        "Rechecked at +50 min; prescriber informed; no symptoms"
+    )
+    page.get_by_role("button", name="Acknowledge").click()
+    page.wait_for_selector("text=No open alerts.")
+    page.get_by_label("4 – Sluggish response to name in a normal voice").check()
+    page.get_by_role("button", name="Save MOAA/S").click()
+    page.wait_for_selector("text=Latest MOAA/S: 4")
+
+    # --- recovery at +70: ratings resolved, final vitals; discharge refused before 120 min
+    clock.advance(dt.timedelta(minutes=30))
+    page.goto(detail)
+    page.get_by_role("button", name="Start recovery").click()
+    page.get_by_label("Systolic BP (mmHg)").fill("138")
+    page.get_by_label("Diastolic BP (mmHg)").fill("88")
+    page.get_by_label("SpO2 (%)").fill("98")
+    page.get_by_role("button", name="Save vitals").click()
+    page.wait_for_selector("text=Vitals (recovery)")
+    page.get_by_label("5 – Responds promptly to name in a normal voice").check()
+    page.get_by_role("button", name="Save MOAA/S").click()
+    page.wait_for_selector("text=Latest MOAA/S: 5")
+    page.get_by_label("0 – None: oriented, no altered perception observed or reported").check()
+    page.get_by_role("button", name="Save dissociation rating").click()
+    page.wait_for_selector("text=Latest dissociation: 0")
+    page.goto(detail)
+    page.get_by_label("Named escort is present to take the patient home").check()
+    page.get_by_label(
+        "Advised: no driving or operating machinery until the next day after restful sleep"
+    ).check()
+    page.get_by_label("I assessed the patient as clinically stable and sign this discharge").check()
+    page.get_by_role("button", name="Sign and discharge").click()
+    msg = page.get_by_role("alert").inner_text()
+    assert "Minimum observation time: 70 of 120 minutes" in msg and "possible from 11:00" in msg
+    shot(page, "dosing-5-discharge-refused")
+    axe_check(page, "dosing-discharge-refused")
+
+    # --- at +120 discharge is accepted
+    clock.advance(dt.timedelta(minutes=50))
+    page.goto(detail)
+    page.get_by_label("Named escort is present to take the patient home").check()
+    page.get_by_label(
+        "Advised: no driving or operating machinery until the next day after restful sleep"
+    ).check()
+    page.get_by_label(
+        "Minutes after the start of dosing at which the patient would have been ready to leave (REMS evaluation question)"
+    ).fill("75")
+    page.get_by_label("I assessed the patient as clinically stable and sign this discharge").check()
+    page.get_by_role("button", name="Sign and discharge").click()
+    assert page.get_by_role("heading", name="Discharged").is_visible()
+    s.refresh_from_db()
+    assert s.state == "discharged"
+    axe_check(page, "dosing-discharged")
+    shot(page, "dosing-6-discharged")
+    page.get_by_role("link", name="REMS monitoring record").click()
+    assert "LOT-4711" in page.content() and "195/100" in page.content()
+    axe_check(page, "dosing-rems")
+    shot(page, "dosing-7-rems")
