@@ -50,6 +50,19 @@ def rems_overdue(actor: Actor) -> QuerySet[DosingSession]:
     )
 
 
+def measure_dosing_times(patient_ids: list[int]) -> dict[int, list[dt.datetime]]:
+    """First-dose time of each dosed session per patient, oldest first (one query; used by measures)."""
+    out: dict[int, list[dt.datetime]] = {pid: [] for pid in patient_ids}
+    rows = (
+        DosingSession.objects.filter(patient_id__in=patient_ids, first_dose_at__isnull=False)
+        .order_by("patient_id", "first_dose_at")
+        .values_list("patient_id", "first_dose_at")
+    )
+    for pid, at in rows:
+        out.setdefault(pid, []).append(at)
+    return out
+
+
 def patient_sessions(patient: Any, limit: int = 10) -> list[DosingSession]:
     return list(DosingSession.objects.filter(patient=patient).order_by("-scheduled_for", "-id")[:limit])
 

@@ -364,3 +364,14 @@ def test_index_query_count(
     with django_assert_max_num_queries(22):
         r = client.get(reverse("sessions:index"))
     assert r.status_code == 200
+
+
+def test_measure_dosing_times(world: Any, clock_frozen: Any) -> None:
+    from kapclinic.sessions.selectors import measure_dosing_times
+
+    s = make_session(world)
+    DosingSession.objects.filter(pk=s.pk).update(first_dose_at=clock.now())
+    assert measure_dosing_times([world.patient.pk, world.other_patient.pk]) == {
+        world.patient.pk: [clock.now()],
+        world.other_patient.pk: [],
+    }
