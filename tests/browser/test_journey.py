@@ -26,7 +26,7 @@ def test_inquiry_to_signed_treatment_plan(
         address="200 Example Street",
         hours="Mon-Fri 8-18",
     )
-    front = make_staff(clinic, "front_desk", name="Frankie Frontdesk", email="front@j.test")
+    make_staff(clinic, "front_desk", name="Frankie Frontdesk", email="front@j.test")
     prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="rx@j.test")
     consent_services.document_publish(
         Actor(prescriber, clinic, "prescriber"),
