@@ -179,7 +179,7 @@ class Server:
     def wait(self, path: str) -> None:
         for _ in range(300):
             try:
-                with urllib.request.urlopen(self.base + path, timeout=2) as r:  # noqa: S310
+                with urllib.request.urlopen(self.base + path, timeout=2) as r:
                     if r.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, OSError):

@@ -161,6 +161,8 @@ class BulkLoader:
 def tune_connection_for_load() -> None:
     """Per-connection settings that make a one-off bulk load faster (durability is not needed:
     a failed seed is simply run again)."""
+    if connection.in_atomic_block:  # e.g. inside a test transaction: SQLite refuses PRAGMA synchronous
+        return
     with connection.cursor() as cur:
         if connection.vendor == "postgresql":
             cur.execute("SET synchronous_commit = off")

@@ -546,7 +546,7 @@ def seed_scale(
     with transaction.atomic():
         ctx.audit.write_heads()
         loader.finish()
-    if connection.vendor == "sqlite":
+    if connection.vendor == "sqlite" and not connection.in_atomic_block:
         with connection.cursor() as cur:
             cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return SeedResult(
