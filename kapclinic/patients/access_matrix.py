@@ -26,4 +26,9 @@ MATRIX = {
     "patients:add_medication": Entry(CLINICAL_POST, kwargs=patient_kwargs, method="post"),
     "patients:add_allergy": Entry(CLINICAL_POST, kwargs=patient_kwargs, method="post"),
     "patients:stop_medication": Entry(CLINICAL_POST, method="post", setup=_medication),
+    "patients:portal_invite": Entry(
+        patient_scoped(("admin", "prescriber", "therapist", "front_desk"), ok=302),
+        kwargs=patient_kwargs,
+        method="post",
+    ),
 }

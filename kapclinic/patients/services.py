@@ -182,3 +182,49 @@ def allergy_add(actor: Actor, patient: Patient, *, substance: str, reaction: str
         record_event(actor, "create", patient=patient, obj=allergy)
         add_timeline_event(patient, kind="allergy.added", title=f"Allergy recorded: {substance}", actor=actor)
     return allergy
+
+
+class PortalInviteError(Exception):
+    pass
+
+
+def patient_invite_to_portal(actor: Actor, patient: Patient) -> None:
+    """Give the patient a portal login and email them a single-use link to choose a password."""
+    from django.core.mail import send_mail
+
+    from kapclinic.accounts.models import User
+    from kapclinic.accounts.services import set_password_url
+
+    if patient.user_id is not None:
+        raise PortalInviteError("This patient already has a portal account.")
+    if not patient.email:
+        raise PortalInviteError("Add the patient's email address first: the invitation is sent by email.")
+    email = patient.email.lower()
+    if User.objects.filter(email=email).exists():
+        raise PortalInviteError(
+            "Another account already uses this email address; portal accounts need their own address."
+        )
+    with transaction.atomic():
+        user = User.objects.create_user(email=email, full_name=patient.display_name)
+        Patient.objects.filter(pk=patient.pk).update(user=user)
+        patient.user = user
+        record_event(actor, "update", patient=patient, obj=patient, detail="portal_invite")
+        add_timeline_event(
+            patient,
+            kind="portal.invited",
+            title="Invited to the patient portal",
+            category=TimelineCategory.ADMIN,
+            actor=actor,
+        )
+        link = set_password_url(user)
+        clinic_name = patient.clinic.name
+        transaction.on_commit(
+            lambda: send_mail(
+                f"Your {clinic_name} patient portal",
+                "Hello,\n\nYour care team has set up your patient portal, where you can see your "
+                "appointments, complete questionnaires and read your treatment plan.\n"
+                f"Choose your password here (the link works once):\n{link}\n",
+                None,
+                [email],
+            )
+        )

@@ -19,4 +19,5 @@ urlpatterns = [
         name="stop_medication",
     ),
     path("<int:patient_id>/allergies/add/", views.add_allergy, name="add_allergy"),
+    path("<int:patient_id>/portal-invite/", views.portal_invite, name="portal_invite"),
 ]

@@ -232,3 +232,16 @@ def care_team(request: HttpRequest, patient_id: int) -> HttpResponse:
         record_event(actor, "view", patient=patient, object_type="care_team")
     members = patient.care_team.select_related("user").order_by("role")
     return render(request, "patients/care_team.html", {"patient": patient, "form": form, "members": members})
+
+
+@login_required
+@require_POST
+def portal_invite(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None)
+    try:
+        services.patient_invite_to_portal(actor_from_request(request), patient)
+    except services.PortalInviteError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Portal invitation sent to {patient.email}.")
+    return redirect("patients:chart", patient_id=patient.pk)

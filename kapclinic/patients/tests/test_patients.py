@@ -178,3 +178,29 @@ def test_dashboard_caseload_widget(world: Any, client: Any, django_assert_max_nu
     with django_assert_max_num_queries(40):
         response = client.get("/home/")
     assert world.patient.display_name in response.content.decode()
+
+
+def test_portal_invitation(world: Any, client: Any, django_capture_on_commit_callbacks: Any) -> None:
+    from django.core import mail
+
+    patient = make_patient(world.clinic, email="new.person@example.test")
+    client.force_login(world.front_desk)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/patients/{patient.pk}/portal-invite/")
+    assert response.status_code == 302
+    patient.refresh_from_db()
+    assert patient.user is not None and patient.user.email == "new.person@example.test"
+    assert not patient.user.has_usable_password()
+    assert len(mail.outbox) == 1 and "/account/password-reset/" in mail.outbox[0].body
+    # A second invitation is refused with a sentence and creates nothing.
+    response = client.post(f"/patients/{patient.pk}/portal-invite/", follow=True)
+    assert "already has a portal account" in response.content.decode()
+
+
+def test_portal_invitation_needs_a_unique_email(world: Any, client: Any) -> None:
+    patient = make_patient(world.clinic, email=world.nurse.email)
+    client.force_login(world.front_desk)
+    response = client.post(f"/patients/{patient.pk}/portal-invite/", follow=True)
+    assert "Another account already uses this email" in response.content.decode()
+    patient.refresh_from_db()
+    assert patient.user is None
