@@ -1,3 +1,61 @@
-from kapclinic.testing.matrix import Entry, roles
+from __future__ import annotations
 
-MATRIX = {"notes:index": Entry(roles(('prescriber', 'therapist', 'nurse',)))}
+import datetime as dt
+from typing import Any
+
+from kapclinic.testing.matrix import Entry, patient_kwargs, patient_scoped, roles
+
+CLIN = ("prescriber", "therapist", "nurse")
+
+
+def _note(world: Any) -> dict[str, Any]:
+    from kapclinic.notes import services
+    from kapclinic.testing.factories import actor_for
+
+    note = services.note_create(actor_for(world.therapist, world.clinic), world.patient, template_key="soap")
+    return {"patient_id": world.patient.pk, "note_id": note.pk}
+
+
+def _appointment(world: Any) -> dict[str, Any]:
+    from kapclinic.core import clock
+    from kapclinic.scheduling.models import Appointment
+
+    start = clock.now() - dt.timedelta(days=1)
+    appt = Appointment.objects.create(
+        clinic=world.clinic, patient=world.patient, kind="dosing", starts_at=start,
+        ends_at=start + dt.timedelta(minutes=180), staff=world.nurse, created_by=world.front_desk,
+    )  # fmt: skip
+    return {"patient_id": world.patient.pk, "appointment_id": appt.pk}
+
+
+def _process_note(world: Any) -> dict[str, Any]:
+    from kapclinic.notes import services
+    from kapclinic.testing.factories import actor_for
+
+    note = services.process_note_create(actor_for(world.therapist, world.clinic), world.patient, "synthetic")
+    return {"patient_id": world.patient.pk, "process_note_id": note.pk}
+
+
+SCOPED = patient_scoped(CLIN)
+# Posting an empty form: allowed personas get the form's answer (a redirect with a message or 400).
+POSTED = patient_scoped(CLIN, ok=302)
+PROCESS = patient_scoped(("prescriber", "therapist"), nurse=403, patient_user=403, other_patient_user=403)
+
+MATRIX = {
+    "notes:index": Entry(roles(CLIN)),
+    "notes:templates": Entry(roles(("prescriber", "therapist"))),
+    "notes:patient": Entry(SCOPED, kwargs=patient_kwargs),
+    "notes:new": Entry(SCOPED, kwargs=patient_kwargs),
+    "notes:detail": Entry(SCOPED, setup=_note),
+    # Only the author edits a draft; other clinicians are sent to the read-only view.
+    "notes:edit": Entry(patient_scoped(CLIN, prescriber=302, nurse=302), setup=_note),
+    "notes:autosave": Entry(patient_scoped(CLIN, ok=400), method="post", setup=_note, note="empty form: 400"),
+    "notes:sign": Entry(POSTED, method="post", setup=_note),
+    "notes:addendum": Entry(POSTED, method="post", setup=_note),
+    "notes:thread": Entry(SCOPED, setup=_appointment),
+    "notes:process_list": Entry(PROCESS, kwargs=patient_kwargs),
+    # Only the author manages sharing; anyone else gets 404 (the note does not exist for them).
+    "notes:process_share": Entry(
+        {**PROCESS, "therapist": 302, "prescriber": 404}, method="post", setup=_process_note
+    ),
+}

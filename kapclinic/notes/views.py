@@ -1,11 +1,408 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from __future__ import annotations
 
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_POST
+
+from kapclinic.audit.services import record_event
+from kapclinic.core import clock
+from kapclinic.core.actor import actor_from_request
+from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.stubs import require_roles
+from kapclinic.notes import selectors, services
+from kapclinic.notes.forms import (
+    AddendumForm,
+    NewNoteForm,
+    NoteSectionsForm,
+    ProcessNoteForm,
+    ShareForm,
+    TemplateForm,
+)
+from kapclinic.notes.models import ClinicNoteTemplate, Note, ProcessNote
+from kapclinic.notes.templates_data import available_templates, builtin_templates
+from kapclinic.policy import Action, can, open_patient
+from kapclinic.portal.selectors import shared_entries
+from kapclinic.scheduling.models import Appointment, Kind
+
+CLINICAL = ["prescriber", "therapist", "nurse"]
+
+
+def _session_url(patient_id: int, session_id: int | None) -> str | None:
+    if not session_id:
+        return None
+    try:
+        return reverse("sessions:detail", kwargs={"patient_id": patient_id, "session_id": session_id})
+    except NoReverseMatch:  # pragma: no cover - sessions app without a detail page
+        return None
+
+
+def _note(patient: Any, note_id: int) -> Note:
+    note = (
+        Note.objects.select_related("author", "signed_by", "dosing_appointment", "patient")
+        .filter(pk=note_id, patient=patient)
+        .first()
+    )
+    if note is None:
+        raise Http404
+    return note
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    require_roles(request, "prescriber therapist nurse".split())
-    return render(request, "core/stub.html", {"title": "Clinical notes"})
+    require_roles(request, CLINICAL)
+    actor = actor_from_request(request)
+    drafts = request.GET.get("show") != "all"
+    page = Paginator(selectors.my_notes(actor, drafts_only=drafts), 50).get_page(request.GET.get("page"))
+    record_event(actor, "list", object_type="my_notes", detail=f"n={len(page.object_list)}")
+    return render(
+        request,
+        "notes/index.html",
+        {"page": page, "drafts": drafts, "extra_query": "" if drafts else "show=all"},
+    )
+
+
+@login_required
+def patient_notes(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.VIEW_CLINICAL, object_type="notes")
+    actor = actor_from_request(request)
+    page = Paginator(selectors.patient_notes(patient), 30).get_page(request.GET.get("page"))
+    dosing = list(
+        Appointment.objects.filter(patient=patient, kind=Kind.DOSING)
+        .exclude(status="cancelled")
+        .order_by("-starts_at")[:12]
+    )
+    return render(
+        request,
+        "notes/patient.html",
+        {
+            "patient": patient,
+            "page": page,
+            "dosing": dosing,
+            "can_write": can(actor, Action.EDIT_CLINICAL, patient),
+            "process_count": selectors.readable_process_notes(actor.user, patient).count(),
+            "may_process": actor.role in ("therapist", "prescriber"),
+        },
+    )
+
+
+@login_required
+def new(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = open_patient(
+        request, patient_id, Action.EDIT_CLINICAL, audit=None if request.method == "POST" else "view",
+        object_type="notes",
+    )  # fmt: skip
+    actor = actor_from_request(request)
+    templates = available_templates(actor.clinic)
+    dosing = list(
+        Appointment.objects.filter(patient=patient, kind=Kind.DOSING)
+        .exclude(status="cancelled")
+        .order_by("-starts_at")[:30]
+    )
+    initial = {"service_date": clock.today(), "template": request.GET.get("template", "")}
+    if request.GET.get("appointment"):
+        initial["dosing_appointment"] = request.GET["appointment"]
+    form = NewNoteForm(request.POST or None, templates=templates, dosing=dosing, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            appt_id = form.cleaned_data["dosing_appointment"]
+            appt = next((a for a in dosing if a.pk == appt_id), None)
+            try:
+                note = services.note_create(
+                    actor,
+                    patient,
+                    template_key=form.cleaned_data["template"],
+                    service_date=form.cleaned_data["service_date"],
+                    dosing_appointment=appt,
+                )
+            except services.NoteError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                return redirect("notes:edit", patient_id=patient.pk, note_id=note.pk)
+        if status == 400:
+            record_event(actor, "view", patient=patient, object_type="notes", detail="new note refused")
+    return render(request, "notes/new.html", {"patient": patient, "form": form}, status=status)
+
+
+def _editor_context(patient: Any, note: Note, form: NoteSectionsForm) -> dict[str, Any]:
+    entries = (
+        list(shared_entries(patient, appointment=note.dosing_appointment)) if note.dosing_appointment else []
+    )
+    return {
+        "patient": patient,
+        "note": note,
+        "form": form,
+        "entries": entries,
+        "session_url": _session_url(patient.pk, note.dosing_session_id),
+    }
+
+
+@login_required
+def edit_note(request: HttpRequest, patient_id: int, note_id: int) -> HttpResponse:
+    posting = request.method == "POST"
+    patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None if posting else "view")
+    note = _note(patient, note_id)
+    actor = actor_from_request(request)
+    if note.is_signed:
+        if posting:
+            record_event(actor, "denied", patient=patient, obj=note, detail="edit after signing")
+            messages.error(request, services._locked_message(note))
+        return redirect("notes:detail", patient_id=patient.pk, note_id=note.pk)
+    if note.author_id != actor.user_id:
+        if posting:
+            record_event(actor, "denied", patient=patient, obj=note, detail="not author")
+        messages.info(request, "Only the author can edit a draft; here it is read-only.")
+        return redirect("notes:detail", patient_id=patient.pk, note_id=note.pk)
+    form = NoteSectionsForm(request.POST or None, sections=note.sections, initial={"version": note.version})
+    status = 200
+    if posting:
+        status = 400
+        if form.is_valid():
+            try:
+                services.note_save_draft(actor, note, form.cleaned_data["version"], form.texts())
+            except ConflictError as exc:
+                form.add_error(None, str(exc))
+                status = 409
+            except services.NoteError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, "Draft saved.")
+                return redirect("notes:edit", patient_id=patient.pk, note_id=note.pk)
+        if status != 409 and not form.is_valid():
+            record_event(actor, "view", patient=patient, obj=note, detail="draft refused")
+        elif status == 409:
+            record_event(actor, "view", patient=patient, obj=note, detail="draft conflict")
+    return render(request, "notes/edit.html", _editor_context(patient, note, form), status=status)
+
+
+@login_required
+@require_POST
+def autosave(request: HttpRequest, patient_id: int, note_id: int) -> HttpResponse:
+    """htmx: save the draft as the author types; answers with a small status fragment."""
+    patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None)
+    note = _note(patient, note_id)
+    actor = actor_from_request(request)
+    form = NoteSectionsForm(request.POST, sections=note.sections)
+    if not form.is_valid():
+        record_event(actor, "view", patient=patient, obj=note, detail="autosave refused")
+        errors = [e for errs in form.errors.values() for e in errs]
+        return render(request, "notes/_save_status.html", {"error": " ".join(errors)}, status=400)
+    try:
+        note = services.note_save_draft(actor, note, form.cleaned_data["version"], form.texts())
+    except ConflictError as exc:
+        record_event(actor, "view", patient=patient, obj=note, detail="autosave conflict")
+        return render(request, "notes/_save_status.html", {"error": str(exc)}, status=409)
+    except services.NoteError as exc:
+        record_event(actor, "denied", patient=patient, obj=note, detail="autosave refused")
+        return render(request, "notes/_save_status.html", {"error": exc.message}, status=409)
+    return render(request, "notes/_save_status.html", {"note": note, "saved_at": note.updated_at})
+
+
+@login_required
+@require_POST
+def sign(request: HttpRequest, patient_id: int, note_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None)
+    note = _note(patient, note_id)
+    actor = actor_from_request(request)
+    form = NoteSectionsForm(request.POST, sections=note.sections)
+    texts = form.texts() if form.is_valid() else None
+    try:
+        version = int(request.POST.get("version", "0"))
+        services.note_sign(actor, note, version, texts=texts)
+    except (ConflictError, ValueError):
+        record_event(actor, "view", patient=patient, obj=note, detail="sign conflict")
+        messages.error(request, str(ConflictError()))
+        return redirect("notes:edit", patient_id=patient.pk, note_id=note.pk)
+    except services.NoteError as exc:
+        record_event(actor, "denied", patient=patient, obj=note, detail="sign refused")
+        messages.error(request, exc.message)
+        return redirect(
+            "notes:edit" if not note.is_signed else "notes:detail", patient_id=patient.pk, note_id=note.pk
+        )
+    messages.success(request, "Note signed. It can no longer be changed; add an addendum if needed.")
+    return redirect("notes:detail", patient_id=patient.pk, note_id=note.pk)
+
+
+@login_required
+def detail(request: HttpRequest, patient_id: int, note_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.VIEW_CLINICAL, audit=None)
+    note = _note(patient, note_id)
+    actor = actor_from_request(request)
+    record_event(actor, "view", patient=patient, obj=note)
+    entries = (
+        list(shared_entries(patient, appointment=note.dosing_appointment)) if note.dosing_appointment else []
+    )
+    return render(
+        request,
+        "notes/detail.html",
+        {
+            "patient": patient,
+            "note": note,
+            "addenda": list(note.addenda.select_related("author")),
+            "addendum_form": AddendumForm(),
+            "can_add": note.is_signed and can(actor, Action.EDIT_CLINICAL, patient),
+            "can_edit": not note.is_signed and note.author_id == actor.user_id,
+            "entries": entries,
+            "session_url": _session_url(patient.pk, note.dosing_session_id),
+        },
+    )
+
+
+@login_required
+@require_POST
+def addendum(request: HttpRequest, patient_id: int, note_id: int) -> HttpResponse:
+    patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None)
+    note = _note(patient, note_id)
+    actor = actor_from_request(request)
+    form = AddendumForm(request.POST)
+    if form.is_valid():
+        try:
+            services.addendum_add(actor, note, form.cleaned_data["text"])
+        except services.NoteError as exc:
+            record_event(actor, "denied", patient=patient, obj=note, detail="addendum refused")
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Addendum added.")
+            return redirect("notes:detail", patient_id=patient.pk, note_id=note.pk)
+    else:
+        record_event(actor, "view", patient=patient, obj=note, detail="addendum refused")
+        messages.error(request, "Write the addendum text.")
+    return redirect("notes:detail", patient_id=patient.pk, note_id=note.pk)
+
+
+@login_required
+def thread(request: HttpRequest, patient_id: int, appointment_id: int) -> HttpResponse:
+    """One dosing session as a thread: booking, session record, the patient's shared intention and
+    reflections, and the notes that integrate it."""
+    patient = open_patient(request, patient_id, Action.VIEW_CLINICAL, audit=None)
+    appt = (
+        Appointment.objects.select_related("staff", "resource")
+        .filter(pk=appointment_id, patient=patient, kind=Kind.DOSING)
+        .first()
+    )
+    if appt is None:
+        raise Http404
+    actor = actor_from_request(request)
+    record_event(actor, "view", patient=patient, obj=appt, detail="integration thread")
+    notes = list(selectors.thread_notes(patient, appt))
+    session_id = next((n.dosing_session_id for n in notes if n.dosing_session_id), None)
+    if session_id is None:
+        session_id = services._session_for(appt)
+    return render(
+        request,
+        "notes/thread.html",
+        {
+            "patient": patient,
+            "a": appt,
+            "entries": list(shared_entries(patient, appointment=appt)),
+            "notes": notes,
+            "session_url": _session_url(patient.pk, session_id),
+            "has_session": session_id is not None,
+            "can_write": can(actor, Action.EDIT_CLINICAL, patient),
+        },
+    )
+
+
+@login_required
+def templates(request: HttpRequest) -> HttpResponse:
+    require_roles(request, ["prescriber", "therapist"])
+    actor = actor_from_request(request)
+    form = TemplateForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                services.template_create(
+                    actor,
+                    title=form.cleaned_data["title"],
+                    section_labels=form.cleaned_data["sections"].splitlines(),
+                )
+            except services.NoteError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(request, "Template added; it is offered for new notes from now on.")
+                return redirect("notes:templates")
+    return render(
+        request,
+        "notes/templates.html",
+        {
+            "form": form,
+            "builtin": list(builtin_templates().values()),
+            "custom": ClinicNoteTemplate.objects.filter(clinic=actor.clinic).select_related("created_by"),
+        },
+        status=status,
+    )
+
+
+# ---------------------------------------------------------------- process notes
+
+
+@login_required
+def process_list(request: HttpRequest, patient_id: int) -> HttpResponse:
+    require_roles(request, ["prescriber", "therapist"])
+    posting = request.method == "POST"
+    patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None if posting else "view",
+                           object_type="process_notes")  # fmt: skip
+    actor = actor_from_request(request)
+    form = ProcessNoteForm(request.POST or None)
+    status = 200
+    if posting:
+        status = 400
+        if form.is_valid():
+            try:
+                services.process_note_create(actor, patient, form.cleaned_data["text"])
+            except services.NoteError as exc:
+                form.add_error("text", exc.message)
+            else:
+                messages.success(
+                    request, "Process note saved (encrypted; only you can read it until you share it)."
+                )
+                return redirect("notes:process_list", patient_id=patient.pk)
+        record_event(actor, "view", patient=patient, object_type="process_notes", detail="refused")
+    rows = list(selectors.readable_process_notes(actor.user, patient)[:50])
+    items = [{"n": n, "text": services.process_note_text(n)} for n in rows]
+    return render(
+        request,
+        "notes/process_list.html",
+        {
+            "patient": patient,
+            "items": items,
+            "form": form,
+            "colleagues": selectors.colleagues(actor.clinic, actor.user),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def process_share(request: HttpRequest, patient_id: int, process_note_id: int) -> HttpResponse:
+    require_roles(request, ["prescriber", "therapist"])
+    patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None)
+    actor = actor_from_request(request)
+    note = ProcessNote.objects.filter(pk=process_note_id, patient=patient, author=actor.user).first()
+    if note is None:
+        raise Http404  # only the author manages sharing; others do not learn the note exists
+    form = ShareForm(request.POST, colleagues=selectors.colleagues(actor.clinic, actor.user))
+    if form.is_valid():
+        from kapclinic.accounts.models import User
+
+        user = User.objects.get(pk=form.cleaned_data["user"])
+        try:
+            services.process_note_share(actor, note, user, share=form.cleaned_data["action"] == "share")
+        except services.NoteError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Sharing updated.")
+    else:
+        record_event(actor, "view", patient=patient, obj=note, detail="share refused")
+        messages.error(request, "Choose a colleague of this clinic to share with.")
+    return redirect("notes:process_list", patient_id=patient.pk)

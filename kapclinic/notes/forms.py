@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from kapclinic.notes.templates_data import Template
+
+
+class NewNoteForm(forms.Form):
+    template = forms.ChoiceField(label="Template")
+    service_date = forms.DateField(label="Date of the visit", widget=forms.DateInput(attrs={"type": "date"}))
+    dosing_appointment = forms.TypedChoiceField(
+        label="Dosing session it belongs to",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        help_text="Required for integration notes; links the note into the session's thread.",
+    )
+
+    def __init__(self, *args: Any, templates: dict[str, Template], dosing: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["template"].choices = [(k, t.title) for k, t in templates.items()]
+        self.fields["dosing_appointment"].choices = [("", "None")] + [
+            (a.pk, f"{a.starts_at:%a %d %b %Y %H:%M} · {a.get_status_display()}") for a in dosing
+        ]
+
+
+class NoteSectionsForm(forms.Form):
+    version = forms.IntegerField(widget=forms.HiddenInput(attrs={"id": "note-version"}))
+
+    def __init__(self, *args: Any, sections: list[dict[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for s in sections:
+            self.fields[f"s_{s['key']}"] = forms.CharField(
+                label=s["label"],
+                required=False,
+                max_length=20000,
+                initial=s.get("text", ""),
+                widget=forms.Textarea(attrs={"rows": 4}),
+            )
+
+    def texts(self) -> dict[str, str]:
+        return {name[2:]: value for name, value in self.cleaned_data.items() if name.startswith("s_")}
+
+
+class AddendumForm(forms.Form):
+    text = forms.CharField(label="Addendum", widget=forms.Textarea(attrs={"rows": 3}), max_length=20000)
+
+
+class TemplateForm(forms.Form):
+    title = forms.CharField(label="Title", max_length=120)
+    sections = forms.CharField(
+        label="Sections, one per line", widget=forms.Textarea(attrs={"rows": 6}), max_length=6000
+    )
+
+
+class ProcessNoteForm(forms.Form):
+    text = forms.CharField(label="Process note", widget=forms.Textarea(attrs={"rows": 8}), max_length=50000)
+
+
+class ShareForm(forms.Form):
+    user = forms.TypedChoiceField(label="Share with", coerce=int)
+    action = forms.ChoiceField(choices=[("share", "share"), ("unshare", "unshare")], widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, colleagues: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["user"].choices = [(u.pk, u.full_name) for u in colleagues]

@@ -1,0 +1,126 @@
+"""Clinical notes (templated, draft -> signed, addenda) and encrypted psychotherapy process notes."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+
+from kapclinic.core import clock
+from kapclinic.core.concurrency import VersionedModel
+
+USER = settings.AUTH_USER_MODEL
+
+
+class NoteStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SIGNED = "signed", "Signed"
+
+
+class NoteKind(models.TextChoices):
+    PREPARATION = "preparation", "Preparation"
+    DOSING_EXPERIENCE = "dosing_experience", "Dosing-session experience"
+    INTEGRATION = "integration", "Integration"
+    PROGRESS = "progress", "Progress"
+    CUSTOM = "custom", "Clinic template"
+
+
+class ClinicNoteTemplate(VersionedModel):
+    """A template a clinic adds to the built-in set; sections = [{"key", "label"}]."""
+
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    title = models.CharField(max_length=120)
+    sections = models.JSONField(default=list)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["clinic", "title"], name="note_template_title_unique")
+        ]
+
+
+class Note(VersionedModel):
+    """A clinical note. Several per patient and day are allowed. Signed notes never change; addenda follow.
+
+    `sections` is a snapshot of the template's sections with the text: [{"key", "label", "text"}], so a
+    note reads the same after its template changes. Integration notes name the dosing appointment (and,
+    when known, the dosing-session record) they integrate.
+    """
+
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="notes")
+    kind = models.CharField(max_length=20, choices=NoteKind.choices)
+    template_key = models.CharField(max_length=40)
+    template_version = models.CharField(max_length=40)
+    title = models.CharField(max_length=120)
+    service_date = models.DateField(help_text="The day of the visit the note documents.")
+    sections = models.JSONField(default=list)
+    status = models.CharField(max_length=10, choices=NoteStatus.choices, default=NoteStatus.DRAFT)
+    author = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=clock.now)
+    updated_at = models.DateTimeField(default=clock.now)
+    signed_at = models.DateTimeField(null=True, blank=True)
+    signed_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    dosing_appointment = models.ForeignKey(
+        "scheduling.Appointment", null=True, blank=True, on_delete=models.PROTECT, related_name="notes"
+    )
+    # Soft reference to kap_sessions.DosingSession (no FK, so the apps migrate independently).
+    dosing_session_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering: ClassVar = ["-service_date", "-created_at", "-id"]
+        indexes: ClassVar = [
+            models.Index(fields=["patient", "-service_date"], name="note_patient_date"),
+            models.Index(fields=["author", "status"], name="note_author_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} {self.service_date}"
+
+    @property
+    def is_signed(self) -> bool:
+        return self.status == NoteStatus.SIGNED
+
+    @property
+    def filled(self) -> bool:
+        return any((s.get("text") or "").strip() for s in self.sections)
+
+
+class Addendum(models.Model):
+    note = models.ForeignKey(Note, on_delete=models.PROTECT, related_name="addenda")
+    author = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    text = models.TextField()
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering: ClassVar = ["created_at", "id"]
+
+
+class ProcessNote(models.Model):
+    """Psychotherapy process note: the text is encrypted at rest (notes.crypto); only the author and the
+    colleagues the author shares it with may read it; never exported, never in the portal."""
+
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="process_notes")
+    author = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    ciphertext = models.TextField(help_text="Fernet token; never plaintext.")
+    created_at = models.DateTimeField(default=clock.now)
+    updated_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering: ClassVar = ["-created_at", "-id"]
+        indexes: ClassVar = [models.Index(fields=["patient", "author"], name="process_note_patient_author")]
+
+
+class ProcessNoteShare(models.Model):
+    note = models.ForeignKey(ProcessNote, on_delete=models.CASCADE, related_name="shares")
+    user = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    shared_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["note", "user"], name="process_share_unique")
+        ]
