@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django.test.utils import override_settings
 
 from kapclinic.core.demo import (
     DEMO_PASSWORD,
@@ -21,8 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--quiet-logins", action="store_true", help="Do not print the demo logins.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        ctx = build_foundation()
-        ran = run_app_seeders(ctx)
+        # Seeding raises demo alerts and reminders; their emails would only flood the console.
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+            ctx = build_foundation()
+            ran = run_app_seeders(ctx)
         self.stdout.write(
             f"Demo clinic ready: {ctx.clinic.name}, {len(ctx.patients)} synthetic patients; "
             f"app data: {', '.join(ran) or 'none'}."
