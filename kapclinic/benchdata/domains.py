@@ -429,6 +429,121 @@ def gen_measures(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> No
         )
 
 
+# --------------------------------------------------------------------------------------------------
+# scheduling: an appointment for every intake, dosing and integration visit
+# --------------------------------------------------------------------------------------------------
+
+
+def gen_scheduling(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> None:
+    Appointment = _m("scheduling.Appointment")
+    info = ctx.clinics[plan.clinic_index]
+    desk = info.pick("front_desk", rng)
+    visits: list[tuple[str, dt.datetime, int, int | None, bool]] = []
+    if plan.intake_at is not None:
+        visits.append(("preparation", plan.intake_at, 60, plan.prescriber_id, plan.intake_at < ctx.now))
+    visits += [("dosing", v.at, 150, plan.nurse_id, v.done) for v in plan.dosing]
+    visits += [("integration", v.at, 60, plan.therapist_id, v.done) for v in plan.integration]
+    dosing_ids: list[int] = []
+    for kind, at, minutes, staff, done in visits:
+        if staff is None:
+            continue
+        status = "completed" if done else "booked"
+        if done and rng.random() < 0.04:
+            status = "no_show"
+        aid = ctx.loader.add(
+            Appointment,
+            clinic_id=info.pk,
+            patient_id=plan.pk,
+            kind=kind,
+            starts_at=at,
+            ends_at=at + minutes * MIN,
+            staff_id=staff,
+            status=status,
+            created_by_id=desk,
+            created_at=at - dt.timedelta(days=rng.randint(3, 14)),
+            version=2 if done else 1,
+        )
+        if kind == "dosing":
+            dosing_ids.append(aid)
+        ctx.audit.add(
+            plan,
+            at - dt.timedelta(days=7),
+            desk,
+            "front_desk",
+            "create",
+            object_type="scheduling.appointment",
+            object_id=aid,
+        )
+    plan.refs["dosing_appointments"] = dosing_ids
+
+
+# --------------------------------------------------------------------------------------------------
+# notes: a signed note for the intake visit, each dosing session and each integration session
+# --------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _note_templates() -> dict[str, Any]:
+    from kapclinic.notes.templates_data import builtin_templates
+
+    by_kind: dict[str, Any] = {}
+    for tpl in builtin_templates().values():
+        by_kind.setdefault(tpl.kind, tpl)
+    return by_kind
+
+
+def gen_notes(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> None:
+    Note = _m("notes.Note")
+    info = ctx.clinics[plan.clinic_index]
+    templates = _note_templates()
+    appts = plan.refs.get("dosing_appointments", [])
+    items: list[tuple[str, dt.datetime, int | None, int | None]] = []
+    if plan.intake_at is not None and plan.intake_at < ctx.now:
+        items.append(("preparation", plan.intake_at, plan.therapist_id, None))
+    for v in plan.dosing:
+        if v.done:
+            items.append(("dosing_experience", v.at + 150 * MIN, plan.therapist_id, None))
+    for i, v in enumerate(plan.integration):
+        if v.done:
+            items.append(
+                ("integration", v.at + 60 * MIN, plan.therapist_id, appts[i] if i < len(appts) else None)
+            )
+    for kind, at, author, appt in items:
+        tpl = templates.get(kind) or next(iter(templates.values()))
+        if author is None:
+            continue
+        draft = at > ctx.now - dt.timedelta(days=2) and rng.random() < 0.5
+        sections = [
+            {"key": s.key, "label": s.label, "text": "Synthetic benchmark text."} for s in tpl.sections
+        ]
+        nid = ctx.loader.add(
+            Note,
+            clinic_id=info.pk,
+            patient_id=plan.pk,
+            kind=tpl.kind,
+            template_key=tpl.key,
+            template_version=tpl.version,
+            title=tpl.title[:120],
+            service_date=at.date(),
+            sections=sections,
+            status="draft" if draft else "signed",
+            author_id=author,
+            created_at=at,
+            updated_at=at,
+            signed_at=None if draft else at + 30 * MIN,
+            signed_by_id=None if draft else author,
+            dosing_appointment_id=appt,
+            version=1 if draft else 2,
+        )
+        if not draft:
+            ctx.timeline(
+                plan, at + 30 * MIN, "notes.signed", "Note signed", actor_id=author, ref=("notes.note", nid)
+            )
+            ctx.audit.add(
+                plan, at + 30 * MIN, author, "therapist", "sign", object_type="notes.note", object_id=nid
+            )
+
+
 DOMAINS: list[Domain] = [
     Domain("intake", ("intake.Inquiry", "intake.Assessment", "intake.EligibilityDecision"), gen_intake),
     Domain(
@@ -447,4 +562,6 @@ DOMAINS: list[Domain] = [
         ("measures.Episode", "measures.InstrumentResponse", "measures.ItemAnswer", "measures.SafetyAlert"),
         gen_measures,
     ),
+    Domain("scheduling", ("scheduling.Appointment",), gen_scheduling),
+    Domain("notes", ("notes.Note", "scheduling.Appointment"), gen_notes),
 ]

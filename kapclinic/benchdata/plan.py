@@ -53,6 +53,8 @@ class PatientPlan:
     severity: float = 0.6
     residual: float = 0.5
     trauma: bool = False
+    # Ids written by one domain for the next (e.g. appointment ids that notes point at).
+    refs: dict[str, list[int]] = field(default_factory=dict)
 
 
 def _at_hour(day: dt.datetime, rng: random.Random, first: int = 8, last: int = 16) -> dt.datetime:
