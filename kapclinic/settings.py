@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "kapclinic.measures",
     "kapclinic.notes",
     "kapclinic.portal",
+    "kapclinic.interop",
 ]
 
 MIDDLEWARE = [

@@ -14,6 +14,7 @@ urlpatterns = [
     path("measures/", include("kapclinic.measures.urls")),
     path("notes/", include("kapclinic.notes.urls")),
     path("portal/", include("kapclinic.portal.urls")),
+    path("interop/", include("kapclinic.interop.urls")),
 ]
 
 handler404 = "kapclinic.core.views.error_404"

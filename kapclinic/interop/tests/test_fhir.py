@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kapclinic.audit.models import AuditEvent
+from kapclinic.patients import services
+from kapclinic.testing.factories import actor_for
+
+
+def test_bundle_is_valid_fhir_and_audited_as_export(world: Any, client: Any) -> None:
+    actor = actor_for(world.prescriber, world.clinic)
+    services.diagnosis_add(
+        actor, world.patient, icd10="F33.1", snomed="310496002", description="MDD, recurrent, moderate"
+    )
+    services.medication_add(
+        actor, world.patient, name="Sertraline", dose="50 mg daily", drug_class="antidepressant"
+    )
+    services.allergy_add(actor, world.patient, substance="Latex", reaction="Rash")
+    client.force_login(world.therapist)
+    response = client.get(f"/interop/patients/{world.patient.pk}/fhir/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/fhir+json"
+    bundle = json.loads(response.content)
+    types = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert types == ["Patient", "Condition", "MedicationStatement", "AllergyIntolerance"]
+    condition = bundle["entry"][1]["resource"]
+    assert {
+        "system": "http://hl7.org/fhir/sid/icd-10-cm",
+        "code": "F33.1",
+        "display": "MDD, recurrent, moderate",
+    } in (condition["code"]["coding"])
+    events = AuditEvent.objects.filter(patient=world.patient, actor=world.therapist)
+    assert list(events.values_list("action", "object_type")) == [("export", "fhir_bundle")]
+
+
+def test_scores_become_survey_observations(world: Any) -> None:
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from kapclinic.interop.fhir import build_bundle
+
+    score = SimpleNamespace(
+        pk=7,
+        instrument="PHQ-9",
+        instrument_version="1.0",
+        total=14,
+        completed_at=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+    )
+    bundle = build_bundle(world.patient, scores=[score])
+    obs = bundle["entry"][-1]["resource"]
+    assert obs["code"]["coding"][0]["code"] == "44261-6"
+    assert obs["valueQuantity"] == {
+        "value": 14,
+        "unit": "{score}",
+        "system": "http://unitsofmeasure.org",
+        "code": "{score}",
+    }
