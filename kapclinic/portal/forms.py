@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from kapclinic.portal.models import EntryKind, Mood
+
+
+class EntryForm(forms.Form):
+    kind = forms.ChoiceField(
+        label="What are you writing?", choices=EntryKind.choices, widget=forms.RadioSelect
+    )
+    appointment = forms.TypedChoiceField(
+        label="Which dosing session?", required=False, coerce=int, empty_value=None,
+        help_text="For an intention or a reflection.",
+    )  # fmt: skip
+    mood = forms.TypedChoiceField(
+        label="How do you feel right now?",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[("", "Not now"), *Mood.choices],
+    )
+    text = forms.CharField(label="Your words", required=False, widget=forms.Textarea(attrs={"rows": 6}))
+    share = forms.BooleanField(
+        label="Share this entry with my care team",
+        required=False,
+        help_text="Unshared entries are private: only you can read them. You can change this later.",
+    )
+
+    def __init__(self, *args: Any, dosing: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["appointment"].choices = [("", "Choose a session")] + [
+            (a.pk, f"{a.starts_at:%a %d %b %Y}") for a in dosing
+        ]
+
+
+class EntryEditForm(forms.Form):
+    text = forms.CharField(label="Your words", required=False, widget=forms.Textarea(attrs={"rows": 6}))
+    mood = forms.TypedChoiceField(
+        label="How did you feel?",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[("", "Not given"), *Mood.choices],
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput)

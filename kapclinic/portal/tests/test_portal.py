@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from kapclinic.core import clock
+from kapclinic.portal import services
+from kapclinic.portal.models import JournalEntry
+from kapclinic.scheduling.models import Appointment
+from kapclinic.testing.factories import actor_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dosing(world: Any, clock_frozen: Any) -> Appointment:
+    start = clock.now() + dt.timedelta(days=2)
+    return Appointment.objects.create(
+        clinic=world.clinic, patient=world.patient, kind="dosing", starts_at=start,
+        ends_at=start + dt.timedelta(minutes=180), staff=world.therapist, created_by=world.front_desk,
+    )  # fmt: skip
+
+
+def me(world: Any) -> Any:
+    return actor_for(world.patient_user, world.clinic)
+
+
+def test_home_shows_appointment_with_preparation_and_crisis_notice(
+    world: Any, client: Any, dosing: Any
+) -> None:
+    client.force_login(world.patient_user)
+    body = client.get(reverse("portal:index")).content.decode()
+    assert "Dosing session with" in body
+    assert "Do not eat for 2 hours" in body and "take you home" in body
+    assert "Not monitored in real time" in body and "988" in body
+    assert "Write your intention for your dosing session" in body
+
+
+def test_intention_requires_a_session_and_text(world: Any, dosing: Any) -> None:
+    with pytest.raises(services.JournalError) as err:
+        services.entry_create(me(world), world.patient, kind="intention", text="   ")
+    assert "dosing session" in err.value.errors["appointment"][0]
+    assert "empty intention" in err.value.errors["text"][0]
+
+
+def test_entries_are_private_until_shared_and_withdrawal_keeps_the_entry(
+    world: Any, client: Any, dosing: Any
+) -> None:
+    entry = services.entry_create(
+        me(world), world.patient, kind="intention", text="Meet fear with curiosity", appointment=dosing
+    )
+    client.force_login(world.therapist)
+    thread = reverse("notes:thread", args=[world.patient.pk, dosing.pk])
+    assert "Meet fear with curiosity" not in client.get(thread).content.decode()
+    client.force_login(world.patient_user)
+    client.post(reverse("portal:entry_share", args=[entry.pk]), {"action": "share"})
+    client.force_login(world.therapist)
+    assert "Meet fear with curiosity" in client.get(thread).content.decode()
+    client.force_login(world.patient_user)
+    r = client.post(reverse("portal:entry_share", args=[entry.pk]), {"action": "withdraw"}, follow=True)
+    assert "Sharing withdrawn" in r.content.decode()
+    client.force_login(world.therapist)
+    assert "Meet fear with curiosity" not in client.get(thread).content.decode()
+    entry.refresh_from_db()
+    assert entry.text == "Meet fear with curiosity" and entry.share_withdrawn_at is not None
+    # withdrawing twice is refused with a sentence; nothing changes
+    with pytest.raises(services.JournalError, match="not shared"):
+        services.entry_share(me(world), entry, share=False)
+
+
+def test_other_patient_cannot_touch_my_entry(world: Any, client: Any) -> None:
+    entry = services.entry_create(me(world), world.patient, kind="checkin", text="", mood=4)
+    client.force_login(world.other_patient_user)
+    assert client.get(reverse("portal:entry", args=[entry.pk])).status_code == 404
+    assert client.post(reverse("portal:entry_share", args=[entry.pk]), {"action": "share"}).status_code == 404
+    entry.refresh_from_db()
+    assert entry.shared_at is None
+
+
+def test_cannot_attach_to_someone_elses_session(world: Any, client: Any, clock_frozen: Any) -> None:
+    start = clock.now() + dt.timedelta(days=1)
+    theirs = Appointment.objects.create(
+        clinic=world.clinic, patient=world.other_patient, kind="dosing", starts_at=start,
+        ends_at=start + dt.timedelta(minutes=180), staff=world.nurse, created_by=world.nurse,
+    )  # fmt: skip
+    with pytest.raises(services.JournalError, match="your own dosing sessions"):
+        services.entry_create(me(world), world.patient, kind="reflection", text="x", appointment=theirs)
+    client.force_login(world.patient_user)
+    r = client.post(reverse("portal:journal"), {"kind": "reflection", "appointment": theirs.pk, "text": "x"})
+    assert r.status_code == 400
+    assert not JournalEntry.objects.exists()
+
+
+def test_journal_post_and_bad_input(world: Any, client: Any, dosing: Any) -> None:
+    client.force_login(world.patient_user)
+    r = client.post(reverse("portal:journal"), {"kind": "checkin", "mood": "", "text": ""})
+    assert r.status_code == 400 and "Choose how you feel" in r.content.decode()
+    r = client.post(
+        reverse("portal:journal"),
+        {"kind": "intention", "appointment": dosing.pk, "text": "Rest", "share": "on"},
+    )
+    assert r.status_code == 302
+    assert JournalEntry.objects.get().is_shared
+
+
+def test_who_opened_my_record_shows_roles_not_names(world: Any, client: Any) -> None:
+    client.force_login(world.therapist)
+    client.get(reverse("patients:chart", args=[world.patient.pk]))
+    client.force_login(world.patient_user)
+    body = client.get(reverse("portal:access_log")).content.decode()
+    assert "Therapist" in body
+    assert world.therapist.full_name not in body
+
+
+@pytest.mark.parametrize("n", [1, 15])
+def test_portal_pages_constant_queries(
+    n: int, world: Any, client: Any, dosing: Any, django_assert_max_num_queries: Any
+) -> None:
+    for i in range(n):
+        services.entry_create(
+            me(world), world.patient, kind="checkin", text=f"day {i}", mood=3, share=i % 2 == 0
+        )
+    client.force_login(world.therapist)
+    for _ in range(n):
+        client.get(reverse("patients:chart", args=[world.patient.pk]))
+    client.force_login(world.patient_user)
+    for name in ("portal:index", "portal:journal", "portal:access_log"):
+        with django_assert_max_num_queries(30):
+            assert client.get(reverse(name)).status_code == 200
+
+
+def test_patient_calendar_feed_and_opt_in(world: Any, client: Any, dosing: Any) -> None:
+    import re
+
+    import icalendar
+
+    client.force_login(world.patient_user)
+    body = client.post(reverse("portal:calendar"), {"action": "reset"}).content.decode()
+    url = re.search(r'value="(http[^"]+\.ics)"', body).group(1)
+    path = url.split("testserver")[-1]
+    client.logout()
+    event = next(iter(icalendar.Calendar.from_ical(client.get(path).content).walk("VEVENT")))
+    assert str(event["summary"]) == f"Appointment at {world.clinic.name}"
+    client.force_login(world.patient_user)
+    client.post(reverse("portal:calendar"), {"action": "details", "show_details": "on"})
+    client.logout()
+    event = next(iter(icalendar.Calendar.from_ical(client.get(path).content).walk("VEVENT")))
+    assert "Dosing session" in str(event["summary"])
+    assert "take you home" in str(event["description"])
