@@ -281,7 +281,8 @@ def gate_checks(
     checks: list[GateCheck] = []
     items = set(protocol.gate_items)
     if items & {"signed_plan", "consent_current", "eligibility_current"}:
-        checks.extend(c for c in readiness_for(session.patient).checks() if c.key in items)
+        readiness = readiness_for(session.patient, session.protocol_id)
+        checks.extend(c for c in readiness.checks() if c.key in items)
     if "phq9_done" in items:
         checks.append(sm.check_phq9(session.phq9_done, session.phq9_waiver_reason))
     if "fasting" in items:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.utils import timezone
+
 from kapclinic.clinical.protocols import Protocol, UnknownProtocol, get_protocol
 from kapclinic.patients.models import Patient
 from kapclinic.treatment.models import PlanStatus, TreatmentPlan
@@ -31,23 +35,91 @@ def plan_protocol(plan: TreatmentPlan) -> Protocol | None:
         return None
 
 
+@dataclass(frozen=True)
+class ReadinessItem:
+    """One of the three things a dosing session needs: ``ok`` and a sentence saying why (or why not)."""
+
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class DosingReadiness:
+    """Signed plan, current consent and current eligibility, each with its reason; plus the plan itself."""
+
+    signed_plan: ReadinessItem
+    consent_current: ReadinessItem
+    eligibility_current: ReadinessItem
+    plan: TreatmentPlan | None
+
+    @property
+    def ok(self) -> bool:
+        return self.signed_plan.ok and self.consent_current.ok and self.eligibility_current.ok
+
+    @property
+    def reasons(self) -> list[str]:
+        items = (self.eligibility_current, self.consent_current, self.signed_plan)
+        return [i.detail for i in items if not i.ok]
+
+
+def readiness_detail(patient: Patient) -> DosingReadiness:
+    """Item by item: is there a signed treatment plan, current consent (the clinic's current version) and a
+    current eligibility decision of 'eligible' (not made stale by an intake change)?"""
+    from kapclinic.consent.selectors import consent_state
+    from kapclinic.intake.selectors import eligibility_state
+
+    eligibility = eligibility_state(patient)
+    if eligibility.current_eligible and eligibility.decision is not None:
+        d = eligibility.decision
+        elig = ReadinessItem(
+            True, f"Eligible: signed by {d.signed_by} on {timezone.localtime(d.signed_at):%Y-%m-%d}."
+        )
+    else:
+        elig = ReadinessItem(False, eligibility.refusal or "There is no current eligibility decision.")
+    consent = consent_state(patient)
+    if consent.current and consent.signature is not None and consent.document is not None:
+        sig = consent.signature
+        cons = ReadinessItem(
+            True,
+            f"Consent version {consent.document.version} signed on "
+            f"{timezone.localtime(sig.signed_at):%Y-%m-%d}.",
+        )
+    else:
+        cons = ReadinessItem(False, consent.refusal or "Consent is not current.")
+    plan = signed_plan(patient)
+    if plan is None:
+        plan_item = ReadinessItem(False, "There is no signed treatment plan.")
+    else:
+        when = f" on {timezone.localtime(plan.signed_at):%Y-%m-%d}" if plan.signed_at else ""
+        plan_item = ReadinessItem(True, f"{plan.protocol_title}: signed by {plan.signed_by}{when}.")
+    return DosingReadiness(plan_item, cons, elig, plan)
+
+
 def dosing_readiness(patient: Patient) -> tuple[bool, list[str]]:
     """May this patient be dosed? Needs a signed treatment plan, current consent (the clinic's current
     version) and a current eligibility decision of 'eligible' (not made stale by an intake change).
 
     Returns (ok, reasons); each reason is a sentence saying what is missing. Used by scheduling and
-    sessions before booking or starting a dosing session."""
-    from kapclinic.consent.selectors import consent_state
-    from kapclinic.intake.selectors import eligibility_state
+    sessions before booking or starting a dosing session (sessions reads :func:`readiness_detail`)."""
+    r = readiness_detail(patient)
+    return (r.ok, r.reasons)
 
-    reasons: list[str] = []
-    eligibility = eligibility_state(patient)
-    if not eligibility.current_eligible:
-        reasons.append(eligibility.refusal or "There is no current eligibility decision.")
-    consent = consent_state(patient)
-    if not consent.current:
-        reasons.append(consent.refusal or "Consent is not current.")
-    plan = signed_plan(patient)
+
+def measure_plan_dimensions(patient: Patient) -> dict[str, str]:
+    """Cohort dimensions of the patient's current signed plan for the measures outcomes dashboard
+    (hook read by kapclinic.measures.hooks.plan_dimensions): protocol title, route and the indication's
+    ICD-10-CM code. Empty when there is no signed plan. One query."""
+    plan = (
+        TreatmentPlan.objects.filter(patient=patient, status=PlanStatus.SIGNED)
+        .only("protocol_id", "protocol_version", "protocol_title", "indication_icd10")
+        .order_by("-signed_at", "-id")
+        .first()
+    )
     if plan is None:
-        reasons.append("There is no signed treatment plan.")
-    return (not reasons, reasons)
+        return {}
+    protocol = plan_protocol(plan)
+    return {
+        "protocol": plan.protocol_title,
+        "route": protocol.route if protocol is not None else "",
+        "indication": plan.indication_icd10,
+    }

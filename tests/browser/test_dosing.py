@@ -11,21 +11,17 @@ from typing import Any
 import pytest
 
 from kapclinic.core import clock
-from kapclinic.sessions import readiness
 from kapclinic.sessions.models import DosingSession
 from kapclinic.testing.factories import make_clinic, make_patient, make_staff
+from kapclinic.treatment.testing import make_dosing_ready
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 def ready() -> Any:
-    readiness.set_provider(
-        lambda p: {"signed_plan": True, "consent_current": True, "eligibility_current": True}
-    )
     clock.freeze(T0)
     yield
-    readiness.set_provider(None)
     clock.reset()
 
 
@@ -42,6 +38,7 @@ def test_dosing_session_on_tablet(
     prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="prescriber@dose.test")
     make_staff(clinic, "nurse", name="Nadia Nurse", email="nurse@dose.test")
     patient = make_patient(clinic, care_team=[prescriber], legal_first_name="Robin")
+    make_dosing_ready(patient, prescriber, "esketamine-in-trd")  # real decision, consent and plan
     s = DosingSession.objects.create(
         clinic=clinic, patient=patient, protocol_id="esketamine-in-trd", protocol_version="1.0.0",
         scheduled_for=T0, created_by=prescriber,

@@ -6,35 +6,9 @@ from typing import Any
 
 from kapclinic.clinical.eligibility import load_rule_set
 from kapclinic.intake.models import Assessment
+from kapclinic.intake.testing import all_no, complete_assessment
 
-
-def all_no() -> dict[str, str]:
-    return dict.fromkeys(load_rule_set().question_ids, "no")
-
-
-def complete_assessment(patient: Any, **changes: Any) -> Assessment:
-    """A complete assessment on which no rule fires (all answers 'no', plausible baseline values)."""
-    assessment, _ = Assessment.objects.get_or_create(patient=patient)
-    answers = all_no()
-    answers.update(changes.pop("answers", {}))
-    values: dict[str, Any] = {
-        "answers": answers,
-        "adequate_failed_trials": 2,
-        "medications_reviewed": "yes",
-        "medications": [],
-        "systolic_bp": 122,
-        "diastolic_bp": 78,
-        "heart_rate": 70,
-        "spo2": 98,
-        "weight_kg": 70,
-        "height_cm": 172,
-    }
-    values.update(changes)
-    for k, v in values.items():
-        setattr(assessment, k, v)
-    assessment.version += 1
-    assessment.save()
-    return assessment
+__all__ = ["all_no", "assessment_post", "complete_assessment"]
 
 
 def assessment_post(patient: Any, **overrides: Any) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from django.urls import reverse
 from kapclinic.audit.models import AuditEvent
 from kapclinic.core import clock
 from kapclinic.patients.models import TimelineEvent
-from kapclinic.sessions import readiness
 from kapclinic.sessions.models import (
     Administration,
     DosingSession,
@@ -22,18 +21,14 @@ from kapclinic.sessions.models import (
     SessionTransition,
 )
 from kapclinic.testing.factories import make_patient, make_staff
-
-READY = {"signed_plan": True, "consent_current": True, "eligibility_current": True}
-
-
-@pytest.fixture
-def ready() -> Any:
-    readiness.set_provider(lambda patient: READY)
-    yield
-    readiness.set_provider(None)
+from kapclinic.treatment.testing import make_dosing_ready
 
 
-def make_session(world: Any, protocol: str = "esketamine-in-trd") -> DosingSession:
+def make_session(world: Any, protocol: str = "esketamine-in-trd", *, ready: bool = True) -> DosingSession:
+    """A scheduled session; with ``ready`` the patient first gets a real signed eligibility decision,
+    current consent and a signed plan on ``protocol`` (kapclinic.treatment.testing)."""
+    if ready:
+        make_dosing_ready(world.patient, world.prescriber, protocol)
     return DosingSession.objects.create(
         clinic=world.clinic,
         patient=world.patient,
@@ -87,7 +82,7 @@ def to_predose(client: Any, world: Any, s: DosingSession, bp: tuple[int, int] = 
     assert r.status_code == 302, r.content.decode()[:2000]
 
 
-def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any) -> None:
     s = make_session(world)
     client.force_login(world.nurse)
     check_in(client, s)
@@ -203,7 +198,7 @@ def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any, ready:
     assert "Rechecked in 10 min" in page
 
 
-def test_one_audit_event_per_request(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+def test_one_audit_event_per_request(world: Any, client: Any, clock_frozen: Any) -> None:
     s = make_session(world)
     client.force_login(world.nurse)
     before = AuditEvent.objects.count()
@@ -217,7 +212,7 @@ def test_one_audit_event_per_request(world: Any, client: Any, clock_frozen: Any,
     assert AuditEvent.objects.count() == before + 1
 
 
-def test_version_conflict(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+def test_version_conflict(world: Any, client: Any, clock_frozen: Any) -> None:
     s = make_session(world)
     client.force_login(world.nurse)
     stale = v(s)
@@ -234,7 +229,7 @@ def test_version_conflict(world: Any, client: Any, clock_frozen: Any, ready: Any
     assert s.state == "aborted" and s.abort_reason == "Patient unwell"
 
 
-def test_simultaneous_vitals_both_kept(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+def test_simultaneous_vitals_both_kept(world: Any, client: Any, clock_frozen: Any) -> None:
     s = make_session(world)
     to_predose(client, world, s)
     other_nurse = make_staff(world.clinic, "nurse")
@@ -245,9 +240,29 @@ def test_simultaneous_vitals_both_kept(world: Any, client: Any, clock_frozen: An
     assert Observation.objects.filter(session=s).count() >= 2
 
 
-def test_fallback_readiness_is_a_hard_stop(world: Any, client: Any, clock_frozen: Any) -> None:
-    readiness.set_provider(None)
+def _gate_items(s: DosingSession) -> dict[str, Any]:
+    from kapclinic.sessions.services import gate_result
+
+    s.refresh_from_db()
+    return {i.check.key: i for i in gate_result(s).items}
+
+
+def test_real_readiness_passes_without_override(world: Any, client: Any, clock_frozen: Any) -> None:
+    """Signed plan, current consent and current eligibility from the real apps: those items pass."""
     s = make_session(world)
+    to_predose(client, world, s)
+    s.refresh_from_db()
+    statuses = {i["key"]: i["status"] for i in s.gate_snapshot}
+    assert statuses["signed_plan"] == statuses["consent_current"] == "pass"
+    assert statuses["eligibility_current"] == "pass"
+    assert not GateOverride.objects.filter(session=s).exists()
+    detail = {i["key"]: i["detail"] for i in s.gate_snapshot}
+    assert detail["consent_current"].startswith("Consent version 1 signed on")
+    assert "Esketamine" in detail["signed_plan"] or "esketamine" in detail["signed_plan"].lower()
+
+
+def test_no_plan_no_consent_no_decision_are_hard_stops(world: Any, client: Any, clock_frozen: Any) -> None:
+    s = make_session(world, ready=False)
     client.force_login(world.nurse)
     check_in(client, s)
     fill_gate(client, s)
@@ -255,12 +270,48 @@ def test_fallback_readiness_is_a_hard_stop(world: Any, client: Any, clock_frozen
     r = client.post(url(s, "gate_pass"), {"version": v(s)})
     body = r.content.decode()
     assert r.status_code == 400 and "hard stop and cannot be overridden" in body
+    assert "No eligibility decision has been signed." in body
+    assert "There is no signed treatment plan." in body
+    items = _gate_items(s)
+    assert {items[k].status for k in ("signed_plan", "consent_current", "eligibility_current")} == {
+        "hard_stop"
+    }
     client.force_login(world.prescriber)
     r = client.post(url(s, "override"), {"item": "consent_current", "reason": "trust me"})
     assert r.status_code == 400 and "hard stop" in r.content.decode()
 
 
-def test_iv_double_check_and_max(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+def test_new_consent_version_blocks_until_re_consent(world: Any, client: Any, clock_frozen: Any) -> None:
+    from kapclinic.treatment.testing import publish_consent, sign_consent
+
+    s = make_session(world)
+    publish_consent(world.clinic, title="Consent v2", body="Changed text.")
+    items = _gate_items(s)
+    assert items["consent_current"].status == "hard_stop"
+    assert "must re-consent" in items["consent_current"].check.detail
+    sign_consent(world.patient, witness=world.nurse)
+    assert _gate_items(s)["consent_current"].status == "pass"
+
+
+def test_stale_eligibility_blocks(world: Any, client: Any, clock_frozen: Any) -> None:
+    from kapclinic.intake.testing import complete_assessment
+
+    s = make_session(world)
+    complete_assessment(world.patient, heart_rate=99)  # intake changed after sign-off
+    items = _gate_items(s)
+    assert items["eligibility_current"].status == "hard_stop"
+    assert "out of date" in items["eligibility_current"].check.detail
+
+
+def test_session_protocol_must_match_signed_plan(world: Any, client: Any, clock_frozen: Any) -> None:
+    make_dosing_ready(world.patient, world.prescriber, "ketamine-iv-racemic")
+    s = make_session(world, "esketamine-in-trd", ready=False)
+    item = _gate_items(s)["signed_plan"]
+    assert item.status == "hard_stop"
+    assert "dose only a protocol the prescriber signed" in item.check.detail
+
+
+def test_iv_double_check_and_max(world: Any, client: Any, clock_frozen: Any) -> None:
     s = make_session(world, "ketamine-iv-racemic")
     to_predose(client, world, s)
     client.force_login(world.prescriber)
@@ -302,7 +353,7 @@ def test_iv_double_check_and_max(world: Any, client: Any, clock_frozen: Any, rea
     assert s.state == "dosing"
 
 
-def test_adverse_event_on_timeline(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+def test_adverse_event_on_timeline(world: Any, client: Any, clock_frozen: Any) -> None:
     s = make_session(world)
     to_predose(client, world, s)
     onset = clock.now().astimezone().strftime("%Y-%m-%dT%H:%M")
@@ -320,7 +371,7 @@ def test_adverse_event_on_timeline(world: Any, client: Any, clock_frozen: Any, r
     assert TimelineEvent.objects.filter(patient=world.patient, kind="sessions.adverse_event").exists()
 
 
-def test_process_notes_are_separate(world: Any, client: Any, clock_frozen: Any, ready: Any) -> None:
+def test_process_notes_are_separate(world: Any, client: Any, clock_frozen: Any) -> None:
     s = make_session(world)
     client.force_login(world.therapist)
     r = client.post(url(s, "process_note"), {"pn-text": "Quiet presence; patient spoke of grief"})
