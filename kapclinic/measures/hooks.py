@@ -8,7 +8,8 @@ measures app works before (and without) those apps. Owners opt in by defining:
 * ``kapclinic.scheduling.selectors.measure_next_dosing(patient_ids) -> dict[int, datetime]``:
   the next booked dosing appointment per patient.
 * ``kapclinic.treatment.selectors.measure_plan_dimensions(patient) -> dict[str, str]``:
-  ``{"protocol": ..., "route": ...}`` of the patient's current treatment plan (cohort dimensions).
+  ``{"protocol": ..., "route": ..., "indication": <ICD-10-CM>}`` of the patient's current signed
+  treatment plan (cohort dimensions).
 
 Every hook takes a batch (or one patient) so callers keep a constant number of queries.
 """
@@ -54,4 +55,4 @@ def plan_dimensions(patient: Any) -> dict[str, str]:
         result = fn(patient) or {}
     except Exception:  # a broken hook must never block recording a safety-relevant response
         return {}
-    return {k: str(v) for k, v in result.items() if k in {"protocol", "route"} and v}
+    return {k: str(v) for k, v in result.items() if k in {"protocol", "route", "indication"} and v}

@@ -241,6 +241,7 @@ def clinic_outcomes(clinic: Any) -> dict[str, list[dict[str, Any]]]:
     qs = Episode.objects.filter(clinic=clinic, baseline__isnull=False)
     return {
         "instrument": _cohort(qs, ["instrument"]),
+        "protocol": _cohort(qs, ["instrument", "protocol", "route"]),
         "route": _cohort(qs, ["instrument", "route"]),
         "indication": _cohort(qs, ["instrument", "indication"]),
     }

@@ -115,15 +115,28 @@ def _current_episode(patient: Patient, instrument: str) -> Episode:
         .order_by("-started_at", "-id")
         .first()
     )
-    if episode is not None:
-        return episode
-    diagnosis = patient.diagnoses.filter(status="active").order_by("recorded_at", "id").first()
     dims = hooks.plan_dimensions(patient)
+    if episode is not None:
+        # The baseline is usually taken at intake, before any plan exists: fill the cohort dimensions
+        # from the plan once it is signed (an episode's protocol is never overwritten; the indication
+        # then follows the plan, which names the indication being treated).
+        missing = {k: dims[k] for k in ("protocol", "route") if dims.get(k) and not getattr(episode, k)}
+        if missing:
+            if "indication" in dims:
+                missing["indication"] = dims["indication"]
+            for k, value in missing.items():
+                setattr(episode, k, value[: Episode._meta.get_field(k).max_length])  # type: ignore[union-attr]
+            episode.save(update_fields=list(missing))
+        return episode
+    indication = dims.get("indication", "")
+    if not indication:
+        diagnosis = patient.diagnoses.filter(status="active").order_by("recorded_at", "id").first()
+        indication = diagnosis.icd10 if diagnosis else ""
     return Episode.objects.create(
         clinic_id=patient.clinic_id,
         patient=patient,
         instrument=instrument,
-        indication=diagnosis.icd10 if diagnosis else "",
+        indication=indication[:10],
         protocol=dims.get("protocol", "")[:120],
         route=dims.get("route", "")[:20],
     )

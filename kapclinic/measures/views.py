@@ -285,7 +285,8 @@ def outcomes(request: HttpRequest) -> HttpResponse:
     record_event(actor, "list", object_type="clinic_outcomes", detail=f"groups={len(data['instrument'])}")
     tables = [
         ("By instrument", data["instrument"], ""),
-        ("By protocol route", data["route"], "route"),
+        ("By protocol", data["protocol"], "protocol"),
+        ("By route", data["route"], "route"),
         ("By indication (ICD-10-CM)", data["indication"], "indication"),
     ]
     return render(request, "measures/outcomes.html", {"tables": tables})

@@ -362,6 +362,34 @@ def test_clinic_outcomes_computed_in_sql(world: Any, clock_frozen: Any) -> None:
 
 
 @pytest.mark.django_db
+def test_outcomes_break_down_by_real_plan_protocol_route_and_indication(
+    world: Any, client: Any, clock_frozen: Any
+) -> None:
+    """Baseline at intake (no plan yet); the plan is signed; the follow-up fills the episode's protocol,
+    route and indication from the treatment app, so the dashboard groups by them."""
+    from kapclinic.treatment.testing import make_dosing_ready
+
+    iv = make_patient(world.clinic, care_team=[world.prescriber])
+    esk = make_patient(world.clinic, care_team=[world.prescriber])
+    start = clock.now() - dt.timedelta(days=40)
+    for p in (iv, esk):
+        submit(world, phq(20), patient=p, completed_at=start)
+    assert set(Episode.objects.values_list("protocol", flat=True)) == {""}
+    make_dosing_ready(iv, world.prescriber, "ketamine-iv-racemic")
+    make_dosing_ready(esk, world.prescriber, "esketamine-in-trd")
+    submit(world, phq(8), patient=iv, completed_at=start + dt.timedelta(days=21))
+    submit(world, phq(18), patient=esk, completed_at=start + dt.timedelta(days=21))
+    data = selectors.clinic_outcomes(world.clinic)
+    routes = {r["route"]: r for r in data["route"]}
+    assert routes["IV"]["responded"] == 1 and routes["IN"]["responded"] == 0
+    assert {r["indication"] for r in data["indication"]} == {"F33.1"}
+    assert len(data["protocol"]) == 2 and all(r["protocol"] for r in data["protocol"])
+    client.force_login(world.prescriber)
+    body = client.get(reverse("measures:outcomes")).content.decode()
+    assert "By protocol" in body and "By route" in body and ">IV<" in body
+
+
+@pytest.mark.django_db
 def test_outcomes_page(world: Any, client: Any) -> None:
     submit(world, phq(20))
     client.force_login(world.therapist)

@@ -161,3 +161,26 @@ def test_protocol_library_pages(client: Any, world: Any) -> None:
     assert "IV racemic ketamine" in client.get(reverse("treatment:index")).content.decode()
     assert client.get(reverse("treatment:protocol", args=["ketamine-iv-racemic", "1.0.0"])).status_code == 200
     assert client.get(reverse("treatment:protocol", args=["nope", "1"])).status_code == 404
+
+
+def test_measure_plan_dimensions(world: Any, django_assert_max_num_queries: Any) -> None:
+    from kapclinic.treatment.selectors import measure_plan_dimensions
+    from kapclinic.treatment.testing import make_dosing_ready
+
+    assert measure_plan_dimensions(world.patient) == {}
+    make_dosing_ready(world.patient, world.prescriber, "ketamine-iv-racemic")
+    with django_assert_max_num_queries(1):
+        dims = measure_plan_dimensions(world.patient)
+    plan = TreatmentPlan.objects.get(patient=world.patient, status=PlanStatus.SIGNED)
+    assert dims == {"protocol": plan.protocol_title, "route": "IV", "indication": "F33.1"}
+    # a draft plan does not count; the signed one stays the answer
+    assert measure_plan_dimensions(world.other_patient) == {}
+
+
+def test_measures_hook_reads_plan_dimensions(world: Any) -> None:
+    from kapclinic.measures import hooks
+    from kapclinic.treatment.testing import make_dosing_ready
+
+    make_dosing_ready(world.patient, world.prescriber, "esketamine-in-trd")
+    dims = hooks.plan_dimensions(world.patient)
+    assert dims["route"] == "IN" and dims["indication"] == "F33.1" and dims["protocol"]
