@@ -37,7 +37,7 @@ class AppointmentForm(forms.Form):
         choices=Modality.choices, label="In person or video", initial=Modality.IN_PERSON
     )
     resource = forms.ModelChoiceField(
-        queryset=None, required=False, label="Room or chair", empty_label="None (video)"
+        queryset=None, required=False, label="Room or chair", empty_label="None"
     )
     admin_note = forms.CharField(
         label="Note for the front desk", required=False, max_length=200, help_text="No clinical detail."

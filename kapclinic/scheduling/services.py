@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib
+import logging
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,8 @@ from kapclinic.scheduling.models import (
     ScheduleSettings,
     Status,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class BookingError(Exception):
@@ -442,9 +445,12 @@ def enqueue_reminder(reminder_id: int, run_after: dt.datetime | None = None) -> 
     from kapclinic.scheduling.tasks import send_reminder
 
     task = send_reminder
-    if run_after is not None and run_after > timezone.now():
+    if run_after is not None and run_after > timezone.now() and task.get_backend().supports_defer:
         task = task.using(run_after=run_after)
-    task.enqueue(reminder_id)
+    try:
+        task.enqueue(reminder_id)
+    except Exception:  # the reminder row stays pending; `send_due_reminders` picks it up later
+        logger.exception("could not queue reminder %s", reminder_id)
 
 
 def reminder_email(appt: Appointment) -> tuple[str, str]:

@@ -232,3 +232,28 @@ def test_measure_hook_returns_next_dosing(world: Any, clock_frozen: Any, chair: 
     book(world, kind="dosing", starts_at=at(16, day=5), minutes=180, resource=chair)
     book(world, kind="dosing", starts_at=at(9, day=4), minutes=180, resource=chair, staff=world.nurse)
     assert measure_next_dosing([world.patient.pk, world.other_patient.pk]) == {world.patient.pk: at(9, day=4)}
+
+
+def test_booking_queues_the_task_after_commit_and_the_task_sends_when_due(
+    world: Any, clock_frozen: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from kapclinic.scheduling.tasks import send_reminder
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        appt = book(world)
+    assert len(callbacks) == 1  # queued once the booking committed, never sent inside the request
+    reminder = appt.reminders.get()
+    assert reminder.status == ReminderStatus.PENDING and mail.outbox == []
+    clock.advance(dt.timedelta(hours=2))
+    result = send_reminder.enqueue(reminder.pk)
+    assert result.return_value == "sent"
+    assert len(mail.outbox) == 1
+
+
+def test_send_due_reminders_command(world: Any, clock_frozen: Any) -> None:
+    from django.core.management import call_command
+
+    book(world)
+    clock.advance(dt.timedelta(hours=2))
+    call_command("send_due_reminders")
+    assert len(mail.outbox) == 1

@@ -1,0 +1,121 @@
+"""Demo schedule (synthetic): rooms and chairs, past and upcoming appointments that line up with the
+sessions app's demo dosing sessions, reminders (one failed, to show the staff view). Idempotent.
+
+Appointments are written directly rather than through appointment_book() so the demo does not depend
+on other apps' readiness answers; every slot is still checked with the same conflict rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils import timezone
+
+from kapclinic.core import clock
+from kapclinic.patients.models import PathwayStatus
+from kapclinic.scheduling import rules
+from kapclinic.scheduling.models import Appointment, Reminder, ReminderStatus, Resource, Status
+
+
+def _local(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=timezone.get_current_timezone())
+
+
+def seed(ctx: Any) -> None:
+    if Resource.objects.filter(clinic=ctx.clinic).exists():
+        return
+    rooms = {
+        name: Resource.objects.create(clinic=ctx.clinic, name=name, kind=kind, position=i)
+        for i, (name, kind) in enumerate(
+            [
+                ("Chair 1", "chair"),
+                ("Chair 2", "chair"),
+                ("Chair 3", "chair"),
+                ("Integration room", "room"),
+                ("Consult room", "room"),
+            ]
+        )
+    }
+    now = clock.now()
+    today = timezone.localdate(now)
+    booked: list[rules.Slot] = []
+    made: list[Appointment] = []
+
+    def add(
+        patient: Any, kind: str, start: dt.datetime, minutes: int, staff: Any, room: str | None, **kw: Any
+    ) -> None:
+        end = start + dt.timedelta(minutes=minutes)
+        resource = rooms[room] if room else None
+        slot = rules.Slot(
+            len(booked) + 1, start, end, staff.pk, resource.pk if resource else None, patient.pk
+        )
+        if rules.conflicts(slot, booked):
+            return
+        booked.append(slot)
+        status = kw.pop("status", Status.COMPLETED if end <= now else Status.BOOKED)
+        made.append(
+            Appointment.objects.create(
+                clinic=ctx.clinic, patient=patient, kind=kind, starts_at=start, ends_at=end, staff=staff,
+                resource=resource, modality=kw.pop("modality", "in_person"), status=status,
+                created_by=ctx.staff["frontdesk"], created_at=start - dt.timedelta(days=7), **kw,
+            )
+        )  # fmt: skip
+
+    therapist, therapist2 = ctx.staff["therapist"], ctx.staff["therapist2"]
+    nurse, prescriber = ctx.staff["nurse"], ctx.staff["prescriber"]
+    active = [
+        p for p in ctx.patients if p.pathway_status in (PathwayStatus.ACTIVE, PathwayStatus.MAINTENANCE)
+    ]
+    # Past dosing sessions at the times the sessions demo uses (see kapclinic/sessions/demo.py).
+    for i, patient in enumerate(active[:4]):
+        start = now - dt.timedelta(days=(10 + i) if i % 2 == 0 else (3 + i), minutes=30)
+        add(patient, "dosing", start, 180, nurse if i % 2 else therapist, f"Chair {i % 3 + 1}")
+        next_day = timezone.localdate(start) + dt.timedelta(days=1)
+        add(patient, "integration", _local(next_day, 10 + i), 60, therapist, "Integration room")
+    # Today's dosing sessions (sessions demo: on the hour, one, two and three hours from now).
+    top = now.replace(minute=0, second=0, microsecond=0)
+    for i, (patient, staff) in enumerate(
+        zip([ctx.demo_patient, *active[4:6]], [therapist, prescriber, nurse], strict=False)
+    ):
+        add(patient, "dosing", top + dt.timedelta(hours=i + 1), 180, staff, f"Chair {i + 1}")
+    demo = ctx.demo_patient
+    add(demo, "preparation", _local(today - dt.timedelta(days=14), 11), 60, therapist, "Integration room")
+    add(demo, "integration", _local(today + dt.timedelta(days=1), 11), 60, therapist, "Integration room")
+    add(demo, "dosing", _local(today + dt.timedelta(days=5), 9), 180, therapist, "Chair 2")
+    add(demo, "follow_up", _local(today + dt.timedelta(days=9), 15), 30, prescriber, None, modality="video")
+    # A busy week for the calendar views.
+    assessment = [p for p in ctx.patients if p.pathway_status == PathwayStatus.ASSESSMENT]
+    for i, patient in enumerate(assessment[:6]):
+        day = today + dt.timedelta(days=i % 5)
+        add(
+            patient,
+            "preparation",
+            _local(day, 14 + i % 3),
+            60,
+            therapist2 if i % 2 else therapist,
+            "Consult room",
+        )
+    for i, patient in enumerate(active[6:12]):
+        day = today + dt.timedelta(days=1 + i % 4)
+        add(patient, "dosing", _local(day, 9 + (i % 2) * 4), 180, nurse, f"Chair {i % 3 + 1}")
+        add(
+            patient, "integration", _local(day + dt.timedelta(days=1), 16), 60, therapist2, "Integration room"
+        )
+    # Reminders for everything still to come; one failed send shows on the staff reminders page.
+    for appt in made:
+        if appt.status == Status.BOOKED and appt.starts_at > now:
+            Reminder.objects.create(
+                clinic=ctx.clinic, appointment=appt, send_at=max(now, appt.starts_at - dt.timedelta(hours=24))
+            )
+    failed = (
+        Reminder.objects.filter(clinic=ctx.clinic)
+        .exclude(appointment__patient=demo)
+        .order_by("send_at")
+        .first()
+    )
+    if failed is not None:
+        Reminder.objects.filter(pk=failed.pk).update(
+            status=ReminderStatus.FAILED, attempts=Reminder.MAX_ATTEMPTS, last_attempt_at=now,
+            last_error="SMTPRecipientsRefused: the mail server refused the recipient address",
+        )  # fmt: skip
