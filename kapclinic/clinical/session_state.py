@@ -149,6 +149,7 @@ class GateCheck:
     passed: bool
     detail: str = ""
     waived_reason: str | None = None  # e.g. PHQ-9 waived with a reason (counts as passed)
+    flag: str | None = None  # something the gate must show prominently, e.g. "item9_positive"
 
     @property
     def label(self) -> str:
@@ -222,15 +223,107 @@ def evaluate_gate(
     return GateResult(tuple(results))
 
 
-def check_phq9(done: bool, waiver_reason: str | None = None) -> GateCheck:
+# --- PHQ-9 for this session, read from the measures app (ref §6.1 "interim suicidality check", §6.3
+# "before each dosing session: PHQ-9 ... item-9 review", §3.9 item 9 handling).
+
+PHQ9_WINDOW_SAME_DAY = "same_day"
+PHQ9_WINDOW_SINCE_PREVIOUS = "since_previous_session"
+PHQ9_WINDOW_MODES = (PHQ9_WINDOW_SAME_DAY, PHQ9_WINDOW_SINCE_PREVIOUS)
+
+
+@dataclass(frozen=True)
+class Phq9Window:
+    start: datetime
+    end: datetime
+    description: str  # "today", "since the previous dosing session (...)", ...
+
+
+def phq9_window(
+    mode: str,
+    *,
+    now: datetime,
+    day_start: datetime,
+    previous_dose_at: datetime | None,
+    max_hours: int,
+) -> Phq9Window:
+    """Which PHQ-9 responses count as "done for this session".
+
+    ``same_day``: completed since ``day_start`` (local midnight of the session day).
+    ``since_previous_session``: completed after the previous session's first dose and at most
+    ``max_hours`` before now (the cap also applies to a first session).  Both are clinic settings; the
+    window is an operational choice, not a clinical number."""
+    if mode not in PHQ9_WINDOW_MODES:
+        raise ValueError(f"Unknown PHQ-9 window {mode!r}; expected one of {', '.join(PHQ9_WINDOW_MODES)}.")
+    if max_hours <= 0:
+        raise ValueError("The PHQ-9 window must be at least 1 hour.")
+    if mode == PHQ9_WINDOW_SAME_DAY:
+        return Phq9Window(day_start, now, "today")
+    cap = now - timedelta(hours=max_hours)
+    if previous_dose_at is not None and previous_dose_at > cap:
+        return Phq9Window(
+            previous_dose_at,
+            now,
+            f"since the previous dosing session ({previous_dose_at:%Y-%m-%d %H:%M})",
+        )
+    return Phq9Window(cap, now, f"in the last {max_hours} hours")
+
+
+@dataclass(frozen=True)
+class Phq9Evidence:
+    """The latest PHQ-9 response inside the window."""
+
+    completed_at: datetime
+    total: int
+    item9: int | None
+    item9_urgent: bool
+    acknowledged_action: str = ""  # how the alert of this response was acknowledged, if it had one
+
+
+def check_phq9_response(
+    evidence: Phq9Evidence | None,
+    waiver_reason: str | None,
+    window: Phq9Window,
+    *,
+    open_safety_alerts: int = 0,
+) -> GateCheck:
+    """PHQ-9 done for this session (or waived with a reason); item 9 shown and handled.
+
+    Design choice (ref §3.9 recommends same-day clinician review of any item 9 > 0): an unacknowledged
+    safety alert blocks the item until a clinician records the action taken, or a prescriber overrides it
+    with a written reason.  A waiver never covers an open safety alert."""
     reason = (waiver_reason or "").strip()
-    if done:
-        return GateCheck("phq9_done", True, "PHQ-9 completed for this session.")
-    if reason:
-        return GateCheck("phq9_done", True, "PHQ-9 waived.", waived_reason=reason)
-    return GateCheck(
-        "phq9_done", False, "No PHQ-9 has been completed for this session and no waiver reason given."
+    open_alerts = max(open_safety_alerts, 0)
+    alert_text = (
+        f"{open_alerts} PHQ-9 item 9 safety alert(s) for this patient are not yet acknowledged: a "
+        "clinician must review them and record the action taken before dosing (ref §3.9)."
     )
+    if evidence is None:
+        if open_alerts:
+            return GateCheck(
+                "phq9_done", False, f"No PHQ-9 has been completed {window.description}. {alert_text}"
+            )
+        if reason:
+            return GateCheck(
+                "phq9_done", True, f"No PHQ-9 completed {window.description}; waived.", waived_reason=reason
+            )
+        return GateCheck(
+            "phq9_done",
+            False,
+            f"No PHQ-9 has been completed {window.description} and no waiver reason is given.",
+        )
+    done = f"PHQ-9 completed {evidence.completed_at:%Y-%m-%d %H:%M}, total {evidence.total}."
+    flag = None
+    if evidence.item9 is not None and evidence.item9 > 0:
+        flag = "item9_urgent" if evidence.item9_urgent else "item9_positive"
+        urgency = " (urgent)" if evidence.item9_urgent else ""
+        done += f" Item 9 (thoughts of death or self-harm) answered {evidence.item9}{urgency}."
+        if evidence.acknowledged_action and not open_alerts:
+            done += f" Safety alert acknowledged: {evidence.acknowledged_action}."
+    elif evidence.item9 == 0:
+        done += " Item 9: 0 (a 0 does not rule out risk; ref §3.9)."
+    if open_alerts:
+        return GateCheck("phq9_done", False, f"{done} {alert_text}", flag=flag or "item9_positive")
+    return GateCheck("phq9_done", True, done, flag=flag)
 
 
 def check_fasting(

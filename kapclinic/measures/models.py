@@ -45,6 +45,23 @@ class MeasureSettings(models.Model):
     link_hours = models.PositiveSmallIntegerField(null=True, blank=True)
     #: Extra crisis resources shown to patients (one per line), after the clinic's crisis line.
     extra_crisis_resources = models.TextField(blank=True)
+    #: Which PHQ-9 counts as "done for this session" at the dosing gate (ref §6.1, §6.3): one completed
+    #: on the session day, or since the previous dosing session (capped at ``pre_session_phq9_max_hours``).
+    #: Operational settings, not clinical numbers; 48 h matches the "before dosing" due window.
+    pre_session_phq9_window = models.CharField(
+        max_length=30,
+        choices=[
+            ("since_previous_session", "Since the previous dosing session"),
+            ("same_day", "On the day of the session"),
+        ],
+        default="since_previous_session",
+    )
+    pre_session_phq9_max_hours = models.PositiveSmallIntegerField(default=48)
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(null=True, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
 
 class OutcomeConfig(models.Model):

@@ -8,8 +8,10 @@ from typing import Any
 
 from django.db.models import Count, F, Max, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
+from django.utils import timezone
 
 from kapclinic.clinical.instruments import bands_for, get_instrument
+from kapclinic.clinical.session_state import Phq9Evidence, Phq9Window, phq9_window
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.measures import hooks
@@ -245,3 +247,60 @@ def clinic_outcomes(clinic: Any) -> dict[str, list[dict[str, Any]]]:
         "route": _cohort(qs, ["instrument", "route"]),
         "indication": _cohort(qs, ["instrument", "indication"]),
     }
+
+
+# ---------------------------------------------------------------- PHQ-9 for a dosing session
+
+
+@dataclass(frozen=True)
+class SessionPhq9:
+    """What the dosing gate needs from this app: the window, the latest PHQ-9 in it, open alerts."""
+
+    window: Phq9Window
+    evidence: Phq9Evidence | None
+    response: InstrumentResponse | None
+    open_safety_alerts: int
+
+
+def session_phq9(
+    patient: Patient, *, now: dt.datetime | None = None, previous_dose_at: dt.datetime | None = None
+) -> SessionPhq9:
+    """The PHQ-9 that counts for a dosing session today, per the clinic's window setting (3 queries)."""
+    now = now or clock.now()
+    cfg = measure_settings(patient.clinic_id)
+    local = timezone.localtime(now)
+    window = phq9_window(
+        cfg.pre_session_phq9_window,
+        now=now,
+        day_start=local.replace(hour=0, minute=0, second=0, microsecond=0),
+        previous_dose_at=previous_dose_at,
+        max_hours=cfg.pre_session_phq9_max_hours,
+    )
+    response = (
+        InstrumentResponse.objects.filter(
+            patient=patient,
+            instrument=InstrumentKey.PHQ9,
+            completed_at__gt=window.start,
+            completed_at__lte=window.end,
+        )
+        .select_related("safety_alert")
+        .order_by("-completed_at", "-id")
+        .first()
+    )
+    open_alerts = SafetyAlert.objects.filter(patient=patient, acknowledged_at__isnull=True).count()
+    evidence = None
+    if response is not None:
+        alert = getattr(response, "safety_alert", None)
+        action = ""
+        if alert is not None and alert.acknowledged_at is not None:
+            action = str(alert.get_action_display()) + (
+                f" ({alert.action_note})" if alert.action_note else ""
+            )
+        evidence = Phq9Evidence(
+            completed_at=timezone.localtime(response.completed_at),
+            total=response.total,
+            item9=response.item9,
+            item9_urgent=response.item9_urgent,
+            acknowledged_action=action,
+        )
+    return SessionPhq9(window, evidence, response, open_alerts)

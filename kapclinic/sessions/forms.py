@@ -76,8 +76,13 @@ class GateForm(VersionForm):
     intention = forms.CharField(
         label="Intention for the session", widget=forms.Textarea(attrs={"rows": 2}), required=False
     )
-    phq9_done = forms.BooleanField(label="PHQ-9 completed for this session", required=False)
-    phq9_waiver_reason = forms.CharField(label="PHQ-9 waived because", max_length=300, required=False)
+    phq9_waiver_reason = forms.CharField(
+        label="PHQ-9 waived because",
+        max_length=300,
+        required=False,
+        help_text="Only when no PHQ-9 can be completed for this session; a waiver never covers an open "
+        "item 9 safety alert.",
+    )
     rems_enrolled = forms.BooleanField(label="Patient enrolled in the Spravato REMS", required=False)
     nasal_steroid = forms.ChoiceField(
         label="Nasal corticosteroid / decongestant today", choices=NasalSteroid.choices, required=False

@@ -69,7 +69,11 @@ class DosingSession(VersionedModel):
         max_length=20, choices=PregnancyStatus.choices, blank=True, default=""
     )
     intention = models.TextField(blank=True)
+    #: Set when the gate passes: whether a PHQ-9 from the measures app counted for this session, and which.
     phq9_done = models.BooleanField(default=False)
+    phq9_response = models.ForeignKey(
+        "measures.InstrumentResponse", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     phq9_waiver_reason = models.CharField(max_length=300, blank=True)
     rems_enrolled = models.BooleanField(default=False)
     nasal_steroid = models.CharField(max_length=12, choices=NasalSteroid.choices, blank=True, default="")

@@ -227,7 +227,6 @@ GATE_FIELDS = [
     "flagged_medication_classes",
     "pregnancy_status",
     "intention",
-    "phq9_done",
     "phq9_waiver_reason",
     "rems_enrolled",
     "nasal_steroid",
@@ -273,6 +272,26 @@ def _reading(rows: Iterable[Observation]) -> Reading:
     return Reading(**values)
 
 
+def previous_dose_at(session: DosingSession) -> dt.datetime | None:
+    """First-dose time of the patient's previous dosed session (for the PHQ-9 window)."""
+    return (
+        DosingSession.objects.filter(patient_id=session.patient_id, first_dose_at__isnull=False)
+        .exclude(pk=session.pk)
+        .order_by("-first_dose_at")
+        .values_list("first_dose_at", flat=True)
+        .first()
+    )
+
+
+def session_phq9(session: DosingSession, now: dt.datetime | None = None) -> Any:
+    """The PHQ-9 (measures app) that counts for this session, per the clinic's window setting."""
+    from kapclinic.measures.selectors import session_phq9 as measures_session_phq9
+
+    return measures_session_phq9(
+        session.patient, now=now or clock.now(), previous_dose_at=previous_dose_at(session)
+    )
+
+
 def gate_checks(
     session: DosingSession, protocol: Protocol, now: dt.datetime | None = None
 ) -> list[GateCheck]:
@@ -284,7 +303,15 @@ def gate_checks(
         readiness = readiness_for(session.patient, session.protocol_id)
         checks.extend(c for c in readiness.checks() if c.key in items)
     if "phq9_done" in items:
-        checks.append(sm.check_phq9(session.phq9_done, session.phq9_waiver_reason))
+        phq = session_phq9(session, now)
+        checks.append(
+            sm.check_phq9_response(
+                phq.evidence,
+                session.phq9_waiver_reason,
+                phq.window,
+                open_safety_alerts=phq.open_safety_alerts,
+            )
+        )
     if "fasting" in items:
         food = protocol.fasting.food_minutes.value
         liquids = protocol.fasting.liquids_minutes.value
@@ -406,12 +433,16 @@ def gate_pass(actor: Actor, session: DosingSession, expected_version: int) -> Do
             "detail": i.check.detail,
             "override_reason": i.override_reason or "",
             "waived_reason": i.check.waived_reason or "",
+            "flag": i.check.flag or "",
         }
         for i in result.items
     ]
-    return _transition(
-        actor, session, Event.PASS_PREDOSE, expected_version, extra={"gate_snapshot": snapshot}
-    )
+    extra: dict[str, Any] = {"gate_snapshot": snapshot}
+    if "phq9_done" in protocol_for(session).gate_items:
+        phq = session_phq9(session)
+        extra["phq9_done"] = phq.response is not None
+        extra["phq9_response"] = phq.response
+    return _transition(actor, session, Event.PASS_PREDOSE, expected_version, extra=extra)
 
 
 # ---------------------------------------------------------------- dose

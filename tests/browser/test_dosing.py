@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from kapclinic.core import clock
+from kapclinic.measures.services import response_submit
 from kapclinic.sessions.models import DosingSession
-from kapclinic.testing.factories import make_clinic, make_patient, make_staff
+from kapclinic.testing.factories import actor_for, make_clinic, make_patient, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)
@@ -36,9 +37,13 @@ def test_dosing_session_on_tablet(
     page = tablet_page
     clinic = make_clinic("Harbor")
     prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="prescriber@dose.test")
-    make_staff(clinic, "nurse", name="Nadia Nurse", email="nurse@dose.test")
+    nurse = make_staff(clinic, "nurse", name="Nadia Nurse", email="nurse@dose.test")
     patient = make_patient(clinic, care_team=[prescriber], legal_first_name="Robin")
     make_dosing_ready(patient, prescriber, "esketamine-in-trd")  # real decision, consent and plan
+    response_submit(
+        actor_for(nurse, clinic), patient, instrument="PHQ-9", version=None,
+        answers=[2, 2, 1, 1, 1, 0, 1, 0, 0], source="paper", entered_by=nurse,
+    )  # fmt: skip
     s = DosingSession.objects.create(
         clinic=clinic, patient=patient, protocol_id="esketamine-in-trd", protocol_version="1.0.0",
         scheduled_for=T0, created_by=prescriber,
@@ -56,7 +61,6 @@ def test_dosing_session_on_tablet(
     page.get_by_label("Medication changes since the last session reviewed").check()
     page.get_by_label("Pregnancy status").select_option("not_applicable")
     page.get_by_label("Intention for the session").fill("Meet what arises with curiosity")
-    page.get_by_label("PHQ-9 completed for this session").check()
     page.get_by_label("Patient enrolled in the Spravato REMS").check()
     page.get_by_label("Nasal corticosteroid / decongestant today").select_option("none")
     page.get_by_role("button", name="Save details").click()

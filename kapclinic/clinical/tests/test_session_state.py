@@ -16,15 +16,17 @@ from kapclinic.clinical.session_state import (
     Event,
     GateCheck,
     IllegalTransition,
+    Phq9Evidence,
     State,
     allowed_events,
     check_baseline_vitals,
     check_fasting,
     check_medication_changes,
-    check_phq9,
+    check_phq9_response,
     evaluate_discharge,
     evaluate_gate,
     next_state,
+    phq9_window,
 )
 from kapclinic.clinical.vitals import Reading
 
@@ -90,7 +92,7 @@ def passing_checks() -> list[GateCheck]:
         GateCheck("signed_plan", True),
         GateCheck("consent_current", True),
         GateCheck("eligibility_current", True),
-        check_phq9(True),
+        GateCheck("phq9_done", True),
         GateCheck("escort_named", True),
     ]
 
@@ -118,11 +120,77 @@ def test_required_items_missing_fail() -> None:
     assert not r.passed and "not been completed" in r.blocking[0]
 
 
+W_TODAY = phq9_window("same_day", now=T0, day_start=T0.replace(hour=0), previous_dose_at=None, max_hours=48)
+
+
+def ev(item9: int | None = 0, **kw: Any) -> Phq9Evidence:
+    return Phq9Evidence(completed_at=T0 - timedelta(hours=1), total=9, item9=item9, item9_urgent=False, **kw)
+
+
 def test_phq9_waiver() -> None:
-    assert check_phq9(False, "Patient declined; clinician interview done").waived_reason
-    assert not check_phq9(False, " ").passed
-    r = evaluate_gate([check_phq9(False, "declined")])
+    assert check_phq9_response(None, "Patient declined; clinician interview done", W_TODAY).waived_reason
+    missing = check_phq9_response(None, " ", W_TODAY)
+    assert not missing.passed
+    assert missing.detail == "No PHQ-9 has been completed today and no waiver reason is given."
+    r = evaluate_gate([check_phq9_response(None, "declined", W_TODAY)])
     assert r.passed and r.items[0].status == "waived"
+
+
+def test_phq9_response_found_passes_and_shows_item9() -> None:
+    c = check_phq9_response(ev(0), "", W_TODAY)
+    assert c.passed and "total 9" in c.detail and "Item 9: 0" in c.detail and c.flag is None
+    c = check_phq9_response(ev(1, acknowledged_action="Called the patient"), "", W_TODAY)
+    assert c.passed and c.flag == "item9_positive"
+    assert "answered 1" in c.detail and "acknowledged: Called the patient" in c.detail
+    urgent = Phq9Evidence(T0, 12, 2, True)
+    assert check_phq9_response(urgent, "", W_TODAY).flag == "item9_urgent"
+
+
+def test_phq9_open_safety_alert_blocks_and_waiver_does_not_cover_it() -> None:
+    c = check_phq9_response(ev(2), "patient in a hurry", W_TODAY, open_safety_alerts=1)
+    assert not c.passed and c.waived_reason is None and c.flag == "item9_positive"
+    assert "not yet acknowledged" in c.detail
+    r = evaluate_gate([c])
+    assert r.items[0].status == "blocked"  # a prescriber may override with a written reason
+    assert evaluate_gate([c], {"phq9_done": "Seen by prescriber; C-SSRS low risk"}).passed
+    c = check_phq9_response(None, "declined", W_TODAY, open_safety_alerts=2)
+    assert not c.passed and "2 PHQ-9 item 9 safety alert(s)" in c.detail
+
+
+def test_phq9_window_edges() -> None:
+    prev = T0 - timedelta(hours=30)
+    w = phq9_window("since_previous_session", now=T0, day_start=T0, previous_dose_at=prev, max_hours=48)
+    assert w.start == prev and "since the previous dosing session" in w.description
+    # a previous session older than the cap: the cap wins (and applies to a first session)
+    old = T0 - timedelta(hours=49)
+    w = phq9_window("since_previous_session", now=T0, day_start=T0, previous_dose_at=old, max_hours=48)
+    assert w.start == T0 - timedelta(hours=48) and w.description == "in the last 48 hours"
+    w = phq9_window("since_previous_session", now=T0, day_start=T0, previous_dose_at=None, max_hours=24)
+    assert w.start == T0 - timedelta(hours=24)
+    assert phq9_window(
+        "same_day", now=T0, day_start=T0.replace(hour=0), previous_dose_at=prev, max_hours=1
+    ).start == T0.replace(hour=0)
+    with pytest.raises(ValueError, match="Unknown PHQ-9 window"):
+        phq9_window("weekly", now=T0, day_start=T0, previous_dose_at=None, max_hours=48)
+    with pytest.raises(ValueError, match="at least 1 hour"):
+        phq9_window("same_day", now=T0, day_start=T0, previous_dose_at=None, max_hours=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    item9=st.one_of(st.none(), st.integers(0, 3)),
+    open_alerts=st.integers(0, 3),
+    waiver=st.sampled_from(["", "  ", "declined"]),
+    found=st.booleans(),
+)
+def test_phq9_open_alert_never_passes(item9: int | None, open_alerts: int, waiver: str, found: bool) -> None:
+    c = check_phq9_response(ev(item9) if found else None, waiver, W_TODAY, open_safety_alerts=open_alerts)
+    if open_alerts:
+        assert not c.passed
+    elif found:
+        assert c.passed and c.waived_reason is None
+    else:
+        assert c.passed == bool(waiver.strip())
 
 
 def test_fasting_esketamine_edges() -> None:

@@ -24,11 +24,33 @@ from kapclinic.testing.factories import make_patient, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
 
 
-def make_session(world: Any, protocol: str = "esketamine-in-trd", *, ready: bool = True) -> DosingSession:
+def take_phq9(world: Any, item9: int = 0, *, at: dt.datetime | None = None) -> Any:
+    """A PHQ-9 through the measures app (paper form entered by the nurse)."""
+    from kapclinic.measures.services import response_submit
+    from kapclinic.testing.factories import actor_for
+
+    return response_submit(
+        actor_for(world.nurse, world.clinic),
+        world.patient,
+        instrument="PHQ-9",
+        version=None,
+        answers=[1, 1, 1, 1, 0, 0, 0, 0, item9],
+        source="paper",
+        entered_by=world.nurse,
+        completed_at=at,
+    )
+
+
+def make_session(
+    world: Any, protocol: str = "esketamine-in-trd", *, ready: bool = True, phq9: bool = True
+) -> DosingSession:
     """A scheduled session; with ``ready`` the patient first gets a real signed eligibility decision,
-    current consent and a signed plan on ``protocol`` (kapclinic.treatment.testing)."""
+    current consent and a signed plan on ``protocol`` (kapclinic.treatment.testing); with ``phq9`` a
+    PHQ-9 (item 9 = 0) is completed in the measures app first."""
     if ready:
         make_dosing_ready(world.patient, world.prescriber, protocol)
+    if phq9:
+        take_phq9(world)
     return DosingSession.objects.create(
         clinic=world.clinic,
         patient=world.patient,
@@ -64,7 +86,6 @@ def fill_gate(client: Any, s: DosingSession, **extra: Any) -> Any:
         "medication_changes_reviewed": "on",
         "pregnancy_status": "not_applicable",
         "intention": "Stay curious",
-        "phq9_done": "on",
         "rems_enrolled": "on",
         "nasal_steroid": "none",
     }
@@ -426,3 +447,90 @@ def test_measure_dosing_times(world: Any, clock_frozen: Any) -> None:
         world.patient.pk: [clock.now()],
         world.other_patient.pk: [],
     }
+
+
+# ---------------------------------------------------------------- PHQ-9 from the measures app
+
+
+def test_gate_without_phq9_blocks_and_waiver_passes(world: Any, client: Any, clock_frozen: Any) -> None:
+    s = make_session(world, phq9=False)
+    client.force_login(world.nurse)
+    check_in(client, s)
+    fill_gate(client, s)
+    item = _gate_items(s)["phq9_done"]
+    assert item.status == "blocked"
+    assert item.check.detail == (
+        "No PHQ-9 has been completed in the last 48 hours and no waiver reason is given."
+    )
+    page = client.get(url(s, "detail")).content.decode()
+    assert "Enter a paper PHQ-9" in page
+    fill_gate(client, s, phq9_waiver_reason="Patient declined today; mood interview by prescriber")
+    item = _gate_items(s)["phq9_done"]
+    assert item.status == "waived"
+
+
+def test_gate_reads_phq9_and_records_it(world: Any, client: Any, clock_frozen: Any) -> None:
+    s = make_session(world, phq9=False)
+    response = take_phq9(world)
+    to_predose(client, world, s)
+    s.refresh_from_db()
+    assert s.phq9_done and s.phq9_response_id == response.pk
+    snap = {i["key"]: i for i in s.gate_snapshot}
+    assert snap["phq9_done"]["status"] == "pass" and "total 4" in snap["phq9_done"]["detail"]
+
+
+def test_item9_positive_shows_on_gate_and_blocks_until_acknowledged(
+    world: Any, client: Any, clock_frozen: Any
+) -> None:
+    from kapclinic.measures.services import alert_acknowledge
+    from kapclinic.testing.factories import actor_for
+
+    s = make_session(world, phq9=False)
+    response = take_phq9(world, item9=2)
+    client.force_login(world.nurse)
+    check_in(client, s)
+    fill_gate(client, s, phq9_waiver_reason="in a hurry")  # a waiver never covers an open alert
+    item = _gate_items(s)["phq9_done"]
+    assert item.status == "blocked" and item.check.flag == "item9_urgent"
+    assert "answered 2 (urgent)" in item.check.detail and "not yet acknowledged" in item.check.detail
+    page = client.get(url(s, "detail")).content.decode()
+    assert "PHQ-9 item 9 positive: urgent" in page
+    alert_acknowledge(
+        actor_for(world.prescriber, world.clinic),
+        response.safety_alert,
+        action="structured_screen",
+        note="C-SSRS screener: low risk",
+    )
+    item = _gate_items(s)["phq9_done"]
+    assert item.status == "pass" and item.check.flag == "item9_urgent"
+    assert "Safety alert acknowledged: Structured suicide-risk screen completed" in item.check.detail
+
+
+def test_phq9_window_settings(world: Any, client: Any, clock_frozen: Any) -> None:
+    from kapclinic.measures.models import MeasureSettings
+
+    yesterday = clock.now() - dt.timedelta(hours=20)
+    s = make_session(world, phq9=False)
+    take_phq9(world, at=yesterday)
+    assert _gate_items(s)["phq9_done"].status == "pass"  # default: since previous session, <= 48 h
+    cfg = MeasureSettings.objects.create(clinic=world.clinic, pre_session_phq9_window="same_day")
+    assert _gate_items(s)["phq9_done"].status == "blocked"
+    assert "completed today" in _gate_items(s)["phq9_done"].check.detail
+    cfg.pre_session_phq9_window = "since_previous_session"
+    cfg.save()
+    # a previous session dosed after that PHQ-9: it no longer counts for this session
+    prev = DosingSession.objects.create(
+        clinic=world.clinic,
+        patient=world.patient,
+        protocol_id="esketamine-in-trd",
+        protocol_version="1.0.0",
+        scheduled_for=clock.now() - dt.timedelta(hours=10),
+        created_by=world.prescriber,
+        state="discharged",
+        first_dose_at=clock.now() - dt.timedelta(hours=10),
+    )
+    item = _gate_items(s)["phq9_done"]
+    assert item.status == "blocked" and "since the previous dosing session" in item.check.detail
+    take_phq9(world)
+    assert _gate_items(s)["phq9_done"].status == "pass"
+    assert prev.pk
