@@ -572,8 +572,22 @@ def main() -> None:
     p.add_argument("--duration", type=int, default=2 if quick else 5)
     p.add_argument("--conc", default="1,4,16")
     p.add_argument("--only", default="", help="comma-separated scenario names (floor is always included)")
+    p.add_argument("--report-from", nargs="+", default=[], help="merge earlier JSON results into one report")
     args = p.parse_args()
     args.conc = [int(c) for c in args.conc.split(",")]
+    if args.report_from:
+        merged: list[dict[str, Any]] = []
+        meta: dict[str, str] = {}
+        for path in args.report_from:
+            data = json.loads(Path(path).read_text())
+            meta = meta or data["meta"]
+            merged += data["results"]
+        args.duration = data.get("duration", args.duration)
+        text = report(merged, args, meta)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "latest-merged.md").write_text(text)
+        print(text)
+        return
     args.only = {s for s in args.only.split(",") if s} | ({"floor"} if args.only else set())
     sizes = [int(s) for s in args.sizes.split(",")]
     dbs = [d for d in args.db.split(",") if d]
@@ -591,7 +605,9 @@ def main() -> None:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M")
     label = "quick" if quick else "full"
     (RESULTS / f"{stamp}-{label}.md").write_text(text)
-    (RESULTS / f"{stamp}-{label}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    (RESULTS / f"{stamp}-{label}.json").write_text(
+        json.dumps({"meta": meta, "duration": args.duration, "results": results}, indent=1)
+    )
     (RESULTS / f"latest-{label}.md").write_text(text)
     print(text)
     log(f"done in {(time.monotonic() - started) / 60:.1f} min; written to bench/results/{stamp}-{label}.md")

@@ -23,6 +23,9 @@ FLUSH_ROWS = 20_000
 def _sqlite_datetime(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
+    text = str(value)
+    if text.endswith("+00:00"):  # the generators work in UTC: the fast path
+        return text[:-6]
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return str(value)
@@ -51,11 +54,11 @@ class Table:
         self.pk_pos = self.index[meta.pk.attname]
         vendor = connection.vendor
         self.template: list[Any] = []
-        self.callables: list[tuple[int, Callable[[], Any]]] = []
+        self.callables: list[tuple[int, str, Callable[[], Any]]] = []
         self.converters: list[tuple[int, Callable[[Any], Any]]] = []
         for i, f in enumerate(fields):
             if f.has_default() and callable(f.default):
-                self.callables.append((i, f.default))
+                self.callables.append((i, f.attname, f.default))
                 self.template.append(None)
             else:
                 self.template.append(None if f.primary_key else f.get_default())
@@ -82,11 +85,12 @@ class Table:
     def add(self, **values: Any) -> int:
         """Buffer one row; returns its primary key (assigned here unless given)."""
         row = list(self.template)
-        for i, fn in self.callables:
-            row[i] = fn()
         index = self.index
         for key, value in values.items():
             row[index[key]] = value
+        for i, name, fn in self.callables:
+            if name not in values:
+                row[i] = fn()
         pk = row[self.pk_pos]
         if pk is None:
             pk = self.next_id
