@@ -28,7 +28,7 @@ class SchedulingConfig(AppConfig):
         register_dashboard_widget(
             Widget(
                 key="today_schedule",
-                title="My appointments today",
+                title="Today's appointments",
                 template="scheduling/_today_widget.html",
                 context=widgets.today_context,
                 roles=frozenset({"admin", "front_desk", "prescriber", "therapist", "nurse"}),

@@ -22,6 +22,10 @@ def _local(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=timezone.get_current_timezone())
 
 
+def _weekday(day: dt.date) -> dt.date:
+    return day + dt.timedelta(days=(7 - day.weekday()) % 7) if day.weekday() >= 5 else day
+
+
 def seed(ctx: Any) -> None:
     if Resource.objects.filter(clinic=ctx.clinic).exists():
         return
@@ -87,7 +91,7 @@ def seed(ctx: Any) -> None:
     # A busy week for the calendar views.
     assessment = [p for p in ctx.patients if p.pathway_status == PathwayStatus.ASSESSMENT]
     for i, patient in enumerate(assessment[:6]):
-        day = today + dt.timedelta(days=i % 5)
+        day = _weekday(today + dt.timedelta(days=i % 5))
         add(
             patient,
             "preparation",
@@ -97,7 +101,7 @@ def seed(ctx: Any) -> None:
             "Consult room",
         )
     for i, patient in enumerate(active[6:12]):
-        day = today + dt.timedelta(days=1 + i % 4)
+        day = _weekday(today + dt.timedelta(days=1 + i % 4))
         add(patient, "dosing", _local(day, 9 + (i % 2) * 4), 180, nurse, f"Chair {i % 3 + 1}")
         add(
             patient, "integration", _local(day + dt.timedelta(days=1), 16), 60, therapist2, "Integration room"

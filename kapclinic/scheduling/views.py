@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -144,6 +144,15 @@ def week_view(request: HttpRequest) -> HttpResponse:
             "today": clock.today(),
         },
     )
+
+
+def _session_url(appt: Appointment, session: Any) -> str | None:
+    if session is None:
+        return None
+    try:
+        return reverse("sessions:detail", kwargs={"patient_id": appt.patient_id, "session_id": session.pk})
+    except NoReverseMatch:  # pragma: no cover - sessions app without a detail page
+        return None
 
 
 @login_required

@@ -21,10 +21,12 @@ def chart_context(request: HttpRequest, patient: Any) -> dict[str, Any]:
 def today_context(request: HttpRequest) -> dict[str, Any]:
     actor = actor_from_request(request)
     start, end = selectors.day_bounds(clock.today())
-    items = list(selectors.appointments_between(actor.clinic, start, end, staff_id=actor.user_id)[:20])
+    mine_only = actor.role not in ("admin", "front_desk")
+    staff_id = actor.user_id if mine_only else None
+    items = list(selectors.appointments_between(actor.clinic, start, end, staff_id=staff_id)[:20])
     problems = (
         selectors.problem_reminder_count(actor.clinic)
         if actor.role in ("admin", "front_desk", "nurse", "prescriber")
         else 0
     )
-    return {"items": items, "problems": problems}
+    return {"items": items, "problems": problems, "mine_only": mine_only}
