@@ -238,6 +238,7 @@ def new(request: HttpRequest) -> HttpResponse:
                 )
             except services.BookingError as exc:
                 _form_errors(form, exc)
+                _refused(request, patient)
             else:
                 messages.success(request, f"{appt.get_kind_display()} booked for {patient.display_name}.")
                 return redirect("scheduling:detail", appointment_id=appt.pk)
@@ -245,6 +246,13 @@ def new(request: HttpRequest) -> HttpResponse:
     return render(
         request, "scheduling/form.html", {"form": form, "title": "Book an appointment"}, status=status
     )
+
+
+def _refused(request: HttpRequest, patient: Any, obj: Any = None) -> None:
+    """A refused write still read the patient's record: leave the request's one audit event."""
+    actor = actor_from_request(request)
+    kind = "" if obj is not None else "appointments"
+    record_event(actor, "view", patient=patient, obj=obj, object_type=kind, detail="refused")
 
 
 def _appointment(request: HttpRequest, appointment_id: int, *, audit: str | None = "view") -> Appointment:
@@ -297,7 +305,9 @@ def edit(request: HttpRequest, appointment_id: int) -> HttpResponse:
     status = 200
     if request.method == "POST":
         status = 400
-        if form.is_valid():
+        if not form.is_valid():
+            _refused(request, appt.patient, appt)
+        else:
             try:
                 services.appointment_reschedule(
                     actor,
@@ -313,8 +323,10 @@ def edit(request: HttpRequest, appointment_id: int) -> HttpResponse:
             except ConflictError as exc:
                 form.add_error(None, str(exc))
                 status = 409
+                _refused(request, appt.patient, appt)
             except services.BookingError as exc:
                 _form_errors(form, exc)
+                _refused(request, appt.patient, appt)
             else:
                 messages.success(request, "Appointment changed.")
                 return redirect("scheduling:detail", appointment_id=appt.pk)
@@ -342,14 +354,17 @@ def cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
                 actor, appt, form.cleaned_data["version"], form.cleaned_data["reason"]
             )
         except ConflictError as exc:
+            _refused(request, appt.patient, appt)
             messages.error(request, str(exc))
         except services.BookingError as exc:
+            _refused(request, appt.patient, appt)
             messages.error(
                 request, " ".join(exc.messages + [e for v in exc.field_errors.values() for e in v])
             )
         else:
             messages.success(request, "Appointment cancelled; its reminder will not be sent.")
     else:
+        _refused(request, appt.patient, appt)
         messages.error(request, "Give a reason for cancelling (it is kept with the appointment).")
     return redirect("scheduling:detail", appointment_id=appt.pk)
 
@@ -364,8 +379,10 @@ def set_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
             actor, appt, _int(request.POST.get("version")) or 0, request.POST.get("status", "")
         )
     except ConflictError as exc:
+        _refused(request, appt.patient, appt)
         messages.error(request, str(exc))
     except services.BookingError as exc:
+        _refused(request, appt.patient, appt)
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, "Appointment updated.")

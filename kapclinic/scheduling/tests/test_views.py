@@ -47,7 +47,7 @@ def test_calendar_views_constant_queries(
 ) -> None:
     many(world, n, chair)
     client.force_login(world.therapist)
-    with django_assert_max_num_queries(20):
+    with django_assert_max_num_queries(24):
         response = client.get(reverse(name), {"date": "2026-03-03"})
     assert response.status_code == 200
     assert response.content.decode().count("Synthetic") >= n
@@ -184,3 +184,22 @@ def test_reminders_page_constant_queries(
     with django_assert_max_num_queries(16):
         response = client.get(reverse("scheduling:reminders"))
     assert response.content.decode().count("Retry now") == n
+
+
+def test_refused_booking_leaves_exactly_one_audit_event(world: Any, client: Any, clock_frozen: Any) -> None:
+    book(world, world.patient, at(15))
+    client.force_login(world.front_desk)
+    before = AuditEvent.objects.count()
+    response = client.post(
+        reverse("scheduling:new"),
+        {
+            "patient": world.patient.pk,
+            "kind": "follow_up",
+            "date": "2026-03-03",
+            "time": "10:15",
+            "staff": world.therapist.pk,
+            "modality": "in_person",
+        },
+    )
+    assert response.status_code == 400
+    assert AuditEvent.objects.count() == before + 1
