@@ -52,7 +52,6 @@ def seed(ctx: Any) -> None:
             prior_ect="no",
             prior_tms=ctx.rng.choice(["no", "no", "yes"]),
             medications_reviewed="yes",
-            medications=[{"name": "Sertraline", "dose": "100 mg", "drug_class": "antidepressant"}],
             systolic_bp=ctx.rng.randint(108, 138),
             diastolic_bp=ctx.rng.randint(66, 88),
             heart_rate=ctx.rng.randint(58, 90),

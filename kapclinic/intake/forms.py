@@ -7,10 +7,12 @@ from typing import Any
 from django import forms
 
 from kapclinic.clinical.eligibility import classify_medication, load_rule_set
+from kapclinic.clinical.eligibility.chart_medications import RULESET_TO_CHART, classify_chart_medication
 from kapclinic.clinical.eligibility.ruleset import Question
 from kapclinic.clinical.vitals import Reading, check_plausible
 from kapclinic.core import clock
 from kapclinic.intake.models import Assessment, ContactTime, DecisionChoice, Tri
+from kapclinic.patients.models import DrugClass
 
 TRI_CHOICES = [("yes", "Yes"), ("no", "No"), ("unknown", "Not sure")]
 CLINICIAN_TRI = [("yes", "Yes"), ("no", "No"), ("unknown", "Not known yet")]
@@ -230,25 +232,55 @@ class AssessmentForm(forms.ModelForm):
         return {q.id: self.cleaned_data[f"q_{q.id}"] for q in load_rule_set().questions}
 
 
-MED_CLASS_CHOICES = [("", "Suggest from the name")] + [
-    (c.id, c.label) for c in load_rule_set().medication_classes
-]
+RULESET_CLASS_CHOICES = [(c.id, c.label) for c in load_rule_set().medication_classes]
 
 
 class MedicationRowForm(forms.Form):
+    """A medication to add to the chart's list (the one list) from the assessment page."""
+
     name = forms.CharField(label="Medication", max_length=120, required=False)
     dose = forms.CharField(label="Dose", max_length=80, required=False)
     drug_class = forms.ChoiceField(
-        label="Interaction class (ref §3.6)", choices=MED_CLASS_CHOICES, required=False
+        label="Drug class (chart)",
+        choices=[("", "Suggest from the name"), *DrugClass.choices],
+        required=False,
     )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("name") and not data.get("drug_class"):
-            data["drug_class"] = classify_medication(str(data["name"]))
+            data["drug_class"] = RULESET_TO_CHART.get(classify_medication(str(data["name"])), "other")
         if not data.get("name") and data.get("dose"):
             self.add_error("name", "A medication with a dose needs its name.")
         return data
+
+
+class InteractionClassForm(forms.Form):
+    """The interaction class (ref §3.6) of each chart medication whose chart class is coarse."""
+
+    def __init__(self, *args: Any, classified: tuple[Any, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.classified = classified
+        for c in classified:
+            if c.refinable:
+                self.fields[f"cls_{c.medication.id}"] = forms.ChoiceField(
+                    label=f"Interaction class of {c.medication.name}",
+                    choices=RULESET_CLASS_CHOICES,
+                    initial=c.ruleset_class,
+                )
+
+    def confirmed(self) -> dict[str, str]:
+        """Only choices that differ from the automatic class are kept (saving unchanged changes nothing)."""
+        rs = load_rule_set()
+        out: dict[str, str] = {}
+        for c in self.classified:
+            if not c.refinable:
+                continue
+            chosen = self.cleaned_data.get(f"cls_{c.medication.id}")
+            auto = classify_chart_medication(c.medication, None, rs).ruleset_class
+            if chosen and chosen != auto:
+                out[str(c.medication.id)] = chosen
+        return out
 
 
 MedicationFormSet = forms.formset_factory(MedicationRowForm, extra=2, max_num=30)
@@ -256,6 +288,7 @@ MedicationFormSet = forms.formset_factory(MedicationRowForm, extra=2, max_num=30
 
 class DecisionForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput)
+    medications_digest = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
     decision = forms.ChoiceField(choices=DecisionChoice.choices, widget=forms.RadioSelect)
     reason = forms.CharField(
         label="Reason for this decision",

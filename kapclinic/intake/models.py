@@ -100,8 +100,10 @@ class Assessment(VersionedModel):
     prior_treatment_notes = models.TextField(blank=True)
 
     medications_reviewed = models.CharField(max_length=10, choices=Tri.choices, default=Tri.UNKNOWN)
-    # [{"name": str, "drug_class": <rule-set class id>, "dose": str}]
-    medications = models.JSONField(default=list, blank=True)
+    # The medications themselves are the chart's list (patients.Medication: one list, one truth). Here only
+    # the interaction class (ref §3.6) the clinician confirmed for a coarse chart class ("antidepressant",
+    # "other"), when it differs from the automatic one: {str(medication id): <rule-set class id>}.
+    medication_classes = models.JSONField(default=dict, blank=True)
     benzodiazepine_dz_eq_mg_day = models.DecimalField(
         "benzodiazepine dose, diazepam-equivalent mg/day",
         max_digits=6,
@@ -160,6 +162,9 @@ class EligibilityDecision(models.Model):
     rule_set_id = models.CharField(max_length=60)
     rule_set_version = models.CharField(max_length=20)
     rule_set_digest = models.CharField(max_length=64)
+    #: Fingerprint of the chart medications the rules could see (classes of severity review/caution);
+    #: empty on decisions signed before it was recorded (not tracked for those).
+    medications_digest = models.CharField(max_length=64, blank=True)
     signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     signed_at = models.DateTimeField()
 
@@ -175,5 +180,13 @@ class EligibilityDecision(models.Model):
             raise ValueError("A signed eligibility decision cannot be changed; sign a new one.")
         super().save(*args, **kwargs)
 
-    def is_stale_for(self, assessment: Assessment, date_of_birth: Any) -> bool:
-        return assessment.version != self.assessment_version or date_of_birth != self.date_of_birth
+    def is_stale_for(
+        self, assessment: Assessment, date_of_birth: Any, medications_digest: str | None = None
+    ) -> bool:
+        if assessment.version != self.assessment_version or date_of_birth != self.date_of_birth:
+            return True
+        return bool(
+            self.medications_digest
+            and medications_digest is not None
+            and medications_digest != self.medications_digest
+        )

@@ -12,14 +12,20 @@ from kapclinic.clinical.eligibility import (
     Answer,
     EligibilityReport,
     IntakeRecord,
-    Medication,
     evaluate,
     load_rule_set,
+)
+from kapclinic.clinical.eligibility.chart_medications import (
+    ChartMedication,
+    ClassifiedMedication,
+    classify_chart_medications,
+    relevant_digest,
 )
 from kapclinic.clinical.eligibility.protocol_adapter import protocol_context
 from kapclinic.clinical.protocols import Protocol, all_protocols
 from kapclinic.core import clock
 from kapclinic.intake.models import Assessment, EligibilityDecision, Inquiry, InquiryStatus
+from kapclinic.patients.models import Medication as ChartMedicationRow
 from kapclinic.patients.models import Patient
 
 
@@ -64,12 +70,36 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def build_record(assessment: Assessment, patient: Patient) -> IntakeRecord:
-    """The plain typed record the pure eligibility engine evaluates."""
-    meds = tuple(
-        Medication(str(m.get("name", "")), str(m.get("drug_class", "other")), str(m.get("dose", "")))
-        for m in assessment.medications or []
+def chart_medications(patient: Patient) -> list[ChartMedication]:
+    """The chart's current (active) medications: the one medication list (one query)."""
+    rows = ChartMedicationRow.objects.filter(patient=patient, active=True).order_by("recorded_at", "id")
+    return [ChartMedication(m.pk, m.name, m.dose, m.drug_class) for m in rows]
+
+
+def classified_medications(
+    assessment: Assessment, patient: Patient, meds: list[ChartMedication] | None = None
+) -> tuple[ClassifiedMedication, ...]:
+    """Each chart medication with its rule-set interaction class (ref §3.6) and how it was chosen."""
+    return classify_chart_medications(
+        chart_medications(patient) if meds is None else meds,
+        assessment.medication_classes or {},
+        load_rule_set(),
     )
+
+
+def medications_digest(assessment: Assessment, patient: Patient) -> str:
+    return relevant_digest(classified_medications(assessment, patient), load_rule_set())
+
+
+def build_record(
+    assessment: Assessment,
+    patient: Patient,
+    classified: tuple[ClassifiedMedication, ...] | None = None,
+) -> IntakeRecord:
+    """The plain typed record the pure eligibility engine evaluates (medications from the chart)."""
+    if classified is None:
+        classified = classified_medications(assessment, patient)
+    meds = tuple(c.as_rule_input() for c in classified)
     return IntakeRecord(
         answers={k: Answer.parse(v) for k, v in (assessment.answers or {}).items()},
         date_of_birth=patient.date_of_birth,
@@ -87,10 +117,13 @@ def build_record(assessment: Assessment, patient: Patient) -> IntakeRecord:
 
 
 def eligibility_report(
-    assessment: Assessment, patient: Patient, protocol: Protocol | None = None
+    assessment: Assessment,
+    patient: Patient,
+    protocol: Protocol | None = None,
+    classified: tuple[ClassifiedMedication, ...] | None = None,
 ) -> EligibilityReport:
     ctx = protocol_context(protocol) if protocol is not None else None
-    return evaluate(build_record(assessment, patient), as_of=clock.today(), protocol=ctx)
+    return evaluate(build_record(assessment, patient, classified), as_of=clock.today(), protocol=ctx)
 
 
 @dataclass(frozen=True)
@@ -105,9 +138,10 @@ def protocol_checks(
 ) -> list[ProtocolCheck]:
     """For each protocol in the library: the report with its protocol-specific rules applied."""
     seen = {(f.rule_id, f.status) for f in general.findings}
+    classified = classified_medications(assessment, patient)
     out = []
     for protocol in all_protocols():
-        report = eligibility_report(assessment, patient, protocol)
+        report = eligibility_report(assessment, patient, protocol, classified)
         extra = tuple(f for f in report.findings if (f.rule_id, f.status) not in seen)
         out.append(ProtocolCheck(protocol, report, extra))
     return out
@@ -136,7 +170,8 @@ class EligibilityState:
             return "No eligibility decision has been signed."
         if self.stale:
             return (
-                "The eligibility decision is out of date because the intake changed after it was signed; "
+                "The eligibility decision is out of date because the intake changed after it was signed (an "
+                "answer, a baseline value or a current medication the rules see); "
                 "the prescriber must review the report and sign again."
             )
         if self.decision.decision != "eligible":
@@ -148,8 +183,11 @@ def eligibility_state(patient: Patient) -> EligibilityState:
     decision = current_decision(patient)
     if decision is None:
         return EligibilityState(None, False)
-    assessment = Assessment.objects.only("version", "patient_id").get(pk=decision.assessment_id)
-    return EligibilityState(decision, decision.is_stale_for(assessment, patient.date_of_birth))
+    assessment = Assessment.objects.only("version", "patient_id", "medication_classes").get(
+        pk=decision.assessment_id
+    )
+    digest = medications_digest(assessment, patient) if decision.medications_digest else None
+    return EligibilityState(decision, decision.is_stale_for(assessment, patient.date_of_birth, digest))
 
 
 def rule_set() -> Any:

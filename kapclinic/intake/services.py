@@ -10,13 +10,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from kapclinic.audit.services import record_event
-from kapclinic.clinical.eligibility import Decision, check_decision
+from kapclinic.clinical.eligibility import Decision, check_decision, load_rule_set
+from kapclinic.clinical.eligibility.chart_medications import relevant_digest
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import ConflictError, save_versioned
 from kapclinic.intake import selectors
 from kapclinic.intake.models import Assessment, EligibilityDecision, Inquiry, InquiryStatus
-from kapclinic.patients.models import PathwayStatus, Patient, TimelineCategory
+from kapclinic.patients.models import Medication, PathwayStatus, Patient, TimelineCategory
 from kapclinic.patients.services import add_timeline_event, patient_create
 
 # Engineering limits for the public form (not clinical): how many inquiries one client address may
@@ -124,7 +125,7 @@ def inquiry_convert(
 
 
 def _mark_stale_if_needed(actor: Actor, patient: Patient, assessment: Assessment, was_current: bool) -> None:
-    if not was_current:
+    if not was_current or _decision_current(patient, assessment):
         return
     add_timeline_event(
         patient,
@@ -137,7 +138,10 @@ def _mark_stale_if_needed(actor: Actor, patient: Patient, assessment: Assessment
 
 def _decision_current(patient: Patient, assessment: Assessment) -> bool:
     decision = selectors.current_decision(patient)
-    return decision is not None and not decision.is_stale_for(assessment, patient.date_of_birth)
+    if decision is None:
+        return False
+    digest = selectors.medications_digest(assessment, patient) if decision.medications_digest else None
+    return not decision.is_stale_for(assessment, patient.date_of_birth, digest)
 
 
 def questionnaire_submit(
@@ -192,7 +196,7 @@ ASSESSMENT_FIELDS = [
     "prior_tms",
     "prior_treatment_notes",
     "medications_reviewed",
-    "medications",
+    "medication_classes",
     "benzodiazepine_dz_eq_mg_day",
     "systolic_bp",
     "diastolic_bp",
@@ -203,17 +207,55 @@ ASSESSMENT_FIELDS = [
 ]
 
 
+def _add_chart_medications(
+    actor: Actor, patient: Patient, new_medications: list[dict[str, str]]
+) -> list[Medication]:
+    """Medications named in the assessment go on the chart's list (the one list); audited by the caller."""
+    added = []
+    for m in new_medications:
+        med = Medication.objects.create(
+            patient=patient,
+            name=m["name"].strip()[:120],
+            dose=m.get("dose", "").strip()[:80],
+            drug_class=m.get("drug_class") or "other",
+            recorded_by=actor.user,
+            recorded_at=clock.now(),
+        )
+        add_timeline_event(
+            patient,
+            kind="medication.added",
+            title=f"Medication recorded: {med.name}",
+            actor=actor,
+            ref=med,
+        )
+        added.append(med)
+    return added
+
+
 def assessment_update(
-    actor: Actor, patient: Patient, *, expected_version: int, changes: dict[str, Any]
+    actor: Actor,
+    patient: Patient,
+    *,
+    expected_version: int,
+    changes: dict[str, Any],
+    new_medications: list[dict[str, str]] | None = None,
 ) -> tuple[Assessment, list[str]]:
-    """Save the clinician assessment. Raises ConflictError if someone saved first."""
+    """Save the clinician assessment; medications it names are added to the chart's list.
+    Raises ConflictError if someone saved first."""
     with transaction.atomic():
         assessment = Assessment.objects.select_for_update().get(patient=patient)
         if assessment.version != expected_version:
             raise ConflictError()
         was_current = _decision_current(patient, assessment)
         changed = [f for f in ASSESSMENT_FIELDS if f in changes and getattr(assessment, f) != changes[f]]
+        added = _add_chart_medications(actor, patient, new_medications or [])
         if not changed:
+            if added:
+                record_event(
+                    actor, "update", patient=patient, obj=assessment, detail=f"chart_medications+{len(added)}"
+                )
+                _mark_stale_if_needed(actor, patient, assessment, was_current)
+                return assessment, [f"medications+{len(added)}"]
             return assessment, []
         for name in changed:
             setattr(assessment, name, changes[name])
@@ -223,7 +265,13 @@ def assessment_update(
         save_versioned(
             assessment, expected_version, [*changed, "updated_at", "updated_by", "clinician_completed_at"]
         )
-        record_event(actor, "update", patient=patient, obj=assessment, detail=f"fields={len(changed)}")
+        record_event(
+            actor,
+            "update",
+            patient=patient,
+            obj=assessment,
+            detail=f"fields={len(changed)}" + (f";chart_medications+{len(added)}" if added else ""),
+        )
         add_timeline_event(
             patient, kind="intake.assessment", title="Intake assessment updated", actor=actor, ref=assessment
         )
@@ -239,6 +287,7 @@ def decision_sign(
     decision: str,
     reason: str,
     rationales: dict[str, str],
+    shown_medications_digest: str | None = None,
 ) -> EligibilityDecision:
     """Sign an eligibility decision on the report as it stands now.
 
@@ -252,7 +301,14 @@ def decision_sign(
                 "The intake changed after you opened this report, so the report you read is out of date. "
                 "Review the updated report below and sign again."
             )
-        report = selectors.eligibility_report(assessment, patient)
+        classified = selectors.classified_medications(assessment, patient)
+        digest = relevant_digest(classified, load_rule_set())
+        if shown_medications_digest is not None and shown_medications_digest != digest:
+            raise RefusedError(
+                "The chart's medication list changed after you opened this report, so the report you read "
+                "is out of date. Review the updated report below and sign again."
+            )
+        report = selectors.eligibility_report(assessment, patient, classified=classified)
         choice = Decision(decision)
         errors = check_decision(report, choice, reason, rationales)
         if errors:
@@ -271,6 +327,7 @@ def decision_sign(
             rule_set_id=report.rule_set_id,
             rule_set_version=report.rule_set_version,
             rule_set_digest=report.rule_set_digest,
+            medications_digest=digest,
             signed_by=actor.user,
             signed_at=clock.now(),
         )

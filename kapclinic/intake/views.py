@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -11,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from kapclinic.audit.services import record_event
 from kapclinic.clinical.eligibility import load_rule_set
+from kapclinic.clinical.eligibility.chart_medications import relevant_digest
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.stubs import require_roles
@@ -19,6 +18,7 @@ from kapclinic.intake.forms import (
     AssessmentForm,
     ConvertForm,
     DecisionForm,
+    InteractionClassForm,
     MedicationFormSet,
     QuestionnaireForm,
 )
@@ -210,10 +210,6 @@ def questionnaire(request: HttpRequest) -> HttpResponse:
 # --- clinician assessment ------------------------------------------------------------------------
 
 
-def _med_initial(assessment: Any) -> list[dict[str, str]]:
-    return [dict(m) for m in assessment.medications or []]
-
-
 @login_required
 def assessment(request: HttpRequest, patient_id: int) -> HttpResponse:
     posting = request.method == "POST"
@@ -226,23 +222,30 @@ def assessment(request: HttpRequest, patient_id: int) -> HttpResponse:
     )
     actor = actor_from_request(request)
     record = selectors.assessment_for(patient)
+    classified = selectors.classified_medications(record, patient)
     form = AssessmentForm(request.POST or None, instance=record)
-    meds = MedicationFormSet(request.POST or None, initial=_med_initial(record), prefix="med")
+    meds = MedicationFormSet(request.POST or None, prefix="med")
+    classes = InteractionClassForm(request.POST or None, classified=classified, prefix="ic")
     status = 200
     if posting:
-        if form.is_valid() and meds.is_valid():
+        if form.is_valid() and meds.is_valid() and classes.is_valid():
             changes = {
                 k: v for k, v in form.cleaned_data.items() if k != "version" and not k.startswith("q_")
             }
             changes["answers"] = form.answers()
-            changes["medications"] = [
+            changes["medication_classes"] = classes.confirmed()
+            new_medications = [
                 {"name": m["name"].strip(), "dose": m.get("dose", "").strip(), "drug_class": m["drug_class"]}
                 for m in meds.cleaned_data
                 if m and m.get("name")
             ]
             try:
                 _saved, changed = services.assessment_update(
-                    actor, patient, expected_version=form.cleaned_data["version"], changes=changes
+                    actor,
+                    patient,
+                    expected_version=form.cleaned_data["version"],
+                    changes=changes,
+                    new_medications=new_medications,
                 )
             except ConflictError as exc:
                 form.add_error(None, str(exc))
@@ -261,6 +264,10 @@ def assessment(request: HttpRequest, patient_id: int) -> HttpResponse:
             "assessment": record,
             "form": form,
             "meds": meds,
+            "classified": [
+                (c, classes[f"cls_{c.medication.id}"] if c.refinable else None) for c in classified
+            ],
+            "classes_form": classes,
             "can_edit": can(actor, Action.EDIT_CLINICAL, patient),
         },
         status=status,
@@ -280,9 +287,13 @@ def eligibility(request: HttpRequest, patient_id: int) -> HttpResponse:
     )
     actor = actor_from_request(request)
     record = selectors.assessment_for(patient)
-    report = selectors.eligibility_report(record, patient)
+    classified = selectors.classified_medications(record, patient)
+    digest = relevant_digest(classified, load_rule_set())
+    report = selectors.eligibility_report(record, patient, classified=classified)
     form = DecisionForm(
-        request.POST or None, review_items=list(report.reviews), initial={"version": record.version}
+        request.POST or None,
+        review_items=list(report.reviews),
+        initial={"version": record.version, "medications_digest": digest},
     )
     status = 200
     if posting:
@@ -295,10 +306,11 @@ def eligibility(request: HttpRequest, patient_id: int) -> HttpResponse:
                     decision=form.cleaned_data["decision"],
                     reason=form.cleaned_data["reason"],
                     rationales=form.rationales(),
+                    shown_medications_digest=form.cleaned_data.get("medications_digest") or None,
                 )
             except services.RefusedError as exc:
                 form.add_error(None, str(exc))
-                status = 409 if "changed after you opened" in str(exc) else 400
+                status = 409 if "after you opened" in str(exc) else 400
             else:
                 messages.success(request, "Eligibility decision signed.")
                 return redirect("intake:eligibility", patient_id=patient.pk)
@@ -310,6 +322,7 @@ def eligibility(request: HttpRequest, patient_id: int) -> HttpResponse:
             message = form.non_field_errors()
             data = request.POST.copy()
             data["version"] = str(record.version)
+            data["medications_digest"] = digest
             form = DecisionForm(data, review_items=list(report.reviews))
             form.is_valid()
             for m in message:

@@ -263,3 +263,19 @@ def rems_record(session: DosingSession) -> dict[str, Any]:
         "respiratory": resp,
         "submitted_at": session.rems_submitted_at,
     }
+
+
+def chart_flagged_medications(patient: Any) -> list[tuple[str, str, str]]:
+    """The chart's current medications in a class the gate flags (ref §3.6, §6.1), as
+    (name, gate class, label); read through the intake classification so the two never disagree."""
+    from kapclinic.clinical.session_state import FLAGGED_MEDICATION_CLASSES, MEDICATION_CLASS_LABELS
+    from kapclinic.intake.models import Assessment
+    from kapclinic.intake.selectors import classified_medications
+
+    assessment = Assessment.objects.filter(patient=patient).only("medication_classes").first()
+    classified = classified_medications(assessment or Assessment(patient=patient), patient)
+    return [
+        (c.medication.name, c.ruleset_class, MEDICATION_CLASS_LABELS[c.ruleset_class])
+        for c in classified
+        if c.ruleset_class in FLAGGED_MEDICATION_CLASSES
+    ]

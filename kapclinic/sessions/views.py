@@ -90,7 +90,12 @@ def _context(
         "now": clock.now(),
     }
     if state in (State.SCHEDULED, State.CHECKED_IN):
-        ctx["gate_form"] = f.GateForm(protocol=protocol, initial=_gate_initial(session))
+        chart_flagged = selectors.chart_flagged_medications(patient)
+        initial = _gate_initial(session)
+        if not session.medication_changes_reviewed and not session.flagged_medication_classes:
+            initial["flagged_medication_classes"] = sorted({cls for _name, cls, _label in chart_flagged})
+        ctx["chart_flagged"] = chart_flagged
+        ctx["gate_form"] = f.GateForm(protocol=protocol, initial=initial)
         ctx["gate"] = services.gate_result(session, protocol)
         ctx["vitals_form"] = f.VitalsForm()
         ctx["baseline"] = services.baseline_reading(session)

@@ -7,11 +7,12 @@ import pytest
 from django.urls import reverse
 
 from kapclinic.audit.models import AuditEvent
+from kapclinic.core.actor import Actor
 from kapclinic.intake import services
 from kapclinic.intake.models import Assessment, EligibilityDecision, Inquiry, InquiryStatus
 from kapclinic.intake.selectors import eligibility_state
 from kapclinic.intake.tests.helpers import assessment_post, complete_assessment
-from kapclinic.patients.models import Patient, TimelineEvent
+from kapclinic.patients.models import Medication, Patient, TimelineEvent
 from kapclinic.testing.factories import make_patient
 
 pytestmark = pytest.mark.django_db
@@ -263,10 +264,83 @@ def test_assessment_save_and_medication_class_suggestion(client: Any, world: Any
     response = client.post(reverse("intake:assessment", args=[world.patient.pk]), data)
     assert response.status_code == 302
     assert AuditEvent.objects.count() == before + 1  # exactly one audit event for the request
-    a = Assessment.objects.get(patient=world.patient)
-    assert a.medications == [{"name": "Lorazepam", "dose": "1 mg", "drug_class": "benzodiazepine"}]
+    # the medication went on the chart's list (one list), with the chart class suggested from the name
+    med = Medication.objects.get(patient=world.patient)
+    assert (med.name, med.dose, med.drug_class, med.active) == ("Lorazepam", "1 mg", "benzodiazepine", True)
+    assert TimelineEvent.objects.filter(patient=world.patient, kind="medication.added").exists()
     report = client.get(reverse("intake:eligibility", args=[world.patient.pk])).content.decode()
     assert "Current benzodiazepine" in report and "Current medication: Lorazepam (Benzodiazepine)" in report
+
+
+def test_interaction_flags_read_the_chart_medication_list(client: Any, world: Any) -> None:
+    """A medication added on the chart (patients app) is seen by the eligibility report; a coarse chart
+    class can be refined in the assessment; an MAOI recorded as 'antidepressant' is still flagged."""
+    from kapclinic.patients.services import medication_add
+
+    complete_assessment(world.patient)
+    actor = Actor(world.prescriber, world.clinic, "prescriber")
+    medication_add(actor, world.patient, name="Phenelzine", dose="15 mg", drug_class="antidepressant")
+    rif = medication_add(actor, world.patient, name="Rifampicin", dose="600 mg", drug_class="other")
+    client.force_login(world.prescriber)
+    report = client.get(reverse("intake:eligibility", args=[world.patient.pk])).content.decode()
+    assert "Current MAOI" in report and "Current medication: Phenelzine" in report
+    assert "CYP2B6" not in report.split("Medication interaction flags")[1].split("</section>")[0]
+    page = client.get(reverse("intake:assessment", args=[world.patient.pk])).content.decode()
+    assert "suggested from the name" in page and "Interaction class of Rifampicin" in page
+    data = assessment_post(world.patient, **{f"ic-cls_{rif.pk}": "cyp_modulator"})
+    phen = Medication.objects.get(name="Phenelzine")
+    data[f"ic-cls_{phen.pk}"] = "maoi"  # unchanged from the suggestion: not stored
+    assert client.post(reverse("intake:assessment", args=[world.patient.pk]), data).status_code == 302
+    a = Assessment.objects.get(patient=world.patient)
+    assert a.medication_classes == {str(rif.pk): "cyp_modulator"}
+    report = client.get(reverse("intake:eligibility", args=[world.patient.pk])).content.decode()
+    assert "CYP2B6 / CYP3A4 inducer or inhibitor" in report
+
+
+def test_chart_medication_change_makes_decision_stale_only_when_rules_see_it(world: Any) -> None:
+    from kapclinic.intake.selectors import eligibility_state
+    from kapclinic.patients.services import medication_add, medication_stop
+
+    complete_assessment(world.patient)
+    actor = Actor(world.prescriber, world.clinic, "prescriber")
+    services.decision_sign(
+        actor,
+        world.patient,
+        shown_version=Assessment.objects.get(patient=world.patient).version,
+        decision="eligible",
+        reason="Suitable",
+        rationales={},
+    )
+    assert eligibility_state(world.patient).current_eligible
+    medication_add(actor, world.patient, name="Vitamin D", dose="", drug_class="other")
+    medication_add(actor, world.patient, name="Sertraline", dose="100 mg", drug_class="antidepressant")
+    assert eligibility_state(world.patient).current_eligible  # severity "info": rules unchanged
+    benzo = medication_add(actor, world.patient, name="Lorazepam", dose="1 mg", drug_class="benzodiazepine")
+    state = eligibility_state(world.patient)
+    assert state.stale and "current medication the rules see" in (state.refusal or "")
+    medication_stop(actor, world.patient, benzo)
+    assert eligibility_state(world.patient).current_eligible
+
+
+def test_signing_refused_when_chart_medications_changed_since_shown(world: Any) -> None:
+    from kapclinic.patients.services import medication_add
+
+    complete_assessment(world.patient)
+    actor = Actor(world.prescriber, world.clinic, "prescriber")
+    shown = services.selectors.medications_digest(
+        Assessment.objects.get(patient=world.patient), world.patient
+    )
+    medication_add(actor, world.patient, name="Tramadol", dose="50 mg", drug_class="opioid")
+    with pytest.raises(services.RefusedError, match="medication list changed after you opened"):
+        services.decision_sign(
+            actor,
+            world.patient,
+            shown_version=Assessment.objects.get(patient=world.patient).version,
+            decision="eligible",
+            reason="Suitable",
+            rationales={"RV-MED-OPIOID": "Low dose, monitored"},
+            shown_medications_digest=shown,
+        )
 
 
 def test_conflicting_assessment_save_is_refused(client: Any, world: Any) -> None:

@@ -534,3 +534,19 @@ def test_phq9_window_settings(world: Any, client: Any, clock_frozen: Any) -> Non
     take_phq9(world)
     assert _gate_items(s)["phq9_done"].status == "pass"
     assert prev.pk
+
+
+def test_gate_shows_chart_medications_in_flagged_classes(world: Any, client: Any, clock_frozen: Any) -> None:
+    from kapclinic.patients.services import medication_add
+    from kapclinic.testing.factories import actor_for
+
+    s = make_session(world)
+    actor = actor_for(world.prescriber, world.clinic)
+    medication_add(actor, world.patient, name="Phenelzine", dose="15 mg", drug_class="antidepressant")
+    client.force_login(world.nurse)
+    check_in(client, s)
+    page = client.get(url(s, "detail")).content.decode()
+    assert "On the chart now: Phenelzine (MAOI)" in page
+    assert 'value="maoi" id="id_flagged_medication_classes_5" checked' in page or (
+        'value="maoi"' in page and "checked" in page.split('value="maoi"')[1][:80]
+    )
