@@ -136,8 +136,22 @@ def can(actor: Actor, action: Action, patient: Patient) -> bool:
     if sc == SELF:
         return patient.user_id is not None and patient.user_id == actor.user_id
     if sc == CASELOAD:
-        return patient.care_team.filter(user_id=actor.user_id).exists()
+        return on_care_team(patient, actor.user_id)
     return False
+
+
+def on_care_team(patient: Patient, user_id: int | None) -> bool:
+    """Is this user on the patient's care team? Remembered on the patient instance for the request:
+    a chart asks it once per panel and action (13 identical queries for a therapist's chart, issue #7).
+    Services that change the care team call `forget_care_team(patient)`."""
+    memo: dict[int | None, bool] = patient.__dict__.setdefault("_kap_care_team", {})
+    if user_id not in memo:
+        memo[user_id] = patient.care_team.filter(user_id=user_id).exists()
+    return memo[user_id]
+
+
+def forget_care_team(patient: Patient) -> None:
+    patient.__dict__.pop("_kap_care_team", None)
 
 
 def clinic_can(actor: Actor, action: ClinicAction) -> bool:

@@ -18,6 +18,7 @@ from kapclinic.patients.models import (
     TimelineCategory,
     TimelineEvent,
 )
+from kapclinic.policy import forget_care_team
 
 DEMOGRAPHIC_FIELDS = [
     "legal_first_name",
@@ -117,6 +118,7 @@ def care_team_add(actor: Actor, patient: Patient, user: Any, role: str) -> CareT
         member, _created = CareTeamMember.objects.get_or_create(
             patient=patient, user=user, defaults={"role": role}
         )
+        forget_care_team(patient)
         record_event(actor, "update", patient=patient, obj=member, detail=f"care_team add {role}")
         add_timeline_event(
             patient,
@@ -139,6 +141,7 @@ def care_team_remove(actor: Actor, patient: Patient, member: CareTeamMember) -> 
             actor=actor,
         )
         member.delete()
+        forget_care_team(patient)
 
 
 def diagnosis_add(actor: Actor, patient: Patient, *, icd10: str, snomed: str, description: str) -> Diagnosis:
