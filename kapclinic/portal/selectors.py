@@ -51,10 +51,10 @@ ROLE_LABELS = {
 ACTION_LABELS = {
     "view": "Opened",
     "list": "Listed",
-    "create": "Added to",
+    "create": "Added",
     "update": "Changed",
-    "sign": "Signed a document in",
-    "export": "Exported",
+    "sign": "Signed",
+    "export": "Sent or exported",
 }
 
 
