@@ -126,6 +126,7 @@ def prepare_db(kind: str, n: int, fp: str) -> tuple[str, dict[str, Any]]:
         for p in VAR.glob("work.sqlite3*"):
             p.unlink()
         shutil.copyfile(cache, work)
+        migrate(f"sqlite:///{work}")
         return f"sqlite:///{work}", info
     name = f"kapbench_n{n}"
     if not fresh:
@@ -136,7 +137,13 @@ def prepare_db(kind: str, n: int, fp: str) -> tuple[str, dict[str, Any]]:
         stamp.write_text(json.dumps(info, indent=2))
     psql("DROP DATABASE IF EXISTS kapbench_work")
     psql(f"CREATE DATABASE kapbench_work TEMPLATE {name}")
+    migrate(f"{PG_ADMIN}/kapbench_work")
     return f"{PG_ADMIN}/kapbench_work", info
+
+
+def migrate(db_url: str) -> None:
+    """Apply migrations written since the cached database was seeded (new tables, new columns)."""
+    run([PY, "manage.py", "migrate", "--noinput", "-v0"], base_env(db_url))
 
 
 # ------------------------------------------------------------------------------------------ server
