@@ -1,5 +1,5 @@
 """Synthetic measures for the demo clinic: trajectories, an open and an acknowledged safety alert,
-a safety plan for the demo patient. Idempotent: does nothing if the clinic already has responses."""
+a safety plan for the demo patient. Idempotent: does nothing if the clinic already has paper responses."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def _series(rng: random.Random, start: int, top: int, weeks: int, relapse: bool)
 
 
 def seed(ctx: Any) -> None:
-    if InstrumentResponse.objects.filter(clinic=ctx.clinic).exists():
+    # Pre-session PHQ-9s from the sessions demo (emailed link, portal) may already exist: the marker of
+    # this seeder is its paper forms.
+    if InstrumentResponse.objects.filter(clinic=ctx.clinic, source="paper").exists():
         return
     rng = random.Random(3)
     now = clock.now()

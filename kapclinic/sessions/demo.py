@@ -1,8 +1,11 @@
-"""Demo dosing sessions (synthetic): a completed esketamine session whose REMS form is overdue, a completed
-IV session, and sessions scheduled for today.  Idempotent.
+"""Demo dosing sessions (synthetic), run through the real services so every record is what the UI would
+have written: a completed session for four patients in treatment (on their signed plan's protocol, with
+the pre-session PHQ-9 from the measures app, the gate passed with no override, dose, vitals, ratings and a
+discharge after the protocol's minimum), and sessions scheduled for today for the demo patient and two
+others, which the nurse can take through check-in, gate, dose, monitoring and discharge. Idempotent.
 
-Completed sessions are written directly (not through the gate services) because the demo must not depend
-on the treatment module's readiness answer; their values follow the protocol library.
+The completed sessions are dated on the days the scheduling demo books their dosing appointments; the
+application clock is moved to each step's time while the services run (kapclinic.intake.demo.at_time).
 """
 
 from __future__ import annotations
@@ -13,121 +16,115 @@ from typing import Any
 
 from django.db import transaction
 
-from kapclinic.clinical.vitals import LOINC, Vital
+from kapclinic.clinical.session_state import Event
+from kapclinic.clinical.vitals import Reading
 from kapclinic.core import clock
+from kapclinic.core.actor import Actor
+from kapclinic.intake.demo import at_time
+from kapclinic.intake.models import Assessment
+from kapclinic.measures.services import response_submit
 from kapclinic.patients.models import PathwayStatus
-from kapclinic.sessions.models import (
-    Administration,
-    ClinicProtocolSetting,
-    DosingSession,
-    Observation,
-    SessionEvent,
-    SessionTransition,
-)
+from kapclinic.sessions import services
+from kapclinic.sessions.models import ClinicProtocolSetting, DosingSession, ObservationKind
+from kapclinic.treatment.selectors import signed_plan
+
+PRE_SESSION_PHQ9 = [1, 2, 1, 1, 1, 0, 1, 0, 0]  # total 7, item 9 = 0
 
 
-def _vitals(s: DosingSession, at: dt.datetime, reading: int, phase: str, by: Any, **values: int) -> None:
-    for vital in Vital:
-        if vital.value in values:
-            code = LOINC[vital]
-            Observation.objects.create(
-                session=s,
-                kind="vital",
-                code=code.loinc,
-                display=code.display,
-                value=values[vital.value],
-                unit=code.ucum,
-                at=at,
-                reading=reading,
-                phase=phase,
-                recorded_by=by,
+def _weight(patient: Any) -> Decimal:
+    w = Assessment.objects.filter(patient=patient).values_list("weight_kg", flat=True).first()
+    return Decimal(w) if w else Decimal("72.0")
+
+
+def _gate_values(ctx: Any, patient: Any, protocol_id: str, start: dt.datetime) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "weight_kg": _weight(patient),
+        "last_food_at": start - dt.timedelta(hours=4),
+        "last_liquid_at": start - dt.timedelta(hours=2),
+        "escort_name": ctx.faker.name(),
+        "escort_phone": ctx.faker.numerify("(555) 01#-####"),
+        "medication_changes_reviewed": True,
+        "flagged_medication_classes": [],
+        "pregnancy_status": "not_applicable",
+        "intention": "Notice what comes up, with kindness",
+    }
+    if protocol_id.startswith("esketamine"):
+        values.update({"rems_enrolled": True, "nasal_steroid": "none"})
+    return values
+
+
+def _completed(ctx: Any, patient: Any, protocol_id: str, start: dt.datetime) -> None:
+    """One session from check-in to discharge; ``start`` is the first dose."""
+    nurse, prescriber = ctx.staff_actor("nurse"), ctx.staff_actor("prescriber")
+    iv = not protocol_id.startswith("esketamine")
+
+    def at(minutes: int) -> Any:
+        return at_time(start + dt.timedelta(minutes=minutes))
+
+    with at(-30):
+        s = services.session_create(nurse, patient, protocol_id, clock.now())
+        s = services.session_transition(nurse, s, Event.CHECK_IN, s.version)
+        link_actor = Actor(user=None, clinic=ctx.clinic, role="patient_link", request_id="seed-demo")
+        response_submit(  # the patient answered the emailed pre-session PHQ-9 the evening before
+            link_actor,
+            patient,
+            instrument="PHQ-9",
+            version=None,
+            answers=PRE_SESSION_PHQ9,
+            source="email_link",
+            completed_at=start - dt.timedelta(hours=16),
+        )
+        s = services.gate_update(nurse, s, s.version, _gate_values(ctx, patient, protocol_id, start))
+    with at(-20):
+        services.vitals_record(nurse, s, Reading(sbp=128, dbp=82, hr=74, rr=14, spo2=98))
+    with at(-12):
+        s.refresh_from_db()
+        s = services.gate_pass(nurse, s, s.version)
+    with at(-8):
+        s.refresh_from_db()
+        if iv:
+            services.dose_order(
+                prescriber, s, s.version, {"mg_per_kg": "0.5", "concentration": "10", "diluent_ml": "100"}
             )
-
-
-def _rating(s: DosingSession, at: dt.datetime, kind: str, value: int, by: Any) -> None:
-    code, display = (
-        ("moaas", "MOAA/S") if kind == "sedation" else ("dissociation-0-4", "Dissociation (clinician 0-4)")
-    )
-    Observation.objects.create(
-        session=s,
-        kind=kind,
-        code_system="https://kapclinic.example/codes",
-        code=code,
-        display=display,
-        value=value,
-        unit="{score}",
-        at=at,
-        phase="intra",
-        recorded_by=by,
-    )
-
-
-def _completed(ctx: Any, patient: Any, protocol: str, start: dt.datetime, dose: dict[str, Any]) -> None:
-    nurse, prescriber = ctx.staff["nurse"], ctx.staff["prescriber"]
-    s = DosingSession.objects.create(
-        clinic=ctx.clinic,
-        patient=patient,
-        protocol_id=protocol,
-        protocol_version="1.0.0",
-        scheduled_for=start - dt.timedelta(minutes=30),
-        created_by=prescriber,
-        state="discharged",
-        weight_kg=Decimal("72.0"),
-        escort_name=ctx.faker.name(),
-        medication_changes_reviewed=True,
-        pregnancy_status="not_applicable",
-        intention="Notice what comes up, with kindness",
-        phq9_done=True,
-        rems_enrolled=protocol.startswith("esk"),
-        nasal_steroid="none",
-        checked_in_at=start - dt.timedelta(minutes=30),
-        predose_passed_at=start - dt.timedelta(minutes=10),
-        first_dose_at=start,
-        monitoring_started_at=start + dt.timedelta(minutes=10),
-        recovery_started_at=start + dt.timedelta(minutes=95),
-        discharged_at=start + dt.timedelta(minutes=125),
-        escort_present=True,
-        no_driving_advice_given=True,
-        ready_to_leave_minutes=90,
-        discharged_by=nurse,
-    )
-    steps = [
-        ("check_in", "scheduled", "checked_in", s.checked_in_at),
-        ("pass_predose", "checked_in", "predose_passed", s.predose_passed_at),
-        ("start_dosing", "predose_passed", "dosing", s.first_dose_at),
-        ("start_monitoring", "dosing", "monitoring", s.monitoring_started_at),
-        ("start_recovery", "monitoring", "recovery", s.recovery_started_at),
-        ("discharge", "recovery", "discharged", s.discharged_at),
-    ]
-    for event, a, b, at in steps:
-        SessionTransition.objects.create(session=s, event=event, from_state=a, to_state=b, at=at, by=nurse)
-    values = {"administered_by": nurse, **dose}
-    Administration.objects.create(
-        session=s,
-        ordered_by=prescriber,
-        ordered_at=start - dt.timedelta(minutes=8),
-        administered_at=start,
-        lot_number=f"LOT{ctx.rng.randint(10000, 99999)}",
-        expiry_date=clock.today() + dt.timedelta(days=300),
-        **values,
-    )
-    _vitals(s, start - dt.timedelta(minutes=20), 1, "pre_dose", nurse, sbp=128, dbp=82, hr=74, rr=14, spo2=98)
-    _vitals(s, start + dt.timedelta(minutes=40), 2, "intra", nurse, sbp=146, dbp=90, hr=82, rr=15, spo2=97)
-    _vitals(
-        s, start + dt.timedelta(minutes=110), 3, "recovery", nurse, sbp=130, dbp=84, hr=72, rr=14, spo2=98
-    )
-    _rating(s, start + dt.timedelta(minutes=30), "sedation", 4, nurse)
-    _rating(s, start + dt.timedelta(minutes=30), "dissociation", 2, nurse)
-    _rating(s, start + dt.timedelta(minutes=105), "sedation", 5, nurse)
-    _rating(s, start + dt.timedelta(minutes=105), "dissociation", 0, nurse)
-    SessionEvent.objects.create(
-        session=s,
-        kind="side_effect",
-        code="nausea",
-        text="mild",
-        at=start + dt.timedelta(minutes=25),
-        recorded_by=nurse,
-    )
+            services.dose_double_check(nurse, s)
+        else:
+            services.dose_order(prescriber, s, s.version, {"fixed_mg": "56"})
+    with at(0):
+        s.refresh_from_db()
+        giver = prescriber if iv else nurse  # the double-checker does not also give the dose
+        lot = f"LOT{ctx.rng.randint(10000, 99999)}"
+        s = services.dosing_start(
+            giver, s, s.version, lot_number=lot, expiry_date=clock.today() + dt.timedelta(days=300)
+        )
+    with at(10):
+        s = services.session_transition(nurse, s, Event.START_MONITORING, s.version)
+    with at(25):
+        services.event_record(nurse, s, "side_effect", "nausea", "mild")
+    with at(30):
+        services.rating_record(nurse, s, ObservationKind.SEDATION, 4)
+        services.rating_record(nurse, s, ObservationKind.DISSOCIATION, 2)
+    with at(40):
+        services.vitals_record(nurse, s, Reading(sbp=146, dbp=90, hr=82, rr=15, spo2=97))
+    with at(95):
+        s.refresh_from_db()
+        s = services.session_transition(nurse, s, Event.START_RECOVERY, s.version)
+    with at(105):
+        services.rating_record(nurse, s, ObservationKind.SEDATION, 5)
+        services.rating_record(nurse, s, ObservationKind.DISSOCIATION, 0)
+    with at(110):
+        services.vitals_record(nurse, s, Reading(sbp=130, dbp=84, hr=72, rr=14, spo2=98))
+    with at(125):
+        s.refresh_from_db()
+        services.session_discharge(
+            nurse,
+            s,
+            s.version,
+            escort_present=True,
+            no_driving=True,
+            signed=True,
+            ready_to_leave_minutes=90,
+            note="Alert and steady; left with escort.",
+        )
 
 
 @transaction.atomic
@@ -138,66 +135,37 @@ def seed(ctx: Any) -> None:
         clinic=ctx.clinic,
         protocol_id="ketamine-iv-racemic",
         key="observation.minimum_minutes",
-        defaults={"value": "120"},
+        defaults={"value": "120", "set_by": ctx.staff["prescriber"]},
     )
     active = [
         p for p in ctx.patients if p.pathway_status in (PathwayStatus.ACTIVE, PathwayStatus.MAINTENANCE)
     ]
     now = clock.now()
+    # Same days as the scheduling demo's past dosing appointments (check-in at the appointment start).
     for i, patient in enumerate(active[:4]):
-        if i % 2 == 0:
-            _completed(
-                ctx,
-                patient,
-                "esketamine-in-trd",
-                now - dt.timedelta(days=10 + i),
-                {
-                    "product": "Esketamine nasal spray (Spravato), 28 mg per device",
-                    "route": "IN",
-                    "dose_mg": Decimal(56),
-                    "devices": 2,
-                    "units_description": "2 × 28 mg device",
-                    "maximum_mg": Decimal(84),
-                    "calculation": [
-                        {"label": "Dose", "working": "fixed 56 mg"},
-                        {"label": "Devices", "working": "56 mg ÷ 28 mg = 2 devices, 5 min apart"},
-                    ],
-                },
-            )
-        else:
-            _completed(
-                ctx,
-                patient,
-                "ketamine-iv-racemic",
-                now - dt.timedelta(days=3 + i),
-                {
-                    "product": "Racemic ketamine HCl injection",
-                    "route": "IV",
-                    "dose_mg": Decimal(36),
-                    "mg_per_kg": Decimal("0.5"),
-                    "weight_basis": "actual",
-                    "weight_used_kg": Decimal("72.0"),
-                    "maximum_mg": Decimal(54),
-                    "concentration_mg_per_ml": Decimal(10),
-                    "volume_ml": Decimal("3.6"),
-                    "diluent_ml": Decimal(100),
-                    "infusion_minutes": 40,
-                    "rate_ml_per_h": Decimal("155.4"),
-                    "double_checked_by": ctx.staff["nurse"],
-                    "administered_by": ctx.staff["prescriber"],
-                    "double_checked_at": now - dt.timedelta(days=3 + i, minutes=9),
-                    "calculation": [
-                        {"label": "Dose", "working": "0.5 mg/kg × 72 kg (actual weight) = 36 mg"}
-                    ],
-                },
-            )
-    today = [ctx.demo_patient, *active[4:6]]
-    for i, patient in enumerate(today):
-        DosingSession.objects.create(
-            clinic=ctx.clinic,
-            patient=patient,
-            protocol_id="esketamine-in-trd" if i != 1 else "ketamine-iv-racemic",
-            protocol_version="1.0.0",
-            scheduled_for=now.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=i + 1),
-            created_by=ctx.staff["prescriber"],
+        plan = signed_plan(patient)
+        if plan is None:
+            continue
+        days = 10 + i if i % 2 == 0 else 3 + i
+        _completed(ctx, patient, plan.protocol_id, now - dt.timedelta(days=days))
+    # Today: on the hour, one, two and three hours from now, on each patient's signed plan.
+    nurse = ctx.staff_actor("nurse")
+    top = now.replace(minute=0, second=0, microsecond=0)
+    for i, patient in enumerate([ctx.demo_patient, *active[4:6]]):
+        plan = signed_plan(patient)
+        if plan is None:
+            continue
+        services.session_create(nurse, patient, plan.protocol_id, top + dt.timedelta(hours=i + 1))
+    # The demo patient answered today's pre-session PHQ-9 in the portal this morning.
+    demo = ctx.demo_patient
+    if demo.user_id and signed_plan(demo) is not None:
+        response_submit(
+            Actor(user=demo.user, clinic=ctx.clinic, role="patient", request_id="seed-demo"),
+            demo,
+            instrument="PHQ-9",
+            version=None,
+            answers=[1, 1, 1, 1, 0, 1, 0, 0, 0],
+            source="portal",
+            entered_by=demo.user,
+            completed_at=max(now - dt.timedelta(hours=3), top - dt.timedelta(hours=1)),
         )

@@ -145,9 +145,11 @@ def plan_sign(
             expected_version,
             ["status", "signed_by", "signed_at", "eligibility_decision", "protocol_rationale"],
         )
-        Patient.objects.filter(pk=patient.pk).exclude(pathway_status=PathwayStatus.ACTIVE).update(
-            pathway_status=PathwayStatus.ACTIVE, version=F("version") + 1
-        )
+        # A patient in assessment starts treatment; one in maintenance (a new plan for the next series)
+        # or already active keeps their stage.
+        Patient.objects.filter(
+            pk=patient.pk, pathway_status__in=[PathwayStatus.INQUIRY, PathwayStatus.ASSESSMENT]
+        ).update(pathway_status=PathwayStatus.ACTIVE, version=F("version") + 1)
         detail = f"plan signed; proposals={plan.proposals.count()}" + (
             "; protocol rationale" if extra else ""
         )
