@@ -144,7 +144,9 @@ def on_care_team(patient: Patient, user_id: int | None) -> bool:
     """Is this user on the patient's care team? Remembered on the patient instance for the request:
     a chart asks it once per panel and action (13 identical queries for a therapist's chart, issue #7).
     Services that change the care team call `forget_care_team(patient)`."""
-    memo: dict[int | None, bool] = patient.__dict__.setdefault("_kap_care_team", {})
+    if user_id is None:
+        return False
+    memo: dict[int, bool] = patient.__dict__.setdefault("_kap_care_team", {})
     if user_id not in memo:
         memo[user_id] = patient.care_team.filter(user_id=user_id).exists()
     return memo[user_id]
@@ -176,10 +178,11 @@ def visible_patients(actor: Actor, action: Action) -> QuerySet[Patient]:
     if sc is None or actor.clinic is None:
         return qs.none()
     qs = qs.filter(clinic=actor.clinic)
+    assert actor.user is not None  # scope() is None for anonymous actors
     if sc == CASELOAD:
-        return qs.filter(care_team__user_id=actor.user_id).distinct()
+        return qs.filter(care_team__user_id=actor.user.pk).distinct()
     if sc == SELF:
-        return qs.filter(user_id=actor.user_id)
+        return qs.filter(user_id=actor.user.pk)
     return qs
 
 

@@ -96,7 +96,7 @@ class StaffSecurityMiddleware:
             if (last is None or now - float(last) > 60) and request.headers.get("HX-Trigger-Name") != "poll":
                 request.session[SESSION_LAST_SEEN] = now
             if (
-                not request.user.is_verified()  # type: ignore[union-attr]
+                not request.user.is_verified()  # type: ignore[attr-defined]  # added by OTPMiddleware
                 and not request.path.startswith(_EXEMPT_PREFIXES)
                 and (settings.MFA_REQUIRED_FOR_STAFF or _enrolled(request))
             ):

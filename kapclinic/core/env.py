@@ -6,6 +6,7 @@ traceback deep inside Django or, worse, a silently wrong default.
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Mapping
 
@@ -22,7 +23,7 @@ class Env:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self.environ = os.environ if environ is None else environ
 
-    def str(self, name: str, default: str | None = None) -> str:
+    def str(self, name: builtins.str, default: builtins.str | None = None) -> builtins.str:
         value = self.environ.get(name)
         if value is None or value == "":
             if default is None:
@@ -30,7 +31,7 @@ class Env:
             return default
         return value
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         value = self.environ.get(name)
         if value is None or value == "":
             return default
@@ -43,7 +44,14 @@ class Env:
             f"The environment variable {name} must be true or false (1/0, yes/no, on/off); got {value!r}."
         )
 
-    def int(self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    def int(
+        self,
+        name: builtins.str,
+        default: builtins.int,
+        *,
+        minimum: builtins.int | None = None,
+        maximum: builtins.int | None = None,
+    ) -> builtins.int:
         value = self.environ.get(name)
         if value is None or value == "":
             return default
@@ -59,13 +67,15 @@ class Env:
             raise ConfigError(f"The environment variable {name} must be at most {maximum}; got {number}.")
         return number
 
-    def list(self, name: str, default: list[str]) -> list[str]:
+    def list(self, name: builtins.str, default: builtins.list[builtins.str]) -> builtins.list[builtins.str]:
         value = self.environ.get(name)
         if value is None or value.strip() == "":
             return list(default)
         return [item.strip() for item in value.split(",") if item.strip()]
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(
+        self, name: builtins.str, default: builtins.str, choices: tuple[builtins.str, ...]
+    ) -> builtins.str:
         value = self.environ.get(name)
         if value is None or value == "":
             return default

@@ -6,10 +6,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 
 from kapclinic.interop.fhir import build_bundle
+from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, open_patient
 
 
-def _scores(patient: object) -> list[object]:
+def _scores(patient: Patient) -> list[object]:
     try:
         from kapclinic.measures.models import InstrumentResponse
     except ImportError:  # measures app absent

@@ -80,4 +80,6 @@ class CareTeamForm(forms.Form):
 
     def __init__(self, *args: Any, staff: list[tuple[str, str]] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["user"].choices = staff or []
+        field = self.fields["user"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = staff or []

@@ -64,6 +64,12 @@ def add_timeline_event(
     )
 
 
+def _staff(actor: Actor) -> Any:
+    if actor.user is None:
+        raise ValueError("Clinical entries need a signed-in staff member.")
+    return actor.user
+
+
 def next_mrn(clinic_id: int) -> str:
     last = Patient.objects.filter(clinic_id=clinic_id).order_by("-id").values_list("mrn", flat=True).first()
     number = int(last.split("-")[-1]) + 1 if last and last.split("-")[-1].isdigit() else 1
@@ -147,7 +153,7 @@ def care_team_remove(actor: Actor, patient: Patient, member: CareTeamMember) -> 
 def diagnosis_add(actor: Actor, patient: Patient, *, icd10: str, snomed: str, description: str) -> Diagnosis:
     with transaction.atomic():
         dx = Diagnosis.objects.create(
-            patient=patient, icd10=icd10, snomed=snomed, description=description, recorded_by=actor.user
+            patient=patient, icd10=icd10, snomed=snomed, description=description, recorded_by=_staff(actor)
         )
         record_event(actor, "create", patient=patient, obj=dx)
         add_timeline_event(
@@ -159,7 +165,7 @@ def diagnosis_add(actor: Actor, patient: Patient, *, icd10: str, snomed: str, de
 def medication_add(actor: Actor, patient: Patient, *, name: str, dose: str, drug_class: str) -> Medication:
     with transaction.atomic():
         med = Medication.objects.create(
-            patient=patient, name=name, dose=dose, drug_class=drug_class, recorded_by=actor.user
+            patient=patient, name=name, dose=dose, drug_class=drug_class, recorded_by=_staff(actor)
         )
         record_event(actor, "create", patient=patient, obj=med)
         add_timeline_event(
@@ -180,7 +186,7 @@ def medication_stop(actor: Actor, patient: Patient, med: Medication) -> None:
 def allergy_add(actor: Actor, patient: Patient, *, substance: str, reaction: str) -> Allergy:
     with transaction.atomic():
         allergy = Allergy.objects.create(
-            patient=patient, substance=substance, reaction=reaction, recorded_by=actor.user
+            patient=patient, substance=substance, reaction=reaction, recorded_by=_staff(actor)
         )
         record_event(actor, "create", patient=patient, obj=allergy)
         add_timeline_event(patient, kind="allergy.added", title=f"Allergy recorded: {substance}", actor=actor)

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from kapclinic.accounts.models import Membership, Role
+from kapclinic.accounts.models import Clinic, Membership, Role
 from kapclinic.audit.services import record_event
 from kapclinic.clinical.terminology import BY_ICD10, DIAGNOSIS_CODES
 from kapclinic.core.actor import actor_from_request
@@ -194,7 +194,7 @@ def add_allergy(request: HttpRequest, patient_id: int) -> HttpResponse:
     return redirect("patients:chart", patient_id=patient.pk)
 
 
-def _clinician_choices(clinic: object) -> list[tuple[str, str]]:
+def _clinician_choices(clinic: Clinic | None) -> list[tuple[str, str]]:
     members = (
         Membership.objects.filter(
             clinic=clinic, is_active=True, role__in=[Role.PRESCRIBER, Role.THERAPIST, Role.NURSE]

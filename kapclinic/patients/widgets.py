@@ -15,7 +15,8 @@ CASELOAD_LIMIT = 25
 def caseload_context(request: HttpRequest) -> dict[str, Any]:
     """The signed-in clinician's care-team patients in treatment, with counts by pathway stage."""
     actor = actor_from_request(request)
-    mine = Patient.objects.filter(clinic=actor.clinic, care_team__user_id=actor.user_id)
+    assert actor.user is not None
+    mine = Patient.objects.filter(clinic=actor.clinic, care_team__user_id=actor.user.pk)
     counts = mine.aggregate(
         total=Count("id"),
         **{status: Count("id", filter=Q(pathway_status=status)) for status in PathwayStatus.values},
