@@ -485,3 +485,87 @@ def episode_restart(actor: Actor, patient: Patient, instrument: str) -> Episode:
     episode = _current_episode(patient, instrument)
     record_event(actor, "create", patient=patient, obj=episode, detail=f"{instrument} new episode")
     return episode
+
+
+# ---------------------------------------------------------------- clinic settings (settings page)
+
+#: field -> (label, cited default, source, (min, max) or None). Defaults and sources as in MeasureSettings.
+SETTING_INFO: dict[str, tuple[str, str, str, tuple[int, int] | None]] = {
+    "alert_overdue_hours": (
+        "Open safety alerts are overdue after (hours)",
+        "24",
+        "design recommendation: surfaced to a clinician the same day (ref §3.9)",
+        (1, 168),
+    ),
+    "item9_urgent_min": (
+        "PHQ-9 item 9 is urgent at or above",
+        "2",
+        "design recommendation: escalate item 9 >= 2 for urgent review (ref §3.9)",
+        (1, 3),
+    ),
+    "pcl5_probable_ptsd_min": (
+        "PCL-5 probable PTSD cut-off (total at or above)",
+        "33",
+        "[S56][S59b] ref §0, §4.3 (published cut-offs 31-33)",
+        (31, 33),
+    ),
+    "link_hours": (
+        "Emailed questionnaire links expire after (hours)",
+        str(getattr(settings, "MEASURE_LINK_HOURS", 72)),
+        "operational setting (issue #3 default 72 h; MEASURE_LINK_HOURS)",
+        (1, 720),
+    ),
+    "pre_session_phq9_window": (
+        "PHQ-9 that counts for a dosing session",
+        "since_previous_session",
+        "operational setting; PHQ-9 before each dosing session (ref §6.1, §6.3)",
+        None,
+    ),
+    "pre_session_phq9_max_hours": (
+        "…and completed at most this many hours before the gate",
+        "48",
+        "operational setting; the same 2-day window as the 'before dosing' due list",
+        (1, 168),
+    ),
+    "extra_crisis_resources": (
+        "Extra crisis resources shown to patients (one per line)",
+        "",
+        "clinic's own text (988 and the emergency number are always shown; ref §3.9)",
+        None,
+    ),
+}
+
+
+def measure_settings_apply(
+    clinic: Any, values: dict[str, Any], expected_version: int, user: Any
+) -> list[tuple[str, str, str]]:
+    """Write the clinic's measure settings if nobody saved since ``expected_version``. No audit here:
+    the caller (the clinic-settings service) records the change and audits it. Returns
+    [(field, old, new)] as text, [] when nothing changed. Raises ConflictError on a stale version."""
+    from kapclinic.core.concurrency import ConflictError
+
+    row = MeasureSettings.objects.select_for_update().filter(clinic_id=clinic.pk).first()
+    if row is None:
+        row = MeasureSettings.objects.create(clinic_id=clinic.pk)
+    if row.version != expected_version:
+        raise ConflictError()
+    changes: list[tuple[str, str, str]] = []
+    for name, value in values.items():
+        if name not in SETTING_INFO:
+            raise ValueError(name)
+        old = getattr(row, name)
+        if (old if old is not None else "") != (value if value is not None else ""):
+            changes.append((name, "" if old is None else str(old), "" if value is None else str(value)))
+            setattr(row, name, value)
+    if changes:
+        row.updated_at = clock.now()
+        row.updated_by = user
+        updated = MeasureSettings.objects.filter(pk=row.pk, version=expected_version).update(
+            **{n: getattr(row, n) for n, _o, _n in changes},
+            updated_at=row.updated_at,
+            updated_by=user,
+            version=expected_version + 1,
+        )
+        if updated != 1:
+            raise ConflictError()
+    return changes

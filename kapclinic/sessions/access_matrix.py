@@ -43,6 +43,15 @@ EDIT_POST = patient_scoped(("prescriber", "nurse", "therapist"), ok=400)
 
 MATRIX = {
     "sessions:index": Entry(roles(("prescriber", "nurse", "therapist"))),
+    # Clinic settings (no patient data): clinical staff who run sessions and the admin may read them;
+    # only a prescriber changes them (an empty POST lacks the page's stamp/version: 400).
+    "sessions:settings": Entry(roles(("prescriber", "nurse", "admin"))),
+    "sessions:settings_protocol": Entry(
+        roles(("prescriber",), ok=400),
+        kwargs=lambda world: {"protocol_id": "esketamine-in-trd"},
+        method="post",
+    ),
+    "sessions:settings_measures": Entry(roles(("prescriber",), ok=400), method="post"),
     "sessions:new": Entry(patient_scoped(("prescriber", "nurse")), kwargs=_patient),
     "sessions:detail": Entry(VIEW, setup=_session),
     "sessions:monitor": Entry(VIEW, setup=_session),

@@ -263,3 +263,83 @@ class AdverseEventForm(forms.Form):
 
 class ProcessNoteForm(forms.Form):
     text = forms.CharField(label="Process note", widget=forms.Textarea(attrs={"rows": 3}), max_length=5000)
+
+
+class ProtocolSettingsForm(forms.Form):
+    """One text box per clinic-settable field of a protocol; empty = the cited default applies."""
+
+    stamp = forms.IntegerField(widget=forms.HiddenInput)
+    reason = forms.CharField(
+        label="Reason for the change", widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
+
+    def __init__(self, *args: Any, protocol: Any, current: dict[str, str], **kwargs: Any) -> None:
+        from kapclinic.clinical.protocols import clinic_settable_fields
+
+        super().__init__(*args, **kwargs)
+        self.protocol = protocol
+        self.settable = clinic_settable_fields(protocol)
+        for f in self.settable:
+            self.fields[f"v_{f.key}"] = forms.CharField(
+                label=f"{f.label} ({f.unit})" if f.unit else f.label,
+                required=False,
+                max_length=30,
+                initial=current.get(f.key, ""),
+            )
+
+    def clean(self) -> dict[str, Any]:
+        from kapclinic.clinical.protocols import validate_clinic_value
+
+        data = super().clean() or {}
+        values: dict[str, str | None] = {}
+        for f in self.settable:
+            value, error = validate_clinic_value(self.protocol, f, data.get(f"v_{f.key}") or "")
+            if error:
+                self.add_error(f"v_{f.key}", error)
+            values[f.key] = value
+        data["values"] = values
+        return data
+
+    def rows(self) -> list[tuple[Any, Any]]:
+        return [(f, self[f"v_{f.key}"]) for f in self.settable]
+
+
+class MeasureSettingsForm(forms.Form):
+    version = forms.IntegerField(widget=forms.HiddenInput)
+    alert_overdue_hours = forms.IntegerField(required=True)
+    item9_urgent_min = forms.IntegerField(required=True)
+    pcl5_probable_ptsd_min = forms.IntegerField(required=True)
+    link_hours = forms.IntegerField(required=False, help_text="Empty: the deployment default applies.")
+    pre_session_phq9_window = forms.ChoiceField(
+        choices=[
+            ("since_previous_session", "Since the previous dosing session"),
+            ("same_day", "On the day of the session"),
+        ]
+    )
+    pre_session_phq9_max_hours = forms.IntegerField(required=True)
+    extra_crisis_resources = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    reason = forms.CharField(
+        label="Reason for the change", widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from kapclinic.measures.services import SETTING_INFO
+
+        super().__init__(*args, **kwargs)
+        for name, (label, _default, _source, _bounds) in SETTING_INFO.items():
+            self.fields[name].label = label
+
+    def clean(self) -> dict[str, Any]:
+        from kapclinic.measures.services import SETTING_INFO
+
+        data = super().clean() or {}
+        for name, (label, _default, _source, bounds) in SETTING_INFO.items():
+            value = data.get(name)
+            if bounds is not None and value is not None and not bounds[0] <= value <= bounds[1]:
+                self.add_error(name, f"{label} must be between {bounds[0]} and {bounds[1]}; re-enter it.")
+        return data
+
+    def values(self) -> dict[str, Any]:
+        from kapclinic.measures.services import SETTING_INFO
+
+        return {name: self.cleaned_data.get(name) for name in SETTING_INFO}

@@ -319,3 +319,24 @@ class ClinicProtocolSetting(models.Model):
                 fields=["clinic", "protocol_id", "key"], name="clinic_protocol_setting_unique"
             )
         ]
+
+
+class ClinicSettingChange(models.Model):
+    """Every change made on the clinic-settings page: what, from what to what, who, when and why.
+
+    ``area`` is "protocol" (a ClinicProtocolSetting of ``protocol_id``) or "measures" (MeasureSettings).
+    An empty ``old_value`` / ``new_value`` means the cited default applied before / applies again."""
+
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    area = models.CharField(max_length=12)
+    protocol_id = models.CharField(max_length=60, blank=True)
+    key = models.CharField(max_length=60)
+    old_value = models.TextField(blank=True)
+    new_value = models.TextField(blank=True)
+    reason = models.TextField()
+    by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering: ClassVar = ["-at", "-id"]
+        indexes: ClassVar = [models.Index(fields=["clinic", "area", "-at"], name="setting_change_recent")]

@@ -44,6 +44,7 @@ from kapclinic.sessions.models import (
     Administration,
     AdverseEvent,
     ClinicProtocolSetting,
+    ClinicSettingChange,
     DosingSession,
     EventKind,
     GateOverride,
@@ -930,3 +931,123 @@ def rems_mark_submitted(actor: Actor, session: DosingSession) -> DosingSession:
     session.save(update_fields=["rems_submitted_at", "rems_submitted_by"])
     record_event(actor, "update", patient=session.patient, obj=session, detail="rems_submitted")
     return session
+
+
+# ---------------------------------------------------------------- clinic settings (prescriber)
+
+
+def _settings_actor(actor: Actor) -> None:
+    if actor.role != "prescriber" or actor.user is None or actor.clinic is None:
+        raise Refused("Only a prescriber can change the clinic's clinical settings.")
+
+
+def _need_reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise Refused(
+            "Reason is required: every change to a clinical setting needs a written reason.",
+            {"reason": ["Say why the setting changes."]},
+        )
+    return reason
+
+
+@transaction.atomic
+def protocol_settings_update(
+    actor: Actor, protocol_id: str, values: dict[str, str | None], *, reason: str, expected_stamp: int
+) -> list[ClinicSettingChange]:
+    """Set (or clear, with None) the clinic's values for ``protocol_id``. Refused with a sentence for a
+    non-prescriber or a missing reason; ConflictError when someone changed this protocol's settings since
+    the page was loaded (``expected_stamp`` = id of the latest change then, 0 for none)."""
+    _settings_actor(actor)
+    clinic = actor.clinic
+    assert clinic is not None and actor.user is not None
+    latest = (
+        ClinicSettingChange.objects.select_for_update()
+        .filter(clinic=clinic, area="protocol", protocol_id=protocol_id)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if (latest or 0) != expected_stamp:
+        raise ConflictError()
+    current = dict(
+        ClinicProtocolSetting.objects.filter(clinic=clinic, protocol_id=protocol_id).values_list(
+            "key", "value"
+        )
+    )
+    diffs = [(k, current.get(k), v) for k, v in values.items() if (current.get(k) or None) != (v or None)]
+    if not diffs:
+        return []
+    reason = _need_reason(reason)
+    now = clock.now()
+    out = []
+    for key, old, new in diffs:
+        if new is None:
+            ClinicProtocolSetting.objects.filter(clinic=clinic, protocol_id=protocol_id, key=key).delete()
+        else:
+            ClinicProtocolSetting.objects.update_or_create(
+                clinic=clinic,
+                protocol_id=protocol_id,
+                key=key,
+                defaults={"value": new, "set_by": actor.user, "set_at": now},
+            )
+        out.append(
+            ClinicSettingChange.objects.create(
+                clinic=clinic,
+                area="protocol",
+                protocol_id=protocol_id,
+                key=key,
+                old_value=old or "",
+                new_value=new or "",
+                reason=reason,
+                by=actor.user,
+                at=now,
+            )
+        )
+    clinic_protocol(clinic.pk, protocol_id)  # the stored values must still make a valid protocol
+    record_event(
+        actor,
+        "admin",
+        object_type="kap_sessions.clinicprotocolsetting",
+        object_id=protocol_id,
+        detail=f"protocol settings {protocol_id}: " + ",".join(k for k, _o, _n in diffs),
+    )
+    return out
+
+
+@transaction.atomic
+def measure_settings_update(
+    actor: Actor, values: dict[str, Any], *, reason: str, expected_version: int
+) -> list[ClinicSettingChange]:
+    """The measures app's clinic settings (alert timing, item 9 urgency, PCL-5 cut-off, link expiry,
+    pre-session PHQ-9 window), recorded with who, when and why, and audited once."""
+    from kapclinic.measures.services import measure_settings_apply
+
+    _settings_actor(actor)
+    assert actor.clinic is not None and actor.user is not None
+    changes = measure_settings_apply(actor.clinic, values, expected_version, actor.user)
+    if not changes:
+        return []
+    reason = _need_reason(reason)  # refusing here rolls the write back (one transaction)
+    now = clock.now()
+    out = [
+        ClinicSettingChange.objects.create(
+            clinic=actor.clinic,
+            area="measures",
+            key=name,
+            old_value=old,
+            new_value=new,
+            reason=reason,
+            by=actor.user,
+            at=now,
+        )
+        for name, old, new in changes
+    ]
+    record_event(
+        actor,
+        "admin",
+        object_type="measures.measuresettings",
+        object_id=str(actor.clinic.pk),
+        detail="measure settings: " + ",".join(n for n, _o, _n in changes),
+    )
+    return out

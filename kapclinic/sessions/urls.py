@@ -9,6 +9,9 @@ S = P + "<int:session_id>/"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("settings/", views.clinic_settings, name="settings"),
+    path("settings/protocol/<str:protocol_id>/", views.clinic_settings_protocol, name="settings_protocol"),
+    path("settings/measures/", views.clinic_settings_measures, name="settings_measures"),
     path(P + "new/", views.new, name="new"),
     path(S, views.detail, name="detail"),
     path(S + "monitor/", views.monitor, name="monitor"),

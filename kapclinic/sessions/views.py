@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
@@ -462,3 +464,145 @@ def rems_submitted(request: HttpRequest, patient_id: int, session_id: int) -> Ht
         services.rems_mark_submitted(actor, session)
 
     return _run(request, patient_id, session_id, Action.MONITOR_SESSION, None, do)
+
+
+# ---------------------------------------------------------------- clinic settings
+
+SETTINGS_VIEWERS = ["prescriber", "nurse", "admin"]
+
+
+def _settings_page(
+    request: HttpRequest,
+    *,
+    protocol_id: str | None = None,
+    protocol_form: Any = None,
+    measures_form: Any = None,
+    errors: list[str] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    from kapclinic.clinical.protocols import UnknownProtocol, get_protocol, protocol_choices
+
+    actor = actor_from_request(request)
+    choices = protocol_choices()
+    protocol_id = protocol_id or request.GET.get("protocol") or choices[0][0].partition("@")[0]
+    try:
+        protocol = get_protocol(protocol_id)
+    except UnknownProtocol:
+        raise Http404("No such protocol.") from None
+    data = selectors.clinic_settings_context(actor.clinic, protocol.id)
+    current = {k: r.value for k, r in data["current"].items()}
+    if protocol_form is None:
+        protocol_form = f.ProtocolSettingsForm(
+            protocol=protocol, current=current, initial={"stamp": data["stamp"]}
+        )
+    ms = data["measure_settings"]
+    if measures_form is None:
+        measures_form = f.MeasureSettingsForm(
+            initial={name: getattr(ms, name) for name in data["measure_info"]} | {"version": ms.version}
+        )
+    record_event(actor, "view", object_type="clinic_settings", detail=f"protocol={protocol.id}")
+    return render(
+        request,
+        "sessions/settings.html",
+        {
+            "protocol": protocol,
+            "protocols": [(key.partition("@")[0], title) for key, title in choices],
+            "protocol_form": protocol_form,
+            "measures_form": measures_form,
+            "current": data["current"],
+            "measure_settings": ms,
+            "measure_rows": [
+                (measures_form[name], label, default, source)
+                for name, (label, default, source, _b) in data["measure_info"].items()
+            ],
+            "history": data["history"],
+            "can_edit": actor.role == "prescriber",
+            "errors": errors or [],
+        },
+        status=status,
+    )
+
+
+@login_required
+def clinic_settings(request: HttpRequest) -> HttpResponse:
+    """The clinic-owned protocol settings and the measures settings, each with its cited default."""
+    require_roles(request, SETTINGS_VIEWERS)
+    return _settings_page(request)
+
+
+@login_required
+@require_POST
+def clinic_settings_protocol(request: HttpRequest, protocol_id: str) -> HttpResponse:
+    from kapclinic.clinical.protocols import UnknownProtocol, get_protocol
+
+    require_roles(request, ["prescriber"])
+    actor = actor_from_request(request)
+    try:
+        protocol = get_protocol(protocol_id)
+    except UnknownProtocol:
+        raise Http404("No such protocol.") from None
+    current = {
+        k: r.value for k, r in selectors.clinic_settings_context(actor.clinic, protocol.id)["current"].items()
+    }
+    form = f.ProtocolSettingsForm(request.POST, protocol=protocol, current=current)
+    if not form.is_valid():
+        return _settings_page(
+            request, protocol_id=protocol.id, protocol_form=form, errors=["Please correct the errors below."],
+            status=400,
+        )  # fmt: skip
+    try:
+        changes = services.protocol_settings_update(
+            actor,
+            protocol.id,
+            form.cleaned_data["values"],
+            reason=form.cleaned_data["reason"],
+            expected_stamp=form.cleaned_data["stamp"],
+        )
+    except Refused as e:
+        for field, msgs in e.field_errors.items():
+            for m in msgs:
+                form.add_error(field if field in form.fields else None, m)
+        return _settings_page(
+            request, protocol_id=protocol.id, protocol_form=form, errors=e.messages, status=400
+        )
+    except ConflictError as e:
+        return _settings_page(request, protocol_id=protocol.id, errors=[str(e)], status=409)
+    messages.success(
+        request,
+        f"{len(changes)} setting(s) changed for {protocol.title}." if changes else "No changes to save.",
+    )
+    return redirect(f"{reverse('sessions:settings')}?protocol={protocol.id}")
+
+
+@login_required
+@require_POST
+def clinic_settings_measures(request: HttpRequest) -> HttpResponse:
+    require_roles(request, ["prescriber"])
+    actor = actor_from_request(request)
+    form = f.MeasureSettingsForm(request.POST)
+    protocol_id = request.POST.get("protocol") or None
+    if not form.is_valid():
+        return _settings_page(
+            request, protocol_id=protocol_id, measures_form=form, errors=["Please correct the errors below."],
+            status=400,
+        )  # fmt: skip
+    try:
+        changes = services.measure_settings_update(
+            actor,
+            form.values(),
+            reason=form.cleaned_data["reason"],
+            expected_version=form.cleaned_data["version"],
+        )
+    except Refused as e:
+        for field, msgs in e.field_errors.items():
+            for m in msgs:
+                form.add_error(field if field in form.fields else None, m)
+        return _settings_page(
+            request, protocol_id=protocol_id, measures_form=form, errors=e.messages, status=400
+        )
+    except ConflictError as e:
+        return _settings_page(request, protocol_id=protocol_id, errors=[str(e)], status=409)
+    messages.success(
+        request, f"{len(changes)} measure setting(s) changed." if changes else "No changes to save."
+    )
+    return redirect(reverse("sessions:settings") + (f"?protocol={protocol_id}" if protocol_id else ""))

@@ -600,3 +600,161 @@ def apply_clinic_settings(protocol: Protocol, settings: Mapping[str, str | int |
     if th_changes:
         result = replace(result, thresholds=result.thresholds.with_values(**th_changes))
     return result
+
+
+# --------------------------------------------------------------------------------------------------
+# What a clinic may set, with the cited default (for the clinic-settings page)
+# --------------------------------------------------------------------------------------------------
+
+_FIELD_LABELS: dict[str, str] = {
+    "dose.max_mg": "Maximum dose",
+    "dose.min_mg": "Minimum dose",
+    "dose.default_mg": "Usual dose",
+    "dose.max_mg_per_kg": "Maximum dose per kg",
+    "dose.min_mg_per_kg": "Minimum dose per kg",
+    "dose.default_mg_per_kg": "Usual dose per kg",
+    "dose.infusion_minutes": "Infusion time",
+    "sessions.count": "Dosing sessions in the series",
+    "fasting.food_minutes": "No food before dosing",
+    "fasting.liquids_minutes": "No liquids before dosing",
+    "observation.minimum_minutes": "Minimum observation after the first dose",
+    "vitals_schedule.interval_minutes": "Vitals every",
+    "thresholds.predose_sbp_above": "Pre-dose systolic BP above",
+    "thresholds.predose_dbp_above": "Pre-dose diastolic BP above",
+    "thresholds.sbp_rise_at_least": "Systolic rise from baseline of at least",
+    "thresholds.dbp_rise_at_least": "Diastolic rise from baseline of at least",
+    "thresholds.spo2_below": "SpO2 below",
+    "thresholds.sbp_above": "Systolic BP above (during the session)",
+    "thresholds.dbp_above": "Diastolic BP above (during the session)",
+    "thresholds.hr_above": "Heart rate above",
+    "thresholds.hr_below": "Heart rate below",
+    "thresholds.rr_above": "Respiratory rate above",
+    "thresholds.rr_below": "Respiratory rate below",
+    "thresholds.moaas_at_or_below": "MOAA/S at or below",
+}
+
+# Entry-error bounds (engineering, not clinical): a value outside them is a typing mistake.
+_THRESHOLD_BOUNDS: dict[str, tuple[int, int]] = {
+    "spo2_below": (50, 100),
+    "moaas_at_or_below": (0, 5),
+    "hr_above": (20, 250),
+    "hr_below": (20, 250),
+    "rr_above": (4, 60),
+    "rr_below": (4, 60),
+}
+_DEFAULT_THRESHOLD_BOUNDS = (1, 300)
+
+
+@dataclass(frozen=True)
+class SettableField:
+    """One value a clinic may set for a protocol, with what the library says about it."""
+
+    key: str
+    group: str  # "Dose", "Series", "Fasting", "Observation", "Vitals", "Alert thresholds"
+    label: str
+    unit: str
+    default: str | None  # the cited value, None when the reference gives none
+    source: str | None
+    note: str
+    # "lengthen_only": a label minimum a clinic may make longer, never shorter; "lower_only": a label
+    # maximum a clinic may lower, never raise; "" no direction rule.
+    direction: str = ""
+
+    @property
+    def required_by_protocol(self) -> bool:
+        """The reference gives no value and the protocol needs one before the step can run."""
+        return self.default is None
+
+
+def _fmt_num(value: object) -> str:
+    if isinstance(value, Quantity):
+        return format(value.value.normalize(), "f")
+    return str(value)
+
+
+def clinic_settable_fields(protocol: Protocol) -> tuple[SettableField, ...]:
+    """Every clinic-settable field of ``protocol`` (not-applicable fields left out), in page order."""
+    out: list[SettableField] = []
+    groups = {"dose": "Dose", "fasting": "Fasting", "observation": "Observation", "vitals_schedule": "Vitals"}
+    for key, cls in _SETTABLE_QTY.items():
+        group_name, field_name = key.split(".")
+        setting: Setting[Any] = getattr(getattr(protocol, group_name), field_name)
+        if setting.not_applicable:
+            continue
+        direction = ""
+        if key == "observation.minimum_minutes" and setting.value is not None:
+            direction = "lengthen_only"
+        elif key in ("dose.max_mg", "dose.max_mg_per_kg") and setting.value is not None:
+            direction = "lower_only"
+        default = None if setting.value is None else _fmt_num(setting.value)
+        out.append(
+            SettableField(
+                key, groups[group_name], _FIELD_LABELS[key], cls.unit, default, setting.source, setting.note,
+                direction,
+            )
+        )  # fmt: skip
+    count = protocol.sessions.count
+    if not count.not_applicable:
+        out.append(
+            SettableField(
+                "sessions.count", "Series", _FIELD_LABELS["sessions.count"], "sessions",
+                None if count.value is None else str(count.value), count.source, count.note,
+            )
+        )  # fmt: skip
+    for name, th in protocol.thresholds.items():
+        unit = {"spo2_below": "%", "hr_above": "/min", "hr_below": "/min", "rr_above": "/min"}.get(name, "")
+        unit = unit or ("/min" if name.startswith("rr") else "" if name.startswith("moaas") else "mmHg")
+        out.append(
+            SettableField(
+                f"thresholds.{name}", "Alert thresholds", _FIELD_LABELS[f"thresholds.{name}"], unit,
+                None if th.value is None else str(th.value),
+                None if th.value is None else th.source, th.note,
+            )
+        )  # fmt: skip
+    order = {"Dose": 0, "Series": 1, "Fasting": 2, "Observation": 3, "Vitals": 4, "Alert thresholds": 5}
+    return tuple(sorted(out, key=lambda f: order[f.group]))
+
+
+def validate_clinic_value(
+    protocol: Protocol, field: SettableField, raw: str
+) -> tuple[str | None, str | None]:
+    """Check one value typed on the settings page. Returns (normalised value or None to clear, error
+    sentence or None). The sentence names the field and the rule."""
+    text = raw.strip()
+    if not text:
+        return None, None
+    name = f"{field.label} ({field.key})"
+    if field.key.startswith("thresholds.") or field.key == "sessions.count":
+        try:
+            number = int(text)
+        except ValueError:
+            return None, f"{name} must be a whole number; “{text}” is not."
+        lo, hi = (
+            (1, 100)
+            if field.key == "sessions.count"
+            else _THRESHOLD_BOUNDS.get(field.key.removeprefix("thresholds."), _DEFAULT_THRESHOLD_BOUNDS)
+        )
+        if not lo <= number <= hi:
+            return None, f"{name} must be between {lo} and {hi} {field.unit}".rstrip() + "; re-enter it."
+        return str(number), None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None, f"{name} must be a number; “{text}” is not."
+    if not value.is_finite() or value <= 0:
+        return None, f"{name} must be a number above 0."
+    if field.default is not None and field.direction == "lengthen_only" and value < Decimal(field.default):
+        return None, (
+            f"{name} cannot be shorter than the {field.default} {field.unit} the protocol requires "
+            f"({field.source}); a clinic may lengthen it, never shorten it."
+        )
+    if field.default is not None and field.direction == "lower_only" and value > Decimal(field.default):
+        return None, (
+            f"{name} cannot be above the protocol maximum of {field.default} {field.unit} ({field.source}); "
+            "a clinic may lower it, never raise it."
+        )
+    try:
+        apply_clinic_settings(protocol, {field.key: format(value.normalize(), "f")})
+    except (ProtocolDataError, QuantityError) as exc:
+        return None, f"{name}: {exc}"
+    return format(value.normalize(), "f"), None

@@ -157,3 +157,44 @@ def test_apply_clinic_settings() -> None:
         apply_clinic_settings(p, {"route": "IV"})
     with pytest.raises(ProtocolDataError):
         apply_clinic_settings(p, {"thresholds.hr_above": "x"})
+
+
+# ---------------------------------------------------------------- clinic-settable fields (settings page)
+
+
+def test_clinic_settable_fields_carry_cited_defaults() -> None:
+    from kapclinic.clinical.protocols import clinic_settable_fields, get_protocol
+
+    esk = {f.key: f for f in clinic_settable_fields(get_protocol("esketamine-in-trd"))}
+    obs = esk["observation.minimum_minutes"]
+    assert obs.default == "120" and obs.source and obs.direction == "lengthen_only"
+    assert esk["thresholds.predose_sbp_above"].default == "140"
+    assert esk["thresholds.hr_above"].default is None and esk["thresholds.hr_above"].required_by_protocol
+    iv = {f.key: f for f in clinic_settable_fields(get_protocol("ketamine-iv-racemic"))}
+    assert iv["observation.minimum_minutes"].default is None  # the reference gives no IV minimum
+    assert iv["observation.minimum_minutes"].direction == ""
+    for fields in (esk, iv):
+        assert all(f.label and f.group for f in fields.values())
+
+
+def test_validate_clinic_value_edges() -> None:
+    from kapclinic.clinical.protocols import clinic_settable_fields, get_protocol, validate_clinic_value
+
+    esk = get_protocol("esketamine-in-trd")
+    f = {x.key: x for x in clinic_settable_fields(esk)}
+    obs = f["observation.minimum_minutes"]
+    assert validate_clinic_value(esk, obs, "150") == ("150", None)
+    assert validate_clinic_value(esk, obs, "120") == ("120", None)
+    value, error = validate_clinic_value(esk, obs, "119")
+    assert value is None and error and "cannot be shorter than the 120 min" in error
+    assert validate_clinic_value(esk, obs, "  ") == (None, None)  # clear: back to the cited default
+    assert "must be a number" in (validate_clinic_value(esk, obs, "two hours")[1] or "")
+    assert "above 0" in (validate_clinic_value(esk, obs, "0")[1] or "")
+    hr = f["thresholds.hr_above"]
+    assert validate_clinic_value(esk, hr, "120") == ("120", None)
+    assert "whole number" in (validate_clinic_value(esk, hr, "12.5")[1] or "")
+    assert "between 20 and 250" in (validate_clinic_value(esk, hr, "900")[1] or "")
+    mx = f.get("dose.max_mg")
+    if mx is not None and mx.default is not None:
+        assert "never raise it" in (validate_clinic_value(esk, mx, "112")[1] or "")
+        assert validate_clinic_value(esk, mx, "56") == ("56", None)
