@@ -62,8 +62,14 @@ def new(request: HttpRequest, patient_id: int) -> HttpResponse:
         record_event(actor_from_request(request), "view", patient=patient, object_type="chart")
         return render(request, "sessions/new.html", {"patient": patient, "form": form}, status=400)
     patient = open_patient(request, patient_id, Action.MONITOR_SESSION)
-    form = f.NewSessionForm(initial={"scheduled_for": clock.now().astimezone().strftime(f.DT_FORMAT)})
-    return render(request, "sessions/new.html", {"patient": patient, "form": form})
+    from kapclinic.treatment.selectors import signed_plan
+
+    plan = signed_plan(patient)
+    initial = {"scheduled_for": clock.now().astimezone().strftime(f.DT_FORMAT)}
+    if plan is not None:
+        initial["protocol"] = f"{plan.protocol_id}@{plan.protocol_version}"
+    form = f.NewSessionForm(initial=initial)
+    return render(request, "sessions/new.html", {"patient": patient, "form": form, "plan": plan})
 
 
 def _session(patient: Any, session_id: int) -> DosingSession:
@@ -512,7 +518,7 @@ def _settings_page(
             "current": data["current"],
             "measure_settings": ms,
             "measure_rows": [
-                (measures_form[name], label, default, source)
+                (measures_form[name], label, _choice_label(measures_form, name, default), source)
                 for name, (label, default, source, _b) in data["measure_info"].items()
             ],
             "history": data["history"],
@@ -521,6 +527,11 @@ def _settings_page(
         },
         status=status,
     )
+
+
+def _choice_label(form: Any, name: str, value: str) -> str:
+    choices = dict(getattr(form.fields[name], "choices", None) or [])
+    return str(choices.get(value, value))
 
 
 @login_required

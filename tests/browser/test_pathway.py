@@ -1,0 +1,175 @@
+"""The whole pathway joined up, for real: a signed eligibility decision, current consent and a signed
+esketamine plan (made through the intake, consent and treatment services), the patient's PHQ-9 answered
+in the portal (measures app), then a dosing session run in the browser: the gate passes with no override
+because everything is in order, the prescriber orders the dose, the nurse gives it and monitors, and
+discharge is refused before the protocol's minimum and accepted after it (controllable clock). Finally
+the prescriber opens the clinic-settings page. Screenshots and axe-core at every step."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from kapclinic.core import clock
+from kapclinic.measures.models import InstrumentResponse
+from kapclinic.sessions.models import DosingSession, GateOverride
+from kapclinic.testing.factories import make_clinic, make_patient_user, make_staff
+from kapclinic.treatment.testing import make_dosing_ready
+
+T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)  # 09:00 in the clinic's time zone
+PHQ9 = [1, 2, 1, 1, 1, 0, 1, 0, 0]  # total 7, item 9 "Not at all"
+
+
+@pytest.fixture
+def frozen() -> Any:
+    clock.freeze(T0)
+    yield
+    clock.reset()
+
+
+def _sign_out(page: Any) -> None:
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_load_state("networkidle")
+
+
+def test_signed_plan_to_discharge(
+    tablet_page: Any, server: str, login: Any, axe_check: Any, shot: Any, frozen: Any
+) -> None:
+    page = tablet_page
+    clinic = make_clinic("Harbor", phone="(555) 010-2040")
+    prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="prescriber@path.test")
+    make_staff(clinic, "nurse", name="Nadia Nurse", email="nurse@path.test")
+    user, patient = make_patient_user(clinic, care_team=[prescriber], legal_first_name="Robin")
+    plan = make_dosing_ready(patient, prescriber, "esketamine-in-trd")
+
+    # --- the patient answers the pre-session PHQ-9 in the portal (measures app)
+    login(page, user.email)
+    page.goto(f"{server}/measures/my/take/PHQ-9/")
+    for number, value in enumerate(PHQ9, start=1):
+        page.locator(f"input[name='item_{number}'][value='{value}']").check()
+    page.get_by_role("button", name="Send my answers").click()
+    page.wait_for_load_state("networkidle")
+    response = InstrumentResponse.objects.get(patient=patient)
+    assert (response.total, response.item9, response.source) == (7, 0, "portal")
+    _sign_out(page)
+
+    # --- the nurse schedules the session on the plan's protocol, checks in and records the checks
+    login(page, "nurse@path.test")
+    page.goto(f"{server}/sessions/patient/{patient.pk}/new/")
+    assert plan.protocol_title in page.locator(".notice").inner_text()
+    axe_check(page, "pathway-new-session")
+    page.get_by_role("button", name="Schedule session").click()
+    session = DosingSession.objects.get(patient=patient)
+    assert session.protocol_id == plan.protocol_id
+    detail = f"{server}/sessions/patient/{patient.pk}/{session.pk}/"
+    page.get_by_role("button", name="Check patient in").click()
+    page.get_by_label("Weight today (kg)").fill("70")
+    page.get_by_label("Last food").fill("2026-03-02T06:00")
+    page.get_by_label("Last liquids").fill("2026-03-02T08:00")
+    page.get_by_label("Escort / driver home").fill("Sam Escort")
+    page.get_by_label("Medication changes since the last session reviewed").check()
+    page.get_by_label("Pregnancy status").select_option("not_applicable")
+    page.get_by_label("Intention for the session").fill("Meet what arises with curiosity")
+    page.get_by_label("Patient enrolled in the Spravato REMS").check()
+    page.get_by_label("Nasal corticosteroid / decongestant today").select_option("none")
+    page.get_by_role("button", name="Save details").click()
+    page.get_by_label("Systolic BP (mmHg)").fill("126")
+    page.get_by_label("Diastolic BP (mmHg)").fill("80")
+    page.get_by_label("Heart rate (/min)").fill("74")
+    page.get_by_label("SpO2 (%)").fill("98")
+    page.get_by_label("Respiratory rate (/min)").fill("14")
+    page.get_by_role("button", name="Save baseline vitals").click()
+    checklist = page.locator("ul.checklist").inner_text()
+    assert "All checks pass" in page.content()
+    assert "Blocked" not in checklist and "Hard stop" not in checklist and "Overridden" not in checklist
+    assert "Signed treatment plan" in checklist and plan.protocol_title in checklist
+    assert "Consent version 1 signed on" in checklist
+    assert "PHQ-9 completed 2026-03-02 09:00, total 7. Item 9: 0" in checklist
+    axe_check(page, "pathway-gate-passes")
+    shot(page, "pathway-1-gate-passes-no-override")
+    page.get_by_role("button", name="Confirm pre-dose checks", exact=True).click()
+    session.refresh_from_db()
+    assert session.state == "predose_passed" and session.phq9_response_id == response.pk
+    assert not GateOverride.objects.filter(session=session).exists()
+    _sign_out(page)
+
+    # --- the prescriber orders 56 mg (2 x 28 mg devices)
+    login(page, "prescriber@path.test")
+    page.goto(detail)
+    page.get_by_label("Dose (mg)").fill("56")
+    page.get_by_role("button", name="Calculate and order dose").click()
+    assert "2 × 28 mg device" in page.content()
+    axe_check(page, "pathway-dose-ordered")
+    shot(page, "pathway-2-dose-ordered")
+    _sign_out(page)
+
+    # --- the nurse gives it, monitors, and records vitals and ratings on schedule
+    login(page, "nurse@path.test")
+    page.goto(detail)
+    page.get_by_label("Lot number").fill("LOT-2026-03")
+    page.get_by_label("Expiry date").fill("2027-06-30")
+    page.get_by_role("button", name="Start dosing now").click()
+    page.get_by_role("button", name="Dosing complete: start monitoring").click()
+    clock.advance(dt.timedelta(minutes=40))
+    page.goto(detail)
+    page.get_by_label("Systolic BP (mmHg)").fill("144")
+    page.get_by_label("Diastolic BP (mmHg)").fill("88")
+    page.get_by_label("Heart rate (/min)").fill("82")
+    page.get_by_label("SpO2 (%)").fill("97")
+    page.get_by_label("Respiratory rate (/min)").fill("15")
+    page.get_by_role("button", name="Save vitals").click()
+    page.wait_for_selector("text=No open alerts.")
+    page.get_by_label("4 – Sluggish response to name in a normal voice").check()
+    page.get_by_role("button", name="Save MOAA/S").click()
+    page.wait_for_selector("text=Latest MOAA/S: 4")
+    axe_check(page, "pathway-monitoring")
+    shot(page, "pathway-3-monitoring")
+
+    clock.advance(dt.timedelta(minutes=30))  # +70 min: recovery
+    page.goto(detail)
+    page.get_by_role("button", name="Start recovery").click()
+    page.get_by_label("Systolic BP (mmHg)").fill("130")
+    page.get_by_label("Diastolic BP (mmHg)").fill("82")
+    page.get_by_label("SpO2 (%)").fill("98")
+    page.get_by_role("button", name="Save vitals").click()
+    page.wait_for_selector("text=Vitals (recovery)")
+    page.get_by_label("5 – Responds promptly to name in a normal voice").check()
+    page.get_by_role("button", name="Save MOAA/S").click()
+    page.wait_for_selector("text=Latest MOAA/S: 5")
+    page.get_by_label("0 – None: oriented, no altered perception observed or reported").check()
+    page.get_by_role("button", name="Save dissociation rating").click()
+    page.wait_for_selector("text=Latest dissociation: 0")
+
+    def discharge() -> None:
+        page.goto(detail)
+        page.get_by_label("Named escort is present to take the patient home").check()
+        page.get_by_label(
+            "Advised: no driving or operating machinery until the next day after restful sleep"
+        ).check()
+        page.get_by_label("I assessed the patient as clinically stable and sign this discharge").check()
+        page.get_by_role("button", name="Sign and discharge").click()
+
+    discharge()
+    msg = page.get_by_role("alert").inner_text()
+    assert "Minimum observation time: 70 of 120 minutes" in msg
+    shot(page, "pathway-4-discharge-refused-before-minimum")
+    clock.advance(dt.timedelta(minutes=50))  # +120 min
+    discharge()
+    assert page.get_by_role("heading", name="Discharged").is_visible()
+    session.refresh_from_db()
+    assert session.state == "discharged" and session.first_dose_at == T0
+    assert session.discharged_at == T0 + dt.timedelta(minutes=120)
+    page.get_by_text("Pre-dose checks as passed").click()
+    axe_check(page, "pathway-discharged")
+    shot(page, "pathway-5-discharged")
+    _sign_out(page)
+
+    # --- the prescriber reviews the clinic settings behind those rules
+    login(page, "prescriber@path.test")
+    page.goto(f"{server}/sessions/settings/?protocol=esketamine-in-trd")
+    assert page.get_by_role("heading", name="Clinic settings").is_visible()
+    assert "may be lengthened, never shortened" in page.content()
+    axe_check(page, "pathway-clinic-settings")
+    shot(page, "pathway-6-clinic-settings")
