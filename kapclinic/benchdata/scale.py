@@ -454,7 +454,9 @@ def seed_scale(
 
     out = out or sys.stdout
     started = time.monotonic()
-    now = clock.now().astimezone(dt.UTC).replace(microsecond=0)
+    # Relative to the current hour: the same seed gives the same rows within the hour (the dashboards
+    # need "today" to be today, so the history cannot be pinned to a fixed date).
+    now = clock.now().astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
     faker = Faker("en_US")
     faker.seed_instance(seed)
     rng = random.Random(seed)
