@@ -107,6 +107,15 @@ class ProcessNote(models.Model):
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="process_notes")
     author = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
     ciphertext = models.TextField(help_text="Fernet token; never plaintext.")
+    #: The dosing session the note was written in (the therapist's notes beside the monitoring record);
+    #: null for notes written outside a session.
+    dosing_session = models.ForeignKey(
+        "kap_sessions.DosingSession",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="process_notes",
+    )
     created_at = models.DateTimeField(default=clock.now)
     updated_at = models.DateTimeField(default=clock.now)
 

@@ -46,7 +46,7 @@ def readable_process_notes(user: Any, patient: Any) -> QuerySet[ProcessNote]:
     return (
         ProcessNote.objects.filter(patient=patient)
         .filter(Q(author=user) | Q(shares__user=user))
-        .select_related("author")
+        .select_related("author", "dosing_session")
         .prefetch_related("shares__user")
         .distinct()
         .order_by("-created_at", "-id")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -27,6 +27,9 @@ from kapclinic.notes.templates_data import INTEGRATION, available_templates
 from kapclinic.patients.models import Patient
 from kapclinic.patients.services import add_timeline_event
 from kapclinic.policy import Action, can
+
+if TYPE_CHECKING:
+    from kapclinic.sessions.models import DosingSession
 
 
 class NoteError(Exception):
@@ -247,10 +250,17 @@ def may_read_process_note(user: Any, note: ProcessNote) -> bool:
 
 
 @transaction.atomic
-def process_note_create(actor: Actor, patient: Patient, text: str) -> ProcessNote:
-    assert actor.clinic is not None
+def process_note_create(
+    actor: Actor, patient: Patient, text: str, *, dosing_session: DosingSession | None = None
+) -> ProcessNote:
+    """Encrypt and store a psychotherapy process note; ``dosing_session`` links it to the session it was
+    written in (the session page shows it to its readers, never on the monitoring record)."""
+    if actor.clinic is None or actor.user is None:
+        raise NoteError("A signed-in clinician is required.")
     if actor.role not in ("therapist", "prescriber"):
         raise NoteError("Psychotherapy process notes are written by therapists and prescribers.")
+    if dosing_session is not None and dosing_session.patient_id != patient.pk:
+        raise NoteError("That dosing session belongs to another patient.")
     text = text.strip()
     if not text:
         raise NoteError("Write the note.", "text")
@@ -259,7 +269,7 @@ def process_note_create(actor: Actor, patient: Patient, text: str) -> ProcessNot
     now = clock.now()
     note = ProcessNote.objects.create(
         clinic=actor.clinic, patient=patient, author=actor.user, ciphertext=crypto.encrypt(text),
-        created_at=now, updated_at=now,
+        dosing_session=dosing_session, created_at=now, updated_at=now,
     )  # fmt: skip
     record_event(actor, "create", patient=patient, obj=note)
     return note

@@ -368,7 +368,14 @@ def process_list(request: HttpRequest, patient_id: int) -> HttpResponse:
                 return redirect("notes:process_list", patient_id=patient.pk)
         record_event(actor, "view", patient=patient, object_type="process_notes", detail="refused")
     rows = list(selectors.readable_process_notes(actor.user, patient)[:50])
-    items = [{"n": n, "text": services.process_note_text(n)} for n in rows]
+    items = [
+        {
+            "n": n,
+            "text": services.process_note_text(n),
+            "session_url": _session_url(patient.pk, n.dosing_session_id),
+        }
+        for n in rows
+    ]
     return render(
         request,
         "notes/process_list.html",

@@ -291,16 +291,10 @@ class AdverseEvent(models.Model):
         ordering: ClassVar = ["onset_at", "id"]
 
 
-class ProcessNote(models.Model):
-    """Therapist process notes: kept apart from the monitoring record (ref §6.1)."""
-
-    session = models.ForeignKey(DosingSession, on_delete=models.PROTECT, related_name="process_notes")
-    text = models.TextField()
-    author = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
-    at = models.DateTimeField()
-
-    class Meta:
-        ordering: ClassVar = ["at", "id"]
+# Therapist process notes written during a session are psychotherapy process notes of the notes app
+# (kapclinic.notes.models.ProcessNote, encrypted at rest, linked by ``dosing_session``): they are kept
+# apart from the monitoring record (ref §6.1) and readable only by their author and colleagues the
+# author shares them with. Migration 0004 moved the earlier plaintext rows there; 0005 dropped the table.
 
 
 class ClinicProtocolSetting(models.Model):

@@ -309,3 +309,30 @@ def clinic_settings_context(clinic: Any, protocol_id: str) -> dict[str, Any]:
         "measure_info": SETTING_INFO,
         "history": history,
     }
+
+
+@dataclass(frozen=True)
+class SessionProcessNote:
+    note: Any  # kapclinic.notes.models.ProcessNote
+    text: str
+    shared_with: list[str]
+
+
+def session_process_notes(actor: Actor, session: DosingSession) -> list[SessionProcessNote]:
+    """The therapist process notes of this session that ``actor`` may read (author or shared with),
+    decrypted for display; one query for the notes and one for their shares. Nurses, front desk and
+    anyone the author did not share with get nothing."""
+    from kapclinic.notes.selectors import readable_process_notes
+    from kapclinic.notes.services import process_note_text
+
+    if actor.user is None or actor.role not in ("therapist", "prescriber"):
+        return []
+    rows = readable_process_notes(actor.user, session.patient).filter(dosing_session=session)
+    return [
+        SessionProcessNote(
+            r,
+            process_note_text(r),
+            [s.user.full_name for s in r.shares.all()] if r.author_id == actor.user.pk else [],
+        )
+        for r in rows.order_by("created_at", "id")
+    ]

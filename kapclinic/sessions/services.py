@@ -38,6 +38,8 @@ from kapclinic.clinical.vitals import (
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import ConflictError, save_versioned
+from kapclinic.notes.models import ProcessNote
+from kapclinic.notes.services import NoteError, process_note_create
 from kapclinic.patients.models import Patient
 from kapclinic.patients.services import add_timeline_event
 from kapclinic.sessions.models import (
@@ -52,7 +54,6 @@ from kapclinic.sessions.models import (
     Observation,
     ObservationKind,
     PregnancyStatus,
-    ProcessNote,
     SessionAlert,
     SessionEvent,
     SessionTransition,
@@ -908,15 +909,14 @@ def adverse_event_record(
     return ae
 
 
-@transaction.atomic
 def process_note_add(actor: Actor, session: DosingSession, text: str) -> ProcessNote:
-    if actor.role not in ("therapist", "prescriber"):
-        raise Refused("Process notes are written by the therapist or the prescriber.")
-    if not text.strip():
-        raise Refused("Note text is required.", {"text": ["Write the note."]})
-    note = ProcessNote.objects.create(session=session, text=text.strip(), author=actor.user, at=clock.now())
-    record_event(actor, "create", patient=session.patient, obj=note)
-    return note
+    """The therapist's process note for this session: a psychotherapy process note of the notes app,
+    encrypted at rest and linked to the session; readable only by its author (and whoever the author
+    shares it with), never part of the monitoring record, the REMS record, exports or the portal."""
+    try:
+        return process_note_create(actor, session.patient, text, dosing_session=session)
+    except NoteError as e:
+        raise Refused(e.message, {e.field: [e.message]} if e.field else None) from None
 
 
 @transaction.atomic

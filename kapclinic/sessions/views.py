@@ -130,7 +130,9 @@ def _context(
         )
         ctx["adverse_events"] = list(session.adverse_events.select_related("recorded_by"))
     if ctx["can_process_notes"]:
-        ctx["process_notes"] = list(session.process_notes.select_related("author"))
+        # Encrypted psychotherapy process notes (notes app) linked to this session, only those this
+        # user wrote or that were shared with them; never on the monitoring record or the REMS view.
+        ctx["process_notes"] = selectors.session_process_notes(actor, session)
         ctx["process_form"] = f.ProcessNoteForm(prefix="pn")
     ctx["overrides"] = [
         {"label": GATE_LABELS.get(o.item, o.item), "o": o}
