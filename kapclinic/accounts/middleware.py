@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import cast
 
 from django.conf import settings
 from django.contrib import messages
@@ -12,6 +13,7 @@ from django.urls import reverse
 from django_otp import user_has_device
 
 from kapclinic.accounts.models import STAFF_ROLES, Membership
+from kapclinic.core.request import KapRequest
 
 SESSION_CLINIC = "kap_clinic_id"
 SESSION_LAST_SEEN = "kap_last_seen"
@@ -23,11 +25,12 @@ class ClinicContextMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.clinic = None  # type: ignore[attr-defined]
-        request.role = None  # type: ignore[attr-defined]
-        request.patient = None  # type: ignore[attr-defined]
-        request.user_clinics = ()  # type: ignore[attr-defined]
+    def __call__(self, http_request: HttpRequest) -> HttpResponse:
+        request = cast(KapRequest, http_request)
+        request.clinic = None
+        request.role = None
+        request.patient = None
+        request.user_clinics = ()
         user = request.user
         if user.is_authenticated:
             from kapclinic.patients.models import Patient
@@ -38,17 +41,17 @@ class ClinicContextMiddleware:
                 )
             )
             if memberships:
-                request.user_clinics = tuple(m.clinic for m in memberships)  # type: ignore[attr-defined]
+                request.user_clinics = tuple(m.clinic for m in memberships)
                 wanted = request.session.get(SESSION_CLINIC)
                 chosen = next((m for m in memberships if m.clinic_id == wanted), memberships[0])
-                request.clinic = chosen.clinic  # type: ignore[attr-defined]
-                request.role = chosen.role  # type: ignore[attr-defined]
+                request.clinic = chosen.clinic
+                request.role = chosen.role
             else:
                 patient = Patient.objects.select_related("clinic").filter(user=user).first()
                 if patient is not None and patient.clinic.is_active:
-                    request.clinic = patient.clinic  # type: ignore[attr-defined]
-                    request.role = "patient"  # type: ignore[attr-defined]
-                    request.patient = patient  # type: ignore[attr-defined]
+                    request.clinic = patient.clinic
+                    request.role = "patient"
+                    request.patient = patient
         return self.get_response(request)
 
 

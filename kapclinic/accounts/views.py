@@ -97,7 +97,7 @@ def switch_clinic(request: HttpRequest) -> HttpResponse:
     if wanted not in ids:
         messages.error(request, "You are not a member of that clinic.")
     else:
-        request.session[SESSION_CLINIC] = int(wanted)  # type: ignore[arg-type]
+        request.session[SESSION_CLINIC] = int(wanted)
     return redirect("core:home")
 
 

@@ -10,6 +10,7 @@ from kapclinic.consent import selectors, services
 from kapclinic.consent.forms import DocumentForm, SignForm
 from kapclinic.consent.models import ConsentDocument, SignatureChannel
 from kapclinic.core.actor import actor_from_request
+from kapclinic.core.request import request_clinic, request_patient
 from kapclinic.core.stubs import require_roles
 from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, open_patient
@@ -21,7 +22,7 @@ STAFF = ["admin", "prescriber", "therapist", "nurse", "front_desk"]
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     require_roles(request, EDITORS)
-    docs = ConsentDocument.objects.filter(clinic=request.clinic).select_related("published_by")  # type: ignore[attr-defined]
+    docs = ConsentDocument.objects.filter(clinic=request_clinic(request)).select_related("published_by")
     return render(request, "consent/index.html", {"documents": docs})
 
 
@@ -49,7 +50,7 @@ def document_new(request: HttpRequest) -> HttpResponse:
 @login_required
 def document(request: HttpRequest, document_id: int) -> HttpResponse:
     require_roles(request, EDITORS)
-    doc = get_object_or_404(ConsentDocument, pk=document_id, clinic=request.clinic)  # type: ignore[attr-defined]
+    doc = get_object_or_404(ConsentDocument, pk=document_id, clinic=request_clinic(request))
     return render(request, "consent/document.html", {"document": doc})
 
 
@@ -93,8 +94,8 @@ def sign(request: HttpRequest) -> HttpResponse:
     require_roles(request, ["patient"])
     patient = open_patient(
         request,
-        request.patient.pk,
-        Action.SELF_SERVICE,  # type: ignore[attr-defined]
+        request_patient(request).pk,
+        Action.SELF_SERVICE,
         audit=None if request.method == "POST" else "view",
         object_type="consent_form",
     )

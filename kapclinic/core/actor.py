@@ -21,6 +21,17 @@ class Actor:
     def user_id(self) -> int | None:
         return self.user.pk if self.user is not None else None
 
+    def require_user(self) -> User:
+        """The signed-in user, for writes that record who made them (a non-null foreign key).
+
+        A system or anonymous actor has none: asking is a programming error, refused here with a
+        sentence rather than later as a database IntegrityError."""
+        if self.user is None:
+            raise ValueError(
+                f"This change needs a signed-in user; the {self.role or 'anonymous'} actor has none."
+            )
+        return self.user
+
     @classmethod
     def system(cls, clinic: Clinic | None = None, reason: str = "system") -> Actor:
         return cls(user=None, clinic=clinic, role="system", request_id=reason)

@@ -3,11 +3,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from typing import cast
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
 from kapclinic.core.logging import set_request_id
+from kapclinic.core.request import KapRequest
 
 log = logging.getLogger("kapclinic.request")
 
@@ -21,7 +23,7 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         rid = incoming if incoming.isalnum() and len(incoming) <= 64 else uuid.uuid4().hex
-        request.request_id = rid  # type: ignore[attr-defined]
+        cast(KapRequest, request).request_id = rid
         set_request_id(rid)
         response = self.get_response(request)
         response["X-Request-ID"] = rid

@@ -11,6 +11,7 @@ from kapclinic.clinical.eligibility.chart_medications import RULESET_TO_CHART, c
 from kapclinic.clinical.eligibility.ruleset import Question
 from kapclinic.clinical.vitals import Reading, check_plausible
 from kapclinic.core import clock
+from kapclinic.core.forms import choice_field
 from kapclinic.intake.models import Assessment, ContactTime, DecisionChoice, Tri
 from kapclinic.patients.models import DrugClass
 
@@ -180,7 +181,7 @@ class AssessmentForm(forms.ModelForm):
                 required=True,
             )
         for name in ("prior_psychotherapy", "prior_ect", "prior_tms", "medications_reviewed"):
-            self.fields[name].choices = Tri.choices
+            choice_field(self, name).choices = Tri.choices
         self.sections = [
             (title, [self[f"q_{q.id}"] for q in rs.questions if q.section == key])
             for key, title in self.SECTION_TITLES.items()

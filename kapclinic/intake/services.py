@@ -218,7 +218,7 @@ def _add_chart_medications(
             name=m["name"].strip()[:120],
             dose=m.get("dose", "").strip()[:80],
             drug_class=m.get("drug_class") or "other",
-            recorded_by=actor.user,
+            recorded_by=actor.require_user(),
             recorded_at=clock.now(),
         )
         add_timeline_event(
@@ -328,7 +328,7 @@ def decision_sign(
             rule_set_version=report.rule_set_version,
             rule_set_digest=report.rule_set_digest,
             medications_digest=digest,
-            signed_by=actor.user,
+            signed_by=actor.require_user(),
             signed_at=clock.now(),
         )
         record_event(actor, "sign", patient=patient, obj=signed, detail=f"decision={choice.value}")

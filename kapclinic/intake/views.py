@@ -12,6 +12,7 @@ from kapclinic.clinical.eligibility import load_rule_set
 from kapclinic.clinical.eligibility.chart_medications import relevant_digest
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.request import request_clinic, request_patient
 from kapclinic.core.stubs import require_roles
 from kapclinic.intake import selectors, services
 from kapclinic.intake.forms import (
@@ -58,7 +59,9 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 def _inquiry(request: HttpRequest, inquiry_id: int) -> Inquiry:
-    return get_object_or_404(Inquiry.objects.select_related("patient"), pk=inquiry_id, clinic=request.clinic)  # type: ignore[attr-defined]
+    return get_object_or_404(
+        Inquiry.objects.select_related("patient"), pk=inquiry_id, clinic=request_clinic(request)
+    )
 
 
 @login_required
@@ -166,8 +169,8 @@ def questionnaire(request: HttpRequest) -> HttpResponse:
     require_roles(request, ["patient"])
     patient = open_patient(
         request,
-        request.patient.pk,
-        Action.SELF_SERVICE,  # type: ignore[attr-defined]
+        request_patient(request).pk,
+        Action.SELF_SERVICE,
         audit=None if request.method == "POST" else "view",
         object_type="intake_questionnaire",
     )

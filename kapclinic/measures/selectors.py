@@ -153,10 +153,10 @@ def due_for_patients(patients_qs: QuerySet[Patient], *, now: dt.datetime | None 
     ids = [p["pk"] for p in patients]
     custom: dict[tuple[int, str], ScheduleRule | None] = {}
     for s in MeasurementSchedule.objects.filter(patient_id__in=ids):
-        rule = ScheduleRule(
+        configured = ScheduleRule(
             s.instrument, s.at_intake, s.before_each_dosing, s.induction_every_days, s.maintenance_every_days
         )
-        custom[(s.patient_id, s.instrument)] = rule if s.active else None
+        custom[(s.patient_id, s.instrument)] = configured if s.active else None
     last = {
         (r["patient_id"], r["instrument"]): r["last"]
         for r in InstrumentResponse.objects.filter(patient_id__in=ids)
@@ -187,7 +187,7 @@ def due_for_patients(patients_qs: QuerySet[Patient], *, now: dt.datetime | None 
             due = next_due(
                 rule,
                 now=now,
-                phase=PHASES[p["pathway_status"]],
+                phase=PHASES[PathwayStatus(p["pathway_status"])],
                 intake_at=p["created_at"],
                 last_response_at=last.get((pid, key)),
                 last_dosing_at=past[-1] if past else None,

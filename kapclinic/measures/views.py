@@ -7,7 +7,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,6 +17,7 @@ from kapclinic.clinical.instruments import UnknownInstrumentError, get_instrumen
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor, actor_from_request, client_ip
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.request import request_patient
 from kapclinic.core.stubs import require_roles
 from kapclinic.measures import selectors, services
 from kapclinic.measures.forms import AcknowledgeForm, InstrumentForm, SafetyPlanForm, ScheduleForm
@@ -30,6 +30,7 @@ from kapclinic.measures.models import (
     SafetyPlan,
 )
 from kapclinic.measures.schedule import DEFAULT_RULES
+from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, ClinicAction, can, open_patient, require_clinic
 
 PAGE_SIZE = 50
@@ -295,12 +296,10 @@ def outcomes(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------- patient portal
 
 
-def _portal_patient(request: HttpRequest, audit: str | None = "view") -> Any:
-    if getattr(request, "role", None) != "patient" or getattr(request, "patient", None) is None:
-        raise PermissionDenied("This page is for patients.")
+def _portal_patient(request: HttpRequest, audit: str | None = "view") -> Patient:
     return open_patient(
-        request, request.patient.pk, Action.SELF_SERVICE, audit=audit, object_type="portal_measures"
-    )  # type: ignore[attr-defined]
+        request, request_patient(request).pk, Action.SELF_SERVICE, audit=audit, object_type="portal_measures"
+    )
 
 
 @login_required

@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 
+from kapclinic.core.forms import choice_field
 from kapclinic.portal.models import EntryKind, Mood
 
 
@@ -31,7 +32,7 @@ class EntryForm(forms.Form):
 
     def __init__(self, *args: Any, dosing: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["appointment"].choices = [("", "Choose a session")] + [
+        choice_field(self, "appointment").choices = [("", "Choose a session")] + [
             (a.pk, f"{a.starts_at:%a %d %b %Y}") for a in dosing
         ]
 

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.request import request_patient
 from kapclinic.core.stubs import require_roles
 from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, open_patient
@@ -26,8 +27,8 @@ from kapclinic.scheduling.models import CalendarFeed
 def _me(request: HttpRequest, *, audit: str | None = "view", object_type: str = "portal") -> Patient:
     require_roles(request, ["patient"])
     return open_patient(
-        request, request.patient.pk, Action.SELF_SERVICE, audit=audit, object_type=object_type
-    )  # type: ignore[attr-defined]
+        request, request_patient(request).pk, Action.SELF_SERVICE, audit=audit, object_type=object_type
+    )
 
 
 @login_required

@@ -7,6 +7,7 @@ from django import forms
 
 from kapclinic.clinical.protocols import UnknownProtocol, get_protocol, protocol_choices
 from kapclinic.clinical.terminology import BY_ICD10, DIAGNOSIS_CODES
+from kapclinic.core.forms import choice_field
 from kapclinic.treatment.models import Comparator, Modality
 
 INSTRUMENTS = [("PHQ-9", "PHQ-9"), ("GAD-7", "GAD-7"), ("PCL-5", "PCL-5")]
@@ -53,7 +54,7 @@ class PlanForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["protocol"].choices = [("", "Choose…"), *protocol_choices()]
+        choice_field(self, "protocol").choices = [("", "Choose…"), *protocol_choices()]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

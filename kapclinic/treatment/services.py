@@ -91,7 +91,7 @@ def plan_create(
             dosing_sessions=dosing_sessions,
             sessions_per_week=sessions_per_week,
             eligibility_decision=state.decision,
-            created_by=actor.user,
+            created_by=actor.require_user(),
             created_at=clock.now(),
         )
         PlanTarget.objects.bulk_create(PlanTarget(plan=plan, **t) for t in targets)

@@ -30,7 +30,9 @@ def _count(client: Any, url: str) -> int:
     return len(ctx.captured_queries)
 
 
-def _constant(client: Any, url: Callable[[], str], grow: Callable[[int], None], cap: int) -> tuple[int, int]:
+def _constant(
+    client: Any, url: Callable[[], str], grow: Callable[[int], object], cap: int
+) -> tuple[int, int]:
     grow(1)
     one = _count(client, url())
     grow(49)

@@ -17,7 +17,7 @@ RULESET_TO_CHART = {
 }
 
 
-def move_to_chart(apps, schema_editor):  # type: ignore[no-untyped-def]
+def move_to_chart(apps, schema_editor):
     Assessment = apps.get_model("intake", "Assessment")
     Medication = apps.get_model("patients", "Medication")
     Membership = apps.get_model("accounts", "Membership")

@@ -82,7 +82,7 @@ def test_item9_raises_alert_and_emails_care_team_without_clinical_detail(
     assert len(mail.outbox) == 1
     msg = mail.outbox[0]
     assert sorted(msg.to) == sorted([world.prescriber.email, world.therapist.email])
-    body = (msg.subject + msg.body).lower()
+    body = f"{msg.subject}{msg.body}".lower()
     for secret in (
         "phq",
         "item 9",
@@ -179,7 +179,7 @@ class _captured_on_commit:
     def __exit__(self, *exc: Any) -> None:
         from django.db import transaction
 
-        transaction.on_commit = self._orig  # type: ignore[assignment]
+        transaction.on_commit = self._orig
 
 
 @pytest.mark.django_db

@@ -139,7 +139,9 @@ def test_patient_calendar_feed_and_opt_in(world: Any, client: Any, dosing: Any) 
 
     client.force_login(world.patient_user)
     body = client.post(reverse("portal:calendar"), {"action": "reset"}).content.decode()
-    url = re.search(r'value="(http[^"]+\.ics)"', body).group(1)
+    found = re.search(r'value="(http[^"]+\.ics)"', body)
+    assert found is not None, "the calendar page shows the feed URL"
+    url = found.group(1)
     path = url.split("testserver")[-1]
     client.logout()
     event = next(iter(icalendar.Calendar.from_ical(client.get(path).content).walk("VEVENT")))
