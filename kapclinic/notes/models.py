@@ -46,8 +46,8 @@ class Note(VersionedModel):
     """A clinical note. Several per patient and day are allowed. Signed notes never change; addenda follow.
 
     `sections` is a snapshot of the template's sections with the text: [{"key", "label", "text"}], so a
-    note reads the same after its template changes. Integration notes name the dosing appointment (and,
-    when known, the dosing-session record) they integrate.
+    note reads the same after its template changes. Integration notes name the dosing appointment they
+    integrate; the dosing-session record started from that appointment follows from it.
     """
 
     clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
@@ -67,8 +67,8 @@ class Note(VersionedModel):
     dosing_appointment = models.ForeignKey(
         "scheduling.Appointment", null=True, blank=True, on_delete=models.PROTECT, related_name="notes"
     )
-    # Soft reference to kap_sessions.DosingSession (no FK, so the apps migrate independently).
-    dosing_session_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # The dosing-session record is the appointment's (kap_sessions.DosingSession.appointment): one link,
+    # read through kapclinic.sessions.selectors.session_for_appointment.
 
     class Meta:
         ordering: ClassVar = ["-service_date", "-created_at", "-id"]

@@ -68,7 +68,6 @@ def note_create(
             "An integration note must name the dosing session it integrates; choose it from the list.",
             "dosing_appointment",
         )
-    session_id = _session_for(dosing_appointment) if dosing_appointment is not None else None
     now = clock.now()
     note = Note.objects.create(
         clinic=actor.clinic,
@@ -83,31 +82,9 @@ def note_create(
         created_at=now,
         updated_at=now,
         dosing_appointment=dosing_appointment,
-        dosing_session_id=session_id,
     )
     record_event(actor, "create", patient=patient, obj=note, detail=f"template={tpl.key}")
     return note
-
-
-def _session_for(appt: Any) -> int | None:
-    """The dosing-session record for this dosing appointment (sessions app), matched by patient and time."""
-    # TODO(issue 5): use an appointment link on DosingSession once it exists.
-    try:
-        from kapclinic.sessions.models import DosingSession
-    except ImportError:  # pragma: no cover
-        return None
-    window = dt.timedelta(hours=4)
-    found = (
-        DosingSession.objects.filter(
-            patient_id=appt.patient_id,
-            scheduled_for__gte=appt.starts_at - window,
-            scheduled_for__lte=appt.starts_at + window,
-        )
-        .order_by("scheduled_for")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    return int(found) if found is not None else None
 
 
 def _locked_message(note: Note) -> str:

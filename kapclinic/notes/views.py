@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
@@ -29,6 +29,7 @@ from kapclinic.notes.templates_data import available_templates, builtin_template
 from kapclinic.policy import Action, can, open_patient
 from kapclinic.portal.selectors import shared_entries
 from kapclinic.scheduling.models import Appointment, Kind
+from kapclinic.sessions.selectors import session_for_appointment
 
 CLINICAL = ["prescriber", "therapist", "nurse"]
 
@@ -36,10 +37,13 @@ CLINICAL = ["prescriber", "therapist", "nurse"]
 def _session_url(patient_id: int, session_id: int | None) -> str | None:
     if not session_id:
         return None
-    try:
-        return reverse("sessions:detail", kwargs={"patient_id": patient_id, "session_id": session_id})
-    except NoReverseMatch:  # pragma: no cover - sessions app without a detail page
-        return None
+    return reverse("sessions:detail", kwargs={"patient_id": patient_id, "session_id": session_id})
+
+
+def _appointment_session_url(patient_id: int, appointment_id: int | None) -> str | None:
+    """The dosing-session record started from this dosing appointment (DosingSession.appointment)."""
+    session = session_for_appointment(appointment_id)
+    return _session_url(patient_id, session.pk if session else None)
 
 
 def _note(patient: Any, note_id: int) -> Note:
@@ -140,7 +144,7 @@ def _editor_context(patient: Any, note: Note, form: NoteSectionsForm) -> dict[st
         "note": note,
         "form": form,
         "entries": entries,
-        "session_url": _session_url(patient.pk, note.dosing_session_id),
+        "session_url": _appointment_session_url(patient.pk, note.dosing_appointment_id),
     }
 
 
@@ -250,7 +254,7 @@ def detail(request: HttpRequest, patient_id: int, note_id: int) -> HttpResponse:
             "can_add": note.is_signed and can(actor, Action.EDIT_CLINICAL, patient),
             "can_edit": not note.is_signed and note.author_id == actor.user_id,
             "entries": entries,
-            "session_url": _session_url(patient.pk, note.dosing_session_id),
+            "session_url": _appointment_session_url(patient.pk, note.dosing_appointment_id),
         },
     )
 
@@ -292,9 +296,7 @@ def thread(request: HttpRequest, patient_id: int, appointment_id: int) -> HttpRe
     actor = actor_from_request(request)
     record_event(actor, "view", patient=patient, obj=appt, detail="integration thread")
     notes = list(selectors.thread_notes(patient, appt))
-    session_id = next((n.dosing_session_id for n in notes if n.dosing_session_id), None)
-    if session_id is None:
-        session_id = services._session_for(appt)
+    session = session_for_appointment(appt.pk)
     return render(
         request,
         "notes/thread.html",
@@ -303,8 +305,8 @@ def thread(request: HttpRequest, patient_id: int, appointment_id: int) -> HttpRe
             "a": appt,
             "entries": list(shared_entries(patient, appointment=appt)),
             "notes": notes,
-            "session_url": _session_url(patient.pk, session_id),
-            "has_session": session_id is not None,
+            "session_url": _session_url(patient.pk, session.pk if session else None),
+            "has_session": session is not None,
             "can_write": can(actor, Action.EDIT_CLINICAL, patient),
         },
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,8 @@ from kapclinic.scheduling.models import (
     ResourceKind,
     Status,
 )
+from kapclinic.sessions.models import DosingSession
+from kapclinic.sessions.selectors import sessions_for_appointments
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -66,14 +67,14 @@ def appointments_between(
     return qs.order_by("starts_at", "id")
 
 
-def visible_ids(actor: Actor, patient_ids: Iterable[int]) -> set[int]:
-    """Which of these patients may the actor see by name (demographics)? One query."""
+def visible_ids(
+    actor: Actor, patient_ids: Iterable[int], action: Action = Action.VIEW_DEMOGRAPHICS
+) -> set[int]:
+    """Which of these patients may the actor ``action`` (by default: see by name)? One query."""
     ids = set(patient_ids)
     if not ids:
         return set()
-    return set(
-        visible_patients(actor, Action.VIEW_DEMOGRAPHICS).filter(pk__in=ids).values_list("pk", flat=True)
-    )
+    return set(visible_patients(actor, action).filter(pk__in=ids).values_list("pk", flat=True))
 
 
 @dataclass
@@ -99,57 +100,38 @@ def week(clinic: Any, monday: dt.date, **filters: Any) -> list[WeekDay]:
 @dataclass(frozen=True)
 class ChairRow:
     resource: Resource
-    items: list[tuple[Appointment, str, Any]]  # (appointment, phase label, dosing session or None)
+    items: list[tuple[Appointment, str, DosingSession | None]]  # (appointment, phase, session)
 
 
-def _sessions_for(patient_ids: set[int], start: dt.datetime, end: dt.datetime) -> dict[int, list[Any]]:
-    """Dosing sessions of these patients on this day, from the sessions app when it is installed."""
-    try:
-        models = importlib.import_module("kapclinic.sessions.models")
-    except ImportError:  # pragma: no cover - the sessions app is part of the project
-        return {}
-    session_model = getattr(models, "DosingSession", None)
-    if session_model is None or not patient_ids:
-        return {}
-    out: dict[int, list[Any]] = {}
-    for s in session_model.objects.filter(
-        patient_id__in=patient_ids, scheduled_for__gte=start - dt.timedelta(hours=2), scheduled_for__lt=end
-    ).order_by("scheduled_for"):
-        out.setdefault(s.patient_id, []).append(s)
-    return out
-
-
-def _phase(appt: Appointment, sessions: list[Any], now: dt.datetime) -> tuple[str, Any]:
-    # TODO(issue 5): match on an appointment link once DosingSession has one;
-    # today: same patient, closest start within 4 hours.
-    match = None
-    if sessions:
-        match = min(sessions, key=lambda s: abs((s.scheduled_for - appt.starts_at).total_seconds()))
-        if abs((match.scheduled_for - appt.starts_at).total_seconds()) > 4 * 3600:
-            match = None
-    if match is not None:
-        return match.get_state_display(), match
+def _phase(appt: Appointment, session: DosingSession | None, now: dt.datetime) -> str:
+    """The chair's phase: the state of the session started from this appointment, else the booking's."""
+    if session is not None:
+        return session.get_state_display()
     if appt.status == Status.COMPLETED:
-        return "Completed", None
+        return "Completed"
     if appt.status == Status.NO_SHOW:
-        return "Did not attend", None
+        return "Did not attend"
     if now < appt.starts_at:
-        return "Booked", None
+        return "Booked"
     if now < appt.ends_at:
-        return "In the chair (no session record yet)", None
-    return "Time slot over", None
+        return "In the chair (no session record yet)"
+    return "Time slot over"
 
 
 def chair_board(clinic: Any, day: dt.date) -> list[ChairRow]:
+    """Each dosing chair with the day's bookings, each with its phase and the dosing session started from
+    it (DosingSession.appointment); three queries whatever the number of chairs and bookings."""
     start, end = day_bounds(day)
     chairs = list(resources(clinic).filter(kind=ResourceKind.CHAIR))
     appts = list(appointments_between(clinic, start, end).filter(resource__kind=ResourceKind.CHAIR))
-    sessions = _sessions_for({a.patient_id for a in appts if a.kind == Kind.DOSING}, start, end)
+    sessions = sessions_for_appointments(a.pk for a in appts if a.kind == Kind.DOSING)
     now = clock.now()
     rows = []
     for chair in chairs:
         mine = [a for a in appts if a.resource_id == chair.pk]
-        rows.append(ChairRow(chair, [(a, *_phase(a, sessions.get(a.patient_id, []), now)) for a in mine]))
+        rows.append(
+            ChairRow(chair, [(a, _phase(a, sessions.get(a.pk), now), sessions.get(a.pk)) for a in mine])
+        )
     return rows
 
 

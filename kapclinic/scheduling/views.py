@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -20,7 +20,9 @@ from kapclinic.core.stubs import require_roles
 from kapclinic.policy import Action, can, open_patient
 from kapclinic.scheduling import ical, selectors, services
 from kapclinic.scheduling.forms import AppointmentForm, CancelForm, ResourceForm
-from kapclinic.scheduling.models import Appointment, CalendarFeed, Kind, Reminder
+from kapclinic.scheduling.models import Appointment, CalendarFeed, Kind, Reminder, Status
+from kapclinic.sessions.models import DosingSession
+from kapclinic.sessions.selectors import session_for_appointment
 
 CALENDAR_ROLES = ["admin", "front_desk", "prescriber", "therapist", "nurse"]
 REMINDER_ROLES = ["admin", "front_desk", "prescriber", "nurse"]
@@ -146,13 +148,14 @@ def week_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _session_url(appt: Appointment, session: Any) -> str | None:
+def _session_url(appt: Appointment, session: DosingSession | None) -> str | None:
     if session is None:
         return None
-    try:
-        return reverse("sessions:detail", kwargs={"patient_id": appt.patient_id, "session_id": session.pk})
-    except NoReverseMatch:  # pragma: no cover - sessions app without a detail page
-        return None
+    return reverse("sessions:detail", kwargs={"patient_id": appt.patient_id, "session_id": session.pk})
+
+
+def _startable(appt: Appointment, session: DosingSession | None) -> bool:
+    return session is None and appt.kind == Kind.DOSING and appt.status == Status.BOOKED
 
 
 @login_required
@@ -161,7 +164,10 @@ def chairs(request: HttpRequest) -> HttpResponse:
     actor = actor_from_request(request)
     day = _day(request)
     rows = selectors.chair_board(actor.clinic, day)
-    visible = selectors.visible_ids(actor, {a.patient_id for r in rows for a, _p, _s in r.items})
+    ids = {a.patient_id for r in rows for a, _p, _s in r.items}
+    visible = selectors.visible_ids(actor, ids)
+    clinical = selectors.visible_ids(actor, ids, Action.VIEW_CLINICAL)
+    monitor = selectors.visible_ids(actor, ids, Action.MONITOR_SESSION)
     record_event(actor, "list", object_type="chair_board", detail=f"chairs={len(rows)}")
     return render(
         request,
@@ -179,7 +185,8 @@ def chairs(request: HttpRequest) -> HttpResponse:
                             "label": _label(a, visible),
                             "phase": phase,
                             "session": s,
-                            "can_open": s is not None and a.patient_id in visible,
+                            "session_url": _session_url(a, s) if a.patient_id in clinical else None,
+                            "can_start": _startable(a, s) and a.patient_id in monitor,
                         }
                         for a, phase, s in r.items
                     ],
@@ -273,6 +280,8 @@ def _appointment(request: HttpRequest, appointment_id: int, *, audit: str | None
 def detail(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appt = _appointment(request, appointment_id)
     actor = actor_from_request(request)
+    clinical = can(actor, Action.VIEW_CLINICAL, appt.patient)
+    session = session_for_appointment(appt.pk) if appt.kind == Kind.DOSING else None
     return render(
         request,
         "scheduling/detail.html",
@@ -280,8 +289,11 @@ def detail(request: HttpRequest, appointment_id: int) -> HttpResponse:
             "a": appt,
             "reminders": list(appt.reminders.all()),
             "cancel_form": CancelForm(initial={"version": appt.version}),
-            "clinical": can(actor, Action.VIEW_CLINICAL, appt.patient),
+            "clinical": clinical,
             "started": appt.starts_at <= clock.now(),
+            "session": session,
+            "session_url": _session_url(appt, session) if clinical else None,
+            "can_start": _startable(appt, session) and can(actor, Action.MONITOR_SESSION, appt.patient),
         },
     )
 

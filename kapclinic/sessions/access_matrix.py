@@ -32,6 +32,17 @@ def _with(**extra: Any) -> Any:
     return setup
 
 
+def _dosing_appointment(world: Any) -> dict[str, Any]:
+    from kapclinic.scheduling.models import Appointment
+
+    start = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+    appt = Appointment.objects.create(
+        clinic=world.clinic, patient=world.patient, kind="dosing", starts_at=start,
+        ends_at=start + dt.timedelta(minutes=180), staff=world.nurse, created_by=world.front_desk,
+    )  # fmt: skip
+    return {"appointment_id": appt.pk}
+
+
 def _patient(world: Any) -> dict[str, Any]:
     return {"patient_id": world.patient.pk}
 
@@ -53,6 +64,11 @@ MATRIX = {
     ),
     "sessions:settings_measures": Entry(roles(("prescriber",), ok=400), method="post"),
     "sessions:new": Entry(patient_scoped(("prescriber", "nurse")), kwargs=_patient),
+    # Start from a dosing appointment: allowed staff are sent on (to the session, or back to the
+    # appointment with the refusal when, as here, the patient has no signed plan).
+    "sessions:start": Entry(
+        patient_scoped(("prescriber", "nurse"), ok=302), setup=_dosing_appointment, method="post"
+    ),
     "sessions:detail": Entry(VIEW, setup=_session),
     "sessions:monitor": Entry(VIEW, setup=_session),
     "sessions:rems": Entry(VIEW, setup=_session),

@@ -24,6 +24,7 @@ from kapclinic.intake.demo import at_time
 from kapclinic.intake.models import Assessment
 from kapclinic.measures.services import response_submit
 from kapclinic.patients.models import PathwayStatus
+from kapclinic.scheduling.models import Appointment, Kind, Status
 from kapclinic.sessions import services
 from kapclinic.sessions.models import ClinicProtocolSetting, DosingSession, ObservationKind
 from kapclinic.treatment.selectors import signed_plan
@@ -53,6 +54,20 @@ def _gate_values(ctx: Any, patient: Any, protocol_id: str, start: dt.datetime) -
     return values
 
 
+def _dosing_appointment(patient: Any, start: dt.datetime) -> Appointment | None:
+    """The scheduling demo's dosing appointment for this patient at ``start`` (it runs first, a moment
+    earlier, so its clock reading may differ by seconds: demo data only, never used to link real data)."""
+    window = dt.timedelta(minutes=15)
+    return (
+        Appointment.objects.filter(
+            patient=patient, kind=Kind.DOSING, starts_at__gte=start - window, starts_at__lte=start + window
+        )
+        .exclude(status=Status.CANCELLED)
+        .order_by("starts_at")
+        .first()
+    )
+
+
 def _completed(ctx: Any, patient: Any, protocol_id: str, start: dt.datetime) -> None:
     """One session from check-in to discharge; ``start`` is the first dose."""
     nurse, prescriber = ctx.staff_actor("nurse"), ctx.staff_actor("prescriber")
@@ -62,7 +77,11 @@ def _completed(ctx: Any, patient: Any, protocol_id: str, start: dt.datetime) -> 
         return at_time(start + dt.timedelta(minutes=minutes))
 
     with at(-30):
-        s = services.session_create(nurse, patient, protocol_id, clock.now())
+        appt = _dosing_appointment(patient, clock.now())
+        if appt is not None:  # the nurse starts the session from the booked dosing appointment
+            s, _created = services.session_start_from_appointment(nurse, appt)
+        else:
+            s = services.session_create(nurse, patient, protocol_id, clock.now())
         s = services.session_transition(nurse, s, Event.CHECK_IN, s.version)
         link_actor = Actor(user=None, clinic=ctx.clinic, role="patient_link", request_id="seed-demo")
         response_submit(  # the patient answered the emailed pre-session PHQ-9 the evening before
@@ -148,14 +167,21 @@ def seed(ctx: Any) -> None:
             continue
         days = 10 + i if i % 2 == 0 else 3 + i
         _completed(ctx, patient, plan.protocol_id, now - dt.timedelta(days=days))
-    # Today: on the hour, one, two and three hours from now, on each patient's signed plan.
+    # Today: on the hour, one, two and three hours from now, on each patient's signed plan, started from
+    # the scheduling demo's dosing appointments; the third is left for the nurse to start from the chair
+    # board ("Start session").
     nurse = ctx.staff_actor("nurse")
     top = now.replace(minute=0, second=0, microsecond=0)
     for i, patient in enumerate([ctx.demo_patient, *active[4:6]]):
         plan = signed_plan(patient)
         if plan is None:
             continue
-        services.session_create(nurse, patient, plan.protocol_id, top + dt.timedelta(hours=i + 1))
+        when = top + dt.timedelta(hours=i + 1)
+        appt = _dosing_appointment(patient, when)
+        if appt is None:
+            services.session_create(nurse, patient, plan.protocol_id, when)
+        elif i < 2:
+            services.session_start_from_appointment(nurse, appt)
     # The demo patient answered today's pre-session PHQ-9 in the portal this morning.
     demo = ctx.demo_patient
     if demo.user_id and signed_plan(demo) is not None:

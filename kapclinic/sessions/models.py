@@ -51,6 +51,15 @@ class DosingSession(VersionedModel):
     protocol_id = models.CharField(max_length=60)
     protocol_version = models.CharField(max_length=20)
     scheduled_for = models.DateTimeField()
+    #: The dosing appointment this session was started from (chair board / schedule); null for a session
+    #: created without one. At most one session per appointment that is not aborted.
+    appointment = models.ForeignKey(
+        "scheduling.Appointment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="dosing_sessions",
+    )
     state = models.CharField(max_length=20, choices=SessionState.choices, default=SessionState.SCHEDULED)
     created_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=clock.now)
@@ -107,6 +116,14 @@ class DosingSession(VersionedModel):
         indexes: ClassVar = [
             models.Index(fields=["clinic", "scheduled_for"], name="dosing_clinic_when"),
             models.Index(fields=["patient", "-scheduled_for"], name="dosing_patient_recent"),
+        ]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["appointment"],
+                condition=models.Q(appointment__isnull=False) & ~models.Q(state="aborted"),
+                name="one_live_session_per_appointment",
+                violation_error_message="This appointment already has a dosing session.",
+            )
         ]
 
     def __str__(self) -> str:

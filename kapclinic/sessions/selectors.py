@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from kapclinic.clinical.protocols import Protocol
@@ -15,6 +16,7 @@ from kapclinic.clinical.vitals import LOINC, DueItem, Vital, due_vitals
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.policy import Action, visible_patients
+from kapclinic.scheduling.models import Appointment, Kind, Status
 from kapclinic.sessions.models import DosingSession, Observation, ObservationKind
 
 REMS_SUBMIT_DAYS = 7  # submit within 7 days [S6a] ref §2.1
@@ -61,6 +63,51 @@ def measure_dosing_times(patient_ids: list[int]) -> dict[int, list[dt.datetime]]
     for pid, at in rows:
         out.setdefault(pid, []).append(at)
     return out
+
+
+def sessions_for_appointments(appointment_ids: Iterable[int]) -> dict[int, DosingSession]:
+    """The dosing session of each appointment (DosingSession.appointment), one query: the session that
+    is not aborted when there is one (at most one per appointment), else the latest aborted one."""
+    ids = set(appointment_ids)
+    if not ids:
+        return {}
+    out: dict[int, DosingSession] = {}
+    for s in DosingSession.objects.filter(appointment_id__in=ids).order_by("created_at", "id"):
+        assert s.appointment_id is not None
+        current = out.get(s.appointment_id)
+        if current is None or current.state == State.ABORTED:
+            out[s.appointment_id] = s
+    return out
+
+
+def session_for_appointment(appointment_id: int | None) -> DosingSession | None:
+    if appointment_id is None:
+        return None
+    return sessions_for_appointments([appointment_id]).get(appointment_id)
+
+
+def _without_live_session(qs: QuerySet[Appointment]) -> QuerySet[Appointment]:
+    live = DosingSession.objects.filter(appointment=OuterRef("pk")).exclude(state=State.ABORTED)
+    return qs.filter(kind=Kind.DOSING, status=Status.BOOKED).exclude(Exists(live))
+
+
+def startable_appointments(patient: Any, limit: int = 5) -> list[Appointment]:
+    """This patient's booked dosing appointments from today on that have no session yet (one query)."""
+    start = timezone.make_aware(dt.datetime.combine(clock.today(), dt.time.min))
+    qs = Appointment.objects.filter(patient=patient, starts_at__gte=start).select_related("resource")
+    return list(_without_live_session(qs).order_by("starts_at", "id")[:limit])
+
+
+def appointments_not_started(actor: Actor, day: dt.date) -> list[Appointment]:
+    """Booked dosing appointments of this day with no session yet, for patients the actor may see
+    clinically (one query)."""
+    start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+    qs = Appointment.objects.filter(
+        patient__in=visible_patients(actor, Action.VIEW_CLINICAL),
+        starts_at__gte=start,
+        starts_at__lt=start + dt.timedelta(days=1),
+    ).select_related("patient", "resource", "staff")
+    return list(_without_live_session(qs).order_by("starts_at", "id")[:50])
 
 
 def patient_sessions(patient: Any, limit: int = 10) -> list[DosingSession]:

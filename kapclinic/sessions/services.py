@@ -10,6 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from kapclinic.accounts.models import User
 from kapclinic.audit.services import record_event
 from kapclinic.clinical import session_state as sm
 from kapclinic.clinical.dosing import (
@@ -42,6 +43,7 @@ from kapclinic.notes.models import ProcessNote
 from kapclinic.notes.services import NoteError, process_note_create
 from kapclinic.patients.models import Patient
 from kapclinic.patients.services import add_timeline_event
+from kapclinic.scheduling.models import Appointment, Kind, Status
 from kapclinic.sessions.models import (
     Administration,
     AdverseEvent,
@@ -148,9 +150,10 @@ def _transition(
     return session
 
 
-def _assert_user(actor: Actor) -> None:
+def _assert_user(actor: Actor) -> User:
     if actor.user is None:
         raise Refused("A signed-in staff member is required.")
+    return actor.user
 
 
 # ---------------------------------------------------------------- create / simple transitions
@@ -158,9 +161,16 @@ def _assert_user(actor: Actor) -> None:
 
 @transaction.atomic
 def session_create(
-    actor: Actor, patient: Patient, protocol_key: str, scheduled_for: dt.datetime
+    actor: Actor,
+    patient: Patient,
+    protocol_key: str,
+    scheduled_for: dt.datetime,
+    *,
+    appointment: Appointment | None = None,
 ) -> DosingSession:
-    _assert_user(actor)
+    user = _assert_user(actor)
+    if appointment is not None:
+        _check_appointment(patient, appointment)
     pid, _, version = protocol_key.partition("@")
     protocol = get_protocol(pid, version or None)
     session = DosingSession.objects.create(
@@ -169,7 +179,8 @@ def session_create(
         protocol_id=protocol.id,
         protocol_version=protocol.version,
         scheduled_for=scheduled_for,
-        created_by=actor.user,
+        appointment=appointment,
+        created_by=user,
     )
     record_event(actor, "create", patient=patient, obj=session)
     add_timeline_event(
@@ -208,6 +219,56 @@ def session_transition(
             url=_url(session),
         )
     return session
+
+
+def _check_appointment(patient: Patient, appointment: Appointment) -> None:
+    """A session may be started only from a dosing appointment of this patient that is booked (or
+    already marked completed), not cancelled or missed, and has no session yet (an aborted one does not
+    count). Locks the appointment row against a second start."""
+    locked = Appointment.objects.select_for_update().filter(pk=appointment.pk).first()
+    if locked is None or locked.patient_id != patient.pk or locked.clinic_id != patient.clinic_id:
+        raise Refused("That appointment is not one of this patient's appointments.")
+    if locked.kind != Kind.DOSING:
+        raise Refused(
+            f"A dosing session is started from a dosing appointment; this one is a "
+            f"{locked.get_kind_display().lower()}."
+        )
+    if locked.status in (Status.CANCELLED, Status.NO_SHOW):
+        raise Refused(
+            f"This dosing appointment is marked {locked.get_status_display().lower()}; a session can be "
+            "started only from a booked (or completed) appointment."
+        )
+    if DosingSession.objects.filter(appointment=locked).exclude(state=State.ABORTED).exists():
+        raise Refused("This appointment already has a dosing session; open it instead of starting another.")
+
+
+@transaction.atomic
+def session_start_from_appointment(actor: Actor, appointment: Appointment) -> tuple[DosingSession, bool]:
+    """The nurse's "start session" on a dosing appointment (chair board, schedule): the session is
+    created on the patient's signed plan's protocol at the appointment's time and linked to it.
+    Returns (session, created); a second start returns the session already started (created=False)
+    and writes nothing, so a double click never makes two sessions."""
+    from kapclinic.treatment.selectors import signed_plan
+
+    Appointment.objects.select_for_update().filter(pk=appointment.pk).first()  # one start at a time
+    existing = DosingSession.objects.filter(appointment=appointment).exclude(state=State.ABORTED).first()
+    if existing is not None:
+        return existing, False
+    patient = appointment.patient
+    plan = signed_plan(patient)
+    if plan is None:
+        raise Refused(
+            "There is no signed treatment plan for this patient, so the session has no protocol to "
+            "follow; a prescriber signs the plan first."
+        )
+    session = session_create(
+        actor,
+        patient,
+        f"{plan.protocol_id}@{plan.protocol_version}",
+        appointment.starts_at,
+        appointment=appointment,
+    )
+    return session, True
 
 
 def _url(session: DosingSession) -> str:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("settings/protocol/<str:protocol_id>/", views.clinic_settings_protocol, name="settings_protocol"),
     path("settings/measures/", views.clinic_settings_measures, name="settings_measures"),
     path(P + "new/", views.new, name="new"),
+    path("appointment/<int:appointment_id>/start/", views.start_from_appointment, name="start"),
     path(S, views.detail, name="detail"),
     path(S + "monitor/", views.monitor, name="monitor"),
     path(S + "transition/", views.transition, name="transition"),

@@ -21,6 +21,7 @@ from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.stubs import require_roles
 from kapclinic.policy import Action, can, open_patient
+from kapclinic.scheduling.models import Appointment
 from kapclinic.sessions import forms as f
 from kapclinic.sessions import selectors, services
 from kapclinic.sessions.models import DosingSession, EventKind, ObservationKind
@@ -38,11 +39,20 @@ def index(request: HttpRequest) -> HttpResponse:
     recent = Paginator(selectors.clinic_sessions(actor).exclude(pk__in=[s.pk for s in todays]).reverse(), 25)
     page = recent.get_page(request.GET.get("page"))
     overdue = list(selectors.rems_overdue(actor)[:50])
+    not_started = selectors.appointments_not_started(actor, today)
     record_event(actor, "list", object_type="kap_sessions.dosingsession", detail=f"today:{len(todays)}")
     return render(
         request,
         "sessions/index.html",
-        {"todays": todays, "page": page, "overdue": overdue, "today": today, "labels": STATE_LABELS},
+        {
+            "todays": todays,
+            "page": page,
+            "overdue": overdue,
+            "today": today,
+            "labels": STATE_LABELS,
+            "not_started": not_started,
+            "can_start": actor.role in ("prescriber", "nurse"),
+        },
     )
 
 
@@ -60,7 +70,12 @@ def new(request: HttpRequest, patient_id: int) -> HttpResponse:
             )
             return redirect("sessions:detail", patient_id=patient.pk, session_id=session.pk)
         record_event(actor_from_request(request), "view", patient=patient, object_type="chart")
-        return render(request, "sessions/new.html", {"patient": patient, "form": form}, status=400)
+        return render(
+            request,
+            "sessions/new.html",
+            {"patient": patient, "form": form, "appointments": selectors.startable_appointments(patient)},
+            status=400,
+        )
     patient = open_patient(request, patient_id, Action.MONITOR_SESSION)
     from kapclinic.treatment.selectors import signed_plan
 
@@ -69,12 +84,51 @@ def new(request: HttpRequest, patient_id: int) -> HttpResponse:
     if plan is not None:
         initial["protocol"] = f"{plan.protocol_id}@{plan.protocol_version}"
     form = f.NewSessionForm(initial=initial)
-    return render(request, "sessions/new.html", {"patient": patient, "form": form, "plan": plan})
+    return render(
+        request,
+        "sessions/new.html",
+        {
+            "patient": patient,
+            "form": form,
+            "plan": plan,
+            "appointments": selectors.startable_appointments(patient),
+        },
+    )
+
+
+@login_required
+@require_POST
+def start_from_appointment(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    """The nurse's "start session" on a dosing appointment (chair board, schedule, sessions list): the
+    session is created from the appointment and linked to it; a second start opens the first."""
+    appt = (
+        Appointment.objects.select_related("patient")
+        .filter(pk=appointment_id, clinic=getattr(request, "clinic", None))
+        .first()
+    )
+    if appt is None:
+        raise Http404
+    patient = open_patient(
+        request, appt.patient_id, Action.MONITOR_SESSION, audit=None, object_type="kap_sessions.dosingsession"
+    )
+    actor = actor_from_request(request)
+    try:
+        session, created = services.session_start_from_appointment(actor, appt)
+    except Refused as e:
+        record_event(actor, "view", patient=patient, obj=appt, detail="session start refused")
+        messages.error(request, " ".join(e.messages))
+        return redirect("scheduling:detail", appointment_id=appt.pk)
+    if not created:
+        record_event(actor, "view", patient=patient, obj=session, detail="session already started")
+        messages.info(request, "The session for this appointment was already started; here it is.")
+    return redirect("sessions:detail", patient_id=patient.pk, session_id=session.pk)
 
 
 def _session(patient: Any, session_id: int) -> DosingSession:
     return get_object_or_404(
-        DosingSession.objects.select_related("patient", "clinic"), pk=session_id, patient=patient
+        DosingSession.objects.select_related("patient", "clinic", "appointment__resource"),
+        pk=session_id,
+        patient=patient,
     )
 
 
