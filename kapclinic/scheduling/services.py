@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib
 import logging
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -36,6 +34,7 @@ from kapclinic.scheduling.models import (
     ScheduleSettings,
     Status,
 )
+from kapclinic.treatment import selectors as treatment_selectors
 
 logger = logging.getLogger(__name__)
 
@@ -78,36 +77,11 @@ def kind_rules(clinic: Any) -> dict[str, rules.KindRule]:
 
 # ---------------------------------------------------------------- dosing readiness (treatment app)
 
-#: Tests and the demo may install a provider; otherwise the treatment app's selector is used.
-readiness_provider: Callable[[Patient], Any] | None = None
-
-_NO_TREATMENT = (
-    "Dosing readiness cannot be confirmed: the treatment-plan module is not available "
-    "(kapclinic.treatment.selectors.dosing_readiness), and a dosing appointment needs a signed treatment "
-    "plan, current consent and a current eligibility decision."
-)
-
 
 def dosing_readiness(patient: Patient) -> tuple[bool, list[str]]:
-    """(ok, reasons) from the treatment app; refuses (safely) when that app does not answer."""
-    provider = readiness_provider
-    if provider is None:
-        try:
-            module = importlib.import_module("kapclinic.treatment.selectors")
-        except ImportError:
-            module = None
-        provider = getattr(module, "dosing_readiness", None) if module else None
-        if not callable(provider):
-            # TODO(issue 4): remove the fallback once treatment.selectors.dosing_readiness exists.
-            return False, [_NO_TREATMENT]
-    raw = provider(patient)
-    if isinstance(raw, tuple):
-        ok, reasons = bool(raw[0]), list(raw[1]) if len(raw) > 1 and raw[1] else []
-    elif isinstance(raw, dict):
-        ok, reasons = bool(raw.get("ok")), list(raw.get("reasons") or [])
-    else:
-        ok, reasons = bool(getattr(raw, "ok", False)), list(getattr(raw, "reasons", []) or [])
-    return ok, [str(r) for r in reasons]
+    """(ok, reasons): signed treatment plan, current consent and a current eligibility decision, from
+    the treatment app (kapclinic.treatment.selectors.dosing_readiness); each reason is a sentence."""
+    return treatment_selectors.dosing_readiness(patient)
 
 
 # ---------------------------------------------------------------- booking

@@ -5,13 +5,14 @@ from typing import Any
 
 import pytest
 
-from kapclinic.scheduling import services
-
 
 @pytest.fixture
-def ready(monkeypatch: Any) -> None:
-    """Treat every patient as ready for dosing (signed plan, consent, eligibility)."""
-    monkeypatch.setattr(services, "readiness_provider", lambda patient: (True, []))
+def ready(world: Any, clock_frozen: Any) -> None:
+    """world.patient ready for dosing through the real services: a signed 'eligible' decision, current
+    consent and a signed plan (kapclinic.treatment.testing)."""
+    from kapclinic.treatment.testing import make_dosing_ready
+
+    make_dosing_ready(world.patient, world.prescriber)
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ from kapclinic.audit.models import AuditEvent
 from kapclinic.core import clock
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.scheduling import services
-from kapclinic.scheduling.models import Reminder, ReminderStatus, Status
+from kapclinic.scheduling.models import Appointment, Reminder, ReminderStatus, Status
 from kapclinic.scheduling.tests.conftest import at
 from kapclinic.testing.factories import actor_for, make_patient
+from kapclinic.treatment.testing import make_dosing_ready, sign_consent, sign_eligible, sign_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +50,7 @@ def test_chair_double_booking_refused_across_clinicians(
 ) -> None:
     book(world, kind="dosing", starts_at=at(9), minutes=180, resource=chair, staff=world.nurse)
     other = make_patient(world.clinic)
+    make_dosing_ready(other, world.prescriber)
     with pytest.raises(services.BookingError) as err:
         book(
             world,
@@ -92,13 +94,31 @@ def test_dosing_refused_without_readiness_with_a_sentence(world: Any, clock_froz
     assert "signed treatment plan" in " ".join(err.value.messages)
 
 
-def test_dosing_refused_with_reasons_from_treatment(
-    world: Any, clock_frozen: Any, chair: Any, monkeypatch: Any
-) -> None:
-    monkeypatch.setattr(services, "readiness_provider", lambda p: (False, ["Consent has expired."]))
+def test_dosing_refused_with_reasons_from_treatment(world: Any, clock_frozen: Any, chair: Any) -> None:
+    """The real kapclinic.treatment.selectors.dosing_readiness answers, item by item."""
+    from kapclinic.treatment.selectors import dosing_readiness
+
+    sign_eligible(world.patient, world.prescriber)
+    sign_consent(world.patient, witness=world.prescriber)
+    assert dosing_readiness(world.patient) == (False, ["There is no signed treatment plan."])
     with pytest.raises(services.BookingError) as err:
-        book(world, kind="dosing", minutes=180, resource=chair)
-    assert "Consent has expired." in err.value.messages[0]
+        book(world, kind="dosing", minutes=180, resource=chair, staff=world.nurse)
+    assert err.value.messages == [
+        "A dosing appointment cannot be booked yet: There is no signed treatment plan."
+    ]
+    assert not Appointment.objects.filter(kind="dosing").exists()
+    sign_plan(world.patient, world.prescriber)
+    assert services.dosing_readiness(world.patient) == (True, [])
+    appt = book(world, kind="dosing", minutes=180, resource=chair, staff=world.nurse)
+    assert appt.kind == "dosing" and appt.status == Status.BOOKED
+
+
+def test_dosing_refused_without_consent_names_it(world: Any, clock_frozen: Any, chair: Any) -> None:
+    sign_eligible(world.patient, world.prescriber)
+    with pytest.raises(services.BookingError) as err:
+        book(world, kind="dosing", minutes=180, resource=chair, staff=world.nurse)
+    message = err.value.messages[0]
+    assert "consent" in message.lower() and "signed treatment plan" in message
 
 
 def test_dosing_length_and_chair_rules(world: Any, clock_frozen: Any, chair: Any, ready: Any) -> None:
