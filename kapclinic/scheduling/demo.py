@@ -13,7 +13,7 @@ from typing import Any
 from django.utils import timezone
 
 from kapclinic.core import clock
-from kapclinic.patients.models import PathwayStatus
+from kapclinic.patients.models import CareTeamMember, CareTeamRole, PathwayStatus
 from kapclinic.scheduling import rules
 from kapclinic.scheduling.models import Appointment, Reminder, ReminderStatus, Resource, Status
 
@@ -66,27 +66,38 @@ def seed(ctx: Any) -> None:
             )
         )  # fmt: skip
 
-    therapist, therapist2 = ctx.staff["therapist"], ctx.staff["therapist2"]
     nurse, prescriber = ctx.staff["nurse"], ctx.staff["prescriber"]
+    # Therapists see their caseload: each patient's appointments with a therapist are with the therapist
+    # on that patient's care team (one query for all patients).
+    own_therapist = {
+        m.patient_id: m.user
+        for m in CareTeamMember.objects.filter(
+            patient__in=ctx.patients, role=CareTeamRole.THERAPIST
+        ).select_related("user")
+    }
+
+    def therapist(patient: Any) -> Any:
+        return own_therapist.get(patient.pk, prescriber)
+
     active = [
         p for p in ctx.patients if p.pathway_status in (PathwayStatus.ACTIVE, PathwayStatus.MAINTENANCE)
     ]
     # Past dosing sessions at the times the sessions demo uses (see kapclinic/sessions/demo.py).
     for i, patient in enumerate(active[:4]):
         start = now - dt.timedelta(days=(10 + i) if i % 2 == 0 else (3 + i), minutes=30)
-        add(patient, "dosing", start, 180, nurse if i % 2 else therapist, f"Chair {i % 3 + 1}")
+        add(patient, "dosing", start, 180, nurse if i % 2 else therapist(patient), f"Chair {i % 3 + 1}")
         next_day = timezone.localdate(start) + dt.timedelta(days=1)
-        add(patient, "integration", _local(next_day, 10 + i), 60, therapist, "Integration room")
+        add(patient, "integration", _local(next_day, 10 + i), 60, therapist(patient), "Integration room")
     # Today's dosing sessions (sessions demo: on the hour, one, two and three hours from now).
     top = now.replace(minute=0, second=0, microsecond=0)
-    for i, (patient, staff) in enumerate(
-        zip([ctx.demo_patient, *active[4:6]], [therapist, prescriber, nurse], strict=False)
-    ):
+    for i, patient in enumerate([ctx.demo_patient, *active[4:6]]):
+        staff = (therapist(patient), prescriber, nurse)[i]
         add(patient, "dosing", top + dt.timedelta(hours=i + 1), 180, staff, f"Chair {i + 1}")
     demo = ctx.demo_patient
-    add(demo, "preparation", _local(today - dt.timedelta(days=14), 11), 60, therapist, "Integration room")
-    add(demo, "integration", _local(today + dt.timedelta(days=1), 11), 60, therapist, "Integration room")
-    add(demo, "dosing", _local(today + dt.timedelta(days=5), 9), 180, therapist, "Chair 2")
+    mine = therapist(demo)
+    add(demo, "preparation", _local(today - dt.timedelta(days=14), 11), 60, mine, "Integration room")
+    add(demo, "integration", _local(today + dt.timedelta(days=1), 11), 60, mine, "Integration room")
+    add(demo, "dosing", _local(today + dt.timedelta(days=5), 9), 180, mine, "Chair 2")
     add(demo, "follow_up", _local(today + dt.timedelta(days=9), 15), 30, prescriber, None, modality="video")
     # A busy week for the calendar views.
     assessment = [p for p in ctx.patients if p.pathway_status == PathwayStatus.ASSESSMENT]
@@ -97,14 +108,19 @@ def seed(ctx: Any) -> None:
             "preparation",
             _local(day, 14 + i % 3),
             60,
-            therapist2 if i % 2 else therapist,
+            therapist(patient),
             "Consult room",
         )
     for i, patient in enumerate(active[6:12]):
         day = _weekday(today + dt.timedelta(days=1 + i % 4))
         add(patient, "dosing", _local(day, 9 + (i % 2) * 4), 180, nurse, f"Chair {i % 3 + 1}")
         add(
-            patient, "integration", _local(day + dt.timedelta(days=1), 16), 60, therapist2, "Integration room"
+            patient,
+            "integration",
+            _local(day + dt.timedelta(days=1), 16),
+            60,
+            therapist(patient),
+            "Integration room",
         )
     # Reminders for everything still to come; one failed send shows on the staff reminders page.
     for appt in made:

@@ -45,8 +45,15 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _label(appt: Appointment, visible: set[int]) -> str:
-    return appt.patient.display_name if appt.patient_id in visible else "Busy (not on your caseload)"
+def _label(appt: Appointment, visible: set[int], user_id: int | None = None) -> str:
+    """The patient's name on a calendar block, for those who may see it by name (policy), and for the
+    appointment's own clinician: whoever is booked to see a patient is told whom they are seeing, even
+    before they are added to the care team (only the name: the chart still follows the care team)."""
+    if appt.patient_id in visible:
+        return appt.patient.display_name
+    if user_id is not None and appt.staff_id == user_id:
+        return f"{appt.patient.display_name} (not on your caseload yet)"
+    return "Busy (not on your caseload)"
 
 
 def _filters(request: HttpRequest, actor: Actor) -> dict[str, Any]:
@@ -90,7 +97,7 @@ def index(request: HttpRequest) -> HttpResponse:
             blocks.append(
                 {
                     "a": a,
-                    "label": _label(a, visible),
+                    "label": _label(a, visible, actor.user_id),
                     "top": int(top),
                     "height": int(a.minutes * PX_PER_MINUTE),
                 }
@@ -108,7 +115,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "columns": columns,
             "hours": [{"h": h, "top": int((h - cfg.day_starts_hour) * 60 * PX_PER_MINUTE)} for h in hours],
             "height": int(len(hours) * 60 * PX_PER_MINUTE),
-            "appointments": [{"a": a, "label": _label(a, visible)} for a in appts],
+            "appointments": [{"a": a, "label": _label(a, visible, actor.user_id)} for a in appts],
             "staff": staff,
             "rooms": rooms,
             "by": by,
@@ -137,7 +144,10 @@ def week_view(request: HttpRequest) -> HttpResponse:
             "prev": monday - dt.timedelta(days=7),
             "next": monday + dt.timedelta(days=7),
             "days": [
-                {"day": d.day, "items": [{"a": a, "label": _label(a, visible)} for a in d.items]}
+                {
+                    "day": d.day,
+                    "items": [{"a": a, "label": _label(a, visible, actor.user_id)} for a in d.items],
+                }
                 for d in days
             ],
             "staff": selectors.clinicians(actor.clinic),
@@ -182,7 +192,7 @@ def chairs(request: HttpRequest) -> HttpResponse:
                     "items": [
                         {
                             "a": a,
-                            "label": _label(a, visible),
+                            "label": _label(a, visible, actor.user_id),
                             "phase": phase,
                             "session": s,
                             "session_url": _session_url(a, s) if a.patient_id in clinical else None,

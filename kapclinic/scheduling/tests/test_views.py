@@ -203,3 +203,26 @@ def test_refused_booking_leaves_exactly_one_audit_event(world: Any, client: Any,
     )
     assert response.status_code == 400
     assert AuditEvent.objects.count() == before + 1
+
+
+def test_own_appointment_shows_the_patient_name_even_off_caseload(
+    world: Any, client: Any, clock_frozen: Any
+) -> None:
+    """Decision: the clinician an appointment is booked with sees whom they are seeing (the name only),
+    marked as not on their caseload yet; the appointment page and the chart still follow the care team."""
+    appt = book(world, world.other_patient, at(15), staff=world.therapist)  # not on world.therapist's team
+    other = book(world, world.other_patient, at(10), staff=world.prescriber)
+    client.force_login(world.therapist)
+    name = world.other_patient.display_name
+    for view in ("scheduling:index", "scheduling:week"):
+        body = client.get(reverse(view), {"date": "2026-03-03"}).content.decode()
+        assert f"{name} (not on your caseload yet)" in body
+        assert body.count(name) == body.count(f"{name} (not on your caseload yet)")  # not the 10:00 one
+        assert "Busy (not on your caseload)" in body  # the prescriber's appointment with the same patient
+    assert client.get(reverse("scheduling:detail", args=[appt.pk])).status_code == 403
+    assert client.get(reverse("scheduling:detail", args=[other.pk])).status_code == 403
+    # On the caseload: the plain name, as for every clinician who may see the patient.
+    book(world, world.patient, at(12), staff=world.therapist)
+    body = client.get(reverse("scheduling:index"), {"date": "2026-03-03"}).content.decode()
+    assert world.patient.display_name in body
+    assert f"{world.patient.display_name} (not on your caseload yet)" not in body
