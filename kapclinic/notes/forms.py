@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 
+from kapclinic.core.forms import choice_field
 from kapclinic.notes.templates_data import Template
 
 
@@ -20,8 +21,8 @@ class NewNoteForm(forms.Form):
 
     def __init__(self, *args: Any, templates: dict[str, Template], dosing: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["template"].choices = [(k, t.title) for k, t in templates.items()]
-        self.fields["dosing_appointment"].choices = [("", "None")] + [
+        choice_field(self, "template").choices = [(k, t.title) for k, t in templates.items()]
+        choice_field(self, "dosing_appointment").choices = [("", "None")] + [
             (a.pk, f"{a.starts_at:%a %d %b %Y %H:%M} · {a.get_status_display()}") for a in dosing
         ]
 
@@ -65,4 +66,4 @@ class ShareForm(forms.Form):
 
     def __init__(self, *args: Any, colleagues: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["user"].choices = [(u.pk, u.full_name) for u in colleagues]
+        choice_field(self, "user").choices = [(u.pk, u.full_name) for u in colleagues]

@@ -169,7 +169,9 @@ def addendum_add(actor: Actor, note: Note, text: str) -> Addendum:
         raise NoteError("Write the addendum text.", "text")
     if len(text) > 20000:
         raise NoteError("The addendum is too long (at most 20000 characters).", "text")
-    addendum = Addendum.objects.create(note=note, author=actor.user, text=text, created_at=clock.now())
+    addendum = Addendum.objects.create(
+        note=note, author=actor.require_user(), text=text, created_at=clock.now()
+    )
     record_event(actor, "create", patient=note.patient, obj=addendum, detail=f"addendum to note {note.pk}")
     add_timeline_event(
         note.patient,
@@ -209,7 +211,7 @@ def template_create(actor: Actor, *, title: str, section_labels: list[str]) -> C
         clinic=actor.clinic,
         title=title[:120],
         sections=[{"key": _slug(label, used), "label": label[:200]} for label in labels],
-        created_by=actor.user,
+        created_by=actor.require_user(),
     )
     record_event(actor, "admin", obj=row, detail=f"note template sections={len(labels)}")
     return row

@@ -196,7 +196,7 @@ def autosave(request: HttpRequest, patient_id: int, note_id: int) -> HttpRespons
     form = NoteSectionsForm(request.POST, sections=note.sections)
     if not form.is_valid():
         record_event(actor, "view", patient=patient, obj=note, detail="autosave refused")
-        errors = [e for errs in form.errors.values() for e in errs]
+        errors = [str(e) for errs in form.errors.values() for e in errs]
         return render(request, "notes/_save_status.html", {"error": " ".join(errors)}, status=400)
     try:
         note = services.note_save_draft(actor, note, form.cleaned_data["version"], form.texts())

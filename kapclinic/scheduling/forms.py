@@ -6,19 +6,30 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from kapclinic.accounts.models import User
 from kapclinic.core.actor import Actor
+from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, visible_patients
 from kapclinic.scheduling import selectors
-from kapclinic.scheduling.models import Kind, Modality, ResourceKind
+from kapclinic.scheduling.models import Kind, Modality, Resource, ResourceKind
 
 
-class PatientChoice(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
+class PatientChoice(forms.ModelChoiceField[Patient]):
+    def label_from_instance(self, obj: Patient) -> str:
         return f"{obj.display_name} ({obj.mrn})"
 
 
+def model_choice(form: forms.BaseForm, name: str) -> forms.ModelChoiceField[Any]:
+    """The model choice field ``name`` of ``form``, so its queryset can be set per request (TypeError,
+    a programming error, when it is not one)."""
+    field = form.fields[name]
+    if not isinstance(field, forms.ModelChoiceField):
+        raise TypeError(f"Form field {name!r} is a {type(field).__name__}, not a ModelChoiceField.")
+    return field
+
+
 class AppointmentForm(forms.Form):
-    patient = PatientChoice(queryset=None, label="Patient")
+    patient = PatientChoice(queryset=Patient.objects.none(), label="Patient")
     kind = forms.ChoiceField(choices=Kind.choices, label="Kind of appointment")
     date = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}))
     time = forms.TimeField(label="Start time", widget=forms.TimeInput(attrs={"type": "time", "step": 300}))
@@ -32,12 +43,14 @@ class AppointmentForm(forms.Form):
             "integration 60, follow-up 30."
         ),
     )
-    staff = forms.ModelChoiceField(queryset=None, label="Clinician")
+    staff: forms.ModelChoiceField[User] = forms.ModelChoiceField(
+        queryset=User.objects.none(), label="Clinician"
+    )
     modality = forms.ChoiceField(
         choices=Modality.choices, label="In person or video", initial=Modality.IN_PERSON
     )
-    resource = forms.ModelChoiceField(
-        queryset=None, required=False, label="Room or chair", empty_label="None"
+    resource: forms.ModelChoiceField[Resource] = forms.ModelChoiceField(
+        queryset=Resource.objects.none(), required=False, label="Room or chair", empty_label="None"
     )
     admin_note = forms.CharField(
         label="Note for the front desk", required=False, max_length=200, help_text="No clinical detail."
@@ -47,11 +60,11 @@ class AppointmentForm(forms.Form):
     def __init__(self, *args: Any, actor: Actor, editing: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         clinic = actor.clinic
-        self.fields["patient"].queryset = visible_patients(actor, Action.SCHEDULE).only(
+        model_choice(self, "patient").queryset = visible_patients(actor, Action.SCHEDULE).only(
             "pk", "legal_first_name", "legal_last_name", "preferred_name", "mrn"
         )
-        self.fields["staff"].queryset = selectors.clinicians(clinic)
-        self.fields["resource"].queryset = selectors.resources(clinic)
+        model_choice(self, "staff").queryset = selectors.clinicians(clinic)
+        model_choice(self, "resource").queryset = selectors.resources(clinic)
         if editing:
             del self.fields["patient"]
             del self.fields["kind"]

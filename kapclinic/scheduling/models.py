@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import ClassVar
 
 from django.conf import settings
@@ -195,5 +196,5 @@ class Reminder(models.Model):
         ]
 
     @property
-    def due_at(self) -> object:
+    def due_at(self) -> dt.datetime:
         return self.next_attempt_at or self.send_at

@@ -211,7 +211,7 @@ def appointment_book(
         resource=resource,
         modality=modality,
         admin_note=admin_note.strip(),
-        created_by=actor.user,
+        created_by=actor.require_user(),
     )
     record_event(actor, "create", patient=patient, obj=appt, detail=f"kind={kind}")
     add_timeline_event(
@@ -472,7 +472,7 @@ def reminder_deliver(reminder_id: int) -> str:
             reminder.status = ReminderStatus.CANCELLED
             reminder.save(update_fields=["status"])
             return "cancelled"
-        if reminder.due_at > now:  # type: ignore[operator]
+        if reminder.due_at > now:
             return "not-due"
         patient = appt.patient
         if not patient.email:

@@ -77,7 +77,7 @@ def index(request: HttpRequest) -> HttpResponse:
     staff = list(selectors.clinicians(actor.clinic))
     rooms = list(selectors.resources(actor.clinic))
     if by == "resource":
-        heads = [
+        heads: list[tuple[int | None, str]] = [
             (r.pk, r.name) for r in rooms if not filters["resource_id"] or r.pk == filters["resource_id"]
         ]
         heads.append((None, "Video / no room"))
@@ -503,7 +503,7 @@ def feed(request: HttpRequest, token: str) -> HttpResponse:
             status=404,
             content_type="text/plain; charset=utf-8",
         )
-    if found.user_id and not selectors.staff_membership_ok(found.user, found.clinic):
+    if found.user is not None and not selectors.staff_membership_ok(found.user, found.clinic):
         raise Http404
     appts = list(selectors.feed_appointments(found))
     body = ical.render_feed(found, appts)

@@ -8,6 +8,7 @@ from django import forms
 from kapclinic.clinical.protocols import protocol_choices
 from kapclinic.clinical.session_state import MEDICATION_CLASS_LABELS
 from kapclinic.clinical.vitals import DISSOCIATION_ANCHORS, MOAAS_LEVELS
+from kapclinic.core.forms import choice_field
 from kapclinic.sessions.models import (
     INTERVENTIONS,
     SIDE_EFFECTS,
@@ -40,7 +41,7 @@ class NewSessionForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["protocol"].choices = protocol_choices()  # type: ignore[attr-defined]
+        choice_field(self, "protocol").choices = protocol_choices()
 
 
 # Entry-error bounds for weight (engineering, not clinical; the clinic may change them).

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from kapclinic.clinical.protocols import Protocol
 from kapclinic.clinical.session_state import State
-from kapclinic.clinical.vitals import LOINC, DueItem, Vital, due_vitals
+from kapclinic.clinical.vitals import LOINC, DueItem, Reading, Vital, due_vitals
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.policy import Action, visible_patients
@@ -61,7 +61,8 @@ def measure_dosing_times(patient_ids: list[int]) -> dict[int, list[dt.datetime]]
         .values_list("patient_id", "first_dose_at")
     )
     for pid, at in rows:
-        out.setdefault(pid, []).append(at)
+        if at is not None:  # filtered in the query; the column is nullable
+            out.setdefault(pid, []).append(at)
     return out
 
 
@@ -266,12 +267,12 @@ def rems_record(session: DosingSession) -> dict[str, Any]:
     from kapclinic.sessions.services import protocol_for
 
     thresholds = protocol_for(session).thresholds
-    from kapclinic.clinical.vitals import evaluate_reading
+    from kapclinic.clinical.vitals import Phase, evaluate_reading
 
-    def in_range(r: Any, phase: str) -> bool | None:
+    def in_range(r: Reading | None, phase: Phase) -> bool | None:
         if r is None:
             return None
-        return not evaluate_reading(r, baseline=base, phase=phase, thresholds=thresholds)  # type: ignore[arg-type]
+        return not evaluate_reading(r, baseline=base, phase=phase, thresholds=thresholds)
 
     previous = (
         DosingSession.objects.filter(patient=patient, first_dose_at__lt=session.first_dose_at or clock.now())

@@ -143,7 +143,7 @@ def _transition(
         from_state=current.value,
         to_state=target.value,
         at=now,
-        by=actor.user,
+        by=_assert_user(actor),
         reason=reason,
     )
     record_event(actor, "update", patient=session.patient, obj=session, detail=f"transition:{event.value}")
@@ -355,6 +355,14 @@ def session_phq9(session: DosingSession, now: dt.datetime | None = None) -> Any:
     )
 
 
+NASAL_STEROID_DETAIL: dict[str, str] = {
+    NasalSteroid.NONE.value: "None taken today.",
+    NasalSteroid.OVER_1H.value: "Taken at least 1 hour before dosing.",
+    NasalSteroid.WITHIN_1H.value: "Taken less than 1 hour before dosing; give it at least 1 hour before "
+    "([S10] ref §1.3).",
+}
+
+
 def gate_checks(
     session: DosingSession, protocol: Protocol, now: dt.datetime | None = None
 ) -> list[GateCheck]:
@@ -432,12 +440,9 @@ def gate_checks(
             GateCheck(
                 "nasal_steroid_timing",
                 ns in (NasalSteroid.NONE, NasalSteroid.OVER_1H),
-                {
-                    NasalSteroid.NONE: "None taken today.",
-                    NasalSteroid.OVER_1H: "Taken at least 1 hour before dosing.",
-                    NasalSteroid.WITHIN_1H: "Taken less than 1 hour before dosing; give it at least 1 hour "
-                    "before ([S10] ref §1.3).",
-                }.get(ns, "Nasal corticosteroid or decongestant use today has not been recorded."),  # type: ignore[call-overload]
+                NASAL_STEROID_DETAIL.get(
+                    ns, "Nasal corticosteroid or decongestant use today has not been recorded."
+                ),
             )
         )
     if session.weight_kg is None and protocol.dose.basis == "mg_per_kg":
@@ -470,7 +475,12 @@ def gate_override(actor: Actor, session: DosingSession, item: str, reason: str) 
     if match.status == "hard_stop":
         raise Refused(f"{match.check.label} is a hard stop and cannot be overridden.")
     ov = GateOverride.objects.create(
-        session=session, item=item, detail=match.check.detail, reason=reason, by=actor.user, at=clock.now()
+        session=session,
+        item=item,
+        detail=match.check.detail,
+        reason=reason,
+        by=_assert_user(actor),
+        at=clock.now(),
     )
     record_event(actor, "update", patient=session.patient, obj=session, detail=f"gate_override:{item}")
     return ov
@@ -584,7 +594,7 @@ def dose_order(
         ),
         "calculation": [{"label": s.label, "working": s.working} for s in calc.steps],
         "warnings": list(calc.warnings),
-        "ordered_by": actor.user,
+        "ordered_by": _assert_user(actor),
         "ordered_at": clock.now(),
         "double_checked_by": None,
         "double_checked_at": None,
@@ -713,7 +723,7 @@ def vitals_record(
                 at=now,
                 reading=group,
                 phase=phase,
-                recorded_by=actor.user,
+                recorded_by=_assert_user(actor),
             )
         )
     Observation.objects.bulk_create(rows)
@@ -775,7 +785,7 @@ def rating_record(
         unit="{score}",
         at=now,
         phase=_PHASE_FOR_STATE[State(session.state)],
-        recorded_by=actor.user,
+        recorded_by=_assert_user(actor),
     )
     alerts = []
     if kind == ObservationKind.SEDATION:
@@ -809,7 +819,12 @@ def event_record(actor: Actor, session: DosingSession, kind: str, code: str, tex
     if code == "other" and not text.strip():
         raise Refused("Details are required when 'Other' is chosen.", {"text": ["Describe it."]})
     ev = SessionEvent.objects.create(
-        session=session, kind=kind, code=code, text=text.strip(), at=clock.now(), recorded_by=actor.user
+        session=session,
+        kind=kind,
+        code=code,
+        text=text.strip(),
+        at=clock.now(),
+        recorded_by=_assert_user(actor),
     )
     record_event(actor, "create", patient=session.patient, obj=session, detail=f"event:{kind}")
     return ev
@@ -954,7 +969,7 @@ def adverse_event_record(
         severity=severity,
         action_taken=action_taken.strip(),
         outcome=outcome,
-        recorded_by=actor.user,
+        recorded_by=_assert_user(actor),
         recorded_at=clock.now(),
     )
     record_event(actor, "create", patient=session.patient, obj=ae)

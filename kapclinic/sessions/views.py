@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -395,10 +396,11 @@ def rating(request: HttpRequest, patient_id: int, session_id: int, kind: str) ->
 @login_required
 @require_POST
 def event(request: HttpRequest, patient_id: int, session_id: int, kind: str) -> HttpResponse:
-    form_cls, key, prefix = {
-        EventKind.SIDE_EFFECT: (f.SideEffectForm, "side_effect_form", "se"),
-        EventKind.INTERVENTION: (f.InterventionForm, "intervention_form", "iv"),
-    }.get(kind, (f.NoteForm, "note_form", "obs"))  # type: ignore[arg-type]
+    forms_by_kind: dict[str, tuple[type[Form], str, str]] = {
+        EventKind.SIDE_EFFECT.value: (f.SideEffectForm, "side_effect_form", "se"),
+        EventKind.INTERVENTION.value: (f.InterventionForm, "intervention_form", "iv"),
+    }
+    form_cls, key, prefix = forms_by_kind.get(kind, (f.NoteForm, "note_form", "obs"))
     form = form_cls(request.POST, prefix=prefix)
 
     def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from kapclinic.accounts.models import Membership
+from kapclinic.accounts.models import Membership, User
 from kapclinic.patients.models import CareTeamMember
 from kapclinic.scheduling.models import Appointment
 
@@ -29,7 +29,7 @@ def test_demo_therapist_appointments_are_on_their_caseload(client: Any) -> None:
     for appt in with_therapist:
         assert (appt.patient_id, appt.staff_id) in team, appt
     for user_id in therapists:
-        client.force_login(with_therapist.filter(staff_id=user_id).first().staff)
+        client.force_login(User.objects.get(pk=user_id))
         for appt in with_therapist.filter(staff_id=user_id)[:3]:
             day = appt.starts_at.date().isoformat()
             body = client.get(reverse("scheduling:index"), {"date": day, "staff": user_id}).content.decode()

@@ -29,7 +29,7 @@ def test_seed_demo_sessions_are_consistent_and_idempotent(clock_frozen: Any) -> 
         plan = TreatmentPlan.objects.get(patient=s.patient, status="signed")
         assert plan.protocol_id == s.protocol_id
         if s.state == "discharged":
-            assert plan.signed_at is not None and s.first_dose_at is not None
+            assert plan.signed_at and s.checked_in_at and s.first_dose_at and s.discharged_at
             assert plan.signed_at < s.checked_in_at < s.first_dose_at < s.discharged_at
             assert s.phq9_done and s.phq9_response is not None
             assert all(i["status"] == "pass" for i in s.gate_snapshot)

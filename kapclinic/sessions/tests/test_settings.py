@@ -58,7 +58,8 @@ def test_prescriber_sets_iv_minimum_with_reason_recorded_and_audited(
     )
     assert r.status_code == 302
     assert AuditEvent.objects.count() == before + 2  # the page view that built the form, and the change
-    assert AuditEvent.objects.order_by("-id").first().action == "admin"
+    latest = AuditEvent.objects.order_by("-id").first()
+    assert latest is not None and latest.action == "admin"
     row = ClinicProtocolSetting.objects.get(clinic=world.clinic, key="observation.minimum_minutes")
     assert (row.value, row.set_by) == ("120", world.prescriber)
     change = ClinicSettingChange.objects.get()
