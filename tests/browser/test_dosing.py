@@ -1,4 +1,5 @@
-"""Issue #5 on a tablet (768x1024): check-in, gate blocks on high BP, prescriber override, dosing,
+"""Issue #5 on a tablet (768x1024): the nurse starts the session from the chair board, check-in, gate
+blocks on high BP, prescriber override, dosing, the therapist's process note (the nurse never sees it),
 vitals on schedule, alert + acknowledgement, discharge refused before the minimum time and accepted after.
 The application clock is frozen and advanced by the test (the live server shares the process)."""
 
@@ -12,11 +13,14 @@ import pytest
 
 from kapclinic.core import clock
 from kapclinic.measures.services import response_submit
+from kapclinic.patients.models import CareTeamMember
+from kapclinic.scheduling.models import Appointment, Resource
 from kapclinic.sessions.models import DosingSession
 from kapclinic.testing.factories import actor_for, make_clinic, make_patient, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)
+PROCESS_NOTE = "Held the silence; she named the old fear of falling"
 
 
 @pytest.fixture
@@ -44,15 +48,28 @@ def test_dosing_session_on_tablet(
         actor_for(nurse, clinic), patient, instrument="PHQ-9", version=None,
         answers=[2, 2, 1, 1, 1, 0, 1, 0, 0], source="paper", entered_by=nurse,
     )  # fmt: skip
-    s = DosingSession.objects.create(
-        clinic=clinic, patient=patient, protocol_id="esketamine-in-trd", protocol_version="1.0.0",
-        scheduled_for=T0, created_by=prescriber,
+    therapist = make_staff(clinic, "therapist", name="Theo Therapist", email="therapist@dose.test")
+    CareTeamMember.objects.create(patient=patient, user=therapist, role="therapist")
+    chair = Resource.objects.create(clinic=clinic, name="Chair 1", kind="chair")
+    appt = Appointment.objects.create(
+        clinic=clinic, patient=patient, kind="dosing", starts_at=T0, ends_at=T0 + dt.timedelta(hours=3),
+        staff=nurse, resource=chair, created_by=nurse,
     )  # fmt: skip
+
+    # --- nurse: starts the session from the chair board (linked to the dosing appointment)
+    login(page, "nurse@dose.test")
+    page.goto(f"{server}/schedule/chairs/")
+    assert page.get_by_role("region", name="Chair 1").is_visible()
+    axe_check(page, "dosing-0-chair-board")
+    shot(page, "dosing-0-chair-board")
+    page.get_by_role("button", name=re.compile(r"^Start session")).click()
+    page.wait_for_load_state("networkidle")
+    s = DosingSession.objects.get(appointment=appt)
+    assert s.protocol_id == "esketamine-in-trd" and s.scheduled_for == T0
     detail = f"{server}/sessions/patient/{patient.pk}/{s.pk}/"
+    assert page.url == detail
 
     # --- nurse: check in, record details and a high baseline BP; the gate blocks
-    login(page, "nurse@dose.test")
-    page.goto(detail)
     page.get_by_role("button", name="Check patient in").click()
     page.get_by_label("Weight today (kg)").fill("70")
     page.get_by_label("Last food").fill("2026-03-02T06:00")
@@ -104,9 +121,24 @@ def test_dosing_session_on_tablet(
     assert page.get_by_role("heading", name="Live monitoring").is_visible()
     page.get_by_role("button", name="Dosing complete: start monitoring").click()
 
-    # --- 36 minutes later the ~40 min vitals are due
+    _sign_out(page)
+
+    # --- therapist: a process note beside the session (encrypted; only the author reads it)
+    login(page, "therapist@dose.test")
+    page.goto(detail)
+    page.get_by_role("textbox", name="Process note").fill(PROCESS_NOTE)
+    page.get_by_role("button", name="Add process note").click()
+    page.wait_for_load_state("networkidle")
+    assert PROCESS_NOTE in page.content()
+    axe_check(page, "dosing-process-note")
+    shot(page, "dosing-3a-process-note")
+    _sign_out(page)
+
+    # --- 36 minutes later the ~40 min vitals are due; the nurse does not see the process note
+    login(page, "nurse@dose.test")
     clock.advance(dt.timedelta(minutes=36))
     page.goto(detail)
+    assert PROCESS_NOTE not in page.content()
     due = page.locator("#monitor-status")
     assert "Due now" in due.inner_text() and "~40 min after dosing" in due.inner_text()
     shot(page, "dosing-3-vitals-due")
@@ -172,7 +204,9 @@ def test_dosing_session_on_tablet(
     assert s.state == "discharged"
     axe_check(page, "dosing-discharged")
     shot(page, "dosing-6-discharged")
+    assert PROCESS_NOTE not in page.content()  # not on the monitoring record
     page.get_by_role("link", name="REMS monitoring record").click()
     assert "LOT-4711" in page.content() and "195/100" in page.content()
+    assert PROCESS_NOTE not in page.content()
     axe_check(page, "dosing-rems")
     shot(page, "dosing-7-rems")
