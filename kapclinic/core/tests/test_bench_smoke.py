@@ -138,8 +138,19 @@ def test_report_formats_results() -> None:
     args = argparse.Namespace(conc=[1, 4], duration=1)
 
     def result(n: int, p50: float) -> dict[str, Any]:
-        runs = {c: {"p50": p50, "p95": p50 * 2, "p99": p50 * 3, "max": p50 * 4, "rps": 10.0, "requests": 10,
-                    "errors": 0, "rss_mb": 80.0} for c in ("1", "4")}  # fmt: skip
+        runs = {
+            c: {
+                "p50": p50,
+                "p95": p50 * 2,
+                "p99": p50 * 3,
+                "max": p50 * 4,
+                "rps": 10.0,
+                "requests": 10,
+                "errors": 0,
+                "rss_mb": 80.0,
+            }
+            for c in ("1", "4")
+        }
         return {
             "db": "sqlite",
             "n": n,
@@ -162,7 +173,7 @@ def test_report_formats_results() -> None:
                     "floor": True,
                     "runs": runs,
                     "queries": 4,
-                },  # fmt: skip
+                },
                 "chart": {
                     "title": "Chart",
                     "kind": "read",
@@ -170,7 +181,7 @@ def test_report_formats_results() -> None:
                     "floor": False,
                     "runs": runs,
                     "queries": 20,
-                },  # fmt: skip
+                },
                 "vitals": {
                     "title": "Vitals",
                     "kind": "write",
@@ -178,7 +189,7 @@ def test_report_formats_results() -> None:
                     "floor": False,
                     "runs": {},
                     "unavailable": "not available yet",
-                },  # fmt: skip
+                },
             },
         }
 
