@@ -4,6 +4,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 from kapclinic.core import clock
 from kapclinic.core.concurrency import VersionedModel
@@ -52,6 +53,17 @@ class Patient(VersionedModel):
     )
     created_at = models.DateTimeField(default=clock.now)
     updated_at = models.DateTimeField(default=clock.now)
+    # Lower-cased copies of the names, kept by the database itself, so that a name search is an index
+    # range scan instead of a case-insensitive scan of the whole clinic (issue #7).
+    search_last = models.GeneratedField(
+        expression=Lower("legal_last_name"), output_field=models.CharField(max_length=100), db_persist=True
+    )
+    search_first = models.GeneratedField(
+        expression=Lower("legal_first_name"), output_field=models.CharField(max_length=100), db_persist=True
+    )
+    search_preferred = models.GeneratedField(
+        expression=Lower("preferred_name"), output_field=models.CharField(max_length=100), db_persist=True
+    )
 
     class Meta:
         ordering: ClassVar = ["legal_last_name", "legal_first_name", "id"]
@@ -63,6 +75,9 @@ class Patient(VersionedModel):
                 fields=["clinic", "legal_last_name", "legal_first_name"], name="patient_clinic_name"
             ),
             models.Index(fields=["clinic", "pathway_status"], name="patient_clinic_status"),
+            models.Index(fields=["clinic", "search_last"], name="patient_search_last"),
+            models.Index(fields=["clinic", "search_first"], name="patient_search_first"),
+            models.Index(fields=["clinic", "search_preferred"], name="patient_search_preferred"),
         ]
 
     def __str__(self) -> str:

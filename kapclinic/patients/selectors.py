@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from kapclinic.core.actor import Actor
@@ -11,15 +12,25 @@ from kapclinic.policy import Action, visible_patients
 TIMELINE_PAGE = 25
 
 
+def _prefix(column: str, lowered: str) -> Q:
+    """A prefix match that an index can serve on both databases. PostgreSQL: LIKE 'x%' on a
+    varchar_pattern_ops index (migration 0003). SQLite: its LIKE is case-insensitive and skips plain
+    indexes, so a range on the lower-cased column is used instead."""
+    if connection.vendor == "postgresql":
+        return Q(**{f"{column}__startswith": lowered})
+    return Q(**{f"{column}__gte": lowered, f"{column}__lt": lowered + "\U0010ffff"})
+
+
 def patient_list(actor: Actor, *, query: str = "", status: str = "") -> QuerySet[Patient]:
     qs = visible_patients(actor, Action.VIEW_DEMOGRAPHICS)
-    if query:
-        term = query.strip()
+    term = query.strip()
+    if term:
+        lowered = term.lower()
         qs = qs.filter(
-            Q(legal_last_name__istartswith=term)
-            | Q(legal_first_name__istartswith=term)
-            | Q(preferred_name__istartswith=term)
-            | Q(mrn__iexact=term)
+            _prefix("search_last", lowered)
+            | _prefix("search_first", lowered)
+            | _prefix("search_preferred", lowered)
+            | Q(mrn=term.upper())
         )
     if status:
         qs = qs.filter(pathway_status=status)

@@ -204,3 +204,50 @@ def test_portal_invitation_needs_a_unique_email(world: Any, client: Any) -> None
     assert "Another account already uses this email" in response.content.decode()
     patient.refresh_from_db()
     assert patient.user is None
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [("syn", True), ("SYNTH", True), ("pat", True), ("Synthetic", True), ("ynth", False), ("zz", False)],
+)
+def test_name_search_is_a_case_insensitive_prefix(
+    world: Any, client: Any, query: str, expected: bool
+) -> None:
+    client.force_login(world.prescriber)
+    found = [p.pk for p in client.get("/patients/", {"q": query}).context["page"]]
+    assert (world.patient.pk in found) is expected
+
+
+def test_search_by_record_number_and_preferred_name(world: Any, client: Any) -> None:
+    Patient.objects.filter(pk=world.patient.pk).update(preferred_name="Robin")
+    client.force_login(world.prescriber)
+    assert [p.pk for p in client.get("/patients/", {"q": "rob"}).context["page"]] == [world.patient.pk]
+    found = [p.pk for p in client.get("/patients/", {"q": world.patient.mrn.lower()}).context["page"]]
+    assert found == [world.patient.pk]
+
+
+def test_search_uses_an_index(world: Any) -> None:
+    """With realistic numbers and statistics, a name search reads index ranges, not the whole clinic."""
+    import random
+
+    from django.db import connection
+
+    from kapclinic.patients.selectors import patient_list
+
+    rng = random.Random(7)
+    Patient.objects.bulk_create(
+        [
+            Patient(
+                clinic=world.clinic,
+                mrn=f"X{i}",
+                legal_first_name=f"Given{i}",
+                legal_last_name=f"L{rng.randint(0, 9999)}",
+                date_of_birth="1980-01-01",
+            )
+            for i in range(3000)
+        ]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    plan = patient_list(actor_for(world.prescriber, world.clinic), query="l12").explain()
+    assert "search_last" in plan, plan
