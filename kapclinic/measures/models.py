@@ -109,6 +109,9 @@ class Episode(models.Model):
     sessions_to_response = models.PositiveSmallIntegerField(null=True, blank=True)
     latest_remission = models.BooleanField(default=False)
     relapsed = models.BooleanField(default=False)
+    #: Fingerprint of the outcome rules the stored outcomes follow; a different one (the clinic changed
+    #: its rules) makes the next response recompute the whole episode instead of only itself.
+    outcome_rules = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         indexes: ClassVar = [

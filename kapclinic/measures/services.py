@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 
 from kapclinic.audit.services import record_event
@@ -142,40 +143,136 @@ def _current_episode(patient: Patient, instrument: str) -> Episode:
     )
 
 
-def episode_recompute(episode: Episode) -> None:
-    """Recompute every response's outcome columns and the episode summary from the pure trajectory."""
+_OUTCOME_FIELDS = [
+    "is_baseline",
+    "change",
+    "percent_change",
+    "is_response",
+    "is_remission",
+    "reliable_change",
+    "is_relapse",
+]
+_EPISODE_SUMMARY_FIELDS = [
+    "baseline",
+    "baseline_total",
+    "latest_total",
+    "followup_count",
+    "responded",
+    "sessions_to_response",
+    "latest_remission",
+    "relapsed",
+    "outcome_rules",
+]
+
+
+def outcome_rules_key(cfg: outcomes.OutcomeSettings) -> str:
+    """A short fingerprint of the outcome rules an episode's stored outcomes were computed with."""
+    return hashlib.sha256(repr(cfg).encode()).hexdigest()[:16]
+
+
+def _set_outcome(row: InstrumentResponse, oc: outcomes.ChangeOutcome) -> None:
+    row.is_baseline = False
+    row.change = oc.change
+    row.percent_change = oc.percent_change
+    row.is_response = oc.response
+    row.is_remission = oc.remission
+    row.reliable_change = oc.reliable_change.category.value
+
+
+def episode_recompute(episode: Episode, new: InstrumentResponse | None = None) -> None:
+    """Bring the episode's outcome columns and summary up to date after ``new`` was stored.
+
+    When ``new`` is the latest response of an episode whose stored outcomes follow the current rules,
+    only ``new`` is computed (against the stored baseline and the relapse state of the last
+    ``relapse_consecutive`` follow-ups): a submission costs the same however long the history is.
+    A back-dated response (paper entry), a changed rule set or ``new=None`` recompute the whole
+    trajectory from the pure functions, writing only the rows from the first one that can change.
+    Same results as the full recompute (tests compare both on random histories).
+    """
+    cfg = outcome_settings_for(episode.clinic_id, episode.instrument)
+    key = outcome_rules_key(cfg)
+    if (
+        new is not None
+        and episode.baseline_id is not None
+        and episode.outcome_rules == key
+        and episode.baseline_total is not None
+    ):
+        later = (
+            episode.responses.filter(
+                Q(completed_at__gt=new.completed_at) | Q(completed_at=new.completed_at, id__gt=new.pk)
+            )
+            .exclude(pk=new.pk)
+            .exists()
+        )
+        if not later:
+            _episode_append(episode, new, cfg)
+            return
+        _episode_full(episode, cfg, key, new, from_new=True)
+        return
+    _episode_full(episode, cfg, key, new, from_new=False)
+
+
+def _episode_append(episode: Episode, new: InstrumentResponse, cfg: outcomes.OutcomeSettings) -> None:
+    assert episode.baseline_total is not None
+    oc = outcomes.change_from_baseline(episode.baseline_total, new.total, cfg)
+    _set_outcome(new, oc)
+    # Relapse state after the earlier follow-ups: a relapse resets it; a response verdict starts it;
+    # more than relapse_consecutive misses in a row would have been a relapse already.
+    window = cfg.relapse_consecutive
+    recent = (
+        episode.responses.filter(is_baseline=False)
+        .exclude(pk=new.pk)
+        .order_by("-completed_at", "-id")
+        .values_list("is_response", "is_relapse")[:window]
+    )
+    prefix: list[bool | None] = []
+    for misses, (verdict, relapse) in enumerate(recent):
+        if relapse:
+            break
+        if verdict:
+            prefix = [True] + [None] * misses
+            break
+    new.is_relapse = outcomes.relapse_flags([*prefix, oc.response], window)[-1]
+    InstrumentResponse.objects.filter(pk=new.pk).update(**{f: getattr(new, f) for f in _OUTCOME_FIELDS})
+    if oc.response and not episode.responded:
+        episode.responded = True
+        episode.sessions_to_response = new.sessions_before
+    episode.latest_total = new.total
+    episode.followup_count += 1
+    episode.latest_remission = bool(new.is_remission)
+    episode.relapsed = episode.relapsed or new.is_relapse
+    episode.save(update_fields=_EPISODE_SUMMARY_FIELDS[2:])
+
+
+def _episode_full(
+    episode: Episode,
+    cfg: outcomes.OutcomeSettings,
+    key: str,
+    new: InstrumentResponse | None,
+    *,
+    from_new: bool,
+) -> None:
     rows = list(episode.responses.order_by("completed_at", "id"))
     if not rows:
         return
-    cfg = outcome_settings_for(episode.clinic_id, episode.instrument)
     base, follow = rows[0], rows[1:]
     base.is_baseline, base.change, base.percent_change = True, 0, None
     base.is_response, base.is_remission, base.reliable_change, base.is_relapse = None, None, "", False
     verdicts: list[bool | None] = []
     for row in follow:
         oc = outcomes.change_from_baseline(base.total, row.total, cfg)
-        row.is_baseline = False
-        row.change = oc.change
-        row.percent_change = oc.percent_change
-        row.is_response = oc.response
-        row.is_remission = oc.remission
-        row.reliable_change = oc.reliable_change.category.value
+        _set_outcome(row, oc)
         verdicts.append(oc.response)
     flags = outcomes.relapse_flags(verdicts, cfg.relapse_consecutive)
     for row, flag in zip(follow, flags, strict=True):
         row.is_relapse = flag
-    InstrumentResponse.objects.bulk_update(
-        rows,
-        [
-            "is_baseline",
-            "change",
-            "percent_change",
-            "is_response",
-            "is_remission",
-            "reliable_change",
-            "is_relapse",
-        ],
-    )
+    # Rows before a back-dated response keep their baseline and earlier verdicts: nothing changes there.
+    at = {r.pk: i for i, r in enumerate(rows)}
+    first = at[new.pk] if new is not None and from_new and new.pk in at else 0
+    InstrumentResponse.objects.bulk_update(rows[first:], _OUTCOME_FIELDS)
+    if new is not None and new.pk in at:
+        for f in _OUTCOME_FIELDS:
+            setattr(new, f, getattr(rows[at[new.pk]], f))
     first_response = next((r for r in follow if r.is_response), None)
     episode.baseline = base
     episode.baseline_total = base.total
@@ -185,18 +282,8 @@ def episode_recompute(episode: Episode) -> None:
     episode.sessions_to_response = first_response.sessions_before if first_response else None
     episode.latest_remission = bool(follow and follow[-1].is_remission)
     episode.relapsed = any(flags)
-    episode.save(
-        update_fields=[
-            "baseline",
-            "baseline_total",
-            "latest_total",
-            "followup_count",
-            "responded",
-            "sessions_to_response",
-            "latest_remission",
-            "relapsed",
-        ]
-    )
+    episode.outcome_rules = key
+    episode.save(update_fields=_EPISODE_SUMMARY_FIELDS)
 
 
 def _parse_answers(instrument: str, version: str | None, answers: Sequence[int | None], clinic: Any) -> Any:
@@ -272,8 +359,7 @@ def response_submit(
         for item, value in zip(inst.items, result.answers, strict=True)
         if value is not None
     )
-    episode_recompute(episode)
-    response.refresh_from_db()
+    episode_recompute(episode, response)
     url = reverse("measures:patient", kwargs={"patient_id": patient.pk})
     add_timeline_event(
         patient,

@@ -282,7 +282,7 @@ def restart(request: HttpRequest, patient_id: int, instrument: str) -> HttpRespo
 @login_required
 def outcomes(request: HttpRequest) -> HttpResponse:
     actor = require_clinic(request, ClinicAction.VIEW_OUTCOMES)
-    data = selectors.clinic_outcomes(actor.clinic)
+    data = selectors.clinic_outcomes_cached(actor.clinic)
     record_event(actor, "list", object_type="clinic_outcomes", detail=f"groups={len(data['instrument'])}")
     tables = [
         ("By instrument", data["instrument"], ""),
