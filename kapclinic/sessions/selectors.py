@@ -15,17 +15,27 @@ from kapclinic.clinical.session_state import State
 from kapclinic.clinical.vitals import LOINC, DueItem, Reading, Vital, due_vitals
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
-from kapclinic.policy import Action, visible_patients
+from kapclinic.policy import ALL, Action, scope, visible_patients
 from kapclinic.scheduling.models import Appointment, Kind, Status
 from kapclinic.sessions.models import DosingSession, Observation, ObservationKind
 
 REMS_SUBMIT_DAYS = 7  # submit within 7 days [S6a] ref §2.1
 
 
+def _visible_sessions(actor: Actor) -> QuerySet[DosingSession]:
+    """Sessions the actor may see clinically. Clinic-wide roles filter on the session's own clinic
+    column (index ``dosing_clinic_when`` with a date range), not ``patient_id IN (every patient of the
+    clinic)``, which probes the patient index once per clinic patient (issue #7); caseload roles keep
+    the care-team filter."""
+    if scope(actor, Action.VIEW_CLINICAL) == ALL and actor.clinic is not None:
+        return DosingSession.objects.filter(clinic=actor.clinic)
+    return DosingSession.objects.filter(patient__in=visible_patients(actor, Action.VIEW_CLINICAL))
+
+
 def clinic_sessions(actor: Actor, day: dt.date | None = None) -> QuerySet[DosingSession]:
     """Sessions of patients the actor may see clinically; one day, or all when day is None."""
     qs = (
-        DosingSession.objects.filter(patient__in=visible_patients(actor, Action.VIEW_CLINICAL))
+        _visible_sessions(actor)
         .select_related("patient")
         .annotate(open_alerts=Count("alerts", filter=Q(alerts__acknowledged_at__isnull=True)))
         .order_by("scheduled_for", "id")
@@ -40,8 +50,8 @@ def rems_overdue(actor: Actor) -> QuerySet[DosingSession]:
     """Esketamine sessions discharged more than 7 days ago whose REMS form is not marked submitted."""
     cutoff = clock.now() - dt.timedelta(days=REMS_SUBMIT_DAYS)
     return (
-        DosingSession.objects.filter(
-            patient__in=visible_patients(actor, Action.VIEW_CLINICAL),
+        _visible_sessions(actor)
+        .filter(
             protocol_id__startswith="esketamine",
             state=State.DISCHARGED,
             discharged_at__lt=cutoff,
