@@ -15,6 +15,7 @@ from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, visible_patients
+from kapclinic.scheduling import rules
 from kapclinic.scheduling.models import (
     ACTIVE_STATUSES,
     Appointment,
@@ -23,6 +24,7 @@ from kapclinic.scheduling.models import (
     ReminderStatus,
     Resource,
     ResourceKind,
+    ScheduleSettings,
     Status,
 )
 from kapclinic.sessions.models import DosingSession
@@ -33,6 +35,20 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     tz = timezone.get_current_timezone()
     start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
     return start, dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+
+
+#: No appointment is longer than this (every kind's maximum is at most 3 h, rules.DEFAULT_KINDS); a
+#: clinic's own dosing maximum is taken when larger.
+LONGEST_APPOINTMENT = dt.timedelta(hours=24)
+
+
+def longest_appointment(clinic: Any) -> dt.timedelta:
+    """An upper bound on any appointment's length in this clinic (one query)."""
+    configured = (
+        ScheduleSettings.objects.filter(clinic=clinic).values_list("dosing_max_minutes", flat=True).first()
+    )
+    kinds = max(rule.max_minutes for rule in rules.DEFAULT_KINDS.values())
+    return max(LONGEST_APPOINTMENT, dt.timedelta(minutes=max(kinds, configured or 0)))
 
 
 def clinicians(clinic: Any) -> QuerySet[User]:
@@ -54,10 +70,16 @@ def appointments_between(
     staff_id: int | None = None,
     resource_id: int | None = None,
     include_cancelled: bool = False,
+    longest: dt.timedelta | None = None,
 ) -> QuerySet[Appointment]:
+    """Appointments overlapping [start, end). With ``longest`` (no appointment lasts longer) the start
+    time also gets a lower bound, so the (staff|clinic, starts_at) index reads one day's range instead
+    of the whole history before ``end`` (issue #7)."""
     qs = Appointment.objects.filter(clinic=clinic, starts_at__lt=end, ends_at__gt=start).select_related(
         "patient", "staff", "resource"
     )
+    if longest is not None:
+        qs = qs.filter(starts_at__gt=start - longest)
     if not include_cancelled:
         qs = qs.exclude(status=Status.CANCELLED)
     if staff_id:

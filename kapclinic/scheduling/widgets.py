@@ -23,7 +23,10 @@ def today_context(request: HttpRequest) -> dict[str, Any]:
     start, end = selectors.day_bounds(clock.today())
     mine_only = actor.role not in ("admin", "front_desk")
     staff_id = actor.user_id if mine_only else None
-    items = list(selectors.appointments_between(actor.clinic, start, end, staff_id=staff_id)[:20])
+    longest = selectors.longest_appointment(actor.clinic)
+    items = list(
+        selectors.appointments_between(actor.clinic, start, end, staff_id=staff_id, longest=longest)[:20]
+    )
     problems = (
         selectors.problem_reminder_count(actor.clinic)
         if actor.role in ("admin", "front_desk", "nurse", "prescriber")
