@@ -12,17 +12,20 @@ def _pathway_context(request: Any, patient: Any) -> dict[str, Any]:
     from kapclinic.intake.selectors import eligibility_state
     from kapclinic.policy import Action, can
     from kapclinic.treatment.models import TreatmentPlan
-    from kapclinic.treatment.selectors import dosing_readiness
+    from kapclinic.treatment.selectors import readiness_detail
 
     actor = actor_from_request(request)
-    ready, reasons = dosing_readiness(patient)
+    # Eligibility and consent state computed once and handed to the readiness check (issue #7).
+    eligibility = eligibility_state(patient)
+    consent = consent_state(patient)
+    readiness = readiness_detail(patient, eligibility=eligibility, consent=consent)
     return {
         "assessment": Assessment.objects.filter(patient=patient).first(),
-        "eligibility": eligibility_state(patient),
-        "consent": consent_state(patient),
+        "eligibility": eligibility,
+        "consent": consent,
         "plans": TreatmentPlan.objects.filter(patient=patient).order_by("-created_at")[:3],
-        "ready": ready,
-        "reasons": reasons,
+        "ready": readiness.ok,
+        "reasons": readiness.reasons,
         "can_prescribe": can(actor, Action.PRESCRIBE, patient),
     }
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
 from kapclinic.clinical.protocols import Protocol, UnknownProtocol, get_protocol
 from kapclinic.patients.models import Patient
 from kapclinic.treatment.models import PlanStatus, TreatmentPlan
+
+if TYPE_CHECKING:
+    from kapclinic.consent.selectors import ConsentState
+    from kapclinic.intake.selectors import EligibilityState
 
 
 def signed_plan(patient: Patient) -> TreatmentPlan | None:
@@ -62,13 +67,18 @@ class DosingReadiness:
         return [i.detail for i in items if not i.ok]
 
 
-def readiness_detail(patient: Patient) -> DosingReadiness:
+def readiness_detail(
+    patient: Patient, *, eligibility: EligibilityState | None = None, consent: ConsentState | None = None
+) -> DosingReadiness:
     """Item by item: is there a signed treatment plan, current consent (the clinic's current version) and a
-    current eligibility decision of 'eligible' (not made stale by an intake change)?"""
+    current eligibility decision of 'eligible' (not made stale by an intake change)?
+
+    A caller that already holds ``eligibility_state(patient)`` / ``consent_state(patient)`` passes them
+    so they are not computed twice (the chart's pathway panel, issue #7)."""
     from kapclinic.consent.selectors import consent_state
     from kapclinic.intake.selectors import eligibility_state
 
-    eligibility = eligibility_state(patient)
+    eligibility = eligibility if eligibility is not None else eligibility_state(patient)
     if eligibility.current_eligible and eligibility.decision is not None:
         d = eligibility.decision
         elig = ReadinessItem(
@@ -76,7 +86,7 @@ def readiness_detail(patient: Patient) -> DosingReadiness:
         )
     else:
         elig = ReadinessItem(False, eligibility.refusal or "There is no current eligibility decision.")
-    consent = consent_state(patient)
+    consent = consent if consent is not None else consent_state(patient)
     if consent.current and consent.signature is not None and consent.document is not None:
         sig = consent.signature
         cons = ReadinessItem(
