@@ -145,6 +145,7 @@ _STATE_PATH = [
 
 
 def gen_sessions(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> None:
+    from kapclinic.clinical.session_state import PHQ9_WINDOW_SINCE_PREVIOUS, phq9_window
     from kapclinic.clinical.vitals import Reading, evaluate_reading
 
     Session, Obs = _m("kap_sessions.DosingSession"), _m("kap_sessions.Observation")
@@ -161,12 +162,32 @@ def gen_sessions(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> No
     weight = Decimal(rng.randint(520, 1050)) / 10
     base_sbp, base_dbp, base_hr = rng.randint(108, 138), rng.randint(64, 86), rng.randint(58, 88)
     interval = rng.choice((10, 15))
+    appointments: dict[int, int] = plan.refs.get("dosing_appointment_by_visit", {})
+    phq9s: list[tuple[dt.datetime, int]] = plan.refs.get("phq9", [])
+    previous_dose_at: dt.datetime | None = None
+    phq9_max_hours = _m("measures.MeasureSettings")._meta.get_field("pre_session_phq9_max_hours").default
     for n, visit in enumerate(plan.dosing, 1):
         start = visit.at
         nurse = plan.nurse_id or info.pick("nurse", rng)
         fields: dict[str, Any] = {}
         if visit.done:
             fields = {col: start + off * MIN for _, _, _, col, off in _STATE_PATH}
+            # The PHQ-9 that counted at the gate: the latest in the clinic's default window (since the
+            # previous dose, capped at the default max hours; clinical.session_state.phq9_window);
+            # when none counts, the session went ahead on a waiver.
+            gate_at = fields["predose_passed_at"]
+            window = phq9_window(
+                PHQ9_WINDOW_SINCE_PREVIOUS,
+                now=gate_at,
+                day_start=gate_at.replace(hour=0, minute=0, second=0, microsecond=0),
+                previous_dose_at=previous_dose_at,
+                max_hours=phq9_max_hours,
+            )
+            counted = [rid for at, rid in phq9s if window.start < at <= window.end]
+            fields["phq9_done"] = bool(counted)
+            fields["phq9_response_id"] = counted[-1] if counted else None
+            fields["phq9_waiver_reason"] = "" if counted else "Synthetic benchmark data: PHQ-9 waived."
+            previous_dose_at = fields["first_dose_at"]
         sid = ctx.loader.add(
             Session,
             clinic_id=info.pk,
@@ -174,6 +195,7 @@ def gen_sessions(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> No
             protocol_id=protocol.id,
             protocol_version=protocol.version,
             scheduled_for=start,
+            appointment_id=appointments.get(n - 1),
             state="discharged" if visit.done else "scheduled",
             created_by_id=plan.prescriber_id,
             created_at=start - dt.timedelta(days=7),
@@ -182,7 +204,6 @@ def gen_sessions(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> No
             medication_changes_reviewed=visit.done,
             escort_present=visit.done,
             no_driving_advice_given=visit.done,
-            phq9_done=visit.done,
             discharged_by_id=plan.prescriber_id if visit.done else None,
             version=len(_STATE_PATH) + 1 if visit.done else 1,
             **fields,
@@ -326,6 +347,8 @@ def gen_measures(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> No
         if key == "PHQ-9" and rng.random() > 0.15:
             answers[8] = 0  # thoughts of self-harm are the exception, not the rule
         result = score(inst, answers)
+        total = result.total
+        assert total is not None  # every item answered
         ep = episodes.get(key)
         if ep is None:
             ep = episodes[key] = {
@@ -340,7 +363,7 @@ def gen_measures(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> No
         outcome = (
             None
             if ep["baseline"] is None
-            else change_from_baseline(ep["baseline_total"], result.total, ep["settings"])
+            else change_from_baseline(ep["baseline_total"], total, ep["settings"])
         )
         rid = ctx.loader.add(
             Response,
@@ -371,6 +394,8 @@ def gen_measures(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> No
         )
         if ep["baseline"] is None:
             ep["baseline"] = rid
+        if key == "PHQ-9":  # for DosingSession.phq9_response (the sessions domain runs after this one)
+            plan.refs.setdefault("phq9", []).append((at, rid))
         ep["totals"].append((result.total, outcome))
         for item, value in zip(inst.items, answers, strict=True):
             ctx.loader.add(
@@ -438,13 +463,14 @@ def gen_scheduling(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> 
     Appointment = _m("scheduling.Appointment")
     info = ctx.clinics[plan.clinic_index]
     desk = info.pick("front_desk", rng)
-    visits: list[tuple[str, dt.datetime, int, int | None, bool]] = []
+    visits: list[tuple[str, dt.datetime, int, int | None, bool, int | None]] = []
     if plan.intake_at is not None:
-        visits.append(("preparation", plan.intake_at, 60, plan.prescriber_id, plan.intake_at < ctx.now))
-    visits += [("dosing", v.at, 150, plan.nurse_id, v.done) for v in plan.dosing]
-    visits += [("integration", v.at, 60, plan.therapist_id, v.done) for v in plan.integration]
+        visits.append(("preparation", plan.intake_at, 60, plan.prescriber_id, plan.intake_at < ctx.now, None))
+    visits += [("dosing", v.at, 150, plan.nurse_id, v.done, i) for i, v in enumerate(plan.dosing)]
+    visits += [("integration", v.at, 60, plan.therapist_id, v.done, None) for v in plan.integration]
     dosing_ids: list[int] = []
-    for kind, at, minutes, staff, done in visits:
+    by_visit: dict[int, int] = {}
+    for kind, at, minutes, staff, done, dosing_index in visits:
         if staff is None:
             continue
         status = "completed" if done else "booked"
@@ -465,6 +491,8 @@ def gen_scheduling(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> 
         )
         if kind == "dosing":
             dosing_ids.append(aid)
+            if dosing_index is not None and status != "no_show":
+                by_visit[dosing_index] = aid
         ctx.audit.add(
             plan,
             at - dt.timedelta(days=7),
@@ -475,6 +503,8 @@ def gen_scheduling(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> 
             object_id=aid,
         )
     plan.refs["dosing_appointments"] = dosing_ids
+    # The session started from each attended dosing appointment links to it (DosingSession.appointment).
+    plan.refs["dosing_appointment_by_visit"] = by_visit
 
 
 # --------------------------------------------------------------------------------------------------
@@ -544,8 +574,16 @@ def gen_notes(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> None:
             )
 
 
+#: Order matters: sessions link to the dosing appointment (scheduling) and to the PHQ-9 that counted
+#: at the gate (measures), so both run before it.
 DOMAINS: list[Domain] = [
     Domain("intake", ("intake.Inquiry", "intake.Assessment", "intake.EligibilityDecision"), gen_intake),
+    Domain("scheduling", ("scheduling.Appointment",), gen_scheduling),
+    Domain(
+        "measures",
+        ("measures.Episode", "measures.InstrumentResponse", "measures.ItemAnswer", "measures.SafetyAlert"),
+        gen_measures,
+    ),
     Domain(
         "sessions",
         (
@@ -557,11 +595,5 @@ DOMAINS: list[Domain] = [
         ),
         gen_sessions,
     ),
-    Domain(
-        "measures",
-        ("measures.Episode", "measures.InstrumentResponse", "measures.ItemAnswer", "measures.SafetyAlert"),
-        gen_measures,
-    ),
-    Domain("scheduling", ("scheduling.Appointment",), gen_scheduling),
     Domain("notes", ("notes.Note", "scheduling.Appointment"), gen_notes),
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 DAY = dt.timedelta(days=1)
 
@@ -54,7 +55,7 @@ class PatientPlan:
     residual: float = 0.5
     trauma: bool = False
     # Ids written by one domain for the next (e.g. appointment ids that notes point at).
-    refs: dict[str, list[int]] = field(default_factory=dict)
+    refs: dict[str, Any] = field(default_factory=dict)
 
 
 def _at_hour(day: dt.datetime, rng: random.Random, first: int = 8, last: int = 16) -> dt.datetime:

@@ -17,7 +17,8 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from io import TextIOBase
+from typing import Any, TextIO, cast
 
 from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
@@ -30,7 +31,7 @@ from kapclinic.benchdata.plan import PatientPlan, build_plan
 from kapclinic.core import clock
 from kapclinic.patients.models import Allergy, CareTeamMember, Diagnosis, Medication, Patient, TimelineEvent
 
-SCALE_VERSION = "1"  # bump when the generated data changes shape (invalidates bench caches)
+SCALE_VERSION = "2"  # bump when the generated data changes shape (invalidates bench caches)
 BENCH_PASSWORD = "bench-clinic-2026"
 BENCH_DOMAIN = "scale.kapclinic.test"
 MARKER_SLUG = "scale-01"
@@ -83,7 +84,10 @@ class _Ev:
     chain is exactly what `audit_verify` recomputes)."""
 
     payload = AuditEvent.payload
-    compute_hash = AuditEvent.compute_hash
+    hash: str
+
+    def compute_hash(self) -> str:
+        return AuditEvent.compute_hash(cast(AuditEvent, self))
 
     def __init__(self, **kw: Any) -> None:
         self.__dict__.update(kw)
@@ -447,7 +451,7 @@ def seed_scale(
     seed: int = 7,
     chunk: int = 200,
     progress: bool = True,
-    out: TextIO | None = None,
+    out: TextIO | TextIOBase | None = None,
     only: list[str] | None = None,
 ) -> SeedResult:
     from kapclinic.benchdata.domains import DOMAINS

@@ -45,7 +45,7 @@ class Command(BaseCommand):
             out=self.stderr,
             only=only,
         )
-        summary = {
+        summary: dict[str, Any] = {
             "patients": result.patients,
             "seconds": round(result.seconds, 1),
             "peak_rss_mb": round(result.peak_rss_mb),
