@@ -26,7 +26,8 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy --strict kapclinic/clinical
+	KAP_ENV=test $(BIN)/mypy --strict kapclinic/clinical
+	KAP_ENV=test $(BIN)/mypy kapclinic
 
 checks: install
 	KAP_ENV=test $(BIN)/python manage.py check --fail-level WARNING
