@@ -730,22 +730,11 @@ def vitals_record(
     alerts: list[SessionAlert] = []
     if phase != "pre_dose":
         protocol = protocol_for(session)
-        for a in evaluate_reading(
-            reading, baseline=baseline_reading(session), thresholds=protocol.thresholds
-        ):
-            alerts.append(
-                SessionAlert.objects.create(
-                    session=session,
-                    rule=a.rule,
-                    vital=a.vital,
-                    value=a.value,
-                    threshold=a.threshold,
-                    severity=a.severity,
-                    message=a.message,
-                    source=a.source,
-                    raised_at=now,
-                )
-            )
+        alerts = _raise_alerts(
+            session,
+            evaluate_reading(reading, baseline=baseline_reading(session), thresholds=protocol.thresholds),
+            now,
+        )
     record_event(
         actor,
         "create",
@@ -757,6 +746,24 @@ def vitals_record(
 
 
 LOCAL_CODES = "https://kapclinic.example/codes"
+
+
+def _raise_alerts(session: DosingSession, found: Iterable[Any], now: dt.datetime) -> list[SessionAlert]:
+    """Store the alerts a pure rule returned; they stay open until acknowledged."""
+    return [
+        SessionAlert.objects.create(
+            session=session,
+            rule=a.rule,
+            vital=a.vital,
+            value=a.value,
+            threshold=a.threshold,
+            severity=a.severity,
+            message=a.message,
+            source=a.source,
+            raised_at=now,
+        )
+        for a in found
+    ]
 
 
 @transaction.atomic
@@ -787,22 +794,9 @@ def rating_record(
         phase=_PHASE_FOR_STATE[State(session.state)],
         recorded_by=_assert_user(actor),
     )
-    alerts = []
+    alerts: list[SessionAlert] = []
     if kind == ObservationKind.SEDATION:
-        for a in evaluate_sedation(value, protocol_for(session).thresholds):
-            alerts.append(
-                SessionAlert.objects.create(
-                    session=session,
-                    rule=a.rule,
-                    vital=a.vital,
-                    value=a.value,
-                    threshold=a.threshold,
-                    severity=a.severity,
-                    message=a.message,
-                    source=a.source,
-                    raised_at=now,
-                )
-            )
+        alerts = _raise_alerts(session, evaluate_sedation(value, protocol_for(session).thresholds), now)
     record_event(actor, "create", patient=session.patient, obj=session, detail=f"rating:{kind}")
     return obs, alerts
 
