@@ -18,6 +18,7 @@ from kapclinic.scheduling.models import Appointment, Resource
 from kapclinic.sessions.models import DosingSession
 from kapclinic.testing.factories import actor_for, make_clinic, make_patient, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
+from tests.browser.steps import check_in_esketamine
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)
 PROCESS_NOTE = "Held the silence; she named the old fear of falling"
@@ -70,23 +71,7 @@ def test_dosing_session_on_tablet(
     assert page.url == detail
 
     # --- nurse: check in, record details and a high baseline BP; the gate blocks
-    page.get_by_role("button", name="Check patient in").click()
-    page.get_by_label("Weight today (kg)").fill("70")
-    page.get_by_label("Last food").fill("2026-03-02T06:00")
-    page.get_by_label("Last liquids").fill("2026-03-02T08:00")
-    page.get_by_label("Escort / driver home").fill("Sam Escort")
-    page.get_by_label("Medication changes since the last session reviewed").check()
-    page.get_by_label("Pregnancy status").select_option("not_applicable")
-    page.get_by_label("Intention for the session").fill("Meet what arises with curiosity")
-    page.get_by_label("Patient enrolled in the Spravato REMS").check()
-    page.get_by_label("Nasal corticosteroid / decongestant today").select_option("none")
-    page.get_by_role("button", name="Save details").click()
-    page.get_by_label("Systolic BP (mmHg)").fill("152")
-    page.get_by_label("Diastolic BP (mmHg)").fill("94")
-    page.get_by_label("Heart rate (/min)").fill("80")
-    page.get_by_label("SpO2 (%)").fill("98")
-    page.get_by_label("Respiratory rate (/min)").fill("14")
-    page.get_by_role("button", name="Save baseline vitals").click()
+    check_in_esketamine(page, systolic="152", diastolic="94", heart_rate="80")
     page.get_by_role("button", name="Confirm pre-dose checks", exact=True).click()
     alert = page.get_by_role("alert")
     assert "Pre-dose systolic BP 152 is above 140" in alert.inner_text()

@@ -17,6 +17,7 @@ from kapclinic.measures.models import InstrumentResponse
 from kapclinic.sessions.models import DosingSession, GateOverride
 from kapclinic.testing.factories import make_clinic, make_patient_user, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
+from tests.browser.steps import check_in_esketamine
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)  # 09:00 in the clinic's time zone
 PHQ9 = [1, 2, 1, 1, 1, 0, 1, 0, 0]  # total 7, item 9 "Not at all"
@@ -64,23 +65,7 @@ def test_signed_plan_to_discharge(
     session = DosingSession.objects.get(patient=patient)
     assert session.protocol_id == plan.protocol_id
     detail = f"{server}/sessions/patient/{patient.pk}/{session.pk}/"
-    page.get_by_role("button", name="Check patient in").click()
-    page.get_by_label("Weight today (kg)").fill("70")
-    page.get_by_label("Last food").fill("2026-03-02T06:00")
-    page.get_by_label("Last liquids").fill("2026-03-02T08:00")
-    page.get_by_label("Escort / driver home").fill("Sam Escort")
-    page.get_by_label("Medication changes since the last session reviewed").check()
-    page.get_by_label("Pregnancy status").select_option("not_applicable")
-    page.get_by_label("Intention for the session").fill("Meet what arises with curiosity")
-    page.get_by_label("Patient enrolled in the Spravato REMS").check()
-    page.get_by_label("Nasal corticosteroid / decongestant today").select_option("none")
-    page.get_by_role("button", name="Save details").click()
-    page.get_by_label("Systolic BP (mmHg)").fill("126")
-    page.get_by_label("Diastolic BP (mmHg)").fill("80")
-    page.get_by_label("Heart rate (/min)").fill("74")
-    page.get_by_label("SpO2 (%)").fill("98")
-    page.get_by_label("Respiratory rate (/min)").fill("14")
-    page.get_by_role("button", name="Save baseline vitals").click()
+    check_in_esketamine(page, systolic="126", diastolic="80", heart_rate="74")
     checklist = page.locator("ul.checklist").inner_text()
     assert "All checks pass" in page.content()
     assert "Blocked" not in checklist and "Hard stop" not in checklist and "Overridden" not in checklist
