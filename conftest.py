@@ -7,8 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("KAP_ENV", "test")
+
+# Property tests judge behaviour, not speed: on a busy CI machine a slow example is not a failure.
+settings.register_profile(
+    "kapclinic", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("kapclinic")
 
 
 @dataclass

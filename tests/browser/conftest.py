@@ -82,7 +82,8 @@ def login(server: str) -> Any:
         page.goto(f"{server}/account/login/")
         page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign in").click()
         page.wait_for_load_state("networkidle")
 
     return do

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from kapclinic.core import clock
 from kapclinic.measures.services import response_submit
@@ -32,7 +33,8 @@ def ready() -> Any:
 
 
 def _sign_out(page: Any) -> None:
-    page.get_by_role("button", name="Sign out").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign out").click()
     page.wait_for_load_state("networkidle")
 
 
@@ -60,10 +62,12 @@ def test_dosing_session_on_tablet(
     # --- nurse: starts the session from the chair board (linked to the dosing appointment)
     login(page, "nurse@dose.test")
     page.goto(f"{server}/schedule/chairs/")
-    assert page.get_by_role("region", name="Chair 1").is_visible()
+    expect(page.get_by_role("region", name="Chair 1")).to_be_visible()
+
     axe_check(page, "dosing-0-chair-board")
     shot(page, "dosing-0-chair-board")
-    page.get_by_role("button", name=re.compile(r"^Start session")).click()
+    with page.expect_navigation():
+        page.get_by_role("button", name=re.compile(r"^Start session")).click()
     page.wait_for_load_state("networkidle")
     s = DosingSession.objects.get(appointment=appt)
     assert s.protocol_id == "esketamine-in-trd" and s.scheduled_for == T0
@@ -72,7 +76,8 @@ def test_dosing_session_on_tablet(
 
     # --- nurse: check in, record details and a high baseline BP; the gate blocks
     check_in_esketamine(page, systolic="152", diastolic="94", heart_rate="80")
-    page.get_by_role("button", name="Confirm pre-dose checks", exact=True).click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Confirm pre-dose checks", exact=True).click()
     alert = page.get_by_role("alert")
     assert "Pre-dose systolic BP 152 is above 140" in alert.inner_text()
     assert "unless a prescriber overrides it" in alert.inner_text()
@@ -86,12 +91,16 @@ def test_dosing_session_on_tablet(
     page.get_by_label("Override reason for baseline vitals within the protocol's limits").fill(
         "Repeat after 10 min rest 146/90; anxious on arrival; no symptoms"
     )
-    page.get_by_role("button", name="Override baseline vitals").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Override baseline vitals").click()
     assert "Overridden" in page.content()
-    page.get_by_role("button", name="Confirm pre-dose checks", exact=True).click()
-    assert page.get_by_role("heading", name="Dose", exact=True).is_visible()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Confirm pre-dose checks", exact=True).click()
+    expect(page.get_by_role("heading", name="Dose", exact=True)).to_be_visible()
+
     page.get_by_label("Dose (mg)").fill("84")
-    page.get_by_role("button", name="Calculate and order dose").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Calculate and order dose").click()
     assert "3 × 28 mg device" in page.content()
     shot(page, "dosing-2-dose-ordered")
     axe_check(page, "dosing-dose")
@@ -102,9 +111,12 @@ def test_dosing_session_on_tablet(
     page.goto(detail)
     page.get_by_label("Lot number").fill("LOT-4711")
     page.get_by_label("Expiry date").fill("2027-06-30")
-    page.get_by_role("button", name="Start dosing now").click()
-    assert page.get_by_role("heading", name="Live monitoring").is_visible()
-    page.get_by_role("button", name="Dosing complete: start monitoring").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start dosing now").click()
+    expect(page.get_by_role("heading", name="Live monitoring")).to_be_visible()
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Dosing complete: start monitoring").click()
 
     _sign_out(page)
 
@@ -112,7 +124,8 @@ def test_dosing_session_on_tablet(
     login(page, "therapist@dose.test")
     page.goto(detail)
     page.get_by_role("textbox", name="Process note").fill(PROCESS_NOTE)
-    page.get_by_role("button", name="Add process note").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Add process note").click()
     page.wait_for_load_state("networkidle")
     assert PROCESS_NOTE in page.content()
     axe_check(page, "dosing-process-note")
@@ -150,7 +163,8 @@ def test_dosing_session_on_tablet(
     # --- recovery at +70: ratings resolved, final vitals; discharge refused before 120 min
     clock.advance(dt.timedelta(minutes=30))
     page.goto(detail)
-    page.get_by_role("button", name="Start recovery").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start recovery").click()
     page.get_by_label("Systolic BP (mmHg)").fill("138")
     page.get_by_label("Diastolic BP (mmHg)").fill("88")
     page.get_by_label("SpO2 (%)").fill("98")
@@ -168,7 +182,8 @@ def test_dosing_session_on_tablet(
         "Advised: no driving or operating machinery until the next day after restful sleep"
     ).check()
     page.get_by_label("I assessed the patient as clinically stable and sign this discharge").check()
-    page.get_by_role("button", name="Sign and discharge").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign and discharge").click()
     msg = page.get_by_role("alert").inner_text()
     assert "Minimum observation time: 70 of 120 minutes" in msg and "possible from 11:00" in msg
     shot(page, "dosing-5-discharge-refused")
@@ -183,14 +198,17 @@ def test_dosing_session_on_tablet(
     ).check()
     page.get_by_label(re.compile(r"would have been ready to leave \(REMS evaluation question\)")).fill("75")
     page.get_by_label("I assessed the patient as clinically stable and sign this discharge").check()
-    page.get_by_role("button", name="Sign and discharge").click()
-    assert page.get_by_role("heading", name="Discharged").is_visible()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign and discharge").click()
+    expect(page.get_by_role("heading", name="Discharged")).to_be_visible()
+
     s.refresh_from_db()
     assert s.state == "discharged"
     axe_check(page, "dosing-discharged")
     shot(page, "dosing-6-discharged")
     assert PROCESS_NOTE not in page.content()  # not on the monitoring record
-    page.get_by_role("link", name="REMS monitoring record").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="REMS monitoring record").click()
     assert "LOT-4711" in page.content() and "195/100" in page.content()
     assert PROCESS_NOTE not in page.content()
     axe_check(page, "dosing-rems")

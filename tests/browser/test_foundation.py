@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from playwright.sync_api import expect
+
 from kapclinic.testing.factories import make_clinic, make_patient, make_patient_user, make_staff
 
 
@@ -39,9 +41,12 @@ def test_prescriber_sees_full_chart(page: Any, server: str, login: Any, axe_chec
     w = _world()
     login(page, "prescriber@b.test")
     axe_check(page, "dashboard")
-    page.get_by_role("link", name="Patients").first.click()
-    page.get_by_role("link", name="Synthetic, Robin").click()
-    assert page.get_by_role("heading", name="Diagnoses").is_visible()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Patients").first.click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Synthetic, Robin").click()
+    expect(page.get_by_role("heading", name="Diagnoses")).to_be_visible()
+
     assert "F33.1" in page.content()
     axe_check(page, "chart-prescriber")
     shot(page, "foundation-chart-prescriber")
@@ -54,7 +59,8 @@ def test_front_desk_sees_no_clinical_content(
     w = _world()
     login(page, "front@b.test")
     page.goto(f"{server}/patients/{w['patient'].pk}/")
-    assert page.get_by_role("heading", name="Contact").is_visible()
+    expect(page.get_by_role("heading", name="Contact")).to_be_visible()
+
     assert page.get_by_role("heading", name="Diagnoses").count() == 0
     assert "F33.1" not in page.content()
     axe_check(page, "chart-front-desk")
@@ -65,7 +71,8 @@ def test_therapist_sees_only_caseload(page: Any, server: str, login: Any, axe_ch
     w = _world()
     login(page, "therapist@b.test")
     page.goto(f"{server}/patients/")
-    assert page.get_by_role("link", name="Synthetic, Robin").is_visible()
+    expect(page.get_by_role("link", name="Synthetic, Robin")).to_be_visible()
+
     assert page.get_by_role("link", name="Synthetic, Casey").count() == 0
     axe_check(page, "patient-list-therapist")
     response = page.goto(f"{server}/patients/{w['unrelated'].pk}/")
@@ -79,7 +86,8 @@ def test_nurse_on_a_tablet(tablet_page: Any, server: str, login: Any, axe_check:
     page = tablet_page
     login(page, "nurse@b.test")
     page.goto(f"{server}/patients/{w['unrelated'].pk}/")  # nurses cover the whole clinic
-    assert page.get_by_role("heading", name="Current medications").is_visible()
+    expect(page.get_by_role("heading", name="Current medications")).to_be_visible()
+
     assert page.get_by_role("link", name="Audit log").count() == 0
     axe_check(page, "chart-nurse-tablet")
     shot(page, "foundation-chart-nurse-tablet")
@@ -88,11 +96,14 @@ def test_nurse_on_a_tablet(tablet_page: Any, server: str, login: Any, axe_check:
 def test_admin_sees_audit_and_staff(page: Any, server: str, login: Any, axe_check: Any, shot: Any) -> None:
     _world()
     login(page, "admin@b.test")
-    page.get_by_role("link", name="Audit log").click()
-    assert page.get_by_role("heading", name="Audit log").is_visible()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Audit log").click()
+    expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+
     axe_check(page, "audit-log")
     shot(page, "foundation-audit-log")
-    page.get_by_role("link", name="Staff").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Staff").click()
     axe_check(page, "staff")
     shot(page, "foundation-staff")
 
@@ -108,7 +119,8 @@ def test_patient_lands_in_portal_and_404_page(
     assert response is not None and response.status == 403
     response = page.goto(f"{server}/no-such-page/")
     assert response is not None and response.status == 404
-    assert page.get_by_role("heading", name="We could not find that page").is_visible()
+    expect(page.get_by_role("heading", name="We could not find that page")).to_be_visible()
+
     axe_check(page, "404")
 
 
@@ -116,7 +128,9 @@ def test_login_error_is_clear(page: Any, server: str, axe_check: Any, shot: Any)
     page.goto(f"{server}/account/login/")
     page.get_by_label("Email").fill("nobody@example.test")
     page.get_by_label("Password").fill("wrong-password")
-    page.get_by_role("button", name="Sign in").click()
-    assert page.get_by_role("alert").is_visible()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+
     axe_check(page, "login-error")
     shot(page, "foundation-login-error")

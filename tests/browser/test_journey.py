@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from playwright.sync_api import expect
+
 from kapclinic.testing.factories import PASSWORD, make_clinic, make_staff
 
 ALL_NO = "document.querySelectorAll('input[type=radio][value=no]').forEach(r => { r.checked = true; })"
@@ -47,18 +49,22 @@ def test_inquiry_to_signed_treatment_plan(
     page.goto(f"{server}/")
     assert "(555) 010-2040" in page.content()
     check(page, "01-public-home")
-    page.get_by_role("link", name="Is KAP right for me?").first.click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Is KAP right for me?").first.click()
     for key, value in (("phq9_1", "2"), ("phq9_2", "2"), ("gad7_1", "1"), ("gad7_2", "1"), ("phq9_9", "0")):
         page.locator(f"input[name={key}][value='{value}']").check()
     page.evaluate(ALL_NO)
     page.locator("input[name=prior][value=antidepressant]").check()
     check(page, "02-self-check")
-    page.get_by_role("button", name="See my next step").click()
-    assert page.get_by_role("heading", name="Request a consultation").is_visible()
+    with page.expect_navigation():
+        page.get_by_role("button", name="See my next step").click()
+    expect(page.get_by_role("heading", name="Request a consultation")).to_be_visible()
+
     check(page, "03-self-check-result")
 
     # 2. The inquiry form
-    page.get_by_role("link", name="Request a consultation").first.click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Request a consultation").first.click()
     page.get_by_label("Your name").fill("Jordan Avery")
     page.locator("#id_email").fill("jordan@example.test")
     page.get_by_label("What are you struggling with?").fill(
@@ -66,8 +72,10 @@ def test_inquiry_to_signed_treatment_plan(
     )
     page.get_by_label("I agree that the clinic may contact me").check()
     check(page, "04-inquiry-form")
-    page.get_by_role("button", name="Send").click()
-    assert page.get_by_role("heading", name="Thank you, your message was sent").is_visible()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("heading", name="Thank you, your message was sent")).to_be_visible()
+
     check(page, "05-inquiry-sent")
 
     # 3. The front desk converts the inquiry into a patient record
@@ -75,11 +83,15 @@ def test_inquiry_to_signed_treatment_plan(
     login(fd, "front@j.test")
     fd.goto(f"{server}/intake/")
     check(fd, "06-inquiry-queue")
-    fd.get_by_role("link", name="Jordan Avery").click()
-    fd.get_by_role("link", name="Convert to a patient record").click()
+    with fd.expect_navigation():
+        fd.get_by_role("link", name="Jordan Avery").click()
+    with fd.expect_navigation():
+        fd.get_by_role("link", name="Convert to a patient record").click()
     fd.get_by_label("Date of birth").fill("1988-07-14")
-    fd.get_by_role("button", name="Check for existing records and convert").click()
-    assert fd.get_by_role("heading", name="Jordan Avery").is_visible()
+    with fd.expect_navigation():
+        fd.get_by_role("button", name="Check for existing records and convert").click()
+    expect(fd.get_by_role("heading", name="Jordan Avery")).to_be_visible()
+
     check(fd, "07-chart-after-conversion")
     patient = Patient.objects.get(legal_last_name="Avery")
 
@@ -93,7 +105,8 @@ def test_inquiry_to_signed_treatment_plan(
     pt.goto(f"{server}/intake/questionnaire/")
     pt.evaluate(ALL_NO)
     check(pt, "08-portal-questionnaire")
-    pt.get_by_role("button", name="Send my answers").click()
+    with pt.expect_navigation():
+        pt.get_by_role("button", name="Send my answers").click()
     assert "Your answers were sent to your care team" in pt.content()
 
     # 5. The prescriber completes the assessment and reads the eligibility report
@@ -108,7 +121,8 @@ def test_inquiry_to_signed_treatment_plan(
     rx.get_by_label("Systolic BP (mmHg)").fill("300")
     rx.get_by_label("Diastolic BP (mmHg)").fill("20")
     rx.get_by_label("Weight (kg)").fill("900")
-    rx.get_by_role("button", name="Save assessment").click()
+    with rx.expect_navigation():
+        rx.get_by_role("button", name="Save assessment").click()
     assert "Nothing was saved" in rx.content() and "outside the plausible range" in rx.content()
     check(rx, "09-assessment-refused")
     rx.get_by_label("Systolic BP (mmHg)").fill("124")
@@ -117,15 +131,18 @@ def test_inquiry_to_signed_treatment_plan(
     rx.get_by_label("SpO2 (%)").fill("98")
     rx.get_by_label("Weight (kg)").fill("74")
     rx.get_by_label("Height (cm)").fill("178")
-    rx.get_by_role("button", name="Save assessment").click()
-    assert rx.get_by_role("heading", name="Eligibility report: Jordan Avery").is_visible()
+    with rx.expect_navigation():
+        rx.get_by_role("button", name="Save assessment").click()
+    expect(rx.get_by_role("heading", name="Eligibility report: Jordan Avery")).to_be_visible()
+
     assert "No exclusion or review finding" in rx.content()
     check(rx, "10-eligibility-report")
     rx.get_by_role("radio", name="Eligible", exact=True).check()
     rx.get_by_label("Reason for this decision").fill(
         "No contraindication; treatment-resistant; goals discussed."
     )
-    rx.get_by_role("button", name="Sign decision").click()
+    with rx.expect_navigation():
+        rx.get_by_role("button", name="Sign decision").click()
     assert "Eligibility decision signed." in rx.content()
     check(rx, "11-eligibility-signed")
 
@@ -134,7 +151,8 @@ def test_inquiry_to_signed_treatment_plan(
     pt.get_by_label("I have read this consent document").check()
     pt.get_by_label("Type your full legal name to sign").fill("Jordan Avery")
     check(pt, "12-consent-sign")
-    pt.get_by_role("button", name="Sign consent").click()
+    with pt.expect_navigation():
+        pt.get_by_role("button", name="Sign consent").click()
     assert "Consent signed." in pt.content()
 
     # 7. The prescriber drafts and signs the plan; its appointments are proposed
@@ -146,9 +164,12 @@ def test_inquiry_to_signed_treatment_plan(
     rx.get_by_label("Adjunct psychotherapy").select_option("cbt")
     rx.get_by_label("Protocol (from the protocol library)").select_option("ketamine-iv-racemic@1.0.0")
     check(rx, "13-plan-new")
-    rx.get_by_role("button", name="Create draft plan").click()
-    assert rx.get_by_role("heading", name="Proposed appointments (14)").is_visible()
-    rx.get_by_role("button", name="Sign treatment plan").click()
+    with rx.expect_navigation():
+        rx.get_by_role("button", name="Create draft plan").click()
+    expect(rx.get_by_role("heading", name="Proposed appointments (14)")).to_be_visible()
+
+    with rx.expect_navigation():
+        rx.get_by_role("button", name="Sign treatment plan").click()
     assert "Treatment plan signed." in rx.content()
     assert "Ready" in rx.content()
     check(rx, "14-plan-signed")

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from django.core import mail
+from playwright.sync_api import expect
 
 from kapclinic.core import clock
 from kapclinic.measures import services
@@ -53,24 +54,28 @@ def test_emailed_phq9_item9_alert_acknowledged_and_charted(
     patient_ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     ppage = patient_ctx.new_page()
     ppage.goto(f"{server}/measures/{path}")
-    assert ppage.get_by_text("Little interest or pleasure in doing things").is_visible()
+    expect(ppage.get_by_text("Little interest or pleasure in doing things")).to_be_visible()
+
     axe_check(ppage, "measures-link-form")
     for number, value in enumerate(ANSWERS, start=1):
         ppage.locator(f"input[name='item_{number}'][value='{value}']").check()
     shot(ppage, "measures-1-link-form-patient-phone")
     mail.outbox.clear()
-    ppage.get_by_role("button", name="Send my answers").click()
+    with ppage.expect_navigation():
+        ppage.get_by_role("button", name="Send my answers").click()
     ppage.wait_for_load_state("networkidle")
     crisis = ppage.get_by_role(
         "region", name="If you are thinking about harming yourself, help is available now"
     )
-    assert crisis.is_visible()
+    expect(crisis).to_be_visible()
+
     assert "988" in crisis.inner_text() and "(555) 010-2040" in crisis.inner_text()
     axe_check(ppage, "measures-crisis")
     shot(ppage, "measures-2-crisis-resources-patient-phone")
     # The link cannot be used twice.
     ppage.goto(f"{server}/measures/{path}")
-    assert ppage.get_by_role("heading", name="Already completed").is_visible()
+    expect(ppage.get_by_role("heading", name="Already completed")).to_be_visible()
+
     patient_ctx.close()
 
     response = InstrumentResponse.objects.get(source="email_link")
@@ -81,7 +86,8 @@ def test_emailed_phq9_item9_alert_acknowledged_and_charted(
     # The therapist sees the alert on the dashboard and acknowledges it with an action.
     login(page, "therapist@m.test")
     widget = page.get_by_role("region", name="Open safety alerts")
-    assert widget.is_visible() and "Robin" in widget.inner_text() and "Urgent" in widget.inner_text()
+    expect(widget).to_be_visible()
+    assert "Robin" in widget.inner_text() and "Urgent" in widget.inner_text()
     axe_check(page, "measures-dashboard-alert")
     shot(page, "measures-3-therapist-dashboard-alert")
     widget.get_by_role("link", name="Review and acknowledge").click()
@@ -89,9 +95,11 @@ def test_emailed_phq9_item9_alert_acknowledged_and_charted(
     page.get_by_label("Note (required for “Other”)").fill("Called; safe tonight; safety plan reviewed.")
     axe_check(page, "measures-acknowledge")
     shot(page, "measures-4-acknowledge-form")
-    page.get_by_role("button", name="Acknowledge with this action").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Acknowledge with this action").click()
     page.wait_for_load_state("networkidle")
-    assert page.get_by_text("Alert acknowledged and your action recorded.").is_visible()
+    expect(page.get_by_text("Alert acknowledged and your action recorded.")).to_be_visible()
+
     alert.refresh_from_db()
     assert alert.action == "called_patient" and not alert.is_open
 
@@ -141,9 +149,11 @@ def test_outcomes_dashboard_and_safety_plan_in_portal(
     assert "PHQ-9" in table.inner_text() and "75 % (3/4)" in table.inner_text()
     axe_check(page, "measures-outcomes")
     shot(page, "measures-6-clinic-outcomes")
-    page.get_by_role("button", name="Sign out").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign out").click()
     login(page, user.email)
     page.goto(f"{server}/measures/my/safety-plan/")
-    assert page.get_by_text("Walk by the river").is_visible()
+    expect(page.get_by_text("Walk by the river")).to_be_visible()
+
     axe_check(page, "measures-portal-safety-plan")
     shot(page, "measures-7-portal-safety-plan")

@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from kapclinic.core import clock
 from kapclinic.measures.models import InstrumentResponse
@@ -31,7 +32,8 @@ def frozen() -> Any:
 
 
 def _sign_out(page: Any) -> None:
-    page.get_by_role("button", name="Sign out").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign out").click()
     page.wait_for_load_state("networkidle")
 
 
@@ -50,7 +52,8 @@ def test_signed_plan_to_discharge(
     page.goto(f"{server}/measures/my/take/PHQ-9/")
     for number, value in enumerate(PHQ9, start=1):
         page.locator(f"input[name='item_{number}'][value='{value}']").check()
-    page.get_by_role("button", name="Send my answers").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send my answers").click()
     page.wait_for_load_state("networkidle")
     response = InstrumentResponse.objects.get(patient=patient)
     assert (response.total, response.item9, response.source) == (7, 0, "portal")
@@ -61,7 +64,8 @@ def test_signed_plan_to_discharge(
     page.goto(f"{server}/sessions/patient/{patient.pk}/new/")
     assert plan.protocol_title in page.locator(".notice").inner_text()
     axe_check(page, "pathway-new-session")
-    page.get_by_role("button", name="Schedule session").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Schedule session").click()
     session = DosingSession.objects.get(patient=patient)
     assert session.protocol_id == plan.protocol_id
     detail = f"{server}/sessions/patient/{patient.pk}/{session.pk}/"
@@ -74,7 +78,8 @@ def test_signed_plan_to_discharge(
     assert "PHQ-9 completed 2026-03-02 09:00, total 7. Item 9: 0" in checklist
     axe_check(page, "pathway-gate-passes")
     shot(page, "pathway-1-gate-passes-no-override")
-    page.get_by_role("button", name="Confirm pre-dose checks", exact=True).click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Confirm pre-dose checks", exact=True).click()
     session.refresh_from_db()
     assert session.state == "predose_passed" and session.phq9_response_id == response.pk
     assert not GateOverride.objects.filter(session=session).exists()
@@ -84,7 +89,8 @@ def test_signed_plan_to_discharge(
     login(page, "prescriber@path.test")
     page.goto(detail)
     page.get_by_label("Dose (mg)").fill("56")
-    page.get_by_role("button", name="Calculate and order dose").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Calculate and order dose").click()
     assert "2 × 28 mg device" in page.content()
     axe_check(page, "pathway-dose-ordered")
     shot(page, "pathway-2-dose-ordered")
@@ -95,8 +101,10 @@ def test_signed_plan_to_discharge(
     page.goto(detail)
     page.get_by_label("Lot number").fill("LOT-2026-03")
     page.get_by_label("Expiry date").fill("2027-06-30")
-    page.get_by_role("button", name="Start dosing now").click()
-    page.get_by_role("button", name="Dosing complete: start monitoring").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start dosing now").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Dosing complete: start monitoring").click()
     clock.advance(dt.timedelta(minutes=40))
     page.goto(detail)
     page.get_by_label("Systolic BP (mmHg)").fill("144")
@@ -114,7 +122,8 @@ def test_signed_plan_to_discharge(
 
     clock.advance(dt.timedelta(minutes=30))  # +70 min: recovery
     page.goto(detail)
-    page.get_by_role("button", name="Start recovery").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start recovery").click()
     page.get_by_label("Systolic BP (mmHg)").fill("130")
     page.get_by_label("Diastolic BP (mmHg)").fill("82")
     page.get_by_label("SpO2 (%)").fill("98")
@@ -134,7 +143,8 @@ def test_signed_plan_to_discharge(
             "Advised: no driving or operating machinery until the next day after restful sleep"
         ).check()
         page.get_by_label("I assessed the patient as clinically stable and sign this discharge").check()
-        page.get_by_role("button", name="Sign and discharge").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign and discharge").click()
 
     discharge()
     msg = page.get_by_role("alert").inner_text()
@@ -142,7 +152,8 @@ def test_signed_plan_to_discharge(
     shot(page, "pathway-4-discharge-refused-before-minimum")
     clock.advance(dt.timedelta(minutes=50))  # +120 min
     discharge()
-    assert page.get_by_role("heading", name="Discharged").is_visible()
+    expect(page.get_by_role("heading", name="Discharged")).to_be_visible()
+
     session.refresh_from_db()
     assert session.state == "discharged" and session.first_dose_at == T0
     assert session.discharged_at == T0 + dt.timedelta(minutes=120)
@@ -154,7 +165,8 @@ def test_signed_plan_to_discharge(
     # --- the prescriber reviews the clinic settings behind those rules
     login(page, "prescriber@path.test")
     page.goto(f"{server}/sessions/settings/?protocol=esketamine-in-trd")
-    assert page.get_by_role("heading", name="Clinic settings").is_visible()
+    expect(page.get_by_role("heading", name="Clinic settings")).to_be_visible()
+
     assert "may be lengthened, never shortened" in page.content()
     axe_check(page, "pathway-clinic-settings")
     shot(page, "pathway-6-clinic-settings")

@@ -8,6 +8,8 @@ import datetime as dt
 import re
 from typing import Any
 
+from playwright.sync_api import expect
+
 from kapclinic.core import clock
 from kapclinic.notes.models import Note
 from kapclinic.portal.models import JournalEntry
@@ -43,22 +45,28 @@ def test_intention_session_reflection_and_integration_note(
 
     # 1. On her phone, the patient sees tomorrow's session with how to prepare, and writes an intention.
     login(phone_page, "robin@p.test")
-    assert phone_page.get_by_role("heading", name="Upcoming appointments").is_visible()
-    assert phone_page.get_by_text("Do not eat for 2 hours").first.is_visible()
-    assert phone_page.get_by_role("heading", name="Not monitored in real time").is_visible()
+    expect(phone_page.get_by_role("heading", name="Upcoming appointments")).to_be_visible()
+
+    expect(phone_page.get_by_text("Do not eat for 2 hours").first).to_be_visible()
+
+    expect(phone_page.get_by_role("heading", name="Not monitored in real time")).to_be_visible()
+
     width = phone_page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the portal scrolls sideways on a phone ({width}px)"
     axe_check(phone_page, "portal-home-phone")
     shot(phone_page, "portal-1-home-phone")
-    phone_page.get_by_role("link", name="Write your intention for your dosing session").click()
+    with phone_page.expect_navigation():
+        phone_page.get_by_role("link", name="Write your intention for your dosing session").click()
     assert phone_page.get_by_label("Intention before a dosing session").is_checked()
     phone_page.get_by_label("Your words").fill("To meet the grief I have been avoiding, gently.")
     phone_page.get_by_label("Share this entry with my care team").check()
     axe_check(phone_page, "portal-journal-phone")
     shot(phone_page, "portal-2-intention-phone")
-    phone_page.get_by_role("button", name="Save entry").click()
+    with phone_page.expect_navigation():
+        phone_page.get_by_role("button", name="Save entry").click()
     phone_page.wait_for_load_state("networkidle")
-    assert phone_page.get_by_text("Saved and shared with your care team.").is_visible()
+    expect(phone_page.get_by_text("Saved and shared with your care team.")).to_be_visible()
+
     intention = JournalEntry.objects.get(kind="intention")
     assert intention.appointment_id == appt.pk and intention.is_shared
 
@@ -70,17 +78,22 @@ def test_intention_session_reflection_and_integration_note(
 
     # 3. That evening she writes a reflection (private first), then shares it from her journal.
     phone_page.goto(f"{server}/portal/")
-    phone_page.get_by_role("link", name="Write a reflection").click()
+    with phone_page.expect_navigation():
+        phone_page.get_by_role("link", name="Write a reflection").click()
     assert phone_page.get_by_label("Reflection after a dosing session").is_checked()
     phone_page.get_by_label("Your words").fill(
         "I saw my grandmother's garden and felt held. I cried and it was okay."
     )
-    phone_page.get_by_role("button", name="Save entry").click()
+    with phone_page.expect_navigation():
+        phone_page.get_by_role("button", name="Save entry").click()
     phone_page.wait_for_load_state("networkidle")
-    assert phone_page.get_by_text("Saved. Only you can read it.").is_visible()
-    phone_page.get_by_role("button", name=re.compile(r"Share with my care team\W+reflection")).click()
+    expect(phone_page.get_by_text("Saved. Only you can read it.")).to_be_visible()
+
+    with phone_page.expect_navigation():
+        phone_page.get_by_role("button", name=re.compile(r"Share with my care team\W+reflection")).click()
     phone_page.wait_for_load_state("networkidle")
-    assert phone_page.get_by_text("Shared with your care team.").is_visible()
+    expect(phone_page.get_by_text("Shared with your care team.")).to_be_visible()
+
     assert JournalEntry.objects.get(kind="reflection").is_shared
     axe_check(phone_page, "portal-journal-shared-phone")
     shot(phone_page, "portal-3-reflection-shared-phone")
@@ -88,13 +101,17 @@ def test_intention_session_reflection_and_integration_note(
     # 4. The therapist opens the session's thread, writes the integration note beside the entries, signs it.
     login(page, "theo@p.test")
     page.goto(f"{server}/notes/patient/{w['patient'].pk}/thread/{appt.pk}/")
-    assert page.get_by_text("To meet the grief I have been avoiding, gently.").is_visible()
-    assert page.get_by_text("I saw my grandmother's garden").is_visible()
+    expect(page.get_by_text("To meet the grief I have been avoiding, gently.")).to_be_visible()
+
+    expect(page.get_by_text("I saw my grandmother's garden")).to_be_visible()
+
     axe_check(page, "notes-thread")
     shot(page, "portal-4-therapist-thread")
-    page.get_by_role("link", name="Write the integration note").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Write the integration note").click()
     assert page.get_by_label("Template").input_value() == "integration"
-    page.get_by_role("button", name="Start the draft").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start the draft").click()
     page.wait_for_load_state("networkidle")
     beside = page.get_by_role("region", name="From the patient's journal")
     assert "grandmother's garden" in beside.inner_text()
@@ -108,9 +125,11 @@ def test_intention_session_reflection_and_integration_note(
     )
     axe_check(page, "notes-integration-draft")
     shot(page, "portal-5-integration-note-beside-journal")
-    page.get_by_role("button", name="Sign note").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign note").click()
     page.wait_for_load_state("networkidle")
-    assert page.get_by_text("Note signed.").is_visible()
+    expect(page.get_by_text("Note signed.")).to_be_visible()
+
     note = Note.objects.get(kind="integration")
     assert note.is_signed and note.dosing_appointment_id == appt.pk
     texts = {s["key"]: s["text"] for s in note.sections}
@@ -122,8 +141,10 @@ def test_intention_session_reflection_and_integration_note(
 
     # The thread now shows the signed note; the patient's "who opened my record" lists the therapist role.
     page.goto(f"{server}/notes/patient/{w['patient'].pk}/thread/{appt.pk}/")
-    assert page.get_by_text("Signed").first.is_visible()
+    expect(page.get_by_text("Signed").first).to_be_visible()
+
     phone_page.goto(f"{server}/portal/who-opened-my-record/")
-    assert phone_page.get_by_role("cell", name="Therapist").first.is_visible()
+    expect(phone_page.get_by_role("cell", name="Therapist").first).to_be_visible()
+
     axe_check(phone_page, "portal-access-log-phone")
     shot(phone_page, "portal-7-who-opened-my-record-phone")

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from kapclinic.core import clock
 from kapclinic.scheduling.models import Appointment, Resource
@@ -39,28 +40,34 @@ def test_booking_conflict_and_calendar_views(
     page.get_by_label("Start time").fill("11:30")
     page.get_by_label("Clinician").select_option(label="Nadia Nurse")
     axe_check(page, "scheduling-form")
-    page.get_by_role("button", name="Save").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save").click()
     page.wait_for_load_state("networkidle")
-    assert page.get_by_text("Nadia Nurse is already booked from").is_visible()
+    expect(page.get_by_text("Nadia Nurse is already booked from")).to_be_visible()
+
     axe_check(page, "scheduling-form-refused")
     shot(page, "scheduling-1-double-booking-refused")
     # Back-to-back is fine.
     page.get_by_label("Start time").fill("12:00")
-    page.get_by_role("button", name="Save").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save").click()
     page.wait_for_load_state("networkidle")
-    assert page.get_by_text("Integration session booked for Blake Synthetic.").is_visible()
+    expect(page.get_by_text("Integration session booked for Blake Synthetic.")).to_be_visible()
+
     assert Appointment.objects.filter(patient=b).count() == 1
     shot(page, "scheduling-2-booked")
 
     page.goto(f"{server}/schedule/?date={day.isoformat()}")
-    assert page.get_by_role("region", name="Nadia Nurse").is_visible()
+    expect(page.get_by_role("region", name="Nadia Nurse")).to_be_visible()
+
     axe_check(page, "scheduling-day")
     shot(page, "scheduling-3-day")
     page.goto(f"{server}/schedule/week/?date={day.isoformat()}")
     axe_check(page, "scheduling-week")
     shot(page, "scheduling-4-week")
     page.goto(f"{server}/schedule/chairs/?date={day.isoformat()}")
-    assert page.get_by_role("region", name="Chair 1").is_visible()
+    expect(page.get_by_role("region", name="Chair 1")).to_be_visible()
+
     axe_check(page, "scheduling-chairs")
     shot(page, "scheduling-5-chair-board")
 
