@@ -1,6 +1,6 @@
 from typing import Any
 
-from kapclinic.testing.matrix import Entry, expect, public, roles
+from kapclinic.testing.matrix import STAFF, Entry, expect, public, roles
 
 
 def _target_membership(world: Any) -> dict[str, Any]:
@@ -15,6 +15,10 @@ MATRIX = {
     "accounts:login": Entry(expect(302, anonymous=200)),
     "accounts:logout": Entry(public(405)),
     "accounts:mfa": Entry(expect(200)),
+    # Like the MFA page: the verification step of any signed-in (not yet verified) session.
+    "accounts:mfa_backup": Entry(expect(200)),
+    # Staff only; the matrix's staff have no authenticator, so they see "set up one first".
+    "accounts:backup_codes": Entry(roles(STAFF)),
     "accounts:switch_clinic": Entry(expect(405)),
     "accounts:password_reset": Entry(public()),
     "accounts:password_reset_done": Entry(public()),

@@ -5,7 +5,13 @@ from typing import Any
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from kapclinic.accounts.models import Role, User
+from kapclinic.accounts.models import (
+    BACKUP_CODE_ALPHABET,
+    BACKUP_CODE_LENGTH,
+    Role,
+    User,
+    normalise_backup_code,
+)
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -37,6 +43,54 @@ class TokenForm(forms.Form):
         if not token.isdigit():
             raise forms.ValidationError("The code is six digits, numbers only.")
         return token
+
+
+class BackupCodeForm(forms.Form):
+    """A backup code typed at the sign-in verification step, in place of the authenticator code."""
+
+    code = forms.CharField(
+        label="Backup code",
+        max_length=40,
+        help_text="One of the codes you saved when you created backup codes, for example abcde-fghjk.",
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "autocapitalize": "none",
+                "spellcheck": "false",
+                "autofocus": True,
+            }
+        ),
+    )
+
+    def clean_code(self) -> str:
+        code = normalise_backup_code(str(self.cleaned_data["code"]))
+        if len(code) != BACKUP_CODE_LENGTH or any(ch not in BACKUP_CODE_ALPHABET for ch in code):
+            # Not counted as an attempt: it cannot be any code we issued (a typo, or the 6-digit code).
+            raise forms.ValidationError(
+                f"A backup code has {BACKUP_CODE_LENGTH} letters and digits, for example abcde-fghjk."
+            )
+        return code
+
+
+class GenerateBackupCodesForm(forms.Form):
+    """Confirms, when a set already exists, that the person knows the old codes will stop working."""
+
+    confirm = forms.BooleanField(
+        required=False,
+        label="I understand that my current backup codes will stop working.",
+    )
+
+    def __init__(self, *args: Any, replacing: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.replacing = replacing
+        if not replacing:
+            del self.fields["confirm"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.replacing and not cleaned.get("confirm"):
+            self.add_error("confirm", "Tick the box to confirm that your current codes may be replaced.")
+        return cleaned
 
 
 STAFF_ROLE_CHOICES = [(r.value, r.label) for r in Role if r != Role.PATIENT]

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
+from django.utils.crypto import salted_hmac
+from django_otp.models import Device
 
 from kapclinic.core import clock
 
@@ -70,7 +73,7 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(email, password, **extra)
 
 
-class User(AbstractBaseUser, PermissionsMixin):
+class User(AbstractBaseUser, PermissionsMixin):  # type: ignore[django-manager-missing]  # django-otp Device.user
     email = models.EmailField(unique=True)
     full_name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True)
@@ -108,3 +111,84 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} — {self.get_role_display()} at {self.clinic}"
+
+
+# --- Two-factor backup codes -------------------------------------------------------------------
+
+BACKUP_CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/i/l: read off paper without doubt
+BACKUP_CODE_LENGTH = 10  # 31**10 is about 2**49.5 possibilities per code
+_BACKUP_CODE_HASH_SALT = "kapclinic.accounts.BackupCode"
+
+
+def normalise_backup_code(raw: str) -> str:
+    """What a person types ("ABCDE-FGHJK", "abcde fghjk") reduced to the stored form ("abcdefghjk")."""
+    return "".join(ch for ch in raw.lower() if ch not in " -\t\r\n")
+
+
+def backup_code_hash(code: str, secret: str | None = None) -> str:
+    """Keyed hash of a normalised backup code: HMAC-SHA256 with a key derived from SECRET_KEY.
+
+    Why this and not a slow password hash (scrypt, argon2):
+    - a database reader (a dump, a read replica, a backup tape) learns nothing usable: without
+      SECRET_KEY they cannot even test a guess against the stored value, let alone reverse it;
+    - the codes are machine-made with about 49 bits of entropy, not chosen by people, so there
+      is no small dictionary to try; slowness buys little once the key is also needed;
+    - the hash is deterministic, so a code is found with one indexed query instead of trying a
+      salted slow hash against each of the user's codes on every attempt (cheap for the server,
+      constant work whatever the code), and the single-use update can be one conditional UPDATE.
+    The price: rotating SECRET_KEY would orphan the codes, so verification also accepts hashes
+    made with SECRET_KEY_FALLBACKS (see backup_code_hashes).
+    """
+    return salted_hmac(_BACKUP_CODE_HASH_SALT, code, secret=secret, algorithm="sha256").hexdigest()
+
+
+def backup_code_hashes(code: str) -> list[str]:
+    """The hashes a stored code may carry: under the current SECRET_KEY and each fallback key."""
+    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return [backup_code_hash(code, secret=key) for key in keys]
+
+
+class BackupCodeDevice(Device):
+    """The django-otp device standing for one staff member's set of backup codes.
+
+    Signing in with a backup code logs this device into the session (django_otp.login), so the
+    session records truthfully that it was verified by a backup code, and OTPMiddleware treats it
+    like any other verified device. One per user; the codes themselves are BackupCode rows.
+    django-otp's static plugin is not used because StaticToken keeps codes in plain text.
+    """
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["user"], name="one_backup_code_device_per_user"),
+        ]
+
+    def unused_count(self) -> int:
+        return self.codes.filter(used_at__isnull=True).count()
+
+    def verify_token(self, token: str) -> bool:
+        """Use up one unused code matching `token`. One conditional UPDATE, so two requests racing
+        with the same code cannot both succeed."""
+        code = normalise_backup_code(str(token))
+        if len(code) != BACKUP_CODE_LENGTH:
+            return False
+        used = self.codes.filter(code_hash__in=backup_code_hashes(code), used_at__isnull=True).update(
+            used_at=clock.now()
+        )
+        return used > 0
+
+
+class BackupCode(models.Model):
+    """One single-use backup code. Only its keyed hash is stored (see backup_code_hash)."""
+
+    device = models.ForeignKey(BackupCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=clock.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["device", "code_hash"], name="backup_code_unique_in_set"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Backup code {self.pk} ({'used' if self.used_at else 'unused'})"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 from io import BytesIO
 from typing import Any
+from urllib.parse import urlencode
 
 import qrcode
 import qrcode.image.svg
@@ -13,16 +14,34 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
-from django_otp import user_has_device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from kapclinic.accounts.forms import EmailAuthenticationForm, InviteForm, TokenForm
+from kapclinic.accounts.forms import (
+    BackupCodeForm,
+    EmailAuthenticationForm,
+    GenerateBackupCodesForm,
+    InviteForm,
+    TokenForm,
+)
 from kapclinic.accounts.middleware import SESSION_CLINIC, SESSION_ENROLLED
-from kapclinic.accounts.models import Membership
-from kapclinic.accounts.services import staff_deactivate, staff_invite, staff_reactivate
+from kapclinic.accounts.models import STAFF_ROLES, Membership
+from kapclinic.accounts.services import (
+    BACKUP_CODE_COUNT,
+    BACKUP_CODES_LOW,
+    BackupCodeOutcome,
+    BackupCodesUnavailable,
+    backup_codes_remaining,
+    generate_backup_codes,
+    staff_deactivate,
+    staff_invite,
+    staff_reactivate,
+    use_backup_code,
+)
+from kapclinic.core.actor import actor_from_request
 from kapclinic.policy import ClinicAction, require_clinic
 
 
@@ -43,13 +62,36 @@ def _qr_svg(uri: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def _safe_next(request: HttpRequest) -> str | None:
+    """The ?next= address if it stays on this site (an absolute URL elsewhere would be an open redirect)."""
+    target = request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return None
+
+
+def _with_next(url: str, next_url: str | None) -> str:
+    return f"{url}?{urlencode({'next': next_url})}" if next_url else url
+
+
 @login_required
 def mfa(request: HttpRequest) -> HttpResponse:
-    """Verify (or first set up) the staff member's authenticator app."""
+    """Verify (or first set up) the staff member's authenticator app.
+
+    Once this session is verified the page shows that two-factor sign-in is on and links to the
+    backup codes page (or, when a ?next= page is waiting, goes straight there)."""
     user = request.user
     if user.is_verified():  # type: ignore[union-attr]
-        return redirect("core:home")
-    confirmed = user_has_device(user, confirmed=True)
+        next_url = _safe_next(request)
+        if next_url:
+            return redirect(next_url)
+        remaining = backup_codes_remaining(user)  # type: ignore[arg-type]
+        status_context = {"verified": True, "remaining": remaining, "count": BACKUP_CODE_COUNT}
+        return render(request, "accounts/mfa.html", status_context)
+    # Only an authenticator app counts here: backup codes back one up, they do not replace it.
+    confirmed = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
     device: TOTPDevice | None
     if confirmed:
         device = None
@@ -71,22 +113,108 @@ def mfa(request: HttpRequest) -> HttpResponse:
                 )
                 break
             if candidate.verify_token(token):
-                if not candidate.confirmed:
+                first_setup = not candidate.confirmed
+                if first_setup:
                     candidate.confirmed = True
                     candidate.save(update_fields=["confirmed"])
                 otp_login(request, candidate)
                 request.session[SESSION_ENROLLED] = True
+                next_url = _safe_next(request)
+                if first_setup and getattr(request, "role", None) in STAFF_ROLES:
+                    messages.success(
+                        request,
+                        "Two-factor sign-in is set up. Now create backup codes, so you can still sign in "
+                        "if you lose your phone.",
+                    )
+                    return redirect(_with_next(reverse("accounts:backup_codes"), next_url))
                 messages.success(request, "Two-factor verification complete.")
-                return redirect(request.GET.get("next") or "core:home")
+                return redirect(next_url or "core:home")
         else:
             form.add_error(
                 "token", "That code is not valid. Check your device's clock and try the newest code."
             )
-    context: dict[str, Any] = {"form": form, "setup": device is not None}
+    context: dict[str, Any] = {
+        "form": form,
+        "setup": device is not None,
+        "backup_url": _with_next(reverse("accounts:mfa_backup"), _safe_next(request)),
+    }
     if device is not None:
         context["secret"] = base64.b32encode(device.bin_key).decode()
         context["qr"] = _qr_svg(device.config_url)
     return render(request, "accounts/mfa.html", context)
+
+
+@login_required
+def mfa_backup(request: HttpRequest) -> HttpResponse:
+    """The verification step with a backup code instead of the authenticator app's code."""
+    if request.user.is_verified():  # type: ignore[union-attr]
+        return redirect(_safe_next(request) or "core:home")
+    form = BackupCodeForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            result = use_backup_code(actor_from_request(request), form.cleaned_data["code"])
+            if result.outcome is BackupCodeOutcome.ACCEPTED:
+                otp_login(request, result.device)
+                request.session[SESSION_ENROLLED] = True
+                messages.success(request, "Signed in with a backup code. That code cannot be used again.")
+                if result.remaining <= BACKUP_CODES_LOW:
+                    left = (
+                        "no backup codes"
+                        if result.remaining == 0
+                        else (
+                            "1 backup code" if result.remaining == 1 else f"{result.remaining} backup codes"
+                        )
+                    )
+                    messages.warning(
+                        request,
+                        f"You have {left} left. Create a new set on the backup codes page "
+                        "(it replaces the old codes).",
+                    )
+                return redirect(_safe_next(request) or "core:home")
+            if result.outcome is BackupCodeOutcome.THROTTLED:
+                form.add_error("code", "Too many wrong codes in a row. Wait a little, then try again.")
+            else:
+                form.add_error(
+                    "code",
+                    "That backup code is not valid or has already been used. Check it and try another.",
+                )
+    context = {"form": form, "totp_url": _with_next(reverse("accounts:mfa"), _safe_next(request))}
+    return render(request, "accounts/mfa_backup.html", context, status=status)
+
+
+@login_required
+def backup_codes(request: HttpRequest) -> HttpResponse:
+    """Staff create one-time backup codes for two-factor sign-in; the codes are shown only here,
+    once, in the response to the POST that made them. GET shows how many unused codes remain."""
+    if getattr(request, "role", None) not in STAFF_ROLES:
+        raise PermissionDenied("Backup codes are for staff accounts.")
+    user = request.user
+    has_authenticator = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    if has_authenticator and not user.is_verified():  # type: ignore[union-attr]
+        # The middleware normally sends this session to verify first; never hand out codes before.
+        return redirect(_with_next(reverse("accounts:mfa"), request.path))
+    remaining = backup_codes_remaining(user)  # type: ignore[arg-type]
+    replacing = bool(remaining)
+    form = GenerateBackupCodesForm(request.POST if request.method == "POST" else None, replacing=replacing)
+    context: dict[str, Any] = {
+        "form": form,
+        "has_authenticator": has_authenticator,
+        "remaining": remaining,
+        "count": BACKUP_CODE_COUNT,
+        "next_url": _safe_next(request) or reverse("core:home"),
+    }
+    if request.method == "POST":
+        if not has_authenticator or not form.is_valid():
+            return render(request, "accounts/backup_codes.html", context, status=400)
+        try:
+            codes = generate_backup_codes(actor_from_request(request))
+        except BackupCodesUnavailable as exc:  # the authenticator was removed meanwhile
+            form.add_error(None, str(exc))
+            return render(request, "accounts/backup_codes.html", context, status=400)
+        context.update({"codes": codes, "remaining": len(codes), "form": None})
+    return render(request, "accounts/backup_codes.html", context)
 
 
 @login_required
