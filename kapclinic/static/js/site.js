@@ -1,0 +1,25 @@
+// KAP Clinic: the few progressive enhancements the pages use. No page carries inline script: the
+// Content-Security-Policy header (kapclinic.core.middleware.SecurityHeadersMiddleware) allows scripts
+// from this site only, so behaviour is attached here through data attributes.
+(function () {
+  "use strict";
+  // <select data-autosubmit>: submit the form as soon as the choice changes (e.g. the clinic switcher).
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (t && t.matches && t.matches("select[data-autosubmit]") && t.form) { t.form.submit(); }
+  });
+  // <button data-print>: open the browser's print dialogue (printable records).
+  document.addEventListener("click", function (e) {
+    var t = e.target && e.target.closest ? e.target.closest("[data-print]") : null;
+    if (t) { e.preventDefault(); window.print(); }
+  });
+  // Inside [data-swap-errors], htmx shows the server's answer to a refused save (400 with the form's
+  // errors, 409 when someone else saved first) instead of silently ignoring it.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var status = e.detail.xhr.status;
+    if ((status === 400 || status === 409) && e.detail.elt && e.detail.elt.closest("[data-swap-errors]")) {
+      e.detail.shouldSwap = true;
+      e.detail.isError = false;
+    }
+  });
+})();
