@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from icalendar import Calendar, Event
 
 from kapclinic.core import clock
 from kapclinic.scheduling.models import Appointment, Modality
+from kapclinic.scheduling.selectors import BUSY
 
 
-def render_feed(feed: Any, appointments: Iterable[Appointment]) -> bytes:
+def render_feed(
+    feed: Any, appointments: Iterable[Appointment], *, named: Collection[int] | None = None
+) -> bytes:
+    """The feed as iCalendar. ``named``: for a staff feed, the ids of the patients its owner may see
+    (policy, computed once by the caller); any other appointment is only a busy slot."""
     cal = Calendar()
     cal.add("prodid", "-//KAP Clinic//Appointments//EN")
     cal.add("version", "2.0")
@@ -36,9 +41,12 @@ def render_feed(feed: Any, appointments: Iterable[Appointment]) -> bytes:
                 # Only this, so that a shared or synced calendar reveals nothing about the treatment.
                 ev.add("summary", f"Appointment at {feed.clinic.name}")
         else:
-            # Staff feeds: record number, never the patient's name (calendars sync to phones).
-            ev.add("summary", f"{appt.get_kind_display()} · {appt.patient.mrn}")
-            where = appt.resource.name if appt.resource else appt.get_modality_display()
-            ev.add("location", where)
+            if named is not None and appt.patient_id in named:
+                # Staff feeds: record number, never the patient's name (calendars sync to phones).
+                ev.add("summary", f"{appt.get_kind_display()} · {appt.patient.mrn}")
+            else:
+                # A patient the owner may not see (policy): the time is taken, nothing more.
+                ev.add("summary", BUSY)
+            ev.add("location", appt.resource.name if appt.resource else appt.get_modality_display())
         cal.add_component(ev)
     return bytes(cal.to_ical())

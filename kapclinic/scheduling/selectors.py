@@ -27,7 +27,7 @@ from kapclinic.scheduling.models import (
     ScheduleSettings,
     Status,
 )
-from kapclinic.sessions.models import DosingSession
+from kapclinic.sessions.models import DosingSession, SessionState
 from kapclinic.sessions.selectors import sessions_for_appointments
 
 
@@ -99,6 +99,102 @@ def visible_ids(
     return set(visible_patients(actor, action).filter(pk__in=ids).values_list("pk", flat=True))
 
 
+def visible_id_sets(
+    actor: Actor, patient_ids: Iterable[int], actions: Iterable[Action]
+) -> dict[Action, frozenset[int]]:
+    """``visible_ids`` for several actions at once. Actions the policy scopes alike (a nurse: all of
+    them clinic-wide; a therapist: their caseload) build the same SQL, which runs once; an action the
+    role does not have runs none. At most one query per action, whatever the number of patients."""
+    ids = set(patient_ids)
+    out: dict[Action, frozenset[int]] = {}
+    asked: dict[str, frozenset[int]] = {}
+    for action in actions:
+        qs = visible_patients(actor, action)
+        if not ids or qs.query.is_empty():
+            out[action] = frozenset()
+            continue
+        found = qs.filter(pk__in=ids).values_list("pk", flat=True)
+        sql = str(found.query)
+        if sql not in asked:
+            asked[sql] = frozenset(found)
+        out[action] = asked[sql]
+    return out
+
+
+# ---------------------------------------------------------------- what a viewer may see of a booking
+
+#: What a calendar shows for an appointment whose patient the viewer may not see (policy): the slot is
+#: taken, nothing more (no name, record number, kind, status or session phase).
+BUSY = "Booked"
+
+#: Session states after which the chair is free again (the coarse phase shown without clinical access).
+_ENDED_STATES = (SessionState.DISCHARGED, SessionState.ABORTED)
+_FRONT_DESK_STATES = (SessionState.SCHEDULED, SessionState.CHECKED_IN)
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """What one viewer may see of the patients behind a set of appointments, decided by the policy
+    (kapclinic.policy.visible_patients) once per request: one query per action, whatever the number
+    of appointments, so rendering a row never asks again.
+
+    - ``named``: may see the patient by name (VIEW_DEMOGRAPHICS): name, record number, kind, status.
+    - ``openable``: may open the appointment page (SCHEDULE, what scheduling:detail checks).
+    - ``clinical``: may see clinical detail (VIEW_CLINICAL): the dosing session's state and link.
+    - ``monitor``: may start and run the dosing session (MONITOR_SESSION).
+    The last two are asked only for the chair board (``chair_board=True``).
+    """
+
+    named: frozenset[int]
+    openable: frozenset[int]
+    clinical: frozenset[int] = frozenset()
+    monitor: frozenset[int] = frozenset()
+
+    @classmethod
+    def of(
+        cls, actor: Actor, appointments: Iterable[Appointment], *, chair_board: bool = False
+    ) -> Visibility:
+        actions = [Action.VIEW_DEMOGRAPHICS, Action.SCHEDULE]
+        if chair_board:
+            actions += [Action.VIEW_CLINICAL, Action.MONITOR_SESSION]
+        sets = visible_id_sets(actor, {a.patient_id for a in appointments}, actions)
+        return cls(
+            named=sets[Action.VIEW_DEMOGRAPHICS],
+            openable=sets[Action.SCHEDULE],
+            clinical=sets.get(Action.VIEW_CLINICAL, frozenset()),
+            monitor=sets.get(Action.MONITOR_SESSION, frozenset()),
+        )
+
+    def entry(self, appt: Appointment) -> CalendarEntry:
+        return CalendarEntry(appt, appt.patient_id in self.named, appt.patient_id in self.openable)
+
+
+@dataclass(frozen=True)
+class CalendarEntry:
+    """One appointment as the viewer may see it on a calendar, a widget or a feed."""
+
+    a: Appointment
+    named: bool
+    openable: bool
+
+    @property
+    def label(self) -> str:
+        return self.a.patient.display_name if self.named else BUSY
+
+    @property
+    def kind(self) -> str:
+        return self.a.get_kind_display() if self.named else ""
+
+    @property
+    def css(self) -> str:
+        """Classes that colour the block by kind and status; a busy block gets neither."""
+        return f"kind-{self.a.kind} status-{self.a.status}" if self.named else "kind-busy"
+
+    @property
+    def status(self) -> str:
+        return self.a.get_status_display() if self.named else ""
+
+
 @dataclass
 class WeekDay:
     day: dt.date
@@ -129,6 +225,10 @@ def _phase(appt: Appointment, session: DosingSession | None, now: dt.datetime) -
     """The chair's phase: the state of the session started from this appointment, else the booking's."""
     if session is not None:
         return session.get_state_display()
+    return _booking_phase(appt, now)
+
+
+def _booking_phase(appt: Appointment, now: dt.datetime) -> str:
     if appt.status == Status.COMPLETED:
         return "Completed"
     if appt.status == Status.NO_SHOW:
@@ -155,6 +255,35 @@ def chair_board(clinic: Any, day: dt.date) -> list[ChairRow]:
             ChairRow(chair, [(a, _phase(a, sessions.get(a.pk), now), sessions.get(a.pk)) for a in mine])
         )
     return rows
+
+
+def shown_phase(appt: Appointment, session: DosingSession | None, phase: str, seen: Visibility) -> str:
+    """The phase as this viewer may see it: the session's state needs clinical access (VIEW_CLINICAL);
+    without it (front desk, admin) only whether the chair is in use or free again; a patient the
+    viewer may not see shows only that the slot is booked."""
+    if appt.patient_id not in seen.named:
+        return BUSY
+    if appt.patient_id in seen.clinical or session is None:
+        return phase
+    return session_phase_without_clinical(session)
+
+
+def session_phase(session: DosingSession | None, *, clinical: bool) -> str | None:
+    """The session's state for viewers with clinical access, the coarse phase for the others."""
+    if session is None:
+        return None
+    return session.get_state_display() if clinical else session_phase_without_clinical(session)
+
+
+def session_phase_without_clinical(session: DosingSession) -> str:
+    """A dosing session's phase without clinical detail: scheduled or checked in (the front desk's own
+    steps), in the chair (checks, dose, monitoring, recovery all read "In session"), or over (discharge
+    and abort alike)."""
+    if session.state in _ENDED_STATES:
+        return "Session ended"
+    if session.state in _FRONT_DESK_STATES:
+        return session.get_state_display()
+    return "In session"
 
 
 # ---------------------------------------------------------------- per patient
@@ -221,5 +350,11 @@ def problem_reminder_count(clinic: Any) -> int:
     ).count()
 
 
-def staff_membership_ok(user: User, clinic: Any) -> bool:
-    return Membership.objects.filter(user=user, clinic=clinic, is_active=True).exists()
+def staff_role(user: User, clinic: Any) -> str | None:
+    """The user's active role in this clinic (one per clinic), or None. One query."""
+    role = (
+        Membership.objects.filter(user=user, clinic=clinic, is_active=True)
+        .values_list("role", flat=True)
+        .first()
+    )
+    return str(role) if role else None

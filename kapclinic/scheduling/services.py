@@ -20,6 +20,7 @@ from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
 from kapclinic.patients.models import Patient, TimelineCategory
 from kapclinic.patients.services import add_timeline_event
+from kapclinic.policy import Action, can
 from kapclinic.scheduling import rules
 from kapclinic.scheduling.models import (
     ACTIVE_STATUSES,
@@ -114,10 +115,17 @@ def _check_booking(
         errors.setdefault("minutes", []).append(problem)
     if modality not in Modality.values:
         errors.setdefault("modality", []).append("Choose in person or video.")
-    if not Membership.objects.filter(
-        user=staff, clinic=clinic, is_active=True, role__in=CLINICAL_ROLES
-    ).exists():
+    staff_role = (
+        Membership.objects.filter(user=staff, clinic=clinic, is_active=True, role__in=CLINICAL_ROLES)
+        .values_list("role", flat=True)
+        .first()
+    )
+    if staff_role is None:
         errors.setdefault("staff", []).append("The staff member must be a clinician of this clinic.")
+    else:
+        problem = clinician_problem(clinic, staff, str(staff_role), patient)
+        if problem:
+            errors.setdefault("staff", []).append(problem)
     if resource is not None and (resource.clinic_id != clinic.pk or not resource.is_active):
         errors.setdefault("resource", []).append("Choose a room or chair of this clinic.")
     if kind == rules.DOSING and modality == Modality.IN_PERSON and resource is None:
@@ -164,6 +172,27 @@ def _check_booking(
             )
     if errors or general:
         raise BookingError(general, errors)
+
+
+#: What the appointment's clinician must be allowed for this patient: see them by name on the calendar
+#: and open the appointment (the same policy answers the calendars and scheduling:detail use).
+CLINICIAN_NEEDS = (Action.VIEW_DEMOGRAPHICS, Action.SCHEDULE)
+
+
+def clinician_problem(clinic: Any, staff: User, role: str, patient: Patient) -> str | None:
+    """Why ``staff`` cannot be this patient's clinician, or None.
+
+    A clinician whose role covers only a caseload (a therapist) must already be on the patient's care
+    team: otherwise the policy hides the patient from them (a busy block on their calendar, 403 on the
+    appointment page). Booking refuses rather than adding them to the care team: joining a care team
+    opens the whole chart and is a decision for those who manage care teams, on the chart."""
+    clinician = Actor(user=staff, clinic=clinic, role=role, request_id="booking-check")
+    if all(can(clinician, action, patient) for action in CLINICIAN_NEEDS):
+        return None
+    return (
+        f"{staff} is not on {patient.display_name}'s care team, so they could not see this appointment. "
+        "Add them to the care team first (on the patient's chart), or choose another clinician."
+    )
 
 
 def models_q_any(**values: Any) -> Any:

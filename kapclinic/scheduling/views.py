@@ -45,17 +45,6 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _label(appt: Appointment, visible: set[int], user_id: int | None = None) -> str:
-    """The patient's name on a calendar block, for those who may see it by name (policy), and for the
-    appointment's own clinician: whoever is booked to see a patient is told whom they are seeing, even
-    before they are added to the care team (only the name: the chart still follows the care team)."""
-    if appt.patient_id in visible:
-        return appt.patient.display_name
-    if user_id is not None and appt.staff_id == user_id:
-        return f"{appt.patient.display_name} (not on your caseload yet)"
-    return "Busy (not on your caseload)"
-
-
 def _filters(request: HttpRequest, actor: Actor) -> dict[str, Any]:
     staff_id = _int(request.GET.get("staff"))
     resource_id = _int(request.GET.get("resource"))
@@ -73,7 +62,7 @@ def index(request: HttpRequest) -> HttpResponse:
     cfg = services.schedule_settings(actor.clinic)
     start, end = selectors.day_bounds(day)
     appts = list(selectors.appointments_between(actor.clinic, start, end, **filters))
-    visible = selectors.visible_ids(actor, {a.patient_id for a in appts})
+    seen = selectors.Visibility.of(actor, appts)
     staff = list(selectors.clinicians(actor.clinic))
     rooms = list(selectors.resources(actor.clinic))
     if by == "resource":
@@ -94,14 +83,7 @@ def index(request: HttpRequest) -> HttpResponse:
             if getattr(a, key) != pk:
                 continue
             top = max(0, (a.starts_at - day_start).total_seconds() / 60) * PX_PER_MINUTE
-            blocks.append(
-                {
-                    "a": a,
-                    "label": _label(a, visible, actor.user_id),
-                    "top": int(top),
-                    "height": int(a.minutes * PX_PER_MINUTE),
-                }
-            )
+            blocks.append({"e": seen.entry(a), "top": int(top), "height": int(a.minutes * PX_PER_MINUTE)})
         if blocks or pk is not None:
             columns.append({"title": title, "blocks": blocks})
     record_event(actor, "list", object_type="schedule_day", detail=f"n={len(appts)}")
@@ -115,7 +97,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "columns": columns,
             "hours": [{"h": h, "top": int((h - cfg.day_starts_hour) * 60 * PX_PER_MINUTE)} for h in hours],
             "height": int(len(hours) * 60 * PX_PER_MINUTE),
-            "appointments": [{"a": a, "label": _label(a, visible, actor.user_id)} for a in appts],
+            "appointments": [seen.entry(a) for a in appts],
             "staff": staff,
             "rooms": rooms,
             "by": by,
@@ -133,7 +115,7 @@ def week_view(request: HttpRequest) -> HttpResponse:
     monday = day - dt.timedelta(days=day.weekday())
     filters = _filters(request, actor)
     days = selectors.week(actor.clinic, monday, **filters)
-    visible = selectors.visible_ids(actor, {a.patient_id for d in days for a in d.items})
+    seen = selectors.Visibility.of(actor, (a for d in days for a in d.items))
     n = sum(len(d.items) for d in days)
     record_event(actor, "list", object_type="schedule_week", detail=f"n={n}")
     return render(
@@ -143,13 +125,7 @@ def week_view(request: HttpRequest) -> HttpResponse:
             "monday": monday,
             "prev": monday - dt.timedelta(days=7),
             "next": monday + dt.timedelta(days=7),
-            "days": [
-                {
-                    "day": d.day,
-                    "items": [{"a": a, "label": _label(a, visible, actor.user_id)} for a in d.items],
-                }
-                for d in days
-            ],
+            "days": [{"day": d.day, "items": [seen.entry(a) for a in d.items]} for d in days],
             "staff": selectors.clinicians(actor.clinic),
             "rooms": selectors.resources(actor.clinic),
             "filters": filters,
@@ -168,16 +144,32 @@ def _startable(appt: Appointment, session: DosingSession | None) -> bool:
     return session is None and appt.kind == Kind.DOSING and appt.status == Status.BOOKED
 
 
+def _chair_item(
+    a: Appointment,
+    phase: str,
+    session: DosingSession | None,
+    seen: selectors.Visibility,
+) -> dict[str, Any]:
+    entry = seen.entry(a)
+    clinical = a.patient_id in seen.clinical
+    return {
+        "a": a,
+        "e": entry,
+        "label": entry.label,
+        "phase": selectors.shown_phase(a, session, phase, seen),
+        "session": session if clinical else None,
+        "session_url": _session_url(a, session) if clinical else None,
+        "can_start": _startable(a, session) and a.patient_id in seen.monitor,
+    }
+
+
 @login_required
 def chairs(request: HttpRequest) -> HttpResponse:
     require_roles(request, CALENDAR_ROLES)
     actor = actor_from_request(request)
     day = _day(request)
     rows = selectors.chair_board(actor.clinic, day)
-    ids = {a.patient_id for r in rows for a, _p, _s in r.items}
-    visible = selectors.visible_ids(actor, ids)
-    clinical = selectors.visible_ids(actor, ids, Action.VIEW_CLINICAL)
-    monitor = selectors.visible_ids(actor, ids, Action.MONITOR_SESSION)
+    seen = selectors.Visibility.of(actor, (a for r in rows for a, _p, _s in r.items), chair_board=True)
     record_event(actor, "list", object_type="chair_board", detail=f"chairs={len(rows)}")
     return render(
         request,
@@ -189,17 +181,7 @@ def chairs(request: HttpRequest) -> HttpResponse:
             "rows": [
                 {
                     "chair": r.resource,
-                    "items": [
-                        {
-                            "a": a,
-                            "label": _label(a, visible, actor.user_id),
-                            "phase": phase,
-                            "session": s,
-                            "session_url": _session_url(a, s) if a.patient_id in clinical else None,
-                            "can_start": _startable(a, s) and a.patient_id in monitor,
-                        }
-                        for a, phase, s in r.items
-                    ],
+                    "items": [_chair_item(a, phase, s, seen) for a, phase, s in r.items],
                 }
                 for r in rows
             ],
@@ -302,6 +284,7 @@ def detail(request: HttpRequest, appointment_id: int) -> HttpResponse:
             "clinical": clinical,
             "started": appt.starts_at <= clock.now(),
             "session": session,
+            "session_phase": selectors.session_phase(session, clinical=clinical),
             "session_url": _session_url(appt, session) if clinical else None,
             "can_start": _startable(appt, session) and can(actor, Action.MONITOR_SESSION, appt.patient),
         },
@@ -503,10 +486,16 @@ def feed(request: HttpRequest, token: str) -> HttpResponse:
             status=404,
             content_type="text/plain; charset=utf-8",
         )
-    if found.user is not None and not selectors.staff_membership_ok(found.user, found.clinic):
-        raise Http404
+    owner: Actor | None = None  # None: a patient's own feed, all of it theirs
+    if found.user is not None:
+        role = selectors.staff_role(found.user, found.clinic)
+        if role is None:
+            raise Http404
+        owner = Actor(user=found.user, clinic=found.clinic, role=role, request_id="calendar-feed")
     appts = list(selectors.feed_appointments(found))
-    body = ical.render_feed(found, appts)
+    # A staff feed carries only what its owner may see now (their current role and care teams).
+    named = None if owner is None else selectors.visible_ids(owner, {a.patient_id for a in appts})
+    body = ical.render_feed(found, appts, named=named)
     system = Actor.system(found.clinic, "calendar-feed")
     if found.patient_id:
         record_event(system, "view", patient=found.patient, obj=found, detail=f"ical n={len(appts)}")

@@ -24,9 +24,11 @@ def today_context(request: HttpRequest) -> dict[str, Any]:
     mine_only = actor.role not in ("admin", "front_desk")
     staff_id = actor.user_id if mine_only else None
     longest = selectors.longest_appointment(actor.clinic)
-    items = list(
+    appts = list(
         selectors.appointments_between(actor.clinic, start, end, staff_id=staff_id, longest=longest)[:20]
     )
+    seen = selectors.Visibility.of(actor, appts)  # names only of patients the viewer may see (policy)
+    items = [seen.entry(a) for a in appts]
     problems = (
         selectors.problem_reminder_count(actor.clinic)
         if actor.role in ("admin", "front_desk", "nurse", "prescriber")

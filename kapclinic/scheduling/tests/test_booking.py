@@ -37,7 +37,7 @@ def test_booking_writes_audit_timeline_and_a_reminder(world: Any, clock_frozen: 
 
 def test_staff_double_booking_refused_back_to_back_allowed(world: Any, clock_frozen: Any) -> None:
     book(world, starts_at=at(15), minutes=60)
-    other = make_patient(world.clinic)
+    other = make_patient(world.clinic, care_team=[world.therapist])
     with pytest.raises(services.BookingError) as err:
         book(world, patient=other, starts_at=at(15, 59), minutes=60)
     assert "already booked" in err.value.field_errors["staff"][0]
@@ -277,3 +277,86 @@ def test_send_due_reminders_command(world: Any, clock_frozen: Any) -> None:
     clock.advance(dt.timedelta(hours=2))
     call_command("send_due_reminders")
     assert len(mail.outbox) == 1
+
+
+# ---------------------------------------------------------------- the clinician sees the patient
+
+
+def test_therapist_off_the_care_team_cannot_be_booked_as_clinician(world: Any, clock_frozen: Any) -> None:
+    """world.other_patient is not on world.therapist's caseload: the policy would hide the patient from
+    them (busy block, 403 on the appointment page), so the booking is refused with the fix named."""
+    with pytest.raises(services.BookingError) as err:
+        book(world, patient=world.other_patient, staff=world.therapist)
+    assert err.value.field_errors["staff"] == [
+        f"{world.therapist} is not on {world.other_patient.display_name}'s care team, so they could not "
+        "see this appointment. Add them to the care team first (on the patient's chart), or choose "
+        "another clinician."
+    ]
+    assert not Appointment.objects.exists()
+    assert not AuditEvent.objects.filter(action="create").exists()
+    # Clinic-wide roles may be booked for any patient of the clinic.
+    assert book(world, patient=world.other_patient, staff=world.prescriber).staff == world.prescriber
+    # Once on the care team (the patients app's service), the same booking goes through.
+    from kapclinic.patients.services import care_team_add
+
+    care_team_add(
+        actor_for(world.front_desk, world.clinic), world.other_patient, world.therapist, "therapist"
+    )
+    appt = book(world, patient=world.other_patient, staff=world.therapist, starts_at=at(11))
+    assert appt.staff == world.therapist
+
+
+def test_rescheduling_to_a_therapist_off_the_care_team_is_refused(world: Any, clock_frozen: Any) -> None:
+    appt = book(world, staff=world.prescriber)  # world.patient: world.therapist is on the team
+    actor = actor_for(world.front_desk, world.clinic)
+    with pytest.raises(services.BookingError) as err:
+        services.appointment_reschedule(
+            actor,
+            appt,
+            appt.version,
+            starts_at=at(15),
+            minutes=60,
+            staff=world.therapist_other,
+            resource=None,
+            modality="in_person",
+        )
+    assert "Add them to the care team first" in err.value.field_errors["staff"][0]
+    appt.refresh_from_db()
+    assert appt.staff == world.prescriber and appt.version == 1
+
+
+def test_therapist_removed_from_the_care_team_keeps_the_booking_but_cannot_be_kept_on_a_change(
+    world: Any, clock_frozen: Any
+) -> None:
+    """An appointment booked while the therapist was on the team stays (it is shown to them as busy);
+    changing it needs the care team fixed or another clinician."""
+    from kapclinic.patients.models import CareTeamMember
+    from kapclinic.patients.services import care_team_remove
+
+    appt = book(world)
+    actor = actor_for(world.front_desk, world.clinic)
+    member = CareTeamMember.objects.get(patient=world.patient, user=world.therapist)
+    care_team_remove(actor, world.patient, member)
+    appt.refresh_from_db()
+    with pytest.raises(services.BookingError) as err:
+        services.appointment_reschedule(
+            actor,
+            appt,
+            appt.version,
+            starts_at=at(16),
+            minutes=60,
+            staff=world.therapist,
+            resource=None,
+            modality="in_person",
+        )
+    assert "not on" in err.value.field_errors["staff"][0]
+    services.appointment_reschedule(
+        actor,
+        appt,
+        appt.version,
+        starts_at=at(16),
+        minutes=60,
+        staff=world.prescriber,
+        resource=None,
+        modality="in_person",
+    )

@@ -58,7 +58,9 @@ def test_day_view_hides_names_outside_caseload(world: Any, client: Any, clock_fr
     client.force_login(world.therapist)
     body = client.get(reverse("scheduling:index"), {"date": "2026-03-03"}).content.decode()
     assert world.other_patient.legal_first_name not in body
-    assert "Busy (not on your caseload)" in body
+    assert world.other_patient.mrn not in body
+    assert body.count('class="cal-busy">Booked<') == 1  # the list row; the block is a kind-busy block
+    assert body.count('class="cal-block kind-busy"') == 1
     client.force_login(world.front_desk)
     body = client.get(reverse("scheduling:index"), {"date": "2026-03-03"}).content.decode()
     assert world.other_patient.legal_first_name in body
@@ -205,24 +207,27 @@ def test_refused_booking_leaves_exactly_one_audit_event(world: Any, client: Any,
     assert AuditEvent.objects.count() == before + 1
 
 
-def test_own_appointment_shows_the_patient_name_even_off_caseload(
+def test_booking_a_therapist_off_the_care_team_rerenders_with_the_fix(
     world: Any, client: Any, clock_frozen: Any
 ) -> None:
-    """Decision: the clinician an appointment is booked with sees whom they are seeing (the name only),
-    marked as not on their caseload yet; the appointment page and the chart still follow the care team."""
-    appt = book(world, world.other_patient, at(15), staff=world.therapist)  # not on world.therapist's team
-    other = book(world, world.other_patient, at(10), staff=world.prescriber)
-    client.force_login(world.therapist)
-    name = world.other_patient.display_name
-    for view in ("scheduling:index", "scheduling:week"):
-        body = client.get(reverse(view), {"date": "2026-03-03"}).content.decode()
-        assert f"{name} (not on your caseload yet)" in body
-        assert body.count(name) == body.count(f"{name} (not on your caseload yet)")  # not the 10:00 one
-        assert "Busy (not on your caseload)" in body  # the prescriber's appointment with the same patient
-    assert client.get(reverse("scheduling:detail", args=[appt.pk])).status_code == 403
-    assert client.get(reverse("scheduling:detail", args=[other.pk])).status_code == 403
-    # On the caseload: the plain name, as for every clinician who may see the patient.
-    book(world, world.patient, at(12), staff=world.therapist)
-    body = client.get(reverse("scheduling:index"), {"date": "2026-03-03"}).content.decode()
-    assert world.patient.display_name in body
-    assert f"{world.patient.display_name} (not on your caseload yet)" not in body
+    """The nurse may schedule world.patient, but world.therapist_other is not on the patient's care team:
+    the form comes back (400) with the sentence on the clinician field, nothing is booked, and the
+    request leaves its one audit event."""
+    client.force_login(world.nurse)
+    before = AuditEvent.objects.count()
+    response = client.post(
+        reverse("scheduling:new"),
+        {
+            "patient": world.patient.pk,
+            "kind": "integration",
+            "date": "2026-03-03",
+            "time": "10:00",
+            "staff": world.therapist_other.pk,
+            "modality": "in_person",
+        },
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "is not on" in body and "Add them to the care team first" in body
+    assert not Appointment.objects.exists()
+    assert AuditEvent.objects.count() == before + 1
