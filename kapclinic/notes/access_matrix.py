@@ -36,14 +36,38 @@ def _process_note(world: Any) -> dict[str, Any]:
     return {"patient_id": world.patient.pk, "process_note_id": note.pk}
 
 
+def _template(world: Any) -> dict[str, Any]:
+    from kapclinic.notes import services
+    from kapclinic.testing.factories import actor_for
+
+    row = services.template_create(
+        actor_for(world.therapist, world.clinic), title="Matrix template", section_labels=["One"]
+    )
+    return {"template_id": row.pk}
+
+
 SCOPED = patient_scoped(CLIN)
+TEMPLATES = ("prescriber", "therapist")
+# A clinic template of world.clinic: another clinic's prescriber gets 404 (it does not exist for them).
+# Posting an empty form (no version): allowed personas get 400 and nothing changes.
+TEMPLATE_EDIT = roles(TEMPLATES, other_clinic_staff=404)
+TEMPLATE_POSTED = roles(TEMPLATES, ok=400, other_clinic_staff=404)
 # Posting an empty form: allowed personas get the form's answer (a redirect with a message or 400).
 POSTED = patient_scoped(CLIN, ok=302)
 PROCESS = patient_scoped(("prescriber", "therapist"), nurse=403, patient_user=403, other_patient_user=403)
 
 MATRIX = {
     "notes:index": Entry(roles(CLIN)),
-    "notes:templates": Entry(roles(("prescriber", "therapist"))),
+    "notes:templates": Entry(roles(TEMPLATES)),
+    "notes:template_edit": Entry(TEMPLATE_EDIT, setup=_template),
+    "notes:template_retire": Entry(TEMPLATE_POSTED, method="post", setup=_template, note="empty form: 400"),
+    "notes:template_reinstate": Entry(
+        TEMPLATE_POSTED, method="post", setup=_template, note="empty form: 400"
+    ),
+    # Built-ins are hidden per clinic: another clinic's prescriber acts on their own clinic (400 here).
+    "notes:builtin_visibility": Entry(
+        roles(TEMPLATES, ok=400), method="post", kwargs=lambda world: {"key": "soap"}, note="empty form: 400"
+    ),
     "notes:patient": Entry(SCOPED, kwargs=patient_kwargs),
     "notes:new": Entry(SCOPED, kwargs=patient_kwargs),
     "notes:detail": Entry(SCOPED, setup=_note),
@@ -58,4 +82,8 @@ MATRIX = {
     "notes:process_share": Entry(
         {**PROCESS, "therapist": 302, "prescriber": 404}, method="post", setup=_process_note
     ),
+    # Only the author edits a process note and sees its earlier texts; a clinician it is not shared with
+    # gets 404 (shared readers get 403: see tests/test_process_notes.py).
+    "notes:process_edit": Entry({**PROCESS, "prescriber": 404}, setup=_process_note),
+    "notes:process_revisions": Entry({**PROCESS, "prescriber": 404}, setup=_process_note),
 }

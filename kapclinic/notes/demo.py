@@ -1,5 +1,6 @@
 """Demo notes (synthetic): the demo patient's preparation, session-experience and integration notes on
-one dosing thread, a draft, a clinic template and an encrypted process note. Idempotent."""
+one dosing thread, a draft, a clinic template with two versions and an encrypted process note edited
+once. Idempotent."""
 
 from __future__ import annotations
 
@@ -22,11 +23,16 @@ def seed(ctx: Any) -> None:
         return
     therapist = ctx.staff_actor("therapist")
     demo = ctx.demo_patient
-    services.template_create(
+    circle = services.template_create(
         therapist,
         title="Group integration circle",
         section_labels=["Attendance", "Shared themes", "Follow-up"],
     )
+    services.template_update(  # version 2: the history on /notes/templates/ has something to show
+        therapist, circle, circle.version,
+        title="Group integration circle",
+        section_labels=["Attendance", "Shared themes", "Individual check-ins", "Follow-up"],
+    )  # fmt: skip
     prep = Appointment.objects.filter(patient=demo, kind="preparation").order_by("starts_at").first()
     if prep is not None:
         note = services.note_create(
@@ -98,6 +104,11 @@ def seed(ctx: Any) -> None:
         services.note_save_draft(
             actor, note, note.version, {"subjective": "Reports steadier mood this week.", "plan": "Continue."}
         )
-    services.process_note_create(
+    pn = services.process_note_create(
         therapist, demo, "Countertransference: noticed my own protectiveness when she spoke of her father."
     )
+    services.process_note_edit(
+        therapist, pn, pn.version,
+        "Countertransference: noticed my own protectiveness when she spoke of her father. On reflection, "
+        "check whether I steered away from her anger.",
+    )  # fmt: skip

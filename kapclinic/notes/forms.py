@@ -56,8 +56,26 @@ class TemplateForm(forms.Form):
     )
 
 
+class TemplateEditForm(TemplateForm):
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class VersionForm(forms.Form):
+    """Only the version the page was rendered with (retire / reinstate buttons)."""
+
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class BuiltinVisibilityForm(forms.Form):
+    action = forms.ChoiceField(choices=[("hide", "hide"), ("show", "show")], widget=forms.HiddenInput)
+
+
 class ProcessNoteForm(forms.Form):
     text = forms.CharField(label="Process note", widget=forms.Textarea(attrs={"rows": 8}), max_length=50000)
+
+
+class ProcessNoteEditForm(ProcessNoteForm):
+    version = forms.IntegerField(widget=forms.HiddenInput)
 
 
 class ShareForm(forms.Form):

@@ -27,18 +27,70 @@ class NoteKind(models.TextChoices):
 
 
 class ClinicNoteTemplate(VersionedModel):
-    """A template a clinic adds to the built-in set; sections = [{"key", "label"}]."""
+    """A template a clinic adds to the built-in set; sections = [{"key", "label"}].
+
+    The row is the template family (key ``clinic-<pk>``) and holds its current content; ``number`` is the
+    content version (1, 2, ...). Every content version is kept in ClinicNoteTemplateVersion, and notes
+    point at the version they were written with. ``version`` (from VersionedModel) is only the
+    optimistic-concurrency counter: retiring and reinstating bump it, not ``number``.
+    ``is_active`` False = retired: not offered for new notes, kept for the notes that used it.
+    """
 
     clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
     title = models.CharField(max_length=120)
     sections = models.JSONField(default=list)
+    number = models.PositiveIntegerField(default=1, help_text="Current content version of the template.")
     is_active = models.BooleanField(default=True)
     created_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=clock.now)
+    updated_at = models.DateTimeField(default=clock.now)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         constraints: ClassVar = [
             models.UniqueConstraint(fields=["clinic", "title"], name="note_template_title_unique")
+        ]
+
+    @property
+    def key(self) -> str:
+        return f"clinic-{self.pk}"
+
+
+class ClinicNoteTemplateVersion(models.Model):
+    """One content version of a clinic template, never changed after it is written."""
+
+    template = models.ForeignKey(ClinicNoteTemplate, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    title = models.CharField(max_length=120)
+    sections = models.JSONField(default=list)
+    created_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering: ClassVar = ["-number"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["template", "number"], name="note_template_version_unique")
+        ]
+
+    @property
+    def label(self) -> str:
+        """The string notes store in ``Note.template_version``."""
+        return f"clinic-{self.template_id}.{self.number}"
+
+
+class HiddenBuiltinTemplate(models.Model):
+    """A built-in template (data file) this clinic does not offer for new notes. Built-ins themselves
+    cannot be edited or retired by a clinic; existing notes are unaffected."""
+
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=40)
+    hidden_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    hidden_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["clinic", "key"], name="hidden_builtin_unique")
         ]
 
 
@@ -66,6 +118,11 @@ class Note(VersionedModel):
     signed_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     dosing_appointment = models.ForeignKey(
         "scheduling.Appointment", null=True, blank=True, on_delete=models.PROTECT, related_name="notes"
+    )
+    #: The clinic-template version the note was written with (null for built-in templates, whose version
+    #: is the data file's, in ``template_version``).
+    clinic_template_version = models.ForeignKey(
+        ClinicNoteTemplateVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="notes"
     )
     # The dosing-session record is the appointment's (kap_sessions.DosingSession.appointment): one link,
     # read through kapclinic.sessions.selectors.session_for_appointment.
@@ -99,9 +156,12 @@ class Addendum(models.Model):
         ordering: ClassVar = ["created_at", "id"]
 
 
-class ProcessNote(models.Model):
+class ProcessNote(VersionedModel):
     """Psychotherapy process note: the text is encrypted at rest (notes.crypto); only the author and the
-    colleagues the author shares it with may read it; never exported, never in the portal."""
+    colleagues the author shares it with may read it; never exported, never in the portal.
+
+    The author may edit it; each edit first keeps the text it replaces as an encrypted
+    ProcessNoteRevision, so nothing is lost. ``edited_at`` is the time of the latest edit."""
 
     clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="process_notes")
@@ -118,10 +178,28 @@ class ProcessNote(models.Model):
     )
     created_at = models.DateTimeField(default=clock.now)
     updated_at = models.DateTimeField(default=clock.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering: ClassVar = ["-created_at", "-id"]
         indexes: ClassVar = [models.Index(fields=["patient", "author"], name="process_note_patient_author")]
+
+
+class ProcessNoteRevision(models.Model):
+    """An earlier text of a process note, encrypted like the note. ``number`` 1 is the text as first
+    written; ``written_at`` is when that text was saved, ``replaced_at`` when an edit replaced it."""
+
+    note = models.ForeignKey(ProcessNote, on_delete=models.PROTECT, related_name="revisions")
+    number = models.PositiveIntegerField()
+    ciphertext = models.TextField(help_text="Fernet token; never plaintext.")
+    written_at = models.DateTimeField()
+    replaced_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering: ClassVar = ["-number"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["note", "number"], name="process_revision_unique")
+        ]
 
 
 class ProcessNoteShare(models.Model):

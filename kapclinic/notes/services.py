@@ -17,13 +17,16 @@ from kapclinic.notes import crypto
 from kapclinic.notes.models import (
     Addendum,
     ClinicNoteTemplate,
+    ClinicNoteTemplateVersion,
+    HiddenBuiltinTemplate,
     Note,
     NoteKind,
     NoteStatus,
     ProcessNote,
+    ProcessNoteRevision,
     ProcessNoteShare,
 )
-from kapclinic.notes.templates_data import INTEGRATION, available_templates
+from kapclinic.notes.templates_data import INTEGRATION, available_templates, builtin_templates
 from kapclinic.patients.models import Patient
 from kapclinic.patients.services import add_timeline_event
 from kapclinic.policy import Action, can
@@ -68,6 +71,11 @@ def note_create(
             "An integration note must name the dosing session it integrates; choose it from the list.",
             "dosing_appointment",
         )
+    template_version = None
+    if tpl.clinic_template_id is not None:
+        template_version = ClinicNoteTemplateVersion.objects.get(
+            template_id=tpl.clinic_template_id, number=tpl.number
+        )
     now = clock.now()
     note = Note.objects.create(
         clinic=actor.clinic,
@@ -75,6 +83,7 @@ def note_create(
         kind=tpl.kind if tpl.kind in NoteKind.values else NoteKind.CUSTOM,
         template_key=tpl.key,
         template_version=tpl.version,
+        clinic_template_version=template_version,
         title=tpl.title,
         service_date=service_date or clock.today(),
         sections=[{"key": s.key, "label": s.label, "text": ""} for s in tpl.sections],
@@ -193,9 +202,10 @@ def _slug(label: str, used: set[str]) -> str:
     return key
 
 
-@transaction.atomic
-def template_create(actor: Actor, *, title: str, section_labels: list[str]) -> ClinicNoteTemplate:
-    assert actor.clinic is not None
+def _template_content(
+    clinic: Any, title: str, section_labels: list[str], *, exclude_pk: int | None = None
+) -> tuple[str, list[dict[str, str]]]:
+    """Check a template's title and section labels; return (title, sections with keys)."""
     title = title.strip()
     labels = [label.strip() for label in section_labels if label.strip()]
     if not title:
@@ -204,17 +214,129 @@ def template_create(actor: Actor, *, title: str, section_labels: list[str]) -> C
         raise NoteError("List at least one section, one per line.", "sections")
     if len(labels) > 30:
         raise NoteError("A template can have at most 30 sections.", "sections")
-    if ClinicNoteTemplate.objects.filter(clinic=actor.clinic, title__iexact=title).exists():
+    same_title = ClinicNoteTemplate.objects.filter(clinic=clinic, title__iexact=title[:120])
+    if exclude_pk is not None:
+        same_title = same_title.exclude(pk=exclude_pk)
+    if same_title.exists():
         raise NoteError(f"The clinic already has a template called {title}.", "title")
     used: set[str] = set()
+    return title[:120], [{"key": _slug(label, used), "label": label[:200]} for label in labels]
+
+
+@transaction.atomic
+def template_create(actor: Actor, *, title: str, section_labels: list[str]) -> ClinicNoteTemplate:
+    assert actor.clinic is not None
+    title, sections = _template_content(actor.clinic, title, section_labels)
+    now = clock.now()
     row = ClinicNoteTemplate.objects.create(
         clinic=actor.clinic,
-        title=title[:120],
-        sections=[{"key": _slug(label, used), "label": label[:200]} for label in labels],
+        title=title,
+        sections=sections,
+        number=1,
         created_by=actor.require_user(),
+        created_at=now,
+        updated_at=now,
     )
-    record_event(actor, "admin", obj=row, detail=f"note template sections={len(labels)}")
+    ClinicNoteTemplateVersion.objects.create(
+        template=row,
+        number=1,
+        title=title,
+        sections=sections,
+        created_by=actor.require_user(),
+        created_at=now,
+    )
+    record_event(actor, "admin", obj=row, detail=f"note template sections={len(sections)}")
     return row
+
+
+def _locked_template(actor: Actor, template: ClinicNoteTemplate, expected_version: int) -> ClinicNoteTemplate:
+    row = ClinicNoteTemplate.objects.select_for_update().filter(pk=template.pk, clinic=actor.clinic).first()
+    if row is None:
+        raise NoteError("This template belongs to another clinic.")
+    if row.version != expected_version:
+        raise ConflictError()
+    return row
+
+
+@transaction.atomic
+def template_update(
+    actor: Actor,
+    template: ClinicNoteTemplate,
+    expected_version: int,
+    *,
+    title: str,
+    section_labels: list[str],
+) -> ClinicNoteTemplate:
+    """Save an edit of a clinic template as its next version (``number`` + 1).
+
+    The earlier versions stay as they were: notes written with them keep pointing at them and keep
+    their own section snapshot. Refuses a stale ``expected_version`` (ConflictError) and an edit that
+    changes nothing."""
+    row = _locked_template(actor, template, expected_version)
+    title, sections = _template_content(actor.clinic, title, section_labels, exclude_pk=row.pk)
+    if title == row.title and sections == row.sections:
+        raise NoteError(f"Nothing changed; the template stays at version {row.number}.")
+    now = clock.now()
+    row.title, row.sections, row.number, row.updated_at = title, sections, row.number + 1, now
+    save_versioned(row, expected_version, ["title", "sections", "number", "updated_at"])
+    ClinicNoteTemplateVersion.objects.create(
+        template=row, number=row.number, title=title, sections=sections,
+        created_by=actor.require_user(), created_at=now,
+    )  # fmt: skip
+    record_event(
+        actor, "update", obj=row, detail=f"note template version={row.number} sections={len(sections)}"
+    )
+    return row
+
+
+@transaction.atomic
+def template_set_active(
+    actor: Actor, template: ClinicNoteTemplate, expected_version: int, *, active: bool
+) -> ClinicNoteTemplate:
+    """Retire (``active=False``) or reinstate a clinic template. Retired templates are not offered for new
+    notes; notes already written with them are unchanged."""
+    row = _locked_template(actor, template, expected_version)
+    if row.is_active == active:
+        raise NoteError(
+            "This template is already offered for new notes."
+            if active
+            else "This template is already retired."
+        )
+    row.is_active = active
+    row.retired_at = None if active else clock.now()
+    row.retired_by = None if active else actor.require_user()
+    save_versioned(row, expected_version, ["is_active", "retired_at", "retired_by"])
+    record_event(
+        actor, "update", obj=row, detail="note template reinstated" if active else "note template retired"
+    )
+    return row
+
+
+@transaction.atomic
+def builtin_set_hidden(actor: Actor, key: str, *, hidden: bool) -> None:
+    """Hide a built-in template from this clinic's new-note choices, or offer it again.
+
+    Built-ins come from the data files and cannot be edited or retired by a clinic; hiding only affects
+    which templates this clinic offers for new notes. Both directions are idempotent (hiding twice leaves
+    it hidden), so two people doing the same thing at once cannot overwrite each other."""
+    assert actor.clinic is not None
+    if key not in builtin_templates():
+        raise NoteError("There is no built-in template with that name.")
+    if hidden and key == INTEGRATION:
+        raise NoteError(
+            "The integration template cannot be hidden: integration notes on dosing sessions are written "
+            "with it."
+        )
+    if hidden:
+        HiddenBuiltinTemplate.objects.get_or_create(
+            clinic=actor.clinic, key=key, defaults={"hidden_by": actor.require_user()}
+        )
+    else:
+        HiddenBuiltinTemplate.objects.filter(clinic=actor.clinic, key=key).delete()
+    record_event(
+        actor, "update", object_type="notes.builtin_template", object_id=key,
+        detail="builtin template hidden" if hidden else "builtin template shown",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- process notes
@@ -240,11 +362,7 @@ def process_note_create(
         raise NoteError("Psychotherapy process notes are written by therapists and prescribers.")
     if dosing_session is not None and dosing_session.patient_id != patient.pk:
         raise NoteError("That dosing session belongs to another patient.")
-    text = text.strip()
-    if not text:
-        raise NoteError("Write the note.", "text")
-    if len(text) > 50000:
-        raise NoteError("The note is too long (at most 50000 characters).", "text")
+    text = _clean_process_text(text)
     now = clock.now()
     note = ProcessNote.objects.create(
         clinic=actor.clinic, patient=patient, author=actor.user, ciphertext=crypto.encrypt(text),
@@ -268,34 +386,78 @@ def process_note_share(actor: Actor, note: ProcessNote, user: User, *, share: bo
     record_event(actor, "update", patient=note.patient, obj=note, detail="shared" if share else "unshared")
 
 
-def process_note_text(note: ProcessNote) -> str:
+def process_note_text(note: ProcessNote | ProcessNoteRevision) -> str:
     return crypto.decrypt(note.ciphertext)
 
 
-def rotate_process_note_keys(*, batch: int = 200, dry_run: bool = False) -> tuple[int, int]:
-    """Re-encrypt every process note with the first key of PROCESS_NOTE_KEYS.
+def _clean_process_text(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise NoteError("Write the note.", "text")
+    if len(text) > 50000:
+        raise NoteError("The note is too long (at most 50000 characters).", "text")
+    return text
 
-    Each note is decrypted with any configured key, re-encrypted with the first key and verified to
-    decrypt to the same text before it is saved, one transaction per batch. Returns (rotated, total).
-    Raises InvalidToken (and changes nothing in that batch) when a note cannot be read with the
-    configured keys, so no note is ever lost.
+
+@transaction.atomic
+def process_note_edit(actor: Actor, note: ProcessNote, expected_version: int, text: str) -> ProcessNote:
+    """Replace the text of the author's own process note, keeping the text it replaces as an encrypted
+    revision. Only the author may edit; a stale ``expected_version`` raises ConflictError and changes
+    nothing. The audit event names the revision number, never the text."""
+    note = ProcessNote.objects.select_for_update().select_related("patient").get(pk=note.pk)
+    if actor.user is None or note.author_id != actor.user_id:
+        raise NoteError("Only the author can edit a process note.")
+    if actor.role not in ("therapist", "prescriber"):
+        raise NoteError("Psychotherapy process notes are written by therapists and prescribers.")
+    if note.version != expected_version:
+        raise ConflictError()
+    text = _clean_process_text(text)
+    if text == process_note_text(note):
+        raise NoteError("Nothing changed; the note was not saved again.", "text")
+    now = clock.now()
+    number = note.revisions.count() + 1
+    ProcessNoteRevision.objects.create(
+        note=note, number=number, ciphertext=note.ciphertext,
+        written_at=note.edited_at or note.created_at, replaced_at=now,
+    )  # fmt: skip
+    note.ciphertext = crypto.encrypt(text)
+    note.edited_at = note.updated_at = now
+    save_versioned(note, expected_version, ["ciphertext", "edited_at", "updated_at"])
+    record_event(actor, "update", patient=note.patient, obj=note, detail=f"edited revisions={number}")
+    return note
+
+
+def rotate_process_note_keys(*, batch: int = 200, dry_run: bool = False) -> tuple[int, int]:
+    """Re-encrypt every process note, and every earlier revision of one, with the first key of
+    PROCESS_NOTE_KEYS.
+
+    Each text is decrypted with any configured key, re-encrypted with the first key and verified to
+    decrypt to the same text before it is saved, one transaction per batch. Returns (rotated, total),
+    counting notes and revisions. Raises InvalidToken (and changes nothing in that batch) when a text
+    cannot be read with the configured keys, so nothing is ever lost.
     """
     mf = crypto.fernet()
     rotated = total = 0
-    last_id = 0
-    while True:
-        with transaction.atomic():
-            rows = list(ProcessNote.objects.select_for_update().filter(pk__gt=last_id).order_by("pk")[:batch])
-            if not rows:
-                break
-            for row in rows:
-                total += 1
-                plain = mf.decrypt(row.ciphertext.encode("ascii"))
-                new = mf.rotate(row.ciphertext.encode("ascii"))
-                if mf.decrypt(new) != plain:  # pragma: no cover - defensive
-                    raise RuntimeError(f"Verification failed for process note {row.pk}; nothing saved.")
-                if not dry_run:
-                    ProcessNote.objects.filter(pk=row.pk).update(ciphertext=new.decode("ascii"))
-                rotated += 1
-            last_id = rows[-1].pk
+    models: tuple[Any, ...] = (ProcessNote, ProcessNoteRevision)
+    for model in models:
+        last_id = 0
+        while True:
+            with transaction.atomic():
+                rows: list[Any] = list(
+                    model.objects.select_for_update().filter(pk__gt=last_id).order_by("pk")[:batch]
+                )
+                if not rows:
+                    break
+                for row in rows:
+                    total += 1
+                    plain = mf.decrypt(row.ciphertext.encode("ascii"))
+                    new = mf.rotate(row.ciphertext.encode("ascii"))
+                    if mf.decrypt(new) != plain:  # pragma: no cover - defensive
+                        raise RuntimeError(
+                            f"Verification failed for {model.__name__} {row.pk}; nothing saved."
+                        )
+                    if not dry_run:
+                        model.objects.filter(pk=row.pk).update(ciphertext=new.decode("ascii"))
+                    rotated += 1
+                last_id = rows[-1].pk
     return rotated, total

@@ -27,6 +27,9 @@ class Template:
     version: str
     sections: tuple[Section, ...]
     builtin: bool = True
+    #: For clinic templates: the ClinicNoteTemplate row and its current content version number.
+    clinic_template_id: int | None = None
+    number: int = 0
 
 
 @cache
@@ -45,20 +48,33 @@ def builtin_templates() -> dict[str, Template]:
 
 
 def clinic_template(row: Any) -> Template:
+    """The current version of a clinic template (``number`` is its content version, not the
+    optimistic-concurrency counter)."""
     return Template(
         key=f"clinic-{row.pk}",
         kind="custom",
         title=row.title,
-        version=f"clinic-{row.pk}.{row.version}",
+        version=f"clinic-{row.pk}.{row.number}",
         sections=tuple(Section(s["key"], s["label"]) for s in row.sections),
         builtin=False,
+        clinic_template_id=row.pk,
+        number=row.number,
     )
 
 
+def hidden_builtin_keys(clinic: Any) -> set[str]:
+    from kapclinic.notes.models import HiddenBuiltinTemplate
+
+    return set(HiddenBuiltinTemplate.objects.filter(clinic=clinic).values_list("key", flat=True))
+
+
 def available_templates(clinic: Any) -> dict[str, Template]:
+    """Templates offered for new notes: built-ins the clinic has not hidden, then its own templates that
+    are not retired."""
     from kapclinic.notes.models import ClinicNoteTemplate
 
-    out = dict(builtin_templates())
+    hidden = hidden_builtin_keys(clinic)
+    out = {k: t for k, t in builtin_templates().items() if k not in hidden}
     for row in ClinicNoteTemplate.objects.filter(clinic=clinic, is_active=True).order_by("title"):
         tpl = clinic_template(row)
         out[tpl.key] = tpl

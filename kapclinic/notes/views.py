@@ -4,7 +4,9 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,14 +20,23 @@ from kapclinic.core.stubs import require_roles
 from kapclinic.notes import selectors, services
 from kapclinic.notes.forms import (
     AddendumForm,
+    BuiltinVisibilityForm,
     NewNoteForm,
     NoteSectionsForm,
+    ProcessNoteEditForm,
     ProcessNoteForm,
     ShareForm,
+    TemplateEditForm,
     TemplateForm,
+    VersionForm,
 )
-from kapclinic.notes.models import ClinicNoteTemplate, Note, ProcessNote
-from kapclinic.notes.templates_data import available_templates, builtin_templates
+from kapclinic.notes.models import ClinicNoteTemplate, ClinicNoteTemplateVersion, Note, ProcessNote
+from kapclinic.notes.templates_data import (
+    INTEGRATION,
+    available_templates,
+    builtin_templates,
+    hidden_builtin_keys,
+)
 from kapclinic.policy import Action, can, open_patient
 from kapclinic.portal.selectors import shared_entries
 from kapclinic.scheduling.models import Appointment, Kind
@@ -48,7 +59,9 @@ def _appointment_session_url(patient_id: int, appointment_id: int | None) -> str
 
 def _note(patient: Any, note_id: int) -> Note:
     note = (
-        Note.objects.select_related("author", "signed_by", "dosing_appointment", "patient")
+        Note.objects.select_related(
+            "author", "signed_by", "dosing_appointment", "patient", "clinic_template_version__template"
+        )
         .filter(pk=note_id, patient=patient)
         .first()
     )
@@ -312,9 +325,41 @@ def thread(request: HttpRequest, patient_id: int, appointment_id: int) -> HttpRe
     )
 
 
+def _stale_form_hint(form: Any) -> None:
+    """A missing or garbled hidden ``version`` is not the user's doing: say what to do instead."""
+    if "version" in form.errors:
+        form.add_error(None, "This page is out of date or incomplete; reload it and make your changes again.")
+
+
+TEMPLATE_ROLES = ["prescriber", "therapist"]  # who may add, edit, retire and hide templates
+
+
+def _templates_page(
+    request: HttpRequest, actor: Any, form: TemplateForm, *, status: int = 200, error: str = ""
+) -> HttpResponse:
+    hidden = hidden_builtin_keys(actor.clinic)
+    builtin = [
+        {"t": t, "hidden": k in hidden, "required": k == INTEGRATION} for k, t in builtin_templates().items()
+    ]
+    custom = (
+        ClinicNoteTemplate.objects.filter(clinic=actor.clinic)
+        .select_related("created_by", "retired_by")
+        .prefetch_related(
+            Prefetch("versions", queryset=ClinicNoteTemplateVersion.objects.select_related("created_by"))
+        )
+        .order_by("-is_active", "title")
+    )
+    return render(
+        request,
+        "notes/templates.html",
+        {"form": form, "builtin": builtin, "custom": custom, "error": error},
+        status=status,
+    )
+
+
 @login_required
 def templates(request: HttpRequest) -> HttpResponse:
-    require_roles(request, ["prescriber", "therapist"])
+    require_roles(request, TEMPLATE_ROLES)
     actor = actor_from_request(request)
     form = TemplateForm(request.POST or None)
     status = 200
@@ -332,16 +377,115 @@ def templates(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, "Template added; it is offered for new notes from now on.")
                 return redirect("notes:templates")
-    return render(
+    return _templates_page(request, actor, form, status=status)
+
+
+def _clinic_template(actor: Any, template_id: int) -> ClinicNoteTemplate:
+    row = ClinicNoteTemplate.objects.filter(pk=template_id, clinic=actor.clinic).first()
+    if row is None:
+        raise Http404  # another clinic's template does not exist here
+    return row
+
+
+@login_required
+def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
+    """Edit a clinic template: saving makes its next version; notes keep the version they used."""
+    require_roles(request, TEMPLATE_ROLES)
+    actor = actor_from_request(request)
+    row = _clinic_template(actor, template_id)
+    initial = {
+        "title": row.title,
+        "sections": "\n".join(s["label"] for s in row.sections),
+        "version": row.version,
+    }
+    form = TemplateEditForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if not form.is_valid():
+            _stale_form_hint(form)
+        else:
+            try:
+                row = services.template_update(
+                    actor,
+                    row,
+                    form.cleaned_data["version"],
+                    title=form.cleaned_data["title"],
+                    section_labels=form.cleaned_data["sections"].splitlines(),
+                )
+            except ConflictError as exc:
+                form.add_error(None, str(exc))
+                status = 409
+            except services.NoteError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(
+                    request,
+                    f"Saved as version {row.number}. New notes use it; notes already written keep the "
+                    "version they were written with.",
+                )
+                return redirect("notes:templates")
+    return render(request, "notes/template_edit.html", {"t": row, "form": form}, status=status)
+
+
+def _template_active(request: HttpRequest, template_id: int, *, active: bool) -> HttpResponse:
+    require_roles(request, TEMPLATE_ROLES)
+    actor = actor_from_request(request)
+    row = _clinic_template(actor, template_id)
+    form = VersionForm(request.POST)
+    if not form.is_valid():
+        return _templates_page(
+            request, actor, TemplateForm(), status=400, error="Reload the page and try again."
+        )
+    try:
+        services.template_set_active(actor, row, form.cleaned_data["version"], active=active)
+    except ConflictError as exc:
+        return _templates_page(request, actor, TemplateForm(), status=409, error=str(exc))
+    except services.NoteError as exc:
+        return _templates_page(request, actor, TemplateForm(), status=400, error=exc.message)
+    if active:
+        messages.success(request, f"{row.title} is offered for new notes again.")
+    else:
+        messages.success(
+            request,
+            f"{row.title} is retired: no longer offered for new notes; notes written with it are kept.",
+        )
+    return redirect("notes:templates")
+
+
+@login_required
+@require_POST
+def template_retire(request: HttpRequest, template_id: int) -> HttpResponse:
+    return _template_active(request, template_id, active=False)
+
+
+@login_required
+@require_POST
+def template_reinstate(request: HttpRequest, template_id: int) -> HttpResponse:
+    return _template_active(request, template_id, active=True)
+
+
+@login_required
+@require_POST
+def builtin_visibility(request: HttpRequest, key: str) -> HttpResponse:
+    """Hide a built-in template from this clinic's new-note choices, or offer it again."""
+    require_roles(request, TEMPLATE_ROLES)
+    actor = actor_from_request(request)
+    form = BuiltinVisibilityForm(request.POST)
+    if not form.is_valid():
+        return _templates_page(request, actor, TemplateForm(), status=400, error="Choose hide or show.")
+    hide = form.cleaned_data["action"] == "hide"
+    try:
+        services.builtin_set_hidden(actor, key, hidden=hide)
+    except services.NoteError as exc:
+        return _templates_page(request, actor, TemplateForm(), status=400, error=exc.message)
+    messages.success(
         request,
-        "notes/templates.html",
-        {
-            "form": form,
-            "builtin": list(builtin_templates().values()),
-            "custom": ClinicNoteTemplate.objects.filter(clinic=actor.clinic).select_related("created_by"),
-        },
-        status=status,
+        "Hidden from this clinic's new notes; notes already written with it are unchanged."
+        if hide
+        else "Offered for new notes again.",
     )
+    return redirect("notes:templates")
 
 
 # ---------------------------------------------------------------- process notes
@@ -415,3 +559,93 @@ def process_share(request: HttpRequest, patient_id: int, process_note_id: int) -
         record_event(actor, "view", patient=patient, obj=note, detail="share refused")
         messages.error(request, "Choose a colleague of this clinic to share with.")
     return redirect("notes:process_list", patient_id=patient.pk)
+
+
+def _own_process_note(request: HttpRequest, patient: Any, actor: Any, process_note_id: int) -> ProcessNote:
+    """The author's own process note, or refusal: a colleague it is shared with gets 403 (they can read it,
+    not change it); anyone else 404 (the note does not exist for them). Both are audited as denied."""
+    note = (
+        ProcessNote.objects.select_related("author", "dosing_session")
+        .prefetch_related("shares")
+        .filter(pk=process_note_id, patient=patient)
+        .first()
+    )
+    if note is not None and note.author_id == actor.user_id:
+        return note
+    if note is not None and services.may_read_process_note(actor.user, note):
+        record_event(actor, "denied", patient=patient, obj=note, detail="process note: not author")
+        raise PermissionDenied("Only the author can change a process note or see its earlier versions.")
+    record_event(
+        actor, "denied", patient=patient, object_type="process_notes", detail="process note not found"
+    )
+    raise Http404
+
+
+@login_required
+def process_edit(request: HttpRequest, patient_id: int, process_note_id: int) -> HttpResponse:
+    """The author edits a process note; the text it replaces is kept as an encrypted revision."""
+    require_roles(request, ["prescriber", "therapist"])
+    patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None, object_type="process_notes")
+    actor = actor_from_request(request)
+    note = _own_process_note(request, patient, actor, process_note_id)
+    posting = request.method == "POST"
+    form = ProcessNoteEditForm(
+        request.POST if posting else None,
+        initial={"text": services.process_note_text(note), "version": note.version},
+    )
+    status = 200
+    if posting:
+        status = 400
+        if not form.is_valid():
+            _stale_form_hint(form)
+        else:
+            try:
+                services.process_note_edit(
+                    actor, note, form.cleaned_data["version"], form.cleaned_data["text"]
+                )
+            except ConflictError as exc:
+                form.add_error(None, str(exc))
+                status = 409
+            except services.NoteError as exc:
+                form.add_error("text" if exc.field == "text" else None, exc.message)
+            else:
+                messages.success(
+                    request, "Process note saved (encrypted); the earlier text is kept as a revision."
+                )
+                return redirect("notes:process_list", patient_id=patient.pk)
+        record_event(
+            actor,
+            "view",
+            patient=patient,
+            obj=note,
+            detail="edit conflict" if status == 409 else "edit refused",
+        )
+    else:
+        record_event(actor, "view", patient=patient, obj=note, detail="edit form")
+    return render(
+        request,
+        "notes/process_edit.html",
+        {
+            "patient": patient,
+            "n": note,
+            "form": form,
+            "session_url": _session_url(patient.pk, note.dosing_session_id),
+        },
+        status=status,
+    )
+
+
+@login_required
+def process_revisions(request: HttpRequest, patient_id: int, process_note_id: int) -> HttpResponse:
+    """The author's view of a process note's earlier texts, newest first."""
+    require_roles(request, ["prescriber", "therapist"])
+    patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None, object_type="process_notes")
+    actor = actor_from_request(request)
+    note = _own_process_note(request, patient, actor, process_note_id)
+    record_event(actor, "view", patient=patient, obj=note, detail="revisions")
+    revisions = [{"r": r, "text": services.process_note_text(r)} for r in note.revisions.all()]
+    return render(
+        request,
+        "notes/process_revisions.html",
+        {"patient": patient, "n": note, "current": services.process_note_text(note), "revisions": revisions},
+    )

@@ -10,7 +10,8 @@ from kapclinic.notes.services import rotate_process_note_keys
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every psychotherapy process note with the first key of PROCESS_NOTE_KEYS. "
+        "Re-encrypt every psychotherapy process note (and the earlier revisions of edited ones) with the "
+        "first key of PROCESS_NOTE_KEYS. "
         "Procedure: put the new key first (keep the old ones after it), run this command, then remove "
         "the old keys."
     )
@@ -29,4 +30,4 @@ class Command(BaseCommand):
                 "stay readable."
             ) from None
         verb = "verified" if options["dry_run"] else "re-encrypted"
-        self.stdout.write(f"{rotated} of {total} process note(s) {verb} with the current first key.")
+        self.stdout.write(f"{rotated} of {total} process note text(s) {verb} with the current first key.")
