@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
 from kapclinic.clinical.vitals import (
@@ -505,3 +506,147 @@ def evaluate_discharge(d: DischargeInput) -> DischargeDecision:
     if not d.clinician_signed:
         reasons.append("Signature: a clinician must sign the discharge.")
     return DischargeDecision(not reasons, tuple(reasons), observed, earliest)
+
+
+# --------------------------------------------------------------------------------------------------
+# Administration record: what was actually given, per route (ref §6.1 "Drug administration": number of
+# devices and spray times for Spravato with 5-minute spacing, infusion start/stop and rate for IV,
+# lozenge hold time and spit/swallow for SL)
+# --------------------------------------------------------------------------------------------------
+
+#: Esketamine: each device is 28 mg as two sprays (one per nostril), the patient self-administers under
+#: direct observation, and the next device follows only after 5 minutes ([S7] ref §1.3). The number of
+#: minutes comes from the protocol (``dose.device_spacing_minutes``, cited there); this is the citation
+#: quoted in refusals.
+DEVICE_SPACING_SOURCE = "[S7] ref §1.3"
+
+SL_OUTCOMES: dict[str, str] = {"spat": "Spat out", "swallowed": "Swallowed"}
+
+
+def _clock_text(at: datetime, reference: datetime | None = None) -> str:
+    """``14:05:00``, or ``2 Mar 14:05:00`` when ``at`` falls on another day than ``reference``."""
+    if reference is not None and at.date() != reference.date():
+        return f"{at.day} {at:%b %H:%M:%S}"
+    return f"{at:%H:%M:%S}"
+
+
+def _gap_text(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    minutes, rest = divmod(abs(seconds), 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
+def check_entered_time(label: str, at: datetime, *, not_before: datetime | None, now: datetime) -> list[str]:
+    """A time typed by staff (it may be back-dated within the session) is refused with a sentence when it
+    lies in the future or before the patient checked in; nothing is moved or clamped."""
+    problems: list[str] = []
+    if at > now:
+        problems.append(
+            f"{label}: {_clock_text(at, now)} is in the future (it is now {_clock_text(now)}); "
+            "enter the time it happened."
+        )
+    if not_before is not None and at < not_before:
+        problems.append(
+            f"{label}: {_clock_text(at, not_before)} is before the patient checked in at "
+            f"{_clock_text(not_before)}; enter a time within this session."
+        )
+    return problems
+
+
+def check_device(
+    number: int, at: datetime, *, ordered: int, previous_at: datetime | None, spacing_minutes: int
+) -> list[str]:
+    """Device ``number`` (1-based, in order of use) at ``at``: refused beyond the devices ordered, before
+    the previous device, or less than ``spacing_minutes`` after it (exactly the spacing is accepted)."""
+    if ordered < 1:
+        return ["Devices: no nasal devices are part of the dose order, so none can be recorded."]
+    if number > ordered:
+        return [
+            f"Devices: all {ordered} ordered device(s) are already recorded; a device beyond the order "
+            "cannot be recorded."
+        ]
+    if previous_at is None:
+        return []
+    gap = at - previous_at
+    if gap < timedelta(0):
+        return [
+            f"Device {number} at {_clock_text(at, previous_at)} would be before device {number - 1} "
+            f"({_clock_text(previous_at)}); devices are recorded in the order they are used."
+        ]
+    spacing = timedelta(minutes=spacing_minutes)
+    if gap < spacing:
+        return [
+            f"Device {number} at {_clock_text(at)} is only {_gap_text(gap)} after device {number - 1} "
+            f"({_clock_text(previous_at)}); wait {spacing_minutes} minutes between devices "
+            f"({DEVICE_SPACING_SOURCE}), so device {number} can be used from "
+            f"{_clock_text(previous_at + spacing)}."
+        ]
+    return []
+
+
+def check_infusion_stop(
+    stopped_at: datetime, *, started_at: datetime | None, actual_rate_ml_per_h: Decimal | None
+) -> list[str]:
+    """An IV infusion stops after it started; an actual rate, when given, is above 0 mL/h."""
+    problems: list[str] = []
+    if started_at is None:
+        problems.append("Infusion: it has not been started, so it cannot be stopped.")
+    elif stopped_at <= started_at:
+        problems.append(
+            f"Infusion stop at {_clock_text(stopped_at, started_at)} is not after its start at "
+            f"{_clock_text(started_at)}; enter the time the infusion ended."
+        )
+    if actual_rate_ml_per_h is not None and actual_rate_ml_per_h <= 0:
+        problems.append("Actual rate: enter the pump rate in mL/h (above 0), or leave it empty if unchanged.")
+    return problems
+
+
+def check_lozenge(hold_minutes: int, outcome: str, *, minutes_since_first_dose: int) -> list[str]:
+    """A sublingual lozenge's hold time (minutes) cannot be negative or longer than the time since the
+    dose started, and the record says whether the rest was spat out or swallowed."""
+    problems: list[str] = []
+    if hold_minutes < 0:
+        problems.append("Hold time: enter the minutes the lozenge was held (0 or more).")
+    elif hold_minutes > minutes_since_first_dose:
+        problems.append(
+            f"Hold time: {hold_minutes} min is longer than the {minutes_since_first_dose} min since dosing "
+            "started; enter the time it was actually held."
+        )
+    if outcome not in SL_OUTCOMES:
+        problems.append("Spat or swallowed: say whether the patient spat out or swallowed the lozenge.")
+    return problems
+
+
+@dataclass(frozen=True)
+class AdministrationRecord:
+    """What has been recorded of the dose given, for the "dosing complete" check."""
+
+    form: str  # the protocol's dose form: nasal_device | vial_iv | vial_im | lozenge
+    devices_ordered: int = 0
+    devices_recorded: int = 0
+    infusion_stopped: bool = False
+    lozenge_recorded: bool = False
+    partial_reason: str = ""
+
+    @property
+    def partial(self) -> bool:
+        return self.form == "nasal_device" and self.devices_recorded < self.devices_ordered
+
+
+def dosing_completion_gaps(r: AdministrationRecord) -> tuple[str, ...]:
+    """Why dosing cannot be marked complete yet (empty = it can). Esketamine: every ordered device is
+    recorded, or a written reason documents a partial dose (e.g. the patient declined or vomited). IV:
+    the infusion stop is recorded. SL: hold time and spat/swallowed are recorded. IM: the injection time
+    is the first-dose time, nothing more is needed."""
+    gaps: list[str] = []
+    if r.partial and not r.partial_reason.strip():
+        gaps.append(
+            f"Devices: {r.devices_recorded} of {r.devices_ordered} ordered devices are recorded; record "
+            "the others as they are used, or give the reason for a partial dose (for example, the patient "
+            "declined or vomited)."
+        )
+    if r.form == "vial_iv" and not r.infusion_stopped:
+        gaps.append("Infusion: record the time the infusion stopped (and the actual rate if it changed).")
+    if r.form == "lozenge" and not r.lozenge_recorded:
+        gaps.append("Lozenge: record the hold time and whether it was spat out or swallowed.")
+    return tuple(gaps)

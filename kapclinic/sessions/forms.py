@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 
 from kapclinic.clinical.protocols import protocol_choices
-from kapclinic.clinical.session_state import MEDICATION_CLASS_LABELS
+from kapclinic.clinical.session_state import MEDICATION_CLASS_LABELS, SL_OUTCOMES
 from kapclinic.clinical.vitals import DISSOCIATION_ANCHORS, MOAAS_LEVELS
 from kapclinic.core.forms import choice_field
 from kapclinic.sessions.models import (
@@ -252,6 +252,48 @@ class AbortForm(VersionForm):
 
 class TransitionForm(VersionForm):
     event = forms.ChoiceField(choices=[("check_in", ""), ("start_monitoring", ""), ("start_recovery", "")])
+    partial_reason = forms.CharField(
+        label="Reason for a partial dose (only when fewer devices than ordered were used)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=1000,
+        required=False,
+    )
+
+
+# Administration times are entered to the second: the 5-minute spacing between esketamine devices is
+# checked on the seconds, so a time pre-filled with "now" must not be cut to the minute.
+DT_SECONDS = "%Y-%m-%dT%H:%M:%S"
+
+
+def dt_seconds_field(label: str, help_text: str = "") -> forms.DateTimeField:
+    return forms.DateTimeField(
+        label=label,
+        help_text=help_text,
+        input_formats=[DT_SECONDS, DT_FORMAT, "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format=DT_SECONDS),
+    )
+
+
+class DeviceForm(VersionForm):
+    at = dt_seconds_field(
+        "Device used at",
+        help_text="Now, or earlier if you record it afterwards (not before check-in, never in the future).",
+    )
+
+
+class InfusionStopForm(VersionForm):
+    stopped_at = dt_seconds_field("Infusion stopped at")
+    actual_rate_ml_per_h = forms.DecimalField(
+        label="Actual pump rate (mL/h), only if it was changed from the order",
+        max_digits=7,
+        decimal_places=1,
+        required=False,
+    )
+
+
+class LozengeForm(VersionForm):
+    hold_minutes = forms.IntegerField(label="Lozenge held for (minutes)")
+    outcome = forms.ChoiceField(label="Then", choices=list(SL_OUTCOMES.items()), widget=forms.RadioSelect)
 
 
 class AdverseEventForm(forms.Form):

@@ -11,7 +11,7 @@ from typing import ClassVar
 from django.conf import settings
 from django.db import models
 
-from kapclinic.clinical.session_state import STATE_LABELS, State
+from kapclinic.clinical.session_state import SL_OUTCOMES, STATE_LABELS, State
 from kapclinic.core import clock
 from kapclinic.core.concurrency import VersionedModel
 
@@ -192,7 +192,45 @@ class Administration(models.Model):
     administered_by = models.ForeignKey(
         USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    #: When "Start dosing now" was pressed: the first-dose time (the monitoring clock's zero), which is
+    #: also the first esketamine device, the start of an IV infusion and the time of an IM injection.
     administered_at = models.DateTimeField(null=True, blank=True)
+
+    # What was actually given, per route (ref §6.1 "Drug administration"). Esketamine devices are
+    # DeviceUse rows. IV: when the infusion stopped and the pump rate if it was changed from the order.
+    infusion_stopped_at = models.DateTimeField(null=True, blank=True)
+    actual_rate_ml_per_h = models.DecimalField(max_digits=7, decimal_places=1, null=True, blank=True)
+    # SL: how long the lozenge was held and whether the rest was spat out or swallowed.
+    hold_minutes = models.PositiveIntegerField(null=True, blank=True)
+    sl_outcome = models.CharField(max_length=10, blank=True, choices=list(SL_OUTCOMES.items()))
+    #: Who recorded the IV stop or the SL hold, and when.
+    route_recorded_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    route_recorded_at = models.DateTimeField(null=True, blank=True)
+    #: Esketamine: the written reason when dosing was completed with fewer devices than ordered.
+    partial_dose_reason = models.TextField(blank=True)
+
+
+class DeviceUse(models.Model):
+    """One esketamine nasal device used by the patient under observation: 28 mg as two sprays, one per
+    nostril, 5 minutes after the previous device ([S7] ref §1.3). Number 1 is recorded by "Start dosing
+    now" at the first-dose time; the nurse records the others as they are used."""
+
+    administration = models.ForeignKey(Administration, on_delete=models.PROTECT, related_name="device_uses")
+    number = models.PositiveSmallIntegerField()
+    at = models.DateTimeField()
+    recorded_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering: ClassVar = ["number"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["administration", "number"], name="one_use_per_device_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"Device {self.number}"
 
 
 class ObservationKind(models.TextChoices):

@@ -5,19 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from kapclinic.clinical.protocols import Protocol
-from kapclinic.clinical.session_state import State
+from kapclinic.clinical.session_state import SL_OUTCOMES, State
 from kapclinic.clinical.vitals import LOINC, DueItem, Reading, Vital, due_vitals
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.policy import ALL, Action, scope, visible_patients
 from kapclinic.scheduling.models import Appointment, Kind, Status
-from kapclinic.sessions.models import DosingSession, Observation, ObservationKind
+from kapclinic.sessions.models import Administration, DeviceUse, DosingSession, Observation, ObservationKind
 
 REMS_SUBMIT_DAYS = 7  # submit within 7 days [S6a] ref §2.1
 
@@ -126,6 +127,66 @@ def patient_sessions(patient: Any, limit: int = 10) -> list[DosingSession]:
 
 
 @dataclass(frozen=True)
+class GivenRecord:
+    """What was actually given, per route, for the session page, the timeline and the REMS record."""
+
+    form: str  # the protocol's dose form: nasal_device | vial_iv | vial_im | lozenge
+    admin: Administration | None
+    devices: list[DeviceUse]
+    devices_ordered: int
+    next_device: int | None  # the number of the next device to record, None when all are recorded
+    next_device_from: dt.datetime | None  # the earliest time the next device may be used
+    gaps: tuple[str, ...]  # what is missing before dosing can be marked complete
+    partial: bool  # fewer devices recorded than ordered
+
+    @property
+    def dose_given_mg(self) -> Decimal | None:
+        """The dose actually given: for devices, the ordered dose times the share of devices used."""
+        if self.admin is None or self.admin.administered_at is None:
+            return None
+        if self.form == "nasal_device" and self.devices_ordered:
+            return self.admin.dose_mg * len(self.devices) / self.devices_ordered
+        return self.admin.dose_mg
+
+
+def given_record(session: DosingSession, protocol: Protocol | None = None) -> GivenRecord:
+    """The administration record of a session (two queries: the order, its devices)."""
+    from kapclinic.clinical import session_state as sm
+    from kapclinic.sessions.services import protocol_for
+
+    protocol = protocol or protocol_for(session)
+    form = protocol.dose.form
+    admin = Administration.objects.filter(session=session).select_related("route_recorded_by").first()
+    devices = list(admin.device_uses.select_related("recorded_by")) if admin is not None else []
+    ordered = (admin.devices or 0) if admin is not None else 0
+    record = sm.AdministrationRecord(
+        form,
+        devices_ordered=ordered,
+        devices_recorded=len(devices),
+        infusion_stopped=admin is not None and admin.infusion_stopped_at is not None,
+        lozenge_recorded=admin is not None and admin.hold_minutes is not None,
+        partial_reason=admin.partial_dose_reason if admin is not None else "",
+    )
+    next_device = len(devices) + 1 if form == "nasal_device" and len(devices) < ordered else None
+    spacing = protocol.dose.device_spacing_minutes.value
+    next_from = (
+        devices[-1].at + dt.timedelta(minutes=int(spacing.value))
+        if next_device is not None and devices and spacing is not None
+        else None
+    )
+    return GivenRecord(
+        form=form,
+        admin=admin,
+        devices=devices,
+        devices_ordered=ordered,
+        next_device=next_device,
+        next_device_from=next_from,
+        gaps=sm.dosing_completion_gaps(record),
+        partial=record.partial,
+    )
+
+
+@dataclass(frozen=True)
 class TimelineRow:
     at: dt.datetime
     minutes: int | None  # minutes from first dose (None before dosing)
@@ -206,6 +267,46 @@ def monitoring_timeline(session: DosingSession) -> list[TimelineRow]:
     for t in session.transitions.select_related("by").all():
         text = _STEP_TEXT.get(t.event, t.event) + (f": {t.reason}" if t.reason else "")
         rows.append(TimelineRow(t.at, _rel(t.at, start), "Step", text, t.by.full_name))
+    admin = Administration.objects.filter(session=session).select_related("route_recorded_by").first()
+    if admin is not None:
+        ordered = admin.devices or 0
+        for d in admin.device_uses.select_related("recorded_by"):
+            rows.append(
+                TimelineRow(
+                    d.at,
+                    _rel(d.at, start),
+                    "Dose given",
+                    f"Nasal device {d.number} of {ordered} used (two sprays, one per nostril)",
+                    d.recorded_by.full_name,
+                )
+            )
+        by = admin.route_recorded_by.full_name if admin.route_recorded_by else ""
+        if admin.infusion_stopped_at is not None:
+            rate = (
+                f"; actual rate {admin.actual_rate_ml_per_h:.1f} mL/h"
+                if admin.actual_rate_ml_per_h is not None
+                else ""
+            )
+            rows.append(
+                TimelineRow(
+                    admin.infusion_stopped_at,
+                    _rel(admin.infusion_stopped_at, start),
+                    "Dose given",
+                    f"Infusion stopped{rate}",
+                    by,
+                )
+            )
+        if admin.hold_minutes is not None and admin.route_recorded_at is not None:
+            outcome = SL_OUTCOMES.get(admin.sl_outcome, admin.sl_outcome).lower()
+            rows.append(
+                TimelineRow(
+                    admin.route_recorded_at,
+                    _rel(admin.route_recorded_at, start),
+                    "Dose given",
+                    f"Lozenge held {admin.hold_minutes} min, then {outcome}",
+                    by,
+                )
+            )
     rows.sort(key=lambda r: r.at)
     return rows
 
@@ -251,6 +352,7 @@ def rems_record(session: DosingSession) -> dict[str, Any]:
 
     patient = session.patient
     admin = getattr(session, "administration", None)
+    given = given_record(session)
     base = baseline_reading(session)
     final = final_reading(session)
     at40 = None
@@ -307,7 +409,14 @@ def rems_record(session: DosingSession) -> dict[str, Any]:
         "monitoring_hcp": session.discharged_by,
         "clinic": session.clinic,
         "treatment_date": session.first_dose_at,
-        "dose_mg": admin.dose_mg if admin else None,
+        # The dose given: less than the order when fewer devices were used (a documented partial dose).
+        "dose_mg": given.dose_given_mg
+        if given.dose_given_mg is not None
+        else admin.dose_mg
+        if admin
+        else None,
+        "dose_ordered_mg": admin.dose_mg if admin else None,
+        "given": given,
         "lot_number": admin.lot_number if admin else "",
         "total_minutes": total,
         "ready_to_leave_minutes": session.ready_to_leave_minutes,

@@ -49,6 +49,7 @@ from kapclinic.sessions.models import (
     AdverseEvent,
     ClinicProtocolSetting,
     ClinicSettingChange,
+    DeviceUse,
     DosingSession,
     EventKind,
     GateOverride,
@@ -198,14 +199,37 @@ def session_create(
 
 @transaction.atomic
 def session_transition(
-    actor: Actor, session: DosingSession, event: Event, expected_version: int, reason: str = ""
+    actor: Actor,
+    session: DosingSession,
+    event: Event,
+    expected_version: int,
+    reason: str = "",
+    *,
+    partial_reason: str = "",
 ) -> DosingSession:
-    """Check-in, start monitoring, start recovery and abort (the steps with no extra data)."""
+    """Check-in, start monitoring, start recovery and abort (the steps with no extra data).
+
+    Starting monitoring marks dosing complete: refused until the route's administration record is
+    complete (every ordered esketamine device, the IV stop, the SL hold), or, for esketamine, until a
+    written ``partial_reason`` documents a partial dose."""
     if event not in (Event.CHECK_IN, Event.START_MONITORING, Event.START_RECOVERY, Event.ABORT):
         raise Refused("That step has its own form.")
     session = _fresh(session)
     _check_version(session, expected_version)
+    partial: Administration | None = None
+    if event is Event.START_MONITORING and State(session.state) is State.DOSING:
+        partial, reason = _dosing_complete_check(session, partial_reason)
     session = _transition(actor, session, event, expected_version, reason=reason.strip())
+    if partial is not None:
+        add_timeline_event(
+            session.patient,
+            kind="sessions.partial_dose",
+            title=f"Partial dose: {partial.device_uses.count()} of {partial.devices} devices given",
+            at=session.monitoring_started_at,
+            actor=actor,
+            ref=session,
+            url=_url(session),
+        )
     if event is Event.ABORT:
         session.abort_reason = reason.strip()
         session.save(update_fields=["abort_reason"])
@@ -673,7 +697,193 @@ def dosing_start(
     admin.administered_by = actor.user
     admin.administered_at = now
     admin.save(update_fields=["lot_number", "expiry_date", "administered_by", "administered_at"])
-    return _transition(actor, session, Event.START_DOSING, expected_version)
+    session = _transition(actor, session, Event.START_DOSING, expected_version)
+    if protocol.dose.form == "nasal_device" and admin.devices:
+        # The first device is used when dosing starts: its time is the first-dose time (clock zero).
+        assert session.first_dose_at is not None
+        DeviceUse.objects.create(
+            administration=admin,
+            number=1,
+            at=session.first_dose_at,
+            recorded_by=_assert_user(actor),
+            recorded_at=session.first_dose_at,
+        )
+    return session
+
+
+# ---------------------------------------------------------------- administration record (ref §6.1)
+
+
+def administration_record(session: DosingSession, admin: Administration | None) -> sm.AdministrationRecord:
+    """What has been recorded of the dose given, as the pure completion rule reads it."""
+    form = protocol_for(session).dose.form
+    if admin is None:
+        return sm.AdministrationRecord(form)
+    return sm.AdministrationRecord(
+        form,
+        devices_ordered=admin.devices or 0,
+        devices_recorded=admin.device_uses.count(),
+        infusion_stopped=admin.infusion_stopped_at is not None,
+        lozenge_recorded=admin.hold_minutes is not None and bool(admin.sl_outcome),
+        partial_reason=admin.partial_dose_reason,
+    )
+
+
+def _dosing_complete_check(session: DosingSession, partial_reason: str) -> tuple[Administration | None, str]:
+    """Refuse "dosing complete" while the administration record has gaps. Returns the administration
+    when a partial esketamine dose is being documented (its reason is stored), and the transition
+    reason to record."""
+    admin = Administration.objects.select_for_update().filter(session=session).first()
+    partial_reason = partial_reason.strip()
+    record = administration_record(session, admin)
+    gaps = sm.dosing_completion_gaps(
+        sm.AdministrationRecord(
+            record.form,
+            devices_ordered=record.devices_ordered,
+            devices_recorded=record.devices_recorded,
+            infusion_stopped=record.infusion_stopped,
+            lozenge_recorded=record.lozenge_recorded,
+            partial_reason=partial_reason,
+        )
+    )
+    if gaps:
+        raise Refused(list(gaps), {"partial_reason": [gaps[0]]} if record.partial else None)
+    if admin is None or not record.partial:
+        return None, ""
+    admin.partial_dose_reason = partial_reason
+    admin.save(update_fields=["partial_dose_reason"])
+    return (
+        admin,
+        f"Partial dose, {record.devices_recorded} of {record.devices_ordered} devices: {partial_reason}",
+    )
+
+
+def _dosing_admin(session: DosingSession, form: str, wrong_route: str) -> Administration:
+    """The administration of a session that is dosing, with the route the step is for."""
+    if State(session.state) is not State.DOSING:
+        raise Refused(
+            "The dose given is recorded while the session is dosing, before dosing is marked complete; "
+            f"the session is {session.get_state_display().lower()}."
+        )
+    admin = Administration.objects.select_for_update().filter(session=session).first()
+    if admin is None or admin.administered_at is None:
+        raise Refused("Dosing has not started, so there is no dose to record.")
+    if protocol_for(session).dose.form != form:
+        raise Refused(wrong_route)
+    return admin
+
+
+def _time_problems(label: str, at: dt.datetime, session: DosingSession) -> list[str]:
+    return sm.check_entered_time(
+        label,
+        timezone.localtime(at),
+        not_before=timezone.localtime(session.checked_in_at) if session.checked_in_at else None,
+        now=timezone.localtime(clock.now()),
+    )
+
+
+@transaction.atomic
+def device_record(actor: Actor, session: DosingSession, expected_version: int, at: dt.datetime) -> DeviceUse:
+    """The next esketamine device, used at ``at`` (back-dated within the session, never in the future):
+    refused beyond the devices ordered or less than the protocol's spacing after the previous device
+    (5 minutes, [S7] ref §1.3)."""
+    session = _fresh(session)
+    _check_version(session, expected_version)
+    admin = _dosing_admin(session, "nasal_device", "This session's dose is not given with nasal devices.")
+    previous = admin.device_uses.order_by("-number").first()
+    number = (previous.number if previous else 0) + 1
+    spacing = protocol_for(session).dose.device_spacing_minutes.value
+    assert spacing is not None  # the loader refuses a nasal-device protocol without it
+    problems = _time_problems(f"Device {number}", at, session)
+    problems += sm.check_device(
+        number,
+        timezone.localtime(at),
+        ordered=admin.devices or 0,
+        previous_at=timezone.localtime(previous.at) if previous else None,
+        spacing_minutes=int(spacing.value),
+    )
+    if problems:
+        raise Refused(problems, {"at": [problems[0]]})
+    use = DeviceUse.objects.create(
+        administration=admin, number=number, at=at, recorded_by=_assert_user(actor), recorded_at=clock.now()
+    )
+    save_versioned(session, expected_version, [])
+    record_event(actor, "update", patient=session.patient, obj=session, detail=f"device:{number}")
+    return use
+
+
+@transaction.atomic
+def infusion_stop_record(
+    actor: Actor,
+    session: DosingSession,
+    expected_version: int,
+    *,
+    stopped_at: dt.datetime,
+    actual_rate_ml_per_h: Decimal | None,
+) -> Administration:
+    """When the IV infusion stopped (it started at the first-dose time) and the pump rate if changed."""
+    session = _fresh(session)
+    _check_version(session, expected_version)
+    admin = _dosing_admin(session, "vial_iv", "This session's dose is not an IV infusion.")
+    if admin.infusion_stopped_at is not None:
+        raise Refused("The infusion stop is already recorded.")
+    problems = _time_problems("Infusion stop", stopped_at, session)
+    problems += sm.check_infusion_stop(
+        timezone.localtime(stopped_at),
+        started_at=timezone.localtime(admin.administered_at) if admin.administered_at else None,
+        actual_rate_ml_per_h=actual_rate_ml_per_h,
+    )
+    if problems:
+        fields = {"stopped_at": [p for p in problems if not p.startswith("Actual rate")]}
+        rate = [p for p in problems if p.startswith("Actual rate")]
+        raise Refused(problems, {**({"actual_rate_ml_per_h": rate} if rate else {}), **fields})
+    admin.infusion_stopped_at = stopped_at
+    admin.actual_rate_ml_per_h = actual_rate_ml_per_h
+    admin.route_recorded_by = _assert_user(actor)
+    admin.route_recorded_at = clock.now()
+    admin.save(
+        update_fields=[
+            "infusion_stopped_at",
+            "actual_rate_ml_per_h",
+            "route_recorded_by",
+            "route_recorded_at",
+        ]
+    )
+    save_versioned(session, expected_version, [])
+    record_event(actor, "update", patient=session.patient, obj=session, detail="infusion_stop")
+    return admin
+
+
+@transaction.atomic
+def lozenge_record(
+    actor: Actor, session: DosingSession, expected_version: int, *, hold_minutes: int, outcome: str
+) -> Administration:
+    """How long the sublingual lozenge was held and whether it was spat out or swallowed."""
+    session = _fresh(session)
+    _check_version(session, expected_version)
+    admin = _dosing_admin(session, "lozenge", "This session's dose is not a sublingual lozenge.")
+    if admin.hold_minutes is not None:
+        raise Refused("The lozenge hold time is already recorded.")
+    assert admin.administered_at is not None
+    problems = sm.check_lozenge(
+        hold_minutes, outcome, minutes_since_first_dose=sm.minutes_between(admin.administered_at, clock.now())
+    )
+    if problems:
+        raise Refused(
+            problems,
+            {
+                "hold_minutes": [p for p in problems if p.startswith("Hold time")],
+                "outcome": [p for p in problems if p.startswith("Spat")],
+            },
+        )
+    admin.hold_minutes = hold_minutes
+    admin.sl_outcome = outcome
+    admin.route_recorded_by = _assert_user(actor)
+    admin.route_recorded_at = clock.now()
+    admin.save(update_fields=["hold_minutes", "sl_outcome", "route_recorded_by", "route_recorded_at"])
+    save_versioned(session, expected_version, [])
+    record_event(actor, "update", patient=session.patient, obj=session, detail="lozenge_hold")
+    return admin
 
 
 # ---------------------------------------------------------------- monitoring

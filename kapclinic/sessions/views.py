@@ -12,6 +12,8 @@ from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
@@ -118,6 +120,13 @@ def start_from_appointment(request: HttpRequest, appointment_id: int) -> HttpRes
     except Refused as e:
         record_event(actor, "view", patient=patient, obj=appt, detail="session start refused")
         messages.error(request, " ".join(e.messages))
+        # Back where the nurse pressed "Start session" (the chair board sends its own address), else
+        # the appointment page; only a local address is followed.
+        back = request.POST.get("next", "")
+        if back and url_has_allowed_host_and_scheme(
+            back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return redirect(back)
         return redirect("scheduling:detail", appointment_id=appt.pk)
     if not created:
         record_event(actor, "view", patient=patient, obj=session, detail="session already started")
@@ -168,6 +177,15 @@ def _context(
         ctx["start_form"] = f.StartDosingForm(initial={"version": session.version})
     if state in MONITOR_STATES or state is State.PREDOSE_PASSED or state is State.DISCHARGED:
         ctx["administration"] = getattr(session, "administration", None)
+    if state in MONITOR_STATES or state in (State.DISCHARGED, State.ABORTED):
+        ctx["given"] = selectors.given_record(session, protocol)
+    if state is State.DOSING:
+        now_text = timezone.localtime(clock.now()).strftime(f.DT_SECONDS)
+        ctx["device_form"] = f.DeviceForm(prefix="dev", initial={"version": session.version, "at": now_text})
+        ctx["infusion_form"] = f.InfusionStopForm(
+            prefix="inf", initial={"version": session.version, "stopped_at": now_text}
+        )
+        ctx["lozenge_form"] = f.LozengeForm(prefix="loz", initial={"version": session.version})
     if state in MONITOR_STATES:
         ctx.update(_monitor_context(session, protocol))
     if state is State.RECOVERY:
@@ -302,7 +320,13 @@ def transition(request: HttpRequest, patient_id: int, session_id: int) -> HttpRe
     form = f.TransitionForm(request.POST)
 
     def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
-        services.session_transition(actor, session, Event(data["event"]), data["version"])
+        services.session_transition(
+            actor,
+            session,
+            Event(data["event"]),
+            data["version"],
+            partial_reason=data.get("partial_reason") or "",
+        )
 
     return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do)
 
@@ -457,6 +481,50 @@ def start_dosing(request: HttpRequest, patient_id: int, session_id: int) -> Http
         )
 
     return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "start_form")
+
+
+@login_required
+@require_POST
+def device(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    """Esketamine: the next nasal device used (5 minutes after the previous one, [S7] ref §1.3)."""
+    form = f.DeviceForm(request.POST, prefix="dev")
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.device_record(actor, session, data["version"], data["at"])
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "device_form")
+
+
+@login_required
+@require_POST
+def infusion_stop(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    """IV: when the infusion stopped and the actual pump rate if it was changed."""
+    form = f.InfusionStopForm(request.POST, prefix="inf")
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.infusion_stop_record(
+            actor,
+            session,
+            data["version"],
+            stopped_at=data["stopped_at"],
+            actual_rate_ml_per_h=data["actual_rate_ml_per_h"],
+        )
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "infusion_form")
+
+
+@login_required
+@require_POST
+def lozenge(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    """SL: how long the lozenge was held and whether it was spat out or swallowed."""
+    form = f.LozengeForm(request.POST, prefix="loz")
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.lozenge_record(
+            actor, session, data["version"], hold_minutes=data["hold_minutes"], outcome=data["outcome"]
+        )
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "lozenge_form")
 
 
 @login_required

@@ -150,9 +150,17 @@ def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any) -> Non
         url(s, "start_dosing"), {"version": v(s), "lot_number": "L123", "expiry_date": "2027-01-01"}
     )
     assert r.status_code == 400 and "cannot be dosed twice" in r.content.decode()
-    client.post(url(s, "transition"), {"event": "start_monitoring", "version": v(s)})
+    # the first device was recorded at the first-dose time; dosing is complete once all three are
+    r = client.post(url(s, "transition"), {"event": "start_monitoring", "version": v(s)})
+    assert r.status_code == 400 and "1 of 3 ordered devices are recorded" in r.content.decode()
+    for _ in (2, 3):
+        clock_frozen.advance(dt.timedelta(minutes=5))
+        now = clock.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S")
+        assert client.post(url(s, "device"), {"dev-version": v(s), "dev-at": now}).status_code == 302
+    r = client.post(url(s, "transition"), {"event": "start_monitoring", "version": v(s)})
+    assert r.status_code == 302
     # 40 min vitals: rise >= 40 from baseline 152 fires an alert (htmx partial)
-    clock_frozen.advance(dt.timedelta(minutes=40))
+    clock_frozen.advance(dt.timedelta(minutes=30))
     r = client.post(
         url(s, "vitals"), {"sbp": 195, "dbp": 100, "hr": 90, "spo2": 97, "rr": 16}, HTTP_HX_REQUEST="true"
     )
