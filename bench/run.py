@@ -39,6 +39,29 @@ GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
 SETTINGS = "kapclinic.benchdata.settings"
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+# The production shape shares the cache between app servers (CACHE_URL=redis://...). Redis is used when it
+# answers here (database 2, emptied before each server start so one seeded database never sees another's
+# cached figures); BENCH_CACHE_URL=locmem:// measures the per-process cache instead.
+
+
+def _redis_reachable() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+CACHE_URL = os.environ.get("BENCH_CACHE_URL") or (
+    "redis://127.0.0.1:6379/2" if _redis_reachable() else "locmem://"
+)
+
+
+def flush_cache() -> None:
+    if CACHE_URL.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(CACHE_URL).flushdb()
 
 
 def log(msg: str) -> None:
@@ -62,6 +85,7 @@ def base_env(db_url: str) -> dict[str, str]:
             "STAFF_IDLE_TIMEOUT_MINUTES": "720",
             "DB_CONN_MAX_AGE": "60",
             "PYTHONHASHSEED": "0",
+            "CACHE_URL": CACHE_URL,
         }
     )
     return env
@@ -161,6 +185,7 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = base_env(db_url)
         self.log = (VAR / "gunicorn.log").open("w")
+        flush_cache()
         self.proc = subprocess.Popen(
             [
                 "taskset",
@@ -464,6 +489,7 @@ def versions() -> dict[str, str]:
         "wrk": wrk_v.split(" [")[0],
         "commit": commit,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "cache": CACHE_URL,
     }
 
 

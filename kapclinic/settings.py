@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from kapclinic.core.env import ConfigError, Env
+from kapclinic.core.env import ConfigError, Env, cache_from_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
@@ -77,6 +77,7 @@ try:
     EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "") or ""
     EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", True)
     DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "KAP Clinic <no-reply@kapclinic.invalid>")
+    CACHES = {"default": cache_from_url("CACHE_URL", env.str("CACHE_URL", "locmem://"))}
     LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 except ConfigError as _exc:
     sys.stderr.write(f"KAP Clinic cannot start: {_exc}\n")
@@ -115,6 +116,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "kapclinic.core.middleware.RequestIdMiddleware",
+    "kapclinic.core.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -194,6 +196,20 @@ SESSION_COOKIE_AGE = 60 * 60 * 12
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
@@ -228,8 +244,6 @@ if IS_TEST:
     EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 AUDIT_DB_TRIGGERS = not IS_TEST
-
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 LOGGING = {
     "version": 1,

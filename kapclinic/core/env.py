@@ -84,3 +84,26 @@ class Env:
                 f"The environment variable {name} must be one of {', '.join(choices)}; got {value!r}."
             )
         return value
+
+
+def cache_from_url(name: builtins.str, url: builtins.str) -> dict[builtins.str, object]:
+    """Django CACHES entry for a cache address.
+
+    ``locmem://`` keeps the cache in each server process (fine for one process, the default);
+    ``redis://host:port/db`` (or ``rediss://`` for TLS) shares it between every app server, which is what a
+    deployment that scales out wants: derived figures such as the outcomes dashboard are then computed
+    once per change for the whole deployment instead of once per worker.
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "locmem":
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    if scheme in ("redis", "rediss"):
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": "kapclinic",
+            "TIMEOUT": 3600,
+        }
+    raise ConfigError(
+        f"The environment variable {name} must start with locmem://, redis:// or rediss://; got {url!r}."
+    )

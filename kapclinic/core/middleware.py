@@ -52,3 +52,24 @@ class NoStoreMiddleware:
         if user is not None and user.is_authenticated and "Cache-Control" not in response:
             response["Cache-Control"] = "no-store"
         return response
+
+
+class SecurityHeadersMiddleware:
+    """A Content-Security-Policy on every response (settings.CONTENT_SECURITY_POLICY).
+
+    Scripts come from this site only (no inline script, no eval), so a note or a name that somehow
+    carried markup could not run code in a clinician's session; nothing may frame the pages; forms post
+    only here. Inline style attributes stay allowed (layout values computed by the calendar views).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        from django.conf import settings
+
+        self.policy: str = settings.CONTENT_SECURITY_POLICY
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if self.policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = self.policy
+        return response

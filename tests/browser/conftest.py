@@ -57,8 +57,16 @@ def _page(browser: Any, width: int, height: int, **kw: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": width, "height": height}, **kw)
     context.set_default_timeout(15000)
     page = context.new_page()
+    # The Content-Security-Policy must never block anything a page needs: Chromium reports each refusal
+    # on the console, and any refusal fails the test.
+    blocked: list[str] = []
+    page.on(
+        "console",
+        lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
     yield page
     context.close()
+    assert not blocked, "blocked by the Content-Security-Policy:\n" + "\n".join(blocked)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kapclinic.core.env import ConfigError, Env
+from kapclinic.core.env import ConfigError, Env, cache_from_url
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,6 +38,17 @@ def test_required_and_choice() -> None:
         env.choice("MODE", "a", ("a", "b"))
 
 
+def test_cache_address() -> None:
+    assert str(cache_from_url("CACHE_URL", "locmem://")["BACKEND"]).endswith("LocMemCache")
+    redis = cache_from_url("CACHE_URL", "redis://127.0.0.1:6379/1")
+    assert redis["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert redis["LOCATION"] == "redis://127.0.0.1:6379/1"
+    with pytest.raises(ConfigError, match="CACHE_URL must start with locmem://, redis:// or rediss://"):
+        cache_from_url("CACHE_URL", "memcached://127.0.0.1")
+    with pytest.raises(ConfigError, match="CACHE_URL must start with"):
+        cache_from_url("CACHE_URL", "127.0.0.1:6379")
+
+
 @pytest.mark.parametrize(
     ("variables", "sentence"),
     [
@@ -48,6 +59,7 @@ def test_required_and_choice() -> None:
             "STAFF_IDLE_TIMEOUT_MINUTES must be a whole number",
         ),
         ({"KAP_ENV": "sandbox"}, "KAP_ENV must be one of"),
+        ({"KAP_ENV": "development", "CACHE_URL": "memcached://x"}, "CACHE_URL must start with"),
     ],
 )
 def test_bad_configuration_stops_startup_with_a_sentence(variables: dict[str, str], sentence: str) -> None:
@@ -58,3 +70,20 @@ def test_bad_configuration_stops_startup_with_a_sentence(variables: dict[str, st
     )
     assert result.returncode == 2
     assert "KAP Clinic cannot start" in result.stderr and sentence in result.stderr
+
+
+def test_redis_cache_round_trip_when_reachable() -> None:
+    """The shared cache a scaled-out deployment uses really works (Redis on 127.0.0.1:6379 when present)."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
+    except OSError:
+        pytest.skip("Redis is not reachable on 127.0.0.1:6379")
+    from django.core.cache.backends.redis import RedisCache
+
+    config = cache_from_url("CACHE_URL", "redis://127.0.0.1:6379/15")
+    cache = RedisCache(str(config["LOCATION"]), {"KEY_PREFIX": config["KEY_PREFIX"]})
+    cache.set("kapclinic-test-key", {"n": 1}, 30)
+    assert cache.get("kapclinic-test-key") == {"n": 1}
+    cache.delete("kapclinic-test-key")
