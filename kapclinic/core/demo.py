@@ -23,7 +23,13 @@ from kapclinic.patients.models import CareTeamMember, Diagnosis, Medication, Pat
 from kapclinic.patients.services import add_timeline_event, next_mrn
 
 DEMO_PASSWORD = "demo-clinic-2026"
+#: Order matters: sessions before measures, because a questionnaire response records how many dosing
+#: sessions came before it when it is stored (its ``sessions_before``, behind "sessions to response").
+#: The sessions demo stores the PHQ-9 answered before each session it seeds; the measures demo then
+#: adds the baselines and the other follow-ups, dated among sessions that already exist.
 DEMO_APPS = ["intake", "consent", "treatment", "scheduling", "sessions", "measures", "notes", "portal"]
+#: Seed of the demo's Faker and random generators (``DemoContext.rng``, ``DemoContext.rng_for``).
+DEMO_SEED = 2026
 
 STAFF = [
     ("admin@demo.kapclinic.test", "Alex Admin", Role.ADMIN),
@@ -48,6 +54,13 @@ class DemoContext:
     rng: random.Random
     actor: Actor
     extra: dict[str, Any] = field(default_factory=dict)
+    seed: int = DEMO_SEED
+
+    def rng_for(self, *keys: object) -> random.Random:
+        """A generator of its own for one purpose (e.g. ``ctx.rng_for("course", patient.mrn)``): the
+        same keys give the same numbers in every run, whichever seeders ran before or drew from
+        ``rng``, so two seeders can agree on a plan without passing it around."""
+        return random.Random(":".join([str(self.seed), *(str(k) for k in keys)]))
 
     def staff_actor(self, key: str) -> Actor:
         user = self.staff[key]
@@ -78,8 +91,8 @@ DX = [
 
 def build_foundation(stdout: Any = None) -> DemoContext:
     faker = Faker("en_US")
-    faker.seed_instance(2026)
-    rng = random.Random(2026)
+    faker.seed_instance(DEMO_SEED)
+    rng = random.Random(DEMO_SEED)
     with transaction.atomic():
         clinic, _ = Clinic.objects.get_or_create(
             slug="harbor-kap",

@@ -1,5 +1,8 @@
 """The demo is consistent: seeded sessions sit on real plans, consents and decisions, and the demo
-patient's session today passes the readiness and PHQ-9 items with no override. Idempotent."""
+patient's session today passes the readiness and PHQ-9 items with no override. Its measures tell a
+believable story on the clinic outcomes dashboard: baselines before the first dosing session, a PHQ-9
+before every session, responders after a few sessions, remitters, non-responders and a relapse in
+maintenance. Idempotent. (One seeding for all of it: seeding the demo takes a while.)"""
 
 from __future__ import annotations
 
@@ -7,23 +10,56 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db.models import Model
 
+from kapclinic.accounts.models import Clinic
+from kapclinic.audit.models import AuditEvent
 from kapclinic.audit.services import verify_chains
+from kapclinic.clinical.instruments import get_instrument, score
+from kapclinic.consent.models import ConsentSignature
 from kapclinic.core import clock
 from kapclinic.core.demo import PATIENT_LOGIN
-from kapclinic.sessions.models import DosingSession, GateOverride
+from kapclinic.measures.models import Episode, InstrumentResponse, SafetyAlert
+from kapclinic.measures.selectors import clinic_outcomes
+from kapclinic.patients.models import PathwayStatus, TimelineEvent
+from kapclinic.sessions.models import DosingSession, GateOverride, Observation
+from kapclinic.sessions.selectors import measure_dosing_times
 from kapclinic.sessions.services import gate_result
 from kapclinic.treatment.models import TreatmentPlan
 
 pytestmark = pytest.mark.django_db
 
+COUNTED: list[type[Model]] = [
+    DosingSession,
+    Observation,
+    InstrumentResponse,
+    Episode,
+    SafetyAlert,
+    TreatmentPlan,
+    ConsentSignature,
+    TimelineEvent,
+    AuditEvent,
+]
 
-def test_seed_demo_sessions_are_consistent_and_idempotent(clock_frozen: Any) -> None:
+
+def _counts() -> dict[str, int]:
+    return {m._meta.label: m._default_manager.count() for m in COUNTED}
+
+
+def test_seed_demo_is_consistent_idempotent_and_tells_an_outcome_story(clock_frozen: Any) -> None:
     before = clock.now()
     call_command("seed_demo", "--quiet-logins")
-    n = DosingSession.objects.count()
+    seeded = _counts()
     call_command("seed_demo", "--quiet-logins")
-    assert DosingSession.objects.count() == n and n >= 5
+    assert _counts() == seeded  # the second run adds nothing
+    assert seeded["kap_sessions.DosingSession"] >= 5
+    _sessions_are_consistent()
+    _outcomes_tell_a_story()
+    assert verify_chains() == []
+    assert clock.now() == before  # the demo put the application clock back
+
+
+def _sessions_are_consistent() -> None:
     assert not GateOverride.objects.exists()
     for s in DosingSession.objects.select_related("patient"):
         plan = TreatmentPlan.objects.get(patient=s.patient, status="signed")
@@ -37,5 +73,55 @@ def test_seed_demo_sessions_are_consistent_and_idempotent(clock_frozen: Any) -> 
     items = {i.check.key: i.status for i in gate_result(today).items}
     assert items["signed_plan"] == items["consent_current"] == items["eligibility_current"] == "pass"
     assert items["phq9_done"] == "pass"
-    assert verify_chains() == []
-    assert clock.now() == before  # the demo put the application clock back
+
+
+def _outcomes_tell_a_story() -> None:
+    clinic = Clinic.objects.get(slug="harbor-kap")
+    treated = list(
+        clinic.patients.filter(
+            pathway_status__in=[PathwayStatus.ACTIVE, PathwayStatus.MAINTENANCE, PathwayStatus.DISCHARGED]
+        )
+    )
+    doses = measure_dosing_times([p.pk for p in treated])
+    # Every patient in treatment, maintenance or discharged has had dosing sessions, and each one's
+    # baselines come before the first of them.
+    assert all(len(doses[p.pk]) >= 2 for p in treated)
+    episodes = list(Episode.objects.filter(clinic=clinic).select_related("baseline", "patient"))
+    for ep in episodes:
+        assert ep.baseline is not None and ep.baseline.completed_at < doses[ep.patient_id][0]
+    # A PHQ-9 between consecutive sessions: one for each count of sessions before it.
+    phq9 = InstrumentResponse.objects.filter(clinic=clinic, instrument="PHQ-9")
+    for p in treated:
+        seen = set(phq9.filter(patient=p).values_list("sessions_before", flat=True))
+        assert set(range(len(doses[p.pk]))) <= seen
+    # Totals are the real scoring of the stored item answers.
+    for r in InstrumentResponse.objects.filter(clinic=clinic).prefetch_related("answers")[:60]:
+        inst = get_instrument(r.instrument, r.instrument_version)
+        values: dict[int, int] = {a.item_number: a.value for a in r.answers.all()}
+        assert score(inst, [values.get(i.number) for i in inst.items]).total == r.total
+
+    # The dashboard: a plausible median number of sessions to response in every PHQ-9 group.
+    outcomes = clinic_outcomes(clinic)
+    (overall,) = [row for row in outcomes["instrument"] if row["instrument"] == "PHQ-9"]
+    assert overall["median_sessions"] is not None and 2 <= overall["median_sessions"] <= 4
+    for group in ("protocol", "route", "indication"):
+        for row in outcomes[group]:
+            if row["responded"]:
+                assert row["median_sessions"] and row["median_sessions"] >= 1, (group, row)
+    followed = [e for e in episodes if e.instrument == "PHQ-9" and e.followup_count]
+    responders = [e for e in followed if e.responded and not e.latest_remission]
+    remitters = [e for e in followed if e.latest_remission]
+    non_responders = [e for e in followed if not e.responded]
+    relapsed = [e for e in followed if e.relapsed]
+    assert responders and remitters and non_responders
+    assert all(2 <= (e.sessions_to_response or 0) <= 6 for e in followed if e.responded)
+    assert [e.patient.pathway_status for e in relapsed] == [PathwayStatus.MAINTENANCE]
+    # One open (urgent) item-9 alert, on a non-responder; every historical alert was acknowledged.
+    (open_alert,) = SafetyAlert.objects.filter(clinic=clinic, acknowledged_at__isnull=True)
+    assert open_alert.urgent and open_alert.patient_id in {e.patient_id for e in non_responders}
+
+    # The demo patient's PHQ-9 reads as a story: baseline 19, a response after 3 sessions, 5 today.
+    demo = Episode.objects.get(patient__user__email=PATIENT_LOGIN, instrument="PHQ-9")
+    totals = list(demo.responses.order_by("completed_at").values_list("total", flat=True))
+    assert totals[0] == 19 and totals[-1] == 5 and totals == sorted(totals, reverse=True)
+    assert demo.responded and demo.sessions_to_response == 3 and not demo.relapsed
