@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+
+from playwright.sync_api import expect
+
+from kapclinic.core import clock
 
 
 def check_in_esketamine(page: Any, *, systolic: str, diastolic: str, heart_rate: str) -> None:
@@ -25,3 +30,22 @@ def check_in_esketamine(page: Any, *, systolic: str, diastolic: str, heart_rate:
     page.get_by_label("SpO2 (%)").fill("98")
     page.get_by_label("Respiratory rate (/min)").fill("14")
     page.get_by_role("button", name="Save baseline vitals").click()
+
+
+def record_remaining_devices(page: Any, detail: str, *, ordered: int) -> None:
+    """Device 1 is recorded by "Start dosing now"; each further device 5 minutes after the previous one
+    (Spravato administration: wait 5 minutes between devices). Advances the application clock."""
+    for n in range(2, ordered + 1):
+        clock.advance(dt.timedelta(minutes=5))
+        page.goto(detail)  # the device time is pre-filled with "now" when the page renders
+        with page.expect_navigation():
+            page.get_by_role("button", name=f"Record device {n}").click()
+
+
+def htmx_click(page: Any, target: Any) -> None:
+    """Click an htmx-powered button and wait until its response has been swapped in and settled, so the
+    next step never races a request still in flight (text the test waits for may already be on the page)."""
+    with page.expect_response(lambda r: r.request.method == "POST"):
+        target.click()
+    # A locator, not wait_for_function: the Content-Security-Policy forbids evaluating strings.
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)

@@ -19,7 +19,7 @@ from kapclinic.scheduling.models import Appointment, Resource
 from kapclinic.sessions.models import DosingSession
 from kapclinic.testing.factories import actor_for, make_clinic, make_patient, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
-from tests.browser.steps import check_in_esketamine
+from tests.browser.steps import check_in_esketamine, htmx_click, record_remaining_devices
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)
 PROCESS_NOTE = "Held the silence; she named the old fear of falling"
@@ -114,6 +114,10 @@ def test_dosing_session_on_tablet(
     with page.expect_navigation():
         page.get_by_role("button", name="Start dosing now").click()
     expect(page.get_by_role("heading", name="Live monitoring")).to_be_visible()
+    record_remaining_devices(page, detail, ordered=3)  # 84 mg = 3 devices, 5 min apart (+10 min)
+    expect(page.get_by_text("3 of 3 ordered devices recorded").first).to_be_visible()
+    axe_check(page, "dosing-devices-recorded")
+    shot(page, "dosing-2b-devices-recorded")
 
     with page.expect_navigation():
         page.get_by_role("button", name="Dosing complete: start monitoring").click()
@@ -132,9 +136,10 @@ def test_dosing_session_on_tablet(
     shot(page, "dosing-3a-process-note")
     _sign_out(page)
 
-    # --- 36 minutes later the ~40 min vitals are due; the nurse does not see the process note
+    # --- 36 minutes after the first device the ~40 min vitals are due; the nurse does not see the
+    # process note
     login(page, "nurse@dose.test")
-    clock.advance(dt.timedelta(minutes=36))
+    clock.advance(dt.timedelta(minutes=26))
     page.goto(detail)
     assert PROCESS_NOTE not in page.content()
     due = page.locator("#monitor-status")
@@ -146,7 +151,7 @@ def test_dosing_session_on_tablet(
     page.get_by_label("Heart rate (/min)").fill("92")
     page.get_by_label("SpO2 (%)").fill("97")
     page.get_by_label("Respiratory rate (/min)").fill("16")
-    page.get_by_role("button", name="Save vitals").click()
+    htmx_click(page, page.get_by_role("button", name="Save vitals"))
     page.wait_for_selector("text=has risen 43 mmHg")
     assert "1 open" in page.locator("#alerts-h").inner_text()
     axe_check(page, "dosing-alert")
@@ -154,10 +159,10 @@ def test_dosing_session_on_tablet(
     page.get_by_label("Action taken for this alert").fill(
         "Rechecked at +50 min; prescriber informed; no symptoms"
     )
-    page.get_by_role("button", name="Acknowledge").click()
+    htmx_click(page, page.get_by_role("button", name="Acknowledge"))
     page.wait_for_selector("text=No open alerts.")
     page.get_by_label("4 – Sluggish response to name in a normal voice").check()
-    page.get_by_role("button", name="Save MOAA/S").click()
+    htmx_click(page, page.get_by_role("button", name="Save MOAA/S"))
     page.wait_for_selector("text=Latest MOAA/S: 4")
 
     # --- recovery at +70: ratings resolved, final vitals; discharge refused before 120 min
@@ -168,13 +173,13 @@ def test_dosing_session_on_tablet(
     page.get_by_label("Systolic BP (mmHg)").fill("138")
     page.get_by_label("Diastolic BP (mmHg)").fill("88")
     page.get_by_label("SpO2 (%)").fill("98")
-    page.get_by_role("button", name="Save vitals").click()
+    htmx_click(page, page.get_by_role("button", name="Save vitals"))
     page.wait_for_selector("text=Vitals (recovery)")
     page.get_by_label("5 – Responds promptly to name in a normal voice").check()
-    page.get_by_role("button", name="Save MOAA/S").click()
+    htmx_click(page, page.get_by_role("button", name="Save MOAA/S"))
     page.wait_for_selector("text=Latest MOAA/S: 5")
     page.get_by_label("0 – None: oriented, no altered perception observed or reported").check()
-    page.get_by_role("button", name="Save dissociation rating").click()
+    htmx_click(page, page.get_by_role("button", name="Save dissociation rating"))
     page.wait_for_selector("text=Latest dissociation: 0")
     page.goto(detail)
     page.get_by_label("Named escort is present to take the patient home").check()

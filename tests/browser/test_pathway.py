@@ -18,7 +18,7 @@ from kapclinic.measures.models import InstrumentResponse
 from kapclinic.sessions.models import DosingSession, GateOverride
 from kapclinic.testing.factories import make_clinic, make_patient_user, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
-from tests.browser.steps import check_in_esketamine
+from tests.browser.steps import check_in_esketamine, htmx_click, record_remaining_devices
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)  # 09:00 in the clinic's time zone
 PHQ9 = [1, 2, 1, 1, 1, 0, 1, 0, 0]  # total 7, item 9 "Not at all"
@@ -103,19 +103,20 @@ def test_signed_plan_to_discharge(
     page.get_by_label("Expiry date").fill("2027-06-30")
     with page.expect_navigation():
         page.get_by_role("button", name="Start dosing now").click()
+    record_remaining_devices(page, detail, ordered=2)  # 56 mg = 2 devices, 5 min apart
     with page.expect_navigation():
         page.get_by_role("button", name="Dosing complete: start monitoring").click()
-    clock.advance(dt.timedelta(minutes=40))
+    clock.advance(dt.timedelta(minutes=35))
     page.goto(detail)
     page.get_by_label("Systolic BP (mmHg)").fill("144")
     page.get_by_label("Diastolic BP (mmHg)").fill("88")
     page.get_by_label("Heart rate (/min)").fill("82")
     page.get_by_label("SpO2 (%)").fill("97")
     page.get_by_label("Respiratory rate (/min)").fill("15")
-    page.get_by_role("button", name="Save vitals").click()
+    htmx_click(page, page.get_by_role("button", name="Save vitals"))
     page.wait_for_selector("text=No open alerts.")
     page.get_by_label("4 – Sluggish response to name in a normal voice").check()
-    page.get_by_role("button", name="Save MOAA/S").click()
+    htmx_click(page, page.get_by_role("button", name="Save MOAA/S"))
     page.wait_for_selector("text=Latest MOAA/S: 4")
     axe_check(page, "pathway-monitoring")
     shot(page, "pathway-3-monitoring")
@@ -127,13 +128,13 @@ def test_signed_plan_to_discharge(
     page.get_by_label("Systolic BP (mmHg)").fill("130")
     page.get_by_label("Diastolic BP (mmHg)").fill("82")
     page.get_by_label("SpO2 (%)").fill("98")
-    page.get_by_role("button", name="Save vitals").click()
+    htmx_click(page, page.get_by_role("button", name="Save vitals"))
     page.wait_for_selector("text=Vitals (recovery)")
     page.get_by_label("5 – Responds promptly to name in a normal voice").check()
-    page.get_by_role("button", name="Save MOAA/S").click()
+    htmx_click(page, page.get_by_role("button", name="Save MOAA/S"))
     page.wait_for_selector("text=Latest MOAA/S: 5")
     page.get_by_label("0 – None: oriented, no altered perception observed or reported").check()
-    page.get_by_role("button", name="Save dissociation rating").click()
+    htmx_click(page, page.get_by_role("button", name="Save dissociation rating"))
     page.wait_for_selector("text=Latest dissociation: 0")
 
     def discharge() -> None:
