@@ -101,3 +101,14 @@ def _reset_clock() -> Any:
 
     yield
     clock.reset()
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> Any:
+    """Row ids repeat between tests (rolled-back transactions), so derived figures cached by one test
+    must never be read by the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -206,8 +206,12 @@ def open_patient(
     actor = actor_from_request(request)
     if actor.clinic is None or actor.user is None:
         raise Http404
+    own = getattr(request, "patient", None)  # a patient's own record, loaded by ClinicContextMiddleware
     try:
-        patient = Patient.objects.select_related("clinic").get(pk=int(patient_id), clinic=actor.clinic)
+        if own is not None and actor.role == "patient" and own.pk == int(patient_id):
+            patient = own
+        else:
+            patient = Patient.objects.select_related("clinic").get(pk=int(patient_id), clinic=actor.clinic)
     except (Patient.DoesNotExist, ValueError, TypeError):
         raise Http404 from None
     if actor.role == "patient" and patient.user_id != actor.user_id:

@@ -8,6 +8,7 @@ from typing import cast
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
+from kapclinic.core import request_cache
 from kapclinic.core.logging import set_request_id
 from kapclinic.core.request import KapRequest
 
@@ -25,7 +26,11 @@ class RequestIdMiddleware:
         rid = incoming if incoming.isalnum() and len(incoming) <= 64 else uuid.uuid4().hex
         cast(KapRequest, request).request_id = rid
         set_request_id(rid)
-        response = self.get_response(request)
+        token = request_cache.open_memo()
+        try:
+            response = self.get_response(request)
+        finally:
+            request_cache.close_memo(token)
         response["X-Request-ID"] = rid
         set_request_id("-")
         return response

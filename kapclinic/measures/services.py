@@ -27,7 +27,7 @@ from kapclinic.clinical.instruments import (
     get_instrument,
     score,
 )
-from kapclinic.core import clock
+from kapclinic.core import clock, request_cache
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
 from kapclinic.measures import hooks
@@ -68,8 +68,12 @@ class LinkError(MeasureError):
 def measure_settings(clinic: Any) -> MeasureSettings:
     """The clinic's settings row, or an unsaved one with the cited defaults. Accepts a clinic or its id."""
     clinic_id = getattr(clinic, "pk", clinic)
-    found = MeasureSettings.objects.filter(clinic_id=clinic_id).first()
-    return found if found is not None else MeasureSettings(clinic_id=clinic_id)
+
+    def load() -> MeasureSettings:
+        found = MeasureSettings.objects.filter(clinic_id=clinic_id).first()
+        return found if found is not None else MeasureSettings(clinic_id=clinic_id)
+
+    return request_cache.remember(("measure_settings", clinic_id), load)
 
 
 def scoring_settings_for(clinic: Any, cfg: MeasureSettings | None = None) -> ScoringSettings:
@@ -81,7 +85,11 @@ def scoring_settings_for(clinic: Any, cfg: MeasureSettings | None = None) -> Sco
 
 def outcome_settings_for(clinic: Any, instrument: str) -> outcomes.OutcomeSettings:
     """Outcome rules for one instrument: the clinic's override row or the cited defaults."""
-    row = OutcomeConfig.objects.filter(clinic_id=getattr(clinic, "pk", clinic), instrument=instrument).first()
+    clinic_id = getattr(clinic, "pk", clinic)
+    row = request_cache.remember(
+        ("outcome_config", clinic_id, instrument),
+        lambda: OutcomeConfig.objects.filter(clinic_id=clinic_id, instrument=instrument).first(),
+    )
     if row is None:
         base = outcomes.DEFAULT_OUTCOME_SETTINGS[instrument]
         if instrument == "PCL-5":  # remission below the clinic's probable-PTSD cut-off (ref §4.4)
@@ -654,4 +662,5 @@ def measure_settings_apply(
         )
         if updated != 1:
             raise ConflictError()
+        request_cache.forget()  # the rest of this request reads the new values
     return changes

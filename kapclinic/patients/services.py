@@ -18,6 +18,7 @@ from kapclinic.patients.models import (
     TimelineCategory,
     TimelineEvent,
 )
+from kapclinic.patients.selectors import forget_caseload_counts
 from kapclinic.policy import forget_care_team
 
 DEMOGRAPHIC_FIELDS = [
@@ -110,6 +111,7 @@ def patient_update_demographics(
         save_versioned(patient, expected_version, [*changed, "updated_at"])
         record_event(actor, "update", patient=patient, obj=patient, detail="fields=" + ",".join(changed))
         if "pathway_status" in changed:
+            forget_caseload_counts(patient)
             add_timeline_event(
                 patient,
                 kind="patient.pathway",
@@ -125,6 +127,7 @@ def care_team_add(actor: Actor, patient: Patient, user: Any, role: str) -> CareT
             patient=patient, user=user, defaults={"role": role}
         )
         forget_care_team(patient)
+        forget_caseload_counts(patient)
         record_event(actor, "update", patient=patient, obj=member, detail=f"care_team add {role}")
         add_timeline_event(
             patient,
@@ -138,6 +141,7 @@ def care_team_add(actor: Actor, patient: Patient, user: Any, role: str) -> CareT
 
 def care_team_remove(actor: Actor, patient: Patient, member: CareTeamMember) -> None:
     with transaction.atomic():
+        forget_caseload_counts(patient)  # before the member goes, so their census is forgotten too
         record_event(actor, "update", patient=patient, obj=member, detail="care_team remove")
         add_timeline_event(
             patient,

@@ -46,13 +46,18 @@ def seed(ctx: Any) -> None:
         if not eligibility_state(patient).current_eligible:
             continue
         protocol = get_protocol(demo_protocol_id(ctx, n, patient))
+        # The plan treats the patient's own charted diagnosis; esketamine's label is depression only.
+        charted = patient.diagnoses.order_by("pk").values_list("icd10", flat=True).first()
+        indication = BY_ICD10.get(charted or "", BY_ICD10["F33.1"])
+        if protocol.route == "IN" and not indication.icd10.startswith(("F32", "F33")):
+            indication = BY_ICD10["F33.1"]
         per_week = protocol.sessions.phases[0].sessions_per_week if protocol.sessions.phases else ()
         with at_time(treatment_start(patient, now) + dt.timedelta(days=2)):
             plan = services.plan_create(
                 actor,
                 patient,
                 protocol=protocol,
-                indication=BY_ICD10["F33.1"],
+                indication=indication,
                 goals=ctx.rng.choice(GOALS),
                 modality=ctx.rng.choice(["cbt", "psychodynamic", "act", "ifs"]),
                 modality_other="",

@@ -14,6 +14,7 @@ from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
 from kapclinic.intake import selectors as intake_selectors
 from kapclinic.patients.models import PathwayStatus, Patient
+from kapclinic.patients.selectors import forget_caseload_counts
 from kapclinic.patients.services import add_timeline_event
 from kapclinic.treatment.models import PlanStatus, PlanTarget, ProposedAppointment, TreatmentPlan
 from kapclinic.treatment.planning import propose_series
@@ -147,9 +148,10 @@ def plan_sign(
         )
         # A patient in assessment starts treatment; one in maintenance (a new plan for the next series)
         # or already active keeps their stage.
-        Patient.objects.filter(
+        if Patient.objects.filter(
             pk=patient.pk, pathway_status__in=[PathwayStatus.INQUIRY, PathwayStatus.ASSESSMENT]
-        ).update(pathway_status=PathwayStatus.ACTIVE, version=F("version") + 1)
+        ).update(pathway_status=PathwayStatus.ACTIVE, version=F("version") + 1):
+            forget_caseload_counts(patient)
         detail = f"plan signed; proposals={plan.proposals.count()}" + (
             "; protocol rationale" if extra else ""
         )

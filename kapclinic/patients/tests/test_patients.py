@@ -180,6 +180,39 @@ def test_dashboard_caseload_widget(world: Any, client: Any, django_assert_max_nu
     assert world.patient.display_name in response.content.decode()
 
 
+def test_caseload_census_is_reused_and_forgotten_when_it_changes(
+    world: Any, django_capture_on_commit_callbacks: Any, django_assert_num_queries: Any
+) -> None:
+    from kapclinic.patients.selectors import caseload_counts
+    from kapclinic.patients.services import care_team_add, patient_update_demographics
+    from kapclinic.testing.factories import actor_for
+
+    clinic, user = world.clinic.pk, world.therapist.pk
+    first = caseload_counts(clinic, user)
+    assert first["total"] == 1 and first["assessment"] + first["active"] + first["inquiry"] >= 0
+    with django_assert_num_queries(0):
+        assert caseload_counts(clinic, user) == first  # reused: the home page no longer counts
+
+    # A stage change through the service forgets the census of the patient's care team, after commit.
+    patient = world.patient
+    new_status = "maintenance" if patient.pathway_status != "maintenance" else "active"
+    with django_capture_on_commit_callbacks(execute=True):
+        patient_update_demographics(
+            actor_for(world.prescriber, world.clinic),
+            patient,
+            patient.version,
+            {"pathway_status": new_status},
+        )
+    assert caseload_counts(clinic, user)[new_status] == first[new_status] + 1
+
+    # Joining a care team counts the new member's caseload afresh.
+    other = world.other_patient
+    before = caseload_counts(clinic, user)["total"]
+    with django_capture_on_commit_callbacks(execute=True):
+        care_team_add(actor_for(world.prescriber, world.clinic), other, world.therapist, "therapist")
+    assert caseload_counts(clinic, user)["total"] == before + 1
+
+
 def test_portal_invitation(world: Any, client: Any, django_capture_on_commit_callbacks: Any) -> None:
     from django.core import mail
 
