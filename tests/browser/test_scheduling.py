@@ -75,3 +75,30 @@ def test_booking_conflict_and_calendar_views(
     phone_page.goto(f"{server}/schedule/?date={day.isoformat()}")
     axe_check(phone_page, "scheduling-day-phone")
     shot(phone_page, "scheduling-6-day-phone")
+
+
+def test_calendar_hides_patients_outside_a_therapists_caseload(
+    page: Any, server: str, login: Any, axe_check: Any, shot: Any
+) -> None:
+    clinic = make_clinic("Harbor")
+    theo = make_staff(clinic, "therapist", name="Theo Therapist", email="theo@v.test")
+    tara = make_staff(clinic, "therapist", name="Tara Therapist", email="tara@v.test")
+    mine = make_patient(clinic, care_team=[theo], legal_first_name="Avery")
+    theirs = make_patient(clinic, care_team=[tara], legal_first_name="Blake")
+    room = Resource.objects.create(clinic=clinic, name="Integration room", kind="room")
+    day = timezone.localdate(clock.now()) + dt.timedelta(days=1)
+    tz = timezone.get_current_timezone()
+    for patient, who, hour in ((mine, theo, 9), (theirs, tara, 11)):
+        start = dt.datetime.combine(day, dt.time(hour, 0), tzinfo=tz)
+        Appointment.objects.create(
+            clinic=clinic, patient=patient, kind="integration", starts_at=start,
+            ends_at=start + dt.timedelta(minutes=60), staff=who, resource=room, created_by=who,
+        )  # fmt: skip
+
+    login(page, "theo@v.test")
+    page.goto(f"{server}/schedule/?date={day.isoformat()}")
+    expect(page.get_by_text("Avery Synthetic").first).to_be_visible()
+    expect(page.get_by_text("Booked").first).to_be_visible()
+    assert "Blake" not in page.content()
+    axe_check(page, "scheduling-day-caseload-only")
+    shot(page, "scheduling-7-day-caseload-only")
