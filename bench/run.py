@@ -438,6 +438,9 @@ def bench_one(kind: str, n: int, fp: str, args: argparse.Namespace) -> dict[str,
                 continue
             entry["queries"] = queries[-1]  # steady state (the first request may warm caches)
             entry["queries_range"] = [min(queries), max(queries)]
+            # One unreported second of load at the workers' count, so every worker has imported, compiled
+            # its templates and warmed its caches before the first measurement (c=1 used to pay for it).
+            wrk(server, client, sc, expect, WORKERS, 1, load_core)
             for conc in args.conc:
                 r = wrk(server, client, sc, expect, conc, args.duration, load_core)
                 rss = server.worker_rss_mb()
@@ -500,7 +503,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, meta: dict[s
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta.items()),
         "",
         f"Settings: gunicorn {WORKERS} sync workers pinned to CPU {cpus()[0]}, wrk 1 thread pinned to CPU {cpus()[1]}, "
-        f"{args.duration:g} s per measurement, KAP_ENV=demo (DEBUG off), bench settings "
+        f"{args.duration:g} s per measurement after 1 s of unreported warm-up load per scenario, "
+        "KAP_ENV=demo (DEBUG off), bench settings "
         "(kapclinic.benchdata.settings: + floor URLs, + X-Bench-Queries header), loopback only. "
         "Latencies in ms. ×floor = p50 / floor p50 at the same concurrency. "
         "growth = p50 at the larger N / p50 at the smaller N. q = SQL queries per request. RSS = largest worker.",
