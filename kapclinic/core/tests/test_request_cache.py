@@ -9,8 +9,13 @@ from kapclinic.core import request_cache
 
 def test_outside_a_request_nothing_is_remembered() -> None:
     calls: list[int] = []
-    assert request_cache.remember("k", lambda: calls.append(1) or 1) == 1
-    assert request_cache.remember("k", lambda: calls.append(1) or 1) == 1
+
+    def compute() -> int:
+        calls.append(1)
+        return 1
+
+    assert request_cache.remember("k", compute) == 1
+    assert request_cache.remember("k", compute) == 1
     assert len(calls) == 2
 
 
