@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from kapclinic.clinical.protocols import Protocol
@@ -18,7 +19,14 @@ from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.policy import ALL, Action, scope, visible_patients
 from kapclinic.scheduling.models import Appointment, Kind, Status
-from kapclinic.sessions.models import Administration, DeviceUse, DosingSession, Observation, ObservationKind
+from kapclinic.sessions.models import (
+    Administration,
+    DeviceUse,
+    DosingSession,
+    Observation,
+    ObservationKind,
+    SessionAlert,
+)
 
 REMS_SUBMIT_DAYS = 7  # submit within 7 days [S6a] ref §2.1
 
@@ -35,10 +43,20 @@ def _visible_sessions(actor: Actor) -> QuerySet[DosingSession]:
 
 def clinic_sessions(actor: Actor, day: dt.date | None = None) -> QuerySet[DosingSession]:
     """Sessions of patients the actor may see clinically; one day, or all when day is None."""
+    # Open alerts as a correlated count, not a JOIN + GROUP BY: the database then walks the day's sessions
+    # in index order and counts only for the rows a page shows (a busy clinic's day stays as cheap as
+    # a quiet one's; the GROUP BY aggregated every session of the day before the LIMIT).
+    open_alerts = (
+        SessionAlert.objects.filter(session=OuterRef("pk"), acknowledged_at__isnull=True)
+        .order_by()
+        .values("session")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
     qs = (
         _visible_sessions(actor)
         .select_related("patient")
-        .annotate(open_alerts=Count("alerts", filter=Q(alerts__acknowledged_at__isnull=True)))
+        .annotate(open_alerts=Coalesce(Subquery(open_alerts, output_field=IntegerField()), 0))
         .order_by("scheduled_for", "id")
     )
     if day is not None:
