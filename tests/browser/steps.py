@@ -49,3 +49,10 @@ def htmx_click(page: Any, target: Any) -> None:
         target.click()
     # A locator, not wait_for_function: the Content-Security-Policy forbids evaluating strings.
     expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
+
+
+def sign_out(page: Any) -> None:
+    """Press "Sign out" in the header and wait for the sign-in page."""
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign out").click()
+    page.wait_for_load_state("networkidle")

@@ -19,7 +19,7 @@ from kapclinic.scheduling.models import Appointment, Resource
 from kapclinic.sessions.models import DosingSession
 from kapclinic.testing.factories import actor_for, make_clinic, make_patient, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
-from tests.browser.steps import check_in_esketamine, htmx_click, record_remaining_devices
+from tests.browser.steps import check_in_esketamine, htmx_click, record_remaining_devices, sign_out
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)
 PROCESS_NOTE = "Held the silence; she named the old fear of falling"
@@ -30,12 +30,6 @@ def ready() -> Any:
     clock.freeze(T0)
     yield
     clock.reset()
-
-
-def _sign_out(page: Any) -> None:
-    with page.expect_navigation():
-        page.get_by_role("button", name="Sign out").click()
-    page.wait_for_load_state("networkidle")
 
 
 def test_dosing_session_on_tablet(
@@ -83,7 +77,7 @@ def test_dosing_session_on_tablet(
     assert "unless a prescriber overrides it" in alert.inner_text()
     axe_check(page, "dosing-gate-blocked")
     shot(page, "dosing-1-gate-blocked")
-    _sign_out(page)
+    sign_out(page)
 
     # --- prescriber: override with a reason, confirm, order 84 mg
     login(page, "prescriber@dose.test")
@@ -104,7 +98,7 @@ def test_dosing_session_on_tablet(
     assert "3 × 28 mg device" in page.content()
     shot(page, "dosing-2-dose-ordered")
     axe_check(page, "dosing-dose")
-    _sign_out(page)
+    sign_out(page)
 
     # --- nurse: lot + expiry, start dosing
     login(page, "nurse@dose.test")
@@ -122,7 +116,7 @@ def test_dosing_session_on_tablet(
     with page.expect_navigation():
         page.get_by_role("button", name="Dosing complete: start monitoring").click()
 
-    _sign_out(page)
+    sign_out(page)
 
     # --- therapist: a process note beside the session (encrypted; only the author reads it)
     login(page, "therapist@dose.test")
@@ -134,7 +128,7 @@ def test_dosing_session_on_tablet(
     assert PROCESS_NOTE in page.content()
     axe_check(page, "dosing-process-note")
     shot(page, "dosing-3a-process-note")
-    _sign_out(page)
+    sign_out(page)
 
     # --- 36 minutes after the first device the ~40 min vitals are due; the nurse does not see the
     # process note

@@ -18,7 +18,7 @@ from kapclinic.measures.models import InstrumentResponse
 from kapclinic.sessions.models import DosingSession, GateOverride
 from kapclinic.testing.factories import make_clinic, make_patient_user, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
-from tests.browser.steps import check_in_esketamine, htmx_click, record_remaining_devices
+from tests.browser.steps import check_in_esketamine, htmx_click, record_remaining_devices, sign_out
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)  # 09:00 in the clinic's time zone
 PHQ9 = [1, 2, 1, 1, 1, 0, 1, 0, 0]  # total 7, item 9 "Not at all"
@@ -29,12 +29,6 @@ def frozen() -> Any:
     clock.freeze(T0)
     yield
     clock.reset()
-
-
-def _sign_out(page: Any) -> None:
-    with page.expect_navigation():
-        page.get_by_role("button", name="Sign out").click()
-    page.wait_for_load_state("networkidle")
 
 
 def test_signed_plan_to_discharge(
@@ -57,7 +51,7 @@ def test_signed_plan_to_discharge(
     page.wait_for_load_state("networkidle")
     response = InstrumentResponse.objects.get(patient=patient)
     assert (response.total, response.item9, response.source) == (7, 0, "portal")
-    _sign_out(page)
+    sign_out(page)
 
     # --- the nurse schedules the session on the plan's protocol, checks in and records the checks
     login(page, "nurse@path.test")
@@ -83,7 +77,7 @@ def test_signed_plan_to_discharge(
     session.refresh_from_db()
     assert session.state == "predose_passed" and session.phq9_response_id == response.pk
     assert not GateOverride.objects.filter(session=session).exists()
-    _sign_out(page)
+    sign_out(page)
 
     # --- the prescriber orders 56 mg (2 x 28 mg devices)
     login(page, "prescriber@path.test")
@@ -94,7 +88,7 @@ def test_signed_plan_to_discharge(
     assert "2 × 28 mg device" in page.content()
     axe_check(page, "pathway-dose-ordered")
     shot(page, "pathway-2-dose-ordered")
-    _sign_out(page)
+    sign_out(page)
 
     # --- the nurse gives it, monitors, and records vitals and ratings on schedule
     login(page, "nurse@path.test")
@@ -161,7 +155,7 @@ def test_signed_plan_to_discharge(
     page.get_by_text("Pre-dose checks as passed").click()
     axe_check(page, "pathway-discharged")
     shot(page, "pathway-5-discharged")
-    _sign_out(page)
+    sign_out(page)
 
     # --- the prescriber reviews the clinic settings behind those rules
     login(page, "prescriber@path.test")
