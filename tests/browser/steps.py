@@ -56,3 +56,13 @@ def sign_out(page: Any) -> None:
     with page.expect_navigation():
         page.get_by_role("button", name="Sign out").click()
     page.wait_for_load_state("networkidle")
+
+
+def start_dosing(page: Any, detail: str, *, lot: str, expiry: str = "2027-06-30") -> None:
+    """On the session page with a dose ordered: record the lot and expiry and start dosing (the
+    monitoring clock starts; for esketamine device 1 is recorded at this time)."""
+    page.goto(detail)
+    page.get_by_label("Lot number").fill(lot)
+    page.get_by_label("Expiry date").fill(expiry)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start dosing now").click()

@@ -19,7 +19,13 @@ from kapclinic.scheduling.models import Appointment, Resource
 from kapclinic.sessions.models import DosingSession
 from kapclinic.testing.factories import actor_for, make_clinic, make_patient, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
-from tests.browser.steps import check_in_esketamine, htmx_click, record_remaining_devices, sign_out
+from tests.browser.steps import (
+    check_in_esketamine,
+    htmx_click,
+    record_remaining_devices,
+    sign_out,
+    start_dosing,
+)
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)
 PROCESS_NOTE = "Held the silence; she named the old fear of falling"
@@ -102,11 +108,7 @@ def test_dosing_session_on_tablet(
 
     # --- nurse: lot + expiry, start dosing
     login(page, "nurse@dose.test")
-    page.goto(detail)
-    page.get_by_label("Lot number").fill("LOT-4711")
-    page.get_by_label("Expiry date").fill("2027-06-30")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Start dosing now").click()
+    start_dosing(page, detail, lot="LOT-4711")
     expect(page.get_by_role("heading", name="Live monitoring")).to_be_visible()
     record_remaining_devices(page, detail, ordered=3)  # 84 mg = 3 devices, 5 min apart (+10 min)
     expect(page.get_by_text("3 of 3 ordered devices recorded").first).to_be_visible()

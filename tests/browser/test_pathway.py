@@ -18,7 +18,13 @@ from kapclinic.measures.models import InstrumentResponse
 from kapclinic.sessions.models import DosingSession, GateOverride
 from kapclinic.testing.factories import make_clinic, make_patient_user, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
-from tests.browser.steps import check_in_esketamine, htmx_click, record_remaining_devices, sign_out
+from tests.browser.steps import (
+    check_in_esketamine,
+    htmx_click,
+    record_remaining_devices,
+    sign_out,
+    start_dosing,
+)
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)  # 09:00 in the clinic's time zone
 PHQ9 = [1, 2, 1, 1, 1, 0, 1, 0, 0]  # total 7, item 9 "Not at all"
@@ -92,11 +98,7 @@ def test_signed_plan_to_discharge(
 
     # --- the nurse gives it, monitors, and records vitals and ratings on schedule
     login(page, "nurse@path.test")
-    page.goto(detail)
-    page.get_by_label("Lot number").fill("LOT-2026-03")
-    page.get_by_label("Expiry date").fill("2027-06-30")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Start dosing now").click()
+    start_dosing(page, detail, lot="LOT-2026-03")
     record_remaining_devices(page, detail, ordered=2)  # 56 mg = 2 devices, 5 min apart
     with page.expect_navigation():
         page.get_by_role("button", name="Dosing complete: start monitoring").click()

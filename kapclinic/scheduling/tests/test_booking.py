@@ -26,6 +26,14 @@ def book(world: Any, *, patient: Any = None, staff: Any = None, **kw: Any) -> An
     return services.appointment_book(actor, patient or world.patient, staff=staff or world.therapist, **kw)
 
 
+def reschedule(actor: Any, appt: Any, version: int, starts_at: dt.datetime, staff: Any) -> Any:
+    """An in-person, one-hour appointment moved to ``starts_at`` with ``staff``, no room."""
+    return services.appointment_reschedule(
+        actor, appt, version, starts_at=starts_at, minutes=60, staff=staff, resource=None,
+        modality="in_person",
+    )  # fmt: skip
+
+
 def test_booking_writes_audit_timeline_and_a_reminder(world: Any, clock_frozen: Any) -> None:
     appt = book(world)
     assert appt.ends_at - appt.starts_at == dt.timedelta(minutes=60)
@@ -144,39 +152,12 @@ def test_reschedule_checks_conflicts_and_versions(world: Any, clock_frozen: Any)
     first = book(world, starts_at=at(9))
     second = book(world, starts_at=at(11))
     with pytest.raises(services.BookingError):
-        services.appointment_reschedule(
-            actor,
-            second,
-            second.version,
-            starts_at=at(9, 30),
-            minutes=60,
-            staff=world.therapist,
-            resource=None,
-            modality="in_person",
-        )
-    services.appointment_reschedule(
-        actor,
-        second,
-        second.version,
-        starts_at=at(10),
-        minutes=60,
-        staff=world.therapist,
-        resource=None,
-        modality="in_person",
-    )
+        reschedule(actor, second, second.version, at(9, 30), world.therapist)
+    reschedule(actor, second, second.version, at(10), world.therapist)
     assert second.reminders.filter(status=ReminderStatus.CANCELLED).count() == 1
     assert second.reminders.filter(status=ReminderStatus.PENDING).count() == 1
     with pytest.raises(ConflictError):
-        services.appointment_reschedule(
-            actor,
-            second,
-            1,
-            starts_at=at(12),
-            minutes=60,
-            staff=world.therapist,
-            resource=None,
-            modality="in_person",
-        )
+        reschedule(actor, second, 1, at(12), world.therapist)
     assert first.status == Status.BOOKED
 
 
@@ -310,16 +291,7 @@ def test_rescheduling_to_a_therapist_off_the_care_team_is_refused(world: Any, cl
     appt = book(world, staff=world.prescriber)  # world.patient: world.therapist is on the team
     actor = actor_for(world.front_desk, world.clinic)
     with pytest.raises(services.BookingError) as err:
-        services.appointment_reschedule(
-            actor,
-            appt,
-            appt.version,
-            starts_at=at(15),
-            minutes=60,
-            staff=world.therapist_other,
-            resource=None,
-            modality="in_person",
-        )
+        reschedule(actor, appt, appt.version, at(15), world.therapist_other)
     assert "Add them to the care team first" in err.value.field_errors["staff"][0]
     appt.refresh_from_db()
     assert appt.staff == world.prescriber and appt.version == 1
@@ -339,24 +311,6 @@ def test_therapist_removed_from_the_care_team_keeps_the_booking_but_cannot_be_ke
     care_team_remove(actor, world.patient, member)
     appt.refresh_from_db()
     with pytest.raises(services.BookingError) as err:
-        services.appointment_reschedule(
-            actor,
-            appt,
-            appt.version,
-            starts_at=at(16),
-            minutes=60,
-            staff=world.therapist,
-            resource=None,
-            modality="in_person",
-        )
+        reschedule(actor, appt, appt.version, at(16), world.therapist)
     assert "not on" in err.value.field_errors["staff"][0]
-    services.appointment_reschedule(
-        actor,
-        appt,
-        appt.version,
-        starts_at=at(16),
-        minutes=60,
-        staff=world.prescriber,
-        resource=None,
-        modality="in_person",
-    )
+    reschedule(actor, appt, appt.version, at(16), world.prescriber)
