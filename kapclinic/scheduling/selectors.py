@@ -14,7 +14,7 @@ from kapclinic.accounts.models import CLINICAL_ROLES, Membership, User
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, visible_patients
+from kapclinic.policy import Action, scope, visible_patients
 from kapclinic.scheduling import rules
 from kapclinic.scheduling.models import (
     ACTIVE_STATUSES,
@@ -103,21 +103,23 @@ def visible_id_sets(
     actor: Actor, patient_ids: Iterable[int], actions: Iterable[Action]
 ) -> dict[Action, frozenset[int]]:
     """``visible_ids`` for several actions at once. Actions the policy scopes alike (a nurse: all of
-    them clinic-wide; a therapist: their caseload) build the same SQL, which runs once; an action the
+    them clinic-wide; a therapist: their caseload) share one query; an action the
     role does not have runs none. At most one query per action, whatever the number of patients."""
     ids = set(patient_ids)
     out: dict[Action, frozenset[int]] = {}
     asked: dict[str, frozenset[int]] = {}
     for action in actions:
-        qs = visible_patients(actor, action)
-        if not ids or qs.query.is_empty():
+        # visible_patients depends on the actor and the action's scope only, so actions sharing a
+        # scope share one query.
+        sc = scope(actor, action)
+        if not ids or sc is None:
             out[action] = frozenset()
             continue
-        found = qs.filter(pk__in=ids).values_list("pk", flat=True)
-        sql = str(found.query)
-        if sql not in asked:
-            asked[sql] = frozenset(found)
-        out[action] = asked[sql]
+        if sc not in asked:
+            asked[sc] = frozenset(
+                visible_patients(actor, action).filter(pk__in=ids).values_list("pk", flat=True)
+            )
+        out[action] = asked[sc]
     return out
 
 
