@@ -26,6 +26,7 @@ def main() -> None:
     p.add_argument("--user", required=True)
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--sql", action="store_true", help="print every SQL statement of one request")
+    p.add_argument("--flat", type=int, default=0, help="print the N functions with most self time")
     args = p.parse_args()
 
     import django
@@ -58,7 +59,11 @@ def main() -> None:
         client.get(args.path)
     profiler.stop()
     print(f"mean {(time.perf_counter() - t0) * 1000 / args.repeat:.1f} ms per request (in-process, profiled)")
-    print(profiler.output_text(unicode=False, color=False, show_all=False))
+    if args.flat:
+        text = profiler.output_text(unicode=False, color=False, flat=True, show_all=True)
+        print("\n".join(text.splitlines()[: args.flat + 6]))
+    else:
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
 
 
 if __name__ == "__main__":
