@@ -83,13 +83,20 @@ def scoring_settings_for(clinic: Any, cfg: MeasureSettings | None = None) -> Sco
     )
 
 
+def outcome_configs(clinic: Any) -> dict[str, OutcomeConfig]:
+    """The clinic's outcome-rule override rows by instrument, read in one query (at most one row per
+    instrument) and remembered for the rest of the request, so a page showing every instrument reads
+    them once instead of once per instrument."""
+    clinic_id = getattr(clinic, "pk", clinic)
+    return request_cache.remember(
+        ("outcome_configs", clinic_id),
+        lambda: {row.instrument: row for row in OutcomeConfig.objects.filter(clinic_id=clinic_id)},
+    )
+
+
 def outcome_settings_for(clinic: Any, instrument: str) -> outcomes.OutcomeSettings:
     """Outcome rules for one instrument: the clinic's override row or the cited defaults."""
-    clinic_id = getattr(clinic, "pk", clinic)
-    row = request_cache.remember(
-        ("outcome_config", clinic_id, instrument),
-        lambda: OutcomeConfig.objects.filter(clinic_id=clinic_id, instrument=instrument).first(),
-    )
+    row = outcome_configs(clinic).get(instrument)
     if row is None:
         base = outcomes.DEFAULT_OUTCOME_SETTINGS[instrument]
         if instrument == "PCL-5":  # remission below the clinic's probable-PTSD cut-off (ref §4.4)
