@@ -67,6 +67,7 @@ MATRIX = {
     "measures:index": Entry(roles(CLINICAL)),
     "measures:outcomes": Entry(roles(("admin", "prescriber", "therapist"))),
     "measures:patient": Entry(CHART, kwargs=patient_kwargs),
+    "measures:history": Entry(CHART, kwargs=_with("PHQ-9")),
     "measures:enter": Entry(CHART, kwargs=_with("PHQ-9")),
     "measures:send_link": Entry(CHART_POST, kwargs=_with("GAD-7"), method="post"),
     "measures:restart": Entry(CHART_POST, kwargs=_with("PHQ-9"), method="post"),

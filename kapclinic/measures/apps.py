@@ -15,7 +15,8 @@ def _alerts_widget(request: Any) -> dict[str, Any]:
     return {
         "alerts": alerts,
         "more": max(0, qs.count() - len(alerts)) if len(alerts) == 10 else 0,
-        "cutoff": selectors.overdue_cutoff(actor.clinic),
+        # The overdue mark is only drawn beside an alert: no settings read when there is none.
+        "cutoff": selectors.overdue_cutoff(actor.clinic) if alerts else None,
     }
 
 
@@ -24,11 +25,11 @@ def _chart_panel(request: Any, patient: Any) -> dict[str, Any]:
     from kapclinic.measures import selectors
     from kapclinic.policy import Action, can
 
-    alerts = [a for a in selectors.patient_alerts(patient)[:20] if a.is_open]
+    alerts = list(selectors.patient_open_alerts(patient)[:20])
     return {
         "latest": selectors.latest_by_instrument(patient),
         "open_alerts": alerts,
-        "cutoff": selectors.overdue_cutoff(patient.clinic_id),
+        "cutoff": selectors.overdue_cutoff(patient.clinic_id) if alerts else None,
         "can_edit": can(actor_from_request(request), Action.EDIT_CLINICAL, patient),
     }
 

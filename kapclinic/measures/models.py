@@ -185,19 +185,25 @@ class InstrumentResponse(models.Model):
 
     @property
     def reliable_change_label(self) -> str:
-        return {
-            "reliably_improved": "Reliably improved",
-            "no_reliable_change": "No reliable change",
-            "reliably_deteriorated": "Reliably worse",
-        }.get(self.reliable_change, "")
+        return RELIABLE_CHANGE_LABELS.get(self.reliable_change, "")
 
     @property
     def diagnosis_label(self) -> str:
-        return {
-            "major_depressive_syndrome": "Major depressive syndrome (screen)",
-            "other_depressive_syndrome": "Other depressive syndrome (screen)",
-            "provisional_ptsd": "Provisional PTSD (screen)",
-        }.get(self.provisional_diagnosis, "")
+        return DIAGNOSIS_LABELS.get(self.provisional_diagnosis, "")
+
+
+#: Wording of InstrumentResponse.reliable_change and .provisional_diagnosis (also used by the change
+#: tables, which read plain column values).
+RELIABLE_CHANGE_LABELS = {
+    "reliably_improved": "Reliably improved",
+    "no_reliable_change": "No reliable change",
+    "reliably_deteriorated": "Reliably worse",
+}
+DIAGNOSIS_LABELS = {
+    "major_depressive_syndrome": "Major depressive syndrome (screen)",
+    "other_depressive_syndrome": "Other depressive syndrome (screen)",
+    "provisional_ptsd": "Provisional PTSD (screen)",
+}
 
 
 class ItemAnswer(models.Model):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, TypedDict
 
 from django.core.cache import cache
 from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
-from django.utils import timezone
+from django.template.defaultfilters import floatformat
+from django.utils import formats, timezone
 
 from kapclinic.clinical.instruments import bands_for, get_instrument
 from kapclinic.clinical.session_state import Phq9Evidence, Phq9Window, phq9_window
@@ -17,11 +19,14 @@ from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.measures import hooks
 from kapclinic.measures.models import (
+    DIAGNOSIS_LABELS,
+    RELIABLE_CHANGE_LABELS,
     Episode,
     InstrumentKey,
     InstrumentResponse,
     MeasurementSchedule,
     MeasureSettings,
+    ResponseSource,
     SafetyAlert,
 )
 from kapclinic.measures.schedule import (
@@ -51,12 +56,26 @@ def overdue_cutoff(clinic: Any) -> dt.datetime:
     return clock.now() - dt.timedelta(hours=measure_settings(clinic).alert_overdue_hours)
 
 
+#: Columns the worklist and the dashboard widget show of an open alert and its patient.
+OPEN_ALERT_COLUMNS = (
+    "patient_id",
+    "urgent",
+    "raised_at",
+    "acknowledged_at",
+    "patient__legal_first_name",
+    "patient__preferred_name",
+    "patient__legal_last_name",
+    "patient__mrn",
+)
+
+
 def open_alerts(actor: Actor) -> QuerySet[SafetyAlert]:
     """Open alerts of every patient whose clinical record the actor may view (urgent, then oldest first)."""
     patients = visible_patients(actor, Action.VIEW_CLINICAL).values("pk")
     return (
         SafetyAlert.objects.filter(clinic=actor.clinic, acknowledged_at__isnull=True, patient__in=patients)
         .select_related("patient")
+        .only(*OPEN_ALERT_COLUMNS)
         .order_by("-urgent", "raised_at", "id")
     )
 
@@ -64,62 +83,294 @@ def open_alerts(actor: Actor) -> QuerySet[SafetyAlert]:
 # ---------------------------------------------------------------- per patient
 
 
+class Point(NamedTuple):
+    """One response on a trajectory chart."""
+
+    completed_at: dt.datetime
+    total: int
+
+
 @dataclass(frozen=True)
-class InstrumentView:
+class InstrumentPoints:
+    """Every response of one instrument's open episode(s), oldest first, as chart points."""
+
     key: str
     title: str
-    rows: list[InstrumentResponse]
+    max_total: int
+    rows: list[Point]
+
+
+def _open_episode_responses(patient: Patient) -> QuerySet[InstrumentResponse]:
+    return InstrumentResponse.objects.filter(patient=patient, episode__ended_at__isnull=True)
+
+
+def _points_by_instrument(patient: Patient) -> dict[str, list[Point]]:
+    points: dict[str, list[Point]] = {}
+    rows = (
+        _open_episode_responses(patient)
+        .order_by("completed_at", "id")
+        .values_list("instrument", "completed_at", "total")
+    )
+    for key, completed_at, total in rows:
+        points.setdefault(key, []).append(Point(completed_at, total))
+    return points
+
+
+def patient_instruments(patient: Patient) -> list[InstrumentPoints]:
+    """Every response of the patient's open episodes, per instrument, as (date, total) points: what the
+    portal's "My progress" charts and score lists show. One query of three columns; no outcome settings
+    (the portal shows no verdicts)."""
+    points = _points_by_instrument(patient)
+    views: list[InstrumentPoints] = []
+    for key in InstrumentKey.values:
+        if key in points:
+            inst = get_instrument(key)
+            views.append(InstrumentPoints(key, inst.title, inst.max_total, points[key]))
+    return views
+
+
+#: Follow-up rows per instrument in the trajectory page's change table, besides the baseline row. Twelve
+#: covers a six-session induction with a PHQ-9 before each session plus the first months of maintenance,
+#: so the rows a clinician reviews at a visit are all on the page; older rows are one link away (the
+#: full-history view) and every point stays on the chart.
+RECENT_ROWS = 12
+
+#: Columns of InstrumentResponse the change table shows (plus the paper entrant's name).
+TABLE_COLUMNS = (
+    "instrument",
+    "completed_at",
+    "source",
+    "entered_by_id",
+    "entered_by__full_name",
+    "total",
+    "severity",
+    "item9",
+    "item9_positive",
+    "probable_ptsd",
+    "provisional_diagnosis",
+    "is_baseline",
+    "change",
+    "percent_change",
+    "is_response",
+    "is_remission",
+    "reliable_change",
+    "is_relapse",
+)
+
+
+def change_table_values(patient: Patient) -> QuerySet[InstrumentResponse, dict[str, Any]]:
+    """Responses of the patient's open episodes, oldest first, as dicts of the change table's columns."""
+    return _open_episode_responses(patient).order_by("completed_at", "id").values(*TABLE_COLUMNS)
+
+
+class ChangeRow(TypedDict):
+    """One row of a change table with its cells' text worked out once (the same text the template
+    filters produced: date "M j, Y" in the clinic's time zone, change "%+d", percent floatformat:0)."""
+
+    date: str
+    total: int
+    item9: int | None
+    item9_positive: bool
+    severity: str
+    probable_ptsd: bool
+    diagnosis: str
+    is_baseline: bool
+    change: str
+    percent: str
+    is_response: bool | None
+    is_relapse: bool
+    is_remission: bool | None
+    reliable: str
+    source: str
+
+
+_SOURCE_LABELS = dict(ResponseSource.choices)
+
+
+def _severity_labels(key: str) -> dict[str, str]:
+    return {band.code: band.label for band in get_instrument(key).bands}
+
+
+def change_rows(values: Iterable[dict[str, Any]]) -> list[ChangeRow]:
+    """Change-table rows from ``change_table_values`` dicts (any instruments).
+
+    The text is what the template filters gave (``|date:"M j, Y"`` in the current time zone,
+    ``|floatformat:0``), produced with the same Django functions but once per month name and per
+    distinct percentage instead of once per cell.
+    """
+    tz = timezone.get_current_timezone()
+    months: dict[int, str] = {}
+    percents: dict[float, str] = {}
+    severity: dict[str, dict[str, str]] = {}
+    out: list[ChangeRow] = []
+    for v in values:
+        key = v["instrument"]
+        if key not in severity:
+            severity[key] = _severity_labels(key)
+        local = v["completed_at"].astimezone(tz)
+        if local.month not in months:
+            months[local.month] = formats.date_format(local, "M")
+        change, percent = v["change"], v["percent_change"]
+        if percent is not None and percent not in percents:
+            percents[percent] = f"{floatformat(percent, 0)} %"
+        source = _SOURCE_LABELS.get(v["source"], v["source"])
+        if v["entered_by_id"] is not None and v["source"] == ResponseSource.PAPER:
+            source = f"{source} ({v['entered_by__full_name']})"
+        out.append(
+            {
+                "date": f"{months[local.month]} {local.day}, {local.year:04d}",  # "M j, Y"
+                "total": v["total"],
+                "item9": v["item9"],
+                "item9_positive": v["item9_positive"],
+                "severity": severity[key].get(v["severity"]) or "—",
+                "probable_ptsd": v["probable_ptsd"],
+                "diagnosis": DIAGNOSIS_LABELS.get(v["provisional_diagnosis"], ""),
+                "is_baseline": v["is_baseline"],
+                "change": f"{change:+d}" if change is not None else "",  # |stringformat:"+d"
+                "percent": percents[percent] if percent is not None else "n/a (baseline 0)",
+                "is_response": v["is_response"],
+                "is_relapse": v["is_relapse"],
+                "is_remission": v["is_remission"],
+                "reliable": RELIABLE_CHANGE_LABELS.get(v["reliable_change"], ""),
+                "source": source,
+            }
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One instrument on the trajectory page: every point for the chart; the baseline row and the
+    ``RECENT_ROWS`` most recent rows for the change table."""
+
+    key: str
+    title: str
+    points: list[Point]
+    rows: list[ChangeRow]
     bands: list[dict[str, Any]]
     max_total: int
     cutoff: int | None  # remission / probable-PTSD line
     rc_points: float
+    #: Table rows before the left-out ones (the baseline row when it is older than the recent rows).
+    gap_at: int = 0
+
+    @property
+    def count(self) -> int:
+        """Responses in the open episode(s)."""
+        return len(self.points)
+
+    @property
+    def hidden(self) -> int:
+        """Responses between the baseline and the recent rows that the table leaves out."""
+        return self.count - len(self.rows)
 
 
-def patient_instruments(patient: Patient) -> list[InstrumentView]:
-    """Responses of the patient's open episodes, per instrument, with what the chart needs."""
-    rows = list(
-        InstrumentResponse.objects.filter(patient=patient, episode__ended_at__isnull=True)
-        .select_related("entered_by")
-        .order_by("completed_at", "id")
-    )
+def instrument_header(patient: Patient, key: str) -> dict[str, Any]:
+    """Bands, remission cut-off and reliable-change points of one instrument for this clinic."""
+    from kapclinic.clinical.outcomes import s_diff
+
+    inst = get_instrument(key)
+    oc = outcome_settings_for(patient.clinic_id, key)
+    rc = float(oc.rc_min_points) if oc.rc_min_points else oc.rci_z * s_diff(oc.rci_sd, oc.rci_r)
     scoring = scoring_settings_for(patient.clinic_id)
-    views: list[InstrumentView] = []
-    for key in InstrumentKey.values:
-        inst = get_instrument(key)
-        mine = [r for r in rows if r.instrument == key]
-        if not mine:
-            continue
-        oc = outcome_settings_for(patient.clinic_id, key)
-        from kapclinic.clinical.outcomes import s_diff
+    return {
+        "key": key,
+        "title": inst.title,
+        "bands": [
+            {"min": b.min, "max": b.max, "code": b.code, "label": b.label} for b in bands_for(inst, scoring)
+        ],
+        "max_total": inst.max_total,
+        "cutoff": oc.remission_below,
+        "rc_points": round(rc, 1),
+    }
 
-        rc = float(oc.rc_min_points) if oc.rc_min_points else oc.rci_z * s_diff(oc.rci_sd, oc.rci_r)
-        views.append(
-            InstrumentView(
-                key=key,
-                title=inst.title,
-                rows=mine,
-                bands=[
-                    {"min": b.min, "max": b.max, "code": b.code, "label": b.label}
-                    for b in bands_for(inst, scoring)
-                ],
-                max_total=inst.max_total,
-                cutoff=oc.remission_below,
-                rc_points=round(rc, 1),
+
+def patient_trajectories(patient: Patient, *, recent: int = RECENT_ROWS) -> list[Trajectory]:
+    """The trajectory page's instruments (constant number of queries, whatever the history length).
+
+    Points: every response of the open episodes (three columns). Table rows: per instrument the
+    ``recent`` most recent responses plus the baseline, picked in SQL by a window function, with only
+    the columns the table shows. Outcome settings: one query for all instruments (request memo).
+    """
+    points = _points_by_instrument(patient)
+    if not points:
+        return []
+    ranked = list(
+        _open_episode_responses(patient)
+        .annotate(
+            recent_rank=Window(
+                RowNumber(),
+                partition_by=[F("instrument")],
+                order_by=[F("completed_at").desc(), F("id").desc()],
             )
         )
+        .filter(Q(recent_rank__lte=recent) | Q(is_baseline=True))
+        .order_by("completed_at", "id")
+        .values(*TABLE_COLUMNS)
+    )
+    table: dict[str, list[ChangeRow]] = {}
+    for value, row in zip(ranked, change_rows(ranked), strict=True):
+        table.setdefault(value["instrument"], []).append(row)
+    views: list[Trajectory] = []
+    for key in InstrumentKey.values:
+        if key in points:
+            rows = table.get(key, [])
+            gap_at = len(rows) - recent if len(points[key]) > len(rows) else 0
+            views.append(
+                Trajectory(points=points[key], rows=rows, gap_at=gap_at, **instrument_header(patient, key))
+            )
     return views
 
 
-def latest_by_instrument(patient: Patient) -> list[InstrumentResponse]:
-    rows = InstrumentResponse.objects.filter(patient=patient).order_by("instrument", "-completed_at", "-id")
-    seen: dict[str, InstrumentResponse] = {}
-    for row in rows[:60]:
-        seen.setdefault(row.instrument, row)
-    return list(seen.values())
+def latest_by_instrument(patient: Patient) -> list[dict[str, Any]]:
+    """The latest response of each instrument (all episodes): instrument, total, severity, completed_at.
+
+    One query returning at most one row per instrument: ROW_NUMBER() over each instrument's responses,
+    newest first (SQLite 3.25+ and PostgreSQL), instead of reading the 60 most recent rows.
+    """
+    return list(
+        InstrumentResponse.objects.filter(patient=patient)
+        .annotate(
+            newest=Window(
+                RowNumber(),
+                partition_by=[F("instrument")],
+                order_by=[F("completed_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(newest=1)
+        .order_by("instrument")
+        .values("instrument", "total", "severity", "completed_at")
+    )
+
+
+#: Columns the trajectory page's alert notices and alert history show.
+ALERT_COLUMNS = (
+    "patient_id",
+    "urgent",
+    "raised_at",
+    "acknowledged_at",
+    "action",
+    "action_note",
+    "acknowledged_by__full_name",
+    "response__item9",
+)
 
 
 def patient_alerts(patient: Patient) -> QuerySet[SafetyAlert]:
-    return patient.safety_alerts.select_related("acknowledged_by", "response").order_by("-raised_at", "-id")
+    return (
+        patient.safety_alerts.select_related("acknowledged_by", "response")
+        .only(*ALERT_COLUMNS)
+        .order_by("-raised_at", "-id")
+    )
+
+
+def patient_open_alerts(patient: Patient) -> QuerySet[SafetyAlert]:
+    """The patient's open (unacknowledged) alerts, newest first, with what the chart panel shows."""
+    return (
+        SafetyAlert.objects.filter(patient=patient, acknowledged_at__isnull=True)
+        .only("patient_id", "urgent", "raised_at", "acknowledged_at")
+        .order_by("-raised_at", "-id")
+    )
 
 
 # ---------------------------------------------------------------- due / overdue

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("outcomes/", views.outcomes, name="outcomes"),
     path("patients/<int:patient_id>/", views.patient, name="patient"),
+    path("patients/<int:patient_id>/history/<str:instrument>/", views.history, name="history"),
     path("patients/<int:patient_id>/enter/<str:instrument>/", views.enter, name="enter"),
     path("patients/<int:patient_id>/send/<str:instrument>/", views.send_link, name="send_link"),
     path("patients/<int:patient_id>/restart/<str:instrument>/", views.restart, name="restart"),

@@ -78,10 +78,10 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def patient(request: HttpRequest, patient_id: int) -> HttpResponse:
-    """Trajectories with severity bands, dosing sessions and the change table."""
+    """Trajectories with severity bands, dosing sessions and the change table (baseline and recent rows)."""
     p = open_patient(request, patient_id, Action.VIEW_CLINICAL, object_type="measures")
     actor = actor_from_request(request)
-    views = selectors.patient_instruments(p)
+    views = selectors.patient_trajectories(p)
     from kapclinic.measures import hooks
 
     doses = [t.isoformat() for t in hooks.dosing_times([p.pk]).get(p.pk, [])]
@@ -92,7 +92,7 @@ def patient(request: HttpRequest, patient_id: int) -> HttpResponse:
             "bands": v.bands,
             "max": v.max_total,
             "cutoff": v.cutoff if not v.bands else None,
-            "points": [{"x": r.completed_at.isoformat(), "y": r.total} for r in v.rows],
+            "points": [{"x": pt.completed_at.isoformat(), "y": pt.total} for pt in v.points],
             "doses": doses,
         }
         for v in views
@@ -109,6 +109,28 @@ def patient(request: HttpRequest, patient_id: int) -> HttpResponse:
             "can_edit": can(actor, Action.EDIT_CLINICAL, p),
             "instruments": InstrumentKey.choices,
             "has_safety_plan": SafetyPlan.objects.filter(patient=p).exists(),
+            "recent_rows": selectors.RECENT_ROWS,
+            "page_size": PAGE_SIZE,
+        },
+    )
+
+
+@login_required
+def history(request: HttpRequest, patient_id: int, instrument: str) -> HttpResponse:
+    """Every response of one instrument's open episode, oldest first, PAGE_SIZE rows a page: the change
+    table of the trajectory page without the recent-rows limit."""
+    p = open_patient(request, patient_id, Action.VIEW_CLINICAL, object_type="measures")
+    inst = _instrument(instrument)
+    values = selectors.change_table_values(p).filter(instrument=inst.key)
+    page = Paginator(values, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "measures/history.html",
+        {
+            "patient": p,
+            "v": selectors.instrument_header(p, inst.key),
+            "page": page,
+            "rows": selectors.change_rows(page.object_list),
         },
     )
 
