@@ -19,9 +19,9 @@ def _chart_context(request: Any, patient: Any) -> dict[str, Any]:
 def _widget_context(request: Any) -> dict[str, Any]:
     from kapclinic.core import clock
     from kapclinic.core.actor import actor_from_request
-    from kapclinic.sessions.selectors import clinic_sessions
+    from kapclinic.sessions.selectors import today_sessions
 
-    return {"sessions": list(clinic_sessions(actor_from_request(request), clock.today())[:20])}
+    return {"sessions": today_sessions(actor_from_request(request), clock.today(), limit=20)}
 
 
 class SessionsConfig(AppConfig):

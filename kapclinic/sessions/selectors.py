@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -17,7 +19,9 @@ from kapclinic.clinical.session_state import SL_OUTCOMES, State
 from kapclinic.clinical.vitals import LOINC, DueItem, Reading, Vital, due_vitals
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
-from kapclinic.policy import ALL, Action, scope, visible_patients
+from kapclinic.core.display import date_text, hhmm
+from kapclinic.core.links import RowLink
+from kapclinic.policy import ALL, CASELOAD, Action, scope, visible_patients
 from kapclinic.scheduling.models import Appointment, Kind, Status
 from kapclinic.sessions.models import (
     Administration,
@@ -26,6 +30,7 @@ from kapclinic.sessions.models import (
     Observation,
     ObservationKind,
     SessionAlert,
+    SessionState,
 )
 
 REMS_SUBMIT_DAYS = 7  # submit within 7 days [S6a] ref §2.1
@@ -34,10 +39,18 @@ REMS_SUBMIT_DAYS = 7  # submit within 7 days [S6a] ref §2.1
 def _visible_sessions(actor: Actor) -> QuerySet[DosingSession]:
     """Sessions the actor may see clinically. Clinic-wide roles filter on the session's own clinic
     column (index ``dosing_clinic_when`` with a date range), not ``patient_id IN (every patient of the
-    clinic)``, which probes the patient index once per clinic patient (issue #7); caseload roles keep
-    the care-team filter."""
-    if scope(actor, Action.VIEW_CLINICAL) == ALL and actor.clinic is not None:
+    clinic)``, which probes the patient index once per clinic patient (issue #7). Caseload roles keep
+    the policy's care-team filter (kapclinic.policy.visible_patients: the patient is in the actor's
+    clinic and the actor is on its care team) written as a join rather than ``IN (SELECT DISTINCT ...)``:
+    a care team holds a user at most once (constraint ``care_team_unique``), so no session repeats, and
+    the query is cheaper to build and to run (issue #7)."""
+    sc = scope(actor, Action.VIEW_CLINICAL)
+    if sc == ALL and actor.clinic is not None:
         return DosingSession.objects.filter(clinic=actor.clinic)
+    if sc == CASELOAD and actor.clinic is not None and actor.user is not None:
+        return DosingSession.objects.filter(
+            patient__clinic=actor.clinic, patient__care_team__user_id=actor.user.pk
+        )
     return DosingSession.objects.filter(patient__in=visible_patients(actor, Action.VIEW_CLINICAL))
 
 
@@ -63,6 +76,82 @@ def clinic_sessions(actor: Actor, day: dt.date | None = None) -> QuerySet[Dosing
         start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
         qs = qs.filter(scheduled_for__gte=start, scheduled_for__lt=start + dt.timedelta(days=1))
     return qs
+
+
+_STATE_LABELS: dict[str, str] = {str(value): str(label) for value, label in SessionState.choices}
+
+
+def state_label(state: str) -> str:
+    """``session.get_state_display()`` without a model instance."""
+    return _STATE_LABELS.get(state, state)
+
+
+def _open_alert_count() -> RawSQL:
+    """The number of open (unacknowledged) alerts of each session row, as a correlated count. Written
+    out because the ORM's ``Subquery(...annotate(Count))`` costs more to compile than the whole rest of
+    the widget's query; only for a final ``values_list`` over DosingSession's own table (the outer
+    table is named, not aliased)."""
+    qn = connection.ops.quote_name
+    alerts = qn(SessionAlert._meta.db_table)
+    session_fk = qn(SessionAlert._meta.get_field("session").column)
+    acknowledged = qn(SessionAlert._meta.get_field("acknowledged_at").column)
+    sessions = qn(DosingSession._meta.db_table)
+    pk = qn(DosingSession._meta.pk.column)
+    # Only quoted table and column names from the models go into the text: nothing from a request.
+    return RawSQL(  # noqa: S611
+        f"SELECT COUNT(*) FROM {alerts} WHERE {alerts}.{session_fk} = {sessions}.{pk}"  # noqa: S608
+        f" AND {alerts}.{acknowledged} IS NULL",
+        (),
+        output_field=IntegerField(),
+    )
+
+
+@dataclass(frozen=True)
+class TodaySession:
+    """One row of the home page's "Today's dosing sessions" widget, ready to print."""
+
+    pk: int
+    patient_id: int
+    url: str
+    time: str  # scheduled time, H:i in the clinic's time zone
+    name: str  # the patient's display name
+    state: str  # the state's label
+    open_alerts: int
+
+
+def today_sessions(actor: Actor, day: dt.date, limit: int = 20) -> list[TodaySession]:
+    """The first ``limit`` sessions of ``day`` that the actor may see clinically, in the order of
+    ``clinic_sessions`` (one query: only the shown columns, no model instances; issue #7)."""
+    start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+    rows = (
+        _visible_sessions(actor)
+        .filter(scheduled_for__gte=start, scheduled_for__lt=start + dt.timedelta(days=1))
+        .annotate(open_alerts=_open_alert_count())
+        .order_by("scheduled_for", "id")
+        .values_list(
+            "pk",
+            "patient_id",
+            "scheduled_for",
+            "state",
+            "patient__preferred_name",
+            "patient__legal_first_name",
+            "patient__legal_last_name",
+            "open_alerts",
+        )[:limit]
+    )
+    link = RowLink("sessions:detail", 2)
+    return [
+        TodaySession(
+            pk=pk,
+            patient_id=patient_id,
+            url=link(patient_id, pk),
+            time=hhmm(when),
+            name=f"{preferred or first} {last}",  # Patient.display_name
+            state=state_label(state),
+            open_alerts=alerts or 0,
+        )
+        for pk, patient_id, when, state, preferred, first, last, alerts in rows
+    ]
 
 
 def rems_overdue(actor: Actor) -> QuerySet[DosingSession]:
@@ -140,8 +229,29 @@ def appointments_not_started(actor: Actor, day: dt.date) -> list[Appointment]:
     return list(_without_live_session(qs).order_by("starts_at", "id")[:50])
 
 
-def patient_sessions(patient: Any, limit: int = 10) -> list[DosingSession]:
-    return list(DosingSession.objects.filter(patient=patient).order_by("-scheduled_for", "-id")[:limit])
+@dataclass(frozen=True)
+class PatientSession:
+    """One row of the chart's dosing-sessions panel, ready to print."""
+
+    pk: int
+    url: str
+    date: str  # scheduled date, "j M Y" in the clinic's time zone
+    protocol_id: str
+    state: str  # the state's label
+
+
+def patient_sessions(patient: Any, limit: int = 10) -> list[PatientSession]:
+    """The patient's latest ``limit`` sessions, newest first (one query of the shown columns)."""
+    rows = (
+        DosingSession.objects.filter(patient=patient)
+        .order_by("-scheduled_for", "-id")
+        .values_list("pk", "scheduled_for", "protocol_id", "state")[:limit]
+    )
+    link = RowLink("sessions:detail", 2)
+    return [
+        PatientSession(pk, link(patient.pk, pk), date_text(when, "j M Y"), protocol_id, state_label(state))
+        for pk, when, protocol_id, state in rows
+    ]
 
 
 @dataclass(frozen=True)

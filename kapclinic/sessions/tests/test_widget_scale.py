@@ -1,4 +1,5 @@
-"""Issue #7: today's-sessions widget filters on the session's clinic + date range for clinic-wide roles."""
+"""Issue #7: today's-sessions widget filters on the session's clinic + date range for clinic-wide roles;
+the widget and the chart panel read only the columns they print."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.template import Context, Template
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from kapclinic.core import clock
 from kapclinic.sessions import selectors
-from kapclinic.sessions.models import DosingSession
+from kapclinic.sessions.models import DosingSession, SessionAlert
 from kapclinic.testing.factories import actor_for, make_patient
 
 pytestmark = pytest.mark.django_db
@@ -48,5 +51,71 @@ def test_today_sessions_same_rows_without_a_patient_subquery(world: Any, clock_f
         sql = ctx.captured_queries[-1]["sql"] if ctx.captured_queries else ""
         if role in ("prescriber", "nurse"):  # no "patient_id IN (every patient of the clinic)"
             assert "IN (SELECT" not in sql and '"kap_sessions_dosingsession"."clinic_id" =' in sql
-        elif role == "therapist":  # the caseload filter stays
-            assert "IN (SELECT" in sql
+        elif role == "therapist":  # the caseload filter stays, as a join on the care team
+            assert "IN (SELECT" not in sql and '"patients_careteammember"."user_id" =' in sql
+            assert '"patients_patient"."clinic_id" =' in sql
+
+
+def _alert(session: DosingSession, *, acknowledged_by: Any = None) -> SessionAlert:
+    return SessionAlert.objects.create(
+        session=session,
+        rule="sbp_above",
+        vital="sbp",
+        value=190,
+        threshold=180,
+        severity="high",
+        message="Systolic blood pressure above 180",
+        source="test",
+        raised_at=clock.now(),
+        acknowledged_by=acknowledged_by,
+        acknowledged_at=clock.now() if acknowledged_by is not None else None,
+        action_taken="Rechecked" if acknowledged_by is not None else "",
+    )
+
+
+def test_home_widget_rows_match_the_sessions_query(world: Any, clock_frozen: Any) -> None:
+    """today_sessions (the home widget) shows the sessions of clinic_sessions, in its order, with the same
+    link, time, name, state and open-alert count; one query whatever the number of sessions."""
+    now = clock.now()
+    first = _session(world.clinic, world.patient, now + dt.timedelta(hours=1), world.prescriber)
+    named = make_patient(world.clinic, preferred_name="Sunny")
+    second = _session(world.clinic, named, now + dt.timedelta(hours=2), world.prescriber)
+    _session(world.clinic, named, now - dt.timedelta(days=1), world.prescriber)  # yesterday
+    for _ in range(2):
+        _alert(second)
+    _alert(second, acknowledged_by=world.nurse)  # acknowledged: not counted
+    _alert(first, acknowledged_by=world.nurse)
+    for user in (world.prescriber, world.nurse, world.therapist, world.front_desk):
+        actor = actor_for(user, world.clinic)
+        expected = list(selectors.clinic_sessions(actor, clock.today())[:20])
+        with CaptureQueriesContext(connection) as ctx:
+            rows = selectors.today_sessions(actor, clock.today(), limit=20)
+        assert len(ctx.captured_queries) <= 1, actor.role  # none for a role without clinical access
+        assert [r.pk for r in rows] == [s.pk for s in expected], actor.role
+        for row, s in zip(rows, expected, strict=True):
+            assert row.url == reverse("sessions:detail", args=[s.patient_id, s.pk])
+            assert row.time == Template('{{ t|time:"H:i" }}').render(Context({"t": s.scheduled_for}))
+            assert row.name == s.patient.display_name
+            assert row.state == s.get_state_display()
+            assert row.open_alerts == s.open_alerts  # type: ignore[attr-defined]
+    rows = selectors.today_sessions(actor_for(world.nurse, world.clinic), clock.today())
+    assert [(r.name.split()[0], r.open_alerts) for r in rows] == [
+        (world.patient.display_name.split()[0], 0),
+        ("Sunny", 2),
+    ]
+    assert len(selectors.today_sessions(actor_for(world.nurse, world.clinic), clock.today(), limit=1)) == 1
+
+
+def test_chart_panel_rows(world: Any, clock_frozen: Any) -> None:
+    now = clock.now()
+    sessions = [
+        _session(world.clinic, world.patient, now - dt.timedelta(days=i), world.prescriber) for i in range(12)
+    ]
+    with CaptureQueriesContext(connection) as ctx:
+        rows = selectors.patient_sessions(world.patient)
+    assert len(ctx.captured_queries) == 1
+    assert [r.pk for r in rows] == [s.pk for s in sessions[:10]]  # newest first, ten of them
+    top = sessions[0]
+    assert rows[0].url == reverse("sessions:detail", args=[world.patient.pk, top.pk])
+    assert rows[0].date == Template('{{ d|date:"j M Y" }}').render(Context({"d": top.scheduled_for}))
+    assert (rows[0].protocol_id, rows[0].state) == ("esketamine-in-trd", "Scheduled")
