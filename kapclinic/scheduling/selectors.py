@@ -156,10 +156,17 @@ class Visibility:
     def of(
         cls, actor: Actor, appointments: Iterable[Appointment], *, chair_board: bool = False
     ) -> Visibility:
+        return cls.for_patients(actor, {a.patient_id for a in appointments}, chair_board=chair_board)
+
+    @classmethod
+    def for_patients(
+        cls, actor: Actor, patient_ids: Iterable[int], *, chair_board: bool = False
+    ) -> Visibility:
+        """``of`` for the patients of appointments read without model instances."""
         actions = [Action.VIEW_DEMOGRAPHICS, Action.SCHEDULE]
         if chair_board:
             actions += [Action.VIEW_CLINICAL, Action.MONITOR_SESSION]
-        sets = visible_id_sets(actor, {a.patient_id for a in appointments}, actions)
+        sets = visible_id_sets(actor, patient_ids, actions)
         return cls(
             named=sets[Action.VIEW_DEMOGRAPHICS],
             openable=sets[Action.SCHEDULE],

@@ -205,7 +205,7 @@ def today(world: Any, user: Any) -> tuple[dict[str, Any], str]:
 
 def test_today_widget_hides_a_patient_off_the_caseload(world: Any, scene: Any) -> None:
     ctx, html = today(world, world.therapist)
-    assert [e.a.pk for e in ctx["items"]] == [scene.mine.pk, scene.left.pk]  # their own day only
+    assert [e.pk for e in ctx["items"]] == [scene.mine.pk, scene.left.pk]  # their own day only
     assert world.patient.display_name in html and detail(scene.mine) in html
     assert world.other_patient.display_name not in html and world.other_patient.mrn not in html
     assert '<span class="cal-busy">Booked</span>' in html and detail(scene.left) not in html
@@ -221,6 +221,61 @@ def test_today_widget_front_desk_sees_the_clinics_day_by_name(world: Any, scene:
     ctx, html = today(world, world.front_desk)
     assert len(ctx["items"]) == 4 and "cal-busy" not in html
     assert world.other_patient.display_name in html and world.patient.display_name in html
+
+
+#: The widget's template before issue #7 (per-row {% url %}, |time and model lookups): the rows the
+#: widget now prints must read exactly the same.
+_TODAY_BEFORE = (
+    '<ul class="plain">{% for e in items %}<li>{% if e.openable %}<a href="{% url \'scheduling:detail\' '
+    'e.a.pk %}">{{ e.a.starts_at|time:"H:i" }}</a>{% else %}{{ e.a.starts_at|time:"H:i" }}{% endif %} '
+    '{% if e.named %}{{ e.label }} · {{ e.kind }}{% else %}<span class="cal-busy">{{ e.label }}</span>'
+    "{% endif %}{% if e.a.resource %} · {{ e.a.resource.name }}{% endif %}{% if not mine_only %} · "
+    "{{ e.a.staff.full_name }}{% endif %}</li>{% endfor %}</ul>"
+)
+
+
+@pytest.mark.parametrize("persona", ["therapist", "front_desk", "nurse", "admin"])
+def test_today_widget_prints_what_the_calendar_entries_printed(world: Any, scene: Any, persona: str) -> None:
+    from django.template import Context, Template
+
+    from kapclinic.core import clock
+    from kapclinic.scheduling import selectors
+
+    user = getattr(world, persona)
+    ctx, html = today(world, user)
+    actor = actor_for(user, world.clinic)
+    start, end = selectors.day_bounds(clock.today())
+    staff_id = actor.user_id if ctx["mine_only"] else None
+    appts = list(selectors.appointments_between(world.clinic, start, end, staff_id=staff_id)[:20])
+    seen = selectors.Visibility.of(actor, appts)
+    before = Template("{% load static %}" + _TODAY_BEFORE).render(
+        Context({"items": [seen.entry(a) for a in appts], "mine_only": ctx["mine_only"]})
+    )
+    assert appts and html.startswith(before.removesuffix("</ul>"))
+
+
+def test_chart_panel_lists_the_next_five_booked_appointments(world: Any, client: Any, scene: Any) -> None:
+    from django.template import Context, Template
+
+    from kapclinic.scheduling import selectors
+
+    request = RequestFactory().get("/")
+    request.user = world.nurse
+    request.clinic = world.clinic  # type: ignore[attr-defined]
+    request.role = "nurse"  # type: ignore[attr-defined]
+    request.request_id = "t"  # type: ignore[attr-defined]
+    with CaptureQueriesContext(connection) as queries:
+        ctx = widgets.chart_context(request, world.patient)
+    assert len(queries.captured_queries) == 1  # the nurse may schedule clinic-wide: no care-team query
+    expected = list(selectors.patient_appointments(world.patient, upcoming_only=True)[:5])
+    assert [r.pk for r in ctx["upcoming"]] == [a.pk for a in expected] and expected
+    before = Template(
+        "{% for a in rows %}<li><a href=\"{% url 'scheduling:detail' a.pk %}\">"
+        '{{ a.starts_at|date:"D j M H:i" }}</a> {{ a.get_kind_display }} · {{ a.staff.full_name }}</li>'
+        "{% endfor %}"
+    ).render(Context({"rows": expected}))
+    html = render_to_string("scheduling/_chart_panel.html", {"ctx": ctx, "patient": world.patient})
+    assert before in html and ctx["can_schedule"]
 
 
 def test_home_page_widget_for_a_therapist_shows_no_name_off_the_caseload(
