@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
 
+from kapclinic.core.display import date_text
+from kapclinic.core.links import RowLink
 from kapclinic.portal.models import JournalEntry
 
 
@@ -102,45 +106,109 @@ def _consent_and_plan(patient: Any) -> dict[str, Any]:
     return out
 
 
-def _safety_plan(patient: Any) -> Any:
+def _has_safety_plan(patient: Any) -> bool:
+    """Whether the patient has a safety plan: the page only says so and links to it (issue #7: no
+    need to read and build the plan itself)."""
     try:
         from kapclinic.measures.models import SafetyPlan
     except ImportError:  # pragma: no cover
-        return None
-    return SafetyPlan.objects.filter(patient=patient).first()
+        return False
+    return SafetyPlan.objects.filter(patient=patient).exists()
+
+
+@dataclass(frozen=True)
+class UpcomingAppointment:
+    """One of the patient's upcoming appointments as the portal home prints it."""
+
+    pk: int
+    kind: str
+    kind_label: str
+    starts_at: dt.datetime
+    when: str  # "l j F, H:i" in the clinic's time zone
+    staff: str
+    modality: str
+    minutes: int
+    preparation: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A journal prompt: the intention before the next dosing session, the reflection after the last."""
+
+    kind: str  # "intention" | "reflection"
+    appointment_id: int
+    day: str  # the appointment's day, "l j F"
+
+
+@dataclass(frozen=True)
+class RecentEntry:
+    pk: int
+    url: str
+    kind_label: str
+    day: str  # "j M"
+    is_shared: bool
 
 
 def home(patient: Any) -> dict[str, Any]:
+    """What the portal home shows. Appointments and journal entries are read as the shown columns only
+    (no model instances, no joins the page does not print; issue #7)."""
     from kapclinic.core import clock
     from kapclinic.portal.models import EntryKind
-    from kapclinic.scheduling.models import Kind
+    from kapclinic.scheduling import rules
+    from kapclinic.scheduling.models import Appointment, Kind, Status
     from kapclinic.scheduling.selectors import patient_appointments
 
-    upcoming = list(patient_appointments(patient, upcoming_only=True)[:8])
-    recent = list(journal(patient)[:40])
-    by_appt: dict[tuple[int, str], bool] = {
-        (e.appointment_id, e.kind): True for e in recent if e.appointment_id is not None
-    }
+    kinds = {str(value): str(label) for value, label in Kind.choices}
+    upcoming = [
+        UpcomingAppointment(
+            pk=pk,
+            kind=kind,
+            kind_label=kinds.get(kind, kind),
+            starts_at=starts_at,
+            when=date_text(starts_at, "l j F, H:i"),
+            staff=staff,
+            modality=modality,
+            minutes=int((ends_at - starts_at).total_seconds() // 60),  # Appointment.minutes
+            preparation=rules.preparation_for(kind),  # Appointment.preparation
+        )
+        for pk, kind, starts_at, ends_at, modality, staff in patient_appointments(
+            patient, upcoming_only=True
+        ).values_list("pk", "kind", "starts_at", "ends_at", "modality", "staff__full_name")[:8]
+    ]
+    # The 40 newest entries: the three newest are listed, and an intention or reflection among them
+    # for the next or the last dosing session means the page does not prompt for it again.
+    recent = list(
+        JournalEntry.objects.filter(patient=patient)
+        .order_by("-created_at", "-id")
+        .values_list("pk", "kind", "appointment_id", "created_at", "shared_at")[:40]
+    )
+    written = {(appointment_id, kind) for _pk, kind, appointment_id, _at, _shared in recent if appointment_id}
     prompts = []
     next_dosing = next((a for a in upcoming if a.kind == Kind.DOSING), None)
-    if next_dosing and not by_appt.get((next_dosing.pk, EntryKind.INTENTION)):
-        prompts.append(("intention", next_dosing))
-    from kapclinic.scheduling.models import Appointment, Status
-
+    if next_dosing and (next_dosing.pk, EntryKind.INTENTION) not in written:
+        prompts.append(Prompt("intention", next_dosing.pk, date_text(next_dosing.starts_at, "l j F")))
     last = (
         Appointment.objects.filter(patient=patient, kind=Kind.DOSING, starts_at__lte=clock.now())
         .exclude(status__in=[Status.CANCELLED, Status.NO_SHOW])
         .order_by("-starts_at")
+        .values_list("pk", "starts_at")
         .first()
     )
-    if last and not by_appt.get((last.pk, EntryKind.REFLECTION)):
-        prompts.append(("reflection", last))
+    if last and (last[0], EntryKind.REFLECTION) not in written:
+        prompts.append(Prompt("reflection", last[0], date_text(last[1], "l j F")))
+    entry_kinds = {str(value): str(label) for value, label in EntryKind.choices}
+    entry_link = RowLink("portal:entry")
     return {
         "upcoming": upcoming,
         "due": _due(patient),
         "charts": _charts(patient),
-        "safety_plan": _safety_plan(patient),
-        "recent_entries": recent[:3],
+        "safety_plan": _has_safety_plan(patient),
+        "recent_entries": [
+            RecentEntry(
+                pk, entry_link(pk), entry_kinds.get(kind, kind), date_text(at, "j M"), shared is not None
+            )
+            for pk, kind, _appointment_id, at, shared in recent[:3]
+        ],
         "prompts": prompts,
         **_consent_and_plan(patient),
     }

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import messages
@@ -35,9 +34,7 @@ def _me(request: HttpRequest, *, audit: str | None = "view", object_type: str = 
 def index(request: HttpRequest) -> HttpResponse:
     patient = _me(request)
     home = selectors.home(patient)
-    return render(
-        request, "portal/index.html", {"patient": patient, **home, "charts_json": json.dumps(home["charts"])}
-    )
+    return render(request, "portal/index.html", {"patient": patient, **home})
 
 
 @login_required

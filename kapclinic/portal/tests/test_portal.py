@@ -39,6 +39,45 @@ def test_home_shows_appointment_with_preparation_and_crisis_notice(
     assert "Write your intention for your dosing session" in body
 
 
+def test_home_prompts_and_recent_entries(world: Any, client: Any, dosing: Any) -> None:
+    """The home lists the three newest entries (link, kind, day, shared or private) and prompts for
+    the intention before the next dosing session and the reflection after the last, until written."""
+    from django.template import Context, Template
+
+    start = clock.now() - dt.timedelta(days=3)
+    past = Appointment.objects.create(
+        clinic=world.clinic, patient=world.patient, kind="dosing", starts_at=start,
+        ends_at=start + dt.timedelta(minutes=120), staff=world.therapist, created_by=world.front_desk,
+        status="completed",
+    )  # fmt: skip
+    client.force_login(world.patient_user)
+    index = reverse("portal:index")
+    body = client.get(index).content.decode()
+    day = Template('{{ a.starts_at|date:"l j F" }}')
+    assert f"Write your intention for your dosing session on {day.render(Context({'a': dosing}))}" in body
+    assert f"How was your session on {day.render(Context({'a': past}))}? Write a reflection" in body
+    assert f"appointment={past.pk}#new-entry" in body and f"appointment={dosing.pk}#new-entry" in body
+    entries = [
+        services.entry_create(me(world), world.patient, kind="checkin", text="", mood=4, share=True),
+        services.entry_create(
+            me(world), world.patient, kind="reflection", text="Calmer", appointment=past, share=False
+        ),
+        services.entry_create(
+            me(world), world.patient, kind="intention", text="Curious", appointment=dosing, share=True
+        ),
+        services.entry_create(me(world), world.patient, kind="checkin", text="", mood=3),
+    ]
+    body = client.get(index).content.decode()
+    assert "Write your intention" not in body and "Write a reflection" not in body
+    newest = JournalEntry.objects.filter(pk__in=[e.pk for e in entries]).order_by("-created_at", "-id")[:3]
+    before = Template(
+        "{% for e in rows %}<li><a href=\"{% url 'portal:entry' e.pk %}\">{{ e.get_kind_display }}</a> · "
+        '{{ e.created_at|date:"j M" }} {% if e.is_shared %}<span class="badge ok">Shared</span>{% else %}'
+        '<span class="badge">Private</span>{% endif %}</li>{% endfor %}'
+    ).render(Context({"rows": newest}))
+    assert before in body and body.count('<span class="badge ok">Shared</span>') == 1
+
+
 def test_intention_requires_a_session_and_text(world: Any, dosing: Any) -> None:
     with pytest.raises(services.JournalError) as err:
         services.entry_create(me(world), world.patient, kind="intention", text="   ")
