@@ -1,24 +1,70 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.text import Truncator
+from django.utils.translation import pgettext
 
 from kapclinic.audit.models import AuditAction, AuditEvent
+from kapclinic.core.forms import FixedChoiceSelect
 from kapclinic.policy import ClinicAction, require_clinic
 
 PAGE = 50
+
+#: Action labels by code, read once: ``get_action_display()`` per row walks the field's choices.
+ACTION_LABELS: dict[str, str] = {str(value): str(label) for value, label in AuditAction.choices}
 
 
 class AuditFilterForm(forms.Form):
     mrn = forms.CharField(label="Patient record number", required=False, max_length=20)
     actor = forms.CharField(label="Staff email", required=False, max_length=200)
-    action = forms.ChoiceField(choices=[("", "Any action"), *AuditAction.choices], required=False)
+    action = forms.ChoiceField(
+        choices=[("", "Any action"), *AuditAction.choices], required=False, widget=FixedChoiceSelect
+    )
     date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+#: The columns the log prints (values query: no user or patient model instances).
+_COLUMNS = (
+    "pk",
+    "at",
+    "actor__email",
+    "actor_role",
+    "action",
+    "patient__mrn",
+    "object_type",
+    "object_id",
+    "request_id",
+    "ip",
+)
+
+
+def _row(values: tuple[Any, ...], tz: dt.tzinfo, ellipsis: str) -> dict[str, Any]:
+    """One event as the table prints it, in the text the template's filters gave: the time in the
+    current time zone ``tz`` (``|date:"Y-m-d H:i:s"``), "system" without an actor's email, "—" without a
+    patient, the request id cut to 12 characters (``|truncatechars:12``, with the truncation text
+    looked up once per page rather than twice per row)."""
+    pk, at, email, role, action, mrn, object_type, object_id, request_id, ip = values
+    return {
+        "pk": pk,
+        "at": f"{at.astimezone(tz):%Y-%m-%d %H:%M:%S}",
+        "who": email or "system",
+        "role": role,
+        "denied": action == AuditAction.DENIED,
+        "action": ACTION_LABELS.get(action, action),
+        "mrn": mrn or "—",
+        "object_type": object_type,
+        "object_id": object_id,
+        "request": Truncator(request_id).chars(12, truncate=ellipsis),
+        "ip": ip,
+    }
 
 
 @login_required
@@ -44,12 +90,20 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     before = request.GET.get("before", "")
     if before.isdigit():
         qs = qs.filter(id__lt=int(before))
-    rows = list(qs.select_related("actor", "patient").order_by("-id")[: PAGE + 1])
-    next_before = rows[PAGE - 1].pk if len(rows) > PAGE else None
+    rows = list(qs.order_by("-id").values_list(*_COLUMNS)[: PAGE + 1])
+    next_before = rows[PAGE - 1][0] if len(rows) > PAGE else None
+    tz = timezone.get_current_timezone()
+    # What Truncator.chars (the truncatechars filter) appends, in the current language.
+    ellipsis = pgettext("String to return when truncating text", "%(truncated_text)s…")
     params = request.GET.copy()
     params.pop("before", None)
     return render(
         request,
         "audit/log.html",
-        {"form": form, "events": rows[:PAGE], "next_before": next_before, "params": params.urlencode()},
+        {
+            "form": form,
+            "events": [_row(r, tz, ellipsis) for r in rows[:PAGE]],
+            "next_before": next_before,
+            "params": params.urlencode(),
+        },
     )

@@ -1,8 +1,15 @@
-"""Typed access to a form's fields (``form.fields[name]`` is typed as the base ``Field``)."""
+"""Typed access to a form's fields (``form.fields[name]`` is typed as the base ``Field``), and a select
+widget for fixed choices."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from typing import Any, ClassVar
+
 from django import forms
+from django.forms.renderers import BaseRenderer
+from django.utils.safestring import SafeString
+from django.utils.translation import get_language
 
 
 def choice_field(form: forms.BaseForm, name: str) -> forms.ChoiceField:
@@ -13,3 +20,43 @@ def choice_field(form: forms.BaseForm, name: str) -> forms.ChoiceField:
     if not isinstance(field, forms.ChoiceField):
         raise TypeError(f"Form field {name!r} is a {type(field).__name__}, not a ChoiceField.")
     return field
+
+
+class FixedChoiceSelect(forms.Select):
+    """A ``<select>`` over choices that never change while the process runs (a ``TextChoices`` list),
+    its HTML rendered once per field name, selected value, attributes and language and then reused.
+
+    Django renders every ``<option>`` through its own template: for the audit log's filter that costs
+    more than the rest of the form (issue #7). The HTML is exactly what ``forms.Select`` renders (the
+    key holds everything the rendering depends on); lists that change at run time must not use it."""
+
+    _html: ClassVar[dict[Hashable, SafeString]] = {}
+    _MAX = 512  # distinct renderings kept; beyond this, render as usual
+
+    def render(
+        self,
+        name: str,
+        value: Any,
+        attrs: dict[str, Any] | None = None,
+        renderer: BaseRenderer | None = None,
+    ) -> SafeString:
+        try:
+            key: Hashable = (
+                type(self),
+                name,
+                tuple(self.format_value(value)),
+                tuple(sorted((attrs or {}).items())),
+                tuple(sorted(self.attrs.items())),
+                tuple((str(v), str(label)) for v, label in self.choices),
+                get_language(),
+                renderer,
+            )
+            hash(key)
+        except TypeError:  # an attribute or choice that cannot be a key: render as usual
+            return super().render(name, value, attrs, renderer)
+        html = self._html.get(key)
+        if html is None:
+            html = super().render(name, value, attrs, renderer)
+            if len(self._html) < self._MAX:
+                self._html[key] = html
+        return html

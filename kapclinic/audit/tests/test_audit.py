@@ -212,3 +212,73 @@ def test_audit_log_query_count_is_constant(
         response = client.get("/audit/")
     assert len(response.context["events"]) == 50
     assert response.context["next_before"] is not None
+
+
+#: The log's row template before issue #7 (model instances, |date, |default, get_action_display and
+#: |truncatechars per row): the rows the page prints now must read exactly the same.
+_ROWS_BEFORE = """{% for e in events %}<tr>
+<td>{{ e.at|date:"Y-m-d H:i:s" }}</td><td>{{ e.actor.email|default:"system" }}{% if e.actor_role %} \
+<span class="muted">({{ e.actor_role }})</span>{% endif %}</td>
+<td>{% if e.action == "denied" %}<span class="badge danger">{{ e.get_action_display }}</span>{% else %}\
+{{ e.get_action_display }}{% endif %}</td>
+<td>{{ e.patient.mrn|default:"—" }}</td><td>{{ e.object_type }} {{ e.object_id }}</td>\
+<td><code>{{ e.request_id|truncatechars:12 }}</code></td><td>{{ e.ip }}</td>
+</tr>{% endfor %}"""
+
+
+def test_audit_log_prints_what_the_event_rows_printed(world: Any, client: Any) -> None:
+    from dataclasses import replace
+
+    from django.template import Context, Template
+
+    staff = actor_for(world.prescriber, world.clinic)
+    record_event(replace(staff, request_id="a" * 32, ip="10.0.0.1"), "view", patient=world.patient)
+    record_event(replace(staff, request_id="short"), "denied", patient=world.other_patient)
+    record_event(replace(staff, user=None, role=None, request_id="x" * 12), "admin", clinic=world.clinic)
+    record_event(staff, "export", object_type="report", object_id="7", detail="n=3")
+    client.force_login(world.admin)
+    for query in ({}, {"mrn": world.patient.mrn}, {"action": "denied"}, {"actor": world.prescriber.email}):
+        body = client.get("/audit/", query).content.decode()
+        qs = AuditEvent.objects.filter(clinic=world.clinic).select_related("actor", "patient")
+        if "mrn" in query:
+            qs = qs.filter(patient__mrn=query["mrn"])
+        if "action" in query:
+            qs = qs.filter(action=query["action"])
+        if "actor" in query:
+            qs = qs.filter(actor__email__iexact=query["actor"])
+        events = list(qs.order_by("-id")[:50])
+        assert events, query
+        before = Template(_ROWS_BEFORE).render(Context({"events": events}))
+        assert before in body, query
+    body = client.get("/audit/").content.decode()
+    assert "<code>aaaaaaaaaaa…</code>" in body and "<code>xxxxxxxxxxxx</code>" in body
+    assert '<span class="badge danger">Refused access</span>' in body and "<td>system</td>" in body
+
+
+def test_audit_log_pages_by_id_and_keeps_the_filter(world: Any, client: Any) -> None:
+    staff = actor_for(world.prescriber, world.clinic)
+    for _ in range(55):
+        record_event(staff, "view", patient=world.patient)
+    client.force_login(world.admin)
+    first = client.get("/audit/", {"mrn": world.patient.mrn})
+    ids = list(AuditEvent.objects.filter(patient=world.patient).order_by("-id").values_list("id", flat=True))
+    assert [e["pk"] for e in first.context["events"]] == ids[:50]
+    assert first.context["next_before"] == ids[49]
+    older = f'?mrn={world.patient.mrn}&amp;before={ids[49]}">Older events</a>'
+    assert older in first.content.decode()
+    second = client.get("/audit/", {"mrn": world.patient.mrn, "before": ids[49]})
+    assert [e["pk"] for e in second.context["events"]] == ids[50:] and second.context["next_before"] is None
+
+
+def test_audit_filter_form_is_unchanged(world: Any, client: Any) -> None:
+    """The action list renders exactly as Django's own select did, whichever action is chosen."""
+    from django import forms
+
+    from kapclinic.audit.models import AuditAction
+    from kapclinic.audit.views import AuditFilterForm
+
+    class Plain(AuditFilterForm):
+        action = forms.ChoiceField(choices=[("", "Any action"), *AuditAction.choices], required=False)
+
+    for data in ({}, {"action": "denied"}, {"action": "view", "mrn": "S-1"}, {"date_from": "bad"}):
+        assert str(AuditFilterForm(data or None).as_div()) == str(Plain(data or None).as_div()), data

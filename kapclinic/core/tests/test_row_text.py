@@ -84,3 +84,18 @@ def test_point_items_is_the_template_loop() -> None:
     loop = "{% for p in v %}<li>{{ p.x }}: {{ p.y }}</li>{% endfor %}"
     assert _render("{% load kap %}{{ v|point_items }}", points) == _render(loop, points)
     assert _render("{% load kap %}{{ v|point_items }}", []) == ""
+
+
+def test_fixed_choice_select_is_the_select_widget() -> None:
+    from django import forms
+
+    from kapclinic.core.forms import FixedChoiceSelect
+
+    choices = [("", "Any"), ("a", "Apples & pears"), ("b", "Bananas")]
+    for value in ("", "a", "b", None, "zzz"):
+        for attrs in (None, {"id": "id_fruit"}, {"id": "id_fruit", "required": True}):
+            fast = FixedChoiceSelect(choices=choices).render("fruit", value, attrs)
+            assert fast == forms.Select(choices=choices).render("fruit", value, attrs)
+            assert FixedChoiceSelect(choices=choices).render("fruit", value, attrs) == fast  # remembered
+    other = [("a", "Apricots")]
+    assert "Apricots" in FixedChoiceSelect(choices=other).render("fruit", "a", {"id": "id_fruit"})
