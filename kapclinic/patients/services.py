@@ -6,7 +6,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from kapclinic.audit.services import record_event
-from kapclinic.core import clock
+from kapclinic.core import clock, request_cache
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
 from kapclinic.patients.models import (
@@ -175,6 +175,7 @@ def medication_add(actor: Actor, patient: Patient, *, name: str, dose: str, drug
         add_timeline_event(
             patient, kind="medication.added", title=f"Medication recorded: {name}", actor=actor, ref=med
         )
+    request_cache.forget()  # the rest of this request reads the new list (selectors.active_medications)
     return med
 
 
@@ -185,6 +186,7 @@ def medication_stop(actor: Actor, patient: Patient, med: Medication) -> None:
         add_timeline_event(
             patient, kind="medication.stopped", title=f"Medication stopped: {med.name}", actor=actor
         )
+    request_cache.forget()  # the rest of this request reads the new list (selectors.active_medications)
 
 
 def allergy_add(actor: Actor, patient: Patient, *, substance: str, reaction: str) -> Allergy:

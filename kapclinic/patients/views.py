@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,6 +9,8 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from kapclinic.accounts.models import Clinic, Membership, Role
@@ -30,6 +33,18 @@ from kapclinic.policy import Action, ClinicAction, can, open_patient, require_cl
 
 PAGE_SIZE = 50
 
+#: The columns the patient list shows.
+_LIST_FIELDS = (
+    "id",
+    "legal_first_name",
+    "legal_last_name",
+    "preferred_name",
+    "pronouns",
+    "mrn",
+    "date_of_birth",
+    "pathway_status",
+)
+
 
 @login_required
 def patient_list(request: HttpRequest) -> HttpResponse:
@@ -38,15 +53,22 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status not in PathwayStatus.values:
         status = ""
-    qs = selectors.patient_list(actor, query=query, status=status)
+    qs = selectors.patient_list(actor, query=query, status=status).only(*_LIST_FIELDS)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     record_event(
         actor, "list", object_type="patient_list", detail=f"page={page.number} n={len(page.object_list)}"
     )
+    chart_prefix = reverse("patients:list")  # a chart is /patients/<id>/
     return render(
         request,
         "patients/list.html",
-        {"page": page, "query": query, "status": status, "statuses": PathwayStatus.choices},
+        {
+            "page": page,
+            "rows": [selectors.PatientRow(p, chart_prefix) for p in page.object_list],
+            "query": query,
+            "status": status,
+            "statuses": PathwayStatus.choices,
+        },
     )
 
 
@@ -64,6 +86,18 @@ def patient_new(request: HttpRequest) -> HttpResponse:
     return render(request, "patients/new.html", {"form": form})
 
 
+@functools.cache
+def _option_lists() -> dict[str, str]:
+    """The chart's fixed <option> lists (diagnosis codes, drug classes): the same for every patient and
+    every request, so rendered once per process instead of once per chart."""
+    return {
+        "dx": render_to_string("patients/_dx_options.html", {"dx_codes": DIAGNOSIS_CODES}),
+        "drug_classes": render_to_string(
+            "patients/_drug_class_options.html", {"drug_classes": DrugClass.choices}
+        ),
+    }
+
+
 @login_required
 def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = open_patient(request, patient_id, Action.VIEW_DEMOGRAPHICS)
@@ -77,18 +111,14 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
     context = {
         "patient": patient,
         "clinical": clinical,
-        "care_team": patient.care_team.select_related("user").order_by("role"),
-        "diagnoses": patient.diagnoses.all() if clinical else (),
-        "medications": patient.medications.filter(active=True) if clinical else (),
-        "allergies": patient.allergies.all() if clinical else (),
+        **selectors.chart_lists(patient, clinical=clinical),
         "events": events,
         "cursor": cursor,
         "panels": panels,
         "can_edit": can(actor, Action.EDIT_DEMOGRAPHICS, patient),
         "can_edit_clinical": can(actor, Action.EDIT_CLINICAL, patient),
         "can_manage_team": can(actor, Action.MANAGE_CARE_TEAM, patient),
-        "dx_codes": DIAGNOSIS_CODES,
-        "drug_classes": DrugClass.choices,
+        "option_lists": _option_lists() if clinical else None,
     }
     return render(request, "patients/chart.html", context)
 
