@@ -193,3 +193,45 @@ def test_note_lists_constant_queries(
         assert client.get(reverse("notes:patient", args=[world.patient.pk])).status_code == 200
     with django_assert_max_num_queries(16):
         assert client.get(reverse("notes:index") + "?show=all").status_code == 200
+
+
+def test_chart_panel_lists_the_five_latest_notes_with_links(
+    world: Any, client: Any, clock_frozen: Any, django_assert_num_queries: Any
+) -> None:
+    import datetime as dt
+
+    from django.test import RequestFactory
+
+    from kapclinic.notes.widgets import chart_context
+
+    actor = therapist(world)
+    notes = []
+    for days in range(7):
+        notes.append(
+            services.note_create(
+                actor,
+                world.patient,
+                template_key="soap",
+                service_date=dt.date(2026, 2, 1) + dt.timedelta(days=days),
+            )
+        )
+    signed = notes[-1]
+    signed.sections[0]["text"] = "Seen."
+    services.note_sign(actor, signed, signed.version, {s["key"]: s["text"] for s in signed.sections})
+    request: Any = RequestFactory().get("/")
+    request.user, request.clinic, request.role, request.request_id = (
+        world.prescriber,
+        world.clinic,
+        "prescriber",
+        "t",
+    )
+    with django_assert_num_queries(1):
+        rows = chart_context(request, world.patient)["notes"]
+    assert [r["url"] for r in rows] == [
+        reverse("notes:detail", args=[world.patient.pk, n.pk]) for n in reversed(notes[2:])
+    ]
+    assert rows[0]["day"] == "7 Feb" and rows[0]["status"] == "Signed" and rows[0]["signed"]
+    assert rows[1]["status"] == "Draft" and not rows[1]["signed"]
+    client.force_login(world.therapist)
+    html = client.get(f"/patients/{world.patient.pk}/").content.decode()
+    assert f'<a href="{rows[0]["url"]}">7 Feb {signed.title}</a> <span class="badge ok">Signed</span>' in html
