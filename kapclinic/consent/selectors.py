@@ -48,3 +48,28 @@ def consent_state(patient: Patient) -> ConsentState:
         .first()
     )
     return ConsentState(doc, sig)
+
+
+def consent_summary(patient: Patient) -> ConsentState:
+    """``consent_state(patient)`` for pages that show only whether consent is current, which version
+    and when it was signed (the chart's pathway panel and its readiness line): the same two rows, without
+    the document's text or the signed copy of it.
+
+    A patient only ever signs their clinic's current document, and published documents are never
+    removed: while the clinic has none, the patient has no signature and it is not looked up."""
+    doc = (
+        ConsentDocument.objects.filter(clinic_id=patient.clinic_id)
+        .only("id", "clinic_id", "version")
+        .order_by("-version")
+        .first()
+    )
+    if doc is None:
+        return ConsentState(None, None)
+    sig = (
+        ConsentSignature.objects.filter(patient_id=patient.pk)
+        .select_related("document")
+        .only("id", "patient_id", "document_id", "signed_at", "document__version")
+        .order_by("-signed_at", "-id")
+        .first()
+    )
+    return ConsentState(doc, sig)

@@ -6,24 +6,27 @@ from django.apps import AppConfig
 
 
 def _pathway_context(request: Any, patient: Any) -> dict[str, Any]:
-    from kapclinic.consent.selectors import consent_state
+    from kapclinic.consent.selectors import consent_summary
     from kapclinic.core.actor import actor_from_request
-    from kapclinic.intake.models import Assessment
-    from kapclinic.intake.selectors import eligibility_state
+    from kapclinic.intake.selectors import eligibility_summary
+    from kapclinic.patients.selectors import active_medications
     from kapclinic.policy import Action, can
-    from kapclinic.treatment.models import TreatmentPlan
-    from kapclinic.treatment.selectors import readiness_detail
+    from kapclinic.treatment.models import PlanStatus
+    from kapclinic.treatment.selectors import readiness_detail, recent_and_signed_plans
 
     actor = actor_from_request(request)
-    # Eligibility and consent state computed once and handed to the readiness check (issue #7).
-    eligibility = eligibility_state(patient)
-    consent = consent_state(patient)
-    readiness = readiness_detail(patient, eligibility=eligibility, consent=consent)
+    # Each fact read once and handed on (issue #7): the assessment comes with the eligibility decision,
+    # the medication list is the one the chart shows, and the signed plan comes with the newest plans.
+    assessment, eligibility = eligibility_summary(patient, active_medications(patient))
+    consent = consent_summary(patient)
+    plans, signed = recent_and_signed_plans(patient)
+    readiness = readiness_detail(patient, eligibility=eligibility, consent=consent, plan=signed)
+    status_labels = dict(PlanStatus.choices)
     return {
-        "assessment": Assessment.objects.filter(patient=patient).first(),
+        "assessment": assessment,
         "eligibility": eligibility,
         "consent": consent,
-        "plans": TreatmentPlan.objects.filter(patient=patient).order_by("-created_at")[:3],
+        "plans": [(p, status_labels.get(p.status, p.status)) for p in plans],
         "ready": readiness.ok,
         "reasons": readiness.reasons,
         "can_prescribe": can(actor, Action.PRESCRIBE, patient),

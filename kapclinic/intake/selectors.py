@@ -179,6 +179,20 @@ class EligibilityState:
         return None
 
 
+def _state(
+    decision: EligibilityDecision,
+    assessment: Assessment,
+    patient: Patient,
+    meds: list[ChartMedication] | None = None,
+) -> EligibilityState:
+    digest = (
+        relevant_digest(classified_medications(assessment, patient, meds), load_rule_set())
+        if decision.medications_digest
+        else None
+    )
+    return EligibilityState(decision, decision.is_stale_for(assessment, patient.date_of_birth, digest))
+
+
 def eligibility_state(patient: Patient) -> EligibilityState:
     decision = current_decision(patient)
     if decision is None:
@@ -186,8 +200,57 @@ def eligibility_state(patient: Patient) -> EligibilityState:
     assessment = Assessment.objects.only("version", "patient_id", "medication_classes").get(
         pk=decision.assessment_id
     )
-    digest = medications_digest(assessment, patient) if decision.medications_digest else None
-    return EligibilityState(decision, decision.is_stale_for(assessment, patient.date_of_birth, digest))
+    return _state(decision, assessment, patient)
+
+
+#: What the chart's pathway panel shows of the assessment, and what the staleness check reads of it.
+_SUMMARY_ASSESSMENT = (
+    "id",
+    "patient_id",
+    "version",
+    "medication_classes",
+    "patient_submitted_at",
+    "clinician_completed_at",
+    "updated_at",
+)
+#: What the panel and the dosing-readiness sentence read of the decision: not the signed report, the
+#: reason or the rationales (large JSON and text shown on the eligibility page only).
+_SUMMARY_DECISION = (
+    "id",
+    "patient_id",
+    "assessment_id",
+    "assessment_version",
+    "date_of_birth",
+    "decision",
+    "medications_digest",
+    "signed_at",
+    "signed_by__full_name",
+    "signed_by__email",
+)
+
+
+def eligibility_summary(
+    patient: Patient, meds: list[ChartMedication]
+) -> tuple[Assessment | None, EligibilityState]:
+    """The patient's assessment and eligibility state for the chart's pathway panel, in one query
+    when a decision has been signed (its assessment comes with it), two otherwise.
+
+    The same answer as ``eligibility_state(patient)`` plus the assessment, with only the columns the
+    panel shows; ``meds`` is the chart's current medication list the page already holds."""
+    decision = (
+        EligibilityDecision.objects.filter(patient_id=patient.pk)
+        .select_related("signed_by", "assessment")
+        .only(*_SUMMARY_DECISION, *(f"assessment__{f}" for f in _SUMMARY_ASSESSMENT))
+        .order_by("-signed_at", "-id")
+        .first()
+    )
+    if decision is not None and decision.assessment.patient_id == patient.pk:
+        assessment: Assessment | None = decision.assessment
+    else:
+        assessment = Assessment.objects.filter(patient_id=patient.pk).only(*_SUMMARY_ASSESSMENT).first()
+    if decision is None:
+        return assessment, EligibilityState(None, False)
+    return assessment, _state(decision, decision.assessment, patient, meds)
 
 
 def rule_set() -> Any:

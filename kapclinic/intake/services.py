@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from kapclinic.audit.services import record_event
 from kapclinic.clinical.eligibility import Decision, check_decision, load_rule_set
 from kapclinic.clinical.eligibility.chart_medications import relevant_digest
-from kapclinic.core import clock
+from kapclinic.core import clock, request_cache
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import ConflictError, save_versioned
 from kapclinic.intake import selectors
@@ -229,6 +229,8 @@ def _add_chart_medications(
             ref=med,
         )
         added.append(med)
+    if added:
+        request_cache.forget()  # the rest of this request reads the new medication list
     return added
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from kapclinic.clinical.protocols import Protocol, UnknownProtocol, get_protocol
@@ -23,6 +24,42 @@ def signed_plan(patient: Patient) -> TreatmentPlan | None:
         .order_by("-signed_at", "-id")
         .first()
     )
+
+
+#: What the chart's pathway panel shows of a plan and the readiness sentence reads of the signed one.
+_SUMMARY_FIELDS = (
+    "id",
+    "patient_id",
+    "status",
+    "protocol_title",
+    "created_at",
+    "signed_at",
+    "signed_by__full_name",
+    "signed_by__email",
+)
+
+
+def recent_and_signed_plans(
+    patient: Patient, recent: int = 3
+) -> tuple[list[TreatmentPlan], TreatmentPlan | None]:
+    """The ``recent`` newest plans (newest first) and ``signed_plan(patient)``, for the chart's pathway
+    panel, in one query of at most ``recent + 1`` rows with only the shown columns.
+
+    The signed plan sorts first, then the others newest first: signing a plan supersedes the previous
+    signed one, so those rows hold the signed plan and every plan among the newest. Should two signed
+    plans ever be found, the two plain queries answer instead."""
+    signed_first = Case(When(status=PlanStatus.SIGNED, then=Value(0)), default=Value(1))
+    rows = list(
+        TreatmentPlan.objects.filter(patient_id=patient.pk)
+        .select_related("signed_by")
+        .only(*_SUMMARY_FIELDS)
+        .order_by(signed_first, "-created_at")[: recent + 1]
+    )
+    if len(rows) > 1 and rows[1].status == PlanStatus.SIGNED:
+        newest = TreatmentPlan.objects.filter(patient_id=patient.pk).only("id", "status", "protocol_title")
+        return list(newest.order_by("-created_at")[:recent]), signed_plan(patient)
+    signed = rows[0] if rows and rows[0].status == PlanStatus.SIGNED else None
+    return sorted(rows, key=lambda p: p.created_at, reverse=True)[:recent], signed
 
 
 def plans_for(patient: Patient) -> list[TreatmentPlan]:
@@ -67,14 +104,23 @@ class DosingReadiness:
         return [i.detail for i in items if not i.ok]
 
 
+#: ``readiness_detail(plan=...)`` default: look the signed plan up.
+_LOOK_UP = object()
+
+
 def readiness_detail(
-    patient: Patient, *, eligibility: EligibilityState | None = None, consent: ConsentState | None = None
+    patient: Patient,
+    *,
+    eligibility: EligibilityState | None = None,
+    consent: ConsentState | None = None,
+    plan: TreatmentPlan | object | None = _LOOK_UP,
 ) -> DosingReadiness:
     """Item by item: is there a signed treatment plan, current consent (the clinic's current version) and a
     current eligibility decision of 'eligible' (not made stale by an intake change)?
 
-    A caller that already holds ``eligibility_state(patient)`` / ``consent_state(patient)`` passes them
-    so they are not computed twice (the chart's pathway panel, issue #7)."""
+    A caller that already holds ``eligibility_state(patient)`` / ``consent_state(patient)`` /
+    ``signed_plan(patient)`` (None included) passes them so they are not computed twice (the chart's
+    pathway panel, issue #7)."""
     from kapclinic.consent.selectors import consent_state
     from kapclinic.intake.selectors import eligibility_state
 
@@ -96,7 +142,7 @@ def readiness_detail(
         )
     else:
         cons = ReadinessItem(False, consent.refusal or "Consent is not current.")
-    plan = signed_plan(patient)
+    plan = signed_plan(patient) if plan is _LOOK_UP else cast("TreatmentPlan | None", plan)
     if plan is None:
         plan_item = ReadinessItem(False, "There is no signed treatment plan.")
     else:

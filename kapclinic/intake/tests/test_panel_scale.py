@@ -26,8 +26,10 @@ def _request(world: Any) -> Any:
     return request
 
 
-@pytest.mark.parametrize("ready", [False, True])
-def test_pathway_panel_runs_no_query_twice(world: Any, ready: bool) -> None:
+@pytest.mark.parametrize(("ready", "queries"), [(False, 5), (True, 5)])
+def test_pathway_panel_runs_no_query_twice(world: Any, ready: bool, queries: int) -> None:
+    """Not ready (no consent document yet): medications, decision, assessment, consent document,
+    plans. Ready: medications, decision with its assessment, consent document, signature, plans."""
     if ready:
         from kapclinic.treatment.testing import make_dosing_ready
 
@@ -39,5 +41,58 @@ def test_pathway_panel_runs_no_query_twice(world: Any, ready: bool) -> None:
         list(data["plans"])
     repeats = [sql for sql, n in Counter(q["sql"] for q in ctx.captured_queries).items() if n > 1]
     assert repeats == []
+    assert len(ctx.captured_queries) == queries
     assert (data["ready"], data["reasons"]) == dosing_readiness(world.patient)
     assert data["ready"] is ready
+
+
+def test_pathway_summary_matches_the_full_reads(world: Any, clock_frozen: Any) -> None:
+    """eligibility_summary and consent_summary answer what eligibility_state and consent_state answer,
+    through every stage: nothing, an assessment, a decision, a medication that makes it stale, consent
+    signed and then superseded by a new version."""
+    from kapclinic.consent.selectors import consent_state, consent_summary
+    from kapclinic.intake.models import Assessment
+    from kapclinic.intake.selectors import eligibility_state, eligibility_summary
+    from kapclinic.patients import services as patient_services
+    from kapclinic.patients.selectors import active_medications
+    from kapclinic.testing.factories import actor_for
+    from kapclinic.treatment.testing import publish_consent, sign_consent, sign_eligible
+
+    patient = world.patient
+
+    def check() -> None:
+        assessment, summary = eligibility_summary(patient, active_medications(patient))
+        full = eligibility_state(patient)
+        assert (summary.decision and summary.decision.pk, summary.stale) == (
+            full.decision and full.decision.pk,
+            full.stale,
+        )
+        assert (summary.current_eligible, summary.refusal) == (full.current_eligible, full.refusal)
+        expected = Assessment.objects.filter(patient=patient).first()
+        assert (assessment and assessment.pk) == (expected and expected.pk)
+        if assessment is not None and expected is not None:
+            for field in ("patient_submitted_at", "clinician_completed_at", "updated_at", "version"):
+                assert getattr(assessment, field) == getattr(expected, field)
+        c_summary, c_full = consent_summary(patient), consent_state(patient)
+        assert (c_summary.current, c_summary.refusal) == (c_full.current, c_full.refusal)
+        assert (c_summary.document and c_summary.document.version) == (
+            c_full.document and c_full.document.version
+        )
+
+    check()
+    complete_assessment(patient)
+    check()
+    sign_eligible(patient, world.prescriber)
+    check()
+    publish_consent(world.clinic)
+    check()
+    sign_consent(patient, witness=world.prescriber)
+    check()
+    patient_services.medication_add(
+        actor_for(world.prescriber, world.clinic), patient, name="Phenelzine", dose="15 mg", drug_class="maoi"
+    )
+    check()
+    assert eligibility_state(patient).stale
+    publish_consent(world.clinic, title="Consent v2")
+    check()
+    assert not consent_summary(patient).current

@@ -184,3 +184,62 @@ def test_measures_hook_reads_plan_dimensions(world: Any) -> None:
     make_dosing_ready(world.patient, world.prescriber, "esketamine-in-trd")
     dims = hooks.plan_dimensions(world.patient)
     assert dims["route"] == "IN" and dims["indication"] == "F33.1" and dims["protocol"]
+
+
+def test_recent_and_signed_plans_match_the_two_plain_reads(
+    world: Any, clock_frozen: Any, django_assert_num_queries: Any
+) -> None:
+    """The chart's one read of the plans answers what the newest-three list and signed_plan() answer:
+    with no plan, drafts only, a signed plan among the newest, a signed plan older than three drafts,
+    and (should it ever happen) two signed plans."""
+    import datetime as dt
+
+    from kapclinic.clinical.protocols import get_protocol
+    from kapclinic.clinical.terminology import BY_ICD10
+    from kapclinic.treatment import services
+    from kapclinic.treatment.selectors import recent_and_signed_plans, signed_plan
+    from kapclinic.treatment.testing import sign_eligible, sign_plan
+
+    patient = world.patient
+
+    def draft() -> None:
+        clock_frozen.advance(dt.timedelta(minutes=1))
+        services.plan_create(
+            Actor(world.prescriber, world.clinic, "prescriber"),
+            patient,
+            protocol=get_protocol("esketamine-in-trd"),
+            indication=BY_ICD10["F33.1"],
+            goals="Feel like myself again",
+            modality="cbt",
+            modality_other="",
+            dosing_sessions=6,
+            sessions_per_week=Decimal(1),
+            targets=[],
+        )
+
+    def check(queries: int = 1) -> None:
+        with django_assert_num_queries(queries):
+            recent, signed = recent_and_signed_plans(patient)
+        expected = list(TreatmentPlan.objects.filter(patient=patient).order_by("-created_at")[:3])
+        assert [p.pk for p in recent] == [p.pk for p in expected]
+        assert [p.status for p in recent] == [p.status for p in expected]
+        plan = signed_plan(patient)
+        assert (signed and signed.pk) == (plan and plan.pk)
+        if signed is not None and plan is not None:
+            assert (str(signed.signed_by), signed.signed_at) == (str(plan.signed_by), plan.signed_at)
+
+    check()
+    sign_eligible(patient, world.prescriber)
+    draft()
+    check()
+    clock_frozen.advance(dt.timedelta(minutes=1))
+    sign_plan(patient, world.prescriber)
+    check()
+    for _ in range(4):
+        draft()
+        check()
+    oldest_draft = TreatmentPlan.objects.filter(patient=patient, status=PlanStatus.DRAFT).earliest(
+        "created_at"
+    )
+    TreatmentPlan.objects.filter(pk=oldest_draft.pk).update(status=PlanStatus.SIGNED)
+    check(queries=3)
