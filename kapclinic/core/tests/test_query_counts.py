@@ -135,3 +135,41 @@ def test_home_dashboard_caseload(world: Any, client: Any, persona: str) -> None:
 def test_home_dashboard_other_roles(world: Any, client: Any, persona: str) -> None:
     client.force_login(getattr(world, persona))
     _constant(client, lambda: "/home/", lambda n: _patients(world, n), cap=45)
+
+
+@pytest.mark.parametrize("persona", ["therapist", "prescriber", "nurse", "front_desk"])
+def test_home_dashboard_today(world: Any, client: Any, clock_frozen: Any, persona: str) -> None:
+    """The staff home's "today" widgets (dosing sessions, appointments): constant whatever the number of
+    the day's sessions and bookings, and no more than before issue #7 (the same cap)."""
+    from kapclinic.core import clock
+    from kapclinic.scheduling.models import Appointment
+    from kapclinic.sessions.models import DosingSession
+
+    user = getattr(world, persona)
+    client.force_login(user)
+
+    def grow(n: int) -> None:
+        for i, patient in enumerate(_patients(world, n)):
+            at = clock.now() + dt.timedelta(minutes=5 * i)
+            DosingSession.objects.create(
+                clinic=world.clinic,
+                patient=patient,
+                protocol_id="esketamine-in-trd",
+                protocol_version="1.0.0",
+                scheduled_for=at,
+                created_by=world.prescriber,
+            )
+            Appointment.objects.create(
+                clinic=world.clinic,
+                patient=patient,
+                kind="dosing",
+                starts_at=at,
+                ends_at=at + dt.timedelta(minutes=120),
+                staff=user,
+                created_by=world.front_desk,
+            )
+
+    _constant(client, lambda: "/home/", grow, cap=45)
+    body = client.get("/home/").content.decode()
+    assert body.count('href="/schedule/a/') == 20  # the widget's first 20 of the day's 50
+    assert body.count('href="/sessions/patient/') == (0 if persona == "front_desk" else 20)

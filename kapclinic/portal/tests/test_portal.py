@@ -191,3 +191,31 @@ def test_patient_calendar_feed_and_opt_in(world: Any, client: Any, dosing: Any) 
     event = next(iter(icalendar.Calendar.from_ical(client.get(path).content).walk("VEVENT")))
     assert "Dosing session" in str(event["summary"])
     assert "take you home" in str(event["description"])
+
+
+def test_portal_home_queries_do_not_grow_with_appointments_and_entries(
+    world: Any, client: Any, dosing: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def grow(n: int) -> None:
+        for i in range(n):
+            start = clock.now() + dt.timedelta(days=3 + i)
+            Appointment.objects.create(
+                clinic=world.clinic, patient=world.patient, kind="integration", starts_at=start,
+                ends_at=start + dt.timedelta(minutes=60), staff=world.therapist, created_by=world.front_desk,
+            )  # fmt: skip
+            services.entry_create(me(world), world.patient, kind="checkin", text=f"day {i}", mood=3)
+
+    def queries() -> int:
+        client.get(reverse("portal:index"))  # warm-up
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(reverse("portal:index")).status_code == 200
+        return len(ctx.captured_queries)
+
+    client.force_login(world.patient_user)
+    grow(1)
+    one = queries()
+    grow(20)
+    assert queries() == one <= 30

@@ -394,6 +394,9 @@ def test_today_widget_and_feed_run_the_same_queries_for_1_and_50(
     grow(world, 49)
     many = (widget_queries(), count(client, feed_url))
     assert one == many
+    # the test's own role look-up, then the widget's three: the longest-appointment setting, the day's
+    # appointments, and which of their patients the therapist may see
+    assert many[0] == 4
     _ctx, html = today(world, world.therapist)
     assert html.count('<span class="cal-busy">Booked</span>') == 10  # 20 shown, every other off the caseload
 
