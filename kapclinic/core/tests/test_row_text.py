@@ -30,6 +30,16 @@ def test_date_text_is_the_date_filter(moment: dt.datetime, fmt: str) -> None:
     assert date_text(moment, fmt) == _render('{{ v|date:"' + fmt + '" }}', moment)
 
 
+@pytest.mark.parametrize("language", ["de", "fr", "es"])
+@pytest.mark.parametrize("fmt", ["j M Y", "D j M H:i", "l j F, H:i", "d.m.Y n", r"j \d\e F", "N jS P"])
+def test_date_text_is_the_date_filter_in_other_languages(language: str, fmt: str) -> None:
+    from django.utils import translation
+
+    with translation.override(language):
+        for moment in MOMENTS:
+            assert date_text(moment, fmt) == _render('{{ v|date:"' + fmt + '" }}', moment)
+
+
 @pytest.mark.parametrize("moment", MOMENTS)
 def test_hhmm_is_the_time_filter(moment: dt.datetime) -> None:
     assert hhmm(moment) == _render('{{ v|time:"H:i" }}', moment)
