@@ -8,6 +8,7 @@ from django.apps import AppConfig
 def _pathway_context(request: Any, patient: Any) -> dict[str, Any]:
     from kapclinic.consent.selectors import consent_summary
     from kapclinic.core.actor import actor_from_request
+    from kapclinic.core.links import RowLink
     from kapclinic.intake.selectors import eligibility_summary
     from kapclinic.patients.selectors import active_medications
     from kapclinic.policy import Action, can
@@ -22,11 +23,19 @@ def _pathway_context(request: Any, patient: Any) -> dict[str, Any]:
     plans, signed = recent_and_signed_plans(patient)
     readiness = readiness_detail(patient, eligibility=eligibility, consent=consent, plan=signed)
     status_labels = dict(PlanStatus.choices)
+    plan_link = RowLink("treatment:plan", 2)
     return {
         "assessment": assessment,
         "eligibility": eligibility,
         "consent": consent,
-        "plans": [(p, status_labels.get(p.status, p.status)) for p in plans],
+        "plans": [
+            {
+                "url": plan_link(patient.pk, p.pk),
+                "title": p.protocol_title,
+                "status": status_labels.get(p.status, p.status),
+            }
+            for p in plans
+        ],
         "ready": readiness.ok,
         "reasons": readiness.reasons,
         "can_prescribe": can(actor, Action.PRESCRIBE, patient),

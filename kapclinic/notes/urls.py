@@ -5,7 +5,7 @@ from kapclinic.notes import views
 app_name = "notes"
 
 P = "patient/<int:patient_id>/"
-N = P + "<int:note_id>/"  # the chart panel links a note as <patient notes URL><note id>/
+N = P + "<int:note_id>/"
 
 urlpatterns = [
     path("", views.index, name="index"),

@@ -11,6 +11,7 @@ from django.utils import timezone
 from kapclinic.clinical.eligibility.chart_medications import ChartMedication
 from kapclinic.core import clock, request_cache
 from kapclinic.core.actor import Actor
+from kapclinic.core.links import RowLink
 from kapclinic.patients.models import (
     Allergy,
     CareTeamMember,
@@ -81,10 +82,10 @@ class PatientRow:
 
     __slots__ = ("dob", "mrn", "name", "pk", "pronouns", "status", "url")
 
-    def __init__(self, patient: Patient, chart_prefix: str) -> None:
+    def __init__(self, patient: Patient, url: str) -> None:
         dob = patient.date_of_birth
         self.pk = patient.pk
-        self.url = f"{chart_prefix}{patient.pk}/"
+        self.url = url
         self.name = f"{patient.legal_last_name}, {patient.preferred_name or patient.legal_first_name}"
         self.pronouns = patient.pronouns
         self.mrn = patient.mrn
@@ -153,9 +154,10 @@ def chart_lists(patient: Patient, *, clinical: bool) -> dict[str, Any]:
     if not clinical:
         return {"care_team": care_team, "diagnoses": (), "medications": (), "allergies": ()}
     diagnoses = list(Diagnosis.objects.filter(patient_id=patient.pk).values("icd10", "description", "snomed"))
+    stop_link = RowLink("patients:stop_medication", 2)
     medications = [
         {
-            "pk": m.id,
+            "stop_url": stop_link(patient.pk, m.id),
             "name": m.name,
             "dose": m.dose,
             "drug_class": m.chart_class,

@@ -10,7 +10,6 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from kapclinic.accounts.models import Clinic, Membership, Role
@@ -18,6 +17,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.clinical.terminology import BY_ICD10, DIAGNOSIS_CODES
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.links import RowLink
 from kapclinic.core.registry import chart_panels
 from kapclinic.patients import selectors, services
 from kapclinic.patients.forms import (
@@ -58,13 +58,13 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     record_event(
         actor, "list", object_type="patient_list", detail=f"page={page.number} n={len(page.object_list)}"
     )
-    chart_prefix = reverse("patients:list")  # a chart is /patients/<id>/
+    chart_link = RowLink("patients:chart")
     return render(
         request,
         "patients/list.html",
         {
             "page": page,
-            "rows": [selectors.PatientRow(p, chart_prefix) for p in page.object_list],
+            "rows": [selectors.PatientRow(p, chart_link(p.pk)) for p in page.object_list],
             "query": query,
             "status": status,
             "statuses": PathwayStatus.choices,
