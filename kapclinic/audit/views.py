@@ -72,6 +72,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     """Admins browse and filter their clinic's audit trail; keyset-paginated, newest first."""
     actor = require_clinic(request, ClinicAction.VIEW_AUDIT)
     form = AuditFilterForm(request.GET or None)
+    # Times are printed, and the From/To days are read, in the clinic's time zone (the site's current one).
+    tz = timezone.get_current_timezone()
     qs = AuditEvent.objects.filter(clinic=actor.clinic)
     if form.is_valid():
         data = form.cleaned_data
@@ -82,17 +84,16 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         if data["action"]:
             qs = qs.filter(action=data["action"])
         if data["date_from"]:
-            qs = qs.filter(at__gte=dt.datetime.combine(data["date_from"], dt.time.min, tzinfo=dt.UTC))
+            qs = qs.filter(at__gte=dt.datetime.combine(data["date_from"], dt.time.min, tzinfo=tz))
         if data["date_to"]:
             qs = qs.filter(
-                at__lt=dt.datetime.combine(data["date_to"] + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+                at__lt=dt.datetime.combine(data["date_to"] + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
             )
     before = request.GET.get("before", "")
     if before.isdigit():
         qs = qs.filter(id__lt=int(before))
     rows = list(qs.order_by("-id").values_list(*_COLUMNS)[: PAGE + 1])
     next_before = rows[PAGE - 1][0] if len(rows) > PAGE else None
-    tz = timezone.get_current_timezone()
     # What Truncator.chars (the truncatechars filter) appends, in the current language.
     ellipsis = pgettext("String to return when truncating text", "%(truncated_text)s…")
     params = request.GET.copy()
@@ -105,5 +106,6 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             "events": [_row(r, tz, ellipsis) for r in rows[:PAGE]],
             "next_before": next_before,
             "params": params.urlencode(),
+            "tz_name": str(tz),
         },
     )

@@ -282,3 +282,29 @@ def test_audit_filter_form_is_unchanged(world: Any, client: Any) -> None:
 
     for data in ({}, {"action": "denied"}, {"action": "view", "mrn": "S-1"}, {"date_from": "bad"}):
         assert str(AuditFilterForm(data or None).as_div()) == str(Plain(data or None).as_div()), data
+
+
+def test_audit_log_times_and_day_filters_use_the_clinic_time_zone(world: Any, client: Any) -> None:
+    """03:00 UTC on March 1st is the evening of February 28th in New York (the site's zone): the page
+    prints it so, says which zone it prints in, and the From/To days select it on the 28th."""
+    import datetime as dt
+
+    from django.test import override_settings
+
+    from kapclinic.core import clock
+
+    staff = actor_for(world.prescriber, world.clinic)
+    with clock.frozen_at(dt.datetime(2026, 3, 1, 3, 0, tzinfo=dt.UTC)):
+        event = record_event(staff, "view", patient=world.patient)
+    client.force_login(world.admin)
+    with override_settings(TIME_ZONE="America/New_York"):
+        on_28th = client.get(
+            "/audit/", {"mrn": world.patient.mrn, "date_from": "2026-02-28", "date_to": "2026-02-28"}
+        )
+        on_1st = client.get(
+            "/audit/", {"mrn": world.patient.mrn, "date_from": "2026-03-01", "date_to": "2026-03-01"}
+        )
+    body = on_28th.content.decode()
+    assert "When (America/New_York)" in body and "<td>2026-02-28 22:00:00</td>" in body
+    assert [e["pk"] for e in on_28th.context["events"]] == [event.pk]
+    assert on_1st.context["events"] == []
