@@ -404,6 +404,46 @@ def due_for_patients(patients_qs: QuerySet[Patient], *, now: dt.datetime | None 
         )
     )
     ids = [p["pk"] for p in patients]
+    due = _due_by_patient(
+        [(p["pk"], p["pathway_status"], p["created_at"]) for p in patients], now, hooks.next_dosing(ids)
+    )
+    out: list[DueRow] = []
+    for p in patients:
+        name = f"{p['preferred_name'] or p['legal_first_name']} {p['legal_last_name']}"
+        out.extend(DueRow(p["pk"], name, p["mrn"], d) for d in due.get(p["pk"], []))
+    out.sort(key=lambda r: (not r.due.overdue, r.due.due_at, r.patient_name))
+    return out
+
+
+#: ``due_for_patient``'s ``next_dosing_at`` when the caller does not know it (None means "none booked").
+UNKNOWN: Any = object()
+
+
+def due_for_patient(
+    patient: Patient, *, next_dosing_at: dt.datetime | None = UNKNOWN, now: dt.datetime | None = None
+) -> list[Due]:
+    """The same as ``due_for_patients`` for one patient already read (the portal home): no patient query,
+    and no next-dosing query when the caller already knows the next booked dosing appointment's start
+    (``None`` when it knows there is none)."""
+    if patient.pathway_status not in PHASES:
+        return []
+    now = now or clock.now()
+    upcoming = hooks.next_dosing([patient.pk]) if next_dosing_at is UNKNOWN else {}
+    if next_dosing_at is not UNKNOWN and next_dosing_at is not None:
+        upcoming = {patient.pk: next_dosing_at}
+    due = _due_by_patient([(patient.pk, patient.pathway_status, patient.created_at)], now, upcoming)
+    rows = due.get(patient.pk, [])
+    rows.sort(key=lambda d: (not d.overdue, d.due_at))
+    return rows
+
+
+def _due_by_patient(
+    patients: list[tuple[int, str, dt.datetime]], now: dt.datetime, upcoming: dict[int, dt.datetime]
+) -> dict[int, list[Due]]:
+    """Due measures per patient id for (id, pathway status, intake time) triples, in instrument order."""
+    ids = [pid for pid, _status, _created in patients]
+    if not ids:
+        return {}
     custom: dict[tuple[int, str], ScheduleRule | None] = {}
     for s in MeasurementSchedule.objects.filter(patient_id__in=ids):
         configured = ScheduleRule(
@@ -416,16 +456,20 @@ def due_for_patients(patients_qs: QuerySet[Patient], *, now: dt.datetime | None 
         .values("patient_id", "instrument")
         .annotate(last=Max("completed_at"))
     }
-    trauma = set(
-        Diagnosis.objects.filter(patient_id__in=ids, status="active", icd10__startswith="F43.1").values_list(
-            "patient_id", flat=True
+    # The trauma diagnosis only matters for patients whose PCL-5 follows the default rule.
+    default_pcl5 = [pid for pid in ids if (pid, "PCL-5") not in custom]
+    trauma = (
+        set(
+            Diagnosis.objects.filter(
+                patient_id__in=default_pcl5, status="active", icd10__startswith="F43.1"
+            ).values_list("patient_id", flat=True)
         )
+        if default_pcl5
+        else set()
     )
     doses = hooks.dosing_times(ids)
-    upcoming = hooks.next_dosing(ids)
-    out: list[DueRow] = []
-    for p in patients:
-        pid = p["pk"]
+    out: dict[int, list[Due]] = {}
+    for pid, status, created_at in patients:
         for key in InstrumentKey.values:
             rule: ScheduleRule | None
             if (pid, key) in custom:
@@ -440,16 +484,14 @@ def due_for_patients(patients_qs: QuerySet[Patient], *, now: dt.datetime | None 
             due = next_due(
                 rule,
                 now=now,
-                phase=PHASES[PathwayStatus(p["pathway_status"])],
-                intake_at=p["created_at"],
+                phase=PHASES[PathwayStatus(status)],
+                intake_at=created_at,
                 last_response_at=last.get((pid, key)),
                 last_dosing_at=past[-1] if past else None,
                 next_dosing_at=upcoming.get(pid),
             )
             if due is not None and due.due:
-                name = f"{p['preferred_name'] or p['legal_first_name']} {p['legal_last_name']}"
-                out.append(DueRow(pid, name, p["mrn"], due))
-    out.sort(key=lambda r: (not r.due.overdue, r.due.due_at, r.patient_name))
+                out.setdefault(pid, []).append(due)
     return out
 
 

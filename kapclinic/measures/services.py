@@ -131,6 +131,8 @@ def _current_episode(patient: Patient, instrument: str) -> Episode:
         .order_by("-started_at", "-id")
         .first()
     )
+    if episode is not None and episode.protocol and episode.route:
+        return episode  # nothing to fill from the plan: its dimensions are not read
     dims = hooks.plan_dimensions(patient)
     if episode is not None:
         # The baseline is usually taken at intake, before any plan exists: fill the cohort dimensions
@@ -259,6 +261,59 @@ def _episode_append(episode: Episode, new: InstrumentResponse, cfg: outcomes.Out
     episode.save(update_fields=_EPISODE_SUMMARY_FIELDS[2:])
 
 
+def _appended_outcome(
+    episode: Episode, completed_at: dt.datetime, total: int
+) -> tuple[outcomes.ChangeOutcome, bool] | None:
+    """The outcome of a response about to be stored as the newest of ``episode``, worked out before the
+    row is written so the INSERT carries it (no UPDATE afterwards): ``(outcome, is_relapse)``.
+
+    ``None`` when ``episode_recompute`` would not take its append path (no baseline yet, outcomes stored
+    under other rules) or when a stored response is later than ``completed_at``; the caller then stores the
+    row and calls ``episode_recompute`` as before. A stored response at the same instant is earlier in the
+    episode's order (completed_at, id): the row about to be inserted takes a newer id, and the episode row
+    is locked, so no other submission to this episode can interleave. One query reads both facts: the
+    newest ``relapse_consecutive + 1`` rows of the episode (the newest says whether anything is later; the
+    follow-ups among them give the relapse state exactly as ``_episode_append`` reads it, since the only
+    baseline row of an episode is its earliest).
+    """
+    if episode.baseline_id is None or episode.baseline_total is None:
+        return None
+    cfg = outcome_settings_for(episode.clinic_id, episode.instrument)
+    if episode.outcome_rules != outcome_rules_key(cfg):
+        return None
+    window = cfg.relapse_consecutive
+    newest = list(
+        episode.responses.order_by("-completed_at", "-id").values_list(
+            "completed_at", "is_baseline", "is_response", "is_relapse"
+        )[: window + 1]
+    )
+    if newest and newest[0][0] > completed_at:
+        return None
+    oc = outcomes.change_from_baseline(episode.baseline_total, total, cfg)
+    recent = [(verdict, relapse) for _at, baseline, verdict, relapse in newest if not baseline][:window]
+    prefix: list[bool | None] = []
+    for misses, (verdict, relapse) in enumerate(recent):
+        if relapse:
+            break
+        if verdict:
+            prefix = [True] + [None] * misses
+            break
+    return oc, outcomes.relapse_flags([*prefix, oc.response], window)[-1]
+
+
+def _episode_appended(episode: Episode, new: InstrumentResponse) -> None:
+    """The episode summary after ``new`` (stored with its outcome by ``_appended_outcome``) was
+    appended: the same fields ``_episode_append`` writes."""
+    if new.is_response and not episode.responded:
+        episode.responded = True
+        episode.sessions_to_response = new.sessions_before
+    episode.latest_total = new.total
+    episode.followup_count += 1
+    episode.latest_remission = bool(new.is_remission)
+    episode.relapsed = episode.relapsed or new.is_relapse
+    episode.save(update_fields=_EPISODE_SUMMARY_FIELDS[2:])
+
+
 def _episode_full(
     episode: Episode,
     cfg: outcomes.OutcomeSettings,
@@ -340,6 +395,19 @@ def response_submit(
     episode = _current_episode(patient, inst.key)
     times = hooks.dosing_times([patient.pk]).get(patient.pk)
     subs = result.subscales
+    appended = _appended_outcome(episode, completed_at, result.total)
+    outcome_fields: dict[str, Any] = {}
+    if appended is not None:
+        oc, relapse = appended
+        outcome_fields = {
+            "is_baseline": False,
+            "change": oc.change,
+            "percent_change": oc.percent_change,
+            "is_response": oc.response,
+            "is_remission": oc.remission,
+            "reliable_change": oc.reliable_change.category.value,
+            "is_relapse": relapse,
+        }
     response = InstrumentResponse.objects.create(
         clinic_id=patient.clinic_id,
         patient=patient,
@@ -362,6 +430,7 @@ def response_submit(
         cluster_d=subs.get("D"),
         cluster_e=subs.get("E"),
         sessions_before=sum(1 for t in times if t < completed_at) if times is not None else None,
+        **outcome_fields,
     )
     ItemAnswer.objects.bulk_create(
         ItemAnswer(
@@ -374,7 +443,10 @@ def response_submit(
         for item, value in zip(inst.items, result.answers, strict=True)
         if value is not None
     )
-    episode_recompute(episode, response)
+    if appended is not None:
+        _episode_appended(episode, response)
+    else:
+        episode_recompute(episode, response)
     url = reverse("measures:patient", kwargs={"patient_id": patient.pk})
     add_timeline_event(
         patient,

@@ -80,13 +80,23 @@ def _charts(patient: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _due(patient: Any) -> list[Any]:
+def _due(patient: Any, upcoming: list[UpcomingAppointment], shown: int) -> list[Any]:
+    """The measures due for the patient. ``upcoming`` is the first ``shown`` upcoming booked
+    appointments, in start order: the first dosing one that has not started is the next booked dosing
+    appointment the due rules look at, and when none is listed although fewer than ``shown`` came back,
+    there is none; only otherwise does the measures app read it again."""
     try:
-        from kapclinic.measures.selectors import due_for_patients
-        from kapclinic.patients.models import Patient
+        from kapclinic.measures.selectors import UNKNOWN, due_for_patient
     except ImportError:  # pragma: no cover
         return []
-    return [row.due for row in due_for_patients(Patient.objects.filter(pk=patient.pk))]
+    from kapclinic.core import clock
+    from kapclinic.scheduling.models import Kind
+
+    now = clock.now()
+    next_dosing = next((a.starts_at for a in upcoming if a.kind == Kind.DOSING and a.starts_at > now), None)
+    if next_dosing is None and len(upcoming) >= shown:
+        next_dosing = UNKNOWN
+    return due_for_patient(patient, next_dosing_at=next_dosing)
 
 
 def _consent_and_plan(patient: Any) -> dict[str, Any]:
@@ -149,6 +159,10 @@ class RecentEntry:
     is_shared: bool
 
 
+#: Upcoming appointments the portal home lists.
+UPCOMING_SHOWN = 8
+
+
 def home(patient: Any) -> dict[str, Any]:
     """What the portal home shows. Appointments and journal entries are read as the shown columns only
     (no model instances, no joins the page does not print; issue #7)."""
@@ -173,7 +187,7 @@ def home(patient: Any) -> dict[str, Any]:
         )
         for pk, kind, starts_at, ends_at, modality, staff in patient_appointments(
             patient, upcoming_only=True
-        ).values_list("pk", "kind", "starts_at", "ends_at", "modality", "staff__full_name")[:8]
+        ).values_list("pk", "kind", "starts_at", "ends_at", "modality", "staff__full_name")[:UPCOMING_SHOWN]
     ]
     # The 40 newest entries: the three newest are listed, and an intention or reflection among them
     # for the next or the last dosing session means the page does not prompt for it again.
@@ -200,7 +214,7 @@ def home(patient: Any) -> dict[str, Any]:
     entry_link = RowLink("portal:entry")
     return {
         "upcoming": upcoming,
-        "due": _due(patient),
+        "due": _due(patient, upcoming, UPCOMING_SHOWN),
         "charts": _charts(patient),
         "safety_plan": _has_safety_plan(patient),
         "recent_entries": [

@@ -219,3 +219,32 @@ def test_portal_home_queries_do_not_grow_with_appointments_and_entries(
     one = queries()
     grow(20)
     assert queries() == one <= 30
+
+
+@pytest.mark.parametrize("others", [0, 8])
+def test_home_due_list_matches_the_measures_due_rules(
+    others: int, world: Any, client: Any, dosing: Any, django_assert_max_num_queries: Any
+) -> None:
+    """The home passes the next dosing appointment it already listed to the measures due rules (or lets
+    them read it when the listed appointments do not reach it): the same questionnaires are due as
+    measures.selectors.due_for_patients gives, and the page reads neither the patient nor the next
+    dosing appointment a second time."""
+    from kapclinic.measures.selectors import due_for_patients
+    from kapclinic.patients.models import Patient
+
+    world.patient.pathway_status = "active"
+    world.patient.created_at = clock.now() - dt.timedelta(days=3)
+    world.patient.save()
+    for i in range(others):  # earlier appointments push the dosing one off the listed eight
+        start = clock.now() + dt.timedelta(hours=2 + i)
+        Appointment.objects.create(
+            clinic=world.clinic, patient=world.patient, kind="therapy", starts_at=start,
+            ends_at=start + dt.timedelta(minutes=50), staff=world.therapist, created_by=world.front_desk,
+        )  # fmt: skip
+    expected = [r.due for r in due_for_patients(Patient.objects.filter(pk=world.patient.pk))]
+    assert expected
+    client.force_login(world.patient_user)
+    with django_assert_max_num_queries(26 if others else 25):
+        r = client.get(reverse("portal:index"))
+    assert r.context["due"] == expected
+    assert "Complete the PHQ-9" in r.content.decode()
