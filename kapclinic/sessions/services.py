@@ -96,7 +96,19 @@ def clinic_protocol(clinic_id: int, protocol_id: str, version: str | None = None
 
 
 def _fresh(session: DosingSession) -> DosingSession:
-    return DosingSession.objects.select_for_update().get(pk=session.pk)
+    """The session's row again, locked for this change. The patient and clinic the caller's copy already
+    holds (the views read them with the session) are handed on rather than read a second time for the
+    audit entry: a session never moves to another patient or clinic (issue #7)."""
+    fresh = DosingSession.objects.select_for_update().get(pk=session.pk)
+    clinic = session.clinic if DosingSession.clinic.is_cached(session) else None
+    if clinic is not None and clinic.pk == fresh.clinic_id:
+        fresh.clinic = clinic
+    if DosingSession.patient.is_cached(session) and session.patient.pk == fresh.patient_id:
+        patient = session.patient
+        if clinic is not None and clinic.pk == patient.clinic_id and not Patient.clinic.is_cached(patient):
+            patient.clinic = clinic
+        fresh.patient = patient
+    return fresh
 
 
 def _check_version(session: DosingSession, expected_version: int | None) -> None:
@@ -339,23 +351,28 @@ def gate_update(
 
 def baseline_reading(session: DosingSession) -> Reading | None:
     rows = list(
-        session.observations.filter(kind=ObservationKind.VITAL, phase="pre_dose").order_by("-reading", "-id")[
-            :5
-        ]
+        Observation.objects.filter(session_id=session.pk, kind=ObservationKind.VITAL, phase="pre_dose")
+        .order_by("-reading", "-id")
+        .values_list("reading", "code", "value")[:5]
     )
     if not rows:
         return None
-    latest = rows[0].reading
-    return _reading([r for r in rows if r.reading == latest])
+    latest = rows[0][0]
+    return _reading_values((code, value) for reading, code, value in rows if reading == latest)
 
 
 def _reading(rows: Iterable[Observation]) -> Reading:
+    return _reading_values((r.code, r.value) for r in rows)
+
+
+def _reading_values(pairs: Iterable[tuple[str, Any]]) -> Reading:
+    """A Reading from (LOINC code, value) pairs; codes that are not vitals are ignored."""
     by_code = {v: k for k, v in ((vital, LOINC[vital].loinc) for vital in Vital)}
     values: dict[str, int] = {}
-    for r in rows:
-        vital = by_code.get(r.code)
+    for code, value in pairs:
+        vital = by_code.get(code)
         if vital is not None:
-            values[vital.value] = r.value
+            values[vital.value] = value
     return Reading(**values)
 
 

@@ -135,11 +135,17 @@ def start_from_appointment(request: HttpRequest, appointment_id: int) -> HttpRes
 
 
 def _session(patient: Any, session_id: int) -> DosingSession:
-    return get_object_or_404(
-        DosingSession.objects.select_related("patient", "clinic", "appointment__resource"),
+    """The patient's session, with its clinic and appointment. The patient is the one the permission
+    check just read (not read again in a join), and its clinic is the session's (issue #7)."""
+    session = get_object_or_404(
+        DosingSession.objects.select_related("clinic", "appointment__resource"),
         pk=session_id,
         patient=patient,
     )
+    session.patient = patient
+    if patient.clinic_id == session.clinic_id and not type(patient).clinic.is_cached(patient):
+        patient.clinic = session.clinic
+    return session
 
 
 def _context(

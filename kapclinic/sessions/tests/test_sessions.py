@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 
 from kapclinic.audit.models import AuditEvent
+from kapclinic.clinical.vitals import Reading
 from kapclinic.core import clock
 from kapclinic.patients.models import TimelineEvent
 from kapclinic.sessions.models import (
@@ -558,3 +559,37 @@ def test_gate_shows_chart_medications_in_flagged_classes(world: Any, client: Any
     assert 'value="maoi" id="id_flagged_medication_classes_5" checked' in page or (
         'value="maoi"' in page and "checked" in page.split('value="maoi"')[1][:80]
     )
+
+
+def test_vitals_entry_reads_the_session_once_and_keeps_its_alert_and_audit(
+    world: Any, client: Any, clock_frozen: Any, django_assert_num_queries: Any
+) -> None:
+    """Vitals during monitoring (the bench's write): the rise from the pre-dose baseline raises its alert
+    and the audit entry counts rows and alerts, in a fixed number of queries: the patient and clinic the
+    permission check and session read already hold are not read again for the audit entry (issue #7)."""
+    from kapclinic.sessions.services import vitals_record
+    from kapclinic.testing.factories import actor_for
+
+    s = make_session(world, ready=False, phq9=False)
+    now = clock.now()
+    DosingSession.objects.filter(pk=s.pk).update(
+        state="checked_in", checked_in_at=now - dt.timedelta(minutes=40)
+    )
+    # The pre-dose baseline, as the gate step records it; then the session is being monitored.
+    vitals_record(actor_for(world.nurse, world.clinic), s, Reading(sbp=150, dbp=90, hr=80))
+    DosingSession.objects.filter(pk=s.pk).update(
+        state="monitoring",
+        predose_passed_at=now - dt.timedelta(minutes=35),
+        first_dose_at=now - dt.timedelta(minutes=30),
+        monitoring_started_at=now - dt.timedelta(minutes=25),
+    )
+    client.force_login(world.nurse)
+    client.get("/home/")  # the session's user and membership are read once per request anyway
+    with django_assert_num_queries(18):
+        r = client.post(url(s, "vitals"), {"sbp": 195, "dbp": 100, "hr": 90, "spo2": 97, "rr": 16})
+    assert r.status_code == 302
+    alert = SessionAlert.objects.get(session=s)
+    assert alert.vital == "sbp" and "has risen 45 mmHg" in alert.message
+    event = AuditEvent.objects.filter(object_id=str(s.pk), action="create").latest("seq")
+    assert event.detail == "vitals:5:alerts:1" and event.patient_id == world.patient.pk
+    assert event.clinic_id == world.clinic.pk and event.actor_id == world.nurse.pk
