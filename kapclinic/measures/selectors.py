@@ -40,7 +40,9 @@ from kapclinic.measures.schedule import (
 )
 from kapclinic.measures.services import measure_settings, outcome_settings_for, scoring_settings_for
 from kapclinic.patients.models import Diagnosis, PathwayStatus, Patient
+from kapclinic.policy import ALL as ALL_PATIENTS
 from kapclinic.policy import Action, visible_patients
+from kapclinic.policy import scope as policy_scope
 
 PHASES = {
     PathwayStatus.ASSESSMENT: INTAKE,
@@ -70,14 +72,18 @@ OPEN_ALERT_COLUMNS = (
 
 
 def open_alerts(actor: Actor) -> QuerySet[SafetyAlert]:
-    """Open alerts of every patient whose clinical record the actor may view (urgent, then oldest first)."""
-    patients = visible_patients(actor, Action.VIEW_CLINICAL).values("pk")
-    return (
-        SafetyAlert.objects.filter(clinic=actor.clinic, acknowledged_at__isnull=True, patient__in=patients)
-        .select_related("patient")
-        .only(*OPEN_ALERT_COLUMNS)
-        .order_by("-urgent", "raised_at", "id")
-    )
+    """Open alerts of every patient whose clinical record the actor may view (urgent, then oldest first).
+
+    For a clinic-wide role that is every patient of the clinic: the joined patient's clinic is checked
+    instead of a subquery over the clinic's patients; caseload and self scopes keep the subquery of
+    ``visible_patients``."""
+    sc = policy_scope(actor, Action.VIEW_CLINICAL)
+    qs = SafetyAlert.objects.filter(clinic=actor.clinic, acknowledged_at__isnull=True)
+    if sc == ALL_PATIENTS and actor.clinic is not None:
+        qs = qs.filter(patient__clinic=actor.clinic)
+    else:
+        qs = qs.filter(patient__in=visible_patients(actor, Action.VIEW_CLINICAL).values("pk"))
+    return qs.select_related("patient").only(*OPEN_ALERT_COLUMNS).order_by("-urgent", "raised_at", "id")
 
 
 # ---------------------------------------------------------------- per patient

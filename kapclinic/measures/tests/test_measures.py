@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from kapclinic.audit.models import AuditEvent
@@ -560,3 +562,41 @@ def test_reminders_send_one_link_per_due_instrument(world: Any) -> None:
     out = io.StringIO()
     call_command("send_measure_reminders", stdout=out)
     assert "Sent 0 reminder link(s)" in out.getvalue()  # links still open: no duplicates
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["prescriber", "therapist"])
+def test_alerts_widget_lists_ten_with_the_rest_counted_in_the_same_query(
+    role: str, world: Any, client: Any, clock_frozen: Any, django_assert_max_num_queries: Any
+) -> None:
+    """Clinic-wide (prescriber) and caseload (therapist) roles: ten rows with their links and raised
+    time as the template filters printed them, "N more", and the home reads the same number of queries
+    with one alert as with twelve. Another clinic's alert never shows."""
+    from django.utils import formats, timezone
+
+    from kapclinic.measures.models import SafetyAlert
+
+    user = getattr(world, role)
+    submit(world, PHQ_MILD_ITEM9, patient=world.other_clinic_patient)
+    submit(world, PHQ_MILD_ITEM9)
+    client.force_login(user)
+    with CaptureQueriesContext(connection) as one:
+        client.get(reverse("core:home"))
+    for _i in range(11):
+        clock.advance(dt.timedelta(minutes=7))
+        submit(world, PHQ_MILD_ITEM9)
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        body = client.get(reverse("core:home")).content.decode()
+    shown = list(
+        SafetyAlert.objects.filter(clinic=world.clinic, acknowledged_at__isnull=True).order_by(
+            "-urgent", "raised_at", "id"
+        )[:10]
+    )
+    assert body.count("Review and acknowledge") == 10
+    assert "2 more open alerts" in body
+    assert world.other_clinic_patient.display_name not in body
+    for a in shown:
+        ack = reverse("measures:acknowledge", kwargs={"patient_id": a.patient_id, "alert_id": a.pk})
+        assert f'href="{ack}"' in body
+        assert formats.date_format(timezone.localtime(a.raised_at), "M j, H:i") in body
+    assert f'href="{reverse("measures:patient", kwargs={"patient_id": world.patient.pk})}"' in body
