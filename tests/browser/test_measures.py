@@ -157,3 +157,44 @@ def test_outcomes_dashboard_and_safety_plan_in_portal(
 
     axe_check(page, "measures-portal-safety-plan")
     shot(page, "measures-7-portal-safety-plan")
+
+
+def test_long_history_table_is_bounded_and_the_full_history_pages(
+    page: Any, server: str, login: Any, axe_check: Any, shot: Any
+) -> None:
+    """Issue #7: 20 weekly PHQ-9s; the measures page shows the baseline and the 12 latest with a row
+    saying 7 are left out; that row leads to the full history, where all 20 are listed oldest first."""
+    clinic = make_clinic("Harbor")
+    prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="prescriber@h.test")
+    patient = make_patient(clinic, care_team=[prescriber], legal_first_name="Robin")
+    actor = actor_for(prescriber, clinic)
+    start = clock.now() - dt.timedelta(weeks=20)
+    for week in range(20):
+        total_per_item = 3 if week == 0 else (2 if week < 10 else 1)
+        services.response_submit(
+            actor,
+            patient,
+            instrument="PHQ-9",
+            version=None,
+            answers=[total_per_item] * 8 + [0],
+            source="paper",
+            entered_by=prescriber,
+            completed_at=start + dt.timedelta(weeks=week),
+        )
+    login(page, "prescriber@h.test")
+    page.goto(f"{server}/measures/patients/{patient.pk}/")
+    table = page.locator("table", has=page.get_by_text("PHQ-9 scores against the baseline"))
+    expect(table.locator("tbody tr")).to_have_count(14)  # baseline, the gap row, 12 latest
+    gap = page.get_by_role("link", name="7 earlier responses not shown here: see the full PHQ-9 history")
+    expect(gap).to_be_visible()
+    axe_check(page, "measures-bounded-table")
+    shot(page, "measures-3-bounded-change-table")
+    with page.expect_navigation():
+        gap.click()
+    expect(page.get_by_role("heading", name=re.compile("Full PHQ-9 history"))).to_be_visible()
+    rows = page.locator("table tbody tr")
+    expect(rows).to_have_count(20)
+    expect(rows.first).to_contain_text("Baseline")
+    expect(rows.last).to_contain_text("8")  # the latest total: eight items at 1
+    axe_check(page, "measures-full-history")
+    shot(page, "measures-4-full-history")
