@@ -233,8 +233,6 @@ def _episode_append(episode: Episode, new: InstrumentResponse, cfg: outcomes.Out
     assert episode.baseline_total is not None
     oc = outcomes.change_from_baseline(episode.baseline_total, new.total, cfg)
     _set_outcome(new, oc)
-    # Relapse state after the earlier follow-ups: a relapse resets it; a response verdict starts it;
-    # more than relapse_consecutive misses in a row would have been a relapse already.
     window = cfg.relapse_consecutive
     recent = (
         episode.responses.filter(is_baseline=False)
@@ -242,6 +240,15 @@ def _episode_append(episode: Episode, new: InstrumentResponse, cfg: outcomes.Out
         .order_by("-completed_at", "-id")
         .values_list("is_response", "is_relapse")[:window]
     )
+    new.is_relapse = _is_relapse(list(recent), oc.response, window)
+    InstrumentResponse.objects.filter(pk=new.pk).update(**{f: getattr(new, f) for f in _OUTCOME_FIELDS})
+    _episode_appended(episode, new)
+
+
+def _is_relapse(recent: list[tuple[bool | None, bool]], response: bool | None, window: int) -> bool:
+    """Whether a new follow-up with verdict ``response`` is a relapse, given the earlier follow-ups'
+    ``(is_response, is_relapse)``, newest first (at most ``window`` of them). A relapse resets the state;
+    a response verdict starts it; more than ``window`` misses in a row would have been a relapse already."""
     prefix: list[bool | None] = []
     for misses, (verdict, relapse) in enumerate(recent):
         if relapse:
@@ -249,16 +256,7 @@ def _episode_append(episode: Episode, new: InstrumentResponse, cfg: outcomes.Out
         if verdict:
             prefix = [True] + [None] * misses
             break
-    new.is_relapse = outcomes.relapse_flags([*prefix, oc.response], window)[-1]
-    InstrumentResponse.objects.filter(pk=new.pk).update(**{f: getattr(new, f) for f in _OUTCOME_FIELDS})
-    if oc.response and not episode.responded:
-        episode.responded = True
-        episode.sessions_to_response = new.sessions_before
-    episode.latest_total = new.total
-    episode.followup_count += 1
-    episode.latest_remission = bool(new.is_remission)
-    episode.relapsed = episode.relapsed or new.is_relapse
-    episode.save(update_fields=_EPISODE_SUMMARY_FIELDS[2:])
+    return outcomes.relapse_flags([*prefix, response], window)[-1]
 
 
 def _appended_outcome(
@@ -291,19 +289,12 @@ def _appended_outcome(
         return None
     oc = outcomes.change_from_baseline(episode.baseline_total, total, cfg)
     recent = [(verdict, relapse) for _at, baseline, verdict, relapse in newest if not baseline][:window]
-    prefix: list[bool | None] = []
-    for misses, (verdict, relapse) in enumerate(recent):
-        if relapse:
-            break
-        if verdict:
-            prefix = [True] + [None] * misses
-            break
-    return oc, outcomes.relapse_flags([*prefix, oc.response], window)[-1]
+    return oc, _is_relapse(recent, oc.response, window)
 
 
 def _episode_appended(episode: Episode, new: InstrumentResponse) -> None:
-    """The episode summary after ``new`` (stored with its outcome by ``_appended_outcome``) was
-    appended: the same fields ``_episode_append`` writes."""
+    """Bring the episode summary up to date after ``new``, with its outcome stored, was appended as the
+    episode's newest response (by ``_episode_append`` or with the outcome from ``_appended_outcome``)."""
     if new.is_response and not episode.responded:
         episode.responded = True
         episode.sessions_to_response = new.sessions_before
