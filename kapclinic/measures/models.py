@@ -120,6 +120,19 @@ class Episode(models.Model):
         ]
 
 
+#: InstrumentResponse columns holding a follow-up's outcome against its episode's baseline (written by
+#: measures.services, shown by the change table).
+OUTCOME_FIELDS = (
+    "is_baseline",
+    "change",
+    "percent_change",
+    "is_response",
+    "is_remission",
+    "reliable_change",
+    "is_relapse",
+)
+
+
 class InstrumentResponse(models.Model):
     clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
     patient = models.ForeignKey(

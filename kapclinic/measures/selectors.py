@@ -20,6 +20,7 @@ from kapclinic.core.actor import Actor
 from kapclinic.measures import hooks
 from kapclinic.measures.models import (
     DIAGNOSIS_LABELS,
+    OUTCOME_FIELDS,
     RELIABLE_CHANGE_LABELS,
     Episode,
     InstrumentKey,
@@ -154,13 +155,7 @@ TABLE_COLUMNS = (
     "item9_positive",
     "probable_ptsd",
     "provisional_diagnosis",
-    "is_baseline",
-    "change",
-    "percent_change",
-    "is_response",
-    "is_remission",
-    "reliable_change",
-    "is_relapse",
+    *OUTCOME_FIELDS,
 )
 
 

@@ -32,6 +32,7 @@ from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
 from kapclinic.measures import hooks
 from kapclinic.measures.models import (
+    OUTCOME_FIELDS,
     AlertAction,
     Episode,
     InstrumentResponse,
@@ -160,15 +161,6 @@ def _current_episode(patient: Patient, instrument: str) -> Episode:
     )
 
 
-_OUTCOME_FIELDS = [
-    "is_baseline",
-    "change",
-    "percent_change",
-    "is_response",
-    "is_remission",
-    "reliable_change",
-    "is_relapse",
-]
 _EPISODE_SUMMARY_FIELDS = [
     "baseline",
     "baseline_total",
@@ -241,7 +233,7 @@ def _episode_append(episode: Episode, new: InstrumentResponse, cfg: outcomes.Out
         .values_list("is_response", "is_relapse")[:window]
     )
     new.is_relapse = _is_relapse(list(recent), oc.response, window)
-    InstrumentResponse.objects.filter(pk=new.pk).update(**{f: getattr(new, f) for f in _OUTCOME_FIELDS})
+    InstrumentResponse.objects.filter(pk=new.pk).update(**{f: getattr(new, f) for f in OUTCOME_FIELDS})
     _episode_appended(episode, new)
 
 
@@ -330,9 +322,9 @@ def _episode_full(
     # Rows before a back-dated response keep their baseline and earlier verdicts: nothing changes there.
     at = {r.pk: i for i, r in enumerate(rows)}
     first = at[new.pk] if new is not None and from_new and new.pk in at else 0
-    InstrumentResponse.objects.bulk_update(rows[first:], _OUTCOME_FIELDS)
+    InstrumentResponse.objects.bulk_update(rows[first:], OUTCOME_FIELDS)
     if new is not None and new.pk in at:
-        for f in _OUTCOME_FIELDS:
+        for f in OUTCOME_FIELDS:
             setattr(new, f, getattr(rows[at[new.pk]], f))
     first_response = next((r for r in follow if r.is_response), None)
     episode.baseline = base
