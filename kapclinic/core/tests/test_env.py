@@ -87,3 +87,35 @@ def test_redis_cache_round_trip_when_reachable() -> None:
     cache.set("kapclinic-test-key", {"n": 1}, 30)
     assert cache.get("kapclinic-test-key") == {"n": 1}
     cache.delete("kapclinic-test-key")
+
+
+@pytest.mark.parametrize(
+    ("database_url", "max_age", "expected"),
+    [
+        ("sqlite:///var/settings-probe.sqlite3", None, 60),
+        ("sqlite:///var/settings-probe.sqlite3", "0", 0),
+        ("postgres://postgres@127.0.0.1:5432/test", None, 60),
+        ("postgres://postgres@127.0.0.1:5432/test", "300", 300),
+    ],
+)
+def test_database_connections_persist_between_requests(
+    database_url: str, max_age: str | None, expected: int
+) -> None:
+    """Both engines keep a worker's connection open between requests (DB_CONN_MAX_AGE seconds); opening a
+    SQLite connection per request cost each page 2-4 ms (docs/benchmarks.md, session 4)."""
+    env = {k: v for k, v in os.environ.items() if k not in {"KAP_ENV", "DATABASE_URL", "DB_CONN_MAX_AGE"}}
+    env.update(
+        {
+            "KAP_ENV": "development",
+            "DATABASE_URL": database_url,
+            "DJANGO_SETTINGS_MODULE": "kapclinic.settings",
+        }
+    )
+    if max_age is not None:
+        env["DB_CONN_MAX_AGE"] = max_age
+    probe = "from django.conf import settings as s; print(s.DATABASES['default']['CONN_MAX_AGE'])"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip()) == expected
