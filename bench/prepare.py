@@ -167,6 +167,15 @@ def targets() -> dict[str, Any]:
             floor=True,
         )
     )
+    sc.append(
+        _scenario(
+            "floor_audited",
+            "Floor: + an audited patient read",
+            "prescriber",
+            [f"{_url('bench:floor_audited')}?id={p}" for p in pids],
+            floor=True,
+        )
+    )
     sc.append(_scenario("caseload", "Caseload dashboard (therapist home)", "therapist", [_url("core:home")]))
     sc.append(_scenario("home_prescriber", "Prescriber dashboard (home)", "prescriber", [_url("core:home")]))
     sc.append(

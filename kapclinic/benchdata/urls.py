@@ -1,4 +1,4 @@
-"""Bench-only URLconf: the project's URLs plus the two framework-floor views."""
+"""Bench-only URLconf: the project's URLs plus the three framework-floor views."""
 
 from django.urls import include, path
 
@@ -7,7 +7,11 @@ from kapclinic.urls import handler403, handler404, handler500
 from kapclinic.urls import urlpatterns as project_urls
 
 app_patterns = (
-    [path("floor/", views.floor, name="floor"), path("floor/query/", views.floor_query, name="floor_query")],
+    [
+        path("floor/", views.floor, name="floor"),
+        path("floor/query/", views.floor_query, name="floor_query"),
+        path("floor/audited/", views.floor_audited, name="floor_audited"),
+    ],
     "bench",
 )
 

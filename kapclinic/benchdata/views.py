@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 
 from kapclinic.patients.models import Patient
+from kapclinic.policy import Action, open_patient
 
 
 @login_required
@@ -21,3 +22,14 @@ def floor_query(request: HttpRequest) -> HttpResponse:
     pk = int(raw) if raw.isdigit() else 0
     mrn = Patient.objects.filter(pk=pk, clinic=request.clinic).values_list("mrn", flat=True).first()  # type: ignore[attr-defined]
     return HttpResponse("ok" if mrn else "none", content_type="text/plain")
+
+
+@login_required
+def floor_audited(request: HttpRequest) -> HttpResponse:
+    """The same plus what every page of a patient's record must do before showing anything: the patient read
+    with the permission check, and the hash-chained audit entry (policy.open_patient)."""
+    raw = request.GET.get("id", "")
+    patient = open_patient(
+        request, int(raw) if raw.isdigit() else 0, Action.VIEW_DEMOGRAPHICS, object_type="bench"
+    )
+    return HttpResponse(patient.mrn, content_type="text/plain")

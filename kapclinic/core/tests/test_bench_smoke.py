@@ -103,6 +103,25 @@ def test_floor_views_access(world: Any, client: Any) -> None:
     assert client.get(f"/bench/floor/query/?id={world.patient.pk}").content == b"none"
 
 
+@override_settings(ROOT_URLCONF=BENCH_URLS)
+def test_audited_floor_checks_permission_and_writes_one_audit_entry(world: Any, client: Any) -> None:
+    """The third floor does what every page of a record must: the permission check and one audit entry."""
+    from kapclinic.audit.models import AuditEvent
+
+    url = f"/bench/floor/audited/?id={world.patient.pk}"
+    assert "/account/login/" in client.get(url)["Location"]
+    client.force_login(world.prescriber)
+    before = AuditEvent.objects.count()
+    response = client.get(url)
+    assert response.status_code == 200 and response.content.decode() == world.patient.mrn
+    event = AuditEvent.objects.order_by("-id").first()
+    assert AuditEvent.objects.count() == before + 1
+    assert event is not None and (event.action, event.patient_id) == ("view", world.patient.pk)
+    assert client.get("/bench/floor/audited/?id=x").status_code == 404
+    client.force_login(world.other_clinic_staff)
+    assert client.get(url).status_code == 404
+
+
 def test_floor_urls_are_not_in_the_project_urlconf(client: Any, world: Any) -> None:
     client.force_login(world.prescriber)
     assert client.get("/bench/floor/").status_code == 404
@@ -124,7 +143,16 @@ def test_prepare_targets_from_a_seeded_database(seeded: dict[str, Any]) -> None:
     prepare = _load("prepare")
     targets = prepare.targets()
     names = {s["name"] for s in targets["scenarios"]}
-    assert {"floor", "floor_query", "caseload", "chart", "audit_search", "portal_home", "outcomes"} <= names
+    assert {
+        "floor",
+        "floor_query",
+        "floor_audited",
+        "caseload",
+        "chart",
+        "audit_search",
+        "portal_home",
+        "outcomes",
+    } <= names
     for s in targets["scenarios"]:
         assert s["unavailable"] or s["paths"], s["name"]
         assert s["method"] in ("GET", "POST")
