@@ -6,7 +6,8 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
 from django.db import connection
 from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery
@@ -277,17 +278,112 @@ class GivenRecord:
         return self.admin.dose_mg
 
 
-def given_record(session: DosingSession, protocol: Protocol | None = None) -> GivenRecord:
-    """The administration record of a session (two queries: the order, its devices)."""
+class ObservationRow(NamedTuple):
+    """The columns of an observation the session page prints or derives from (no model instance)."""
+
+    id: int
+    kind: str
+    code: str
+    display: str
+    value: int
+    at: dt.datetime
+    reading: int
+    phase: str
+    recorded_by_name: str
+
+
+_OBSERVATION_KIND_LABELS = dict(ObservationKind.choices)
+
+
+class SessionRecord:
+    """What one page of a session reads of its record, each part at most once and only when needed: the
+    administration (with everyone it names) and its devices, the observations, the alerts. Built for one
+    request by the view and dropped with it; nothing is shared between requests. The facts the page
+    derives (latest ratings, vitals taken, baseline and final readings, open alerts) are found here from
+    those rows the same way the services' single-purpose queries find them."""
+
+    def __init__(self, session: DosingSession) -> None:
+        self.session = session
+
+    @cached_property
+    def admin(self) -> Administration | None:
+        return (
+            Administration.objects.filter(session_id=self.session.pk)
+            .select_related("ordered_by", "double_checked_by", "administered_by", "route_recorded_by")
+            .first()
+        )
+
+    @cached_property
+    def devices(self) -> list[DeviceUse]:
+        admin = self.admin
+        return list(admin.device_uses.select_related("recorded_by")) if admin is not None else []
+
+    @cached_property
+    def observations(self) -> list[ObservationRow]:
+        """Every observation of the session in the model's order (at, id)."""
+        return [
+            ObservationRow(*row)
+            for row in Observation.objects.filter(session_id=self.session.pk)
+            .order_by("at", "id")
+            .values_list(
+                "id", "kind", "code", "display", "value", "at", "reading", "phase", "recorded_by__full_name"
+            )
+        ]
+
+    @cached_property
+    def alerts(self) -> list[SessionAlert]:
+        """Every alert of the session in the model's order (raised_at, id)."""
+        return list(SessionAlert.objects.filter(session_id=self.session.pk).select_related("acknowledged_by"))
+
+    @property
+    def open_alerts(self) -> list[SessionAlert]:
+        return [a for a in self.alerts if a.acknowledged_at is None]
+
+    def last_rating(self, kind: str) -> int | None:
+        """As ``services.last_rating``: the value of the newest observation of the kind (by at, id)."""
+        for o in reversed(self.observations):
+            if o.kind == kind:
+                return o.value
+        return None
+
+    def vitals_taken_at(self) -> list[dt.datetime]:
+        """The distinct times vitals were taken, oldest first."""
+        return sorted({o.at for o in self.observations if o.kind == ObservationKind.VITAL})
+
+    def _phase_reading(self, phase: str) -> Reading | None:
+        from kapclinic.sessions.services import latest_reading
+
+        rows = sorted(
+            (o for o in self.observations if o.kind == ObservationKind.VITAL and o.phase == phase),
+            key=lambda o: (o.reading, o.id),
+            reverse=True,
+        )
+        return latest_reading((o.reading, o.code, o.value) for o in rows)
+
+    def baseline_reading(self) -> Reading | None:
+        """As ``services.baseline_reading``: the newest pre-dose vitals reading."""
+        return self._phase_reading("pre_dose")
+
+    def final_reading(self) -> Reading | None:
+        """As ``services.final_reading``: the newest recovery vitals reading."""
+        return self._phase_reading("recovery")
+
+
+def given_record(
+    session: DosingSession, protocol: Protocol | None = None, record: SessionRecord | None = None
+) -> GivenRecord:
+    """The administration record of a session (two queries: the order, its devices; none when the page's
+    ``record`` has read them)."""
     from kapclinic.clinical import session_state as sm
     from kapclinic.sessions.services import protocol_for
 
     protocol = protocol or protocol_for(session)
     form = protocol.dose.form
-    admin = Administration.objects.filter(session=session).select_related("route_recorded_by").first()
-    devices = list(admin.device_uses.select_related("recorded_by")) if admin is not None else []
+    reads = record or SessionRecord(session)
+    admin = reads.admin
+    devices = reads.devices
     ordered = (admin.devices or 0) if admin is not None else 0
-    record = sm.AdministrationRecord(
+    admin_record = sm.AdministrationRecord(
         form,
         devices_ordered=ordered,
         devices_recorded=len(devices),
@@ -309,8 +405,8 @@ def given_record(session: DosingSession, protocol: Protocol | None = None) -> Gi
         devices_ordered=ordered,
         next_device=next_device,
         next_device_from=next_from,
-        gaps=sm.dosing_completion_gaps(record),
-        partial=record.partial,
+        gaps=sm.dosing_completion_gaps(admin_record),
+        partial=admin_record.partial,
     )
 
 
@@ -333,12 +429,14 @@ def _rel(at: dt.datetime, start: dt.datetime | None) -> int | None:
     return int((at - start).total_seconds() // 60)
 
 
-def monitoring_timeline(session: DosingSession) -> list[TimelineRow]:
-    """All monitoring entries on one clock from dose start (process notes excluded on purpose)."""
+def monitoring_timeline(session: DosingSession, record: SessionRecord | None = None) -> list[TimelineRow]:
+    """All monitoring entries on one clock from dose start (process notes excluded on purpose). The
+    observations, alerts and administration come from the page's ``record`` when it has one."""
     start = session.first_dose_at
+    record = record or SessionRecord(session)
     rows: list[TimelineRow] = []
-    readings: dict[int, list[Observation]] = {}
-    for o in session.observations.select_related("recorded_by").all():
+    readings: dict[int, list[ObservationRow]] = {}
+    for o in record.observations:
         if o.kind == ObservationKind.VITAL:
             readings.setdefault(o.reading, []).append(o)
         else:
@@ -346,9 +444,9 @@ def monitoring_timeline(session: DosingSession) -> list[TimelineRow]:
                 TimelineRow(
                     o.at,
                     _rel(o.at, start),
-                    o.get_kind_display(),
+                    _OBSERVATION_KIND_LABELS.get(o.kind, o.kind),
                     f"{o.display} {o.value}",
-                    o.recorded_by.full_name,
+                    o.recorded_by_name,
                 )
             )
     for group in readings.values():
@@ -371,14 +469,14 @@ def monitoring_timeline(session: DosingSession) -> list[TimelineRow]:
                 _rel(first.at, start),
                 "Vitals" + (f" ({phase})" if phase else ""),
                 ", ".join(parts),
-                first.recorded_by.full_name,
+                first.recorded_by_name,
             )
         )
     for e in session.events.select_related("recorded_by").all():
         label = dict(_event_codes()).get(e.code, "")
         text = " – ".join(x for x in (label, e.text) if x)
         rows.append(TimelineRow(e.at, _rel(e.at, start), e.get_kind_display(), text, e.recorded_by.full_name))
-    for a in session.alerts.select_related("acknowledged_by").all():
+    for a in record.alerts:
         rows.append(
             TimelineRow(a.raised_at, _rel(a.raised_at, start), "Alert", a.message, "system", a.severity)
         )
@@ -395,10 +493,10 @@ def monitoring_timeline(session: DosingSession) -> list[TimelineRow]:
     for t in session.transitions.select_related("by").all():
         text = _STEP_TEXT.get(t.event, t.event) + (f": {t.reason}" if t.reason else "")
         rows.append(TimelineRow(t.at, _rel(t.at, start), "Step", text, t.by.full_name))
-    admin = Administration.objects.filter(session=session).select_related("route_recorded_by").first()
+    admin = record.admin
     if admin is not None:
         ordered = admin.devices or 0
-        for d in admin.device_uses.select_related("recorded_by"):
+        for d in record.devices:
             rows.append(
                 TimelineRow(
                     d.at,
@@ -456,13 +554,18 @@ def _event_codes() -> list[tuple[str, str]]:
     return [*SIDE_EFFECTS, *INTERVENTIONS]
 
 
-def vitals_due(session: DosingSession, protocol: Protocol) -> tuple[DueItem, ...]:
-    taken = list(
-        session.observations.filter(kind=ObservationKind.VITAL)
-        .values_list("at", flat=True)
-        .distinct()
-        .order_by("at")
-    )
+def vitals_due(
+    session: DosingSession, protocol: Protocol, record: SessionRecord | None = None
+) -> tuple[DueItem, ...]:
+    if record is not None:
+        taken = record.vitals_taken_at()
+    else:
+        taken = list(
+            session.observations.filter(kind=ObservationKind.VITAL)
+            .values_list("at", flat=True)
+            .distinct()
+            .order_by("at")
+        )
     interval = protocol.vitals_schedule.interval_minutes.value
     return due_vitals(
         protocol.vitals_schedule.checkpoints,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from kapclinic.accounts.models import User
@@ -36,7 +37,7 @@ from kapclinic.clinical.vitals import (
     evaluate_reading,
     evaluate_sedation,
 )
-from kapclinic.core import clock
+from kapclinic.core import clock, request_cache
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import ConflictError, save_versioned
 from kapclinic.notes.models import ProcessNote
@@ -63,6 +64,9 @@ from kapclinic.sessions.models import (
 )
 from kapclinic.sessions.readiness import readiness_for
 
+if TYPE_CHECKING:
+    from kapclinic.sessions.selectors import SessionRecord
+
 
 class Refused(Exception):
     """A refusal the user must see: one sentence per problem, optionally keyed by form field."""
@@ -83,13 +87,19 @@ def protocol_for(session: DosingSession) -> Protocol:
 
 
 def clinic_protocol(clinic_id: int, protocol_id: str, version: str | None = None) -> Protocol:
-    base = get_protocol(protocol_id, version)
-    values: dict[str, str | int | None] = {}
-    for key, value in ClinicProtocolSetting.objects.filter(
-        clinic_id=clinic_id, protocol_id=protocol_id
-    ).values_list("key", "value"):
-        values[key] = int(value) if key.startswith("thresholds.") or key == "sessions.count" else value
-    return apply_clinic_settings(base, values) if values else base
+    """The protocol with the clinic's settings applied; read once per request (request_cache), and
+    read again after ``protocol_settings_update`` changes them (it calls ``request_cache.forget()``)."""
+
+    def load() -> Protocol:
+        base = get_protocol(protocol_id, version)
+        values: dict[str, str | int | None] = {}
+        for key, value in ClinicProtocolSetting.objects.filter(
+            clinic_id=clinic_id, protocol_id=protocol_id
+        ).values_list("key", "value"):
+            values[key] = int(value) if key.startswith("thresholds.") or key == "sessions.count" else value
+        return apply_clinic_settings(base, values) if values else base
+
+    return request_cache.remember(("kap_sessions.clinic_protocol", clinic_id, protocol_id, version), load)
 
 
 # ---------------------------------------------------------------- helpers
@@ -350,19 +360,21 @@ def gate_update(
 
 
 def baseline_reading(session: DosingSession) -> Reading | None:
-    rows = list(
+    return latest_reading(
         Observation.objects.filter(session_id=session.pk, kind=ObservationKind.VITAL, phase="pre_dose")
         .order_by("-reading", "-id")
         .values_list("reading", "code", "value")[:5]
     )
+
+
+def latest_reading(rows: Iterable[tuple[int, str, Any]]) -> Reading | None:
+    """The newest reading of (reading, code, value) rows given newest first (ordered by -reading, -id,
+    at most 5): the baseline (pre-dose) and final (recovery) readings are this over their phase's rows."""
+    rows = list(rows)[:5]
     if not rows:
         return None
     latest = rows[0][0]
     return _reading_values((code, value) for reading, code, value in rows if reading == latest)
-
-
-def _reading(rows: Iterable[Observation]) -> Reading:
-    return _reading_values((r.code, r.value) for r in rows)
 
 
 def _reading_values(pairs: Iterable[tuple[str, Any]]) -> Reading:
@@ -932,7 +944,8 @@ def vitals_record(
             fe.setdefault(e.field, []).append(e.message)
         raise Refused([e.message for e in errors], fe)
     now = clock.now()
-    group = (session.observations.order_by("-reading").values_list("reading", flat=True).first() or 0) + 1
+    last_group, baseline = _last_group_and_baseline(session)
+    group = last_group + 1
     rows = []
     for vital in Vital:
         value = reading.get(vital)
@@ -959,7 +972,7 @@ def vitals_record(
         protocol = protocol_for(session)
         alerts = _raise_alerts(
             session,
-            evaluate_reading(reading, baseline=baseline_reading(session), thresholds=protocol.thresholds),
+            evaluate_reading(reading, baseline=baseline, thresholds=protocol.thresholds),
             now,
         )
     record_event(
@@ -970,6 +983,32 @@ def vitals_record(
         detail=f"vitals:{len(rows)}:alerts:{len(alerts)}",
     )
     return rows, alerts
+
+
+def _last_group_and_baseline(session: DosingSession) -> tuple[int, Reading | None]:
+    """In one query, before the new reading is stored: the session's highest reading number (0 when none)
+    and its pre-dose baseline (as ``baseline_reading``). The rows are the one observation with the highest
+    reading number and the rows of the newest pre-dose vitals reading. The new rows a later phase adds
+    are never pre-dose, so the baseline read before the insert is the one read after it."""
+    mine = Observation.objects.filter(session_id=session.pk)
+    pre_dose = mine.filter(kind=ObservationKind.VITAL, phase="pre_dose")
+    top = mine.order_by("-reading", "-id").values("id")[:1]
+    newest_pre = pre_dose.order_by("-reading").values("reading")[:1]
+    rows = list(
+        mine.filter(
+            Q(id=Subquery(top))
+            | Q(kind=ObservationKind.VITAL, phase="pre_dose", reading=Subquery(newest_pre))
+        )
+        .order_by("-reading", "-id")
+        .values_list("reading", "code", "value", "kind", "phase")
+    )
+    last = rows[0][0] if rows else 0
+    base = [
+        (r, code, value)
+        for r, code, value, kind, phase in rows
+        if kind == ObservationKind.VITAL and phase == "pre_dose"
+    ]
+    return last, latest_reading(base)
 
 
 LOCAL_CODES = "https://kapclinic.example/codes"
@@ -1081,36 +1120,51 @@ def last_rating(session: DosingSession, kind: str) -> int | None:
 
 
 def final_reading(session: DosingSession) -> Reading | None:
-    rows = list(
-        session.observations.filter(kind=ObservationKind.VITAL, phase="recovery").order_by("-reading", "-id")[
-            :5
-        ]
+    return latest_reading(
+        session.observations.filter(kind=ObservationKind.VITAL, phase="recovery")
+        .order_by("-reading", "-id")
+        .values_list("reading", "code", "value")[:5]
     )
-    if not rows:
-        return None
-    latest = rows[0].reading
-    return _reading([r for r in rows if r.reading == latest])
 
 
 def discharge_decision(
-    session: DosingSession, *, escort_present: bool, no_driving: bool, signed: bool
+    session: DosingSession,
+    *,
+    escort_present: bool,
+    no_driving: bool,
+    signed: bool,
+    record: SessionRecord | None = None,
 ) -> sm.DischargeDecision:
+    """The discharge gate. ``record`` (the page's preview) gives the facts the page has already read
+    (the same ratings, readings and open alerts, found the same way); without it they are read here."""
     protocol = protocol_for(session)
     minimum = protocol.observation.minimum_minutes.value
+    if record is not None:
+        last_moaas = record.last_rating(ObservationKind.SEDATION)
+        last_dissociation = record.last_rating(ObservationKind.DISSOCIATION)
+        final_vitals = record.final_reading()
+        baseline = record.baseline_reading()
+        open_alerts = len(record.open_alerts)
+    else:
+        last_moaas = last_rating(session, ObservationKind.SEDATION)
+        last_dissociation = last_rating(session, ObservationKind.DISSOCIATION)
+        final_vitals = final_reading(session)
+        baseline = baseline_reading(session)
+        open_alerts = session.alerts.filter(acknowledged_at__isnull=True).count()
     return sm.evaluate_discharge(
         sm.DischargeInput(
             first_dose_at=timezone.localtime(session.first_dose_at) if session.first_dose_at else None,
             now=timezone.localtime(clock.now()),
             minimum_minutes=int(minimum.value) if minimum is not None else None,
-            last_moaas=last_rating(session, ObservationKind.SEDATION),
-            last_dissociation=last_rating(session, ObservationKind.DISSOCIATION),
-            final_vitals=final_reading(session),
-            baseline=baseline_reading(session),
+            last_moaas=last_moaas,
+            last_dissociation=last_dissociation,
+            final_vitals=final_vitals,
+            baseline=baseline,
             escort_present=escort_present,
             escort_name=session.escort_name,
             no_driving_advice_given=no_driving,
             clinician_signed=signed,
-            open_alerts=session.alerts.filter(acknowledged_at__isnull=True).count(),
+            open_alerts=open_alerts,
             thresholds=protocol.thresholds,
         )
     )
@@ -1301,6 +1355,7 @@ def protocol_settings_update(
                 at=now,
             )
         )
+    request_cache.forget()  # the rest of this request (and the check below) reads the new values
     clinic_protocol(clinic.pk, protocol_id)  # the stored values must still make a valid protocol
     record_event(
         actor,

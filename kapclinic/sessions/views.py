@@ -155,6 +155,8 @@ def _context(
     protocol = services.protocol_for(session)
     state = State(session.state)
     patient = session.patient
+    # What the page reads of the session's record (administration, observations, alerts), once each.
+    record = selectors.SessionRecord(session)
     ctx: dict[str, Any] = {
         "patient": patient,
         "session": session,
@@ -182,9 +184,9 @@ def _context(
         ctx["dose_form"] = f.DoseForm(protocol=protocol, initial={"version": session.version})
         ctx["start_form"] = f.StartDosingForm(initial={"version": session.version})
     if state in MONITOR_STATES or state is State.PREDOSE_PASSED or state is State.DISCHARGED:
-        ctx["administration"] = getattr(session, "administration", None)
+        ctx["administration"] = record.admin
     if state in MONITOR_STATES or state in (State.DISCHARGED, State.ABORTED):
-        ctx["given"] = selectors.given_record(session, protocol)
+        ctx["given"] = selectors.given_record(session, protocol, record)
     if state is State.DOSING:
         now_text = timezone.localtime(clock.now()).strftime(f.DT_SECONDS)
         ctx["device_form"] = f.DeviceForm(prefix="dev", initial={"version": session.version, "at": now_text})
@@ -193,14 +195,14 @@ def _context(
         )
         ctx["lozenge_form"] = f.LozengeForm(prefix="loz", initial={"version": session.version})
     if state in MONITOR_STATES:
-        ctx.update(_monitor_context(session, protocol))
+        ctx.update(_monitor_context(session, protocol, record))
     if state is State.RECOVERY:
         ctx["discharge_form"] = f.DischargeForm(initial={"version": session.version})
         ctx["discharge_preview"] = services.discharge_decision(
-            session, escort_present=True, no_driving=True, signed=True
+            session, escort_present=True, no_driving=True, signed=True, record=record
         )
     if state in (State.DISCHARGED, State.ABORTED):
-        ctx["timeline"] = selectors.monitoring_timeline(session)
+        ctx["timeline"] = selectors.monitoring_timeline(session, record)
     if state not in (State.DISCHARGED, State.ABORTED):
         ctx["abort_form"] = f.AbortForm(initial={"version": session.version})
     if state is not State.SCHEDULED:
@@ -221,15 +223,17 @@ def _context(
     return ctx
 
 
-def _monitor_context(session: DosingSession, protocol: Any) -> dict[str, Any]:
+def _monitor_context(
+    session: DosingSession, protocol: Any, record: selectors.SessionRecord
+) -> dict[str, Any]:
     minimum = protocol.observation.minimum_minutes.value
     elapsed = (
         int((clock.now() - session.first_dose_at).total_seconds() // 60) if session.first_dose_at else None
     )
     return {
-        "due": selectors.vitals_due(session, protocol),
-        "open_alerts": list(session.alerts.filter(acknowledged_at__isnull=True)),
-        "timeline": selectors.monitoring_timeline(session),
+        "due": selectors.vitals_due(session, protocol, record),
+        "open_alerts": record.open_alerts,
+        "timeline": selectors.monitoring_timeline(session, record),
         "vitals_form": f.VitalsForm(),
         "sedation_form": f.SedationForm(prefix="sed"),
         "dissociation_form": f.DissociationForm(prefix="dis"),
@@ -239,8 +243,8 @@ def _monitor_context(session: DosingSession, protocol: Any) -> dict[str, Any]:
         "ack_form": f.AckForm(),
         "elapsed": elapsed,
         "minimum_minutes": int(minimum.value) if minimum is not None else None,
-        "last_moaas": services.last_rating(session, ObservationKind.SEDATION),
-        "last_dissociation": services.last_rating(session, ObservationKind.DISSOCIATION),
+        "last_moaas": record.last_rating(ObservationKind.SEDATION),
+        "last_dissociation": record.last_rating(ObservationKind.DISSOCIATION),
         "transition_version": session.version,
     }
 
@@ -311,12 +315,10 @@ def _run(
         return _fail(request, session, 400, e.messages, overrides)
     except ConflictError as e:
         return _fail(request, session, 409, [str(e)])
-    if (
-        getattr(request, "htmx", False)
-        and State(DosingSession.objects.get(pk=session.pk).state) in MONITOR_STATES
-    ):
-        session.refresh_from_db()
-        return render(request, "sessions/_monitor.html", _context(request, session))
+    if getattr(request, "htmx", False):
+        session.refresh_from_db()  # the row as the service left it, read once
+        if State(session.state) in MONITOR_STATES:
+            return render(request, "sessions/_monitor.html", _context(request, session))
     return redirect("sessions:detail", patient_id=patient.pk, session_id=session.pk)
 
 
