@@ -1,0 +1,181 @@
+"""The dosing-session page reads each part of the session's record once: its query count is pinned and the
+same with one observation as with many; the facts it derives from those rows (latest ratings, vitals
+taken, baseline and final readings, open alerts) are the ones the services' own queries find; the vitals
+entry finds the next reading number and the baseline in one query."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from kapclinic.clinical.vitals import Reading
+from kapclinic.core import clock
+from kapclinic.sessions import selectors, services
+from kapclinic.sessions.models import (
+    Administration,
+    DeviceUse,
+    DosingSession,
+    ObservationKind,
+    SessionAlert,
+)
+from kapclinic.testing.factories import actor_for
+
+pytestmark = pytest.mark.django_db
+
+# The monitoring page as the nurse: session, user, membership, patient; the audit entry (5); the session;
+# the clinic's protocol settings; the administration (with its people) and its devices; the observations;
+# the alerts; events; transitions; adverse events; gate overrides.
+DETAIL_QUERIES = 19
+
+
+def _session(world: Any, state: str = "checked_in") -> DosingSession:
+    now = clock.now()
+    return DosingSession.objects.create(
+        clinic=world.clinic,
+        patient=world.patient,
+        protocol_id="esketamine-in-trd",
+        protocol_version="1.0.0",
+        scheduled_for=now - dt.timedelta(minutes=60),
+        created_by=world.prescriber,
+        state=state,
+        checked_in_at=now - dt.timedelta(minutes=60),
+    )
+
+
+def _to(s: DosingSession, state: str, **times: Any) -> DosingSession:
+    DosingSession.objects.filter(pk=s.pk).update(state=state, **times)
+    return DosingSession.objects.get(pk=s.pk)
+
+
+def _dosed(world: Any) -> DosingSession:
+    """A session monitored after a two-device esketamine dose, with its pre-dose baseline."""
+    now = clock.now()
+    s = _session(world)
+    nurse = actor_for(world.nurse, world.clinic)
+    services.vitals_record(nurse, s, Reading(sbp=130, dbp=80, hr=70, rr=14, spo2=98))
+    s = _to(
+        s,
+        "monitoring",
+        predose_passed_at=now - dt.timedelta(minutes=50),
+        first_dose_at=now - dt.timedelta(minutes=45),
+        monitoring_started_at=now - dt.timedelta(minutes=35),
+    )
+    admin = Administration.objects.create(
+        session=s,
+        product="Esketamine nasal spray",
+        route="IN",
+        dose_mg=Decimal("56"),
+        devices=2,
+        ordered_by=world.prescriber,
+        ordered_at=now - dt.timedelta(minutes=48),
+        double_checked_by=world.nurse,
+        double_checked_at=now - dt.timedelta(minutes=47),
+        administered_by=world.nurse,
+        administered_at=now - dt.timedelta(minutes=45),
+    )
+    for number in (1, 2):
+        at = now - dt.timedelta(minutes=45 - 5 * (number - 1))
+        DeviceUse.objects.create(
+            administration=admin, number=number, at=at, recorded_by=world.nurse, recorded_at=at
+        )
+    return s
+
+
+def _observe(world: Any, s: DosingSession, n: int) -> None:
+    """n rounds of monitoring: vitals (every third one raising an alert), ratings and a note."""
+    nurse = actor_for(world.nurse, world.clinic)
+    for i in range(n):
+        clock.advance(dt.timedelta(minutes=1))
+        sbp = 190 if i % 3 == 1 else 132
+        services.vitals_record(nurse, s, Reading(sbp=sbp, dbp=82, hr=74, rr=14, spo2=97))
+        services.rating_record(nurse, s, ObservationKind.SEDATION, 5 - i % 2)
+        services.rating_record(nurse, s, ObservationKind.DISSOCIATION, i % 3)
+        services.event_record(nurse, s, "note", "", f"check {i}")
+    for alert in SessionAlert.objects.filter(session=s)[:1]:
+        services.alert_acknowledge(nurse, s, alert.pk, "rechecked")
+
+
+def _detail(s: DosingSession) -> str:
+    return reverse("sessions:detail", kwargs={"patient_id": s.patient_id, "session_id": s.pk})
+
+
+@pytest.mark.parametrize("n", [1, 12])
+def test_monitoring_page_query_count_is_pinned_and_constant(
+    world: Any, client: Any, clock_frozen: Any, django_assert_num_queries: Any, n: int
+) -> None:
+    s = _dosed(world)
+    _observe(world, s, n)
+    client.force_login(world.nurse)
+    client.get("/home/")
+    with django_assert_num_queries(DETAIL_QUERIES):
+        r = client.get(_detail(s))
+    assert r.status_code == 200
+    page = r.content.decode()
+    assert "Device 2 at" in page and "BP 132/82 mmHg" in page
+    assert f"check {n - 1}" in page
+
+
+@pytest.mark.parametrize("n", [1, 12])
+def test_recovery_page_with_discharge_preview_reads_no_more(
+    world: Any, client: Any, clock_frozen: Any, django_assert_num_queries: Any, n: int
+) -> None:
+    s = _dosed(world)
+    _observe(world, s, n)
+    s = _to(s, "recovery", recovery_started_at=clock.now())
+    services.vitals_record(actor_for(world.nurse, world.clinic), s, Reading(sbp=128, dbp=80, hr=70))
+    client.force_login(world.nurse)
+    client.get("/home/")
+    with django_assert_num_queries(DETAIL_QUERIES):
+        r = client.get(_detail(s))
+    assert r.status_code == 200
+    assert "Sign and discharge" in r.content.decode()
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_record_facts_are_the_services_facts(world: Any, clock_frozen: Any, n: int) -> None:
+    """The page's preview of the discharge gate and its panels use the same facts as the services."""
+    s = _dosed(world)
+    _observe(world, s, n)
+    s = _to(s, "recovery", recovery_started_at=clock.now())
+    if n:
+        services.vitals_record(actor_for(world.nurse, world.clinic), s, Reading(sbp=128, dbp=80, hr=70))
+        services.vitals_record(actor_for(world.nurse, world.clinic), s, Reading(sbp=126, dbp=79))
+    record = selectors.SessionRecord(s)
+    for kind in (ObservationKind.SEDATION, ObservationKind.DISSOCIATION):
+        assert record.last_rating(kind) == services.last_rating(s, kind)
+    assert record.baseline_reading() == services.baseline_reading(s)
+    assert record.final_reading() == services.final_reading(s)
+    assert record.vitals_taken_at() == list(
+        s.observations.filter(kind=ObservationKind.VITAL)
+        .values_list("at", flat=True)
+        .distinct()
+        .order_by("at")
+    )
+    assert [a.pk for a in record.open_alerts] == list(
+        s.alerts.filter(acknowledged_at__isnull=True).values_list("pk", flat=True)
+    )
+    kw: dict[str, Any] = {"escort_present": True, "no_driving": True, "signed": True}
+    with_record = services.discharge_decision(s, record=record, **kw)
+    assert with_record == services.discharge_decision(s, **kw)
+
+
+def test_next_reading_and_baseline_in_one_query(
+    world: Any, clock_frozen: Any, django_assert_num_queries: Any
+) -> None:
+    s = _session(world)
+    nurse = actor_for(world.nurse, world.clinic)
+    with django_assert_num_queries(1):
+        assert services._last_group_and_baseline(s) == (0, None)
+    services.vitals_record(nurse, s, Reading(sbp=150, dbp=90, hr=80))
+    services.vitals_record(nurse, s, Reading(sbp=140, dbp=88, hr=78, rr=12, spo2=99))
+    s = _to(s, "monitoring", first_dose_at=clock.now())
+    services.rating_record(nurse, s, ObservationKind.SEDATION, 5)
+    services.vitals_record(nurse, s, Reading(sbp=135, dbp=85))
+    with django_assert_num_queries(1):
+        last, baseline = services._last_group_and_baseline(s)
+    assert last == 3
+    assert baseline == services.baseline_reading(s) == Reading(sbp=140, dbp=88, hr=78, rr=12, spo2=99)
