@@ -64,7 +64,8 @@ class SecurityHeadersMiddleware:
 
     Scripts come from this site only (no inline script, no eval), so a note or a name that somehow
     carried markup could not run code in a clinician's session; nothing may frame the pages; forms post
-    only here. Inline style attributes stay allowed (layout values computed by the calendar views).
+    only here. Styles come from this site's stylesheets only (no style attribute or <style> element), so
+    injected markup cannot overlay or restyle a page; computed layout is applied through the CSSOM.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
