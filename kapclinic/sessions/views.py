@@ -223,13 +223,32 @@ def _context(
     return ctx
 
 
-def _monitor_context(
-    session: DosingSession, protocol: Any, record: selectors.SessionRecord
-) -> dict[str, Any]:
+def _clock_context(session: DosingSession, protocol: Any) -> dict[str, Any]:
+    """The status panel's clock line: minutes since the first dose and the minimum observation time."""
     minimum = protocol.observation.minimum_minutes.value
     elapsed = (
         int((clock.now() - session.first_dose_at).total_seconds() // 60) if session.first_dose_at else None
     )
+    return {"elapsed": elapsed, "minimum_minutes": int(minimum.value) if minimum is not None else None}
+
+
+def _status_context(session: DosingSession) -> dict[str, Any]:
+    """Only what sessions/_status.html prints, the same values the page's context gives it: the
+    session's addresses, and in the monitoring states the protocol, the clock line and the vitals
+    schedule (the times vitals were taken, read by one query of those times alone). In the other
+    states the page's context has no clock line or schedule either, so the panel is empty the same way."""
+    ctx: dict[str, Any] = {"patient": session.patient, "session": session}
+    if State(session.state) in MONITOR_STATES:
+        protocol = services.protocol_for(session)
+        ctx["protocol"] = protocol
+        ctx["due"] = selectors.vitals_due(session, protocol)
+        ctx.update(_clock_context(session, protocol))
+    return ctx
+
+
+def _monitor_context(
+    session: DosingSession, protocol: Any, record: selectors.SessionRecord
+) -> dict[str, Any]:
     return {
         "due": selectors.vitals_due(session, protocol, record),
         "open_alerts": record.open_alerts,
@@ -241,8 +260,7 @@ def _monitor_context(
         "intervention_form": f.InterventionForm(prefix="iv"),
         "note_form": f.NoteForm(prefix="obs"),
         "ack_form": f.AckForm(),
-        "elapsed": elapsed,
-        "minimum_minutes": int(minimum.value) if minimum is not None else None,
+        **_clock_context(session, protocol),
         "last_moaas": record.last_rating(ObservationKind.SEDATION),
         "last_dissociation": record.last_rating(ObservationKind.DISSOCIATION),
         "transition_version": session.version,
@@ -267,10 +285,11 @@ def detail(request: HttpRequest, patient_id: int, session_id: int) -> HttpRespon
 
 @login_required
 def monitor(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
-    """htmx partial: elapsed time and due-reminders (polled every 30 s; forms are not replaced)."""
+    """htmx partial: elapsed time and due-reminders (polled every 30 s; forms are not replaced). The
+    same permission check and audit entry as the page; only the panel's own context is built."""
     patient = open_patient(request, patient_id, Action.VIEW_CLINICAL)
     session = _session(patient, session_id)
-    return render(request, "sessions/_status.html", _context(request, session))
+    return render(request, "sessions/_status.html", _status_context(session))
 
 
 def _fail(

@@ -179,3 +179,91 @@ def test_next_reading_and_baseline_in_one_query(
         last, baseline = services._last_group_and_baseline(s)
     assert last == 3
     assert baseline == services.baseline_reading(s) == Reading(sbp=140, dbp=88, hr=78, rr=12, spo2=99)
+
+
+# The status panel's poll: session, user, membership, patient; the audit entry (5); the session; in the
+# monitoring states the clinic's protocol settings and the times vitals were taken.
+STATUS_QUERIES = 12
+STATUS_QUERIES_NOT_MONITORING = 10
+
+
+def _monitor(s: DosingSession) -> str:
+    return reverse("sessions:monitor", kwargs={"patient_id": s.patient_id, "session_id": s.pk})
+
+
+def _page_status_html(world: Any, user: Any, s: DosingSession) -> str:
+    """sessions/_status.html rendered from the whole page's context (what the poll rendered before)."""
+    from django.template.loader import render_to_string
+    from django.test import RequestFactory
+
+    from kapclinic.patients.models import Patient
+    from kapclinic.sessions import views
+
+    request = RequestFactory().get(_monitor(s))
+    request.user = user
+    request.clinic = world.clinic  # type: ignore[attr-defined]
+    request.role = user.memberships.get(clinic=world.clinic).role  # type: ignore[attr-defined]
+    session = views._session(Patient.objects.get(pk=s.patient_id), s.pk)
+    return render_to_string("sessions/_status.html", views._context(request, session), request=request)
+
+
+@pytest.mark.parametrize("n", [1, 12])
+@pytest.mark.parametrize("state", ["dosing", "monitoring", "recovery"])
+def test_status_poll_reads_only_the_panel_and_prints_what_the_page_prints(
+    world: Any, client: Any, clock_frozen: Any, django_assert_num_queries: Any, n: int, state: str
+) -> None:
+    s = _dosed(world)
+    _observe(world, s, n)
+    s = _to(s, state, recovery_started_at=clock.now() if state == "recovery" else None)
+    clock.advance(dt.timedelta(minutes=7))
+    for user in (world.nurse, world.prescriber):
+        client.force_login(user)
+        client.get("/home/")
+        with django_assert_num_queries(STATUS_QUERIES):
+            r = client.get(_monitor(s), HTTP_HX_REQUEST="true")
+        assert r.status_code == 200
+        poll = r.content.decode()
+        assert poll == _page_status_html(world, user, s)
+        assert "min since first dose" in poll and "Vitals schedule" in poll
+        # The same panel as the one on the page.
+        page = client.get(_detail(s)).content.decode()
+        start = page.index('<div id="monitor-status"')
+        assert page[start : page.index("</div>", start) + len("</div>")] == poll.strip()
+
+
+@pytest.mark.parametrize("state", ["scheduled", "checked_in", "discharged", "aborted"])
+def test_status_poll_outside_monitoring_is_the_same_empty_panel(
+    world: Any, client: Any, clock_frozen: Any, django_assert_num_queries: Any, state: str
+) -> None:
+    s = _to(_session(world), state)
+    for user in (world.nurse, world.prescriber):
+        client.force_login(user)
+        client.get("/home/")
+        with django_assert_num_queries(STATUS_QUERIES_NOT_MONITORING):
+            r = client.get(_monitor(s), HTTP_HX_REQUEST="true")
+        assert r.status_code == 200
+        assert r.content.decode() == _page_status_html(world, user, s)
+
+
+def test_every_poll_is_checked_and_audited_like_the_page(world: Any, client: Any, clock_frozen: Any) -> None:
+    from kapclinic.audit.models import AuditEvent
+
+    s = _dosed(world)
+    _observe(world, s, 2)
+    client.force_login(world.nurse)
+    for _ in range(2):
+        before = AuditEvent.objects.count()
+        assert client.get(_monitor(s), HTTP_HX_REQUEST="true").status_code == 200
+        events = list(AuditEvent.objects.order_by("id")[before:])
+        assert [(e.action, e.object_type, e.object_id, e.patient_id, e.actor_id) for e in events] == [
+            ("view", "chart", str(s.patient_id), s.patient_id, world.nurse.pk)
+        ]
+    # Not on the care team: refused (403) and the refusal audited, as on the page.
+    client.force_login(world.therapist_other)
+    before = AuditEvent.objects.count()
+    assert client.get(_monitor(s), HTTP_HX_REQUEST="true").status_code == 403
+    events = list(AuditEvent.objects.order_by("id")[before:])
+    assert [(e.action, e.object_type, e.detail) for e in events] == [("denied", "chart", "view_clinical")]
+    # Another clinic's staff: not found, as on the page.
+    client.force_login(world.other_clinic_staff)
+    assert client.get(_monitor(s), HTTP_HX_REQUEST="true").status_code == 404
