@@ -24,10 +24,16 @@ class Readiness:
         return [self.signed_plan, self.consent_current, self.eligibility_current]
 
 
-def readiness_for(patient: Any, protocol_id: str | None = None) -> Readiness:
+def readiness_for(
+    patient: Any, protocol_id: str | None = None, *, eligibility: Any = None, consent: Any = None
+) -> Readiness:
+    """``eligibility`` / ``consent``: the patient's ``EligibilityState`` / ``ConsentState`` when the caller
+    has already read them for this request (the session page reads the eligibility decision with the
+    assessment, ``intake.selectors.eligibility_summary``, and ``consent.selectors.consent_summary``);
+    else they are read here."""
     from kapclinic.treatment.selectors import readiness_detail
 
-    r = readiness_detail(patient)
+    r = readiness_detail(patient, eligibility=eligibility, consent=consent)
     plan_check = GateCheck("signed_plan", r.signed_plan.ok, r.signed_plan.detail)
     if r.plan is not None and protocol_id and r.plan.protocol_id != protocol_id:
         plan_check = GateCheck(

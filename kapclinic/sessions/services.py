@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import transaction
 from django.db.models import Q, Subquery
@@ -416,15 +416,31 @@ NASAL_STEROID_DETAIL: dict[str, str] = {
 }
 
 
+#: ``gate_checks(baseline=...)`` default: read the baseline reading.
+_READ: Any = object()
+
+
 def gate_checks(
-    session: DosingSession, protocol: Protocol, now: dt.datetime | None = None
+    session: DosingSession,
+    protocol: Protocol,
+    now: dt.datetime | None = None,
+    *,
+    eligibility: Any = None,
+    consent: Any = None,
+    baseline: Reading | object | None = _READ,
 ) -> list[GateCheck]:
-    """Evaluate every gate item the protocol requires (ref §6.1)."""
+    """Evaluate every gate item the protocol requires (ref §6.1).
+
+    A page that has already read the patient's eligibility or consent state or the session's baseline
+    reading for this request passes them (``baseline`` may be None: no baseline yet) so each fact is
+    read once and the checks see the same facts the page shows; otherwise they are read here."""
     now = now or clock.now()
     checks: list[GateCheck] = []
     items = set(protocol.gate_items)
     if items & {"signed_plan", "consent_current", "eligibility_current"}:
-        readiness = readiness_for(session.patient, session.protocol_id)
+        readiness = readiness_for(
+            session.patient, session.protocol_id, eligibility=eligibility, consent=consent
+        )
         checks.extend(c for c in readiness.checks() if c.key in items)
     if "phq9_done" in items:
         phq = session_phq9(session, now)
@@ -477,7 +493,8 @@ def gate_checks(
             sm.check_text("intention_noted", session.intention, "No intention for the session is noted.")
         )
     if "baseline_vitals" in items:
-        checks.append(sm.check_baseline_vitals(baseline_reading(session), protocol.thresholds))
+        base = baseline_reading(session) if baseline is _READ else cast("Reading | None", baseline)
+        checks.append(sm.check_baseline_vitals(base, protocol.thresholds))
     if "rems_enrolled" in items:
         checks.append(
             sm.check_flag(
@@ -503,10 +520,24 @@ def gate_checks(
     return checks
 
 
-def gate_result(session: DosingSession, protocol: Protocol | None = None) -> GateResult:
+def gate_result(
+    session: DosingSession,
+    protocol: Protocol | None = None,
+    *,
+    overrides: Iterable[GateOverride] | None = None,
+    eligibility: Any = None,
+    consent: Any = None,
+    baseline: Reading | object | None = _READ,
+) -> GateResult:
+    """The gate evaluated now. ``overrides`` (the session's gate overrides in their order), ``eligibility``,
+    ``consent`` and ``baseline``: what the caller has already read of them for this request (see
+    gate_checks)."""
     protocol = protocol or protocol_for(session)
-    overrides = {o.item: o.reason for o in session.gate_overrides.all()}
-    return sm.evaluate_gate(gate_checks(session, protocol), overrides)
+    rows = session.gate_overrides.all() if overrides is None else overrides
+    return sm.evaluate_gate(
+        gate_checks(session, protocol, eligibility=eligibility, consent=consent, baseline=baseline),
+        {o.item: o.reason for o in rows},
+    )
 
 
 @transaction.atomic

@@ -169,16 +169,36 @@ def _context(
         "can_process_notes": actor.role in ("therapist", "prescriber"),
         "now": clock.now(),
     }
+    gate_overrides: list[Any] | None = None
     if state in (State.SCHEDULED, State.CHECKED_IN):
-        chart_flagged = selectors.chart_flagged_medications(patient)
+        # Each fact the pre-dose panel and its gate read, once: the chart's current medications and the
+        # intake assessment (with the eligibility decision) for the flagged medications and the
+        # eligibility check, the consent state (its two rows without the documents' text), the baseline
+        # reading, the gate overrides. The gate evaluates every check it always did, on these facts.
+        from kapclinic.consent.selectors import consent_summary
+        from kapclinic.intake.selectors import eligibility_summary
+        from kapclinic.patients.selectors import active_medications
+
+        meds = active_medications(patient)
+        assessment, eligibility = eligibility_summary(patient, meds)
+        chart_flagged = selectors.chart_flagged_medications(patient, assessment=assessment, meds=meds)
+        baseline = services.baseline_reading(session)
+        gate_overrides = list(session.gate_overrides.select_related("by"))
         initial = _gate_initial(session)
         if not session.medication_changes_reviewed and not session.flagged_medication_classes:
             initial["flagged_medication_classes"] = sorted({cls for _name, cls, _label in chart_flagged})
         ctx["chart_flagged"] = chart_flagged
         ctx["gate_form"] = f.GateForm(protocol=protocol, initial=initial)
-        ctx["gate"] = services.gate_result(session, protocol)
+        ctx["gate"] = services.gate_result(
+            session,
+            protocol,
+            overrides=gate_overrides,
+            eligibility=eligibility,
+            consent=consent_summary(patient),
+            baseline=baseline,
+        )
         ctx["vitals_form"] = f.VitalsForm()
-        ctx["baseline"] = services.baseline_reading(session)
+        ctx["baseline"] = baseline
         ctx["override_form"] = f.OverrideForm()
     if state is State.PREDOSE_PASSED:
         ctx["dose_form"] = f.DoseForm(protocol=protocol, initial={"version": session.version})
@@ -215,10 +235,9 @@ def _context(
         # user wrote or that were shared with them; never on the monitoring record or the REMS view.
         ctx["process_notes"] = selectors.session_process_notes(actor, session)
         ctx["process_form"] = f.ProcessNoteForm(prefix="pn")
-    ctx["overrides"] = [
-        {"label": GATE_LABELS.get(o.item, o.item), "o": o}
-        for o in session.gate_overrides.select_related("by")
-    ]
+    if gate_overrides is None:
+        gate_overrides = list(session.gate_overrides.select_related("by"))
+    ctx["overrides"] = [{"label": GATE_LABELS.get(o.item, o.item), "o": o} for o in gate_overrides]
     ctx.update(overrides or {})
     return ctx
 

@@ -267,3 +267,113 @@ def test_every_poll_is_checked_and_audited_like_the_page(world: Any, client: Any
     # Another clinic's staff: not found, as on the page.
     client.force_login(world.other_clinic_staff)
     assert client.get(_monitor(s), HTTP_HX_REQUEST="true").status_code == 404
+
+
+# The page before dosing as the nurse, patient dosing-ready: session, user, membership, patient; the audit
+# entry (5); the session; the clinic's protocol settings; the chart's medications; the eligibility
+# decision with its assessment; the baseline reading; the gate overrides (with who overrode); the consent
+# document and signature; the signed plan; the PHQ-9 window (previous dose, measure settings, the PHQ-9,
+# open safety alerts); once checked in, the adverse events.
+PRE_DOSE_QUERIES = {"scheduled": 22, "checked_in": 23}
+
+_MEDS = [
+    ("Phenelzine", "15 mg", "antidepressant"),
+    ("Lorazepam", "1 mg", "benzodiazepine"),
+    ("Sertraline", "50 mg", "antidepressant"),
+    ("Zolpidem", "5 mg", "sedative"),
+    ("Methylphenidate", "10 mg", "stimulant"),
+    ("Lisinopril", "10 mg", "antihypertensive"),
+]
+
+
+def _pre_dose(world: Any, state: str, n: int, *, ready: bool = True) -> DosingSession:
+    """A session before dosing with n chart medications, n pre-dose readings (checked in) and n gate
+    overrides, the patient made dosing-ready (eligibility, consent, plan) and a PHQ-9 taken."""
+    from kapclinic.patients.services import medication_add
+    from kapclinic.sessions.models import GateOverride
+    from kapclinic.sessions.tests.test_sessions import take_phq9
+    from kapclinic.treatment.testing import make_dosing_ready
+
+    if ready:
+        make_dosing_ready(world.patient, world.prescriber, "esketamine-in-trd")
+    take_phq9(world)
+    prescriber = actor_for(world.prescriber, world.clinic)
+    for name, dose, drug_class in (_MEDS * 2)[:n]:
+        medication_add(prescriber, world.patient, name=name, dose=dose, drug_class=drug_class)
+    s = _session(world, "checked_in")
+    nurse = actor_for(world.nurse, world.clinic)
+    for i in range(n):
+        services.vitals_record(nurse, s, Reading(sbp=140 - i, dbp=85, hr=72, rr=14, spo2=98))
+    for i in range(n):
+        GateOverride.objects.create(
+            session=s,
+            item=["escort_named", "intention_noted", "fasting"][i % 3],
+            detail="synthetic",
+            reason=f"reason {i}",
+            by=world.prescriber,
+            at=clock.now(),
+        )
+    return _to(s, state)
+
+
+@pytest.mark.parametrize("n", [1, 6])
+@pytest.mark.parametrize("state", ["scheduled", "checked_in"])
+def test_pre_dose_page_reads_each_fact_once(
+    world: Any, client: Any, clock_frozen: Any, django_assert_num_queries: Any, n: int, state: str
+) -> None:
+    s = _pre_dose(world, state, n)
+    client.force_login(world.nurse)
+    client.get("/home/")
+    with django_assert_num_queries(PRE_DOSE_QUERIES[state]):
+        r = client.get(_detail(s))
+    assert r.status_code == 200
+    page = r.content.decode()
+    assert "Prescriber overrides" in page and f"reason {n - 1}" in page
+    if state == "checked_in":
+        assert "On the chart now: Phenelzine (MAOI)" in page
+
+
+def _gate_view(result: Any) -> list[tuple[str, str, str, str | None]]:
+    return [(i.check.key, i.status, i.check.detail, i.override_reason) for i in result.items]
+
+
+@pytest.mark.parametrize("case", ["ready", "not_ready", "stale", "new_consent", "no_baseline", "wrong_plan"])
+def test_gate_on_the_page_s_facts_is_the_gate_on_its_own_reads(
+    world: Any, clock_frozen: Any, case: str
+) -> None:
+    """Every check of the gate, evaluated on the facts the page read once, answers as the gate reading
+    them itself (the services' own path, used by gate_pass and gate_override)."""
+    from kapclinic.consent.selectors import consent_summary
+    from kapclinic.intake.selectors import eligibility_summary
+    from kapclinic.patients.selectors import active_medications
+
+    s = _pre_dose(world, "checked_in", 0 if case == "no_baseline" else 3, ready=case != "not_ready")
+    if case == "stale":
+        from kapclinic.intake.testing import complete_assessment
+
+        complete_assessment(world.patient, heart_rate=99)
+    if case == "new_consent":
+        from kapclinic.treatment.testing import publish_consent
+
+        publish_consent(world.clinic, title="Consent v2", body="Changed text.")
+    if case == "wrong_plan":
+        DosingSession.objects.filter(pk=s.pk).update(protocol_id="ketamine-iv-racemic")
+    s = DosingSession.objects.select_related("patient", "clinic").get(pk=s.pk)
+    patient = s.patient
+    protocol = services.protocol_for(s)
+    meds = active_medications(patient)
+    assessment, eligibility = eligibility_summary(patient, meds)
+    page = services.gate_result(
+        s,
+        protocol,
+        overrides=list(s.gate_overrides.select_related("by")),
+        eligibility=eligibility,
+        consent=consent_summary(patient),
+        baseline=services.baseline_reading(s),
+    )
+    own = services.gate_result(s, protocol)
+    assert _gate_view(page) == _gate_view(own)
+    assert (page.passed, page.blocking) == (own.passed, own.blocking)
+    assert selectors.chart_flagged_medications(
+        patient, assessment=assessment, meds=meds
+    ) == selectors.chart_flagged_medications(patient)
