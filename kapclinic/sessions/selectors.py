@@ -22,6 +22,7 @@ from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.display import date_text, hhmm
 from kapclinic.core.links import RowLink
+from kapclinic.core.sentinel import NOT_READ
 from kapclinic.policy import ALL, CASELOAD, Action, scope, visible_patients
 from kapclinic.scheduling.models import Appointment, Kind, Status
 from kapclinic.sessions.models import (
@@ -663,11 +664,8 @@ def rems_record(session: DosingSession) -> dict[str, Any]:
     }
 
 
-_READ: Any = object()
-
-
 def chart_flagged_medications(
-    patient: Any, *, assessment: Any = _READ, meds: list[Any] | None = None
+    patient: Any, *, assessment: Any = NOT_READ, meds: list[Any] | None = None
 ) -> list[tuple[str, str, str]]:
     """The chart's current medications in a class the gate flags (ref §3.6, §6.1), as
     (name, gate class, label); read through the intake classification so the two never disagree.
@@ -678,7 +676,7 @@ def chart_flagged_medications(
     from kapclinic.intake.models import Assessment
     from kapclinic.intake.selectors import classified_medications
 
-    if assessment is _READ:
+    if assessment is NOT_READ:
         assessment = Assessment.objects.filter(patient=patient).only("medication_classes").first()
     classified = classified_medications(assessment or Assessment(patient=patient), patient, meds)
     return [

@@ -40,6 +40,7 @@ from kapclinic.clinical.vitals import (
 from kapclinic.core import clock, request_cache
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import ConflictError, save_versioned
+from kapclinic.core.sentinel import NOT_READ
 from kapclinic.notes.models import ProcessNote
 from kapclinic.notes.services import NoteError, process_note_create
 from kapclinic.patients.models import Patient
@@ -416,10 +417,6 @@ NASAL_STEROID_DETAIL: dict[str, str] = {
 }
 
 
-#: ``gate_checks(baseline=...)`` default: read the baseline reading.
-_READ: Any = object()
-
-
 def gate_checks(
     session: DosingSession,
     protocol: Protocol,
@@ -427,7 +424,7 @@ def gate_checks(
     *,
     eligibility: Any = None,
     consent: Any = None,
-    baseline: Reading | object | None = _READ,
+    baseline: Reading | object | None = NOT_READ,
 ) -> list[GateCheck]:
     """Evaluate every gate item the protocol requires (ref §6.1).
 
@@ -493,7 +490,7 @@ def gate_checks(
             sm.check_text("intention_noted", session.intention, "No intention for the session is noted.")
         )
     if "baseline_vitals" in items:
-        base = baseline_reading(session) if baseline is _READ else cast("Reading | None", baseline)
+        base = baseline_reading(session) if baseline is NOT_READ else cast("Reading | None", baseline)
         checks.append(sm.check_baseline_vitals(base, protocol.thresholds))
     if "rems_enrolled" in items:
         checks.append(
@@ -527,7 +524,7 @@ def gate_result(
     overrides: Iterable[GateOverride] | None = None,
     eligibility: Any = None,
     consent: Any = None,
-    baseline: Reading | object | None = _READ,
+    baseline: Reading | object | None = NOT_READ,
 ) -> GateResult:
     """The gate evaluated now. ``overrides`` (the session's gate overrides in their order), ``eligibility``,
     ``consent`` and ``baseline``: what the caller has already read of them for this request (see

@@ -9,6 +9,7 @@ from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from kapclinic.clinical.protocols import Protocol, UnknownProtocol, get_protocol
+from kapclinic.core.sentinel import NOT_READ
 from kapclinic.patients.models import Patient
 from kapclinic.treatment.models import PlanStatus, TreatmentPlan
 
@@ -104,16 +105,12 @@ class DosingReadiness:
         return [i.detail for i in items if not i.ok]
 
 
-#: ``readiness_detail(plan=...)`` default: look the signed plan up.
-_LOOK_UP = object()
-
-
 def readiness_detail(
     patient: Patient,
     *,
     eligibility: EligibilityState | None = None,
     consent: ConsentState | None = None,
-    plan: TreatmentPlan | object | None = _LOOK_UP,
+    plan: TreatmentPlan | object | None = NOT_READ,
 ) -> DosingReadiness:
     """Item by item: is there a signed treatment plan, current consent (the clinic's current version) and a
     current eligibility decision of 'eligible' (not made stale by an intake change)?
@@ -142,7 +139,7 @@ def readiness_detail(
         )
     else:
         cons = ReadinessItem(False, consent.refusal or "Consent is not current.")
-    plan = signed_plan(patient) if plan is _LOOK_UP else cast("TreatmentPlan | None", plan)
+    plan = signed_plan(patient) if plan is NOT_READ else cast("TreatmentPlan | None", plan)
     if plan is None:
         plan_item = ReadinessItem(False, "There is no signed treatment plan.")
     else:
