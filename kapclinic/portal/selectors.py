@@ -33,15 +33,19 @@ def journal(patient: Any) -> QuerySet[JournalEntry]:
 
 
 def access_log(patient: Any) -> Any:
-    """Who opened my record: staff roles and times from the audit trail (no names needed)."""
+    """Who opened my record: staff roles and times from the audit trail (no names needed), newest first.
+
+    Process notes are the therapist's private notes: the patient is never told they exist, so their
+    events are left out here (the audit trail itself keeps them)."""
     from kapclinic.accounts.models import STAFF_ROLES
     from kapclinic.audit.models import AuditEvent
 
     return (
         AuditEvent.objects.filter(patient=patient, actor_role__in=[str(r) for r in STAFF_ROLES])
         .exclude(action="denied")
+        .exclude(object_type__icontains="process")
         .values("at", "actor_role", "action", "object_type")
-        .order_by("-id")
+        .order_by("-at", "-id")
     )
 
 
@@ -55,11 +59,63 @@ ROLE_LABELS = {
 ACTION_LABELS = {
     "view": "Opened",
     "list": "Listed",
-    "create": "Added",
+    "create": "Added to",
     "update": "Changed",
     "sign": "Signed",
     "export": "Sent or exported",
 }
+# What an audit event was about, in the patient's words. Keys are the last part of the event's
+# object_type (a model label such as "measures.instrumentresponse", or a page name such as "chart").
+_WHAT: dict[str, str] = {
+    "patient": "your details",
+    "chart": "your chart",
+    "timeline": "your timeline",
+    "demographics_form": "your contact details",
+    "care_team": "your care team",
+    "careteammember": "your care team",
+    "diagnosis": "your diagnoses",
+    "medication": "your medications",
+    "allergy": "your allergies",
+    "instrumentresponse": "your questionnaires",
+    "measures": "your questionnaires",
+    "portal_measures": "your questionnaires",
+    "measure_schedule": "your questionnaire schedule",
+    "measurementschedule": "your questionnaire schedule",
+    "measurelink": "your questionnaire link",
+    "safetyalert": "a safety check on your answers",
+    "safety_plan": "your safety plan",
+    "safetyplan": "your safety plan",
+    "episode": "your progress summary",
+    "session": "your dosing session",
+    "dosingsession": "your dosing session",
+    "appointment": "your appointments",
+    "appointments": "your appointments",
+    "calendar_feed": "your calendar link",
+    "calendarfeed": "your calendar link",
+    "reminder": "your appointment reminders",
+    "note": "your session notes",
+    "notes": "your session notes",
+    "addendum": "your session notes",
+    "journal": "the journal entries you shared",
+    "journalentry": "the journal entries you shared",
+    "consent": "your consent",
+    "consent_form": "your consent",
+    "consentsignature": "your consent",
+    "treatment_plan": "your treatment plan",
+    "treatment_plan_form": "your treatment plan",
+    "treatmentplan": "your treatment plan",
+    "assessment": "your assessment",
+    "intake_assessment": "your assessment",
+    "intake_questionnaire": "your intake questionnaire",
+    "eligibilitydecision": "your eligibility review",
+    "eligibility_report": "your eligibility review",
+    "fhir_bundle": "a copy of your record",
+}
+
+
+def access_log_what(object_type: str) -> str:
+    """The plain words for what an event touched; "your record" when there is nothing more precise."""
+    return _WHAT.get(object_type.rsplit(".", 1)[-1], "your record")
 
 
 def _charts(patient: Any) -> list[dict[str, Any]]:

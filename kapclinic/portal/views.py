@@ -164,8 +164,8 @@ def access_log(request: HttpRequest) -> HttpResponse:
         {
             "at": row["at"],
             "role": selectors.ROLE_LABELS.get(row["actor_role"], row["actor_role"]),
-            "action": selectors.ACTION_LABELS.get(row["action"], row["action"]),
-            "what": (row["object_type"].split(".")[-1] or "record").replace("_", " "),
+            "action": selectors.ACTION_LABELS.get(row["action"], "Used"),
+            "what": selectors.access_log_what(row["object_type"]),
         }
         for row in page.object_list
     ]

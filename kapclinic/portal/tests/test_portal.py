@@ -248,3 +248,30 @@ def test_home_due_list_matches_the_measures_due_rules(
         r = client.get(reverse("portal:index"))
     assert r.context["due"] == expected
     assert "Complete the PHQ-9" in r.content.decode()
+
+
+def test_who_opened_my_record_in_plain_words_newest_first_no_process_notes(world: Any, client: Any) -> None:
+    """Plain words for every event kind; process notes never mentioned; ordered by time, not by row id."""
+    import datetime as dt
+
+    from kapclinic.audit.services import record_event
+    from kapclinic.core import clock
+    from kapclinic.core.actor import Actor
+
+    actor = Actor(world.therapist, world.clinic, "therapist", "req-1", "127.0.0.1")
+    record_event(actor, "update", patient=world.patient, object_type="notes.processnote")
+    record_event(actor, "create", patient=world.patient, object_type="measures.instrumentresponse")
+    record_event(actor, "view", patient=world.patient, object_type="chart")
+    record_event(actor, "view", patient=world.patient, object_type="some.unknown_thing")
+    # An event stored later but dated earlier (as a seeded history is) sorts by its time.
+    clock.freeze(dt.datetime(2020, 11, 11, 9, 0, tzinfo=dt.UTC))
+    record_event(actor, "view", patient=world.patient, object_type="treatment_plan")
+    clock.reset()
+    client.force_login(world.patient_user)
+    body = client.get(reverse("portal:access_log")).content.decode()
+    assert "process" not in body.lower()
+    assert "instrumentresponse" not in body and "unknown_thing" not in body
+    assert "Added to your questionnaires" in body
+    assert "Opened your chart" in body
+    assert "Opened your record" in body
+    assert body.index("Opened your chart") < body.index("Opened your treatment plan")
