@@ -60,3 +60,22 @@ def test_incomplete_self_check_names_the_question(client: Any, db: Any) -> None:
     assert (
         "Please answer &#x27;Little interest or pleasure in doing things&#x27;." in response.content.decode()
     )
+
+
+@pytest.mark.parametrize("with_clinic", [False, True])
+def test_crisis_line_is_never_repeated_inside_its_own_sentence(client: Any, db: Any, with_clinic: bool) -> None:
+    """The clinic's crisis line is a whole phrase ("988 ... (call or text 988)"): no page wraps it in
+    another "call or text", which printed "call or text 988 ... (call or text 988)"."""
+    if with_clinic:
+        from kapclinic.testing.factories import make_clinic
+
+        clinic = make_clinic("Harbor")
+        type(clinic).objects.filter(pk=clinic.pk).update(is_public=True)
+    for body in (
+        client.post(reverse("public:self_check"), {"phq9_9": "1"}).content.decode(),
+        client.get(reverse("public:self_check")).content.decode(),
+        client.get(reverse("public:inquiry")).content.decode(),
+    ):
+        assert "call or text 988" in body.lower()
+        assert "call or text 988 suicide" not in body.lower()
+        assert "call or text <strong>988 suicide" not in body.lower()
