@@ -63,7 +63,9 @@ def test_incomplete_self_check_names_the_question(client: Any, db: Any) -> None:
 
 
 @pytest.mark.parametrize("with_clinic", [False, True])
-def test_crisis_line_is_never_repeated_inside_its_own_sentence(client: Any, db: Any, with_clinic: bool) -> None:
+def test_crisis_line_is_never_repeated_inside_its_own_sentence(
+    client: Any, db: Any, with_clinic: bool
+) -> None:
     """The clinic's crisis line is a whole phrase ("988 ... (call or text 988)"): no page wraps it in
     another "call or text", which printed "call or text 988 ... (call or text 988)"."""
     if with_clinic:
