@@ -159,13 +159,20 @@ class NoteForm(forms.Form):
 
 
 class AckForm(forms.Form):
-    action = forms.CharField(label="Action taken", max_length=500)
+    action = forms.CharField(
+        label="Action taken",
+        max_length=500,
+        error_messages={"required": "Action taken: write what you did about this alert first."},
+    )
 
 
 class OverrideForm(forms.Form):
     item = forms.CharField(widget=forms.HiddenInput)
     reason = forms.CharField(
-        label="Override reason", widget=forms.Textarea(attrs={"rows": 2}), max_length=1000
+        label="Override reason",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=1000,
+        error_messages={"required": "Override reason: write why this check may be overridden here."},
     )
 
 

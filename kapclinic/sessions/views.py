@@ -328,6 +328,16 @@ def _fail(
     return render(request, template, ctx, status=status)
 
 
+def _error_sentences(form: Any) -> list[str]:
+    """The form's errors as sentences for the page's summary, each naming its field."""
+    out = []
+    for name, errors in form.errors.items():
+        label = str(form.fields[name].label) if name in form.fields and form.fields[name].label else ""
+        for error in errors:
+            out.append(error if not label or error.startswith(label) else f"{label}: {error}")
+    return out or ["Please correct the errors below."]
+
+
 def _run(
     request: HttpRequest,
     patient_id: int,
@@ -342,7 +352,7 @@ def _run(
     session = _session(patient, session_id)
     overrides = {form_key: form} if form_key else {}
     if form is not None and not form.is_valid():
-        return _fail(request, session, 400, ["Please correct the errors below."], overrides)
+        return _fail(request, session, 400, _error_sentences(form), overrides)
     try:
         do(actor_from_request(request), session, form.cleaned_data if form is not None else {})
     except Refused as e:
@@ -483,6 +493,7 @@ def event(request: HttpRequest, patient_id: int, session_id: int, kind: str) -> 
 @require_POST
 def acknowledge(request: HttpRequest, patient_id: int, session_id: int, alert_id: int) -> HttpResponse:
     form = f.AckForm(request.POST)
+    form.alert_id = alert_id  # the page shows this form's errors beside the alert it was about
 
     def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
         services.alert_acknowledge(actor, session, alert_id, data["action"])

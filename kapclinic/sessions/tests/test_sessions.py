@@ -122,6 +122,11 @@ def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any) -> Non
     client.force_login(world.prescriber)
     r = client.post(url(s, "override"), {"item": "baseline_vitals", "reason": ""})
     assert r.status_code == 400
+    # the refusal is a sentence beside the reason box of the check being overridden, not only a summary
+    body = r.content.decode()
+    assert 'id="ov-baseline_vitals-err"' in body
+    assert "Override reason: write why this check may be overridden" in body
+    assert 'aria-describedby="ov-baseline_vitals-err"' in body
     r = client.post(
         url(s, "override"), {"item": "baseline_vitals", "reason": "Repeat 146/90 after rest; anxious"}
     )
@@ -194,6 +199,8 @@ def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any) -> Non
     assert "Minimum observation time: 70 of 120 minutes" in body
     assert "alert(s) have not been acknowledged" in body
     r = client.post(url(s, "acknowledge", alert_id=alert.pk), {"action": ""}, HTTP_HX_REQUEST="true")
+    assert f'id="ack-{alert.pk}-err"' in r.content.decode()
+    assert "Action taken: write what you did about this alert" in r.content.decode()
     assert r.status_code == 400
     r = client.post(
         url(s, "acknowledge", alert_id=alert.pk), {"action": "Rechecked in 10 min; prescriber informed"}
