@@ -22,4 +22,23 @@
       e.detail.isError = false;
     }
   });
+  // [data-checklist] sections with a [data-none-of-these] button (intake assessment): one press answers
+  // "No" to each question of the section still "Not known yet". A question already answered (Yes or No)
+  // is never changed, and the section says how many it set, so nothing is answered by accident.
+  document.querySelectorAll("[data-checklist] [data-none-of-these]").forEach(function (b) { b.hidden = false; });
+  document.addEventListener("click", function (e) {
+    var b = e.target && e.target.closest ? e.target.closest("[data-none-of-these]") : null;
+    if (!b) { return; }
+    var section = b.closest("[data-checklist]");
+    var set = 0, kept = 0;
+    section.querySelectorAll('input[type="radio"][value="unknown"]').forEach(function (unknown) {
+      var no = section.querySelector('input[type="radio"][name="' + unknown.name + '"][value="no"]');
+      if (!no) { return; }
+      if (unknown.checked) { no.checked = true; set += 1; } else { kept += 1; }
+    });
+    var status = section.querySelector("[data-none-of-these-status]");
+    if (status) {
+      status.textContent = set + " set to No" + (kept ? "; " + kept + " already answered, left as they were." : ".");
+    }
+  });
 })();
