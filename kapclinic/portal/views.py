@@ -73,7 +73,9 @@ def journal(request: HttpRequest) -> HttpResponse:
                     if entry.is_shared
                     else "Saved. Only you can read it.",
                 )
-                return redirect("portal:journal")
+                # The confirmation prints above the list where the new entry now stands first, and the
+                # page opens there: on a phone the top of the page is a long form away from it.
+                return redirect(reverse("portal:journal") + "#saved")
         if status == 400:
             from kapclinic.audit.services import record_event
 

@@ -35,3 +35,28 @@ def test_assessment_none_of_these_answers_only_what_is_still_unknown(
     answers = Assessment.objects.get(patient=patient).answers
     assert list(answers.values()).count("yes") == 1
     assert list(answers.values()).count("no") == no_count
+
+
+def test_phone_portal_summary_first_and_journal_confirmation_in_view(
+    server: str, phone_page: Any, login: Any, shot: Any, axe_check: Any
+) -> None:
+    from kapclinic.testing.factories import make_patient_user
+
+    clinic = make_clinic("Daybreak")
+    therapist = make_staff(clinic, "therapist")
+    user, _patient = make_patient_user(clinic, care_team=[therapist])
+    page = phone_page
+    login(page, user.email)
+    page.goto(f"{server}/portal/")
+    glance = page.get_by_role("heading", name="At a glance")
+    expect(glance).to_be_in_viewport()
+    shot(page, "day-portal-phone-glance", full_page=False)
+    axe_check(page, "portal home on a phone")
+    page.goto(f"{server}/portal/journal/")
+    page.get_by_label("Your words").fill("A calmer morning than last week.")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save entry").click()
+    confirmation = page.get_by_text("Saved. Only you can read it.")
+    expect(confirmation).to_be_in_viewport()
+    shot(page, "day-portal-phone-journal-saved", full_page=False)
+    axe_check(page, "journal after saving on a phone")

@@ -275,3 +275,20 @@ def test_who_opened_my_record_in_plain_words_newest_first_no_process_notes(world
     assert "Opened your chart" in body
     assert "Opened your record" in body
     assert body.index("Opened your chart") < body.index("Opened your treatment plan")
+
+
+def test_saved_journal_entry_confirms_where_the_patient_lands(world: Any, client: Any) -> None:
+    client.force_login(world.patient_user)
+    r = client.post(reverse("portal:journal"), {"kind": "checkin", "text": "Calmer today", "mood": "3"})
+    assert r.status_code == 302 and r["Location"].endswith("#saved")
+    body = client.get(r["Location"].split("#")[0]).content.decode()
+    landing = body.index('id="saved"')
+    assert body.index("Saved. Only you can read it.") > landing  # printed beside the list, not at the top
+    assert body.count("Saved. Only you can read it.") == 1
+
+
+def test_portal_home_starts_with_a_short_summary(world: Any, client: Any) -> None:
+    client.force_login(world.patient_user)
+    body = client.get(reverse("portal:index")).content.decode()
+    assert body.index("At a glance") < body.index("Upcoming appointments")
+    assert "Next appointment:" in body and "To do:" in body
