@@ -65,6 +65,15 @@ try:
     AXES_COOLOFF_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1, maximum=10080)
     MEASURE_LINK_HOURS = env.int("MEASURE_LINK_HOURS", 72, minimum=1, maximum=24 * 30)
     PROCESS_NOTE_KEYS = env.list("PROCESS_NOTE_KEYS", [])
+    # Audit trail: the HMAC key of the hash chain (`id:secret`, newest first; kapclinic/audit/keys.py) and
+    # where signed checkpoints go (kapclinic/audit/checkpoints.py; README "Audit trail").
+    AUDIT_CHAIN_KEY = env.list("AUDIT_CHAIN_KEY", [])
+    AUDIT_CHECKPOINT_FILE = env.str("AUDIT_CHECKPOINT_FILE", str(VAR_DIR / "audit-checkpoints.jsonl"))
+    AUDIT_CHECKPOINT_EMAIL = env.list("AUDIT_CHECKPOINT_EMAIL", [])
+    AUDIT_CHECKPOINT_WEBHOOK = env.str("AUDIT_CHECKPOINT_WEBHOOK", "")
+    if AUDIT_CHECKPOINT_WEBHOOK and not AUDIT_CHECKPOINT_WEBHOOK.startswith(("https://", "http://")):
+        raise ConfigError("The environment variable AUDIT_CHECKPOINT_WEBHOOK must be an https:// address.")
+    AUDIT_CHECKPOINT_MINUTES = env.int("AUDIT_CHECKPOINT_MINUTES", 60, minimum=1, maximum=1440)
     SITE_URL = env.str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
     EMAIL_BACKEND = env.str(
