@@ -72,7 +72,9 @@ try:
     AUDIT_CHECKPOINT_EMAIL = env.list("AUDIT_CHECKPOINT_EMAIL", [])
     AUDIT_CHECKPOINT_WEBHOOK = env.str("AUDIT_CHECKPOINT_WEBHOOK", "")
     if AUDIT_CHECKPOINT_WEBHOOK and not AUDIT_CHECKPOINT_WEBHOOK.startswith(("https://", "http://")):
-        raise ConfigError("The environment variable AUDIT_CHECKPOINT_WEBHOOK must be an https:// address.")
+        raise ConfigError(
+            "The environment variable AUDIT_CHECKPOINT_WEBHOOK must start with https:// (or http://)."
+        )
     AUDIT_CHECKPOINT_MINUTES = env.int("AUDIT_CHECKPOINT_MINUTES", 60, minimum=1, maximum=1440)
     SITE_URL = env.str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 

@@ -490,3 +490,35 @@ def test_postgres_role_warnings_and_the_least_privilege_role(world: Any) -> None
         with connection.cursor() as cursor:
             cursor.execute("RESET ROLE")
     assert AuditChainHead.objects.get(chain=world.clinic.pk).seq == 1
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite rebuilds the table to add a column")
+def test_migration_0003_puts_back_the_sqlite_triggers_its_table_rebuild_drops(
+    world: Any, settings: Any
+) -> None:
+    migration = import_module("kapclinic.audit.migrations.0003_audit_event_key_id")
+    settings.AUDIT_DB_TRIGGERS = True
+    event = _events(world, 1)[0]
+
+    class Editor:
+        def execute(self, sql: str) -> None:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+
+    Editor.connection = connection  # type: ignore[attr-defined]
+    migration.reinstall_sqlite_triggers(None, Editor())
+    migration.reinstall_sqlite_triggers(None, Editor())  # IF NOT EXISTS: safe to run twice
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_auditevent'"
+        )
+        assert {r[0] for r in cursor.fetchall()} == {"audit_event_no_update", "audit_event_no_delete"}
+    for sql in (
+        "UPDATE audit_auditevent SET detail = 'x' WHERE id = %s",
+        "DELETE FROM audit_auditevent WHERE id = %s",
+    ):
+        with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [event.pk])
+    with connection.cursor() as cursor:
+        for statement in TRIGGERS.SQLITE_DOWN:
+            cursor.execute(statement)
