@@ -176,6 +176,27 @@ def test_an_untouched_chain_verifies_with_its_checkpoints(
     assert "Audit trail intact: 7 events verified; 4 checkpoint(s) matched." in out
 
 
+def test_verify_warns_when_checkpoints_stopped_coming(
+    world: Any, settings: Any, tmp_path: Path, capsys: Any, clock_frozen: Any
+) -> None:
+    from datetime import timedelta
+
+    from kapclinic.core import clock
+
+    _events(world, 1)
+    path = _checkpoint_file(tmp_path, settings)
+    settings.AUDIT_CHECKPOINT_MINUTES = 60
+    clock.advance(timedelta(minutes=119))
+    capsys.readouterr()
+    call_command("audit_verify", "--checkpoints", str(path))
+    assert "Warning" not in capsys.readouterr().err
+    clock.advance(timedelta(minutes=2))
+    call_command("audit_verify", "--checkpoints", str(path))  # a warning, not a failure
+    captured = capsys.readouterr()
+    assert "intact" in captured.out
+    assert "Warning: the newest checkpoint is from 2026-03-02T14:00:00+00:00" in captured.err
+
+
 # --- what only checkpoints can show --------------------------------------------------------------------
 
 

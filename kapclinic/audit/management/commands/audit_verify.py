@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from kapclinic.audit import checkpoints
 from kapclinic.audit.models import AuditEvent
 from kapclinic.audit.services import verify_chains
+from kapclinic.core import clock
 
 
 class Command(BaseCommand):
@@ -45,5 +48,21 @@ class Command(BaseCommand):
             for line in problems:
                 self.stderr.write(line)
             raise CommandError("The audit trail has been tampered with: see the lines above.", returncode=1)
+        if found:
+            self.warn_if_stale(max(cp.at for cp in found))
         proved = f"; {len(found)} checkpoint(s) matched" if options["checkpoints"] else ""
         self.stdout.write(f"Audit trail intact: {AuditEvent.objects.count()} events verified{proved}.")
+
+    def warn_if_stale(self, newest: str) -> None:
+        """Checkpoints that stopped coming leave the newest events provable by the chain alone."""
+        try:
+            age = clock.now() - dt.datetime.fromisoformat(newest)
+        except (TypeError, ValueError):
+            return
+        interval = settings.AUDIT_CHECKPOINT_MINUTES
+        if age > dt.timedelta(minutes=2 * interval):
+            self.stderr.write(
+                f"Warning: the newest checkpoint is from {newest}, more than twice AUDIT_CHECKPOINT_MINUTES "
+                f"({interval}) ago: removal of events written since then cannot be detected. Is "
+                "audit_checkpoint running?"
+            )
