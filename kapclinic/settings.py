@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from kapclinic.audit.keys import key_problems as audit_key_problems
 from kapclinic.core.env import ConfigError, Env, cache_from_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -65,6 +66,25 @@ try:
     AXES_COOLOFF_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1, maximum=10080)
     MEASURE_LINK_HOURS = env.int("MEASURE_LINK_HOURS", 72, minimum=1, maximum=24 * 30)
     PROCESS_NOTE_KEYS = env.list("PROCESS_NOTE_KEYS", [])
+    # Audit trail: the HMAC key of the hash chain (`id:secret`, newest first; kapclinic/audit/keys.py) and
+    # where signed checkpoints go (kapclinic/audit/checkpoints.py; README "Audit trail").
+    AUDIT_CHAIN_KEY = env.list("AUDIT_CHAIN_KEY", [])
+    for _problem in audit_key_problems(AUDIT_CHAIN_KEY):
+        raise ConfigError(_problem)
+    if IS_PRODUCTION and not AUDIT_CHAIN_KEY:
+        # gunicorn runs no system checks: stop here rather than fail every audited request later.
+        raise ConfigError(
+            "The environment variable AUDIT_CHAIN_KEY is required in production (`id:secret`, a secret of at "
+            "least 32 random characters kept outside the database; README, 'Audit trail')."
+        )
+    AUDIT_CHECKPOINT_FILE = env.str("AUDIT_CHECKPOINT_FILE", str(VAR_DIR / "audit-checkpoints.jsonl"))
+    AUDIT_CHECKPOINT_EMAIL = env.list("AUDIT_CHECKPOINT_EMAIL", [])
+    AUDIT_CHECKPOINT_WEBHOOK = env.str("AUDIT_CHECKPOINT_WEBHOOK", "")
+    if AUDIT_CHECKPOINT_WEBHOOK and not AUDIT_CHECKPOINT_WEBHOOK.startswith(("https://", "http://")):
+        raise ConfigError(
+            "The environment variable AUDIT_CHECKPOINT_WEBHOOK must start with https:// (or http://)."
+        )
+    AUDIT_CHECKPOINT_MINUTES = env.int("AUDIT_CHECKPOINT_MINUTES", 60, minimum=1, maximum=1440)
     SITE_URL = env.str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
     EMAIL_BACKEND = env.str(

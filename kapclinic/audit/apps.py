@@ -5,3 +5,6 @@ class AuditConfig(AppConfig):
     name = "kapclinic.audit"
     label = "audit"
     verbose_name = "Audit trail"
+
+    def ready(self) -> None:
+        from kapclinic.audit import checks  # noqa: F401  (registers the key, checkpoint and role checks)

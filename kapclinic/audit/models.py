@@ -5,6 +5,13 @@ stores the hash of the previous event of its chain and its own hash over its con
 removing a row breaks the chain at that point; `manage.py audit_verify` finds the first broken link.
 The application cannot change or delete events: the model and queryset refuse, and database triggers
 (see migrations) refuse UPDATE and DELETE from any client.
+
+The hash is an HMAC-SHA256 under AUDIT_CHAIN_KEY (kapclinic/audit/keys.py), a secret that is not in the
+database, and `key_id` names the key: whoever can write to the database but does not hold the key cannot
+recompute hashes that verify. Events written before keying (`key_id` empty, "legacy") carry a plain
+SHA-256; they verify only as the start of a chain sealed by a keyed event after them (see
+services.verify_chains). Signed checkpoints published outside the database (kapclinic/audit/checkpoints.py)
+catch what a chain alone cannot: removed newest events and a removed chain.
 """
 
 from __future__ import annotations
@@ -63,6 +70,9 @@ class AuditEvent(models.Model):
     detail = models.CharField(max_length=200, blank=True, help_text="Never patient data.")
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    key_id = models.CharField(
+        max_length=16, blank=True, help_text="AUDIT_CHAIN_KEY entry id; empty = legacy (unkeyed SHA-256)."
+    )
 
     objects = AppendOnlyQuerySet.as_manager()
 
@@ -105,7 +115,17 @@ class AuditEvent(models.Model):
         )
 
     def compute_hash(self) -> str:
-        return hashlib.sha256(self.payload().encode()).hexdigest()
+        """HMAC-SHA256 of the payload under the key named by `key_id` (plain SHA-256 for legacy events).
+
+        Raises LookupError when `key_id` names a key that is not in AUDIT_CHAIN_KEY."""
+        from kapclinic.audit import keys
+
+        if not self.key_id:
+            return hashlib.sha256(self.payload().encode()).hexdigest()
+        secret = keys.key_by_id(self.key_id)
+        if secret is None:
+            raise LookupError(self.key_id)
+        return keys.mac(secret, self.payload())
 
 
 class AuditChainHead(models.Model):

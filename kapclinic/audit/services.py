@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, models, transaction
 
+from kapclinic.audit import keys
 from kapclinic.audit.models import GENESIS, AuditAction, AuditChainHead, AuditEvent
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
@@ -47,6 +49,7 @@ def record_event(
         object_id = object_id or str(obj.pk)
     clinic = clinic or (patient.clinic if patient is not None else actor.clinic)
     chain = clinic.pk if clinic is not None else 0
+    key_id, secret = keys.signing_key()
     with transaction.atomic():
         head = _head_for_update(chain)
         event = AuditEvent(
@@ -64,45 +67,67 @@ def record_event(
             ip=actor.ip or "",
             detail=detail[:200],
             prev_hash=head.hash,
+            key_id=key_id,
         )
-        event.hash = event.compute_hash()
+        event.hash = keys.mac(secret, event.payload())
         event.save(force_insert=True)
         AuditChainHead.objects.filter(chain=chain).update(seq=event.seq, hash=event.hash)
     return event
 
 
 def verify_chains() -> list[str]:
-    """Walk every chain; return a sentence for each chain's first broken link (empty list = intact)."""
+    """Walk every chain; return a sentence for each chain's first broken link (empty list = intact).
+
+    Keyed events must carry the HMAC of their content under the key their `key_id` names. Legacy
+    (unkeyed, plain SHA-256) events are accepted only at the start of a chain and only when a keyed event
+    follows them: that event's HMAC covers the last legacy hash, which covers every legacy event before it.
+    A legacy event after a keyed one, or a chain whose events are all legacy, could have been written by
+    anyone with database access and is reported.
+    """
     problems: list[str] = []
     heads = {h.chain: h for h in AuditChainHead.objects.all()}
     chains = set(heads) | set(AuditEvent.objects.values_list("chain", flat=True).distinct())
     for chain in sorted(chains):
         prev_hash = GENESIS
         expected_seq = 1
-        broken = False
+        legacy = 0
+        keyed = 0
+        problem = ""
         for event in AuditEvent.objects.filter(chain=chain).order_by("seq").iterator(chunk_size=2000):
+            where = f"Chain {chain}: event #{event.seq} (id {event.pk})"
             if event.seq != expected_seq:
-                problems.append(
+                problem = (
                     f"Chain {chain}: event #{expected_seq} is missing "
                     f"(next stored event is #{event.seq}, id {event.pk})."
                 )
-                broken = True
-                break
-            if event.prev_hash != prev_hash:
-                problems.append(
-                    f"Chain {chain}: event #{event.seq} (id {event.pk}) does not link to the event before it."
+            elif event.prev_hash != prev_hash:
+                problem = f"{where} does not link to the event before it."
+            elif not event.key_id and keyed:
+                problem = (
+                    f"{where} carries no key id although earlier events of its chain are keyed: "
+                    "it was rewritten by someone without the audit key."
                 )
-                broken = True
+            else:
+                try:
+                    expected = event.compute_hash()
+                except LookupError:
+                    problem = (
+                        f"{where} was keyed with key id {event.key_id!r}, which is not in AUDIT_CHAIN_KEY: "
+                        "add that key (after the current one) to verify it, or the event was forged."
+                    )
+                else:
+                    if not hmac.compare_digest(expected, event.hash):
+                        problem = f"{where} was altered after it was written."
+            if problem:
                 break
-            if event.compute_hash() != event.hash:
-                problems.append(
-                    f"Chain {chain}: event #{event.seq} (id {event.pk}) was altered after it was written."
-                )
-                broken = True
-                break
+            if event.key_id:
+                keyed += 1
+            else:
+                legacy += 1
             prev_hash = event.hash
             expected_seq += 1
-        if broken:
+        if problem:
+            problems.append(problem)
             continue
         head = heads.get(chain)
         if head is not None and (head.seq != expected_seq - 1 or head.hash != prev_hash):
@@ -110,4 +135,45 @@ def verify_chains() -> list[str]:
                 f"Chain {chain}: the newest event(s) after #{expected_seq - 1} were removed "
                 f"(the chain head records #{head.seq})."
             )
+        if legacy and not keyed:
+            problems.append(
+                f"Chain {chain}: its {legacy} event(s) are all legacy (unkeyed) and no keyed event seals "
+                "them, so anyone with database access could have rewritten them. If this chain predates "
+                "the audit key, run `manage.py audit_seal` once; otherwise it was rewritten."
+            )
     return problems
+
+
+def unsealed_legacy_chains() -> list[int]:
+    """Chains whose newest event is a legacy (unkeyed) one."""
+    chains = AuditEvent.objects.values_list("chain", flat=True).distinct()
+    return sorted(
+        chain
+        for chain in chains
+        if not AuditEvent.objects.filter(chain=chain).order_by("-seq").values_list("key_id", flat=True)[0]
+    )
+
+
+@transaction.atomic
+def seal_legacy_chains() -> list[int]:
+    """Append one keyed "admin" event (detail `audit.seal`) to every chain that ends with legacy events.
+
+    For the upgrade to a keyed chain only: its HMAC covers the last legacy hash and so every legacy event
+    before it. Returns the sealed chain ids."""
+    from kapclinic.accounts.models import Clinic
+
+    sealed = unsealed_legacy_chains()
+    clinics = Clinic.objects.in_bulk([c for c in sealed if c])
+    for chain in sealed:
+        clinic = clinics.get(chain)
+        if chain and clinic is None:
+            continue  # a chain is numbered after its clinic, which cannot be deleted (PROTECT)
+        record_event(
+            Actor.system(clinic, reason="audit_seal"),
+            AuditAction.ADMIN,
+            object_type="audit.chain",
+            object_id=chain,
+            detail="audit.seal",
+            clinic=clinic,
+        )
+    return sealed

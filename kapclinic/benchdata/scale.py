@@ -25,6 +25,7 @@ from django.db import connection, transaction
 from faker import Faker
 
 from kapclinic.accounts.models import Clinic, Membership, User
+from kapclinic.audit import keys
 from kapclinic.audit.models import GENESIS, AuditChainHead, AuditEvent
 from kapclinic.benchdata.loader import BulkLoader, missing_tables, tune_connection_for_load
 from kapclinic.benchdata.plan import PatientPlan, build_plan
@@ -117,6 +118,7 @@ class AuditWriter:
         )
 
     def flush_to_loader(self) -> None:
+        key_id, secret = keys.signing_key()
         for ci, events in self.pending.items():
             info = self.ctx.clinics[ci]
             events.sort(key=lambda e: e[0])
@@ -137,8 +139,9 @@ class AuditWriter:
                     ip="",
                     detail=detail,
                     prev_hash=info.chain_hash,
+                    key_id=key_id,
                 )
-                ev.hash = ev.compute_hash()
+                ev.hash = keys.mac(secret, AuditEvent.payload(cast(AuditEvent, ev)))
                 info.chain_hash = ev.hash
                 self.ctx.loader.add(AuditEvent, **ev.__dict__)
         self.pending = {}

@@ -60,10 +60,23 @@ def test_cache_address() -> None:
         ),
         ({"KAP_ENV": "sandbox"}, "KAP_ENV must be one of"),
         ({"KAP_ENV": "development", "CACHE_URL": "memcached://x"}, "CACHE_URL must start with"),
+        (
+            {"KAP_ENV": "production", "SECRET_KEY": "s" * 50, "ALLOWED_HOSTS": "clinic.example.org"},
+            "AUDIT_CHAIN_KEY is required in production",
+        ),
+        (
+            {"KAP_ENV": "development", "AUDIT_CHAIN_KEY": "k1:too-short"},
+            "The secret of key 'k1' in AUDIT_CHAIN_KEY is 9 characters long",
+        ),
+        (
+            {"KAP_ENV": "development", "AUDIT_CHECKPOINT_WEBHOOK": "ftp://x"},
+            "AUDIT_CHECKPOINT_WEBHOOK must start with https://",
+        ),
     ],
 )
 def test_bad_configuration_stops_startup_with_a_sentence(variables: dict[str, str], sentence: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in {"KAP_ENV", "SECRET_KEY", "DATABASE_URL"}}
+    unset = {"KAP_ENV", "SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS", "AUDIT_CHAIN_KEY"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(variables)
     result = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
