@@ -142,14 +142,14 @@ def _link_refusal(link: MfaEnrolmentLink | None, user: User) -> tuple[str, str] 
             "This enrolment link was sent to someone else. Sign out, then open it again and sign in as "
             "the person it was sent to."
         )
+    if has_authenticator(user):
+        return "enrolled", "This enrolment link is not needed: two-factor sign-in is already set up."
     if link.used_at is not None:
         return "used", f"This enrolment link has already been used: each link works once. {_ASK_ADMIN}"
     if link.replaced_at is not None:
         return "replaced", f"This enrolment link was replaced by a newer one. {_NEWEST} {_ASK_ADMIN}"
     if link.expires_at <= clock.now():
         return "expired", f"This enrolment link has expired. {_ASK_ADMIN}"
-    if has_authenticator(user):
-        return "enrolled", "Two-factor sign-in is already set up for your account."
     return None
 
 

@@ -100,7 +100,12 @@ def _enrolment_device(request: HttpRequest, user: User) -> TOTPDevice | None:
 
 
 def _needs_link(request: HttpRequest, error: str = "", status: int = 200) -> HttpResponse:
-    return render(request, "accounts/mfa.html", {"needs_link": True, "link_error": error}, status=status)
+    context = {
+        "needs_link": True,
+        "link_error": error,
+        "enrolled": has_authenticator(request.user),  # type: ignore[arg-type]
+    }
+    return render(request, "accounts/mfa.html", context, status=status)
 
 
 @login_required

@@ -90,15 +90,15 @@ def test_the_link_enrols_once_and_then_charts_open(world: Any, client: Any) -> N
     assert client.get(f"/patients/{world.patient.pk}/").status_code == 200
     assert TOTPDevice.objects.get(user=world.prescriber).confirmed
 
-    # Single use: the same link, again, even by its owner, is refused with a sentence.
+    # The same link again is refused with a sentence (a spent link: see the next test).
     again = client.get(path)
-    assert again.status_code == 400 and "already been used" in again.content.decode()
+    assert again.status_code == 400 and "already set up" in again.content.decode()
     assert _details("mfa_") == [
         f"mfa_enrolment_link_sent user={world.prescriber.pk} hours=72",
         "mfa_enrolment_link_opened",
         "mfa_enrolled",
     ]
-    assert AuditEvent.objects.filter(action="denied", detail="mfa_enrolment_link used").count() == 1
+    assert AuditEvent.objects.filter(action="denied", detail="mfa_enrolment_link enrolled").count() == 1
 
 
 @override_settings(MFA_REQUIRED_FOR_STAFF=True)
@@ -112,6 +112,7 @@ def test_an_opened_link_is_spent_even_if_enrolment_is_not_finished(world: Any, c
     _password_only(thief, world.nurse.email)
     response = thief.get(path)  # a second session with the same link learns nothing
     assert response.status_code == 400 and "already been used" in response.content.decode()
+    assert AuditEvent.objects.filter(action="denied", detail="mfa_enrolment_link used").count() == 1
     assert "Or enter this key" not in thief.get("/account/mfa/").content.decode()
 
 
