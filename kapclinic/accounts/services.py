@@ -70,8 +70,9 @@ def staff_invite(actor: Actor, clinic: Clinic, *, email: str, full_name: str, ro
 
 # --- Two-factor enrolment links ----------------------------------------------------------------
 
-#: Where a claimed enrolment link is remembered for the rest of the session (its primary key).
-SESSION_ENROLMENT_LINK = "kap_mfa_enrolment_link"
+#: The unconfirmed authenticator made when an enrolment link was opened in this session (its primary
+#: key): the only one this session may show and confirm.
+SESSION_ENROLMENT_DEVICE = "kap_mfa_enrolment_device"
 
 
 class EnrolmentLinkError(Exception):
@@ -153,11 +154,12 @@ def _link_refusal(link: MfaEnrolmentLink | None, user: User) -> tuple[str, str] 
     return None
 
 
-def claim_enrolment_link(actor: Actor, token: str) -> MfaEnrolmentLink:
+def claim_enrolment_link(actor: Actor, token: str) -> TOTPDevice:
     """The signed-in staff member opens their enrolment link: it is spent at once (single use) and a
-    fresh authenticator secret is made for this session to show. Any refusal is audited as "denied"
+    fresh authenticator (returned) is made for this session to show. Any refusal is audited as "denied"
     and raised as EnrolmentLinkError with the sentence to show; a refused link is not spent."""
     user = actor.require_user()
+    device: TOTPDevice | None = None
     with transaction.atomic():
         link = None
         if 0 < len(token) <= 100:
@@ -176,11 +178,11 @@ def claim_enrolment_link(actor: Actor, token: str) -> MfaEnrolmentLink:
             MfaEnrolmentLink.objects.filter(pk=link.pk).update(used_at=clock.now())
             # A secret shown before (to anyone) is never the one that gets confirmed.
             TOTPDevice.objects.filter(user=user, confirmed=False).delete()
-            TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+            device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
             record_event(actor, "update", obj=link, detail="mfa_enrolment_link_opened")
-    if refusal is not None or link is None:
-        raise EnrolmentLinkError(refusal[1] if refusal else "")
-    return link
+    if refusal is not None or device is None:
+        raise EnrolmentLinkError(refusal[1] if refusal else "This enrolment link is not valid.")
+    return device
 
 
 def confirm_enrolment(actor: Actor, device: TOTPDevice) -> None:

@@ -30,11 +30,11 @@ from kapclinic.accounts.forms import (
     TokenForm,
 )
 from kapclinic.accounts.middleware import SESSION_CLINIC, SESSION_ENROLLED
-from kapclinic.accounts.models import STAFF_ROLES, Membership, MfaEnrolmentLink, User
+from kapclinic.accounts.models import STAFF_ROLES, Membership, User
 from kapclinic.accounts.services import (
     BACKUP_CODE_COUNT,
     BACKUP_CODES_LOW,
-    SESSION_ENROLMENT_LINK,
+    SESSION_ENROLMENT_DEVICE,
     BackupCodeOutcome,
     BackupCodesUnavailable,
     EnrolmentLinkError,
@@ -91,12 +91,10 @@ SESSION_PENDING_ENROLMENT = "kap_mfa_enrolment_pending"
 def _enrolment_device(request: HttpRequest, user: User) -> TOTPDevice | None:
     """The unconfirmed authenticator this session may show and confirm: only after its owner opened a
     valid enrolment link in this session (a password alone never reveals a secret)."""
-    link_id = request.session.get(SESSION_ENROLMENT_LINK)
-    if link_id is None:
+    device_id = request.session.get(SESSION_ENROLMENT_DEVICE)
+    if device_id is None:
         return None
-    if not MfaEnrolmentLink.objects.filter(pk=link_id, user=user, used_at__isnull=False).exists():
-        return None
-    return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
+    return TOTPDevice.objects.filter(pk=device_id, user=user, confirmed=False).first()
 
 
 def _needs_link(request: HttpRequest, error: str = "", status: int = 200) -> HttpResponse:
@@ -146,7 +144,7 @@ def mfa(request: HttpRequest) -> HttpResponse:
                 first_setup = not candidate.confirmed
                 if first_setup:
                     confirm_enrolment(actor_from_request(request), candidate)
-                    request.session.pop(SESSION_ENROLMENT_LINK, None)
+                    request.session.pop(SESSION_ENROLMENT_DEVICE, None)
                 otp_login(request, candidate)
                 request.session[SESSION_ENROLLED] = True
                 next_url = _safe_next(request)
@@ -184,10 +182,10 @@ def mfa_enrol(request: HttpRequest, token: str) -> HttpResponse:
         return redirect(f"{reverse('accounts:login')}?{urlencode({'next': resume})}")
     request.session.pop(SESSION_PENDING_ENROLMENT, None)
     try:
-        link = claim_enrolment_link(actor_from_request(request), token)
+        device = claim_enrolment_link(actor_from_request(request), token)
     except EnrolmentLinkError as exc:
         return _needs_link(request, error=str(exc), status=400)
-    request.session[SESSION_ENROLMENT_LINK] = link.pk
+    request.session[SESSION_ENROLMENT_DEVICE] = device.pk
     return redirect("accounts:mfa")
 
 

@@ -184,3 +184,23 @@ def test_only_admins_send_links(world: Any, client: Any) -> None:
     client.force_login(world.front_desk)
     assert client.post(f"/account/staff/{membership.pk}/mfa-link/").status_code == 403
     assert not MfaEnrolmentLink.objects.exists()
+
+
+@override_settings(MFA_REQUIRED_FOR_STAFF=True)
+def test_a_session_only_ever_confirms_the_secret_its_own_link_made(world: Any, client: Any) -> None:
+    from django.test import Client
+
+    first = _link_path(world, world.nurse)
+    _password_only(client, world.nurse.email)
+    client.get(first)
+    shown = TOTPDevice.objects.get(user=world.nurse, confirmed=False)
+    second = _link_path(world, world.nurse)  # re-sent meanwhile and opened in another browser
+    other = Client()
+    _password_only(other, world.nurse.email)
+    assert other.get(second)["Location"] == "/account/mfa/"
+    fresh = TOTPDevice.objects.get(user=world.nurse, confirmed=False)
+    assert fresh.pk != shown.pk  # the first session's secret is void...
+    page = client.get("/account/mfa/").content.decode()
+    assert NEEDS_LINK in page and "Or enter this key" not in page  # ...and it is not shown the new one
+    assert client.post("/account/mfa/", {"token": f"{totp(fresh.bin_key):06d}"}).status_code == 400
+    assert other.post("/account/mfa/", {"token": f"{totp(fresh.bin_key):06d}"}).status_code == 302
