@@ -65,6 +65,7 @@ try:
     AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
     AXES_COOLOFF_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1, maximum=10080)
     MEASURE_LINK_HOURS = env.int("MEASURE_LINK_HOURS", 72, minimum=1, maximum=24 * 30)
+    MFA_ENROLMENT_LINK_HOURS = env.int("MFA_ENROLMENT_LINK_HOURS", 72, minimum=1, maximum=24 * 30)
     PROCESS_NOTE_KEYS = env.list("PROCESS_NOTE_KEYS", [])
     # Audit trail: the HMAC key of the hash chain (`id:secret`, newest first; kapclinic/audit/keys.py) and
     # where signed checkpoints go (kapclinic/audit/checkpoints.py; README "Audit trail").

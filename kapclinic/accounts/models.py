@@ -192,3 +192,28 @@ class BackupCode(models.Model):
 
     def __str__(self) -> str:
         return f"Backup code {self.pk} ({'used' if self.used_at else 'unused'})"
+
+
+# --- Two-factor enrolment links ----------------------------------------------------------------
+
+
+class MfaEnrolmentLink(models.Model):
+    """A single-use, expiring link that lets one staff member set up their authenticator app.
+
+    Emailed at staff invitation and re-sent by an admin on request. A password alone never shows the
+    authenticator secret: whoever stole a password also needs this link (the person's mailbox), so
+    they cannot enrol their own phone. Only a hash of the token is stored (core.tokens.token_hash).
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="mfa_enrolment_links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=clock.now)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)  # opened by its owner: the link is spent
+    replaced_at = models.DateTimeField(null=True, blank=True)  # a newer link was sent
+
+    def __str__(self) -> str:
+        return f"Enrolment link {self.pk} for user {self.user_id}"

@@ -9,6 +9,8 @@ urlpatterns = [
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("mfa/", views.mfa, name="mfa"),
     path("mfa/backup/", views.mfa_backup, name="mfa_backup"),
+    path("mfa/enrol/", views.mfa_enrol_resume, name="mfa_enrol_resume"),
+    path("mfa/enrol/<str:token>/", views.mfa_enrol, name="mfa_enrol"),
     path("backup-codes/", views.backup_codes, name="backup_codes"),
     path("clinic/", views.switch_clinic, name="switch_clinic"),
     path("password-reset/", views.password_reset, name="password_reset"),
@@ -17,4 +19,5 @@ urlpatterns = [
     path("password-reset/done/", views.password_reset_complete, name="password_reset_complete"),
     path("staff/", views.staff_list, name="staff"),
     path("staff/<int:membership_id>/toggle/", views.staff_toggle, name="staff_toggle"),
+    path("staff/<int:membership_id>/mfa-link/", views.staff_mfa_link, name="staff_mfa_link"),
 ]

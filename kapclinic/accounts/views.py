@@ -7,11 +7,13 @@ from urllib.parse import urlencode
 
 import qrcode
 import qrcode.image.svg
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
@@ -28,14 +30,20 @@ from kapclinic.accounts.forms import (
     TokenForm,
 )
 from kapclinic.accounts.middleware import SESSION_CLINIC, SESSION_ENROLLED
-from kapclinic.accounts.models import STAFF_ROLES, Membership
+from kapclinic.accounts.models import STAFF_ROLES, Membership, User
 from kapclinic.accounts.services import (
     BACKUP_CODE_COUNT,
     BACKUP_CODES_LOW,
+    SESSION_ENROLMENT_DEVICE,
     BackupCodeOutcome,
     BackupCodesUnavailable,
+    EnrolmentLinkError,
     backup_codes_remaining,
+    claim_enrolment_link,
+    confirm_enrolment,
     generate_backup_codes,
+    has_authenticator,
+    send_enrolment_link,
     staff_deactivate,
     staff_invite,
     staff_reactivate,
@@ -76,12 +84,35 @@ def _with_next(url: str, next_url: str | None) -> str:
     return f"{url}?{urlencode({'next': next_url})}" if next_url else url
 
 
+#: An enrolment link opened before signing in waits here (its token) until the person has signed in.
+SESSION_PENDING_ENROLMENT = "kap_mfa_enrolment_pending"
+
+
+def _enrolment_device(request: HttpRequest, user: User) -> TOTPDevice | None:
+    """The unconfirmed authenticator this session may show and confirm: only after its owner opened a
+    valid enrolment link in this session (a password alone never reveals a secret)."""
+    device_id = request.session.get(SESSION_ENROLMENT_DEVICE)
+    if device_id is None:
+        return None
+    return TOTPDevice.objects.filter(pk=device_id, user=user, confirmed=False).first()
+
+
+def _needs_link(request: HttpRequest, error: str = "", status: int = 200) -> HttpResponse:
+    context = {
+        "needs_link": True,
+        "link_error": error,
+        "enrolled": has_authenticator(request.user),  # type: ignore[arg-type]
+    }
+    return render(request, "accounts/mfa.html", context, status=status)
+
+
 @login_required
 def mfa(request: HttpRequest) -> HttpResponse:
     """Verify (or first set up) the staff member's authenticator app.
 
-    Once this session is verified the page shows that two-factor sign-in is on and links to the
-    backup codes page (or, when a ?next= page is waiting, goes straight there)."""
+    Setting one up needs the enrolment link emailed to the person (mfa_enrol); without it the page
+    says how to get one. Once this session is verified the page shows that two-factor sign-in is on
+    and links to the backup codes page (or, when a ?next= page is waiting, goes straight there)."""
     user = request.user
     if user.is_verified():  # type: ignore[union-attr]
         next_url = _safe_next(request)
@@ -91,14 +122,11 @@ def mfa(request: HttpRequest) -> HttpResponse:
         status_context = {"verified": True, "remaining": remaining, "count": BACKUP_CODE_COUNT}
         return render(request, "accounts/mfa.html", status_context)
     # Only an authenticator app counts here: backup codes back one up, they do not replace it.
-    confirmed = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
-    device: TOTPDevice | None
-    if confirmed:
-        device = None
-    else:
-        device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    device: TOTPDevice | None = None
+    if not has_authenticator(user):  # type: ignore[arg-type]
+        device = _enrolment_device(request, user)  # type: ignore[arg-type]
         if device is None:
-            device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+            return _needs_link(request, status=400 if request.method == "POST" else 200)
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         token = form.cleaned_data["token"]
@@ -115,8 +143,8 @@ def mfa(request: HttpRequest) -> HttpResponse:
             if candidate.verify_token(token):
                 first_setup = not candidate.confirmed
                 if first_setup:
-                    candidate.confirmed = True
-                    candidate.save(update_fields=["confirmed"])
+                    confirm_enrolment(actor_from_request(request), candidate)
+                    request.session.pop(SESSION_ENROLMENT_DEVICE, None)
                 otp_login(request, candidate)
                 request.session[SESSION_ENROLLED] = True
                 next_url = _safe_next(request)
@@ -142,6 +170,32 @@ def mfa(request: HttpRequest) -> HttpResponse:
         context["secret"] = base64.b32encode(device.bin_key).decode()
         context["qr"] = _qr_svg(device.config_url)
     return render(request, "accounts/mfa.html", context)
+
+
+def mfa_enrol(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed enrolment link. Signed in: spend it and go on to set up the authenticator.
+    Not signed in yet: keep the token in the session (not in the login page's address) and sign in
+    first; the link is opened right after (mfa_enrol_resume)."""
+    if not request.user.is_authenticated:
+        request.session[SESSION_PENDING_ENROLMENT] = token
+        resume = reverse("accounts:mfa_enrol_resume")
+        return redirect(f"{reverse('accounts:login')}?{urlencode({'next': resume})}")
+    request.session.pop(SESSION_PENDING_ENROLMENT, None)
+    try:
+        device = claim_enrolment_link(actor_from_request(request), token)
+    except EnrolmentLinkError as exc:
+        return _needs_link(request, error=str(exc), status=400)
+    request.session[SESSION_ENROLMENT_DEVICE] = device.pk
+    return redirect("accounts:mfa")
+
+
+@login_required
+def mfa_enrol_resume(request: HttpRequest) -> HttpResponse:
+    """After signing in: open the enrolment link that was waiting in the session."""
+    token = request.session.pop(SESSION_PENDING_ENROLMENT, None)
+    if token is None:
+        return redirect("accounts:mfa")
+    return mfa_enrol(request, str(token))
 
 
 @login_required
@@ -240,6 +294,7 @@ def staff_list(request: HttpRequest) -> HttpResponse:
     memberships = (
         Membership.objects.filter(clinic=actor.clinic)
         .select_related("user")
+        .annotate(has_mfa=Exists(TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)))
         .order_by("-is_active", "user__full_name")
     )
     page = Paginator(memberships, 50).get_page(request.GET.get("page"))
@@ -261,6 +316,27 @@ def staff_toggle(request: HttpRequest, membership_id: int) -> HttpResponse:
     else:
         staff_reactivate(actor, membership)
         messages.success(request, f"{membership.user} has access again.")
+    return redirect("accounts:staff")
+
+
+@login_required
+@require_POST
+def staff_mfa_link(request: HttpRequest, membership_id: int) -> HttpResponse:
+    """An admin (re-)sends a staff member's two-factor enrolment link by email."""
+    actor = require_clinic(request, ClinicAction.MANAGE_STAFF)
+    membership = get_object_or_404(
+        Membership.objects.select_related("user", "clinic"), pk=membership_id, clinic=actor.clinic
+    )
+    try:
+        send_enrolment_link(actor, membership)
+    except EnrolmentLinkError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Enrolment link sent to {membership.user.email}. It works once, for "
+            f"{settings.MFA_ENROLMENT_LINK_HOURS} hours; earlier links no longer work.",
+        )
     return redirect("accounts:staff")
 
 

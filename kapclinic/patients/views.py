@@ -115,7 +115,11 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
         "events": events,
         "cursor": cursor,
         "panels": panels,
-        "can_edit": can(actor, Action.EDIT_DEMOGRAPHICS, patient),
+        "can_edit": (can_edit := can(actor, Action.EDIT_DEMOGRAPHICS, patient)),
+        "portal_state": services.portal_state(patient) if can_edit else None,
+        "portal_needs_clinician": can_edit
+        and patient.email_changed_since_confirmed
+        and actor.role not in services.PORTAL_ADDRESS_CONFIRMERS,
         "can_edit_clinical": can(actor, Action.EDIT_CLINICAL, patient),
         "can_manage_team": can(actor, Action.MANAGE_CARE_TEAM, patient),
         "option_lists": _option_lists() if clinical else None,
@@ -274,4 +278,18 @@ def portal_invite(request: HttpRequest, patient_id: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Portal invitation sent to {patient.email}.")
+    return redirect("patients:chart", patient_id=patient.pk)
+
+
+@login_required
+@require_POST
+def portal_revoke(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """The patient says the invitation or account is not theirs: detach it, so a new one can go out."""
+    patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None)
+    try:
+        services.patient_revoke_portal(actor_from_request(request), patient)
+    except services.PortalInviteError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Portal access revoked. You can now send a new invitation.")
     return redirect("patients:chart", patient_id=patient.pk)
