@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
 from kapclinic.core import request_cache
-from kapclinic.core.logging import set_request_id
+from kapclinic.core.logging import exception_class_name, safe_traceback, set_request_id
 from kapclinic.core.request import KapRequest
 
 log = logging.getLogger("kapclinic.request")
@@ -38,11 +38,20 @@ class RequestIdMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         if isinstance(exception, (Http404, PermissionDenied)):
             return
-        # Only the exception type and the URL *name* are logged: paths may carry record ids and
-        # exception messages may quote patient data.
+        # The exception class, the URL *name* and the traceback's code lines (file, line, function,
+        # source) are logged; never the path (it may carry record ids), the exception message (it may
+        # quote patient data, e.g. an IntegrityError's values), local variables or the request body.
+        # No exc_info: every handler (console, a test's caplog, an error reporter) gets only this text.
         match = getattr(request, "resolver_match", None)
         view = match.view_name if match else "unresolved"
-        log.error("server error %s in view %s", type(exception).__name__, view)
+        name = exception_class_name(exception)
+        log.error(
+            "server error %s in view %s\n%s",
+            name,
+            view,
+            safe_traceback(exception),
+            extra={"request_id": getattr(request, "request_id", "-"), "view": view, "exception_class": name},
+        )
 
 
 class NoStoreMiddleware:
