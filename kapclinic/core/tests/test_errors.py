@@ -57,6 +57,22 @@ def test_server_error_log_has_traceback_frames_and_request_id_but_no_message_bod
         assert part not in text and part not in line
 
 
+@pytest.mark.urls("kapclinic.core.tests.urls_error")
+def test_server_error_in_a_middleware_is_logged_too(db: Any, caplog: Any, settings: Any) -> None:
+    """Before, only view exceptions were logged (process_exception): a failing middleware left no trace."""
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "kapclinic.core.tests.urls_error.BoomMiddleware"]
+    client = Client(raise_request_exception=False)
+    with caplog.at_level(logging.INFO):
+        response = client.get("/mw-boom/", {"name": MARKER}, HTTP_X_REQUEST_ID="mw42")
+    assert response.status_code == 500
+    [record] = [r for r in caplog.records if r.name == "kapclinic.request"]
+    assert record.request_id == "mw42" and record.exception_class == "KeyError"
+    text = record.getMessage()
+    assert "server error KeyError in view unresolved" in text
+    assert ", in __call__" in text and "raise KeyError(patient_name)" in text
+    assert "Jane" not in text and "1980" not in text
+
+
 def test_log_exception_anywhere_prints_frames_but_not_the_message() -> None:
     logger = logging.getLogger("kapclinic.tests.safe")
     records: list[logging.LogRecord] = []
