@@ -16,6 +16,7 @@ import dj_database_url
 
 from kapclinic.audit.keys import key_problems as audit_key_problems
 from kapclinic.core.env import ConfigError, Env, cache_from_url
+from kapclinic.core.error_reporting import check_dsn, init_error_reporting
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
@@ -102,6 +103,10 @@ try:
     DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "KAP Clinic <no-reply@kapclinic.invalid>")
     CACHES = {"default": cache_from_url("CACHE_URL", env.str("CACHE_URL", "locmem://"))}
     LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+    # Optional error reporting (kapclinic/core/error_reporting.py): off unless a DSN is given.
+    SENTRY_DSN = env.str("SENTRY_DSN", "")
+    if SENTRY_DSN:
+        check_dsn(SENTRY_DSN)
 except ConfigError as _exc:
     sys.stderr.write(f"KAP Clinic cannot start: {_exc}\n")
     raise SystemExit(2) from None
@@ -272,7 +277,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "kapclinic.core.logging.RequestIdFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req %(request_id)s] %(message)s"},
+        # Tracebacks (log.exception) print code lines only, never the exception message.
+        "plain": {
+            "()": "kapclinic.core.logging.SafeTracebackFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s [req %(request_id)s] %(message)s",
+        },
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
@@ -280,9 +289,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Django's request logger prints the request line and can carry identifiers in URLs; our
-        # RequestIdMiddleware logs 500s itself with the request id and no patient data.
+        # RequestIdMiddleware logs 500s itself with the request id, the exception class and the
+        # traceback's code lines, and no patient data.
         "django.request": {"handlers": [], "level": "CRITICAL", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
+
+SENTRY_ENABLED = init_error_reporting(SENTRY_DSN, environment=KAP_ENV)
