@@ -27,5 +27,6 @@ MATRIX = {
     ),
     "accounts:password_reset_complete": Entry(public()),
     "accounts:staff": Entry(roles(("admin",))),
+    "accounts:clinic_details": Entry(roles(("admin",))),
     "accounts:staff_toggle": Entry(roles(("admin",), ok=302), method="post", setup=_target_membership),
 }
