@@ -131,6 +131,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
     "kapclinic.accounts.middleware.ClinicContextMiddleware",
     "kapclinic.accounts.middleware.StaffSecurityMiddleware",
+    "kapclinic.consent.kiosk.KioskMiddleware",
 ]
 
 ROOT_URLCONF = "kapclinic.urls"
