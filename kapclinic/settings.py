@@ -157,6 +157,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
     "kapclinic.accounts.middleware.ClinicContextMiddleware",
     "kapclinic.accounts.middleware.StaffSecurityMiddleware",
+    "kapclinic.consent.kiosk.KioskMiddleware",
 ]
 
 ROOT_URLCONF = "kapclinic.urls"

@@ -32,6 +32,7 @@ MATRIX = {
     ),
     "accounts:password_reset_complete": Entry(public()),
     "accounts:staff": Entry(roles(("admin",))),
+    "accounts:clinic_details": Entry(roles(("admin",))),
     "accounts:staff_toggle": Entry(roles(("admin",), ok=302), method="post", setup=_target_membership),
     "accounts:staff_mfa_link": Entry(roles(("admin",), ok=302), method="post", setup=_target_membership),
 }

@@ -10,6 +10,7 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 from django_otp import user_has_device
 
 from kapclinic.accounts.models import STAFF_ROLES, Membership
@@ -52,7 +53,11 @@ class ClinicContextMiddleware:
                     request.clinic = patient.clinic
                     request.role = "patient"
                     request.patient = patient
-        return self.get_response(request)
+        if request.clinic is None:
+            return self.get_response(request)
+        # One clock: every date and time of this request is read and shown in the clinic's zone.
+        with timezone.override(request.clinic.zone):
+            return self.get_response(request)
 
 
 _EXEMPT_PREFIXES = (

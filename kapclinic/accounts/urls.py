@@ -13,6 +13,7 @@ urlpatterns = [
     path("mfa/enrol/<str:token>/", views.mfa_enrol, name="mfa_enrol"),
     path("backup-codes/", views.backup_codes, name="backup_codes"),
     path("clinic/", views.switch_clinic, name="switch_clinic"),
+    path("clinic/details/", views.clinic_details, name="clinic_details"),
     path("password-reset/", views.password_reset, name="password_reset"),
     path("password-reset/sent/", views.password_reset_done, name="password_reset_done"),
     path("password-reset/<uidb64>/<token>/", views.password_reset_confirm, name="password_reset_confirm"),

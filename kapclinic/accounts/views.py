@@ -24,13 +24,14 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from kapclinic.accounts.forms import (
     BackupCodeForm,
+    ClinicDetailsForm,
     EmailAuthenticationForm,
     GenerateBackupCodesForm,
     InviteForm,
     TokenForm,
 )
 from kapclinic.accounts.middleware import SESSION_CLINIC, SESSION_ENROLLED
-from kapclinic.accounts.models import STAFF_ROLES, Membership, User
+from kapclinic.accounts.models import STAFF_ROLES, Clinic, Membership, User
 from kapclinic.accounts.services import (
     BACKUP_CODE_COUNT,
     BACKUP_CODES_LOW,
@@ -40,6 +41,7 @@ from kapclinic.accounts.services import (
     EnrolmentLinkError,
     backup_codes_remaining,
     claim_enrolment_link,
+    clinic_update,
     confirm_enrolment,
     generate_backup_codes,
     has_authenticator,
@@ -50,6 +52,7 @@ from kapclinic.accounts.services import (
     use_backup_code,
 )
 from kapclinic.core.actor import actor_from_request
+from kapclinic.core.concurrency import ConflictError
 from kapclinic.policy import ClinicAction, require_clinic
 
 
@@ -356,3 +359,29 @@ password_reset_confirm = auth_views.PasswordResetConfirmView.as_view(
 password_reset_complete = auth_views.PasswordResetCompleteView.as_view(
     template_name="accounts/password_reset_complete.html"
 )
+
+
+@login_required
+def clinic_details(request: HttpRequest) -> HttpResponse:
+    """The clinic's name, contact details, crisis line and time zone (admins)."""
+    actor = require_clinic(request, ClinicAction.MANAGE_CLINIC)
+    assert actor.clinic is not None
+    shown = Clinic.objects.get(pk=actor.clinic.pk)  # the form's copy; the service saves its own
+    form = ClinicDetailsForm(request.POST or None, instance=shown)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            version = data.pop("version")
+            try:
+                changed = clinic_update(
+                    actor, Clinic.objects.get(pk=actor.clinic.pk), expected_version=version, **data
+                )
+            except ConflictError as exc:
+                form.add_error(None, str(exc))
+                status = 409
+            else:
+                messages.success(request, "Clinic details saved." if changed else "Nothing was changed.")
+                return redirect("accounts:clinic_details")
+    return render(request, "accounts/clinic_details.html", {"form": form}, status=status)

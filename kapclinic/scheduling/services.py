@@ -508,7 +508,8 @@ def reminder_deliver(reminder_id: int) -> str:
             return "skipped"
         reminder.attempts += 1
         reminder.last_attempt_at = now
-        subject, body = reminder_email(appt)
+        with timezone.override(appt.clinic.zone):  # a worker has no request: the clinic's clock
+            subject, body = reminder_email(appt)
         try:
             send_mail(subject, body, None, [patient.email], fail_silently=False)
         except Exception as exc:  # any transport failure: record and retry later

@@ -83,7 +83,7 @@ def new(request: HttpRequest, patient_id: int) -> HttpResponse:
     from kapclinic.treatment.selectors import signed_plan
 
     plan = signed_plan(patient)
-    initial = {"scheduled_for": clock.now().astimezone().strftime(f.DT_FORMAT)}
+    initial = {"scheduled_for": timezone.localtime(clock.now()).strftime(f.DT_FORMAT)}
     if plan is not None:
         initial["protocol"] = f"{plan.protocol_id}@{plan.protocol_version}"
     form = f.NewSessionForm(initial=initial)
@@ -227,7 +227,7 @@ def _context(
         ctx["abort_form"] = f.AbortForm(initial={"version": session.version})
     if state is not State.SCHEDULED:
         ctx["ae_form"] = f.AdverseEventForm(
-            initial={"onset_at": clock.now().astimezone().strftime(f.DT_FORMAT)}
+            initial={"onset_at": timezone.localtime(clock.now()).strftime(f.DT_FORMAT)}
         )
         ctx["adverse_events"] = list(session.adverse_events.select_related("recorded_by"))
     if ctx["can_process_notes"]:
@@ -290,7 +290,7 @@ def _gate_initial(session: DosingSession) -> dict[str, Any]:
     data = {name: getattr(session, name) for name in services.GATE_FIELDS}
     for key in ("last_food_at", "last_liquid_at"):
         if data[key] is not None:
-            data[key] = data[key].astimezone().strftime(f.DT_FORMAT)
+            data[key] = timezone.localtime(data[key]).strftime(f.DT_FORMAT)
     data["version"] = session.version
     return data
 
