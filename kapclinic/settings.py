@@ -131,6 +131,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
     "kapclinic.accounts.middleware.ClinicContextMiddleware",
     "kapclinic.accounts.middleware.StaffSecurityMiddleware",
+    "kapclinic.audit.middleware.RefusalAuditMiddleware",
 ]
 
 ROOT_URLCONF = "kapclinic.urls"
