@@ -60,6 +60,10 @@ def test_cache_address() -> None:
         ),
         ({"KAP_ENV": "sandbox"}, "KAP_ENV must be one of"),
         ({"KAP_ENV": "development", "CACHE_URL": "memcached://x"}, "CACHE_URL must start with"),
+        (
+            {"KAP_ENV": "development", "TRUSTED_PROXIES": "10.0.0.2, nginx"},
+            "TRUSTED_PROXIES must list IP addresses or networks",
+        ),
     ],
 )
 def test_bad_configuration_stops_startup_with_a_sentence(variables: dict[str, str], sentence: str) -> None:
