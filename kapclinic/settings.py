@@ -40,6 +40,9 @@ try:
     if IS_PRODUCTION and not ALLOWED_HOSTS:
         raise ConfigError("The environment variable ALLOWED_HOSTS must list the clinic's host names.")
     CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+    # The reverse proxies whose X-Forwarded-For is believed (kapclinic.core.actor.client_ip): empty means
+    # none, so the client address is the connection's own.
+    TRUSTED_PROXIES = env.networks("TRUSTED_PROXIES")
 
     VAR_DIR = Path(env.str("KAP_VAR_DIR", str(BASE_DIR / "var")))
     _default_db = f"sqlite:///{VAR_DIR / 'kapclinic.sqlite3'}"
@@ -157,6 +160,7 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
     "kapclinic.accounts.middleware.ClinicContextMiddleware",
     "kapclinic.accounts.middleware.StaffSecurityMiddleware",
+    "kapclinic.audit.middleware.RefusalAuditMiddleware",
     "kapclinic.consent.kiosk.KioskMiddleware",
 ]
 
@@ -254,9 +258,12 @@ if IS_PRODUCTION:
 
 AXES_COOLOFF_TIME = AXES_COOLOFF_MINUTES / 60  # hours
 # Lock the (account, address) pair: locking the account alone would let anyone lock a nurse out
-# mid-session by typing wrong passwords for her address from elsewhere; locking the address alone
+# by typing wrong passwords for her account from elsewhere; locking the address alone
 # would lock out a whole clinic behind one NAT address.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The same client address as the audit trail and the inquiry rate limit: X-Forwarded-For is believed only
+# from TRUSTED_PROXIES, so nobody can pose as a colleague's address by sending the header.
+AXES_CLIENT_IP_CALLABLE = "kapclinic.core.actor.client_ip"
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
 

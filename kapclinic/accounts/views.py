@@ -11,7 +11,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
@@ -53,7 +52,7 @@ from kapclinic.accounts.services import (
 )
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
-from kapclinic.policy import ClinicAction, require_clinic
+from kapclinic.policy import ClinicAction, refuse, require_clinic
 
 
 class LoginView(auth_views.LoginView):
@@ -246,7 +245,7 @@ def backup_codes(request: HttpRequest) -> HttpResponse:
     """Staff create one-time backup codes for two-factor sign-in; the codes are shown only here,
     once, in the response to the POST that made them. GET shows how many unused codes remain."""
     if getattr(request, "role", None) not in STAFF_ROLES:
-        raise PermissionDenied("Backup codes are for staff accounts.")
+        raise refuse(request, "Backup codes are for staff accounts.")
     user = request.user
     has_authenticator = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
     if has_authenticator and not user.is_verified():  # type: ignore[union-attr]
@@ -312,7 +311,7 @@ def staff_toggle(request: HttpRequest, membership_id: int) -> HttpResponse:
         Membership.objects.select_related("user"), pk=membership_id, clinic=actor.clinic
     )
     if membership.user_id == actor.user_id:
-        raise PermissionDenied("You cannot deactivate your own account.")
+        raise refuse(request, "You cannot deactivate your own account.")
     if membership.is_active:
         staff_deactivate(actor, membership)
         messages.success(request, f"{membership.user} can no longer sign in to this clinic.")

@@ -5,7 +5,6 @@ import functools
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -29,7 +28,7 @@ from kapclinic.patients.forms import (
     NewPatientForm,
 )
 from kapclinic.patients.models import CareTeamMember, DrugClass, Medication, PathwayStatus
-from kapclinic.policy import Action, ClinicAction, can, open_patient, require_clinic
+from kapclinic.policy import Action, ClinicAction, can, open_patient, refuse, require_clinic
 
 PAGE_SIZE = 50
 
@@ -76,7 +75,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 def patient_new(request: HttpRequest) -> HttpResponse:
     actor = require_clinic(request, ClinicAction.VIEW_PATIENT_LIST)
     if actor.role not in (Role.ADMIN, Role.FRONT_DESK, Role.PRESCRIBER):
-        raise PermissionDenied("Only the front desk, admins and prescribers open new records.")
+        raise refuse(request, "Only the front desk, admins and prescribers open new records.")
     form = NewPatientForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if k != "version"}

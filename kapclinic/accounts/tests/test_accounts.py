@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.core import mail
@@ -8,7 +7,6 @@ from django.test import override_settings
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from kapclinic.accounts.middleware import SESSION_LAST_SEEN
 from kapclinic.accounts.models import Membership, User
 from kapclinic.testing.factories import PASSWORD
 
@@ -82,12 +80,12 @@ def test_patients_are_not_forced_into_mfa(world: Any, client: Any) -> None:
 
 
 @override_settings(STAFF_IDLE_TIMEOUT_MINUTES=15)
-def test_idle_staff_session_times_out(world: Any, client: Any) -> None:
+def test_idle_staff_session_times_out(world: Any, client: Any, clock_frozen: Any) -> None:
+    import datetime as dt
+
     client.force_login(world.nurse)
     assert client.get("/patients/").status_code == 200
-    session = client.session
-    session[SESSION_LAST_SEEN] = time.time() - 16 * 60
-    session.save()
+    clock_frozen.advance(dt.timedelta(minutes=16))
     response = client.get("/patients/")
     assert response.status_code == 302 and "/account/login/" in response["Location"]
     assert client.get("/patients/").status_code == 302  # really signed out
