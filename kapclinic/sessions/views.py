@@ -320,6 +320,15 @@ def _fail(
 ) -> HttpResponse:
     record_event(actor_from_request(request), "view", patient=session.patient, obj=session)
     session.refresh_from_db()
+    if status != 409:
+        # A refused save may still have saved part of the record (the checklist is saved, then passing
+        # it is refused): the page returned keeps what was typed and carries the record's current
+        # version, so the same person's next save is not mistaken for somebody else's change.
+        for form in (overrides or {}).values():
+            if getattr(form, "is_bound", False) and "version" in form.fields:
+                data = form.data.copy()
+                data[form.add_prefix("version")] = str(session.version)
+                form.data = data
     ctx = _context(request, session, overrides)
     ctx["errors"] = errors
     htmx = bool(getattr(request, "htmx", False))
