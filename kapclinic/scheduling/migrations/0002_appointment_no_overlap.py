@@ -1,0 +1,52 @@
+"""PostgreSQL only: the database itself refuses two overlapping active appointments for the same
+patient, the same clinician (in a clinic) or the same room/chair, whatever code path writes them.
+
+The booking service checks the same rule first (scheduling.rules.conflicts, with the patient, staff and
+resource rows locked) and answers with a sentence; these exclusion constraints are the backstop, and the
+service turns their violation into the same sentence (scheduling.services.OVERLAP_CONSTRAINTS).
+
+Active = ``scheduling.models.ACTIVE_STATUSES`` (booked, completed); cancelled and did-not-attend
+appointments free the slot. Times are half-open ``[start, end)``: back-to-back appointments are allowed,
+as in ``rules.overlaps``.
+
+SQLite has no exclusion constraints: there the operations do nothing and the service check (SQLite
+serialises writers) is the rule. The constraints live only in this migration, not in the model's Meta,
+so ``makemigrations`` sees no difference between the engines.
+"""
+
+from django.contrib.postgres.operations import BtreeGistExtension
+from django.db import migrations
+
+TABLE = "scheduling_appointment"
+ACTIVE = "status IN ('booked', 'completed')"
+CONSTRAINTS = {
+    "appt_no_patient_overlap": "patient_id WITH =",
+    "appt_no_staff_overlap": "clinic_id WITH =, staff_id WITH =",
+    "appt_no_resource_overlap": "resource_id WITH =",
+}
+
+
+def forwards(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for name, columns in CONSTRAINTS.items():
+        schema_editor.execute(
+            f"ALTER TABLE {TABLE} ADD CONSTRAINT {name} EXCLUDE USING gist "
+            f"({columns}, tstzrange(starts_at, ends_at, '[)') WITH &&) WHERE ({ACTIVE})"
+        )
+
+
+def backwards(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for name in CONSTRAINTS:
+        schema_editor.execute(f"ALTER TABLE {TABLE} DROP CONSTRAINT IF EXISTS {name}")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("scheduling", "0001_initial")]
+
+    operations = [
+        BtreeGistExtension(),  # does nothing on other databases
+        migrations.RunPython(forwards, backwards),
+    ]
