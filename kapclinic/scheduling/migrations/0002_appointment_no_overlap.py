@@ -26,9 +26,43 @@ CONSTRAINTS = {
 }
 
 
+OVERLAPS = {
+    "patient": "a.patient_id = b.patient_id",
+    "clinician": "a.clinic_id = b.clinic_id AND a.staff_id = b.staff_id",
+    "room or chair": "a.resource_id = b.resource_id",
+}
+
+
+def _existing_overlaps(schema_editor):
+    """Pairs of active appointments that already overlap (ids only), per kind of clash."""
+    found = {}
+    with schema_editor.connection.cursor() as cur:
+        for what, same in OVERLAPS.items():
+            cur.execute(
+                f"SELECT a.id, b.id FROM {TABLE} a JOIN {TABLE} b ON a.id < b.id AND {same} "  # noqa: S608
+                "AND a.starts_at < b.ends_at AND b.starts_at < a.ends_at "
+                "WHERE a.status IN ('booked', 'completed') AND b.status IN ('booked', 'completed') "
+                "ORDER BY a.id, b.id LIMIT 20"
+            )
+            pairs = cur.fetchall()
+            if pairs:
+                found[what] = pairs
+    return found
+
+
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
+    clashes = _existing_overlaps(schema_editor)
+    if clashes:
+        listed = "; ".join(
+            f"same {what}: " + ", ".join(f"{a} and {b}" for a, b in pairs) for what, pairs in clashes.items()
+        )
+        raise RuntimeError(
+            "Cannot add the no-double-booking constraints: these active appointments already overlap "
+            f"(appointment ids, at most 20 pairs each): {listed}. Cancel or move one of each pair, or mark "
+            "it did-not-attend, then run migrate again."
+        )
     for name, columns in CONSTRAINTS.items():
         schema_editor.execute(
             f"ALTER TABLE {TABLE} ADD CONSTRAINT {name} EXCLUDE USING gist "

@@ -184,3 +184,29 @@ def test_a_refusal_by_the_database_is_the_checks_sentence_in_the_form(
     assert err.value.field_errors["starts_at"][0].startswith(PATIENT_CLASH)
     moved.refresh_from_db()
     assert moved.starts_at == at(18)
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_the_migration_names_overlaps_already_in_the_data_instead_of_failing_obscurely(world: Any) -> None:
+    import importlib
+
+    migration = importlib.import_module("kapclinic.scheduling.migrations.0002_appointment_no_overlap")
+    with connection.schema_editor() as editor:
+        migration.backwards(None, editor)  # as before the migration (rolled back with the test)
+    first = _appt(world, at(10))
+    second = _appt(world, at(10, 30), staff=world.nurse)
+    _appt(world, at(10, 30), status=Status.CANCELLED)  # not active: no clash
+    with connection.cursor() as cur:  # fire the deferred foreign-key checks, so the table can be altered
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    with pytest.raises(RuntimeError) as err, connection.schema_editor() as editor:
+        migration.forwards(None, editor)
+    assert str(err.value).startswith("Cannot add the no-double-booking constraints")
+    assert f"same patient: {first.pk} and {second.pk}." in str(err.value)
+    assert "clinician" not in str(err.value)
+    Appointment.objects.filter(pk=second.pk).update(status=Status.NO_SHOW)
+    with connection.cursor() as cur:
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    with connection.schema_editor() as editor:
+        migration.forwards(None, editor)
+    assert "appt_no_patient_overlap" in _refused(world, at(10, 15), staff=world.prescriber)
