@@ -17,10 +17,11 @@ from typing import Any
 
 from django.apps import apps
 
-from kapclinic.benchdata.plan import PatientPlan, symptom_fraction
+from kapclinic.benchdata.plan import PatientPlan, Visit, symptom_fraction
 from kapclinic.benchdata.scale import Domain, ScaleContext
 
 MIN = dt.timedelta(minutes=1)
+DAY = dt.timedelta(days=1)
 
 
 def _m(label: str) -> Any:
@@ -459,34 +460,133 @@ def gen_measures(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> No
 # --------------------------------------------------------------------------------------------------
 
 
+class _Calendar:
+    """Who is booked when, so the synthetic schedule keeps the app's rule (and PostgreSQL's exclusion
+    constraints, scheduling migration 0002): no clinician in a clinic and no patient in two active
+    appointments at once. Intervals are kept per (who, day), so a check costs a few comparisons."""
+
+    def __init__(self) -> None:
+        self.busy: dict[tuple[Any, ...], list[tuple[dt.datetime, dt.datetime]]] = {}
+
+    @staticmethod
+    def _days(start: dt.datetime, end: dt.datetime) -> list[dt.date]:
+        first, last = start.date(), (end - MIN).date()
+        return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+    def free(self, who: tuple[Any, ...], start: dt.datetime, end: dt.datetime) -> bool:
+        days = self._days(start, end)
+        return all(not (s < end and start < e) for day in days for s, e in self.busy.get((*who, day), ()))
+
+    def take(self, who: tuple[Any, ...], start: dt.datetime, end: dt.datetime) -> None:
+        for day in self._days(start, end):
+            self.busy.setdefault((*who, day), []).append((start, end))
+
+
+def _later(at: dt.datetime, days: int = 14) -> Any:
+    """Start times after `at`: every 15 minutes to 19:00 that day, then 08:00-19:00 on the next `days`."""
+    start = at + 15 * MIN
+    while start.hour < 19 and start.date() == at.date():
+        yield start
+        start += 15 * MIN
+    for n in range(1, days + 1):
+        start = (at + n * DAY).replace(hour=8, minute=0)
+        while start.hour < 19:
+            yield start
+            start += 15 * MIN
+
+
+def _slot(
+    ctx: ScaleContext,
+    plan: PatientPlan,
+    planned: int,
+    role: str,
+    at: dt.datetime,
+    minutes: int,
+    movable: bool,
+) -> tuple[int, dt.datetime] | None:
+    """A (clinician, start) for a visit planned with `planned` at `at`, keeping the app's overlap rule.
+
+    In order: the planned clinician at the planned time; the planned clinician later (15-minute steps,
+    starting by 19:00, that day then over the next two weeks; never across "now"; only for `movable`
+    visits, whose time nothing has used yet); another clinician of the same role, then of another
+    clinical role, at the planned time (in an order drawn from the slot's own generator, so the patient's
+    random stream, and so the rest of the dataset, stays as it was). None when nobody is free."""
+    cal: _Calendar = ctx.extra.setdefault("calendar", _Calendar())
+    info = ctx.clinics[plan.clinic_index]
+    length = minutes * MIN
+
+    def ok(sid: int, start: dt.datetime) -> bool:
+        return cal.free(("staff", info.pk, sid), start, start + length) and cal.free(
+            ("patient", plan.pk), start, start + length
+        )
+
+    if ok(planned, at):
+        return planned, at
+    if movable:
+        for start in _later(at):
+            if (start < ctx.now) == (at < ctx.now) and ok(planned, start):
+                return planned, start
+    same = [sid for sid in info.staff[role] if sid != planned]
+    random.Random(planned * 1_000_003 + int(at.timestamp())).shuffle(same)
+    others = [sid for r in ("prescriber", "therapist", "nurse") if r != role for sid in info.staff[r]]
+    return next(((sid, at) for sid in [*same, *others] if ok(sid, at)), None)
+
+
 def gen_scheduling(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> None:
     Appointment = _m("scheduling.Appointment")
     info = ctx.clinics[plan.clinic_index]
     desk = info.pick("front_desk", rng)
-    visits: list[tuple[str, dt.datetime, int, int | None, bool, int | None]] = []
+    cal: _Calendar = ctx.extra.setdefault("calendar", _Calendar())
+    visits: list[tuple[str, Visit | None, int, int | None, str, int | None]] = []
     if plan.intake_at is not None:
-        visits.append(("preparation", plan.intake_at, 60, plan.prescriber_id, plan.intake_at < ctx.now, None))
-    visits += [("dosing", v.at, 150, plan.nurse_id, v.done, i) for i, v in enumerate(plan.dosing)]
-    visits += [("integration", v.at, 60, plan.therapist_id, v.done, None) for v in plan.integration]
+        visits.append(("preparation", None, 60, plan.prescriber_id, "prescriber", None))
+    visits += [("dosing", v, 150, plan.nurse_id, "nurse", i) for i, v in enumerate(plan.dosing)]
+    visits += [("integration", v, 60, plan.therapist_id, "therapist", None) for v in plan.integration]
     dosing_ids: list[int] = []
     by_visit: dict[int, int] = {}
-    for kind, at, minutes, staff, done, dosing_index in visits:
-        if staff is None:
+    moved: dict[int, dt.timedelta] = {}  # dosing visit -> how far it moved; its integration moves as far
+    pair = {id(v): i for i, v in enumerate(plan.integration)}
+    for kind, visit, minutes, planned, role, dosing_index in visits:
+        if planned is None:
             continue
+        if kind == "integration" and visit is not None and moved.get(pair[id(visit)]):
+            shifted = visit.at + moved[pair[id(visit)]]
+            if (shifted < ctx.now) == visit.done:
+                visit.at = shifted
+        at = visit.at if visit is not None else plan.intake_at
+        assert at is not None
+        done = visit.done if visit is not None else at < ctx.now
         status = "completed" if done else "booked"
         if done and rng.random() < 0.04:
             status = "no_show"
+        created_at = at - dt.timedelta(days=rng.randint(3, 14))
+        # Clinicians serve many patients: when the planned one is booked then, the visit moves later that
+        # day or another clinician takes it (the intake's time is fixed: its assessment already has it).
+        # A visit nobody is free for is not written (rare).
+        found = _slot(ctx, plan, planned, role, at, minutes, movable=visit is not None)
+        if found is None:
+            continue
+        staff, start = found
+        if visit is not None and start != at:
+            visit.at = start  # the session and notes of this visit follow it
+            if dosing_index is not None:
+                moved[dosing_index] = start - at
+            created_at = start - (at - created_at)
+        end = start + minutes * MIN
+        if status != "no_show":  # a missed visit frees its slot (scheduling.models.ACTIVE_STATUSES)
+            cal.take(("staff", info.pk, staff), start, end)
+            cal.take(("patient", plan.pk), start, end)
         aid = ctx.loader.add(
             Appointment,
             clinic_id=info.pk,
             patient_id=plan.pk,
             kind=kind,
-            starts_at=at,
-            ends_at=at + minutes * MIN,
+            starts_at=start,
+            ends_at=end,
             staff_id=staff,
             status=status,
             created_by_id=desk,
-            created_at=at - dt.timedelta(days=rng.randint(3, 14)),
+            created_at=created_at,
             version=2 if done else 1,
         )
         if kind == "dosing":
@@ -495,7 +595,7 @@ def gen_scheduling(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> 
                 by_visit[dosing_index] = aid
         ctx.audit.add(
             plan,
-            at - dt.timedelta(days=7),
+            start - dt.timedelta(days=7),
             desk,
             "front_desk",
             "create",

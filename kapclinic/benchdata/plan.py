@@ -117,7 +117,9 @@ def build_plan(
             plan.measures.append(("PCL-5", tm + dt.timedelta(minutes=8)))
             extra += 28 * DAY
         # Maintenance dosing every ~6 weeks over the last six months (and the next one booked).
-        md = _at_hour(max(end + 42 * DAY, now - 180 * DAY), rng, 8, 13)
+        # Staggered by the record (not the random stream, which the rest of the plan draws from): had
+        # every maintenance patient been dosed on the same day, no clinic could staff it.
+        md = _at_hour(max(end + 42 * DAY, now - 180 * DAY) + (pk * 7919 % 42) * DAY, rng, 8, 13)
         while md < now + 30 * DAY:
             plan.dosing.append(Visit(md, md < now))
             it = _at_hour(md + 2 * DAY, rng, 9, 17)

@@ -29,6 +29,10 @@ class NewNoteForm(forms.Form):
 
 class NoteSectionsForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput(attrs={"id": "note-version"}))
+    #: A random token per opened editor page (notes.views.new_editor_token): the page's own saves.
+    editor = forms.CharField(
+        required=False, max_length=40, widget=forms.HiddenInput(attrs={"id": "note-editor"})
+    )
 
     def __init__(self, *args: Any, sections: list[dict[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -124,6 +124,10 @@ class Note(VersionedModel):
     clinic_template_version = models.ForeignKey(
         ClinicNoteTemplateVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="notes"
     )
+    #: The editing session (one opened editor page, a random token in its form) that wrote the current
+    #: draft. A save from that same page with the version it last knew is not someone else's change: every
+    #: version since was written by that page, whose form holds the newer text (notes.services).
+    draft_editor = models.CharField(max_length=40, blank=True, default="")
     # The dosing-session record is the appointment's (kap_sessions.DosingSession.appointment): one link,
     # read through kapclinic.sessions.selectors.session_for_appointment.
 

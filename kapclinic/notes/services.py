@@ -122,29 +122,61 @@ def _check_editable(actor: Actor, note: Note) -> None:
         raise NoteError("Only the author can edit a draft note.")
 
 
+def _base_version(note: Note, expected_version: int, editor: str) -> int:
+    """The stored version this save or signature may replace, or ConflictError.
+
+    `expected_version` is the version the author's page last knew. When the note has moved on since, it
+    is still this page's own save (not somebody else's change) if the newest draft was written by the same
+    editing session (`editor`, the random token of one opened editor page): a page only ever learns
+    versions from its own saves, and the server accepts a save of one page only while that page wrote the
+    draft last (or knows its version), so every version since `expected_version` was written by this page.
+    Its requests are sent one at a time (hx-sync on the form), each with the whole form, so what it sends
+    now equals or supersedes what it sent before: typically the autosave still in flight when the author
+    pressed "Sign note". A save from any other page (another tab, another device) with an old version is
+    refused as before."""
+    if note.version == expected_version:
+        return expected_version
+    if editor and note.draft_editor == editor and 0 < expected_version < note.version:
+        return note.version
+    raise ConflictError()
+
+
 @transaction.atomic
-def note_save_draft(actor: Actor, note: Note, expected_version: int, texts: dict[str, str]) -> Note:
-    """Save section texts of a draft (autosave and the Save button). Signed notes refuse."""
+def note_save_draft(
+    actor: Actor, note: Note, expected_version: int, texts: dict[str, str], *, editor: str = ""
+) -> Note:
+    """Save section texts of a draft (autosave and the Save button). Signed notes refuse.
+
+    `editor` identifies the editing session (the page) that saves; see `_base_version`."""
     note = Note.objects.select_for_update().get(pk=note.pk)
     _check_editable(actor, note)
+    base = _base_version(note, expected_version, editor)
     before = {s["key"]: s.get("text", "") for s in note.sections}
     note.sections = _apply(note, texts)
     changed = sum(1 for s in note.sections if s["text"] != before.get(s["key"]))
     note.updated_at = clock.now()
-    save_versioned(note, expected_version, ["sections", "updated_at"])
+    note.draft_editor = editor[:40]
+    save_versioned(note, base, ["sections", "updated_at", "draft_editor"])
     record_event(actor, "update", patient=note.patient, obj=note, detail=f"draft sections={changed}")
     return note
 
 
 @transaction.atomic
-def note_sign(actor: Actor, note: Note, expected_version: int, texts: dict[str, str] | None = None) -> Note:
+def note_sign(
+    actor: Actor,
+    note: Note,
+    expected_version: int,
+    texts: dict[str, str] | None = None,
+    *,
+    editor: str = "",
+) -> Note:
     """Sign (lock) a draft, first applying `texts` when the signing form carried the latest edits.
 
-    One "sign" audit event either way."""
+    A version moved on only by this same editing session's own autosave is not a conflict (see
+    `_base_version`). One "sign" audit event either way."""
     note = Note.objects.select_for_update().select_related("patient").get(pk=note.pk)
     _check_editable(actor, note)
-    if note.version != expected_version:
-        raise ConflictError()
+    expected_version = _base_version(note, expected_version, editor)
     if texts is not None:
         note.sections = _apply(note, texts)
     if not note.filled:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.contrib import messages
@@ -10,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
@@ -176,13 +178,18 @@ def edit_note(request: HttpRequest, patient_id: int, note_id: int) -> HttpRespon
             record_event(actor, "denied", patient=patient, obj=note, detail="not author")
         messages.info(request, "Only the author can edit a draft; here it is read-only.")
         return redirect("notes:detail", patient_id=patient.pk, note_id=note.pk)
-    form = NoteSectionsForm(request.POST or None, sections=note.sections, initial={"version": note.version})
+    form = NoteSectionsForm(
+        request.POST or None,
+        sections=note.sections,
+        initial={"version": note.version, "editor": new_editor_token()},
+    )
     status = 200
     if posting:
         status = 400
         if form.is_valid():
             try:
-                services.note_save_draft(actor, note, form.cleaned_data["version"], form.texts())
+                data = form.cleaned_data
+                services.note_save_draft(actor, note, data["version"], form.texts(), editor=data["editor"])
             except ConflictError as exc:
                 form.add_error(None, str(exc))
                 status = 409
@@ -211,7 +218,9 @@ def autosave(request: HttpRequest, patient_id: int, note_id: int) -> HttpRespons
         errors = [str(e) for errs in form.errors.values() for e in errs]
         return render(request, "notes/_save_status.html", {"error": " ".join(errors)}, status=400)
     try:
-        note = services.note_save_draft(actor, note, form.cleaned_data["version"], form.texts())
+        note = services.note_save_draft(
+            actor, note, form.cleaned_data["version"], form.texts(), editor=form.cleaned_data["editor"]
+        )
     except ConflictError as exc:
         record_event(actor, "view", patient=patient, obj=note, detail="autosave conflict")
         return render(request, "notes/_save_status.html", {"error": str(exc)}, status=409)
@@ -221,29 +230,48 @@ def autosave(request: HttpRequest, patient_id: int, note_id: int) -> HttpRespons
     return render(request, "notes/_save_status.html", {"note": note, "saved_at": note.updated_at})
 
 
+def new_editor_token() -> str:
+    """A random token for one opened editor page: its own saves are not someone else's change."""
+    return secrets.token_urlsafe(18)
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return bool(getattr(request, "htmx", False))
+
+
 @login_required
 @require_POST
 def sign(request: HttpRequest, patient_id: int, note_id: int) -> HttpResponse:
+    """Sign a draft. From the editor page with scripts on, the button posts through htmx, queued behind
+    an autosave still in flight (hx-sync on the form): success moves the page to the signed note
+    (HX-Redirect), a refusal is shown in the save status and the page keeps the author's text."""
     patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None)
     note = _note(patient, note_id)
     actor = actor_from_request(request)
     form = NoteSectionsForm(request.POST, sections=note.sections)
     texts = form.texts() if form.is_valid() else None
+    editor = request.POST.get("editor", "")[:40]
+    htmx = _is_htmx(request)
+    edit_url = reverse("notes:edit", kwargs={"patient_id": patient.pk, "note_id": note.pk})
+    detail_url = reverse("notes:detail", kwargs={"patient_id": patient.pk, "note_id": note.pk})
     try:
         version = int(request.POST.get("version", "0"))
-        services.note_sign(actor, note, version, texts=texts)
+        services.note_sign(actor, note, version, texts=texts, editor=editor)
     except (ConflictError, ValueError):
         record_event(actor, "view", patient=patient, obj=note, detail="sign conflict")
+        if htmx:
+            return render(request, "notes/_save_status.html", {"error": str(ConflictError())}, status=409)
         messages.error(request, str(ConflictError()))
-        return redirect("notes:edit", patient_id=patient.pk, note_id=note.pk)
+        return redirect(edit_url)
     except services.NoteError as exc:
         record_event(actor, "denied", patient=patient, obj=note, detail="sign refused")
+        if htmx and not note.is_signed:
+            return render(request, "notes/_save_status.html", {"error": exc.message}, status=400)
         messages.error(request, exc.message)
-        return redirect(
-            "notes:edit" if not note.is_signed else "notes:detail", patient_id=patient.pk, note_id=note.pk
-        )
+        target = detail_url if note.is_signed else edit_url
+        return HttpResponseClientRedirect(target) if htmx else redirect(target)
     messages.success(request, "Note signed. It can no longer be changed; add an addendum if needed.")
-    return redirect("notes:detail", patient_id=patient.pk, note_id=note.pk)
+    return HttpResponseClientRedirect(detail_url) if htmx else redirect(detail_url)
 
 
 @login_required

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from kapclinic.accounts.models import CLINICAL_ROLES, Membership, User
@@ -135,10 +135,40 @@ def _check_booking(
     if errors:
         raise BookingError(general, errors)
     ends_at = starts_at + dt.timedelta(minutes=minutes)
-    # Lock the staff member's and the resource's rows so two bookings cannot both pass the check.
-    User.objects.select_for_update().filter(pk=staff.pk).first()
+    _lock_rows(patient, staff, resource)
+    errors.update(_overlap_errors(clinic, ref, patient, starts_at, ends_at, staff, resource))
+    if kind == rules.DOSING:
+        ok, reasons = dosing_readiness(patient)
+        if not ok:
+            general.append(
+                "A dosing appointment cannot be booked yet: " + " ".join(reasons or ["not ready."])
+            )
+    if errors or general:
+        raise BookingError(general, errors)
+
+
+def _lock_rows(patient: Patient, staff: User, resource: Resource | None) -> None:
+    """Lock the patient's, the clinician's and the room's rows (always in this order, so two bookings
+    cannot deadlock) until the booking commits: two bookings that share any of them wait for each other,
+    so the second one's overlap check sees the first. (On SQLite, which serialises writers, this is a
+    no-op.) On PostgreSQL the exclusion constraints of migration 0002 back this up."""
+    Patient.objects.select_for_update().filter(pk=patient.pk).values_list("pk", flat=True).first()
+    User.objects.select_for_update().filter(pk=staff.pk).values_list("pk", flat=True).first()
     if resource is not None:
-        Resource.objects.select_for_update().filter(pk=resource.pk).first()
+        Resource.objects.select_for_update().filter(pk=resource.pk).values_list("pk", flat=True).first()
+
+
+def _overlap_errors(
+    clinic: Any,
+    ref: int,
+    patient: Patient,
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    staff: User,
+    resource: Resource | None,
+) -> dict[str, list[str]]:
+    """The sentences for every active appointment this slot would overlap (per form field)."""
+    errors: dict[str, list[str]] = {}
     near = Appointment.objects.filter(
         clinic=clinic,
         status__in=ACTIVE_STATUSES,
@@ -164,14 +194,56 @@ def _check_booking(
             errors.setdefault("resource", []).append(f"{resource} is already booked from {span}.")
         else:
             errors.setdefault("starts_at", []).append(f"The patient already has an appointment from {span}.")
-    if kind == rules.DOSING:
-        ok, reasons = dosing_readiness(patient)
-        if not ok:
-            general.append(
-                "A dosing appointment cannot be booked yet: " + " ".join(reasons or ["not ready."])
-            )
-    if errors or general:
-        raise BookingError(general, errors)
+    return errors
+
+
+#: PostgreSQL exclusion constraints (scheduling migration 0002) -> the form field their refusal belongs to.
+OVERLAP_CONSTRAINTS = {
+    "appt_no_staff_overlap": "staff",
+    "appt_no_resource_overlap": "resource",
+    "appt_no_patient_overlap": "starts_at",
+}
+
+
+def _overlap_constraint(exc: IntegrityError) -> str | None:
+    """The name of the overlap constraint `exc` violated, or None for any other integrity error."""
+    diag = getattr(exc.__cause__, "diag", None)
+    name = getattr(diag, "constraint_name", None) or ""
+    if name in OVERLAP_CONSTRAINTS:
+        return str(name)
+    return next((n for n in OVERLAP_CONSTRAINTS if n in str(exc)), None)
+
+
+def _write_slot(
+    write: Any,
+    clinic: Any,
+    ref: int,
+    patient: Patient,
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    staff: User,
+    resource: Resource | None,
+) -> Any:
+    """Run ``write()`` (the INSERT or UPDATE of the slot) in a savepoint. When the database refuses it as
+    an overlap (a booking that committed after our check), answer with the same sentences as the check:
+    the check is run again, and now sees the other appointment. Never a 500."""
+    try:
+        with transaction.atomic():
+            return write()
+    except IntegrityError as exc:
+        constraint = _overlap_constraint(exc)
+        if constraint is None:
+            raise
+        errors = _overlap_errors(clinic, ref, patient, starts_at, ends_at, staff, resource)
+        if not errors:  # the other booking is not visible to us (should not happen): say what clashed
+            what = {
+                "staff": f"{staff} is already booked at that time.",
+                "resource": f"{resource} is already booked at that time.",
+                "starts_at": "The patient already has an appointment at that time.",
+            }
+            field = OVERLAP_CONSTRAINTS[constraint]
+            errors = {field: [what[field]]}
+        raise BookingError([], errors) from None
 
 
 #: What the appointment's clinician must be allowed for this patient: see them by name on the calendar
@@ -230,18 +302,23 @@ def appointment_book(
         resource=resource,
         modality=modality,
     )
-    appt = Appointment.objects.create(
-        clinic=actor.clinic,
-        patient=patient,
-        kind=kind,
-        starts_at=starts_at,
-        ends_at=starts_at + dt.timedelta(minutes=minutes),
-        staff=staff,
-        resource=resource,
-        modality=modality,
-        admin_note=admin_note.strip(),
-        created_by=actor.require_user(),
-    )
+    clinic = actor.clinic
+    ends_at = starts_at + dt.timedelta(minutes=minutes)
+    appt = _write_slot(
+        lambda: Appointment.objects.create(
+            clinic=clinic,
+            patient=patient,
+            kind=kind,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            staff=staff,
+            resource=resource,
+            modality=modality,
+            admin_note=admin_note.strip(),
+            created_by=actor.require_user(),
+        ),
+        clinic, 0, patient, starts_at, ends_at, staff, resource,
+    )  # fmt: skip
     record_event(actor, "create", patient=patient, obj=appt, detail=f"kind={kind}")
     add_timeline_event(
         patient,
@@ -290,9 +367,12 @@ def appointment_reschedule(
     appt.resource = resource
     appt.modality = modality
     appt.admin_note = admin_note.strip()
-    save_versioned(
-        appt, expected_version, ["starts_at", "ends_at", "staff", "resource", "modality", "admin_note"]
-    )
+    _write_slot(
+        lambda: save_versioned(
+            appt, expected_version, ["starts_at", "ends_at", "staff", "resource", "modality", "admin_note"]
+        ),
+        appt.clinic, appt.pk, appt.patient, appt.starts_at, appt.ends_at, staff, resource,
+    )  # fmt: skip
     record_event(
         actor, "update", patient=appt.patient, obj=appt, detail="rescheduled" if moved else "changed"
     )

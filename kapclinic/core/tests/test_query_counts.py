@@ -149,7 +149,9 @@ def test_home_dashboard_today(world: Any, client: Any, clock_frozen: Any, person
     client.force_login(user)
 
     def grow(n: int) -> None:
-        for i, patient in enumerate(_patients(world, n)):
+        # One after the other: a clinician is never booked twice at once (PostgreSQL refuses it).
+        taken = Appointment.objects.filter(staff=user).count()
+        for i, patient in enumerate(_patients(world, n), taken):
             at = clock.now() + dt.timedelta(minutes=5 * i)
             DosingSession.objects.create(
                 clinic=world.clinic,
@@ -164,7 +166,7 @@ def test_home_dashboard_today(world: Any, client: Any, clock_frozen: Any, person
                 patient=patient,
                 kind="dosing",
                 starts_at=at,
-                ends_at=at + dt.timedelta(minutes=120),
+                ends_at=at + dt.timedelta(minutes=5),
                 staff=user,
                 created_by=world.front_desk,
             )

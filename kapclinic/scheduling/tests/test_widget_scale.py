@@ -43,7 +43,7 @@ def test_today_widget_same_appointments_with_a_lower_bound(world: Any, clock_fro
     day_start, day_end = selectors.day_bounds(clock.today())
     nurse = world.nurse
     overnight = _appt(world, nurse, day_start - dt.timedelta(hours=2), 180)  # ends today: shown
-    ended = _appt(world, nurse, day_start - dt.timedelta(hours=4), 180)  # ended before today
+    ended = _appt(world, nurse, day_start - dt.timedelta(hours=5), 180)  # ended before today
     old = _appt(world, nurse, day_start - dt.timedelta(days=300), 180)
     today = _appt(world, nurse, day_start + dt.timedelta(hours=10), 180)
     _appt(world, nurse, day_end, 60)  # tomorrow

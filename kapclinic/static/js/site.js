@@ -41,4 +41,44 @@
       status.textContent = set + " set to No" + (kept ? "; " + kept + " already answered, left as they were." : ".");
     }
   });
+  // <form data-autosave> (the notes editor): its htmx requests go one at a time (hx-sync on the form),
+  // so "Sign note" waits for an autosave in flight and sends the version that autosave returned.
+  function autosaveForm(elt) {
+    return elt && elt.closest ? elt.closest("form[data-autosave]") : null;
+  }
+  // An autosave always goes to the form's own address: htmx would otherwise send it to the formaction of
+  // the button clicked last (Sign note).
+  document.addEventListener("htmx:configRequest", function (e) {
+    var elt = e.detail.elt;
+    if (elt && elt.matches && elt.matches("form[data-autosave]")) { e.detail.path = elt.getAttribute("hx-post"); }
+  });
+  // Once a [data-final] button (Sign note) has asked to send, its request carries all the text: later
+  // autosaves and saves of the form are not sent (nor can they push it out of the queue). If the server
+  // refuses it (the page stays), the form saves again.
+  // A second click on the final button while its request waits or runs is not sent either.
+  var finalClick = new WeakMap();
+  document.addEventListener("htmx:confirm", function (e) {
+    var elt = e.detail.elt;
+    var form = autosaveForm(elt);
+    if (!form) { return; }
+    if (elt.hasAttribute("data-final")) {
+      // htmx asks again when it sends a queued request: the same click is let through.
+      var first = finalClick.get(form);
+      if (first && first !== e.detail.triggeringEvent) { e.preventDefault(); return; }
+      finalClick.set(form, e.detail.triggeringEvent);
+      form.setAttribute("data-closing", "");
+      return;
+    }
+    if (form.hasAttribute("data-closing")) { e.preventDefault(); }
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var elt = e.detail.elt;
+    var form = autosaveForm(elt);
+    var xhr = e.detail.xhr;
+    var leaving = xhr && xhr.status < 400 && xhr.getResponseHeader("HX-Redirect");
+    if (form && elt.hasAttribute("data-final") && !leaving) {
+      finalClick.delete(form);
+      form.removeAttribute("data-closing");
+    }
+  });
 })();
