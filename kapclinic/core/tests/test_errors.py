@@ -124,6 +124,7 @@ def test_production_security_settings() -> None:
         "KAP_ENV": "production",
         "SECRET_KEY": "s" * 60,
         "ALLOWED_HOSTS": "clinic.example.org",
+        "AUDIT_CHAIN_KEY": "k1:" + "a" * 40,
     }
     code = (
         "import django,os;os.environ['DJANGO_SETTINGS_MODULE']='kapclinic.settings';django.setup();"
