@@ -112,6 +112,7 @@ INSTALLED_APPS = [
     "kapclinic.notes",
     "kapclinic.portal",
     "kapclinic.interop",
+    "kapclinic.messaging",
 ]
 
 MIDDLEWARE = [

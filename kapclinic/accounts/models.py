@@ -40,6 +40,17 @@ class Clinic(models.Model):
         help_text="Crisis line shown to patients.",
     )
     emergency_number = models.CharField(max_length=20, default="911")
+    #: Who hears of a PHQ-9 item-9 safety alert when the patient has no care team, and who it escalates
+    #: to when the care team's email could not be delivered or nobody acknowledged it in time. Must be
+    #: set before patients can be enrolled (patients.services.patient_create). Edited on /sessions/settings/.
+    on_call_prescriber = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    #: An open safety alert nobody acknowledged within this many hours escalates to the on-call
+    #: prescriber. The clinic's own policy (not a clinical number); the default of 4 hours leaves the
+    #: rest of the same day for the on-call prescriber, since the reference asks that item 9 is
+    #: "surfaced to a clinician the same day" (docs/safety-alerts.md).
+    alert_escalation_hours = models.PositiveSmallIntegerField(default=4)
     is_public = models.BooleanField(
         default=False, help_text="This clinic's details appear on the public site."
     )

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
-from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django.utils.encoding import force_bytes
@@ -26,6 +25,8 @@ from kapclinic.accounts.models import (
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
+from kapclinic.messaging.models import MessageKind
+from kapclinic.messaging.services import queue
 
 
 def set_password_url(user: User) -> str:
@@ -44,16 +45,29 @@ def staff_invite(actor: Actor, clinic: Clinic, *, email: str, full_name: str, ro
         membership = Membership.objects.create(user=user, clinic=clinic, role=role)
         record_event(actor, "admin", obj=membership, detail=f"invite role={role}")
         link = set_password_url(user)
-        transaction.on_commit(
-            lambda: send_mail(
-                f"You have been invited to {clinic.name} on KAP Clinic",
-                f"Hello {full_name},\n\nYou have been given access to {clinic.name}. "
-                f"Choose your password here (the link works once):\n{link}\n",
-                None,
-                [email],
-            )
+        queue(
+            kind=MessageKind.STAFF_INVITE,
+            to_email=email,
+            to_user=user,
+            clinic=clinic,
+            related=membership,
+            subject=f"You have been invited to {clinic.name} on KAP Clinic",
+            body=f"Hello {full_name},\n\nYou have been given access to {clinic.name}. "
+            f"Choose your password here (the link works once):\n{link}\n",
         )
     return membership
+
+
+def home_clinic(user: User) -> Clinic | None:
+    """The clinic whose admins see a failed email to this person: their first active membership, or
+    their patient record's clinic."""
+    membership = user.memberships.filter(is_active=True).select_related("clinic").order_by("id").first()
+    if membership is not None:
+        return membership.clinic
+    from kapclinic.patients.models import Patient
+
+    patient = Patient.objects.filter(user=user).select_related("clinic").first()
+    return patient.clinic if patient is not None else None
 
 
 def staff_deactivate(actor: Actor, membership: Membership) -> None:

@@ -25,6 +25,7 @@ from kapclinic.accounts.forms import (
     EmailAuthenticationForm,
     GenerateBackupCodesForm,
     InviteForm,
+    QueuedPasswordResetForm,
     TokenForm,
 )
 from kapclinic.accounts.middleware import SESSION_CLINIC, SESSION_ENROLLED
@@ -268,6 +269,7 @@ password_reset = auth_views.PasswordResetView.as_view(
     template_name="accounts/password_reset.html",
     email_template_name="accounts/password_reset_email.txt",
     subject_template_name="accounts/password_reset_subject.txt",
+    form_class=QueuedPasswordResetForm,
     success_url=reverse_lazy("accounts:password_reset_done"),
 )
 password_reset_done = auth_views.PasswordResetDoneView.as_view(

@@ -77,8 +77,24 @@ def next_mrn(clinic_id: int) -> str:
     return f"K-{number:06d}"
 
 
+class EnrolmentRefused(Exception):
+    """A new record cannot be opened yet; str() is the sentence to show."""
+
+
+ON_CALL_MISSING = (
+    "Set the clinic's on-call prescriber (Clinic settings, Safety alerts) before enrolling patients: "
+    "safety alerts of a patient without a care team go to them."
+)
+
+
 def patient_create(actor: Actor, **fields: Any) -> Patient:
+    """Open a new record. Refused (EnrolmentRefused) while the clinic has no on-call prescriber, so a
+    safety alert always reaches someone."""
     assert actor.clinic is not None
+    from kapclinic.accounts.models import Clinic
+
+    if not Clinic.objects.filter(pk=actor.clinic.pk, on_call_prescriber__isnull=False).exists():
+        raise EnrolmentRefused(ON_CALL_MISSING)
     for _attempt in range(5):
         try:
             with transaction.atomic():
@@ -205,10 +221,10 @@ class PortalInviteError(Exception):
 
 def patient_invite_to_portal(actor: Actor, patient: Patient) -> None:
     """Give the patient a portal login and email them a single-use link to choose a password."""
-    from django.core.mail import send_mail
-
     from kapclinic.accounts.models import User
     from kapclinic.accounts.services import set_password_url
+    from kapclinic.messaging.models import MessageKind
+    from kapclinic.messaging.services import queue
 
     if patient.user_id is not None:
         raise PortalInviteError("This patient already has a portal account.")
@@ -232,14 +248,13 @@ def patient_invite_to_portal(actor: Actor, patient: Patient) -> None:
             actor=actor,
         )
         link = set_password_url(user)
-        clinic_name = patient.clinic.name
-        transaction.on_commit(
-            lambda: send_mail(
-                f"Your {clinic_name} patient portal",
-                "Hello,\n\nYour care team has set up your patient portal, where you can see your "
-                "appointments, complete questionnaires and read your treatment plan.\n"
-                f"Choose your password here (the link works once):\n{link}\n",
-                None,
-                [email],
-            )
+        queue(
+            kind=MessageKind.PORTAL_INVITE,
+            to_email=email,
+            clinic=patient.clinic,
+            related=patient,
+            subject=f"Your {patient.clinic.name} patient portal",
+            body="Hello,\n\nYour care team has set up your patient portal, where you can see your "
+            "appointments, complete questionnaires and read your treatment plan.\n"
+            f"Choose your password here (the link works once):\n{link}\n",
         )

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from typing import Any
+
+from kapclinic.testing.matrix import Entry, roles
+
+
+def _failed_message(world: Any) -> dict[str, Any]:
+    from kapclinic.messaging.models import MessageStatus, OutboundMessage
+
+    message = OutboundMessage.objects.create(
+        clinic=world.clinic,
+        kind="staff_invite",
+        to_email="someone@example.test",
+        subject="Invitation",
+        status=MessageStatus.FAILED,
+        attempts=5,
+        last_error_class="SMTPServerDisconnected",
+    )
+    return {"message_id": message.pk}
+
+
+MATRIX = {
+    "messaging:index": Entry(roles(("admin", "prescriber"))),
+    "messaging:retry": Entry(roles(("admin", "prescriber"), ok=302), method="post", setup=_failed_message),
+}
