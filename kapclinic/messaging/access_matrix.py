@@ -22,5 +22,8 @@ def _failed_message(world: Any) -> dict[str, Any]:
 
 MATRIX = {
     "messaging:index": Entry(roles(("admin", "prescriber"))),
-    "messaging:retry": Entry(roles(("admin", "prescriber"), ok=302), method="post", setup=_failed_message),
+    # Another clinic's message is not found (404), never retried.
+    "messaging:retry": Entry(
+        roles(("admin", "prescriber"), ok=302, other_clinic_staff=404), method="post", setup=_failed_message
+    ),
 }

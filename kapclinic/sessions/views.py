@@ -700,7 +700,9 @@ def _settings_page(
             "protocol_form": protocol_form,
             "measures_form": measures_form,
             "alerts_form": alerts_form,
-            "on_call": clinic.on_call_prescriber,
+            "on_call_set": clinic.on_call_prescriber_id is not None,
+            # read only for those who see the name as text (editors pick it from the form's list)
+            "on_call": clinic.on_call_prescriber if actor.role != "prescriber" else None,
             "current": data["current"],
             "measure_settings": ms,
             "measure_rows": [
