@@ -70,8 +70,18 @@ def home_clinic(user: User) -> Clinic | None:
     return patient.clinic if patient is not None else None
 
 
+class StaffRefused(Exception):
+    """str() is the sentence to show."""
+
+
 def staff_deactivate(actor: Actor, membership: Membership) -> None:
-    """Remove a staff member's access to this clinic at once; their records and audit history stay."""
+    """Remove a staff member's access to this clinic at once; their records and audit history stay.
+    Refused for the clinic's on-call prescriber: safety alerts would reach nobody."""
+    if Clinic.objects.filter(pk=membership.clinic_id, on_call_prescriber_id=membership.user_id).exists():
+        raise StaffRefused(
+            f"{membership.user} is the clinic's on-call prescriber, who receives safety alerts: a "
+            "prescriber names someone else on the clinic settings page first."
+        )
     with transaction.atomic():
         Membership.objects.filter(pk=membership.pk).update(is_active=False)
         user = membership.user

@@ -35,6 +35,7 @@ from kapclinic.accounts.services import (
     BACKUP_CODES_LOW,
     BackupCodeOutcome,
     BackupCodesUnavailable,
+    StaffRefused,
     backup_codes_remaining,
     generate_backup_codes,
     staff_deactivate,
@@ -257,7 +258,11 @@ def staff_toggle(request: HttpRequest, membership_id: int) -> HttpResponse:
     if membership.user_id == actor.user_id:
         raise PermissionDenied("You cannot deactivate your own account.")
     if membership.is_active:
-        staff_deactivate(actor, membership)
+        try:
+            staff_deactivate(actor, membership)
+        except StaffRefused as exc:
+            messages.error(request, str(exc))
+            return redirect("accounts:staff")
         messages.success(request, f"{membership.user} can no longer sign in to this clinic.")
     else:
         staff_reactivate(actor, membership)

@@ -539,7 +539,7 @@ def alert_escalate(alert_id: int, reason: str) -> str:
     Returns what happened."""
     with transaction.atomic():
         alert = (
-            SafetyAlert.objects.select_for_update()
+            SafetyAlert.objects.select_for_update(of=("self",))
             .select_related("clinic", "clinic__on_call_prescriber", "patient")
             .filter(pk=alert_id)
             .first()
@@ -635,10 +635,15 @@ def escalate_due_alerts() -> dict[str, int]:
     command, run from cron, and a safety net for the worker's own per-alert check)."""
     from collections import Counter
 
-    ids = SafetyAlert.objects.filter(acknowledged_at__isnull=True, escalated_at__isnull=True).values_list(
-        "pk", flat=True
-    )
-    return dict(Counter(alert_check_escalation(pk) for pk in ids))
+    pending = SafetyAlert.objects.filter(acknowledged_at__isnull=True, escalated_at__isnull=True)
+    # Alerts of a clinic without an on-call prescriber cannot escalate: counted, not checked one by one.
+    outcome = Counter(alert_check_escalation(pk) for pk in pending.filter(
+        clinic__on_call_prescriber__isnull=False
+    ).values_list("pk", flat=True))  # fmt: skip
+    stranded = pending.filter(clinic__on_call_prescriber__isnull=True).count()
+    if stranded:
+        outcome["no-on-call"] += stranded
+    return dict(outcome)
 
 
 # ---------------------------------------------------------------- emailed single-use links

@@ -1341,7 +1341,11 @@ def alert_routing_update(
 
     _settings_actor(actor)
     assert actor.clinic is not None and actor.user is not None
-    clinic = Clinic.objects.select_for_update().select_related("on_call_prescriber").get(pk=actor.clinic.pk)
+    clinic = (
+        Clinic.objects.select_for_update(of=("self",))
+        .select_related("on_call_prescriber")
+        .get(pk=actor.clinic.pk)
+    )
     latest = (
         ClinicSettingChange.objects.filter(clinic=clinic, area="alerts")
         .order_by("-id")

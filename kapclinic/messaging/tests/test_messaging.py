@@ -244,3 +244,15 @@ def test_enrolment_is_refused_until_the_on_call_prescriber_is_set(world: Any, cl
     assert removed.status_code == 400 and "replaced but not removed" in removed.content.decode()
     client.force_login(world.front_desk)
     assert client.post(reverse("patients:new"), data).status_code == 302
+
+
+@pytest.mark.django_db
+def test_the_on_call_prescriber_cannot_be_deactivated(world: Any, client: Any) -> None:
+    from kapclinic.accounts.models import Membership
+
+    client.force_login(world.admin)
+    membership = Membership.objects.get(user=world.prescriber, clinic=world.clinic)
+    page = client.post(reverse("accounts:staff_toggle", args=[membership.pk]), follow=True)
+    assert "on-call prescriber" in page.content.decode()
+    membership.refresh_from_db()
+    assert membership.is_active

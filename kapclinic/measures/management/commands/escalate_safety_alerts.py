@@ -25,6 +25,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Escalated {escalated} safety alert(s).")
         if missing_on_call:
             self.stderr.write(
-                f"{missing_on_call} alert(s) are due to escalate but their clinic has no on-call prescriber: "
-                "set one on the clinic settings page."
+                f"{missing_on_call} open alert(s) cannot escalate: their clinic has no on-call "
+                "prescriber. Name one on the clinic settings page."
             )
