@@ -318,7 +318,7 @@ class SafetyAlert(models.Model):
         elif self.notified_names:
             suffix = " (on-call prescriber: no care team)" if self.notified_via == AlertRoute.ON_CALL else ""
             parts.append(f"Notified: {self.notified_names}{suffix}")
-        if self.escalated_at is not None and self.escalated_to_id is not None:
+        if self.escalated_at is not None and self.escalated_to is not None:
             when = date_format(timezone.localtime(self.escalated_at), "M j, H:i")
             parts.append(
                 f"escalated to {self.escalated_to.full_name} at {when} "

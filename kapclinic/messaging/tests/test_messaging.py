@@ -237,7 +237,7 @@ def test_enrolment_is_refused_until_the_on_call_prescriber_is_set(world: Any, cl
     # ... and it can be replaced, not removed
     from kapclinic.sessions.models import ClinicSettingChange
 
-    stamp = ClinicSettingChange.objects.filter(clinic=clinic, area="alerts").order_by("-id").first().pk
+    stamp = ClinicSettingChange.objects.filter(clinic=clinic, area="alerts").latest("id").pk
     removed = client.post(
         url, {"stamp": stamp, "on_call_prescriber": "", "alert_escalation_hours": 3, "reason": "x"}
     )
