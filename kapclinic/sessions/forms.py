@@ -417,6 +417,7 @@ class AlertRoutingForm(forms.Form):
     def __init__(self, *args: Any, clinic: Any, **kwargs: Any) -> None:
         from kapclinic.accounts.models import User
 
+        kwargs.setdefault("auto_id", "alerts_%s")  # the page's other forms also have a "reason" box
         super().__init__(*args, **kwargs)
         field = self.fields["on_call_prescriber"]
         assert isinstance(field, _PrescriberChoice)

@@ -65,13 +65,15 @@ def test_mail_down_crisis_resources_undelivered_list_and_who_was_told(
     axe_check(page, "messages-undelivered-list")
     shot(page, "messages-3-undelivered-list")
 
-    page.goto(f"{server}/account/logout/")
-    login(page, "theo@msg.test")
-    widget = page.get_by_role("region", name="Open safety alerts")
+    tctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    tpage = tctx.new_page()
+    login(tpage, "theo@msg.test")
+    widget = tpage.get_by_role("region", name="Open safety alerts")
     expect(widget).to_contain_text("Notified: Dr. Priya Prescriber, Theo Therapist")
     expect(widget).to_contain_text("escalated to Dr. Olu Oncall at")
-    axe_check(page, "messages-dashboard-who-was-told")
-    shot(page, "messages-4-dashboard-who-was-told")
+    axe_check(tpage, "messages-dashboard-who-was-told")
+    shot(tpage, "messages-4-dashboard-who-was-told")
+    tctx.close()
 
 
 def test_clinic_settings_safety_alert_section(
