@@ -65,6 +65,11 @@ def world(db: Any) -> World:
     patient_user, patient = make_patient_user(clinic, care_team=[prescriber, therapist])
     other_patient_user, other_patient = make_patient_user(clinic, care_team=[prescriber, therapist_other])
     other_staff = make_staff(other, "prescriber")
+    # Every clinic that enrols patients names an on-call prescriber (safety alerts always reach someone).
+    type(clinic).objects.filter(pk=clinic.pk).update(on_call_prescriber=prescriber)
+    type(other).objects.filter(pk=other.pk).update(on_call_prescriber=other_staff)
+    clinic.on_call_prescriber = prescriber
+    other.on_call_prescriber = other_staff
     return World(
         clinic=clinic,
         other_clinic=other,

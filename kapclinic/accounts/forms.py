@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 
 from kapclinic.accounts.models import (
     BACKUP_CODE_ALPHABET,
@@ -145,3 +145,34 @@ class ClinicDetailsForm(forms.ModelForm):
 
         self.fields["time_zone"].choices = [(z, z) for z in sorted(zoneinfo.available_timezones())]
         self.initial.setdefault("version", self.instance.version)
+
+
+class QueuedPasswordResetForm(PasswordResetForm):
+    """Django's password reset, but the email goes through the outbound-message queue (retried by the
+    worker, listed for the clinic's admins when it cannot be delivered) instead of sent in the request."""
+
+    def send_mail(
+        self,
+        subject_template_name: str,
+        email_template_name: str,
+        context: dict[str, Any],
+        from_email: str | None,
+        to_email: str,
+        html_email_template_name: str | None = None,
+    ) -> None:
+        from django.template import loader
+
+        from kapclinic.accounts.services import home_clinic
+        from kapclinic.messaging.models import MessageKind
+        from kapclinic.messaging.services import queue
+
+        subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
+        body = loader.render_to_string(email_template_name, context)
+        user = context.get("user")
+        queue(
+            kind=MessageKind.PASSWORD_RESET,
+            to_email=to_email,
+            subject=subject,
+            body=body,
+            clinic=home_clinic(user) if user is not None else None,
+        )

@@ -66,6 +66,17 @@ class Clinic(VersionedModel):
         validators=[validate_time_zone],
         help_text="Every date and time is shown in this zone (e.g. America/Los_Angeles).",
     )
+    #: Who hears of a PHQ-9 item-9 safety alert when the patient has no care team, and who it escalates
+    #: to when the care team's email could not be delivered or nobody acknowledged it in time. Must be
+    #: set before patients can be enrolled (patients.services.patient_create). Edited on /sessions/settings/.
+    on_call_prescriber = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    #: An open safety alert nobody acknowledged within this many hours escalates to the on-call
+    #: prescriber. The clinic's own policy (not a clinical number); the default of 4 hours leaves the
+    #: rest of the same day for the on-call prescriber, since the reference asks that item 9 is
+    #: "surfaced to a clinician the same day" (docs/safety-alerts.md).
+    alert_escalation_hours = models.PositiveSmallIntegerField(default=4)
     is_public = models.BooleanField(
         default=False, help_text="This clinic's details appear on the public site."
     )

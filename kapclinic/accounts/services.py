@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
-from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django.utils.encoding import force_bytes
@@ -30,6 +29,8 @@ from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
 from kapclinic.core.tokens import token_hash
+from kapclinic.messaging.models import MessageKind
+from kapclinic.messaging.services import queue
 
 
 def set_password_url(user: User) -> str:
@@ -57,14 +58,15 @@ def staff_invite(actor: Actor, clinic: Clinic, *, email: str, full_name: str, ro
                 "\nThen set up two-factor sign-in with an authenticator app here (the link works once, "
                 f"for {settings.MFA_ENROLMENT_LINK_HOURS} hours; sign in first if asked):\n{enrol_url}\n"
             )
-        transaction.on_commit(
-            lambda: send_mail(
-                f"You have been invited to {clinic.name} on KAP Clinic",
-                f"Hello {full_name},\n\nYou have been given access to {clinic.name}. "
-                f"Choose your password here (the link works once):\n{link}\n{enrol}",
-                None,
-                [email],
-            )
+        queue(
+            kind=MessageKind.STAFF_INVITE,
+            to_email=email,
+            to_user=user,
+            clinic=clinic,
+            related=membership,
+            subject=f"You have been invited to {clinic.name} on KAP Clinic",
+            body=f"Hello {full_name},\n\nYou have been given access to {clinic.name}. "
+            f"Choose your password here (the link works once):\n{link}\n{enrol}",
         )
     return membership
 
@@ -118,16 +120,17 @@ def send_enrolment_link(actor: Actor, membership: Membership) -> None:
         hours = settings.MFA_ENROLMENT_LINK_HOURS
         clinic_name = membership.clinic.name
         email = user.email
-        transaction.on_commit(
-            lambda: send_mail(
-                f"Set up two-factor sign-in for {clinic_name} on KAP Clinic",
-                f"Hello {user.full_name},\n\nOpen this link to set up two-factor sign-in with an "
-                f"authenticator app (it works once, for {hours} hours; sign in first if asked):\n"
-                f"{url}\n\n"
-                "If you did not ask for this, tell your clinic admin.\n",
-                None,
-                [email],
-            )
+        queue(
+            kind=MessageKind.STAFF_INVITE,
+            to_email=email,
+            to_user=user,
+            clinic=membership.clinic,
+            related=membership,
+            subject=f"Set up two-factor sign-in for {clinic_name} on KAP Clinic",
+            body=f"Hello {user.full_name},\n\nOpen this link to set up two-factor sign-in with an "
+            f"authenticator app (it works once, for {hours} hours; sign in first if asked):\n"
+            f"{url}\n\n"
+            "If you did not ask for this, tell your clinic admin.\n",
         )
 
 
@@ -195,8 +198,30 @@ def confirm_enrolment(actor: Actor, device: TOTPDevice) -> None:
         record_event(actor, "update", object_type="user", object_id=user_id, detail="mfa_enrolled")
 
 
+def home_clinic(user: User) -> Clinic | None:
+    """The clinic whose admins see a failed email to this person: their first active membership, or
+    their patient record's clinic."""
+    membership = user.memberships.filter(is_active=True).select_related("clinic").order_by("id").first()
+    if membership is not None:
+        return membership.clinic
+    from kapclinic.patients.models import Patient
+
+    patient = Patient.objects.filter(user=user).select_related("clinic").first()
+    return patient.clinic if patient is not None else None
+
+
+class StaffRefused(Exception):
+    """str() is the sentence to show."""
+
+
 def staff_deactivate(actor: Actor, membership: Membership) -> None:
-    """Remove a staff member's access to this clinic at once; their records and audit history stay."""
+    """Remove a staff member's access to this clinic at once; their records and audit history stay.
+    Refused for the clinic's on-call prescriber: safety alerts would reach nobody."""
+    if Clinic.objects.filter(pk=membership.clinic_id, on_call_prescriber_id=membership.user_id).exists():
+        raise StaffRefused(
+            f"{membership.user} is the clinic's on-call prescriber, who receives safety alerts: a "
+            "prescriber names someone else on the clinic settings page first."
+        )
     with transaction.atomic():
         Membership.objects.filter(pk=membership.pk).update(is_active=False)
         user = membership.user

@@ -27,6 +27,7 @@ from kapclinic.accounts.forms import (
     EmailAuthenticationForm,
     GenerateBackupCodesForm,
     InviteForm,
+    QueuedPasswordResetForm,
     TokenForm,
 )
 from kapclinic.accounts.middleware import SESSION_CLINIC, SESSION_ENROLLED
@@ -38,6 +39,7 @@ from kapclinic.accounts.services import (
     BackupCodeOutcome,
     BackupCodesUnavailable,
     EnrolmentLinkError,
+    StaffRefused,
     backup_codes_remaining,
     claim_enrolment_link,
     clinic_update,
@@ -313,7 +315,11 @@ def staff_toggle(request: HttpRequest, membership_id: int) -> HttpResponse:
     if membership.user_id == actor.user_id:
         raise refuse(request, "You cannot deactivate your own account.")
     if membership.is_active:
-        staff_deactivate(actor, membership)
+        try:
+            staff_deactivate(actor, membership)
+        except StaffRefused as exc:
+            messages.error(request, str(exc))
+            return redirect("accounts:staff")
         messages.success(request, f"{membership.user} can no longer sign in to this clinic.")
     else:
         staff_reactivate(actor, membership)
@@ -346,6 +352,7 @@ password_reset = auth_views.PasswordResetView.as_view(
     template_name="accounts/password_reset.html",
     email_template_name="accounts/password_reset_email.txt",
     subject_template_name="accounts/password_reset_subject.txt",
+    form_class=QueuedPasswordResetForm,
     success_url=reverse_lazy("accounts:password_reset_done"),
 )
 password_reset_done = auth_views.PasswordResetDoneView.as_view(

@@ -121,6 +121,16 @@ def build_foundation(stdout: Any = None) -> DemoContext:
         Membership.objects.get_or_create(
             user=staff["prescriber"], clinic=other, defaults={"role": Role.PRESCRIBER}
         )
+        # Each clinic names its on-call prescriber: safety alerts of a patient without a care team, and
+        # escalations, go to them (and no patient can be enrolled before one is named).
+        Clinic.objects.filter(pk=clinic.pk, on_call_prescriber__isnull=True).update(
+            on_call_prescriber=staff["prescriber"]
+        )
+        Clinic.objects.filter(pk=other.pk, on_call_prescriber__isnull=True).update(
+            on_call_prescriber=other_user
+        )
+        clinic.refresh_from_db()
+        other.refresh_from_db()
         actor = Actor(user=staff["admin"], clinic=clinic, role=Role.ADMIN, request_id="seed-demo")
 
         if not Patient.objects.filter(clinic=clinic).exists():

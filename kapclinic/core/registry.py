@@ -17,7 +17,7 @@ class Widget:
     key: str
     title: str
     template: str
-    context: Callable[..., dict[str, Any]]
+    context: Callable[..., dict[str, Any] | None]  # None: nothing to show today, the card is left out
     roles: frozenset[str]
     order: int = 100
 

@@ -16,7 +16,9 @@ def home(request: HttpRequest) -> HttpResponse:
         return redirect("portal:index")
     if role not in STAFF_ROLES:
         return render(request, "core/no_access.html", status=403)
-    widgets = [{"widget": w, "context": w.context(request)} for w in dashboard_widgets(role)]
+    # A widget whose context is None has nothing to say today and is left out.
+    contexts = [(w, w.context(request)) for w in dashboard_widgets(role)]
+    widgets = [{"widget": w, "context": ctx} for w, ctx in contexts if ctx is not None]
     return render(request, "core/home.html", {"widgets": widgets})
 
 

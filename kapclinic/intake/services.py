@@ -18,7 +18,7 @@ from kapclinic.core.concurrency import ConflictError, save_versioned
 from kapclinic.intake import selectors
 from kapclinic.intake.models import Assessment, EligibilityDecision, Inquiry, InquiryStatus
 from kapclinic.patients.models import Medication, PathwayStatus, Patient, TimelineCategory
-from kapclinic.patients.services import add_timeline_event, patient_create
+from kapclinic.patients.services import EnrolmentRefused, add_timeline_event, patient_create
 
 # Engineering limits for the public form (not clinical): how many inquiries one client address may
 # send per window. Configurable in settings.
@@ -106,7 +106,12 @@ def inquiry_convert(
                 ref=locked,
             )
         else:
-            patient = patient_create(actor, **{"pathway_status": PathwayStatus.ASSESSMENT, **(fields or {})})
+            try:
+                patient = patient_create(
+                    actor, **{"pathway_status": PathwayStatus.ASSESSMENT, **(fields or {})}
+                )
+            except EnrolmentRefused as exc:
+                raise RefusedError(str(exc)) from None
             add_timeline_event(
                 patient,
                 kind="intake.inquiry_converted",

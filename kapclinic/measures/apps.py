@@ -34,6 +34,8 @@ def _alerts_widget(request: Any) -> dict[str, Any]:
             "raised": date_text(a.raised_at, "M j, H:i"),
             "overdue": a.raised_at < cutoff,
             "urgent": a.urgent,
+            "told": a.told,
+            "nobody": a.notified_via == "nobody",
         }
         for a in alerts
     ]
@@ -60,6 +62,11 @@ class MeasuresConfig(AppConfig):
     verbose_name = "Measures"
 
     def ready(self) -> None:
+        from kapclinic.measures.services import alert_notification_failed
+        from kapclinic.messaging.models import MessageKind
+        from kapclinic.messaging.services import on_final_failure
+
+        on_final_failure(MessageKind.SAFETY_ALERT, alert_notification_failed)
         from kapclinic.core.registry import (
             ChartPanel,
             Widget,

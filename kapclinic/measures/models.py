@@ -262,6 +262,17 @@ class AlertAction(models.TextChoices):
     OTHER = "other", "Other (describe)"
 
 
+class AlertRoute(models.TextChoices):
+    CARE_TEAM = "care_team", "the care team"
+    ON_CALL = "on_call", "the on-call prescriber (no care team)"
+    NOBODY = "nobody", "nobody (no care team and no on-call prescriber)"
+
+
+class EscalationReason(models.TextChoices):
+    UNDELIVERED = "undelivered", "the notification could not be delivered"
+    UNACKNOWLEDGED = "unacknowledged", "nobody acknowledged it in time"
+
+
 class SafetyAlert(models.Model):
     """Raised by a PHQ-9 item 9 answer above 0; urgent at >= 2 (ref §3.9). Open until acknowledged."""
 
@@ -276,6 +287,14 @@ class SafetyAlert(models.Model):
     )
     action = models.CharField(max_length=24, choices=AlertAction.choices, blank=True)
     action_note = models.TextField(blank=True)
+    #: Who was emailed when the alert was raised (names, as shown on the dashboard) and why them.
+    notified_names = models.CharField(max_length=400, blank=True)
+    notified_via = models.CharField(max_length=12, choices=AlertRoute.choices, blank=True)
+    escalated_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    escalation_reason = models.CharField(max_length=16, choices=EscalationReason.choices, blank=True)
 
     class Meta:
         ordering: ClassVar = ["-urgent", "raised_at", "id"]
@@ -286,6 +305,26 @@ class SafetyAlert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.acknowledged_at is None
+
+    @property
+    def told(self) -> str:
+        """Who was told, as the dashboard says it: "Notified: A, B; escalated to C at Mar 2, 18:00 (...)"."""
+        from django.utils import timezone
+        from django.utils.dateformat import format as date_format
+
+        parts: list[str] = []
+        if self.notified_via == AlertRoute.NOBODY:
+            parts.append("Nobody was emailed: no care team and no on-call prescriber")
+        elif self.notified_names:
+            suffix = " (on-call prescriber: no care team)" if self.notified_via == AlertRoute.ON_CALL else ""
+            parts.append(f"Notified: {self.notified_names}{suffix}")
+        if self.escalated_at is not None and self.escalated_to is not None:
+            when = date_format(timezone.localtime(self.escalated_at), "M j, H:i")
+            parts.append(
+                f"escalated to {self.escalated_to.full_name} at {when} "
+                f"({self.get_escalation_reason_display()})"
+            )
+        return "; ".join(parts)
 
 
 class SafetyPlan(VersionedModel):

@@ -69,6 +69,11 @@ OPEN_ALERT_COLUMNS = (
     "patient__preferred_name",
     "patient__legal_last_name",
     "patient__mrn",
+    "notified_names",
+    "notified_via",
+    "escalated_at",
+    "escalation_reason",
+    "escalated_to__full_name",
 )
 
 
@@ -84,7 +89,11 @@ def open_alerts(actor: Actor) -> QuerySet[SafetyAlert]:
         qs = qs.filter(patient__clinic=actor.clinic)
     else:
         qs = qs.filter(patient__in=visible_patients(actor, Action.VIEW_CLINICAL).values("pk"))
-    return qs.select_related("patient").only(*OPEN_ALERT_COLUMNS).order_by("-urgent", "raised_at", "id")
+    return (
+        qs.select_related("patient", "escalated_to")
+        .only(*OPEN_ALERT_COLUMNS)
+        .order_by("-urgent", "raised_at", "id")
+    )
 
 
 # ---------------------------------------------------------------- per patient
@@ -369,7 +378,11 @@ def patient_open_alerts(patient: Patient) -> QuerySet[SafetyAlert]:
     """The patient's open (unacknowledged) alerts, newest first, with what the chart panel shows."""
     return (
         SafetyAlert.objects.filter(patient=patient, acknowledged_at__isnull=True)
-        .only("patient_id", "urgent", "raised_at", "acknowledged_at")
+        .select_related("escalated_to")
+        .only(
+            "patient_id", "urgent", "raised_at", "acknowledged_at", "notified_names", "notified_via",
+            "escalated_at", "escalation_reason", "escalated_to__full_name",
+        )
         .order_by("-raised_at", "-id")
     )
 

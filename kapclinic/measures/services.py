@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
 from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
 from kapclinic.audit.services import record_event
 from kapclinic.clinical import outcomes
@@ -35,7 +36,9 @@ from kapclinic.measures import hooks
 from kapclinic.measures.models import (
     OUTCOME_FIELDS,
     AlertAction,
+    AlertRoute,
     Episode,
+    EscalationReason,
     InstrumentResponse,
     ItemAnswer,
     MeasureLink,
@@ -46,8 +49,12 @@ from kapclinic.measures.models import (
     SafetyAlert,
     SafetyPlan,
 )
+from kapclinic.messaging.models import MessageKind
+from kapclinic.messaging.services import queue
 from kapclinic.patients.models import Patient, TimelineCategory
 from kapclinic.patients.services import add_timeline_event
+
+logger = logging.getLogger(__name__)
 
 
 class MeasureError(Exception):
@@ -455,31 +462,189 @@ def response_submit(
             actor=actor,
             ref=alert,
         )
-        transaction.on_commit(lambda: notify_care_team(alert.pk))
+        notify_care_team(alert)
     record_event(actor, "create", patient=patient, obj=response, detail=f"{inst.key} source={source}")
     return response
 
 
-def notify_care_team(alert_id: int) -> int:
-    """Email every care-team member that an alert is waiting. No clinical detail in the body."""
-    alert = SafetyAlert.objects.select_related("patient").get(pk=alert_id)
-    recipients = sorted(
-        {
-            m.user.email
-            for m in alert.patient.care_team.select_related("user")
-            if m.user.is_active and m.user.email
-        }
+ALERT_SUBJECT = "KAP Clinic: a safety alert needs your review"
+ESCALATION_SUBJECT = "KAP Clinic: escalated safety alert needs review now"
+
+
+def alert_recipients(patient: Patient) -> tuple[list[Any], str]:
+    """Who hears of a new alert: the patient's care team (active, with an email address), else the
+    clinic's on-call prescriber, else nobody (the dashboard then says so)."""
+    team = sorted(
+        {m.user for m in patient.care_team.select_related("user") if m.user.is_active and m.user.email},
+        key=lambda u: (u.full_name, u.pk),
     )
-    if not recipients:
-        return 0
+    if team:
+        return team, AlertRoute.CARE_TEAM
+    on_call = patient.clinic.on_call_prescriber
+    if on_call is not None and on_call.is_active and on_call.email:
+        return [on_call], AlertRoute.ON_CALL
+    return [], AlertRoute.NOBODY
+
+
+def notify_care_team(alert: SafetyAlert) -> int:
+    """Queue one email per recipient in the alert's transaction (the worker sends them after commit and
+    retries), record on the alert who was told, and ask the worker to check for escalation at the
+    clinic's escalation time. No clinical detail in the email."""
+    recipients, route = alert_recipients(alert.patient)
     url = f"{settings.SITE_URL}{reverse('measures:index')}"
+    lead = (
+        "A patient on your care team has a new safety alert that needs review today."
+        if route == AlertRoute.CARE_TEAM
+        else "A patient without a care team has a new safety alert. You are the clinic's on-call "
+        "prescriber, so it comes to you; it needs review today."
+    )
     body = (
-        "A patient on your care team has a new safety alert that needs review today.\n\n"
-        f"Sign in to review and acknowledge it: {url}\n\n"
+        f"{lead}\n\nSign in to review and acknowledge it: {url}\n\n"
         "This message deliberately contains no clinical details."
     )
-    send_mail("KAP Clinic: a safety alert needs your review", body, None, recipients)
+    for user in recipients:
+        queue(
+            kind=MessageKind.SAFETY_ALERT,
+            to_email=user.email,
+            to_user=user,
+            clinic=alert.patient.clinic,
+            related=alert,
+            subject=ALERT_SUBJECT,
+            body=body,
+        )
+    alert.notified_names = ", ".join(u.full_name or u.email for u in recipients)[:400]
+    alert.notified_via = route
+    alert.save(update_fields=["notified_names", "notified_via"])
+    check_at = alert.raised_at + dt.timedelta(hours=alert.patient.clinic.alert_escalation_hours)
+    alert_id = alert.pk
+    transaction.on_commit(lambda: enqueue_escalation_check(alert_id, check_at))
     return len(recipients)
+
+
+def enqueue_escalation_check(alert_id: int, run_after: dt.datetime | None = None) -> None:
+    """Ask the worker to look at the alert again at its escalation time (never raises: the
+    `escalate_safety_alerts` command is the safety net)."""
+    from kapclinic.measures.tasks import check_alert_escalation
+
+    task = check_alert_escalation
+    try:
+        if run_after is not None and run_after > timezone.now() and task.get_backend().supports_defer:
+            task = task.using(run_after=run_after)
+        task.enqueue(alert_id)
+    except Exception:
+        logger.exception("could not queue the escalation check of alert %s", alert_id)
+
+
+def alert_escalate(alert_id: int, reason: str) -> str:
+    """Email the clinic's on-call prescriber about an open alert, once, and record it on the alert.
+    Returns what happened."""
+    with transaction.atomic():
+        alert = (
+            SafetyAlert.objects.select_for_update(of=("self",))
+            .select_related("clinic", "clinic__on_call_prescriber", "patient")
+            .filter(pk=alert_id)
+            .first()
+        )
+        if alert is None:
+            return "missing"
+        if alert.acknowledged_at is not None:
+            return "acknowledged"
+        if alert.escalated_at is not None:
+            return "already-escalated"
+        on_call = alert.clinic.on_call_prescriber
+        if on_call is None or not on_call.is_active or not on_call.email:
+            logger.warning("alert %s is due to escalate but its clinic has no on-call prescriber", alert.pk)
+            return "no-on-call"
+        hours = alert.clinic.alert_escalation_hours
+        why = (
+            "The email to the care team about it could not be delivered."
+            if reason == EscalationReason.UNDELIVERED
+            else f"Nobody acknowledged it within {hours} hour{'s' if hours != 1 else ''}."
+        )
+        url = f"{settings.SITE_URL}{reverse('measures:index')}"
+        queue(
+            kind=MessageKind.SAFETY_ESCALATION,
+            to_email=on_call.email,
+            to_user=on_call,
+            clinic=alert.clinic,
+            related=alert,
+            subject=ESCALATION_SUBJECT,
+            body=(
+                "A safety alert raised at "
+                f"{timezone.localtime(alert.raised_at):%Y-%m-%d %H:%M} is still open. {why}\n"
+                "You are the clinic's on-call prescriber, so it is escalated to you.\n\n"
+                f"Sign in to review and acknowledge it: {url}\n\n"
+                "This message deliberately contains no clinical details."
+            ),
+        )
+        alert.escalated_to = on_call
+        alert.escalated_at = clock.now()
+        alert.escalation_reason = reason
+        alert.save(update_fields=["escalated_to", "escalated_at", "escalation_reason"])
+        add_timeline_event(
+            alert.patient,
+            kind="measures.safety_alert_escalated",
+            title="Safety alert escalated to the on-call prescriber",
+            category=TimelineCategory.CLINICAL,
+            url=reverse("measures:patient", kwargs={"patient_id": alert.patient_id}),
+            actor=Actor.system(alert.clinic, "escalation"),
+            ref=alert,
+        )
+        record_event(
+            Actor.system(alert.clinic, "escalation"),
+            "update",
+            patient=alert.patient,
+            obj=alert,
+            detail=f"escalated reason={reason}",
+        )
+        return "escalated"
+
+
+def alert_notification_failed(message: Any) -> None:
+    """messaging's final-failure handler for safety-alert emails: escalate at once."""
+    if message.related_type == SafetyAlert._meta.label_lower and message.related_id:
+        alert_escalate(message.related_id, EscalationReason.UNDELIVERED)
+
+
+def alert_escalation_due(alert_id: int, now: dt.datetime | None = None) -> str | None:
+    """Why the alert should escalate now, or None."""
+    from kapclinic.messaging.models import MessageStatus, OutboundMessage
+
+    now = now or clock.now()
+    alert = SafetyAlert.objects.select_related("clinic").filter(pk=alert_id).first()
+    if alert is None or alert.acknowledged_at is not None or alert.escalated_at is not None:
+        return None
+    if OutboundMessage.objects.filter(
+        kind=MessageKind.SAFETY_ALERT,
+        related_type=SafetyAlert._meta.label_lower,
+        related_id=alert.pk,
+        status=MessageStatus.FAILED,
+    ).exists():
+        return EscalationReason.UNDELIVERED
+    if alert.raised_at + dt.timedelta(hours=alert.clinic.alert_escalation_hours) <= now:
+        return EscalationReason.UNACKNOWLEDGED
+    return None
+
+
+def alert_check_escalation(alert_id: int) -> str:
+    reason = alert_escalation_due(alert_id)
+    return "not-due" if reason is None else alert_escalate(alert_id, reason)
+
+
+def escalate_due_alerts() -> dict[str, int]:
+    """Every open, not yet escalated alert whose escalation is due (the `escalate_safety_alerts`
+    command, run from cron, and a safety net for the worker's own per-alert check)."""
+    from collections import Counter
+
+    pending = SafetyAlert.objects.filter(acknowledged_at__isnull=True, escalated_at__isnull=True)
+    # Alerts of a clinic without an on-call prescriber cannot escalate: counted, not checked one by one.
+    outcome = Counter(alert_check_escalation(pk) for pk in pending.filter(
+        clinic__on_call_prescriber__isnull=False
+    ).values_list("pk", flat=True))  # fmt: skip
+    stranded = pending.filter(clinic__on_call_prescriber__isnull=True).count()
+    if stranded:
+        outcome["no-on-call"] += stranded
+    return dict(outcome)
 
 
 # ---------------------------------------------------------------- emailed single-use links
@@ -514,8 +679,14 @@ def link_send(actor: Actor, patient: Patient, instrument: str) -> tuple[MeasureL
         f"(Suicide & Crisis Lifeline) or call {patient.clinic.emergency_number}."
     )
     record_event(actor, "create", patient=patient, obj=link, detail=f"{inst.key} link")
-    recipient = patient.email
-    transaction.on_commit(lambda: send_mail("Your check-in questionnaire", body, None, [recipient]))
+    queue(
+        kind=MessageKind.MEASURE_LINK,
+        to_email=patient.email,
+        clinic=patient.clinic,
+        related=link,
+        subject="Your check-in questionnaire",
+        body=body,
+    )
     return link, token
 
 

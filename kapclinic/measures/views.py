@@ -193,7 +193,9 @@ def acknowledge(request: HttpRequest, patient_id: int, alert_id: int) -> HttpRes
         request, patient_id, Action.EDIT_CLINICAL, audit="view" if request.method != "POST" else None
     )
     alert = get_object_or_404(
-        SafetyAlert.objects.select_related("response", "acknowledged_by"), pk=alert_id, patient=p
+        SafetyAlert.objects.select_related("response", "acknowledged_by", "escalated_to"),
+        pk=alert_id,
+        patient=p,
     )
     actor = actor_from_request(request)
     form = AcknowledgeForm(request.POST or None)

@@ -77,8 +77,24 @@ def next_mrn(clinic_id: int) -> str:
     return f"K-{number:06d}"
 
 
+class EnrolmentRefused(Exception):
+    """A new record cannot be opened yet; str() is the sentence to show."""
+
+
+ON_CALL_MISSING = (
+    "Set the clinic's on-call prescriber (Clinic settings, Safety alerts) before enrolling patients: "
+    "safety alerts of a patient without a care team go to them."
+)
+
+
 def patient_create(actor: Actor, **fields: Any) -> Patient:
+    """Open a new record. Refused (EnrolmentRefused) while the clinic has no on-call prescriber, so a
+    safety alert always reaches someone."""
     assert actor.clinic is not None
+    from kapclinic.accounts.models import Clinic
+
+    if not Clinic.objects.filter(pk=actor.clinic.pk, on_call_prescriber__isnull=False).exists():
+        raise EnrolmentRefused(ON_CALL_MISSING)
     for _attempt in range(5):
         try:
             with transaction.atomic():
@@ -278,10 +294,10 @@ def patient_invite_to_portal(actor: Actor, patient: Patient) -> None:
     Only to an address the patient controls: the one on file when the record was opened (or last
     confirmed). After a change of address, a clinician (PORTAL_ADDRESS_CONFIRMERS) must send it, and
     by doing so confirms the new address. A refusal is audited as "denied"."""
-    from django.core.mail import send_mail
-
     from kapclinic.accounts.models import User
     from kapclinic.accounts.services import set_password_url
+    from kapclinic.messaging.models import MessageKind
+    from kapclinic.messaging.services import queue
 
     if patient.user_id is not None:
         raise PortalInviteError(
@@ -321,15 +337,14 @@ def patient_invite_to_portal(actor: Actor, patient: Patient) -> None:
             actor=actor,
         )
         link = set_password_url(user)
-        clinic_name = patient.clinic.name
-        transaction.on_commit(
-            lambda: send_mail(
-                f"Your {clinic_name} patient portal",
-                "Hello,\n\nYour care team has set up your patient portal, where you can see your "
-                "appointments, complete questionnaires and read your treatment plan.\n"
-                f"Choose your password here (the link works once):\n{link}\n\n"
-                "If you did not expect this email, tell your clinic: they will close the account.\n",
-                None,
-                [email],
-            )
+        queue(
+            kind=MessageKind.PORTAL_INVITE,
+            to_email=email,
+            clinic=patient.clinic,
+            related=patient,
+            subject=f"Your {patient.clinic.name} patient portal",
+            body="Hello,\n\nYour care team has set up your patient portal, where you can see your "
+            "appointments, complete questionnaires and read your treatment plan.\n"
+            f"Choose your password here (the link works once):\n{link}\n\n"
+            "If you did not expect this email, tell your clinic: they will close the account.\n",
         )

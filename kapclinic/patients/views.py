@@ -79,7 +79,11 @@ def patient_new(request: HttpRequest) -> HttpResponse:
     form = NewPatientForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if k != "version"}
-        patient = services.patient_create(actor, **data)
+        try:
+            patient = services.patient_create(actor, **data)
+        except services.EnrolmentRefused as exc:
+            form.add_error(None, str(exc))
+            return render(request, "patients/new.html", {"form": form}, status=409)
         messages.success(request, f"Record {patient.mrn} created.")
         return redirect("patients:chart", patient_id=patient.pk)
     return render(request, "patients/new.html", {"form": form})

@@ -10,6 +10,7 @@ from django.db import models
 
 from kapclinic.core import clock
 from kapclinic.core.concurrency import VersionedModel
+from kapclinic.messaging.retry import MAX_ATTEMPTS as MAX_SEND_ATTEMPTS
 from kapclinic.scheduling import rules
 
 USER = settings.AUTH_USER_MODEL
@@ -174,7 +175,7 @@ class ReminderStatus(models.TextChoices):
 class Reminder(models.Model):
     """One reminder email for one appointment, sent by a background task; failures are retried."""
 
-    MAX_ATTEMPTS = 5
+    MAX_ATTEMPTS = MAX_SEND_ATTEMPTS  # the one retry rule of every outbound email (messaging.retry)
 
     clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
     appointment = models.ForeignKey(Appointment, on_delete=models.PROTECT, related_name="reminders")

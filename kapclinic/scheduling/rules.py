@@ -10,6 +10,8 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from kapclinic.messaging.retry import retry_delay as retry_delay  # one back-off for every email
+
 PREPARATION = "preparation"
 DOSING = "dosing"
 INTEGRATION = "integration"
@@ -112,7 +114,4 @@ def preparation_for(kind: str) -> tuple[str, ...]:
     return DOSING_PREPARATION if kind == DOSING else OTHER_PREPARATION.get(kind, ())
 
 
-def retry_delay(attempt: int, base_minutes: int = 5, cap_minutes: int = 240) -> dt.timedelta:
-    """Back-off before retry number `attempt` (1-based): 5, 15, 45, 135, 240 minutes."""
-    minutes = base_minutes * (3 ** max(0, attempt - 1))
-    return dt.timedelta(minutes=min(minutes, cap_minutes))
+# retry_delay (imported above) is the back-off of every outbound email, reminders included.

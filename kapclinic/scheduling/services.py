@@ -8,7 +8,6 @@ import secrets
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -18,6 +17,8 @@ from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
 from kapclinic.core.tokens import token_hash
+from kapclinic.messaging.retry import error_class
+from kapclinic.messaging.services import send_email
 from kapclinic.patients.models import Patient, TimelineCategory
 from kapclinic.patients.services import add_timeline_event
 from kapclinic.policy import Action, can
@@ -591,9 +592,9 @@ def reminder_deliver(reminder_id: int) -> str:
         with timezone.override(appt.clinic.zone):  # a worker has no request: the clinic's clock
             subject, body = reminder_email(appt)
         try:
-            send_mail(subject, body, None, [patient.email], fail_silently=False)
+            send_email(subject, body, patient.email)
         except Exception as exc:  # any transport failure: record and retry later
-            reminder.last_error = f"{type(exc).__name__}: {str(exc)[:150]}"
+            reminder.last_error = error_class(exc)
             if reminder.attempts >= Reminder.MAX_ATTEMPTS:
                 reminder.status = ReminderStatus.FAILED
                 reminder.next_attempt_at = None

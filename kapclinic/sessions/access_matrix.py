@@ -63,6 +63,7 @@ MATRIX = {
         method="post",
     ),
     "sessions:settings_measures": Entry(roles(("prescriber",), ok=400), method="post"),
+    "sessions:settings_alerts": Entry(roles(("prescriber",), ok=400), method="post"),
     "sessions:new": Entry(patient_scoped(("prescriber", "nurse")), kwargs=_patient),
     # Start from a dosing appointment: allowed staff are sent on (to the session, or back to the
     # appointment with the refusal when, as here, the patient has no signed plan).

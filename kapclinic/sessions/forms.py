@@ -393,3 +393,53 @@ class MeasureSettingsForm(forms.Form):
         from kapclinic.measures.services import SETTING_INFO
 
         return {name: self.cleaned_data.get(name) for name in SETTING_INFO}
+
+
+#: The escalation time's bounds (hours): at least an hour to acknowledge, at most three days.
+ALERT_ESCALATION_HOURS_BOUNDS = (1, 72)
+
+
+class _PrescriberChoice(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.full_name or obj.email)
+
+
+class AlertRoutingForm(forms.Form):
+    """Who hears of a safety alert when the patient has no care team, and when an open alert escalates."""
+
+    stamp = forms.IntegerField(widget=forms.HiddenInput)
+    on_call_prescriber = _PrescriberChoice(
+        queryset=None,
+        required=False,
+        label="On-call prescriber",
+        empty_label="(not set: patients cannot be enrolled)",
+    )
+    alert_escalation_hours = forms.IntegerField(
+        label="Escalate an unacknowledged safety alert after (hours)", required=True
+    )
+    reason = forms.CharField(
+        label="Reason for the change", widget=forms.Textarea(attrs={"rows": 2}), required=False
+    )
+
+    def __init__(self, *args: Any, clinic: Any, **kwargs: Any) -> None:
+        from kapclinic.accounts.models import User
+
+        kwargs.setdefault("auto_id", "alerts_%s")  # the page's other forms also have a "reason" box
+        super().__init__(*args, **kwargs)
+        field = self.fields["on_call_prescriber"]
+        assert isinstance(field, _PrescriberChoice)
+        field.queryset = User.objects.filter(
+            is_active=True,
+            memberships__clinic=clinic,
+            memberships__role="prescriber",
+            memberships__is_active=True,
+        ).order_by("full_name", "id")
+
+    def clean_alert_escalation_hours(self) -> int:
+        value = int(self.cleaned_data["alert_escalation_hours"])
+        low, high = ALERT_ESCALATION_HOURS_BOUNDS
+        if not low <= value <= high:
+            raise forms.ValidationError(
+                f"The escalation time must be between {low} and {high} hours; re-enter it."
+            )
+        return value

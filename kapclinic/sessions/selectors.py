@@ -707,9 +707,18 @@ def clinic_settings_context(clinic: Any, protocol_id: str) -> dict[str, Any]:
             .values_list("id", flat=True)
             .first()
         )
+    alerts_stamp = next((h.pk for h in history if h.area == "alerts"), None)
+    if alerts_stamp is None:
+        alerts_stamp = (
+            ClinicSettingChange.objects.filter(clinic=clinic, area="alerts")
+            .order_by("-id")
+            .values_list("id", flat=True)
+            .first()
+        )
     return {
         "current": current,
         "stamp": stamp or 0,
+        "alerts_stamp": alerts_stamp or 0,
         "measure_settings": measure_settings(clinic),
         "measure_info": SETTING_INFO,
         "history": history,

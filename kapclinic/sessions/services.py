@@ -1331,6 +1331,67 @@ def _need_reason(reason: str) -> str:
 
 
 @transaction.atomic
+def alert_routing_update(
+    actor: Actor, *, on_call: Any, escalation_hours: int, reason: str, expected_stamp: int
+) -> list[ClinicSettingChange]:
+    """Set the clinic's on-call prescriber and safety-alert escalation time (area "alerts" of the
+    change history). The on-call prescriber can be replaced but never removed: alerts of patients
+    without a care team, and escalations, go to them."""
+    from kapclinic.accounts.models import Clinic
+
+    _settings_actor(actor)
+    assert actor.clinic is not None and actor.user is not None
+    clinic = (
+        Clinic.objects.select_for_update(of=("self",))
+        .select_related("on_call_prescriber")
+        .get(pk=actor.clinic.pk)
+    )
+    latest = (
+        ClinicSettingChange.objects.filter(clinic=clinic, area="alerts")
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if (latest or 0) != expected_stamp:
+        raise ConflictError()
+    if on_call is None and clinic.on_call_prescriber_id is not None:
+        raise Refused(
+            "The on-call prescriber can be replaced but not removed: choose who takes over.",
+            {"on_call_prescriber": ["Choose the prescriber who takes over."]},
+        )
+    changes: list[tuple[str, str, str]] = []
+    if on_call is not None and on_call.pk != clinic.on_call_prescriber_id:
+        old = clinic.on_call_prescriber
+        changes.append(("on_call_prescriber", old.full_name if old else "", on_call.full_name))
+        clinic.on_call_prescriber = on_call
+    if escalation_hours != clinic.alert_escalation_hours:
+        changes.append(("alert_escalation_hours", str(clinic.alert_escalation_hours), str(escalation_hours)))
+        clinic.alert_escalation_hours = escalation_hours
+    if not changes:
+        return []
+    reason = _need_reason(reason)
+    clinic.save(update_fields=["on_call_prescriber", "alert_escalation_hours"])
+    now = clock.now()
+    out = [
+        ClinicSettingChange.objects.create(
+            clinic=clinic, area="alerts", key=name, old_value=old, new_value=new, reason=reason,
+            by=actor.user, at=now,
+        )
+        for name, old, new in changes
+    ]  # fmt: skip
+    record_event(
+        actor,
+        "admin",
+        object_type="accounts.clinic",
+        object_id=str(clinic.pk),
+        detail="alert routing: " + ",".join(n for n, _o, _n in changes),
+    )
+    actor.clinic.on_call_prescriber = clinic.on_call_prescriber
+    actor.clinic.alert_escalation_hours = clinic.alert_escalation_hours
+    return out
+
+
+@transaction.atomic
 def protocol_settings_update(
     actor: Actor, protocol_id: str, values: dict[str, str | None], *, reason: str, expected_stamp: int
 ) -> list[ClinicSettingChange]:

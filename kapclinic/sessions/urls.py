@@ -12,6 +12,7 @@ urlpatterns = [
     path("settings/", views.clinic_settings, name="settings"),
     path("settings/protocol/<str:protocol_id>/", views.clinic_settings_protocol, name="settings_protocol"),
     path("settings/measures/", views.clinic_settings_measures, name="settings_measures"),
+    path("settings/alerts/", views.clinic_settings_alerts, name="settings_alerts"),
     path(P + "new/", views.new, name="new"),
     path("appointment/<int:appointment_id>/start/", views.start_from_appointment, name="start"),
     path(S, views.detail, name="detail"),

@@ -675,6 +675,7 @@ def _settings_page(
     protocol_id: str | None = None,
     protocol_form: Any = None,
     measures_form: Any = None,
+    alerts_form: Any = None,
     errors: list[str] | None = None,
     status: int = 200,
 ) -> HttpResponse:
@@ -698,6 +699,17 @@ def _settings_page(
         measures_form = f.MeasureSettingsForm(
             initial={name: getattr(ms, name) for name in data["measure_info"]} | {"version": ms.version}
         )
+    clinic = actor.clinic
+    assert clinic is not None
+    if alerts_form is None:
+        alerts_form = f.AlertRoutingForm(
+            clinic=actor.clinic,
+            initial={
+                "stamp": data["alerts_stamp"],
+                "on_call_prescriber": clinic.on_call_prescriber_id,
+                "alert_escalation_hours": clinic.alert_escalation_hours,
+            },
+        )
     record_event(actor, "view", object_type="clinic_settings", detail=f"protocol={protocol.id}")
     return render(
         request,
@@ -707,6 +719,10 @@ def _settings_page(
             "protocols": [(key.partition("@")[0], title) for key, title in choices],
             "protocol_form": protocol_form,
             "measures_form": measures_form,
+            "alerts_form": alerts_form,
+            "on_call_set": clinic.on_call_prescriber_id is not None,
+            # read only for those who see the name as text (editors pick it from the form's list)
+            "on_call": clinic.on_call_prescriber if actor.role != "prescriber" else None,
             "current": data["current"],
             "measure_settings": ms,
             "measure_rows": [
@@ -775,6 +791,42 @@ def clinic_settings_protocol(request: HttpRequest, protocol_id: str) -> HttpResp
         f"{len(changes)} setting(s) changed for {protocol.title}." if changes else "No changes to save.",
     )
     return redirect(f"{reverse('sessions:settings')}?protocol={protocol.id}")
+
+
+@login_required
+@require_POST
+def clinic_settings_alerts(request: HttpRequest) -> HttpResponse:
+    """The on-call prescriber and the safety-alert escalation time."""
+    require_roles(request, ["prescriber"])
+    actor = actor_from_request(request)
+    form = f.AlertRoutingForm(request.POST, clinic=actor.clinic)
+    protocol_id = request.POST.get("protocol") or None
+    if not form.is_valid():
+        return _settings_page(
+            request, protocol_id=protocol_id, alerts_form=form, errors=["Please correct the errors below."],
+            status=400,
+        )  # fmt: skip
+    try:
+        changes = services.alert_routing_update(
+            actor,
+            on_call=form.cleaned_data["on_call_prescriber"],
+            escalation_hours=form.cleaned_data["alert_escalation_hours"],
+            reason=form.cleaned_data["reason"],
+            expected_stamp=form.cleaned_data["stamp"],
+        )
+    except Refused as e:
+        for field, msgs in e.field_errors.items():
+            for m in msgs:
+                form.add_error(field if field in form.fields else None, m)
+        return _settings_page(
+            request, protocol_id=protocol_id, alerts_form=form, errors=e.messages, status=400
+        )
+    except ConflictError as e:
+        return _settings_page(request, protocol_id=protocol_id, errors=[str(e)], status=409)
+    messages.success(
+        request, f"{len(changes)} safety-alert setting(s) changed." if changes else "No changes to save."
+    )
+    return redirect(reverse("sessions:settings") + (f"?protocol={protocol_id}" if protocol_id else ""))
 
 
 @login_required

@@ -30,6 +30,8 @@ def test_inquiry_to_signed_treatment_plan(
     )
     make_staff(clinic, "front_desk", name="Frankie Frontdesk", email="front@j.test")
     prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="rx@j.test")
+    # A clinic names its on-call prescriber before it enrols anyone (safety alerts always reach someone).
+    type(clinic).objects.filter(pk=clinic.pk).update(on_call_prescriber=prescriber)
     consent_services.document_publish(
         Actor(prescriber, clinic, "prescriber"),
         title="Consent to ketamine-assisted psychotherapy",

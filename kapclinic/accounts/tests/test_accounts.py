@@ -164,7 +164,15 @@ def test_multi_clinic_staff_switch_clinic(world: Any, client: Any) -> None:
     assert client.get(f"/patients/{world.other_clinic_patient.pk}/").status_code == 200
 
 
-def test_password_reset_sends_a_single_use_link(world: Any, client: Any) -> None:
-    response = client.post("/account/password-reset/", {"email": world.nurse.email})
+def test_password_reset_sends_a_single_use_link(
+    world: Any, client: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from kapclinic.messaging.models import OutboundMessage
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/account/password-reset/", {"email": world.nurse.email})
     assert response.status_code == 302
     assert len(mail.outbox) == 1 and "/account/password-reset/" in mail.outbox[0].body
+    # through the outbound queue: recorded for the nurse's clinic, sent, and the link not kept
+    message = OutboundMessage.objects.get(kind="password_reset")
+    assert message.clinic == world.clinic and message.status == "sent" and message.body_encrypted == ""

@@ -81,10 +81,13 @@ def test_item9_raises_alert_and_emails_care_team_without_clinical_detail(
     r = submit(world, PHQ_MILD_ITEM9)
     alert = SafetyAlert.objects.get(response=r)
     assert alert.urgent and alert.is_open
-    assert len(mail.outbox) == 1
-    msg = mail.outbox[0]
-    assert sorted(msg.to) == sorted([world.prescriber.email, world.therapist.email])
-    body = f"{msg.subject}{msg.body}".lower()
+    # one email per care-team member, each through the outbound queue
+    assert sorted(m.to[0] for m in mail.outbox) == sorted([world.prescriber.email, world.therapist.email])
+    assert all(len(m.to) == 1 for m in mail.outbox)
+    alert.refresh_from_db()
+    assert alert.notified_via == "care_team"
+    assert set(alert.notified_names.split(", ")) == {world.prescriber.full_name, world.therapist.full_name}
+    body = "".join(f"{m.subject}{m.body}" for m in mail.outbox).lower()
     for secret in (
         "phq",
         "item 9",
