@@ -83,3 +83,60 @@ class CancelForm(forms.Form):
 class ResourceForm(forms.Form):
     name = forms.CharField(label="Name", max_length=80)
     kind = forms.ChoiceField(choices=ResourceKind.choices, label="Kind")
+
+
+class SeriesSetupForm(forms.Form):
+    """How to lay out a plan's series: the first date, a start time, who and where (issue 18)."""
+
+    first = forms.DateField(
+        label="Date of the first appointment",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The other dates follow the plan's spacing; you can change each one below.",
+    )
+    time = forms.TimeField(
+        label="Start time", initial=dt.time(9, 0), widget=forms.TimeInput(attrs={"type": "time", "step": 300})
+    )
+    staff: forms.ModelChoiceField[User] = forms.ModelChoiceField(
+        queryset=User.objects.none(), label="Clinician for preparation, integration and assessment"
+    )
+    dosing_staff: forms.ModelChoiceField[User] = forms.ModelChoiceField(
+        queryset=User.objects.none(), label="Clinician for the dosing sessions"
+    )
+    room: forms.ModelChoiceField[Resource] = forms.ModelChoiceField(
+        queryset=Resource.objects.none(), required=False, label="Room", empty_label="None"
+    )
+    chair: forms.ModelChoiceField[Resource] = forms.ModelChoiceField(
+        queryset=Resource.objects.none(), required=False, label="Dosing chair", empty_label="None"
+    )
+
+    def __init__(self, *args: Any, actor: Actor, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        clinic = actor.clinic
+        model_choice(self, "staff").queryset = selectors.clinicians(clinic)
+        model_choice(self, "dosing_staff").queryset = selectors.clinicians(clinic)
+        model_choice(self, "room").queryset = selectors.resources(clinic).filter(kind=ResourceKind.ROOM)
+        model_choice(self, "chair").queryset = selectors.resources(clinic).filter(kind=ResourceKind.CHAIR)
+
+
+class SeriesLineForm(forms.Form):
+    """One proposed appointment of the series, as it will be booked."""
+
+    book = forms.BooleanField(label="Book", required=False, initial=True)
+    date = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}))
+    time = forms.TimeField(label="Start time", widget=forms.TimeInput(attrs={"type": "time", "step": 300}))
+    staff: forms.ModelChoiceField[User] = forms.ModelChoiceField(
+        queryset=User.objects.none(), label="Clinician"
+    )
+    resource: forms.ModelChoiceField[Resource] = forms.ModelChoiceField(
+        queryset=Resource.objects.none(), required=False, label="Room or chair", empty_label="None"
+    )
+
+    def __init__(self, *args: Any, actor: Actor, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        model_choice(self, "staff").queryset = selectors.clinicians(actor.clinic)
+        model_choice(self, "resource").queryset = selectors.resources(actor.clinic)
+
+    def starts_at(self) -> dt.datetime:
+        return dt.datetime.combine(
+            self.cleaned_data["date"], self.cleaned_data["time"], tzinfo=timezone.get_current_timezone()
+        )

@@ -73,7 +73,7 @@ def kind_rules(clinic: Any) -> dict[str, rules.KindRule]:
         cfg.dosing_max_minutes,
         base.source,
     )
-    return kinds
+    return rules.with_default_minutes(kinds, cfg.kind_minutes or {})
 
 
 # ---------------------------------------------------------------- dosing readiness (treatment app)

@@ -18,11 +18,19 @@ from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.stubs import require_roles
 from kapclinic.policy import Action, can, open_patient
-from kapclinic.scheduling import ical, selectors, services
-from kapclinic.scheduling.forms import AppointmentForm, CancelForm, ResourceForm
+from kapclinic.scheduling import ical, selectors, series, services
+from kapclinic.scheduling.forms import (
+    AppointmentForm,
+    CancelForm,
+    ResourceForm,
+    SeriesLineForm,
+    SeriesSetupForm,
+)
 from kapclinic.scheduling.models import Appointment, CalendarFeed, Kind, Reminder, Status
 from kapclinic.sessions.models import DosingSession
 from kapclinic.sessions.selectors import session_for_appointment
+from kapclinic.treatment import selectors as treatment_selectors
+from kapclinic.treatment.models import TreatmentPlan
 
 CALENDAR_ROLES = ["admin", "front_desk", "prescriber", "therapist", "nurse"]
 REMINDER_ROLES = ["admin", "front_desk", "prescriber", "nurse"]
@@ -401,7 +409,12 @@ def patient_appointments(request: HttpRequest, patient_id: int) -> HttpResponse:
     page = Paginator(selectors.patient_appointments(patient).order_by("-starts_at", "-id"), 50).get_page(
         request.GET.get("page")
     )
-    return render(request, "scheduling/patient.html", {"patient": patient, "page": page, "now": clock.now()})
+    plan = treatment_selectors.signed_plan(patient)
+    return render(
+        request,
+        "scheduling/patient.html",
+        {"patient": patient, "page": page, "now": clock.now(), "plan": plan},
+    )
 
 
 @login_required
@@ -507,3 +520,127 @@ def feed(request: HttpRequest, token: str) -> HttpResponse:
     response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@login_required
+def plan_series(request: HttpRequest, patient_id: int, plan_id: int) -> HttpResponse:
+    """Book a signed plan's proposed appointments in one step (issue 18): suggested dates from the plan's
+    spacing, each line's conflicts previewed, then "Book all that are free" (each line on its own)."""
+    require_roles(request, CALENDAR_ROLES)
+    posting = request.method == "POST"
+    patient = open_patient(
+        request, patient_id, Action.SCHEDULE, audit=None if posting else "view", object_type="plan_series"
+    )
+    actor = actor_from_request(request)
+    plan = get_object_or_404(TreatmentPlan, pk=plan_id, patient=patient)
+    proposals = list(plan.proposals.all())
+    booked = series.booked_by_proposal(plan)
+    setup = SeriesSetupForm(
+        request.GET if "first" in request.GET else None,
+        actor=actor,
+        initial={"first": clock.today() + dt.timedelta(days=1), "time": dt.time(9, 0)},
+    )
+    line_forms: dict[int, SeriesLineForm] = {}
+    problems: dict[int, list[str]] = {}
+    just_booked: list[series.LineResult] = []
+    errors: list[str] = []
+    status = 200
+    try:
+        series.check_plan(plan)
+    except series.SeriesRefusedError as exc:
+        errors.append(str(exc))
+    open_props = [p for p in proposals if p.pk not in booked]
+
+    def requests_from(forms_: dict[int, SeriesLineForm], data: dict[int, dict[str, Any]]) -> list[Any]:
+        by_pk = {p.pk: p for p in open_props}
+        out = []
+        for pk, d in data.items():
+            if d.get("book"):
+                starts = dt.datetime.combine(d["date"], d["time"], tzinfo=timezone.get_current_timezone())
+                out.append(series.LineRequest(by_pk[pk], starts, d["staff"], d["resource"]))
+        return out
+
+    if errors:
+        status = 400 if posting else 200
+        if posting:
+            _refused(request, patient, plan)
+    elif posting:
+        line_forms = {
+            p.pk: SeriesLineForm(request.POST, prefix=f"l{p.pk}", actor=actor) for p in open_props
+        }
+        if not all(f.is_valid() for f in line_forms.values()):
+            status = 400
+            errors.append("Some lines need a correction; see below.")
+            _refused(request, patient, plan)
+        else:
+            reqs = requests_from(line_forms, {pk: f.cleaned_data for pk, f in line_forms.items()})
+            if not reqs:
+                status = 400
+                errors.append("Tick at least one appointment to book.")
+                _refused(request, patient, plan)
+            elif request.POST.get("action") == "check":
+                problems = series.preview(actor, patient, reqs)
+                _refused(request, patient, plan)  # the request's one audit event: a read
+            else:
+                results = series.book_series(actor, patient, plan, reqs)
+                just_booked = [r for r in results if r.booked]
+                problems = {r.proposal.pk: r.problems for r in results if not r.booked}
+                if not just_booked:
+                    _refused(request, patient, plan)
+                booked = series.booked_by_proposal(plan)
+                n, total = len(just_booked), len(results)
+                if n == total:
+                    messages.success(request, f"Booked {n} appointment{'s' if n != 1 else ''} of the plan.")
+                else:
+                    messages.warning(
+                        request,
+                        f"Booked {n} of {total}; {total - n} not booked: each says why below. "
+                        "Change its date, time, clinician or room and book again.",
+                    )
+    elif setup.is_bound:
+        if setup.is_valid():
+            d = setup.cleaned_data
+            sugg = series.suggestions(plan, d["first"])
+            data: dict[int, dict[str, Any]] = {}
+            for p in open_props:
+                dosing = p.kind == "dosing"
+                data[p.pk] = {
+                    "book": True,
+                    "date": sugg[p.pk],
+                    "time": d["time"],
+                    "staff": d["dosing_staff"] if dosing else d["staff"],
+                    "resource": d["chair"] if dosing else d["room"],
+                }
+                line_forms[p.pk] = SeriesLineForm(
+                    prefix=f"l{p.pk}",
+                    actor=actor,
+                    initial={k: (v.pk if hasattr(v, "pk") else v) for k, v in data[p.pk].items()},
+                )
+            problems = series.preview(actor, patient, requests_from(line_forms, data))
+        else:
+            status = 400
+    rows = [
+        {
+            "p": p,
+            "kind": series.proposal_kind_label(p),
+            "booked": booked.get(p.pk),
+            "form": line_forms.get(p.pk),
+            "problems": problems.get(p.pk),
+        }
+        for p in proposals
+    ]
+    return render(
+        request,
+        "scheduling/plan_series.html",
+        {
+            "patient": patient,
+            "plan": plan,
+            "setup": setup,
+            "rows": rows,
+            "errors": errors,
+            "has_lines": bool(line_forms),
+            "open_count": len([p for p in proposals if p.pk not in booked]),
+            "can_view_plan": can(actor, Action.VIEW_CLINICAL, patient),
+        },
+        status=status,
+    )
