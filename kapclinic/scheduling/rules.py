@@ -194,3 +194,24 @@ def suggest_series_dates(
             day = week_start
         out[seq] = day
     return out
+
+
+# ---------------------------------------------------------------- the day grid
+
+
+def visible_hours(
+    spans: Iterable[tuple[int, int]], usual_start: int, usual_end: int
+) -> tuple[int, int, int]:
+    """The hours the day grid shows: ``(first_hour, end_hour, outside)``.
+
+    ``spans`` are the day's bookings as (start, end) minutes after local midnight, already clipped to the
+    day (0..1440). The grid shows the clinic's usual hours, extended to the whole hour before the
+    earliest booking and after the latest, so no booking is hidden (issue 18: bookings at 21:00 and
+    01:00 were not shown); ``outside`` counts the bookings that lie partly outside the usual hours."""
+    first, last, outside = usual_start, usual_end, 0
+    for start, end in spans:
+        if start < usual_start * 60 or end > usual_end * 60:
+            outside += 1
+        first = min(first, start // 60)
+        last = max(last, -(-end // 60))
+    return max(0, first), min(24, last), outside

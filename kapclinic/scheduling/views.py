@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,7 +20,7 @@ from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.stubs import require_roles
 from kapclinic.policy import Action, can, open_patient
-from kapclinic.scheduling import ical, selectors, series, services
+from kapclinic.scheduling import ical, rules, selectors, series, services
 from kapclinic.scheduling.forms import (
     AppointmentForm,
     CancelForm,
@@ -59,6 +61,42 @@ def _filters(request: HttpRequest, actor: Actor) -> dict[str, Any]:
     return {"staff_id": staff_id, "resource_id": resource_id}
 
 
+#: The day grid's empty slots, each a link to the booking form with its date, time and column prefilled.
+SLOT_MINUTES = 30
+
+
+def _free_slots(
+    day_start: dt.datetime,
+    day_end: dt.datetime,
+    taken: list[tuple[dt.datetime, dt.datetime]],
+    now: dt.datetime,
+    key: str,
+    pk: int | None,
+) -> list[dict[str, Any]]:
+    """The free half-hours of one column that have not yet passed, each with its booking link."""
+    out = []
+    step = dt.timedelta(minutes=SLOT_MINUTES)
+    at = day_start
+    column = {"staff_id": "staff", "resource_id": "resource"}[key]
+    while at < day_end:
+        end = at + step
+        if end > now and not any(s < end and at < e for s, e in taken):
+            local = timezone.localtime(at)
+            query = {"date": local.date().isoformat(), "time": f"{local:%H:%M}"}
+            if pk is not None:
+                query[column] = str(pk)
+            out.append(
+                {
+                    "top": int((at - day_start).total_seconds() / 60 * PX_PER_MINUTE),
+                    "height": int(SLOT_MINUTES * PX_PER_MINUTE),
+                    "time": f"{local:%H:%M}",
+                    "url": f"{reverse('scheduling:new')}?{urlencode(query, safe=':')}",
+                }
+            )
+        at = end
+    return out
+
+
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     """Day view: one column per clinician (or per room/chair with ?by=resource)."""
@@ -82,18 +120,41 @@ def index(request: HttpRequest) -> HttpResponse:
     else:
         heads = [(u.pk, u.full_name) for u in staff if not filters["staff_id"] or u.pk == filters["staff_id"]]
         key = "staff_id"
-    day_start = dt.datetime.combine(day, dt.time(cfg.day_starts_hour), tzinfo=timezone.get_current_timezone())
-    hours = list(range(cfg.day_starts_hour, cfg.day_ends_hour))
+    tz = timezone.get_current_timezone()
+    midnight = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+
+    def minute_of_day(when: dt.datetime) -> int:
+        return int(min(max((when - midnight).total_seconds() / 60, 0), 24 * 60))
+
+    first_hour, end_hour, outside = rules.visible_hours(
+        ((minute_of_day(a.starts_at), minute_of_day(a.ends_at)) for a in appts),
+        cfg.day_starts_hour,
+        cfg.day_ends_hour,
+    )
+    day_start = midnight + dt.timedelta(hours=first_hour)
+    day_end = midnight + dt.timedelta(hours=end_hour)
+    hours = list(range(first_hour, end_hour))
+    now = clock.now()
     columns = []
     for pk, title in heads:
         blocks = []
+        taken: list[tuple[dt.datetime, dt.datetime]] = []
         for a in appts:
             if getattr(a, key) != pk:
                 continue
-            top = max(0, (a.starts_at - day_start).total_seconds() / 60) * PX_PER_MINUTE
-            blocks.append({"e": seen.entry(a), "top": int(top), "height": int(a.minutes * PX_PER_MINUTE)})
+            shown_start, shown_end = max(a.starts_at, day_start), min(a.ends_at, day_end)
+            top = (shown_start - day_start).total_seconds() / 60 * PX_PER_MINUTE
+            height = (shown_end - shown_start).total_seconds() / 60 * PX_PER_MINUTE
+            blocks.append({"e": seen.entry(a), "top": int(top), "height": int(height)})
+            taken.append((a.starts_at, a.ends_at))
         if blocks or pk is not None:
-            columns.append({"title": title, "blocks": blocks})
+            columns.append(
+                {
+                    "title": title,
+                    "blocks": blocks,
+                    "slots": _free_slots(day_start, day_end, taken, now, key, pk),
+                }
+            )
     record_event(actor, "list", object_type="schedule_day", detail=f"n={len(appts)}")
     return render(
         request,
@@ -103,7 +164,10 @@ def index(request: HttpRequest) -> HttpResponse:
             "prev": day - dt.timedelta(days=1),
             "next": day + dt.timedelta(days=1),
             "columns": columns,
-            "hours": [{"h": h, "top": int((h - cfg.day_starts_hour) * 60 * PX_PER_MINUTE)} for h in hours],
+            "hours": [{"h": h, "top": int((h - first_hour) * 60 * PX_PER_MINUTE)} for h in hours],
+            "outside": outside,
+            "usual": (cfg.day_starts_hour, cfg.day_ends_hour),
+            "shown": (first_hour, end_hour),
             "height": int(len(hours) * 60 * PX_PER_MINUTE),
             "appointments": [seen.entry(a) for a in appts],
             "staff": staff,
@@ -222,6 +286,11 @@ def new(request: HttpRequest) -> HttpResponse:
         initial["kind"] = request.GET["kind"]
     if request.GET.get("staff"):
         initial["staff"] = _int(request.GET.get("staff"))
+    if request.GET.get("resource"):
+        initial["resource"] = _int(request.GET.get("resource"))
+    raw_time = request.GET.get("time", "")
+    with contextlib.suppress(ValueError):  # a malformed time in the link: the form's usual 09:00
+        initial["time"] = dt.time.fromisoformat(raw_time) if raw_time else dt.time(9)
     form = AppointmentForm(request.POST or None, actor=actor, initial=initial)
     status = 200
     if request.method == "POST":
