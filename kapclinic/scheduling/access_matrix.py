@@ -62,6 +62,7 @@ MATRIX = {
     "scheduling:edit": Entry(APPT, setup=_appointment),
     "scheduling:cancel": Entry(APPT_POST, method="post", setup=_appointment),
     "scheduling:status": Entry(APPT_POST, method="post", setup=_appointment),
+    "scheduling:check_in": Entry(APPT_POST, method="post", setup=_appointment),
     "scheduling:patient": Entry(APPT, kwargs=patient_kwargs),
     "scheduling:plan_series": Entry(APPT, setup=_plan),
     "scheduling:reminders": Entry(roles(("admin", "front_desk", "prescriber", "nurse"))),

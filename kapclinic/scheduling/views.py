@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
@@ -30,7 +31,7 @@ from kapclinic.scheduling.forms import (
 )
 from kapclinic.scheduling.models import Appointment, CalendarFeed, Kind, Reminder, Status
 from kapclinic.sessions.models import DosingSession
-from kapclinic.sessions.selectors import session_for_appointment
+from kapclinic.sessions.selectors import session_for_appointment, sessions_for_appointments
 from kapclinic.treatment import selectors as treatment_selectors
 from kapclinic.treatment.models import TreatmentPlan
 
@@ -155,6 +156,14 @@ def index(request: HttpRequest) -> HttpResponse:
                     "slots": _free_slots(day_start, day_end, taken, now, key, pk),
                 }
             )
+    day_sessions = {
+        pk: sess
+        for pk, sess in sessions_for_appointments(a.pk for a in appts if a.kind == Kind.DOSING).items()
+        if sess.state != "aborted"
+    }
+    seen_clinical = selectors.visible_ids(
+        actor, {a.patient_id for a in appts if a.pk in day_sessions}, Action.VIEW_CLINICAL
+    )
     record_event(actor, "list", object_type="schedule_day", detail=f"n={len(appts)}")
     return render(
         request,
@@ -169,7 +178,27 @@ def index(request: HttpRequest) -> HttpResponse:
             "usual": (cfg.day_starts_hour, cfg.day_ends_hour),
             "shown": (first_hour, end_hour),
             "height": int(len(hours) * 60 * PX_PER_MINUTE),
-            "appointments": [seen.entry(a) for a in appts],
+            "appointments": [
+                {
+                    "e": seen.entry(a),
+                    "state": selectors.appointment_state(
+                        a, day_sessions.get(a.pk), clinical=a.patient_id in seen_clinical
+                    )
+                    if a.patient_id in seen.named
+                    else "",
+                    "can_check_in": a.patient_id in seen.openable
+                    and a.status == Status.BOOKED
+                    and a.checked_in_at is None
+                    and day == clock.today()
+                    and a.pk not in day_sessions,
+                    "can_no_show": a.patient_id in seen.openable
+                    and a.status == Status.BOOKED
+                    and a.checked_in_at is None
+                    and a.starts_at <= now
+                    and a.pk not in day_sessions,
+                }
+                for a in appts
+            ],
             "staff": staff,
             "rooms": rooms,
             "by": by,
@@ -335,7 +364,9 @@ def _appointment(request: HttpRequest, appointment_id: int, *, audit: str | None
     require_roles(request, CALENDAR_ROLES)
     clinic = getattr(request, "clinic", None)
     appt = (
-        Appointment.objects.select_related("patient", "staff", "resource", "clinic", "cancelled_by")
+        Appointment.objects.select_related(
+            "patient", "staff", "resource", "clinic", "cancelled_by", "checked_in_by"
+        )
         .filter(pk=appointment_id, clinic=clinic)
         .first()
     )
@@ -362,6 +393,14 @@ def detail(request: HttpRequest, appointment_id: int) -> HttpResponse:
             "started": appt.starts_at <= clock.now(),
             "session": session,
             "session_phase": selectors.session_phase(session, clinical=clinical),
+            "state": selectors.appointment_state(appt, session, clinical=clinical),
+            "cancel_refused": services.live_session_problem(appt, "cancel it")
+            if appt.kind == Kind.DOSING
+            else None,
+            "can_check_in": appt.status == Status.BOOKED
+            and appt.checked_in_at is None
+            and timezone.localtime(appt.starts_at).date() == clock.today()
+            and (session is None or session.state == "aborted"),
             "session_url": _session_url(appt, session) if clinical else None,
             "can_start": _startable(appt, session) and can(actor, Action.MONITOR_SESSION, appt.patient),
         },
@@ -451,6 +490,33 @@ def cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
     return redirect("scheduling:detail", appointment_id=appt.pk)
 
 
+def _back(request: HttpRequest, appt: Appointment) -> HttpResponse:
+    """Back to the page the form was on (the day view's list) when it is ours, else the appointment."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return redirect(target)
+    return redirect("scheduling:detail", appointment_id=appt.pk)
+
+
+@login_required
+@require_POST
+def check_in(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    """Front desk: the patient has arrived (issue 18)."""
+    appt = _appointment(request, appointment_id, audit=None)
+    actor = actor_from_request(request)
+    try:
+        services.appointment_check_in(actor, appt, _int(request.POST.get("version")) or 0)
+    except ConflictError as exc:
+        _refused(request, appt.patient, appt)
+        messages.error(request, str(exc))
+    except services.BookingError as exc:
+        _refused(request, appt.patient, appt)
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{appt.patient.display_name} checked in.")
+    return _back(request, appt)
+
+
 @login_required
 @require_POST
 def set_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
@@ -468,7 +534,7 @@ def set_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, "Appointment updated.")
-    return redirect("scheduling:detail", appointment_id=appt.pk)
+    return _back(request, appt)
 
 
 @login_required
