@@ -12,6 +12,7 @@ from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, visible_patients
 from kapclinic.scheduling import selectors
 from kapclinic.scheduling.models import Kind, Modality, Resource, ResourceKind
+from kapclinic.scheduling.services import kind_rules
 
 
 class PatientChoice(forms.ModelChoiceField[Patient]):
@@ -28,6 +29,10 @@ def model_choice(form: forms.BaseForm, name: str) -> forms.ModelChoiceField[Any]
     return field
 
 
+#: At most a year of weekly appointments from one form.
+MAX_WEEKLY_REPEAT = 52
+
+
 class AppointmentForm(forms.Form):
     patient = PatientChoice(queryset=Patient.objects.none(), label="Patient")
     kind = forms.ChoiceField(choices=Kind.choices, label="Kind of appointment")
@@ -41,6 +46,16 @@ class AppointmentForm(forms.Form):
         help_text=(
             "Leave empty for the usual length: preparation 60, dosing 180 (120 to 180), "
             "integration 60, follow-up 30."
+        ),
+    )
+    repeat = forms.IntegerField(
+        label="Repeat weekly: how many appointments in all",
+        required=False,
+        min_value=1,
+        max_value=MAX_WEEKLY_REPEAT,
+        help_text=(
+            "Leave empty for one appointment. With 4, the same time is booked 4 weeks in a row; "
+            "a week that is not free is left out and says why."
         ),
     )
     staff: forms.ModelChoiceField[User] = forms.ModelChoiceField(
@@ -65,9 +80,14 @@ class AppointmentForm(forms.Form):
         )
         model_choice(self, "staff").queryset = selectors.clinicians(clinic)
         model_choice(self, "resource").queryset = selectors.resources(clinic)
+        rules_ = kind_rules(clinic)
+        self.fields["minutes"].help_text = "Leave empty for the clinic's usual length: " + ", ".join(
+            f"{rule.label.lower()} {rule.default_minutes}" for rule in rules_.values()
+        ) + " minutes."
         if editing:
             del self.fields["patient"]
             del self.fields["kind"]
+            del self.fields["repeat"]
 
     def starts_at(self) -> dt.datetime:
         return dt.datetime.combine(

@@ -329,6 +329,17 @@ def new(request: HttpRequest) -> HttpResponse:
             # service writes the create event.
             patient = open_patient(request, patient.pk, Action.SCHEDULE, audit=None)
             kind = form.cleaned_data["kind"]
+            repeat = form.cleaned_data.get("repeat") or 1
+            if repeat > 1:
+                done = _book_weekly(request, actor, form, patient, kind, repeat)
+                if done is not None:
+                    return done
+                return render(
+                    request,
+                    "scheduling/form.html",
+                    {"form": form, "title": "Book an appointment"},
+                    status=400,
+                )
             try:
                 appt = services.appointment_book(
                     actor,
@@ -351,6 +362,51 @@ def new(request: HttpRequest) -> HttpResponse:
     return render(
         request, "scheduling/form.html", {"form": form, "title": "Book an appointment"}, status=status
     )
+
+
+def _book_weekly(
+    request: HttpRequest, actor: Actor, form: AppointmentForm, patient: Any, kind: str, repeat: int
+) -> HttpResponse | None:
+    """The booking form's "repeat weekly": ``repeat`` appointments a week apart at the same local time,
+    each booked on its own through services.appointment_book; each refused date says why. Returns the
+    redirect when at least one was booked, else None (the form re-renders with every date's reason)."""
+    first = form.starts_at()
+    booked: list[Appointment] = []
+    refused: list[str] = []
+    for i in range(repeat):
+        starts = first + dt.timedelta(weeks=i)  # same wall-clock time each week (also across DST)
+        try:
+            booked.append(
+                services.appointment_book(
+                    actor,
+                    patient,
+                    kind=kind,
+                    starts_at=starts,
+                    minutes=_minutes(form, actor.clinic, kind),
+                    staff=form.cleaned_data["staff"],
+                    resource=form.cleaned_data["resource"],
+                    modality=form.cleaned_data["modality"],
+                    admin_note=form.cleaned_data["admin_note"],
+                )
+            )
+        except services.BookingError as exc:
+            reasons = exc.messages + [e for errs in exc.field_errors.values() for e in errs]
+            when = f"{timezone.localtime(starts):%a %d %b %Y %H:%M}"
+            refused.append(f"{when}: not booked. " + " ".join(reasons))
+    if not booked:
+        for line in refused:
+            form.add_error(None, line)
+        _refused(request, patient)
+        return None
+    label = booked[0].get_kind_display()
+    messages.success(
+        request,
+        f"{label} booked weekly for {patient.display_name}: {len(booked)} of {repeat} "
+        f"({', '.join(f'{timezone.localtime(a.starts_at):%d %b}' for a in booked)}).",
+    )
+    for line in refused:
+        messages.warning(request, line)
+    return redirect("scheduling:detail", appointment_id=booked[0].pk)
 
 
 def _refused(request: HttpRequest, patient: Any, obj: Any = None) -> None:

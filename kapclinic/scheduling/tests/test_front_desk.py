@@ -118,3 +118,50 @@ def test_an_appointment_in_session_cannot_be_cancelled_and_shows_in_session(
     board = client.get(reverse("scheduling:chairs"), {"date": TODAY.isoformat()}).content.decode()
     state = DosingSession.objects.get(pk=session.pk).get_state_display()
     assert f">{state}</span>" in page and f">{state}</span>" in board
+
+
+def _weekly(world: Any, repeat: Any) -> dict[str, Any]:
+    return {
+        "patient": world.patient.pk,
+        "kind": "integration",
+        "date": "2026-03-03",
+        "time": "11:00",
+        "repeat": repeat,
+        "staff": world.therapist.pk,
+        "modality": "in_person",
+    }
+
+
+def test_repeat_weekly_books_each_free_week_and_reports_the_others(
+    world: Any, client: Any, clock_frozen: Any
+) -> None:
+    busy = make(world, 11, day=dt.date(2026, 3, 17), staff=world.therapist)  # week 3 is taken
+    client.force_login(world.front_desk)
+    response = client.post(reverse("scheduling:new"), _weekly(world, 4), follow=True)
+    body = response.content.decode()
+    got = Appointment.objects.filter(patient=world.patient).exclude(pk=busy.pk).order_by("starts_at")
+    assert [timezone.localtime(a.starts_at).date().isoformat() for a in got] == [
+        "2026-03-03",
+        "2026-03-10",
+        "2026-03-24",
+    ]
+    assert all(f"{timezone.localtime(a.starts_at):%H:%M}" == "11:00" for a in got)  # across the DST change
+    assert "3 of 4" in body
+    assert "Tue 17 Mar 2026 11:00: not booked." in body
+
+
+def test_repeat_weekly_with_nothing_free_rerenders_with_each_reason(
+    world: Any, client: Any, clock_frozen: Any
+) -> None:
+    for day in (3, 10):
+        make(world, 11, day=dt.date(2026, 3, day))
+    client.force_login(world.front_desk)
+    before = Appointment.objects.count()
+    response = client.post(reverse("scheduling:new"), _weekly(world, 2))
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Tue 03 Mar 2026 11:00: not booked." in body and "Tue 10 Mar 2026 11:00: not booked." in body
+    assert Appointment.objects.count() == before
+    bad = client.post(reverse("scheduling:new"), _weekly(world, 0))
+    assert bad.status_code == 400
+    assert "greater than or equal to 1" in bad.content.decode()
