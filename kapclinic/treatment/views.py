@@ -143,6 +143,7 @@ def _render_plan(
         else []
     )
     ready, reasons = selectors.dosing_readiness(item.patient)
+    proposals = _proposals_with_bookings(item)
     return render(
         request,
         "treatment/plan.html",
@@ -156,7 +157,8 @@ def _render_plan(
             "state": intake_selectors.eligibility_state(item.patient),
             "ready": ready,
             "reasons": reasons,
-            "proposals": _proposals_with_bookings(item),
+            "proposals": proposals,
+            "open_count": len([p for p in proposals if getattr(p, "booking", None) is None]),
             "can_book": item.status == PlanStatus.SIGNED
             and can(actor_from_request(request), Action.SCHEDULE, item.patient),
             "targets": item.targets.all(),
