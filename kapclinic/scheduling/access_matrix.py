@@ -72,6 +72,7 @@ MATRIX = {
         setup=_reminder,
     ),
     "scheduling:rooms": Entry(roles(("admin",))),
+    "scheduling:lengths": Entry(roles(("admin",))),
     "scheduling:my_feed": Entry(roles(("prescriber", "therapist", "nurse"))),
     "scheduling:feed": Entry(public(), setup=_feed, note="secret token URL: calendar apps cannot sign in"),
 }

@@ -160,3 +160,19 @@ class SeriesLineForm(forms.Form):
         return dt.datetime.combine(
             self.cleaned_data["date"], self.cleaned_data["time"], tzinfo=timezone.get_current_timezone()
         )
+
+
+class KindMinutesForm(forms.Form):
+    """The clinic's default length per appointment kind; the booking form uses it when left empty."""
+
+    def __init__(self, *args: Any, clinic: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for key, rule in kind_rules(clinic).items():
+            self.fields[key] = forms.IntegerField(
+                label=f"{rule.label} (minutes)",
+                required=False,
+                min_value=1,
+                max_value=600,
+                initial=rule.default_minutes,
+                help_text=f"Between {rule.min_minutes} and {rule.max_minutes}.",
+            )

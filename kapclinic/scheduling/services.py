@@ -641,3 +641,29 @@ def due_reminder_ids(now: dt.datetime | None = None) -> list[int]:
 
 
 KIND_CHOICES = Kind.choices
+
+
+@transaction.atomic
+def kind_minutes_update(actor: Actor, minutes: dict[str, int | None]) -> ScheduleSettings:
+    """An admin sets the clinic's default length per appointment kind (issue 18); None: the kind's usual
+    length. Each value must lie in the kind's range (BookingError with a sentence per field)."""
+    assert actor.clinic is not None
+    kinds = kind_rules(actor.clinic)
+    errors: dict[str, list[str]] = {}
+    chosen: dict[str, int] = {}
+    for key, value in minutes.items():
+        if key not in kinds:
+            errors.setdefault(key, []).append("Unknown kind of appointment.")
+        elif value is not None:
+            problem = rules.default_minutes_problem(kinds[key], value)
+            if problem:
+                errors.setdefault(key, []).append(problem)
+            else:
+                chosen[key] = value
+    if errors:
+        raise BookingError([], errors)
+    cfg, _ = ScheduleSettings.objects.select_for_update().get_or_create(clinic=actor.clinic)
+    cfg.kind_minutes = chosen
+    cfg.save(update_fields=["kind_minutes"])
+    record_event(actor, "admin", obj=cfg, detail=f"kind lengths n={len(chosen)}")
+    return cfg

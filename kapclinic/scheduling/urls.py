@@ -19,6 +19,7 @@ urlpatterns = [
     path("reminders/", views.reminders, name="reminders"),
     path("reminders/<int:reminder_id>/retry/", views.reminder_retry, name="reminder_retry"),
     path("rooms/", views.rooms, name="rooms"),
+    path("lengths/", views.lengths, name="lengths"),
     path("my-calendar/", views.my_feed, name="my_feed"),
     path("feed/<str:token>.ics", views.feed, name="feed"),
 ]

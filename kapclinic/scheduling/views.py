@@ -25,6 +25,7 @@ from kapclinic.scheduling import ical, rules, selectors, series, services
 from kapclinic.scheduling.forms import (
     AppointmentForm,
     CancelForm,
+    KindMinutesForm,
     ResourceForm,
     SeriesLineForm,
     SeriesSetupForm,
@@ -665,6 +666,28 @@ def rooms(request: HttpRequest) -> HttpResponse:
         {"form": form, "resources": selectors.resources(actor.clinic, active_only=False)},
         status=status,
     )
+
+
+@login_required
+def lengths(request: HttpRequest) -> HttpResponse:
+    """Admin: the clinic's default length for each kind of appointment (issue 18)."""
+    require_roles(request, ["admin"])
+    actor = actor_from_request(request)
+    form = KindMinutesForm(request.POST or None, clinic=actor.clinic)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                services.kind_minutes_update(actor, dict(form.cleaned_data))
+            except services.BookingError as exc:
+                for name, errs in exc.field_errors.items():
+                    for err in errs:
+                        form.add_error(name if name in form.fields else None, err)
+            else:
+                messages.success(request, "Appointment lengths saved.")
+                return redirect("scheduling:lengths")
+    return render(request, "scheduling/lengths.html", {"form": form}, status=status)
 
 
 @login_required
