@@ -838,7 +838,7 @@ def plan_series(request: HttpRequest, patient_id: int, plan_id: int) -> HttpResp
             "p": p,
             "kind": series.proposal_kind_label(p),
             "booked": booked.get(p.pk),
-            "form": line_forms.get(p.pk),
+            "form": None if p.pk in booked else line_forms.get(p.pk),
             "problems": problems.get(p.pk),
         }
         for p in proposals
@@ -852,7 +852,7 @@ def plan_series(request: HttpRequest, patient_id: int, plan_id: int) -> HttpResp
             "setup": setup,
             "rows": rows,
             "errors": errors,
-            "has_lines": bool(line_forms),
+            "has_lines": any(pk not in booked for pk in line_forms),
             "open_count": len([p for p in proposals if p.pk not in booked]),
             "can_view_plan": can(actor, Action.VIEW_CLINICAL, patient),
         },

@@ -143,6 +143,9 @@ def test_book_all_that_are_free_links_each_line_and_reports_the_others(
     assert booked.count() == n - 1
     assert "Room A is already booked from" in body
     assert f"Booked {n - 1} of {n}" in body
+    # Booked lines show their booking, no longer their inputs; the line that was not free keeps its own.
+    assert body.count('type="date" name="l') == 1
+    assert f'name="l{prep.pk}-date"' in body
     for p in plan.proposals.exclude(pk=prep.pk):
         appt = Appointment.objects.get(proposal=p)
         assert appt.kind == rules.KIND_FOR_PROPOSAL[p.kind]
