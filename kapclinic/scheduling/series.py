@@ -172,3 +172,21 @@ def open_lines(plan: TreatmentPlan) -> list[ProposedAppointment]:
 
 def proposal_kind_label(proposal: Any) -> str:
     return rules.DEFAULT_KINDS[rules.KIND_FOR_PROPOSAL[proposal.kind]].label
+
+
+def book_weekly(
+    actor: Actor, patient: Patient, *, first: dt.datetime, repeat: int, **booking: Any
+) -> tuple[list[Appointment], list[str]]:
+    """``repeat`` appointments a week apart from ``first`` at the same local wall-clock time (also across a
+    daylight-saving change), each booked on its own through services.appointment_book (``booking``: its
+    other arguments). Returns (booked, one sentence per refused date)."""
+    booked: list[Appointment] = []
+    refused: list[str] = []
+    for i in range(repeat):
+        starts = first + dt.timedelta(weeks=i)  # aware arithmetic keeps the wall-clock time
+        try:
+            booked.append(services.appointment_book(actor, patient, starts_at=starts, **booking))
+        except services.BookingError as exc:
+            when = f"{timezone.localtime(starts):%a %d %b %Y %H:%M}"
+            refused.append(f"{when}: not booked. " + " ".join(_problems(exc)))
+    return booked, refused

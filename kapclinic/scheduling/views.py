@@ -371,29 +371,18 @@ def _book_weekly(
     """The booking form's "repeat weekly": ``repeat`` appointments a week apart at the same local time,
     each booked on its own through services.appointment_book; each refused date says why. Returns the
     redirect when at least one was booked, else None (the form re-renders with every date's reason)."""
-    first = form.starts_at()
-    booked: list[Appointment] = []
-    refused: list[str] = []
-    for i in range(repeat):
-        starts = first + dt.timedelta(weeks=i)  # same wall-clock time each week (also across DST)
-        try:
-            booked.append(
-                services.appointment_book(
-                    actor,
-                    patient,
-                    kind=kind,
-                    starts_at=starts,
-                    minutes=_minutes(form, actor.clinic, kind),
-                    staff=form.cleaned_data["staff"],
-                    resource=form.cleaned_data["resource"],
-                    modality=form.cleaned_data["modality"],
-                    admin_note=form.cleaned_data["admin_note"],
-                )
-            )
-        except services.BookingError as exc:
-            reasons = exc.messages + [e for errs in exc.field_errors.values() for e in errs]
-            when = f"{timezone.localtime(starts):%a %d %b %Y %H:%M}"
-            refused.append(f"{when}: not booked. " + " ".join(reasons))
+    booked, refused = series.book_weekly(
+        actor,
+        patient,
+        first=form.starts_at(),
+        repeat=repeat,
+        kind=kind,
+        minutes=_minutes(form, actor.clinic, kind),
+        staff=form.cleaned_data["staff"],
+        resource=form.cleaned_data["resource"],
+        modality=form.cleaned_data["modality"],
+        admin_note=form.cleaned_data["admin_note"],
+    )
     if not booked:
         for line in refused:
             form.add_error(None, line)
