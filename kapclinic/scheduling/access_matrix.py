@@ -42,6 +42,12 @@ def _feed(world: Any) -> dict[str, Any]:
     return {"token": services.feed_reset(actor_for(world.therapist, world.clinic))}
 
 
+def _plan(world: Any) -> dict[str, Any]:
+    from kapclinic.treatment.access_matrix import _plan as plan_setup
+
+    return plan_setup(world)
+
+
 # Appointment pages check the role first (patients: 403), then the clinic (other clinic: 404), then the
 # care team through policy.open_patient(SCHEDULE) (therapist not on the team: 403).
 APPT = patient_scoped(CAL, patient_user=403, other_patient_user=403)
@@ -56,7 +62,9 @@ MATRIX = {
     "scheduling:edit": Entry(APPT, setup=_appointment),
     "scheduling:cancel": Entry(APPT_POST, method="post", setup=_appointment),
     "scheduling:status": Entry(APPT_POST, method="post", setup=_appointment),
+    "scheduling:check_in": Entry(APPT_POST, method="post", setup=_appointment),
     "scheduling:patient": Entry(APPT, kwargs=patient_kwargs),
+    "scheduling:plan_series": Entry(APPT, setup=_plan),
     "scheduling:reminders": Entry(roles(("admin", "front_desk", "prescriber", "nurse"))),
     "scheduling:reminder_retry": Entry(
         roles(("admin", "front_desk", "prescriber", "nurse"), ok=302, other_clinic_staff=404),
@@ -64,6 +72,7 @@ MATRIX = {
         setup=_reminder,
     ),
     "scheduling:rooms": Entry(roles(("admin",))),
+    "scheduling:lengths": Entry(roles(("admin",))),
     "scheduling:my_feed": Entry(roles(("prescriber", "therapist", "nurse"))),
     "scheduling:feed": Entry(public(), setup=_feed, note="secret token URL: calendar apps cannot sign in"),
 }

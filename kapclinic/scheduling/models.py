@@ -41,6 +41,8 @@ class Resource(models.Model):
 
 
 class Kind(models.TextChoices):
+    CONSULTATION = rules.CONSULTATION, "Consultation / intake"
+    ASSESSMENT = rules.ASSESSMENT, "Assessment"
     PREPARATION = rules.PREPARATION, "Preparation session"
     DOSING = rules.DOSING, "Dosing session"
     INTEGRATION = rules.INTEGRATION, "Integration session"
@@ -82,6 +84,19 @@ class Appointment(VersionedModel):
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancelled_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     cancel_reason = models.CharField(max_length=200, blank=True)
+    #: Front desk's arrival mark (check-in); the status stays "booked" until completed or missed.
+    checked_in_at = models.DateTimeField(null=True, blank=True)
+    checked_in_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    #: The treatment plan's proposed appointment this booking fulfils (booked from the plan's series).
+    proposal = models.ForeignKey(
+        "treatment.ProposedAppointment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="appointments",
+    )
 
     class Meta:
         ordering: ClassVar = ["starts_at", "id"]
@@ -129,6 +144,9 @@ class ScheduleSettings(models.Model):
     dosing_max_minutes = models.PositiveSmallIntegerField(
         default=rules.DEFAULT_KINDS[rules.DOSING].max_minutes
     )
+    #: Default length in minutes per appointment kind ({"consultation": 45, ...}); a kind not listed
+    #: uses rules.DEFAULT_KINDS (dosing: dosing_default_minutes). Checked against the kind's range.
+    kind_minutes = models.JSONField(default=dict, blank=True)
     day_starts_hour = models.PositiveSmallIntegerField(default=7)
     day_ends_hour = models.PositiveSmallIntegerField(default=20)
 

@@ -242,11 +242,32 @@ def _booking_phase(appt: Appointment, now: dt.datetime) -> str:
         return "Completed"
     if appt.status == Status.NO_SHOW:
         return "Did not attend"
+    if appt.checked_in_at is not None and appt.status == Status.BOOKED:
+        return arrived(appt)
     if now < appt.starts_at:
         return "Booked"
     if now < appt.ends_at:
         return "In the chair (no session record yet)"
     return "Time slot over"
+
+
+def arrived(appt: Appointment) -> str:
+    assert appt.checked_in_at is not None
+    return f"Arrived {timezone.localtime(appt.checked_in_at):%H:%M}"
+
+
+def appointment_state(appt: Appointment, session: DosingSession | None, *, clinical: bool) -> str:
+    """The one state an appointment shows wherever it appears (appointment page, day list, chair board
+    phase): cancelled, did not attend or completed; else its dosing session's phase when a session was
+    started from it (clinical viewers: the session's state; others: "In session" and the like); else
+    arrived (checked in) or booked. Issue 18: the page said "Booked" while the board said "In session"."""
+    if appt.status != Status.BOOKED:
+        return str(appt.get_status_display())
+    if session is not None and session.state != SessionState.ABORTED:
+        return session_phase(session, clinical=clinical) or ""
+    if appt.checked_in_at is not None:
+        return arrived(appt)
+    return str(appt.get_status_display())
 
 
 def chair_board(clinic: Any, day: dt.date) -> list[ChairRow]:

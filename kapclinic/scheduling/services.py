@@ -74,7 +74,7 @@ def kind_rules(clinic: Any) -> dict[str, rules.KindRule]:
         cfg.dosing_max_minutes,
         base.source,
     )
-    return kinds
+    return rules.with_default_minutes(kinds, cfg.kind_minutes or {})
 
 
 # ---------------------------------------------------------------- dosing readiness (treatment app)
@@ -393,12 +393,34 @@ def appointment_reschedule(
     return appt
 
 
+def live_session_problem(appt: Appointment, doing: str) -> str | None:
+    """A sentence when a dosing session (not aborted) was started from ``appt``, so ``doing`` (cancel it,
+    mark it missed) would contradict the session record; else None. One query (issue 18)."""
+    from kapclinic.sessions.models import SessionState
+
+    states = set(appt.dosing_sessions.exclude(state=SessionState.ABORTED).values_list("state", flat=True))
+    if not states:
+        return None
+    if states <= {SessionState.DISCHARGED}:
+        return (
+            "This appointment's dosing session took place (the patient was discharged); "
+            f"you cannot {doing}."
+        )
+    return (
+        f"A dosing session is in progress for this appointment, so you cannot {doing}. "
+        "If the session must stop, a clinician aborts it on the session page."
+    )
+
+
 @transaction.atomic
 def appointment_cancel(actor: Actor, appt: Appointment, expected_version: int, reason: str) -> Appointment:
     if appt.status != Status.BOOKED:
         raise BookingError(
             f"This appointment is already {appt.get_status_display().lower()}; it cannot be cancelled."
         )
+    problem = live_session_problem(appt, "cancel it")
+    if problem:
+        raise BookingError(problem)
     if not reason.strip():
         raise BookingError(
             [], {"reason": ["Give a reason for cancelling (it is kept with the appointment)."]}
@@ -433,9 +455,50 @@ def appointment_set_status(
         raise BookingError(f"This appointment is already {appt.get_status_display().lower()}.")
     if appt.starts_at > clock.now():
         raise BookingError("An appointment that has not started yet cannot be marked as completed or missed.")
+    if status == Status.NO_SHOW:
+        problem = live_session_problem(appt, "mark it as did-not-attend")
+        if problem:
+            raise BookingError(problem)
+        if appt.checked_in_at is not None:
+            raise BookingError(
+                f"The patient was checked in at {timezone.localtime(appt.checked_in_at):%H:%M}, so they "
+                "attended; it cannot be marked as did-not-attend."
+            )
     appt.status = status
     save_versioned(appt, expected_version, ["status"])
     record_event(actor, "update", patient=appt.patient, obj=appt, detail=f"status={status}")
+    return appt
+
+
+@transaction.atomic
+def appointment_check_in(actor: Actor, appt: Appointment, expected_version: int) -> Appointment:
+    """The front desk marks the patient's arrival (issue 18). Only on the appointment's day, only for a
+    booked appointment, once."""
+    if appt.status != Status.BOOKED:
+        raise BookingError(
+            f"This appointment is {appt.get_status_display().lower()}; the patient cannot be checked in."
+        )
+    if appt.checked_in_at is not None:
+        raise BookingError(
+            f"The patient was already checked in at {timezone.localtime(appt.checked_in_at):%H:%M}."
+        )
+    day = timezone.localtime(appt.starts_at).date()
+    if day != clock.today():
+        raise BookingError(
+            f"A patient is checked in on the day of the appointment ({day:%a %d %b %Y}), not before or after."
+        )
+    appt.checked_in_at = clock.now()
+    appt.checked_in_by = actor.user
+    save_versioned(appt, expected_version, ["checked_in_at", "checked_in_by"])
+    record_event(actor, "update", patient=appt.patient, obj=appt, detail="checked in")
+    add_timeline_event(
+        appt.patient,
+        kind="appointment.checked_in",
+        title=f"Arrived for {appt.get_kind_display().lower()} ({_local(appt.starts_at)})",
+        category=TimelineCategory.ADMIN,
+        actor=actor,
+        ref=appt,
+    )
     return appt
 
 
@@ -660,3 +723,29 @@ def due_reminder_ids(now: dt.datetime | None = None) -> list[int]:
 
 
 KIND_CHOICES = Kind.choices
+
+
+@transaction.atomic
+def kind_minutes_update(actor: Actor, minutes: dict[str, int | None]) -> ScheduleSettings:
+    """An admin sets the clinic's default length per appointment kind (issue 18); None: the kind's usual
+    length. Each value must lie in the kind's range (BookingError with a sentence per field)."""
+    assert actor.clinic is not None
+    kinds = kind_rules(actor.clinic)
+    errors: dict[str, list[str]] = {}
+    chosen: dict[str, int] = {}
+    for key, value in minutes.items():
+        if key not in kinds:
+            errors.setdefault(key, []).append("Unknown kind of appointment.")
+        elif value is not None:
+            problem = rules.default_minutes_problem(kinds[key], value)
+            if problem:
+                errors.setdefault(key, []).append(problem)
+            else:
+                chosen[key] = value
+    if errors:
+        raise BookingError([], errors)
+    cfg, _ = ScheduleSettings.objects.select_for_update().get_or_create(clinic=actor.clinic)
+    cfg.kind_minutes = chosen
+    cfg.save(update_fields=["kind_minutes"])
+    record_event(actor, "admin", obj=cfg, detail=f"kind lengths n={len(chosen)}")
+    return cfg

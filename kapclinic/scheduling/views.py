@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
@@ -18,11 +21,20 @@ from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.stubs import require_roles
 from kapclinic.policy import Action, can, open_patient
-from kapclinic.scheduling import ical, selectors, services
-from kapclinic.scheduling.forms import AppointmentForm, CancelForm, ResourceForm
+from kapclinic.scheduling import ical, rules, selectors, series, services
+from kapclinic.scheduling.forms import (
+    AppointmentForm,
+    CancelForm,
+    KindMinutesForm,
+    ResourceForm,
+    SeriesLineForm,
+    SeriesSetupForm,
+)
 from kapclinic.scheduling.models import Appointment, CalendarFeed, Kind, Reminder, Status
 from kapclinic.sessions.models import DosingSession
-from kapclinic.sessions.selectors import session_for_appointment
+from kapclinic.sessions.selectors import session_for_appointment, sessions_for_appointments
+from kapclinic.treatment import selectors as treatment_selectors
+from kapclinic.treatment.models import TreatmentPlan
 
 CALENDAR_ROLES = ["admin", "front_desk", "prescriber", "therapist", "nurse"]
 REMINDER_ROLES = ["admin", "front_desk", "prescriber", "nurse"]
@@ -51,6 +63,42 @@ def _filters(request: HttpRequest, actor: Actor) -> dict[str, Any]:
     return {"staff_id": staff_id, "resource_id": resource_id}
 
 
+#: The day grid's empty slots, each a link to the booking form with its date, time and column prefilled.
+SLOT_MINUTES = 30
+
+
+def _free_slots(
+    day_start: dt.datetime,
+    day_end: dt.datetime,
+    taken: list[tuple[dt.datetime, dt.datetime]],
+    now: dt.datetime,
+    key: str,
+    pk: int | None,
+) -> list[dict[str, Any]]:
+    """The free half-hours of one column that have not yet passed, each with its booking link."""
+    out = []
+    step = dt.timedelta(minutes=SLOT_MINUTES)
+    at = day_start
+    column = {"staff_id": "staff", "resource_id": "resource"}[key]
+    while at < day_end:
+        end = at + step
+        if end > now and not any(s < end and at < e for s, e in taken):
+            local = timezone.localtime(at)
+            query = {"date": local.date().isoformat(), "time": f"{local:%H:%M}"}
+            if pk is not None:
+                query[column] = str(pk)
+            out.append(
+                {
+                    "top": int((at - day_start).total_seconds() / 60 * PX_PER_MINUTE),
+                    "height": int(SLOT_MINUTES * PX_PER_MINUTE),
+                    "time": f"{local:%H:%M}",
+                    "url": f"{reverse('scheduling:new')}?{urlencode(query, safe=':')}",
+                }
+            )
+        at = end
+    return out
+
+
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     """Day view: one column per clinician (or per room/chair with ?by=resource)."""
@@ -74,18 +122,49 @@ def index(request: HttpRequest) -> HttpResponse:
     else:
         heads = [(u.pk, u.full_name) for u in staff if not filters["staff_id"] or u.pk == filters["staff_id"]]
         key = "staff_id"
-    day_start = dt.datetime.combine(day, dt.time(cfg.day_starts_hour), tzinfo=timezone.get_current_timezone())
-    hours = list(range(cfg.day_starts_hour, cfg.day_ends_hour))
+    tz = timezone.get_current_timezone()
+    midnight = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+
+    def minute_of_day(when: dt.datetime) -> int:
+        return int(min(max((when - midnight).total_seconds() / 60, 0), 24 * 60))
+
+    first_hour, end_hour, outside = rules.visible_hours(
+        ((minute_of_day(a.starts_at), minute_of_day(a.ends_at)) for a in appts),
+        cfg.day_starts_hour,
+        cfg.day_ends_hour,
+    )
+    day_start = midnight + dt.timedelta(hours=first_hour)
+    day_end = midnight + dt.timedelta(hours=end_hour)
+    hours = list(range(first_hour, end_hour))
+    now = clock.now()
     columns = []
     for pk, title in heads:
         blocks = []
+        taken: list[tuple[dt.datetime, dt.datetime]] = []
         for a in appts:
             if getattr(a, key) != pk:
                 continue
-            top = max(0, (a.starts_at - day_start).total_seconds() / 60) * PX_PER_MINUTE
-            blocks.append({"e": seen.entry(a), "top": int(top), "height": int(a.minutes * PX_PER_MINUTE)})
+            shown_start, shown_end = max(a.starts_at, day_start), min(a.ends_at, day_end)
+            top = (shown_start - day_start).total_seconds() / 60 * PX_PER_MINUTE
+            height = (shown_end - shown_start).total_seconds() / 60 * PX_PER_MINUTE
+            blocks.append({"e": seen.entry(a), "top": int(top), "height": int(height)})
+            taken.append((a.starts_at, a.ends_at))
         if blocks or pk is not None:
-            columns.append({"title": title, "blocks": blocks})
+            columns.append(
+                {
+                    "title": title,
+                    "blocks": blocks,
+                    "slots": _free_slots(day_start, day_end, taken, now, key, pk),
+                }
+            )
+    day_sessions = {
+        pk: sess
+        for pk, sess in sessions_for_appointments(a.pk for a in appts if a.kind == Kind.DOSING).items()
+        if sess.state != "aborted"
+    }
+    seen_clinical = selectors.visible_ids(
+        actor, {a.patient_id for a in appts if a.pk in day_sessions}, Action.VIEW_CLINICAL
+    )
     record_event(actor, "list", object_type="schedule_day", detail=f"n={len(appts)}")
     return render(
         request,
@@ -95,9 +174,32 @@ def index(request: HttpRequest) -> HttpResponse:
             "prev": day - dt.timedelta(days=1),
             "next": day + dt.timedelta(days=1),
             "columns": columns,
-            "hours": [{"h": h, "top": int((h - cfg.day_starts_hour) * 60 * PX_PER_MINUTE)} for h in hours],
+            "hours": [{"h": h, "top": int((h - first_hour) * 60 * PX_PER_MINUTE)} for h in hours],
+            "outside": outside,
+            "usual": (cfg.day_starts_hour, cfg.day_ends_hour),
+            "shown": (first_hour, end_hour),
             "height": int(len(hours) * 60 * PX_PER_MINUTE),
-            "appointments": [seen.entry(a) for a in appts],
+            "appointments": [
+                {
+                    "e": seen.entry(a),
+                    "state": selectors.appointment_state(
+                        a, day_sessions.get(a.pk), clinical=a.patient_id in seen_clinical
+                    )
+                    if a.patient_id in seen.named
+                    else "",
+                    "can_check_in": a.patient_id in seen.openable
+                    and a.status == Status.BOOKED
+                    and a.checked_in_at is None
+                    and day == clock.today()
+                    and a.pk not in day_sessions,
+                    "can_no_show": a.patient_id in seen.openable
+                    and a.status == Status.BOOKED
+                    and a.checked_in_at is None
+                    and a.starts_at <= now
+                    and a.pk not in day_sessions,
+                }
+                for a in appts
+            ],
             "staff": staff,
             "rooms": rooms,
             "by": by,
@@ -214,6 +316,11 @@ def new(request: HttpRequest) -> HttpResponse:
         initial["kind"] = request.GET["kind"]
     if request.GET.get("staff"):
         initial["staff"] = _int(request.GET.get("staff"))
+    if request.GET.get("resource"):
+        initial["resource"] = _int(request.GET.get("resource"))
+    raw_time = request.GET.get("time", "")
+    with contextlib.suppress(ValueError):  # a malformed time in the link: the form's usual 09:00
+        initial["time"] = dt.time.fromisoformat(raw_time) if raw_time else dt.time(9)
     form = AppointmentForm(request.POST or None, actor=actor, initial=initial)
     status = 200
     if request.method == "POST":
@@ -223,6 +330,17 @@ def new(request: HttpRequest) -> HttpResponse:
             # service writes the create event.
             patient = open_patient(request, patient.pk, Action.SCHEDULE, audit=None)
             kind = form.cleaned_data["kind"]
+            repeat = form.cleaned_data.get("repeat") or 1
+            if repeat > 1:
+                done = _book_weekly(request, actor, form, patient, kind, repeat)
+                if done is not None:
+                    return done
+                return render(
+                    request,
+                    "scheduling/form.html",
+                    {"form": form, "title": "Book an appointment"},
+                    status=400,
+                )
             try:
                 appt = services.appointment_book(
                     actor,
@@ -247,6 +365,40 @@ def new(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _book_weekly(
+    request: HttpRequest, actor: Actor, form: AppointmentForm, patient: Any, kind: str, repeat: int
+) -> HttpResponse | None:
+    """The booking form's "repeat weekly": ``repeat`` appointments a week apart at the same local time,
+    each booked on its own through services.appointment_book; each refused date says why. Returns the
+    redirect when at least one was booked, else None (the form re-renders with every date's reason)."""
+    booked, refused = series.book_weekly(
+        actor,
+        patient,
+        first=form.starts_at(),
+        repeat=repeat,
+        kind=kind,
+        minutes=_minutes(form, actor.clinic, kind),
+        staff=form.cleaned_data["staff"],
+        resource=form.cleaned_data["resource"],
+        modality=form.cleaned_data["modality"],
+        admin_note=form.cleaned_data["admin_note"],
+    )
+    if not booked:
+        for line in refused:
+            form.add_error(None, line)
+        _refused(request, patient)
+        return None
+    label = booked[0].get_kind_display()
+    messages.success(
+        request,
+        f"{label} booked weekly for {patient.display_name}: {len(booked)} of {repeat} "
+        f"({', '.join(f'{timezone.localtime(a.starts_at):%d %b}' for a in booked)}).",
+    )
+    for line in refused:
+        messages.warning(request, line)
+    return redirect("scheduling:detail", appointment_id=booked[0].pk)
+
+
 def _refused(request: HttpRequest, patient: Any, obj: Any = None) -> None:
     """A refused write still read the patient's record: leave the request's one audit event."""
     actor = actor_from_request(request)
@@ -258,7 +410,9 @@ def _appointment(request: HttpRequest, appointment_id: int, *, audit: str | None
     require_roles(request, CALENDAR_ROLES)
     clinic = getattr(request, "clinic", None)
     appt = (
-        Appointment.objects.select_related("patient", "staff", "resource", "clinic", "cancelled_by")
+        Appointment.objects.select_related(
+            "patient", "staff", "resource", "clinic", "cancelled_by", "checked_in_by"
+        )
         .filter(pk=appointment_id, clinic=clinic)
         .first()
     )
@@ -285,6 +439,14 @@ def detail(request: HttpRequest, appointment_id: int) -> HttpResponse:
             "started": appt.starts_at <= clock.now(),
             "session": session,
             "session_phase": selectors.session_phase(session, clinical=clinical),
+            "state": selectors.appointment_state(appt, session, clinical=clinical),
+            "cancel_refused": services.live_session_problem(appt, "cancel it")
+            if appt.kind == Kind.DOSING
+            else None,
+            "can_check_in": appt.status == Status.BOOKED
+            and appt.checked_in_at is None
+            and timezone.localtime(appt.starts_at).date() == clock.today()
+            and (session is None or session.state == "aborted"),
             "session_url": _session_url(appt, session) if clinical else None,
             "can_start": _startable(appt, session) and can(actor, Action.MONITOR_SESSION, appt.patient),
         },
@@ -374,6 +536,33 @@ def cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
     return redirect("scheduling:detail", appointment_id=appt.pk)
 
 
+def _back(request: HttpRequest, appt: Appointment) -> HttpResponse:
+    """Back to the page the form was on (the day view's list) when it is ours, else the appointment."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return redirect(target)
+    return redirect("scheduling:detail", appointment_id=appt.pk)
+
+
+@login_required
+@require_POST
+def check_in(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    """Front desk: the patient has arrived (issue 18)."""
+    appt = _appointment(request, appointment_id, audit=None)
+    actor = actor_from_request(request)
+    try:
+        services.appointment_check_in(actor, appt, _int(request.POST.get("version")) or 0)
+    except ConflictError as exc:
+        _refused(request, appt.patient, appt)
+        messages.error(request, str(exc))
+    except services.BookingError as exc:
+        _refused(request, appt.patient, appt)
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{appt.patient.display_name} checked in.")
+    return _back(request, appt)
+
+
 @login_required
 @require_POST
 def set_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
@@ -391,7 +580,7 @@ def set_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, "Appointment updated.")
-    return redirect("scheduling:detail", appointment_id=appt.pk)
+    return _back(request, appt)
 
 
 @login_required
@@ -401,7 +590,12 @@ def patient_appointments(request: HttpRequest, patient_id: int) -> HttpResponse:
     page = Paginator(selectors.patient_appointments(patient).order_by("-starts_at", "-id"), 50).get_page(
         request.GET.get("page")
     )
-    return render(request, "scheduling/patient.html", {"patient": patient, "page": page, "now": clock.now()})
+    plan = treatment_selectors.signed_plan(patient)
+    return render(
+        request,
+        "scheduling/patient.html",
+        {"patient": patient, "page": page, "now": clock.now(), "plan": plan},
+    )
 
 
 @login_required
@@ -464,6 +658,28 @@ def rooms(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+def lengths(request: HttpRequest) -> HttpResponse:
+    """Admin: the clinic's default length for each kind of appointment (issue 18)."""
+    require_roles(request, ["admin"])
+    actor = actor_from_request(request)
+    form = KindMinutesForm(request.POST or None, clinic=actor.clinic)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            try:
+                services.kind_minutes_update(actor, dict(form.cleaned_data))
+            except services.BookingError as exc:
+                for name, errs in exc.field_errors.items():
+                    for err in errs:
+                        form.add_error(name if name in form.fields else None, err)
+            else:
+                messages.success(request, "Appointment lengths saved.")
+                return redirect("scheduling:lengths")
+    return render(request, "scheduling/lengths.html", {"form": form}, status=status)
+
+
+@login_required
 def my_feed(request: HttpRequest) -> HttpResponse:
     require_roles(request, FEED_ROLES)
     actor = actor_from_request(request)
@@ -507,3 +723,127 @@ def feed(request: HttpRequest, token: str) -> HttpResponse:
     response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@login_required
+def plan_series(request: HttpRequest, patient_id: int, plan_id: int) -> HttpResponse:
+    """Book a signed plan's proposed appointments in one step (issue 18): suggested dates from the plan's
+    spacing, each line's conflicts previewed, then "Book all that are free" (each line on its own)."""
+    require_roles(request, CALENDAR_ROLES)
+    posting = request.method == "POST"
+    patient = open_patient(
+        request, patient_id, Action.SCHEDULE, audit=None if posting else "view", object_type="plan_series"
+    )
+    actor = actor_from_request(request)
+    plan = get_object_or_404(TreatmentPlan, pk=plan_id, patient=patient)
+    proposals = list(plan.proposals.all())
+    booked = series.booked_by_proposal(plan)
+    setup = SeriesSetupForm(
+        request.GET if "first" in request.GET else None,
+        actor=actor,
+        initial={"first": clock.today() + dt.timedelta(days=1), "time": dt.time(9, 0)},
+    )
+    line_forms: dict[int, SeriesLineForm] = {}
+    problems: dict[int, list[str]] = {}
+    just_booked: list[series.LineResult] = []
+    errors: list[str] = []
+    status = 200
+    try:
+        series.check_plan(plan)
+    except series.SeriesRefusedError as exc:
+        errors.append(str(exc))
+    open_props = [p for p in proposals if p.pk not in booked]
+
+    def requests_from(forms_: dict[int, SeriesLineForm], data: dict[int, dict[str, Any]]) -> list[Any]:
+        by_pk = {p.pk: p for p in open_props}
+        out = []
+        for pk, d in data.items():
+            if d.get("book"):
+                starts = dt.datetime.combine(d["date"], d["time"], tzinfo=timezone.get_current_timezone())
+                out.append(series.LineRequest(by_pk[pk], starts, d["staff"], d["resource"]))
+        return out
+
+    if errors:
+        status = 400 if posting else 200
+        if posting:
+            _refused(request, patient, plan)
+    elif posting:
+        line_forms = {
+            p.pk: SeriesLineForm(request.POST, prefix=f"l{p.pk}", actor=actor) for p in open_props
+        }
+        if not all(f.is_valid() for f in line_forms.values()):
+            status = 400
+            errors.append("Some lines need a correction; see below.")
+            _refused(request, patient, plan)
+        else:
+            reqs = requests_from(line_forms, {pk: f.cleaned_data for pk, f in line_forms.items()})
+            if not reqs:
+                status = 400
+                errors.append("Tick at least one appointment to book.")
+                _refused(request, patient, plan)
+            elif request.POST.get("action") == "check":
+                problems = series.preview(actor, patient, reqs)
+                _refused(request, patient, plan)  # the request's one audit event: a read
+            else:
+                results = series.book_series(actor, patient, plan, reqs)
+                just_booked = [r for r in results if r.booked]
+                problems = {r.proposal.pk: r.problems for r in results if not r.booked}
+                if not just_booked:
+                    _refused(request, patient, plan)
+                booked = series.booked_by_proposal(plan)
+                n, total = len(just_booked), len(results)
+                if n == total:
+                    messages.success(request, f"Booked {n} appointment{'s' if n != 1 else ''} of the plan.")
+                else:
+                    messages.warning(
+                        request,
+                        f"Booked {n} of {total}; {total - n} not booked: each says why below. "
+                        "Change its date, time, clinician or room and book again.",
+                    )
+    elif setup.is_bound:
+        if setup.is_valid():
+            d = setup.cleaned_data
+            sugg = series.suggestions(plan, d["first"])
+            data: dict[int, dict[str, Any]] = {}
+            for p in open_props:
+                dosing = p.kind == "dosing"
+                data[p.pk] = {
+                    "book": True,
+                    "date": sugg[p.pk],
+                    "time": d["time"],
+                    "staff": d["dosing_staff"] if dosing else d["staff"],
+                    "resource": d["chair"] if dosing else d["room"],
+                }
+                line_forms[p.pk] = SeriesLineForm(
+                    prefix=f"l{p.pk}",
+                    actor=actor,
+                    initial={k: (v.pk if hasattr(v, "pk") else v) for k, v in data[p.pk].items()},
+                )
+            problems = series.preview(actor, patient, requests_from(line_forms, data))
+        else:
+            status = 400
+    rows = [
+        {
+            "p": p,
+            "kind": series.proposal_kind_label(p),
+            "booked": booked.get(p.pk),
+            "form": None if p.pk in booked else line_forms.get(p.pk),
+            "problems": problems.get(p.pk),
+        }
+        for p in proposals
+    ]
+    return render(
+        request,
+        "scheduling/plan_series.html",
+        {
+            "patient": patient,
+            "plan": plan,
+            "setup": setup,
+            "rows": rows,
+            "errors": errors,
+            "has_lines": any(pk not in booked for pk in line_forms),
+            "open_count": len([p for p in proposals if p.pk not in booked]),
+            "can_view_plan": can(actor, Action.VIEW_CLINICAL, patient),
+        },
+        status=status,
+    )

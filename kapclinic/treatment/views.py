@@ -15,7 +15,7 @@ from kapclinic.intake import selectors as intake_selectors
 from kapclinic.policy import Action, can, open_patient
 from kapclinic.treatment import selectors, services
 from kapclinic.treatment.forms import PlanForm, SignPlanForm
-from kapclinic.treatment.models import PlanStatus, TreatmentPlan
+from kapclinic.treatment.models import PlanStatus, ProposedAppointment, TreatmentPlan
 
 LIBRARY_ROLES = ["prescriber", "therapist", "nurse"]
 
@@ -112,6 +112,22 @@ def plan(request: HttpRequest, patient_id: int, plan_id: int) -> HttpResponse:
     )
 
 
+#: Appointment statuses that fulfil a proposed appointment (scheduling's booked and completed).
+_FULFILLING = ("booked", "completed")
+
+
+def _proposals_with_bookings(item: TreatmentPlan) -> list[ProposedAppointment]:
+    """The plan's proposed appointments, each with ``booking``: the scheduling appointment booked for it
+    (Appointment.proposal), or None. Two queries."""
+    proposals = list(item.proposals.prefetch_related("appointments__staff"))
+    for p in proposals:
+        mine = sorted(
+            (a for a in p.appointments.all() if a.status in _FULFILLING), key=lambda a: a.starts_at
+        )
+        p.booking = mine[0] if mine else None  # type: ignore[attr-defined]
+    return proposals
+
+
 def _render_plan(
     request: HttpRequest,
     patient: object,
@@ -127,6 +143,7 @@ def _render_plan(
         else []
     )
     ready, reasons = selectors.dosing_readiness(item.patient)
+    proposals = _proposals_with_bookings(item)
     return render(
         request,
         "treatment/plan.html",
@@ -140,7 +157,10 @@ def _render_plan(
             "state": intake_selectors.eligibility_state(item.patient),
             "ready": ready,
             "reasons": reasons,
-            "proposals": item.proposals.all(),
+            "proposals": proposals,
+            "open_count": len([p for p in proposals if getattr(p, "booking", None) is None]),
+            "can_book": item.status == PlanStatus.SIGNED
+            and can(actor_from_request(request), Action.SCHEDULE, item.patient),
             "targets": item.targets.all(),
         },
         status=status,
