@@ -651,7 +651,8 @@ def calculate_dose(
         if spec.max_mg.value is not None:
             maximum = spec.max_mg.value if maximum is None else min(maximum, spec.max_mg.value, key=_val)
         if spec.ceiling_mg.value is not None:
-            ceiling = spec.ceiling_mg.value if ceiling is None else min(ceiling, spec.ceiling_mg.value, key=_val)
+            cap = spec.ceiling_mg.value
+            ceiling = cap if ceiling is None else min(ceiling, cap, key=_val)
     else:  # fixed mg
         raw_dose = fixed_dose if fixed_dose is not None else spec.default_mg.value
         if raw_dose is None:
