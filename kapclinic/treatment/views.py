@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
-from kapclinic.clinical.protocols import UnknownProtocol, all_protocols, get_protocol
+from kapclinic.clinical.protocols import UnknownProtocol, all_protocols, get_protocol, protocol_choices
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.stubs import require_roles
@@ -85,9 +85,33 @@ def plan_new(request: HttpRequest, patient_id: int) -> HttpResponse:
         else:
             status = 400
         record_event(actor, "view", patient=patient, object_type="treatment_plan_form")
+    choices = [tuple(key.split("@")) for key, _title in protocol_choices()]
     return render(
-        request, "treatment/plan_new.html", {"patient": patient, "form": form, "state": state}, status=status
+        request,
+        "treatment/plan_new.html",
+        {"patient": patient, "form": form, "state": state, "unusable": _unusable(patient.clinic_id, choices)},
+        status=status,
     )
+
+
+def _unusable(clinic_id: int, keys: list[tuple[str, ...]]) -> list[dict[str, object]]:
+    """Protocols among ``keys`` the clinic cannot use yet: title, the values the medical director must
+    set, and the settings page that sets them."""
+    from kapclinic.clinical.protocols import field_label
+    from kapclinic.sessions.services import settings_url
+
+    out: list[dict[str, object]] = []
+    for pid, version in keys:
+        try:
+            p = selectors.clinic_protocol(clinic_id, pid, version)
+        except UnknownProtocol:
+            continue
+        gaps = p.usability_gaps()
+        if gaps:
+            out.append(
+                {"title": p.title, "missing": [field_label(k) for k in gaps], "url": settings_url(p.id)}
+            )
+    return out
 
 
 def _plan(patient_id: int, plan_id: int, patient: object) -> TreatmentPlan:
@@ -142,6 +166,7 @@ def _render_plan(
             "reasons": reasons,
             "proposals": item.proposals.all(),
             "targets": item.targets.all(),
+            "unusable": _unusable(item.patient.clinic_id, [(item.protocol_id, item.protocol_version)]),
         },
         status=status,
     )

@@ -22,6 +22,7 @@ from kapclinic.clinical.protocols.loader import (
     get_protocol,
     load_protocol,
     parse_protocol,
+    preparation_lines,
     protocol_choices,
     validate_clinic_value,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "get_protocol",
     "load_protocol",
     "parse_protocol",
+    "preparation_lines",
     "protocol_choices",
     "validate_clinic_value",
 ]

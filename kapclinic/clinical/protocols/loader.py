@@ -859,3 +859,27 @@ def validate_clinic_value(
     except (ProtocolDataError, QuantityError) as exc:
         return None, f"{name}: {exc}"
     return format(value.normalize(), "f"), None
+
+
+def _duration_text(minutes: Minutes) -> str:
+    m = minutes.value
+    if m >= 60 and m % 60 == 0:
+        hours = int(m // 60)
+        return f"{hours} hour" + ("s" if hours != 1 else "")
+    return f"{format(m.normalize(), 'f')} minutes"
+
+
+def preparation_lines(protocol: Protocol) -> tuple[str, ...]:
+    """What the patient is told before a dosing session on ``protocol`` (with the clinic's settings
+    applied): the fasting times it states and the route's own instructions, nothing from another route.
+    No fasting line when the times are not set (the protocol is then not usable anyway)."""
+    out: list[str] = []
+    food, liquids = protocol.fasting.food_minutes.value, protocol.fasting.liquids_minutes.value
+    if food is not None and liquids is not None:
+        out.append(
+            f"Do not eat for {_duration_text(food)} and do not drink anything for {_duration_text(liquids)} "
+            "before your dosing session."
+        )
+    for text, _source in protocol.fasting.instructions:
+        out.append(text if text.endswith(".") else f"{text}.")
+    return tuple(out)
