@@ -92,13 +92,18 @@ def clinic_protocol(clinic_id: int, protocol_id: str, version: str | None = None
     """The protocol with the clinic's settings applied; read once per request (request_cache), and
     read again after ``protocol_settings_update`` changes them (it calls ``request_cache.forget()``)."""
 
-    def load() -> Protocol:
-        base = get_protocol(protocol_id, version)
+    def read() -> dict[str, str | int | None]:
         values: dict[str, str | int | None] = {}
         for key, value in ClinicProtocolSetting.objects.filter(
             clinic_id=clinic_id, protocol_id=protocol_id
         ).values_list("key", "value"):
             values[key] = int(value) if key.startswith("thresholds.") or key == "sessions.count" else value
+        return values
+
+    def load() -> Protocol:
+        base = get_protocol(protocol_id, version)
+        # The clinic's values belong to the protocol, whatever its version: read once per request.
+        values = request_cache.remember(("kap_sessions.protocol_settings", clinic_id, protocol_id), read)
         return apply_clinic_settings(base, values) if values else base
 
     return request_cache.remember(("kap_sessions.clinic_protocol", clinic_id, protocol_id, version), load)

@@ -881,5 +881,11 @@ def preparation_lines(protocol: Protocol) -> tuple[str, ...]:
             "before your dosing session."
         )
     for text, _source in protocol.fasting.instructions:
+        if text.startswith("Arrange transport home"):
+            continue  # said for every route, in the patient's words, below
         out.append(text if text.endswith(".") else f"{text}.")
+    out.append(
+        "Arrange for someone to take you home. Do not drive or operate machinery until the next day, "
+        "after a restful sleep."  # [S2][S4] ref §2.7
+    )
     return tuple(out)
