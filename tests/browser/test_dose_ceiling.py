@@ -116,3 +116,31 @@ def test_over_maximum_cosign_and_hard_ceiling(
     shot(page, "ceiling-3-refused")
     adm = Administration.objects.get(session=s)
     assert adm.dose_mg == 63 and adm.cosigned_by == second  # the co-signed order stands
+
+
+def test_unconfigured_protocol_blocks_the_plan_and_links_to_the_setting(
+    page: Any, server: str, login: Any, axe_check: Any, shot: Any, frozen: Any
+) -> None:
+    """A clinic whose medical director has set nothing: the new-plan page names what each protocol still
+    needs and links to the clinic settings page where it is set."""
+    from kapclinic.treatment.testing import sign_consent, sign_eligible
+
+    clinic = make_clinic("Harbor", configured=False)
+    prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="md@ceiling.test")
+    patient = make_patient(clinic, care_team=[prescriber], legal_first_name="Robin")
+    sign_eligible(patient, prescriber)
+    sign_consent(patient, witness=prescriber)
+    login(page, "md@ceiling.test")
+    page.goto(f"{server}/treatment/patients/{patient.pk}/plans/new/")
+    region = page.get_by_role("region", name="Protocol not ready for use")
+    expect(region).to_contain_text("IM racemic ketamine")
+    expect(region).to_contain_text("Maximum dose per kg")
+    axe_check(page, "ceiling-4-plan-blocked")
+    shot(page, "ceiling-4-plan-blocked")
+    with page.expect_navigation():
+        region.get_by_role("link", name="Set these values for IM racemic ketamine", exact=False).click()
+    assert page.url.endswith("/sessions/settings/?protocol=ketamine-im-racemic")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    expect(page.get_by_text("Hard ceiling per kg (no override passes)").first).to_be_visible()
+    axe_check(page, "ceiling-5-settings")
+    shot(page, "ceiling-5-settings")
