@@ -716,6 +716,8 @@ def _settings_page(
                 for name, (label, default, source, _b) in data["measure_info"].items()
             ],
             "history": data["history"],
+            # Values the protocol cannot be used without (issue 18): plans on it are refused until set.
+            "required_keys": set(protocol.required_values()),
             "can_edit": actor.role == "prescriber",
             "errors": errors or [],
         },
