@@ -32,6 +32,8 @@ _SUMMARY_FIELDS = (
     "id",
     "patient_id",
     "status",
+    "protocol_id",
+    "protocol_version",
     "protocol_title",
     "created_at",
     "signed_at",
