@@ -34,7 +34,23 @@ def protocol(request: HttpRequest, protocol_id: str, version: str) -> HttpRespon
         p = get_protocol(protocol_id, version)
     except UnknownProtocol:
         raise Http404 from None
-    return render(request, "treatment/protocol.html", {"protocol": p})
+    clinic_id = request.clinic.pk  # type: ignore[attr-defined]
+    d = selectors.clinic_protocol(clinic_id, p.id, p.version).dose
+    ceiling = (
+        f"{d.ceiling_mg_per_kg.value}" if d.ceiling_mg_per_kg.value is not None
+        else f"{d.ceiling_mg.value}" if d.ceiling_mg.value is not None
+        else "set by the medical director"
+    )  # fmt: skip
+    return render(
+        request,
+        "treatment/protocol.html",
+        {
+            "protocol": p,
+            "basis": "mg per kg of body weight" if p.dose.basis == "mg_per_kg" else "fixed dose in mg",
+            "ceiling": ceiling,
+            "unusable": _unusable(clinic_id, [(p.id, p.version)]),
+        },
+    )
 
 
 @login_required
