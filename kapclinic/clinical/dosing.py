@@ -4,7 +4,8 @@ Every quantity is a small immutable value object wrapping a ``Decimal``.  Only p
 operations are defined, so ``Mg(1) + Kg(1)`` is a mypy error *and* raises :class:`UnitMismatch` at
 runtime, and ``MgPerKg * Kg`` is the only way to get a weight-based ``Mg`` dose.
 
-Clinical facts come from the clinical reference (docs/clinical-reference.md; `ref §n` = its section n):
+Clinical facts come from the clinical reference (docs/clinical-reference.md; `ref §n` = its section n) and,
+for the dose limits and ceilings, docs/clinical-reference-dosing.md, which cites the original sources:
 
 * IV racemic ketamine 0.5 mg/kg over 40 min; 0.1-0.75 mg/kg reported [S17][S20][S21] ref §1.2.
 * Esketamine 28 mg per device, 56 or 84 mg sessions, 5 minutes between devices [S7][S8a] ref §1.1, §1.3.
@@ -28,7 +29,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar, overload
 
 if TYPE_CHECKING:  # pragma: no cover - import only for type checking (avoids a circular import)
-    from kapclinic.clinical.protocols.loader import Protocol
+    from kapclinic.clinical.protocols.loader import Protocol, Setting
 
 Number = Decimal | int | str
 
@@ -475,6 +476,43 @@ def check_maximum(dose: Mg, maximum: Mg | None, override_reason: str | None = No
     )
 
 
+def check_ceiling(dose: Mg, ceiling: Mg | None) -> str | None:
+    """The hard ceiling no override passes (docs/clinical-reference-dosing.md §2): a refusal sentence
+    when ``dose`` is above it, or when the protocol has none configured."""
+    if ceiling is None:
+        return (
+            "Dose refused: this protocol has no hard ceiling configured; the medical director must set it "
+            "on the clinic settings page before a dose can be ordered."
+        )
+    if dose > ceiling:
+        return (
+            f"Dose refused: {dose} is above this protocol's hard ceiling of {ceiling}; no override reason "
+            "or co-signature can pass the ceiling."
+        )
+    return None
+
+
+def check_infusion_time(
+    minutes: Minutes, shortest: Setting[Minutes], longest: Setting[Minutes]
+) -> str | None:
+    """An IV infusion time outside the protocol's range is refused like a dose above the ceiling: no
+    override passes it (2-100 min reported safe, [S17] ref §1.2; docs/clinical-reference-dosing.md §3)."""
+    if minutes.value != minutes.value.to_integral_value():
+        return f"Infusion time refused: {minutes} is not a whole number of minutes; enter whole minutes."
+    lo, hi = shortest.value, longest.value
+    if lo is None or hi is None:
+        return (
+            "Infusion time refused: this protocol has no infusion-time range configured; the medical "
+            "director must set it before an infusion can be ordered."
+        )
+    if minutes < lo or minutes > hi:
+        return (
+            f"Infusion time refused: {minutes} is outside the protocol's range of {lo.value.normalize():f}-"
+            f"{hi} ({shortest.source}); no override passes it."
+        )
+    return None
+
+
 # --------------------------------------------------------------------------------------------------
 # Whole calculation for a protocol
 # --------------------------------------------------------------------------------------------------
@@ -500,6 +538,11 @@ class DoseCalculation:
     maximum: Mg | None
     above_maximum: bool
     override_reason: str | None
+    ceiling: Mg | None = None
+    minimum: Mg | None = None
+    below_minimum: bool = False
+    low_dose_reason: str | None = None
+    infusion_minutes: Minutes | None = None
     volume: VolumeResult | None = None
     rate: RateResult | None = None
     lozenges: UnitCombination | None = None
@@ -512,6 +555,12 @@ class DoseCalculation:
     @property
     def ok(self) -> bool:
         return not self.refusals
+
+    @property
+    def cosign_required(self) -> bool:
+        """Above the protocol maximum (with a written reason): a second prescriber must co-sign the
+        order before dosing can start (docs/clinical-reference-dosing.md §2)."""
+        return self.above_maximum
 
 
 def calculate_dose(
@@ -527,6 +576,7 @@ def calculate_dose(
     infusion_time: Minutes | None = None,
     stocked_strengths: Sequence[Mg] | None = None,
     override_reason: str | None = None,
+    low_dose_reason: str | None = None,
     dose_rounding: RoundingRule = DEFAULT_DOSE_ROUNDING,
     volume_rounding: RoundingRule = DEFAULT_VOLUME_ROUNDING,
     rate_rounding: RoundingRule = DEFAULT_RATE_ROUNDING,
@@ -535,6 +585,11 @@ def calculate_dose(
 
     Inputs left as ``None`` fall back to the protocol default where the reference gives one; a missing
     value that the reference does not give becomes a refusal sentence naming the field.
+
+    Limits (docs/clinical-reference-dosing.md §2): above the protocol's hard ceiling is refused whatever
+    reason is given; above the protocol maximum needs ``override_reason`` (and, by the caller, a second
+    prescriber's co-signature: ``cosign_required``); below the protocol minimum needs ``low_dose_reason``;
+    an IV infusion time outside the protocol's range is refused.
     """
     spec = protocol.dose
     refusals: list[str] = []
@@ -546,6 +601,8 @@ def calculate_dose(
     per_kg: MgPerKg | None = None
     body_mass_index: Decimal | None = None
     maximum: Mg | None = None
+    minimum: Mg | None = None
+    ceiling: Mg | None = None
 
     if spec.basis == "mg_per_kg":
         basis = spec.weight_basis.value
@@ -582,13 +639,20 @@ def calculate_dose(
                 )
             )
             lo, hi = spec.min_mg_per_kg.value, spec.max_mg_per_kg.value
-            if lo is not None and per_kg < lo:
-                warnings.append(f"Dose per kg {per_kg} is below the protocol range starting at {lo}.")
+            if lo is not None:
+                minimum = lo * weight_used
             if hi is not None:
                 maximum = hi * weight_used
                 steps.append(CalcStep("Maximum", f"{hi} × {weight_used} = {maximum}"))
+            top = spec.ceiling_mg_per_kg.value
+            if top is not None:
+                ceiling = top * weight_used
+                steps.append(CalcStep("Hard ceiling", f"{top} × {weight_used} = {ceiling}"))
         if spec.max_mg.value is not None:
             maximum = spec.max_mg.value if maximum is None else min(maximum, spec.max_mg.value, key=_val)
+        if spec.ceiling_mg.value is not None:
+            cap = spec.ceiling_mg.value
+            ceiling = cap if ceiling is None else min(ceiling, cap, key=_val)
     else:  # fixed mg
         raw_dose = fixed_dose if fixed_dose is not None else spec.default_mg.value
         if raw_dose is None:
@@ -596,7 +660,8 @@ def calculate_dose(
         else:
             steps.append(CalcStep("Dose", f"fixed {raw_dose}"))
             allowed = spec.allowed_mg
-            if allowed and raw_dose not in allowed and raw_dose <= max(allowed, key=_val):
+            below = spec.min_mg.value is not None and raw_dose < spec.min_mg.value
+            if allowed and not below and raw_dose not in allowed and raw_dose <= max(allowed, key=_val):
                 listed = ", ".join(str(a) for a in allowed)
                 if (override_reason or "").strip():
                     warnings.append(
@@ -608,6 +673,8 @@ def calculate_dose(
                         "may order it only by entering a written override reason."
                     )
         maximum = spec.max_mg.value
+        minimum = spec.min_mg.value
+        ceiling = spec.ceiling_mg.value
 
     dose: Mg | None = None
     if raw_dose is not None:
@@ -616,19 +683,38 @@ def calculate_dose(
             steps.append(CalcStep("Dose rounding", f"{dose_rounding.describe('mg')}: {dose}"))
 
     above = False
+    below_min = False
     reason = (override_reason or "").strip() or None
+    low_reason = (low_dose_reason or "").strip() or None
+    if dose is not None and not refusals:
+        ceiling_refusal = check_ceiling(dose, ceiling)
+        if ceiling_refusal:
+            refusals.append(ceiling_refusal)
     if dose is not None and not refusals:
         mc = check_maximum(dose, maximum, reason)
         above = mc.above_maximum
         if mc.refusal:
             refusals.append(mc.refusal)
         elif mc.overridden:
-            warnings.append(f"Above the protocol maximum of {maximum}; ordered with override: {reason}")
+            warnings.append(
+                f"Above the protocol maximum of {maximum}; ordered with override: {reason}. A second "
+                "prescriber must co-sign the order before dosing can start."
+            )
+    if dose is not None and not refusals and minimum is not None and dose < minimum:
+        below_min = True
+        if low_reason:
+            warnings.append(f"Below the protocol minimum of {minimum}; ordered with reason: {low_reason}")
+        else:
+            refusals.append(
+                f"Dose refused: {dose} is below the protocol minimum of {minimum}; a prescriber may order "
+                "it only by entering a written reason for the low dose."
+            )
 
     vol: VolumeResult | None = None
     rate: RateResult | None = None
     loz: UnitCombination | None = None
     dev: DevicePlan | None = None
+    infusion_used: Minutes | None = None
     if dose is not None and not refusals:
         form = spec.form
         if form in ("vial_iv", "vial_im"):
@@ -639,9 +725,16 @@ def calculate_dose(
                 steps.extend(vol.steps)
         if form == "vial_iv" and vol is not None:
             minutes = infusion_time if infusion_time is not None else spec.infusion_minutes.value
-            if minutes is None or minutes.value == 0:
-                refusals.append("Infusion time (minutes) is required to calculate the pump rate.")
+            infusion_refusal = (
+                "Infusion time (minutes) is required to calculate the pump rate."
+                if minutes is None or minutes.value == 0
+                else check_infusion_time(minutes, spec.infusion_minutes_min, spec.infusion_minutes_max)
+            )
+            if infusion_refusal:
+                refusals.append(infusion_refusal)
             else:
+                assert minutes is not None
+                infusion_used = minutes
                 rate = pump_rate(vol.volume, minutes, diluent_volume, rate_rounding)
                 steps.extend(rate.steps)
         if form == "lozenge":
@@ -686,6 +779,11 @@ def calculate_dose(
         maximum=maximum,
         above_maximum=above,
         override_reason=reason if above else None,
+        ceiling=ceiling,
+        minimum=minimum,
+        below_minimum=below_min,
+        low_dose_reason=low_reason if below_min else None,
+        infusion_minutes=infusion_used,
         volume=vol,
         rate=rate,
         lozenges=loz,

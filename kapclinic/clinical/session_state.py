@@ -137,6 +137,7 @@ GATE_LABELS: dict[str, str] = {
     "baseline_vitals": "Baseline vitals within the protocol's limits",
     "rems_enrolled": "Patient enrolled in the Spravato REMS",
     "nasal_steroid_timing": "Nasal corticosteroid / decongestant at least 1 hour before",
+    "weight_today": "Today's weight (for the mg/kg dose)",
 }
 
 HARD_STOPS = frozenset({"signed_plan", "consent_current", "eligibility_current", "rems_enrolled"})

@@ -229,7 +229,7 @@ def home(patient: Any) -> dict[str, Any]:
     from kapclinic.portal.models import EntryKind
     from kapclinic.scheduling import rules
     from kapclinic.scheduling.models import Appointment, Kind, Status
-    from kapclinic.scheduling.selectors import patient_appointments
+    from kapclinic.scheduling.selectors import dosing_preparation, patient_appointments
 
     kinds = {str(value): str(label) for value, label in Kind.choices}
     upcoming = [
@@ -242,7 +242,9 @@ def home(patient: Any) -> dict[str, Any]:
             staff=staff,
             modality=modality,
             minutes=int((ends_at - starts_at).total_seconds() // 60),  # Appointment.minutes
-            preparation=rules.preparation_for(kind),  # Appointment.preparation
+            preparation=rules.preparation_for(  # Appointment.preparation
+                kind, dosing_preparation(patient.pk, patient.clinic_id) if kind == Kind.DOSING else None
+            ),
         )
         for pk, kind, starts_at, ends_at, modality, staff in patient_appointments(
             patient, upcoming_only=True

@@ -125,7 +125,11 @@ class Appointment(VersionedModel):
 
     @property
     def preparation(self) -> tuple[str, ...]:
-        return rules.preparation_for(self.kind)
+        if self.kind != rules.DOSING:
+            return rules.preparation_for(self.kind)
+        from kapclinic.scheduling.selectors import dosing_preparation
+
+        return rules.preparation_for(self.kind, dosing_preparation(self.patient_id, self.clinic_id))
 
 
 class ScheduleSettings(models.Model):

@@ -120,16 +120,15 @@ def duration_problem(rule: KindRule, minutes: int) -> str | None:
     return None
 
 
-# Patient-facing preparation instructions (ref §1.3 "Session preparation instructions" [S10]; driving
-# ref §2.7 [S2][S4]). Shown in the portal and in reminder emails for dosing appointments.
-DOSING_PREPARATION: tuple[str, ...] = (
-    "Do not eat for 2 hours and do not drink anything for 30 minutes before your dosing session, "
-    "unless your clinician gave you different instructions.",
-    "If you need a nasal corticosteroid or decongestant that day, take it at least 1 hour before dosing.",
+# Patient-facing preparation instructions for a dosing appointment come from the patient's signed plan's
+# protocol (its fasting times and its route's instructions: kapclinic.clinical.protocols.preparation_lines,
+# see scheduling.selectors.dosing_preparation); this is what is said when there is no signed plan yet.
+DOSING_PREPARATION_NO_PLAN: tuple[str, ...] = (
+    "Your clinician will tell you how to prepare once your treatment plan is signed.",
     "Arrange for someone to take you home. Do not drive or operate machinery until the next day, "
     "after a restful sleep.",
 )
-PREPARATION_SOURCE = "[S10] ref §1.3; [S2][S4] ref §2.7"
+PREPARATION_SOURCE = "[S2][S4] ref §2.7 (docs/clinical-reference-dosing.md §3)"
 OTHER_PREPARATION: dict[str, tuple[str, ...]] = {
     CONSULTATION: (),
     ASSESSMENT: (),
@@ -139,8 +138,11 @@ OTHER_PREPARATION: dict[str, tuple[str, ...]] = {
 }
 
 
-def preparation_for(kind: str) -> tuple[str, ...]:
-    return DOSING_PREPARATION if kind == DOSING else OTHER_PREPARATION.get(kind, ())
+def preparation_for(kind: str, dosing: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """``dosing``: the lines for the patient's protocol (None: no signed plan)."""
+    if kind == DOSING:
+        return dosing if dosing is not None else DOSING_PREPARATION_NO_PLAN
+    return OTHER_PREPARATION.get(kind, ())
 
 
 # retry_delay (imported above) is the back-off of every outbound email, reminders included.

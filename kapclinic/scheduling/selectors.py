@@ -388,3 +388,30 @@ def staff_role(user: User, clinic: Any) -> str | None:
         .first()
     )
     return str(role) if role else None
+
+
+def dosing_preparation(patient_id: int, clinic_id: int) -> tuple[str, ...] | None:
+    """The preparation lines for the patient's dosing appointments: from the protocol of their signed
+    plan with the clinic's settings (fasting times, the route's own instructions), or None when there is
+    no signed plan. Read once per request and patient."""
+    from kapclinic.clinical.protocols import UnknownProtocol, preparation_lines
+    from kapclinic.core import request_cache
+
+    def compute() -> tuple[str, ...] | None:
+        from kapclinic.treatment.models import PlanStatus, TreatmentPlan
+        from kapclinic.treatment.selectors import clinic_protocol
+
+        row = (
+            TreatmentPlan.objects.filter(patient_id=patient_id, status=PlanStatus.SIGNED)
+            .order_by("-signed_at", "-id")
+            .values_list("protocol_id", "protocol_version")
+            .first()
+        )
+        if row is None:
+            return None
+        try:
+            return preparation_lines(clinic_protocol(clinic_id, row[0], row[1]))
+        except UnknownProtocol:
+            return None
+
+    return request_cache.remember(("scheduling.dosing_preparation", patient_id), compute)

@@ -42,9 +42,9 @@ from kapclinic.measures.services import response_submit
 from kapclinic.patients.models import PathwayStatus
 from kapclinic.scheduling.models import Appointment, Kind, Status
 from kapclinic.sessions import services
+from kapclinic.sessions.medical_director import configure_protocols
 from kapclinic.sessions.models import (
     Administration,
-    ClinicProtocolSetting,
     DosingSession,
     ObservationKind,
 )
@@ -270,7 +270,7 @@ def _completed(
     monitoring = 10
     if iv and infusion_stop_record is not None:
         monitoring = 41
-        with at(40):
+        with at_time(start + dt.timedelta(minutes=40, seconds=30)):  # the full ordered 40 minutes
             s.refresh_from_db()
             infusion_stop_record(nurse, s, s.version, stopped_at=clock.now(), actual_rate_ml_per_h=None)
     with at(monitoring):
@@ -310,12 +310,7 @@ def _completed(
 def seed(ctx: Any) -> None:
     if DosingSession.objects.filter(clinic=ctx.clinic).exists():
         return
-    ClinicProtocolSetting.objects.get_or_create(
-        clinic=ctx.clinic,
-        protocol_id="ketamine-iv-racemic",
-        key="observation.minimum_minutes",
-        defaults={"value": "120", "set_by": ctx.staff["prescriber"]},
-    )
+    configure_protocols(ctx.clinic, ctx.staff["prescriber"])  # done by the treatment demo; kept if so
     now = clock.now()
     treated = [p for p in ctx.patients if p.pathway_status in measures_demo.TREATED]
     for patient in treated:

@@ -195,13 +195,31 @@ class DoseForm(VersionForm):
     )
     infusion_minutes = forms.IntegerField(label="Infusion time (min)", required=False, min_value=1)
     override_reason = forms.CharField(
-        label="Override reason (only to order above the protocol maximum or off the protocol doses)",
+        label="Override reason (only to order above the protocol maximum: a second prescriber must then "
+        "co-sign; nothing passes the hard ceiling)",
         widget=forms.Textarea(attrs={"rows": 2}),
         required=False,
+        max_length=1000,
+    )
+    low_dose_reason = forms.CharField(
+        label="Reason for a dose below the protocol minimum (only then)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=1000,
+    )
+    reorder_reason = forms.CharField(
+        label="Why the earlier order is replaced (it stays in the record as superseded)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=1000,
     )
 
-    def __init__(self, *args: Any, protocol: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, protocol: Any = None, reordering: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        if not reordering:
+            del self.fields["reorder_reason"]
         if protocol is None:
             return
         if protocol.dose.basis == "mg_per_kg":
@@ -250,6 +268,12 @@ class DischargeForm(VersionForm):
         label="I assessed the patient as clinically stable and sign this discharge", required=False
     )
 
+    def __init__(self, *args: Any, protocol: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if protocol is not None and not protocol.rems_monitoring_form:
+            # The REMS evaluation question belongs to the esketamine REMS monitoring form only.
+            del self.fields["ready_to_leave_minutes"]
+
 
 class AbortForm(VersionForm):
     reason = forms.CharField(
@@ -290,6 +314,12 @@ class DeviceForm(VersionForm):
 
 class InfusionStopForm(VersionForm):
     stopped_at = dt_seconds_field("Infusion stopped at")
+    early_stop_reason = forms.CharField(
+        label="Reason, if the infusion stopped before the ordered infusion time",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=1000,
+    )
     actual_rate_ml_per_h = forms.DecimalField(
         label="Actual pump rate (mL/h), only if it was changed from the order",
         max_digits=7,

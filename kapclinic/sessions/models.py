@@ -211,6 +211,46 @@ class Administration(models.Model):
     #: Esketamine: the written reason when dosing was completed with fewer devices than ordered.
     partial_dose_reason = models.TextField(blank=True)
 
+    # Limits (docs/clinical-reference-dosing.md §2). The hard ceiling in force when ordered (no override
+    # passes it); an order above the protocol maximum carries ``override_reason`` and needs a second
+    # prescriber's co-signature before dosing can start; an order below the minimum carries its reason.
+    ceiling_mg = models.DecimalField(max_digits=7, decimal_places=2, null=True, blank=True)
+    minimum_mg = models.DecimalField(max_digits=7, decimal_places=2, null=True, blank=True)
+    below_minimum = models.BooleanField(default=False)
+    low_dose_reason = models.TextField(blank=True)
+    cosigned_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    cosigned_at = models.DateTimeField(null=True, blank=True)
+    #: IV: the written reason when the infusion stopped before the ordered infusion time.
+    infusion_stop_reason = models.TextField(blank=True)
+
+    @property
+    def cosign_required(self) -> bool:
+        return self.above_maximum
+
+    @property
+    def awaiting_cosign(self) -> bool:
+        return self.above_maximum and self.cosigned_by_id is None
+
+
+class SupersededDoseOrder(models.Model):
+    """An earlier dose order replaced by a new one before dosing started: what it said (the order's
+    fields as ordered), who ordered it, and who replaced it, when and why. Nothing of it is lost."""
+
+    session = models.ForeignKey(DosingSession, on_delete=models.PROTECT, related_name="superseded_orders")
+    order = models.JSONField()  # {"dose_mg": "56", "units_description": ..., "override_reason": ...}
+    ordered_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    ordered_at = models.DateTimeField()
+    double_checked_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    cosigned_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    superseded_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    superseded_at = models.DateTimeField()
+    reason = models.TextField()
+
+    class Meta:
+        ordering: ClassVar = ["superseded_at", "id"]
+
 
 class DeviceUse(models.Model):
     """One esketamine nasal device used by the patient under observation: 28 mg as two sprays, one per

@@ -420,6 +420,13 @@ class TimelineRow:
     by: str
     severity: str = ""
 
+    @property
+    def offset_text(self) -> str:
+        """"+12" after the first dose, "−3" before it (a pre-dose reading), "–" when there is no dose."""
+        if self.minutes is None:
+            return "–"
+        return f"+{self.minutes}" if self.minutes >= 0 else f"−{-self.minutes}"
+
 
 _VITAL_LABEL = {LOINC[v].loinc: (v, LOINC[v]) for v in Vital}
 

@@ -62,6 +62,7 @@ from kapclinic.sessions.models import (
     SessionAlert,
     SessionEvent,
     SessionTransition,
+    SupersededDoseOrder,
 )
 from kapclinic.sessions.readiness import readiness_for
 
@@ -91,16 +92,40 @@ def clinic_protocol(clinic_id: int, protocol_id: str, version: str | None = None
     """The protocol with the clinic's settings applied; read once per request (request_cache), and
     read again after ``protocol_settings_update`` changes them (it calls ``request_cache.forget()``)."""
 
-    def load() -> Protocol:
-        base = get_protocol(protocol_id, version)
+    def read() -> dict[str, str | int | None]:
         values: dict[str, str | int | None] = {}
         for key, value in ClinicProtocolSetting.objects.filter(
             clinic_id=clinic_id, protocol_id=protocol_id
         ).values_list("key", "value"):
             values[key] = int(value) if key.startswith("thresholds.") or key == "sessions.count" else value
+        return values
+
+    def load() -> Protocol:
+        base = get_protocol(protocol_id, version)
+        # The clinic's values belong to the protocol, whatever its version: read once per request.
+        values = request_cache.remember(("kap_sessions.protocol_settings", clinic_id, protocol_id), read)
         return apply_clinic_settings(base, values) if values else base
 
     return request_cache.remember(("kap_sessions.clinic_protocol", clinic_id, protocol_id, version), load)
+
+
+def settings_url(protocol_id: str) -> str:
+    """Where the medical director sets the protocol's values (the clinic settings page)."""
+    return f"/sessions/settings/?protocol={protocol_id}"
+
+
+def protocol_gaps_sentence(protocol: Protocol) -> str | None:
+    """A sentence naming the values the protocol still lacks for this clinic (None when usable)."""
+    from kapclinic.clinical.protocols import field_label
+
+    gaps = protocol.usability_gaps()
+    if not gaps:
+        return None
+    names = ", ".join(field_label(k) for k in gaps)
+    return (
+        f"The protocol '{protocol.title}' cannot be used yet: the medical director must set {names} on "
+        f"the clinic settings page ({settings_url(protocol.id)})."
+    )
 
 
 # ---------------------------------------------------------------- helpers
@@ -623,15 +648,24 @@ def calculate_for_session(session: DosingSession, inputs: dict[str, Any]) -> Dos
         infusion_time=Minutes(d) if (d := _dec(inputs.get("infusion_minutes"))) is not None else None,
         stocked_strengths=[Mg(s) for s in strengths] if strengths else None,
         override_reason=inputs.get("override_reason") or None,
+        low_dose_reason=inputs.get("low_dose_reason") or None,
     )
 
 
-def _infusion_minutes(inputs: dict[str, Any], protocol: Protocol) -> int | None:
-    given = _dec(inputs.get("infusion_minutes"))
-    if given is not None:
-        return int(given)
-    default = protocol.dose.infusion_minutes.value
-    return int(default.value) if default is not None else None
+def _order_snapshot(admin: Administration) -> dict[str, str]:
+    """The fields of an order as it was, kept when a new order supersedes it."""
+    names = (
+        "product", "route", "dose_mg", "mg_per_kg", "weight_basis", "weight_used_kg", "maximum_mg",
+        "ceiling_mg", "above_maximum", "override_reason", "below_minimum", "low_dose_reason",
+        "concentration_mg_per_ml", "volume_ml", "diluent_ml", "infusion_minutes", "rate_ml_per_h",
+        "devices", "units_description",
+    )  # fmt: skip
+    out: dict[str, str] = {}
+    for name in names:
+        value = getattr(admin, name)
+        if value not in (None, ""):
+            out[name] = str(value)
+    return out
 
 
 @transaction.atomic
@@ -646,10 +680,40 @@ def dose_order(
         raise Refused(
             "The dose can only be ordered after the pre-dose checks have passed and before dosing starts."
         )
+    protocol = protocol_for(session)
+    gaps = protocol_gaps_sentence(protocol)
+    if gaps:
+        raise Refused(gaps)
+    previous = Administration.objects.select_for_update().filter(session=session).first()
+    reorder_reason = str(inputs.get("reorder_reason") or "").strip()
+    if previous is not None and not reorder_reason:
+        raise Refused(
+            "A dose is already ordered: say why it is being replaced (the earlier order stays in the "
+            "record as superseded).",
+            {"reorder_reason": ["Say why the earlier order is replaced."]},
+        )
     calc = calculate_for_session(session, inputs)
     if not calc.ok or calc.dose is None:
-        raise Refused(calc.refusals)
-    protocol = protocol_for(session)
+        fields: dict[str, list[str]] = {}
+        for r in calc.refusals:
+            if r.startswith("Infusion time"):
+                fields.setdefault("infusion_minutes", []).append(r)
+            elif "below the protocol minimum" in r:
+                fields.setdefault("low_dose_reason", []).append(r)
+        raise Refused(calc.refusals, fields)
+    now = clock.now()
+    if previous is not None:
+        SupersededDoseOrder.objects.create(
+            session=session,
+            order=_order_snapshot(previous),
+            ordered_by_id=previous.ordered_by_id,
+            ordered_at=previous.ordered_at,
+            double_checked_by_id=previous.double_checked_by_id,
+            cosigned_by_id=previous.cosigned_by_id,
+            superseded_by=_assert_user(actor),
+            superseded_at=now,
+            reason=reorder_reason,
+        )
     values = {
         "product": protocol.product,
         "route": protocol.route,
@@ -663,7 +727,13 @@ def dose_order(
         "concentration_mg_per_ml": _dec(inputs.get("concentration")),
         "volume_ml": calc.volume.volume.value if calc.volume else None,
         "diluent_ml": _dec(inputs.get("diluent_ml")),
-        "infusion_minutes": _infusion_minutes(inputs, protocol) if calc.rate else None,
+        "infusion_minutes": int(calc.infusion_minutes.value) if calc.infusion_minutes else None,
+        "ceiling_mg": calc.ceiling.value if calc.ceiling else None,
+        "minimum_mg": calc.minimum.value if calc.minimum else None,
+        "below_minimum": calc.below_minimum,
+        "low_dose_reason": calc.low_dose_reason or "",
+        "cosigned_by": None,
+        "cosigned_at": None,
         "rate_ml_per_h": calc.rate.rate.value if calc.rate else None,
         "devices": calc.devices.devices if calc.devices else None,
         "units_description": (
@@ -676,13 +746,52 @@ def dose_order(
         "calculation": [{"label": s.label, "working": s.working} for s in calc.steps],
         "warnings": list(calc.warnings),
         "ordered_by": _assert_user(actor),
-        "ordered_at": clock.now(),
+        "ordered_at": now,
         "double_checked_by": None,
         "double_checked_at": None,
     }
     admin, _created = Administration.objects.update_or_create(session=session, defaults=values)
     save_versioned(session, expected_version, [])  # bump the version: the order changed
-    record_event(actor, "update", patient=session.patient, obj=session, detail="dose_order")
+    flags = [f for f, on in (("above_max", calc.above_maximum), ("below_min", calc.below_minimum)) if on]
+    detail = "dose_order" + (";superseded" if previous is not None else "") + "".join(f";{f}" for f in flags)
+    record_event(actor, "update", patient=session.patient, obj=session, detail=detail)
+    return admin
+
+
+@transaction.atomic
+def dose_cosign(actor: Actor, session: DosingSession) -> Administration:
+    """A second prescriber co-signs an order above the protocol maximum (its written reason stands on
+    the record); dosing cannot start until they have (docs/clinical-reference-dosing.md §2)."""
+    if actor.role != "prescriber":
+        raise Refused("Only a prescriber can co-sign a dose above the protocol maximum.")
+    session = _fresh(session)
+    admin = Administration.objects.select_for_update().filter(session=session).first()
+    if admin is None:
+        raise Refused("There is no dose order to co-sign yet.")
+    if not admin.above_maximum:
+        raise Refused("This order is within the protocol maximum; it needs no co-signature.")
+    if admin.administered_at is not None:
+        raise Refused("The dose has already been given.")
+    if admin.cosigned_by_id is not None:
+        raise Refused("This order is already co-signed.")
+    if admin.ordered_by_id == actor.user_id:
+        raise Refused(
+            "Co-signature: a second prescriber, not the one who ordered the dose, must co-sign an order "
+            "above the protocol maximum."
+        )
+    admin.cosigned_by = actor.user
+    admin.cosigned_at = clock.now()
+    admin.save(update_fields=["cosigned_by", "cosigned_at"])
+    record_event(actor, "sign", patient=session.patient, obj=session, detail="dose_cosign;above_max")
+    add_timeline_event(
+        session.patient,
+        kind="sessions.dose_cosigned",
+        title="Dose above the protocol maximum co-signed by a second prescriber",
+        at=admin.cosigned_at,
+        actor=actor,
+        ref=session,
+        url=_url(session),
+    )
     return admin
 
 
@@ -727,6 +836,12 @@ def dosing_start(
     if admin is None:
         problems.append("Dose: no dose has been ordered by a prescriber.")
     protocol = protocol_for(session)
+    if admin is not None and admin.awaiting_cosign:
+        problems.append(
+            f"Co-signature: the dose of {admin.dose_mg.normalize():f} mg is above the protocol maximum "
+            f"of {(admin.maximum_mg or Decimal(0)).normalize():f} mg; a second prescriber must co-sign "
+            "the order before dosing can start."
+        )
     if admin is not None and protocol.dose.double_check_required:
         if admin.double_checked_by_id is None:
             problems.append(
@@ -877,8 +992,10 @@ def infusion_stop_record(
     *,
     stopped_at: dt.datetime,
     actual_rate_ml_per_h: Decimal | None,
+    early_stop_reason: str = "",
 ) -> Administration:
-    """When the IV infusion stopped (it started at the first-dose time) and the pump rate if changed."""
+    """When the IV infusion stopped (it started at the first-dose time) and the pump rate if changed.
+    A stop before the ordered infusion time needs a written reason, shown on the record."""
     session = _fresh(session)
     _check_version(session, expected_version)
     admin = _dosing_admin(session, "vial_iv", "This session's dose is not an IV infusion.")
@@ -890,18 +1007,38 @@ def infusion_stop_record(
         started_at=timezone.localtime(admin.administered_at) if admin.administered_at else None,
         actual_rate_ml_per_h=actual_rate_ml_per_h,
     )
-    if problems:
+    early_stop_reason = early_stop_reason.strip()
+    early: list[str] = []
+    if not problems and admin.administered_at is not None and admin.infusion_minutes:
+        ran = sm.minutes_between(admin.administered_at, stopped_at)
+        if ran < admin.infusion_minutes and not early_stop_reason:
+            early.append(
+                f"Early stop: the infusion ran {ran} min of the {admin.infusion_minutes} min ordered; "
+                "enter the reason it was stopped early."
+            )
+        elif ran >= admin.infusion_minutes:
+            early_stop_reason = ""
+    if problems or early:
         fields = {"stopped_at": [p for p in problems if not p.startswith("Actual rate")]}
         rate = [p for p in problems if p.startswith("Actual rate")]
-        raise Refused(problems, {**({"actual_rate_ml_per_h": rate} if rate else {}), **fields})
+        raise Refused(
+            problems + early,
+            {
+                **({"actual_rate_ml_per_h": rate} if rate else {}),
+                **({"early_stop_reason": early} if early else {}),
+                **({"stopped_at": fields["stopped_at"]} if fields["stopped_at"] else {}),
+            },
+        )
     admin.infusion_stopped_at = stopped_at
     admin.actual_rate_ml_per_h = actual_rate_ml_per_h
+    admin.infusion_stop_reason = early_stop_reason
     admin.route_recorded_by = _assert_user(actor)
     admin.route_recorded_at = clock.now()
     admin.save(
         update_fields=[
             "infusion_stopped_at",
             "actual_rate_ml_per_h",
+            "infusion_stop_reason",
             "route_recorded_by",
             "route_recorded_at",
         ]

@@ -28,6 +28,7 @@ urlpatterns = [
     path(S + "alerts/<int:alert_id>/acknowledge/", views.acknowledge, name="acknowledge"),
     path(S + "dose/", views.dose, name="dose"),
     path(S + "dose/double-check/", views.double_check, name="double_check"),
+    path(S + "dose/cosign/", views.cosign, name="cosign"),
     path(S + "dose/start/", views.start_dosing, name="start_dosing"),
     path(S + "dose/device/", views.device, name="device"),
     path(S + "dose/infusion-stop/", views.infusion_stop, name="infusion_stop"),

@@ -201,10 +201,19 @@ def _context(
         ctx["baseline"] = baseline
         ctx["override_form"] = f.OverrideForm()
     if state is State.PREDOSE_PASSED:
-        ctx["dose_form"] = f.DoseForm(protocol=protocol, initial={"version": session.version})
+        ctx["dose_form"] = f.DoseForm(
+            protocol=protocol, reordering=record.admin is not None, initial={"version": session.version}
+        )
         ctx["start_form"] = f.StartDosingForm(initial={"version": session.version})
     if state in MONITOR_STATES or state is State.PREDOSE_PASSED or state is State.DISCHARGED:
         ctx["administration"] = record.admin
+        ctx["superseded_orders"] = list(
+            session.superseded_orders.select_related("ordered_by", "superseded_by", "cosigned_by")
+        )
+    gaps = services.protocol_gaps_sentence(protocol)
+    if gaps and state not in (State.DISCHARGED, State.ABORTED):
+        ctx["protocol_gaps"] = gaps
+        ctx["settings_url"] = services.settings_url(protocol.id)
     if state in MONITOR_STATES or state in (State.DISCHARGED, State.ABORTED):
         ctx["given"] = selectors.given_record(session, protocol, record)
     if state is State.DOSING:
@@ -217,7 +226,7 @@ def _context(
     if state in MONITOR_STATES:
         ctx.update(_monitor_context(session, protocol, record))
     if state is State.RECOVERY:
-        ctx["discharge_form"] = f.DischargeForm(initial={"version": session.version})
+        ctx["discharge_form"] = f.DischargeForm(protocol=protocol, initial={"version": session.version})
         ctx["discharge_preview"] = services.discharge_decision(
             session, escort_present=True, no_driving=True, signed=True, record=record
         )
@@ -525,6 +534,17 @@ def dose(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse
 
 @login_required
 @require_POST
+def cosign(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    """A second prescriber co-signs an order above the protocol maximum."""
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.dose_cosign(actor, session)
+
+    return _run(request, patient_id, session_id, Action.PRESCRIBE, None, do)
+
+
+@login_required
+@require_POST
 def double_check(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
     def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
         services.dose_double_check(actor, session)
@@ -574,6 +594,7 @@ def infusion_stop(request: HttpRequest, patient_id: int, session_id: int) -> Htt
             data["version"],
             stopped_at=data["stopped_at"],
             actual_rate_ml_per_h=data["actual_rate_ml_per_h"],
+            early_stop_reason=data.get("early_stop_reason") or "",
         )
 
     return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "infusion_form")
@@ -596,7 +617,8 @@ def lozenge(request: HttpRequest, patient_id: int, session_id: int) -> HttpRespo
 @login_required
 @require_POST
 def discharge(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
-    form = f.DischargeForm(request.POST)
+    patient = open_patient(request, patient_id, Action.MONITOR_SESSION, audit=None)
+    form = f.DischargeForm(request.POST, protocol=services.protocol_for(_session(patient, session_id)))
 
     def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
         services.session_discharge(
@@ -606,7 +628,7 @@ def discharge(request: HttpRequest, patient_id: int, session_id: int) -> HttpRes
             escort_present=data["escort_present"],
             no_driving=data["no_driving"],
             signed=data["signed"],
-            ready_to_leave_minutes=data["ready_to_leave_minutes"],
+            ready_to_leave_minutes=data.get("ready_to_leave_minutes"),
             note=data["note"],
         )
 
@@ -730,6 +752,8 @@ def _settings_page(
                 for name, (label, default, source, _b) in data["measure_info"].items()
             ],
             "history": data["history"],
+            # Values the protocol cannot be used without (issue 18): plans on it are refused until set.
+            "required_keys": set(protocol.required_values()),
             "can_edit": actor.role == "prescriber",
             "errors": errors or [],
         },

@@ -14,9 +14,17 @@ _seq = itertools.count(1)
 PASSWORD = "test-password-123"
 
 
-def make_clinic(name: str = "Test Clinic", **kwargs: Any) -> Clinic:
+def make_clinic(name: str = "Test Clinic", *, configured: bool = True, **kwargs: Any) -> Clinic:
+    """A clinic; ``configured`` (default) gives it the demo medical director's values for what the
+    protocols leave to the clinic (kapclinic.sessions.medical_director), so every protocol is usable.
+    ``configured=False``: a clinic whose medical director has set nothing yet."""
+    from kapclinic.sessions.medical_director import configure_protocols
+
     n = next(_seq)
-    return Clinic.objects.create(name=f"{name} {n}", slug=f"clinic-{n}", **kwargs)
+    clinic = Clinic.objects.create(name=f"{name} {n}", slug=f"clinic-{n}", **kwargs)
+    if configured:
+        configure_protocols(clinic)
+    return clinic
 
 
 def make_staff(clinic: Clinic, role: str, *, name: str | None = None, email: str | None = None) -> User:

@@ -38,6 +38,11 @@ def demo_protocol_id(ctx: Any, n: int, patient: Any) -> str:
 def seed(ctx: Any) -> None:
     if TreatmentPlan.objects.filter(patient__clinic=ctx.clinic).exists():
         return
+    # The medical director sets what the protocols leave to the clinic before any plan is made on them.
+    from kapclinic.sessions.medical_director import configure_protocols
+
+    configure_protocols(ctx.clinic, ctx.staff["prescriber"])
+    configure_protocols(ctx.other_clinic, None)
     actor = ctx.staff_actor("prescriber")
     now = clock.now()
     for n, patient in enumerate(ctx.patients):

@@ -32,6 +32,8 @@ _SUMMARY_FIELDS = (
     "id",
     "patient_id",
     "status",
+    "protocol_id",
+    "protocol_version",
     "protocol_title",
     "created_at",
     "signed_at",
@@ -76,6 +78,25 @@ def plan_protocol(plan: TreatmentPlan) -> Protocol | None:
         return get_protocol(plan.protocol_id, plan.protocol_version)
     except UnknownProtocol:
         return None
+
+
+def clinic_protocol(clinic_id: int, protocol_id: str, version: str | None = None) -> Protocol:
+    """The protocol with the clinic's medical-director settings applied (sessions owns those values)."""
+    from kapclinic.sessions.services import clinic_protocol as with_settings
+
+    return with_settings(clinic_id, protocol_id, version)
+
+
+def protocol_gaps(clinic_id: int, protocol_id: str, version: str | None = None) -> str | None:
+    """A sentence naming what the medical director must still set before the protocol can be used in a
+    plan, a booking or a dosing session (None when it is usable); it names the settings page."""
+    from kapclinic.sessions.services import protocol_gaps_sentence
+
+    try:
+        protocol = clinic_protocol(clinic_id, protocol_id, version)
+    except UnknownProtocol:
+        return f"The protocol {protocol_id} v{version} is no longer in the library."
+    return protocol_gaps_sentence(protocol)
 
 
 @dataclass(frozen=True)
@@ -144,7 +165,12 @@ def readiness_detail(
         plan_item = ReadinessItem(False, "There is no signed treatment plan.")
     else:
         when = f" on {timezone.localtime(plan.signed_at):%Y-%m-%d}" if plan.signed_at else ""
-        plan_item = ReadinessItem(True, f"{plan.protocol_title}: signed by {plan.signed_by}{when}.")
+        gaps = protocol_gaps(patient.clinic_id, plan.protocol_id, plan.protocol_version)
+        plan_item = (
+            ReadinessItem(False, gaps)
+            if gaps
+            else ReadinessItem(True, f"{plan.protocol_title}: signed by {plan.signed_by}{when}.")
+        )
     return DosingReadiness(plan_item, cons, elig, plan)
 
 

@@ -18,7 +18,7 @@ from kapclinic.patients.selectors import forget_caseload_counts
 from kapclinic.patients.services import add_timeline_event
 from kapclinic.treatment.models import PlanStatus, PlanTarget, ProposedAppointment, TreatmentPlan
 from kapclinic.treatment.planning import propose_series
-from kapclinic.treatment.selectors import plan_protocol
+from kapclinic.treatment.selectors import plan_protocol, protocol_gaps
 
 
 class PlanRefusedError(Exception):
@@ -29,6 +29,14 @@ def protocol_findings(patient: Patient, protocol: Protocol) -> Any:
     """The eligibility report with the protocol's own rules applied (e.g. esketamine age >= 18)."""
     assessment = intake_selectors.assessment_for(patient)
     return intake_selectors.eligibility_report(assessment, patient, protocol)
+
+
+def _check_usable(patient: Patient, protocol: Protocol) -> None:
+    """A protocol missing a value the medical director must set (a maximum dose, an alert threshold...)
+    cannot be used in a plan: the refusal names the values and the settings page."""
+    gaps = protocol_gaps(patient.clinic_id, protocol.id, protocol.version)
+    if gaps:
+        raise PlanRefusedError(gaps)
 
 
 def _check_eligibility(patient: Patient, protocol: Protocol) -> Any:
@@ -75,6 +83,7 @@ def plan_create(
     sessions_per_week: Decimal,
     targets: list[dict[str, Any]],
 ) -> TreatmentPlan:
+    _check_usable(patient, protocol)
     state, _report = _check_eligibility(patient, protocol)
     series = propose_series(dosing_sessions, sessions_per_week)
     with transaction.atomic():
@@ -127,6 +136,7 @@ def plan_sign(
         raise PlanRefusedError(
             f"The protocol {plan.protocol_id} v{plan.protocol_version} is no longer in the library."
         )
+    _check_usable(patient, protocol)
     state, _report = _check_eligibility(patient, protocol)
     extra = extra_review_items(patient, protocol)
     if extra and not protocol_rationale.strip():

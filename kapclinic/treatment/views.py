@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
-from kapclinic.clinical.protocols import UnknownProtocol, all_protocols, get_protocol
+from kapclinic.clinical.protocols import UnknownProtocol, all_protocols, get_protocol, protocol_choices
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.stubs import require_roles
@@ -34,7 +34,23 @@ def protocol(request: HttpRequest, protocol_id: str, version: str) -> HttpRespon
         p = get_protocol(protocol_id, version)
     except UnknownProtocol:
         raise Http404 from None
-    return render(request, "treatment/protocol.html", {"protocol": p})
+    clinic_id = request.clinic.pk  # type: ignore[attr-defined]
+    d = selectors.clinic_protocol(clinic_id, p.id, p.version).dose
+    ceiling = (
+        f"{d.ceiling_mg_per_kg.value}" if d.ceiling_mg_per_kg.value is not None
+        else f"{d.ceiling_mg.value}" if d.ceiling_mg.value is not None
+        else "set by the medical director"
+    )  # fmt: skip
+    return render(
+        request,
+        "treatment/protocol.html",
+        {
+            "protocol": p,
+            "basis": "mg per kg of body weight" if p.dose.basis == "mg_per_kg" else "fixed dose in mg",
+            "ceiling": ceiling,
+            "unusable": _unusable(clinic_id, [(p.id, p.version)]),
+        },
+    )
 
 
 @login_required
@@ -85,9 +101,33 @@ def plan_new(request: HttpRequest, patient_id: int) -> HttpResponse:
         else:
             status = 400
         record_event(actor, "view", patient=patient, object_type="treatment_plan_form")
+    choices = [tuple(key.split("@")) for key, _title in protocol_choices()]
     return render(
-        request, "treatment/plan_new.html", {"patient": patient, "form": form, "state": state}, status=status
+        request,
+        "treatment/plan_new.html",
+        {"patient": patient, "form": form, "state": state, "unusable": _unusable(patient.clinic_id, choices)},
+        status=status,
     )
+
+
+def _unusable(clinic_id: int, keys: list[tuple[str, ...]]) -> list[dict[str, object]]:
+    """Protocols among ``keys`` the clinic cannot use yet: title, the values the medical director must
+    set, and the settings page that sets them."""
+    from kapclinic.clinical.protocols import field_label
+    from kapclinic.sessions.services import settings_url
+
+    out: list[dict[str, object]] = []
+    for pid, version in keys:
+        try:
+            p = selectors.clinic_protocol(clinic_id, pid, version)
+        except UnknownProtocol:
+            continue
+        gaps = p.usability_gaps()
+        if gaps:
+            out.append(
+                {"title": p.title, "missing": [field_label(k) for k in gaps], "url": settings_url(p.id)}
+            )
+    return out
 
 
 def _plan(patient_id: int, plan_id: int, patient: object) -> TreatmentPlan:
@@ -162,6 +202,7 @@ def _render_plan(
             "can_book": item.status == PlanStatus.SIGNED
             and can(actor_from_request(request), Action.SCHEDULE, item.patient),
             "targets": item.targets.all(),
+            "unusable": _unusable(item.patient.clinic_id, [(item.protocol_id, item.protocol_version)]),
         },
         status=status,
     )

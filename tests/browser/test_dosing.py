@@ -149,13 +149,16 @@ def test_dosing_session_on_tablet(
     page.get_by_label("Respiratory rate (/min)").fill("16")
     htmx_click(page, page.get_by_role("button", name="Save vitals"))
     page.wait_for_selector("text=has risen 43 mmHg")
-    assert "1 open" in page.locator("#alerts-h").inner_text()
+    # 195 is a rise of 43 from baseline and above the clinic's intra-session limit of 180 (its medical
+    # director's value; issue 18: no protocol is used with a blank alert threshold): two alerts
+    assert "2 open" in page.locator("#alerts-h").inner_text()
     axe_check(page, "dosing-alert")
     shot(page, "dosing-4-alert")
-    page.get_by_label("Action taken for this alert").fill(
-        "Rechecked at +50 min; prescriber informed; no symptoms"
-    )
-    htmx_click(page, page.get_by_role("button", name="Acknowledge"))
+    for _ in range(2):
+        page.get_by_label("Action taken for this alert").first.fill(
+            "Rechecked at +50 min; prescriber informed; no symptoms"
+        )
+        htmx_click(page, page.get_by_role("button", name="Acknowledge").first)
     page.wait_for_selector("text=No open alerts.")
     page.get_by_label("4 – Sluggish response to name in a normal voice").check()
     htmx_click(page, page.get_by_role("button", name="Save MOAA/S"))

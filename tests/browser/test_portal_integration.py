@@ -15,6 +15,7 @@ from kapclinic.notes.models import Note
 from kapclinic.portal.models import JournalEntry
 from kapclinic.scheduling.models import Appointment, Resource
 from kapclinic.testing.factories import make_clinic, make_patient, make_staff
+from kapclinic.treatment.testing import make_dosing_ready
 
 PASSWORD = "test-password-123"
 
@@ -28,6 +29,9 @@ def _world() -> dict[str, Any]:
     user = User.objects.create_user(email="robin@p.test", full_name="Robin Demo", password=PASSWORD)
     patient = make_patient(clinic, user=user, care_team=[therapist, nurse], legal_first_name="Robin",
                            pathway_status="active")  # fmt: skip
+    # A signed esketamine plan: the preparation lines come from its protocol (issue 18).
+    prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="priya@p.test")
+    make_dosing_ready(patient, prescriber, "esketamine-in-trd")
     chair = Resource.objects.create(clinic=clinic, name="Chair 1", kind="chair")
     start = clock.now().replace(second=0, microsecond=0) + dt.timedelta(days=1)
     appt = Appointment.objects.create(

@@ -18,9 +18,11 @@ from kapclinic.clinical.protocols.loader import (
     all_protocols,
     apply_clinic_settings,
     clinic_settable_fields,
+    field_label,
     get_protocol,
     load_protocol,
     parse_protocol,
+    preparation_lines,
     protocol_choices,
     validate_clinic_value,
 )
@@ -43,9 +45,11 @@ __all__ = [
     "all_protocols",
     "apply_clinic_settings",
     "clinic_settable_fields",
+    "field_label",
     "get_protocol",
     "load_protocol",
     "parse_protocol",
+    "preparation_lines",
     "protocol_choices",
     "validate_clinic_value",
 ]

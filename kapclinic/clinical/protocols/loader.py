@@ -35,6 +35,9 @@ DoseBasis = Literal["mg_per_kg", "fixed_mg"]
 DoseForm = Literal["vial_iv", "vial_im", "lozenge", "nasal_device"]
 
 
+_ABSENT = "absent from this protocol version"
+
+
 class ProtocolDataError(ValueError):
     """The protocol data file is malformed."""
 
@@ -92,6 +95,16 @@ class DoseSpec:
     infusion_minutes_max: Setting[Minutes]
     double_check_required: bool
     notes: tuple[str, ...]
+    #: The hard ceiling no override passes (esketamine: the label maximum per session; racemic ketamine:
+    #: a per-route ceiling the medical director sets).  A protocol version written before ceilings
+    #: existed inherits the ceiling of the newest version of the same protocol (see all_protocols).
+    ceiling_mg: Setting[Mg] = Setting(None, None, not_applicable=True)
+    ceiling_mg_per_kg: Setting[MgPerKg] = Setting(None, None, not_applicable=True)
+    ceiling_inherited: bool = False
+
+    @property
+    def ceiling_absent(self) -> bool:
+        return self.ceiling_mg.note == _ABSENT or self.ceiling_mg_per_kg.note == _ABSENT
 
 
 @dataclass(frozen=True)
@@ -179,6 +192,45 @@ class Protocol:
                     out.append(f"{group_name}.{f.name}")
         out.extend(f"thresholds.{n}" for n, t in self.thresholds.items() if t.value is None)
         return tuple(out)
+
+    def required_values(self) -> tuple[str, ...]:
+        """Dotted names of the values a protocol needs before anyone can be planned, booked or dosed on
+        it: the dose range and maximum for its basis, the hard ceiling, fasting, the observation minimum,
+        the vitals interval and every alert threshold (docs/clinical-reference-dosing.md §4)."""
+        dose: tuple[str, ...]
+        if self.dose.basis == "mg_per_kg":
+            dose = ("dose.weight_basis", "dose.min_mg_per_kg", "dose.max_mg_per_kg", "dose.ceiling_mg_per_kg")
+        else:
+            dose = ("dose.min_mg", "dose.max_mg", "dose.ceiling_mg")
+        if self.dose.form == "vial_iv":
+            dose += ("dose.infusion_minutes_min", "dose.infusion_minutes_max")
+        keys = (
+            *dose,
+            "fasting.food_minutes",
+            "fasting.liquids_minutes",
+            "observation.minimum_minutes",
+            "vitals_schedule.interval_minutes",
+        )
+        return keys + tuple(f"thresholds.{n}" for n, _t in self.thresholds.items())
+
+    def usability_gaps(self) -> tuple[str, ...]:
+        """The :meth:`required_values` that have no value (cited default or clinic setting): while any
+        remain, the protocol cannot be used in a plan, a booking, the pre-dose checks or a dose order."""
+        out: list[str] = []
+        for key in self.required_values():
+            group_name, name = key.split(".")
+            if group_name == "thresholds":
+                if getattr(self.thresholds, name).value is None:
+                    out.append(key)
+                continue
+            setting = getattr(getattr(self, group_name), name)
+            if setting.value is None:
+                out.append(key)
+        return tuple(out)
+
+    @property
+    def usable(self) -> bool:
+        return not self.usability_gaps()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -341,6 +393,12 @@ def parse_protocol(data: object, path: str = "<data>") -> Protocol:
             "basis", "form", "weight_basis", "default_mg_per_kg", "min_mg_per_kg", "max_mg_per_kg",
             "default_mg", "min_mg", "max_mg", "allowed_mg", "allowed_mg_source", "unit_strengths",
             "unit_strengths_source", "device_spacing_minutes", "infusion_minutes", "infusion_minutes_min",
+            "infusion_minutes_max", "double_check_required", "notes", "ceiling_mg", "ceiling_mg_per_kg",
+        },
+        {
+            "basis", "form", "weight_basis", "default_mg_per_kg", "min_mg_per_kg", "max_mg_per_kg",
+            "default_mg", "min_mg", "max_mg", "allowed_mg", "allowed_mg_source", "unit_strengths",
+            "unit_strengths_source", "device_spacing_minutes", "infusion_minutes", "infusion_minutes_min",
             "infusion_minutes_max", "double_check_required", "notes",
         },
     )  # fmt: skip
@@ -376,6 +434,16 @@ def parse_protocol(data: object, path: str = "<data>") -> Protocol:
         infusion_minutes_max=c.qty(d["infusion_minutes_max"], "dose.infusion_minutes_max", Minutes),
         double_check_required=d["double_check_required"],
         notes=c.texts(d["notes"], "dose.notes"),
+        ceiling_mg=(
+            c.qty(d["ceiling_mg"], "dose.ceiling_mg", Mg)
+            if "ceiling_mg" in d
+            else Setting(None, None, _ABSENT, clinic_setting=True)
+        ),
+        ceiling_mg_per_kg=(
+            c.qty(d["ceiling_mg_per_kg"], "dose.ceiling_mg_per_kg", MgPerKg)
+            if "ceiling_mg_per_kg" in d
+            else Setting(None, None, _ABSENT, clinic_setting=True)
+        ),
     )
     if (dose.allowed_mg and not dose.allowed_mg_source) or (
         dose.unit_strengths and not dose.unit_strengths_source
@@ -532,7 +600,25 @@ def all_protocols() -> tuple[Protocol, ...]:
         if p.key in seen:
             raise ProtocolDataError(f"Duplicate protocol {p.key}.")
         seen.add(p.key)
-    return tuple(sorted(protos, key=lambda p: (p.id, tuple(int(x) for x in p.version.split(".")))))
+    ordered = sorted(protos, key=lambda p: (p.id, tuple(int(x) for x in p.version.split("."))))
+    latest = {p.id: p for p in ordered}
+    return tuple(_inherit_ceiling(p, latest[p.id]) for p in ordered)
+
+
+def _inherit_ceiling(protocol: Protocol, newest: Protocol) -> Protocol:
+    """A version written before hard ceilings existed takes the newest version's ceiling, so a session
+    recorded on it is held to the same limit no override passes."""
+    if not protocol.dose.ceiling_absent:
+        return protocol
+    if newest.dose.ceiling_absent:
+        raise ProtocolDataError(f"{newest.key}: the newest version of a protocol must state its ceiling.")
+    dose = replace(
+        protocol.dose,
+        ceiling_mg=newest.dose.ceiling_mg,
+        ceiling_mg_per_kg=newest.dose.ceiling_mg_per_kg,
+        ceiling_inherited=True,
+    )
+    return replace(protocol, dose=dose)
 
 
 def get_protocol(protocol_id: str, version: str | None = None) -> Protocol:
@@ -556,6 +642,8 @@ def protocol_choices() -> tuple[tuple[str, str], ...]:
 
 
 _SETTABLE_QTY: dict[str, type[Quantity]] = {
+    "dose.ceiling_mg": Mg,
+    "dose.ceiling_mg_per_kg": MgPerKg,
     "dose.max_mg": Mg,
     "dose.min_mg": Mg,
     "dose.default_mg": Mg,
@@ -607,6 +695,11 @@ def apply_clinic_settings(protocol: Protocol, settings: Mapping[str, str | int |
 # --------------------------------------------------------------------------------------------------
 
 _FIELD_LABELS: dict[str, str] = {
+    "dose.weight_basis": "Weight basis (actual or ideal)",
+    "dose.infusion_minutes_min": "Shortest infusion",
+    "dose.infusion_minutes_max": "Longest infusion",
+    "dose.ceiling_mg": "Hard ceiling (no override passes)",
+    "dose.ceiling_mg_per_kg": "Hard ceiling per kg (no override passes)",
     "dose.max_mg": "Maximum dose",
     "dose.min_mg": "Minimum dose",
     "dose.default_mg": "Usual dose",
@@ -672,6 +765,11 @@ def _fmt_num(value: object) -> str:
     return str(value)
 
 
+def field_label(key: str) -> str:
+    """The settings page's label for a dotted protocol field (``observation.minimum_minutes``)."""
+    return _FIELD_LABELS.get(key, key.split(".")[-1].replace("_", " ").capitalize())
+
+
 def clinic_settable_fields(protocol: Protocol) -> tuple[SettableField, ...]:
     """Every clinic-settable field of ``protocol`` (not-applicable fields left out), in page order."""
     out: list[SettableField] = []
@@ -684,7 +782,10 @@ def clinic_settable_fields(protocol: Protocol) -> tuple[SettableField, ...]:
         direction = ""
         if key == "observation.minimum_minutes" and setting.value is not None:
             direction = "lengthen_only"
-        elif key in ("dose.max_mg", "dose.max_mg_per_kg") and setting.value is not None:
+        elif (
+            key in ("dose.max_mg", "dose.max_mg_per_kg", "dose.ceiling_mg", "dose.ceiling_mg_per_kg")
+            and setting.value is not None
+        ):
             direction = "lower_only"
         default = None if setting.value is None else _fmt_num(setting.value)
         out.append(
@@ -758,3 +859,33 @@ def validate_clinic_value(
     except (ProtocolDataError, QuantityError) as exc:
         return None, f"{name}: {exc}"
     return format(value.normalize(), "f"), None
+
+
+def _duration_text(minutes: Minutes) -> str:
+    m = minutes.value
+    if m >= 60 and m % 60 == 0:
+        hours = int(m // 60)
+        return f"{hours} hour" + ("s" if hours != 1 else "")
+    return f"{format(m.normalize(), 'f')} minutes"
+
+
+def preparation_lines(protocol: Protocol) -> tuple[str, ...]:
+    """What the patient is told before a dosing session on ``protocol`` (with the clinic's settings
+    applied): the fasting times it states and the route's own instructions, nothing from another route.
+    No fasting line when the times are not set (the protocol is then not usable anyway)."""
+    out: list[str] = []
+    food, liquids = protocol.fasting.food_minutes.value, protocol.fasting.liquids_minutes.value
+    if food is not None and liquids is not None:
+        out.append(
+            f"Do not eat for {_duration_text(food)} and do not drink anything for {_duration_text(liquids)} "
+            "before your dosing session."
+        )
+    for text, _source in protocol.fasting.instructions:
+        if text.startswith("Arrange transport home"):
+            continue  # said for every route, in the patient's words, below
+        out.append(text if text.endswith(".") else f"{text}.")
+    out.append(
+        "Arrange for someone to take you home. Do not drive or operate machinery until the next day, "
+        "after a restful sleep."  # [S2][S4] ref §2.7
+    )
+    return tuple(out)

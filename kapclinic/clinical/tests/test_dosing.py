@@ -36,7 +36,9 @@ from kapclinic.clinical.protocols import Protocol, apply_clinic_settings, get_pr
 
 IV = get_protocol("ketamine-iv-racemic")
 IM = get_protocol("ketamine-im-racemic")
-SL = get_protocol("ketamine-sl-lozenge")
+# The SL hard ceiling is a medical-director setting (no label default); a test value above the 400 mg
+# protocol maximum, so the over-maximum path can be exercised.
+SL = apply_clinic_settings(get_protocol("ketamine-sl-lozenge"), {"dose.ceiling_mg": "600"})
 ESK = get_protocol("esketamine-in-trd")
 ESK_MDSI = get_protocol("esketamine-in-mdsi")
 
@@ -291,11 +293,12 @@ def test_esketamine_defaults() -> None:
 
 def test_esketamine_off_label_doses() -> None:
     r = calculate_dose(ESK, fixed_dose=Mg(28))
-    assert not r.ok and "not one of the protocol doses" in r.refusals[0]
-    r = calculate_dose(ESK, fixed_dose=Mg(28), override_reason="Age 70; 28 mg start (HK label)")
-    assert r.ok and r.devices is not None and r.devices.devices == 1
-    r = calculate_dose(ESK, fixed_dose=Mg(112))
-    assert not r.ok and "above the protocol maximum of 84 mg" in r.refusals[0]
+    assert not r.ok and "below the protocol minimum of 56 mg" in r.refusals[0]
+    r = calculate_dose(ESK, fixed_dose=Mg(28), low_dose_reason="Age 70; 28 mg start (HK label)")
+    assert r.ok and r.devices is not None and r.devices.devices == 1 and r.below_minimum
+    assert r.low_dose_reason == "Age 70; 28 mg start (HK label)"
+    r = calculate_dose(ESK, fixed_dose=Mg(112), override_reason="Test of override path")
+    assert not r.ok and "above this protocol's hard ceiling of 84 mg" in r.refusals[0]
     r = calculate_dose(ESK, fixed_dose=Mg(70), override_reason="x")
     assert not r.ok and "whole number of 28 mg devices" in r.refusals[0]
 

@@ -26,10 +26,12 @@ def _request(world: Any) -> Any:
     return request
 
 
-@pytest.mark.parametrize(("ready", "queries"), [(False, 5), (True, 5)])
+@pytest.mark.parametrize(("ready", "queries"), [(False, 5), (True, 6)])
 def test_pathway_panel_runs_no_query_twice(world: Any, ready: bool, queries: int) -> None:
     """Not ready (no consent document yet): medications, decision, assessment, consent document,
-    plans. Ready: medications, decision with its assessment, consent document, signature, plans."""
+    plans. Ready: medications, decision with its assessment, consent document, signature, plans, and
+    the clinic's settings for the signed plan's protocol (issue 18: a plan on a protocol missing a
+    value the medical director must set is not ready)."""
     if ready:
         from kapclinic.treatment.testing import make_dosing_ready
 

@@ -31,10 +31,18 @@ def me(world: Any) -> Any:
 def test_home_shows_appointment_with_preparation_and_crisis_notice(
     world: Any, client: Any, dosing: Any
 ) -> None:
+    from kapclinic.treatment.testing import make_dosing_ready
+
     client.force_login(world.patient_user)
+    body = client.get(reverse("portal:index")).content.decode()
+    assert "Your clinician will tell you how to prepare" in body  # no signed plan yet: no fasting times
+    assert "Do not eat" not in body and "take you home" in body
+    # An IM plan: the clinic's fasting times, and nothing about a nasal spray (issue 18)
+    make_dosing_ready(world.patient, world.prescriber, "ketamine-im-racemic")
     body = client.get(reverse("portal:index")).content.decode()
     assert "Dosing session with" in body
     assert "Do not eat for 2 hours" in body and "take you home" in body
+    assert "nasal" not in body.lower()
     assert "Not monitored in real time" in body and "988" in body
     assert "Write your intention for your dosing session" in body
 
@@ -245,7 +253,8 @@ def test_home_due_list_matches_the_measures_due_rules(
     expected = [r.due for r in due_for_patients(Patient.objects.filter(pk=world.patient.pk))]
     assert expected
     client.force_login(world.patient_user)
-    with django_assert_max_num_queries(26 if others else 25):
+    # +1: the preparation lines read the signed plan's protocol for the dosing appointment (issue 18)
+    with django_assert_max_num_queries(27 if others else 26):
         r = client.get(reverse("portal:index"))
     assert r.context["due"] == expected
     assert "Complete the PHQ-9" in r.content.decode()

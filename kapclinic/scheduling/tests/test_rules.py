@@ -50,8 +50,19 @@ def test_duration_limits_for_dosing() -> None:
 
 
 def test_preparation_instructions_for_dosing_cover_fasting_ride_and_driving() -> None:
-    text = " ".join(rules.preparation_for(rules.DOSING))
-    assert "2 hours" in text and "30 minutes" in text and "take you home" in text and "next day" in text
+    from kapclinic.clinical.protocols import apply_clinic_settings, get_protocol, preparation_lines
+
+    esk = " ".join(rules.preparation_for(rules.DOSING, preparation_lines(get_protocol("esketamine-in-trd"))))
+    assert "2 hours" in esk and "30 minutes" in esk and "take you home" in esk and "next day" in esk
+    assert "nasal corticosteroid" in esk.lower()
+    # IM: no nasal-spray instruction, and no fasting times until the clinic has set them (issue 18)
+    im = get_protocol("ketamine-im-racemic")
+    text = " ".join(preparation_lines(im))
+    assert "nasal" not in text.lower() and "Do not eat" not in text and "take you home" in text
+    im = apply_clinic_settings(im, {"fasting.food_minutes": "240", "fasting.liquids_minutes": "60"})
+    assert "Do not eat for 4 hours and do not drink anything for 1 hour" in " ".join(preparation_lines(im))
+    no_plan = " ".join(rules.preparation_for(rules.DOSING))
+    assert "take you home" in no_plan and "2 hours" not in no_plan
 
 
 def test_retry_delay_grows_and_is_capped() -> None:

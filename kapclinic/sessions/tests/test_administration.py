@@ -312,8 +312,11 @@ def test_im_injection_time_is_the_first_dose(world: Any, client: Any, clock_froz
 
     s = make_session(world, "ketamine-im-racemic")
     # the reference gives no IM maximum: the clinic sets one before a dose can be calculated
-    ClinicProtocolSetting.objects.create(
-        clinic=world.clinic, protocol_id="ketamine-im-racemic", key="dose.max_mg_per_kg", value="1"
+    ClinicProtocolSetting.objects.update_or_create(
+        clinic=world.clinic,
+        protocol_id="ketamine-im-racemic",
+        key="dose.max_mg_per_kg",
+        defaults={"value": "1"},
     )
     to_predose(client, world, s)
     client.force_login(world.prescriber)

@@ -54,9 +54,26 @@ def test_seed_demo_is_consistent_idempotent_and_tells_an_outcome_story(clock_fro
     assert _counts() == seeded  # the second run adds nothing
     assert seeded["kap_sessions.DosingSession"] >= 5
     _sessions_are_consistent()
+    _every_protocol_is_usable_in_the_demo_clinic()
     _outcomes_tell_a_story()
     assert verify_chains() == []
     assert clock.now() == before  # the demo put the application clock back
+
+
+def _every_protocol_is_usable_in_the_demo_clinic() -> None:
+    """Issue 18: the demo medical director set every value the protocols leave to the clinic, each with
+    a reason in the settings change log."""
+    from kapclinic.accounts.models import Clinic
+    from kapclinic.clinical.protocols import all_protocols
+    from kapclinic.sessions.models import ClinicSettingChange
+    from kapclinic.sessions.services import clinic_protocol
+
+    clinic = DosingSession.objects.select_related("clinic").first().clinic  # type: ignore[union-attr]
+    assert isinstance(clinic, Clinic)
+    for p in all_protocols():
+        assert clinic_protocol(clinic.pk, p.id, p.version).usable, p.key
+    changes = ClinicSettingChange.objects.filter(clinic=clinic, area="protocol")
+    assert changes.exists() and all("medical director" in c.reason for c in changes)
 
 
 def _sessions_are_consistent() -> None:

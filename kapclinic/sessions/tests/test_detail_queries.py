@@ -28,8 +28,9 @@ pytestmark = pytest.mark.django_db
 
 # The monitoring page as the nurse: session, user, membership, patient; the audit entry (5); the session;
 # the clinic's protocol settings; the administration (with its people) and its devices; the observations;
-# the alerts; events; transitions; adverse events; gate overrides.
-DETAIL_QUERIES = 19
+# the alerts; events; transitions; adverse events; gate overrides; the superseded dose orders (issue 18:
+# every order stays on the record).
+DETAIL_QUERIES = 20
 
 
 def _session(world: Any, state: str = "checked_in") -> DosingSession:

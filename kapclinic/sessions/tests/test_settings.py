@@ -44,6 +44,7 @@ def test_page_shows_cited_defaults_and_is_read_only_for_nurse(world: Any, client
 def test_prescriber_sets_iv_minimum_with_reason_recorded_and_audited(
     world: Any, client: Any, clock_frozen: Any
 ) -> None:
+    ClinicProtocolSetting.objects.filter(clinic=world.clinic).delete()  # a medical director who set nothing
     client.force_login(world.prescriber)
     assert clinic_protocol(world.clinic.pk, "ketamine-iv-racemic").observation.minimum_minutes.value is None
     r = _proto_post(client, "ketamine-iv-racemic", {"observation.minimum_minutes": "120"}, reason="")
@@ -75,7 +76,7 @@ def test_prescriber_sets_iv_minimum_with_reason_recorded_and_audited(
     assert "Medical director policy" in page
     # clearing it goes back to "no value" and is recorded too
     r = _proto_post(client, "ketamine-iv-racemic", {"observation.minimum_minutes": ""}, reason="Undo")
-    assert r.status_code == 302 and not ClinicProtocolSetting.objects.exists()
+    assert r.status_code == 302 and not ClinicProtocolSetting.objects.filter(clinic=world.clinic).exists()
     assert ClinicSettingChange.objects.count() == 2
 
 

@@ -32,7 +32,7 @@ def _eligible(world: Any, rationales: dict[str, str] | None = None, **assessment
     )
 
 
-def _plan_post(protocol: str = "ketamine-iv-racemic@1.0.0", **kw: Any) -> dict[str, Any]:
+def _plan_post(protocol: str = "ketamine-iv-racemic@1.1.0", **kw: Any) -> dict[str, Any]:
     data = {
         "indication": "F33.1",
         "goals": "To enjoy my garden again",
@@ -109,7 +109,7 @@ def test_esketamine_plan_refused_for_minor(client: Any, world: Any) -> None:
     _eligible(world, rationales={"RV-MINOR": "Adolescent service agreement"})
     client.force_login(world.prescriber)
     response = client.post(
-        reverse("treatment:plan_new", args=[world.patient.pk]), _plan_post("esketamine-in-trd@1.0.0")
+        reverse("treatment:plan_new", args=[world.patient.pk]), _plan_post("esketamine-in-trd@1.1.0")
     )
     assert response.status_code == 400
     assert "hard stop (Under 18 (esketamine))" in response.content.decode()
@@ -119,7 +119,7 @@ def test_protocol_without_series_length_needs_it(client: Any, world: Any) -> Non
     _eligible(world)
     client.force_login(world.prescriber)
     response = client.post(
-        reverse("treatment:plan_new", args=[world.patient.pk]), _plan_post("ketamine-sl-lozenge@1.0.0")
+        reverse("treatment:plan_new", args=[world.patient.pk]), _plan_post("ketamine-sl-lozenge@1.1.0")
     )
     assert response.status_code == 400
     assert "leaves the series length to the clinic" in response.content.decode()
@@ -145,7 +145,7 @@ def test_signing_plan_with_stale_eligibility_is_refused(client: Any, world: Any)
 def test_esketamine_indication_review_needs_protocol_rationale(client: Any, world: Any) -> None:
     _eligible(world, adequate_failed_trials=1)
     client.force_login(world.prescriber)
-    client.post(reverse("treatment:plan_new", args=[world.patient.pk]), _plan_post("esketamine-in-trd@1.0.0"))
+    client.post(reverse("treatment:plan_new", args=[world.patient.pk]), _plan_post("esketamine-in-trd@1.1.0"))
     plan = TreatmentPlan.objects.get()
     url = reverse("treatment:plan_sign", args=[world.patient.pk, plan.pk])
     refused = client.post(url, {"version": plan.version})
