@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from kapclinic.core.forms import choice_field
 from kapclinic.notes.templates_data import Template
@@ -23,7 +24,8 @@ class NewNoteForm(forms.Form):
         super().__init__(*args, **kwargs)
         choice_field(self, "template").choices = [(k, t.title) for k, t in templates.items()]
         choice_field(self, "dosing_appointment").choices = [("", "None")] + [
-            (a.pk, f"{a.starts_at:%a %d %b %Y %H:%M} · {a.get_status_display()}") for a in dosing
+            (a.pk, f"{timezone.localtime(a.starts_at):%a %d %b %Y %H:%M} · {a.get_status_display()}")
+            for a in dosing
         ]
 
 

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from kapclinic.core import clock
 from kapclinic.core.concurrency import VersionedModel
@@ -113,7 +114,7 @@ class Appointment(VersionedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.starts_at:%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()} {timezone.localtime(self.starts_at):%Y-%m-%d %H:%M}"
 
     @property
     def minutes(self) -> int:
