@@ -138,6 +138,7 @@ INSTALLED_APPS = [
     "kapclinic.notes",
     "kapclinic.portal",
     "kapclinic.interop",
+    "kapclinic.drafts",
 ]
 
 MIDDLEWARE = [
