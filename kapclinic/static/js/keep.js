@@ -230,7 +230,7 @@
     // Anything the page sends counts as activity on the server: move the page's clock on (the server
     // notes activity once a minute, so the clock assumes the least and asks before warning anyway).
     var moved = function () { deadline = Math.max(deadline, Date.now() + Math.max(0, limit - 60) * 1000); };
-    document.addEventListener("htmx:afterRequest", moved);
+    document.addEventListener("htmx:beforeRequest", moved);
     document.addEventListener("kap:activity", moved);
     window.setInterval(tick, 1000);
   }
@@ -246,7 +246,8 @@
     if (retry) { retry.hidden = !failed; }
   }
   function savingForm(e) {
-    var elt = e.detail && e.detail.elt;
+    // The element that asked (detail.elt is the target for the swap events).
+    var elt = e.detail && e.detail.requestConfig && e.detail.requestConfig.elt ? e.detail.requestConfig.elt : e.detail && e.detail.elt;
     var form = elt && elt.closest ? elt.closest("form") : null;
     return stateBox(form) ? form : null;
   }
@@ -255,9 +256,15 @@
     var form = savingForm(e);
     if (!form) { return; }
     var active = document.activeElement;
+    // Focus returns to the same field after the swap; from Retry (which has no id), to the save button.
+    var focusId = active && form.contains(active) ? active.id : "";
+    if (!focusId && active && form.contains(active)) {
+      var submit = form.querySelector('button[type="submit"][id]');
+      focusId = submit ? submit.id : "";
+    }
     pending = {
       formId: form.id, top: form.getBoundingClientRect().top, alerts: document.querySelectorAll("[data-alerts] .alert-box").length,
-      focusId: active && active.id && form.contains(active) ? active.id : "", outcome: ""
+      focusId: focusId, outcome: ""
     };
     showState(form, "Saving…", false);
   });
@@ -272,11 +279,14 @@
     }
     pending.outcome = e.detail.shouldSwap ? (xhr.status === 400 || xhr.status === 409 ? "refused" : "saved") : pending.outcome;
   });
-  document.addEventListener("htmx:afterSettle", function () {
+  // An outerHTML swap detaches the form that asked, so its own after-events never reach the document:
+  // the new content's htmx:load says the swap is done.
+  document.addEventListener("htmx:load", function (e) {
     if (!pending || (pending.outcome !== "saved" && pending.outcome !== "refused")) { return; }
+    var form = document.getElementById(pending.formId);
+    if (!form || !e.target || !e.target.contains || !e.target.contains(form)) { return; }
     var p = pending;
     pending = null;
-    var form = document.getElementById(p.formId);
     // The form stays where it was on the screen, even when something above it grew (a new alert).
     if (form) { window.scrollBy(0, form.getBoundingClientRect().top - p.top); }
     if (p.focusId) {
