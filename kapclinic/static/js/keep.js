@@ -235,6 +235,16 @@
     window.setInterval(tick, 1000);
   }
 
+  // A skip link to a form field ([data-focus-target], e.g. "Skip to vitals entry") puts the cursor in it.
+  document.addEventListener("click", function (e) {
+    var link = e.target && e.target.closest ? e.target.closest("a[data-focus-target]") : null;
+    var field = link ? document.getElementById(link.getAttribute("data-focus-target")) : null;
+    if (!field) { return; }
+    e.preventDefault();
+    field.focus({ preventScroll: true });
+    field.scrollIntoView({ block: "center" });
+  });
+
   // ---- 4. htmx save state ---------------------------------------------------------------------------
   function stateBox(form) { return form && form.querySelector ? form.querySelector("[data-save-state]") : null; }
   function showState(form, text, failed) {
