@@ -230,7 +230,11 @@
     // Anything the page sends counts as activity on the server: move the page's clock on (the server
     // notes activity once a minute, so the clock assumes the least and asks before warning anyway).
     var moved = function () { deadline = Math.max(deadline, Date.now() + Math.max(0, limit - 60) * 1000); };
-    document.addEventListener("htmx:beforeRequest", moved);
+    // Background polls (GET every n seconds) are not someone at the keyboard: only saves move the clock.
+    document.addEventListener("htmx:beforeRequest", function (e) {
+      var verb = e.detail && e.detail.requestConfig ? e.detail.requestConfig.verb : "get";
+      if (verb && verb.toLowerCase() !== "get") { moved(); }
+    });
     document.addEventListener("kap:activity", moved);
     window.setInterval(tick, 1000);
   }
