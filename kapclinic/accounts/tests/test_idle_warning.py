@@ -120,3 +120,16 @@ def test_sign_in_goes_to_next_on_this_site_only(world: Any, client: Any) -> None
 def test_sign_in_page_keeps_next_in_its_form(db: Any, client: Any) -> None:
     html = client.get("/account/login/?next=/intake/patients/3/assessment/").content.decode()
     assert 'name="next" value="/intake/patients/3/assessment/"' in html
+
+
+@override_settings(STAFF_IDLE_TIMEOUT_MINUTES=15)
+def test_a_draft_save_is_activity(world: Any, client: Any) -> None:
+    """Typing in a long form for 15 minutes without a request used to end in a sign-out on Save: the
+    form's draft saves now tell the server someone is there."""
+    client.force_login(world.prescriber)
+    client.get("/patients/")
+    _age(client, 14 * 60)
+    url = f"/drafts/intake.assessment/{world.patient.pk}/"
+    draft = '{"data": {"prior_treatment_notes": "x"}}'
+    assert client.post(url, draft, content_type="application/json").status_code == 200
+    assert time.time() - client.session[SESSION_LAST_SEEN] < 5
