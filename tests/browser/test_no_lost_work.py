@@ -187,6 +187,19 @@ def test_vitals_survive_a_lost_connection_on_a_tablet(
     for label, value in vitals.items():
         expect(page.get_by_label(label)).to_have_value(value)
     assert Observation.objects.filter(session=s).count() == before
+    # Following a link now would throw the values away: the browser asks first (and we stay).
+    asked: list[str] = []
+
+    def stay_on_page(dialog: Any) -> None:
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", stay_on_page)
+    page.get_by_role("link", name="Chart").click(no_wait_after=True)
+    # The page answers again only once the dialog is answered.
+    expect(page.get_by_label("Systolic BP (mmHg)")).to_have_value("128")
+    assert asked == ["beforeunload"]
+    page.remove_listener("dialog", stay_on_page)
     shot(page, "no-lost-work-3a-vitals-not-saved", full_page=False)
     axe_check(page, "vitals not saved")
 

@@ -162,6 +162,8 @@
   window.addEventListener("pagehide", function () { flushDrafts(true); });
   document.addEventListener("visibilitychange", function () { if (document.visibilityState === "hidden") { flushDrafts(true); } });
 
+  var leavingOnPurpose = false;  // the idle sign-out reloads the page: no "leave this page?" then
+
   // ---- 2. idle warning ----------------------------------------------------------------------------
   var body = document.body;
   var dialog = document.querySelector("[data-idle-warning]");
@@ -184,7 +186,7 @@
         return r.json();
       });
     };
-    var signedOut = function () { window.location.reload(); };  // the sign-in page, with ?next= this page
+    var signedOut = function () { leavingOnPurpose = true; window.location.reload(); };  // the sign-in page, with ?next= this page
     var show = function () {
       if (!dialog.open) { flushDrafts(false); dialog.showModal(); }
     };
@@ -238,6 +240,20 @@
     document.addEventListener("kap:activity", moved);
     window.setInterval(tick, 1000);
   }
+
+  // Values typed into an htmx form and not saved yet (or refused, or not sent: connection lost) ask
+  // "leave this page?" before a reload or a link throws them away.
+  function markUnsaved(e) {
+    var form = e.target && e.target.form;
+    if (form && stateBox(form)) { form.setAttribute("data-unsaved", ""); }
+  }
+  document.addEventListener("input", markUnsaved);
+  document.addEventListener("change", markUnsaved);
+  window.addEventListener("beforeunload", function (e) {
+    if (leavingOnPurpose || !document.querySelector("form[data-unsaved]")) { return; }
+    e.preventDefault();
+    e.returnValue = "";
+  });
 
   // A skip link to a form field ([data-focus-target], e.g. "Skip to vitals entry") puts the cursor in it.
   document.addEventListener("click", function (e) {
@@ -311,7 +327,10 @@
       var added = document.querySelectorAll("[data-alerts] .alert-box").length - p.alerts;
       var saved = "Saved " + hhmm(new Date()) + "." + (added > 0 ? " " + added + " new alert" + (added > 1 ? "s" : "") + ": see Alerts above." : "");
       showState(form, p.outcome === "saved" ? saved : "Not saved: correct the fields marked in this form.", p.outcome !== "saved");
-      if (p.outcome === "refused") { stateBox(form).querySelector("[data-save-retry]").hidden = true; }
+      if (p.outcome === "refused") {
+        stateBox(form).querySelector("[data-save-retry]").hidden = true;
+        form.setAttribute("data-unsaved", "");
+      }
     }
   });
   document.addEventListener("htmx:sendError", function (e) {
