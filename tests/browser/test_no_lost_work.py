@@ -221,3 +221,41 @@ def test_vitals_survive_a_lost_connection_on_a_tablet(
     page.get_by_label("Heart rate (/min)").press("Enter")
     expect(page.locator("#vitals-form [data-save-status]")).to_have_text(re.compile(r"^Saved \d\d:\d\d\."))
     expect(page.get_by_label("Heart rate (/min)")).to_be_focused()
+
+
+def test_portal_questionnaire_draft_on_a_phone_and_discarding_it(
+    phone_page: Any, server: str, login: Any, axe_check: Any, shot: Any
+) -> None:
+    from kapclinic.accounts.models import User
+    from kapclinic.testing.factories import PASSWORD as FACTORY_PASSWORD
+
+    page = phone_page
+    clinic = make_clinic("Harbor")
+    user = User.objects.create_user(
+        email="robin@draft.test", full_name="Robin Synthetic", password=FACTORY_PASSWORD
+    )
+    make_patient(clinic, user=user, legal_first_name="Robin")
+    login(page, "robin@draft.test")
+    page.goto(f"{server}/intake/questionnaire/")
+    notes = page.get_by_label("Anything else you would like your care team to know")
+    notes.fill("Synthetic: I get nervous in clinics")
+    expect(page.locator("[data-draft-status]")).to_have_text(re.compile(r"^Draft saved \d\d:\d\d\.$"))
+
+    # The phone's browser is closed and opened again later: the draft is on the server, not on the phone.
+    page.reload()
+    expect(page.locator("[data-draft-notice]")).to_be_visible()
+    expect(notes).to_have_value("Synthetic: I get nervous in clinics")
+    page.locator("[data-draft-notice]").scroll_into_view_if_needed()
+    shot(page, "no-lost-work-4-portal-draft-restored", full_page=False)
+    axe_check(page, "portal questionnaire with a restored draft")
+    stored = page.evaluate(
+        "JSON.stringify([Object.entries(window.localStorage), Object.entries(window.sessionStorage)])"
+    )
+    assert "nervous" not in stored  # nothing typed is kept in the browser's storage
+
+    # "Discard draft": the saved values come back and the draft is gone.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Discard draft").click()
+    expect(notes).to_have_value("")
+    expect(page.locator("[data-draft-notice]")).to_be_hidden()
+    assert not Draft.objects.exists()
