@@ -145,7 +145,8 @@
     fetch(this.url, { credentials: "same-origin", headers: headers(), redirect: "manual" })
       .then(function (r) { return r.status === 200 ? r.json() : null; })
       .then(function (j) {
-        if (!j) { return; }
+        // Typing that started before the answer came wins: it will replace the draft anyway.
+        if (!j || self.dirty) { return; }
         apply(self.form, j.data || {});
         var notice = self.box.querySelector("[data-draft-notice]");
         var when = self.box.querySelector("[data-draft-time]");
