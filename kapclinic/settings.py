@@ -142,6 +142,7 @@ INSTALLED_APPS = [
     "kapclinic.portal",
     "kapclinic.interop",
     "kapclinic.messaging",
+    "kapclinic.drafts",
 ]
 
 MIDDLEWARE = [

@@ -16,6 +16,7 @@ urlpatterns = [
     path("portal/", include("kapclinic.portal.urls")),
     path("interop/", include("kapclinic.interop.urls")),
     path("messages/", include("kapclinic.messaging.urls")),
+    path("drafts/", include("kapclinic.drafts.urls")),
 ]
 
 handler404 = "kapclinic.core.views.error_404"

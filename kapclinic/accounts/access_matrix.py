@@ -15,6 +15,9 @@ MATRIX = {
     "accounts:login": Entry(expect(302, anonymous=200)),
     "accounts:logout": Entry(public(405)),
     "accounts:mfa": Entry(expect(200)),
+    # The idle warning's questions (issue #18): anyone may ask; an anonymous visitor hears "signed out".
+    "accounts:session_status": Entry(public()),
+    "accounts:session_stay": Entry(expect(200, anonymous=401), method="post"),
     # Like the MFA page: the verification step of any signed-in (not yet verified) session.
     "accounts:mfa_backup": Entry(expect(200)),
     # The emailed enrolment link: an unknown token is refused with a sentence (400) for anyone signed

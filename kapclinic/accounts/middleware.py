@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import cast
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -11,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django_otp import user_has_device
 
 from kapclinic.accounts.models import STAFF_ROLES, Membership
@@ -73,6 +75,52 @@ _EXEMPT_PREFIXES = (
 
 SESSION_ENROLLED = "kap_mfa_enrolled"
 
+#: GET requests that only ask how long the session has left (the idle warning's check, issue #18): they
+#: must never keep an unattended session alive.
+PASSIVE_PATHS = ("/account/session/",)
+
+
+def counts_as_activity(request: HttpRequest) -> bool:
+    """Does this request show that someone is at the keyboard? Background polls do not."""
+    if request.headers.get("HX-Trigger-Name") == "poll":
+        return False
+    return not (request.method == "GET" and request.path in PASSIVE_PATHS)
+
+
+def return_to(request: HttpRequest) -> str:
+    """The page the person was on, for the sign-in page's ?next= after an idle sign-out. A background
+    request (htmx, or the page's own fetch) names its page in HX-Current-URL; a POST returns to the page
+    it was posted from (the long forms post to their own address); anything off this site gives way to
+    the dashboard."""
+    current = request.headers.get("HX-Current-URL", "")
+    if current:
+        parts = urlsplit(current)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+    elif request.method == "GET":
+        target = request.get_full_path()
+    else:
+        target = request.path
+    if target.startswith("/") and url_has_allowed_host_and_scheme(target, allowed_hosts=None):
+        return target
+    return reverse("core:home")
+
+
+def idle_seconds_left(request: HttpRequest) -> int | None:
+    """Seconds before a staff session is signed out for inactivity (None for patients and visitors)."""
+    if not request.user.is_authenticated or getattr(request, "role", None) not in STAFF_ROLES:
+        return None
+    limit = settings.STAFF_IDLE_TIMEOUT_MINUTES * 60
+    # The last activity, as the middleware counts it: this request if it is activity, the signed cookie,
+    # and the session's record (the fallback).
+    recorded = request.session.get(SESSION_LAST_SEEN)
+    seen = [float(recorded)] if recorded is not None else []
+    for value in (getattr(request, "kap_last_seen", None), _cookie_last_seen(request)):
+        if value is not None:
+            seen.append(float(value))
+    if not seen:
+        return int(limit)
+    return max(0, int(limit - (clock.now().timestamp() - max(seen))))
+
 
 def _enrolled(request: HttpRequest) -> bool:
     """Has this staff member set up an authenticator? Remembered for the session (the MFA view
@@ -133,10 +181,14 @@ class StaffSecurityMiddleware:
         if seen and now - max(seen) > limit:
             logout(request)
             messages.info(request, "You were signed out after a period of inactivity.")
-            response: HttpResponse = redirect(f"{reverse('accounts:login')}?next={request.path}")
+            response: HttpResponse = redirect(
+                f"{reverse('accounts:login')}?{urlencode({'next': return_to(request)})}"
+            )
             response.delete_cookie(_last_seen_cookie_name())
             return response
-        active = request.headers.get("HX-Trigger-Name") != "poll"
+        active = counts_as_activity(request)
+        if active:
+            request.kap_last_seen = now  # type: ignore[attr-defined]  # read by idle_seconds_left
         if active and (recorded is None or now - float(recorded) >= limit / 2):
             request.session[SESSION_LAST_SEEN] = now
         if (

@@ -13,11 +13,11 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -30,7 +30,12 @@ from kapclinic.accounts.forms import (
     QueuedPasswordResetForm,
     TokenForm,
 )
-from kapclinic.accounts.middleware import SESSION_CLINIC, SESSION_ENROLLED
+from kapclinic.accounts.middleware import (
+    SESSION_CLINIC,
+    SESSION_ENROLLED,
+    SESSION_LAST_SEEN,
+    idle_seconds_left,
+)
 from kapclinic.accounts.models import STAFF_ROLES, Clinic, Membership, User
 from kapclinic.accounts.services import (
     BACKUP_CODE_COUNT,
@@ -52,6 +57,7 @@ from kapclinic.accounts.services import (
     staff_reactivate,
     use_backup_code,
 )
+from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.policy import ClinicAction, refuse, require_clinic
@@ -65,6 +71,24 @@ class LoginView(auth_views.LoginView):
 
 class LogoutView(auth_views.LogoutView):
     pass
+
+
+@require_GET
+def session_status(request: HttpRequest) -> HttpResponse:
+    """How long this session has before the idle sign-out (the page's warning asks before it shows).
+    Asking is not activity: the middleware leaves the session's clock alone for this GET."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"signed_in": False, "seconds_left": None})
+    return JsonResponse({"signed_in": True, "seconds_left": idle_seconds_left(request)})
+
+
+@require_POST
+def session_stay(request: HttpRequest) -> HttpResponse:
+    """"Stay signed in" on the idle warning: counts as activity, whatever the middleware's resolution."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"signed_in": False, "seconds_left": None}, status=401)
+    request.session[SESSION_LAST_SEEN] = clock.now().timestamp()
+    return JsonResponse({"signed_in": True, "seconds_left": idle_seconds_left(request)})
 
 
 def _qr_svg(uri: str) -> str:

@@ -14,6 +14,7 @@ from kapclinic.consent.models import ConsentDocument, SignatureChannel
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.request import request_clinic, request_patient
 from kapclinic.core.stubs import require_roles
+from kapclinic.drafts.services import draft_clear
 from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, open_patient
 
@@ -39,6 +40,7 @@ def document_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             doc = services.document_publish(actor, **form.cleaned_data)
+            draft_clear(request.user, "consent.document")
             messages.success(
                 request,
                 f"Consent version {doc.version} published. Patients must re-consent before their next "
@@ -56,7 +58,14 @@ def document(request: HttpRequest, document_id: int) -> HttpResponse:
     return render(request, "consent/document.html", {"document": doc})
 
 
-def _sign(request: HttpRequest, patient: Patient, channel: str, template: str, done_url: str) -> HttpResponse:
+def _sign(
+    request: HttpRequest,
+    patient: Patient,
+    channel: str,
+    template: str,
+    done_url: str,
+    draft: tuple[str, int],
+) -> HttpResponse:
     actor = actor_from_request(request)
     state = selectors.consent_state(patient)
     doc = state.document
@@ -78,6 +87,7 @@ def _sign(request: HttpRequest, patient: Patient, channel: str, template: str, d
                 form.add_error(None, str(exc))
                 status = 400
             else:
+                draft_clear(request.user, *draft)
                 messages.success(
                     request, "Consent signed. A copy of the exact text you signed is kept in your record."
                 )
@@ -86,7 +96,17 @@ def _sign(request: HttpRequest, patient: Patient, channel: str, template: str, d
             status = 400
         record_event(actor, "view", patient=patient, object_type="consent_form")
     return render(
-        request, template, {"patient": patient, "state": state, "document": doc, "form": form}, status=status
+        request,
+        template,
+        {
+            "patient": patient,
+            "state": state,
+            "document": doc,
+            "form": form,
+            "draft_key": draft[0],
+            "draft_object": draft[1],
+        },
+        status=status,
     )
 
 
@@ -103,7 +123,14 @@ def sign(request: HttpRequest) -> HttpResponse:
     )
     from django.urls import reverse
 
-    return _sign(request, patient, SignatureChannel.PORTAL, "consent/sign.html", reverse("consent:sign"))
+    return _sign(
+        request,
+        patient,
+        SignatureChannel.PORTAL,
+        "consent/sign.html",
+        reverse("consent:sign"),
+        ("consent.sign", 0),
+    )
 
 
 @login_required
@@ -147,7 +174,14 @@ def kiosk_view(request: HttpRequest) -> HttpResponse:
     )
     from django.urls import reverse
 
-    return _sign(request, patient, SignatureChannel.IN_CLINIC, "consent/kiosk.html", reverse("consent:kiosk"))
+    return _sign(
+        request,
+        patient,
+        SignatureChannel.IN_CLINIC,
+        "consent/kiosk.html",
+        reverse("consent:kiosk"),
+        ("consent.sign_in_clinic", patient.pk),
+    )
 
 
 @login_required

@@ -14,7 +14,12 @@ def _public_clinic() -> Any:
 
 
 def clinic_context(request: HttpRequest) -> dict[str, Any]:
+    from kapclinic.accounts.middleware import idle_seconds_left
+
     return {
+        # Staff pages warn before the idle sign-out (static/js/site.js reads it from <body>).
+        "idle_seconds_left": idle_seconds_left(request) if hasattr(request, "session") else None,
+        "idle_limit_seconds": settings.STAFF_IDLE_TIMEOUT_MINUTES * 60,
         "current_clinic": getattr(request, "clinic", None),
         "current_role": getattr(request, "role", None),
         "current_patient": getattr(request, "patient", None),

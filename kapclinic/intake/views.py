@@ -13,6 +13,7 @@ from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.request import request_clinic, request_patient
 from kapclinic.core.stubs import require_roles
+from kapclinic.drafts.services import draft_clear
 from kapclinic.intake import selectors, services
 from kapclinic.intake.forms import (
     AssessmentForm,
@@ -195,6 +196,7 @@ def questionnaire(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, str(exc))
                 status = 409
             else:
+                draft_clear(request.user, "intake.questionnaire")
                 messages.success(request, "Thank you. Your answers were sent to your care team.")
                 return redirect("intake:questionnaire")
         else:
@@ -253,6 +255,7 @@ def assessment(request: HttpRequest, patient_id: int) -> HttpResponse:
                 form.add_error(None, str(exc))
                 status = 409
             else:
+                draft_clear(request.user, "intake.assessment", patient.pk)
                 messages.success(request, "Assessment saved." if changed else "No changes to save.")
                 return redirect("intake:eligibility", patient_id=patient.pk)
         else:
