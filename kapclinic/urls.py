@@ -17,6 +17,7 @@ urlpatterns = [
     path("interop/", include("kapclinic.interop.urls")),
 ]
 
+handler400 = "kapclinic.core.views.error_400"
 handler404 = "kapclinic.core.views.error_404"
 handler403 = "kapclinic.core.views.error_403"
 handler500 = "kapclinic.core.views.error_500"

@@ -10,7 +10,7 @@ from kapclinic.clinical.eligibility import classify_medication, load_rule_set
 from kapclinic.clinical.eligibility.chart_medications import RULESET_TO_CHART, classify_chart_medication
 from kapclinic.clinical.eligibility.ruleset import Question
 from kapclinic.clinical.vitals import Reading, check_plausible
-from kapclinic.core import clock
+from kapclinic.core import dates
 from kapclinic.core.forms import choice_field
 from kapclinic.intake.models import Assessment, ContactTime, DecisionChoice, Tri
 from kapclinic.patients.models import DrugClass
@@ -74,11 +74,7 @@ class ConvertForm(forms.Form):
 
     def clean_date_of_birth(self) -> dt.date:
         dob: dt.date = self.cleaned_data["date_of_birth"]
-        today = clock.today()
-        if dob > today:
-            raise forms.ValidationError("Date of birth cannot be in the future.")
-        if dob.year < today.year - 120:
-            raise forms.ValidationError("Date of birth is more than 120 years ago; check the year.")
+        dates.check_birth_date("Date of birth", dob)
         return dob
 
 

@@ -143,7 +143,7 @@ def enter(request: HttpRequest, patient_id: int, instrument: str) -> HttpRespons
     )
     inst = _instrument(instrument)
     actor = actor_from_request(request)
-    form = InstrumentForm(inst, request.POST or None, paper=True)
+    form = InstrumentForm(inst, request.POST or None, paper=True, birth_date=p.date_of_birth)
     status = 200
     if request.method == "POST":
         if form.is_valid():

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
 
+from kapclinic.core import dates
 from kapclinic.core.forms import choice_field
 from kapclinic.notes.templates_data import Template
 
@@ -19,12 +21,26 @@ class NewNoteForm(forms.Form):
         help_text="Required for integration notes; links the note into the session's thread.",
     )
 
-    def __init__(self, *args: Any, templates: dict[str, Template], dosing: list[Any], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        templates: dict[str, Template],
+        dosing: list[Any],
+        birth_date: dt.date | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.birth_date = birth_date
         choice_field(self, "template").choices = [(k, t.title) for k, t in templates.items()]
         choice_field(self, "dosing_appointment").choices = [("", "None")] + [
             (a.pk, f"{a.starts_at:%a %d %b %Y %H:%M} · {a.get_status_display()}") for a in dosing
         ]
+
+
+    def clean_service_date(self) -> dt.date:
+        day: dt.date = self.cleaned_data["service_date"]
+        dates.check_service_date("The date of the visit", day, self.birth_date)
+        return day
 
 
 class NoteSectionsForm(forms.Form):

@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 
 from kapclinic.clinical.terminology import DIAGNOSIS_CODES
-from kapclinic.core import clock
+from kapclinic.core import dates
 from kapclinic.patients.models import DrugClass, Patient
 
 
@@ -42,11 +42,7 @@ class DemographicsForm(forms.ModelForm):
 
     def clean_date_of_birth(self) -> Any:
         dob = self.cleaned_data["date_of_birth"]
-        today = clock.today()
-        if dob > today:
-            raise forms.ValidationError("Date of birth cannot be in the future.")
-        if dob.year < today.year - 120:
-            raise forms.ValidationError("Date of birth is more than 120 years ago; check the year.")
+        dates.check_birth_date("Date of birth", dob)
         return dob
 
 

@@ -7,6 +7,7 @@ from django import forms
 from django.utils import timezone
 
 from kapclinic.accounts.models import User
+from kapclinic.core import dates
 from kapclinic.core.actor import Actor
 from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, visible_patients
@@ -68,6 +69,11 @@ class AppointmentForm(forms.Form):
         if editing:
             del self.fields["patient"]
             del self.fields["kind"]
+
+    def clean_date(self) -> dt.date:
+        day: dt.date = self.cleaned_data["date"]
+        dates.check_scheduled("The date", day)
+        return day
 
     def starts_at(self) -> dt.datetime:
         return dt.datetime.combine(

@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -13,9 +14,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
-from kapclinic.core import clock
+from kapclinic.core import clock, dates
 from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.params import MAX_ID, id_param, param
 from kapclinic.core.stubs import require_roles
 from kapclinic.policy import Action, can, open_patient
 from kapclinic.scheduling import ical, selectors, services
@@ -31,23 +33,16 @@ PX_PER_MINUTE = 1.2
 
 
 def _day(request: HttpRequest) -> dt.date:
-    raw = request.GET.get("date", "")
-    try:
-        return dt.date.fromisoformat(raw) if raw else clock.today()
-    except ValueError:
-        return clock.today()
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
+    """The ?date= day of a calendar view (today when absent); 400 with a sentence when not a date in the
+    calendar's range (core.dates.browse_window)."""
+    field = forms.DateField(required=False, validators=[dates.browse_validator("The date")])
+    day: dt.date | None = param(request.GET, "date", field, "date")
+    return day or clock.today()
 
 
 def _filters(request: HttpRequest, actor: Actor) -> dict[str, Any]:
-    staff_id = _int(request.GET.get("staff"))
-    resource_id = _int(request.GET.get("resource"))
+    staff_id = id_param(request.GET, "staff")
+    resource_id = id_param(request.GET, "resource")
     return {"staff_id": staff_id, "resource_id": resource_id}
 
 
@@ -208,12 +203,12 @@ def new(request: HttpRequest) -> HttpResponse:
     require_roles(request, CALENDAR_ROLES)
     actor = actor_from_request(request)
     initial: dict[str, Any] = {"date": _day(request), "time": dt.time(9, 0)}
-    if request.GET.get("patient"):
-        initial["patient"] = _int(request.GET.get("patient"))
-    if request.GET.get("kind") in Kind.values:
-        initial["kind"] = request.GET["kind"]
-    if request.GET.get("staff"):
-        initial["staff"] = _int(request.GET.get("staff"))
+    for name in ("patient", "staff"):
+        if (pk := id_param(request.GET, name)) is not None:
+            initial[name] = pk
+    kinds = forms.ChoiceField(choices=Kind.choices, required=False)
+    if (kind := param(request.GET, "kind", kinds)) is not None:
+        initial["kind"] = kind
     form = AppointmentForm(request.POST or None, actor=actor, initial=initial)
     status = 200
     if request.method == "POST":
@@ -381,7 +376,11 @@ def set_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     try:
         services.appointment_set_status(
-            actor, appt, _int(request.POST.get("version")) or 0, request.POST.get("status", "")
+            actor,
+            appt,
+            param(request.POST, "version", forms.IntegerField(min_value=0, max_value=MAX_ID, required=False))
+            or 0,
+            request.POST.get("status", ""),
         )
     except ConflictError as exc:
         _refused(request, appt.patient, appt)

@@ -8,6 +8,7 @@ from django import forms
 from kapclinic.clinical.protocols import protocol_choices
 from kapclinic.clinical.session_state import MEDICATION_CLASS_LABELS, SL_OUTCOMES
 from kapclinic.clinical.vitals import DISSOCIATION_ANCHORS, MOAAS_LEVELS
+from kapclinic.core import dates
 from kapclinic.core.forms import choice_field
 from kapclinic.sessions.models import (
     INTERVENTIONS,
@@ -27,6 +28,7 @@ def dt_field(label: str, required: bool = False, help_text: str = "") -> forms.D
         required=required,
         help_text=help_text,
         input_formats=[DT_FORMAT, "%Y-%m-%d %H:%M"],
+        validators=[dates.scheduled_validator(label)],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DT_FORMAT),
     )
 
@@ -270,6 +272,7 @@ def dt_seconds_field(label: str, help_text: str = "") -> forms.DateTimeField:
         label=label,
         help_text=help_text,
         input_formats=[DT_SECONDS, DT_FORMAT, "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"],
+        validators=[dates.scheduled_validator(label)],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format=DT_SECONDS),
     )
 
