@@ -13,7 +13,7 @@ from django.utils.translation import pgettext
 
 from kapclinic.audit.models import AuditAction, AuditEvent
 from kapclinic.core import dates
-from kapclinic.core.forms import FixedChoiceSelect
+from kapclinic.core.forms import FixedChoiceSelect, KapForm
 from kapclinic.core.params import id_param
 from kapclinic.policy import ClinicAction, require_clinic
 
@@ -23,7 +23,7 @@ PAGE = 50
 ACTION_LABELS: dict[str, str] = {str(value): str(label) for value, label in AuditAction.choices}
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(KapForm):
     mrn = forms.CharField(label="Patient record number", required=False, max_length=20)
     actor = forms.CharField(label="Staff email", required=False, max_length=200)
     action = forms.ChoiceField(

@@ -133,3 +133,13 @@ def browse_validator(label: str) -> Callable[[dt.date], None]:
         check_browse(label, value)
 
     return validate
+
+
+def implausible_stored(value: dt.date | dt.datetime | None) -> bool:
+    """Whether a stored date or time lies outside anything a form accepts: before 1900-01-01 or more than
+    two years ahead. Such rows (stored before these checks, or written around the forms) are shown with
+    a flag, never hidden and never a 500."""
+    if value is None:
+        return False
+    today = clock.today()
+    return not in_window(value, (BROWSE_FIRST, add_years(today, SCHEDULE_YEARS_AHEAD)))

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Any
 
 from django import forms
 
 from kapclinic.clinical.instruments import Instrument
 from kapclinic.core import dates
+from kapclinic.core.forms import KapForm
 from kapclinic.measures.models import AlertAction, MeasurementSchedule, SafetyPlan
 
 
-class InstrumentForm(forms.Form):
+class InstrumentForm(KapForm):
     """One radio group per item, labelled with the exact item wording from the data file."""
 
     def __init__(
@@ -19,11 +21,19 @@ class InstrumentForm(forms.Form):
         *args: Any,
         paper: bool = False,
         birth_date: dt.date | None = None,
+        submission: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.instrument = instrument
         self.birth_date = birth_date
+        if submission:
+            # One response per form instance: the token is stored with the response (unique per patient).
+            self.fields["submission"] = forms.RegexField(
+                regex=r"^[0-9a-f]{32}$", required=False, widget=forms.HiddenInput
+            )
+            if not self.is_bound:
+                self.initial["submission"] = secrets.token_hex(16)
         for item in instrument.items:
             self.fields[f"item_{item.number}"] = forms.TypedChoiceField(
                 label=f"{item.number}. {item.text}",
@@ -57,7 +67,7 @@ class InstrumentForm(forms.Form):
         return [self[f"item_{item.number}"] for item in self.instrument.items]
 
 
-class AcknowledgeForm(forms.Form):
+class AcknowledgeForm(KapForm):
     action = forms.ChoiceField(
         label="Action taken",
         choices=[("", "Choose…"), *AlertAction.choices],

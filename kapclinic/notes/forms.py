@@ -6,11 +6,11 @@ from typing import Any
 from django import forms
 
 from kapclinic.core import dates
-from kapclinic.core.forms import choice_field
+from kapclinic.core.forms import KapForm, choice_field
 from kapclinic.notes.templates_data import Template
 
 
-class NewNoteForm(forms.Form):
+class NewNoteForm(KapForm):
     template = forms.ChoiceField(label="Template")
     service_date = forms.DateField(label="Date of the visit", widget=forms.DateInput(attrs={"type": "date"}))
     dosing_appointment = forms.TypedChoiceField(
@@ -43,7 +43,7 @@ class NewNoteForm(forms.Form):
         return day
 
 
-class NoteSectionsForm(forms.Form):
+class NoteSectionsForm(KapForm):
     version = forms.IntegerField(widget=forms.HiddenInput(attrs={"id": "note-version"}))
 
     def __init__(self, *args: Any, sections: list[dict[str, str]], **kwargs: Any) -> None:
@@ -61,11 +61,11 @@ class NoteSectionsForm(forms.Form):
         return {name[2:]: value for name, value in self.cleaned_data.items() if name.startswith("s_")}
 
 
-class AddendumForm(forms.Form):
+class AddendumForm(KapForm):
     text = forms.CharField(label="Addendum", widget=forms.Textarea(attrs={"rows": 3}), max_length=20000)
 
 
-class TemplateForm(forms.Form):
+class TemplateForm(KapForm):
     title = forms.CharField(label="Title", max_length=120)
     sections = forms.CharField(
         label="Sections, one per line", widget=forms.Textarea(attrs={"rows": 6}), max_length=6000
@@ -76,17 +76,17 @@ class TemplateEditForm(TemplateForm):
     version = forms.IntegerField(widget=forms.HiddenInput)
 
 
-class VersionForm(forms.Form):
+class VersionForm(KapForm):
     """Only the version the page was rendered with (retire / reinstate buttons)."""
 
     version = forms.IntegerField(widget=forms.HiddenInput)
 
 
-class BuiltinVisibilityForm(forms.Form):
+class BuiltinVisibilityForm(KapForm):
     action = forms.ChoiceField(choices=[("hide", "hide"), ("show", "show")], widget=forms.HiddenInput)
 
 
-class ProcessNoteForm(forms.Form):
+class ProcessNoteForm(KapForm):
     text = forms.CharField(label="Process note", widget=forms.Textarea(attrs={"rows": 8}), max_length=50000)
 
 
@@ -94,7 +94,7 @@ class ProcessNoteEditForm(ProcessNoteForm):
     version = forms.IntegerField(widget=forms.HiddenInput)
 
 
-class ShareForm(forms.Form):
+class ShareForm(KapForm):
     user = forms.TypedChoiceField(label="Share with", coerce=int)
     action = forms.ChoiceField(choices=[("share", "share"), ("unshare", "unshare")], widget=forms.HiddenInput)
 

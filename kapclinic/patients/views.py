@@ -208,8 +208,10 @@ def add_medication(request: HttpRequest, patient_id: int) -> HttpResponse:
 def stop_medication(request: HttpRequest, patient_id: int, medication_id: int) -> HttpResponse:
     patient, actor = _clinical_post(request, patient_id)
     med = get_object_or_404(Medication, pk=medication_id, patient=patient)
-    services.medication_stop(actor, patient, med)
-    messages.success(request, f"{med.name} marked as stopped.")
+    if services.medication_stop(actor, patient, med):
+        messages.success(request, f"{med.name} marked as stopped.")
+    else:
+        messages.info(request, f"{med.name} was already stopped; nothing was changed.")
     return redirect("patients:chart", patient_id=patient.pk)
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from kapclinic.accounts.models import User
 from kapclinic.core import dates
 from kapclinic.core.actor import Actor
+from kapclinic.core.forms import KapForm
 from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, visible_patients
 from kapclinic.scheduling import selectors
@@ -29,7 +30,7 @@ def model_choice(form: forms.BaseForm, name: str) -> forms.ModelChoiceField[Any]
     return field
 
 
-class AppointmentForm(forms.Form):
+class AppointmentForm(KapForm):
     patient = PatientChoice(queryset=Patient.objects.none(), label="Patient")
     kind = forms.ChoiceField(choices=Kind.choices, label="Kind of appointment")
     date = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}))
@@ -81,11 +82,11 @@ class AppointmentForm(forms.Form):
         )
 
 
-class CancelForm(forms.Form):
+class CancelForm(KapForm):
     reason = forms.CharField(label="Reason for cancelling", max_length=200)
     version = forms.IntegerField(widget=forms.HiddenInput)
 
 
-class ResourceForm(forms.Form):
+class ResourceForm(KapForm):
     name = forms.CharField(label="Name", max_length=80)
     kind = forms.ChoiceField(choices=ResourceKind.choices, label="Kind")
