@@ -5,7 +5,7 @@ import uuid
 from collections.abc import Callable
 from typing import cast
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 
 from kapclinic.core import request_cache
@@ -36,8 +36,8 @@ class RequestIdMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
-        if isinstance(exception, (Http404, PermissionDenied)):
-            return
+        if isinstance(exception, (Http404, PermissionDenied, BadRequest, SuspiciousOperation)):
+            return  # answered 404, 403 or 400: not a server error
         # Only the exception type and the URL *name* are logged: paths may carry record ids and
         # exception messages may quote patient data.
         match = getattr(request, "resolver_match", None)
