@@ -19,6 +19,7 @@ urlpatterns = [
     path("drafts/", include("kapclinic.drafts.urls")),
 ]
 
+handler400 = "kapclinic.core.views.error_400"
 handler404 = "kapclinic.core.views.error_404"
 handler403 = "kapclinic.core.views.error_403"
 handler500 = "kapclinic.core.views.error_500"

@@ -14,6 +14,7 @@ from kapclinic.accounts.models import (
     normalise_backup_code,
 )
 from kapclinic.accounts.services import CLINIC_DETAIL_FIELDS
+from kapclinic.core.forms import KapForm
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -30,7 +31,7 @@ class EmailAuthenticationForm(AuthenticationForm):
         return str(self.cleaned_data["username"]).lower()
 
 
-class TokenForm(forms.Form):
+class TokenForm(KapForm):
     token = forms.CharField(
         label="6-digit code from your authenticator app",
         min_length=6,
@@ -47,7 +48,7 @@ class TokenForm(forms.Form):
         return token
 
 
-class BackupCodeForm(forms.Form):
+class BackupCodeForm(KapForm):
     """A backup code typed at the sign-in verification step, in place of the authenticator code."""
 
     code = forms.CharField(
@@ -74,7 +75,7 @@ class BackupCodeForm(forms.Form):
         return code
 
 
-class GenerateBackupCodesForm(forms.Form):
+class GenerateBackupCodesForm(KapForm):
     """Confirms, when a set already exists, that the person knows the old codes will stop working."""
 
     confirm = forms.BooleanField(
@@ -98,7 +99,7 @@ class GenerateBackupCodesForm(forms.Form):
 STAFF_ROLE_CHOICES = [(r.value, r.label) for r in Role if r != Role.PATIENT]
 
 
-class InviteForm(forms.Form):
+class InviteForm(KapForm):
     full_name = forms.CharField(max_length=200)
     email = forms.EmailField()
     role = forms.ChoiceField(choices=STAFF_ROLE_CHOICES)

@@ -60,6 +60,7 @@ from kapclinic.accounts.services import (
 from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.params import BadParameter, id_param
 from kapclinic.policy import ClinicAction, refuse, require_clinic
 
 
@@ -302,12 +303,15 @@ def backup_codes(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def switch_clinic(request: HttpRequest) -> HttpResponse:
-    wanted = request.POST.get("clinic")
-    ids = {str(c.pk) for c in getattr(request, "user_clinics", ())}
+    try:
+        wanted = id_param(request.POST, "clinic")
+    except BadParameter:
+        wanted = None
+    ids = {c.pk for c in getattr(request, "user_clinics", ())}
     if wanted not in ids:
         messages.error(request, "You are not a member of that clinic.")
     else:
-        request.session[SESSION_CLINIC] = int(wanted)
+        request.session[SESSION_CLINIC] = wanted
     return redirect("core:home")
 
 

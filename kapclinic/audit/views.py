@@ -12,7 +12,9 @@ from django.utils.text import Truncator
 from django.utils.translation import pgettext
 
 from kapclinic.audit.models import AuditAction, AuditEvent
-from kapclinic.core.forms import FixedChoiceSelect
+from kapclinic.core import dates
+from kapclinic.core.forms import FixedChoiceSelect, KapForm
+from kapclinic.core.params import id_param
 from kapclinic.policy import ClinicAction, require_clinic
 
 PAGE = 50
@@ -21,14 +23,24 @@ PAGE = 50
 ACTION_LABELS: dict[str, str] = {str(value): str(label) for value, label in AuditAction.choices}
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(KapForm):
     mrn = forms.CharField(label="Patient record number", required=False, max_length=20)
     actor = forms.CharField(label="Staff email", required=False, max_length=200)
     action = forms.ChoiceField(
         choices=[("", "Any action"), *AuditAction.choices], required=False, widget=FixedChoiceSelect
     )
-    date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(
+        label="From",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[dates.browse_validator("From")],
+    )
+    date_to = forms.DateField(
+        label="To",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[dates.browse_validator("To")],
+    )
 
 
 #: The columns the log prints (values query: no user or patient model instances).
@@ -89,9 +101,9 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             qs = qs.filter(
                 at__lt=dt.datetime.combine(data["date_to"] + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
             )
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        qs = qs.filter(id__lt=int(before))
+    before = id_param(request.GET, "before", "page position")
+    if before is not None:
+        qs = qs.filter(id__lt=before)
     rows = list(qs.order_by("-id").values_list(*_COLUMNS)[: PAGE + 1])
     next_before = rows[PAGE - 1][0] if len(rows) > PAGE else None
     # What Truncator.chars (the truncatechars filter) appends, in the current language.

@@ -3,7 +3,7 @@
 from django.urls import include, path
 
 from kapclinic.benchdata import views
-from kapclinic.urls import handler403, handler404, handler500
+from kapclinic.urls import handler400, handler403, handler404, handler500
 from kapclinic.urls import urlpatterns as project_urls
 
 app_patterns = (
@@ -17,4 +17,4 @@ app_patterns = (
 
 urlpatterns = [path("bench/", include(app_patterns)), *project_urls]
 
-__all__ = ["handler403", "handler404", "handler500", "urlpatterns"]
+__all__ = ["handler400", "handler403", "handler404", "handler500", "urlpatterns"]

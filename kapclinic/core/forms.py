@@ -1,5 +1,6 @@
-"""Typed access to a form's fields (``form.fields[name]`` is typed as the base ``Field``), and a select
-widget for fixed choices."""
+"""The project's form base classes (``KapForm``, ``KapModelForm``: free text is cleaned of Unicode bidi
+controls), typed access to a form's fields (``form.fields[name]`` is typed as the base ``Field``), and a
+select widget for fixed choices."""
 
 from __future__ import annotations
 
@@ -10,6 +11,41 @@ from django import forms
 from django.forms.renderers import BaseRenderer
 from django.utils.safestring import SafeString
 from django.utils.translation import get_language
+
+#: Unicode bidirectional embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069): an
+#: override stored in a name or title reverses how it reads on every page that shows it.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_STRIP_BIDI = dict.fromkeys(map(ord, BIDI_CONTROLS))
+
+
+def strip_bidi(text: str) -> str:
+    """``text`` without bidi embedding/override/isolate controls (the one cleaning function)."""
+    return text.translate(_STRIP_BIDI)
+
+
+class CleanTextMixin:
+    """Free text typed into any CharField (not a password) loses its bidi controls before the field
+    validates it, so a value that was only controls is "required" and nothing stored carries one."""
+
+    fields: dict[str, forms.Field]
+
+    def _widget_data_value(self, widget: forms.Widget, html_name: str) -> Any:
+        value = super()._widget_data_value(widget, html_name)  # type: ignore[misc]
+        if isinstance(widget, forms.PasswordInput):
+            return value
+        if isinstance(value, str):
+            return strip_bidi(value)
+        if isinstance(value, list):
+            return [strip_bidi(v) if isinstance(v, str) else v for v in value]
+        return value
+
+
+class KapForm(CleanTextMixin, forms.Form):
+    """Every form of the project derives from this (or ``KapModelForm``)."""
+
+
+class KapModelForm(CleanTextMixin, forms.ModelForm):  # type: ignore[type-arg]
+    """Every model form of the project derives from this."""
 
 
 def choice_field(form: forms.BaseForm, name: str) -> forms.ChoiceField:

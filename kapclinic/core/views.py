@@ -32,6 +32,13 @@ def error_404(request: HttpRequest, exception: Exception) -> HttpResponse:
     return render(request, "404.html", status=404)
 
 
+def error_400(request: HttpRequest, exception: Exception) -> HttpResponse:
+    from kapclinic.core.params import BadParameter
+
+    reason = str(exception) if isinstance(exception, BadParameter) else ""
+    return render(request, "400.html", {"reason": reason}, status=400)
+
+
 def error_403(request: HttpRequest, exception: Exception) -> HttpResponse:
     return render(request, "403.html", {"reason": str(exception) if str(exception) else ""}, status=403)
 

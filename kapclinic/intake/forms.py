@@ -10,8 +10,8 @@ from kapclinic.clinical.eligibility import classify_medication, load_rule_set
 from kapclinic.clinical.eligibility.chart_medications import RULESET_TO_CHART, classify_chart_medication
 from kapclinic.clinical.eligibility.ruleset import Question
 from kapclinic.clinical.vitals import Reading, check_plausible
-from kapclinic.core import clock
-from kapclinic.core.forms import choice_field
+from kapclinic.core import dates
+from kapclinic.core.forms import KapForm, KapModelForm, choice_field
 from kapclinic.intake.models import Assessment, ContactTime, DecisionChoice, Tri
 from kapclinic.patients.models import DrugClass
 
@@ -26,7 +26,7 @@ TRIALS = (0, 30)
 BENZO_DZ_EQ = (Decimal("0"), Decimal("500"))
 
 
-class InquiryForm(forms.Form):
+class InquiryForm(KapForm):
     name = forms.CharField(label="Your name", max_length=200)
     email = forms.EmailField(label="Email", required=False)
     phone = forms.CharField(label="Phone", max_length=40, required=False)
@@ -63,7 +63,7 @@ class InquiryForm(forms.Form):
         return data
 
 
-class ConvertForm(forms.Form):
+class ConvertForm(KapForm):
     legal_first_name = forms.CharField(max_length=100)
     legal_last_name = forms.CharField(max_length=100)
     date_of_birth = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
@@ -74,11 +74,7 @@ class ConvertForm(forms.Form):
 
     def clean_date_of_birth(self) -> dt.date:
         dob: dt.date = self.cleaned_data["date_of_birth"]
-        today = clock.today()
-        if dob > today:
-            raise forms.ValidationError("Date of birth cannot be in the future.")
-        if dob.year < today.year - 120:
-            raise forms.ValidationError("Date of birth is more than 120 years ago; check the year.")
+        dates.check_birth_date("Date of birth", dob)
         return dob
 
 
@@ -86,7 +82,7 @@ def _patient_questions() -> list[Question]:
     return [q for q in load_rule_set().questions if q.asked_of == "patient"]
 
 
-class QuestionnaireForm(forms.Form):
+class QuestionnaireForm(KapForm):
     """The patient's intake questionnaire, built from the rule set's patient-worded questions."""
 
     version = forms.IntegerField(widget=forms.HiddenInput)
@@ -125,7 +121,7 @@ class QuestionnaireForm(forms.Form):
         return {q.id: self.cleaned_data[f"q_{q.id}"] for q in _patient_questions()}
 
 
-class AssessmentForm(forms.ModelForm):
+class AssessmentForm(KapModelForm):
     version = forms.IntegerField(widget=forms.HiddenInput)
 
     class Meta:
@@ -236,7 +232,7 @@ class AssessmentForm(forms.ModelForm):
 RULESET_CLASS_CHOICES = [(c.id, c.label) for c in load_rule_set().medication_classes]
 
 
-class MedicationRowForm(forms.Form):
+class MedicationRowForm(KapForm):
     """A medication to add to the chart's list (the one list) from the assessment page."""
 
     name = forms.CharField(label="Medication", max_length=120, required=False)
@@ -256,7 +252,7 @@ class MedicationRowForm(forms.Form):
         return data
 
 
-class InteractionClassForm(forms.Form):
+class InteractionClassForm(KapForm):
     """The interaction class (ref §3.6) of each chart medication whose chart class is coarse."""
 
     def __init__(self, *args: Any, classified: tuple[Any, ...] = (), **kwargs: Any) -> None:
@@ -287,7 +283,7 @@ class InteractionClassForm(forms.Form):
 MedicationFormSet = forms.formset_factory(MedicationRowForm, extra=2, max_num=30)
 
 
-class DecisionForm(forms.Form):
+class DecisionForm(KapForm):
     version = forms.IntegerField(widget=forms.HiddenInput)
     medications_digest = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
     decision = forms.ChoiceField(choices=DecisionChoice.choices, widget=forms.RadioSelect)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -11,6 +12,7 @@ from kapclinic.clinical.eligibility import load_rule_set
 from kapclinic.clinical.eligibility.chart_medications import relevant_digest
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.params import param
 from kapclinic.core.request import request_clinic, request_patient
 from kapclinic.core.stubs import require_roles
 from kapclinic.drafts.services import draft_clear
@@ -37,9 +39,8 @@ def index(request: HttpRequest) -> HttpResponse:
     """The front desk's inquiry queue."""
     role = require_roles(request, QUEUE_ROLES)
     actor = actor_from_request(request)
-    status = request.GET.get("status", "")
-    if status not in InquiryStatus.values:
-        status = ""
+    statuses = forms.ChoiceField(choices=InquiryStatus.choices, required=False)
+    status = param(request.GET, "status", statuses) or ""
     page = Paginator(selectors.inquiry_queue(actor.clinic, status), PAGE_SIZE).get_page(
         request.GET.get("page")
     )

@@ -1,20 +1,39 @@
 from __future__ import annotations
 
+import datetime as dt
+import secrets
 from typing import Any
 
 from django import forms
 
 from kapclinic.clinical.instruments import Instrument
-from kapclinic.core import clock
+from kapclinic.core import dates
+from kapclinic.core.forms import KapForm
 from kapclinic.measures.models import AlertAction, MeasurementSchedule, SafetyPlan
 
 
-class InstrumentForm(forms.Form):
+class InstrumentForm(KapForm):
     """One radio group per item, labelled with the exact item wording from the data file."""
 
-    def __init__(self, instrument: Instrument, *args: Any, paper: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        instrument: Instrument,
+        *args: Any,
+        paper: bool = False,
+        birth_date: dt.date | None = None,
+        submission: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.instrument = instrument
+        self.birth_date = birth_date
+        if submission:
+            # One response per form instance: the token is stored with the response (unique per patient).
+            self.fields["submission"] = forms.RegexField(
+                regex=r"^[0-9a-f]{32}$", required=False, widget=forms.HiddenInput
+            )
+            if not self.is_bound:
+                self.initial["submission"] = secrets.token_hex(16)
         for item in instrument.items:
             self.fields[f"item_{item.number}"] = forms.TypedChoiceField(
                 label=f"{item.number}. {item.text}",
@@ -37,8 +56,8 @@ class InstrumentForm(forms.Form):
 
     def clean_completed_on(self) -> Any:
         value = self.cleaned_data.get("completed_on")
-        if value is not None and value > clock.today():
-            raise forms.ValidationError("Date completed cannot be in the future.")
+        if value is not None:
+            dates.check_service_date("Date completed", value, self.birth_date)
         return value
 
     def answers(self) -> list[int | None]:
@@ -48,7 +67,7 @@ class InstrumentForm(forms.Form):
         return [self[f"item_{item.number}"] for item in self.instrument.items]
 
 
-class AcknowledgeForm(forms.Form):
+class AcknowledgeForm(KapForm):
     action = forms.ChoiceField(
         label="Action taken",
         choices=[("", "Choose…"), *AlertAction.choices],

@@ -173,6 +173,9 @@ class InstrumentResponse(models.Model):
     is_remission = models.BooleanField(null=True, blank=True)
     reliable_change = models.CharField(max_length=24, blank=True)
     is_relapse = models.BooleanField(default=False)
+    #: The form instance this response came from (a random token in the form): one response per
+    #: submission, so a button pressed several times, or posted twice at once, stores one response.
+    submission = models.CharField(max_length=32, null=True, blank=True)
 
     class Meta:
         ordering: ClassVar = ["completed_at", "id"]
@@ -182,6 +185,7 @@ class InstrumentResponse(models.Model):
         ]
         constraints: ClassVar = [
             models.CheckConstraint(condition=models.Q(total__lte=80), name="response_total_in_range"),
+            models.UniqueConstraint(fields=["patient", "submission"], name="response_one_per_submission"),
         ]
 
     def __str__(self) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -374,8 +374,17 @@ def response_submit(
     entered_by: Any = None,
     completed_at: dt.datetime | None = None,
     link: MeasureLink | None = None,
+    submission: str | None = None,
 ) -> InstrumentResponse:
-    """Score and store one administration; raise a safety alert for PHQ-9 item 9 > 0 (ref §3.9)."""
+    """Score and store one administration; raise a safety alert for PHQ-9 item 9 > 0 (ref §3.9).
+
+    ``submission`` is the form instance's token: when a response with it is already stored (the submit
+    button pressed again, or two posts at once) that response is returned and nothing new is stored."""
+    if submission:
+        earlier = InstrumentResponse.objects.filter(patient=patient, submission=submission).first()
+        if earlier is not None:
+            record_event(actor, "view", patient=patient, obj=earlier, detail="repeated submission")
+            return earlier
     if source not in ResponseSource.values:
         raise MeasureError(f"Source {source!r} is not one of {', '.join(ResponseSource.values)}.")
     inst, result = _parse_answers(instrument, version, answers, patient.clinic)
@@ -399,30 +408,39 @@ def response_submit(
             "reliable_change": oc.reliable_change.category.value,
             "is_relapse": relapse,
         }
-    response = InstrumentResponse.objects.create(
-        clinic_id=patient.clinic_id,
-        patient=patient,
-        episode=episode,
-        instrument=inst.key,
-        instrument_version=inst.version,
-        completed_at=completed_at,
-        source=source,
-        entered_by=entered_by,
-        total=result.total,
-        severity=result.severity or "",
-        item9=result.item9,
-        item9_positive=result.has_flag(FLAG_ITEM9_POSITIVE),
-        item9_urgent=result.has_flag(FLAG_ITEM9_URGENT),
-        screen_positive=result.has_flag(FLAG_SCREEN_POSITIVE),
-        probable_ptsd=result.has_flag(FLAG_PROBABLE_PTSD),
-        provisional_diagnosis=result.provisional_diagnosis or "",
-        cluster_b=subs.get("B"),
-        cluster_c=subs.get("C"),
-        cluster_d=subs.get("D"),
-        cluster_e=subs.get("E"),
-        sessions_before=sum(1 for t in times if t < completed_at) if times is not None else None,
-        **outcome_fields,
-    )
+    try:
+        with transaction.atomic():  # a savepoint: a concurrent post of the same form loses the insert
+            response = InstrumentResponse.objects.create(
+                clinic_id=patient.clinic_id,
+                patient=patient,
+                episode=episode,
+                instrument=inst.key,
+                instrument_version=inst.version,
+                completed_at=completed_at,
+                source=source,
+                entered_by=entered_by,
+                submission=submission or None,
+                total=result.total,
+                severity=result.severity or "",
+                item9=result.item9,
+                item9_positive=result.has_flag(FLAG_ITEM9_POSITIVE),
+                item9_urgent=result.has_flag(FLAG_ITEM9_URGENT),
+                screen_positive=result.has_flag(FLAG_SCREEN_POSITIVE),
+                probable_ptsd=result.has_flag(FLAG_PROBABLE_PTSD),
+                provisional_diagnosis=result.provisional_diagnosis or "",
+                cluster_b=subs.get("B"),
+                cluster_c=subs.get("C"),
+                cluster_d=subs.get("D"),
+                cluster_e=subs.get("E"),
+                sessions_before=sum(1 for t in times if t < completed_at) if times is not None else None,
+                **outcome_fields,
+            )
+    except IntegrityError:
+        earlier = InstrumentResponse.objects.filter(patient=patient, submission=submission).first()
+        if earlier is None or not submission:
+            raise
+        record_event(actor, "view", patient=patient, obj=earlier, detail="repeated submission")
+        return earlier
     ItemAnswer.objects.bulk_create(
         ItemAnswer(
             response=response,

@@ -143,7 +143,9 @@ def enter(request: HttpRequest, patient_id: int, instrument: str) -> HttpRespons
     )
     inst = _instrument(instrument)
     actor = actor_from_request(request)
-    form = InstrumentForm(inst, request.POST or None, paper=True)
+    form = InstrumentForm(
+        inst, request.POST or None, paper=True, birth_date=p.date_of_birth, submission=True
+    )
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -158,6 +160,7 @@ def enter(request: HttpRequest, patient_id: int, instrument: str) -> HttpRespons
                     answers=form.answers(),
                     source=ResponseSource.PAPER,
                     entered_by=actor.user,
+                    submission=form.cleaned_data.get("submission") or None,
                     completed_at=when,
                 )
             except services.MeasureError as exc:
@@ -349,7 +352,7 @@ def my_take(request: HttpRequest, instrument: str) -> HttpResponse:
     p = _portal_patient(request, audit="view" if request.method != "POST" else None)
     inst = _instrument(instrument)
     actor = actor_from_request(request)
-    form = InstrumentForm(inst, request.POST or None)
+    form = InstrumentForm(inst, request.POST or None, submission=True)
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -362,6 +365,7 @@ def my_take(request: HttpRequest, instrument: str) -> HttpResponse:
                     answers=form.answers(),
                     source=ResponseSource.PORTAL,
                     entered_by=actor.user,
+                    submission=form.cleaned_data.get("submission") or None,
                 )
             except services.MeasureError as exc:
                 for error in exc.errors:

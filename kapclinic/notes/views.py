@@ -3,6 +3,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -17,6 +18,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.params import MAX_ID, BadParameter, id_param, param
 from kapclinic.core.stubs import require_roles
 from kapclinic.notes import selectors, services
 from kapclinic.notes.forms import (
@@ -122,10 +124,17 @@ def new(request: HttpRequest, patient_id: int) -> HttpResponse:
         .exclude(status="cancelled")
         .order_by("-starts_at")[:30]
     )
-    initial = {"service_date": clock.today(), "template": request.GET.get("template", "")}
-    if request.GET.get("appointment"):
-        initial["dosing_appointment"] = request.GET["appointment"]
-    form = NewNoteForm(request.POST or None, templates=templates, dosing=dosing, initial=initial)
+    template = param(request.GET, "template", forms.CharField(required=False, max_length=100))
+    initial = {"service_date": clock.today(), "template": template or ""}
+    if (appointment_id := id_param(request.GET, "appointment")) is not None:
+        initial["dosing_appointment"] = appointment_id
+    form = NewNoteForm(
+        request.POST or None,
+        templates=templates,
+        dosing=dosing,
+        initial=initial,
+        birth_date=patient.date_of_birth,
+    )
     status = 200
     if request.method == "POST":
         status = 400
@@ -255,9 +264,9 @@ def sign(request: HttpRequest, patient_id: int, note_id: int) -> HttpResponse:
     edit_url = reverse("notes:edit", kwargs={"patient_id": patient.pk, "note_id": note.pk})
     detail_url = reverse("notes:detail", kwargs={"patient_id": patient.pk, "note_id": note.pk})
     try:
-        version = int(request.POST.get("version", "0"))
+        version = param(request.POST, "version", forms.IntegerField(min_value=0, max_value=MAX_ID))
         services.note_sign(actor, note, version, texts=texts, editor=editor)
-    except (ConflictError, ValueError):
+    except (ConflictError, BadParameter, ValueError):
         record_event(actor, "view", patient=patient, obj=note, detail="sign conflict")
         if htmx:
             return render(request, "notes/_save_status.html", {"error": str(ConflictError())}, status=409)

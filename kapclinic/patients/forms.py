@@ -5,11 +5,12 @@ from typing import Any
 from django import forms
 
 from kapclinic.clinical.terminology import DIAGNOSIS_CODES
-from kapclinic.core import clock
+from kapclinic.core import dates
+from kapclinic.core.forms import KapForm, KapModelForm
 from kapclinic.patients.models import DrugClass, Patient
 
 
-class DemographicsForm(forms.ModelForm):
+class DemographicsForm(KapModelForm):
     version = forms.IntegerField(widget=forms.HiddenInput)
 
     class Meta:
@@ -42,11 +43,7 @@ class DemographicsForm(forms.ModelForm):
 
     def clean_date_of_birth(self) -> Any:
         dob = self.cleaned_data["date_of_birth"]
-        today = clock.today()
-        if dob > today:
-            raise forms.ValidationError("Date of birth cannot be in the future.")
-        if dob.year < today.year - 120:
-            raise forms.ValidationError("Date of birth is more than 120 years ago; check the year.")
+        dates.check_birth_date("Date of birth", dob)
         return dob
 
 
@@ -57,25 +54,25 @@ class NewPatientForm(DemographicsForm):
         fields = [f for f in DemographicsForm.Meta.fields if f != "pathway_status"]
 
 
-class DiagnosisForm(forms.Form):
+class DiagnosisForm(KapForm):
     code = forms.ChoiceField(
         label="Diagnosis (ICD-10-CM)",
         choices=[(c.icd10, f"{c.icd10} — {c.description}") for c in DIAGNOSIS_CODES],
     )
 
 
-class MedicationForm(forms.Form):
+class MedicationForm(KapForm):
     name = forms.CharField(max_length=120)
     dose = forms.CharField(max_length=80, required=False, help_text="For example: 20 mg once daily")
     drug_class = forms.ChoiceField(choices=DrugClass.choices, label="Class (drives interaction flags)")
 
 
-class AllergyForm(forms.Form):
+class AllergyForm(KapForm):
     substance = forms.CharField(max_length=120)
     reaction = forms.CharField(max_length=200, required=False)
 
 
-class CareTeamForm(forms.Form):
+class CareTeamForm(KapForm):
     user = forms.ChoiceField(label="Staff member")
 
     def __init__(self, *args: Any, staff: list[tuple[str, str]] | None = None, **kwargs: Any) -> None:

@@ -209,14 +209,19 @@ def medication_add(actor: Actor, patient: Patient, *, name: str, dose: str, drug
     return med
 
 
-def medication_stop(actor: Actor, patient: Patient, med: Medication) -> None:
+def medication_stop(actor: Actor, patient: Patient, med: Medication) -> bool:
+    """Mark ``med`` stopped; False (nothing changed, no timeline event) when it was already stopped —
+    a second press of the button, or two people stopping it at once (the update is conditional)."""
     with transaction.atomic():
-        Medication.objects.filter(pk=med.pk).update(active=False)
+        if not Medication.objects.filter(pk=med.pk, active=True).update(active=False):
+            record_event(actor, "view", patient=patient, obj=med, detail="already stopped")
+            return False
         record_event(actor, "update", patient=patient, obj=med, detail="stopped")
         add_timeline_event(
             patient, kind="medication.stopped", title=f"Medication stopped: {med.name}", actor=actor
         )
     request_cache.forget()  # the rest of this request reads the new list (selectors.active_medications)
+    return True
 
 
 def allergy_add(actor: Actor, patient: Patient, *, substance: str, reaction: str) -> Allergy:

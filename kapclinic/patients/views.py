@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-import datetime as dt
 import functools
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -17,6 +17,7 @@ from kapclinic.clinical.terminology import BY_ICD10, DIAGNOSIS_CODES
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.links import RowLink
+from kapclinic.core.params import BadParameter, IdField, id_param, param
 from kapclinic.core.registry import chart_panels
 from kapclinic.patients import selectors, services
 from kapclinic.patients.forms import (
@@ -48,10 +49,9 @@ _LIST_FIELDS = (
 @login_required
 def patient_list(request: HttpRequest) -> HttpResponse:
     actor = require_clinic(request, ClinicAction.VIEW_PATIENT_LIST)
-    query = request.GET.get("q", "")[:100]
-    status = request.GET.get("status", "")
-    if status not in PathwayStatus.values:
-        status = ""
+    query = param(request.GET, "q", forms.CharField(required=False, max_length=100), "search") or ""
+    statuses = forms.ChoiceField(choices=PathwayStatus.choices, required=False)
+    status = param(request.GET, "status", statuses) or ""
     qs = selectors.patient_list(actor, query=query, status=status).only(*_LIST_FIELDS)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     record_event(
@@ -136,10 +136,12 @@ def timeline(request: HttpRequest, patient_id: int) -> HttpResponse:
     clinical = can(actor_from_request(request), Action.VIEW_CLINICAL, patient)
     before = None
     try:
-        if request.GET.get("at") and request.GET.get("id"):
-            before = (dt.datetime.fromisoformat(request.GET["at"]), int(request.GET["id"]))
-    except ValueError:
+        at = param(request.GET, "at", forms.DateTimeField(required=False), "timeline cursor")
+        event_id = id_param(request.GET, "id", "timeline cursor")
+    except BadParameter:
         return HttpResponse("The timeline cursor is not valid.", status=400)
+    if at is not None and event_id is not None:
+        before = (at, event_id)
     events, cursor = selectors.timeline_page(patient, clinical=clinical, before=before)
     return render(
         request, "patients/_timeline.html", {"patient": patient, "events": events, "cursor": cursor}
@@ -213,8 +215,10 @@ def add_medication(request: HttpRequest, patient_id: int) -> HttpResponse:
 def stop_medication(request: HttpRequest, patient_id: int, medication_id: int) -> HttpResponse:
     patient, actor = _clinical_post(request, patient_id)
     med = get_object_or_404(Medication, pk=medication_id, patient=patient)
-    services.medication_stop(actor, patient, med)
-    messages.success(request, f"{med.name} marked as stopped.")
+    if services.medication_stop(actor, patient, med):
+        messages.success(request, f"{med.name} marked as stopped.")
+    else:
+        messages.info(request, f"{med.name} was already stopped; nothing was changed.")
     return redirect("patients:chart", patient_id=patient.pk)
 
 
@@ -255,7 +259,8 @@ def care_team(request: HttpRequest, patient_id: int) -> HttpResponse:
     form = CareTeamForm(request.POST or None, staff=_clinician_choices(actor.clinic))
     if request.method == "POST":
         if "remove" in request.POST:
-            member = get_object_or_404(CareTeamMember, pk=request.POST.get("remove"), patient=patient)
+            member_id = param(request.POST, "remove", IdField(), "care team member")
+            member = get_object_or_404(CareTeamMember, pk=member_id, patient=patient)
             services.care_team_remove(actor, patient, member)
             messages.success(request, "Removed from the care team.")
             return redirect("patients:care_team", patient_id=patient.pk)

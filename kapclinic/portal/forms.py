@@ -4,11 +4,11 @@ from typing import Any
 
 from django import forms
 
-from kapclinic.core.forms import choice_field
+from kapclinic.core.forms import KapForm, choice_field
 from kapclinic.portal.models import EntryKind, Mood
 
 
-class EntryForm(forms.Form):
+class EntryForm(KapForm):
     kind = forms.ChoiceField(
         label="What are you writing?", choices=EntryKind.choices, widget=forms.RadioSelect
     )
@@ -37,7 +37,7 @@ class EntryForm(forms.Form):
         ]
 
 
-class EntryEditForm(forms.Form):
+class EntryEditForm(KapForm):
     text = forms.CharField(label="Your words", required=False, widget=forms.Textarea(attrs={"rows": 6}))
     mood = forms.TypedChoiceField(
         label="How did you feel?",

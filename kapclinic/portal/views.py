@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -12,13 +13,14 @@ from django.views.decorators.http import require_POST
 
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.params import id_param, param
 from kapclinic.core.request import request_patient
 from kapclinic.core.stubs import require_roles
 from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, open_patient
 from kapclinic.portal import selectors, services
 from kapclinic.portal.forms import EntryEditForm, EntryForm
-from kapclinic.portal.models import JournalEntry
+from kapclinic.portal.models import EntryKind, JournalEntry
 from kapclinic.scheduling import services as scheduling_services
 from kapclinic.scheduling.models import CalendarFeed
 
@@ -43,9 +45,10 @@ def journal(request: HttpRequest) -> HttpResponse:
     patient = _me(request, audit=None if posting else "view", object_type="journal")
     actor = actor_from_request(request)
     dosing = services.upcoming_dosing(patient)
-    initial: dict[str, Any] = {"kind": request.GET.get("kind", "checkin")}
-    if request.GET.get("appointment"):
-        initial["appointment"] = request.GET["appointment"]
+    kinds = forms.ChoiceField(choices=EntryKind.choices, required=False)
+    initial: dict[str, Any] = {"kind": param(request.GET, "kind", kinds) or "checkin"}
+    if (appointment_id := id_param(request.GET, "appointment")) is not None:
+        initial["appointment"] = appointment_id
     form = EntryForm(request.POST or None, dosing=dosing, initial=initial)
     status = 200
     if posting:

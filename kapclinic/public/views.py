@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
@@ -11,6 +12,7 @@ from kapclinic.accounts.models import Clinic
 from kapclinic.clinical.eligibility import Answer
 from kapclinic.clinical.eligibility import selfcheck as sc
 from kapclinic.core.actor import client_ip
+from kapclinic.core.params import BadParameter, param
 from kapclinic.intake import services as intake_services
 from kapclinic.intake.forms import InquiryForm
 
@@ -63,9 +65,13 @@ def self_check(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         freqs: dict[str, int] = {}
         for q in (*form.mood, *form.worry, form.self_harm):
-            raw = request.POST.get(q.key, "")
-            if raw.isdigit():
-                freqs[q.key] = int(raw)
+            # An answer that is not a whole number counts as not given: validate_answers names the question.
+            try:
+                value = param(request.POST, q.key, forms.IntegerField(required=False))
+            except BadParameter:
+                value = None
+            if value is not None:
+                freqs[q.key] = value
         flags = {
             q.key: Answer.parse(request.POST.get(q.key, "unknown")) for q in (*form.red_flags, form.intent)
         }

@@ -7,7 +7,9 @@ from django import forms
 from django.utils import timezone
 
 from kapclinic.accounts.models import User
+from kapclinic.core import dates
 from kapclinic.core.actor import Actor
+from kapclinic.core.forms import KapForm
 from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, visible_patients
 from kapclinic.scheduling import selectors
@@ -33,7 +35,7 @@ def model_choice(form: forms.BaseForm, name: str) -> forms.ModelChoiceField[Any]
 MAX_WEEKLY_REPEAT = 52
 
 
-class AppointmentForm(forms.Form):
+class AppointmentForm(KapForm):
     patient = PatientChoice(queryset=Patient.objects.none(), label="Patient")
     kind = forms.ChoiceField(choices=Kind.choices, label="Kind of appointment")
     date = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}))
@@ -89,18 +91,23 @@ class AppointmentForm(forms.Form):
             del self.fields["kind"]
             del self.fields["repeat"]
 
+    def clean_date(self) -> dt.date:
+        day: dt.date = self.cleaned_data["date"]
+        dates.check_scheduled("The date", day)
+        return day
+
     def starts_at(self) -> dt.datetime:
         return dt.datetime.combine(
             self.cleaned_data["date"], self.cleaned_data["time"], tzinfo=timezone.get_current_timezone()
         )
 
 
-class CancelForm(forms.Form):
+class CancelForm(KapForm):
     reason = forms.CharField(label="Reason for cancelling", max_length=200)
     version = forms.IntegerField(widget=forms.HiddenInput)
 
 
-class ResourceForm(forms.Form):
+class ResourceForm(KapForm):
     name = forms.CharField(label="Name", max_length=80)
     kind = forms.ChoiceField(choices=ResourceKind.choices, label="Kind")
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from typing import Any
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -16,9 +16,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
-from kapclinic.core import clock
+from kapclinic.core import clock, dates
 from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.params import MAX_ID, id_param, param
 from kapclinic.core.stubs import require_roles
 from kapclinic.policy import Action, can, open_patient
 from kapclinic.scheduling import ical, rules, selectors, series, services
@@ -43,23 +44,16 @@ PX_PER_MINUTE = 1.2
 
 
 def _day(request: HttpRequest) -> dt.date:
-    raw = request.GET.get("date", "")
-    try:
-        return dt.date.fromisoformat(raw) if raw else clock.today()
-    except ValueError:
-        return clock.today()
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
-        return None
+    """The ?date= day of a calendar view (today when absent); 400 with a sentence when not a date in the
+    calendar's range (core.dates.browse_window)."""
+    field = forms.DateField(required=False, validators=[dates.browse_validator("The date")])
+    day: dt.date | None = param(request.GET, "date", field, "date")
+    return day or clock.today()
 
 
 def _filters(request: HttpRequest, actor: Actor) -> dict[str, Any]:
-    staff_id = _int(request.GET.get("staff"))
-    resource_id = _int(request.GET.get("resource"))
+    staff_id = id_param(request.GET, "staff")
+    resource_id = id_param(request.GET, "resource")
     return {"staff_id": staff_id, "resource_id": resource_id}
 
 
@@ -310,17 +304,14 @@ def new(request: HttpRequest) -> HttpResponse:
     require_roles(request, CALENDAR_ROLES)
     actor = actor_from_request(request)
     initial: dict[str, Any] = {"date": _day(request), "time": dt.time(9, 0)}
-    if request.GET.get("patient"):
-        initial["patient"] = _int(request.GET.get("patient"))
-    if request.GET.get("kind") in Kind.values:
-        initial["kind"] = request.GET["kind"]
-    if request.GET.get("staff"):
-        initial["staff"] = _int(request.GET.get("staff"))
-    if request.GET.get("resource"):
-        initial["resource"] = _int(request.GET.get("resource"))
-    raw_time = request.GET.get("time", "")
-    with contextlib.suppress(ValueError):  # a malformed time in the link: the form's usual 09:00
-        initial["time"] = dt.time.fromisoformat(raw_time) if raw_time else dt.time(9)
+    for name in ("patient", "staff", "resource"):
+        if (pk := id_param(request.GET, name)) is not None:
+            initial[name] = pk
+    kinds = forms.ChoiceField(choices=Kind.choices, required=False)
+    if (kind := param(request.GET, "kind", kinds)) is not None:
+        initial["kind"] = kind
+    # A free slot of the day grid links here with its time; a malformed time is refused like any parameter.
+    initial["time"] = param(request.GET, "time", forms.TimeField(required=False)) or dt.time(9)
     form = AppointmentForm(request.POST or None, actor=actor, initial=initial)
     status = 200
     if request.method == "POST":
@@ -551,7 +542,8 @@ def check_in(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appt = _appointment(request, appointment_id, audit=None)
     actor = actor_from_request(request)
     try:
-        services.appointment_check_in(actor, appt, _int(request.POST.get("version")) or 0)
+        versions = forms.IntegerField(min_value=0, max_value=MAX_ID, required=False)
+        services.appointment_check_in(actor, appt, param(request.POST, "version", versions) or 0)
     except ConflictError as exc:
         _refused(request, appt.patient, appt)
         messages.error(request, str(exc))
@@ -570,7 +562,11 @@ def set_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     try:
         services.appointment_set_status(
-            actor, appt, _int(request.POST.get("version")) or 0, request.POST.get("status", "")
+            actor,
+            appt,
+            param(request.POST, "version", forms.IntegerField(min_value=0, max_value=MAX_ID, required=False))
+            or 0,
+            request.POST.get("status", ""),
         )
     except ConflictError as exc:
         _refused(request, appt.patient, appt)

@@ -8,7 +8,8 @@ from django import forms
 from kapclinic.clinical.protocols import protocol_choices
 from kapclinic.clinical.session_state import MEDICATION_CLASS_LABELS, SL_OUTCOMES
 from kapclinic.clinical.vitals import DISSOCIATION_ANCHORS, MOAAS_LEVELS
-from kapclinic.core.forms import choice_field
+from kapclinic.core import dates
+from kapclinic.core.forms import KapForm, choice_field
 from kapclinic.sessions.models import (
     INTERVENTIONS,
     SIDE_EFFECTS,
@@ -27,15 +28,16 @@ def dt_field(label: str, required: bool = False, help_text: str = "") -> forms.D
         required=required,
         help_text=help_text,
         input_formats=[DT_FORMAT, "%Y-%m-%d %H:%M"],
+        validators=[dates.scheduled_validator(label)],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DT_FORMAT),
     )
 
 
-class VersionForm(forms.Form):
+class VersionForm(KapForm):
     version = forms.IntegerField(widget=forms.HiddenInput)
 
 
-class NewSessionForm(forms.Form):
+class NewSessionForm(KapForm):
     protocol = forms.ChoiceField(label="Protocol", choices=())
     scheduled_for = dt_field("Scheduled for", required=True)
 
@@ -118,7 +120,7 @@ class GateForm(VersionForm):
         return h
 
 
-class VitalsForm(forms.Form):
+class VitalsForm(KapForm):
     sbp = forms.IntegerField(label="Systolic BP (mmHg)", required=False)
     dbp = forms.IntegerField(label="Diastolic BP (mmHg)", required=False)
     hr = forms.IntegerField(label="Heart rate (/min)", required=False)
@@ -126,7 +128,7 @@ class VitalsForm(forms.Form):
     spo2 = forms.IntegerField(label="SpO2 (%)", required=False)
 
 
-class SedationForm(forms.Form):
+class SedationForm(KapForm):
     value = forms.TypedChoiceField(
         label="Sedation (MOAA/S)",
         coerce=int,
@@ -135,7 +137,7 @@ class SedationForm(forms.Form):
     )
 
 
-class DissociationForm(forms.Form):
+class DissociationForm(KapForm):
     value = forms.TypedChoiceField(
         label="Dissociation (clinician rating)",
         coerce=int,
@@ -144,21 +146,21 @@ class DissociationForm(forms.Form):
     )
 
 
-class SideEffectForm(forms.Form):
+class SideEffectForm(KapForm):
     code = forms.ChoiceField(label="Side effect", choices=SIDE_EFFECTS)
     text = forms.CharField(label="Details", max_length=500, required=False)
 
 
-class InterventionForm(forms.Form):
+class InterventionForm(KapForm):
     code = forms.ChoiceField(label="Intervention", choices=INTERVENTIONS)
     text = forms.CharField(label="Details (drug, dose, route)", max_length=500, required=False)
 
 
-class NoteForm(forms.Form):
+class NoteForm(KapForm):
     text = forms.CharField(label="Observation", widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
 
 
-class AckForm(forms.Form):
+class AckForm(KapForm):
     action = forms.CharField(
         label="Action taken",
         max_length=500,
@@ -166,7 +168,7 @@ class AckForm(forms.Form):
     )
 
 
-class OverrideForm(forms.Form):
+class OverrideForm(KapForm):
     item = forms.CharField(widget=forms.HiddenInput)
     reason = forms.CharField(
         label="Override reason",
@@ -301,6 +303,7 @@ def dt_seconds_field(label: str, help_text: str = "") -> forms.DateTimeField:
         label=label,
         help_text=help_text,
         input_formats=[DT_SECONDS, DT_FORMAT, "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"],
+        validators=[dates.scheduled_validator(label)],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local", "step": "1"}, format=DT_SECONDS),
     )
 
@@ -333,7 +336,7 @@ class LozengeForm(VersionForm):
     outcome = forms.ChoiceField(label="Then", choices=list(SL_OUTCOMES.items()), widget=forms.RadioSelect)
 
 
-class AdverseEventForm(forms.Form):
+class AdverseEventForm(KapForm):
     description = forms.CharField(label="Event", max_length=300)
     onset_at = dt_field("Onset", required=True)
     severity = forms.ChoiceField(label="Severity", choices=AESeverity.choices)
@@ -341,11 +344,11 @@ class AdverseEventForm(forms.Form):
     outcome = forms.ChoiceField(label="Outcome", choices=AEOutcome.choices)
 
 
-class ProcessNoteForm(forms.Form):
+class ProcessNoteForm(KapForm):
     text = forms.CharField(label="Process note", widget=forms.Textarea(attrs={"rows": 3}), max_length=5000)
 
 
-class ProtocolSettingsForm(forms.Form):
+class ProtocolSettingsForm(KapForm):
     """One text box per clinic-settable field of a protocol; empty = the cited default applies."""
 
     stamp = forms.IntegerField(widget=forms.HiddenInput)
@@ -384,7 +387,7 @@ class ProtocolSettingsForm(forms.Form):
         return [(f, self[f"v_{f.key}"]) for f in self.settable]
 
 
-class MeasureSettingsForm(forms.Form):
+class MeasureSettingsForm(KapForm):
     version = forms.IntegerField(widget=forms.HiddenInput)
     alert_overdue_hours = forms.IntegerField(required=True)
     item9_urgent_min = forms.IntegerField(required=True)

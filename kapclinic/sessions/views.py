@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -22,6 +23,7 @@ from kapclinic.clinical.vitals import Reading
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.params import param
 from kapclinic.core.stubs import require_roles
 from kapclinic.policy import Action, can, open_patient
 from kapclinic.scheduling.models import Appointment
@@ -705,7 +707,11 @@ def _settings_page(
 
     actor = actor_from_request(request)
     choices = protocol_choices()
-    protocol_id = protocol_id or request.GET.get("protocol") or choices[0][0].partition("@")[0]
+    protocol_id = (
+        protocol_id
+        or param(request.GET, "protocol", forms.CharField(required=False, max_length=100))
+        or choices[0][0].partition("@")[0]
+    )
     try:
         protocol = get_protocol(protocol_id)
     except UnknownProtocol:
@@ -859,7 +865,7 @@ def clinic_settings_measures(request: HttpRequest) -> HttpResponse:
     require_roles(request, ["prescriber"])
     actor = actor_from_request(request)
     form = f.MeasureSettingsForm(request.POST)
-    protocol_id = request.POST.get("protocol") or None
+    protocol_id = param(request.POST, "protocol", forms.CharField(required=False, max_length=100)) or None
     if not form.is_valid():
         return _settings_page(
             request, protocol_id=protocol_id, measures_form=form, errors=["Please correct the errors below."],

@@ -7,14 +7,14 @@ from django import forms
 
 from kapclinic.clinical.protocols import UnknownProtocol, get_protocol, protocol_choices
 from kapclinic.clinical.terminology import BY_ICD10, DIAGNOSIS_CODES
-from kapclinic.core.forms import choice_field
+from kapclinic.core.forms import KapForm, choice_field
 from kapclinic.treatment.models import Comparator, Modality
 
 INSTRUMENTS = [("PHQ-9", "PHQ-9"), ("GAD-7", "GAD-7"), ("PCL-5", "PCL-5")]
 MAX_TOTAL = {"PHQ-9": 27, "GAD-7": 21, "PCL-5": 80}  # instrument ranges, ref §4.1-4.3
 
 
-class PlanForm(forms.Form):
+class PlanForm(KapForm):
     indication = forms.ChoiceField(
         label="Indication (coded diagnosis)",
         choices=[("", "Choose…")] + [(c.icd10, f"{c.icd10} {c.description}") for c in DIAGNOSIS_CODES],
@@ -105,7 +105,7 @@ class PlanForm(forms.Form):
         return data
 
 
-class SignPlanForm(forms.Form):
+class SignPlanForm(KapForm):
     version = forms.IntegerField(widget=forms.HiddenInput)
     protocol_rationale = forms.CharField(
         label="Rationale for the protocol-specific review items",

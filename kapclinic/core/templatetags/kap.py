@@ -41,3 +41,11 @@ def point_items(points: Any) -> str:
     (values localized and escaped as ``{{ }}`` does), without a template loop per point (a score
     history is a hundred points; issue #7)."""
     return format_html_join("", "<li>{}: {}</li>", ((localize(p["x"]), localize(p["y"])) for p in points))
+
+
+@register.filter
+def implausible_date(value: Any) -> bool:
+    """``{% if row.at|implausible_date %}``: a stored date outside every plausible window (core.dates)."""
+    from kapclinic.core.dates import implausible_stored
+
+    return implausible_stored(value)
