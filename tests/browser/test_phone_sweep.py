@@ -38,10 +38,14 @@ STAFF_ROLES = ["admin", "prescriber", "therapist", "nurse", "front_desk"]
 OVERFLOW_JS = """(w) => {
   const doc = document.documentElement.scrollWidth;
   if (doc <= w) return null;
+  // Inside a scroll box that fits (a .table-wrap)? An absolutely positioned element escapes every
+  // scroll box below its containing block (a visually hidden label inside a table widens the page).
   const clipped = (el) => {
+    let contained = getComputedStyle(el).position !== 'absolute';
     for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
-      const o = getComputedStyle(p).overflowX;
-      if (o !== 'visible' && p.getBoundingClientRect().right <= w + 1) return true;
+      const style = getComputedStyle(p);
+      if (!contained && style.position !== 'static') contained = true;
+      if (contained && style.overflowX !== 'visible' && p.getBoundingClientRect().right <= w + 1) return true;
     }
     return false;
   };
@@ -59,6 +63,8 @@ OVERFLOW_JS = """(w) => {
   out.sort((a, b) => b[0] - a[0]);
   return {scrollWidth: doc, width: w, widest: out.slice(0, 4)};
 }"""
+
+AXE_RUN = "axe.run(document, {resultTypes: ['violations']})"
 
 # Checkboxes and radio buttons smaller than 24x24 CSS px (WCAG 2.5.8 target size, minimum).
 SMALL_TARGETS_JS = """() => {
@@ -81,7 +87,13 @@ def clinic_day(db: Any) -> dict[str, Any]:
     from kapclinic.sessions import services as session_services
     from kapclinic.treatment.testing import make_dosing_ready
 
-    clinic = make_clinic("Harbor Ketamine-Assisted Psychotherapy")
+    clinic = make_clinic(
+        "Harbor Ketamine-Assisted Psychotherapy",
+        phone="(555) 010-2040",
+        email="hello@harbor-kap.test",
+        address="200 Example Street, Suite 3\nPortland, OR 97201",
+        hours="Monday to Friday, 8:00 to 18:00",
+    )
     staff = {role: make_staff(clinic, role, email=f"{role}@sweep.test") for role in STAFF_ROLES}
     user, patient = make_patient_user(
         clinic,
@@ -156,9 +168,10 @@ def _problems(page: Any, name: str, axe: Any) -> list[str]:
     small = page.evaluate(SMALL_TARGETS_JS)
     if small:
         found.append(f"{name}: tap targets under 24x24 px: {small}")
+    page.evaluate(axe.axe_script)  # once per page; axe.run() would inject it again for each width
     for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
         page.set_viewport_size(size)
-        results = axe.run(page).response["violations"]
+        results = page.evaluate(AXE_RUN)["violations"]
         found += [
             f"{name} ({label}): axe {v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
             for v in results

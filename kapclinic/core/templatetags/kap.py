@@ -41,3 +41,14 @@ def point_items(points: Any) -> str:
     (values localized and escaped as ``{{ }}`` does), without a template loop per point (a score
     history is a hundred points; issue #7)."""
     return format_html_join("", "<li>{}: {}</li>", ((localize(p["x"]), localize(p["y"])) for p in points))
+
+
+@register.filter
+def tel_href(number: Any) -> str:
+    """A phone number as written ("+1 (555) 010-4477") as a tel: link target ("tel:+15550104477"):
+    digits only, a leading + kept. Empty when the number has no digit."""
+    text = str(number or "").strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if not digits:
+        return ""
+    return "tel:" + ("+" if text.startswith("+") else "") + digits
