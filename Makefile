@@ -6,15 +6,34 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test lint typecheck checks test-sqlite test-postgres test-browser bench clean
+# Locked, hashed dependencies (requirements/*.lock, made by `make lock` with uv) for CPython 3.11 on
+# Linux x86_64: runtime.lock for servers, dev.lock = runtime + the dev extra (tests, linters, browser).
+LOCK_PYTHON := 3.11
+LOCK_PLATFORM := x86_64-unknown-linux-gnu
+LOCK_FLAGS := --generate-hashes --python-version $(LOCK_PYTHON) --python-platform $(LOCK_PLATFORM) \
+	--custom-compile-command 'make lock' --quiet $(LOCK_ARGS)
 
-$(STAMP): pyproject.toml
+.PHONY: install run test lint typecheck checks test-sqlite test-postgres test-browser bench clean lock upgrade
+
+# Two pip runs: every third-party package from the lock, each checked against its hash; then the project
+# itself, editable, with no dependencies and built by the locked setuptools (no unhashed download).
+$(STAMP): pyproject.toml requirements/dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve after editing pyproject.toml's dependencies: keeps every pin that still fits and adds what is
+# new. `make upgrade` moves every package to the newest version the bounds allow;
+# `make lock LOCK_ARGS='--upgrade-package django'` moves one. Then `make install` and `make test`.
+lock: install
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in $(LOCK_FLAGS) -o requirements/runtime.lock
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra dev $(LOCK_FLAGS) -o requirements/dev.lock
+
+upgrade:
+	$(MAKE) lock LOCK_ARGS=--upgrade
 
 run: install
 	@bin/serve

@@ -104,6 +104,14 @@ def _reset_clock() -> Any:
 
 
 @pytest.fixture(autouse=True)
+def _idle_timeout_out_of_the_way(settings: Any) -> None:
+    """Many tests move the application clock by hours or days between two requests of one signed-in
+    client; the staff idle timeout reads that clock and would sign them out. The timeout has its own
+    tests (accounts/tests/test_idle_timeout.py), which set STAFF_IDLE_TIMEOUT_MINUTES themselves."""
+    settings.STAFF_IDLE_TIMEOUT_MINUTES = 10 * 366 * 24 * 60
+
+
+@pytest.fixture(autouse=True)
 def _empty_cache() -> Any:
     """Row ids repeat between tests (rolled-back transactions), so derived figures cached by one test
     must never be read by the next."""

@@ -17,6 +17,11 @@ Decisions depend on role x clinic x care-team membership:
 Prescribers and nurses cover the whole clinic (medical responsibility and whoever is in the chair);
 therapists see their caseload (care-team membership). A patient of another clinic does not exist for
 the asker (404). Clinic-level actions (audit log, staff management) are `clinic_can`.
+
+Every refusal (403) is audited as "denied", once per request, naming the patient when the refused
+address is about one: views refuse with `raise refuse(request, "sentence", ...)` (open_patient,
+require_clinic and core.stubs.require_roles do), and `audit.middleware.RefusalAuditMiddleware` records
+any other 403 answered to a signed-in user through `audit_refusal`, so no refusal goes unrecorded.
 """
 
 from __future__ import annotations
@@ -165,8 +170,94 @@ def clinic_can(actor: Actor, action: ClinicAction) -> bool:
 def require_clinic(request: HttpRequest, action: ClinicAction) -> Actor:
     actor = actor_from_request(request)
     if not clinic_can(actor, action):
-        raise PermissionDenied("Your role does not allow this.")
+        raise refuse(request, "Your role does not allow this.", detail=str(action))
     return actor
+
+
+# The request attribute holding the refusal recorded for it: (event id, keyword arguments of the event).
+_REFUSAL = "_kap_refusal"
+
+
+def refuse(
+    request: HttpRequest,
+    reason: str = "Your role does not allow this.",
+    *,
+    patient: Patient | None = None,
+    obj: Any = None,
+    object_type: str = "",
+    detail: str = "",
+) -> PermissionDenied:
+    """Audit this request's refusal ("denied") and return the 403 to raise: `raise refuse(request, ...)`.
+
+    The patient is the one given or, when not given, the one the address names (`patient_id`) if the
+    asker may know it exists (see `audit_refusal`)."""
+    audit_refusal(request, patient=patient, obj=obj, object_type=object_type, detail=detail)
+    return PermissionDenied(reason)
+
+
+def audit_refusal(
+    request: HttpRequest,
+    *,
+    patient: Patient | None = None,
+    obj: Any = None,
+    object_type: str = "",
+    detail: str = "",
+) -> None:
+    """Record one "denied" event for this request (a second call in the same request records nothing).
+
+    Anonymous requests are not recorded (they are sent to the login page, there is nobody to name).
+    `detail` defaults to the URL name (codes only, never patient data)."""
+    from kapclinic.audit.services import record_event
+
+    if getattr(request, _REFUSAL, None) is not None:
+        return
+    actor = actor_from_request(request)
+    if actor.user is None:
+        return
+    if patient is None:
+        patient = patient_named_by_address(request, actor)
+    match = getattr(request, "resolver_match", None)
+    fields: dict[str, Any] = {
+        "patient": patient,
+        "obj": obj,
+        "object_type": object_type or ("" if obj is not None else "page"),
+        "detail": detail or (match.view_name if match is not None else ""),
+    }
+    event = record_event(actor, "denied", **fields)
+    setattr(request, _REFUSAL, (event.pk, fields))
+
+
+def ensure_refusal_audited(request: HttpRequest) -> None:
+    """For a request answered 403: make sure its "denied" event exists. Written here when no refusal
+    was recorded (a bare PermissionDenied, a view answering 403 itself), or again when the recorded
+    event is gone (rolled back with a transaction the refusal was raised in)."""
+    from kapclinic.audit.models import AuditEvent
+
+    recorded = getattr(request, _REFUSAL, None)
+    if recorded is None:
+        audit_refusal(request)
+    elif not AuditEvent.objects.filter(pk=recorded[0]).exists():
+        delattr(request, _REFUSAL)
+        audit_refusal(request, **recorded[1])
+
+
+def patient_named_by_address(request: HttpRequest, actor: Actor) -> Patient | None:
+    """The patient the request's address names (`patient_id`), when the asker may know it exists:
+    a patient of the asker's clinic for staff, only their own record for a patient."""
+    from kapclinic.patients.models import Patient
+
+    match = getattr(request, "resolver_match", None)
+    raw = match.kwargs.get("patient_id") if match is not None else None
+    if raw is None or actor.clinic is None:
+        return None
+    try:
+        patient_id = int(raw)
+    except (TypeError, ValueError):
+        return None
+    if actor.role == "patient":
+        own: Patient | None = getattr(request, "patient", None)
+        return own if own is not None and own.pk == patient_id else None
+    return Patient.objects.select_related("clinic").filter(pk=patient_id, clinic=actor.clinic).first()
 
 
 def visible_patients(actor: Actor, action: Action) -> QuerySet[Patient]:
@@ -217,8 +308,13 @@ def open_patient(
     if actor.role == "patient" and patient.user_id != actor.user_id:
         raise Http404
     if not can(actor, action, patient):
-        record_event(actor, "denied", patient=patient, object_type=object_type, detail=str(action))
-        raise PermissionDenied("Your role does not allow this for this patient.")
+        raise refuse(
+            request,
+            "Your role does not allow this for this patient.",
+            patient=patient,
+            object_type=object_type,
+            detail=str(action),
+        )
     if audit:
         record_event(
             actor,

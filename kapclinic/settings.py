@@ -16,6 +16,7 @@ import dj_database_url
 
 from kapclinic.audit.keys import key_problems as audit_key_problems
 from kapclinic.core.env import ConfigError, Env, cache_from_url
+from kapclinic.core.error_reporting import check_dsn, init_error_reporting
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
@@ -39,6 +40,9 @@ try:
     if IS_PRODUCTION and not ALLOWED_HOSTS:
         raise ConfigError("The environment variable ALLOWED_HOSTS must list the clinic's host names.")
     CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+    # The reverse proxies whose X-Forwarded-For is believed (kapclinic.core.actor.client_ip): empty means
+    # none, so the client address is the connection's own.
+    TRUSTED_PROXIES = env.networks("TRUSTED_PROXIES")
 
     VAR_DIR = Path(env.str("KAP_VAR_DIR", str(BASE_DIR / "var")))
     _default_db = f"sqlite:///{VAR_DIR / 'kapclinic.sqlite3'}"
@@ -65,6 +69,7 @@ try:
     AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
     AXES_COOLOFF_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1, maximum=10080)
     MEASURE_LINK_HOURS = env.int("MEASURE_LINK_HOURS", 72, minimum=1, maximum=24 * 30)
+    MFA_ENROLMENT_LINK_HOURS = env.int("MFA_ENROLMENT_LINK_HOURS", 72, minimum=1, maximum=24 * 30)
     PROCESS_NOTE_KEYS = env.list("PROCESS_NOTE_KEYS", [])
     # Audit trail: the HMAC key of the hash chain (`id:secret`, newest first; kapclinic/audit/keys.py) and
     # where signed checkpoints go (kapclinic/audit/checkpoints.py; README "Audit trail").
@@ -101,6 +106,10 @@ try:
     DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "KAP Clinic <no-reply@kapclinic.invalid>")
     CACHES = {"default": cache_from_url("CACHE_URL", env.str("CACHE_URL", "locmem://"))}
     LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+    # Optional error reporting (kapclinic/core/error_reporting.py): off unless a DSN is given.
+    SENTRY_DSN = env.str("SENTRY_DSN", "")
+    if SENTRY_DSN:
+        check_dsn(SENTRY_DSN)
 except ConfigError as _exc:
     sys.stderr.write(f"KAP Clinic cannot start: {_exc}\n")
     raise SystemExit(2) from None
@@ -151,6 +160,8 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
     "kapclinic.accounts.middleware.ClinicContextMiddleware",
     "kapclinic.accounts.middleware.StaffSecurityMiddleware",
+    "kapclinic.audit.middleware.RefusalAuditMiddleware",
+    "kapclinic.consent.kiosk.KioskMiddleware",
 ]
 
 ROOT_URLCONF = "kapclinic.urls"
@@ -247,9 +258,12 @@ if IS_PRODUCTION:
 
 AXES_COOLOFF_TIME = AXES_COOLOFF_MINUTES / 60  # hours
 # Lock the (account, address) pair: locking the account alone would let anyone lock a nurse out
-# mid-session by typing wrong passwords for her address from elsewhere; locking the address alone
+# by typing wrong passwords for her account from elsewhere; locking the address alone
 # would lock out a whole clinic behind one NAT address.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The same client address as the audit trail and the inquiry rate limit: X-Forwarded-For is believed only
+# from TRUSTED_PROXIES, so nobody can pose as a colleague's address by sending the header.
+AXES_CLIENT_IP_CALLABLE = "kapclinic.core.actor.client_ip"
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
 
@@ -271,7 +285,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "kapclinic.core.logging.RequestIdFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [req %(request_id)s] %(message)s"},
+        # Tracebacks (log.exception) print code lines only, never the exception message.
+        "plain": {
+            "()": "kapclinic.core.logging.SafeTracebackFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s [req %(request_id)s] %(message)s",
+        },
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
@@ -279,9 +297,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Django's request logger prints the request line and can carry identifiers in URLs; our
-        # RequestIdMiddleware logs 500s itself with the request id and no patient data.
+        # RequestIdMiddleware logs 500s itself with the request id, the exception class and the
+        # traceback's code lines, and no patient data.
         "django.request": {"handlers": [], "level": "CRITICAL", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
+
+SENTRY_ENABLED = init_error_reporting(SENTRY_DSN, environment=KAP_ENV)

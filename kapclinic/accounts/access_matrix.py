@@ -17,6 +17,11 @@ MATRIX = {
     "accounts:mfa": Entry(expect(200)),
     # Like the MFA page: the verification step of any signed-in (not yet verified) session.
     "accounts:mfa_backup": Entry(expect(200)),
+    # The emailed enrolment link: an unknown token is refused with a sentence (400) for anyone signed
+    # in; anonymous visitors are sent to sign in first (the token waits in their session).
+    "accounts:mfa_enrol": Entry(expect(400, anonymous=302), kwargs=lambda w: {"token": "not-a-token"}),
+    # Without a waiting token it goes to the MFA page (which says how to get a link).
+    "accounts:mfa_enrol_resume": Entry(expect(302)),
     # Staff only; the matrix's staff have no authenticator, so they see "set up one first".
     "accounts:backup_codes": Entry(roles(STAFF)),
     "accounts:switch_clinic": Entry(expect(405)),
@@ -27,5 +32,7 @@ MATRIX = {
     ),
     "accounts:password_reset_complete": Entry(public()),
     "accounts:staff": Entry(roles(("admin",))),
+    "accounts:clinic_details": Entry(roles(("admin",))),
     "accounts:staff_toggle": Entry(roles(("admin",), ok=302), method="post", setup=_target_membership),
+    "accounts:staff_mfa_link": Entry(roles(("admin",), ok=302), method="post", setup=_target_membership),
 }

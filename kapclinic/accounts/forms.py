@@ -8,10 +8,12 @@ from django.contrib.auth.forms import AuthenticationForm
 from kapclinic.accounts.models import (
     BACKUP_CODE_ALPHABET,
     BACKUP_CODE_LENGTH,
+    Clinic,
     Role,
     User,
     normalise_backup_code,
 )
+from kapclinic.accounts.services import CLINIC_DETAIL_FIELDS
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -116,3 +118,30 @@ class InviteForm(forms.Form):
             if self.clinic is not None and user.memberships.filter(clinic=self.clinic).exists():
                 raise forms.ValidationError("This person is already a member of this clinic.")
         return email
+
+
+class ClinicDetailsForm(forms.ModelForm):
+    """The clinic's own details, edited by its admin; `version` guards against a concurrent save."""
+
+    version = forms.IntegerField(widget=forms.HiddenInput)
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        help_text="Every date and time staff and patients see (pages, portal, emails) is in this zone.",
+    )
+
+    class Meta:
+        model = Clinic
+        fields = list(CLINIC_DETAIL_FIELDS)
+        widgets = {
+            "address": forms.Textarea(attrs={"rows": 3}),
+            "hours": forms.Textarea(attrs={"rows": 2}),
+            "phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+            "emergency_number": forms.TextInput(attrs={"type": "tel"}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        import zoneinfo
+
+        self.fields["time_zone"].choices = [(z, z) for z in sorted(zoneinfo.available_timezones())]
+        self.initial.setdefault("version", self.instance.version)

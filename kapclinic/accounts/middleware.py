@@ -1,18 +1,20 @@
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import cast
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 from django_otp import user_has_device
 
 from kapclinic.accounts.models import STAFF_ROLES, Membership
+from kapclinic.core import clock
 from kapclinic.core.request import KapRequest
 
 SESSION_CLINIC = "kap_clinic_id"
@@ -52,7 +54,11 @@ class ClinicContextMiddleware:
                     request.clinic = patient.clinic
                     request.role = "patient"
                     request.patient = patient
-        return self.get_response(request)
+        if request.clinic is None:
+            return self.get_response(request)
+        # One clock: every date and time of this request is read and shown in the clinic's zone.
+        with timezone.override(request.clinic.zone):
+            return self.get_response(request)
 
 
 _EXEMPT_PREFIXES = (
@@ -78,30 +84,75 @@ def _enrolled(request: HttpRequest) -> bool:
     return bool(cached)
 
 
+def _last_seen_cookie_name() -> str:
+    # The __Host- prefix (HTTPS only, this host, path /) wherever the session cookie is HTTPS-only.
+    return ("__Host-" if settings.SESSION_COOKIE_SECURE else "") + "kap_seen"
+
+
+def _last_seen_signer(request: HttpRequest) -> signing.Signer:
+    # Salted with the session key: a cookie from another session (or from before sign-in) does not count.
+    return signing.Signer(salt=f"kapclinic.accounts.last-seen:{request.session.session_key or ''}")
+
+
+def _cookie_last_seen(request: HttpRequest) -> float | None:
+    raw = request.COOKIES.get(_last_seen_cookie_name())
+    if not raw:
+        return None
+    try:
+        return float(_last_seen_signer(request).unsign(raw))
+    except (signing.BadSignature, ValueError):
+        return None
+
+
 class StaffSecurityMiddleware:
-    """Idle-session timeout for staff, and mandatory two-factor for staff when the setting says so."""
+    """Idle-session timeout for staff, and mandatory two-factor for staff when the setting says so.
+
+    Staff are signed out once STAFF_IDLE_TIMEOUT_MINUTES have passed since their last activity (any
+    request but the session page's status poll, which the browser sends by itself). The time of each
+    activity travels in a signed cookie bound to the session (set on every active response: no database
+    write per page). The session itself records it when half the timeout has passed since it last did: a
+    floor should the cookie be missing (then the sign-out comes early, never late), and the save slides the
+    session's own expiry for people at work. The later of the two counts; a client can only make it
+    earlier (the cookie is signed with the secret key), never later than its last real request.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         role = getattr(request, "role", None)
-        if request.user.is_authenticated and role in STAFF_ROLES:
-            now = time.time()
-            last = request.session.get(SESSION_LAST_SEEN)
-            limit = settings.STAFF_IDLE_TIMEOUT_MINUTES * 60
-            if last is not None and now - float(last) > limit:
-                logout(request)
-                messages.info(request, "You were signed out after a period of inactivity.")
-                return redirect(f"{reverse('accounts:login')}?next={request.path}")
-            # Writing the session on every request would cost a database write per page; a
-            # resolution of a minute is plenty for a timeout counted in minutes.
-            if (last is None or now - float(last) > 60) and request.headers.get("HX-Trigger-Name") != "poll":
-                request.session[SESSION_LAST_SEEN] = now
-            if (
-                not request.user.is_verified()  # type: ignore[attr-defined]  # added by OTPMiddleware
-                and not request.path.startswith(_EXEMPT_PREFIXES)
-                and (settings.MFA_REQUIRED_FOR_STAFF or _enrolled(request))
-            ):
-                return redirect(f"{reverse('accounts:mfa')}?next={request.path}")
-        return self.get_response(request)
+        if not (request.user.is_authenticated and role in STAFF_ROLES):
+            return self.get_response(request)
+        now = clock.now().timestamp()
+        limit = settings.STAFF_IDLE_TIMEOUT_MINUTES * 60
+        recorded = request.session.get(SESSION_LAST_SEEN)
+        seen = [float(recorded)] if recorded is not None else []
+        from_cookie = _cookie_last_seen(request)
+        if from_cookie is not None:
+            seen.append(from_cookie)
+        if seen and now - max(seen) > limit:
+            logout(request)
+            messages.info(request, "You were signed out after a period of inactivity.")
+            response: HttpResponse = redirect(f"{reverse('accounts:login')}?next={request.path}")
+            response.delete_cookie(_last_seen_cookie_name())
+            return response
+        active = request.headers.get("HX-Trigger-Name") != "poll"
+        if active and (recorded is None or now - float(recorded) >= limit / 2):
+            request.session[SESSION_LAST_SEEN] = now
+        if (
+            not request.user.is_verified()  # type: ignore[attr-defined]  # added by OTPMiddleware
+            and not request.path.startswith(_EXEMPT_PREFIXES)
+            and (settings.MFA_REQUIRED_FOR_STAFF or _enrolled(request))
+        ):
+            response = redirect(f"{reverse('accounts:mfa')}?next={request.path}")
+        else:
+            response = self.get_response(request)
+        if active and request.user.is_authenticated and request.session.session_key:
+            response.set_cookie(
+                _last_seen_cookie_name(),
+                _last_seen_signer(request).sign(repr(now)),
+                secure=settings.SESSION_COOKIE_SECURE,
+                httponly=True,
+                samesite="Lax",
+            )
+        return response

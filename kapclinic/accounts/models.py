@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import zoneinfo
+from functools import cache
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.crypto import salted_hmac
 from django_otp.models import Device
 
 from kapclinic.core import clock
+from kapclinic.core.concurrency import VersionedModel
 
 
 class Role(models.TextChoices):
@@ -25,8 +29,24 @@ STAFF_ROLES = frozenset({Role.ADMIN, Role.PRESCRIBER, Role.THERAPIST, Role.NURSE
 CLINICAL_ROLES = frozenset({Role.PRESCRIBER, Role.THERAPIST, Role.NURSE})
 
 
-class Clinic(models.Model):
-    """An organisation. Every patient belongs to exactly one; nothing crosses clinic lines."""
+@cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in _zone_names():
+        raise ValidationError(
+            f"Time zone: “{value}” is not a time zone name; use one such as America/Los_Angeles or "
+            "Europe/London."
+        )
+
+
+class Clinic(VersionedModel):
+    """An organisation. Every patient belongs to exactly one; nothing crosses clinic lines.
+
+    Every date and time a person sees about this clinic (staff pages, the portal, emails, calendar
+    feeds) is shown in its `time_zone`; the database stores UTC."""
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
@@ -40,6 +60,12 @@ class Clinic(models.Model):
         help_text="Crisis line shown to patients.",
     )
     emergency_number = models.CharField(max_length=20, default="911")
+    time_zone = models.CharField(
+        max_length=64,
+        default="America/New_York",
+        validators=[validate_time_zone],
+        help_text="Every date and time is shown in this zone (e.g. America/Los_Angeles).",
+    )
     is_public = models.BooleanField(
         default=False, help_text="This clinic's details appear on the public site."
     )
@@ -51,6 +77,10 @@ class Clinic(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
 
 
 class UserManager(BaseUserManager["User"]):
@@ -192,3 +222,28 @@ class BackupCode(models.Model):
 
     def __str__(self) -> str:
         return f"Backup code {self.pk} ({'used' if self.used_at else 'unused'})"
+
+
+# --- Two-factor enrolment links ----------------------------------------------------------------
+
+
+class MfaEnrolmentLink(models.Model):
+    """A single-use, expiring link that lets one staff member set up their authenticator app.
+
+    Emailed at staff invitation and re-sent by an admin on request. A password alone never shows the
+    authenticator secret: whoever stole a password also needs this link (the person's mailbox), so
+    they cannot enrol their own phone. Only a hash of the token is stored (core.tokens.token_hash).
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="mfa_enrolment_links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=clock.now)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)  # opened by its owner: the link is spent
+    replaced_at = models.DateTimeField(null=True, blank=True)  # a newer link was sent
+
+    def __str__(self) -> str:
+        return f"Enrolment link {self.pk} for user {self.user_id}"

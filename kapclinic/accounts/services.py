@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import secrets
 from dataclasses import dataclass
@@ -20,12 +21,15 @@ from kapclinic.accounts.models import (
     BackupCodeDevice,
     Clinic,
     Membership,
+    MfaEnrolmentLink,
     User,
     backup_code_hash,
 )
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
+from kapclinic.core.concurrency import save_versioned
+from kapclinic.core.tokens import token_hash
 
 
 def set_password_url(user: User) -> str:
@@ -37,6 +41,8 @@ def set_password_url(user: User) -> str:
 
 
 def staff_invite(actor: Actor, clinic: Clinic, *, email: str, full_name: str, role: str) -> Membership:
+    """Give a person a role here and email them the link to choose a password and, unless they have
+    an authenticator already, the single-use link to set up two-factor sign-in."""
     with transaction.atomic():
         user = User.objects.filter(email=email).first()
         if user is None:
@@ -44,16 +50,149 @@ def staff_invite(actor: Actor, clinic: Clinic, *, email: str, full_name: str, ro
         membership = Membership.objects.create(user=user, clinic=clinic, role=role)
         record_event(actor, "admin", obj=membership, detail=f"invite role={role}")
         link = set_password_url(user)
+        enrol = ""
+        if not has_authenticator(user):
+            enrol_url = _new_enrolment_link(actor, user)
+            enrol = (
+                "\nThen set up two-factor sign-in with an authenticator app here (the link works once, "
+                f"for {settings.MFA_ENROLMENT_LINK_HOURS} hours; sign in first if asked):\n{enrol_url}\n"
+            )
         transaction.on_commit(
             lambda: send_mail(
                 f"You have been invited to {clinic.name} on KAP Clinic",
                 f"Hello {full_name},\n\nYou have been given access to {clinic.name}. "
-                f"Choose your password here (the link works once):\n{link}\n",
+                f"Choose your password here (the link works once):\n{link}\n{enrol}",
                 None,
                 [email],
             )
         )
     return membership
+
+
+# --- Two-factor enrolment links ----------------------------------------------------------------
+
+#: The unconfirmed authenticator made when an enrolment link was opened in this session (its primary
+#: key): the only one this session may show and confirm.
+SESSION_ENROLMENT_DEVICE = "kap_mfa_enrolment_device"
+
+
+class EnrolmentLinkError(Exception):
+    """An enrolment link that cannot be used; str() is the sentence to show."""
+
+
+def has_authenticator(user: User) -> bool:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def _new_enrolment_link(actor: Actor, user: User) -> str:
+    """Replace any unused link of `user` with a new one (audited); return its address. Caller: atomic."""
+    now = clock.now()
+    MfaEnrolmentLink.objects.filter(user=user, used_at__isnull=True, replaced_at__isnull=True).update(
+        replaced_at=now
+    )
+    token = secrets.token_urlsafe(32)
+    hours = settings.MFA_ENROLMENT_LINK_HOURS
+    link = MfaEnrolmentLink.objects.create(
+        user=user,
+        token_hash=token_hash(token),
+        created_by=actor.user,
+        expires_at=now + dt.timedelta(hours=hours),
+    )
+    record_event(actor, "admin", obj=link, detail=f"mfa_enrolment_link_sent user={user.pk} hours={hours}")
+    return settings.SITE_URL + reverse("accounts:mfa_enrol", kwargs={"token": token})
+
+
+def send_enrolment_link(actor: Actor, membership: Membership) -> None:
+    """An admin re-sends the two-factor enrolment link (the first expired, was lost or was used
+    without finishing). Earlier unused links stop working."""
+    user = membership.user
+    if not membership.is_active:
+        raise EnrolmentLinkError(f"{user} is deactivated here; reactivate them first.")
+    if has_authenticator(user):
+        raise EnrolmentLinkError(
+            f"{user} has already set up two-factor sign-in. If they lost their authenticator, an "
+            "operator removes it first (manage.py reset_mfa), then send a new link."
+        )
+    with transaction.atomic():
+        url = _new_enrolment_link(actor, user)
+        hours = settings.MFA_ENROLMENT_LINK_HOURS
+        clinic_name = membership.clinic.name
+        email = user.email
+        transaction.on_commit(
+            lambda: send_mail(
+                f"Set up two-factor sign-in for {clinic_name} on KAP Clinic",
+                f"Hello {user.full_name},\n\nOpen this link to set up two-factor sign-in with an "
+                f"authenticator app (it works once, for {hours} hours; sign in first if asked):\n"
+                f"{url}\n\n"
+                "If you did not ask for this, tell your clinic admin.\n",
+                None,
+                [email],
+            )
+        )
+
+
+_ASK_ADMIN = "Ask an admin to send you a new one from the Staff page."
+_NEWEST = "Open the newest enrolment link we emailed you."
+
+
+def _link_refusal(link: MfaEnrolmentLink | None, user: User) -> tuple[str, str] | None:
+    """(audit code, sentence) when `link` cannot enrol `user`, None when it can."""
+    if link is None:
+        return "unknown", f"This enrolment link is not valid. {_NEWEST} {_ASK_ADMIN}"
+    if link.user_id != user.pk:
+        return "other_user", (
+            "This enrolment link was sent to someone else. Sign out, then open it again and sign in as "
+            "the person it was sent to."
+        )
+    if has_authenticator(user):
+        return "enrolled", "This enrolment link is not needed: two-factor sign-in is already set up."
+    if link.used_at is not None:
+        return "used", f"This enrolment link has already been used: each link works once. {_ASK_ADMIN}"
+    if link.replaced_at is not None:
+        return "replaced", f"This enrolment link was replaced by a newer one. {_NEWEST} {_ASK_ADMIN}"
+    if link.expires_at <= clock.now():
+        return "expired", f"This enrolment link has expired. {_ASK_ADMIN}"
+    return None
+
+
+def claim_enrolment_link(actor: Actor, token: str) -> TOTPDevice:
+    """The signed-in staff member opens their enrolment link: it is spent at once (single use) and a
+    fresh authenticator (returned) is made for this session to show. Any refusal is audited as "denied"
+    and raised as EnrolmentLinkError with the sentence to show; a refused link is not spent."""
+    user = actor.require_user()
+    device: TOTPDevice | None = None
+    with transaction.atomic():
+        link = None
+        if 0 < len(token) <= 100:
+            link = MfaEnrolmentLink.objects.select_for_update().filter(token_hash=token_hash(token)).first()
+        refusal = _link_refusal(link, user)
+        if refusal is not None:
+            record_event(
+                actor,
+                "denied",
+                object_type="accounts.mfaenrolmentlink",
+                object_id=link.pk if link is not None else "",
+                detail=f"mfa_enrolment_link {refusal[0]}",
+            )
+        else:
+            assert link is not None
+            MfaEnrolmentLink.objects.filter(pk=link.pk).update(used_at=clock.now())
+            # A secret shown before (to anyone) is never the one that gets confirmed.
+            TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+            device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+            record_event(actor, "update", obj=link, detail="mfa_enrolment_link_opened")
+    if refusal is not None or device is None:
+        raise EnrolmentLinkError(refusal[1] if refusal else "This enrolment link is not valid.")
+    return device
+
+
+def confirm_enrolment(actor: Actor, device: TOTPDevice) -> None:
+    """The first code from the new authenticator was right: two-factor sign-in is on (audited)."""
+    with transaction.atomic():
+        TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
+        device.confirmed = True
+        user_id = actor.require_user().pk
+        record_event(actor, "update", object_type="user", object_id=user_id, detail="mfa_enrolled")
 
 
 def staff_deactivate(actor: Actor, membership: Membership) -> None:
@@ -162,3 +301,24 @@ def use_backup_code(actor: Actor, code: str) -> BackupCodeResult:
             device.throttle_reset()
         record_event(actor, "login", object_type="session", detail="mfa_backup_code")
         return BackupCodeResult(BackupCodeOutcome.ACCEPTED, device=backup, remaining=backup.unused_count())
+
+
+CLINIC_DETAIL_FIELDS = (
+    "name", "phone", "email", "address", "hours", "crisis_line", "emergency_number", "time_zone",
+)  # fmt: skip
+
+
+def clinic_update(actor: Actor, clinic: Clinic, *, expected_version: int, **values: object) -> list[str]:
+    """Change the clinic's details (an admin). Returns the names of the fields that changed.
+
+    Conditional on the version the form was rendered with, so two admins never overwrite each other
+    unnoticed; the audit entry names the changed fields (the values are the clinic's, not a patient's).
+    """
+    changed = [n for n in CLINIC_DETAIL_FIELDS if n in values and getattr(clinic, n) != values[n]]
+    with transaction.atomic():
+        for name in changed:
+            setattr(clinic, name, values[name])
+        save_versioned(clinic, expected_version, changed)
+        detail = "clinic details: " + (",".join(changed) or "none")
+        record_event(actor, "admin", obj=clinic, clinic=clinic, detail=detail)
+    return changed

@@ -7,11 +7,12 @@ from urllib.parse import urlencode
 
 import qrcode
 import qrcode.image.svg
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
@@ -22,27 +23,36 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from kapclinic.accounts.forms import (
     BackupCodeForm,
+    ClinicDetailsForm,
     EmailAuthenticationForm,
     GenerateBackupCodesForm,
     InviteForm,
     TokenForm,
 )
 from kapclinic.accounts.middleware import SESSION_CLINIC, SESSION_ENROLLED
-from kapclinic.accounts.models import STAFF_ROLES, Membership
+from kapclinic.accounts.models import STAFF_ROLES, Clinic, Membership, User
 from kapclinic.accounts.services import (
     BACKUP_CODE_COUNT,
     BACKUP_CODES_LOW,
+    SESSION_ENROLMENT_DEVICE,
     BackupCodeOutcome,
     BackupCodesUnavailable,
+    EnrolmentLinkError,
     backup_codes_remaining,
+    claim_enrolment_link,
+    clinic_update,
+    confirm_enrolment,
     generate_backup_codes,
+    has_authenticator,
+    send_enrolment_link,
     staff_deactivate,
     staff_invite,
     staff_reactivate,
     use_backup_code,
 )
 from kapclinic.core.actor import actor_from_request
-from kapclinic.policy import ClinicAction, require_clinic
+from kapclinic.core.concurrency import ConflictError
+from kapclinic.policy import ClinicAction, refuse, require_clinic
 
 
 class LoginView(auth_views.LoginView):
@@ -76,12 +86,35 @@ def _with_next(url: str, next_url: str | None) -> str:
     return f"{url}?{urlencode({'next': next_url})}" if next_url else url
 
 
+#: An enrolment link opened before signing in waits here (its token) until the person has signed in.
+SESSION_PENDING_ENROLMENT = "kap_mfa_enrolment_pending"
+
+
+def _enrolment_device(request: HttpRequest, user: User) -> TOTPDevice | None:
+    """The unconfirmed authenticator this session may show and confirm: only after its owner opened a
+    valid enrolment link in this session (a password alone never reveals a secret)."""
+    device_id = request.session.get(SESSION_ENROLMENT_DEVICE)
+    if device_id is None:
+        return None
+    return TOTPDevice.objects.filter(pk=device_id, user=user, confirmed=False).first()
+
+
+def _needs_link(request: HttpRequest, error: str = "", status: int = 200) -> HttpResponse:
+    context = {
+        "needs_link": True,
+        "link_error": error,
+        "enrolled": has_authenticator(request.user),  # type: ignore[arg-type]
+    }
+    return render(request, "accounts/mfa.html", context, status=status)
+
+
 @login_required
 def mfa(request: HttpRequest) -> HttpResponse:
     """Verify (or first set up) the staff member's authenticator app.
 
-    Once this session is verified the page shows that two-factor sign-in is on and links to the
-    backup codes page (or, when a ?next= page is waiting, goes straight there)."""
+    Setting one up needs the enrolment link emailed to the person (mfa_enrol); without it the page
+    says how to get one. Once this session is verified the page shows that two-factor sign-in is on
+    and links to the backup codes page (or, when a ?next= page is waiting, goes straight there)."""
     user = request.user
     if user.is_verified():  # type: ignore[union-attr]
         next_url = _safe_next(request)
@@ -91,14 +124,11 @@ def mfa(request: HttpRequest) -> HttpResponse:
         status_context = {"verified": True, "remaining": remaining, "count": BACKUP_CODE_COUNT}
         return render(request, "accounts/mfa.html", status_context)
     # Only an authenticator app counts here: backup codes back one up, they do not replace it.
-    confirmed = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
-    device: TOTPDevice | None
-    if confirmed:
-        device = None
-    else:
-        device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    device: TOTPDevice | None = None
+    if not has_authenticator(user):  # type: ignore[arg-type]
+        device = _enrolment_device(request, user)  # type: ignore[arg-type]
         if device is None:
-            device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+            return _needs_link(request, status=400 if request.method == "POST" else 200)
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         token = form.cleaned_data["token"]
@@ -115,8 +145,8 @@ def mfa(request: HttpRequest) -> HttpResponse:
             if candidate.verify_token(token):
                 first_setup = not candidate.confirmed
                 if first_setup:
-                    candidate.confirmed = True
-                    candidate.save(update_fields=["confirmed"])
+                    confirm_enrolment(actor_from_request(request), candidate)
+                    request.session.pop(SESSION_ENROLMENT_DEVICE, None)
                 otp_login(request, candidate)
                 request.session[SESSION_ENROLLED] = True
                 next_url = _safe_next(request)
@@ -142,6 +172,32 @@ def mfa(request: HttpRequest) -> HttpResponse:
         context["secret"] = base64.b32encode(device.bin_key).decode()
         context["qr"] = _qr_svg(device.config_url)
     return render(request, "accounts/mfa.html", context)
+
+
+def mfa_enrol(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed enrolment link. Signed in: spend it and go on to set up the authenticator.
+    Not signed in yet: keep the token in the session (not in the login page's address) and sign in
+    first; the link is opened right after (mfa_enrol_resume)."""
+    if not request.user.is_authenticated:
+        request.session[SESSION_PENDING_ENROLMENT] = token
+        resume = reverse("accounts:mfa_enrol_resume")
+        return redirect(f"{reverse('accounts:login')}?{urlencode({'next': resume})}")
+    request.session.pop(SESSION_PENDING_ENROLMENT, None)
+    try:
+        device = claim_enrolment_link(actor_from_request(request), token)
+    except EnrolmentLinkError as exc:
+        return _needs_link(request, error=str(exc), status=400)
+    request.session[SESSION_ENROLMENT_DEVICE] = device.pk
+    return redirect("accounts:mfa")
+
+
+@login_required
+def mfa_enrol_resume(request: HttpRequest) -> HttpResponse:
+    """After signing in: open the enrolment link that was waiting in the session."""
+    token = request.session.pop(SESSION_PENDING_ENROLMENT, None)
+    if token is None:
+        return redirect("accounts:mfa")
+    return mfa_enrol(request, str(token))
 
 
 @login_required
@@ -189,7 +245,7 @@ def backup_codes(request: HttpRequest) -> HttpResponse:
     """Staff create one-time backup codes for two-factor sign-in; the codes are shown only here,
     once, in the response to the POST that made them. GET shows how many unused codes remain."""
     if getattr(request, "role", None) not in STAFF_ROLES:
-        raise PermissionDenied("Backup codes are for staff accounts.")
+        raise refuse(request, "Backup codes are for staff accounts.")
     user = request.user
     has_authenticator = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
     if has_authenticator and not user.is_verified():  # type: ignore[union-attr]
@@ -240,6 +296,7 @@ def staff_list(request: HttpRequest) -> HttpResponse:
     memberships = (
         Membership.objects.filter(clinic=actor.clinic)
         .select_related("user")
+        .annotate(has_mfa=Exists(TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)))
         .order_by("-is_active", "user__full_name")
     )
     page = Paginator(memberships, 50).get_page(request.GET.get("page"))
@@ -254,13 +311,34 @@ def staff_toggle(request: HttpRequest, membership_id: int) -> HttpResponse:
         Membership.objects.select_related("user"), pk=membership_id, clinic=actor.clinic
     )
     if membership.user_id == actor.user_id:
-        raise PermissionDenied("You cannot deactivate your own account.")
+        raise refuse(request, "You cannot deactivate your own account.")
     if membership.is_active:
         staff_deactivate(actor, membership)
         messages.success(request, f"{membership.user} can no longer sign in to this clinic.")
     else:
         staff_reactivate(actor, membership)
         messages.success(request, f"{membership.user} has access again.")
+    return redirect("accounts:staff")
+
+
+@login_required
+@require_POST
+def staff_mfa_link(request: HttpRequest, membership_id: int) -> HttpResponse:
+    """An admin (re-)sends a staff member's two-factor enrolment link by email."""
+    actor = require_clinic(request, ClinicAction.MANAGE_STAFF)
+    membership = get_object_or_404(
+        Membership.objects.select_related("user", "clinic"), pk=membership_id, clinic=actor.clinic
+    )
+    try:
+        send_enrolment_link(actor, membership)
+    except EnrolmentLinkError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Enrolment link sent to {membership.user.email}. It works once, for "
+            f"{settings.MFA_ENROLMENT_LINK_HOURS} hours; earlier links no longer work.",
+        )
     return redirect("accounts:staff")
 
 
@@ -280,3 +358,29 @@ password_reset_confirm = auth_views.PasswordResetConfirmView.as_view(
 password_reset_complete = auth_views.PasswordResetCompleteView.as_view(
     template_name="accounts/password_reset_complete.html"
 )
+
+
+@login_required
+def clinic_details(request: HttpRequest) -> HttpResponse:
+    """The clinic's name, contact details, crisis line and time zone (admins)."""
+    actor = require_clinic(request, ClinicAction.MANAGE_CLINIC)
+    assert actor.clinic is not None
+    shown = Clinic.objects.get(pk=actor.clinic.pk)  # the form's copy; the service saves its own
+    form = ClinicDetailsForm(request.POST or None, instance=shown)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            version = data.pop("version")
+            try:
+                changed = clinic_update(
+                    actor, Clinic.objects.get(pk=actor.clinic.pk), expected_version=version, **data
+                )
+            except ConflictError as exc:
+                form.add_error(None, str(exc))
+                status = 409
+            else:
+                messages.success(request, "Clinic details saved." if changed else "Nothing was changed.")
+                return redirect("accounts:clinic_details")
+    return render(request, "accounts/clinic_details.html", {"form": form}, status=status)

@@ -4,7 +4,7 @@ Every quantity is a small immutable value object wrapping a ``Decimal``.  Only p
 operations are defined, so ``Mg(1) + Kg(1)`` is a mypy error *and* raises :class:`UnitMismatch` at
 runtime, and ``MgPerKg * Kg`` is the only way to get a weight-based ``Mg`` dose.
 
-Clinical facts come from the clinical reference (../shared/reference/clinical-reference.md):
+Clinical facts come from the clinical reference (docs/clinical-reference.md; `ref §n` = its section n):
 
 * IV racemic ketamine 0.5 mg/kg over 40 min; 0.1-0.75 mg/kg reported [S17][S20][S21] ref §1.2.
 * Esketamine 28 mg per device, 56 or 84 mg sessions, 5 minutes between devices [S7][S8a] ref §1.1, §1.3.

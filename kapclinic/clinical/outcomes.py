@@ -1,6 +1,6 @@
 """Change from baseline, response, remission, reliable change and relapse (pure, no Django).
 
-Definitions (../shared/reference/clinical-reference.md §4.4, §4.5):
+Definitions (docs/clinical-reference.md#response-remission §4.4, #reliable-change §4.5):
 
 * **Baseline** is the first administration of an instrument in an episode of care; the caller passes it
   explicitly (ref §4.4: "store baseline explicitly ... configurable").

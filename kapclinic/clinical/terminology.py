@@ -1,6 +1,6 @@
 """Coded diagnoses offered when recording a patient's indication.
 
-Codes from ../shared/reference/clinical-reference.md §5.3 [S66]. The reference asks that every code be
+Codes from docs/clinical-reference.md#diagnosis-codes (§5.3) [S66]. The reference asks that every code be
 verified against the official SNOMED CT browser and CMS ICD-10-CM tables before release; entries whose
 SNOMED concept the reference does not give carry an empty string rather than a guess.
 """

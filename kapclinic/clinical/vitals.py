@@ -1,6 +1,6 @@
 """Vital signs: plausibility (entry-error refusal), alert rules and due-reminders (pure; no Django).
 
-Clinical defaults and their sources (../shared/reference/clinical-reference.md):
+Clinical defaults and their sources (docs/clinical-reference.md; `ref §n` = its section n):
 
 * Pre-dose BP: consider delaying treatment if BP > 140/90 mmHg [S9] ref §2.2 (esketamine, MPR summary;
   exact label sentence UNCONFIRMED); an infusion clinic declines to dose above 140/90 [S16] ref §2.2.

@@ -23,4 +23,12 @@ MATRIX = {
         patient_scoped(("admin", "prescriber", "therapist", "front_desk"), other_patient_user=403),
         kwargs=patient_kwargs,
     ),
+    "consent:kiosk_start": Entry(
+        patient_scoped(("admin", "prescriber", "therapist", "front_desk"), ok=302, other_patient_user=403),
+        kwargs=patient_kwargs,
+        method="post",
+    ),
+    # Without a kiosk in progress both lead back to the dashboard (anonymous: to sign-in).
+    "consent:kiosk": Entry(expect(302)),
+    "consent:kiosk_exit": Entry(expect(302), method="post"),
 }

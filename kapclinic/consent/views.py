@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
-from kapclinic.consent import selectors, services
+from kapclinic.consent import kiosk, selectors, services
 from kapclinic.consent.forms import DocumentForm, SignForm
 from kapclinic.consent.models import ConsentDocument, SignatureChannel
 from kapclinic.core.actor import actor_from_request
@@ -106,24 +108,68 @@ def sign(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def sign_in_clinic(request: HttpRequest, patient_id: int) -> HttpResponse:
-    """Signed in the clinic on a tablet: staff opens the page and hands the tablet to the patient."""
+    """Signed in the clinic on a tablet: the staff member reads what will be shown, then starts the kiosk
+    and hands the tablet to the patient (see consent/kiosk.py)."""
     require_roles(request, STAFF)
+    patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, object_type="consent_form")
+    state = selectors.consent_state(patient)
+    return render(
+        request,
+        "consent/sign_in_clinic.html",
+        {"patient": patient, "state": state, "document": state.document},
+    )
+
+
+@login_required
+@require_POST
+def kiosk_start(request: HttpRequest, patient_id: int) -> HttpResponse:
+    require_roles(request, STAFF)
+    patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None)
+    record_event(
+        actor_from_request(request), "view", patient=patient, object_type="consent_kiosk", detail="kiosk on"
+    )
+    kiosk.kiosk_begin(request, patient.pk)
+    return redirect("consent:kiosk")
+
+
+@login_required
+def kiosk_view(request: HttpRequest) -> HttpResponse:
+    """The patient's side of the tablet: the document and the signature step, nothing else."""
+    state = kiosk.kiosk_state(request)
+    if state is None:
+        return redirect("core:home")
     patient = open_patient(
         request,
-        patient_id,
+        state["patient_id"],
         Action.EDIT_DEMOGRAPHICS,
         audit=None if request.method == "POST" else "view",
         object_type="consent_form",
     )
     from django.urls import reverse
 
-    return _sign(
-        request,
-        patient,
-        SignatureChannel.IN_CLINIC,
-        "consent/sign_in_clinic.html",
-        reverse("consent:patient", kwargs={"patient_id": patient.pk}),
-    )
+    return _sign(request, patient, SignatureChannel.IN_CLINIC, "consent/kiosk.html", reverse("consent:kiosk"))
+
+
+@login_required
+@require_POST
+def kiosk_exit(request: HttpRequest) -> HttpResponse:
+    """Back to the staff view: only with the password of the staff member who started the kiosk."""
+    state = kiosk.kiosk_state(request)
+    if state is None:
+        return redirect("core:home")
+    actor = actor_from_request(request)
+    if request.user.check_password(request.POST.get("password", "")):
+        kiosk.kiosk_end(request)
+        record_event(actor, "view", object_type="consent_kiosk", detail="kiosk off", clinic=actor.clinic)
+        return redirect("consent:patient", patient_id=state["patient_id"])
+    state["failures"] = int(state.get("failures", 0)) + 1
+    record_event(actor, "login_failed", object_type="consent_kiosk", detail="kiosk exit", clinic=actor.clinic)
+    if state["failures"] >= kiosk.EXIT_ATTEMPTS:
+        logout(request)  # the tablet is no longer in a staff member's hands: end the staff session
+        return redirect("accounts:login")
+    request.session[kiosk.SESSION_KIOSK] = state
+    messages.error(request, "That password is not right. Hand the tablet back to the staff member.")
+    return redirect("consent:kiosk")
 
 
 @login_required

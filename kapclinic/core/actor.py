@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
+
 if TYPE_CHECKING:
     from kapclinic.accounts.models import Clinic, User
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -37,14 +42,45 @@ class Actor:
         return cls(user=None, clinic=clinic, role="system", request_id=reason)
 
 
+def _address(text: str) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # ::ffff:10.0.0.5 is 10.0.0.5
+    return address
+
+
+def _trusted(address: IPAddress) -> bool:
+    return any(address in network for network in settings.TRUSTED_PROXIES)
+
+
 def client_ip(request: Any) -> str | None:
-    # Behind the TLS proxy the proxy sets X-Forwarded-For; we trust only its first hop, which the
-    # deployment guide tells operators to overwrite at the proxy.
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if forwarded:
-        return str(forwarded.split(",")[0].strip())[:64]
-    addr = request.META.get("REMOTE_ADDR")
-    return str(addr)[:64] if addr else None
+    """The address of the client behind this request: the one function for the audit trail (Actor.ip),
+    the public inquiry rate limit and the sign-in lockout (AXES_CLIENT_IP_CALLABLE).
+
+    X-Forwarded-For is believed only when the connection comes from a proxy listed in TRUSTED_PROXIES;
+    from anyone else the header is ignored (anybody can send it). Behind trusted proxies the list is
+    read from the right, past every trusted proxy, and the first address that is not one is the client:
+    addresses further left were written by the client and prove nothing. A hop that is not an address
+    stops the walk at the last trusted proxy seen."""
+    remote_text = str(request.META.get("REMOTE_ADDR") or "")
+    remote = _address(remote_text)
+    if remote is None:
+        return remote_text[:64] or None
+    if not _trusted(remote):
+        return str(remote)
+    forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR") or "")
+    nearest = remote
+    for hop in reversed(forwarded.split(",") if forwarded.strip() else []):
+        address = _address(hop)
+        if address is None:
+            break
+        if not _trusted(address):
+            return str(address)
+        nearest = address
+    return str(nearest)
 
 
 def actor_from_request(request: Any) -> Actor:

@@ -102,6 +102,7 @@ def build_foundation(stdout: Any = None) -> DemoContext:
                 "email": "hello@harbor-kap.test",
                 "address": "200 Example Street, Suite 3\nPortland, OR 97201",
                 "hours": "Monday to Friday, 8:00 to 18:00",
+                "time_zone": "America/Los_Angeles",
                 "is_public": True,
             },
         )

@@ -7,8 +7,11 @@ traceback deep inside Django or, worse, a silently wrong default.
 from __future__ import annotations
 
 import builtins
+import ipaddress
 import os
 from collections.abc import Mapping
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(Exception):
@@ -72,6 +75,28 @@ class Env:
         if value is None or value.strip() == "":
             return list(default)
         return [item.strip() for item in value.split(",") if item.strip()]
+
+    def networks(self, name: builtins.str) -> tuple[Network, ...]:
+        """Comma-separated IP addresses or CIDR networks (``10.0.0.5, 10.1.0.0/16, ::1``); empty by default.
+
+        A network with host bits set (``10.0.0.5/8``) is refused rather than silently widened or narrowed."""
+        networks: builtins.list[Network] = []
+        for item in self.list(name, []):
+            try:
+                networks.append(ipaddress.ip_network(item, strict=True))
+            except ValueError:
+                try:
+                    widened = ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ConfigError(
+                        f"The environment variable {name} must list IP addresses or networks such as "
+                        f"10.0.0.5 or 10.0.0.0/24, separated by commas; {item!r} is neither."
+                    ) from None
+                raise ConfigError(
+                    f"The environment variable {name} lists {item!r}, an address with a network size; "
+                    f"write the address alone or the network {widened}."
+                ) from None
+        return tuple(networks)
 
     def choice(
         self, name: builtins.str, default: builtins.str, choices: tuple[builtins.str, ...]

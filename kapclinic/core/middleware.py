@@ -1,22 +1,47 @@
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 from collections.abc import Callable
 from typing import cast
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 
 from kapclinic.core import request_cache
-from kapclinic.core.logging import set_request_id
+from kapclinic.core.logging import exception_class_name, safe_traceback, set_request_id
 from kapclinic.core.request import KapRequest
 
 log = logging.getLogger("kapclinic.request")
 
 
+def log_server_error(sender: object, request: HttpRequest | None = None, **kwargs: object) -> None:
+    """Receiver of Django's got_request_exception: one log line per 500, wherever it was raised.
+
+    Django sends the signal for every exception that becomes a 500 (in a view or in a middleware, not
+    for 404/403/400), from inside its ``except`` block, so the exception is ``sys.exc_info()``. Logged:
+    the exception class, the URL *name* and the traceback's code lines (file, line, function, source);
+    never the path (it may carry record ids), the exception message (it may quote patient data, e.g. an
+    IntegrityError's values), local variables or the request body. No exc_info is attached, so every
+    handler (console, a test's caplog, an error reporter) receives only this text.
+    """
+    exception = sys.exc_info()[1]
+    if exception is None:
+        return
+    match = getattr(request, "resolver_match", None)
+    view = match.view_name if match else "unresolved"
+    name = exception_class_name(exception)
+    log.error(
+        "server error %s in view %s\n%s",
+        name,
+        view,
+        safe_traceback(exception),
+        extra={"request_id": getattr(request, "request_id", "-"), "view": view, "exception_class": name},
+    )
+
+
 class RequestIdMiddleware:
-    """Give every request an id, echo it in X-Request-ID, and log server errors with it (and no PHI)."""
+    """Give every request an id and echo it in X-Request-ID (server errors: `log_server_error`)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -34,15 +59,6 @@ class RequestIdMiddleware:
         response["X-Request-ID"] = rid
         set_request_id("-")
         return response
-
-    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
-        if isinstance(exception, (Http404, PermissionDenied)):
-            return
-        # Only the exception type and the URL *name* are logged: paths may carry record ids and
-        # exception messages may quote patient data.
-        match = getattr(request, "resolver_match", None)
-        view = match.view_name if match else "unresolved"
-        log.error("server error %s in view %s", type(exception).__name__, view)
 
 
 class NoStoreMiddleware:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 if TYPE_CHECKING:
@@ -31,8 +30,11 @@ def request_clinic(request: HttpRequest) -> Clinic | None:
 
 
 def request_patient(request: HttpRequest) -> Patient:
-    """The signed-in patient's own record (``request.patient``); 403 for anyone not signed in as a patient."""
+    """The signed-in patient's own record (``request.patient``); 403 (audited) for anyone not signed in as
+    a patient."""
+    from kapclinic.policy import refuse
+
     patient = getattr(request, "patient", None)
     if getattr(request, "role", None) != "patient" or patient is None:
-        raise PermissionDenied("This page is for patients.")
+        raise refuse(request, "This page is for patients.")
     return cast("Patient", patient)

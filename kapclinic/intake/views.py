@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,7 +24,7 @@ from kapclinic.intake.forms import (
 )
 from kapclinic.intake.models import Inquiry, InquiryStatus
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, can, open_patient
+from kapclinic.policy import Action, can, open_patient, refuse
 
 QUEUE_ROLES = ["admin", "front_desk", "prescriber", "therapist", "nurse"]
 CONVERT_ROLES = ["admin", "front_desk", "prescriber"]
@@ -71,7 +70,7 @@ def inquiry(request: HttpRequest, inquiry_id: int) -> HttpResponse:
     item = _inquiry(request, inquiry_id)
     if request.method == "POST":
         if role not in CONVERT_ROLES:
-            raise PermissionDenied("Only the front desk, admins and prescribers handle inquiries.")
+            raise refuse(request, "Only the front desk, admins and prescribers handle inquiries.")
         try:
             services.inquiry_set_status(actor, item, request.POST.get("status", ""))
         except (services.RefusedError, ValueError) as exc:

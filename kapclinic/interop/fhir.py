@@ -1,4 +1,4 @@
-"""A patient's record as a FHIR R4 `collection` Bundle (see ../shared/reference/interop-security.md §1.2).
+"""A patient's record as a FHIR R4 `collection` Bundle (see docs/clinical-reference.md#fhir-export).
 
 Clinical facts live in relational tables; FHIR is generated on the way out. Every resource is
 validated with fhir.resources (R4B models, structurally identical to R4 for these resources) before
@@ -21,7 +21,8 @@ SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
 LOCAL = "urn:kapclinic:codes"
 
-# Total-score codes from clinical-reference §4.6: PHQ-9 44261-6 [S43c], GAD-7 70274-6 [S44a].
+# Total-score codes from docs/clinical-reference.md#instrument-loinc (§4.6):
+# PHQ-9 44261-6 [S43c], GAD-7 70274-6 [S44a].
 # PCL-5 LOINC codes are UNCONFIRMED in the reference, so a local code is used.
 SCORE_CODES: dict[str, tuple[str, str, str]] = {
     "PHQ-9": (LOINC, "44261-6", "PHQ-9 total score"),

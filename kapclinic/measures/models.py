@@ -29,7 +29,7 @@ class ResponseSource(models.TextChoices):
 
 
 class MeasureSettings(models.Model):
-    """Per-clinic settings (defaults cite ../shared/reference/clinical-reference.md)."""
+    """Per-clinic settings (defaults cite docs/clinical-reference.md)."""
 
     clinic = models.OneToOneField(
         "accounts.Clinic", on_delete=models.CASCADE, related_name="measure_settings"

@@ -1,6 +1,6 @@
 """When is a measure due? Pure logic (no Django), kept deliberately simple and configurable.
 
-Anchors (suggested schedule, ../shared/reference/clinical-reference.md §6.3): a baseline at intake,
+Anchors (suggested schedule, docs/clinical-reference.md#measurement-schedule §6.3): a baseline at intake,
 one before every dosing session, and a cadence during induction and maintenance. The cadence clock
 restarts at each recorded dosing session and at each completed response (whichever is later).
 

@@ -30,6 +30,7 @@ from kapclinic.clinical.instruments import (
 from kapclinic.core import clock, request_cache
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
+from kapclinic.core.tokens import token_hash
 from kapclinic.measures import hooks
 from kapclinic.measures.models import (
     OUTCOME_FIELDS,
@@ -484,8 +485,6 @@ def notify_care_team(alert_id: int) -> int:
 # ---------------------------------------------------------------- emailed single-use links
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 @transaction.atomic

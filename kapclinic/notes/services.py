@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from kapclinic.accounts.models import CLINICAL_ROLES, Membership, User
 from kapclinic.audit.services import record_event
@@ -97,7 +98,7 @@ def note_create(
 
 
 def _locked_message(note: Note) -> str:
-    when = note.signed_at.strftime("%Y-%m-%d %H:%M") if note.signed_at else "earlier"
+    when = timezone.localtime(note.signed_at).strftime("%Y-%m-%d %H:%M") if note.signed_at else "earlier"
     return (
         f"This note was signed on {when} and can no longer be changed; add an addendum to correct or "
         "extend it."

@@ -4,7 +4,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
@@ -37,7 +36,7 @@ from kapclinic.notes.templates_data import (
     builtin_templates,
     hidden_builtin_keys,
 )
-from kapclinic.policy import Action, can, open_patient
+from kapclinic.policy import Action, can, open_patient, refuse
 from kapclinic.portal.selectors import shared_entries
 from kapclinic.scheduling.models import Appointment, Kind
 from kapclinic.sessions.selectors import session_for_appointment
@@ -573,8 +572,13 @@ def _own_process_note(request: HttpRequest, patient: Any, actor: Any, process_no
     if note is not None and note.author_id == actor.user_id:
         return note
     if note is not None and services.may_read_process_note(actor.user, note):
-        record_event(actor, "denied", patient=patient, obj=note, detail="process note: not author")
-        raise PermissionDenied("Only the author can change a process note or see its earlier versions.")
+        raise refuse(
+            request,
+            "Only the author can change a process note or see its earlier versions.",
+            patient=patient,
+            obj=note,
+            detail="process note: not author",
+        )
     record_event(
         actor, "denied", patient=patient, object_type="process_notes", detail="process note not found"
     )

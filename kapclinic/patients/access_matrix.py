@@ -10,6 +10,17 @@ def _medication(world: Any) -> dict[str, Any]:
     return {"patient_id": world.patient.pk, "medication_id": med.pk}
 
 
+def _restore_portal_account(world: Any) -> dict[str, Any]:
+    """Before each persona's request: world.patient has its portal account again (an allowed persona's
+    revoke deactivated it, which is the point of revoking; the next personas need the world intact)."""
+    from kapclinic.accounts.models import User
+    from kapclinic.patients.models import Patient
+
+    User.objects.filter(pk=world.patient_user.pk).update(is_active=True, deactivated_at=None)
+    Patient.objects.filter(pk=world.patient.pk).update(user=world.patient_user)
+    return {}
+
+
 VIEW = patient_scoped(("admin", "prescriber", "therapist", "nurse", "front_desk"))
 EDIT_DEMO = patient_scoped(("admin", "prescriber", "therapist", "front_desk"))
 TEAM = patient_scoped(("admin", "prescriber", "front_desk"))
@@ -30,5 +41,11 @@ MATRIX = {
         patient_scoped(("admin", "prescriber", "therapist", "front_desk"), ok=302),
         kwargs=patient_kwargs,
         method="post",
+    ),
+    "patients:portal_revoke": Entry(
+        patient_scoped(("admin", "prescriber", "therapist", "front_desk"), ok=302),
+        kwargs=patient_kwargs,
+        method="post",
+        data=_restore_portal_account,
     ),
 }

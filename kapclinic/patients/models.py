@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -43,6 +43,10 @@ class Patient(VersionedModel):
     sex_at_birth = models.CharField(max_length=10, choices=SexAtBirth.choices, default=SexAtBirth.UNKNOWN)
     gender_identity = models.CharField(max_length=60, blank=True)
     email = models.EmailField(blank=True)
+    # The address the patient had when the record was opened, or the one a clinician last confirmed by
+    # sending the portal invitation to it. A portal invitation to any other address needs a clinician:
+    # whoever can edit demographics must not be able to route a portal account to an address they own.
+    confirmed_email = models.EmailField(blank=True, editable=False)
     phone = models.CharField(max_length=40, blank=True)
     address = models.TextField(blank=True)
     emergency_contact_name = models.CharField(max_length=120, blank=True)
@@ -82,6 +86,16 @@ class Patient(VersionedModel):
 
     def __str__(self) -> str:
         return self.display_name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding and not self.confirmed_email:
+            self.confirmed_email = self.email  # the address given when the record was opened
+        super().save(*args, **kwargs)
+
+    @property
+    def email_changed_since_confirmed(self) -> bool:
+        """Is the address on file different from the registered / last confirmed one?"""
+        return self.email.strip().lower() != self.confirmed_email.strip().lower()
 
     @property
     def display_name(self) -> str:

@@ -100,7 +100,10 @@ def patient_create(actor: Actor, **fields: Any) -> Patient:
 def patient_update_demographics(
     actor: Actor, patient: Patient, expected_version: int, changes: dict[str, Any]
 ) -> None:
-    """Save demographic changes unless someone else saved first (raises ConflictError)."""
+    """Save demographic changes unless someone else saved first (raises ConflictError).
+
+    A new email address withdraws a portal invitation that has not been accepted yet: the link went
+    to the old address, and the account must only ever go to an address the patient controls."""
     changed = [
         name for name in DEMOGRAPHIC_FIELDS if name in changes and getattr(patient, name) != changes[name]
     ]
@@ -109,7 +112,18 @@ def patient_update_demographics(
             setattr(patient, name, changes[name])
         patient.updated_at = clock.now()
         save_versioned(patient, expected_version, [*changed, "updated_at"])
-        record_event(actor, "update", patient=patient, obj=patient, detail="fields=" + ",".join(changed))
+        detail = "fields=" + ",".join(changed)
+        if "email" in changed and portal_state(patient) == PORTAL_PENDING:
+            _portal_unlink(patient)
+            detail += " portal_invite_revoked"
+            add_timeline_event(
+                patient,
+                kind="portal.revoked",
+                title="Portal invitation withdrawn (email address changed)",
+                category=TimelineCategory.ADMIN,
+                actor=actor,
+            )
+        record_event(actor, "update", patient=patient, obj=patient, detail=detail)
         if "pathway_status" in changed:
             forget_caseload_counts(patient)
             add_timeline_event(
@@ -203,27 +217,102 @@ class PortalInviteError(Exception):
     pass
 
 
+#: Who may send a portal invitation to an address other than the registered / last confirmed one:
+#: a clinician who knows the patient (and may edit their demographics), never front desk or admin alone.
+PORTAL_ADDRESS_CONFIRMERS = frozenset({"prescriber", "therapist"})
+
+PORTAL_NONE = "none"
+PORTAL_PENDING = "pending"  # invited, the password was never chosen
+PORTAL_ACTIVE = "active"
+
+
+def portal_state(patient: Patient) -> str:
+    if patient.user_id is None:
+        return PORTAL_NONE
+    user = patient.user
+    assert user is not None
+    return PORTAL_ACTIVE if user.has_usable_password() or user.last_login else PORTAL_PENDING
+
+
+def _portal_unlink(patient: Patient) -> bool:
+    """Detach the portal account from the patient. An account that was never used is deleted (its
+    emailed link dies with it and the address is free again); one that was used is deactivated and
+    kept, with its sessions dead at once, for the record. Returns whether the account had been used."""
+    from kapclinic.accounts.models import User
+
+    user = patient.user
+    assert user is not None
+    used = bool(user.has_usable_password() or user.last_login)
+    Patient.objects.filter(pk=patient.pk).update(user=None)
+    patient.user = None
+    if used:
+        User.objects.filter(pk=user.pk).update(is_active=False, deactivated_at=clock.now())
+    else:
+        User.objects.filter(pk=user.pk).delete()
+    return used
+
+
+def patient_revoke_portal(actor: Actor, patient: Patient) -> None:
+    """Take the portal account away from this record (the patient says the invitation or the
+    account is not theirs, or an invitation went to a wrong address). A fresh invitation can then
+    be sent; the rules of patient_invite_to_portal apply to it."""
+    if patient.user_id is None:
+        raise PortalInviteError("This patient has no portal account or invitation to revoke.")
+    with transaction.atomic():
+        used = _portal_unlink(patient)
+        record_event(
+            actor, "update", patient=patient, obj=patient, detail=f"portal_revoked claimed={int(used)}"
+        )
+        add_timeline_event(
+            patient,
+            kind="portal.revoked",
+            title="Portal access revoked" if used else "Portal invitation withdrawn",
+            category=TimelineCategory.ADMIN,
+            actor=actor,
+        )
+
+
 def patient_invite_to_portal(actor: Actor, patient: Patient) -> None:
-    """Give the patient a portal login and email them a single-use link to choose a password."""
+    """Give the patient a portal login and email them a single-use link to choose a password.
+
+    Only to an address the patient controls: the one on file when the record was opened (or last
+    confirmed). After a change of address, a clinician (PORTAL_ADDRESS_CONFIRMERS) must send it, and
+    by doing so confirms the new address. A refusal is audited as "denied"."""
     from django.core.mail import send_mail
 
     from kapclinic.accounts.models import User
     from kapclinic.accounts.services import set_password_url
 
     if patient.user_id is not None:
-        raise PortalInviteError("This patient already has a portal account.")
+        raise PortalInviteError(
+            "This patient already has a portal account or a pending invitation. If the patient says it "
+            "is not theirs, revoke it first, then send a new invitation."
+        )
     if not patient.email:
         raise PortalInviteError("Add the patient's email address first: the invitation is sent by email.")
-    email = patient.email.lower()
+    email = patient.email.strip().lower()
+    confirming = patient.email_changed_since_confirmed
+    if confirming and actor.role not in PORTAL_ADDRESS_CONFIRMERS:
+        record_event(actor, "denied", patient=patient, obj=patient, detail="portal_invite unconfirmed_email")
+        raise PortalInviteError(
+            "The email address is not the one the patient registered with or last confirmed, so a "
+            "clinician on the care team must send this invitation after checking the address with the "
+            "patient."
+        )
     if User.objects.filter(email=email).exists():
         raise PortalInviteError(
             "Another account already uses this email address; portal accounts need their own address."
         )
     with transaction.atomic():
         user = User.objects.create_user(email=email, full_name=patient.display_name)
-        Patient.objects.filter(pk=patient.pk).update(user=user)
+        updates: dict[str, Any] = {"user": user}
+        if confirming:
+            updates["confirmed_email"] = patient.email
+            patient.confirmed_email = patient.email
+        Patient.objects.filter(pk=patient.pk).update(**updates)
         patient.user = user
-        record_event(actor, "update", patient=patient, obj=patient, detail="portal_invite")
+        detail = "portal_invite" + (" email_confirmed_by_clinician" if confirming else "")
+        record_event(actor, "update", patient=patient, obj=patient, detail=detail)
         add_timeline_event(
             patient,
             kind="portal.invited",
@@ -238,7 +327,8 @@ def patient_invite_to_portal(actor: Actor, patient: Patient) -> None:
                 f"Your {clinic_name} patient portal",
                 "Hello,\n\nYour care team has set up your patient portal, where you can see your "
                 "appointments, complete questionnaires and read your treatment plan.\n"
-                f"Choose your password here (the link works once):\n{link}\n",
+                f"Choose your password here (the link works once):\n{link}\n\n"
+                "If you did not expect this email, tell your clinic: they will close the account.\n",
                 None,
                 [email],
             )

@@ -20,4 +20,5 @@ urlpatterns = [
     ),
     path("<int:patient_id>/allergies/add/", views.add_allergy, name="add_allergy"),
     path("<int:patient_id>/portal-invite/", views.portal_invite, name="portal_invite"),
+    path("<int:patient_id>/portal-revoke/", views.portal_revoke, name="portal_revoke"),
 ]

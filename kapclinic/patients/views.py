@@ -5,7 +5,6 @@ import functools
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,7 +29,7 @@ from kapclinic.patients.forms import (
     NewPatientForm,
 )
 from kapclinic.patients.models import CareTeamMember, DrugClass, Medication, PathwayStatus
-from kapclinic.policy import Action, ClinicAction, can, open_patient, require_clinic
+from kapclinic.policy import Action, ClinicAction, can, open_patient, refuse, require_clinic
 
 PAGE_SIZE = 50
 
@@ -77,7 +76,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 def patient_new(request: HttpRequest) -> HttpResponse:
     actor = require_clinic(request, ClinicAction.VIEW_PATIENT_LIST)
     if actor.role not in (Role.ADMIN, Role.FRONT_DESK, Role.PRESCRIBER):
-        raise PermissionDenied("Only the front desk, admins and prescribers open new records.")
+        raise refuse(request, "Only the front desk, admins and prescribers open new records.")
     form = NewPatientForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if k != "version"}
@@ -116,7 +115,11 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
         "events": events,
         "cursor": cursor,
         "panels": panels,
-        "can_edit": can(actor, Action.EDIT_DEMOGRAPHICS, patient),
+        "can_edit": (can_edit := can(actor, Action.EDIT_DEMOGRAPHICS, patient)),
+        "portal_state": services.portal_state(patient) if can_edit else None,
+        "portal_needs_clinician": can_edit
+        and patient.email_changed_since_confirmed
+        and actor.role not in services.PORTAL_ADDRESS_CONFIRMERS,
         "can_edit_clinical": can(actor, Action.EDIT_CLINICAL, patient),
         "can_manage_team": can(actor, Action.MANAGE_CARE_TEAM, patient),
         "option_lists": _option_lists() if clinical else None,
@@ -282,4 +285,18 @@ def portal_invite(request: HttpRequest, patient_id: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Portal invitation sent to {patient.email}.")
+    return redirect("patients:chart", patient_id=patient.pk)
+
+
+@login_required
+@require_POST
+def portal_revoke(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """The patient says the invitation or account is not theirs: detach it, so a new one can go out."""
+    patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None)
+    try:
+        services.patient_revoke_portal(actor_from_request(request), patient)
+    except services.PortalInviteError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Portal access revoked. You can now send a new invitation.")
     return redirect("patients:chart", patient_id=patient.pk)

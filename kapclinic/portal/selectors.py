@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from kapclinic.core.display import date_text
 from kapclinic.core.links import RowLink
@@ -130,7 +131,9 @@ def _charts(patient: Any) -> list[dict[str, Any]]:
                 "key": view.key,
                 "title": view.title,
                 "max": view.max_total,
-                "points": [{"x": r.completed_at.date().isoformat(), "y": r.total} for r in view.rows],
+                "points": [
+                    {"x": timezone.localdate(r.completed_at).isoformat(), "y": r.total} for r in view.rows
+                ],
             }
         )
     return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import secrets
 from typing import Any
@@ -18,6 +17,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
+from kapclinic.core.tokens import token_hash
 from kapclinic.patients.models import Patient, TimelineCategory
 from kapclinic.patients.services import add_timeline_event
 from kapclinic.policy import Action, can
@@ -381,8 +381,6 @@ def resource_create(actor: Actor, *, name: str, kind: str) -> Resource:
 # ---------------------------------------------------------------- calendar feeds
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @transaction.atomic
@@ -510,7 +508,8 @@ def reminder_deliver(reminder_id: int) -> str:
             return "skipped"
         reminder.attempts += 1
         reminder.last_attempt_at = now
-        subject, body = reminder_email(appt)
+        with timezone.override(appt.clinic.zone):  # a worker has no request: the clinic's clock
+            subject, body = reminder_email(appt)
         try:
             send_mail(subject, body, None, [patient.email], fail_silently=False)
         except Exception as exc:  # any transport failure: record and retry later

@@ -83,7 +83,7 @@ def new(request: HttpRequest, patient_id: int) -> HttpResponse:
     from kapclinic.treatment.selectors import signed_plan
 
     plan = signed_plan(patient)
-    initial = {"scheduled_for": clock.now().astimezone().strftime(f.DT_FORMAT)}
+    initial = {"scheduled_for": timezone.localtime(clock.now()).strftime(f.DT_FORMAT)}
     if plan is not None:
         initial["protocol"] = f"{plan.protocol_id}@{plan.protocol_version}"
     form = f.NewSessionForm(initial=initial)
@@ -227,7 +227,7 @@ def _context(
         ctx["abort_form"] = f.AbortForm(initial={"version": session.version})
     if state is not State.SCHEDULED:
         ctx["ae_form"] = f.AdverseEventForm(
-            initial={"onset_at": clock.now().astimezone().strftime(f.DT_FORMAT)}
+            initial={"onset_at": timezone.localtime(clock.now()).strftime(f.DT_FORMAT)}
         )
         ctx["adverse_events"] = list(session.adverse_events.select_related("recorded_by"))
     if ctx["can_process_notes"]:
@@ -290,7 +290,7 @@ def _gate_initial(session: DosingSession) -> dict[str, Any]:
     data = {name: getattr(session, name) for name in services.GATE_FIELDS}
     for key in ("last_food_at", "last_liquid_at"):
         if data[key] is not None:
-            data[key] = data[key].astimezone().strftime(f.DT_FORMAT)
+            data[key] = timezone.localtime(data[key]).strftime(f.DT_FORMAT)
     data["version"] = session.version
     return data
 
@@ -320,6 +320,15 @@ def _fail(
 ) -> HttpResponse:
     record_event(actor_from_request(request), "view", patient=session.patient, obj=session)
     session.refresh_from_db()
+    if status != 409:
+        # A refused save may still have saved part of the record (the checklist is saved, then passing
+        # it is refused): the page returned keeps what was typed and carries the record's current
+        # version, so the same person's next save is not mistaken for somebody else's change.
+        for form in (overrides or {}).values():
+            if getattr(form, "is_bound", False) and "version" in form.fields:
+                data = form.data.copy()
+                data[form.add_prefix("version")] = str(session.version)
+                form.data = data
     ctx = _context(request, session, overrides)
     ctx["errors"] = errors
     htmx = bool(getattr(request, "htmx", False))

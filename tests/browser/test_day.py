@@ -60,3 +60,45 @@ def test_phone_portal_summary_first_and_journal_confirmation_in_view(
     expect(confirmation).to_be_in_viewport()
     shot(page, "day-portal-phone-journal-saved", full_page=False)
     axe_check(page, "journal after saving on a phone")
+
+
+def test_consent_kiosk_on_a_tablet(
+    server: str, tablet_page: Any, login: Any, shot: Any, axe_check: Any
+) -> None:
+    from kapclinic.consent import services as consent_services
+    from kapclinic.consent.models import ConsentSignature
+    from kapclinic.core.actor import Actor
+
+    clinic = make_clinic("Daybreak")
+    rx = make_staff(clinic, "prescriber")
+    desk = make_staff(clinic, "front_desk", email="desk@day.test", name="Dana Desk")
+    patient = make_patient(clinic, care_team=[rx])
+    consent_services.document_publish(
+        Actor(rx, clinic, "prescriber"), title="KAP consent", body="Risks, alternatives, no driving that day."
+    )
+    page = tablet_page
+    login(page, "desk@day.test")
+    page.goto(f"{server}/consent/patients/{patient.pk}/")
+    page.get_by_role("link", name="Sign on the tablet in the clinic").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Hand the tablet to the patient").click()
+    expect(page.get_by_role("heading", name="Consent to treatment", exact=True)).to_be_visible()
+    assert page.get_by_role("navigation").count() == 0 and "Dana Desk" not in page.content()
+    axe_check(page, "consent kiosk")
+    shot(page, "day-kiosk-document")
+    # the patient tries to leave: every staff address leads back to the document
+    page.goto(f"{server}/patients/")
+    expect(page).to_have_url(f"{server}/consent/kiosk/")
+    page.get_by_label("I have read this consent document").check()
+    page.get_by_label("Type your full legal name to sign").fill(patient.legal_name)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign consent").click()
+    expect(page.get_by_text("Please hand the tablet back")).to_be_visible()
+    shot(page, "day-kiosk-signed")
+    assert ConsentSignature.objects.get(patient=patient).witnessed_by == desk
+    page.get_by_text("Staff: return to the staff view").click()
+    page.get_by_label("Staff password").fill("test-password-123")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Return to staff view").click()
+    expect(page.get_by_role("heading", name=f"Consent: {patient.display_name}")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()

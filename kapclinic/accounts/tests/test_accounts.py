@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.core import mail
@@ -8,7 +7,6 @@ from django.test import override_settings
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from kapclinic.accounts.middleware import SESSION_LAST_SEEN
 from kapclinic.accounts.models import Membership, User
 from kapclinic.testing.factories import PASSWORD
 
@@ -46,11 +44,16 @@ def test_passwords_are_hashed_with_argon2_in_production_settings() -> None:
 
 @override_settings(MFA_REQUIRED_FOR_STAFF=True)
 def test_mandatory_mfa_setup_then_verify(world: Any, client: Any) -> None:
+    from kapclinic.accounts.services import _new_enrolment_link
+    from kapclinic.testing.factories import actor_for
+
     _login(client, world.prescriber.email)
     response = client.get(f"/patients/{world.patient.pk}/")
     assert response.status_code == 302 and response["Location"].startswith("/account/mfa/")
-    page = client.get("/account/mfa/")
-    assert "Set up two-factor sign-in" in page.content.decode()
+    url = _new_enrolment_link(actor_for(world.admin, world.clinic), world.prescriber)
+    assert client.get(url.split("127.0.0.1:8000", 1)[1]).status_code == 302
+    page = client.get("/account/mfa/").content.decode()
+    assert "Set up two-factor sign-in" in page and "Or enter this key" in page
     device = TOTPDevice.objects.get(user=world.prescriber)
     bad = client.post("/account/mfa/", {"token": "000000" if totp(device.bin_key) != 0 else "111111"})
     assert "not valid" in bad.content.decode()
@@ -77,12 +80,12 @@ def test_patients_are_not_forced_into_mfa(world: Any, client: Any) -> None:
 
 
 @override_settings(STAFF_IDLE_TIMEOUT_MINUTES=15)
-def test_idle_staff_session_times_out(world: Any, client: Any) -> None:
+def test_idle_staff_session_times_out(world: Any, client: Any, clock_frozen: Any) -> None:
+    import datetime as dt
+
     client.force_login(world.nurse)
     assert client.get("/patients/").status_code == 200
-    session = client.session
-    session[SESSION_LAST_SEEN] = time.time() - 16 * 60
-    session.save()
+    clock_frozen.advance(dt.timedelta(minutes=16))
     response = client.get("/patients/")
     assert response.status_code == 302 and "/account/login/" in response["Location"]
     assert client.get("/patients/").status_code == 302  # really signed out
@@ -118,6 +121,7 @@ def test_admin_invites_staff_who_sets_a_password(
     assert response.status_code == 302
     assert Membership.objects.get(user__email="nia@example.test").role == "nurse"
     assert len(mail.outbox) == 1
+    assert "/account/mfa/enrol/" in mail.outbox[0].body  # the two-factor enrolment link comes along
     link = next(line for line in mail.outbox[0].body.splitlines() if "/account/password-reset/" in line)
     path = link.split("8000", 1)[1] if "8000" in link else link
     anon = type(client)()

@@ -256,8 +256,13 @@ def test_the_next_address_must_stay_on_this_site(staff: Any, client: Any) -> Non
 
 @override_settings(MFA_REQUIRED_FOR_STAFF=True)
 def test_first_authenticator_setup_leads_to_backup_codes(world: Any, client: Any) -> None:
+    from kapclinic.accounts.services import _new_enrolment_link
+    from kapclinic.testing.factories import actor_for
+
     _password_only(client, world.therapist)
-    client.get(VERIFY)  # creates the unconfirmed device and shows its QR code
+    url = _new_enrolment_link(actor_for(world.admin, world.clinic), world.therapist)
+    client.get(url.split("8000", 1)[1])  # the emailed link makes the unconfirmed device
+    client.get(VERIFY)  # and this page shows its QR code
     device = TOTPDevice.objects.get(user=world.therapist)
     response = client.post(f"{VERIFY}?next=/patients/", {"token": f"{totp(device.bin_key):06d}"})
     assert response.status_code == 302

@@ -1,7 +1,7 @@
 """Eligibility rules engine: rules as versioned data, explainable tri-state evaluation.
 
 Pure Python (no Django). See ``ruleset`` for the data format and ``engine`` for evaluation.
-Clinical content: ../shared/reference/clinical-reference.md §3 (contraindications, interactions).
+Clinical content: docs/clinical-reference.md#eligibility (§3: contraindications, interactions).
 """
 
 from .engine import (

@@ -1,6 +1,6 @@
 """Outcome instruments (PHQ-9, GAD-7, PCL-5) as versioned FHIR Questionnaire data + pure scoring.
 
-Sources: ../shared/reference/clinical-reference.md §4 (each data file cites its rows).
+Sources: docs/clinical-reference.md#instruments (§4; each data file cites its rows).
 """
 
 from kapclinic.clinical.instruments.loader import (

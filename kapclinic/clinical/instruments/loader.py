@@ -2,7 +2,7 @@
 
 The JSON files beside this module are the single source of item wording, answer scores, codes, severity
 bands and PCL-5 clusters. Each carries ``version`` and ``source`` citations into
-../shared/reference/clinical-reference.md (ref §4). Nothing here imports Django.
+docs/clinical-reference.md (ref §4). Nothing here imports Django.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Exact scoring of PHQ-9, GAD-7 and PCL-5 (pure functions, no Django).
 
-Rules and defaults, all from ../shared/reference/clinical-reference.md:
+Rules and defaults, all from docs/clinical-reference.md (`ref §n` = its section n):
 
 * Totals are plain sums of the scored items; no prorating. A form with any scored item missing gets no
   total, no band and no diagnosis, and lists the missing item numbers (ref §4.1: prorating rules

@@ -2,7 +2,7 @@
 
 Each ``data/<id>.json`` file describes one protocol: route, dose basis and range, maximum, session
 pattern, fasting, minimum observation, vitals schedule, monitoring thresholds and measurement schedule.
-Every number carries a ``source`` citation into ../shared/reference/clinical-reference.md.  Where the
+Every number carries a ``source`` citation into docs/clinical-reference.md.  Where the
 reference gives no number the field is ``{"value": null, "clinic_setting": true, "note": ...}``: a
 *clinic setting with no default*.  Code that needs such a value refuses with a sentence until the clinic
 sets it (see :func:`apply_clinic_settings`).

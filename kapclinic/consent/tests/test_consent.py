@@ -9,6 +9,7 @@ from kapclinic.consent import services
 from kapclinic.consent.models import ConsentDocument, ConsentSignature
 from kapclinic.consent.selectors import consent_state
 from kapclinic.core.actor import Actor
+from kapclinic.testing.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -86,12 +87,49 @@ def test_new_version_requires_reconsent(client: Any, world: Any) -> None:
 def test_in_clinic_tablet_signature_records_witness(client: Any, world: Any) -> None:
     doc = _publish(world)
     client.force_login(world.front_desk)
-    url = reverse("consent:sign_in_clinic", args=[world.patient.pk])
+    intro = client.get(reverse("consent:sign_in_clinic", args=[world.patient.pk])).content.decode()
+    assert "Hand the tablet to the patient" in intro
+    r = client.post(reverse("consent:kiosk_start", args=[world.patient.pk]))
+    assert r.status_code == 302 and r["Location"] == reverse("consent:kiosk")
     response = client.post(
-        url, {"document_id": doc.pk, "agreed": "on", "typed_name": world.patient.legal_name}
+        reverse("consent:kiosk"),
+        {"document_id": doc.pk, "agreed": "on", "typed_name": world.patient.legal_name},
     )
     assert response.status_code == 302
     sig = ConsentSignature.objects.get()
     assert sig.channel == "in_clinic" and sig.witnessed_by == world.front_desk
+    assert "hand the tablet back" in client.get(reverse("consent:kiosk")).content.decode()
+    back = client.post(reverse("consent:kiosk_exit"), {"password": PASSWORD})
+    assert back["Location"] == reverse("consent:patient", args=[world.patient.pk])
     page = client.get(reverse("consent:patient", args=[world.patient.pk])).content.decode()
     assert "Unchanged" in page
+
+
+def test_kiosk_shows_nothing_but_the_document_until_the_staff_password(client: Any, world: Any) -> None:
+    _publish(world)
+    client.force_login(world.front_desk)
+    client.post(reverse("consent:kiosk_start", args=[world.patient.pk]))
+    page = client.get(reverse("consent:kiosk")).content.decode()
+    assert world.front_desk.full_name not in page and 'aria-label="Main"' not in page
+    chart = reverse("patients:chart", args=[world.patient.pk])
+    for path in (reverse("core:home"), reverse("patients:list"), chart):
+        r = client.get(path)
+        assert r.status_code == 302 and r["Location"] == reverse("consent:kiosk"), path
+    r = client.get(reverse("patients:list"), HTTP_HX_REQUEST="true")
+    assert r["HX-Redirect"] == reverse("consent:kiosk")
+    # signing out is a way back to the staff view too: it needs the password like any other
+    assert client.post(reverse("accounts:logout"))["Location"] == reverse("consent:kiosk")
+    wrong = client.post(reverse("consent:kiosk_exit"), {"password": "guess"}, follow=True)
+    assert "That password is not right" in wrong.content.decode()
+    assert client.get(reverse("core:home"))["Location"] == reverse("consent:kiosk")
+
+
+def test_kiosk_ends_the_staff_session_after_five_wrong_passwords(client: Any, world: Any) -> None:
+    _publish(world)
+    client.force_login(world.front_desk)
+    client.post(reverse("consent:kiosk_start", args=[world.patient.pk]))
+    for _ in range(5):
+        last = client.post(reverse("consent:kiosk_exit"), {"password": "guess"})
+    assert last["Location"] == reverse("accounts:login")
+    r = client.get(reverse("patients:list"))
+    assert r.status_code == 302 and reverse("accounts:login") in r["Location"]

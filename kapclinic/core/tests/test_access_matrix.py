@@ -1,4 +1,10 @@
-"""Every URL pattern x every persona answers as the app's access_matrix.py says."""
+"""Every URL pattern x every persona answers as the app's access_matrix.py says.
+
+The same walk checks the audit trail of refusals: every 403 to a signed-in persona writes exactly one
+"denied" event in that request (naming world.patient when the URL is about that patient and the asker
+is staff of its clinic or the patient). Some refusals answer otherwise and are audited too (a process
+note that does not exist for the asker: 404; signing a note one may not sign: redirect with a message).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import pytest
 from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from kapclinic.testing.matrix import PERSONAS, Entry
+from kapclinic.testing.matrix import PERSONAS, STAFF, Entry
 
 
 def _url_names(resolver: URLResolver, prefix: str = "") -> set[str]:
@@ -60,13 +66,17 @@ def test_every_entry_names_every_persona() -> None:
 
 @pytest.mark.parametrize("name", ALL_URLS)
 def test_matrix(name: str, world: Any, client: Any) -> None:
+    from django.db.models import Max
     from django.urls import reverse
+
+    from kapclinic.audit.models import AuditEvent
 
     entry = MATRIX[name]
     kwargs = entry.kwargs(world) if entry.kwargs else {}
     if entry.setup:
         kwargs.update(entry.setup(world))
     url = reverse(name, kwargs=kwargs) + (f"?{entry.query}" if entry.query else "")
+    about_patient = kwargs.get("patient_id") == world.patient.pk
     failures = []
     for persona in PERSONAS:
         client.logout()
@@ -74,7 +84,18 @@ def test_matrix(name: str, world: Any, client: Any) -> None:
         if user is not None:
             client.force_login(user)
         data = entry.data(world) if entry.data else {}
+        before = AuditEvent.objects.aggregate(last=Max("pk"))["last"] or 0
         response = getattr(client, entry.method)(url, data)
+        denied = list(
+            AuditEvent.objects.filter(pk__gt=before, action="denied").values_list("patient_id", flat=True)
+        )
+        if user is not None and response.status_code == 403:
+            if len(denied) != 1:
+                failures.append(f"{persona}: 403 wrote {len(denied)} 'denied' audit events, not one")
+            elif about_patient and persona in (*STAFF, "patient_user") and denied[0] != world.patient.pk:
+                failures.append(f"{persona}: the 'denied' audit event does not name the patient")
+            elif persona == "other_patient_user" and denied[0] not in (None, world.other_patient.pk):
+                failures.append(f"{persona}: the 'denied' audit event names another patient")
         if response.status_code != entry.expect[persona]:
             failures.append(f"{persona}: expected {entry.expect[persona]}, got {response.status_code}")
         elif persona == "anonymous" and response.status_code == 302 and entry.expect[persona] == 302:

@@ -72,6 +72,10 @@ def test_cache_address() -> None:
             {"KAP_ENV": "development", "AUDIT_CHECKPOINT_WEBHOOK": "ftp://x"},
             "AUDIT_CHECKPOINT_WEBHOOK must start with https://",
         ),
+        (
+            {"KAP_ENV": "development", "TRUSTED_PROXIES": "10.0.0.2, nginx"},
+            "TRUSTED_PROXIES must list IP addresses or networks",
+        ),
     ],
 )
 def test_bad_configuration_stops_startup_with_a_sentence(variables: dict[str, str], sentence: str) -> None:

@@ -43,7 +43,7 @@ def test_lifecycle_draft_sign_addendum_and_edit_after_sign_refused(world: Any, c
     note.refresh_from_db()
     assert note.is_signed and note.signed_by == world.therapist
     assert [s["text"] for s in note.sections] == ["Sleeping better.", "", "", "Continue."]
-    with pytest.raises(services.NoteError, match="signed on 2026-03-02 14:00 and can no longer be changed"):
+    with pytest.raises(services.NoteError, match="signed on 2026-03-02 09:00 and can no longer be changed"):
         services.note_save_draft(actor, note, note.version, {"subjective": "changed"})
     with pytest.raises(services.NoteError):
         services.note_sign(actor, note, note.version)

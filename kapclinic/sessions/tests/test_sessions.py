@@ -600,3 +600,24 @@ def test_vitals_entry_reads_the_session_once_and_keeps_its_alert_and_audit(
     event = AuditEvent.objects.filter(object_id=str(s.pk), action="create").latest("seq")
     assert event.detail == "vitals:5:alerts:1" and event.patient_id == world.patient.pk
     assert event.clinic_id == world.clinic.pk and event.actor_id == world.nurse.pk
+
+
+def test_refused_gate_pass_returns_the_current_version_and_keeps_what_was_typed(
+    world: Any, client: Any, clock_frozen: Any
+) -> None:
+    """Saving the checklist then confirming it (no baseline vitals yet: refused) saves the checklist, so
+    the page returned must carry the new version; the nurse's next save must not be a 'conflict'."""
+    import re
+
+    s = make_session(world)
+    client.force_login(world.nurse)
+    check_in(client, s)
+    r = fill_gate(client, s, confirm="on", escort_name="Robin Escort")
+    assert r.status_code == 400
+    body = r.content.decode()
+    s.refresh_from_db()
+    versions = re.findall(r'name="version" value="(\d+)"', body)
+    assert versions and all(int(found) == s.version for found in versions), (versions, s.version)
+    assert 'value="Robin Escort"' in body
+    again = fill_gate(client, s, escort_name="Robin Escort")  # the version the page carried
+    assert again.status_code == 302

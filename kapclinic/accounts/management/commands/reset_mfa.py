@@ -2,10 +2,11 @@
 
     python manage.py reset_mfa nurse@clinic.example --reason "phone lost; identity checked in person"
 
-The person must enrol a new authenticator at their next sign-in (staff sessions verified by the removed
-devices stop counting as verified at once). The reset is recorded in the audit trail of every clinic the
-person works in (detail code "mfa_reset"); the free-text reason is printed for the operator's own log and
-is not written to the audit trail, which holds codes only.
+The person must enrol a new authenticator, with a new enrolment link an admin sends from the Staff
+page (staff sessions verified by the removed devices stop counting as verified at once). The reset is
+recorded in the audit trail of every clinic the person works in (detail code "mfa_reset"); the
+free-text reason is printed for the operator's own log and is not written to the audit trail, which
+holds codes only.
 """
 
 from __future__ import annotations
@@ -57,5 +58,6 @@ class Command(BaseCommand):
                 )
         self.stdout.write(
             f"Two-factor devices removed for {email} ({totp} authenticator, {backup_count} backup-code set). "
-            f"Reason recorded by the operator: {reason}. They enrol again at their next sign-in."
+            f"Reason recorded by the operator: {reason}. They enrol again with a new enrolment link: an "
+            "admin sends one from the Staff page."
         )

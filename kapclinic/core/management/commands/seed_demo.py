@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.test.utils import override_settings
 
@@ -36,3 +37,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {role.label:<24} {email}")
             self.stdout.write(f"  {'Patient':<24} {PATIENT_LOGIN}")
             self.stdout.write(f"  {'Prescriber, other clinic':<24} {OTHER_CLINIC_LOGIN}")
+            self.stdout.write(
+                "Two-factor sign-in is "
+                + ("required for staff" if settings.MFA_REQUIRED_FOR_STAFF else "optional in this mode")
+                + ". Staff set it up with an emailed single-use enrolment link: as the admin, open Staff"
+                " and press 'Send enrolment link' (the email is printed to this console)."
+            )
