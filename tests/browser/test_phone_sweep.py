@@ -16,14 +16,16 @@ import os
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 
 from kapclinic.clinical.eligibility import selfcheck as sc
 from kapclinic.core import clock
 from kapclinic.intake.models import Inquiry
 from kapclinic.scheduling.models import Reminder
-from kapclinic.testing.factories import actor_for, make_clinic, make_patient_user, make_staff
+from kapclinic.testing.factories import actor_for, make_clinic, make_patient, make_patient_user, make_staff
 
 from .conftest import _page
 
@@ -138,6 +140,8 @@ def clinic_day(db: Any) -> dict[str, Any]:
         submission_token="sweep-1",
         client_key="sweep",
     )
+    # A second patient who has not signed the consent yet: the in-clinic (tablet) signature pages.
+    newcomer = make_patient(clinic, care_team=[staff["therapist"]])
     pid = patient.pk
     record = [
         f"/patients/{pid}/",
@@ -147,6 +151,7 @@ def clinic_day(db: Any) -> dict[str, Any]:
         f"/intake/patients/{pid}/assessment/",
         f"/intake/patients/{pid}/eligibility/",
         f"/consent/patients/{pid}/",
+        f"/consent/patients/{newcomer.pk}/sign/",
         f"/measures/patients/{pid}/",
         f"/measures/patients/{pid}/safety-plan/",
         f"/notes/patients/{pid}/",
@@ -157,8 +162,16 @@ def clinic_day(db: Any) -> dict[str, Any]:
         "/schedule/reminders/",
         "/schedule/week/",
         "/account/staff/",
+        "/account/clinic/details/",
     ]
-    return {"clinic": clinic, "staff": staff, "patient_user": user, "patient": patient, "record": record}
+    return {
+        "clinic": clinic,
+        "staff": staff,
+        "patient_user": user,
+        "patient": patient,
+        "newcomer": newcomer,
+        "record": record,
+    }
 
 
 def _problems(page: Any, name: str, axe: Any) -> list[str]:
@@ -188,8 +201,6 @@ def _problems(page: Any, name: str, axe: Any) -> list[str]:
 
 
 def _sweep(page: Any, server: str, paths: list[str], shot: Any, prefix: str) -> list[str]:
-    from axe_playwright_python.sync_playwright import Axe
-
     axe = Axe()
     found: list[str] = []
     seen: set[str] = set()
@@ -233,6 +244,16 @@ def test_staff_pages_fit_a_phone_and_pass_axe(
     login(phone, f"{role}@sweep.test")
     paths = ["/home/", *_menu(phone), *clinic_day["record"]]
     problems = _sweep(phone, server, paths, shot, role)
+    if role == "front_desk":
+        # The consent kiosk: staff hand the device to the patient, who sees only the document.
+        phone.goto(f"{server}/consent/patients/{clinic_day['newcomer'].pk}/sign/")
+        with phone.expect_navigation():
+            phone.get_by_role("button", name="Hand the tablet to the patient").click()
+        assert urlsplit(phone.url).path == "/consent/kiosk/"
+        found = _problems(phone, "/consent/kiosk/", Axe())
+        if found:
+            shot(phone, "sweep-front_desk-consent-kiosk")
+        problems += found
     assert not problems, f"{role} on a 360 px phone:\n" + "\n".join(problems)
 
 
@@ -258,8 +279,6 @@ def test_patient_pages_fit_a_phone_and_pass_axe(
 def test_public_pages_fit_a_phone_and_pass_axe(
     clinic_day: dict[str, Any], phone: Any, server: str, shot: Any
 ) -> None:
-    from axe_playwright_python.sync_playwright import Axe
-
     clinic = clinic_day["clinic"]
     clinic.is_public = True
     clinic.save(update_fields=["is_public"])
