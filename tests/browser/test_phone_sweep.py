@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,8 +25,6 @@ from kapclinic.core import clock
 from kapclinic.intake.models import Inquiry
 from kapclinic.scheduling.models import Reminder
 from kapclinic.testing.factories import actor_for, make_clinic, make_patient, make_patient_user, make_staff
-
-from .conftest import _page
 
 PHONE = {"width": 360, "height": 800}
 DESKTOP = {"width": 1280, "height": 900}
@@ -108,7 +105,7 @@ def clinic_day(db: Any) -> dict[str, Any]:
         emergency_contact_relationship="sibling",
         emergency_contact_phone="+1 (555) 010-9911",
     )
-    make_dosing_ready(patient, staff["prescriber"])
+    plan = make_dosing_ready(patient, staff["prescriber"])
     now = clock.now()
     appt = Appointment.objects.create(
         clinic=clinic,
@@ -163,6 +160,15 @@ def clinic_day(db: Any) -> dict[str, Any]:
         "/schedule/week/",
         "/account/staff/",
         "/account/clinic/details/",
+        f"/treatment/patients/{pid}/plans/{plan.pk}/",
+        f"/measures/patients/{pid}/history/PHQ-9/",
+        f"/notes/patients/{pid}/process/",
+        "/patients/new/",
+        "/schedule/new/",
+        "/schedule/chairs/",
+        "/schedule/rooms/",
+        "/notes/templates/",
+        "/consent/documents/new/",
     ]
     return {
         "clinic": clinic,
@@ -233,8 +239,9 @@ def _menu(page: Any) -> list[str]:
 
 
 @pytest.fixture
-def phone(browser: Any, server: str) -> Iterator[Any]:
-    yield from _page(browser, PHONE["width"], PHONE["height"], has_touch=True, is_mobile=True)
+def phone(small_phone_page: Any) -> Any:
+    assert small_phone_page.viewport_size == PHONE
+    return small_phone_page
 
 
 @pytest.mark.parametrize("role", STAFF_ROLES)
@@ -245,6 +252,12 @@ def test_staff_pages_fit_a_phone_and_pass_axe(
     paths = ["/home/", *_menu(phone), *clinic_day["record"]]
     problems = _sweep(phone, server, paths, shot, role)
     if role == "front_desk":
+        # An error summary on a phone: the new-patient form sent empty.
+        phone.goto(f"{server}/patients/new/")
+        with phone.expect_navigation():
+            phone.get_by_role("button", name="Create record").click()
+        assert phone.locator(".errorlist").count() > 0
+        problems += _problems(phone, "/patients/new/ with errors", Axe())
         # The consent kiosk: staff hand the device to the patient, who sees only the document.
         phone.goto(f"{server}/consent/patients/{clinic_day['newcomer'].pk}/sign/")
         with phone.expect_navigation():
@@ -271,6 +284,8 @@ def test_patient_pages_fit_a_phone_and_pass_axe(
         "/measures/my/",
         "/measures/my/safety-plan/",
         "/consent/sign/",
+        "/measures/my/take/PHQ-9/",
+        "/intake/questionnaire/",
     ]
     problems = _sweep(phone, server, paths, shot, "patient")
     assert not problems, "patient on a 360 px phone:\n" + "\n".join(problems)
@@ -285,6 +300,12 @@ def test_public_pages_fit_a_phone_and_pass_axe(
     phone.goto(f"{server}/")
     paths = ["/", *_menu(phone), "/contact/", "/is-kap-right-for-me/", "/account/login/"]
     problems = _sweep(phone, server, paths, shot, "public")
+    # The inquiry sent empty: the error summary and the messages beside the fields.
+    phone.goto(f"{server}/contact/")
+    with phone.expect_navigation():
+        phone.get_by_role("button", name="Send").click()
+    assert phone.locator(".errorlist.nonfield").is_visible()
+    problems += _problems(phone, "/contact/ with errors", Axe())
     # The self-check's result after a crisis answer (the crisis resources come first).
     phone.goto(f"{server}/is-kap-right-for-me/")
     form = sc.self_check_form()
