@@ -306,6 +306,19 @@ def test_public_pages_fit_a_phone_and_pass_axe(
         phone.get_by_role("button", name="Send").click()
     assert phone.locator(".errorlist.nonfield").is_visible()
     problems += _problems(phone, "/contact/ with errors", Axe())
+    # The self-check's result with every question answered (its answers in a definition list).
+    phone.goto(f"{server}/is-kap-right-for-me/")
+    radios = phone.locator('input[type="radio"][value="0"], input[type="radio"][value="no"]')
+    for i in range(radios.count()):
+        radios.nth(i).check()
+    tried = phone.locator('input[type="checkbox"][name="prior"]')
+    for i in range(tried.count()):
+        tried.nth(i).check()
+    with phone.expect_navigation():
+        phone.get_by_role("button", name="See my next step").click()
+    assert phone.get_by_role("heading", name="Your next step").is_visible()
+    problems += _problems(phone, "self-check result", Axe())
+    shot(phone, "sweep-public-self-check-result")
     # The self-check's result after a crisis answer (the crisis resources come first).
     phone.goto(f"{server}/is-kap-right-for-me/")
     form = sc.self_check_form()
