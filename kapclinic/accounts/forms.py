@@ -101,7 +101,7 @@ STAFF_ROLE_CHOICES = [(r.value, r.label) for r in Role if r != Role.PATIENT]
 
 class InviteForm(KapForm):
     full_name = forms.CharField(max_length=200)
-    email = forms.EmailField()
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "off"}))
     role = forms.ChoiceField(choices=STAFF_ROLE_CHOICES)
 
     def __init__(self, *args: Any, clinic: Any = None, **kwargs: Any) -> None:

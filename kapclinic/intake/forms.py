@@ -27,9 +27,19 @@ BENZO_DZ_EQ = (Decimal("0"), Decimal("500"))
 
 
 class InquiryForm(KapForm):
-    name = forms.CharField(label="Your name", max_length=200)
-    email = forms.EmailField(label="Email", required=False)
-    phone = forms.CharField(label="Phone", max_length=40, required=False)
+    # The person's own details: the autocomplete tokens let a phone fill them in (WCAG 1.3.5).
+    name = forms.CharField(
+        label="Your name", max_length=200, widget=forms.TextInput(attrs={"autocomplete": "name"})
+    )
+    email = forms.EmailField(
+        label="Email", required=False, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+    phone = forms.CharField(
+        label="Phone",
+        max_length=40,
+        required=False,
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+    )
     preferred_contact_time = forms.ChoiceField(
         label="When is a good time to reach you?", choices=ContactTime.choices, initial=ContactTime.ANY
     )
@@ -67,8 +77,13 @@ class ConvertForm(KapForm):
     legal_first_name = forms.CharField(max_length=100)
     legal_last_name = forms.CharField(max_length=100)
     date_of_birth = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    email = forms.EmailField(required=False)
-    phone = forms.CharField(max_length=40, required=False)
+    # Staff type someone else's details: the right keyboard, no autofill of their own.
+    email = forms.EmailField(required=False, widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+    phone = forms.CharField(
+        max_length=40,
+        required=False,
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
+    )
     # After candidates are shown the human chooses: "new" or the id of the matching record.
     match = forms.CharField(required=False, widget=forms.HiddenInput)
 

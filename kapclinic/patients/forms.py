@@ -34,6 +34,10 @@ class DemographicsForm(KapModelForm):
         widgets = {
             "date_of_birth": forms.DateInput(attrs={"type": "date"}),
             "address": forms.Textarea(attrs={"rows": 2}),
+            # Staff type the patient's details: the right keyboard on a phone, no autofill of their own.
+            "email": forms.EmailInput(attrs={"autocomplete": "off"}),
+            "phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
+            "emergency_contact_phone": forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

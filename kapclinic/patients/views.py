@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
 from kapclinic.accounts.models import Clinic, Membership, Role
@@ -143,9 +144,16 @@ def timeline(request: HttpRequest, patient_id: int) -> HttpResponse:
     if at is not None and event_id is not None:
         before = (at, event_id)
     events, cursor = selectors.timeline_page(patient, clinical=clinical, before=before)
-    return render(
-        request, "patients/_timeline.html", {"patient": patient, "events": events, "cursor": cursor}
+    # htmx's "Show older events" gets the list items; the same URL opened directly (a bookmark, a new
+    # tab) is a whole page with a title and a language, not a bare fragment (issue 18).
+    template = "patients/_timeline.html" if getattr(request, "htmx", False) else "patients/timeline.html"
+    response = render(
+        request,
+        template,
+        {"patient": patient, "events": events, "cursor": cursor, "clinical": clinical},
     )
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @login_required

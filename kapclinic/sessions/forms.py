@@ -63,7 +63,12 @@ class GateForm(VersionForm):
     last_food_at = dt_field("Last food")
     last_liquid_at = dt_field("Last liquids")
     escort_name = forms.CharField(label="Escort / driver home", max_length=120, required=False)
-    escort_phone = forms.CharField(label="Escort phone", max_length=40, required=False)
+    escort_phone = forms.CharField(
+        label="Escort phone",
+        max_length=40,
+        required=False,
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
+    )
     medication_changes_reviewed = forms.BooleanField(
         label="Medication changes since the last session reviewed", required=False
     )

@@ -85,6 +85,12 @@ def phone_page(browser: Any, server: str) -> Iterator[Any]:
 
 
 @pytest.fixture
+def small_phone_page(browser: Any, server: str) -> Iterator[Any]:
+    """The narrowest phone the clinic supports: 360 CSS px (nothing may scroll sideways at this width)."""
+    yield from _page(browser, 360, 800, has_touch=True, is_mobile=True)
+
+
+@pytest.fixture
 def login(server: str) -> Any:
     def do(page: Any, email: str, password: str = PASSWORD) -> None:
         page.goto(f"{server}/account/login/")

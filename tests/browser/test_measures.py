@@ -86,7 +86,7 @@ def test_emailed_phq9_item9_alert_acknowledged_and_charted(
 
     # The therapist sees the alert on the dashboard and acknowledges it with an action.
     login(page, "therapist@m.test")
-    widget = page.get_by_role("region", name="Open safety alerts")
+    widget = page.get_by_role("region", name="Open safety alerts", exact=True)
     expect(widget).to_be_visible()
     assert "Robin" in widget.inner_text() and "Urgent" in widget.inner_text()
     axe_check(page, "measures-dashboard-alert")

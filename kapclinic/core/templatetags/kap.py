@@ -49,3 +49,14 @@ def implausible_date(value: Any) -> bool:
     from kapclinic.core.dates import implausible_stored
 
     return implausible_stored(value)
+
+
+@register.filter
+def tel_href(number: Any) -> str:
+    """A phone number as written ("+1 (555) 010-4477") as a tel: link target ("tel:+15550104477"):
+    digits only, a leading + kept. Empty when the number has no digit."""
+    text = str(number or "").strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if not digits:
+        return ""
+    return "tel:" + ("+" if text.startswith("+") else "") + digits

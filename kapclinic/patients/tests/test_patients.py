@@ -293,3 +293,20 @@ def test_search_uses_an_index(world: Any) -> None:
         cursor.execute("ANALYZE")
     plan = patient_list(actor_for(world.prescriber, world.clinic), query="l12").explain()
     assert "search_last" in plan, plan
+
+
+def test_timeline_opened_directly_is_a_whole_page_and_htmx_gets_the_fragment(world: Any, client: Any) -> None:
+    """Issue 18: the "Show older events" URL opened in a new tab was a bare list fragment without a
+    title or a language (axe: document-title, html-has-lang, listitem)."""
+    services.add_timeline_event(world.patient, kind="t", title="Consent signed")
+    client.force_login(world.prescriber)
+    url = f"/patients/{world.patient.pk}/timeline/"
+    page = client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert '<html lang="en">' in html and "<title>Timeline" in html
+    assert '<ul class="timeline" id="timeline">' in html and "Consent signed" in html
+    fragment = client.get(url, headers={"HX-Request": "true"})
+    body = fragment.content.decode()
+    assert "<html" not in body and body.lstrip().startswith("<li>") and "Consent signed" in body
+    assert "HX-Request" in page["Vary"]
