@@ -761,7 +761,8 @@ def final_set_problems(
 ) -> tuple[str, ...]:
     """A full set of vitals (every measure the protocol lists) and both ratings, each taken no more
     than ``within_minutes`` before discharge. The reference gives no interval ([S6a] ref §2.7 asks only
-    for vital signs in range before the session ends): None means the clinic has not set it."""
+    for vital signs in range before the session ends): None means the clinic has not set it. A rating
+    never recorded is left to the sedation and dissociation rules of ``evaluate_discharge``."""
     if within_minutes is None:
         return (
             "Final full set: the clinic has not set how recent the last full set of vitals and ratings "
@@ -774,6 +775,8 @@ def final_set_problems(
     parts += [(f"{label} rating", ratings_at.get(key)) for key, label in FULL_SET_RATINGS]
     for label, at in parts:
         if at is None:
+            if label.endswith("rating"):
+                continue  # the sedation and dissociation rules already refuse a missing rating
             out.append(f"Final full set: no {label} has been recorded.")
         elif now - at > limit:
             out.append(

@@ -191,6 +191,8 @@ def test_dose_handoff_recovery_and_discharge_on_tablet(
     page.goto(detail)
     expect(page.locator("#monitor-status")).to_contain_text("Observation clock: 80 of 120 min")
     # +60 was not done: the nurse writes why
+    page.get_by_label(re.compile(r"Why was the \+60 min check")).scroll_into_view_if_needed()
+    shot(page, "handoff-5b-missed-check", full_page=False)
     page.get_by_label(re.compile(r"Why was the \+60 min check")).fill("Patient asleep; not woken")
     htmx_click(page, page.get_by_role("button", name=re.compile(r"^Record the reason")))
     expect(page.get_by_text("+60 min check missed: Patient asleep; not woken").first).to_be_visible()
@@ -201,6 +203,9 @@ def test_dose_handoff_recovery_and_discharge_on_tablet(
     assert "(10:10:00)" in msg and "recovery can start from 12:10:00" in msg  # local time (UTC-5)
     axe_check(page, "handoff-6-recovery-refused")
     shot(page, "handoff-6-recovery-refused")
+    shot(page, "handoff-6a-recovery-refused-top", full_page=False)
+    page.locator("#monitor-status").scroll_into_view_if_needed()
+    shot(page, "handoff-6b-observation-clock", full_page=False)
 
     # --- the schedule goes on until recovery; at +160 recovery starts
     for minute in range(130, 170, 10):
@@ -232,6 +237,7 @@ def test_dose_handoff_recovery_and_discharge_on_tablet(
     assert "Vitals schedule" not in msg  # every check done or explained
     axe_check(page, "handoff-8-discharge-refused")
     shot(page, "handoff-8-discharge-refused")
+    shot(page, "handoff-8a-discharge-refused-top", full_page=False)
     vitals(page, "122", "78")
     page.get_by_label("5 – Responds promptly to name in a normal voice").check()
     htmx_click(page, page.get_by_role("button", name="Save MOAA/S"))
