@@ -795,7 +795,8 @@ def dose_handoff(
         you = "Your part: check the patient, record the lot number and expiry, and give the dose."
     else:
         you = ""
-    return DoseHandoff("give", "Dose ordered and double-checked: ready to give.", you)
+    waiting = "Dose ordered and double-checked: ready to give." if checked else "Dose ordered: ready to give."
+    return DoseHandoff("give", waiting, you)
 
 
 def dose_handoff_lines(sessions: Iterable[DosingSession]) -> dict[int, str]:

@@ -271,10 +271,13 @@ def _missed_items(session: DosingSession, due: Any, record: selectors.SessionRec
     if session.first_dose_at is None:
         return []
     explained = record.missed_explanations
+    until = session.recovery_started_at
     out = []
     for item in due:
         if item.due_at is None or item.status != "overdue":
             continue
+        if until is not None and item.due_at >= until:
+            continue  # discharge asks only for the checks due before recovery started
         offset = int((item.due_at - session.first_dose_at).total_seconds() // 60)
         if offset not in explained:
             out.append({"offset": offset, "label": item.label, "due_at": item.due_at})

@@ -352,6 +352,9 @@ def test_the_page_tells_each_person_their_part(world: Any, client: Any, clock_fr
     nurse_page = page(world.nurse)
     assert "You double-checked this dose, so another staff member must give it." in nurse_page
     assert "Withdraw my double-check" in nurse_page
+    # She is not offered the step she may not take.
+    assert "another staff member gives this dose, because you double-checked it" in nurse_page
+    assert "Start dosing now" not in nurse_page
     assert "Your part: check the patient, record the lot number and expiry, and give the dose." in page(
         world.prescriber
     )
@@ -380,3 +383,32 @@ def test_chair_board_shows_the_hand_off(world: Any, client: Any, clock_frozen: A
     client.force_login(world.front_desk)
     board = html.unescape(client.get(reverse("scheduling:chairs")).content.decode())
     assert "Waiting for the prescriber's order." not in board  # clinical detail: not for the front desk
+
+
+def test_without_a_double_check_the_order_is_ready_to_give(
+    world: Any, client: Any, clock_frozen: Any
+) -> None:
+    s = ordered(world, "esketamine-in-trd")
+    client.force_login(world.nurse)
+    detail = reverse("sessions:detail", kwargs={"patient_id": s.patient_id, "session_id": s.pk})
+    page = html.unescape(client.get(detail).content.decode())
+    assert "Dose ordered: ready to give." in page and "double-checked: ready" not in page
+    assert "Start dosing now" in page
+
+
+def test_checks_after_recovery_started_are_not_asked_for(
+    world: Any, client: Any, clock_frozen: Any
+) -> None:
+    clinic_values(world, IV, minimum_minutes=120, final_set_within_minutes=15)
+    s = infusion(world, dosed(world))
+    for minute in range(50, 170, 10):
+        at(s, minute)
+        services.vitals_record(nurse(world), s, FULL)
+    s = recovery(world, s)
+    at(s, 200)  # the +170 ... +190 interval checks are overdue on the schedule, but recovery has started
+    client.force_login(world.nurse)
+    page = client.get(
+        reverse("sessions:detail", kwargs={"patient_id": s.patient_id, "session_id": s.pk})
+    ).content.decode()
+    assert "Why was the" not in page
+    assert "Vitals schedule:" not in page
