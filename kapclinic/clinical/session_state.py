@@ -11,8 +11,16 @@ treatment plan, current consent, a current eligibility decision without an absol
 blocks dosing unless a prescriber overrides it with a written reason (ref §3.5 "documented prescriber
 override + rationale"; ref §7 note 4).
 
-Discharge: minimum observation from *first dose* (esketamine ≥ 120 min [S2][S4], ref §7 note 5), sedation
-and dissociation resolved [S5], final vitals in range [S6a], escort present and no-driving advice given
+Observation clock: it runs from the *end of administration* (the last esketamine device, the IV stop, the
+IM injection, the end of the SL hold).  For esketamine the label counts at least 2 hours from the first
+device [S2][S4][S6a] ref §2.1; counting from the last device is never shorter.  Recovery (the pre-discharge
+phase) starts no earlier than the end of administration plus the protocol's minimum observation time; a
+protocol without that minimum refuses with a sentence until the clinic sets it (never a guessed number).
+
+Discharge: the minimum observation time from the end of administration, sedation and dissociation resolved
+[S5], final vitals in range [S6a], the protocol's vitals schedule complete up to recovery (each missed check
+explained in writing), a full set of vitals and ratings within the clinic's interval before discharge (the
+reference gives none: a clinic setting, [S6a] ref §2.7), escort present and no-driving advice given
 [S2][S4], clinician signature (ref §2.7).  The minimum observation time cannot be overridden.
 """
 
@@ -27,6 +35,7 @@ from enum import StrEnum
 from kapclinic.clinical.vitals import (
     DEFAULT_THRESHOLDS,
     AlertThresholds,
+    DueItem,
     Reading,
     baseline_within_limits,
     evaluate_reading,
@@ -442,6 +451,10 @@ class DischargeInput:
     clinician_signed: bool
     open_alerts: int = 0
     thresholds: AlertThresholds = DEFAULT_THRESHOLDS
+    # The observation clock starts at the end of administration (``first_dose_at`` is kept as the
+    # field's name for callers; the service passes the end of administration).
+    missing_checks: tuple[str, ...] = ()
+    final_set: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -463,7 +476,9 @@ def evaluate_discharge(d: DischargeInput) -> DischargeDecision:
     observed: int | None = None
     earliest: datetime | None = None
     if d.first_dose_at is None:
-        reasons.append("First dose time: no dose has been recorded, so the observation time cannot start.")
+        reasons.append(
+            "End of administration: it has not been recorded, so the observation time cannot start."
+        )
     elif d.minimum_minutes is None:
         reasons.append(
             "Minimum observation time: the clinic has not set one for this protocol, so discharge is refused "
@@ -474,8 +489,8 @@ def evaluate_discharge(d: DischargeInput) -> DischargeDecision:
         earliest = d.first_dose_at + timedelta(minutes=d.minimum_minutes)
         if d.now < earliest:
             reasons.append(
-                f"Minimum observation time: {observed} of {d.minimum_minutes} minutes since the first dose "
-                f"have passed; discharge is possible from {earliest:%H:%M}."
+                f"Minimum observation time: {observed} of {d.minimum_minutes} minutes since the end of "
+                f"administration have passed; discharge is possible from {earliest:%H:%M}."
             )
     if d.last_moaas is None:
         reasons.append("Sedation: no MOAA/S rating has been recorded.")
@@ -498,6 +513,8 @@ def evaluate_discharge(d: DischargeInput) -> DischargeDecision:
             reasons.append("Final vitals: " + " ".join(a.message for a in alerts) + " They must be in range.")
         if d.final_vitals.sbp is None or d.final_vitals.spo2 is None:
             reasons.append("Final vitals: blood pressure and SpO2 are both required.")
+    reasons.extend(d.missing_checks)
+    reasons.extend(d.final_set)
     if d.open_alerts:
         reasons.append(f"Alerts: {d.open_alerts} alert(s) have not been acknowledged with an action.")
     if not d.escort_present or not d.escort_name.strip():
@@ -651,3 +668,121 @@ def dosing_completion_gaps(r: AdministrationRecord) -> tuple[str, ...]:
     if r.form == "lozenge" and not r.lozenge_recorded:
         gaps.append("Lozenge: record the hold time and whether it was spat out or swallowed.")
     return tuple(gaps)
+
+
+# --------------------------------------------------------------------------------------------------
+# Hand-off after administration: the observation clock, recovery start and the pre-discharge checks
+# --------------------------------------------------------------------------------------------------
+
+
+def administration_end(
+    form: str,
+    *,
+    administered_at: datetime | None,
+    last_device_at: datetime | None = None,
+    infusion_stopped_at: datetime | None = None,
+    hold_minutes: int | None = None,
+) -> datetime | None:
+    """When administration ended, the start of the observation clock (None: not recorded yet).
+
+    Esketamine: the last device used (ref §1.3); IV: the recorded infusion stop; IM: the injection; SL:
+    the start plus the recorded hold time."""
+    if administered_at is None:
+        return None
+    if form == "nasal_device":
+        return max(administered_at, last_device_at) if last_device_at is not None else administered_at
+    if form == "vial_iv":
+        return infusion_stopped_at
+    if form == "lozenge":
+        return None if hold_minutes is None else administered_at + timedelta(minutes=hold_minutes)
+    return administered_at
+
+
+def recovery_start_problems(
+    *, ended_at: datetime | None, now: datetime, minimum_minutes: int | None
+) -> tuple[str, ...]:
+    """Why recovery cannot start yet (empty = it can): no earlier than the end of administration plus
+    the protocol's minimum observation time; a protocol without that minimum is refused, never guessed."""
+    if ended_at is None:
+        return (
+            "Recovery: the end of administration has not been recorded, so the observation clock has not "
+            "started.",
+        )
+    if minimum_minutes is None:
+        return (
+            "Recovery: the clinic has not set a minimum observation time for this protocol, so recovery "
+            "cannot start; a prescriber sets it on the clinic settings page.",
+        )
+    earliest = ended_at + timedelta(minutes=minimum_minutes)
+    if now < earliest:
+        observed = minutes_between(ended_at, now)
+        return (
+            f"Recovery: {observed} of the protocol's {minimum_minutes} minutes of observation since the end "
+            f"of administration ({_clock_text(ended_at, now)}) have passed; recovery can start from "
+            f"{_clock_text(earliest, now)}.",
+        )
+    return ()
+
+
+def missing_scheduled_checks(
+    items: Sequence[DueItem],
+    *,
+    dose_start: datetime,
+    until: datetime,
+    explained: Mapping[int, str],
+) -> tuple[str, ...]:
+    """The protocol's timed vitals checks due before ``until`` (recovery start, or now) that were not
+    done and carry no written explanation, as one sentence each. ``explained`` maps a check's minutes
+    after the dose start to the nurse's explanation; a blank explanation does not count."""
+    out: list[str] = []
+    for item in items:
+        if item.due_at is None or item.status == "done" or item.due_at >= until:
+            continue
+        offset = int((item.due_at - dose_start).total_seconds() // 60)
+        if (explained.get(offset) or "").strip():
+            continue
+        out.append(
+            f"Vitals schedule: the {item.label} check (due {_clock_text(item.due_at, until)}) was not "
+            "done; record why it was missed before discharge."
+        )
+    return tuple(out)
+
+
+#: The ratings a full set includes besides the vitals (ref §2.4, §2.5).
+FULL_SET_RATINGS: tuple[tuple[str, str], ...] = (("moaas", "MOAA/S"), ("dissociation", "dissociation"))
+
+
+def final_set_problems(
+    *,
+    now: datetime,
+    within_minutes: int | None,
+    full_vitals_at: datetime | None,
+    ratings_at: Mapping[str, datetime | None],
+    measures_label: str,
+) -> tuple[str, ...]:
+    """A full set of vitals (every measure the protocol lists) and both ratings, each taken no more
+    than ``within_minutes`` before discharge. The reference gives no interval ([S6a] ref §2.7 asks only
+    for vital signs in range before the session ends): None means the clinic has not set it. A rating
+    never recorded is left to the sedation and dissociation rules of ``evaluate_discharge``."""
+    if within_minutes is None:
+        return (
+            "Final full set: the clinic has not set how recent the last full set of vitals and ratings "
+            "must be before discharge, so discharge is refused until a prescriber sets it on the clinic "
+            "settings page.",
+        )
+    limit = timedelta(minutes=within_minutes)
+    out: list[str] = []
+    parts: list[tuple[str, datetime | None]] = [(f"full set of vitals ({measures_label})", full_vitals_at)]
+    parts += [(f"{label} rating", ratings_at.get(key)) for key, label in FULL_SET_RATINGS]
+    for label, at in parts:
+        if at is None:
+            if label.endswith("rating"):
+                continue  # the sedation and dissociation rules already refuse a missing rating
+            out.append(f"Final full set: no {label} has been recorded.")
+        elif now - at > limit:
+            out.append(
+                f"Final full set: the last {label} was taken at {_clock_text(at, now)}, "
+                f"{minutes_between(at, now)} minutes ago; the clinic requires one within {within_minutes} "
+                "minutes before discharge, so record it again."
+            )
+    return tuple(out)

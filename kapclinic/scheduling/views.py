@@ -33,7 +33,11 @@ from kapclinic.scheduling.forms import (
 )
 from kapclinic.scheduling.models import Appointment, CalendarFeed, Kind, Reminder, Status
 from kapclinic.sessions.models import DosingSession
-from kapclinic.sessions.selectors import session_for_appointment, sessions_for_appointments
+from kapclinic.sessions.selectors import (
+    dose_handoff_lines,
+    session_for_appointment,
+    sessions_for_appointments,
+)
 from kapclinic.treatment import selectors as treatment_selectors
 from kapclinic.treatment.models import TreatmentPlan
 
@@ -245,10 +249,12 @@ def _chair_item(
     phase: str,
     session: DosingSession | None,
     seen: selectors.Visibility,
+    handoff: dict[int, str] | None = None,
 ) -> dict[str, Any]:
     entry = seen.entry(a)
     clinical = a.patient_id in seen.clinical
     return {
+        "handoff": (handoff or {}).get(session.pk) if clinical and session is not None else None,
         "a": a,
         "e": entry,
         "label": entry.label,
@@ -267,6 +273,10 @@ def chairs(request: HttpRequest) -> HttpResponse:
     rows = selectors.chair_board(actor.clinic, day)
     seen = selectors.Visibility.of(actor, (a for r in rows for a, _p, _s in r.items), chair_board=True)
     record_event(actor, "list", object_type="chair_board", detail=f"chairs={len(rows)}")
+    # The dose hand-off of sessions waiting between the pre-dose checks and dosing (one query).
+    handoff = dose_handoff_lines(
+        s for r in rows for a, _p, s in r.items if s is not None and a.patient_id in seen.clinical
+    )
     return render(
         request,
         "scheduling/chairs.html",
@@ -277,7 +287,7 @@ def chairs(request: HttpRequest) -> HttpResponse:
             "rows": [
                 {
                     "chair": r.resource,
-                    "items": [_chair_item(a, phase, s, seen) for a, phase, s in r.items],
+                    "items": [_chair_item(a, phase, s, seen, handoff) for a, phase, s in r.items],
                 }
                 for r in rows
             ],

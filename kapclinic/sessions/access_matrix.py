@@ -85,6 +85,8 @@ MATRIX = {
     "sessions:dose": Entry(PRESCRIBE_POST, setup=_session, method="post"),
     "sessions:double_check": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:cosign": Entry(PRESCRIBE_POST, setup=_session, method="post"),
+    "sessions:double_check_withdraw": Entry(MONITOR_POST, setup=_session, method="post"),
+    "sessions:missed_check": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:start_dosing": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:device": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:infusion_stop": Entry(MONITOR_POST, setup=_session, method="post"),

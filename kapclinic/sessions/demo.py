@@ -45,6 +45,9 @@ from kapclinic.sessions import services
 from kapclinic.sessions.medical_director import configure_protocols
 from kapclinic.sessions.models import (
     Administration,
+    ClinicProtocolSetting,
+    ClinicSettingChange,
+    DeviceUse,
     DosingSession,
     ObservationKind,
 )
@@ -270,29 +273,51 @@ def _completed(
     monitoring = 10
     if iv and infusion_stop_record is not None:
         monitoring = 41
+    # The protocol's vitals schedule, on the clock from the first dose: the ~40-minute check and, when
+    # the protocol sets an interval (IV: every 10 minutes), each interval check until recovery starts.
+    # Recovery starts once the protocol's minimum observation has passed since the end of administration
+    # (the last device, the infusion stop); discharge follows with a fresh full set of vitals and ratings.
+    protocol = services.protocol_for(s)
+    minimum = protocol.observation.minimum_minutes.value
+    assert minimum is not None
+    last_device = DeviceUse.objects.filter(administration__session=s).order_by("-at").first()
+    ended = 40 if iv else (int((last_device.at - start).total_seconds() // 60) + 1 if last_device else 0)
+    recovery = ended + int(minimum.value) + 1
+    interval = protocol.vitals_schedule.interval_minutes.value
+    checks = sorted({40} | (set(range(10, recovery, int(interval.value))) if interval is not None else set()))
+
+    def vitals(minute: int) -> None:
+        high = minute == 40
+        reading = Reading(sbp=146 if high else 134, dbp=90 if high else 84, hr=82, rr=15, spo2=97)
+        services.vitals_record(nurse, s, reading)
+
+    for minute in (m for m in checks if m < monitoring):  # IV: the checks during the infusion
+        with at(minute):
+            vitals(minute)
+    if iv and infusion_stop_record is not None:
         with at_time(start + dt.timedelta(minutes=40, seconds=30)):  # the full ordered 40 minutes
             s.refresh_from_db()
             infusion_stop_record(nurse, s, s.version, stopped_at=clock.now(), actual_rate_ml_per_h=None)
     with at(monitoring):
         s.refresh_from_db()
         s = services.session_transition(nurse, s, Event.START_MONITORING, s.version)
-    if rng.random() < 0.4:  # mild nausea now and then
-        with at(monitoring + 15):
-            services.event_record(nurse, s, "side_effect", "nausea", "mild")
-    with at(monitoring + 20):
-        services.rating_record(nurse, s, ObservationKind.SEDATION, 4)
-        services.rating_record(nurse, s, ObservationKind.DISSOCIATION, 2)
-    with at(monitoring + 30):
-        services.vitals_record(nurse, s, Reading(sbp=146, dbp=90, hr=82, rr=15, spo2=97))
-    with at(95):
+    nausea = rng.random() < 0.4  # mild nausea now and then
+    for i, minute in enumerate(m for m in checks if m >= monitoring):
+        with at(minute):
+            vitals(minute)
+            if i == 0:
+                if nausea:
+                    services.event_record(nurse, s, "side_effect", "nausea", "mild")
+                services.rating_record(nurse, s, ObservationKind.SEDATION, 4)
+                services.rating_record(nurse, s, ObservationKind.DISSOCIATION, 2)
+    with at(recovery):
         s.refresh_from_db()
         s = services.session_transition(nurse, s, Event.START_RECOVERY, s.version)
-    with at(105):
+    with at(recovery + 5):
         services.rating_record(nurse, s, ObservationKind.SEDATION, 5)
         services.rating_record(nurse, s, ObservationKind.DISSOCIATION, 0)
-    with at(110):
         services.vitals_record(nurse, s, Reading(sbp=130, dbp=84, hr=72, rr=14, spo2=98))
-    with at(125):
+    with at(recovery + 10):
         s.refresh_from_db()
         services.session_discharge(
             nurse,
@@ -311,6 +336,26 @@ def seed(ctx: Any) -> None:
     if DosingSession.objects.filter(clinic=ctx.clinic).exists():
         return
     configure_protocols(ctx.clinic, ctx.staff["prescriber"])  # done by the treatment demo; kept if so
+    # How recent the last full set of vitals and ratings must be at discharge: the reference gives no
+    # interval ([S6a] ref §2.7), so the demo clinic's (synthetic) medical director sets one, with a reason.
+    for protocol_id in ("esketamine-in-trd", "esketamine-in-mdsi", "ketamine-iv-racemic"):
+        _, created = ClinicProtocolSetting.objects.get_or_create(
+            clinic=ctx.clinic,
+            protocol_id=protocol_id,
+            key="observation.final_set_within_minutes",
+            defaults={"value": "15", "set_by": ctx.staff["prescriber"]},
+        )
+        if created:
+            ClinicSettingChange.objects.create(
+                clinic=ctx.clinic,
+                area="protocol",
+                protocol_id=protocol_id,
+                key="observation.final_set_within_minutes",
+                new_value="15",
+                reason="Demo clinic: synthetic medical-director value, not a clinical recommendation.",
+                by=ctx.staff["prescriber"],
+                at=clock.now(),
+            )
     now = clock.now()
     treated = [p for p in ctx.patients if p.pathway_status in measures_demo.TREATED]
     for patient in treated:

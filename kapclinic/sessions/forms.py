@@ -165,6 +165,17 @@ class NoteForm(KapForm):
     text = forms.CharField(label="Observation", widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
 
 
+class MissedCheckForm(KapForm):
+    """Why a scheduled vitals check was not done (the check is named by its minutes after the dose)."""
+
+    offset = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    text = forms.CharField(
+        label="Why was this check missed?",
+        max_length=500,
+        error_messages={"required": "Why was this check missed? Write the reason before saving."},
+    )
+
+
 class AckForm(KapForm):
     action = forms.CharField(
         label="Action taken",

@@ -336,6 +336,13 @@ class SessionRecord:
         """Every alert of the session in the model's order (raised_at, id)."""
         return list(SessionAlert.objects.filter(session_id=self.session.pk).select_related("acknowledged_by"))
 
+    @cached_property
+    def missed_explanations(self) -> dict[int, str]:
+        """The written reasons for missed scheduled vitals checks, by minutes after the dose start."""
+        from kapclinic.sessions.services import missed_check_explanations
+
+        return missed_check_explanations(self.session)
+
     @property
     def open_alerts(self) -> list[SessionAlert]:
         return [a for a in self.alerts if a.acknowledged_at is None]
@@ -757,3 +764,68 @@ def session_process_notes(actor: Actor, session: DosingSession) -> list[SessionP
         )
         for r in rows.order_by("created_at", "id")
     ]
+
+
+# ---------------------------------------------------------------- dose hand-off (who does what next)
+
+
+@dataclass(frozen=True)
+class DoseHandoff:
+    """After the pre-dose checks: what the session waits for (the chair board's line) and, for the person
+    looking, their part before they act."""
+
+    step: str  # "order" | "double_check" | "give"
+    waiting: str  # one sentence for the nurse's card and the chair board
+    you: str  # this viewer's part ("" when nothing is theirs)
+
+
+def dose_handoff(
+    admin: Any, *, double_check_required: bool, user_id: int | None, role: str | None
+) -> DoseHandoff:
+    """The dose hand-off between prescriber, double-checker and giver, for ``user_id``: the person who
+    ordered the dose cannot double-check it, and the person who double-checks cannot also give it."""
+    if admin is None:
+        you = (
+            "Your part: order the dose below; a nurse then double-checks it and gives it."
+            if role == "prescriber"
+            else "Nothing to do yet: a prescriber orders the dose here, then you double-check it or give it."
+        )
+        return DoseHandoff("order", "Waiting for the prescriber's order.", you)
+    checked = admin.double_checked_by_id
+    if double_check_required and checked is None:
+        if admin.ordered_by_id == user_id:
+            you = "You ordered this dose, so a second staff member (not you) must double-check it."
+        else:
+            you = (
+                "Your part: double-check the dose independently, or give it. The person who double-checks "
+                "cannot also give it: if you will give this dose yourself, leave the double-check to a "
+                "colleague."
+            )
+        return DoseHandoff("double_check", "Dose ordered: waiting for the double-check.", you)
+    if checked is not None and checked == user_id:
+        you = (
+            "You double-checked this dose, so another staff member must give it. If you are the one who "
+            "will give it, withdraw your double-check and ask a colleague to double-check."
+        )
+    elif role in ("nurse", "prescriber"):
+        you = "Your part: check the patient, record the lot number and expiry, and give the dose."
+    else:
+        you = ""
+    waiting = "Dose ordered and double-checked: ready to give." if checked else "Dose ordered: ready to give."
+    return DoseHandoff("give", waiting, you)
+
+
+def dose_handoff_lines(sessions: Iterable[DosingSession]) -> dict[int, str]:
+    """{session id: the hand-off sentence} for sessions whose pre-dose checks passed (one query)."""
+    from kapclinic.clinical.protocols import get_protocol
+
+    waiting = [s for s in sessions if s.state == State.PREDOSE_PASSED]
+    if not waiting:
+        return {}
+    admins = {a.session_id: a for a in Administration.objects.filter(session__in=[s.pk for s in waiting])}
+    out = {}
+    for s in waiting:
+        required = get_protocol(s.protocol_id, s.protocol_version).dose.double_check_required
+        step = dose_handoff(admins.get(s.pk), double_check_required=required, user_id=None, role=None)
+        out[s.pk] = step.waiting
+    return out

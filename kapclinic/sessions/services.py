@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 from django.db import transaction
-from django.db.models import Q, Subquery
+from django.db.models import Max, Q, Subquery
 from django.utils import timezone
 
 from kapclinic.accounts.models import User
@@ -267,6 +267,8 @@ def session_transition(
     partial: Administration | None = None
     if event is Event.START_MONITORING and State(session.state) is State.DOSING:
         partial, reason = _dosing_complete_check(session, partial_reason)
+    if event is Event.START_RECOVERY and State(session.state) is State.MONITORING:
+        _recovery_start_check(session)
     session = _transition(actor, session, event, expected_version, reason=reason.strip())
     if partial is not None:
         add_timeline_event(
@@ -815,6 +817,29 @@ def dose_double_check(actor: Actor, session: DosingSession) -> Administration:
 
 
 @transaction.atomic
+def dose_double_check_withdraw(actor: Actor, session: DosingSession) -> Administration:
+    """The person who double-checked the dose withdraws it before the dose is given (for example because
+    she will give it herself, and the person who double-checks cannot also give it). Audited; refused
+    once the dose has been given or for anyone but the person who checked."""
+    session = _fresh(session)
+    admin = Administration.objects.select_for_update().filter(session=session).first()
+    if admin is None or admin.double_checked_by_id is None:
+        raise Refused("There is no double-check to withdraw.")
+    if admin.administered_at is not None:
+        raise Refused(
+            "The dose has already been given, so its double-check is part of the record and cannot be "
+            "withdrawn."
+        )
+    if admin.double_checked_by_id != actor.user_id:
+        raise Refused("Only the person who double-checked the dose can withdraw that double-check.")
+    admin.double_checked_by = None
+    admin.double_checked_at = None
+    admin.save(update_fields=["double_checked_by", "double_checked_at"])
+    record_event(actor, "update", patient=session.patient, obj=session, detail="dose_double_check_withdrawn")
+    return admin
+
+
+@transaction.atomic
 def dosing_start(
     actor: Actor,
     session: DosingSession,
@@ -1304,6 +1329,8 @@ def discharge_decision(
     (the same ratings, readings and open alerts, found the same way); without it they are read here."""
     protocol = protocol_for(session)
     minimum = protocol.observation.minimum_minutes.value
+    ended = administration_ended_at(session, record)
+    now = timezone.localtime(clock.now())
     if record is not None:
         last_moaas = record.last_rating(ObservationKind.SEDATION)
         last_dissociation = record.last_rating(ObservationKind.DISSOCIATION)
@@ -1318,8 +1345,8 @@ def discharge_decision(
         open_alerts = session.alerts.filter(acknowledged_at__isnull=True).count()
     return sm.evaluate_discharge(
         sm.DischargeInput(
-            first_dose_at=timezone.localtime(session.first_dose_at) if session.first_dose_at else None,
-            now=timezone.localtime(clock.now()),
+            first_dose_at=timezone.localtime(ended) if ended else None,
+            now=now,
             minimum_minutes=int(minimum.value) if minimum is not None else None,
             last_moaas=last_moaas,
             last_dissociation=last_dissociation,
@@ -1331,8 +1358,147 @@ def discharge_decision(
             clinician_signed=signed,
             open_alerts=open_alerts,
             thresholds=protocol.thresholds,
+            missing_checks=missing_checks(session, protocol, record),
+            final_set=_final_set_problems(session, protocol, now, record),
         )
     )
+
+
+# ---------------------------------------------------------------- observation clock, schedule, final set
+
+
+def administration_ended_at(
+    session: DosingSession, record: SessionRecord | None = None
+) -> dt.datetime | None:
+    """The end of administration (the observation clock's start), from what was recorded of the dose;
+    ``record`` (the page's reads) gives the administration and devices already read."""
+    if record is not None:
+        admin = record.admin
+        last_device = max((d.at for d in record.devices), default=None)
+    else:  # one query: the administration with its last device's time
+        admin = (
+            Administration.objects.filter(session=session).annotate(last_device=Max("device_uses__at")).first()
+        )
+        last_device = getattr(admin, "last_device", None)
+    if admin is None:
+        return None
+    return sm.administration_end(
+        protocol_for(session).dose.form,
+        administered_at=admin.administered_at,
+        last_device_at=last_device,
+        infusion_stopped_at=admin.infusion_stopped_at,
+        hold_minutes=admin.hold_minutes,
+    )
+
+
+def _recovery_start_check(session: DosingSession) -> None:
+    minimum = protocol_for(session).observation.minimum_minutes.value
+    ended = administration_ended_at(session)
+    problems = sm.recovery_start_problems(
+        ended_at=timezone.localtime(ended) if ended else None,
+        now=timezone.localtime(clock.now()),
+        minimum_minutes=int(minimum.value) if minimum is not None else None,
+    )
+    if problems:
+        raise Refused(list(problems))
+
+
+MISSED_CHECK_CODE = "missed_check:"
+
+
+def missed_check_explanations(session: DosingSession) -> dict[int, str]:
+    """{minutes after the dose start: the written reason} for the scheduled checks explained as missed."""
+    out: dict[int, str] = {}
+    for code, text in session.events.filter(code__startswith=MISSED_CHECK_CODE).values_list("code", "text"):
+        out[int(code.removeprefix(MISSED_CHECK_CODE))] = text
+    return out
+
+
+def missing_checks(
+    session: DosingSession, protocol: Protocol, record: SessionRecord | None = None
+) -> tuple[str, ...]:
+    """The protocol's timed vitals checks due before recovery started (or now) that were neither done nor
+    explained in writing."""
+    from kapclinic.sessions.selectors import vitals_due
+
+    if session.first_dose_at is None:
+        return ()
+    until = session.recovery_started_at or clock.now()
+    return sm.missing_scheduled_checks(
+        vitals_due(session, protocol, record),
+        dose_start=session.first_dose_at,
+        until=until,
+        explained=record.missed_explanations if record is not None else missed_check_explanations(session),
+    )
+
+
+def _final_set_problems(
+    session: DosingSession, protocol: Protocol, now: dt.datetime, record: SessionRecord | None = None
+) -> tuple[str, ...]:
+    within = protocol.observation.final_set_within_minutes.value
+    wanted = {LOINC[v].loinc for v in protocol.vitals_schedule.measures}
+    rows: Iterable[tuple[str, int, str, dt.datetime]]
+    if record is not None:
+        rows = [(o.kind, o.reading, o.code, o.at) for o in record.observations]
+    else:
+        rows = session.observations.values_list("kind", "reading", "code", "at")
+    groups: dict[int, tuple[dt.datetime, set[str]]] = {}
+    rated: dict[str, dt.datetime] = {}
+    for kind, reading, code, at in rows:
+        if kind == ObservationKind.VITAL:
+            groups.setdefault(reading, (at, set()))[1].add(code)
+        elif kind not in rated or at > rated[kind]:
+            rated[kind] = at
+    full = [at for at, codes in groups.values() if wanted <= codes]
+    ratings: dict[str, dt.datetime | None] = {}
+    for key, kind in (("moaas", ObservationKind.SEDATION), ("dissociation", ObservationKind.DISSOCIATION)):
+        ratings[key] = timezone.localtime(rated[kind]) if kind in rated else None
+    return sm.final_set_problems(
+        now=now,
+        within_minutes=int(within.value) if within is not None else None,
+        full_vitals_at=timezone.localtime(max(full)) if full else None,
+        ratings_at=ratings,
+        measures_label=", ".join(LOINC[v].label for v in protocol.vitals_schedule.measures),
+    )
+
+
+@transaction.atomic
+def missed_check_explain(
+    actor: Actor, session: DosingSession, offset_minutes: int, text: str
+) -> SessionEvent:
+    """A written reason why a scheduled vitals check (``offset_minutes`` after the dose start) was not
+    done; discharge then accepts the gap. Refused for a check that is not on the schedule or not missed."""
+    from kapclinic.sessions.selectors import vitals_due
+
+    session = _fresh(session)
+    text = text.strip()
+    if State(session.state) not in (State.DOSING, State.MONITORING, State.RECOVERY):
+        raise Refused("A missed vitals check is explained while the patient is being monitored.")
+    if not text:
+        raise Refused(
+            "Reason is required: say why the scheduled check was not done.", {"text": ["Say why."]}
+        )
+    assert session.first_dose_at is not None
+    due = {
+        int((i.due_at - session.first_dose_at).total_seconds() // 60): i
+        for i in vitals_due(session, protocol_for(session))
+        if i.due_at is not None
+    }
+    item = due.get(offset_minutes)
+    if item is None or item.status == "done" or item.due_at is None or item.due_at > clock.now():
+        raise Refused("That check is not a missed check on this session's vitals schedule.")
+    if offset_minutes in missed_check_explanations(session):
+        raise Refused("That missed check is already explained.")
+    ev = SessionEvent.objects.create(
+        session=session,
+        kind=EventKind.NOTE,
+        code=f"{MISSED_CHECK_CODE}{offset_minutes}",
+        text=f"{item.label} check missed: {text}",
+        at=clock.now(),
+        recorded_by=_assert_user(actor),
+    )
+    record_event(actor, "create", patient=session.patient, obj=session, detail="missed_check_explained")
+    return ev
 
 
 @transaction.atomic

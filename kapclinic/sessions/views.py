@@ -203,6 +203,12 @@ def _context(
         ctx["baseline"] = baseline
         ctx["override_form"] = f.OverrideForm()
     if state is State.PREDOSE_PASSED:
+        ctx["handoff"] = selectors.dose_handoff(
+            record.admin,
+            double_check_required=protocol.dose.double_check_required,
+            user_id=actor.user_id,
+            role=actor.role,
+        )
         ctx["dose_form"] = f.DoseForm(
             protocol=protocol, reordering=record.admin is not None, initial={"version": session.version}
         )
@@ -253,13 +259,40 @@ def _context(
     return ctx
 
 
-def _clock_context(session: DosingSession, protocol: Any) -> dict[str, Any]:
-    """The status panel's clock line: minutes since the first dose and the minimum observation time."""
+def _clock_context(
+    session: DosingSession, protocol: Any, record: selectors.SessionRecord | None = None
+) -> dict[str, Any]:
+    """The status panel's clock line: minutes since the first dose, and the observation clock (from the
+    end of administration) against the minimum observation time."""
     minimum = protocol.observation.minimum_minutes.value
-    elapsed = (
-        int((clock.now() - session.first_dose_at).total_seconds() // 60) if session.first_dose_at else None
-    )
-    return {"elapsed": elapsed, "minimum_minutes": int(minimum.value) if minimum is not None else None}
+    now = clock.now()
+    elapsed = int((now - session.first_dose_at).total_seconds() // 60) if session.first_dose_at else None
+    ended = services.administration_ended_at(session, record) if session.state != State.DOSING else None
+    observed = int((now - ended).total_seconds() // 60) if ended is not None else None
+    return {
+        "elapsed": elapsed,
+        "minimum_minutes": int(minimum.value) if minimum is not None else None,
+        "administration_ended_at": ended,
+        "observed": observed,
+    }
+
+
+def _missed_items(session: DosingSession, due: Any, record: selectors.SessionRecord) -> list[dict[str, Any]]:
+    """The overdue scheduled checks with no written reason yet, each with its minutes after the dose."""
+    if session.first_dose_at is None:
+        return []
+    explained = record.missed_explanations
+    until = session.recovery_started_at
+    out = []
+    for item in due:
+        if item.due_at is None or item.status != "overdue":
+            continue
+        if until is not None and item.due_at >= until:
+            continue  # discharge asks only for the checks due before recovery started
+        offset = int((item.due_at - session.first_dose_at).total_seconds() // 60)
+        if offset not in explained:
+            out.append({"offset": offset, "label": item.label, "due_at": item.due_at})
+    return out
 
 
 def _status_context(session: DosingSession) -> dict[str, Any]:
@@ -279,8 +312,11 @@ def _status_context(session: DosingSession) -> dict[str, Any]:
 def _monitor_context(
     session: DosingSession, protocol: Any, record: selectors.SessionRecord
 ) -> dict[str, Any]:
+    due = selectors.vitals_due(session, protocol, record)
     return {
-        "due": selectors.vitals_due(session, protocol, record),
+        "due": due,
+        "missed_items": _missed_items(session, due, record),
+        "missed_form": f.MissedCheckForm(prefix="mc"),
         "open_alerts": record.open_alerts,
         "timeline": selectors.monitoring_timeline(session, record),
         "vitals_form": f.VitalsForm(),
@@ -290,7 +326,7 @@ def _monitor_context(
         "intervention_form": f.InterventionForm(prefix="iv"),
         "note_form": f.NoteForm(prefix="obs"),
         "ack_form": f.AckForm(),
-        **_clock_context(session, protocol),
+        **_clock_context(session, protocol, record),
         "last_moaas": record.last_rating(ObservationKind.SEDATION),
         "last_dissociation": record.last_rating(ObservationKind.DISSOCIATION),
         "transition_version": session.version,
@@ -552,6 +588,29 @@ def double_check(request: HttpRequest, patient_id: int, session_id: int) -> Http
         services.dose_double_check(actor, session)
 
     return _run(request, patient_id, session_id, Action.MONITOR_SESSION, None, do)
+
+
+@login_required
+@require_POST
+def double_check_withdraw(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    """The person who double-checked withdraws it before the dose is given (audited)."""
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.dose_double_check_withdraw(actor, session)
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, None, do)
+
+
+@login_required
+@require_POST
+def missed_check(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    """Why a scheduled vitals check was not done; discharge then accepts the gap."""
+    form = f.MissedCheckForm(request.POST, prefix="mc")
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.missed_check_explain(actor, session, data["offset"], data["text"])
+
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "missed_form")
 
 
 @login_required

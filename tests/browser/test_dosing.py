@@ -1,6 +1,7 @@
 """Issue #5 on a tablet (768x1024): the nurse starts the session from the chair board, check-in, gate
 blocks on high BP, prescriber override, dosing, the therapist's process note (the nurse never sees it),
-vitals on schedule, alert + acknowledgement, discharge refused before the minimum time and accepted after.
+vitals on schedule, alert + acknowledgement, recovery refused before the minimum time from the end of
+administration and accepted after, discharge with a fresh full set of vitals and ratings.
 The application clock is frozen and advanced by the test (the live server shares the process)."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from kapclinic.core import clock
 from kapclinic.measures.services import response_submit
 from kapclinic.patients.models import CareTeamMember
 from kapclinic.scheduling.models import Appointment, Resource
-from kapclinic.sessions.models import DosingSession
+from kapclinic.sessions.models import ClinicProtocolSetting, DosingSession
 from kapclinic.testing.factories import actor_for, make_clinic, make_patient, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
 from tests.browser.steps import (
@@ -53,6 +54,11 @@ def test_dosing_session_on_tablet(
     )  # fmt: skip
     therapist = make_staff(clinic, "therapist", name="Theo Therapist", email="therapist@dose.test")
     CareTeamMember.objects.create(patient=patient, user=therapist, role="therapist")
+    # The medical director's value (synthetic) for how recent the last full set must be at discharge.
+    ClinicProtocolSetting.objects.create(
+        clinic=clinic, protocol_id="esketamine-in-trd", key="observation.final_set_within_minutes",
+        value="15", set_by=prescriber,
+    )  # fmt: skip
     chair = Resource.objects.create(clinic=clinic, name="Chair 1", kind="chair")
     appt = Appointment.objects.create(
         clinic=clinic, patient=patient, kind="dosing", starts_at=T0, ends_at=T0 + dt.timedelta(hours=3),
@@ -164,14 +170,28 @@ def test_dosing_session_on_tablet(
     htmx_click(page, page.get_by_role("button", name="Save MOAA/S"))
     page.wait_for_selector("text=Latest MOAA/S: 4")
 
-    # --- recovery at +70: ratings resolved, final vitals; discharge refused before 120 min
+    # --- at +70 recovery is refused: the observation clock runs from the end of administration (the
+    # third device, +10), and the protocol's minimum is 120 minutes (issue 18)
     clock.advance(dt.timedelta(minutes=30))
+    page.goto(detail)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start recovery").click()
+    msg = page.get_by_role("alert").inner_text()
+    assert "Recovery: 60 of the protocol's 120 minutes of observation since the end of administration" in msg
+    assert "recovery can start from 11:10:00" in msg  # local time (UTC-5)
+    shot(page, "dosing-5-recovery-refused")
+    axe_check(page, "dosing-recovery-refused")
+
+    # --- at +130 recovery starts: ratings resolved, a full set of final vitals; discharge accepted
+    clock.advance(dt.timedelta(minutes=60))
     page.goto(detail)
     with page.expect_navigation():
         page.get_by_role("button", name="Start recovery").click()
     page.get_by_label("Systolic BP (mmHg)").fill("138")
     page.get_by_label("Diastolic BP (mmHg)").fill("88")
+    page.get_by_label("Heart rate (/min)").fill("76")
     page.get_by_label("SpO2 (%)").fill("98")
+    page.get_by_label("Respiratory rate (/min)").fill("14")
     htmx_click(page, page.get_by_role("button", name="Save vitals"))
     page.wait_for_selector("text=Vitals (recovery)")
     page.get_by_label("5 – Responds promptly to name in a normal voice").check()
@@ -180,21 +200,6 @@ def test_dosing_session_on_tablet(
     page.get_by_label("0 – None: oriented, no altered perception observed or reported").check()
     htmx_click(page, page.get_by_role("button", name="Save dissociation rating"))
     page.wait_for_selector("text=Latest dissociation: 0")
-    page.goto(detail)
-    page.get_by_label("Named escort is present to take the patient home").check()
-    page.get_by_label(
-        "Advised: no driving or operating machinery until the next day after restful sleep"
-    ).check()
-    page.get_by_label("I assessed the patient as clinically stable and sign this discharge").check()
-    with page.expect_navigation():
-        page.get_by_role("button", name="Sign and discharge").click()
-    msg = page.get_by_role("alert").inner_text()
-    assert "Minimum observation time: 70 of 120 minutes" in msg and "possible from 11:00" in msg
-    shot(page, "dosing-5-discharge-refused")
-    axe_check(page, "dosing-discharge-refused")
-
-    # --- at +120 discharge is accepted
-    clock.advance(dt.timedelta(minutes=50))
     page.goto(detail)
     page.get_by_label("Named escort is present to take the patient home").check()
     page.get_by_label(

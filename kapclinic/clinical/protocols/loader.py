@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
@@ -132,12 +132,25 @@ class Fasting:
     instructions: tuple[tuple[str, str], ...]  # (text, source)
 
 
+FINAL_SET_UNSET: Setting[Minutes] = Setting(
+    None,
+    None,
+    "The reference asks for vital signs in an acceptable range before the session ends ([S6a] ref §2.7) "
+    "but gives no interval; the medical director sets it.",
+    clinic_setting=True,
+)
+
+
 @dataclass(frozen=True)
 class Observation:
     minimum_minutes: Setting[Minutes]
     until_resolved: tuple[str, ...]
     until_resolved_source: str | None
     discharge_criteria: tuple[tuple[str, str], ...]  # (text, source)
+    # How recent the last full set of vitals and ratings must be at discharge. The reference names the
+    # check ("vital signs in acceptable range before the session ends", [S6a] ref §2.7) but gives no
+    # interval, so it is always a clinic setting the medical director sets (never a file default).
+    final_set_within_minutes: Setting[Minutes] = field(default_factory=lambda: FINAL_SET_UNSET)
 
 
 @dataclass(frozen=True)
@@ -654,6 +667,7 @@ _SETTABLE_QTY: dict[str, type[Quantity]] = {
     "fasting.food_minutes": Minutes,
     "fasting.liquids_minutes": Minutes,
     "observation.minimum_minutes": Minutes,
+    "observation.final_set_within_minutes": Minutes,
     "vitals_schedule.interval_minutes": Minutes,
 }
 
@@ -710,7 +724,8 @@ _FIELD_LABELS: dict[str, str] = {
     "sessions.count": "Dosing sessions in the series",
     "fasting.food_minutes": "No food before dosing",
     "fasting.liquids_minutes": "No liquids before dosing",
-    "observation.minimum_minutes": "Minimum observation after the first dose",
+    "observation.minimum_minutes": "Minimum observation after the end of administration",
+    "observation.final_set_within_minutes": "Last full set of vitals and ratings before discharge, within",
     "vitals_schedule.interval_minutes": "Vitals every",
     "thresholds.predose_sbp_above": "Pre-dose systolic BP above",
     "thresholds.predose_dbp_above": "Pre-dose diastolic BP above",

@@ -254,7 +254,7 @@ def test_discharge_refused_before_minimum() -> None:
 
 def test_discharge_refused_when_minimum_not_configured() -> None:
     assert "clinic has not set one" in discharge(minimum_minutes=None).reasons[0]
-    assert "no dose has been recorded" in discharge(first_dose_at=None).reasons[0]
+    assert "End of administration: it has not been recorded" in discharge(first_dose_at=None).reasons[0]
 
 
 @pytest.mark.parametrize(

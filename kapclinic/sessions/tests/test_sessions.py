@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 from decimal import Decimal
 from typing import Any
 
@@ -60,6 +61,21 @@ def make_session(
         scheduled_for=clock.now(),
         created_by=world.prescriber,
     )
+
+
+def set_final_set_interval(world: Any, protocol_id: str, minutes: int | None) -> None:
+    """The clinic's value (the medical director's, in the tests a synthetic one) for how recent the last
+    full set of vitals and ratings must be at discharge; the reference gives none."""
+    from kapclinic.core import request_cache
+    from kapclinic.sessions.models import ClinicProtocolSetting
+
+    key = "observation.final_set_within_minutes"
+    ClinicProtocolSetting.objects.filter(clinic=world.clinic, protocol_id=protocol_id, key=key).delete()
+    if minutes is not None:
+        ClinicProtocolSetting.objects.create(
+            clinic=world.clinic, protocol_id=protocol_id, key=key, value=str(minutes), set_by=world.prescriber
+        )
+    request_cache.forget()
 
 
 def url(s: DosingSession, name: str, **kw: Any) -> str:
@@ -183,11 +199,20 @@ def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any) -> Non
     client.post(url(s, "rating", kind="dissociation"), {"dis-value": 2})
     client.post(url(s, "event", kind="side_effect"), {"se-code": "nausea", "se-text": ""})
     client.post(url(s, "event", kind="intervention"), {"iv-code": "antiemetic", "iv-text": "ondansetron"})
-    client.post(url(s, "transition"), {"event": "start_recovery", "version": v(s)})
-    clock_frozen.advance(dt.timedelta(minutes=30))
-    client.post(url(s, "vitals"), {"sbp": 140, "dbp": 88, "hr": 76, "spo2": 98, "rr": 14})
-    client.post(url(s, "rating", kind="sedation"), {"sed-value": 5})
-    client.post(url(s, "rating", kind="dissociation"), {"dis-value": 0})
+    # Recovery starts only after the protocol's 120 minutes of observation from the end of administration
+    # (the third device, 10 minutes after the first): 30 minutes have passed.
+    r = client.post(url(s, "transition"), {"event": "start_recovery", "version": v(s)})
+    assert r.status_code == 400
+    assert "Recovery: 30 of the protocol's 120 minutes of observation since the end of administration" in (
+        html.unescape(r.content.decode())
+    )
+    clock_frozen.advance(dt.timedelta(minutes=89))
+    r = client.post(url(s, "transition"), {"event": "start_recovery", "version": v(s)})
+    assert r.status_code == 400 and "119 of the protocol's 120 minutes" in html.unescape(r.content.decode())
+    clock_frozen.advance(dt.timedelta(minutes=1))
+    r = client.post(url(s, "transition"), {"event": "start_recovery", "version": v(s)})
+    assert r.status_code == 302
+    set_final_set_interval(world, "esketamine-in-trd", 15)
     discharge = {
         "version": v(s),
         "escort_present": "on",
@@ -198,8 +223,12 @@ def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any) -> Non
     r = client.post(url(s, "discharge"), discharge)
     body = r.content.decode()
     assert r.status_code == 400
-    assert "Minimum observation time: 70 of 120 minutes" in body
+    assert "Final vitals: record a set of vitals during recovery before discharge." in body
+    assert "Final full set: the last full set of vitals (" in body and "90 minutes ago" in body
     assert "alert(s) have not been acknowledged" in body
+    client.post(url(s, "vitals"), {"sbp": 140, "dbp": 88, "hr": 76, "spo2": 98, "rr": 14})
+    client.post(url(s, "rating", kind="sedation"), {"sed-value": 5})
+    client.post(url(s, "rating", kind="dissociation"), {"dis-value": 0})
     r = client.post(url(s, "acknowledge", alert_id=alert.pk), {"action": ""}, HTTP_HX_REQUEST="true")
     assert f'id="ack-{alert.pk}-err"' in r.content.decode()
     assert "Action taken: write what you did about this alert" in r.content.decode()
@@ -211,10 +240,6 @@ def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any) -> Non
     other = SessionAlert.objects.exclude(pk=alert.pk).get(session=s)
     r = client.post(url(s, "acknowledge", alert_id=other.pk), {"action": "Same reading; rechecked"})
     assert r.status_code == 302
-    clock_frozen.advance(dt.timedelta(minutes=49))
-    r = client.post(url(s, "discharge"), {**discharge, "version": v(s)})
-    assert r.status_code == 400 and "119 of 120" in r.content.decode()
-    clock_frozen.advance(dt.timedelta(minutes=1))
     r = client.post(url(s, "discharge"), {**discharge, "version": v(s)})
     assert r.status_code == 302
     s.refresh_from_db()

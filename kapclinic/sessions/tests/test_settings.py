@@ -34,7 +34,8 @@ def test_page_shows_cited_defaults_and_is_read_only_for_nurse(world: Any, client
     r = client.get(reverse(PAGE) + "?protocol=esketamine-in-trd")
     body = r.content.decode()
     assert r.status_code == 200
-    assert "Minimum observation after the first dose" in body and "<strong>120 min</strong>" in body
+    assert "Minimum observation after the end of administration" in body
+    assert "<strong>120 min</strong>" in body
     assert "may be lengthened, never shortened" in body
     assert "Save protocol settings" not in body and 'name="v_observation.minimum_minutes"' not in body
     r = client.post(reverse("sessions:settings_protocol", kwargs={"protocol_id": "esketamine-in-trd"}), {})
