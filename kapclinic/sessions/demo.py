@@ -284,7 +284,8 @@ def _completed(
     ended = 40 if iv else (int((last_device.at - start).total_seconds() // 60) + 1 if last_device else 0)
     recovery = ended + int(minimum.value) + 1
     interval = protocol.vitals_schedule.interval_minutes.value
-    checks = sorted({40} | (set(range(10, recovery, int(interval.value))) if interval is not None else set()))
+    step = int(interval.value) if interval is not None else 0
+    checks = sorted({40} | (set(range(step, recovery, step)) if step else set()))
 
     def vitals(minute: int) -> None:
         high = minute == 40
