@@ -45,8 +45,6 @@ from kapclinic.sessions import services
 from kapclinic.sessions.medical_director import configure_protocols
 from kapclinic.sessions.models import (
     Administration,
-    ClinicProtocolSetting,
-    ClinicSettingChange,
     DeviceUse,
     DosingSession,
     ObservationKind,
@@ -293,7 +291,7 @@ def _completed(
         services.vitals_record(nurse, s, reading)
 
     for minute in (m for m in checks if m < monitoring):  # IV: the checks during the infusion
-        with at(minute):
+        with at(minute - 1):  # a minute before it falls due: never taken for the next check
             vitals(minute)
     if iv and infusion_stop_record is not None:
         with at_time(start + dt.timedelta(minutes=40, seconds=30)):  # the full ordered 40 minutes
@@ -304,7 +302,7 @@ def _completed(
         s = services.session_transition(nurse, s, Event.START_MONITORING, s.version)
     nausea = rng.random() < 0.4  # mild nausea now and then
     for i, minute in enumerate(m for m in checks if m >= monitoring):
-        with at(minute):
+        with at(minute - 1):  # a minute before it falls due: never taken for the next check
             vitals(minute)
             if i == 0:
                 if nausea:
@@ -337,26 +335,6 @@ def seed(ctx: Any) -> None:
     if DosingSession.objects.filter(clinic=ctx.clinic).exists():
         return
     configure_protocols(ctx.clinic, ctx.staff["prescriber"])  # done by the treatment demo; kept if so
-    # How recent the last full set of vitals and ratings must be at discharge: the reference gives no
-    # interval ([S6a] ref §2.7), so the demo clinic's (synthetic) medical director sets one, with a reason.
-    for protocol_id in ("esketamine-in-trd", "esketamine-in-mdsi", "ketamine-iv-racemic"):
-        _, created = ClinicProtocolSetting.objects.get_or_create(
-            clinic=ctx.clinic,
-            protocol_id=protocol_id,
-            key="observation.final_set_within_minutes",
-            defaults={"value": "15", "set_by": ctx.staff["prescriber"]},
-        )
-        if created:
-            ClinicSettingChange.objects.create(
-                clinic=ctx.clinic,
-                area="protocol",
-                protocol_id=protocol_id,
-                key="observation.final_set_within_minutes",
-                new_value="15",
-                reason="Demo clinic: synthetic medical-director value, not a clinical recommendation.",
-                by=ctx.staff["prescriber"],
-                at=clock.now(),
-            )
     now = clock.now()
     treated = [p for p in ctx.patients if p.pathway_status in measures_demo.TREATED]
     for patient in treated:

@@ -25,13 +25,19 @@ _THRESHOLDS = {
 #: Fasting as for esketamine (no food 2 h, no liquids 30 min, [S10] ref §1.3), adopted by analogy.
 _FASTING = {"fasting.food_minutes": "120", "fasting.liquids_minutes": "30"}
 
+#: How recent the last full set of vitals and ratings must be at discharge: the reference gives no
+#: interval ([S6a] ref §2.7), so this is the demo medical director's synthetic value, not a recommendation.
+_FINAL_SET = {"observation.final_set_within_minutes": "15"}
+
 DEMO_VALUES: dict[str, dict[str, str]] = {
     "ketamine-iv-racemic": {
+        **_FINAL_SET,
         **_FASTING,
         "observation.minimum_minutes": "120",
         **_THRESHOLDS,
     },
     "ketamine-im-racemic": {
+        **_FINAL_SET,
         # The subcutaneous KADS range 0.5-0.9 mg/kg ([S22] ref §1.2), adopted by analogy for IM.
         "dose.min_mg_per_kg": "0.5",
         "dose.max_mg_per_kg": "0.9",
@@ -41,6 +47,7 @@ DEMO_VALUES: dict[str, dict[str, str]] = {
         **_THRESHOLDS,
     },
     "ketamine-sl-lozenge": {
+        **_FINAL_SET,
         # The top of the CTP lozenge range (100-400 mg, [S28] ref §1.2, per session UNCONFIRMED).
         "dose.ceiling_mg": "400",
         **_FASTING,
@@ -48,8 +55,8 @@ DEMO_VALUES: dict[str, dict[str, str]] = {
         "vitals_schedule.interval_minutes": "15",
         **_THRESHOLDS,
     },
-    "esketamine-in-trd": {"vitals_schedule.interval_minutes": "15", **_THRESHOLDS},
-    "esketamine-in-mdsi": {"vitals_schedule.interval_minutes": "15", **_THRESHOLDS},
+    "esketamine-in-trd": {"vitals_schedule.interval_minutes": "15", **_FINAL_SET, **_THRESHOLDS},
+    "esketamine-in-mdsi": {"vitals_schedule.interval_minutes": "15", **_FINAL_SET, **_THRESHOLDS},
 }
 
 DEMO_REASON = (

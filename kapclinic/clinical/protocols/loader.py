@@ -209,7 +209,8 @@ class Protocol:
     def required_values(self) -> tuple[str, ...]:
         """Dotted names of the values a protocol needs before anyone can be planned, booked or dosed on
         it: the dose range and maximum for its basis, the hard ceiling, fasting, the observation minimum,
-        the vitals interval and every alert threshold (docs/clinical-reference-dosing.md §4)."""
+        how recent the final full set must be at discharge, the vitals interval and every alert
+        threshold (docs/clinical-reference-dosing.md §4)."""
         dose: tuple[str, ...]
         if self.dose.basis == "mg_per_kg":
             dose = ("dose.weight_basis", "dose.min_mg_per_kg", "dose.max_mg_per_kg", "dose.ceiling_mg_per_kg")
@@ -222,6 +223,7 @@ class Protocol:
             "fasting.food_minutes",
             "fasting.liquids_minutes",
             "observation.minimum_minutes",
+            "observation.final_set_within_minutes",
             "vitals_schedule.interval_minutes",
         )
         return keys + tuple(f"thresholds.{n}" for n, _t in self.thresholds.items())

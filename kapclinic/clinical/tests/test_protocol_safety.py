@@ -79,10 +79,11 @@ def test_gaps_are_what_blocks_a_plan_until_the_medical_director_sets_them() -> N
     assert apply_clinic_settings(im, values).usable
 
 
-def test_esketamine_needs_only_the_interval_and_the_blank_thresholds() -> None:
+def test_esketamine_needs_only_the_interval_the_final_set_and_the_blank_thresholds() -> None:
     esk = get_protocol("esketamine-in-trd")
     assert set(esk.usability_gaps()) == {
         "vitals_schedule.interval_minutes",
+        "observation.final_set_within_minutes",  # no source gives one (docs/clinical-reference.md §2.7)
         "thresholds.sbp_above",
         "thresholds.dbp_above",
         "thresholds.hr_above",

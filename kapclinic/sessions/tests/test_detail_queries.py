@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db
 # the alerts; events; transitions; adverse events; gate overrides; the superseded dose orders (issue 18:
 # every order stays on the record); the written reasons for missed scheduled checks (issue 18: discharge
 # needs the schedule complete or each gap explained).
-DETAIL_QUERIES = 20
+DETAIL_QUERIES = 21
 
 
 def _session(world: Any, state: str = "checked_in") -> DosingSession:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -240,8 +241,17 @@ def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any) -> Non
     other = SessionAlert.objects.exclude(pk=alert.pk).get(session=s)
     r = client.post(url(s, "acknowledge", alert_id=other.pk), {"action": "Same reading; rechecked"})
     assert r.status_code == 302
+    # The clinic's 15-minute interval checks this flow skipped are refused by name, then explained.
     r = client.post(url(s, "discharge"), {**discharge, "version": v(s)})
-    assert r.status_code == 302
+    assert r.status_code == 400
+    missed = re.findall(r"check \(due (\d\d):(\d\d):00\) was not done", html.unescape(r.content.decode()))
+    assert ("14", "15") in missed
+    for hour, minute in sorted(set(missed)):
+        offset = (int(hour) - 14) * 60 + int(minute)
+        r = client.post(url(s, "missed_check"), {"mc-offset": offset, "mc-text": "Patient asleep; not woken"})
+        assert r.status_code == 302, re.findall(r"<li>[^<]*</li>", html.unescape(r.content.decode()))[:5]
+    r = client.post(url(s, "discharge"), {**discharge, "version": v(s)})
+    assert r.status_code == 302, html.unescape(r.content.decode())[:3000]
     s.refresh_from_db()
     assert s.state == "discharged" and s.discharged_by == world.nurse
     r = client.post(url(s, "discharge"), {**discharge, "version": v(s)})
