@@ -164,7 +164,7 @@ def test_inquiry_to_signed_treatment_plan(
         "To feel like myself again and go back to work."
     )
     rx.get_by_label("Adjunct psychotherapy").select_option("cbt")
-    rx.get_by_label("Protocol (from the protocol library)").select_option("ketamine-iv-racemic@1.0.0")
+    rx.get_by_label("Protocol (from the protocol library)").select_option("ketamine-iv-racemic@1.1.0")
     check(rx, "13-plan-new")
     with rx.expect_navigation():
         rx.get_by_role("button", name="Create draft plan").click()

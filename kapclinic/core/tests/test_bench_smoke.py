@@ -117,7 +117,7 @@ def test_audited_floor_checks_permission_and_writes_one_audit_entry(world: Any, 
     event = AuditEvent.objects.order_by("-id").first()
     assert AuditEvent.objects.count() == before + 1
     assert event is not None and (event.action, event.patient_id) == ("view", world.patient.pk)
-    assert client.get("/bench/floor/audited/?id=x").status_code == 404
+    assert client.get("/bench/floor/audited/?id=x").status_code == 400  # a malformed id: a bad request
     client.force_login(world.other_clinic_staff)
     assert client.get(url).status_code == 404
 
