@@ -141,6 +141,7 @@ INSTALLED_APPS = [
     "kapclinic.notes",
     "kapclinic.portal",
     "kapclinic.interop",
+    "kapclinic.inventory",
 ]
 
 MIDDLEWARE = [
