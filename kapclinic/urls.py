@@ -15,6 +15,7 @@ urlpatterns = [
     path("notes/", include("kapclinic.notes.urls")),
     path("portal/", include("kapclinic.portal.urls")),
     path("interop/", include("kapclinic.interop.urls")),
+    path("inventory/", include("kapclinic.inventory.urls")),
 ]
 
 handler404 = "kapclinic.core.views.error_404"
