@@ -97,24 +97,23 @@ class Command(BaseCommand):
         if reg is None:
             raise CommandError(f"No registration with DEA number {options['registration']!r}.")
         rows = selectors.administration_rows(selectors.administration_log(reg, start, end))
-        out = (
-            sys.stdout
-            if options["output"] == "-"
-            else open(options["output"], "w", newline="", encoding="utf-8")
-        )
-        try:
-            writer = csv.writer(out)
-            writer.writerow(selectors.ADMIN_LOG_HEADER)
-            writer.writerows(rows)
-        finally:
-            if out is not sys.stdout:
-                out.close()
+        if options["output"] == "-":
+            self._write(sys.stdout, rows)
+        else:
+            with open(options["output"], "w", newline="", encoding="utf-8") as handle:
+                self._write(handle, rows)
         record_event(
             Actor.system(reg.clinic, "controlled_substances report"),
             "export",
             obj=reg,
             detail=f"inventory.administration_log rows={len(rows)}",
         )
+
+    @staticmethod
+    def _write(out: Any, rows: list[list[str]]) -> None:
+        writer = csv.writer(out)
+        writer.writerow(selectors.ADMIN_LOG_HEADER)
+        writer.writerows(rows)
 
     def verify(self) -> None:
         entries: dict[int, list[LedgerEntry]] = defaultdict(list)
@@ -141,8 +140,8 @@ class Command(BaseCommand):
                     f"{container.registration.dea_number} {container.identifier}: " + "; ".join(problems)
                 )
         if failed:
-            for line in failed:
-                self.stderr.write(line)
+            for message in failed:
+                self.stderr.write(message)
             self.stderr.write(f"{len(failed)} of {checked} containers do not add up.")
             sys.exit(1)
         self.stdout.write(f"All {checked} containers add up.")
