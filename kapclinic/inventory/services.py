@@ -507,8 +507,8 @@ def record_count(
         reasons.append("The witness must be a different person from the one taking the count.")
     if timing not in ("opening", "close"):
         reasons.append("Say whether the count was taken at the opening or the close of business.")
-    if not lines:
-        reasons.append("Count at least one container.")
+    if not lines and Container.objects.filter(registration=registration, balance__gt=0).exists():
+        reasons.append("Count every container on hand (a zero inventory only when nothing is on hand).")
     if reasons:
         raise InventoryError(reasons)
     _staff_ok(actor, witness, "witness")
