@@ -67,8 +67,8 @@ def seed(ctx: Any) -> None:
     # deliveries: one per product per month with doses, the day before that month's first dose
     by_month: dict[tuple[str, dt.date], list[Any]] = defaultdict(list)
     for a in given:
-        product = "kit" if a.devices else "vial"
-        by_month[(product, a.administered_at.date().replace(day=1))].append(a)
+        assert a.administered_at is not None
+        by_month[("kit" if a.devices else "vial", a.administered_at.date().replace(day=1))].append(a)
     supplier_dea = dea_number("RS", 731052)
     first_day = {key: min(a.administered_at.date() for a in items) for key, items in by_month.items()}
     for n, (key, items) in enumerate(sorted(by_month.items(), key=lambda kv: first_day[kv[0]])):
@@ -76,13 +76,13 @@ def seed(ctx: Any) -> None:
         received = first_day[key] - dt.timedelta(days=1)
         if product_key == "vial":
             need = sum((a.dose_mg for a in items), Decimal(0))
-            count, product = math.ceil(need / 200) + 1, vial
+            count, delivered = math.ceil(need / 200) + 1, vial
         else:
-            count, product = len(items) + 1, kit
+            count, delivered = len(items) + 1, kit
         services.receive_delivery(
             prescriber,
             registration=reg,
-            product=product,
+            product=delivered,
             location=location,
             supplier="Synthetic Pharma Supply",
             supplier_dea_number=supplier_dea,
@@ -96,10 +96,10 @@ def seed(ctx: Any) -> None:
     # every dose given is drawn from the open container, finishing it before the next one is opened
     # (a dose may take the rest of one vial and the start of the next: one ledger line each)
     for a in given:
-        product = kit if a.devices else vial
+        stocked = kit if a.devices else vial
         remaining = Decimal(a.devices) if a.devices else a.dose_mg
         actor = _actor(ctx, a.administered_by)
-        for container in Container.objects.filter(registration=reg, product=product, balance__gt=0).order_by(
+        for container in Container.objects.filter(registration=reg, product=stocked, balance__gt=0).order_by(
             "identifier"
         ):
             if remaining <= 0:
