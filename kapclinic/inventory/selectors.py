@@ -84,9 +84,11 @@ def receipts(clinic: Any, start: dt.date | None = None, end: dt.date | None = No
 
 
 def administration_log(registration: Registration, start: dt.date, end: dt.date) -> QuerySet[LedgerEntry]:
-    """Administrations and waste of one registration from ``start`` to ``end`` (inclusive, UTC dates)."""
-    lo = dt.datetime.combine(start, dt.time.min, tzinfo=dt.UTC)
-    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    """Administrations and waste of one registration from ``start`` to ``end`` (inclusive days of the
+    clinic's time zone)."""
+    zone = registration.clinic.zone
+    lo = dt.datetime.combine(start, dt.time.min, tzinfo=zone)
+    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=zone)
     return (
         LedgerEntry.objects.filter(
             container__registration=registration, kind__in=["administration", "waste"], at__gte=lo, at__lt=hi
@@ -111,7 +113,8 @@ ADMIN_LOG_HEADER = [
 ]
 
 
-def administration_rows(entries: QuerySet[LedgerEntry]) -> list[list[str]]:
+def administration_rows(entries: QuerySet[LedgerEntry], zone: Any) -> list[list[str]]:
+    """Rows of the administration log; times in the clinic's zone, named (e.g. 2026-03-02 09:00 EST)."""
     rows = []
     for e in entries:
         c = e.container
@@ -119,7 +122,7 @@ def administration_rows(entries: QuerySet[LedgerEntry]) -> list[list[str]]:
         kind = "" if e.kind == "administration" else " (waste)"
         rows.append(
             [
-                e.at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
                 e.patient.mrn if e.patient else "",
                 c.product.name + kind,
                 c.lot,

@@ -520,7 +520,7 @@ def administration_log(request: HttpRequest) -> HttpResponse:
         )
     d = form.cleaned_data
     rows = selectors.administration_rows(
-        selectors.administration_log(d["registration"], d["start"], d["end"])
+        selectors.administration_log(d["registration"], d["start"], d["end"]), d["registration"].clinic.zone
     )
     actor = actor_from_request(request)
     if request.GET.get("format") == "csv":

@@ -96,7 +96,7 @@ class Command(BaseCommand):
         reg = Registration.objects.filter(dea_number=options["registration"].strip().upper()).first()
         if reg is None:
             raise CommandError(f"No registration with DEA number {options['registration']!r}.")
-        rows = selectors.administration_rows(selectors.administration_log(reg, start, end))
+        rows = selectors.administration_rows(selectors.administration_log(reg, start, end), reg.clinic.zone)
         if options["output"] == "-":
             self._write(sys.stdout, rows)
         else:
