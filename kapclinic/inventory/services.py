@@ -376,22 +376,27 @@ def draw_for_administration(
     actor: Actor,
     *,
     container_id: int,
-    amount_mg: Decimal,
     session: Any,
     route: str,
+    amount_mg: Decimal | None = None,
+    devices: int | None = None,
     witness: Any = None,
     at: dt.datetime | None = None,
 ) -> LedgerEntry:
-    """The ledger line for a dose given in a dosing session, for the sessions app to call inside its
-    own administration transaction (the container is locked; an expired container is refused)."""
-    container = Container.objects.select_related("product").filter(pk=container_id).first()
-    unit = "devices" if container is not None and container.product.unit == "devices" else "mg"
+    """The ledger line for a dose given in a dosing session: ``amount_mg`` from a vial or ``devices``
+    from an esketamine pack. For the sessions app to call inside its own administration transaction
+    (not wired yet): the container row is locked, an expired container or the wrong unit is refused."""
+    if getattr(session, "clinic_id", None) != getattr(actor.clinic, "pk", None):
+        raise InventoryError("That dosing session is not in this clinic.")
+    if (amount_mg is None) == (devices is None):
+        raise InventoryError("Give the dose either in mg (a vial) or in devices (a nasal device pack).")
+    amount: Decimal | int = amount_mg if amount_mg is not None else devices  # type: ignore[assignment]
     return record_entry(
         actor,
         container_id,
         kind="administration",
-        amount=amount_mg,
-        unit=unit,
+        amount=amount,
+        unit="mg" if amount_mg is not None else "devices",
         witness=witness,
         session=session,
         patient=session.patient,

@@ -256,3 +256,47 @@ def test_two_nurses_drawing_at_once_never_produce_a_wrong_balance(world: Any) ->
         LedgerEntry.objects.filter(container=c).order_by("seq").values_list("balance_after", flat=True)
     )
     assert balances == [500 - 70 * i for i in range(8)] and c.balance == 10
+
+
+def test_draw_for_administration_links_the_session_and_patient(world: Any, clock_frozen: Any) -> None:
+    from kapclinic.sessions.models import DosingSession
+
+    session = DosingSession.objects.create(
+        clinic=world.clinic,
+        patient=world.patient,
+        protocol_id="ketamine-iv",
+        protocol_version="1",
+        scheduled_for=clock.now(),
+        created_by=world.prescriber,
+    )
+    c = _vial(world, expiry=clock.today() + dt.timedelta(days=1))
+    nurse = actor_for(world.nurse, world.clinic)
+    entry = services.draw_for_administration(
+        nurse, container_id=c.pk, amount_mg=Decimal("35"), session=session, route="IV"
+    )
+    assert (entry.session, entry.patient, entry.route, entry.balance_after) == (
+        session,
+        world.patient,
+        "IV",
+        465,
+    )
+    clock.advance(dt.timedelta(days=3))
+    with pytest.raises(InventoryError, match="expired"):
+        services.draw_for_administration(
+            nurse, container_id=c.pk, amount_mg=Decimal("35"), session=session, route="IV"
+        )
+    with pytest.raises(InventoryError, match="session is not in this clinic"):
+        services.draw_for_administration(
+            actor_for(world.other_clinic_staff, world.other_clinic),
+            container_id=c.pk,
+            amount_mg=Decimal("1"),
+            session=session,
+            route="IV",
+        )
+    with pytest.raises(InventoryError, match="counted in devices"):
+        pack = Container.objects.get(
+            receipt=receive(world.prescriber, world.clinic, product=make_device_product(world.clinic))
+        )
+        services.draw_for_administration(
+            nurse, container_id=pack.pk, amount_mg=Decimal("56"), session=session, route="IN"
+        )
