@@ -168,3 +168,27 @@ def test_front_desk_sees_no_nav_link(client: Any, world: Any) -> None:
     assert b"Controlled substances" not in client.get(reverse("core:home")).content
     client.force_login(world.nurse)
     assert b"Controlled substances" in client.get(reverse("core:home")).content
+
+
+def test_dashboard_shows_loss_deadlines_until_filed(client: Any, world: Any, clock_frozen: Any) -> None:
+    from kapclinic.inventory import services
+    from kapclinic.testing.factories import actor_for
+
+    report = services.open_loss_report(
+        actor_for(world.prescriber, world.clinic),
+        make_registration(world.clinic),
+        discovered_at=clock.now(),
+        description="Synthetic: vial missing",
+    )
+    client.force_login(world.nurse)
+    page = client.get(reverse("core:home")).content.decode()
+    assert "written notice due 2026-03-03" in page and "Form 106 due 2026-04-16" in page
+    client.force_login(world.prescriber)
+    for which in ("notice", "form106"):
+        assert (
+            client.post(reverse("inventory:loss_filed", args=[report.pk]), {"which": which}).status_code
+            == 302
+        )
+    assert "Form 106 due" not in client.get(reverse("core:home")).content.decode()
+    client.force_login(world.front_desk)
+    assert "Controlled substances" not in client.get(reverse("core:home")).content.decode()
