@@ -342,10 +342,11 @@ def record_entry(
         _require(actor, frozenset({"prescriber"}), "reverse a ledger entry (prescribers only)")
     user = actor.require_user()
     _staff_ok(actor, witness, "witness")
-    when = at or clock.now()
-    if when > clock.now():
+    if at is not None and at > clock.now():
         raise InventoryError("An entry cannot be dated in the future.")
     container = _locked(actor, container_id)
+    # "now" is read under the lock: a draw that waited for another one is dated after it
+    when = at or clock.now()
     qty = _amount(container, amount, unit) if amount is not None and ekind != EntryKind.REVERSAL else None
     proposed = core.ProposedEntry(
         kind=core.EntryKind(ekind.value),
@@ -444,8 +445,8 @@ def destroy(
         raise InventoryError(reasons)
     _staff_ok(actor, witness_1, "first witness")
     _staff_ok(actor, witness_2, "second witness")
-    when = at or clock.now()
     container = _locked(actor, container_id)
+    when = at or clock.now()  # read under the lock, after any entry that held it
     if container.balance <= 0:
         raise InventoryError("This container has nothing left to destroy.")
     unit = container.product.unit
