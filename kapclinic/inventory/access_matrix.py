@@ -92,6 +92,7 @@ MATRIX = {
         setup=_loss,
         note="an empty POST names no filing: a message and a redirect",
     ),
+    "inventory:settings": Entry(roles(("admin",))),
     "inventory:reports": Entry(roles(READ)),
     "inventory:receipt_log": Entry(roles(READ)),
     "inventory:administration_log": Entry(roles(READ)),

@@ -253,3 +253,18 @@ class ReportForm(forms.Form):
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
             self.add_error("end", "The end date cannot be before the start date.")
         return data
+
+
+class SettingsForm(forms.Form):
+    roles = forms.MultipleChoiceField(
+        label="Roles that may receive, adjust and destroy stock",
+        choices=[("prescriber", "Prescriber"), ("nurse", "Nurse"), ("admin", "Admin")],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    estimate_tolerance_mg = forms.DecimalField(
+        label="Estimated counts of opened vials may differ from the ledger by up to (mg)",
+        min_value=Decimal(0),
+        max_digits=9,
+        decimal_places=3,
+        help_text="0 means any difference opens a discrepancy. No sourced value exists; the clinic decides.",
+    )

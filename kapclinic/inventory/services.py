@@ -647,3 +647,30 @@ def mark_loss_filed(actor: Actor, report_id: int, *, which: str) -> LossReport:
     report.save(update_fields=[field])
     record_event(actor, "update", obj=report, detail=f"inventory.loss_report.{which}_filed")
     return report
+
+
+# ---- clinic settings -----------------------------------------------------------------------------
+
+STOCK_ROLE_CHOICES = ("prescriber", "nurse", "admin")
+
+
+@transaction.atomic
+def update_settings(
+    actor: Actor, *, roles: Sequence[str], estimate_tolerance_mg: Decimal
+) -> InventorySettings:
+    """Which roles receive, adjust and destroy stock; how far an estimate may differ (admins only)."""
+    _require(actor, frozenset({"admin"}), "change the controlled-substance settings")
+    reasons = []
+    chosen = [r for r in STOCK_ROLE_CHOICES if r in roles]
+    if not chosen or len(chosen) != len(set(roles)):
+        reasons.append("Choose at least one of prescriber, nurse or admin.")
+    if estimate_tolerance_mg < 0:
+        reasons.append("The tolerance cannot be negative.")
+    if reasons:
+        raise InventoryError(reasons)
+    found, _ = InventorySettings.objects.select_for_update().get_or_create(clinic=actor.clinic)
+    found.stock_roles = ",".join(chosen)
+    found.estimate_tolerance_mg = estimate_tolerance_mg
+    found.save()
+    record_event(actor, "update", obj=found, detail=f"inventory.settings roles={found.stock_roles}")
+    return found

@@ -32,6 +32,7 @@ from kapclinic.inventory.forms import (
     RegistrationForm,
     ReportForm,
     ResolveForm,
+    SettingsForm,
 )
 from kapclinic.inventory.services import InventoryError
 from kapclinic.patients.models import Patient
@@ -76,6 +77,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "open_discrepancies": selectors.discrepancies(clinic, open_only=True),
             "losses": selectors.loss_reports(clinic, open_only=True),
             "can_stock": _can_stock(request),
+            "is_admin": _role(request) == "admin",
             "today": clock.today(),
         },
     )
@@ -550,4 +552,32 @@ def administration_log(request: HttpRequest) -> HttpResponse:
             "end": d["end"],
             "csv_url": csv_url,
         },
+    )
+
+
+@login_required
+def settings_page(request: HttpRequest) -> HttpResponse:
+    require_roles(request, ["admin"])
+    current = services.settings_for(_clinic(request))
+    form = SettingsForm(
+        request.POST or None,
+        initial={"roles": current.stock_role_list(), "estimate_tolerance_mg": current.estimate_tolerance_mg},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_settings(
+                actor_from_request(request),
+                roles=form.cleaned_data["roles"],
+                estimate_tolerance_mg=form.cleaned_data["estimate_tolerance_mg"],
+            )
+        except InventoryError as exc:
+            _errors(form, exc)
+        else:
+            messages.success(request, "Controlled-substance settings saved.")
+            return redirect("inventory:settings")
+    return render(
+        request,
+        "inventory/form.html",
+        {"form": form, "title": "Controlled-substance settings"},
+        status=400 if request.method == "POST" else 200,
     )

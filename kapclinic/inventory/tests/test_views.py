@@ -192,3 +192,18 @@ def test_dashboard_shows_loss_deadlines_until_filed(client: Any, world: Any, clo
     assert "Form 106 due" not in client.get(reverse("core:home")).content.decode()
     client.force_login(world.front_desk)
     assert "Controlled substances" not in client.get(reverse("core:home")).content.decode()
+
+
+def test_clinic_setting_lets_nurses_receive(client: Any, world: Any, clock_frozen: Any) -> None:
+    reg, product = make_registration(world.clinic), make_vial_product(world.clinic)
+    client.force_login(world.nurse)
+    assert client.get(reverse("inventory:receive")).status_code == 403
+    client.force_login(world.admin)
+    bad = client.post(reverse("inventory:settings"), {"roles": [], "estimate_tolerance_mg": "-1"})
+    assert bad.status_code == 400 and "This field is required." in bad.content.decode()
+    ok = client.post(
+        reverse("inventory:settings"), {"roles": ["prescriber", "nurse"], "estimate_tolerance_mg": "2"}
+    )
+    assert ok.status_code == 302
+    client.force_login(world.nurse)
+    assert client.post(reverse("inventory:receive"), _receive_data(reg, product)).status_code == 302
