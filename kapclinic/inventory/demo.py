@@ -69,6 +69,18 @@ def seed(ctx: Any) -> None:
     for a in given:
         assert a.administered_at is not None
         by_month[("kit" if a.devices else "vial", a.administered_at.date().replace(day=1))].append(a)
+    if given:  # the initial inventory, a zero inventory taken before the first delivery (§2)
+        first = given[0].administered_at
+        assert first is not None
+        services.record_count(
+            ctx.staff_actor("nurse"),
+            reg,
+            kind="initial",
+            timing="opening",
+            witness=ctx.staff["prescriber"],
+            lines=[],
+            taken_at=first - dt.timedelta(days=2),
+        )
     supplier_dea = dea_number("RS", 731052)
     first_day = {key: min(a.administered_at.date() for a in items) for key, items in by_month.items()}
     for n, (key, items) in enumerate(sorted(by_month.items(), key=lambda kv: first_day[kv[0]])):

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 
 from kapclinic.clinical import ledger as core
 from kapclinic.core import clock
@@ -199,3 +199,37 @@ def destructions(clinic: Any) -> QuerySet[Destruction]:
 def balance_text(c: Container) -> str:
     content = c.product.content()
     return str(core.Balance(c.balance, content.base_unit, content.ml_of(c.balance)))
+
+
+@dataclass(frozen=True)
+class InventoryDue:
+    registration: Registration
+    last: dt.date | None
+    due: dt.date | None  # None: no initial inventory yet
+    overdue: bool
+
+
+def _two_years_after(day: dt.date) -> dt.date:
+    try:
+        return day.replace(year=day.year + 2)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + 2, day=28)
+
+
+def inventories_due(clinic: Any) -> list[InventoryDue]:
+    """Each registration's last initial/biennial inventory and the date the next is due by: any date
+    within 2 years of the previous one (docs/controlled-substances.md §2). Two queries."""
+    last = dict(
+        Count.objects.filter(registration__clinic=clinic, kind__in=["initial", "biennial"])
+        .values("registration")
+        .annotate(last=Max("taken_at"))
+        .values_list("registration", "last")
+    )
+    today = clock.today()
+    rows = []
+    for reg in registrations(clinic):
+        taken = last.get(reg.pk)
+        day = taken.astimezone(clinic.zone).date() if taken else None
+        due = _two_years_after(day) if day else None
+        rows.append(InventoryDue(reg, day, due, due is not None and today > due))
+    return rows

@@ -78,6 +78,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "losses": selectors.loss_reports(clinic, open_only=True),
             "can_stock": _can_stock(request),
             "is_admin": _role(request) == "admin",
+            "inventories": selectors.inventories_due(clinic),
             "today": clock.today(),
         },
     )

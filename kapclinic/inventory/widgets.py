@@ -14,4 +14,5 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     return {
         "losses": selectors.loss_reports(clinic, open_only=True),
         "open_discrepancies": selectors.discrepancies(clinic, open_only=True).count(),
+        "inventories": selectors.inventories_due(clinic),
     }

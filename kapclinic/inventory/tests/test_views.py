@@ -207,3 +207,23 @@ def test_clinic_setting_lets_nurses_receive(client: Any, world: Any, clock_froze
     assert ok.status_code == 302
     client.force_login(world.nurse)
     assert client.post(reverse("inventory:receive"), _receive_data(reg, product)).status_code == 302
+
+
+def test_biennial_inventory_reminder(client: Any, world: Any, clock_frozen: Any) -> None:
+    from kapclinic.inventory import services
+    from kapclinic.testing.factories import actor_for
+
+    reg = make_registration(world.clinic)
+    client.force_login(world.nurse)
+    assert "no initial inventory recorded" in client.get(reverse("inventory:index")).content.decode()
+    services.record_count(
+        actor_for(world.nurse, world.clinic),
+        reg,
+        kind="initial",
+        timing="opening",
+        witness=world.prescriber,
+        lines=[],
+        taken_at=clock.now() - dt.timedelta(hours=2),
+    )
+    page = client.get(reverse("core:home")).content.decode()
+    assert "next biennial inventory due by 2028-03-02" in page
