@@ -227,3 +227,51 @@ def test_biennial_inventory_reminder(client: Any, world: Any, clock_frozen: Any)
     )
     page = client.get(reverse("core:home")).content.decode()
     assert "next biennial inventory due by 2028-03-02" in page
+
+
+def test_destroy_page_refuses_one_witness_then_records_form_41(
+    client: Any, world: Any, clock_frozen: Any
+) -> None:
+    from kapclinic.testing.factories import make_staff
+
+    c = Container.objects.get(receipt=receive(world.prescriber, world.clinic))
+    client.force_login(world.prescriber)
+    url = reverse("inventory:destroy", args=[c.pk])
+    data = {
+        "method": "on_site",
+        "place": "Dosing suite",
+        "reason": "Expired",
+        "witness_1": world.nurse.pk,
+        "witness_2": world.nurse.pk,
+    }
+    response = client.post(url, data)
+    assert response.status_code == 400 and "two different people" in response.content.decode()
+    data["witness_2"] = make_staff(world.clinic, "nurse").pk
+    assert client.post(url, data).status_code == 302
+    c.refresh_from_db()
+    assert c.balance == 0
+    assert "Dosing suite" in client.get(reverse("inventory:destructions")).content.decode()
+
+
+def test_ledger_and_log_pages_take_a_constant_number_of_queries(
+    client: Any, world: Any, clock_frozen: Any, django_assert_max_num_queries: Any
+) -> None:
+    from kapclinic.inventory import services
+    from kapclinic.testing.factories import actor_for
+
+    c = Container.objects.get(receipt=receive(world.prescriber, world.clinic))
+    nurse = actor_for(world.nurse, world.clinic)
+    for _ in range(30):
+        services.record_entry(
+            nurse, c.pk, kind="administration", amount="5", patient=world.patient, route="IM"
+        )
+        services.record_entry(nurse, c.pk, kind="waste", amount="1", witness=world.prescriber)
+    client.force_login(world.nurse)
+    with django_assert_max_num_queries(25):
+        assert client.get(reverse("inventory:container", args=[c.pk])).status_code == 200
+    q = {"registration": c.registration.dea_number, "start": "2026-03-01", "end": "2026-03-02"}
+    with django_assert_max_num_queries(25):
+        page = client.get(reverse("inventory:administration_log"), q)
+    assert page.content.decode().count("(waste)") == 30
+    with django_assert_max_num_queries(25):
+        assert client.get(reverse("inventory:index")).status_code == 200
