@@ -114,6 +114,14 @@ def test_receive_dose_waste_count_discrepancy_and_log(
     axe_check(page, "inventory-discrepancy")
     shot(page, "inventory-5-resolved")
 
+    # the stock page and the dashboard
+    page.goto(f"{server}/inventory/")
+    expect(page.get_by_text("no initial inventory recorded")).to_be_visible()
+    axe_check(page, "inventory-stock")
+    shot(page, "inventory-5b-stock")
+    page.goto(f"{server}/home/")
+    expect(page.get_by_role("link", name="Open the controlled-substance records")).to_be_visible()
+
     # the administration log: on screen, printable, CSV
     page.goto(f"{server}/inventory/reports/")
     page.get_by_label("Registration").select_option(label=str(reg))
