@@ -300,3 +300,29 @@ def test_draw_for_administration_links_the_session_and_patient(world: Any, clock
         services.draw_for_administration(
             nurse, container_id=pack.pk, amount_mg=Decimal("56"), session=session, route="IN"
         )
+
+
+def test_database_triggers_refuse_raw_update_and_delete_of_ledger_lines(world: Any, clock_frozen: Any) -> None:
+    from importlib import import_module
+
+    from django.db import DatabaseError, transaction
+
+    triggers = import_module("kapclinic.inventory.migrations.0002_ledger_append_only_triggers")
+    c = _vial(world)
+    line = LedgerEntry.objects.get(container=c)
+    up = {"sqlite": triggers.SQLITE_UP, "postgresql": triggers.PG_UP}[connection.vendor]
+    down = {"sqlite": triggers.SQLITE_DOWN, "postgresql": triggers.PG_DOWN}[connection.vendor]
+    with connection.cursor() as cursor:
+        for statement in up:
+            cursor.execute(statement)
+    try:
+        for sql in (
+            "UPDATE inventory_ledgerentry SET amount = 1 WHERE id = %s",
+            "DELETE FROM inventory_ledgerentry WHERE id = %s",
+        ):
+            with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql, [line.pk])
+    finally:
+        with connection.cursor() as cursor:
+            for statement in down:
+                cursor.execute(statement)
