@@ -302,7 +302,7 @@ def test_draw_for_administration_links_the_session_and_patient(world: Any, clock
         )
 
 
-def test_database_triggers_refuse_raw_update_and_delete_of_ledger_lines(world: Any, clock_frozen: Any) -> None:
+def test_db_triggers_refuse_raw_update_and_delete_of_ledger_lines(world: Any, clock_frozen: Any) -> None:
     from importlib import import_module
 
     from django.db import DatabaseError, transaction
