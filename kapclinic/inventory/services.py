@@ -172,6 +172,8 @@ def receive_delivery(
         received_by=user,
     )
     prefix = "K" if product.unit == "mg" else "S"
+    # container identifiers are numbered per registration: lock it so two deliveries never share one
+    Registration.objects.select_for_update().filter(pk=registration.pk).first()
     existing = Container.objects.filter(registration=registration).count()
     content = product.content()
     at = (
