@@ -326,3 +326,33 @@ def test_db_triggers_refuse_raw_update_and_delete_of_ledger_lines(world: Any, cl
         with connection.cursor() as cursor:
             for statement in down:
                 cursor.execute(statement)
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_two_deliveries_at_once_number_their_containers_without_a_clash(world: Any) -> None:
+    from kapclinic.inventory.testing import make_registration, make_vial_product
+
+    reg, product = make_registration(world.clinic), make_vial_product(world.clinic)
+    barrier = threading.Barrier(4)
+    outcomes: list[object] = []
+
+    def deliver() -> None:
+        try:
+            barrier.wait()
+            outcomes.append(
+                receive(world.prescriber, world.clinic, registration=reg, product=product, containers=3)
+            )
+        except Exception as exc:
+            outcomes.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    ids = sorted(Container.objects.filter(registration=reg).values_list("identifier", flat=True))
+    assert ids == [f"K-{i:04d}" for i in range(1, 13)]
