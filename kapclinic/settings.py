@@ -143,6 +143,7 @@ INSTALLED_APPS = [
     "kapclinic.interop",
     "kapclinic.messaging",
     "kapclinic.drafts",
+    "kapclinic.inventory",
 ]
 
 MIDDLEWARE = [

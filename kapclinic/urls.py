@@ -17,6 +17,7 @@ urlpatterns = [
     path("interop/", include("kapclinic.interop.urls")),
     path("messages/", include("kapclinic.messaging.urls")),
     path("drafts/", include("kapclinic.drafts.urls")),
+    path("inventory/", include("kapclinic.inventory.urls")),
 ]
 
 handler400 = "kapclinic.core.views.error_400"

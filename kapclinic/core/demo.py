@@ -27,7 +27,9 @@ DEMO_PASSWORD = "demo-clinic-2026"
 #: sessions came before it when it is stored (its ``sessions_before``, behind "sessions to response").
 #: The sessions demo stores the PHQ-9 answered before each session it seeds; the measures demo then
 #: adds the baselines and the other follow-ups, dated among sessions that already exist.
-DEMO_APPS = ["intake", "consent", "treatment", "scheduling", "sessions", "measures", "notes", "portal"]
+DEMO_APPS = [
+    "intake", "consent", "treatment", "scheduling", "sessions", "measures", "notes", "portal", "inventory"
+]
 #: Seed of the demo's Faker and random generators (``DemoContext.rng``, ``DemoContext.rng_for``).
 DEMO_SEED = 2026
 

@@ -1,0 +1,235 @@
+"""Reads for controlled-substance records (a constant number of queries per page)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Max, QuerySet
+
+from kapclinic.clinical import ledger as core
+from kapclinic.core import clock
+from kapclinic.inventory.models import (
+    Container,
+    Count,
+    Destruction,
+    Discrepancy,
+    LedgerEntry,
+    LossReport,
+    Product,
+    Receipt,
+    Registration,
+    StorageLocation,
+)
+from kapclinic.inventory.services import loss_deadlines
+
+
+def registrations(clinic: Any) -> QuerySet[Registration]:
+    return Registration.objects.filter(clinic=clinic).order_by("dea_number")
+
+
+def registration(clinic: Any, dea_number: str) -> Registration | None:
+    return Registration.objects.filter(clinic=clinic, dea_number=dea_number.strip().upper()).first()
+
+
+def products(clinic: Any) -> QuerySet[Product]:
+    return Product.objects.filter(clinic=clinic)
+
+
+def locations(clinic: Any) -> QuerySet[StorageLocation]:
+    return StorageLocation.objects.filter(registration__clinic=clinic).select_related("registration")
+
+
+def stock(clinic: Any, *, include_closed: bool = False) -> QuerySet[Container]:
+    qs = Container.objects.filter(registration__clinic=clinic).select_related(
+        "product", "registration", "location"
+    )
+    if not include_closed:
+        qs = qs.filter(balance__gt=0)
+    return qs.order_by("registration__dea_number", "identifier")
+
+
+def container(clinic: Any, container_id: int) -> Container | None:
+    return (
+        Container.objects.filter(pk=container_id, registration__clinic=clinic)
+        .select_related("product", "registration", "location", "receipt")
+        .first()
+    )
+
+
+def ledger_lines(container: Container) -> QuerySet[LedgerEntry]:
+    return container.entries.select_related("by", "witness", "patient", "reverses", "reversed_by").order_by(
+        "seq"
+    )
+
+
+def receipt(clinic: Any, receipt_id: int) -> Receipt | None:
+    return (
+        Receipt.objects.filter(pk=receipt_id, registration__clinic=clinic)
+        .select_related("product", "registration", "received_by", "location")
+        .first()
+    )
+
+
+def receipts(clinic: Any, start: dt.date | None = None, end: dt.date | None = None) -> QuerySet[Receipt]:
+    qs = Receipt.objects.filter(registration__clinic=clinic).select_related(
+        "product", "registration", "received_by"
+    )
+    if start:
+        qs = qs.filter(received_on__gte=start)
+    if end:
+        qs = qs.filter(received_on__lte=end)
+    return qs
+
+
+def administration_log(registration: Registration, start: dt.date, end: dt.date) -> QuerySet[LedgerEntry]:
+    """Administrations and waste of one registration from ``start`` to ``end`` (inclusive days of the
+    clinic's time zone)."""
+    zone = registration.clinic.zone
+    lo = dt.datetime.combine(start, dt.time.min, tzinfo=zone)
+    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=zone)
+    return (
+        LedgerEntry.objects.filter(
+            container__registration=registration, kind__in=["administration", "waste"], at__gte=lo, at__lt=hi
+        )
+        .select_related("container__product", "by", "witness", "patient")
+        .order_by("at", "container_id", "seq")
+    )
+
+
+ADMIN_LOG_HEADER = [
+    "date and time",
+    "patient record number",
+    "product",
+    "lot",
+    "container",
+    "mg",
+    "mL",
+    "route",
+    "administered by",
+    "witness",
+    "balance after",
+]
+
+
+def administration_rows(entries: QuerySet[LedgerEntry], zone: Any) -> list[list[str]]:
+    """Rows of the administration log; times in the clinic's zone, named (e.g. 2026-03-02 09:00 EST)."""
+    rows = []
+    for e in entries:
+        c = e.container
+        unit = "" if e.unit == "mg" else f" {e.unit}"
+        kind = "" if e.kind == "administration" else " (waste)"
+        rows.append(
+            [
+                e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
+                e.patient.mrn if e.patient else "",
+                c.product.name + kind,
+                c.lot,
+                c.identifier,
+                _num(e.amount_mg),
+                _num(e.amount_ml),
+                e.route,
+                e.by.full_name,
+                e.witness.full_name if e.witness else "",
+                _num(e.balance_after) + unit,
+            ]
+        )
+    return rows
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return ""
+    return format(value.normalize(), "f") if value != 0 else "0"
+
+
+def counts(clinic: Any) -> QuerySet[Count]:
+    return Count.objects.filter(registration__clinic=clinic).select_related(
+        "registration", "taken_by", "witness"
+    )
+
+
+def count(clinic: Any, count_id: int) -> Count | None:
+    return counts(clinic).filter(pk=count_id).first()
+
+
+def discrepancies(clinic: Any, *, open_only: bool = False) -> QuerySet[Discrepancy]:
+    qs = Discrepancy.objects.filter(registration__clinic=clinic).select_related(
+        "container__product", "registration", "resolved_by", "count_line__count"
+    )
+    return qs.filter(resolved_at__isnull=True) if open_only else qs
+
+
+@dataclass(frozen=True)
+class LossRow:
+    report: LossReport
+    notice_due: dt.date
+    form106_due: dt.date
+    notice_overdue: bool
+    form106_overdue: bool
+
+
+def loss_reports(clinic: Any, *, open_only: bool = False) -> list[LossRow]:
+    qs = LossReport.objects.filter(registration__clinic=clinic).select_related("registration")
+    if open_only:
+        qs = qs.filter(form106_filed_at__isnull=True) | qs.filter(notice_filed_at__isnull=True)
+    today = clock.today()
+    rows = []
+    for r in qs.distinct():
+        notice, form106 = loss_deadlines(r.discovered_at.date())
+        rows.append(
+            LossRow(
+                r,
+                notice,
+                form106,
+                r.notice_filed_at is None and today > notice,
+                r.form106_filed_at is None and today > form106,
+            )
+        )
+    return rows
+
+
+def destructions(clinic: Any) -> QuerySet[Destruction]:
+    return Destruction.objects.filter(registration__clinic=clinic).select_related(
+        "container__product", "by", "witness_1", "witness_2", "entry"
+    )
+
+
+def balance_text(c: Container) -> str:
+    content = c.product.content()
+    return str(core.Balance(c.balance, content.base_unit, content.ml_of(c.balance)))
+
+
+@dataclass(frozen=True)
+class InventoryDue:
+    registration: Registration
+    last: dt.date | None
+    due: dt.date | None  # None: no initial inventory yet
+    overdue: bool
+
+
+def _two_years_after(day: dt.date) -> dt.date:
+    try:
+        return day.replace(year=day.year + 2)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + 2, day=28)
+
+
+def inventories_due(clinic: Any) -> list[InventoryDue]:
+    """Each registration's last initial/biennial inventory and the date the next is due by: any date
+    within 2 years of the previous one (docs/controlled-substances.md §2). Two queries."""
+    last = dict(
+        Count.objects.filter(registration__clinic=clinic, kind__in=["initial", "biennial"])
+        .values("registration")
+        .annotate(last=Max("taken_at"))
+        .values_list("registration", "last")
+    )
+    today = clock.today()
+    rows = []
+    for reg in registrations(clinic):
+        taken = last.get(reg.pk)
+        day = taken.astimezone(clinic.zone).date() if taken else None
+        due = _two_years_after(day) if day else None
+        rows.append(InventoryDue(reg, day, due, due is not None and today > due))
+    return rows

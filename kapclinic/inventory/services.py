@@ -1,0 +1,678 @@
+"""Writes for controlled-substance records. Every function is transactional and audited.
+
+Every ledger line is written under ``select_for_update`` on its container row, so two nurses drawing
+from the same vial at once are serialised: the second sees the first's balance (and is refused if the
+vial no longer holds enough). The arithmetic and its refusal sentences are kapclinic/clinical/ledger.py.
+Facts: docs/controlled-substances.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+
+from kapclinic.audit.services import record_event
+from kapclinic.clinical import ledger as core
+from kapclinic.clinical.dosing import Mg, Ml, QuantityError
+from kapclinic.core import clock
+from kapclinic.core.actor import Actor
+from kapclinic.inventory.models import (
+    Container,
+    Count,
+    CountLine,
+    Destruction,
+    DestructionMethod,
+    Discrepancy,
+    EntryKind,
+    InventorySettings,
+    LedgerEntry,
+    LossReport,
+    Product,
+    Receipt,
+    Registration,
+    StorageLocation,
+)
+
+ADMINISTER_ROLES = frozenset({"nurse", "prescriber"})
+COUNT_ROLES = frozenset({"nurse", "prescriber"})
+READ_ROLES = frozenset({"admin", "nurse", "prescriber"})
+
+
+class InventoryError(ValueError):
+    """A refused write; ``reasons`` are user-facing sentences. Nothing was stored."""
+
+    def __init__(self, reasons: Sequence[str] | str) -> None:
+        self.reasons = (reasons,) if isinstance(reasons, str) else tuple(reasons)
+        super().__init__(" ".join(self.reasons))
+
+
+def settings_for(clinic: Any) -> InventorySettings:
+    found = InventorySettings.objects.filter(clinic=clinic).first()
+    return found if found is not None else InventorySettings(clinic=clinic)
+
+
+def stock_roles(clinic: Any) -> frozenset[str]:
+    """Roles that may receive, adjust and destroy stock (a clinic setting; prescribers by default)."""
+    return frozenset(settings_for(clinic).stock_role_list())
+
+
+def _require(actor: Actor, roles: frozenset[str], what: str) -> None:
+    if actor.role not in roles:
+        raise InventoryError(f"Your role may not {what}.")
+
+
+def _staff_ok(actor: Actor, user: Any, label: str) -> None:
+    from kapclinic.accounts.models import Membership
+
+    if user is None:
+        return
+    if not Membership.objects.filter(user=user, clinic=actor.clinic, is_active=True).exists():
+        raise InventoryError(f"The {label} must be a member of this clinic's staff.")
+
+
+# ---- registrations and products ------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_registration(
+    actor: Actor,
+    *,
+    dea_number: str,
+    registrant: str,
+    expires_on: dt.date,
+    schedules: str = "3,3N",
+    address: str = "",
+    location_names: Sequence[str] = ("Locked cabinet",),
+) -> Registration:
+    _require(actor, stock_roles(actor.clinic) | {"admin"}, "register a DEA registration")
+    problem = core.dea_number_problem(dea_number)
+    if problem:
+        raise InventoryError(problem)
+    if actor.clinic is None:
+        raise InventoryError("Choose a clinic first.")
+    reg = Registration.objects.create(
+        clinic=actor.clinic,
+        dea_number=dea_number.strip().upper(),
+        registrant=registrant,
+        expires_on=expires_on,
+        schedules=schedules,
+        address=address,
+    )
+    for name in location_names:
+        StorageLocation.objects.create(registration=reg, name=name)
+    record_event(actor, "create", obj=reg, detail="inventory.registration")
+    return reg
+
+
+# ---- receipt -------------------------------------------------------------------------------------
+
+
+def label_text(container: Container) -> str:
+    p = container.product
+    return (
+        f"{container.identifier}\n{p.name} {p.content().describe()}\nNDC {p.ndc}  Lot {container.lot}  "
+        f"Exp {container.expiry.isoformat()}\nCIII  DEA {container.registration.dea_number}"
+    )
+
+
+@transaction.atomic
+def receive_delivery(
+    actor: Actor,
+    *,
+    registration: Registration,
+    product: Product,
+    location: StorageLocation,
+    supplier: str,
+    supplier_dea_number: str,
+    invoice_number: str,
+    invoice_date: dt.date,
+    received_on: dt.date,
+    lot: str,
+    expiry: dt.date,
+    containers: int,
+) -> Receipt:
+    """Record an order received against its invoice; each container gets an identifier, a label and
+    its opening ledger line (the labelled content)."""
+    _require(actor, stock_roles(actor.clinic), "receive controlled substances")
+    user = actor.require_user()
+    reasons: list[str] = []
+    problem = core.dea_number_problem(supplier_dea_number)
+    if problem:
+        reasons.append(f"Supplier: {problem}")
+    if containers < 1:
+        reasons.append("A delivery has at least one container.")
+    if received_on > clock.today():
+        reasons.append("The date received cannot be in the future.")
+    if invoice_date > received_on:
+        reasons.append("The invoice date cannot be after the date received.")
+    if (
+        registration.clinic_id != getattr(actor.clinic, "pk", None)
+        or location.registration_id != registration.pk
+    ):
+        reasons.append("Choose a storage location of this registration.")
+    if reasons:
+        raise InventoryError(reasons)
+    receipt = Receipt.objects.create(
+        registration=registration,
+        supplier=supplier,
+        supplier_dea_number=supplier_dea_number.strip().upper(),
+        invoice_number=invoice_number,
+        invoice_date=invoice_date,
+        received_on=received_on,
+        product=product,
+        lot=lot,
+        expiry=expiry,
+        containers=containers,
+        location=location,
+        received_by=user,
+    )
+    prefix = "K" if product.unit == "mg" else "S"
+    # container identifiers are numbered per registration: lock it so two deliveries never share one
+    Registration.objects.select_for_update().filter(pk=registration.pk).first()
+    existing = Container.objects.filter(registration=registration).count()
+    content = product.content()
+    at = (
+        dt.datetime.combine(received_on, dt.time(12, 0), tzinfo=dt.UTC)
+        if received_on < clock.today()
+        else clock.now()
+    )
+    for i in range(containers):
+        c = Container(
+            registration=registration,
+            receipt=receipt,
+            product=product,
+            location=location,
+            identifier=f"{prefix}-{existing + i + 1:04d}",
+            lot=lot,
+            expiry=expiry,
+            label_text="",
+        )
+        c.label_text = label_text(c)
+        c.save()
+        amount: core.Amount = Mg(content.labelled) if content.is_vial else core.Devices(content.labelled)
+        _append(
+            actor,
+            c,
+            core.ProposedEntry(core.EntryKind.RECEIPT, by=str(user.pk), at=at, amount=amount),
+            user=user,
+            witness=None,
+            reason=f"Invoice {invoice_number}",
+        )
+    record_event(actor, "create", obj=receipt, detail=f"inventory.receipt containers={containers}")
+    return receipt
+
+
+# ---- ledger lines --------------------------------------------------------------------------------
+
+
+def _ledger_of(container: Container) -> core.Ledger:
+    content = container.product.content()
+    lines = tuple(
+        core.LedgerLine(
+            seq=e.seq,
+            kind=core.EntryKind(e.kind),
+            delta=e.delta,
+            balance_after=e.balance_after,
+            by=str(e.by_id),
+            witness=str(e.witness_id) if e.witness_id else None,
+            at=e.at,
+            reason=e.reason,
+            reverses=e.reverses.seq if e.reverses_id and e.reverses else None,
+        )
+        for e in container.entries.select_related("reverses").order_by("seq")
+    )
+    return core.Ledger(content=content, expiry=container.expiry, lines=lines)
+
+
+def _append(
+    actor: Actor,
+    container: Container,
+    proposed: core.ProposedEntry,
+    *,
+    user: Any,
+    witness: Any,
+    reason: str = "",
+    session: Any = None,
+    patient: Any = None,
+    route: str = "",
+) -> LedgerEntry:
+    """Apply under the caller's lock; write the line and the container's mirror."""
+    try:
+        new = core.apply_entry(_ledger_of(container), proposed)
+    except core.LedgerRefused as exc:
+        raise InventoryError(exc.reasons) from None
+    line = new.lines[-1]
+    content = new.content
+    amount = abs(line.delta)
+    reverses = None
+    if line.reverses is not None:
+        reverses = LedgerEntry.objects.get(container=container, seq=line.reverses)
+    entry = LedgerEntry.objects.create(
+        container=container,
+        seq=line.seq,
+        kind=line.kind.value,
+        unit=content.base_unit,
+        amount=amount,
+        delta=line.delta,
+        balance_after=line.balance_after,
+        amount_mg=amount
+        if content.is_vial
+        else (amount * content.device_strength.value if content.device_strength else None),
+        amount_ml=content.ml_of(amount).quantize(Decimal("0.0001")) if content.is_vial else None,  # type: ignore[union-attr]
+        devices=int(amount) if not content.is_vial else None,
+        at=proposed.at,
+        by=user,
+        witness=witness,
+        session=session,
+        patient=patient,
+        route=route,
+        reason=reason or proposed.reason,
+        reverses=reverses,
+    )
+    container.balance = line.balance_after
+    container.last_seq = line.seq
+    if line.kind is core.EntryKind.ADMINISTRATION and container.opened_at is None:
+        container.opened_at = proposed.at
+    container.save(update_fields=["balance", "last_seq", "opened_at"])
+    return entry
+
+
+def _amount(container: Container, value: Decimal | str | int, unit: str) -> core.Amount:
+    try:
+        if unit == "mg":
+            return Mg(value)
+        if unit == "mL":
+            return Ml(value)
+        if unit == "devices":
+            return core.Devices(value)
+    except QuantityError as exc:
+        raise InventoryError(str(exc)) from None
+    raise InventoryError(f"{unit!r} is not a unit the ledger knows (mg, mL or devices).")
+
+
+def _locked(actor: Actor, container_id: int) -> Container:
+    try:
+        return (
+            Container.objects.select_for_update()
+            .select_related("product", "registration")
+            .get(pk=container_id, registration__clinic=actor.clinic)
+        )
+    except Container.DoesNotExist:
+        raise InventoryError("That container is not in this clinic's stock.") from None
+
+
+KIND_ROLES = {
+    EntryKind.ADMINISTRATION: "administer",
+    EntryKind.WASTE: "administer",
+    EntryKind.ADJUSTMENT: "stock",
+    EntryKind.REVERSAL: "prescriber",
+}
+
+
+@transaction.atomic
+def record_entry(
+    actor: Actor,
+    container_id: int,
+    *,
+    kind: str,
+    amount: Decimal | str | int | None = None,
+    unit: str = "mg",
+    witness: Any = None,
+    reason: str = "",
+    increase: bool | None = None,
+    reverses_seq: int | None = None,
+    session: Any = None,
+    patient: Any = None,
+    route: str = "",
+    at: dt.datetime | None = None,
+) -> LedgerEntry:
+    """Add one line (administration, waste, adjustment or reversal) to a container's ledger."""
+    ekind = EntryKind(kind)
+    need = KIND_ROLES.get(ekind)
+    if need is None:
+        raise InventoryError("Receipts and destructions have their own pages.")
+    if need == "administer":
+        _require(actor, ADMINISTER_ROLES, "administer or waste controlled substances")
+    elif need == "stock":
+        _require(actor, stock_roles(actor.clinic), "adjust controlled-substance stock")
+    else:
+        _require(actor, frozenset({"prescriber"}), "reverse a ledger entry (prescribers only)")
+    user = actor.require_user()
+    _staff_ok(actor, witness, "witness")
+    if at is not None and at > clock.now():
+        raise InventoryError("An entry cannot be dated in the future.")
+    container = _locked(actor, container_id)
+    # "now" is read under the lock: a draw that waited for another one is dated after it
+    when = at or clock.now()
+    qty = _amount(container, amount, unit) if amount is not None and ekind != EntryKind.REVERSAL else None
+    proposed = core.ProposedEntry(
+        kind=core.EntryKind(ekind.value),
+        by=str(user.pk),
+        at=when,
+        amount=qty,
+        witness=str(witness.pk) if witness is not None else None,
+        reason=reason,
+        increase=increase,
+        reverses=reverses_seq,
+    )
+    entry = _append(
+        actor,
+        container,
+        proposed,
+        user=user,
+        witness=witness,
+        reason=reason,
+        session=session,
+        patient=patient,
+        route=route,
+    )
+    record_event(actor, "create", patient=patient, obj=entry, detail=f"inventory.{ekind.value}")
+    return entry
+
+
+def draw_for_administration(
+    actor: Actor,
+    *,
+    container_id: int,
+    session: Any,
+    route: str,
+    amount_mg: Decimal | None = None,
+    devices: int | None = None,
+    witness: Any = None,
+    at: dt.datetime | None = None,
+) -> LedgerEntry:
+    """The ledger line for a dose given in a dosing session: ``amount_mg`` from a vial or ``devices``
+    from an esketamine pack. For the sessions app to call inside its own administration transaction
+    (not wired yet): the container row is locked, an expired container or the wrong unit is refused."""
+    if getattr(session, "clinic_id", None) != getattr(actor.clinic, "pk", None):
+        raise InventoryError("That dosing session is not in this clinic.")
+    if (amount_mg is None) == (devices is None):
+        raise InventoryError("Give the dose either in mg (a vial) or in devices (a nasal device pack).")
+    amount: Decimal | int = amount_mg if amount_mg is not None else devices  # type: ignore[assignment]
+    return record_entry(
+        actor,
+        container_id,
+        kind="administration",
+        amount=amount,
+        unit="mg" if amount_mg is not None else "devices",
+        witness=witness,
+        session=session,
+        patient=session.patient,
+        route=route,
+        at=at,
+    )
+
+
+# ---- destruction ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def destroy(
+    actor: Actor,
+    container_id: int,
+    *,
+    method: str,
+    place: str,
+    reason: str,
+    witness_1: Any,
+    witness_2: Any,
+    reverse_distributor: str = "",
+    reverse_distributor_dea_number: str = "",
+    at: dt.datetime | None = None,
+) -> Destruction:
+    """Destroy what remains of a container (Form 41 fields, two witnesses, §5)."""
+    _require(actor, stock_roles(actor.clinic), "destroy controlled substances")
+    user = actor.require_user()
+    reasons: list[str] = []
+    if witness_1 is None or witness_2 is None:
+        reasons.append("A destruction needs two witnesses.")
+    elif len({user.pk, witness_1.pk, witness_2.pk}) < 3:
+        reasons.append("The two witnesses must be two different people, neither of them the one destroying.")
+    if method == DestructionMethod.REVERSE_DISTRIBUTOR:
+        if not reverse_distributor.strip():
+            reasons.append("Name the reverse distributor.")
+        problem = core.dea_number_problem(reverse_distributor_dea_number)
+        if problem:
+            reasons.append(f"Reverse distributor: {problem}")
+    elif method != DestructionMethod.ON_SITE:
+        reasons.append("Choose how the stock was destroyed.")
+    if not place.strip():
+        reasons.append("Say where it was destroyed.")
+    if reasons:
+        raise InventoryError(reasons)
+    _staff_ok(actor, witness_1, "first witness")
+    _staff_ok(actor, witness_2, "second witness")
+    container = _locked(actor, container_id)
+    when = at or clock.now()  # read under the lock, after any entry that held it
+    if container.balance <= 0:
+        raise InventoryError("This container has nothing left to destroy.")
+    unit = container.product.unit
+    proposed = core.ProposedEntry(
+        kind=core.EntryKind.DESTRUCTION,
+        by=str(user.pk),
+        at=when,
+        amount=Mg(container.balance) if unit == "mg" else core.Devices(container.balance),
+        witness=str(witness_1.pk),
+        reason=reason,
+    )
+    entry = _append(actor, container, proposed, user=user, witness=witness_1, reason=reason)
+    container.closed_at = when
+    container.save(update_fields=["closed_at"])
+    d = Destruction.objects.create(
+        registration=container.registration,
+        container=container,
+        entry=entry,
+        method=method,
+        reverse_distributor=reverse_distributor,
+        reverse_distributor_dea_number=reverse_distributor_dea_number.upper(),
+        place=place,
+        reason=reason,
+        destroyed_at=when,
+        by=user,
+        witness_1=witness_1,
+        witness_2=witness_2,
+    )
+    record_event(actor, "create", obj=d, detail="inventory.destruction")
+    return d
+
+
+# ---- counts and discrepancies --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CountInput:
+    container_id: int
+    counted: Decimal
+    exact: bool
+
+
+@transaction.atomic
+def record_count(
+    actor: Actor,
+    registration: Registration,
+    *,
+    timing: str,
+    witness: Any,
+    lines: Sequence[CountInput],
+    kind: str = "on_demand",
+    taken_at: dt.datetime | None = None,
+) -> Count:
+    """A count (opening/close of business, witnessed, §2); each line that disagrees opens a discrepancy."""
+    _require(actor, COUNT_ROLES, "take a count")
+    user = actor.require_user()
+    when = taken_at or clock.now()
+    reasons: list[str] = []
+    if when > clock.now():
+        reasons.append("A count cannot be dated in the future.")
+    if witness is None:
+        reasons.append("A count needs a second person as witness.")
+    elif witness.pk == user.pk:
+        reasons.append("The witness must be a different person from the one taking the count.")
+    if timing not in ("opening", "close"):
+        reasons.append("Say whether the count was taken at the opening or the close of business.")
+    if not lines and Container.objects.filter(registration=registration, balance__gt=0).exists():
+        reasons.append("Count every container on hand (a zero inventory only when nothing is on hand).")
+    if reasons:
+        raise InventoryError(reasons)
+    _staff_ok(actor, witness, "witness")
+    tolerance = settings_for(actor.clinic).estimate_tolerance_mg
+    count = Count.objects.create(
+        registration=registration, kind=kind, timing=timing, taken_at=when, taken_by=user, witness=witness
+    )
+    opened = 0
+    for item in lines:
+        container = (
+            Container.objects.select_for_update()
+            .select_related("product")
+            .filter(pk=item.container_id, registration=registration)
+            .first()
+        )
+        if container is None:
+            raise InventoryError("A counted container is not in this registration's stock.")
+        if item.counted < 0:
+            raise InventoryError(f"{container.identifier}: a count cannot be negative.")
+        tol = tolerance if container.product.unit == "mg" else Decimal(0)
+        cmp = core.compare_count(
+            container.balance, item.counted, container.product.unit, exact=item.exact, tolerance=tol
+        )
+        line = CountLine.objects.create(
+            count=count,
+            container=container,
+            counted=item.counted,
+            exact=item.exact,
+            ledger_balance=container.balance,
+            agrees=cmp.agrees,
+        )
+        if not cmp.agrees:
+            Discrepancy.objects.create(
+                registration=registration,
+                container=container,
+                count_line=line,
+                difference=cmp.difference,
+                opened_at=when,
+            )
+            opened += 1
+    record_event(
+        actor, "create", obj=count, detail=f"inventory.count lines={len(lines)} discrepancies={opened}"
+    )
+    return count
+
+
+@transaction.atomic
+def resolve_discrepancy(actor: Actor, discrepancy_id: int, *, explanation: str) -> Discrepancy:
+    _require(actor, frozenset({"prescriber"}), "resolve a discrepancy (prescribers only)")
+    d = (
+        Discrepancy.objects.select_for_update()
+        .filter(pk=discrepancy_id, registration__clinic=actor.clinic)
+        .first()
+    )
+    if d is None:
+        raise InventoryError("That discrepancy is not in this clinic's records.")
+    if not d.is_open:
+        raise InventoryError("This discrepancy was already resolved.")
+    if not explanation.strip():
+        raise InventoryError("Write the explanation of what was found.")
+    d.explanation = explanation.strip()
+    d.resolved_by = actor.require_user()
+    d.resolved_at = clock.now()
+    d.save(update_fields=["explanation", "resolved_by", "resolved_at"])
+    record_event(actor, "update", obj=d, detail="inventory.discrepancy.resolved")
+    return d
+
+
+# ---- loss reports --------------------------------------------------------------------------------
+
+
+def next_business_day(day: dt.date) -> dt.date:
+    """The business day after ``day`` (Saturdays and Sundays skipped; holidays UNCONFIRMED, §6)."""
+    nxt = day + dt.timedelta(days=1)
+    while nxt.weekday() >= 5:
+        nxt += dt.timedelta(days=1)
+    return nxt
+
+
+FORM_106_DAYS = 45  # docs/controlled-substances.md §6 [A31][A32]
+
+
+def loss_deadlines(discovered: dt.date) -> tuple[dt.date, dt.date]:
+    """(written notice due, Form 106 due) for a loss discovered on ``discovered`` (§6)."""
+    return next_business_day(discovered), discovered + dt.timedelta(days=FORM_106_DAYS)
+
+
+@transaction.atomic
+def open_loss_report(
+    actor: Actor,
+    registration: Registration,
+    *,
+    discovered_at: dt.datetime,
+    description: str,
+    discrepancy: Discrepancy | None = None,
+) -> LossReport:
+    _require(actor, stock_roles(actor.clinic), "open a loss report")
+    reasons = []
+    if discovered_at > clock.now():
+        reasons.append("The discovery cannot be in the future.")
+    if not description.strip():
+        reasons.append("Describe what was lost or stolen.")
+    if reasons:
+        raise InventoryError(reasons)
+    report = LossReport.objects.create(
+        registration=registration,
+        discovered_at=discovered_at,
+        description=description.strip(),
+        discrepancy=discrepancy,
+        created_by=actor.require_user(),
+    )
+    record_event(actor, "create", obj=report, detail="inventory.loss_report")
+    return report
+
+
+@transaction.atomic
+def mark_loss_filed(actor: Actor, report_id: int, *, which: str) -> LossReport:
+    _require(actor, stock_roles(actor.clinic), "mark a loss report filed")
+    report = (
+        LossReport.objects.select_for_update().filter(pk=report_id, registration__clinic=actor.clinic).first()
+    )
+    if report is None:
+        raise InventoryError("That loss report is not in this clinic's records.")
+    field = {"notice": "notice_filed_at", "form106": "form106_filed_at"}.get(which)
+    if field is None:
+        raise InventoryError("Say which filing: the written notice or Form 106.")
+    if getattr(report, field) is not None:
+        raise InventoryError("That filing was already marked.")
+    setattr(report, field, clock.now())
+    report.save(update_fields=[field])
+    record_event(actor, "update", obj=report, detail=f"inventory.loss_report.{which}_filed")
+    return report
+
+
+# ---- clinic settings -----------------------------------------------------------------------------
+
+STOCK_ROLE_CHOICES = ("prescriber", "nurse", "admin")
+
+
+@transaction.atomic
+def update_settings(
+    actor: Actor, *, roles: Sequence[str], estimate_tolerance_mg: Decimal
+) -> InventorySettings:
+    """Which roles receive, adjust and destroy stock; how far an estimate may differ (admins only)."""
+    _require(actor, frozenset({"admin"}), "change the controlled-substance settings")
+    reasons = []
+    chosen = [r for r in STOCK_ROLE_CHOICES if r in roles]
+    if not chosen or len(chosen) != len(set(roles)):
+        reasons.append("Choose at least one of prescriber, nurse or admin.")
+    if estimate_tolerance_mg < 0:
+        reasons.append("The tolerance cannot be negative.")
+    if reasons:
+        raise InventoryError(reasons)
+    found, _ = InventorySettings.objects.select_for_update().get_or_create(clinic=actor.clinic)
+    found.stock_roles = ",".join(chosen)
+    found.estimate_tolerance_mg = estimate_tolerance_mg
+    found.save()
+    record_event(actor, "update", obj=found, detail=f"inventory.settings roles={found.stock_roles}")
+    return found

@@ -1,0 +1,584 @@
+"""Controlled-substance records pages (thin: forms in, services write, selectors read).
+
+Who may do what (docs/controlled-substances.md; issue 14): prescribers, nurses and admins read; the
+clinic's stock roles (a clinic setting, prescribers by default) receive, adjust and destroy; nurses and
+prescribers administer, waste, witness and count; prescribers reverse lines and resolve discrepancies.
+Front desk and patients see nothing here.
+"""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from kapclinic.audit.services import record_event
+from kapclinic.core import clock
+from kapclinic.core.actor import actor_from_request
+from kapclinic.core.stubs import require_roles
+from kapclinic.inventory import selectors, services
+from kapclinic.inventory.forms import (
+    CountForm,
+    DestroyForm,
+    EntryForm,
+    LossForm,
+    ProductForm,
+    ReceiveForm,
+    RegistrationForm,
+    ReportForm,
+    ResolveForm,
+    SettingsForm,
+)
+from kapclinic.inventory.services import InventoryError
+from kapclinic.patients.models import Patient
+
+READ = ["admin", "nurse", "prescriber"]
+HANDS = ["nurse", "prescriber"]
+PRESCRIBER = ["prescriber"]
+
+
+def _clinic(request: HttpRequest) -> Any:
+    return getattr(request, "clinic", None)
+
+
+def _role(request: HttpRequest) -> str | None:
+    return getattr(request, "role", None)
+
+
+def _stock_roles(request: HttpRequest) -> list[str]:
+    return sorted(services.stock_roles(getattr(request, "clinic", None)))
+
+
+def _errors(form: Any, exc: InventoryError) -> None:
+    for reason in exc.reasons:
+        form.add_error(None, reason)
+
+
+def _can_stock(request: HttpRequest) -> bool:
+    return getattr(request, "role", None) in services.stock_roles(getattr(request, "clinic", None))
+
+
+@login_required
+def index(request: HttpRequest) -> HttpResponse:
+    require_roles(request, READ)
+    clinic = _clinic(request)
+    stock = list(selectors.stock(clinic))
+    return render(
+        request,
+        "inventory/index.html",
+        {
+            "registrations": selectors.registrations(clinic).prefetch_related("locations"),
+            "stock": [(c, selectors.balance_text(c)) for c in stock],
+            "open_discrepancies": selectors.discrepancies(clinic, open_only=True),
+            "losses": selectors.loss_reports(clinic, open_only=True),
+            "can_stock": _can_stock(request),
+            "is_admin": _role(request) == "admin",
+            "inventories": selectors.inventories_due(clinic),
+            "today": clock.today(),
+        },
+    )
+
+
+@login_required
+def registration_new(request: HttpRequest) -> HttpResponse:
+    require_roles(request, sorted(set(_stock_roles(request)) | {"admin"}))
+    form = RegistrationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            services.create_registration(
+                actor_from_request(request),
+                dea_number=d["dea_number"],
+                registrant=d["registrant"],
+                expires_on=d["expires_on"],
+                schedules=d["schedules"],
+                address=d["address"],
+                location_names=[d["location"]],
+            )
+        except InventoryError as exc:
+            _errors(form, exc)
+        else:
+            messages.success(request, "Registration added.")
+            return redirect("inventory:index")
+    return render(
+        request,
+        "inventory/form.html",
+        {"form": form, "title": "Add a DEA registration"},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+def product_new(request: HttpRequest) -> HttpResponse:
+    require_roles(request, _stock_roles(request))
+    form = ProductForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        product = form.save(commit=False)
+        product.clinic = _clinic(request)
+        product.save()
+        record_event(actor_from_request(request), "create", obj=product, detail="inventory.product")
+        messages.success(request, "Product added.")
+        return redirect("inventory:receive")
+    return render(
+        request,
+        "inventory/form.html",
+        {"form": form, "title": "Add a product"},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+def receive(request: HttpRequest) -> HttpResponse:
+    require_roles(request, _stock_roles(request))
+    clinic = _clinic(request)
+    form = ReceiveForm(clinic, request.POST or None, initial={"received_on": clock.today()})
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            receipt = services.receive_delivery(actor_from_request(request), **d)
+        except InventoryError as exc:
+            _errors(form, exc)
+        else:
+            messages.success(
+                request, f"Received {receipt.containers} container(s). Print their labels below."
+            )
+            return redirect("inventory:receipt", receipt_id=receipt.pk)
+    return render(
+        request, "inventory/receive.html", {"form": form}, status=400 if request.method == "POST" else 200
+    )
+
+
+@login_required
+def receipt(request: HttpRequest, receipt_id: int) -> HttpResponse:
+    require_roles(request, READ)
+    found = selectors.receipt(_clinic(request), receipt_id)
+    if found is None:
+        raise Http404
+    return render(
+        request, "inventory/receipt.html", {"receipt": found, "containers": found.container_set.all()}
+    )
+
+
+@login_required
+def container(request: HttpRequest, container_id: int) -> HttpResponse:
+    require_roles(request, READ)
+    clinic = _clinic(request)
+    found = selectors.container(clinic, container_id)
+    if found is None:
+        raise Http404
+    form = EntryForm(clinic, initial={"unit": found.product.unit})
+    status = 200
+    if request.method == "POST":
+        require_roles(request, HANDS)
+        form = EntryForm(clinic, request.POST)
+        status = 400
+        if form.is_valid():
+            d = form.cleaned_data
+            patient = None
+            if d["patient_mrn"]:
+                patient = Patient.objects.filter(clinic=clinic, mrn=d["patient_mrn"].strip()).first()
+                if patient is None:
+                    form.add_error("patient_mrn", "No patient of this clinic has that record number.")
+            kind = d["kind"]
+            if kind in ("overfill", "underfill") and _role(request) not in services.stock_roles(clinic):
+                form.add_error(None, "Your role may not adjust controlled-substance stock.")
+            if kind == "reversal" and _role(request) != "prescriber":
+                form.add_error(None, "Only a prescriber may reverse a ledger line.")
+            if not form.errors:
+                try:
+                    services.record_entry(
+                        actor_from_request(request),
+                        found.pk,
+                        kind="adjustment" if kind in ("overfill", "underfill") else kind,
+                        amount=d["amount"],
+                        unit=d["unit"],
+                        witness=d["witness"],
+                        reason=d["reason"],
+                        increase={"overfill": True, "underfill": False}.get(kind),
+                        reverses_seq=d["reverses_seq"],
+                        patient=patient,
+                        route=d["route"],
+                    )
+                except InventoryError as exc:
+                    _errors(form, exc)
+                else:
+                    messages.success(request, "Ledger line added.")
+                    return redirect("inventory:container", container_id=found.pk)
+    lines = list(selectors.ledger_lines(found))
+    record_event(
+        actor_from_request(request), "list", obj=found, detail=f"inventory.ledger lines={len(lines)}"
+    )
+    return render(
+        request,
+        "inventory/container.html",
+        {
+            "container": found,
+            "lines": lines,
+            "form": form,
+            "balance": selectors.balance_text(found),
+            "can_enter": _role(request) in HANDS,
+            "can_stock": _can_stock(request),
+        },
+        status=status,
+    )
+
+
+@login_required
+def destroy(request: HttpRequest, container_id: int) -> HttpResponse:
+    require_roles(request, _stock_roles(request))
+    clinic = _clinic(request)
+    found = selectors.container(clinic, container_id)
+    if found is None:
+        raise Http404
+    form = DestroyForm(clinic, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.destroy(actor_from_request(request), found.pk, **form.cleaned_data)
+        except InventoryError as exc:
+            _errors(form, exc)
+        else:
+            messages.success(request, f"{found.identifier} destroyed and recorded.")
+            return redirect("inventory:container", container_id=found.pk)
+    return render(
+        request,
+        "inventory/destroy.html",
+        {"form": form, "container": found, "balance": selectors.balance_text(found)},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+def destructions(request: HttpRequest) -> HttpResponse:
+    require_roles(request, READ)
+    return render(
+        request, "inventory/destructions.html", {"destructions": selectors.destructions(_clinic(request))}
+    )
+
+
+@login_required
+def counts(request: HttpRequest) -> HttpResponse:
+    require_roles(request, READ)
+    return render(
+        request,
+        "inventory/counts.html",
+        {
+            "counts": selectors.counts(_clinic(request))[:200],
+            "can_count": _role(request) in HANDS,
+        },
+    )
+
+
+@login_required
+def count_new(request: HttpRequest) -> HttpResponse:
+    require_roles(request, HANDS)
+    clinic = _clinic(request)
+    regs = list(selectors.registrations(clinic))
+    reg = next(
+        (r for r in regs if str(r.pk) == request.GET.get("registration", "")), regs[0] if regs else None
+    )
+    if reg is None:
+        return render(request, "inventory/count_new.html", {"form": None, "registration": None})
+    containers = [c for c in selectors.stock(clinic) if c.registration_id == reg.pk]
+    local_now = clock.now().astimezone(clinic.zone).replace(tzinfo=None, second=0, microsecond=0)
+    form = CountForm(clinic, containers, request.POST or None, initial={"taken_at": local_now})
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        lines = [
+            services.CountInput(c.pk, d[f"counted_{c.pk}"], not d[f"estimated_{c.pk}"]) for c in containers
+        ]
+        try:
+            count = services.record_count(
+                actor_from_request(request),
+                reg,
+                timing=d["timing"],
+                witness=d["witness"],
+                lines=lines,
+                kind=d["kind"],
+                taken_at=d["taken_at"],
+            )
+        except InventoryError as exc:
+            _errors(form, exc)
+        else:
+            opened = sum(1 for line in count.lines.all() if not line.agrees)
+            if opened:
+                messages.warning(
+                    request,
+                    f"The count disagrees with the ledger for {opened} container(s): "
+                    "a discrepancy was opened.",
+                )
+            else:
+                messages.success(request, "Count recorded; it agrees with the ledger.")
+            return redirect("inventory:count", count_id=count.pk)
+    return render(
+        request,
+        "inventory/count_new.html",
+        {"form": form, "registration": reg, "registrations": regs},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+def count(request: HttpRequest, count_id: int) -> HttpResponse:
+    require_roles(request, READ)
+    found = selectors.count(_clinic(request), count_id)
+    if found is None:
+        raise Http404
+    lines = found.lines.select_related("container__product").order_by("container__identifier")
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="inventory-{found.pk}.csv"'
+        w = csv.writer(response)
+        w.writerow(
+            [
+                "date",
+                "timing",
+                "substance",
+                "finished form",
+                "container",
+                "counted",
+                "unit",
+                "exact or estimated",
+                "ledger",
+                "agrees",
+            ]
+        )
+        for line in lines:
+            c = line.container
+            w.writerow(
+                [
+                    found.taken_at.date().isoformat(),
+                    found.get_timing_display(),
+                    c.product.name,
+                    c.product.content().describe(),
+                    c.identifier,
+                    selectors._num(line.counted),
+                    c.product.unit,
+                    "exact" if line.exact else "estimated",
+                    selectors._num(line.ledger_balance),
+                    "yes" if line.agrees else "no",
+                ]
+            )
+        record_event(actor_from_request(request), "export", obj=found, detail="inventory.count.csv")
+        return response
+    return render(request, "inventory/count.html", {"count": found, "lines": lines})
+
+
+@login_required
+def discrepancies(request: HttpRequest) -> HttpResponse:
+    require_roles(request, READ)
+    return render(
+        request, "inventory/discrepancies.html", {"discrepancies": selectors.discrepancies(_clinic(request))}
+    )
+
+
+@login_required
+def discrepancy(request: HttpRequest, discrepancy_id: int) -> HttpResponse:
+    require_roles(request, READ)
+    found = selectors.discrepancies(_clinic(request)).filter(pk=discrepancy_id).first()
+    if found is None:
+        raise Http404
+    form = ResolveForm(request.POST or None)
+    if request.method == "POST":
+        require_roles(request, PRESCRIBER)
+        if form.is_valid():
+            try:
+                services.resolve_discrepancy(
+                    actor_from_request(request), found.pk, explanation=form.cleaned_data["explanation"]
+                )
+            except InventoryError as exc:
+                _errors(form, exc)
+            else:
+                messages.success(request, "Discrepancy resolved.")
+                return redirect("inventory:discrepancy", discrepancy_id=found.pk)
+        return render(
+            request, "inventory/discrepancy.html", {"d": found, "form": form, "can_resolve": True}, status=400
+        )
+    return render(
+        request,
+        "inventory/discrepancy.html",
+        {"d": found, "form": form, "can_resolve": _role(request) == "prescriber"},
+    )
+
+
+@login_required
+def losses(request: HttpRequest) -> HttpResponse:
+    require_roles(request, READ)
+    clinic = _clinic(request)
+    can_stock = _can_stock(request)
+    form = LossForm(clinic, request.POST or None)
+    status = 200
+    if request.method == "POST":
+        require_roles(request, _stock_roles(request))
+        status = 400
+        if form.is_valid():
+            try:
+                services.open_loss_report(actor_from_request(request), **form.cleaned_data)
+            except InventoryError as exc:
+                _errors(form, exc)
+            else:
+                messages.success(request, "Loss report opened: its deadlines are shown until marked filed.")
+                return redirect("inventory:losses")
+    return render(
+        request,
+        "inventory/losses.html",
+        {"rows": selectors.loss_reports(clinic), "form": form, "can_stock": can_stock},
+        status=status,
+    )
+
+
+@login_required
+def loss_filed(request: HttpRequest, report_id: int) -> HttpResponse:
+    require_roles(request, _stock_roles(request))
+    if request.method != "POST":
+        return redirect("inventory:losses")
+    try:
+        services.mark_loss_filed(actor_from_request(request), report_id, which=request.POST.get("which", ""))
+    except InventoryError as exc:
+        if "not in this clinic" in str(exc):
+            raise Http404 from None
+        messages.error(request, str(exc))
+        return redirect("inventory:losses")
+    messages.success(request, "Marked filed.")
+    return redirect("inventory:losses")
+
+
+@login_required
+def reports(request: HttpRequest) -> HttpResponse:
+    require_roles(request, READ)
+    clinic = _clinic(request)
+    today = clock.today()
+    return render(
+        request,
+        "inventory/reports.html",
+        {
+            "form": ReportForm(clinic, initial={"start": today.replace(day=1), "end": today}),
+            "receipts": selectors.receipts(clinic)[:500],
+            "counts": selectors.counts(clinic)[:50],
+        },
+    )
+
+
+@login_required
+def receipt_log(request: HttpRequest) -> HttpResponse:
+    require_roles(request, READ)
+    rows = selectors.receipts(_clinic(request))
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="receipt-log.csv"'
+        w = csv.writer(response)
+        w.writerow(
+            [
+                "received on",
+                "registration",
+                "supplier",
+                "supplier DEA number",
+                "invoice",
+                "invoice date",
+                "product",
+                "NDC",
+                "lot",
+                "expiry",
+                "containers",
+                "received by",
+            ]
+        )
+        for r in rows:
+            w.writerow(
+                [
+                    r.received_on.isoformat(),
+                    r.registration.dea_number,
+                    r.supplier,
+                    r.supplier_dea_number,
+                    r.invoice_number,
+                    r.invoice_date.isoformat(),
+                    f"{r.product.name} {r.product.content().describe()}",
+                    r.product.ndc,
+                    r.lot,
+                    r.expiry.isoformat(),
+                    r.containers,
+                    r.received_by.full_name,
+                ]
+            )
+        record_event(actor_from_request(request), "export", object_type="inventory.receipt_log", detail="csv")
+        return response
+    return render(request, "inventory/receipt_log.html", {"receipts": rows})
+
+
+@login_required
+def administration_log(request: HttpRequest) -> HttpResponse:
+    require_roles(request, READ)
+    clinic = _clinic(request)
+    form = ReportForm(clinic, request.GET or None)
+    if not form.is_valid():
+        return render(
+            request,
+            "inventory/administration_log.html",
+            {"form": form, "rows": None},
+            status=400 if request.GET else 200,
+        )
+    d = form.cleaned_data
+    rows = selectors.administration_rows(
+        selectors.administration_log(d["registration"], d["start"], d["end"]), d["registration"].clinic.zone
+    )
+    actor = actor_from_request(request)
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv")
+        name = f"administration-log-{d['registration'].dea_number}-{d['start']}-{d['end']}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        w = csv.writer(response)
+        w.writerow(selectors.ADMIN_LOG_HEADER)
+        w.writerows(rows)
+        record_event(
+            actor, "export", obj=d["registration"], detail=f"inventory.administration_log rows={len(rows)}"
+        )
+        return response
+    record_event(
+        actor, "list", obj=d["registration"], detail=f"inventory.administration_log rows={len(rows)}"
+    )
+    csv_url = reverse("inventory:administration_log") + "?" + request.GET.urlencode() + "&format=csv"
+    return render(
+        request,
+        "inventory/administration_log.html",
+        {
+            "form": form,
+            "rows": rows,
+            "header": selectors.ADMIN_LOG_HEADER,
+            "registration": d["registration"],
+            "start": d["start"],
+            "end": d["end"],
+            "csv_url": csv_url,
+        },
+    )
+
+
+@login_required
+def settings_page(request: HttpRequest) -> HttpResponse:
+    require_roles(request, ["admin"])
+    current = services.settings_for(_clinic(request))
+    form = SettingsForm(
+        request.POST or None,
+        initial={"roles": current.stock_role_list(), "estimate_tolerance_mg": current.estimate_tolerance_mg},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_settings(
+                actor_from_request(request),
+                roles=form.cleaned_data["roles"],
+                estimate_tolerance_mg=form.cleaned_data["estimate_tolerance_mg"],
+            )
+        except InventoryError as exc:
+            _errors(form, exc)
+        else:
+            messages.success(request, "Controlled-substance settings saved.")
+            return redirect("inventory:settings")
+    return render(
+        request,
+        "inventory/form.html",
+        {"form": form, "title": "Controlled-substance settings"},
+        status=400 if request.method == "POST" else 200,
+    )
