@@ -144,7 +144,9 @@ class ClinicDetailsForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         import zoneinfo
 
-        self.fields["time_zone"].choices = [(z, z) for z in sorted(zoneinfo.available_timezones())]
+        zones = self.fields["time_zone"]
+        assert isinstance(zones, forms.ChoiceField)
+        zones.choices = [(z, z) for z in sorted(zoneinfo.available_timezones())]
         self.initial.setdefault("version", self.instance.version)
 
 

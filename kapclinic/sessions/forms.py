@@ -177,6 +177,7 @@ class MissedCheckForm(KapForm):
 
 
 class AckForm(KapForm):
+    alert_id: int | None = None  # the alert the form was posted for; the page shows its errors there
     action = forms.CharField(
         label="Action taken",
         max_length=500,
