@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
@@ -76,6 +77,13 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "measures/index.html", {"alerts": alerts, "cutoff": cutoff, "page": page})
 
 
+
+
+def _wall(at: Any) -> str:
+    """An aware datetime as the clinic's wall-clock time without an offset (``2026-12-05T23:30:00``)."""
+    return str(timezone.localtime(at).replace(tzinfo=None).isoformat())
+
+
 @login_required
 def patient(request: HttpRequest, patient_id: int) -> HttpResponse:
     """Trajectories with severity bands, dosing sessions and the change table (baseline and recent rows)."""
@@ -84,7 +92,8 @@ def patient(request: HttpRequest, patient_id: int) -> HttpResponse:
     views = selectors.patient_trajectories(p)
     from kapclinic.measures import hooks
 
-    doses = [t.isoformat() for t in hooks.dosing_times([p.pk]).get(p.pk, [])]
+    # The chart reads each time as a wall-clock time: the clinic's, whatever zone the browser is in.
+    doses = [_wall(t) for t in hooks.dosing_times([p.pk]).get(p.pk, [])]
     charts = [
         {
             "key": v.key,
@@ -92,7 +101,7 @@ def patient(request: HttpRequest, patient_id: int) -> HttpResponse:
             "bands": v.bands,
             "max": v.max_total,
             "cutoff": v.cutoff if not v.bands else None,
-            "points": [{"x": pt.completed_at.isoformat(), "y": pt.total} for pt in v.points],
+            "points": [{"x": _wall(pt.completed_at), "y": pt.total} for pt in v.points],
             "doses": doses,
         }
         for v in views

@@ -603,3 +603,14 @@ def test_alerts_widget_lists_ten_with_the_rest_counted_in_the_same_query(
         assert f'href="{ack}"' in body
         assert formats.date_format(timezone.localtime(a.raised_at), "M j, H:i") in body
     assert f'href="{reverse("measures:patient", kwargs={"patient_id": world.patient.pk})}"' in body
+
+
+def test_trajectory_chart_times_are_the_clinics_wall_clock(world: Any, client: Any, clock_frozen: Any) -> None:
+    """One clock (issue 18): the chart gets 23:30 on the clinic's Saturday, not the next day in UTC."""
+    from kapclinic.accounts.models import Clinic
+
+    Clinic.objects.filter(pk=world.clinic.pk).update(time_zone="America/Los_Angeles")
+    submit(world, phq(9), completed_at=dt.datetime(2026, 3, 1, 7, 30, tzinfo=dt.UTC))  # 23:30 on 28 Feb
+    client.force_login(world.nurse)
+    html = client.get(reverse("measures:patient", kwargs={"patient_id": world.patient.pk})).content.decode()
+    assert '"2026-02-28T23:30:00"' in html and "2026-03-01T07:30" not in html
