@@ -605,8 +605,8 @@ def test_alerts_widget_lists_ten_with_the_rest_counted_in_the_same_query(
     assert f'href="{reverse("measures:patient", kwargs={"patient_id": world.patient.pk})}"' in body
 
 
-def test_trajectory_chart_times_are_the_clinics_wall_clock(world: Any, client: Any, clock_frozen: Any) -> None:
-    """One clock (issue 18): the chart gets 23:30 on the clinic's Saturday, not the next day in UTC."""
+def test_trajectory_chart_times_are_the_clinic_wall_clock(world: Any, client: Any, clock_frozen: Any) -> None:
+    """One clock (issue 18): the chart gets 23:30 on the clinic's 28 February, not 1 March in UTC."""
     from kapclinic.accounts.models import Clinic
 
     Clinic.objects.filter(pk=world.clinic.pk).update(time_zone="America/Los_Angeles")
