@@ -74,8 +74,8 @@ def test_dose_handoff_recovery_and_discharge_on_tablet(
         ("observation.minimum_minutes", "120"),
         ("observation.final_set_within_minutes", "15"),
     ):
-        ClinicProtocolSetting.objects.create(
-            clinic=clinic, protocol_id=IV, key=key, value=value, set_by=prescriber
+        ClinicProtocolSetting.objects.update_or_create(
+            clinic=clinic, protocol_id=IV, key=key, defaults={"value": value, "set_by": prescriber}
         )
     chair = Resource.objects.create(clinic=clinic, name="Chair 1", kind="chair")
     appt = Appointment.objects.create(

@@ -55,9 +55,16 @@ def test_dosing_session_on_tablet(
     therapist = make_staff(clinic, "therapist", name="Theo Therapist", email="therapist@dose.test")
     CareTeamMember.objects.create(patient=patient, user=therapist, role="therapist")
     # The medical director's value (synthetic) for how recent the last full set must be at discharge.
-    ClinicProtocolSetting.objects.create(
+    ClinicProtocolSetting.objects.update_or_create(
         clinic=clinic, protocol_id="esketamine-in-trd", key="observation.final_set_within_minutes",
-        value="15", set_by=prescriber,
+        defaults={"value": "15", "set_by": prescriber},
+    )  # fmt: skip
+    # This journey follows the label's checkpoints only (baseline, ~40 min, pre-discharge): the synthetic
+    # medical director's interval checks fall after the session (the factory's 15 minutes would ask for
+    # a reading every quarter hour, which sessions/tests cover).
+    ClinicProtocolSetting.objects.update_or_create(
+        clinic=clinic, protocol_id="esketamine-in-trd", key="vitals_schedule.interval_minutes",
+        defaults={"value": "240", "set_by": prescriber},
     )  # fmt: skip
     chair = Resource.objects.create(clinic=clinic, name="Chair 1", kind="chair")
     appt = Appointment.objects.create(

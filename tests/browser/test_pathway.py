@@ -48,9 +48,16 @@ def test_signed_plan_to_discharge(
     user, patient = make_patient_user(clinic, care_team=[prescriber], legal_first_name="Robin")
     plan = make_dosing_ready(patient, prescriber, "esketamine-in-trd")
     # The medical director's value (synthetic) for how recent the last full set must be at discharge.
-    ClinicProtocolSetting.objects.create(
+    ClinicProtocolSetting.objects.update_or_create(
         clinic=clinic, protocol_id="esketamine-in-trd", key="observation.final_set_within_minutes",
-        value="15", set_by=prescriber,
+        defaults={"value": "15", "set_by": prescriber},
+    )  # fmt: skip
+    # This journey follows the label's checkpoints only (baseline, ~40 min, pre-discharge): the synthetic
+    # medical director's interval checks fall after the session (the factory's 15 minutes would ask for
+    # a reading every quarter hour, which sessions/tests cover).
+    ClinicProtocolSetting.objects.update_or_create(
+        clinic=clinic, protocol_id="esketamine-in-trd", key="vitals_schedule.interval_minutes",
+        defaults={"value": "240", "set_by": prescriber},
     )  # fmt: skip
 
     # --- the patient answers the pre-session PHQ-9 in the portal (measures app)
