@@ -68,7 +68,7 @@ def test_mail_down_crisis_resources_undelivered_list_and_who_was_told(
     tctx = browser.new_context(viewport={"width": 1280, "height": 900})
     tpage = tctx.new_page()
     login(tpage, "theo@msg.test")
-    widget = tpage.get_by_role("region", name="Open safety alerts")
+    widget = tpage.get_by_role("region", name="Open safety alerts", exact=True)
     expect(widget).to_contain_text("Notified: Dr. Priya Prescriber, Theo Therapist")
     expect(widget).to_contain_text("escalated to Dr. Olu Oncall at")
     axe_check(tpage, "messages-dashboard-who-was-told")
