@@ -14,6 +14,7 @@ from django.db import connection
 from django.template import engines
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from kapclinic.core import clock
 from kapclinic.measures import selectors, services
@@ -83,7 +84,9 @@ def test_worked_example_baseline_plus_twelve_most_recent(world: Any, client: Any
     assert "Response</span>" in last and "Remission</span>" in last and "Reliably improved" in last
     chart = json.loads(html.split('id="measure-charts" type="application/json">')[1].split("</script>")[0])
     assert [p["y"] for p in chart[0]["points"]] == totals
-    assert chart[0]["points"][0]["x"] == responses[0].completed_at.isoformat()
+    # the chart plots the clinic's wall clock (issue 18, one clock): local time, no offset
+    wall = timezone.localtime(responses[0].completed_at).replace(tzinfo=None).isoformat()
+    assert chart[0]["points"][0]["x"] == wall
 
 
 @pytest.mark.django_db
