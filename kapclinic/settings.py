@@ -144,6 +144,11 @@ INSTALLED_APPS = [
     "kapclinic.messaging",
     "kapclinic.drafts",
     "kapclinic.inventory",
+    "kapclinic.billing",
+    "kapclinic.documents",
+    "kapclinic.fhirapi",
+    "kapclinic.conversations",
+    "kapclinic.notifications",
 ]
 
 MIDDLEWARE = [

@@ -18,6 +18,11 @@ urlpatterns = [
     path("messages/", include("kapclinic.messaging.urls")),
     path("drafts/", include("kapclinic.drafts.urls")),
     path("inventory/", include("kapclinic.inventory.urls")),
+    path("billing/", include("kapclinic.billing.urls")),
+    path("documents/", include("kapclinic.documents.urls")),
+    path("fhir/", include("kapclinic.fhirapi.urls")),
+    path("conversations/", include("kapclinic.conversations.urls")),
+    path("notifications/", include("kapclinic.notifications.urls")),
 ]
 
 handler400 = "kapclinic.core.views.error_400"

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class FhirapiConfig(AppConfig):
+    name = "kapclinic.fhirapi"
+    label = "fhirapi"
+    verbose_name = "FHIR API"
