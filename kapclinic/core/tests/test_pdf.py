@@ -10,7 +10,8 @@ from kapclinic.core import pdf
 
 
 def _render(tmp_path, settings, body: str, **context):
-    (tmp_path / "t.html").write_text('{% extends "pdf/base.html" %}{% block body %}' + body + "{% endblock %}")
+    template = '{% extends "pdf/base.html" %}{% block body %}' + body + "{% endblock %}"
+    (tmp_path / "t.html").write_text(template)
     settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}]
     engines._engines = {}  # re-read TEMPLATES
     engines.__dict__.pop("templates", None)
