@@ -3,7 +3,6 @@
 import io
 
 import pytest
-from django.template import engines
 from pypdf import PdfReader
 
 from kapclinic.core import pdf
@@ -13,8 +12,6 @@ def _render(tmp_path, settings, body: str, **context):
     template = '{% extends "pdf/base.html" %}{% block body %}' + body + "{% endblock %}"
     (tmp_path / "t.html").write_text(template)
     settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}]
-    engines._engines = {}  # re-read TEMPLATES
-    engines.__dict__.pop("templates", None)
     return pdf.render_pdf("t.html", context, paper=context.pop("paper", "A4"))
 
 
