@@ -15,8 +15,9 @@ end); at the end the session is discharged with its monitoring record complete (
 done, pre-discharge set present). axe-core runs on the key pages; screenshots in var/screenshots/clinic-day-*.
 
 The application clock is frozen and moved by the test (the live server shares the process). The vitals are
-taken on the 10-minute marks of the IV schedule ([S15] ref §2.2), never between two checkpoints, so which
-checkpoint a reading counts for does not depend on the early-reading window.
+taken exactly on the 10-minute marks of the IV schedule ([S15] ref §2.2) and the pre-discharge set at +162,
+never at the start of a checkpoint's early-reading window, so which checkpoint a reading counts for does not
+depend on how that window's edge is handled.
 """
 
 from __future__ import annotations
