@@ -119,13 +119,17 @@ class TodaySession:
     name: str  # the patient's display name
     state: str  # the state's label
     open_alerts: int
+    next_step: str = ""  # after the pre-dose checks: whose part the dose hand-off waits for (issue 18)
 
 
 def today_sessions(actor: Actor, day: dt.date, limit: int = 20) -> list[TodaySession]:
     """The first ``limit`` sessions of ``day`` that the actor may see clinically, in the order of
-    ``clinic_sessions`` (one query: only the shown columns, no model instances; issue #7)."""
+    ``clinic_sessions`` (one query: only the shown columns, no model instances; issue #7). A session
+    whose pre-dose checks have passed also says what its dose hand-off waits for ("Waiting for the
+    prescriber's order."), so the prescriber sees on the home page that it is their turn (issue 18); that
+    takes one more query, only when such a session is listed."""
     start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-    rows = (
+    rows = list(
         _visible_sessions(actor)
         .filter(scheduled_for__gte=start, scheduled_for__lt=start + dt.timedelta(days=1))
         .annotate(open_alerts=_open_alert_count())
@@ -139,9 +143,12 @@ def today_sessions(actor: Actor, day: dt.date, limit: int = 20) -> list[TodaySes
             "patient__legal_first_name",
             "patient__legal_last_name",
             "open_alerts",
+            "protocol_id",
+            "protocol_version",
         )[:limit]
     )
     link = RowLink("sessions:detail", 2)
+    waiting = _handoff_waiting([(r[0], r[3], r[8], r[9]) for r in rows])
     return [
         TodaySession(
             pk=pk,
@@ -151,8 +158,9 @@ def today_sessions(actor: Actor, day: dt.date, limit: int = 20) -> list[TodaySes
             name=f"{preferred or first} {last}",  # Patient.display_name
             state=state_label(state),
             open_alerts=alerts or 0,
+            next_step=waiting.get(pk, ""),
         )
-        for pk, patient_id, when, state, preferred, first, last, alerts in rows
+        for pk, patient_id, when, state, preferred, first, last, alerts, _pid, _pv in rows
     ]
 
 
@@ -817,15 +825,21 @@ def dose_handoff(
 
 def dose_handoff_lines(sessions: Iterable[DosingSession]) -> dict[int, str]:
     """{session id: the hand-off sentence} for sessions whose pre-dose checks passed (one query)."""
+    return _handoff_waiting([(s.pk, s.state, s.protocol_id, s.protocol_version) for s in sessions])
+
+
+def _handoff_waiting(sessions: Iterable[tuple[int, str, str, str]]) -> dict[int, str]:
+    """dose_handoff_lines on (pk, state, protocol id, protocol version) rows: one query, none when no
+    session's pre-dose checks have passed."""
     from kapclinic.clinical.protocols import get_protocol
 
-    waiting = [s for s in sessions if s.state == State.PREDOSE_PASSED]
+    waiting = [row for row in sessions if row[1] == State.PREDOSE_PASSED]
     if not waiting:
         return {}
-    admins = {a.session_id: a for a in Administration.objects.filter(session__in=[s.pk for s in waiting])}
+    admins = {a.session_id: a for a in Administration.objects.filter(session__in=[row[0] for row in waiting])}
     out = {}
-    for s in waiting:
-        required = get_protocol(s.protocol_id, s.protocol_version).dose.double_check_required
-        step = dose_handoff(admins.get(s.pk), double_check_required=required, user_id=None, role=None)
-        out[s.pk] = step.waiting
+    for pk, _state, protocol_id, protocol_version in waiting:
+        required = get_protocol(protocol_id, protocol_version).dose.double_check_required
+        step = dose_handoff(admins.get(pk), double_check_required=required, user_id=None, role=None)
+        out[pk] = step.waiting
     return out

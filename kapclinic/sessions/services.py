@@ -321,10 +321,14 @@ def session_start_from_appointment(actor: Actor, appointment: Appointment) -> tu
     """The nurse's "start session" on a dosing appointment (chair board, schedule): the session is
     created on the patient's signed plan's protocol at the appointment's time and linked to it.
     Returns (session, created); a second start returns the session already started (created=False)
-    and writes nothing, so a double click never makes two sessions."""
+    and writes nothing, so a double click never makes two sessions.
+
+    When the front desk has already marked the patient's arrival on the appointment, the session starts
+    checked in at that time (issue 18: the nurse was asked to check the patient in a second time, and the
+    day list and chair board went back from "Arrived" to "Scheduled")."""
     from kapclinic.treatment.selectors import signed_plan
 
-    Appointment.objects.select_for_update().filter(pk=appointment.pk).first()  # one start at a time
+    locked = Appointment.objects.select_for_update().filter(pk=appointment.pk).first()  # one start at a time
     existing = DosingSession.objects.filter(appointment=appointment).exclude(state=State.ABORTED).first()
     if existing is not None:
         return existing, False
@@ -342,6 +346,16 @@ def session_start_from_appointment(actor: Actor, appointment: Appointment) -> tu
         appointment.starts_at,
         appointment=appointment,
     )
+    arrived_at = locked.checked_in_at if locked is not None else None
+    if arrived_at is not None:
+        session = _transition(
+            actor,
+            session,
+            Event.CHECK_IN,
+            session.version,
+            reason=f"Arrival recorded at the front desk at {timezone.localtime(arrived_at):%H:%M}.",
+            extra={"checked_in_at": arrived_at},
+        )
     return session, True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -269,11 +270,16 @@ def _clock_context(
     elapsed = int((now - session.first_dose_at).total_seconds() // 60) if session.first_dose_at else None
     ended = services.administration_ended_at(session, record) if session.state != State.DOSING else None
     observed = int((now - ended).total_seconds() // 60) if ended is not None else None
+    minimum_minutes = int(minimum.value) if minimum is not None else None
     return {
         "elapsed": elapsed,
-        "minimum_minutes": int(minimum.value) if minimum is not None else None,
+        "minimum_minutes": minimum_minutes,
         "administration_ended_at": ended,
         "observed": observed,
+        # When "Start recovery" will be accepted, so the nurse is not left to find out by being refused.
+        "recovery_from": ended + dt.timedelta(minutes=minimum_minutes)
+        if ended is not None and minimum_minutes is not None
+        else None,
     }
 
 

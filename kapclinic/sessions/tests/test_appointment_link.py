@@ -54,6 +54,48 @@ def test_start_creates_a_linked_session_on_the_plan_protocol(world: Any, clock_f
     assert DosingSession.objects.count() == 1
 
 
+def test_start_after_the_front_desk_check_in_is_already_checked_in(world: Any, clock_frozen: Any) -> None:
+    """Issue 18: the front desk marked the arrival; the nurse's "Start session" then opens a session checked
+    in at that time (no second "Check patient in"), and the day list and chair board keep showing the patient
+    as checked in instead of going back to "Scheduled"."""
+    from kapclinic.scheduling import selectors as scheduling_selectors
+    from kapclinic.scheduling import services as scheduling_services
+    from kapclinic.sessions.models import SessionTransition
+
+    make_dosing_ready(world.patient, world.prescriber, "ketamine-iv-racemic")
+    appt = dosing_appt(world)
+    arrived = clock.now()
+    scheduling_services.appointment_check_in(actor_for(world.front_desk, world.clinic), appt, appt.version)
+    clock.advance(dt.timedelta(minutes=7))  # the nurse starts the session a few minutes later
+    session, created = services.session_start_from_appointment(nurse(world), appt)
+    assert created and session.state == "checked_in" and session.checked_in_at == arrived
+    step = SessionTransition.objects.get(session=session)
+    assert (step.event, step.from_state, step.to_state, step.by_id) == (
+        "check_in",
+        "scheduled",
+        "checked_in",
+        world.nurse.pk,
+    )
+    assert step.reason == "Arrival recorded at the front desk at 09:00."
+    assert AuditEvent.objects.filter(object_id=str(session.pk), detail="transition:check_in").count() == 1
+    appt.refresh_from_db()
+    for clinical in (True, False):
+        assert scheduling_selectors.appointment_state(appt, session, clinical=clinical) == "Checked in"
+    # The session page offers the pre-dose checks, not a second check-in.
+    from django.test import Client
+
+    client = Client()
+    client.force_login(world.nurse)
+    page = client.get(reverse("sessions:detail", args=[world.patient.pk, session.pk])).content.decode()
+    assert "Check patient in" not in page and "Pre-dose safety checks" in page
+    # Without a front-desk check-in the session starts scheduled, as before.
+    other = make_patient(world.clinic, care_team=[world.prescriber])
+    make_dosing_ready(other, world.prescriber, "ketamine-iv-racemic")
+    later = dosing_appt(world, patient=other, hours=5)
+    second, _ = services.session_start_from_appointment(nurse(world), later)
+    assert second.state == "scheduled" and second.checked_in_at is None
+
+
 def test_start_refusals_are_sentences_and_save_nothing(world: Any, clock_frozen: Any) -> None:
     appt = dosing_appt(world)
     with pytest.raises(Refused, match="no signed treatment plan"):

@@ -185,6 +185,13 @@ def test_status_panel_shows_the_observation_clock(world: Any, client: Any, clock
     assert "70 min since first dose" in page
     assert "Observation clock: <strong>30 of 120 min</strong> since the end of administration" in page
     assert "Recovery can start once the patient has been observed for 120 minutes" in page
+    # ... and from when (issue 18): the infusion ended at +40 (09:40 in New York), so from +160.
+    assert "after the end of administration (09:40): <strong>from 11:40</strong>." in page
+    at(s, 160)
+    page = client.get(
+        reverse("sessions:detail", kwargs={"patient_id": s.patient_id, "session_id": s.pk})
+    ).content.decode()
+    assert "(09:40): <strong>the minimum has been met</strong>." in page
 
 
 # ---------------------------------------------------------------- vitals schedule at discharge

@@ -119,3 +119,34 @@ def test_chart_panel_rows(world: Any, clock_frozen: Any) -> None:
     assert rows[0].url == reverse("sessions:detail", args=[world.patient.pk, top.pk])
     assert rows[0].date == Template('{{ d|date:"j M Y" }}').render(Context({"d": top.scheduled_for}))
     assert (rows[0].protocol_id, rows[0].state) == ("esketamine-in-trd", "Scheduled")
+
+
+def test_home_widget_says_whose_turn_the_dose_is_after_the_pre_dose_checks(
+    world: Any, clock_frozen: Any, client: Any
+) -> None:
+    """Issue 18: the prescriber's home page said only "Pre-dose checks passed" while the session waited
+    for their order; the row now says what the dose hand-off waits for (one more query, only then)."""
+    from kapclinic.sessions.models import Administration
+
+    now = clock.now()
+    waiting = _session(world.clinic, world.patient, now, world.prescriber)
+    ordered = _session(world.clinic, make_patient(world.clinic), now, world.prescriber)
+    plain = _session(world.clinic, make_patient(world.clinic), now, world.prescriber)
+    DosingSession.objects.filter(pk__in=[waiting.pk, ordered.pk]).update(
+        state="predose_passed", protocol_id="ketamine-iv-racemic", protocol_version="1.1.0"
+    )
+    Administration.objects.create(
+        session=ordered, product="Racemic ketamine", route="IV", dose_mg=35, ordered_by=world.prescriber,
+        ordered_at=now,
+    )  # fmt: skip
+    actor = actor_for(world.prescriber, world.clinic)
+    with CaptureQueriesContext(connection) as ctx:
+        rows = {r.pk: r for r in selectors.today_sessions(actor, clock.today())}
+    assert len(ctx.captured_queries) == 2
+    assert rows[waiting.pk].next_step == "Waiting for the prescriber's order."
+    assert rows[ordered.pk].next_step == "Dose ordered: waiting for the double-check."
+    assert rows[plain.pk].next_step == "" and rows[plain.pk].state == "Scheduled"
+    client.force_login(world.prescriber)
+    home = client.get(reverse("core:home")).content.decode()
+    badge = '<span class="badge warn">Waiting for the prescriber&#x27;s order.</span>'
+    assert f"Pre-dose checks passed</a> {badge}" in home
