@@ -7,15 +7,35 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.files.storage import Storage, storages
+from django.core.signals import setting_changed
 from django.db import models
+from django.dispatch import receiver
+from django.utils.functional import LazyObject, empty
 
 from kapclinic.core import clock
 from kapclinic.core.concurrency import VersionedModel
 
 
+class _DocumentStorage(LazyObject):
+    """settings.STORAGES["documents"], looked up when first used (and again after a settings change),
+    so the model field never holds on to a storage chosen at import time."""
+
+    def _setup(self) -> None:
+        self._wrapped = storages["documents"]
+
+
+documents_storage = _DocumentStorage()
+
+
+@receiver(setting_changed)
+def _storages_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "STORAGES":
+        documents_storage._wrapped = empty
+
+
 def document_storage() -> Storage:
     """The dedicated storage (settings.STORAGES["documents"]): outside the web root, or object storage."""
-    return storages["documents"]
+    return documents_storage  # type: ignore[return-value]
 
 
 def random_name(instance: Any, filename: str) -> str:
