@@ -176,6 +176,11 @@ def open_for_download(actor: Actor, doc: Document) -> IO[bytes]:
     """The stored file, opened for reading; audited as a view of the document."""
     if not doc.file.name:
         raise DocumentError("This upload was not filed, so its file was not kept.")
-    fh = document_storage().open(doc.file.name, "rb")
+    try:
+        fh = document_storage().open(doc.file.name, "rb")
+    except FileNotFoundError:
+        raise DocumentError(
+            "The file of this document is missing from the document storage; restore it from the backup."
+        ) from None
     record_event(actor, "view", patient=doc.patient, obj=doc, detail="download")
     return fh

@@ -298,3 +298,25 @@ def test_portal_upload_bad_file_is_refused(world: Any, client: Any, store: Path)
     assert response.status_code == 400
     assert "compressed archive" in html.unescape(response.content.decode())
     assert not Document.objects.exists() and stored_files(store) == []
+
+
+def test_a_missing_file_is_a_sentence_not_an_error(world: Any, client: Any, store: Path) -> None:
+    doc = add_document(
+        actor_for(world.prescriber, world.clinic), world.patient, tiny_pdf(), "a.pdf", category="id_card"
+    )
+    for path in stored_files(store):
+        path.unlink()
+    client.force_login(world.prescriber)
+    kw = {"patient_id": world.patient.pk, "document_id": doc.pk}
+    response = client.get(reverse("documents:download", kwargs=kw), follow=True)
+    assert "missing from the document storage" in response.content.decode()
+
+
+def test_the_patient_reads_who_opened_their_documents(world: Any, client: Any, store: Path) -> None:
+    doc = add_document(
+        actor_for(world.prescriber, world.clinic), world.patient, tiny_pdf(), "a.pdf", category="id_card"
+    )
+    client.force_login(world.front_desk)
+    client.get(reverse("documents:detail", kwargs={"patient_id": world.patient.pk, "document_id": doc.pk}))
+    client.force_login(world.patient_user)
+    assert "your documents" in client.get(reverse("portal:access_log")).content.decode()
