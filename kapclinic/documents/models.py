@@ -30,7 +30,7 @@ documents_storage = _DocumentStorage()
 @receiver(setting_changed)
 def _storages_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == "STORAGES":
-        documents_storage._wrapped = empty
+        documents_storage._wrapped = empty  # type: ignore[assignment]
 
 
 def document_storage() -> Storage:
