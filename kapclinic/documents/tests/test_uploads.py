@@ -320,3 +320,32 @@ def test_the_patient_reads_who_opened_their_documents(world: Any, client: Any, s
     client.get(reverse("documents:detail", kwargs={"patient_id": world.patient.pk, "document_id": doc.pk}))
     client.force_login(world.patient_user)
     assert "your documents" in client.get(reverse("portal:access_log")).content.decode()
+
+
+def test_filing_is_refused_when_stale_or_beyond_the_role(world: Any, client: Any, store: Path) -> None:
+    doc = add_document(
+        actor_for(world.patient_user, world.clinic),
+        world.patient,
+        tiny_pdf(),
+        "form.pdf",
+        category="admin_form",
+        portal=True,
+    )
+    kw = {"patient_id": world.patient.pk, "document_id": doc.pk}
+    client.force_login(world.front_desk)
+    # front desk cannot file it as clinical data (the category is not offered, and the service refuses it)
+    with pytest.raises(services.DocumentError, match="a clinician files clinical documents"):
+        services.file_document(
+            actor_for(world.front_desk, world.clinic), doc, doc.version, category="lab_result", title=""
+        )
+    response = client.post(
+        reverse("documents:file", kwargs=kw), {"category": "lab_result", "version": doc.version}, follow=True
+    )
+    assert Document.objects.get().status == Status.PENDING
+    # a stale version (someone else changed it since the page was opened) is refused with the sentence
+    Document.objects.filter(pk=doc.pk).update(version=doc.version + 1)
+    response = client.post(
+        reverse("documents:file", kwargs=kw), {"category": "admin_form", "version": doc.version}, follow=True
+    )
+    assert "Someone else changed this record" in html.unescape(response.content.decode())
+    assert Document.objects.get().status == Status.PENDING
