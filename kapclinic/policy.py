@@ -325,3 +325,14 @@ def open_patient(
             object_id=patient.pk if obj is None else "",
         )
     return patient
+
+
+def document_action(category: str, *, write: bool = False) -> Action:
+    """The action a chart document needs (kapclinic.documents): an administrative document (ID card,
+    administrative form or letter) is demographics, front desk and admins included; every other
+    category is clinical data."""
+    from kapclinic.documents.models import is_clinical
+
+    if is_clinical(category):
+        return Action.EDIT_CLINICAL if write else Action.VIEW_CLINICAL
+    return Action.EDIT_DEMOGRAPHICS if write else Action.VIEW_DEMOGRAPHICS

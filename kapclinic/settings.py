@@ -106,6 +106,11 @@ try:
     DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "KAP Clinic <no-reply@kapclinic.invalid>")
     CACHES = {"default": cache_from_url("CACHE_URL", env.str("CACHE_URL", "locmem://"))}
     LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+    # Chart documents (kapclinic/documents): the largest file accepted, and where files are kept (outside
+    # the web root; README "Chart documents" says how to use object storage instead).
+    DOCUMENT_MAX_MB = env.int("DOCUMENT_MAX_MB", 20, minimum=1, maximum=200)
+    _documents_dir = VAR_DIR / ("test-documents" if IS_TEST else "documents")
+    DOCUMENTS_ROOT = Path(env.str("DOCUMENTS_ROOT", str(_documents_dir)))
     # Optional error reporting (kapclinic/core/error_reporting.py): off unless a DSN is given.
     SENTRY_DSN = env.str("SENTRY_DSN", "")
     if SENTRY_DSN:
@@ -223,6 +228,14 @@ STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "kapclinic" / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Chart documents: never under STATIC_ROOT or a served MEDIA_URL (base_url None: no public address);
+    # every read goes through documents.views and the policy. Swap the backend for django-storages' S3
+    # storage to keep them in object storage (README "Chart documents").
+    "documents": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": DOCUMENTS_ROOT, "base_url": None, "file_permissions_mode": 0o600,
+                    "directory_permissions_mode": 0o700},
+    },
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if (DEBUG or IS_TEST)

@@ -111,6 +111,11 @@ _WHAT: dict[str, str] = {
     "eligibilitydecision": "your eligibility review",
     "eligibility_report": "your eligibility review",
     "fhir_bundle": "a copy of your record",
+    "document": "your documents",
+    "documents": "your documents",
+    "records": "your records (to print)",
+    "letter": "a letter about your care",
+    "measures_summary": "your questionnaires",
 }
 
 

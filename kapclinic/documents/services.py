@@ -1,0 +1,186 @@
+"""Chart documents: upload (staff, or patient into the queue), file or reject, open for download.
+
+Who may do what is the policy's (kapclinic.policy.document_action): an administrative document is
+demographics, a clinical one is clinical data. Every read and write is audited in its transaction.
+A file reaches the storage only after every check passed, and is removed again if the row cannot be
+written, so a refusal or a failure never leaves a file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.files import File
+from django.db import transaction
+
+from kapclinic.audit.services import record_event
+from kapclinic.core import clock
+from kapclinic.core.actor import Actor
+from kapclinic.documents import validation
+from kapclinic.documents.models import Category, Document, Source, Status, document_storage, new_storage_name
+from kapclinic.policy import can, document_action
+
+
+class DocumentError(ValueError):
+    """A refusal; str(exc) is the sentence to show."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    fh: IO[bytes]
+    name: str
+    size: int
+
+
+def max_bytes() -> int:
+    return int(settings.DOCUMENT_MAX_MB) * 1024 * 1024
+
+
+def _sha256(fh: IO[bytes]) -> str:
+    fh.seek(0)
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 16), b""):
+        digest.update(chunk)
+    fh.seek(0)
+    return digest.hexdigest()
+
+
+def _store(doc: Document, upload: Upload, checked: validation.Checked) -> None:
+    """Save the file under a random name, then the row; if the row fails, the file goes too."""
+    upload.fh.seek(0)
+    doc.file.save(
+        new_storage_name(validation.STORED_EXTENSION[checked.content_type]), File(upload.fh), save=False
+    )
+    try:
+        doc.save()
+    except BaseException:
+        document_storage().delete(doc.file.name)
+        raise
+
+
+def _new(patient: Any, actor: Actor, upload: Upload, **fields: Any) -> tuple[Document, validation.Checked]:
+    try:
+        checked = validation.check(upload.fh, upload.name, upload.size, max_bytes=max_bytes())
+    except validation.DocumentRefused as exc:
+        raise DocumentError(str(exc)) from None
+    assert actor.user is not None
+    return Document(
+        patient=patient,
+        name=checked.name,
+        content_type=checked.content_type,
+        size=checked.size,
+        sha256=_sha256(upload.fh),
+        uploaded_by=actor.user,
+        **fields,
+    ), checked
+
+
+def upload(actor: Actor, patient: Any, upload: Upload, *, category: str, title: str) -> Document:
+    """A staff member files a document straight into the chart."""
+    if category not in Category.values:
+        raise DocumentError("Choose what kind of document this is.")
+    if not can(actor, document_action(category, write=True), patient):
+        raise DocumentError("Your role cannot file this kind of document; choose an administrative category.")
+    doc, checked = _new(
+        patient,
+        actor,
+        upload,
+        category=category,
+        title=title.strip() or Category(category).label,
+        status=Status.FILED,
+        source=Source.STAFF,
+    )
+    doc.filed_by = actor.user
+    doc.filed_at = clock.now()
+    with transaction.atomic():
+        _store(doc, upload, checked)
+        record_event(actor, "create", patient=patient, obj=doc, detail=f"{doc.category} {doc.content_type}")
+    return doc
+
+
+def portal_upload(actor: Actor, patient: Any, upload: Upload, *, category: str, note: str) -> Document:
+    """The patient sends a document from the portal; it waits in the queue until staff file it."""
+    if category not in Category.values:
+        raise DocumentError("Choose what kind of document this is.")
+    doc, checked = _new(
+        patient,
+        actor,
+        upload,
+        category=category,
+        title=Category(category).label,
+        status=Status.PENDING,
+        source=Source.PORTAL,
+        note=note.strip(),
+    )
+    with transaction.atomic():
+        _store(doc, upload, checked)
+        record_event(actor, "create", patient=patient, obj=doc, detail="portal upload")
+    return doc
+
+
+def may_view(actor: Actor, doc: Document) -> bool:
+    return can(actor, document_action(doc.category), doc.patient)
+
+
+def file_document(actor: Actor, doc: Document, version: int, *, category: str, title: str) -> Document:
+    """File a patient's upload into the chart (the filer may correct its category)."""
+    from kapclinic.core.concurrency import save_versioned
+
+    if doc.status != Status.PENDING:
+        raise DocumentError("This upload has already been dealt with.")
+    if category not in Category.values:
+        raise DocumentError("Choose what kind of document this is.")
+    if not (may_view(actor, doc) and can(actor, document_action(category, write=True), doc.patient)):
+        raise DocumentError(
+            "Your role cannot file this kind of document; a clinician files clinical documents."
+        )
+    doc.category = category
+    doc.title = title.strip() or Category(category).label
+    doc.status = Status.FILED
+    doc.filed_by = actor.user
+    doc.filed_at = clock.now()
+    with transaction.atomic():
+        save_versioned(doc, version, ["category", "title", "status", "filed_by", "filed_at"])
+        record_event(actor, "update", patient=doc.patient, obj=doc, detail="filed")
+    return doc
+
+
+def reject_document(actor: Actor, doc: Document, version: int, *, reason: str) -> Document:
+    """Refuse a patient's upload: the row stays with the reason (the patient sees it), the file is erased."""
+    from kapclinic.core.concurrency import save_versioned
+
+    if doc.status != Status.PENDING:
+        raise DocumentError("This upload has already been dealt with.")
+    if not may_view(actor, doc):
+        raise DocumentError("Your role cannot deal with this upload.")
+    reason = reason.strip()
+    if not reason:
+        raise DocumentError("Say why the upload is not filed; the patient reads it.")
+    name = doc.file.name
+    doc.status = Status.REJECTED
+    doc.rejected_reason = reason
+    doc.filed_by = actor.user
+    doc.filed_at = clock.now()
+    doc.file.name = ""
+    with transaction.atomic():
+        save_versioned(doc, version, ["status", "rejected_reason", "filed_by", "filed_at", "file"])
+        record_event(actor, "update", patient=doc.patient, obj=doc, detail="rejected")
+        transaction.on_commit(lambda: document_storage().delete(name) if name else None)
+    return doc
+
+
+def open_for_download(actor: Actor, doc: Document) -> IO[bytes]:
+    """The stored file, opened for reading; audited as a view of the document."""
+    if not doc.file.name:
+        raise DocumentError("This upload was not filed, so its file was not kept.")
+    try:
+        fh = document_storage().open(doc.file.name, "rb")
+    except FileNotFoundError:
+        raise DocumentError(
+            "The file of this document is missing from the document storage; restore it from the backup."
+        ) from None
+    record_event(actor, "view", patient=doc.patient, obj=doc, detail="download")
+    return fh
