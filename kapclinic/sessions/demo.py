@@ -290,8 +290,11 @@ def _completed(
         reading = Reading(sbp=146 if high else 134, dbp=90 if high else 84, hr=82, rr=15, spo2=97)
         services.vitals_record(nurse, s, reading)
 
+    # Each check is taken on time: a reading counts for the check it is nearest to, so the ~40-minute
+    # reading is the label's check even beside an interval check at +45
+    # (docs/clinical-reference.md#vitals-checks).
     for minute in (m for m in checks if m < monitoring):  # IV: the checks during the infusion
-        with at(minute - 1):  # a minute before it falls due: never taken for the next check
+        with at(minute):
             vitals(minute)
     if iv and infusion_stop_record is not None:
         with at_time(start + dt.timedelta(minutes=40, seconds=30)):  # the full ordered 40 minutes
@@ -302,7 +305,7 @@ def _completed(
         s = services.session_transition(nurse, s, Event.START_MONITORING, s.version)
     nausea = rng.random() < 0.4  # mild nausea now and then
     for i, minute in enumerate(m for m in checks if m >= monitoring):
-        with at(minute - 1):  # a minute before it falls due: never taken for the next check
+        with at(minute):
             vitals(minute)
             if i == 0:
                 if nausea:
