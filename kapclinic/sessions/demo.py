@@ -40,6 +40,7 @@ from kapclinic.intake.selectors import eligibility_state
 from kapclinic.measures import demo as measures_demo
 from kapclinic.measures.services import response_submit
 from kapclinic.patients.models import PathwayStatus
+from kapclinic.scheduling import demo as scheduling_demo
 from kapclinic.scheduling.models import Appointment, Kind, Status
 from kapclinic.sessions import services
 from kapclinic.sessions.medical_director import configure_protocols
@@ -390,3 +391,5 @@ def seed(ctx: Any) -> None:
         )
         rng = ctx.rng_for("sessions-phq9", patient.mrn, done)
         _pre_session_phq9(ctx, patient, courses[patient.pk].total("PHQ-9", done), answered, rng)
+    # The plans' proposed appointments the calendar has booked are linked to their plan lines.
+    scheduling_demo.link_plan_lines(ctx.clinic)
