@@ -454,6 +454,7 @@ def detail(request: HttpRequest, appointment_id: int) -> HttpResponse:
             and timezone.localtime(appt.starts_at).date() == clock.today()
             and (session is None or session.state == "aborted"),
             "session_url": _session_url(appt, session) if clinical and not can_restart else None,
+            "aborted_url": _session_url(appt, session) if clinical and can_restart else None,
             "can_start": _startable(appt, session) and can(actor, Action.MONITOR_SESSION, appt.patient),
         },
     )

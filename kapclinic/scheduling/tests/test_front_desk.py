@@ -155,6 +155,8 @@ def test_after_an_aborted_session_page_day_list_and_chair_board_show_one_state(
     assert reverse("sessions:start", args=[appt.pk]) in board and "Aborted" not in board
     page = client.get(reverse("scheduling:detail", args=[appt.pk])).content.decode()
     assert reverse("sessions:start", args=[appt.pk]) in page
+    assert "An earlier session from this appointment was aborted" in page
+    assert reverse("sessions:detail", args=[world.patient.pk, session.pk]) in page
     # The patient arrives (front desk check-in): "Arrived 09:00" in all three places.
     client.force_login(world.front_desk)
     check_in = reverse("scheduling:check_in", kwargs={"appointment_id": appt.pk})
