@@ -379,12 +379,45 @@ class DueItem:
 @dataclass(frozen=True)
 class ReminderWindow:
     """UI timing (engineering defaults, clinic-configurable): a reading taken up to ``early`` minutes before
-    a checkpoint counts for it; the checkpoint shows as due ``lead`` minutes before and overdue ``grace``
-    minutes after its time."""
+    a checkpoint may count for it; the checkpoint shows as due ``lead`` minutes before and overdue ``grace``
+    minutes after its time.  Which check a reading counts for: ``assign_readings``."""
 
     early: int = 5
     lead: int = 5
     grace: int = 5
+
+
+def assign_readings(
+    due_times: Sequence[datetime], taken_at: Sequence[datetime], *, early: timedelta
+) -> dict[int, datetime]:
+    """Give each reading to the timed check it is nearest to: {index in ``due_times``: reading time}.
+
+    The rule (a design choice, not a published standard; docs/clinical-reference.md#vitals-checks): the
+    label asks for blood pressure "about 40 minutes" after dosing [S4][S7] ref §2.1, so a check is a time
+    with tolerance, not a window that ends where the next check's begins.
+
+    * A reading may count for a check from ``early`` before its due time onwards (no later limit: a late
+      reading is still that check's reading unless it is nearer to the next one).
+    * Among the checks it may count for, a reading goes to the nearest; equally near an earlier and a
+      later check, it goes to the earlier one (the later check can still be done on time).
+    * Each reading counts for at most one check, and each check takes at most one reading: the nearest of
+      those given to it (equally near: the earlier reading).  The other readings stay on the record as
+      extra readings.
+
+    Hence a reading taken exactly at a check's due time always counts for that check (no other check is
+    as near, due times being distinct), and adding a reading never undoes a check that was done.
+    """
+    chosen: dict[int, datetime] = {}
+    for t in taken_at:
+        eligible = [i for i, due in enumerate(due_times) if t >= due - early]
+        if not eligible:
+            continue
+        best = min(eligible, key=lambda i: (abs(t - due_times[i]), due_times[i]))
+        held = chosen.get(best)
+        due = due_times[best]
+        if held is None or (abs(t - due), t) < (abs(held - due), held):
+            chosen[best] = t
+    return chosen
 
 
 def due_vitals(
@@ -399,8 +432,13 @@ def due_vitals(
 ) -> tuple[DueItem, ...]:
     """Which scheduled vitals are done, due, overdue or upcoming, on one clock from ``dose_start``.
 
-    Interval checkpoints (e.g. every 10 min for IV) are generated up to one interval past ``now``.  The
-    pre-discharge checkpoint becomes due once recovery has started and is done by any reading after that.
+    The readings fall into three phases, so that no reading counts for two checks: the pre-dose check
+    takes the last reading at or before ``dose_start``; the timed checks (the protocol's offsets, e.g.
+    ~40 min, and the interval checks, e.g. every 10 min for IV) take the readings after ``dose_start`` and
+    before recovery starts, each reading given to its nearest check (``assign_readings``); the
+    pre-discharge check becomes due once recovery has started and is done by the last reading since then.
+    Interval checks are generated up to one interval past ``now`` and stop where recovery starts (the
+    pre-discharge check takes over then); fixed offsets are always listed.
     """
     window = window or ReminderWindow()
     taken = sorted(taken_at)
@@ -419,20 +457,24 @@ def due_vitals(
                 items.append(DueItem(cp.label, None, "due" if dose_start is None else "overdue"))
         elif cp.kind == "offset" and cp.offset_minutes is not None:
             offsets.append((cp.label, cp.offset_minutes))
-    if interval_minutes and dose_start is not None:
-        horizon = int((now - dose_start).total_seconds() // 60) + interval_minutes
-        fixed = {o for _, o in offsets}
-        for m in range(interval_minutes, horizon + 1, interval_minutes):
-            if m not in fixed:
-                offsets.append((f"+{m} min", m))
-    offsets.sort(key=lambda x: x[1])
     if dose_start is not None:
-        for i, (label, m) in enumerate(offsets):
-            due = dose_start + timedelta(minutes=m)
-            nxt = dose_start + timedelta(minutes=offsets[i + 1][1]) - early if i + 1 < len(offsets) else None
-            hit = [t for t in taken if t >= due - early and (nxt is None or t < nxt)]
-            if hit:
-                items.append(DueItem(label, due, "done", hit[0]))
+        timed = [t for t in taken if t > dose_start and (recovery_started is None or t < recovery_started)]
+        if interval_minutes and interval_minutes > 0:
+            elapsed = max([now, *timed]) - dose_start
+            horizon = int(elapsed.total_seconds() // 60) + max(interval_minutes, window.early + 1)
+            fixed = {o for _, o in offsets}
+            for m in range(interval_minutes, horizon + 1, interval_minutes):
+                due = dose_start + timedelta(minutes=m)
+                if recovery_started is not None and due >= recovery_started:
+                    break
+                if m not in fixed:
+                    offsets.append((f"+{m} min", m))
+        offsets.sort(key=lambda x: x[1])
+        due_times = [dose_start + timedelta(minutes=m) for _, m in offsets]
+        done = assign_readings(due_times, timed, early=early)
+        for i, ((label, _m), due) in enumerate(zip(offsets, due_times, strict=True)):
+            if i in done:
+                items.append(DueItem(label, due, "done", done[i]))
             elif now > due + grace:
                 items.append(DueItem(label, due, "overdue"))
             elif now >= due - lead:

@@ -15,7 +15,15 @@ from django.utils import timezone
 from kapclinic.core import clock
 from kapclinic.patients.models import CareTeamMember, CareTeamRole, PathwayStatus
 from kapclinic.scheduling import rules
-from kapclinic.scheduling.models import Appointment, Reminder, ReminderStatus, Resource, Status
+from kapclinic.scheduling.models import (
+    ACTIVE_STATUSES,
+    Appointment,
+    Kind,
+    Reminder,
+    ReminderStatus,
+    Resource,
+    Status,
+)
 
 
 def _local(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
@@ -139,3 +147,63 @@ def seed(ctx: Any) -> None:
             status=ReminderStatus.FAILED, attempts=Reminder.MAX_ATTEMPTS, last_attempt_at=now,
             last_error="SMTPRecipientsRefused: the mail server refused the recipient address",
         )  # fmt: skip
+
+
+def link_plan_lines(clinic: Any) -> int:
+    """Link the demo's booked and completed appointments to the signed plan lines they fulfil
+    (``Appointment.proposal``, and the line's ``booked_ref`` as "Book the series" sets it), so the plan
+    page shows as booked what the calendar has. Runs once the sessions demo has stored its sessions.
+
+    A dosing appointment is the n-th dosing line when it is the patient's n-th dosing occasion (the
+    sessions demo's earlier sessions, many without an appointment, count); an integration appointment
+    takes the line of the dosing session it follows; preparation and reassessment lines go in order. An
+    appointment past the plan's lines of its kind stays unlinked. Idempotent; returns how many it linked."""
+    from kapclinic.sessions.models import DosingSession
+    from kapclinic.treatment.models import TreatmentPlan
+
+    linked = 0
+    plans = TreatmentPlan.objects.filter(patient__clinic=clinic, status="signed").prefetch_related(
+        "proposals"
+    )
+    for plan in plans:
+        lines: dict[str, list[Any]] = {}
+        for p in plan.proposals.all():
+            lines.setdefault(rules.KIND_FOR_PROPOSAL[p.kind], []).append(p)
+        taken = set(Appointment.objects.filter(proposal__plan=plan).values_list("proposal_id", flat=True))
+        appts = list(
+            Appointment.objects.filter(patient=plan.patient, status__in=ACTIVE_STATUSES).order_by(
+                "starts_at", "pk"
+            )
+        )
+        sessions = DosingSession.objects.filter(patient=plan.patient).exclude(state="aborted")
+        # Every dosing occasion in time order: the sessions, and the dosing appointments without one.
+        with_session = {s.appointment_id for s in sessions if s.appointment_id}
+        occasions = sorted(
+            [
+                (s.scheduled_for, f"s{s.pk}" if s.appointment_id is None else f"a{s.appointment_id}")
+                for s in sessions
+            ]
+            + [(a.starts_at, f"a{a.pk}") for a in appts if a.kind == Kind.DOSING and a.pk not in with_session]
+        )
+        ordinal = {key: n for n, (_at, key) in enumerate(occasions, start=1)}
+        counts: dict[str, int] = {}
+        for a in appts:
+            if a.proposal_id is not None or a.kind not in lines:
+                continue
+            if a.kind == Kind.DOSING:
+                n = ordinal[f"a{a.pk}"]
+            elif a.kind == Kind.INTEGRATION:
+                n = sum(1 for at, _key in occasions if at < a.starts_at)
+            else:
+                n = counts.get(a.kind, 0) + 1
+            counts[a.kind] = n
+            if not 1 <= n <= len(lines[a.kind]):
+                continue
+            line = lines[a.kind][n - 1]
+            if line.pk in taken:
+                continue
+            taken.add(line.pk)
+            Appointment.objects.filter(pk=a.pk).update(proposal=line)
+            type(line).objects.filter(pk=line.pk).update(booked_ref=str(a.pk))
+            linked += 1
+    return linked

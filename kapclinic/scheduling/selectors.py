@@ -227,28 +227,7 @@ def week(clinic: Any, monday: dt.date, **filters: Any) -> list[WeekDay]:
 @dataclass(frozen=True)
 class ChairRow:
     resource: Resource
-    items: list[tuple[Appointment, str, DosingSession | None]]  # (appointment, phase, session)
-
-
-def _phase(appt: Appointment, session: DosingSession | None, now: dt.datetime) -> str:
-    """The chair's phase: the state of the session started from this appointment, else the booking's."""
-    if session is not None:
-        return session.get_state_display()
-    return _booking_phase(appt, now)
-
-
-def _booking_phase(appt: Appointment, now: dt.datetime) -> str:
-    if appt.status == Status.COMPLETED:
-        return "Completed"
-    if appt.status == Status.NO_SHOW:
-        return "Did not attend"
-    if appt.checked_in_at is not None and appt.status == Status.BOOKED:
-        return arrived(appt)
-    if now < appt.starts_at:
-        return "Booked"
-    if now < appt.ends_at:
-        return "In the chair (no session record yet)"
-    return "Time slot over"
+    items: list[tuple[Appointment, DosingSession | None]]  # (appointment, the session started from it)
 
 
 def arrived(appt: Appointment) -> str:
@@ -259,8 +238,9 @@ def arrived(appt: Appointment) -> str:
 def appointment_state(appt: Appointment, session: DosingSession | None, *, clinical: bool) -> str:
     """The one state an appointment shows wherever it appears (appointment page, day list, chair board
     phase): cancelled, did not attend or completed; else its dosing session's phase when a session was
-    started from it (clinical viewers: the session's state; others: "In session" and the like); else
-    arrived (checked in) or booked. Issue 18: the page said "Booked" while the board said "In session"."""
+    started from it and not aborted (clinical viewers: the session's state; others: "In session" and the
+    like); else arrived (checked in) or booked. Issue 18: the page said "Booked" while the board said
+    "In session", and the board said "Aborted" (its own phase rule) where the page said Booked/Arrived."""
     if appt.status != Status.BOOKED:
         return str(appt.get_status_display())
     if session is not None and session.state != SessionState.ABORTED:
@@ -277,25 +257,21 @@ def chair_board(clinic: Any, day: dt.date) -> list[ChairRow]:
     chairs = list(resources(clinic).filter(kind=ResourceKind.CHAIR))
     appts = list(appointments_between(clinic, start, end).filter(resource__kind=ResourceKind.CHAIR))
     sessions = sessions_for_appointments(a.pk for a in appts if a.kind == Kind.DOSING)
-    now = clock.now()
     rows = []
     for chair in chairs:
         mine = [a for a in appts if a.resource_id == chair.pk]
-        rows.append(
-            ChairRow(chair, [(a, _phase(a, sessions.get(a.pk), now), sessions.get(a.pk)) for a in mine])
-        )
+        rows.append(ChairRow(chair, [(a, sessions.get(a.pk)) for a in mine]))
     return rows
 
 
-def shown_phase(appt: Appointment, session: DosingSession | None, phase: str, seen: Visibility) -> str:
-    """The phase as this viewer may see it: the session's state needs clinical access (VIEW_CLINICAL);
-    without it (front desk, admin) only whether the chair is in use or free again; a patient the
-    viewer may not see shows only that the slot is booked."""
+def shown_phase(appt: Appointment, session: DosingSession | None, seen: Visibility) -> str:
+    """The chair board's state of a booking as this viewer may see it: ``appointment_state``, as on the
+    appointment page and the day list (the session's state needs clinical access, VIEW_CLINICAL; without
+    it, front desk and admin see "In session" and the like); a patient the viewer may not see shows only
+    that the slot is booked."""
     if appt.patient_id not in seen.named:
         return BUSY
-    if appt.patient_id in seen.clinical or session is None:
-        return phase
-    return session_phase_without_clinical(session)
+    return appointment_state(appt, session, clinical=appt.patient_id in seen.clinical)
 
 
 def session_phase(session: DosingSession | None, *, clinical: bool) -> str | None:

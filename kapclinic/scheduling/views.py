@@ -241,26 +241,29 @@ def _session_url(appt: Appointment, session: DosingSession | None) -> str | None
 
 
 def _startable(appt: Appointment, session: DosingSession | None) -> bool:
-    return session is None and appt.kind == Kind.DOSING and appt.status == Status.BOOKED
+    """A booked dosing appointment with no session, or only an aborted one (as the sessions service and
+    the sessions list count it), can have its session started."""
+    live = session is not None and session.state != "aborted"
+    return not live and appt.kind == Kind.DOSING and appt.status == Status.BOOKED
 
 
 def _chair_item(
     a: Appointment,
-    phase: str,
     session: DosingSession | None,
     seen: selectors.Visibility,
     handoff: dict[int, str] | None = None,
 ) -> dict[str, Any]:
     entry = seen.entry(a)
     clinical = a.patient_id in seen.clinical
+    live = session if session is not None and session.state != "aborted" else None
     return {
-        "handoff": (handoff or {}).get(session.pk) if clinical and session is not None else None,
+        "handoff": (handoff or {}).get(live.pk) if clinical and live is not None else None,
         "a": a,
         "e": entry,
         "label": entry.label,
-        "phase": selectors.shown_phase(a, session, phase, seen),
-        "session": session if clinical else None,
-        "session_url": _session_url(a, session) if clinical else None,
+        "phase": selectors.shown_phase(a, session, seen),  # the appointment page's state, for this viewer
+        "session": live if clinical else None,
+        "session_url": _session_url(a, live) if clinical else None,
         "can_start": _startable(a, session) and a.patient_id in seen.monitor,
     }
 
@@ -271,11 +274,11 @@ def chairs(request: HttpRequest) -> HttpResponse:
     actor = actor_from_request(request)
     day = _day(request)
     rows = selectors.chair_board(actor.clinic, day)
-    seen = selectors.Visibility.of(actor, (a for r in rows for a, _p, _s in r.items), chair_board=True)
+    seen = selectors.Visibility.of(actor, (a for r in rows for a, _s in r.items), chair_board=True)
     record_event(actor, "list", object_type="chair_board", detail=f"chairs={len(rows)}")
     # The dose hand-off of sessions waiting between the pre-dose checks and dosing (one query).
     handoff = dose_handoff_lines(
-        s for r in rows for a, _p, s in r.items if s is not None and a.patient_id in seen.clinical
+        s for r in rows for a, s in r.items if s is not None and a.patient_id in seen.clinical
     )
     return render(
         request,
@@ -287,7 +290,7 @@ def chairs(request: HttpRequest) -> HttpResponse:
             "rows": [
                 {
                     "chair": r.resource,
-                    "items": [_chair_item(a, phase, s, seen, handoff) for a, phase, s in r.items],
+                    "items": [_chair_item(a, s, seen, handoff) for a, s in r.items],
                 }
                 for r in rows
             ],
@@ -429,6 +432,8 @@ def detail(request: HttpRequest, appointment_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     clinical = can(actor, Action.VIEW_CLINICAL, appt.patient)
     session = session_for_appointment(appt.pk) if appt.kind == Kind.DOSING else None
+    # Only an aborted session: the page offers a new start instead of a link to the aborted record.
+    can_restart = session is not None and _startable(appt, session)
     return render(
         request,
         "scheduling/detail.html",
@@ -448,7 +453,8 @@ def detail(request: HttpRequest, appointment_id: int) -> HttpResponse:
             and appt.checked_in_at is None
             and timezone.localtime(appt.starts_at).date() == clock.today()
             and (session is None or session.state == "aborted"),
-            "session_url": _session_url(appt, session) if clinical else None,
+            "session_url": _session_url(appt, session) if clinical and not can_restart else None,
+            "aborted_url": _session_url(appt, session) if clinical and can_restart else None,
             "can_start": _startable(appt, session) and can(actor, Action.MONITOR_SESSION, appt.patient),
         },
     )

@@ -40,6 +40,7 @@ from kapclinic.intake.selectors import eligibility_state
 from kapclinic.measures import demo as measures_demo
 from kapclinic.measures.services import response_submit
 from kapclinic.patients.models import PathwayStatus
+from kapclinic.scheduling import demo as scheduling_demo
 from kapclinic.scheduling.models import Appointment, Kind, Status
 from kapclinic.sessions import services
 from kapclinic.sessions.medical_director import configure_protocols
@@ -290,8 +291,11 @@ def _completed(
         reading = Reading(sbp=146 if high else 134, dbp=90 if high else 84, hr=82, rr=15, spo2=97)
         services.vitals_record(nurse, s, reading)
 
+    # Each check is taken on time: a reading counts for the check it is nearest to, so the ~40-minute
+    # reading is the label's check even beside an interval check at +45
+    # (docs/clinical-reference.md#vitals-checks).
     for minute in (m for m in checks if m < monitoring):  # IV: the checks during the infusion
-        with at(minute - 1):  # a minute before it falls due: never taken for the next check
+        with at(minute):
             vitals(minute)
     if iv and infusion_stop_record is not None:
         with at_time(start + dt.timedelta(minutes=40, seconds=30)):  # the full ordered 40 minutes
@@ -302,7 +306,7 @@ def _completed(
         s = services.session_transition(nurse, s, Event.START_MONITORING, s.version)
     nausea = rng.random() < 0.4  # mild nausea now and then
     for i, minute in enumerate(m for m in checks if m >= monitoring):
-        with at(minute - 1):  # a minute before it falls due: never taken for the next check
+        with at(minute):
             vitals(minute)
             if i == 0:
                 if nausea:
@@ -387,3 +391,5 @@ def seed(ctx: Any) -> None:
         )
         rng = ctx.rng_for("sessions-phq9", patient.mrn, done)
         _pre_session_phq9(ctx, patient, courses[patient.pk].total("PHQ-9", done), answered, rng)
+    # The plans' proposed appointments the calendar has booked are linked to their plan lines.
+    scheduling_demo.link_plan_lines(ctx.clinic)

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from kapclinic.clinical.vitals import Reading
 from kapclinic.core import clock
 from kapclinic.measures.services import response_submit
 from kapclinic.patients.models import CareTeamMember
 from kapclinic.scheduling.models import Appointment, Resource
+from kapclinic.sessions import services
 from kapclinic.sessions.models import ClinicProtocolSetting, DosingSession
 from kapclinic.testing.factories import actor_for, make_clinic, make_patient, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
@@ -30,6 +32,17 @@ from tests.browser.steps import (
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)
 PROCESS_NOTE = "Held the silence; she named the old fear of falling"
+
+
+def interval_checks(nurse: Any, session: DosingSession, *minutes: int) -> None:
+    """The nurse's interval checks, each on time (entered through the service; the application clock is
+    left at the last one)."""
+    for minute in minutes:
+        clock.freeze(T0 + dt.timedelta(minutes=minute))
+        session.refresh_from_db()
+        services.vitals_record(
+            actor_for(nurse, session.clinic), session, Reading(sbp=142, dbp=88, hr=80, rr=15, spo2=97)
+        )
 
 
 @pytest.fixture
@@ -58,13 +71,6 @@ def test_dosing_session_on_tablet(
     ClinicProtocolSetting.objects.update_or_create(
         clinic=clinic, protocol_id="esketamine-in-trd", key="observation.final_set_within_minutes",
         defaults={"value": "15", "set_by": prescriber},
-    )  # fmt: skip
-    # This journey follows the label's checkpoints only (baseline, ~40 min, pre-discharge): the synthetic
-    # medical director's interval checks fall after the session (the factory's 15 minutes would ask for
-    # a reading every quarter hour, which sessions/tests cover).
-    ClinicProtocolSetting.objects.update_or_create(
-        clinic=clinic, protocol_id="esketamine-in-trd", key="vitals_schedule.interval_minutes",
-        defaults={"value": "240", "set_by": prescriber},
     )  # fmt: skip
     chair = Resource.objects.create(clinic=clinic, name="Chair 1", kind="chair")
     appt = Appointment.objects.create(
@@ -145,16 +151,20 @@ def test_dosing_session_on_tablet(
     shot(page, "dosing-3a-process-note")
     sign_out(page)
 
+    # --- the label's checkpoints (baseline, ~40 min, pre-discharge) with the medical director's
+    # 15-minute interval checks between them (synthetic demo value, docs/clinical-reference-dosing.md §6);
+    # the interval checks are entered through the service, the ~40 min one in the browser
+    interval_checks(nurse, s, 15, 30)
     # --- 36 minutes after the first device the ~40 min vitals are due; the nurse does not see the
     # process note
     login(page, "nurse@dose.test")
-    clock.advance(dt.timedelta(minutes=26))
+    clock.freeze(T0 + dt.timedelta(minutes=36))
     page.goto(detail)
     assert PROCESS_NOTE not in page.content()
     due = page.locator("#monitor-status")
     assert "Due now" in due.inner_text() and "~40 min after dosing" in due.inner_text()
     shot(page, "dosing-3-vitals-due")
-    clock.advance(dt.timedelta(minutes=4))
+    clock.freeze(T0 + dt.timedelta(minutes=40))  # exactly on the label's checkpoint
     page.get_by_label("Systolic BP (mmHg)").fill("195")
     page.get_by_label("Diastolic BP (mmHg)").fill("100")
     page.get_by_label("Heart rate (/min)").fill("92")
@@ -176,10 +186,19 @@ def test_dosing_session_on_tablet(
     page.get_by_label("4 – Sluggish response to name in a normal voice").check()
     htmx_click(page, page.get_by_role("button", name="Save MOAA/S"))
     page.wait_for_selector("text=Latest MOAA/S: 4")
+    # The reading taken at +40 is the ~40 min check, not the +45 interval check five minutes later
+    page.goto(detail)
+    schedule = page.locator("#monitor-status li")
+    expect(schedule.filter(has_text="~40 min after dosing")).to_contain_text("Done")
+    expect(schedule.filter(has_text="~40 min after dosing")).to_contain_text("(taken 09:40)")
+    expect(schedule.filter(has_text="+45 min")).to_contain_text("Due now")
+    page.locator("#monitor-status").scroll_into_view_if_needed()
+    shot(page, "dosing-4b-40-minute-check-done", full_page=False)
 
     # --- at +70 recovery is refused: the observation clock runs from the end of administration (the
     # third device, +10), and the protocol's minimum is 120 minutes (issue 18)
-    clock.advance(dt.timedelta(minutes=30))
+    interval_checks(nurse, s, 45, 60)
+    clock.freeze(T0 + dt.timedelta(minutes=70))
     page.goto(detail)
     with page.expect_navigation():
         page.get_by_role("button", name="Start recovery").click()
@@ -190,7 +209,8 @@ def test_dosing_session_on_tablet(
     axe_check(page, "dosing-recovery-refused")
 
     # --- at +130 recovery starts: ratings resolved, a full set of final vitals; discharge accepted
-    clock.advance(dt.timedelta(minutes=60))
+    interval_checks(nurse, s, 75, 90, 105, 120)
+    clock.freeze(T0 + dt.timedelta(minutes=130))
     page.goto(detail)
     with page.expect_navigation():
         page.get_by_role("button", name="Start recovery").click()

@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from kapclinic.clinical.vitals import Reading
 from kapclinic.core import clock
 from kapclinic.measures.models import InstrumentResponse
+from kapclinic.sessions import services
 from kapclinic.sessions.models import ClinicProtocolSetting, DosingSession, GateOverride
-from kapclinic.testing.factories import make_clinic, make_patient_user, make_staff
+from kapclinic.testing.factories import actor_for, make_clinic, make_patient_user, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
 from tests.browser.steps import (
     check_in_esketamine,
@@ -29,6 +31,17 @@ from tests.browser.steps import (
 
 T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)  # 09:00 in the clinic's time zone
 PHQ9 = [1, 2, 1, 1, 1, 0, 1, 0, 0]  # total 7, item 9 "Not at all"
+
+
+def interval_checks(nurse: Any, session: DosingSession, *minutes: int) -> None:
+    """The nurse's interval checks, each on time (entered through the service; the application clock is
+    left at the last one)."""
+    for minute in minutes:
+        clock.freeze(T0 + dt.timedelta(minutes=minute))
+        session.refresh_from_db()
+        services.vitals_record(
+            actor_for(nurse, session.clinic), session, Reading(sbp=132, dbp=82, hr=78, rr=15, spo2=97)
+        )
 
 
 @pytest.fixture
@@ -44,20 +57,13 @@ def test_signed_plan_to_discharge(
     page = tablet_page
     clinic = make_clinic("Harbor", phone="(555) 010-2040")
     prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="prescriber@path.test")
-    make_staff(clinic, "nurse", name="Nadia Nurse", email="nurse@path.test")
+    nurse = make_staff(clinic, "nurse", name="Nadia Nurse", email="nurse@path.test")
     user, patient = make_patient_user(clinic, care_team=[prescriber], legal_first_name="Robin")
     plan = make_dosing_ready(patient, prescriber, "esketamine-in-trd")
     # The medical director's value (synthetic) for how recent the last full set must be at discharge.
     ClinicProtocolSetting.objects.update_or_create(
         clinic=clinic, protocol_id="esketamine-in-trd", key="observation.final_set_within_minutes",
         defaults={"value": "15", "set_by": prescriber},
-    )  # fmt: skip
-    # This journey follows the label's checkpoints only (baseline, ~40 min, pre-discharge): the synthetic
-    # medical director's interval checks fall after the session (the factory's 15 minutes would ask for
-    # a reading every quarter hour, which sessions/tests cover).
-    ClinicProtocolSetting.objects.update_or_create(
-        clinic=clinic, protocol_id="esketamine-in-trd", key="vitals_schedule.interval_minutes",
-        defaults={"value": "240", "set_by": prescriber},
     )  # fmt: skip
 
     # --- the patient answers the pre-session PHQ-9 in the portal (measures app)
@@ -115,7 +121,11 @@ def test_signed_plan_to_discharge(
     record_remaining_devices(page, detail, ordered=2)  # 56 mg = 2 devices, 5 min apart
     with page.expect_navigation():
         page.get_by_role("button", name="Dosing complete: start monitoring").click()
-    clock.advance(dt.timedelta(minutes=35))
+    # The label's checkpoints (baseline, ~40 min, pre-discharge) with the medical director's 15-minute
+    # interval checks between them (synthetic demo value, docs/clinical-reference-dosing.md §6): the
+    # interval checks through the service, the ~40 min one in the browser, exactly at +40
+    interval_checks(nurse, session, 15, 30)
+    clock.freeze(T0 + dt.timedelta(minutes=40))
     page.goto(detail)
     page.get_by_label("Systolic BP (mmHg)").fill("144")
     page.get_by_label("Diastolic BP (mmHg)").fill("88")
@@ -129,15 +139,22 @@ def test_signed_plan_to_discharge(
     page.wait_for_selector("text=Latest MOAA/S: 4")
     axe_check(page, "pathway-monitoring")
     shot(page, "pathway-3-monitoring")
+    page.goto(detail)  # the +40 reading is the ~40 min check, not the +45 interval check
+    schedule = page.locator("#monitor-status li")
+    expect(schedule.filter(has_text="~40 min after dosing")).to_contain_text("Done")
+    expect(schedule.filter(has_text="~40 min after dosing")).to_contain_text("(taken 09:40)")
+    expect(schedule.filter(has_text="+45 min")).to_contain_text("Due now")
 
-    clock.advance(dt.timedelta(minutes=30))  # +70 min: too early for recovery (issue 18)
+    interval_checks(nurse, session, 45, 60)
+    clock.freeze(T0 + dt.timedelta(minutes=70))  # +70 min: too early for recovery (issue 18)
     page.goto(detail)
     with page.expect_navigation():
         page.get_by_role("button", name="Start recovery").click()
     msg = page.get_by_role("alert").inner_text()
     assert "Recovery: 65 of the protocol's 120 minutes of observation since the end of administration" in msg
     shot(page, "pathway-4-recovery-refused-before-minimum")
-    clock.advance(dt.timedelta(minutes=55))  # +125 min: 120 minutes after the second device
+    interval_checks(nurse, session, 75, 90, 105, 120)
+    clock.freeze(T0 + dt.timedelta(minutes=125))  # +125 min: 120 minutes after the second device
     page.goto(detail)
     with page.expect_navigation():
         page.get_by_role("button", name="Start recovery").click()

@@ -1,5 +1,7 @@
 """The demo schedule keeps to the policy: every appointment with a therapist is with a patient on that
-therapist's caseload, so no therapist sees their own appointment as a busy block. Idempotent."""
+therapist's caseload, so no therapist sees their own appointment as a busy block. The plans' proposed
+appointments the calendar has booked are linked to their plan lines (issue 18), so the plan page shows
+them booked. Idempotent."""
 
 from __future__ import annotations
 
@@ -10,8 +12,12 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from kapclinic.accounts.models import Membership, User
+from kapclinic.core.demo import PATIENT_LOGIN
 from kapclinic.patients.models import CareTeamMember
-from kapclinic.scheduling.models import Appointment
+from kapclinic.scheduling import rules
+from kapclinic.scheduling.models import ACTIVE_STATUSES, Appointment
+from kapclinic.sessions.models import DosingSession
+from kapclinic.treatment.models import TreatmentPlan
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +25,10 @@ pytestmark = pytest.mark.django_db
 def test_demo_therapist_appointments_are_on_their_caseload(client: Any) -> None:
     call_command("seed_demo", "--quiet-logins")
     n = Appointment.objects.count()
+    links = dict(Appointment.objects.values_list("pk", "proposal_id"))
     call_command("seed_demo", "--quiet-logins")
     assert Appointment.objects.count() == n > 0
+    assert dict(Appointment.objects.values_list("pk", "proposal_id")) == links  # the links stay as they were
     therapists = set(Membership.objects.filter(role="therapist").values_list("user_id", flat=True))
     team = set(CareTeamMember.objects.values_list("patient_id", "user_id"))
     with_therapist = Appointment.objects.filter(staff_id__in=therapists)
@@ -35,3 +43,37 @@ def test_demo_therapist_appointments_are_on_their_caseload(client: Any) -> None:
             body = client.get(reverse("scheduling:index"), {"date": day, "staff": user_id}).content.decode()
             assert 'class="cal-busy"' not in body
             assert appt.patient.display_name in body
+    _plan_lines_are_linked(client)
+
+
+def _plan_lines_are_linked(client: Any) -> None:
+    linked = list(Appointment.objects.filter(proposal__isnull=False).select_related("proposal__plan"))
+    assert len(linked) >= 10
+    assert len({a.proposal_id for a in linked}) == len(linked)  # no plan line booked twice
+    for a in linked:
+        line = a.proposal
+        assert line is not None
+        assert line.plan.patient_id == a.patient_id and line.plan.status == "signed"
+        assert rules.KIND_FOR_PROPOSAL[line.kind] == a.kind and a.status in ACTIVE_STATUSES
+        assert line.booked_ref == str(a.pk)
+    # A dosing appointment started as a session is the plan's n-th dosing line for the n-th session.
+    for s in DosingSession.objects.filter(appointment__proposal__isnull=False).select_related("appointment"):
+        assert s.appointment is not None and s.appointment.proposal is not None
+        earlier = DosingSession.objects.filter(patient=s.patient, scheduled_for__lt=s.scheduled_for)
+        lines = list(s.appointment.proposal.plan.proposals.filter(kind="dosing"))
+        assert lines.index(s.appointment.proposal) == earlier.exclude(state="aborted").count()
+
+    # The demo patient: every preparation, dosing and integration appointment on the calendar is a
+    # booked line of the signed plan, and the plan page says so with a link to each.
+    plan = TreatmentPlan.objects.get(patient__user__email=PATIENT_LOGIN, status="signed")
+    mine = Appointment.objects.filter(
+        patient=plan.patient, status__in=ACTIVE_STATUSES, kind__in=["preparation", "dosing", "integration"]
+    )
+    assert mine.count() >= 5 and not mine.filter(proposal__isnull=True).exists()
+    client.force_login(User.objects.get(email="prescriber@demo.kapclinic.test"))
+    page = client.get(
+        reverse("treatment:plan", kwargs={"patient_id": plan.patient_id, "plan_id": plan.pk})
+    ).content.decode()
+    assert page.count('<span class="badge ok">Booked</span>') == mine.count()
+    for a in mine:
+        assert reverse("scheduling:detail", args=[a.pk]) in page

@@ -4,6 +4,7 @@ list and the chair board agree on the state; an appointment in session cannot be
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -11,10 +12,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from kapclinic.audit.models import AuditEvent
+from kapclinic.clinical.session_state import Event
 from kapclinic.scheduling import services
 from kapclinic.scheduling.models import Appointment, Status
 from kapclinic.sessions.models import DosingSession
-from kapclinic.sessions.services import session_start_from_appointment
+from kapclinic.sessions.services import session_start_from_appointment, session_transition
 from kapclinic.testing.factories import actor_for
 
 pytestmark = pytest.mark.django_db
@@ -118,6 +120,55 @@ def test_an_appointment_in_session_cannot_be_cancelled_and_shows_in_session(
     board = client.get(reverse("scheduling:chairs"), {"date": TODAY.isoformat()}).content.decode()
     state = DosingSession.objects.get(pk=session.pk).get_state_display()
     assert f">{state}</span>" in page and f">{state}</span>" in board
+
+
+def _shown_states(client: Any, appt: Appointment) -> tuple[list[str], list[str], list[str]]:
+    """The state badge of ``appt`` on its page and on the chair board, and its state cell on the day list."""
+    date = {"date": TODAY.isoformat()}
+    link = re.escape(reverse("scheduling:detail", args=[appt.pk]))
+    page = client.get(reverse("scheduling:detail", args=[appt.pk])).content.decode()
+    board = client.get(reverse("scheduling:chairs"), date).content.decode()
+    day = client.get(reverse("scheduling:index"), date).content.decode()
+    return (
+        re.findall(r'<dt>Status</dt><dd><span class="badge[^"]*">([^<]*)</span>', page),
+        re.findall(link + r'">[^<]*</a>[^<]*<br>\s*<span class="badge[^"]*">([^<]*)</span>', board),
+        re.findall(link + r'">[^<]*</a></td>(?:\s*<td>.*?</td>){4}\s*<td>([^<]*)</td>', day, flags=re.S),
+    )
+
+
+def test_after_an_aborted_session_page_day_list_and_chair_board_show_one_state(
+    world: Any, client: Any, ready: Any, chair: Any
+) -> None:
+    """The chair board read "Aborted" (its own phase rule, the aborted session's state) while the
+    appointment page and the day list read Booked or Arrived: all three now show
+    ``selectors.appointment_state``, to clinicians and front desk alike."""
+    appt = make(world, 8, kind="dosing", minutes=180, staff=world.nurse, resource=chair)
+    nurse = actor_for(world.nurse, world.clinic)
+    session, _ = session_start_from_appointment(nurse, appt)
+    session_transition(nurse, session, Event.ABORT, session.version, "Patient felt unwell on arrival")
+    for user in (world.nurse, world.front_desk):
+        client.force_login(user)
+        assert _shown_states(client, appt) == (["Booked"], ["Booked"], ["Booked"]), user
+    # The board offers a new start, like the appointment page (an aborted session does not count).
+    client.force_login(world.nurse)
+    board = client.get(reverse("scheduling:chairs"), {"date": TODAY.isoformat()}).content.decode()
+    assert reverse("sessions:start", args=[appt.pk]) in board and "Aborted" not in board
+    page = client.get(reverse("scheduling:detail", args=[appt.pk])).content.decode()
+    assert reverse("sessions:start", args=[appt.pk]) in page
+    assert "An earlier session from this appointment was aborted" in page
+    assert reverse("sessions:detail", args=[world.patient.pk, session.pk]) in page
+    # The patient arrives (front desk check-in): "Arrived 09:00" in all three places.
+    client.force_login(world.front_desk)
+    check_in = reverse("scheduling:check_in", kwargs={"appointment_id": appt.pk})
+    assert client.post(check_in, {"version": appt.version}).status_code == 302
+    for user in (world.nurse, world.front_desk):
+        client.force_login(user)
+        assert _shown_states(client, appt) == (["Arrived 09:00"],) * 3, user
+    # A new session started from it: its state everywhere (the session's own state for the nurse).
+    again, _ = session_start_from_appointment(nurse, appt)
+    client.force_login(world.nurse)
+    state = again.get_state_display()
+    assert _shown_states(client, appt) == ([state], [state], [state])
 
 
 def _weekly(world: Any, repeat: Any) -> dict[str, Any]:

@@ -86,10 +86,23 @@ def _sessions_are_consistent() -> None:
             assert plan.signed_at < s.checked_in_at < s.first_dose_at < s.discharged_at
             assert s.phq9_done and s.phq9_response is not None
             assert all(i["status"] == "pass" for i in s.gate_snapshot)
+            _checks_taken_on_time(s)
     today = DosingSession.objects.get(patient__user__email=PATIENT_LOGIN, state="scheduled")
     items = {i.check.key: i.status for i in gate_result(today).items}
     assert items["signed_plan"] == items["consent_current"] == items["eligibility_current"] == "pass"
     assert items["phq9_done"] == "pass"
+
+
+def _checks_taken_on_time(s: DosingSession) -> None:
+    """Every timed vitals check before recovery was taken at its own minute and counted for itself (the
+    ~40 min label check too, beside an interval check at +45; docs/clinical-reference.md#vitals-checks)."""
+    from kapclinic.sessions.selectors import vitals_due
+    from kapclinic.sessions.services import protocol_for
+
+    assert s.recovery_started_at is not None
+    timed = [i for i in vitals_due(s, protocol_for(s)) if i.due_at and i.due_at < s.recovery_started_at]
+    assert any(i.label.startswith("~40") for i in timed)
+    assert all(i.status == "done" and i.done_at == i.due_at for i in timed), timed
 
 
 def _outcomes_tell_a_story() -> None:
