@@ -13,7 +13,7 @@ from kapclinic.billing.models import FeeItem
 from kapclinic.core.actor import Actor
 
 # A clinic's starting fee schedule (prices are synthetic examples, not published rates).
-STARTER = (
+STARTER: tuple[tuple[str, str, list[str], list[str]], ...] = (
     ("99204", "250.00", ["consultation"], []),
     ("99214", "180.00", ["follow_up"], []),
     ("90837", "200.00", ["integration", "preparation"], []),
