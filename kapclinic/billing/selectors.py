@@ -199,6 +199,7 @@ class Superbill:
     balance: Decimal = ZERO
     session_only: bool = False
     notes: list[str] = field(default_factory=list)
+    codes: list[tuple[str, str]] = field(default_factory=list)  # (code, description) once each
 
     @property
     def paid_in_full(self) -> bool:
@@ -273,6 +274,10 @@ def superbill(patient: Patient, start: dt.date, end: dt.date, *, session_id: int
         session_only=session_id is not None,
         notes=notes,
     )
+    seen: dict[str, str] = {}
+    for x in lines:
+        seen.setdefault(x.code, x.description)
+    bill.codes = sorted(seen.items())
     bill.total = money(sum((x.fee for x in lines), ZERO))
     bill.paid = money(sum((x.paid for x in lines), ZERO))
     bill.adjusted = money(sum((x.adjusted for x in lines), ZERO))

@@ -41,4 +41,3 @@ def test_writes_the_pdf_and_refuses_with_exit_2(world: Any, tmp_path: Path) -> N
             call_command("superbill", out=str(tmp_path / "x.pdf"), **kwargs)
         assert exc.value.returncode == 2  # BaseCommand.run_from_argv exits with it
     assert not (tmp_path / "x.pdf").exists()
-
