@@ -104,3 +104,11 @@ def completed_visit(
         created_by=staff,
         modality=Modality.VIDEO if video else Modality.IN_PERSON,
     )
+
+
+def npi(first_nine: str) -> str:
+    """A synthetic NPI: nine digits plus the check digit (services._npi_problem accepts it)."""
+    for d in "0123456789":
+        if services._npi_problem(first_nine + d) is None:
+            return first_nine + d
+    raise AssertionError("unreachable")  # pragma: no cover
