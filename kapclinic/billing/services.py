@@ -485,7 +485,10 @@ def propose_for_session(actor: Actor, session: Any) -> list[ChargeLine]:
     if session.first_dose_at and session.discharged_at:
         monitoring = int((session.discharged_at - session.first_dose_at).total_seconds() // 60)
     on = timezone.localdate(session.discharged_at)
-    provider = session.discharged_by
+    # The rendering provider: the prescriber who ordered the dose (the supervising physician or QHP the
+    # esketamine visit codes name, docs/billing.md [C1]); the discharging clinician when no order exists.
+    admin = getattr(session, "administration", None)
+    provider = admin.ordered_by if admin is not None else session.discharged_by
     lines = []
     for item in _fee_items_for(session.clinic, Kind.DOSING, session.protocol_id):
         known = code_data.load().get(item.code)
