@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from kapclinic.billing.models import AdjustmentKind, Method
+from kapclinic.core.dates import browse_validator
 from kapclinic.core.forms import KapForm
 from kapclinic.scheduling.models import Kind
 
@@ -153,15 +154,29 @@ class AccountForm(KapForm):
 class DocumentForm(KapForm):
     """Which billing document, for which dates (or one session), on which paper."""
 
-    start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(
+        label="From",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[browse_validator("From")],
+    )
+    end = forms.DateField(
+        label="To",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        validators=[browse_validator("To")],
+    )
     session = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     paper = forms.ChoiceField(choices=PAPER_CHOICES, required=False)
+
+    def __init__(self, *args: Any, kind: str = "superbill", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kind = kind
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         start, end = data.get("start"), data.get("end")
-        if data.get("session") is None and (start is None or end is None):
+        if (data.get("session") is None or self.kind != "superbill") and (start is None or end is None):
             raise forms.ValidationError("Choose the first and last date of service.")
         if start and end and start > end:
             raise forms.ValidationError("The first date is after the last date.")

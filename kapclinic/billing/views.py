@@ -509,7 +509,9 @@ _OPS = {
 
 
 def _document(request: HttpRequest, actor: Any, p: Patient, kind: str) -> HttpResponse:
-    form = DocumentForm(request.GET)
+    if kind not in {"superbill", "statement", "invoice"}:
+        raise Http404
+    form = DocumentForm(request.GET, kind=kind)
     if not form.is_valid():
         raise BillingError([" ".join(str(e) for e in v) for v in form.errors.values()])
     d = form.cleaned_data
