@@ -1,4 +1,4 @@
-"""Who may open each billing page: billing staff are admin and front desk (docs/billing.md section 5);
+"""Who may open each billing page: billing staff are admin and front desk (docs/billing.md section 6);
 patients reach only their own account through the portal pages."""
 
 from __future__ import annotations

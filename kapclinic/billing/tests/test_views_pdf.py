@@ -195,12 +195,15 @@ def test_patient_downloads_own_superbill_from_portal(billed: Any, client: Any) -
     client.force_login(w.patient_user)
     page = client.get(reverse("billing:portal"))
     assert page.status_code == 200 and "Download superbill" in page.content.decode()
+    one = f'{reverse("billing:portal_document", args=["superbill"])}?session={line.session_id}'
+    assert one in page.content.decode()
+    assert "G2083" in _text(client.get(one).content)
     home = client.get(reverse("portal:index")).content.decode()
     assert reverse("billing:portal") in home
     day = line.service_date.isoformat()
     r = client.get(reverse("billing:portal_document", args=["superbill"]), {"start": day, "end": day})
     assert r.status_code == 200 and "G2083" in _text(r.content)
-    assert AuditEvent.objects.filter(patient=w.patient, action="export", actor=w.patient_user).count() == 1
+    assert AuditEvent.objects.filter(patient=w.patient, action="export", actor=w.patient_user).count() == 2
     # another patient of the clinic sees only their own (empty) account
     client.force_login(w.other_patient_user)
     r = client.get(reverse("billing:portal_document", args=["superbill"]), {"start": day, "end": day})
