@@ -16,7 +16,8 @@ Decisions depend on role x clinic x care-team membership:
 
 Prescribers and nurses cover the whole clinic (medical responsibility and whoever is in the chair);
 therapists see their caseload (care-team membership). A patient of another clinic does not exist for
-the asker (404). Clinic-level actions (audit log, staff management) are `clinic_can`.
+the asker (404). Clinic-level actions (audit log, staff management, billing) are `clinic_can`;
+billing (fee schedule, charges, payments, superbills) is admin and front desk (docs/billing.md section 6).
 
 Every refusal (403) is audited as "denied", once per request, naming the patient when the refused
 address is about one: views refuse with `raise refuse(request, "sentence", ...)` (open_patient,
@@ -58,6 +59,9 @@ class ClinicAction(StrEnum):
     VIEW_OUTCOMES = "view_outcomes"
     MANAGE_CLINIC = "manage_clinic"
     FRONT_DESK = "front_desk"
+    # Fees, charges, payments, superbills (issue 16): billing staff are front desk and admins
+    # (docs/billing.md section 6). They see charge codes and diagnosis codes, not clinical notes.
+    BILLING = "billing"
 
 
 ALL = "all"  # every patient of the clinic
@@ -115,12 +119,13 @@ _CLINIC_RULES: dict[str, frozenset[str]] = {
             ClinicAction.VIEW_PATIENT_LIST,
             ClinicAction.VIEW_OUTCOMES,
             ClinicAction.MANAGE_CLINIC,
+            ClinicAction.BILLING,
         }
     ),
     "prescriber": frozenset({ClinicAction.VIEW_PATIENT_LIST, ClinicAction.VIEW_OUTCOMES}),
     "therapist": frozenset({ClinicAction.VIEW_PATIENT_LIST, ClinicAction.VIEW_OUTCOMES}),
     "nurse": frozenset({ClinicAction.VIEW_PATIENT_LIST}),
-    "front_desk": frozenset({ClinicAction.VIEW_PATIENT_LIST, ClinicAction.FRONT_DESK}),
+    "front_desk": frozenset({ClinicAction.VIEW_PATIENT_LIST, ClinicAction.FRONT_DESK, ClinicAction.BILLING}),
     "patient": frozenset(),
 }
 

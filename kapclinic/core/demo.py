@@ -30,6 +30,7 @@ DEMO_PASSWORD = "demo-clinic-2026"
 DEMO_APPS = [
     "intake", "consent", "treatment", "scheduling", "sessions", "measures", "notes", "portal", "inventory",
     "documents",
+    "billing",
 ]
 #: Seed of the demo's Faker and random generators (``DemoContext.rng``, ``DemoContext.rng_for``).
 DEMO_SEED = 2026

@@ -15,7 +15,8 @@ import pytest
 from django.urls import reverse
 
 APPS = ("accounts", "audit", "consent", "core", "intake", "interop", "measures", "notes", "patients",
-        "portal", "public", "scheduling", "sessions", "treatment", "inventory", "documents")  # fmt: skip
+        "portal", "public", "scheduling", "sessions", "treatment", "inventory", "documents",
+        "billing")  # fmt: skip
 # Reached from the header (two-factor, sign-out) or from an email, or not a page for people.
 NOT_IN_MENUS = {"core:healthz"}
 HREF = re.compile(r'href="(/[^"#?]*)')
