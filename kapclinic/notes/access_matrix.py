@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from kapclinic.testing.matrix import Entry, patient_kwargs, patient_scoped, roles
@@ -40,8 +41,10 @@ def _template(world: Any) -> dict[str, Any]:
     from kapclinic.notes import services
     from kapclinic.testing.factories import actor_for
 
+    # A fresh title each call: the fuzz test builds the URL once per generated example in one database.
+    title = f"Matrix template {uuid.uuid4().hex[:8]}"
     row = services.template_create(
-        actor_for(world.therapist, world.clinic), title="Matrix template", section_labels=["One"]
+        actor_for(world.therapist, world.clinic), title=title, section_labels=["One"]
     )
     return {"template_id": row.pk}
 
