@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from kapclinic.accounts.models import Membership, User
 from kapclinic.clinical.ledger import dea_number_problem
 from kapclinic.core import clock
+from kapclinic.core.forms import KapForm
 from kapclinic.inventory.models import (
     CountKind,
     CountTiming,
@@ -266,3 +267,10 @@ class SettingsForm(forms.Form):
         decimal_places=3,
         help_text="0 means any difference opens a discrepancy. No sourced value exists; the clinic decides.",
     )
+
+
+class HolidayForm(KapForm):
+    """A clinic holiday: business-day deadlines skip it (docs/controlled-substances.md §6)."""
+
+    day = forms.DateField(label="Date", widget=DATE)
+    name = forms.CharField(label="Holiday", max_length=120)

@@ -26,6 +26,7 @@ from kapclinic.inventory.forms import (
     CountForm,
     DestroyForm,
     EntryForm,
+    HolidayForm,
     LossForm,
     ProductForm,
     ReceiveForm,
@@ -34,6 +35,7 @@ from kapclinic.inventory.forms import (
     ResolveForm,
     SettingsForm,
 )
+from kapclinic.inventory.models import ClinicHoliday
 from kapclinic.inventory.services import InventoryError
 from kapclinic.inventory.witness import WitnessRefused, confirm
 from kapclinic.patients.models import Patient
@@ -605,5 +607,38 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         request,
         "inventory/form.html",
         {"form": form, "title": "Controlled-substance settings"},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+def holidays(request: HttpRequest) -> HttpResponse:
+    """The clinic's holidays: the loss report's one-business-day notice skips them and weekends (§6)."""
+    require_roles(request, READ)
+    clinic = _clinic(request)
+    can_edit = _role(request) in services.stock_roles(clinic) | {"admin"}
+    form = HolidayForm(request.POST or None)
+    if request.method == "POST":
+        require_roles(request, sorted(services.stock_roles(clinic) | {"admin"}))
+        remove = request.POST.get("remove", "")
+        try:
+            if remove:
+                services.remove_holiday(actor_from_request(request), int(remove) if remove.isdigit() else 0)
+                messages.success(request, "Holiday removed.")
+                return redirect("inventory:holidays")
+            if form.is_valid():
+                services.add_holiday(actor_from_request(request), **form.cleaned_data)
+                messages.success(request, "Holiday recorded.")
+                return redirect("inventory:holidays")
+        except InventoryError as exc:
+            _errors(form, exc)
+    return render(
+        request,
+        "inventory/holidays.html",
+        {
+            "holidays": ClinicHoliday.objects.filter(clinic=clinic).order_by("-day")[:200],
+            "form": form,
+            "can_edit": can_edit,
+        },
         status=400 if request.method == "POST" else 200,
     )
