@@ -543,9 +543,37 @@ class DrawStatus:
 
 
 def draw_statuses(session: Any) -> list[DrawStatus]:
+    """Each draw of the session with what of it was wasted: one query, however many draws."""
+    from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
+    from django.db.models.functions import Coalesce
+
+    waste = (
+        LedgerEntry.objects.filter(
+            session=OuterRef("session"),
+            container=OuterRef("container"),
+            kind=EntryKind.WASTE,
+            reversed_by__isnull=True,
+        )
+        .order_by()
+        .values("container")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    rows = (
+        SessionDraw.objects.filter(session=session)
+        .select_related("container__product", "devices_disposed_by", "devices_disposal_witness")
+        .annotate(
+            wasted=Coalesce(
+                Subquery(waste, output_field=DecimalField(max_digits=12, decimal_places=4)),
+                Value(Decimal(0)),
+                output_field=DecimalField(max_digits=12, decimal_places=4),
+            )
+        )
+        .order_by("at", "pk")
+    )
     out = []
-    for d in session_draws(session):
-        wasted = _session_waste(session, d.container_id)
+    for d in rows:
+        wasted = Decimal(d.wasted)
         out.append(
             DrawStatus(
                 draw=d,
