@@ -683,12 +683,13 @@ def gen_notes(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> None:
 # --------------------------------------------------------------------------------------------------
 # Controlled-substance records (issue 14): each clinic's registration and products; each patient's
 # doses drawn from vials received for them (a vial serves the patient's sessions in time order, the
-# remainder wasted with a witness when the vial is done or the series ended a month ago), and one
+# remainder wasted with a witness when the vial is done or 3 days after the patient's last dose), and one
 # esketamine pack per session (its used devices' disposal recorded). The ledger adds up, as
 # `controlled_substances verify` checks.
 # --------------------------------------------------------------------------------------------------
 
 VIAL_MG = Decimal(500)  # 50 mg/mL x 10 mL (docs/controlled-substances.md §7)
+VIAL_KEPT_DAYS = 3  # synthetic practice: a patient's opened vial is wasted 3 days after their last dose
 
 
 def _inventory_setup(ctx: ScaleContext) -> None:
@@ -885,7 +886,8 @@ def gen_inventory(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> N
         vial_draws.append((len(vial_row["lines"]), sid, at, mg, nurse))
     if vial_row is not None:
         last = vial_row["lines"][-1][2]
-        close_vial(last + dt.timedelta(days=30) if last + dt.timedelta(days=30) < ctx.now else None)
+        done = last + dt.timedelta(days=VIAL_KEPT_DAYS)
+        close_vial(done if done < ctx.now else None)
 
 
 DOMAINS: list[Domain] = [

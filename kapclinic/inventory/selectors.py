@@ -60,7 +60,7 @@ def container(clinic: Any, container_id: int) -> Container | None:
 
 
 def ledger_lines(container: Container) -> QuerySet[LedgerEntry]:
-    return container.entries.select_related("by", "witness", "patient", "reverses", "reversed_by").order_by(
+    return container.entries.select_related("by", "witness", "patient", "reverses").order_by(
         "seq"
     )
 
