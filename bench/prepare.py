@@ -124,6 +124,47 @@ def _monitoring_session(clinic: Any, patient: Any, prescriber: Any, nurse: Any) 
     return session, None
 
 
+def _inventory(clinic: Any) -> list[dict[str, Any]]:
+    """Controlled-substance pages (issue 14): the stock page, per-container ledgers (the longest ones)
+    and the administration log for the last month."""
+    try:
+        from django.db.models import Count
+
+        Registration = apps.get_model("inventory", "Registration")
+        Container = apps.get_model("inventory", "Container")
+    except LookupError:
+        why = "not available yet (no inventory app)"
+        return [_scenario("inventory_ledger", "Container ledger", "prescriber", [], unavailable=why)]
+    reg = Registration.objects.filter(clinic=clinic).first()
+    if reg is None:
+        why = "not available yet (no seeded registration)"
+        return [_scenario("inventory_ledger", "Container ledger", "prescriber", [], unavailable=why)]
+    longest = (
+        Container.objects.filter(registration=reg).annotate(n=Count("entries")).order_by("-n", "id")[:20]
+    )
+    today = dt.date.today()
+    month = urlencode(
+        {"registration": reg.dea_number, "start": (today - dt.timedelta(days=30)).isoformat(), "end": today}
+    )
+    return [
+        _scenario(
+            "inventory_stock", "Controlled substances: stock page", "prescriber", [_url("inventory:index")]
+        ),
+        _scenario(
+            "inventory_ledger",
+            "Controlled substances: per-container ledger",
+            "prescriber",
+            [_url("inventory:container", container_id=c.pk) for c in longest],
+        ),
+        _scenario(
+            "inventory_admin_log",
+            "Controlled substances: administration log, one month",
+            "prescriber",
+            [f"{_url('inventory:administration_log')}?{month}"],
+        ),
+    ]
+
+
 def targets() -> dict[str, Any]:
     from kapclinic.accounts.models import Clinic, User
     from kapclinic.patients.models import Patient, TimelineEvent
@@ -228,6 +269,7 @@ def targets() -> dict[str, Any]:
         )
     )
     sc.append(_scenario("portal_home", "Portal home (long history)", "patient", [_url("portal:index")]))
+    sc.extend(_inventory(clinic))
 
     # Writes.
     q = _questionnaire(bench_patient)

@@ -244,6 +244,10 @@ def gen_sessions(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> No
         else:
             mg = (rng.choice(dose.allowed_mg) if n > 1 else dose.default_mg.value).value
             extra = {"devices": int(mg / dose.unit_strengths[0].value)}
+        # for the controlled-substance ledger (gen_inventory): what was given, when, by whom
+        plan.refs.setdefault("doses", []).append(
+            (sid, start + 25 * MIN, mg, extra.get("devices"), nurse, protocol.route)
+        )
         ctx.loader.add(
             Admin,
             session_id=sid,
@@ -676,6 +680,216 @@ def gen_notes(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> None:
 
 #: Order matters: sessions link to the dosing appointment (scheduling) and to the PHQ-9 that counted
 #: at the gate (measures), so both run before it.
+# --------------------------------------------------------------------------------------------------
+# Controlled-substance records (issue 14): each clinic's registration and products; each patient's
+# doses drawn from vials received for them (a vial serves the patient's sessions in time order, the
+# remainder wasted with a witness when the vial is done or 3 days after the patient's last dose), and one
+# esketamine pack per session (its used devices' disposal recorded). The ledger adds up, as
+# `controlled_substances verify` checks.
+# --------------------------------------------------------------------------------------------------
+
+VIAL_MG = Decimal(500)  # 50 mg/mL x 10 mL (docs/controlled-substances.md §7)
+VIAL_KEPT_DAYS = 3  # synthetic practice: a patient's opened vial is wasted 3 days after their last dose
+
+
+def _inventory_setup(ctx: ScaleContext) -> None:
+    from kapclinic.inventory.testing import dea_number
+
+    Reg, Loc, Product = (_m(f"inventory.{n}") for n in ("Registration", "StorageLocation", "Product"))
+    inv: dict[int, dict[str, Any]] = {}
+    for info in ctx.clinics:
+        reg = ctx.loader.add(
+            Reg,
+            clinic_id=info.pk,
+            dea_number=dea_number("BK", 200000 + info.index),
+            registrant=f"{info.clinic.name} medical director",
+            address="Synthetic",
+            schedules="3,3N",
+            expires_on=(ctx.now + dt.timedelta(days=400)).date(),
+            created_at=ctx.now - dt.timedelta(days=900),
+        )
+        loc = ctx.loader.add(Loc, registration_id=reg, name="Locked cabinet A", description="")
+        vial = ctx.loader.add(
+            Product,
+            clinic_id=info.pk,
+            name="Ketamine HCl injection",
+            ndc="55150-439-10",
+            kind="vial",
+            concentration_mg_per_ml=Decimal(50),
+            volume_ml=Decimal(10),
+            devices_per_pack=None,
+            device_strength_mg=None,
+        )
+        packs = {
+            n: ctx.loader.add(
+                Product,
+                clinic_id=info.pk,
+                name="Spravato (esketamine) nasal spray",
+                ndc=f"50458-028-0{n}",
+                kind="device_pack",
+                concentration_mg_per_ml=None,
+                volume_ml=None,
+                devices_per_pack=n,
+                device_strength_mg=Decimal(28),
+            )
+            for n in (2, 3)
+        }
+        inv[info.pk] = {"reg": reg, "loc": loc, "vial": vial, "packs": packs, "next": 0}
+    ctx.extra["inventory"] = inv
+
+
+def gen_inventory(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> None:
+    Receipt, Container, Entry, Draw = (
+        _m(f"inventory.{n}") for n in ("Receipt", "Container", "LedgerEntry", "SessionDraw")
+    )
+    info = ctx.clinics[plan.clinic_index]
+    inv = ctx.extra["inventory"][info.pk]
+    doses = sorted(plan.refs.get("doses", []), key=lambda d: d[1])
+    stocker = plan.prescriber_id
+
+    def container(product: int, prefix: str, at: dt.datetime, content: Decimal) -> dict[str, Any]:
+        inv["next"] += 1
+        ident = f"{prefix}-{inv['next']:06d}"
+        lot = f"LOT-{at:%y%m}"
+        expiry = (at + dt.timedelta(days=540)).date()
+        rid = ctx.loader.add(
+            Receipt,
+            registration_id=inv["reg"],
+            supplier="Synthetic Wholesale Inc.",
+            supplier_dea_number="RS1234567",
+            invoice_number=f"INV-{inv['next']}",
+            invoice_date=at.date(),
+            received_on=at.date(),
+            product_id=product,
+            lot=lot,
+            expiry=expiry,
+            containers=1,
+            location_id=inv["loc"],
+            received_by_id=stocker,
+            created_at=at,
+        )
+        first = ("receipt", content, at, stocker, None, None, "", f"Invoice INV-{inv['next']}")
+        return {
+            "rid": rid,
+            "ident": ident,
+            "lot": lot,
+            "expiry": expiry,
+            "product": product,
+            "lines": [first],
+        }
+
+    def write(row: dict[str, Any], unit: str, closed: dt.datetime | None) -> int:
+        balance = Decimal(0)
+        entries = []
+        for kind, amount, _at, _by, _witness, _sid, _route, _reason in row["lines"]:
+            delta = amount if kind == "receipt" else -amount
+            balance += delta
+            entries.append(balance)
+        opened = next((ln[2] for ln in row["lines"] if ln[0] == "administration"), None)
+        cid = ctx.loader.add(
+            Container,
+            registration_id=inv["reg"],
+            receipt_id=row["rid"],
+            product_id=row["product"],
+            location_id=inv["loc"],
+            identifier=row["ident"],
+            lot=row["lot"],
+            expiry=row["expiry"],
+            label_text=f"{row['ident']}\nLot {row['lot']}",
+            balance=balance,
+            last_seq=len(entries),
+            opened_at=opened,
+            closed_at=closed,
+        )
+        ids = {}
+        for seq, (line, after) in enumerate(zip(row["lines"], entries, strict=True), 1):
+            kind, amount, at, by, witness, sid, route, reason = line
+            vial = unit == "mg"
+            ids[seq] = ctx.loader.add(
+                Entry,
+                container_id=cid,
+                seq=seq,
+                kind=kind,
+                unit=unit,
+                amount=amount,
+                delta=amount if kind == "receipt" else -amount,
+                balance_after=after,
+                amount_mg=amount if vial else amount * 28,
+                amount_ml=(amount / 50).quantize(Decimal("0.0001")) if vial else None,
+                devices=None if vial else int(amount),
+                at=at,
+                by_id=by,
+                witness_id=witness,
+                session_id=sid,
+                patient_id=plan.pk if sid else None,
+                route=route,
+                reason=reason,
+                reverses_id=None,
+                recorded_at=at,
+            )
+        row["entry_ids"] = ids
+        return cid
+
+    def draw(
+        row: dict[str, Any], cid: int, seq: int, sid: int, at: dt.datetime, amount: Decimal, by: int
+    ) -> None:
+        devices = row["product"] != inv["vial"]
+        ctx.loader.add(
+            Draw,
+            session_id=sid,
+            container_id=cid,
+            entry_id=row["entry_ids"][seq],
+            unit="devices" if devices else "mg",
+            drawn=amount,
+            given=amount,
+            at=at,
+            by_id=by,
+            devices_disposed_at=at + 30 * MIN if devices else None,
+            devices_disposed_by_id=by if devices else None,
+            devices_disposal_witness_id=info.pick("prescriber", rng) if devices else None,
+        )
+
+    vial_row: dict[str, Any] | None = None
+    vial_draws: list[tuple[int, int, dt.datetime, Decimal, int]] = []
+
+    def close_vial(at: dt.datetime | None) -> None:
+        nonlocal vial_row, vial_draws
+        if vial_row is None:
+            return
+        left = VIAL_MG - sum((ln[1] for ln in vial_row["lines"] if ln[0] == "administration"), Decimal(0))
+        closed = None
+        if at is not None and left > 0:
+            witness = info.pick("nurse", rng)  # the stock holder wastes, a nurse witnesses
+            vial_row["lines"].append(("waste", left, at, stocker, witness, None, "", "Remainder: vial done"))
+            closed = at
+        cid = write(vial_row, "mg", closed)
+        for seq, sid, dat, mg, by in vial_draws:
+            draw(vial_row, cid, seq, sid, dat, mg, by)
+        vial_row, vial_draws = None, []
+
+    for sid, at, mg, devices, nurse, route in doses:
+        if devices:
+            pack = inv["packs"].get(int(devices)) or inv["packs"][3]
+            row = container(pack, "S", at - dt.timedelta(days=1), Decimal(devices))
+            row["lines"].append(("administration", Decimal(devices), at, nurse, None, sid, route, ""))
+            cid = write(row, "devices", at)
+            draw(row, cid, 2, sid, at, Decimal(devices), nurse)
+            continue
+        mg = Decimal(mg)
+        if vial_row is not None:
+            used = sum((ln[1] for ln in vial_row["lines"] if ln[0] == "administration"), Decimal(0))
+            if VIAL_MG - used < mg:
+                close_vial(at - dt.timedelta(hours=1))
+        if vial_row is None:
+            vial_row = container(inv["vial"], "K", at - dt.timedelta(days=1), VIAL_MG)
+        vial_row["lines"].append(("administration", mg, at, nurse, None, sid, route, ""))
+        vial_draws.append((len(vial_row["lines"]), sid, at, mg, nurse))
+    if vial_row is not None:
+        last = vial_row["lines"][-1][2]
+        done = last + dt.timedelta(days=VIAL_KEPT_DAYS)
+        close_vial(done if done < ctx.now else None)
+
+
 DOMAINS: list[Domain] = [
     Domain("intake", ("intake.Inquiry", "intake.Assessment", "intake.EligibilityDecision"), gen_intake),
     Domain("scheduling", ("scheduling.Appointment",), gen_scheduling),
@@ -696,4 +910,10 @@ DOMAINS: list[Domain] = [
         gen_sessions,
     ),
     Domain("notes", ("notes.Note", "scheduling.Appointment"), gen_notes),
+    Domain(
+        "inventory",
+        ("inventory.Registration", "inventory.Container", "inventory.LedgerEntry", "inventory.SessionDraw"),
+        gen_inventory,
+        setup=_inventory_setup,
+    ),
 ]

@@ -32,7 +32,7 @@ from kapclinic.benchdata.plan import PatientPlan, build_plan
 from kapclinic.core import clock
 from kapclinic.patients.models import Allergy, CareTeamMember, Diagnosis, Medication, Patient, TimelineEvent
 
-SCALE_VERSION = "3"  # bump when the generated data changes shape (invalidates bench caches)
+SCALE_VERSION = "4"  # bump when the generated data changes shape (invalidates bench caches)
 BENCH_PASSWORD = "bench-clinic-2026"
 BENCH_DOMAIN = "scale.kapclinic.test"
 MARKER_SLUG = "scale-01"

@@ -93,6 +93,7 @@ MATRIX = {
         note="an empty POST names no filing: a message and a redirect",
     ),
     "inventory:settings": Entry(roles(("admin",))),
+    "inventory:holidays": Entry(roles(READ)),
     "inventory:reports": Entry(roles(READ)),
     "inventory:receipt_log": Entry(roles(READ)),
     "inventory:administration_log": Entry(roles(READ)),

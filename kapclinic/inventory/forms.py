@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from kapclinic.accounts.models import Membership, User
 from kapclinic.clinical.ledger import dea_number_problem
 from kapclinic.core import clock
+from kapclinic.core.forms import KapForm
 from kapclinic.inventory.models import (
     CountKind,
     CountTiming,
@@ -18,6 +19,7 @@ from kapclinic.inventory.models import (
     Registration,
     StorageLocation,
 )
+from kapclinic.inventory.witness import add_witness_fields
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -145,7 +147,6 @@ class EntryForm(forms.Form):
     kind = forms.ChoiceField(label="Entry", choices=ENTRY_KINDS)
     amount = forms.DecimalField(required=False, max_digits=12, decimal_places=4)
     unit = forms.ChoiceField(choices=[("mg", "mg"), ("mL", "mL"), ("devices", "devices")])
-    witness = UserChoice(queryset=User.objects.none(), required=False)
     patient_mrn = forms.CharField(label="Patient record number", required=False, max_length=20)
     route = forms.CharField(required=False, max_length=8)
     reverses_seq = forms.IntegerField(label="Line to reverse", required=False, min_value=1)
@@ -153,7 +154,8 @@ class EntryForm(forms.Form):
 
     def __init__(self, clinic: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["witness"].queryset = staff_choices(clinic)  # type: ignore[attr-defined]
+        # waste and adjustments: the witness signs in here (issue 14)
+        add_witness_fields(self, label="Witness (waste, adjustments)")
 
     def clean_amount(self) -> Decimal | None:
         value: Decimal | None = self.cleaned_data.get("amount")
@@ -175,11 +177,9 @@ class CountForm(forms.Form):
     kind = forms.ChoiceField(choices=CountKind.choices, initial=CountKind.ON_DEMAND)
     timing = forms.ChoiceField(label="Taken at", choices=CountTiming.choices, widget=forms.RadioSelect)
     taken_at = forms.DateTimeField(label="Date and time", widget=DATETIME)
-    witness = UserChoice(queryset=User.objects.none())
 
     def __init__(self, clinic: Any, containers: list[Any], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["witness"].queryset = staff_choices(clinic)  # type: ignore[attr-defined]
         self.containers = containers
         for c in containers:
             self.fields[f"counted_{c.pk}"] = forms.DecimalField(
@@ -191,6 +191,7 @@ class CountForm(forms.Form):
             self.fields[f"estimated_{c.pk}"] = forms.BooleanField(
                 label=f"{c.identifier}: opened container, estimated", required=False
             )
+        add_witness_fields(self)  # the witness signs in here, after the counts (issue 14)
 
     def clean_taken_at(self) -> Any:
         value = self.cleaned_data["taken_at"]
@@ -226,8 +227,6 @@ class DestroyForm(forms.Form):
     method = forms.ChoiceField(choices=DestructionMethod.choices, widget=forms.RadioSelect)
     place = forms.CharField(max_length=200)
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
-    witness_1 = UserChoice(queryset=User.objects.none(), label="First witness")
-    witness_2 = UserChoice(queryset=User.objects.none(), label="Second witness")
     reverse_distributor = forms.CharField(required=False, max_length=200)
     reverse_distributor_dea_number = forms.CharField(
         required=False, max_length=9, label="Reverse distributor DEA number"
@@ -235,8 +234,8 @@ class DestroyForm(forms.Form):
 
     def __init__(self, clinic: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["witness_1"].queryset = staff_choices(clinic, ("nurse", "prescriber", "admin"))  # type: ignore[attr-defined]
-        self.fields["witness_2"].queryset = staff_choices(clinic, ("nurse", "prescriber", "admin"))  # type: ignore[attr-defined]
+        add_witness_fields(self, "witness_1", "First witness")
+        add_witness_fields(self, "witness_2", "Second witness")
 
 
 class ReportForm(forms.Form):
@@ -268,3 +267,10 @@ class SettingsForm(forms.Form):
         decimal_places=3,
         help_text="0 means any difference opens a discrepancy. No sourced value exists; the clinic decides.",
     )
+
+
+class HolidayForm(KapForm):
+    """A clinic holiday: business-day deadlines skip it (docs/controlled-substances.md §6)."""
+
+    day = forms.DateField(label="Date", widget=DATE)
+    name = forms.CharField(label="Holiday", max_length=120)

@@ -309,3 +309,51 @@ class Destruction(models.Model):
     by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
     witness_1 = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
     witness_2 = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+
+
+class SessionDraw(models.Model):
+    """What a dosing session drew from one container when dosing started (issue 14): the ledger's
+    administration line (the dose given) and the amount drawn, in the container's base unit. What was
+    drawn but not given (syringe residue) is recorded as witnessed waste before discharge; the used
+    esketamine devices' disposal is recorded with a witness (docs/controlled-substances.md §5, §7)."""
+
+    session = models.ForeignKey("kap_sessions.DosingSession", on_delete=models.PROTECT, related_name="+")
+    container = models.ForeignKey(Container, on_delete=models.PROTECT, related_name="draws")
+    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="draw")
+    unit = models.CharField(max_length=8)
+    drawn = models.DecimalField(max_digits=12, decimal_places=4)
+    given = models.DecimalField(max_digits=12, decimal_places=4)
+    at = models.DateTimeField()
+    by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    devices_disposed_at = models.DateTimeField(null=True, blank=True)
+    devices_disposed_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    devices_disposal_witness = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering: ClassVar = ["at", "pk"]
+
+    @property
+    def residue(self) -> Decimal:
+        return self.drawn - self.given
+
+
+class ClinicHoliday(models.Model):
+    """A day the clinic's business-day deadlines skip besides weekends (§6: which holidays count is
+    the clinic's field office's word, so the clinic records them)."""
+
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    name = models.CharField(max_length=120)
+
+    class Meta:
+        ordering: ClassVar = ["day"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["clinic", "day"], name="clinic_holiday_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day.isoformat()} {self.name}"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Max, QuerySet
+from django.utils import timezone
 
 from kapclinic.clinical import ledger as core
 from kapclinic.core import clock
@@ -22,7 +23,7 @@ from kapclinic.inventory.models import (
     Registration,
     StorageLocation,
 )
-from kapclinic.inventory.services import loss_deadlines
+from kapclinic.inventory.services import clinic_holidays, loss_deadlines
 
 
 def registrations(clinic: Any) -> QuerySet[Registration]:
@@ -59,7 +60,7 @@ def container(clinic: Any, container_id: int) -> Container | None:
 
 
 def ledger_lines(container: Container) -> QuerySet[LedgerEntry]:
-    return container.entries.select_related("by", "witness", "patient", "reverses", "reversed_by").order_by(
+    return container.entries.select_related("by", "witness", "patient", "reverses").order_by(
         "seq"
     )
 
@@ -175,9 +176,10 @@ def loss_reports(clinic: Any, *, open_only: bool = False) -> list[LossRow]:
     if open_only:
         qs = qs.filter(form106_filed_at__isnull=True) | qs.filter(notice_filed_at__isnull=True)
     today = clock.today()
+    holidays = clinic_holidays(clinic)
     rows = []
     for r in qs.distinct():
-        notice, form106 = loss_deadlines(r.discovered_at.date())
+        notice, form106 = loss_deadlines(timezone.localtime(r.discovered_at).date(), holidays)
         rows.append(
             LossRow(
                 r,

@@ -22,6 +22,7 @@ from kapclinic.clinical.dosing import Mg, Ml, QuantityError
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.inventory.models import (
+    ClinicHoliday,
     Container,
     Count,
     CountLine,
@@ -33,8 +34,10 @@ from kapclinic.inventory.models import (
     LedgerEntry,
     LossReport,
     Product,
+    ProductKind,
     Receipt,
     Registration,
+    SessionDraw,
     StorageLocation,
 )
 
@@ -408,6 +411,267 @@ def draw_for_administration(
     )
 
 
+# ---- dosing sessions draw from stock --------------------------------------------------------------
+
+#: The protocol dose forms drawn from stock, and the product kind each draws from (a compounded lozenge
+#: is not a stocked product yet: its lot and expiry are typed).
+STOCKED_FORMS = {
+    "vial_iv": ProductKind.VIAL,
+    "vial_im": ProductKind.VIAL,
+    "nasal_device": ProductKind.DEVICE_PACK,
+}
+
+
+def stock_for_form(clinic: Any, form: str, on: dt.date | None = None) -> list[Container]:
+    """Containers a session with this dose form may draw from: on hand, not closed, not expired; the
+    earliest expiry first."""
+    kind = STOCKED_FORMS.get(form)
+    if kind is None:
+        return []
+    return list(
+        Container.objects.filter(
+            registration__clinic=clinic,
+            product__kind=kind,
+            balance__gt=0,
+            closed_at__isnull=True,
+            expiry__gte=on or clock.today(),
+        )
+        .select_related("product")
+        .order_by("expiry", "identifier")
+    )
+
+
+@transaction.atomic
+def draw_for_session(
+    actor: Actor,
+    session: Any,
+    *,
+    container_id: int,
+    form: str,
+    dose_mg: Decimal | None,
+    devices: int | None,
+    drawn_mg: Decimal | None = None,
+    route: str = "",
+    witness: Any = None,
+) -> SessionDraw:
+    """Dosing starts: the dose given is the container's administration line, in the caller's
+    transaction; the amount drawn (at least the dose; vials only) is kept so what was drawn but not
+    given is wasted with a witness before discharge."""
+    kind = STOCKED_FORMS.get(form)
+    if kind is None:
+        raise InventoryError("This dose form is not drawn from controlled-substance stock.")
+    container = (
+        Container.objects.select_related("product")
+        .filter(pk=container_id, registration__clinic=actor.clinic)
+        .first()
+    )
+    if container is None:
+        raise InventoryError("That container is not in this clinic's stock.")
+    if container.product.kind != kind:
+        raise InventoryError(
+            f"{container.identifier} is a {container.product.get_kind_display().lower()}; this dose is "
+            f"given from a {ProductKind(kind).label.lower()}."
+        )
+    if container.is_expired():
+        raise InventoryError(
+            f"{container.identifier} (lot {container.lot}) expired on {container.expiry.isoformat()}; "
+            "it cannot be used."
+        )
+    if kind == ProductKind.VIAL:
+        if dose_mg is None:
+            raise InventoryError("The dose has no amount in mg.")
+        drawn = dose_mg if drawn_mg is None else drawn_mg
+        if drawn < dose_mg:
+            raise InventoryError(
+                f"The amount drawn ({drawn.normalize():f} mg) cannot be less than the dose "
+                f"({dose_mg.normalize():f} mg)."
+            )
+        if drawn > container.balance:
+            raise InventoryError(
+                f"{container.identifier} holds {container.balance.normalize():f} mg; "
+                f"{drawn.normalize():f} mg cannot be drawn from it. Choose another container (or record "
+                "an overfill adjustment on the container's page)."
+            )
+        entry = draw_for_administration(
+            actor, container_id=container.pk, session=session, route=route, amount_mg=dose_mg, witness=witness
+        )
+        given = dose_mg
+    else:
+        if not devices:
+            raise InventoryError("The dose has no number of devices.")
+        entry = draw_for_administration(
+            actor, container_id=container.pk, session=session, route=route, devices=devices, witness=witness
+        )
+        drawn = given = Decimal(devices)
+    draw = SessionDraw.objects.create(
+        session=session,
+        container=container,
+        entry=entry,
+        unit=container.product.unit,
+        drawn=drawn,
+        given=given,
+        at=entry.at,
+        by=actor.require_user(),
+    )
+    record_event(
+        actor, "create", patient=session.patient, obj=draw, detail=f"inventory.draw unit={draw.unit}"
+    )
+    return draw
+
+
+def session_draws(session: Any) -> list[SessionDraw]:
+    return list(
+        SessionDraw.objects.filter(session=session)
+        .select_related("container__product", "entry", "devices_disposed_by", "devices_disposal_witness")
+        .order_by("at", "pk")
+    )
+
+
+def _session_waste(session: Any, container_id: int) -> Decimal:
+    rows = LedgerEntry.objects.filter(
+        session=session, container_id=container_id, kind=EntryKind.WASTE, reversed_by__isnull=True
+    ).values_list("amount", flat=True)
+    return sum(rows, Decimal(0))
+
+
+@dataclass(frozen=True)
+class DrawStatus:
+    draw: SessionDraw
+    wasted: Decimal
+    unaccounted: Decimal  # drawn - given - wasted (base unit)
+    disposal_needed: bool  # esketamine: used devices not yet recorded as disposed
+
+
+def draw_statuses(session: Any) -> list[DrawStatus]:
+    """Each draw of the session with what of it was wasted: one query, however many draws."""
+    from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
+    from django.db.models.functions import Coalesce
+
+    waste = (
+        LedgerEntry.objects.filter(
+            session=OuterRef("session"),
+            container=OuterRef("container"),
+            kind=EntryKind.WASTE,
+            reversed_by__isnull=True,
+        )
+        .order_by()
+        .values("container")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    rows = (
+        SessionDraw.objects.filter(session=session)
+        .select_related("container__product", "devices_disposed_by", "devices_disposal_witness")
+        .annotate(
+            wasted=Coalesce(
+                Subquery(waste, output_field=DecimalField(max_digits=12, decimal_places=4)),
+                Value(Decimal(0)),
+                output_field=DecimalField(max_digits=12, decimal_places=4),
+            )
+        )
+        .order_by("at", "pk")
+    )
+    out = []
+    for d in rows:
+        wasted = Decimal(d.wasted)
+        out.append(
+            DrawStatus(
+                draw=d,
+                wasted=wasted,
+                unaccounted=max(d.residue - wasted, Decimal(0)),
+                disposal_needed=d.unit == "devices" and d.devices_disposed_at is None,
+            )
+        )
+    return out
+
+
+def discharge_stock_problems(session: Any) -> list[str]:
+    """Sentences for each drawn amount not yet accounted for (residue not wasted, used devices whose
+    disposal is not recorded); discharge is refused while there is one."""
+    problems = []
+    for st in draw_statuses(session):
+        c = st.draw.container
+        if st.unaccounted > 0:
+            problems.append(
+                f"Controlled substances: {st.unaccounted.normalize():f} {st.draw.unit} drawn from "
+                f"{c.identifier} (lot {c.lot}) was not given and is not recorded as waste; record the "
+                "waste with a witness before discharge."
+            )
+        if st.disposal_needed:
+            problems.append(
+                f"Controlled substances: the disposal of the {int(st.draw.given)} used esketamine "
+                f"device(s) from {c.identifier} (lot {c.lot}) is not recorded; record it with a witness "
+                "before discharge."
+            )
+    return problems
+
+
+@transaction.atomic
+def waste_for_session(
+    actor: Actor, session: Any, *, draw_id: int, amount_mg: Decimal, witness: Any, reason: str = ""
+) -> LedgerEntry:
+    """Waste what a session drew but did not give (e.g. syringe residue), witnessed; never more than
+    is unaccounted for."""
+    draw = SessionDraw.objects.select_related("container").filter(pk=draw_id, session=session).first()
+    if draw is None:
+        raise InventoryError("That draw is not part of this session.")
+    if draw.unit != "mg":
+        raise InventoryError("Esketamine devices are not wasted here: record the used devices' disposal.")
+    if amount_mg <= 0:
+        raise InventoryError("The amount wasted must be above zero.")
+    if witness is None:
+        raise InventoryError("A waste needs a second person as witness, signed in.")
+    # the container row is locked by record_entry; the session's earlier waste is read after it
+    left = draw.residue - _session_waste(session, draw.container_id)
+    if amount_mg > left:
+        raise InventoryError(
+            f"Only {max(left, Decimal(0)).normalize():f} mg drawn from {draw.container.identifier} is not "
+            f"yet accounted for; {amount_mg.normalize():f} mg cannot be wasted."
+        )
+    return record_entry(
+        actor,
+        draw.container_id,
+        kind="waste",
+        amount=amount_mg,
+        unit="mg",
+        witness=witness,
+        reason=reason.strip() or "Drawn, not given (syringe residue)",
+        session=session,
+        patient=session.patient,
+    )
+
+
+@transaction.atomic
+def dispose_devices(actor: Actor, session: Any, *, draw_id: int, witness: Any) -> SessionDraw:
+    """The used esketamine devices of a draw went to medical waste under controlled-substance rules
+    (§7 [A49]), witnessed. Not a ledger line: the devices were administered."""
+    _require(actor, ADMINISTER_ROLES, "record device disposal")
+    user = actor.require_user()
+    draw = (
+        SessionDraw.objects.select_for_update()
+        .select_related("container")
+        .filter(pk=draw_id, session=session)
+        .first()
+    )
+    if draw is None:
+        raise InventoryError("That draw is not part of this session.")
+    if draw.unit != "devices":
+        raise InventoryError("Only esketamine devices have a disposal record.")
+    if draw.devices_disposed_at is not None:
+        raise InventoryError("The disposal of these devices is already recorded.")
+    if witness is None:
+        raise InventoryError("The disposal needs a second person as witness, signed in.")
+    if witness.pk == user.pk:
+        raise InventoryError("The witness must be a different person from the one disposing.")
+    _staff_ok(actor, witness, "witness")
+    draw.devices_disposed_at = clock.now()
+    draw.devices_disposed_by = user
+    draw.devices_disposal_witness = witness
+    draw.save(update_fields=["devices_disposed_at", "devices_disposed_by", "devices_disposal_witness"])
+    record_event(actor, "create", patient=session.patient, obj=draw, detail="inventory.devices_disposed")
+    return draw
+
+
 # ---- destruction ---------------------------------------------------------------------------------
 
 
@@ -588,20 +852,58 @@ def resolve_discrepancy(actor: Actor, discrepancy_id: int, *, explanation: str) 
 # ---- loss reports --------------------------------------------------------------------------------
 
 
-def next_business_day(day: dt.date) -> dt.date:
-    """The business day after ``day`` (Saturdays and Sundays skipped; holidays UNCONFIRMED, §6)."""
+def next_business_day(day: dt.date, holidays: frozenset[dt.date] | set[dt.date] = frozenset()) -> dt.date:
+    """The business day after ``day``: Saturdays, Sundays and the clinic's recorded holidays skipped
+    (which holidays count is the clinic's field office's word, so the clinic records them, §6)."""
     nxt = day + dt.timedelta(days=1)
-    while nxt.weekday() >= 5:
+    while nxt.weekday() >= 5 or nxt in holidays:
         nxt += dt.timedelta(days=1)
     return nxt
+
+
+def clinic_holidays(clinic: Any, start: dt.date | None = None) -> frozenset[dt.date]:
+    """The clinic's recorded holidays (from ``start`` on, when given)."""
+    rows = ClinicHoliday.objects.filter(clinic=clinic)
+    if start is not None:
+        rows = rows.filter(day__gte=start)
+    return frozenset(rows.values_list("day", flat=True))
 
 
 FORM_106_DAYS = 45  # docs/controlled-substances.md §6 [A31][A32]
 
 
-def loss_deadlines(discovered: dt.date) -> tuple[dt.date, dt.date]:
-    """(written notice due, Form 106 due) for a loss discovered on ``discovered`` (§6)."""
-    return next_business_day(discovered), discovered + dt.timedelta(days=FORM_106_DAYS)
+def loss_deadlines(
+    discovered: dt.date, holidays: frozenset[dt.date] | set[dt.date] = frozenset()
+) -> tuple[dt.date, dt.date]:
+    """(written notice due, Form 106 due) for a loss discovered on ``discovered`` (§6). The notice is
+    due the next business day (weekends and the clinic's holidays skipped); Form 106 in 45 calendar days."""
+    return next_business_day(discovered, holidays), discovered + dt.timedelta(days=FORM_106_DAYS)
+
+
+@transaction.atomic
+def add_holiday(actor: Actor, *, day: dt.date, name: str) -> ClinicHoliday:
+    """Record a clinic holiday (admins and the stock roles)."""
+    _require(actor, stock_roles(actor.clinic) | {"admin"}, "record clinic holidays")
+    name = name.strip()
+    if actor.clinic is None:
+        raise InventoryError("Choose a clinic first.")
+    if not name:
+        raise InventoryError("Name the holiday.")
+    if ClinicHoliday.objects.filter(clinic=actor.clinic, day=day).exists():
+        raise InventoryError(f"{day.isoformat()} is already recorded as a holiday.")
+    h = ClinicHoliday.objects.create(clinic=actor.clinic, day=day, name=name)
+    record_event(actor, "create", obj=h, detail="inventory.holiday")
+    return h
+
+
+@transaction.atomic
+def remove_holiday(actor: Actor, holiday_id: int) -> None:
+    _require(actor, stock_roles(actor.clinic) | {"admin"}, "record clinic holidays")
+    h = ClinicHoliday.objects.filter(pk=holiday_id, clinic=actor.clinic).first()
+    if h is None:
+        raise InventoryError("That holiday is not in this clinic's calendar.")
+    record_event(actor, "update", obj=h, detail="inventory.holiday.removed")
+    h.delete()
 
 
 @transaction.atomic

@@ -65,6 +65,7 @@ def receive(
     product: Any = None,
     containers: int = 1,
     expiry: dt.date | None = None,
+    lot: str = "LOT-A1",
 ) -> Any:
     """A delivery received through the real service by ``user`` (a stock role)."""
     from kapclinic.inventory import services
@@ -82,7 +83,39 @@ def receive(
         invoice_number="INV-1",
         invoice_date=clock.today(),
         received_on=clock.today(),
-        lot="LOT-A1",
+        lot=lot,
         expiry=expiry or clock.today() + dt.timedelta(days=365),
         containers=containers,
     )
+
+
+def stock_for_session(
+    session: Any, *, containers: int = 1, expiry: dt.date | None = None, lot: str = "LOT-A1"
+) -> int:
+    """The pk of a container the session's dose can be drawn from: the clinic's stock of the right kind
+    (a vial, or an esketamine pack of 3), received now through the real service when there is none."""
+    from kapclinic.accounts.models import Membership
+    from kapclinic.inventory import services
+    from kapclinic.inventory.models import Product, Registration
+    from kapclinic.sessions.services import protocol_for
+
+    form = protocol_for(session).dose.form
+    found = [c for c in services.stock_for_form(session.clinic, form) if c.lot == lot]
+    if found and expiry is None:
+        return found[0].pk
+    kind = services.STOCKED_FORMS[form]
+    clinic = session.clinic
+    stock_user = (
+        Membership.objects.filter(clinic=clinic, role="prescriber", is_active=True)
+        .select_related("user")
+        .first()
+    )
+    assert stock_user is not None, "the clinic needs a prescriber to receive stock"
+    registration = Registration.objects.filter(clinic=clinic).first() or make_registration(clinic)
+    product = Product.objects.filter(clinic=clinic, kind=kind).first() or (
+        make_vial_product(clinic) if kind == "vial" else make_device_product(clinic, devices=3)
+    )
+    receipt = receive(
+        stock_user.user, clinic, registration, product, containers=containers, expiry=expiry, lot=lot
+    )
+    return int(receipt.container_set.order_by("identifier").first().pk)

@@ -21,6 +21,7 @@ urlpatterns = [
     path("losses/", views.losses, name="losses"),
     path("losses/<int:report_id>/filed/", views.loss_filed, name="loss_filed"),
     path("settings/", views.settings_page, name="settings"),
+    path("holidays/", views.holidays, name="holidays"),
     path("reports/", views.reports, name="reports"),
     path("reports/receipts/", views.receipt_log, name="receipt_log"),
     path("reports/administrations/", views.administration_log, name="administration_log"),

@@ -26,6 +26,7 @@ from kapclinic.inventory.forms import (
     CountForm,
     DestroyForm,
     EntryForm,
+    HolidayForm,
     LossForm,
     ProductForm,
     ReceiveForm,
@@ -34,7 +35,9 @@ from kapclinic.inventory.forms import (
     ResolveForm,
     SettingsForm,
 )
+from kapclinic.inventory.models import ClinicHoliday
 from kapclinic.inventory.services import InventoryError
+from kapclinic.inventory.witness import WitnessRefused, confirm
 from kapclinic.patients.models import Patient
 
 READ = ["admin", "nurse", "prescriber"]
@@ -57,6 +60,21 @@ def _stock_roles(request: HttpRequest) -> list[str]:
 def _errors(form: Any, exc: InventoryError) -> None:
     for reason in exc.reasons:
         form.add_error(None, reason)
+
+
+def _witness(
+    request: HttpRequest, form: Any, prefix: str = "witness", label: str = "witness", required: bool = True
+) -> Any:
+    """The witness who signed in on ``form`` (None when not required and nothing was typed); a refusal
+    is a form error (audited by inventory.witness)."""
+    d = form.cleaned_data
+    if not required and not d.get(f"{prefix}_email") and not d.get(f"{prefix}_password"):
+        return None
+    try:
+        return confirm(request, actor_from_request(request), d, prefix, label)
+    except WitnessRefused as exc:
+        form.add_error(f"{prefix}_email", str(exc))
+        return None
 
 
 def _can_stock(request: HttpRequest) -> bool:
@@ -189,6 +207,7 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
                 form.add_error(None, "Your role may not adjust controlled-substance stock.")
             if kind == "reversal" and _role(request) != "prescriber":
                 form.add_error(None, "Only a prescriber may reverse a ledger line.")
+            witness = None if form.errors else _witness(request, form, required=False)
             if not form.errors:
                 try:
                     services.record_entry(
@@ -197,7 +216,7 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
                         kind="adjustment" if kind in ("overfill", "underfill") else kind,
                         amount=d["amount"],
                         unit=d["unit"],
-                        witness=d["witness"],
+                        witness=witness,
                         reason=d["reason"],
                         increase={"overfill": True, "underfill": False}.get(kind),
                         reverses_seq=d["reverses_seq"],
@@ -237,13 +256,18 @@ def destroy(request: HttpRequest, container_id: int) -> HttpResponse:
         raise Http404
     form = DestroyForm(clinic, request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            services.destroy(actor_from_request(request), found.pk, **form.cleaned_data)
-        except InventoryError as exc:
-            _errors(form, exc)
-        else:
-            messages.success(request, f"{found.identifier} destroyed and recorded.")
-            return redirect("inventory:container", container_id=found.pk)
+        # both witnesses sign in on the form (issue 14); a refusal is a form error, nothing stored
+        w1 = _witness(request, form, "witness_1", "first witness")
+        w2 = _witness(request, form, "witness_2", "second witness")
+        d = {k: v for k, v in form.cleaned_data.items() if not k.startswith("witness_")}
+        if w1 is not None and w2 is not None:
+            try:
+                services.destroy(actor_from_request(request), found.pk, witness_1=w1, witness_2=w2, **d)
+            except InventoryError as exc:
+                _errors(form, exc)
+            else:
+                messages.success(request, f"{found.identifier} destroyed and recorded.")
+                return redirect("inventory:container", container_id=found.pk)
     return render(
         request,
         "inventory/destroy.html",
@@ -291,12 +315,15 @@ def count_new(request: HttpRequest) -> HttpResponse:
         lines = [
             services.CountInput(c.pk, d[f"counted_{c.pk}"], not d[f"estimated_{c.pk}"]) for c in containers
         ]
+        witness = _witness(request, form)
         try:
+            if witness is None:
+                raise InventoryError([])  # the refusal is on the form already
             count = services.record_count(
                 actor_from_request(request),
                 reg,
                 timing=d["timing"],
-                witness=d["witness"],
+                witness=witness,
                 lines=lines,
                 kind=d["kind"],
                 taken_at=d["taken_at"],
@@ -580,5 +607,38 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         request,
         "inventory/form.html",
         {"form": form, "title": "Controlled-substance settings"},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+def holidays(request: HttpRequest) -> HttpResponse:
+    """The clinic's holidays: the loss report's one-business-day notice skips them and weekends (§6)."""
+    require_roles(request, READ)
+    clinic = _clinic(request)
+    can_edit = _role(request) in services.stock_roles(clinic) | {"admin"}
+    form = HolidayForm(request.POST or None)
+    if request.method == "POST":
+        require_roles(request, sorted(services.stock_roles(clinic) | {"admin"}))
+        remove = request.POST.get("remove", "")
+        try:
+            if remove:
+                services.remove_holiday(actor_from_request(request), int(remove) if remove.isdigit() else 0)
+                messages.success(request, "Holiday removed.")
+                return redirect("inventory:holidays")
+            if form.is_valid():
+                services.add_holiday(actor_from_request(request), **form.cleaned_data)
+                messages.success(request, "Holiday recorded.")
+                return redirect("inventory:holidays")
+        except InventoryError as exc:
+            _errors(form, exc)
+    return render(
+        request,
+        "inventory/holidays.html",
+        {
+            "holidays": ClinicHoliday.objects.filter(clinic=clinic).order_by("-day")[:200],
+            "form": form,
+            "can_edit": can_edit,
+        },
         status=400 if request.method == "POST" else 200,
     )

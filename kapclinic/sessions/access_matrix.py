@@ -91,6 +91,8 @@ MATRIX = {
     "sessions:device": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:infusion_stop": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:lozenge": Entry(MONITOR_POST, setup=_session, method="post"),
+    "sessions:stock_waste": Entry(MONITOR_POST, setup=_session, method="post"),
+    "sessions:stock_disposal": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:discharge": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:adverse_event": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:process_note": Entry(EDIT_POST, setup=_session, method="post"),

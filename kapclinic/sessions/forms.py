@@ -267,6 +267,61 @@ class StartDosingForm(VersionForm):
     )
 
 
+class StockStartDosingForm(VersionForm):
+    """Start dosing from stock (issue 14): the container chosen (lot and expiry shown) and, for a vial,
+    the amount drawn (the dose by default; what is drawn beyond it is wasted with a witness)."""
+
+    container = forms.TypedChoiceField(label="Container the dose is drawn from", coerce=int, choices=())
+    drawn_mg = forms.DecimalField(
+        label="Amount drawn up (mg), including what stays in the syringe",
+        required=False,
+        min_value=Decimal("0.01"),
+        max_digits=9,
+        decimal_places=2,
+    )
+
+    def __init__(self, *args: Any, containers: Any = (), vial: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choice_field(self, "container").choices = [("", "Choose a container")] + [
+            (
+                c.pk,
+                f"{c.identifier}: lot {c.lot}, expires {c.expiry:%Y-%m-%d}, "
+                f"{c.balance.normalize():f} {c.product.unit} left ({c.product.name})",
+            )
+            for c in containers
+        ]
+        if not vial:
+            del self.fields["drawn_mg"]
+
+
+class SessionWasteForm(KapForm):
+    """What was drawn but not given, wasted in front of a witness who signs in here (issue 14)."""
+
+    draw = forms.IntegerField(widget=forms.HiddenInput)
+    amount_mg = forms.DecimalField(
+        label="Amount wasted (mg)", min_value=Decimal("0.0001"), max_digits=12, decimal_places=4
+    )
+    reason = forms.CharField(label="What was wasted", required=False, max_length=200)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from kapclinic.inventory.witness import add_witness_fields
+
+        super().__init__(*args, **kwargs)
+        add_witness_fields(self)
+
+
+class DeviceDisposalForm(KapForm):
+    """The used esketamine devices went to medical waste, with a witness who signs in here."""
+
+    draw = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from kapclinic.inventory.witness import add_witness_fields
+
+        super().__init__(*args, **kwargs)
+        add_witness_fields(self)
+
+
 class DischargeForm(VersionForm):
     escort_present = forms.BooleanField(
         label="Named escort is present to take the patient home", required=False

@@ -672,6 +672,7 @@ def rems_record(session: DosingSession) -> dict[str, Any]:
         "dose_ordered_mg": admin.dose_mg if admin else None,
         "given": given,
         "lot_number": admin.lot_number if admin else "",
+        "containers": _stock_containers(session),
         "total_minutes": total,
         "ready_to_leave_minutes": session.ready_to_leave_minutes,
         "vitals_ok_before": in_range(base, "pre_dose"),
@@ -843,3 +844,11 @@ def _handoff_waiting(sessions: Iterable[tuple[int, str, str, str]]) -> dict[int,
         step = dose_handoff(admins.get(pk), double_check_required=required, user_id=None, role=None)
         out[pk] = step.waiting
     return out
+
+
+def _stock_containers(session: DosingSession) -> list[str]:
+    """The stock containers the dose was drawn from ("S-0003, lot L1"), issue 14."""
+    from kapclinic.inventory.models import SessionDraw
+
+    rows = SessionDraw.objects.filter(session=session).select_related("container").order_by("at", "pk")
+    return [f"{d.container.identifier}, lot {d.container.lot}" for d in rows]

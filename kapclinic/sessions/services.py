@@ -922,6 +922,78 @@ def dosing_start(
     return session
 
 
+# ---------------------------------------------------------------- dosing draws from stock (issue 14)
+
+
+def stock_form(session: DosingSession) -> bool:
+    """Whether this session's dose is drawn from controlled-substance stock (vials, esketamine packs)."""
+    from kapclinic.inventory.services import STOCKED_FORMS
+
+    return protocol_for(session).dose.form in STOCKED_FORMS
+
+
+NO_STOCK = (
+    "Controlled substances: this clinic has no {what} on hand (in stock, not expired) to give this dose "
+    "from. Receive stock on the Controlled substances page first."
+)
+
+
+@transaction.atomic
+def dosing_start_from_stock(
+    actor: Actor,
+    session: DosingSession,
+    expected_version: int,
+    *,
+    container_id: int | None,
+    drawn_mg: Decimal | None = None,
+) -> DosingSession:
+    """Dosing starts from the container the nurse or prescriber chose: its lot and expiry are the
+    administration's, and its ledger line (the dose given, linked to this session) is written in the
+    same transaction. Nothing is stored when either is refused."""
+    from kapclinic.inventory import services as inventory
+    from kapclinic.inventory.models import Container
+
+    protocol = protocol_for(session)
+    form = protocol.dose.form
+    kind = inventory.STOCKED_FORMS.get(form)
+    if kind is None:
+        raise Refused("This session's dose is not drawn from controlled-substance stock.")
+    if container_id is None:
+        if not inventory.stock_for_form(session.clinic, form):
+            raise Refused(NO_STOCK.format(what=kind.label.lower() + "s"))
+        raise Refused(
+            "Choose the container the dose is drawn from.", {"container": ["Choose the container."]}
+        )
+    container = Container.objects.filter(pk=container_id, registration__clinic=session.clinic).first()
+    if container is None:
+        raise Refused("That container is not in this clinic's stock.", {"container": ["Choose again."]})
+    session = dosing_start(
+        actor, session, expected_version, lot_number=container.lot, expiry_date=container.expiry
+    )
+    admin = Administration.objects.get(session=session)
+    try:
+        inventory.draw_for_session(
+            actor,
+            session,
+            container_id=container.pk,
+            form=form,
+            dose_mg=admin.dose_mg if kind == "vial" else None,
+            devices=admin.devices if kind != "vial" else None,
+            drawn_mg=drawn_mg,
+            route=protocol.route,
+            witness=admin.double_checked_by,
+        )
+    except inventory.InventoryError as e:
+        raise Refused(list(e.reasons), {"container": [e.reasons[0]]}) from None
+    return session
+
+
+def _stock_discharge_problems(session: DosingSession) -> list[str]:
+    from kapclinic.inventory.services import discharge_stock_problems
+
+    return discharge_stock_problems(session)
+
+
 # ---------------------------------------------------------------- administration record (ref §6.1)
 
 
@@ -1537,8 +1609,9 @@ def session_discharge(
     decision = discharge_decision(
         session, escort_present=escort_present, no_driving=no_driving, signed=signed
     )
-    if not decision.allowed:
-        raise Refused(decision.reasons)
+    stock = _stock_discharge_problems(session)
+    if not decision.allowed or stock:
+        raise Refused([*decision.reasons, *stock])
     session = _transition(
         actor,
         session,

@@ -256,7 +256,32 @@ def _context(
     if gate_overrides is None:
         gate_overrides = list(session.gate_overrides.select_related("by"))
     ctx["overrides"] = [{"label": GATE_LABELS.get(o.item, o.item), "o": o} for o in gate_overrides]
+    ctx.update(_stock_context(session, state, protocol))
     ctx.update(overrides or {})
+    return ctx
+
+
+def _stock_context(session: DosingSession, state: State, protocol: Any) -> dict[str, Any]:
+    """Controlled-substance stock on the session page (issue 14): the container choice when dosing
+    starts, then what was drawn, its waste and the used devices' disposal."""
+    from kapclinic.inventory import services as inventory
+
+    form = protocol.dose.form
+    if form not in inventory.STOCKED_FORMS:
+        return {}
+    ctx: dict[str, Any] = {"stocked": True}
+    if state is State.PREDOSE_PASSED:
+        containers = inventory.stock_for_form(session.clinic, form)
+        ctx["stock_containers"] = containers
+        ctx["start_form"] = f.StockStartDosingForm(
+            containers=containers, vial=form != "nasal_device", initial={"version": session.version}
+        )
+    elif state is not State.SCHEDULED and state is not State.CHECKED_IN:
+        statuses = inventory.draw_statuses(session)
+        ctx["stock_draws"] = statuses
+        ctx["stock_open"] = [st for st in statuses if st.unaccounted > 0 or st.disposal_needed]
+        ctx["waste_form"] = f.SessionWasteForm(prefix="waste")
+        ctx["disposal_form"] = f.DeviceDisposalForm(prefix="disp")
     return ctx
 
 
@@ -622,6 +647,8 @@ def missed_check(request: HttpRequest, patient_id: int, session_id: int) -> Http
 @login_required
 @require_POST
 def start_dosing(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    if _stocked(request, patient_id, session_id):
+        return _start_dosing_from_stock(request, patient_id, session_id)
     form = f.StartDosingForm(request.POST)
 
     def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
@@ -634,6 +661,94 @@ def start_dosing(request: HttpRequest, patient_id: int, session_id: int) -> Http
         )
 
     return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "start_form")
+
+
+def _stocked(request: HttpRequest, patient_id: int, session_id: int) -> bool:
+    """Whether the session's dose is drawn from stock (read without auditing; _run checks access)."""
+    session = DosingSession.objects.filter(pk=session_id, patient_id=patient_id).first()
+    return session is not None and services.stock_form(session)
+
+
+def _start_dosing_from_stock(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    """Dosing starts from the chosen container (issue 14); its ledger line is written with it."""
+    from kapclinic.inventory import services as inventory
+
+    session = DosingSession.objects.get(pk=session_id)
+    form_name = services.protocol_for(session).dose.form
+    containers = inventory.stock_for_form(session.clinic, form_name)
+    form: f.VersionForm = f.StockStartDosingForm(
+        request.POST, containers=containers, vial=form_name != "nasal_device"
+    )
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        services.dosing_start_from_stock(
+            actor,
+            session,
+            data["version"],
+            container_id=data.get("container") or None,
+            drawn_mg=data.get("drawn_mg"),
+        )
+
+    if not containers:
+        # no choice to make: the service's refusal says so (and the page links to the stock)
+        form = f.VersionForm(request.POST)
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "start_form")
+
+
+def _witnessed(
+    request: HttpRequest, form: Any, write: Callable[[Actor, DosingSession, Any, Any], Any]
+) -> Callable[[Actor, DosingSession, dict[str, Any]], None]:
+    """The witness signs in (inventory.witness.confirm, audited when refused), then ``write`` runs."""
+    from kapclinic.inventory import services as inventory
+    from kapclinic.inventory.witness import WitnessRefused, confirm
+
+    def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        try:
+            witness = confirm(request, actor, data)
+            write(actor, session, data, witness)
+        except WitnessRefused as e:
+            raise Refused(str(e), {"witness_email": [str(e)]}) from None
+        except inventory.InventoryError as e:
+            raise Refused(list(e.reasons)) from None
+
+    return do
+
+
+@login_required
+@require_POST
+def stock_waste(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    """What was drawn but not given (syringe residue), wasted with a signed-in witness."""
+    from kapclinic.inventory import services as inventory
+
+    form = f.SessionWasteForm(request.POST, prefix="waste")
+
+    def write(actor: Actor, session: DosingSession, data: dict[str, Any], witness: Any) -> None:
+        inventory.waste_for_session(
+            actor,
+            session,
+            draw_id=data["draw"],
+            amount_mg=data["amount_mg"],
+            witness=witness,
+            reason=data.get("reason") or "",
+        )
+
+    do = _witnessed(request, form, write)
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "waste_form")
+
+
+@login_required
+@require_POST
+def stock_disposal(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    """The used esketamine devices' disposal, with a signed-in witness."""
+    from kapclinic.inventory import services as inventory
+
+    form = f.DeviceDisposalForm(request.POST, prefix="disp")
+
+    def write(actor: Actor, session: DosingSession, data: dict[str, Any], witness: Any) -> None:
+        inventory.dispose_devices(actor, session, draw_id=data["draw"], witness=witness)
+
+    do = _witnessed(request, form, write)
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "disposal_form")
 
 
 @login_required

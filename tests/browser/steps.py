@@ -59,10 +59,35 @@ def sign_out(page: Any) -> None:
 
 
 def start_dosing(page: Any, detail: str, *, lot: str, expiry: str = "2027-06-30") -> None:
-    """On the session page with a dose ordered: record the lot and expiry and start dosing (the
-    monitoring clock starts; for esketamine device 1 is recorded at this time)."""
+    """On the session page with a dose ordered: choose the stock container (a delivery of lot ``lot``
+    is received first when the clinic has none, issue 14) and start dosing (the monitoring clock
+    starts; for esketamine device 1 is recorded at this time). A lozenge's lot and expiry are typed."""
+    import re
+
+    from kapclinic.inventory.testing import stock_for_session
+    from kapclinic.sessions.models import DosingSession
+    from kapclinic.sessions.services import stock_form
+
+    found = re.search(r"/(\d+)/?$", detail.rstrip("/") + "/")
+    session = DosingSession.objects.get(pk=int(found.group(1))) if found else None
     page.goto(detail)
-    page.get_by_label("Lot number").fill(lot)
-    page.get_by_label("Expiry date").fill(expiry)
+    if session is not None and stock_form(session):
+        pk = stock_for_session(session, lot=lot)
+        page.goto(detail)
+        page.get_by_label("Container the dose is drawn from").select_option(str(pk))
+    else:
+        page.get_by_label("Lot number").fill(lot)
+        page.get_by_label("Expiry date").fill(expiry)
     with page.expect_navigation():
         page.get_by_role("button", name="Start dosing now").click()
+
+
+def record_device_disposal(page: Any, detail: str, *, email: str, password: str) -> None:
+    """Esketamine: the used devices' disposal, with a witness who signs in on the form (issue 14)."""
+    page.goto(detail)
+    form = page.locator("form", has=page.get_by_role("button", name="Record the witnessed disposal"))
+    form.get_by_label("Witness: their email address").fill(email)
+    form.get_by_label("Witness: their password").fill(password)
+    with page.expect_navigation():
+        form.get_by_role("button", name="Record the witnessed disposal").click()
+    expect(page.get_by_text("witnessed by")).to_be_visible()

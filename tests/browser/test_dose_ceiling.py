@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from kapclinic.clinical.session_state import Event
 from kapclinic.clinical.vitals import Reading
 from kapclinic.core import clock
+from kapclinic.inventory.testing import stock_for_session
 from kapclinic.measures.services import response_submit
 from kapclinic.sessions import services
 from kapclinic.sessions.models import Administration
@@ -61,6 +62,7 @@ def test_over_maximum_cosign_and_hard_ceiling(
     s.refresh_from_db()
     services.gate_pass(na, s, s.version)
     detail = f"{server}/sessions/patient/{patient.pk}/{s.pk}/"
+    container = stock_for_session(s)  # the clinic's ketamine vials (issue 14)
 
     # --- first prescriber: 0.9 mg/kg is above the 0.75 mg/kg maximum; refused without a reason
     login(page, "first@ceiling.test")
@@ -84,8 +86,7 @@ def test_over_maximum_cosign_and_hard_ceiling(
     axe_check(page, "ceiling-1-awaiting-cosign")
     shot(page, "ceiling-1-awaiting-cosign")
     # dosing cannot start yet
-    page.get_by_label("Lot number").fill("K1")
-    page.get_by_label("Expiry date").fill("2027-06-30")
+    page.get_by_label("Container the dose is drawn from").select_option(str(container))
     with page.expect_navigation():
         page.get_by_role("button", name="Start dosing now").click()
     expect(page.get_by_role("alert")).to_contain_text("a second prescriber must co-sign")

@@ -25,6 +25,7 @@ from kapclinic.treatment.testing import make_dosing_ready
 from tests.browser.steps import (
     check_in_esketamine,
     htmx_click,
+    record_device_disposal,
     record_remaining_devices,
     sign_out,
     start_dosing,
@@ -227,6 +228,8 @@ def test_dosing_session_on_tablet(
     page.get_by_label("0 – None: oriented, no altered perception observed or reported").check()
     htmx_click(page, page.get_by_role("button", name="Save dissociation rating"))
     page.wait_for_selector("text=Latest dissociation: 0")
+    # the used devices' disposal, witnessed by the prescriber signing in on the form (issue 14)
+    record_device_disposal(page, detail, email="prescriber@dose.test", password="test-password-123")
     page.goto(detail)
     page.get_by_label("Named escort is present to take the patient home").check()
     page.get_by_label(

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from kapclinic.core import clock
 from kapclinic.inventory.models import Container, Discrepancy
 from kapclinic.inventory.testing import dea_number, make_registration, make_vial_product
-from kapclinic.testing.factories import make_clinic, make_patient, make_staff
+from kapclinic.testing.factories import PASSWORD, make_clinic, make_patient, make_staff
 
 
 def test_receive_dose_waste_count_discrepancy_and_log(
@@ -75,7 +75,14 @@ def test_receive_dose_waste_count_discrepancy_and_log(
     with page.expect_navigation():
         page.get_by_role("button", name="Add the line").click()
     expect(page.get_by_text("A waste needs a second person as witness.")).to_be_visible()
-    page.get_by_label("Witness").select_option(label="Nadia Nurse")
+    # the witness signs in on the form (issue 14): a wrong password is refused, nothing stored
+    page.get_by_label("Witness (waste, adjustments): their email address").fill("nadia@s.test")
+    page.get_by_label("Witness (waste, adjustments): their password").fill("wrong-password")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Add the line").click()
+    expect(page.get_by_text("sign-in was not accepted")).to_be_visible()
+    expect(page.locator("#balance")).to_contain_text("465 mg")
+    page.get_by_label("Witness (waste, adjustments): their password").fill(PASSWORD)
     with page.expect_navigation():
         page.get_by_role("button", name="Add the line").click()
     expect(page.locator("#balance")).to_contain_text("460 mg")
@@ -88,7 +95,8 @@ def test_receive_dose_waste_count_discrepancy_and_log(
     login(page, "nadia@s.test")
     page.goto(f"{server}/inventory/counts/new/")
     page.get_by_label("Close of business").check()
-    page.get_by_label("Witness").select_option(label="Dr. Priya Prescriber")
+    page.get_by_label("Witness: their email address").fill("priya@s.test")
+    page.get_by_label("Witness: their password").fill(PASSWORD)
     page.get_by_label("K-0001 counted (mg)").fill("456")
     page.get_by_label("K-0001: opened container, estimated").check()
     page.get_by_label("K-0002 counted (mg)").fill("500")

@@ -33,6 +33,13 @@ def _receive_data(reg: Any, product: Any, **over: Any) -> dict[str, Any]:
     return data
 
 
+
+def signs_in(user: Any, prefix: str = "witness", password: str | None = None) -> dict[str, str]:
+    """A witness signing in on the form (issue 14): their email address and password."""
+    from kapclinic.testing.factories import PASSWORD
+
+    return {f"{prefix}_email": user.email, f"{prefix}_password": password or PASSWORD}
+
 def test_receive_a_box_then_see_labels(client: Any, world: Any, clock_frozen: Any) -> None:
     reg, product = make_registration(world.clinic), make_vial_product(world.clinic)
     client.force_login(world.prescriber)
@@ -83,7 +90,7 @@ def test_entry_over_the_balance_is_refused_with_its_sentence(
     url = reverse("inventory:container", args=[c.pk])
     response = client.post(url, {"kind": "administration", "amount": "600", "unit": "mg"})
     assert response.status_code == 400 and "more than the container holds" in response.content.decode()
-    response = client.post(url, {"kind": "waste", "amount": "5", "unit": "mg", "witness": world.nurse.pk})
+    response = client.post(url, {"kind": "waste", "amount": "5", "unit": "mg", **signs_in(world.nurse)})
     assert response.status_code == 400 and "different person" in response.content.decode()
     assert LedgerEntry.objects.filter(container=c).count() == 1
     response = client.post(
@@ -112,7 +119,7 @@ def test_count_in_the_future_refused_and_close_count_opens_discrepancy(
         "kind": "on_demand",
         "timing": "close",
         "taken_at": future,
-        "witness": world.prescriber.pk,
+        **signs_in(world.prescriber),
         f"counted_{c.pk}": "480",
     }
     response = client.post(url, data)
@@ -241,12 +248,12 @@ def test_destroy_page_refuses_one_witness_then_records_form_41(
         "method": "on_site",
         "place": "Dosing suite",
         "reason": "Expired",
-        "witness_1": world.nurse.pk,
-        "witness_2": world.nurse.pk,
+        **signs_in(world.nurse, "witness_1"),
+        **signs_in(world.nurse, "witness_2"),
     }
     response = client.post(url, data)
     assert response.status_code == 400 and "two different people" in response.content.decode()
-    data["witness_2"] = make_staff(world.clinic, "nurse").pk
+    data.update(signs_in(make_staff(world.clinic, "nurse"), "witness_2"))
     assert client.post(url, data).status_code == 302
     c.refresh_from_db()
     assert c.balance == 0

@@ -20,7 +20,7 @@ from kapclinic.patients.models import TimelineEvent
 from kapclinic.scheduling.models import Appointment
 from kapclinic.sessions.models import Administration, DeviceUse, DosingSession, SessionTransition
 from kapclinic.sessions.selectors import monitoring_timeline
-from kapclinic.sessions.tests.test_sessions import make_session, to_predose, url, v
+from kapclinic.sessions.tests.test_sessions import make_session, start_data, to_predose, url, v
 from kapclinic.treatment.testing import make_dosing_ready
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +40,7 @@ def esketamine_dosing(client: Any, world: Any, mg: str = "84") -> DosingSession:
     assert client.post(url(s, "dose"), {"version": v(s), "fixed_mg": mg}).status_code == 302
     client.force_login(world.nurse)
     r = client.post(
-        url(s, "start_dosing"), {"version": v(s), "lot_number": "L9", "expiry_date": "2027-01-01"}
+        url(s, "start_dosing"), start_data(s)
     )
     assert r.status_code == 302
     s.refresh_from_db()
@@ -222,7 +222,7 @@ def iv_dosing(client: Any, world: Any) -> DosingSession:
     client.post(url(s, "double_check"))
     client.force_login(world.prescriber)
     r = client.post(
-        url(s, "start_dosing"), {"version": v(s), "lot_number": "K1", "expiry_date": "2027-01-01"}
+        url(s, "start_dosing"), start_data(s)
     )
     assert r.status_code == 302
     client.force_login(world.nurse)
@@ -326,7 +326,7 @@ def test_im_injection_time_is_the_first_dose(world: Any, client: Any, clock_froz
     client.post(url(s, "double_check"))
     client.force_login(world.prescriber)
     r = client.post(
-        url(s, "start_dosing"), {"version": v(s), "lot_number": "M1", "expiry_date": "2027-01-01"}
+        url(s, "start_dosing"), start_data(s)
     )
     assert r.status_code == 302
     s.refresh_from_db()

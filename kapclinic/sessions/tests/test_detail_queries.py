@@ -30,8 +30,9 @@ pytestmark = pytest.mark.django_db
 # the clinic's protocol settings; the administration (with its people) and its devices; the observations;
 # the alerts; events; transitions; adverse events; gate overrides; the superseded dose orders (issue 18:
 # every order stays on the record); the written reasons for missed scheduled checks (issue 18: discharge
-# needs the schedule complete or each gap explained).
-DETAIL_QUERIES = 21
+# needs the schedule complete or each gap explained); what the session drew from controlled-substance
+# stock with its waste, in one query (issue 14).
+DETAIL_QUERIES = 22
 
 
 def _session(world: Any, state: str = "checked_in") -> DosingSession:

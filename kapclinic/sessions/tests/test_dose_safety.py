@@ -16,7 +16,7 @@ from kapclinic.core import clock
 from kapclinic.sessions.models import Administration, ClinicProtocolSetting, SupersededDoseOrder
 from kapclinic.sessions.services import Refused, clinic_protocol, dose_order
 from kapclinic.sessions.tests.test_administration import iv_dosing, local
-from kapclinic.sessions.tests.test_sessions import make_session, to_predose, url, v
+from kapclinic.sessions.tests.test_sessions import make_session, start_data, to_predose, url, v
 from kapclinic.testing.factories import actor_for, make_staff
 from kapclinic.treatment.selectors import dosing_readiness
 from kapclinic.treatment.services import PlanRefusedError
@@ -123,7 +123,7 @@ def test_over_maximum_needs_a_second_prescribers_cosignature_before_dosing(
     client.force_login(world.nurse)
     client.post(url(s, "double_check"))
     client.force_login(world.prescriber)
-    r = client.post(url(s, "start_dosing"), {"version": v(s), "lot_number": "K1", "expiry_date": EXPIRY})
+    r = client.post(url(s, "start_dosing"), start_data(s))
     assert r.status_code == 400 and "a second prescriber must co-sign" in r.content.decode()
     r = client.post(url(s, "cosign"))
     assert r.status_code == 400 and "not the one who ordered the dose" in r.content.decode()
@@ -138,7 +138,7 @@ def test_over_maximum_needs_a_second_prescribers_cosignature_before_dosing(
     event = AuditEvent.objects.filter(object_id=str(s.pk), action="sign").latest("seq")
     assert event.detail == "dose_cosign;above_max" and event.actor_id == second.pk
     client.force_login(world.prescriber)
-    r = client.post(url(s, "start_dosing"), {"version": v(s), "lot_number": "K1", "expiry_date": EXPIRY})
+    r = client.post(url(s, "start_dosing"), start_data(s))
     assert r.status_code == 302
     page = client.get(url(s, "detail")).content.decode()
     assert "Co-signed" in page and "Dr Second" in page and "Partial response at 0.75 mg/kg" in page

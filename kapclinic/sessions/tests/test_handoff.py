@@ -397,7 +397,10 @@ def test_chair_board_shows_the_hand_off(world: Any, client: Any, clock_frozen: A
 def test_without_a_double_check_the_order_is_ready_to_give(
     world: Any, client: Any, clock_frozen: Any
 ) -> None:
+    from kapclinic.inventory.testing import stock_for_session
+
     s = ordered(world, "esketamine-in-trd")
+    stock_for_session(s)  # the clinic has a pack to draw from (issue 14)
     client.force_login(world.nurse)
     detail = reverse("sessions:detail", kwargs={"patient_id": s.patient_id, "session_id": s.pk})
     page = html.unescape(client.get(detail).content.decode())

@@ -88,6 +88,38 @@ def v(s: DosingSession) -> int:
     return s.version
 
 
+def start_data(s: DosingSession, **extra: Any) -> dict[str, Any]:
+    """The start-dosing POST: the container the dose is drawn from (the clinic's stock, received when
+    it has none; kapclinic.inventory.testing), issue 14."""
+    from kapclinic.inventory.testing import stock_for_session
+
+    return {"version": v(s), "container": stock_for_session(s), **extra}
+
+
+def record_disposal(client: Any, world: Any, s: DosingSession) -> None:
+    """The used esketamine devices' disposal, witnessed by the prescriber signing in on the form."""
+    from kapclinic.inventory.models import SessionDraw
+    from kapclinic.testing.factories import PASSWORD
+
+    draw = SessionDraw.objects.get(session=s)
+    r = client.post(
+        url(s, "stock_disposal"),
+        {
+            "disp-draw": draw.pk,
+            "disp-witness_email": world.prescriber.email,
+            "disp-witness_password": PASSWORD,
+        },
+    )
+    assert r.status_code == 302, html.unescape(r.content.decode())[:3000]
+
+
+def expired_container(s: DosingSession) -> int:
+    """A container of the session's kind that expired yesterday (never offered, refused if posted)."""
+    from kapclinic.inventory.testing import stock_for_session
+
+    return stock_for_session(s, expiry=clock.today() - dt.timedelta(days=1))
+
+
 def check_in(client: Any, s: DosingSession) -> None:
     r = client.post(url(s, "transition"), {"event": "check_in", "version": v(s)})
     assert r.status_code == 302
@@ -160,17 +192,26 @@ def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any) -> Non
     adm = Administration.objects.get(session=s)
     assert adm.dose_mg == Decimal("84") and adm.devices == 3
     client.force_login(world.nurse)
-    r = client.post(url(s, "start_dosing"), {"version": v(s), "lot_number": "", "expiry_date": ""})
-    assert r.status_code == 400 and "Lot number is required." in r.content.decode()
+    # no stock on hand: a clear refusal that links to the stock, nothing stored (issue 14)
+    page = client.get(url(s, "detail")).content.decode()
+    assert "no esketamine nasal device packs on hand" in page
+    assert f'href="{reverse("inventory:index")}"' in page
+    r = client.post(url(s, "start_dosing"), {"version": v(s), "container": ""})
+    assert r.status_code == 400 and "has no nasal device packs on hand" in r.content.decode()
+    assert f'href="{reverse("inventory:index")}"' in r.content.decode()
+    # stock received: the container must be chosen
+    start_data(s)
+    r = client.post(url(s, "start_dosing"), {"version": v(s), "container": ""})
+    assert r.status_code == 400 and "This field is required." in r.content.decode()
     r = client.post(
-        url(s, "start_dosing"), {"version": v(s), "lot_number": "L123", "expiry_date": "2027-01-01"}
+        url(s, "start_dosing"), start_data(s)
     )
     assert r.status_code == 302
     s.refresh_from_db()
     assert s.state == "dosing" and s.first_dose_at == clock.now()
     # cannot dose twice
     r = client.post(
-        url(s, "start_dosing"), {"version": v(s), "lot_number": "L123", "expiry_date": "2027-01-01"}
+        url(s, "start_dosing"), start_data(s)
     )
     assert r.status_code == 400 and "cannot be dosed twice" in r.content.decode()
     # the first device was recorded at the first-dose time; dosing is complete once all three are
@@ -250,6 +291,12 @@ def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any) -> Non
         offset = (int(hour) - 14) * 60 + int(minute)
         r = client.post(url(s, "missed_check"), {"mc-offset": offset, "mc-text": "Patient asleep; not woken"})
         assert r.status_code == 302, re.findall(r"<li>[^<]*</li>", html.unescape(r.content.decode()))[:5]
+    # the used devices' disposal is not recorded yet: discharge refused, with a link to the form (issue 14)
+    r = client.post(url(s, "discharge"), {**discharge, "version": v(s)})
+    body = html.unescape(r.content.decode())
+    assert r.status_code == 400 and "the disposal of the 3 used esketamine device(s) from S-0001" in body
+    assert 'href="#stock-h"' in body
+    record_disposal(client, world, s)
     r = client.post(url(s, "discharge"), {**discharge, "version": v(s)})
     assert r.status_code == 302, html.unescape(r.content.decode())[:3000]
     s.refresh_from_db()
@@ -269,7 +316,7 @@ def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any) -> Non
     # REMS record
     r = client.get(url(s, "rems"))
     body = r.content.decode()
-    assert r.status_code == 200 and "L123" in body and "84 mg" in body and "120" in body
+    assert r.status_code == 200 and "S-0001, lot LOT-A1" in body and "84 mg" in body and "120" in body
     assert "195/100" in body and "152/94" in body
     page = client.get(url(s, "detail")).content.decode()
     assert "Rechecked in 10 min" in page
@@ -408,21 +455,21 @@ def test_iv_double_check_and_max(world: Any, client: Any, clock_frozen: Any) -> 
     assert r.status_code == 400 and "second staff member" in r.content.decode()
     client.force_login(world.nurse)
     r = client.post(
-        url(s, "start_dosing"), {"version": v(s), "lot_number": "K1", "expiry_date": "2027-01-01"}
+        url(s, "start_dosing"), start_data(s)
     )
     assert r.status_code == 400 and "must be double-checked" in r.content.decode()
     client.post(url(s, "double_check"))
     r = client.post(
-        url(s, "start_dosing"), {"version": v(s), "lot_number": "K1", "expiry_date": "2027-01-01"}
+        url(s, "start_dosing"), start_data(s)
     )
     assert r.status_code == 400 and "cannot also be the one giving it" in r.content.decode()
     client.force_login(world.prescriber)
     r = client.post(
-        url(s, "start_dosing"), {"version": v(s), "lot_number": "K1", "expiry_date": "2020-01-01"}
+        url(s, "start_dosing"), {"version": v(s), "container": expired_container(s)}
     )
-    assert r.status_code == 400 and "has passed" in r.content.decode()
+    assert r.status_code == 400 and "Select a valid choice" in r.content.decode()
     r = client.post(
-        url(s, "start_dosing"), {"version": v(s), "lot_number": "K1", "expiry_date": "2027-01-01"}
+        url(s, "start_dosing"), start_data(s)
     )
     assert r.status_code == 302
     # IV minimum observation is a clinic setting with no default: discharge refused until the clinic sets it

@@ -1,0 +1,167 @@
+"""Issue 14: dosing draws from stock. The nurse chooses the vial when dosing starts (lot and expiry
+shown, the amount drawn up entered); the session page shows the 2 mg drawn but not given; discharge is
+refused until it is wasted; the witness signs in on the waste form (a wrong password is refused and
+changes nothing); then discharge. The monitoring in between is entered through the services."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from kapclinic.clinical.session_state import Event
+from kapclinic.clinical.vitals import Reading
+from kapclinic.core import clock
+from kapclinic.inventory.models import Container, LedgerEntry
+from kapclinic.inventory.testing import stock_for_session
+from kapclinic.measures.services import response_submit
+from kapclinic.sessions import services
+from kapclinic.sessions.models import ClinicProtocolSetting, DosingSession
+from kapclinic.testing.factories import PASSWORD, actor_for, make_clinic, make_patient, make_staff
+from kapclinic.treatment.testing import make_dosing_ready
+
+T0 = dt.datetime(2026, 3, 2, 14, 0, tzinfo=dt.UTC)
+IV = "ketamine-iv-racemic"
+
+
+@pytest.fixture
+def ready() -> Any:
+    clock.freeze(T0)
+    yield
+    clock.reset()
+
+
+def test_dose_from_a_chosen_vial_waste_with_signed_in_witness_then_discharge(
+    page: Any, server: str, login: Any, axe_check: Any, shot: Any, ready: Any
+) -> None:
+    clinic = make_clinic("Harbor")
+    rx = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="rx@stock.test")
+    nadia = make_staff(clinic, "nurse", name="Nadia Nurse", email="nadia@stock.test")
+    nora = make_staff(clinic, "nurse", name="Nora Nurse", email="nora@stock.test")
+    patient = make_patient(clinic, care_team=[rx])
+    make_dosing_ready(patient, rx, IV)
+    nurse = actor_for(nadia, clinic)
+    response_submit(
+        nurse, patient, instrument="PHQ-9", version=None,
+        answers=[2, 2, 1, 1, 1, 0, 1, 0, 0], source="paper", entered_by=nadia,
+    )  # fmt: skip
+    for key, value in (("observation.minimum_minutes", "60"), ("observation.final_set_within_minutes", "15")):
+        ClinicProtocolSetting.objects.update_or_create(
+            clinic=clinic, protocol_id=IV, key=key, defaults={"value": value, "set_by": rx}
+        )
+    s = services.session_create(actor_for(rx, clinic), patient, IV, T0)
+    s = services.session_transition(nurse, s, Event.CHECK_IN, s.version)
+    s = services.gate_update(
+        nurse, s, s.version,
+        {
+            "weight_kg": 70, "last_food_at": T0 - dt.timedelta(hours=4),
+            "last_liquid_at": T0 - dt.timedelta(hours=2),
+            "escort_name": "Sam Escort", "escort_phone": "", "medication_changes_reviewed": True,
+            "flagged_medication_classes": [], "pregnancy_status": "not_applicable", "intention": "Curiosity",
+        },
+    )  # fmt: skip
+    services.vitals_record(nurse, s, Reading(sbp=124, dbp=80, hr=72, rr=14, spo2=98))
+    s.refresh_from_db()
+    s = services.gate_pass(nurse, s, s.version)
+    services.dose_order(
+        actor_for(rx, clinic), s, s.version, {"mg_per_kg": "0.5", "concentration": "10", "diluent_ml": "100"}
+    )
+    services.dose_double_check(actor_for(nora, clinic), s)
+    # the clinic's stock: two vials, the one expiring first is offered first
+    later = stock_for_session(s, lot="LOT-LATE", expiry=clock.today() + dt.timedelta(days=500))
+    first = stock_for_session(s, lot="LOT-7781", expiry=clock.today() + dt.timedelta(days=200))
+    detail = f"{server}/sessions/patient/{patient.pk}/{s.pk}/"
+
+    # --- Nadia chooses the vial and enters what she drew up: 37 mg for a 35 mg dose
+    login(page, "nadia@stock.test")
+    page.goto(detail)
+    choice = page.get_by_label("Container the dose is drawn from")
+    expect(choice).to_be_visible()
+    options = choice.locator("option").all_inner_texts()
+    assert options[1].startswith("K-0002: lot LOT-7781, expires")
+    assert options[2].startswith("K-0001: lot LOT-LATE")
+    choice.select_option(str(first))
+    page.get_by_label("Amount drawn up (mg), including what stays in the syringe").fill("37")
+    axe_check(page, "stock-1-choose-container")
+    shot(page, "stock-1-choose-container")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start dosing now").click()
+    expect(page.get_by_role("heading", name="Controlled substances")).to_be_visible()
+    expect(page.get_by_role("region", name="Stock drawn table")).to_contain_text("2 mg")
+    assert Container.objects.get(pk=first).balance == Decimal(465)
+    assert Container.objects.get(pk=later).balance == Decimal(500)
+
+    # --- monitoring through the services: infusion 40 min, observation 60 min after it, recovery
+    s.refresh_from_db()
+
+    def at(minutes: int) -> None:
+        clock.advance(T0 + dt.timedelta(minutes=minutes) - clock.now())
+
+    for minute in range(10, 50, 10):
+        at(minute)
+        services.vitals_record(nurse, s, Reading(sbp=126, dbp=80, hr=72, rr=14, spo2=98))
+    s.refresh_from_db()
+    services.infusion_stop_record(nurse, s, s.version, stopped_at=clock.now(), actual_rate_ml_per_h=None)
+    s.refresh_from_db()
+    s = services.session_transition(nurse, s, Event.START_MONITORING, s.version)
+    for minute in range(50, 110, 10):
+        at(minute)
+        services.vitals_record(nurse, s, Reading(sbp=124, dbp=80, hr=70, rr=14, spo2=98))
+    s.refresh_from_db()
+    s = services.session_transition(nurse, s, Event.START_RECOVERY, s.version)
+    at(110)
+    services.vitals_record(nurse, s, Reading(sbp=122, dbp=78, hr=70, rr=14, spo2=98))
+    services.rating_record(nurse, s, "sedation", 5)
+    services.rating_record(nurse, s, "dissociation", 0)
+    assert DosingSession.objects.get(pk=s.pk).state == "recovery"
+
+    # --- discharge refused while 2 mg drawn but not given is unaccounted for
+    def discharge() -> None:
+        page.get_by_label("Named escort is present to take the patient home").check()
+        page.get_by_label(
+            "Advised: no driving or operating machinery until the next day after restful sleep"
+        ).check()
+        page.get_by_label("I assessed the patient as clinically stable and sign this discharge").check()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign and discharge").click()
+
+    page.goto(detail)
+    discharge()
+    expect(page.get_by_role("alert")).to_contain_text("2 mg drawn from K-0002 (lot LOT-7781) was not given")
+    expect(page.get_by_role("link", name="Record it under Controlled substances")).to_be_visible()
+    shot(page, "stock-2-discharge-refused")
+
+    # --- the waste, witnessed by Nora signing in on the form: a wrong password first
+    form = page.locator("form", has=page.get_by_role("button", name="Record the witnessed waste"))
+    form.get_by_label("Amount wasted (mg)").fill("2")
+    form.get_by_label("Witness: their email address").fill("nora@stock.test")
+    form.get_by_label("Witness: their password").fill("not-noras-password")
+    with page.expect_navigation():
+        form.get_by_role("button", name="Record the witnessed waste").click()
+    expect(page.get_by_role("alert")).to_contain_text("sign-in was not accepted")
+    assert not LedgerEntry.objects.filter(kind="waste").exists()
+    form = page.locator("form", has=page.get_by_role("button", name="Record the witnessed waste"))
+    form.get_by_label("Amount wasted (mg)").fill("2")
+    form.get_by_label("Witness: their email address").fill("nora@stock.test")
+    form.get_by_label("Witness: their password").fill(PASSWORD)
+    axe_check(page, "stock-3-waste-form")
+    shot(page, "stock-3-waste-form")
+    with page.expect_navigation():
+        form.get_by_role("button", name="Record the witnessed waste").click()
+    expect(page.get_by_role("region", name="Stock drawn table")).to_contain_text("None")
+    waste = LedgerEntry.objects.get(kind="waste")
+    assert waste.witness_id == nora.pk and waste.session_id == s.pk and waste.amount == 2
+    assert Container.objects.get(pk=first).balance == Decimal(463)
+
+    discharge()
+    expect(page.get_by_role("heading", name="Discharged")).to_be_visible()
+    axe_check(page, "stock-4-discharged")
+    shot(page, "stock-4-discharged")
+    # the container's ledger: the administration and the witnessed waste, linked to the patient
+    page.goto(f"{server}/inventory/containers/{first}/")
+    expect(page.locator("#ledger")).to_contain_text("Nora Nurse")
+    expect(page.locator("#ledger")).to_contain_text(patient.mrn)
+    shot(page, "stock-5-ledger")
