@@ -14,7 +14,6 @@ from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.params import param
 from kapclinic.core.request import request_clinic, request_patient
-from kapclinic.core.stubs import require_roles
 from kapclinic.drafts.services import draft_clear
 from kapclinic.intake import selectors, services
 from kapclinic.intake.forms import (
@@ -27,18 +26,15 @@ from kapclinic.intake.forms import (
 )
 from kapclinic.intake.models import Inquiry, InquiryStatus
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, can, open_patient, refuse
+from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, refuse, require_clinic
 
-QUEUE_ROLES = ["admin", "front_desk", "prescriber", "therapist", "nurse"]
-CONVERT_ROLES = ["admin", "front_desk", "prescriber"]
 PAGE_SIZE = 25
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     """The front desk's inquiry queue."""
-    role = require_roles(request, QUEUE_ROLES)
-    actor = actor_from_request(request)
+    actor = require_clinic(request, ClinicAction.VIEW_INQUIRIES)
     statuses = forms.ChoiceField(choices=InquiryStatus.choices, required=False)
     status = param(request.GET, "status", statuses) or ""
     page = Paginator(selectors.inquiry_queue(actor.clinic, status), PAGE_SIZE).get_page(
@@ -54,7 +50,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "page": page,
             "status": status,
             "statuses": InquiryStatus.choices,
-            "can_convert": role in CONVERT_ROLES,
+            "can_convert": clinic_can(actor, ClinicAction.CONVERT_INQUIRY),
         },
     )
 
@@ -67,11 +63,10 @@ def _inquiry(request: HttpRequest, inquiry_id: int) -> Inquiry:
 
 @login_required
 def inquiry(request: HttpRequest, inquiry_id: int) -> HttpResponse:
-    role = require_roles(request, QUEUE_ROLES)
-    actor = actor_from_request(request)
+    actor = require_clinic(request, ClinicAction.VIEW_INQUIRIES)
     item = _inquiry(request, inquiry_id)
     if request.method == "POST":
-        if role not in CONVERT_ROLES:
+        if not clinic_can(actor, ClinicAction.CONVERT_INQUIRY):
             raise refuse(request, "Only the front desk, admins and prescribers handle inquiries.")
         try:
             services.inquiry_set_status(actor, item, request.POST.get("status", ""))
@@ -83,7 +78,11 @@ def inquiry(request: HttpRequest, inquiry_id: int) -> HttpResponse:
             messages.success(request, f"Inquiry marked '{item.get_status_display()}'.")
         return redirect("intake:inquiry", inquiry_id=item.pk)
     record_event(actor, "view", obj=item)
-    return render(request, "intake/inquiry.html", {"inquiry": item, "can_convert": role in CONVERT_ROLES})
+    return render(
+        request,
+        "intake/inquiry.html",
+        {"inquiry": item, "can_convert": clinic_can(actor, ClinicAction.CONVERT_INQUIRY)},
+    )
 
 
 def _split_name(name: str) -> tuple[str, str]:
@@ -97,7 +96,7 @@ def _split_name(name: str) -> tuple[str, str]:
 def convert(request: HttpRequest, inquiry_id: int) -> HttpResponse:
     """Turn an inquiry into a patient: enter name + date of birth + contact, see possible matches,
     and confirm either 'this is the same person' (merge) or 'create a new record'."""
-    require_roles(request, CONVERT_ROLES)
+    require_clinic(request, ClinicAction.CONVERT_INQUIRY)
     actor = actor_from_request(request)
     item = _inquiry(request, inquiry_id)
     if item.status == InquiryStatus.CONVERTED:
@@ -167,7 +166,7 @@ def convert(request: HttpRequest, inquiry_id: int) -> HttpResponse:
 
 @login_required
 def questionnaire(request: HttpRequest) -> HttpResponse:
-    require_roles(request, ["patient"])
+    require_clinic(request, ClinicAction.SELF_SERVICE)
     patient = open_patient(
         request,
         request_patient(request).pk,

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import transaction
 
+from kapclinic.accounts.models import Role
 from kapclinic.audit.services import record_event
 from kapclinic.clinical import ledger as core
 from kapclinic.clinical.dosing import Mg, Ml, QuantityError
@@ -37,10 +38,7 @@ from kapclinic.inventory.models import (
     Registration,
     StorageLocation,
 )
-
-ADMINISTER_ROLES = frozenset({"nurse", "prescriber"})
-COUNT_ROLES = frozenset({"nurse", "prescriber"})
-READ_ROLES = frozenset({"admin", "nurse", "prescriber"})
+from kapclinic.policy import ClinicAction, clinic_can
 
 
 class InventoryError(ValueError):
@@ -61,8 +59,8 @@ def stock_roles(clinic: Any) -> frozenset[str]:
     return frozenset(settings_for(clinic).stock_role_list())
 
 
-def _require(actor: Actor, roles: frozenset[str], what: str) -> None:
-    if actor.role not in roles:
+def _require(actor: Actor, action: ClinicAction, what: str) -> None:
+    if not clinic_can(actor, action):
         raise InventoryError(f"Your role may not {what}.")
 
 
@@ -89,7 +87,7 @@ def create_registration(
     address: str = "",
     location_names: Sequence[str] = ("Locked cabinet",),
 ) -> Registration:
-    _require(actor, stock_roles(actor.clinic) | {"admin"}, "register a DEA registration")
+    _require(actor, ClinicAction.REGISTER_DEA, "register a DEA registration")
     problem = core.dea_number_problem(dea_number)
     if problem:
         raise InventoryError(problem)
@@ -138,7 +136,7 @@ def receive_delivery(
 ) -> Receipt:
     """Record an order received against its invoice; each container gets an identifier, a label and
     its opening ledger line (the labelled content)."""
-    _require(actor, stock_roles(actor.clinic), "receive controlled substances")
+    _require(actor, ClinicAction.HANDLE_STOCK, "receive controlled substances")
     user = actor.require_user()
     reasons: list[str] = []
     problem = core.dea_number_problem(supplier_dea_number)
@@ -306,11 +304,12 @@ def _locked(actor: Actor, container_id: int) -> Container:
         raise InventoryError("That container is not in this clinic's stock.") from None
 
 
-KIND_ROLES = {
-    EntryKind.ADMINISTRATION: "administer",
-    EntryKind.WASTE: "administer",
-    EntryKind.ADJUSTMENT: "stock",
-    EntryKind.REVERSAL: "prescriber",
+# Who may add each kind of line, and the refusal's words.
+KIND_ACTIONS = {
+    EntryKind.ADMINISTRATION: (ClinicAction.HANDLE_DOSES, "administer or waste controlled substances"),
+    EntryKind.WASTE: (ClinicAction.HANDLE_DOSES, "administer or waste controlled substances"),
+    EntryKind.ADJUSTMENT: (ClinicAction.HANDLE_STOCK, "adjust controlled-substance stock"),
+    EntryKind.REVERSAL: (ClinicAction.CORRECT_INVENTORY, "reverse a ledger entry (prescribers only)"),
 }
 
 
@@ -333,15 +332,10 @@ def record_entry(
 ) -> LedgerEntry:
     """Add one line (administration, waste, adjustment or reversal) to a container's ledger."""
     ekind = EntryKind(kind)
-    need = KIND_ROLES.get(ekind)
+    need = KIND_ACTIONS.get(ekind)
     if need is None:
         raise InventoryError("Receipts and destructions have their own pages.")
-    if need == "administer":
-        _require(actor, ADMINISTER_ROLES, "administer or waste controlled substances")
-    elif need == "stock":
-        _require(actor, stock_roles(actor.clinic), "adjust controlled-substance stock")
-    else:
-        _require(actor, frozenset({"prescriber"}), "reverse a ledger entry (prescribers only)")
+    _require(actor, *need)
     user = actor.require_user()
     _staff_ok(actor, witness, "witness")
     if at is not None and at > clock.now():
@@ -426,7 +420,7 @@ def destroy(
     at: dt.datetime | None = None,
 ) -> Destruction:
     """Destroy what remains of a container (Form 41 fields, two witnesses, §5)."""
-    _require(actor, stock_roles(actor.clinic), "destroy controlled substances")
+    _require(actor, ClinicAction.HANDLE_STOCK, "destroy controlled substances")
     user = actor.require_user()
     reasons: list[str] = []
     if witness_1 is None or witness_2 is None:
@@ -503,7 +497,7 @@ def record_count(
     taken_at: dt.datetime | None = None,
 ) -> Count:
     """A count (opening/close of business, witnessed, §2); each line that disagrees opens a discrepancy."""
-    _require(actor, COUNT_ROLES, "take a count")
+    _require(actor, ClinicAction.HANDLE_DOSES, "take a count")
     user = actor.require_user()
     when = taken_at or clock.now()
     reasons: list[str] = []
@@ -565,7 +559,7 @@ def record_count(
 
 @transaction.atomic
 def resolve_discrepancy(actor: Actor, discrepancy_id: int, *, explanation: str) -> Discrepancy:
-    _require(actor, frozenset({"prescriber"}), "resolve a discrepancy (prescribers only)")
+    _require(actor, ClinicAction.CORRECT_INVENTORY, "resolve a discrepancy (prescribers only)")
     d = (
         Discrepancy.objects.select_for_update()
         .filter(pk=discrepancy_id, registration__clinic=actor.clinic)
@@ -613,7 +607,7 @@ def open_loss_report(
     description: str,
     discrepancy: Discrepancy | None = None,
 ) -> LossReport:
-    _require(actor, stock_roles(actor.clinic), "open a loss report")
+    _require(actor, ClinicAction.HANDLE_STOCK, "open a loss report")
     reasons = []
     if discovered_at > clock.now():
         reasons.append("The discovery cannot be in the future.")
@@ -634,7 +628,7 @@ def open_loss_report(
 
 @transaction.atomic
 def mark_loss_filed(actor: Actor, report_id: int, *, which: str) -> LossReport:
-    _require(actor, stock_roles(actor.clinic), "mark a loss report filed")
+    _require(actor, ClinicAction.HANDLE_STOCK, "mark a loss report filed")
     report = (
         LossReport.objects.select_for_update().filter(pk=report_id, registration__clinic=actor.clinic).first()
     )
@@ -653,7 +647,7 @@ def mark_loss_filed(actor: Actor, report_id: int, *, which: str) -> LossReport:
 
 # ---- clinic settings -----------------------------------------------------------------------------
 
-STOCK_ROLE_CHOICES = ("prescriber", "nurse", "admin")
+STOCK_ROLE_CHOICES = (Role.PRESCRIBER, Role.NURSE, Role.ADMIN)
 
 
 @transaction.atomic
@@ -661,7 +655,7 @@ def update_settings(
     actor: Actor, *, roles: Sequence[str], estimate_tolerance_mg: Decimal
 ) -> InventorySettings:
     """Which roles receive, adjust and destroy stock; how far an estimate may differ (admins only)."""
-    _require(actor, frozenset({"admin"}), "change the controlled-substance settings")
+    _require(actor, ClinicAction.MANAGE_CLINIC, "change the controlled-substance settings")
     reasons = []
     chosen = [r for r in STOCK_ROLE_CHOICES if r in roles]
     if not chosen or len(chosen) != len(set(roles)):

@@ -20,7 +20,6 @@ from django.urls import reverse
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
-from kapclinic.core.stubs import require_roles
 from kapclinic.inventory import selectors, services
 from kapclinic.inventory.forms import (
     CountForm,
@@ -36,22 +35,11 @@ from kapclinic.inventory.forms import (
 )
 from kapclinic.inventory.services import InventoryError
 from kapclinic.patients.models import Patient
-
-READ = ["admin", "nurse", "prescriber"]
-HANDS = ["nurse", "prescriber"]
-PRESCRIBER = ["prescriber"]
+from kapclinic.policy import ClinicAction, clinic_can, require_clinic
 
 
 def _clinic(request: HttpRequest) -> Any:
     return getattr(request, "clinic", None)
-
-
-def _role(request: HttpRequest) -> str | None:
-    return getattr(request, "role", None)
-
-
-def _stock_roles(request: HttpRequest) -> list[str]:
-    return sorted(services.stock_roles(getattr(request, "clinic", None)))
 
 
 def _errors(form: Any, exc: InventoryError) -> None:
@@ -59,13 +47,13 @@ def _errors(form: Any, exc: InventoryError) -> None:
         form.add_error(None, reason)
 
 
-def _can_stock(request: HttpRequest) -> bool:
-    return getattr(request, "role", None) in services.stock_roles(getattr(request, "clinic", None))
+def _may(request: HttpRequest, action: ClinicAction) -> bool:
+    return clinic_can(actor_from_request(request), action)
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     clinic = _clinic(request)
     stock = list(selectors.stock(clinic))
     return render(
@@ -76,8 +64,8 @@ def index(request: HttpRequest) -> HttpResponse:
             "stock": [(c, selectors.balance_text(c)) for c in stock],
             "open_discrepancies": selectors.discrepancies(clinic, open_only=True),
             "losses": selectors.loss_reports(clinic, open_only=True),
-            "can_stock": _can_stock(request),
-            "is_admin": _role(request) == "admin",
+            "can_stock": _may(request, ClinicAction.HANDLE_STOCK),
+            "is_admin": _may(request, ClinicAction.MANAGE_CLINIC),
             "inventories": selectors.inventories_due(clinic),
             "today": clock.today(),
         },
@@ -86,7 +74,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def registration_new(request: HttpRequest) -> HttpResponse:
-    require_roles(request, sorted(set(_stock_roles(request)) | {"admin"}))
+    require_clinic(request, ClinicAction.REGISTER_DEA)
     form = RegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -115,7 +103,7 @@ def registration_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def product_new(request: HttpRequest) -> HttpResponse:
-    require_roles(request, _stock_roles(request))
+    require_clinic(request, ClinicAction.HANDLE_STOCK)
     form = ProductForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         product = form.save(commit=False)
@@ -134,7 +122,7 @@ def product_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def receive(request: HttpRequest) -> HttpResponse:
-    require_roles(request, _stock_roles(request))
+    require_clinic(request, ClinicAction.HANDLE_STOCK)
     clinic = _clinic(request)
     form = ReceiveForm(clinic, request.POST or None, initial={"received_on": clock.today()})
     if request.method == "POST" and form.is_valid():
@@ -155,7 +143,7 @@ def receive(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def receipt(request: HttpRequest, receipt_id: int) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     found = selectors.receipt(_clinic(request), receipt_id)
     if found is None:
         raise Http404
@@ -166,7 +154,7 @@ def receipt(request: HttpRequest, receipt_id: int) -> HttpResponse:
 
 @login_required
 def container(request: HttpRequest, container_id: int) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     clinic = _clinic(request)
     found = selectors.container(clinic, container_id)
     if found is None:
@@ -174,7 +162,7 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
     form = EntryForm(clinic, initial={"unit": found.product.unit})
     status = 200
     if request.method == "POST":
-        require_roles(request, HANDS)
+        require_clinic(request, ClinicAction.HANDLE_DOSES)
         form = EntryForm(clinic, request.POST)
         status = 400
         if form.is_valid():
@@ -185,9 +173,9 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
                 if patient is None:
                     form.add_error("patient_mrn", "No patient of this clinic has that record number.")
             kind = d["kind"]
-            if kind in ("overfill", "underfill") and _role(request) not in services.stock_roles(clinic):
+            if kind in ("overfill", "underfill") and not _may(request, ClinicAction.HANDLE_STOCK):
                 form.add_error(None, "Your role may not adjust controlled-substance stock.")
-            if kind == "reversal" and _role(request) != "prescriber":
+            if kind == "reversal" and not _may(request, ClinicAction.CORRECT_INVENTORY):
                 form.add_error(None, "Only a prescriber may reverse a ledger line.")
             if not form.errors:
                 try:
@@ -221,8 +209,8 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
             "lines": lines,
             "form": form,
             "balance": selectors.balance_text(found),
-            "can_enter": _role(request) in HANDS,
-            "can_stock": _can_stock(request),
+            "can_enter": _may(request, ClinicAction.HANDLE_DOSES),
+            "can_stock": _may(request, ClinicAction.HANDLE_STOCK),
         },
         status=status,
     )
@@ -230,7 +218,7 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
 
 @login_required
 def destroy(request: HttpRequest, container_id: int) -> HttpResponse:
-    require_roles(request, _stock_roles(request))
+    require_clinic(request, ClinicAction.HANDLE_STOCK)
     clinic = _clinic(request)
     found = selectors.container(clinic, container_id)
     if found is None:
@@ -254,7 +242,7 @@ def destroy(request: HttpRequest, container_id: int) -> HttpResponse:
 
 @login_required
 def destructions(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     return render(
         request, "inventory/destructions.html", {"destructions": selectors.destructions(_clinic(request))}
     )
@@ -262,20 +250,20 @@ def destructions(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def counts(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     return render(
         request,
         "inventory/counts.html",
         {
             "counts": selectors.counts(_clinic(request))[:200],
-            "can_count": _role(request) in HANDS,
+            "can_count": _may(request, ClinicAction.HANDLE_DOSES),
         },
     )
 
 
 @login_required
 def count_new(request: HttpRequest) -> HttpResponse:
-    require_roles(request, HANDS)
+    require_clinic(request, ClinicAction.HANDLE_DOSES)
     clinic = _clinic(request)
     regs = list(selectors.registrations(clinic))
     reg = next(
@@ -324,7 +312,7 @@ def count_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def count(request: HttpRequest, count_id: int) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     found = selectors.count(_clinic(request), count_id)
     if found is None:
         raise Http404
@@ -370,7 +358,7 @@ def count(request: HttpRequest, count_id: int) -> HttpResponse:
 
 @login_required
 def discrepancies(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     return render(
         request, "inventory/discrepancies.html", {"discrepancies": selectors.discrepancies(_clinic(request))}
     )
@@ -378,13 +366,13 @@ def discrepancies(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def discrepancy(request: HttpRequest, discrepancy_id: int) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     found = selectors.discrepancies(_clinic(request)).filter(pk=discrepancy_id).first()
     if found is None:
         raise Http404
     form = ResolveForm(request.POST or None)
     if request.method == "POST":
-        require_roles(request, PRESCRIBER)
+        require_clinic(request, ClinicAction.CORRECT_INVENTORY)
         if form.is_valid():
             try:
                 services.resolve_discrepancy(
@@ -401,19 +389,19 @@ def discrepancy(request: HttpRequest, discrepancy_id: int) -> HttpResponse:
     return render(
         request,
         "inventory/discrepancy.html",
-        {"d": found, "form": form, "can_resolve": _role(request) == "prescriber"},
+        {"d": found, "form": form, "can_resolve": _may(request, ClinicAction.CORRECT_INVENTORY)},
     )
 
 
 @login_required
 def losses(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     clinic = _clinic(request)
-    can_stock = _can_stock(request)
+    can_stock = _may(request, ClinicAction.HANDLE_STOCK)
     form = LossForm(clinic, request.POST or None)
     status = 200
     if request.method == "POST":
-        require_roles(request, _stock_roles(request))
+        require_clinic(request, ClinicAction.HANDLE_STOCK)
         status = 400
         if form.is_valid():
             try:
@@ -433,7 +421,7 @@ def losses(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def loss_filed(request: HttpRequest, report_id: int) -> HttpResponse:
-    require_roles(request, _stock_roles(request))
+    require_clinic(request, ClinicAction.HANDLE_STOCK)
     if request.method != "POST":
         return redirect("inventory:losses")
     try:
@@ -449,7 +437,7 @@ def loss_filed(request: HttpRequest, report_id: int) -> HttpResponse:
 
 @login_required
 def reports(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     clinic = _clinic(request)
     today = clock.today()
     return render(
@@ -465,7 +453,7 @@ def reports(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def receipt_log(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     rows = selectors.receipts(_clinic(request))
     if request.GET.get("format") == "csv":
         response = HttpResponse(content_type="text/csv")
@@ -511,7 +499,7 @@ def receipt_log(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def administration_log(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     clinic = _clinic(request)
     form = ReportForm(clinic, request.GET or None)
     if not form.is_valid():
@@ -558,7 +546,7 @@ def administration_log(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def settings_page(request: HttpRequest) -> HttpResponse:
-    require_roles(request, ["admin"])
+    require_clinic(request, ClinicAction.MANAGE_CLINIC)
     current = services.settings_for(_clinic(request))
     form = SettingsForm(
         request.POST or None,

@@ -19,7 +19,6 @@ from kapclinic.core import clock
 from kapclinic.core.actor import Actor, actor_from_request, client_ip
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.request import request_patient
-from kapclinic.core.stubs import require_roles
 from kapclinic.measures import selectors, services
 from kapclinic.measures.forms import AcknowledgeForm, InstrumentForm, SafetyPlanForm, ScheduleForm
 from kapclinic.measures.models import (
@@ -35,7 +34,6 @@ from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, ClinicAction, can, open_patient, require_clinic
 
 PAGE_SIZE = 50
-CLINICAL_ROLES = ["prescriber", "therapist", "nurse"]
 
 
 def _instrument(key: str) -> Any:
@@ -63,7 +61,7 @@ def crisis_context(clinic: Any) -> dict[str, Any]:
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     """Worklist: open safety alerts (overdue highlighted) and due / overdue measures."""
-    require_roles(request, CLINICAL_ROLES)
+    require_clinic(request, ClinicAction.CLINICAL_WORK)
     actor = actor_from_request(request)
     alerts = list(selectors.open_alerts(actor)[:100])
     cutoff = selectors.overdue_cutoff(actor.clinic)

@@ -10,17 +10,16 @@ from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
 from kapclinic.core.actor import actor_from_request
-from kapclinic.core.stubs import require_roles
 from kapclinic.messaging import selectors, services
 from kapclinic.messaging.models import OutboundMessage
+from kapclinic.policy import ClinicAction, require_clinic
 
 #: Admins run the clinic's mail; prescribers carry safety alerts and may need to push one through.
-MESSAGE_ROLES = ("admin", "prescriber")
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    require_roles(request, MESSAGE_ROLES)
+    require_clinic(request, ClinicAction.VIEW_MESSAGES)
     actor = actor_from_request(request)
     problems = request.GET.get("show") != "all"
     page = Paginator(selectors.messages_for_clinic(actor.clinic, problems_only=problems), 50).get_page(
@@ -37,7 +36,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def retry(request: HttpRequest, message_id: int) -> HttpResponse:
-    require_roles(request, MESSAGE_ROLES)
+    require_clinic(request, ClinicAction.VIEW_MESSAGES)
     actor = actor_from_request(request)
     message = get_object_or_404(OutboundMessage, pk=message_id, clinic=actor.clinic)
     try:

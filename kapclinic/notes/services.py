@@ -30,7 +30,7 @@ from kapclinic.notes.models import (
 from kapclinic.notes.templates_data import INTEGRATION, available_templates, builtin_templates
 from kapclinic.patients.models import Patient
 from kapclinic.patients.services import add_timeline_event
-from kapclinic.policy import Action, can
+from kapclinic.policy import Action, ClinicAction, can, clinic_can
 
 if TYPE_CHECKING:
     from kapclinic.sessions.models import DosingSession
@@ -391,7 +391,7 @@ def process_note_create(
     written in (the session page shows it to its readers, never on the monitoring record)."""
     if actor.clinic is None or actor.user is None:
         raise NoteError("A signed-in clinician is required.")
-    if actor.role not in ("therapist", "prescriber"):
+    if not clinic_can(actor, ClinicAction.PROCESS_NOTES):
         raise NoteError("Psychotherapy process notes are written by therapists and prescribers.")
     if dosing_session is not None and dosing_session.patient_id != patient.pk:
         raise NoteError("That dosing session belongs to another patient.")
@@ -440,7 +440,7 @@ def process_note_edit(actor: Actor, note: ProcessNote, expected_version: int, te
     note = ProcessNote.objects.select_for_update().select_related("patient").get(pk=note.pk)
     if actor.user is None or note.author_id != actor.user_id:
         raise NoteError("Only the author can edit a process note.")
-    if actor.role not in ("therapist", "prescriber"):
+    if not clinic_can(actor, ClinicAction.PROCESS_NOTES):
         raise NoteError("Psychotherapy process notes are written by therapists and prescribers.")
     if note.version != expected_version:
         raise ConflictError()

@@ -19,7 +19,6 @@ from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.params import MAX_ID, BadParameter, id_param, param
-from kapclinic.core.stubs import require_roles
 from kapclinic.notes import selectors, services
 from kapclinic.notes.forms import (
     AddendumForm,
@@ -40,12 +39,10 @@ from kapclinic.notes.templates_data import (
     builtin_templates,
     hidden_builtin_keys,
 )
-from kapclinic.policy import Action, can, open_patient, refuse
+from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, refuse, require_clinic
 from kapclinic.portal.selectors import shared_entries
 from kapclinic.scheduling.models import Appointment, Kind
 from kapclinic.sessions.selectors import session_for_appointment
-
-CLINICAL = ["prescriber", "therapist", "nurse"]
 
 
 def _session_url(patient_id: int, session_id: int | None) -> str | None:
@@ -75,7 +72,7 @@ def _note(patient: Any, note_id: int) -> Note:
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    require_roles(request, CLINICAL)
+    require_clinic(request, ClinicAction.CLINICAL_WORK)
     actor = actor_from_request(request)
     drafts = request.GET.get("show") != "all"
     page = Paginator(selectors.my_notes(actor, drafts_only=drafts), 50).get_page(request.GET.get("page"))
@@ -106,7 +103,7 @@ def patient_notes(request: HttpRequest, patient_id: int) -> HttpResponse:
             "dosing": dosing,
             "can_write": can(actor, Action.EDIT_CLINICAL, patient),
             "process_count": selectors.readable_process_notes(actor.user, patient).count(),
-            "may_process": actor.role in ("therapist", "prescriber"),
+            "may_process": clinic_can(actor, ClinicAction.PROCESS_NOTES),
         },
     )
 
@@ -367,7 +364,6 @@ def _stale_form_hint(form: Any) -> None:
         form.add_error(None, "This page is out of date or incomplete; reload it and make your changes again.")
 
 
-TEMPLATE_ROLES = ["prescriber", "therapist"]  # who may add, edit, retire and hide templates
 
 
 def _templates_page(
@@ -395,7 +391,7 @@ def _templates_page(
 
 @login_required
 def templates(request: HttpRequest) -> HttpResponse:
-    require_roles(request, TEMPLATE_ROLES)
+    require_clinic(request, ClinicAction.MANAGE_NOTE_TEMPLATES)
     actor = actor_from_request(request)
     form = TemplateForm(request.POST or None)
     status = 200
@@ -426,7 +422,7 @@ def _clinic_template(actor: Any, template_id: int) -> ClinicNoteTemplate:
 @login_required
 def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
     """Edit a clinic template: saving makes its next version; notes keep the version they used."""
-    require_roles(request, TEMPLATE_ROLES)
+    require_clinic(request, ClinicAction.MANAGE_NOTE_TEMPLATES)
     actor = actor_from_request(request)
     row = _clinic_template(actor, template_id)
     initial = {
@@ -465,7 +461,7 @@ def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
 
 
 def _template_active(request: HttpRequest, template_id: int, *, active: bool) -> HttpResponse:
-    require_roles(request, TEMPLATE_ROLES)
+    require_clinic(request, ClinicAction.MANAGE_NOTE_TEMPLATES)
     actor = actor_from_request(request)
     row = _clinic_template(actor, template_id)
     form = VersionForm(request.POST)
@@ -505,7 +501,7 @@ def template_reinstate(request: HttpRequest, template_id: int) -> HttpResponse:
 @require_POST
 def builtin_visibility(request: HttpRequest, key: str) -> HttpResponse:
     """Hide a built-in template from this clinic's new-note choices, or offer it again."""
-    require_roles(request, TEMPLATE_ROLES)
+    require_clinic(request, ClinicAction.MANAGE_NOTE_TEMPLATES)
     actor = actor_from_request(request)
     form = BuiltinVisibilityForm(request.POST)
     if not form.is_valid():
@@ -529,7 +525,7 @@ def builtin_visibility(request: HttpRequest, key: str) -> HttpResponse:
 
 @login_required
 def process_list(request: HttpRequest, patient_id: int) -> HttpResponse:
-    require_roles(request, ["prescriber", "therapist"])
+    require_clinic(request, ClinicAction.PROCESS_NOTES)
     posting = request.method == "POST"
     patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None if posting else "view",
                            object_type="process_notes")  # fmt: skip
@@ -574,7 +570,7 @@ def process_list(request: HttpRequest, patient_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def process_share(request: HttpRequest, patient_id: int, process_note_id: int) -> HttpResponse:
-    require_roles(request, ["prescriber", "therapist"])
+    require_clinic(request, ClinicAction.PROCESS_NOTES)
     patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None)
     actor = actor_from_request(request)
     note = ProcessNote.objects.filter(pk=process_note_id, patient=patient, author=actor.user).first()
@@ -625,7 +621,7 @@ def _own_process_note(request: HttpRequest, patient: Any, actor: Any, process_no
 @login_required
 def process_edit(request: HttpRequest, patient_id: int, process_note_id: int) -> HttpResponse:
     """The author edits a process note; the text it replaces is kept as an encrypted revision."""
-    require_roles(request, ["prescriber", "therapist"])
+    require_clinic(request, ClinicAction.PROCESS_NOTES)
     patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None, object_type="process_notes")
     actor = actor_from_request(request)
     note = _own_process_note(request, patient, actor, process_note_id)
@@ -679,7 +675,7 @@ def process_edit(request: HttpRequest, patient_id: int, process_note_id: int) ->
 @login_required
 def process_revisions(request: HttpRequest, patient_id: int, process_note_id: int) -> HttpResponse:
     """The author's view of a process note's earlier texts, newest first."""
-    require_roles(request, ["prescriber", "therapist"])
+    require_clinic(request, ClinicAction.PROCESS_NOTES)
     patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None, object_type="process_notes")
     actor = actor_from_request(request)
     note = _own_process_note(request, patient, actor, process_note_id)

@@ -19,7 +19,7 @@ from kapclinic.patients.models import (
     TimelineEvent,
 )
 from kapclinic.patients.selectors import forget_caseload_counts
-from kapclinic.policy import forget_care_team
+from kapclinic.policy import ClinicAction, clinic_can, forget_care_team
 
 DEMOGRAPHIC_FIELDS = [
     "legal_first_name",
@@ -238,10 +238,6 @@ class PortalInviteError(Exception):
     pass
 
 
-#: Who may send a portal invitation to an address other than the registered / last confirmed one:
-#: a clinician who knows the patient (and may edit their demographics), never front desk or admin alone.
-PORTAL_ADDRESS_CONFIRMERS = frozenset({"prescriber", "therapist"})
-
 PORTAL_NONE = "none"
 PORTAL_PENDING = "pending"  # invited, the password was never chosen
 PORTAL_ACTIVE = "active"
@@ -297,7 +293,7 @@ def patient_invite_to_portal(actor: Actor, patient: Patient) -> None:
     """Give the patient a portal login and email them a single-use link to choose a password.
 
     Only to an address the patient controls: the one on file when the record was opened (or last
-    confirmed). After a change of address, a clinician (PORTAL_ADDRESS_CONFIRMERS) must send it, and
+    confirmed). After a change of address, a clinician (ClinicAction.CONFIRM_PORTAL_ADDRESS) must send it, and
     by doing so confirms the new address. A refusal is audited as "denied"."""
     from kapclinic.accounts.models import User
     from kapclinic.accounts.services import set_password_url
@@ -313,7 +309,7 @@ def patient_invite_to_portal(actor: Actor, patient: Patient) -> None:
         raise PortalInviteError("Add the patient's email address first: the invitation is sent by email.")
     email = patient.email.strip().lower()
     confirming = patient.email_changed_since_confirmed
-    if confirming and actor.role not in PORTAL_ADDRESS_CONFIRMERS:
+    if confirming and not clinic_can(actor, ClinicAction.CONFIRM_PORTAL_ADDRESS):
         record_event(actor, "denied", patient=patient, obj=patient, detail="portal_invite unconfirmed_email")
         raise PortalInviteError(
             "The email address is not the one the patient registered with or last confirmed, so a "

@@ -30,7 +30,7 @@ from kapclinic.patients.forms import (
     NewPatientForm,
 )
 from kapclinic.patients.models import CareTeamMember, DrugClass, Medication, PathwayStatus
-from kapclinic.policy import Action, ClinicAction, can, open_patient, refuse, require_clinic
+from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, refuse, require_clinic
 
 PAGE_SIZE = 50
 
@@ -123,7 +123,7 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
         "portal_state": services.portal_state(patient) if can_edit else None,
         "portal_needs_clinician": can_edit
         and patient.email_changed_since_confirmed
-        and actor.role not in services.PORTAL_ADDRESS_CONFIRMERS,
+        and not clinic_can(actor, ClinicAction.CONFIRM_PORTAL_ADDRESS),
         "can_edit_clinical": can(actor, Action.EDIT_CLINICAL, patient),
         "can_manage_team": can(actor, Action.MANAGE_CARE_TEAM, patient),
         "option_lists": _option_lists() if clinical else None,

@@ -15,9 +15,8 @@ from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.params import id_param, param
 from kapclinic.core.request import request_patient
-from kapclinic.core.stubs import require_roles
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, open_patient
+from kapclinic.policy import Action, ClinicAction, open_patient, require_clinic
 from kapclinic.portal import selectors, services
 from kapclinic.portal.forms import EntryEditForm, EntryForm
 from kapclinic.portal.models import EntryKind, JournalEntry
@@ -26,7 +25,7 @@ from kapclinic.scheduling.models import CalendarFeed
 
 
 def _me(request: HttpRequest, *, audit: str | None = "view", object_type: str = "portal") -> Patient:
-    require_roles(request, ["patient"])
+    require_clinic(request, ClinicAction.SELF_SERVICE)
     return open_patient(
         request, request_patient(request).pk, Action.SELF_SERVICE, audit=audit, object_type=object_type
     )

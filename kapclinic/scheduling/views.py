@@ -20,8 +20,7 @@ from kapclinic.core import clock, dates
 from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.params import MAX_ID, id_param, param
-from kapclinic.core.stubs import require_roles
-from kapclinic.policy import Action, can, open_patient
+from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, require_clinic
 from kapclinic.scheduling import ical, rules, selectors, series, services
 from kapclinic.scheduling.forms import (
     AppointmentForm,
@@ -41,9 +40,6 @@ from kapclinic.sessions.selectors import (
 from kapclinic.treatment import selectors as treatment_selectors
 from kapclinic.treatment.models import TreatmentPlan
 
-CALENDAR_ROLES = ["admin", "front_desk", "prescriber", "therapist", "nurse"]
-REMINDER_ROLES = ["admin", "front_desk", "prescriber", "nurse"]
-FEED_ROLES = ["prescriber", "therapist", "nurse"]
 PX_PER_MINUTE = 1.2
 
 
@@ -100,7 +96,7 @@ def _free_slots(
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     """Day view: one column per clinician (or per room/chair with ?by=resource)."""
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     actor = actor_from_request(request)
     day = _day(request)
     filters = _filters(request, actor)
@@ -202,14 +198,14 @@ def index(request: HttpRequest) -> HttpResponse:
             "rooms": rooms,
             "by": by,
             "filters": filters,
-            "can_book": actor.role in CALENDAR_ROLES,
+            "can_book": clinic_can(actor, ClinicAction.USE_CALENDAR),
         },
     )
 
 
 @login_required
 def week_view(request: HttpRequest) -> HttpResponse:
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     actor = actor_from_request(request)
     day = _day(request)
     monday = day - dt.timedelta(days=day.weekday())
@@ -267,7 +263,7 @@ def _chair_item(
 
 @login_required
 def chairs(request: HttpRequest) -> HttpResponse:
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     actor = actor_from_request(request)
     day = _day(request)
     rows = selectors.chair_board(actor.clinic, day)
@@ -311,7 +307,7 @@ def _minutes(form: AppointmentForm, clinic: Any, kind: str) -> int:
 
 @login_required
 def new(request: HttpRequest) -> HttpResponse:
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     actor = actor_from_request(request)
     initial: dict[str, Any] = {"date": _day(request), "time": dt.time(9, 0)}
     for name in ("patient", "staff", "resource"):
@@ -408,7 +404,7 @@ def _refused(request: HttpRequest, patient: Any, obj: Any = None) -> None:
 
 
 def _appointment(request: HttpRequest, appointment_id: int, *, audit: str | None = "view") -> Appointment:
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     clinic = getattr(request, "clinic", None)
     appt = (
         Appointment.objects.select_related(
@@ -591,7 +587,7 @@ def set_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
 
 @login_required
 def patient_appointments(request: HttpRequest, patient_id: int) -> HttpResponse:
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     patient = open_patient(request, patient_id, Action.SCHEDULE, object_type="appointments")
     page = Paginator(selectors.patient_appointments(patient).order_by("-starts_at", "-id"), 50).get_page(
         request.GET.get("page")
@@ -606,7 +602,7 @@ def patient_appointments(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @login_required
 def reminders(request: HttpRequest) -> HttpResponse:
-    require_roles(request, REMINDER_ROLES)
+    require_clinic(request, ClinicAction.VIEW_REMINDERS)
     actor = actor_from_request(request)
     problems = request.GET.get("show") != "all"
     page = Paginator(selectors.reminders_for_staff(actor.clinic, problems_only=problems), 50).get_page(
@@ -623,7 +619,7 @@ def reminders(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def reminder_retry(request: HttpRequest, reminder_id: int) -> HttpResponse:
-    require_roles(request, REMINDER_ROLES)
+    require_clinic(request, ClinicAction.VIEW_REMINDERS)
     actor = actor_from_request(request)
     reminder = get_object_or_404(Reminder, pk=reminder_id, clinic=actor.clinic)
     try:
@@ -637,7 +633,7 @@ def reminder_retry(request: HttpRequest, reminder_id: int) -> HttpResponse:
 
 @login_required
 def rooms(request: HttpRequest) -> HttpResponse:
-    require_roles(request, ["admin"])
+    require_clinic(request, ClinicAction.MANAGE_CLINIC)
     actor = actor_from_request(request)
     form = ResourceForm(request.POST or None)
     status = 200
@@ -666,7 +662,7 @@ def rooms(request: HttpRequest) -> HttpResponse:
 @login_required
 def lengths(request: HttpRequest) -> HttpResponse:
     """Admin: the clinic's default length for each kind of appointment (issue 18)."""
-    require_roles(request, ["admin"])
+    require_clinic(request, ClinicAction.MANAGE_CLINIC)
     actor = actor_from_request(request)
     form = KindMinutesForm(request.POST or None, clinic=actor.clinic)
     status = 200
@@ -687,7 +683,7 @@ def lengths(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def my_feed(request: HttpRequest) -> HttpResponse:
-    require_roles(request, FEED_ROLES)
+    require_clinic(request, ClinicAction.CLINICAL_WORK)
     actor = actor_from_request(request)
     feed = CalendarFeed.objects.filter(user=actor.user, clinic=actor.clinic).first()
     url = None
@@ -735,7 +731,7 @@ def feed(request: HttpRequest, token: str) -> HttpResponse:
 def plan_series(request: HttpRequest, patient_id: int, plan_id: int) -> HttpResponse:
     """Book a signed plan's proposed appointments in one step (issue 18): suggested dates from the plan's
     spacing, each line's conflicts previewed, then "Book all that are free" (each line on its own)."""
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     posting = request.method == "POST"
     patient = open_patient(
         request, patient_id, Action.SCHEDULE, audit=None if posting else "view", object_type="plan_series"

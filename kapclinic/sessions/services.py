@@ -45,6 +45,7 @@ from kapclinic.notes.models import ProcessNote
 from kapclinic.notes.services import NoteError, process_note_create
 from kapclinic.patients.models import Patient
 from kapclinic.patients.services import add_timeline_event
+from kapclinic.policy import ClinicAction, clinic_can
 from kapclinic.scheduling.models import Appointment, Kind, Status
 from kapclinic.sessions.models import (
     Administration,
@@ -566,7 +567,7 @@ def gate_result(
 
 @transaction.atomic
 def gate_override(actor: Actor, session: DosingSession, item: str, reason: str) -> GateOverride:
-    if actor.role != "prescriber":
+    if not clinic_can(actor, ClinicAction.ORDER_DOSE):
         raise Refused("Only a prescriber can override a failed pre-dose check.")
     reason = reason.strip()
     if not reason:
@@ -674,7 +675,7 @@ def _order_snapshot(admin: Administration) -> dict[str, str]:
 def dose_order(
     actor: Actor, session: DosingSession, expected_version: int, inputs: dict[str, Any]
 ) -> Administration:
-    if actor.role != "prescriber":
+    if not clinic_can(actor, ClinicAction.ORDER_DOSE):
         raise Refused("Only a prescriber can order the dose.")
     session = _fresh(session)
     _check_version(session, expected_version)
@@ -764,7 +765,7 @@ def dose_order(
 def dose_cosign(actor: Actor, session: DosingSession) -> Administration:
     """A second prescriber co-signs an order above the protocol maximum (its written reason stands on
     the record); dosing cannot start until they have (docs/clinical-reference-dosing.md §2)."""
-    if actor.role != "prescriber":
+    if not clinic_can(actor, ClinicAction.ORDER_DOSE):
         raise Refused("Only a prescriber can co-sign a dose above the protocol maximum.")
     session = _fresh(session)
     admin = Administration.objects.select_for_update().filter(session=session).first()
@@ -1619,7 +1620,7 @@ def rems_mark_submitted(actor: Actor, session: DosingSession) -> DosingSession:
 
 
 def _settings_actor(actor: Actor) -> None:
-    if actor.role != "prescriber" or actor.user is None or actor.clinic is None:
+    if not clinic_can(actor, ClinicAction.CHANGE_CLINICAL_SETTINGS):
         raise Refused("Only a prescriber can change the clinic's clinical settings.")
 
 

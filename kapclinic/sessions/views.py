@@ -24,8 +24,7 @@ from kapclinic.core import clock
 from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.params import param
-from kapclinic.core.stubs import require_roles
-from kapclinic.policy import Action, can, open_patient
+from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, require_clinic
 from kapclinic.scheduling.models import Appointment
 from kapclinic.sessions import forms as f
 from kapclinic.sessions import selectors, services
@@ -37,7 +36,7 @@ MONITOR_STATES = {State.DOSING, State.MONITORING, State.RECOVERY}
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    require_roles(request, ["prescriber", "nurse", "therapist"])
+    require_clinic(request, ClinicAction.CLINICAL_WORK)
     actor = actor_from_request(request)
     today = clock.today()
     todays = list(selectors.clinic_sessions(actor, today))
@@ -56,7 +55,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "today": today,
             "labels": STATE_LABELS,
             "not_started": not_started,
-            "can_start": actor.role in ("prescriber", "nurse"),
+            "can_start": clinic_can(actor, ClinicAction.RUN_SESSIONS),
         },
     )
 
@@ -168,7 +167,7 @@ def _context(
         "role": actor.role,
         "can_monitor": can(actor, Action.MONITOR_SESSION, patient),
         "can_prescribe": can(actor, Action.PRESCRIBE, patient),
-        "can_process_notes": actor.role in ("therapist", "prescriber"),
+        "can_process_notes": clinic_can(actor, ClinicAction.PROCESS_NOTES),
         "now": clock.now(),
     }
     gate_overrides: list[Any] | None = None
@@ -749,7 +748,6 @@ def rems_submitted(request: HttpRequest, patient_id: int, session_id: int) -> Ht
 
 # ---------------------------------------------------------------- clinic settings
 
-SETTINGS_VIEWERS = ["prescriber", "nurse", "admin"]
 
 
 def _settings_page(
@@ -798,6 +796,7 @@ def _settings_page(
             },
         )
     record_event(actor, "view", object_type="clinic_settings", detail=f"protocol={protocol.id}")
+    can_edit = clinic_can(actor, ClinicAction.CHANGE_CLINICAL_SETTINGS)
     return render(
         request,
         "sessions/settings.html",
@@ -809,7 +808,7 @@ def _settings_page(
             "alerts_form": alerts_form,
             "on_call_set": clinic.on_call_prescriber_id is not None,
             # read only for those who see the name as text (editors pick it from the form's list)
-            "on_call": clinic.on_call_prescriber if actor.role != "prescriber" else None,
+            "on_call": None if can_edit else clinic.on_call_prescriber,
             "current": data["current"],
             "measure_settings": ms,
             "measure_rows": [
@@ -819,7 +818,7 @@ def _settings_page(
             "history": data["history"],
             # Values the protocol cannot be used without (issue 18): plans on it are refused until set.
             "required_keys": set(protocol.required_values()),
-            "can_edit": actor.role == "prescriber",
+            "can_edit": can_edit,
             "errors": errors or [],
         },
         status=status,
@@ -834,7 +833,7 @@ def _choice_label(form: Any, name: str, value: str) -> str:
 @login_required
 def clinic_settings(request: HttpRequest) -> HttpResponse:
     """The clinic-owned protocol settings and the measures settings, each with its cited default."""
-    require_roles(request, SETTINGS_VIEWERS)
+    require_clinic(request, ClinicAction.VIEW_CLINICAL_SETTINGS)
     return _settings_page(request)
 
 
@@ -843,7 +842,7 @@ def clinic_settings(request: HttpRequest) -> HttpResponse:
 def clinic_settings_protocol(request: HttpRequest, protocol_id: str) -> HttpResponse:
     from kapclinic.clinical.protocols import UnknownProtocol, get_protocol
 
-    require_roles(request, ["prescriber"])
+    require_clinic(request, ClinicAction.CHANGE_CLINICAL_SETTINGS)
     actor = actor_from_request(request)
     try:
         protocol = get_protocol(protocol_id)
@@ -886,7 +885,7 @@ def clinic_settings_protocol(request: HttpRequest, protocol_id: str) -> HttpResp
 @require_POST
 def clinic_settings_alerts(request: HttpRequest) -> HttpResponse:
     """The on-call prescriber and the safety-alert escalation time."""
-    require_roles(request, ["prescriber"])
+    require_clinic(request, ClinicAction.CHANGE_CLINICAL_SETTINGS)
     actor = actor_from_request(request)
     form = f.AlertRoutingForm(request.POST, clinic=actor.clinic)
     protocol_id = request.POST.get("protocol") or None
@@ -921,7 +920,7 @@ def clinic_settings_alerts(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def clinic_settings_measures(request: HttpRequest) -> HttpResponse:
-    require_roles(request, ["prescriber"])
+    require_clinic(request, ClinicAction.CHANGE_CLINICAL_SETTINGS)
     actor = actor_from_request(request)
     form = f.MeasureSettingsForm(request.POST)
     protocol_id = param(request.POST, "protocol", forms.CharField(required=False, max_length=100)) or None

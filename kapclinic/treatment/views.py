@@ -10,26 +10,23 @@ from kapclinic.audit.services import record_event
 from kapclinic.clinical.protocols import UnknownProtocol, all_protocols, get_protocol, protocol_choices
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
-from kapclinic.core.stubs import require_roles
 from kapclinic.intake import selectors as intake_selectors
-from kapclinic.policy import Action, can, open_patient
+from kapclinic.policy import Action, ClinicAction, can, open_patient, require_clinic
 from kapclinic.treatment import selectors, services
 from kapclinic.treatment.forms import PlanForm, SignPlanForm
 from kapclinic.treatment.models import PlanStatus, ProposedAppointment, TreatmentPlan
-
-LIBRARY_ROLES = ["prescriber", "therapist", "nurse"]
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     """The protocol library."""
-    require_roles(request, LIBRARY_ROLES)
+    require_clinic(request, ClinicAction.CLINICAL_WORK)
     return render(request, "treatment/index.html", {"protocols": all_protocols()})
 
 
 @login_required
 def protocol(request: HttpRequest, protocol_id: str, version: str) -> HttpResponse:
-    require_roles(request, LIBRARY_ROLES)
+    require_clinic(request, ClinicAction.CLINICAL_WORK)
     try:
         p = get_protocol(protocol_id, version)
     except UnknownProtocol:
