@@ -12,6 +12,7 @@ from kapclinic.consent import kiosk, selectors, services
 from kapclinic.consent.forms import DocumentForm, SignForm
 from kapclinic.consent.models import ConsentDocument, SignatureChannel
 from kapclinic.core.actor import actor_from_request
+from kapclinic.core.errors import DomainError
 from kapclinic.core.request import request_clinic, request_patient
 from kapclinic.drafts.services import draft_clear
 from kapclinic.patients.models import Patient
@@ -79,7 +80,7 @@ def _sign(
                     ip=actor.ip,
                     channel=channel,
                 )
-            except services.ConsentRefusedError as exc:
+            except DomainError as exc:
                 form.add_error(None, str(exc))
                 status = 400
             else:

@@ -12,6 +12,7 @@ from kapclinic.clinical.eligibility import load_rule_set
 from kapclinic.clinical.eligibility.chart_medications import relevant_digest
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.params import param
 from kapclinic.core.request import request_clinic, request_patient
 from kapclinic.drafts.services import draft_clear
@@ -70,9 +71,9 @@ def inquiry(request: HttpRequest, inquiry_id: int) -> HttpResponse:
             raise refuse(request, "Only the front desk, admins and prescribers handle inquiries.")
         try:
             services.inquiry_set_status(actor, item, request.POST.get("status", ""))
-        except (services.RefusedError, ValueError) as exc:
+        except (DomainError, ValueError) as exc:
             messages.error(
-                request, str(exc) if isinstance(exc, services.RefusedError) else "Choose a status."
+                request, str(exc) if isinstance(exc, DomainError) else "Choose a status."
             )
         else:
             messages.success(request, f"Inquiry marked '{item.get_status_display()}'.")
@@ -140,7 +141,7 @@ def convert(request: HttpRequest, inquiry_id: int) -> HttpResponse:
                 }
                 try:
                     patient = services.inquiry_convert(actor, item, existing=existing, fields=fields)
-                except services.RefusedError as exc:
+                except DomainError as exc:
                     form.add_error(None, str(exc))
                 else:
                     verb = "linked to the existing record" if existing else "converted to a new record"
@@ -313,7 +314,7 @@ def eligibility(request: HttpRequest, patient_id: int) -> HttpResponse:
                     rationales=form.rationales(),
                     shown_medications_digest=form.cleaned_data.get("medications_digest") or None,
                 )
-            except services.RefusedError as exc:
+            except DomainError as exc:
                 form.add_error(None, str(exc))
                 status = 409 if "after you opened" in str(exc) else 400
             else:

@@ -22,6 +22,7 @@ from kapclinic.clinical import ledger as core
 from kapclinic.clinical.dosing import Mg, Ml, QuantityError
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
+from kapclinic.core.errors import DomainError
 from kapclinic.inventory.models import (
     Container,
     Count,
@@ -41,14 +42,6 @@ from kapclinic.inventory.models import (
 from kapclinic.policy import ClinicAction, clinic_can
 
 
-class InventoryError(ValueError):
-    """A refused write; ``reasons`` are user-facing sentences. Nothing was stored."""
-
-    def __init__(self, reasons: Sequence[str] | str) -> None:
-        self.reasons = (reasons,) if isinstance(reasons, str) else tuple(reasons)
-        super().__init__(" ".join(self.reasons))
-
-
 def settings_for(clinic: Any) -> InventorySettings:
     found = InventorySettings.objects.filter(clinic=clinic).first()
     return found if found is not None else InventorySettings(clinic=clinic)
@@ -61,7 +54,7 @@ def stock_roles(clinic: Any) -> frozenset[str]:
 
 def _require(actor: Actor, action: ClinicAction, what: str) -> None:
     if not clinic_can(actor, action):
-        raise InventoryError(f"Your role may not {what}.")
+        raise DomainError(f"Your role may not {what}.")
 
 
 def _staff_ok(actor: Actor, user: Any, label: str) -> None:
@@ -70,7 +63,7 @@ def _staff_ok(actor: Actor, user: Any, label: str) -> None:
     if user is None:
         return
     if not Membership.objects.filter(user=user, clinic=actor.clinic, is_active=True).exists():
-        raise InventoryError(f"The {label} must be a member of this clinic's staff.")
+        raise DomainError(f"The {label} must be a member of this clinic's staff.")
 
 
 # ---- registrations and products ------------------------------------------------------------------
@@ -90,9 +83,9 @@ def create_registration(
     _require(actor, ClinicAction.REGISTER_DEA, "register a DEA registration")
     problem = core.dea_number_problem(dea_number)
     if problem:
-        raise InventoryError(problem)
+        raise DomainError(problem)
     if actor.clinic is None:
-        raise InventoryError("Choose a clinic first.")
+        raise DomainError("Choose a clinic first.")
     reg = Registration.objects.create(
         clinic=actor.clinic,
         dea_number=dea_number.strip().upper(),
@@ -154,7 +147,7 @@ def receive_delivery(
     ):
         reasons.append("Choose a storage location of this registration.")
     if reasons:
-        raise InventoryError(reasons)
+        raise DomainError(reasons)
     receipt = Receipt.objects.create(
         registration=registration,
         supplier=supplier,
@@ -243,7 +236,7 @@ def _append(
     try:
         new = core.apply_entry(_ledger_of(container), proposed)
     except core.LedgerRefused as exc:
-        raise InventoryError(exc.reasons) from None
+        raise DomainError(exc.reasons) from None
     line = new.lines[-1]
     content = new.content
     amount = abs(line.delta)
@@ -289,8 +282,8 @@ def _amount(container: Container, value: Decimal | str | int, unit: str) -> core
         if unit == "devices":
             return core.Devices(value)
     except QuantityError as exc:
-        raise InventoryError(str(exc)) from None
-    raise InventoryError(f"{unit!r} is not a unit the ledger knows (mg, mL or devices).")
+        raise DomainError(str(exc)) from None
+    raise DomainError(f"{unit!r} is not a unit the ledger knows (mg, mL or devices).")
 
 
 def _locked(actor: Actor, container_id: int) -> Container:
@@ -301,7 +294,7 @@ def _locked(actor: Actor, container_id: int) -> Container:
             .get(pk=container_id, registration__clinic=actor.clinic)
         )
     except Container.DoesNotExist:
-        raise InventoryError("That container is not in this clinic's stock.") from None
+        raise DomainError("That container is not in this clinic's stock.") from None
 
 
 # Who may add each kind of line, and the refusal's words.
@@ -334,12 +327,12 @@ def record_entry(
     ekind = EntryKind(kind)
     need = KIND_ACTIONS.get(ekind)
     if need is None:
-        raise InventoryError("Receipts and destructions have their own pages.")
+        raise DomainError("Receipts and destructions have their own pages.")
     _require(actor, *need)
     user = actor.require_user()
     _staff_ok(actor, witness, "witness")
     if at is not None and at > clock.now():
-        raise InventoryError("An entry cannot be dated in the future.")
+        raise DomainError("An entry cannot be dated in the future.")
     container = _locked(actor, container_id)
     # "now" is read under the lock: a draw that waited for another one is dated after it
     when = at or clock.now()
@@ -384,9 +377,9 @@ def draw_for_administration(
     from an esketamine pack. For the sessions app to call inside its own administration transaction
     (not wired yet): the container row is locked, an expired container or the wrong unit is refused."""
     if getattr(session, "clinic_id", None) != getattr(actor.clinic, "pk", None):
-        raise InventoryError("That dosing session is not in this clinic.")
+        raise DomainError("That dosing session is not in this clinic.")
     if (amount_mg is None) == (devices is None):
-        raise InventoryError("Give the dose either in mg (a vial) or in devices (a nasal device pack).")
+        raise DomainError("Give the dose either in mg (a vial) or in devices (a nasal device pack).")
     amount: Decimal | int = amount_mg if amount_mg is not None else devices  # type: ignore[assignment]
     return record_entry(
         actor,
@@ -438,13 +431,13 @@ def destroy(
     if not place.strip():
         reasons.append("Say where it was destroyed.")
     if reasons:
-        raise InventoryError(reasons)
+        raise DomainError(reasons)
     _staff_ok(actor, witness_1, "first witness")
     _staff_ok(actor, witness_2, "second witness")
     container = _locked(actor, container_id)
     when = at or clock.now()  # read under the lock, after any entry that held it
     if container.balance <= 0:
-        raise InventoryError("This container has nothing left to destroy.")
+        raise DomainError("This container has nothing left to destroy.")
     unit = container.product.unit
     proposed = core.ProposedEntry(
         kind=core.EntryKind.DESTRUCTION,
@@ -512,7 +505,7 @@ def record_count(
     if not lines and Container.objects.filter(registration=registration, balance__gt=0).exists():
         reasons.append("Count every container on hand (a zero inventory only when nothing is on hand).")
     if reasons:
-        raise InventoryError(reasons)
+        raise DomainError(reasons)
     _staff_ok(actor, witness, "witness")
     tolerance = settings_for(actor.clinic).estimate_tolerance_mg
     count = Count.objects.create(
@@ -527,9 +520,9 @@ def record_count(
             .first()
         )
         if container is None:
-            raise InventoryError("A counted container is not in this registration's stock.")
+            raise DomainError("A counted container is not in this registration's stock.")
         if item.counted < 0:
-            raise InventoryError(f"{container.identifier}: a count cannot be negative.")
+            raise DomainError(f"{container.identifier}: a count cannot be negative.")
         tol = tolerance if container.product.unit == "mg" else Decimal(0)
         cmp = core.compare_count(
             container.balance, item.counted, container.product.unit, exact=item.exact, tolerance=tol
@@ -566,11 +559,11 @@ def resolve_discrepancy(actor: Actor, discrepancy_id: int, *, explanation: str) 
         .first()
     )
     if d is None:
-        raise InventoryError("That discrepancy is not in this clinic's records.")
+        raise DomainError("That discrepancy is not in this clinic's records.")
     if not d.is_open:
-        raise InventoryError("This discrepancy was already resolved.")
+        raise DomainError("This discrepancy was already resolved.")
     if not explanation.strip():
-        raise InventoryError("Write the explanation of what was found.")
+        raise DomainError("Write the explanation of what was found.")
     d.explanation = explanation.strip()
     d.resolved_by = actor.require_user()
     d.resolved_at = clock.now()
@@ -614,7 +607,7 @@ def open_loss_report(
     if not description.strip():
         reasons.append("Describe what was lost or stolen.")
     if reasons:
-        raise InventoryError(reasons)
+        raise DomainError(reasons)
     report = LossReport.objects.create(
         registration=registration,
         discovered_at=discovered_at,
@@ -633,12 +626,12 @@ def mark_loss_filed(actor: Actor, report_id: int, *, which: str) -> LossReport:
         LossReport.objects.select_for_update().filter(pk=report_id, registration__clinic=actor.clinic).first()
     )
     if report is None:
-        raise InventoryError("That loss report is not in this clinic's records.")
+        raise DomainError("That loss report is not in this clinic's records.")
     field = {"notice": "notice_filed_at", "form106": "form106_filed_at"}.get(which)
     if field is None:
-        raise InventoryError("Say which filing: the written notice or Form 106.")
+        raise DomainError("Say which filing: the written notice or Form 106.")
     if getattr(report, field) is not None:
-        raise InventoryError("That filing was already marked.")
+        raise DomainError("That filing was already marked.")
     setattr(report, field, clock.now())
     report.save(update_fields=[field])
     record_event(actor, "update", obj=report, detail=f"inventory.loss_report.{which}_filed")
@@ -663,7 +656,7 @@ def update_settings(
     if estimate_tolerance_mg < 0:
         reasons.append("The tolerance cannot be negative.")
     if reasons:
-        raise InventoryError(reasons)
+        raise DomainError(reasons)
     found, _ = InventorySettings.objects.select_for_update().get_or_create(clinic=actor.clinic)
     found.stock_roles = ",".join(chosen)
     found.estimate_tolerance_mg = estimate_tolerance_mg

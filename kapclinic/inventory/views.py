@@ -20,6 +20,7 @@ from django.urls import reverse
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
+from kapclinic.core.errors import DomainError
 from kapclinic.inventory import selectors, services
 from kapclinic.inventory.forms import (
     CountForm,
@@ -33,7 +34,6 @@ from kapclinic.inventory.forms import (
     ResolveForm,
     SettingsForm,
 )
-from kapclinic.inventory.services import InventoryError
 from kapclinic.patients.models import Patient
 from kapclinic.policy import ClinicAction, clinic_can, require_clinic
 
@@ -42,8 +42,8 @@ def _clinic(request: HttpRequest) -> Any:
     return getattr(request, "clinic", None)
 
 
-def _errors(form: Any, exc: InventoryError) -> None:
-    for reason in exc.reasons:
+def _errors(form: Any, exc: DomainError) -> None:
+    for reason in exc.messages:
         form.add_error(None, reason)
 
 
@@ -88,7 +88,7 @@ def registration_new(request: HttpRequest) -> HttpResponse:
                 address=d["address"],
                 location_names=[d["location"]],
             )
-        except InventoryError as exc:
+        except DomainError as exc:
             _errors(form, exc)
         else:
             messages.success(request, "Registration added.")
@@ -129,7 +129,7 @@ def receive(request: HttpRequest) -> HttpResponse:
         d = form.cleaned_data
         try:
             receipt = services.receive_delivery(actor_from_request(request), **d)
-        except InventoryError as exc:
+        except DomainError as exc:
             _errors(form, exc)
         else:
             messages.success(
@@ -192,7 +192,7 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
                         patient=patient,
                         route=d["route"],
                     )
-                except InventoryError as exc:
+                except DomainError as exc:
                     _errors(form, exc)
                 else:
                     messages.success(request, "Ledger line added.")
@@ -227,7 +227,7 @@ def destroy(request: HttpRequest, container_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.destroy(actor_from_request(request), found.pk, **form.cleaned_data)
-        except InventoryError as exc:
+        except DomainError as exc:
             _errors(form, exc)
         else:
             messages.success(request, f"{found.identifier} destroyed and recorded.")
@@ -289,7 +289,7 @@ def count_new(request: HttpRequest) -> HttpResponse:
                 kind=d["kind"],
                 taken_at=d["taken_at"],
             )
-        except InventoryError as exc:
+        except DomainError as exc:
             _errors(form, exc)
         else:
             opened = sum(1 for line in count.lines.all() if not line.agrees)
@@ -378,7 +378,7 @@ def discrepancy(request: HttpRequest, discrepancy_id: int) -> HttpResponse:
                 services.resolve_discrepancy(
                     actor_from_request(request), found.pk, explanation=form.cleaned_data["explanation"]
                 )
-            except InventoryError as exc:
+            except DomainError as exc:
                 _errors(form, exc)
             else:
                 messages.success(request, "Discrepancy resolved.")
@@ -406,7 +406,7 @@ def losses(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 services.open_loss_report(actor_from_request(request), **form.cleaned_data)
-            except InventoryError as exc:
+            except DomainError as exc:
                 _errors(form, exc)
             else:
                 messages.success(request, "Loss report opened: its deadlines are shown until marked filed.")
@@ -426,7 +426,7 @@ def loss_filed(request: HttpRequest, report_id: int) -> HttpResponse:
         return redirect("inventory:losses")
     try:
         services.mark_loss_filed(actor_from_request(request), report_id, which=request.POST.get("which", ""))
-    except InventoryError as exc:
+    except DomainError as exc:
         if "not in this clinic" in str(exc):
             raise Http404 from None
         messages.error(request, str(exc))
@@ -559,7 +559,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                 roles=form.cleaned_data["roles"],
                 estimate_tolerance_mg=form.cleaned_data["estimate_tolerance_mg"],
             )
-        except InventoryError as exc:
+        except DomainError as exc:
             _errors(form, exc)
         else:
             messages.success(request, "Controlled-substance settings saved.")

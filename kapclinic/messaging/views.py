@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from kapclinic.audit.services import record_event
 from kapclinic.core.actor import actor_from_request
+from kapclinic.core.errors import DomainError
 from kapclinic.messaging import selectors, services
 from kapclinic.messaging.models import OutboundMessage
 from kapclinic.policy import ClinicAction, require_clinic
@@ -41,7 +42,7 @@ def retry(request: HttpRequest, message_id: int) -> HttpResponse:
     message = get_object_or_404(OutboundMessage, pk=message_id, clinic=actor.clinic)
     try:
         services.retry_now(actor, message)
-    except services.MessageError as exc:
+    except DomainError as exc:
         flash.error(request, str(exc))
     else:
         flash.success(request, "The email was queued to be sent again.")

@@ -18,6 +18,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.params import MAX_ID, BadParameter, id_param, param
 from kapclinic.notes import selectors, services
 from kapclinic.notes.forms import (
@@ -146,8 +147,8 @@ def new(request: HttpRequest, patient_id: int) -> HttpResponse:
                     service_date=form.cleaned_data["service_date"],
                     dosing_appointment=appt,
                 )
-            except services.NoteError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            except DomainError as exc:
+                exc.add_to_form(form)
             else:
                 return redirect("notes:edit", patient_id=patient.pk, note_id=note.pk)
         if status == 400:
@@ -199,7 +200,7 @@ def edit_note(request: HttpRequest, patient_id: int, note_id: int) -> HttpRespon
             except ConflictError as exc:
                 form.add_error(None, str(exc))
                 status = 409
-            except services.NoteError as exc:
+            except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
                 messages.success(request, "Draft saved.")
@@ -230,7 +231,7 @@ def autosave(request: HttpRequest, patient_id: int, note_id: int) -> HttpRespons
     except ConflictError as exc:
         record_event(actor, "view", patient=patient, obj=note, detail="autosave conflict")
         return render(request, "notes/_save_status.html", {"error": str(exc)}, status=409)
-    except services.NoteError as exc:
+    except DomainError as exc:
         record_event(actor, "denied", patient=patient, obj=note, detail="autosave refused")
         return render(request, "notes/_save_status.html", {"error": exc.message}, status=409)
     return render(request, "notes/_save_status.html", {"note": note, "saved_at": note.updated_at})
@@ -269,7 +270,7 @@ def sign(request: HttpRequest, patient_id: int, note_id: int) -> HttpResponse:
             return render(request, "notes/_save_status.html", {"error": str(ConflictError())}, status=409)
         messages.error(request, str(ConflictError()))
         return redirect(edit_url)
-    except services.NoteError as exc:
+    except DomainError as exc:
         record_event(actor, "denied", patient=patient, obj=note, detail="sign refused")
         if htmx and not note.is_signed:
             return render(request, "notes/_save_status.html", {"error": exc.message}, status=400)
@@ -315,7 +316,7 @@ def addendum(request: HttpRequest, patient_id: int, note_id: int) -> HttpRespons
     if form.is_valid():
         try:
             services.addendum_add(actor, note, form.cleaned_data["text"])
-        except services.NoteError as exc:
+        except DomainError as exc:
             record_event(actor, "denied", patient=patient, obj=note, detail="addendum refused")
             messages.error(request, exc.message)
         else:
@@ -404,8 +405,8 @@ def templates(request: HttpRequest) -> HttpResponse:
                     title=form.cleaned_data["title"],
                     section_labels=form.cleaned_data["sections"].splitlines(),
                 )
-            except services.NoteError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            except DomainError as exc:
+                exc.add_to_form(form)
             else:
                 messages.success(request, "Template added; it is offered for new notes from now on.")
                 return redirect("notes:templates")
@@ -448,8 +449,8 @@ def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
             except ConflictError as exc:
                 form.add_error(None, str(exc))
                 status = 409
-            except services.NoteError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            except DomainError as exc:
+                exc.add_to_form(form)
             else:
                 messages.success(
                     request,
@@ -473,7 +474,7 @@ def _template_active(request: HttpRequest, template_id: int, *, active: bool) ->
         services.template_set_active(actor, row, form.cleaned_data["version"], active=active)
     except ConflictError as exc:
         return _templates_page(request, actor, TemplateForm(), status=409, error=str(exc))
-    except services.NoteError as exc:
+    except DomainError as exc:
         return _templates_page(request, actor, TemplateForm(), status=400, error=exc.message)
     if active:
         messages.success(request, f"{row.title} is offered for new notes again.")
@@ -509,7 +510,7 @@ def builtin_visibility(request: HttpRequest, key: str) -> HttpResponse:
     hide = form.cleaned_data["action"] == "hide"
     try:
         services.builtin_set_hidden(actor, key, hidden=hide)
-    except services.NoteError as exc:
+    except DomainError as exc:
         return _templates_page(request, actor, TemplateForm(), status=400, error=exc.message)
     messages.success(
         request,
@@ -537,7 +538,7 @@ def process_list(request: HttpRequest, patient_id: int) -> HttpResponse:
         if form.is_valid():
             try:
                 services.process_note_create(actor, patient, form.cleaned_data["text"])
-            except services.NoteError as exc:
+            except DomainError as exc:
                 form.add_error("text", exc.message)
             else:
                 messages.success(
@@ -583,7 +584,7 @@ def process_share(request: HttpRequest, patient_id: int, process_note_id: int) -
         user = User.objects.get(pk=form.cleaned_data["user"])
         try:
             services.process_note_share(actor, note, user, share=form.cleaned_data["action"] == "share")
-        except services.NoteError as exc:
+        except DomainError as exc:
             messages.error(request, exc.message)
         else:
             messages.success(request, "Sharing updated.")
@@ -643,8 +644,8 @@ def process_edit(request: HttpRequest, patient_id: int, process_note_id: int) ->
             except ConflictError as exc:
                 form.add_error(None, str(exc))
                 status = 409
-            except services.NoteError as exc:
-                form.add_error("text" if exc.field == "text" else None, exc.message)
+            except DomainError as exc:
+                form.add_error("text" if "text" in exc.field_errors else None, exc.message)
             else:
                 messages.success(
                     request, "Process note saved (encrypted); the earlier text is kept as a revision."

@@ -17,6 +17,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.clinical.terminology import BY_ICD10, DIAGNOSIS_CODES
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.links import RowLink
 from kapclinic.core.params import BadParameter, IdField, id_param, param
 from kapclinic.core.registry import chart_panels
@@ -82,7 +83,7 @@ def patient_new(request: HttpRequest) -> HttpResponse:
         data = {k: v for k, v in form.cleaned_data.items() if k != "version"}
         try:
             patient = services.patient_create(actor, **data)
-        except services.EnrolmentRefused as exc:
+        except DomainError as exc:
             form.add_error(None, str(exc))
             return render(request, "patients/new.html", {"form": form}, status=409)
         messages.success(request, f"Record {patient.mrn} created.")
@@ -290,7 +291,7 @@ def portal_invite(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None)
     try:
         services.patient_invite_to_portal(actor_from_request(request), patient)
-    except services.PortalInviteError as exc:
+    except DomainError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Portal invitation sent to {patient.email}.")
@@ -304,7 +305,7 @@ def portal_revoke(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None)
     try:
         services.patient_revoke_portal(actor_from_request(request), patient)
-    except services.PortalInviteError as exc:
+    except DomainError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, "Portal access revoked. You can now send a new invitation.")

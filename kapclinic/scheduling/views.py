@@ -19,6 +19,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock, dates
 from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.params import MAX_ID, id_param, param
 from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, require_clinic
 from kapclinic.scheduling import ical, rules, selectors, series, services
@@ -292,14 +293,6 @@ def chairs(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _form_errors(form: AppointmentForm, exc: services.BookingError) -> None:
-    for name, errs in exc.field_errors.items():
-        for err in errs:
-            form.add_error(name if name in form.fields else None, err)
-    for msg in exc.messages:
-        form.add_error(None, msg)
-
-
 def _minutes(form: AppointmentForm, clinic: Any, kind: str) -> int:
     minutes = form.cleaned_data.get("minutes")
     return int(minutes) if minutes else services.kind_rules(clinic)[kind].default_minutes
@@ -350,8 +343,8 @@ def new(request: HttpRequest) -> HttpResponse:
                     modality=form.cleaned_data["modality"],
                     admin_note=form.cleaned_data["admin_note"],
                 )
-            except services.BookingError as exc:
-                _form_errors(form, exc)
+            except DomainError as exc:
+                exc.add_to_form(form)
                 _refused(request, patient)
             else:
                 messages.success(request, f"{appt.get_kind_display()} booked for {patient.display_name}.")
@@ -488,8 +481,8 @@ def edit(request: HttpRequest, appointment_id: int) -> HttpResponse:
                 form.add_error(None, str(exc))
                 status = 409
                 _refused(request, appt.patient, appt)
-            except services.BookingError as exc:
-                _form_errors(form, exc)
+            except DomainError as exc:
+                exc.add_to_form(form)
                 _refused(request, appt.patient, appt)
             else:
                 messages.success(request, "Appointment changed.")
@@ -520,7 +513,7 @@ def cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
         except ConflictError as exc:
             _refused(request, appt.patient, appt)
             messages.error(request, str(exc))
-        except services.BookingError as exc:
+        except DomainError as exc:
             _refused(request, appt.patient, appt)
             messages.error(
                 request, " ".join(exc.messages + [e for v in exc.field_errors.values() for e in v])
@@ -553,7 +546,7 @@ def check_in(request: HttpRequest, appointment_id: int) -> HttpResponse:
     except ConflictError as exc:
         _refused(request, appt.patient, appt)
         messages.error(request, str(exc))
-    except services.BookingError as exc:
+    except DomainError as exc:
         _refused(request, appt.patient, appt)
         messages.error(request, " ".join(exc.messages))
     else:
@@ -577,7 +570,7 @@ def set_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
     except ConflictError as exc:
         _refused(request, appt.patient, appt)
         messages.error(request, str(exc))
-    except services.BookingError as exc:
+    except DomainError as exc:
         _refused(request, appt.patient, appt)
         messages.error(request, " ".join(exc.messages))
     else:
@@ -624,7 +617,7 @@ def reminder_retry(request: HttpRequest, reminder_id: int) -> HttpResponse:
     reminder = get_object_or_404(Reminder, pk=reminder_id, clinic=actor.clinic)
     try:
         services.reminder_retry(actor, reminder)
-    except services.ReminderError as exc:
+    except DomainError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, "The reminder was queued to be sent again.")
@@ -644,7 +637,7 @@ def rooms(request: HttpRequest) -> HttpResponse:
                 services.resource_create(
                     actor, name=form.cleaned_data["name"], kind=form.cleaned_data["kind"]
                 )
-            except services.BookingError as exc:
+            except DomainError as exc:
                 for name, errs in exc.field_errors.items():
                     for err in errs:
                         form.add_error(name, err)
@@ -671,7 +664,7 @@ def lengths(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 services.kind_minutes_update(actor, dict(form.cleaned_data))
-            except services.BookingError as exc:
+            except DomainError as exc:
                 for name, errs in exc.field_errors.items():
                     for err in errs:
                         form.add_error(name if name in form.fields else None, err)
@@ -752,7 +745,7 @@ def plan_series(request: HttpRequest, patient_id: int, plan_id: int) -> HttpResp
     status = 200
     try:
         series.check_plan(plan)
-    except series.SeriesRefusedError as exc:
+    except DomainError as exc:
         errors.append(str(exc))
     open_props = [p for p in proposals if p.pk not in booked]
 

@@ -23,13 +23,13 @@ from kapclinic.clinical.vitals import Reading
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.params import param
 from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, require_clinic
 from kapclinic.scheduling.models import Appointment
 from kapclinic.sessions import forms as f
 from kapclinic.sessions import selectors, services
 from kapclinic.sessions.models import DosingSession, EventKind, ObservationKind
-from kapclinic.sessions.services import Refused
 
 MONITOR_STATES = {State.DOSING, State.MONITORING, State.RECOVERY}
 
@@ -118,7 +118,7 @@ def start_from_appointment(request: HttpRequest, appointment_id: int) -> HttpRes
     actor = actor_from_request(request)
     try:
         session, created = services.session_start_from_appointment(actor, appt)
-    except Refused as e:
+    except DomainError as e:
         record_event(actor, "view", patient=patient, obj=appt, detail="session start refused")
         messages.error(request, " ".join(e.messages))
         # Back where the nurse pressed "Start session" (the chair board sends its own address), else
@@ -410,7 +410,7 @@ def _run(
         return _fail(request, session, 400, _error_sentences(form), overrides)
     try:
         do(actor_from_request(request), session, form.cleaned_data if form is not None else {})
-    except Refused as e:
+    except DomainError as e:
         if form is not None:
             for field, msgs in e.field_errors.items():
                 for m in msgs:
@@ -865,7 +865,7 @@ def clinic_settings_protocol(request: HttpRequest, protocol_id: str) -> HttpResp
             reason=form.cleaned_data["reason"],
             expected_stamp=form.cleaned_data["stamp"],
         )
-    except Refused as e:
+    except DomainError as e:
         for field, msgs in e.field_errors.items():
             for m in msgs:
                 form.add_error(field if field in form.fields else None, m)
@@ -902,7 +902,7 @@ def clinic_settings_alerts(request: HttpRequest) -> HttpResponse:
             reason=form.cleaned_data["reason"],
             expected_stamp=form.cleaned_data["stamp"],
         )
-    except Refused as e:
+    except DomainError as e:
         for field, msgs in e.field_errors.items():
             for m in msgs:
                 form.add_error(field if field in form.fields else None, m)
@@ -936,7 +936,7 @@ def clinic_settings_measures(request: HttpRequest) -> HttpResponse:
             reason=form.cleaned_data["reason"],
             expected_version=form.cleaned_data["version"],
         )
-    except Refused as e:
+    except DomainError as e:
         for field, msgs in e.field_errors.items():
             for m in msgs:
                 form.add_error(field if field in form.fields else None, m)

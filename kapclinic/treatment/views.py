@@ -10,6 +10,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.clinical.protocols import UnknownProtocol, all_protocols, get_protocol, protocol_choices
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.intake import selectors as intake_selectors
 from kapclinic.policy import Action, ClinicAction, can, open_patient, require_clinic
 from kapclinic.treatment import selectors, services
@@ -87,7 +88,7 @@ def plan_new(request: HttpRequest, patient_id: int) -> HttpResponse:
                         }
                     ],
                 )
-            except services.PlanRefusedError as exc:
+            except DomainError as exc:
                 form.add_error(None, str(exc))
                 status = 400
             else:
@@ -221,7 +222,7 @@ def plan_sign(request: HttpRequest, patient_id: int, plan_id: int) -> HttpRespon
                 expected_version=form.cleaned_data["version"],
                 protocol_rationale=form.cleaned_data["protocol_rationale"],
             )
-        except services.PlanRefusedError as exc:
+        except DomainError as exc:
             form.add_error(None, str(exc))
         except ConflictError as exc:
             form.add_error(None, str(exc))
