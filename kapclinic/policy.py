@@ -66,7 +66,9 @@ class ClinicAction(StrEnum):
     FRONT_DESK = "front_desk"
     USE_CALENDAR = "use_calendar"  # the calendar, chairs, booking and a patient's appointments
     VIEW_REMINDERS = "view_reminders"  # appointment reminders sent and their retries
-    VIEW_MESSAGES = "view_messages"  # the clinic's outgoing messages and their retries
+    # the clinic's outgoing email and its retries: admins run the clinic's mail; prescribers carry safety
+    # alerts and may need to push one through
+    VIEW_MESSAGES = "view_messages"
     CLINICAL_WORK = "clinical_work"  # clinic-wide clinical work lists, protocol library, own calendar feed
     PROCESS_NOTES = "process_notes"  # psychotherapy process notes (write, read what is shared)
     MANAGE_NOTE_TEMPLATES = "manage_note_templates"

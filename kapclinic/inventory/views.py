@@ -9,7 +9,8 @@ Front desk and patients see nothing here.
 from __future__ import annotations
 
 import csv
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,7 +20,7 @@ from django.urls import reverse
 
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
-from kapclinic.core.actor import actor_from_request
+from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.errors import DomainError
 from kapclinic.inventory import selectors, services
 from kapclinic.inventory.forms import (
@@ -37,14 +38,34 @@ from kapclinic.inventory.forms import (
 from kapclinic.patients.models import Patient
 from kapclinic.policy import ClinicAction, clinic_can, require_clinic
 
+T = TypeVar("T")
+
 
 def _clinic(request: HttpRequest) -> Any:
     return getattr(request, "clinic", None)
 
 
-def _errors(form: Any, exc: DomainError) -> None:
-    for reason in exc.messages:
-        form.add_error(None, reason)
+def _submit(
+    request: HttpRequest,
+    form: Any,
+    write: Callable[[Actor, dict[str, Any]], T],
+    then: Callable[[T], HttpResponse],
+) -> HttpResponse | None:
+    """The one way a page of this app writes: for a POST of a valid form, run the service; its refusal goes
+    on the form (None: the caller shows the page again, 400), else `then(result)` (a message, a redirect)."""
+    if request.method != "POST" or not form.is_valid():
+        return None
+    try:
+        result = write(actor_from_request(request), form.cleaned_data)
+    except DomainError as exc:
+        exc.add_to_form(form)
+        return None
+    return then(result)
+
+
+def _done(request: HttpRequest, sentence: str, to: str, **kwargs: Any) -> HttpResponse:
+    messages.success(request, sentence)
+    return redirect(to, **kwargs)
 
 
 def _may(request: HttpRequest, action: ClinicAction) -> bool:
@@ -76,24 +97,21 @@ def index(request: HttpRequest) -> HttpResponse:
 def registration_new(request: HttpRequest) -> HttpResponse:
     require_clinic(request, ClinicAction.REGISTER_DEA)
     form = RegistrationForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        d = form.cleaned_data
-        try:
-            services.create_registration(
-                actor_from_request(request),
-                dea_number=d["dea_number"],
-                registrant=d["registrant"],
-                expires_on=d["expires_on"],
-                schedules=d["schedules"],
-                address=d["address"],
-                location_names=[d["location"]],
-            )
-        except DomainError as exc:
-            _errors(form, exc)
-        else:
-            messages.success(request, "Registration added.")
-            return redirect("inventory:index")
-    return render(
+    done = _submit(
+        request,
+        form,
+        lambda actor, d: services.create_registration(
+            actor,
+            dea_number=d["dea_number"],
+            registrant=d["registrant"],
+            expires_on=d["expires_on"],
+            schedules=d["schedules"],
+            address=d["address"],
+            location_names=[d["location"]],
+        ),
+        lambda _: _done(request, "Registration added.", "inventory:index"),
+    )
+    return done or render(
         request,
         "inventory/form.html",
         {"form": form, "title": "Add a DEA registration"},
@@ -125,18 +143,18 @@ def receive(request: HttpRequest) -> HttpResponse:
     require_clinic(request, ClinicAction.HANDLE_STOCK)
     clinic = _clinic(request)
     form = ReceiveForm(clinic, request.POST or None, initial={"received_on": clock.today()})
-    if request.method == "POST" and form.is_valid():
-        d = form.cleaned_data
-        try:
-            receipt = services.receive_delivery(actor_from_request(request), **d)
-        except DomainError as exc:
-            _errors(form, exc)
-        else:
-            messages.success(
-                request, f"Received {receipt.containers} container(s). Print their labels below."
-            )
-            return redirect("inventory:receipt", receipt_id=receipt.pk)
-    return render(
+    done = _submit(
+        request,
+        form,
+        lambda actor, d: services.receive_delivery(actor, **d),
+        lambda receipt: _done(
+            request,
+            f"Received {receipt.containers} container(s). Print their labels below.",
+            "inventory:receipt",
+            receipt_id=receipt.pk,
+        ),
+    )
+    return done or render(
         request, "inventory/receive.html", {"form": form}, status=400 if request.method == "POST" else 200
     )
 
@@ -149,6 +167,37 @@ def receipt(request: HttpRequest, receipt_id: int) -> HttpResponse:
         raise Http404
     return render(
         request, "inventory/receipt.html", {"receipt": found, "containers": found.container_set.all()}
+    )
+
+
+def _ledger_entry(actor: Actor, container_id: int, d: dict[str, Any]) -> Any:
+    """One ledger line from the entry form: the form's kinds overfill/underfill are adjustments."""
+    patient = None
+    problems: list[str] = []
+    field_errors: dict[str, list[str]] = {}
+    if d["patient_mrn"]:
+        patient = Patient.objects.filter(clinic=actor.clinic, mrn=d["patient_mrn"].strip()).first()
+        if patient is None:
+            field_errors["patient_mrn"] = ["No patient of this clinic has that record number."]
+    kind = d["kind"]
+    if kind in ("overfill", "underfill") and not clinic_can(actor, ClinicAction.HANDLE_STOCK):
+        problems.append("Your role may not adjust controlled-substance stock.")
+    if kind == "reversal" and not clinic_can(actor, ClinicAction.CORRECT_INVENTORY):
+        problems.append("Only a prescriber may reverse a ledger line.")
+    if problems or field_errors:
+        raise DomainError(problems, field_errors)
+    return services.record_entry(
+        actor,
+        container_id,
+        kind="adjustment" if kind in ("overfill", "underfill") else kind,
+        amount=d["amount"],
+        unit=d["unit"],
+        witness=d["witness"],
+        reason=d["reason"],
+        increase={"overfill": True, "underfill": False}.get(kind),
+        reverses_seq=d["reverses_seq"],
+        patient=patient,
+        route=d["route"],
     )
 
 
@@ -165,38 +214,14 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
         require_clinic(request, ClinicAction.HANDLE_DOSES)
         form = EntryForm(clinic, request.POST)
         status = 400
-        if form.is_valid():
-            d = form.cleaned_data
-            patient = None
-            if d["patient_mrn"]:
-                patient = Patient.objects.filter(clinic=clinic, mrn=d["patient_mrn"].strip()).first()
-                if patient is None:
-                    form.add_error("patient_mrn", "No patient of this clinic has that record number.")
-            kind = d["kind"]
-            if kind in ("overfill", "underfill") and not _may(request, ClinicAction.HANDLE_STOCK):
-                form.add_error(None, "Your role may not adjust controlled-substance stock.")
-            if kind == "reversal" and not _may(request, ClinicAction.CORRECT_INVENTORY):
-                form.add_error(None, "Only a prescriber may reverse a ledger line.")
-            if not form.errors:
-                try:
-                    services.record_entry(
-                        actor_from_request(request),
-                        found.pk,
-                        kind="adjustment" if kind in ("overfill", "underfill") else kind,
-                        amount=d["amount"],
-                        unit=d["unit"],
-                        witness=d["witness"],
-                        reason=d["reason"],
-                        increase={"overfill": True, "underfill": False}.get(kind),
-                        reverses_seq=d["reverses_seq"],
-                        patient=patient,
-                        route=d["route"],
-                    )
-                except DomainError as exc:
-                    _errors(form, exc)
-                else:
-                    messages.success(request, "Ledger line added.")
-                    return redirect("inventory:container", container_id=found.pk)
+        done = _submit(
+            request,
+            form,
+            lambda actor, d: _ledger_entry(actor, found.pk, d),
+            lambda _: _done(request, "Ledger line added.", "inventory:container", container_id=found.pk),
+        )
+        if done is not None:
+            return done
     lines = list(selectors.ledger_lines(found))
     record_event(
         actor_from_request(request), "list", obj=found, detail=f"inventory.ledger lines={len(lines)}"
@@ -224,15 +249,18 @@ def destroy(request: HttpRequest, container_id: int) -> HttpResponse:
     if found is None:
         raise Http404
     form = DestroyForm(clinic, request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.destroy(actor_from_request(request), found.pk, **form.cleaned_data)
-        except DomainError as exc:
-            _errors(form, exc)
-        else:
-            messages.success(request, f"{found.identifier} destroyed and recorded.")
-            return redirect("inventory:container", container_id=found.pk)
-    return render(
+    done = _submit(
+        request,
+        form,
+        lambda actor, d: services.destroy(actor, found.pk, **d),
+        lambda _: _done(
+            request,
+            f"{found.identifier} destroyed and recorded.",
+            "inventory:container",
+            container_id=found.pk,
+        ),
+    )
+    return done or render(
         request,
         "inventory/destroy.html",
         {"form": form, "container": found, "balance": selectors.balance_text(found)},
@@ -274,35 +302,33 @@ def count_new(request: HttpRequest) -> HttpResponse:
     containers = [c for c in selectors.stock(clinic) if c.registration_id == reg.pk]
     local_now = clock.now().astimezone(clinic.zone).replace(tzinfo=None, second=0, microsecond=0)
     form = CountForm(clinic, containers, request.POST or None, initial={"taken_at": local_now})
-    if request.method == "POST" and form.is_valid():
-        d = form.cleaned_data
+
+    def write(actor: Actor, d: dict[str, Any]) -> Any:
         lines = [
             services.CountInput(c.pk, d[f"counted_{c.pk}"], not d[f"estimated_{c.pk}"]) for c in containers
         ]
-        try:
-            count = services.record_count(
-                actor_from_request(request),
-                reg,
-                timing=d["timing"],
-                witness=d["witness"],
-                lines=lines,
-                kind=d["kind"],
-                taken_at=d["taken_at"],
+        return services.record_count(
+            actor,
+            reg,
+            timing=d["timing"],
+            witness=d["witness"],
+            lines=lines,
+            kind=d["kind"],
+            taken_at=d["taken_at"],
+        )
+
+    def then(count: Any) -> HttpResponse:
+        opened = sum(1 for line in count.lines.all() if not line.agrees)
+        if opened:
+            messages.warning(
+                request,
+                f"The count disagrees with the ledger for {opened} container(s): a discrepancy was opened.",
             )
-        except DomainError as exc:
-            _errors(form, exc)
         else:
-            opened = sum(1 for line in count.lines.all() if not line.agrees)
-            if opened:
-                messages.warning(
-                    request,
-                    f"The count disagrees with the ledger for {opened} container(s): "
-                    "a discrepancy was opened.",
-                )
-            else:
-                messages.success(request, "Count recorded; it agrees with the ledger.")
-            return redirect("inventory:count", count_id=count.pk)
-    return render(
+            messages.success(request, "Count recorded; it agrees with the ledger.")
+        return redirect("inventory:count", count_id=count.pk)
+
+    return _submit(request, form, write, then) or render(
         request,
         "inventory/count_new.html",
         {"form": form, "registration": reg, "registrations": regs},
@@ -373,17 +399,15 @@ def discrepancy(request: HttpRequest, discrepancy_id: int) -> HttpResponse:
     form = ResolveForm(request.POST or None)
     if request.method == "POST":
         require_clinic(request, ClinicAction.CORRECT_INVENTORY)
-        if form.is_valid():
-            try:
-                services.resolve_discrepancy(
-                    actor_from_request(request), found.pk, explanation=form.cleaned_data["explanation"]
-                )
-            except DomainError as exc:
-                _errors(form, exc)
-            else:
-                messages.success(request, "Discrepancy resolved.")
-                return redirect("inventory:discrepancy", discrepancy_id=found.pk)
-        return render(
+        done = _submit(
+            request,
+            form,
+            lambda actor, d: services.resolve_discrepancy(actor, found.pk, explanation=d["explanation"]),
+            lambda _: _done(
+                request, "Discrepancy resolved.", "inventory:discrepancy", discrepancy_id=found.pk
+            ),
+        )
+        return done or render(
             request, "inventory/discrepancy.html", {"d": found, "form": form, "can_resolve": True}, status=400
         )
     return render(
@@ -403,14 +427,16 @@ def losses(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         require_clinic(request, ClinicAction.HANDLE_STOCK)
         status = 400
-        if form.is_valid():
-            try:
-                services.open_loss_report(actor_from_request(request), **form.cleaned_data)
-            except DomainError as exc:
-                _errors(form, exc)
-            else:
-                messages.success(request, "Loss report opened: its deadlines are shown until marked filed.")
-                return redirect("inventory:losses")
+        done = _submit(
+            request,
+            form,
+            lambda actor, d: services.open_loss_report(actor, **d),
+            lambda _: _done(
+                request, "Loss report opened: its deadlines are shown until marked filed.", "inventory:losses"
+            ),
+        )
+        if done is not None:
+            return done
     return render(
         request,
         "inventory/losses.html",
@@ -552,19 +578,15 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         request.POST or None,
         initial={"roles": current.stock_role_list(), "estimate_tolerance_mg": current.estimate_tolerance_mg},
     )
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.update_settings(
-                actor_from_request(request),
-                roles=form.cleaned_data["roles"],
-                estimate_tolerance_mg=form.cleaned_data["estimate_tolerance_mg"],
-            )
-        except DomainError as exc:
-            _errors(form, exc)
-        else:
-            messages.success(request, "Controlled-substance settings saved.")
-            return redirect("inventory:settings")
-    return render(
+    done = _submit(
+        request,
+        form,
+        lambda actor, d: services.update_settings(
+            actor, roles=d["roles"], estimate_tolerance_mg=d["estimate_tolerance_mg"]
+        ),
+        lambda _: _done(request, "Controlled-substance settings saved.", "inventory:settings"),
+    )
+    return done or render(
         request,
         "inventory/form.html",
         {"form": form, "title": "Controlled-substance settings"},

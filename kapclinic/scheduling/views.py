@@ -21,6 +21,7 @@ from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.errors import DomainError
 from kapclinic.core.params import MAX_ID, id_param, param
+from kapclinic.messaging.outbox import outbox_page, outbox_retry
 from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, require_clinic
 from kapclinic.scheduling import ical, rules, selectors, series, services
 from kapclinic.scheduling.forms import (
@@ -595,33 +596,27 @@ def patient_appointments(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @login_required
 def reminders(request: HttpRequest) -> HttpResponse:
-    require_clinic(request, ClinicAction.VIEW_REMINDERS)
-    actor = actor_from_request(request)
-    problems = request.GET.get("show") != "all"
-    page = Paginator(selectors.reminders_for_staff(actor.clinic, problems_only=problems), 50).get_page(
-        request.GET.get("page")
-    )
-    record_event(actor, "list", object_type="reminders", detail=f"n={len(page.object_list)}")
-    return render(
+    return outbox_page(
         request,
-        "scheduling/reminders.html",
-        {"page": page, "problems": problems, "extra_query": "" if problems else "show=all"},
+        ClinicAction.VIEW_REMINDERS,
+        lambda clinic, problems: selectors.reminders_for_staff(clinic, problems_only=problems),
+        template="scheduling/reminders.html",
+        object_type="reminders",
     )
 
 
 @login_required
 @require_POST
 def reminder_retry(request: HttpRequest, reminder_id: int) -> HttpResponse:
-    require_clinic(request, ClinicAction.VIEW_REMINDERS)
-    actor = actor_from_request(request)
-    reminder = get_object_or_404(Reminder, pk=reminder_id, clinic=actor.clinic)
-    try:
-        services.reminder_retry(actor, reminder)
-    except DomainError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, "The reminder was queued to be sent again.")
-    return redirect(f"{reverse('scheduling:reminders')}?show=all")
+    return outbox_retry(
+        request,
+        ClinicAction.VIEW_REMINDERS,
+        Reminder,
+        reminder_id,
+        services.reminder_retry,
+        queued="The reminder was queued to be sent again.",
+        back_to=f"{reverse('scheduling:reminders')}?show=all",
+    )
 
 
 @login_required

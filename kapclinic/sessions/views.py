@@ -837,6 +837,35 @@ def clinic_settings(request: HttpRequest) -> HttpResponse:
     return _settings_page(request)
 
 
+def _save_settings(
+    request: HttpRequest,
+    form: Form,
+    slot: str,
+    protocol_id: str | None,
+    save: Callable[[dict[str, Any]], list[Any]],
+    saved: Callable[[int], str],
+) -> HttpResponse:
+    """The POST of one settings form of the page (`slot`: protocol_form, alerts_form or measures_form):
+    invalid or refused (400) shows the page again with the form's errors and the refusal's sentences at
+    the top, a stale stamp or version answers 409, a save says how many settings changed and goes back."""
+    if not form.is_valid():
+        return _settings_page(
+            request, protocol_id=protocol_id, errors=["Please correct the errors below."], status=400,
+            **{slot: form},
+        )  # fmt: skip
+    try:
+        changes = save(form.cleaned_data)
+    except DomainError as e:
+        for field, msgs in e.field_errors.items():
+            for m in msgs:
+                form.add_error(field if field in form.fields else None, m)
+        return _settings_page(request, protocol_id=protocol_id, errors=e.messages, status=400, **{slot: form})
+    except ConflictError as e:
+        return _settings_page(request, protocol_id=protocol_id, errors=[str(e)], status=409)
+    messages.success(request, saved(len(changes)) if changes else "No changes to save.")
+    return redirect(reverse("sessions:settings") + (f"?protocol={protocol_id}" if protocol_id else ""))
+
+
 @login_required
 @require_POST
 def clinic_settings_protocol(request: HttpRequest, protocol_id: str) -> HttpResponse:
@@ -851,34 +880,16 @@ def clinic_settings_protocol(request: HttpRequest, protocol_id: str) -> HttpResp
     current = {
         k: r.value for k, r in selectors.clinic_settings_context(actor.clinic, protocol.id)["current"].items()
     }
-    form = f.ProtocolSettingsForm(request.POST, protocol=protocol, current=current)
-    if not form.is_valid():
-        return _settings_page(
-            request, protocol_id=protocol.id, protocol_form=form, errors=["Please correct the errors below."],
-            status=400,
-        )  # fmt: skip
-    try:
-        changes = services.protocol_settings_update(
-            actor,
-            protocol.id,
-            form.cleaned_data["values"],
-            reason=form.cleaned_data["reason"],
-            expected_stamp=form.cleaned_data["stamp"],
-        )
-    except DomainError as e:
-        for field, msgs in e.field_errors.items():
-            for m in msgs:
-                form.add_error(field if field in form.fields else None, m)
-        return _settings_page(
-            request, protocol_id=protocol.id, protocol_form=form, errors=e.messages, status=400
-        )
-    except ConflictError as e:
-        return _settings_page(request, protocol_id=protocol.id, errors=[str(e)], status=409)
-    messages.success(
+    return _save_settings(
         request,
-        f"{len(changes)} setting(s) changed for {protocol.title}." if changes else "No changes to save.",
+        f.ProtocolSettingsForm(request.POST, protocol=protocol, current=current),
+        "protocol_form",
+        protocol.id,
+        lambda d: services.protocol_settings_update(
+            actor, protocol.id, d["values"], reason=d["reason"], expected_stamp=d["stamp"]
+        ),
+        lambda n: f"{n} setting(s) changed for {protocol.title}.",
     )
-    return redirect(f"{reverse('sessions:settings')}?protocol={protocol.id}")
 
 
 @login_required
@@ -887,34 +898,20 @@ def clinic_settings_alerts(request: HttpRequest) -> HttpResponse:
     """The on-call prescriber and the safety-alert escalation time."""
     require_clinic(request, ClinicAction.CHANGE_CLINICAL_SETTINGS)
     actor = actor_from_request(request)
-    form = f.AlertRoutingForm(request.POST, clinic=actor.clinic)
-    protocol_id = request.POST.get("protocol") or None
-    if not form.is_valid():
-        return _settings_page(
-            request, protocol_id=protocol_id, alerts_form=form, errors=["Please correct the errors below."],
-            status=400,
-        )  # fmt: skip
-    try:
-        changes = services.alert_routing_update(
+    return _save_settings(
+        request,
+        f.AlertRoutingForm(request.POST, clinic=actor.clinic),
+        "alerts_form",
+        request.POST.get("protocol") or None,
+        lambda d: services.alert_routing_update(
             actor,
-            on_call=form.cleaned_data["on_call_prescriber"],
-            escalation_hours=form.cleaned_data["alert_escalation_hours"],
-            reason=form.cleaned_data["reason"],
-            expected_stamp=form.cleaned_data["stamp"],
-        )
-    except DomainError as e:
-        for field, msgs in e.field_errors.items():
-            for m in msgs:
-                form.add_error(field if field in form.fields else None, m)
-        return _settings_page(
-            request, protocol_id=protocol_id, alerts_form=form, errors=e.messages, status=400
-        )
-    except ConflictError as e:
-        return _settings_page(request, protocol_id=protocol_id, errors=[str(e)], status=409)
-    messages.success(
-        request, f"{len(changes)} safety-alert setting(s) changed." if changes else "No changes to save."
+            on_call=d["on_call_prescriber"],
+            escalation_hours=d["alert_escalation_hours"],
+            reason=d["reason"],
+            expected_stamp=d["stamp"],
+        ),
+        lambda n: f"{n} safety-alert setting(s) changed.",
     )
-    return redirect(reverse("sessions:settings") + (f"?protocol={protocol_id}" if protocol_id else ""))
 
 
 @login_required
@@ -923,29 +920,13 @@ def clinic_settings_measures(request: HttpRequest) -> HttpResponse:
     require_clinic(request, ClinicAction.CHANGE_CLINICAL_SETTINGS)
     actor = actor_from_request(request)
     form = f.MeasureSettingsForm(request.POST)
-    protocol_id = param(request.POST, "protocol", forms.CharField(required=False, max_length=100)) or None
-    if not form.is_valid():
-        return _settings_page(
-            request, protocol_id=protocol_id, measures_form=form, errors=["Please correct the errors below."],
-            status=400,
-        )  # fmt: skip
-    try:
-        changes = services.measure_settings_update(
-            actor,
-            form.values(),
-            reason=form.cleaned_data["reason"],
-            expected_version=form.cleaned_data["version"],
-        )
-    except DomainError as e:
-        for field, msgs in e.field_errors.items():
-            for m in msgs:
-                form.add_error(field if field in form.fields else None, m)
-        return _settings_page(
-            request, protocol_id=protocol_id, measures_form=form, errors=e.messages, status=400
-        )
-    except ConflictError as e:
-        return _settings_page(request, protocol_id=protocol_id, errors=[str(e)], status=409)
-    messages.success(
-        request, f"{len(changes)} measure setting(s) changed." if changes else "No changes to save."
+    return _save_settings(
+        request,
+        form,
+        "measures_form",
+        param(request.POST, "protocol", forms.CharField(required=False, max_length=100)) or None,
+        lambda d: services.measure_settings_update(
+            actor, form.values(), reason=d["reason"], expected_version=d["version"]
+        ),
+        lambda n: f"{n} measure setting(s) changed.",
     )
-    return redirect(reverse("sessions:settings") + (f"?protocol={protocol_id}" if protocol_id else ""))
