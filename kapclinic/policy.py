@@ -81,6 +81,7 @@ class ClinicAction(StrEnum):
     CORRECT_INVENTORY = "correct_inventory"  # reverse a ledger line, resolve a discrepancy
     HANDLE_STOCK = "handle_stock"  # receive, adjust, destroy, report a loss: the clinic's stock roles
     REGISTER_DEA = "register_dea"  # the clinic's stock roles and admins
+    OPEN_RECORD = "open_record"  # open a new patient record
     CONFIRM_PORTAL_ADDRESS = "confirm_portal_address"  # invite a patient to a changed email address
     VIEW_INQUIRIES = "view_inquiries"
     CONVERT_INQUIRY = "convert_inquiry"
@@ -168,6 +169,7 @@ _CLINIC_RULES: dict[ClinicAction, frozenset[str]] = {
     ClinicAction.CORRECT_INVENTORY: frozenset({_PRESCRIBER}),
     ClinicAction.HANDLE_STOCK: frozenset(),  # the clinic's setting
     ClinicAction.REGISTER_DEA: frozenset({_ADMIN}),  # and the clinic's stock roles
+    ClinicAction.OPEN_RECORD: frozenset({_ADMIN, _FRONT_DESK, _PRESCRIBER}),
     # a clinician who knows the patient, never front desk or admin alone
     ClinicAction.CONFIRM_PORTAL_ADDRESS: frozenset({_PRESCRIBER, _THERAPIST}),
     ClinicAction.VIEW_INQUIRIES: STAFF_ROLES,

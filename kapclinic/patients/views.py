@@ -76,7 +76,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def patient_new(request: HttpRequest) -> HttpResponse:
     actor = require_clinic(request, ClinicAction.VIEW_PATIENT_LIST)
-    if actor.role not in (Role.ADMIN, Role.FRONT_DESK, Role.PRESCRIBER):
+    if not clinic_can(actor, ClinicAction.OPEN_RECORD):
         raise refuse(request, "Only the front desk, admins and prescribers open new records.")
     form = NewPatientForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

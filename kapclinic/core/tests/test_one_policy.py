@@ -10,7 +10,11 @@ decides something: a comparison with something named `role`, a `role=`/`roles=`/
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from kapclinic.accounts.models import Role
 
@@ -103,3 +107,27 @@ record_event(actor, "admin", detail="x")
 qs.select_related("patient", "clinic")
 """
     assert _findings(ast.parse(good)) == []
+
+
+def test_templates_ask_the_policy_not_the_role() -> None:
+    """Links and buttons follow the decision of the page behind them: `{% if may.use_calendar %}` (the
+    `may` context of core/context_processors.py), never `{% if current_role in "admin nurse" %}`."""
+    staff = "|".join(sorted(ROLE_VALUES - {Role.PATIENT.value}))
+    compares = re.compile(r"role\s*(==|!=|in|not in)\s*['\"][^'\"]*\b(" + staff + r")\b")
+    problems = [
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in sorted(ROOT.rglob("*.html"))
+        for match in compares.finditer(path.read_text())
+    ]
+    assert not problems, "Use {% if may.<clinic action> %}:\n" + "\n".join(problems)
+
+
+def test_may_answers_by_the_policy(rf: Any, world: Any) -> None:
+    from kapclinic.core.context_processors import May
+
+    request = rf.get("/")
+    request.user, request.clinic, request.role = world.nurse, world.clinic, Role.NURSE
+    may = May(request)
+    assert may["clinical_work"] is True and may["manage_clinic"] is False
+    with pytest.raises(KeyError):
+        may["no_such_action"]
