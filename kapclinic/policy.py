@@ -235,9 +235,11 @@ def clinic_can(actor: Actor, action: ClinicAction) -> bool:
 
 
 def require_clinic(request: HttpRequest, action: ClinicAction) -> Actor:
+    """The signed-in actor, when they may take `action` in their clinic; else 403, audited as "denied"
+    with the refused page's URL name as the detail (it names the page, and each page has one rule)."""
     actor = actor_from_request(request)
     if not clinic_can(actor, action):
-        raise refuse(request, "Your role does not allow this.", detail=str(action))
+        raise refuse(request, "Your role does not allow this page.")
     return actor
 
 

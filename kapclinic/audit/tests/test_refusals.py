@@ -44,7 +44,7 @@ def test_clinic_level_refusal_is_audited_without_a_patient(world: Any, client: A
     assert client.get(reverse("audit:log")).status_code == 403
     events = _new_events(before)
     assert [(e.action, e.patient_id, e.clinic_id, e.detail) for e in events] == [
-        ("denied", None, world.clinic.pk, "view_audit")
+        ("denied", None, world.clinic.pk, "audit:log")
     ]
 
 
