@@ -16,12 +16,15 @@ Decisions depend on role x clinic x care-team membership:
 
 Prescribers and nurses cover the whole clinic (medical responsibility and whoever is in the chair);
 therapists see their caseload (care-team membership). A patient of another clinic does not exist for
-the asker (404). Clinic-level actions (audit log, staff management, billing) are `clinic_can`;
-billing (fee schedule, charges, payments, superbills) is admin and front desk (docs/billing.md section 6).
+the asker (404). Clinic-level actions (audit log, staff management, the calendar, the controlled-substance
+records, billing...) are `ClinicAction`s: `_CLINIC_RULES` lists the roles for each, `clinic_can` answers and
+`require_clinic` refuses. Every permission decision is one of these two enums: views and services never
+compare roles themselves, and roles are `accounts.models.Role` values, never bare strings.
+Billing (fee schedule, charges, payments, superbills) is admin and front desk (docs/billing.md section 6).
 
 Every refusal (403) is audited as "denied", once per request, naming the patient when the refused
-address is about one: views refuse with `raise refuse(request, "sentence", ...)` (open_patient,
-require_clinic and core.stubs.require_roles do), and `audit.middleware.RefusalAuditMiddleware` records
+address is about one: views refuse with `raise refuse(request, "sentence", ...)` (open_patient
+and require_clinic do), and `audit.middleware.RefusalAuditMiddleware` records
 any other 403 answered to a signed-in user through `audit_refusal`, so no refusal goes unrecorded.
 """
 
@@ -34,6 +37,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
+from kapclinic.accounts.models import CLINICAL_ROLES, STAFF_ROLES, Role
 from kapclinic.core.actor import Actor, actor_from_request
 
 if TYPE_CHECKING:
@@ -53,15 +57,42 @@ class Action(StrEnum):
 
 
 class ClinicAction(StrEnum):
+    """Clinic-level decisions: what a role may do in its clinic, not about one patient."""
+
     VIEW_AUDIT = "view_audit"
     MANAGE_STAFF = "manage_staff"
     VIEW_PATIENT_LIST = "view_patient_list"
     VIEW_OUTCOMES = "view_outcomes"
-    MANAGE_CLINIC = "manage_clinic"
+    MANAGE_CLINIC = "manage_clinic"  # clinic setup: rooms, visit lengths, controlled-substance settings
     FRONT_DESK = "front_desk"
+    USE_CALENDAR = "use_calendar"  # the calendar, chairs, booking and a patient's appointments
+    VIEW_REMINDERS = "view_reminders"  # appointment reminders sent and their retries
+    # the clinic's outgoing email and its retries: admins run the clinic's mail; prescribers carry safety
+    # alerts and may need to push one through
+    VIEW_MESSAGES = "view_messages"
+    CLINICAL_WORK = "clinical_work"  # clinic-wide clinical work lists, protocol library, own calendar feed
+    PROCESS_NOTES = "process_notes"  # psychotherapy process notes (write, read what is shared)
+    MANAGE_NOTE_TEMPLATES = "manage_note_templates"
+    VIEW_CLINICAL_SETTINGS = "view_clinical_settings"
+    CHANGE_CLINICAL_SETTINGS = "change_clinical_settings"  # protocols, alert routing, measure settings
+    RUN_SESSIONS = "run_sessions"  # start and monitor dosing sessions
+    ORDER_DOSE = "order_dose"  # order, co-sign, override a failed pre-dose check
+    VIEW_INVENTORY = "view_inventory"
+    HANDLE_DOSES = "handle_doses"  # administer, waste, witness and count controlled substances
+    CORRECT_INVENTORY = "correct_inventory"  # reverse a ledger line, resolve a discrepancy
+    HANDLE_STOCK = "handle_stock"  # receive, adjust, destroy, report a loss: the clinic's stock roles
+    REGISTER_DEA = "register_dea"  # the clinic's stock roles and admins
+    OPEN_RECORD = "open_record"  # open a new patient record
+    CONFIRM_PORTAL_ADDRESS = "confirm_portal_address"  # invite a patient to a changed email address
+    VIEW_INQUIRIES = "view_inquiries"
+    CONVERT_INQUIRY = "convert_inquiry"
+    MANAGE_CONSENT_DOCUMENTS = "manage_consent_documents"
+    CONSENT_IN_CLINIC = "consent_in_clinic"  # a patient's consents, signing on a clinic device
+    SELF_SERVICE = "self_service"  # the patient portal: one's own record only
     # Fees, charges, payments, superbills (issue 16): billing staff are front desk and admins
     # (docs/billing.md section 6). They see charge codes and diagnosis codes, not clinical notes.
     BILLING = "billing"
+    FILE_UPLOADS = "file_uploads"  # the queue of patients' uploads waiting to be filed (documents)
 
 
 ALL = "all"  # every patient of the clinic
@@ -69,13 +100,13 @@ CASELOAD = "caseload"  # care-team members only
 SELF = "self"
 
 _RULES: dict[str, dict[str, str]] = {
-    "admin": {
+    Role.ADMIN: {
         Action.VIEW_DEMOGRAPHICS: ALL,
         Action.EDIT_DEMOGRAPHICS: ALL,
         Action.SCHEDULE: ALL,
         Action.MANAGE_CARE_TEAM: ALL,
     },
-    "prescriber": {
+    Role.PRESCRIBER: {
         Action.VIEW_DEMOGRAPHICS: ALL,
         Action.EDIT_DEMOGRAPHICS: ALL,
         Action.VIEW_CLINICAL: ALL,
@@ -85,49 +116,76 @@ _RULES: dict[str, dict[str, str]] = {
         Action.SCHEDULE: ALL,
         Action.MANAGE_CARE_TEAM: ALL,
     },
-    "therapist": {
+    Role.THERAPIST: {
         Action.VIEW_DEMOGRAPHICS: CASELOAD,
         Action.EDIT_DEMOGRAPHICS: CASELOAD,
         Action.VIEW_CLINICAL: CASELOAD,
         Action.EDIT_CLINICAL: CASELOAD,
         Action.SCHEDULE: CASELOAD,
     },
-    "nurse": {
+    Role.NURSE: {
         Action.VIEW_DEMOGRAPHICS: ALL,
         Action.VIEW_CLINICAL: ALL,
         Action.EDIT_CLINICAL: ALL,
         Action.MONITOR_SESSION: ALL,
         Action.SCHEDULE: ALL,
     },
-    "front_desk": {
+    Role.FRONT_DESK: {
         Action.VIEW_DEMOGRAPHICS: ALL,
         Action.EDIT_DEMOGRAPHICS: ALL,
         Action.SCHEDULE: ALL,
         Action.MANAGE_CARE_TEAM: ALL,
     },
     # Patients reach their own record only through the portal (SELF_SERVICE), never staff pages.
-    "patient": {
+    Role.PATIENT: {
         Action.SELF_SERVICE: SELF,
     },
 }
 
-_CLINIC_RULES: dict[str, frozenset[str]] = {
-    "admin": frozenset(
-        {
-            ClinicAction.VIEW_AUDIT,
-            ClinicAction.MANAGE_STAFF,
-            ClinicAction.VIEW_PATIENT_LIST,
-            ClinicAction.VIEW_OUTCOMES,
-            ClinicAction.MANAGE_CLINIC,
-            ClinicAction.BILLING,
-        }
-    ),
-    "prescriber": frozenset({ClinicAction.VIEW_PATIENT_LIST, ClinicAction.VIEW_OUTCOMES}),
-    "therapist": frozenset({ClinicAction.VIEW_PATIENT_LIST, ClinicAction.VIEW_OUTCOMES}),
-    "nurse": frozenset({ClinicAction.VIEW_PATIENT_LIST}),
-    "front_desk": frozenset({ClinicAction.VIEW_PATIENT_LIST, ClinicAction.FRONT_DESK, ClinicAction.BILLING}),
-    "patient": frozenset(),
+_ADMIN, _PRESCRIBER, _THERAPIST, _NURSE, _FRONT_DESK = (
+    Role.ADMIN,
+    Role.PRESCRIBER,
+    Role.THERAPIST,
+    Role.NURSE,
+    Role.FRONT_DESK,
+)
+
+# Which roles may take each clinic-level action. HANDLE_STOCK and REGISTER_DEA also depend on the
+# clinic's inventory setting (its stock roles): see `clinic_roles`.
+_CLINIC_RULES: dict[ClinicAction, frozenset[str]] = {
+    ClinicAction.VIEW_AUDIT: frozenset({_ADMIN}),
+    ClinicAction.MANAGE_STAFF: frozenset({_ADMIN}),
+    ClinicAction.VIEW_PATIENT_LIST: frozenset({_ADMIN, _PRESCRIBER, _THERAPIST, _NURSE, _FRONT_DESK}),
+    ClinicAction.VIEW_OUTCOMES: frozenset({_ADMIN, _PRESCRIBER, _THERAPIST}),
+    ClinicAction.MANAGE_CLINIC: frozenset({_ADMIN}),
+    ClinicAction.FRONT_DESK: frozenset({_FRONT_DESK}),
+    ClinicAction.USE_CALENDAR: STAFF_ROLES,
+    ClinicAction.VIEW_REMINDERS: frozenset({_ADMIN, _FRONT_DESK, _PRESCRIBER, _NURSE}),
+    ClinicAction.VIEW_MESSAGES: frozenset({_ADMIN, _PRESCRIBER}),
+    ClinicAction.CLINICAL_WORK: CLINICAL_ROLES,
+    ClinicAction.PROCESS_NOTES: frozenset({_PRESCRIBER, _THERAPIST}),
+    ClinicAction.MANAGE_NOTE_TEMPLATES: frozenset({_PRESCRIBER, _THERAPIST}),
+    ClinicAction.VIEW_CLINICAL_SETTINGS: frozenset({_PRESCRIBER, _NURSE, _ADMIN}),
+    ClinicAction.CHANGE_CLINICAL_SETTINGS: frozenset({_PRESCRIBER}),
+    ClinicAction.RUN_SESSIONS: frozenset({_PRESCRIBER, _NURSE}),
+    ClinicAction.ORDER_DOSE: frozenset({_PRESCRIBER}),
+    ClinicAction.VIEW_INVENTORY: frozenset({_ADMIN, _NURSE, _PRESCRIBER}),
+    ClinicAction.HANDLE_DOSES: frozenset({_NURSE, _PRESCRIBER}),
+    ClinicAction.CORRECT_INVENTORY: frozenset({_PRESCRIBER}),
+    ClinicAction.HANDLE_STOCK: frozenset(),  # the clinic's setting
+    ClinicAction.REGISTER_DEA: frozenset({_ADMIN}),  # and the clinic's stock roles
+    ClinicAction.OPEN_RECORD: frozenset({_ADMIN, _FRONT_DESK, _PRESCRIBER}),
+    # a clinician who knows the patient, never front desk or admin alone
+    ClinicAction.CONFIRM_PORTAL_ADDRESS: frozenset({_PRESCRIBER, _THERAPIST}),
+    ClinicAction.VIEW_INQUIRIES: STAFF_ROLES,
+    ClinicAction.CONVERT_INQUIRY: frozenset({_ADMIN, _FRONT_DESK, _PRESCRIBER}),
+    ClinicAction.MANAGE_CONSENT_DOCUMENTS: frozenset({_ADMIN, _PRESCRIBER}),
+    ClinicAction.CONSENT_IN_CLINIC: STAFF_ROLES,
+    ClinicAction.SELF_SERVICE: frozenset({Role.PATIENT}),
+    ClinicAction.BILLING: frozenset({_ADMIN, _FRONT_DESK}),
+    ClinicAction.FILE_UPLOADS: STAFF_ROLES,
 }
+_STOCK_ACTIONS = frozenset({ClinicAction.HANDLE_STOCK, ClinicAction.REGISTER_DEA})
 
 
 def scope(actor: Actor, action: Action) -> str | None:
@@ -166,16 +224,29 @@ def forget_care_team(patient: Patient) -> None:
     patient.__dict__.pop("_kap_care_team", None)
 
 
+def clinic_roles(action: ClinicAction, clinic: Any) -> frozenset[str]:
+    """The roles that may take `action` in `clinic` (stock handling is a clinic setting)."""
+    roles = _CLINIC_RULES[action]
+    if action in _STOCK_ACTIONS:
+        from kapclinic.inventory.services import stock_roles
+
+        roles = roles | stock_roles(clinic)
+    return roles
+
+
 def clinic_can(actor: Actor, action: ClinicAction) -> bool:
+    """May the signed-in `actor` take this clinic-level action in their clinic?"""
     if actor.user is None or actor.role is None or actor.clinic is None:
         return False
-    return action in _CLINIC_RULES.get(actor.role, frozenset())
+    return actor.role in clinic_roles(action, actor.clinic)
 
 
 def require_clinic(request: HttpRequest, action: ClinicAction) -> Actor:
+    """The signed-in actor, when they may take `action` in their clinic; else 403, audited as "denied"
+    with the refused page's URL name as the detail (it names the page, and each page has one rule)."""
     actor = actor_from_request(request)
     if not clinic_can(actor, action):
-        raise refuse(request, "Your role does not allow this.", detail=str(action))
+        raise refuse(request, "Your role does not allow this page.")
     return actor
 
 
@@ -259,7 +330,7 @@ def patient_named_by_address(request: HttpRequest, actor: Actor) -> Patient | No
         patient_id = int(raw)
     except (TypeError, ValueError):
         return None
-    if actor.role == "patient":
+    if actor.role == Role.PATIENT:
         own: Patient | None = getattr(request, "patient", None)
         return own if own is not None and own.pk == patient_id else None
     return Patient.objects.select_related("clinic").filter(pk=patient_id, clinic=actor.clinic).first()
@@ -304,13 +375,13 @@ def open_patient(
         raise Http404
     own = getattr(request, "patient", None)  # a patient's own record, loaded by ClinicContextMiddleware
     try:
-        if own is not None and actor.role == "patient" and own.pk == int(patient_id):
+        if own is not None and actor.role == Role.PATIENT and own.pk == int(patient_id):
             patient = own
         else:
             patient = Patient.objects.select_related("clinic").get(pk=int(patient_id), clinic=actor.clinic)
     except (Patient.DoesNotExist, ValueError, TypeError):
         raise Http404 from None
-    if actor.role == "patient" and patient.user_id != actor.user_id:
+    if actor.role == Role.PATIENT and patient.user_id != actor.user_id:
         raise Http404
     if not can(actor, action, patient):
         raise refuse(

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_otp import user_has_device
 
-from kapclinic.accounts.models import STAFF_ROLES, Membership
+from kapclinic.accounts.models import STAFF_ROLES, Membership, Role
 from kapclinic.core import clock
 from kapclinic.core.request import KapRequest
 
@@ -54,7 +54,7 @@ class ClinicContextMiddleware:
                 patient = Patient.objects.select_related("clinic").filter(user=user).first()
                 if patient is not None and patient.clinic.is_active:
                     request.clinic = patient.clinic
-                    request.role = "patient"
+                    request.role = Role.PATIENT
                     request.patient = patient
         if request.clinic is None:
             return self.get_response(request)

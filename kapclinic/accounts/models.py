@@ -147,7 +147,7 @@ class Membership(models.Model):
     class Meta:
         constraints: ClassVar = [
             models.UniqueConstraint(fields=["user", "clinic"], name="one_role_per_clinic"),
-            models.CheckConstraint(condition=~models.Q(role="patient"), name="membership_is_staff"),
+            models.CheckConstraint(condition=~models.Q(role=Role.PATIENT.value), name="membership_is_staff"),
         ]
 
     def __str__(self) -> str:

@@ -28,6 +28,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
+from kapclinic.core.errors import DomainError
 from kapclinic.core.tokens import token_hash
 from kapclinic.messaging.models import MessageKind
 from kapclinic.messaging.services import queue
@@ -78,10 +79,6 @@ def staff_invite(actor: Actor, clinic: Clinic, *, email: str, full_name: str, ro
 SESSION_ENROLMENT_DEVICE = "kap_mfa_enrolment_device"
 
 
-class EnrolmentLinkError(Exception):
-    """An enrolment link that cannot be used; str() is the sentence to show."""
-
-
 def has_authenticator(user: User) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
@@ -109,9 +106,9 @@ def send_enrolment_link(actor: Actor, membership: Membership) -> None:
     without finishing). Earlier unused links stop working."""
     user = membership.user
     if not membership.is_active:
-        raise EnrolmentLinkError(f"{user} is deactivated here; reactivate them first.")
+        raise DomainError(f"{user} is deactivated here; reactivate them first.")
     if has_authenticator(user):
-        raise EnrolmentLinkError(
+        raise DomainError(
             f"{user} has already set up two-factor sign-in. If they lost their authenticator, an "
             "operator removes it first (manage.py reset_mfa), then send a new link."
         )
@@ -161,7 +158,7 @@ def _link_refusal(link: MfaEnrolmentLink | None, user: User) -> tuple[str, str] 
 def claim_enrolment_link(actor: Actor, token: str) -> TOTPDevice:
     """The signed-in staff member opens their enrolment link: it is spent at once (single use) and a
     fresh authenticator (returned) is made for this session to show. Any refusal is audited as "denied"
-    and raised as EnrolmentLinkError with the sentence to show; a refused link is not spent."""
+    and raised as DomainError with the sentence to show; a refused link is not spent."""
     user = actor.require_user()
     device: TOTPDevice | None = None
     with transaction.atomic():
@@ -185,7 +182,7 @@ def claim_enrolment_link(actor: Actor, token: str) -> TOTPDevice:
             device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
             record_event(actor, "update", obj=link, detail="mfa_enrolment_link_opened")
     if refusal is not None or device is None:
-        raise EnrolmentLinkError(refusal[1] if refusal else "This enrolment link is not valid.")
+        raise DomainError(refusal[1] if refusal else "This enrolment link is not valid.")
     return device
 
 
@@ -210,15 +207,11 @@ def home_clinic(user: User) -> Clinic | None:
     return patient.clinic if patient is not None else None
 
 
-class StaffRefused(Exception):
-    """str() is the sentence to show."""
-
-
 def staff_deactivate(actor: Actor, membership: Membership) -> None:
     """Remove a staff member's access to this clinic at once; their records and audit history stay.
     Refused for the clinic's on-call prescriber: safety alerts would reach nobody."""
     if Clinic.objects.filter(pk=membership.clinic_id, on_call_prescriber_id=membership.user_id).exists():
-        raise StaffRefused(
+        raise DomainError(
             f"{membership.user} is the clinic's on-call prescriber, who receives safety alerts: a "
             "prescriber names someone else on the clinic settings page first."
         )
@@ -243,10 +236,6 @@ BACKUP_CODE_COUNT = 10
 BACKUP_CODES_LOW = 2  # at or below this many unused codes, remind the person to make a new set
 
 
-class BackupCodesUnavailable(Exception):
-    """Backup codes back up an authenticator app: without a confirmed one there is nothing to back up."""
-
-
 def format_backup_code(code: str) -> str:
     """Shown in two halves ("abcde-fghjk") so it is easier to copy by hand; the dash is optional."""
     half = len(code) // 2
@@ -268,7 +257,7 @@ def generate_backup_codes(actor: Actor) -> list[str]:
     user = actor.require_user()
     with transaction.atomic():
         if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
-            raise BackupCodesUnavailable("Set up an authenticator app before creating backup codes.")
+            raise DomainError("Set up an authenticator app before creating backup codes.")
         device, _created = BackupCodeDevice.objects.get_or_create(
             user=user, defaults={"name": "Backup codes", "confirmed": True}
         )

@@ -42,9 +42,6 @@ from kapclinic.accounts.services import (
     BACKUP_CODES_LOW,
     SESSION_ENROLMENT_DEVICE,
     BackupCodeOutcome,
-    BackupCodesUnavailable,
-    EnrolmentLinkError,
-    StaffRefused,
     backup_codes_remaining,
     claim_enrolment_link,
     clinic_update,
@@ -60,6 +57,7 @@ from kapclinic.accounts.services import (
 from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.params import BadParameter, id_param
 from kapclinic.policy import ClinicAction, refuse, require_clinic
 
@@ -212,7 +210,7 @@ def mfa_enrol(request: HttpRequest, token: str) -> HttpResponse:
     request.session.pop(SESSION_PENDING_ENROLMENT, None)
     try:
         device = claim_enrolment_link(actor_from_request(request), token)
-    except EnrolmentLinkError as exc:
+    except DomainError as exc:
         return _needs_link(request, error=str(exc), status=400)
     request.session[SESSION_ENROLMENT_DEVICE] = device.pk
     return redirect("accounts:mfa")
@@ -293,7 +291,7 @@ def backup_codes(request: HttpRequest) -> HttpResponse:
             return render(request, "accounts/backup_codes.html", context, status=400)
         try:
             codes = generate_backup_codes(actor_from_request(request))
-        except BackupCodesUnavailable as exc:  # the authenticator was removed meanwhile
+        except DomainError as exc:  # the authenticator was removed meanwhile
             form.add_error(None, str(exc))
             return render(request, "accounts/backup_codes.html", context, status=400)
         context.update({"codes": codes, "remaining": len(codes), "form": None})
@@ -345,7 +343,7 @@ def staff_toggle(request: HttpRequest, membership_id: int) -> HttpResponse:
     if membership.is_active:
         try:
             staff_deactivate(actor, membership)
-        except StaffRefused as exc:
+        except DomainError as exc:
             messages.error(request, str(exc))
             return redirect("accounts:staff")
         messages.success(request, f"{membership.user} can no longer sign in to this clinic.")
@@ -365,7 +363,7 @@ def staff_mfa_link(request: HttpRequest, membership_id: int) -> HttpResponse:
     )
     try:
         send_enrolment_link(actor, membership)
-    except EnrolmentLinkError as exc:
+    except DomainError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(

@@ -10,7 +10,7 @@ from kapclinic import policy
 
 
 class RefusalAuditMiddleware:
-    """Views refuse through `policy.refuse` (open_patient, require_clinic, require_roles), which records
+    """Views refuse through `policy.refuse` (open_patient, require_clinic), which records
     the "denied" event with the patient. This records it for any 403 that did not (a bare
     PermissionDenied, a page answering 403 itself), so no path can refuse without a trace; a request
     never gets two."""

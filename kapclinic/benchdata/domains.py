@@ -17,6 +17,7 @@ from typing import Any
 
 from django.apps import apps
 
+from kapclinic.accounts.models import Role
 from kapclinic.benchdata.plan import PatientPlan, Visit, symptom_fraction
 from kapclinic.benchdata.scale import Domain, ScaleContext
 
@@ -532,7 +533,8 @@ def _slot(
                 return planned, start
     same = [sid for sid in info.staff[role] if sid != planned]
     random.Random(planned * 1_000_003 + int(at.timestamp())).shuffle(same)
-    others = [sid for r in ("prescriber", "therapist", "nurse") if r != role for sid in info.staff[r]]
+    clinical = (Role.PRESCRIBER, Role.THERAPIST, Role.NURSE)
+    others = [sid for r in clinical if r != role for sid in info.staff[r]]
     return next(((sid, at) for sid in [*same, *others] if ok(sid, at)), None)
 
 

@@ -24,19 +24,27 @@ from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
 from faker import Faker
 
-from kapclinic.accounts.models import Clinic, Membership, User
+from kapclinic.accounts.models import Clinic, Membership, Role, User
 from kapclinic.audit import keys
 from kapclinic.audit.models import GENESIS, AuditChainHead, AuditEvent
 from kapclinic.benchdata.loader import BulkLoader, missing_tables, tune_connection_for_load
 from kapclinic.benchdata.plan import PatientPlan, build_plan
 from kapclinic.core import clock
-from kapclinic.patients.models import Allergy, CareTeamMember, Diagnosis, Medication, Patient, TimelineEvent
+from kapclinic.patients.models import (
+    Allergy,
+    CareTeamMember,
+    CareTeamRole,
+    Diagnosis,
+    Medication,
+    Patient,
+    TimelineEvent,
+)
 
 SCALE_VERSION = "4"  # bump when the generated data changes shape (invalidates bench caches)
 BENCH_PASSWORD = "bench-clinic-2026"
 BENCH_DOMAIN = "scale.kapclinic.test"
 MARKER_SLUG = "scale-01"
-BENCH_ROLES = ("admin", "prescriber", "therapist", "nurse", "front_desk")
+BENCH_ROLES = (Role.ADMIN, Role.PRESCRIBER, Role.THERAPIST, Role.NURSE, Role.FRONT_DESK)
 
 # Diagnoses: the codes of the demo clinic, from kapclinic.clinical.terminology ([S66] ref §5.3).
 DX = [
@@ -255,7 +263,7 @@ def _create_clinics(ctx: ScaleContext, shares: list[float]) -> None:
         Membership,
         user_id=ctx.clinics[0].staff["prescriber"][0],
         clinic_id=ctx.clinics[1].pk,
-        role="prescriber",
+        role=Role.PRESCRIBER,
     )
 
 
@@ -326,14 +334,22 @@ def _patient(ctx: ScaleContext, plan: PatientPlan, rng: random.Random, *, bench_
     plan.nurse_id = info.pick("nurse", rng)
     added = plan.intake_at or plan.opened_at
     ctx.loader.add(
-        CareTeamMember, patient_id=plan.pk, user_id=plan.prescriber_id, role="prescriber", added_at=added
+        CareTeamMember,
+        patient_id=plan.pk,
+        user_id=plan.prescriber_id,
+        role=CareTeamRole.PRESCRIBER,
+        added_at=added,
     )
     ctx.loader.add(
-        CareTeamMember, patient_id=plan.pk, user_id=plan.therapist_id, role="therapist", added_at=added
+        CareTeamMember,
+        patient_id=plan.pk,
+        user_id=plan.therapist_id,
+        role=CareTeamRole.THERAPIST,
+        added_at=added,
     )
     if rng.random() < 0.3:
         ctx.loader.add(
-            CareTeamMember, patient_id=plan.pk, user_id=plan.nurse_id, role="nurse", added_at=added
+            CareTeamMember, patient_id=plan.pk, user_id=plan.nurse_id, role=CareTeamRole.NURSE, added_at=added
         )
     ctx.audit.add(plan, added, desk, "front_desk", "update", object_type="care_team", detail="added=2")
     dx = [DX[0]] + ([DX[1]] if rng.random() < 0.5 else []) + ([DX[2]] if plan.trauma else [])
@@ -376,7 +392,8 @@ def _patient(ctx: ScaleContext, plan: PatientPlan, rng: random.Random, *, bench_
     # Chart views by the care team on each encounter day (the bulk of a real audit trail).
     for visit in plan.dosing + plan.integration:
         if visit.done:
-            who, role = (plan.therapist_id, "therapist") if rng.random() < 0.5 else (plan.nurse_id, "nurse")
+            therapist, nurse = (plan.therapist_id, Role.THERAPIST), (plan.nurse_id, Role.NURSE)
+            who, role = therapist if rng.random() < 0.5 else nurse
             ctx.audit.add(
                 plan,
                 visit.at - dt.timedelta(minutes=10),

@@ -9,6 +9,7 @@ from typing import Any
 from kapclinic.billing import services
 from kapclinic.billing.models import ChargeLine, FeeItem
 from kapclinic.billing.testing import npi, starter_fee_schedule
+from kapclinic.core.errors import DomainError
 
 
 def seed(ctx: Any) -> None:
@@ -71,7 +72,7 @@ def seed(ctx: Any) -> None:
         for s in (x for x in sessions if x.patient_id == patient.pk):
             try:
                 lines = services.propose_for_session(desk, s)
-            except services.BillingError:
+            except DomainError:
                 continue
             if any(line.review_note.startswith("Enter the units") for line in lines):
                 for line in lines:

@@ -43,6 +43,7 @@ from kapclinic.clinical.billing.money import ZERO, MoneyError, line_total, money
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
+from kapclinic.core.errors import DomainError
 from kapclinic.patients.models import DiagnosisStatus, Patient
 from kapclinic.policy import ClinicAction, clinic_can
 
@@ -51,37 +52,29 @@ MAX_CLAIM_DIAGNOSES = 12  # box 21, A-L
 PACKAGE_CODE = "PKG"
 
 
-class BillingError(ValueError):
-    """A refused write; ``reasons`` are user-facing sentences. Nothing was stored."""
-
-    def __init__(self, reasons: Sequence[str] | str) -> None:
-        self.reasons = (reasons,) if isinstance(reasons, str) else tuple(reasons)
-        super().__init__(" ".join(self.reasons))
-
-
 def _require(actor: Actor) -> None:
     if not clinic_can(actor, ClinicAction.BILLING):
-        raise BillingError("Your role may not change billing records.")
+        raise DomainError("Your role may not change billing records.")
 
 
 def _clinic(actor: Actor) -> Any:
     if actor.clinic is None:
-        raise BillingError("Choose a clinic first.")
+        raise DomainError("Choose a clinic first.")
     return actor.clinic
 
 
 def _same_clinic(actor: Actor, obj: Any) -> None:
     if actor.clinic is None or obj.clinic_id != actor.clinic.pk:
-        raise BillingError("That record belongs to another clinic.")
+        raise DomainError("That record belongs to another clinic.")
 
 
 def _money(value: Any, label: str, *, positive: bool = True) -> Decimal:
     try:
         amount = money(value)
     except MoneyError as exc:
-        raise BillingError(f"{label}: {exc}") from exc
+        raise DomainError(f"{label}: {exc}") from exc
     if positive and amount <= 0:
-        raise BillingError(f"{label} must be more than zero.")
+        raise DomainError(f"{label} must be more than zero.")
     return amount
 
 
@@ -192,7 +185,7 @@ def save_profile(actor: Actor, *, expected_version: int | None, **values: str) -
     _require(actor)
     problem = _npi_problem(values.get("organisation_npi", ""))
     if problem:
-        raise BillingError(problem)
+        raise DomainError(problem)
     profile = profile_for(actor.clinic)
     for name in PROFILE_FIELDS:
         if name in values:
@@ -211,10 +204,10 @@ def save_provider(actor: Actor, user: Any, *, expected_version: int | None, **va
 
     _require(actor)
     if not Membership.objects.filter(user=user, clinic=actor.clinic, is_active=True).exists():
-        raise BillingError("The provider must be a member of this clinic's staff.")
+        raise DomainError("The provider must be a member of this clinic's staff.")
     problem = _npi_problem(values.get("npi", ""))
     if problem:
-        raise BillingError(problem)
+        raise DomainError(problem)
     provider = provider_for(actor.clinic, user)
     for name in PROVIDER_FIELDS:
         if name in values:
@@ -234,9 +227,9 @@ def _clean_modifiers(text: str) -> str:
     mods = [m.strip().upper() for m in text.replace(" ", ",").split(",") if m.strip()]
     bad = [m for m in mods if len(m) != 2 or not m.isalnum()]
     if bad:
-        raise BillingError("A modifier is two letters or digits (e.g. 95); separate several with commas.")
+        raise DomainError("A modifier is two letters or digits (e.g. 95); separate several with commas.")
     if len(mods) > 4:
-        raise BillingError("A line carries at most four modifiers.")
+        raise DomainError("A line carries at most four modifiers.")
     return ",".join(mods)
 
 
@@ -257,7 +250,7 @@ def add_fee_item(
     _require(actor)
     code = code.strip().upper()
     if not code or len(code) > 12 or not code.replace("-", "").isalnum():
-        raise BillingError("A code is letters and digits, at most 12.")
+        raise DomainError("A code is letters and digits, at most 12.")
     known = code_data.load().get(code)
     if known is not None:
         system, version = known.system, known.version
@@ -265,15 +258,15 @@ def add_fee_item(
         version = ""
         system = system or CodeSystem.LOCAL
         if system not in CodeSystem.values:
-            raise BillingError("Choose CPT, HCPCS or a clinic code.")
+            raise DomainError("Choose CPT, HCPCS or a clinic code.")
         if not description.strip():
-            raise BillingError(
+            raise DomainError(
                 f"{code} is not in the code data shipped with KAP Clinic: give its description "
                 "as your clinic uses it (it is printed as your wording)."
             )
     mods = _clean_modifiers(modifiers)
     if FeeItem.objects.filter(clinic=actor.clinic, code=code, modifiers=mods).exists():
-        raise BillingError(f"{code}{' with ' + mods if mods else ''} is already on the fee schedule.")
+        raise DomainError(f"{code}{' with ' + mods if mods else ''} is already on the fee schedule.")
     item = FeeItem.objects.create(
         clinic=_clinic(actor),
         code=code,
@@ -413,9 +406,9 @@ def propose_for_appointment(actor: Actor, appointment: Any) -> list[ChargeLine]:
     _require(actor)
     _same_clinic(actor, appointment)
     if appointment.status != Status.COMPLETED:
-        raise BillingError("Only a completed visit has charges.")
+        raise DomainError("Only a completed visit has charges.")
     if _existing(appointment=appointment) or _existing(session__appointment=appointment):
-        raise BillingError("This visit already has charge lines.")
+        raise DomainError("This visit already has charge lines.")
     patient = appointment.patient
     pos = "02" if appointment.modality == Modality.VIDEO else "11"
     on = timezone.localdate(appointment.starts_at)
@@ -441,7 +434,7 @@ def propose_for_appointment(actor: Actor, appointment: Any) -> list[ChargeLine]:
             )
         )
     if not lines:
-        raise BillingError(
+        raise DomainError(
             "No fee schedule item applies to this visit: add one for this appointment kind "
             "on the fee schedule."
         )
@@ -474,11 +467,11 @@ def propose_for_session(actor: Actor, session: Any) -> list[ChargeLine]:
     _require(actor)
     _same_clinic(actor, session)
     if session.state != SessionState.DISCHARGED:
-        raise BillingError("Only a discharged session has charges.")
+        raise DomainError("Only a discharged session has charges.")
     if _existing(session=session) or (
         session.appointment_id and _existing(appointment_id=session.appointment_id)
     ):
-        raise BillingError("This session already has charge lines.")
+        raise DomainError("This session already has charge lines.")
     patient = session.patient
     minutes, dose = _session_minutes(session)
     monitoring = None
@@ -516,7 +509,7 @@ def propose_for_session(actor: Actor, session: Any) -> list[ChargeLine]:
             )
         )
     if not lines:
-        raise BillingError(
+        raise DomainError(
             "No fee schedule item applies to this session: add one for dosing sessions (and this protocol)."
         )
     ChargeLine.objects.bulk_create(lines)
@@ -535,7 +528,7 @@ def add_charge(
     _same_clinic(actor, patient)
     _same_clinic(actor, item)
     if units < 1:
-        raise BillingError("Units must be at least 1.")
+        raise DomainError("Units must be at least 1.")
     line = _line(actor, patient, item, on=on, units=units, pos=pos, dx=_diagnoses(patient), provider=None)
     line.save()
     record_event(actor, AuditAction.CREATE, patient=patient, obj=line, detail=f"billing.charge:{line.code}")
@@ -548,11 +541,11 @@ def _pointers(text_or_list: Any, patient: Patient) -> list[str]:
     else:
         codes = [str(c).strip().upper() for c in text_or_list]
     if len(codes) > MAX_POINTERS:
-        raise BillingError(f"A line points at most {MAX_POINTERS} diagnosis codes.")
+        raise DomainError(f"A line points at most {MAX_POINTERS} diagnosis codes.")
     chart = set(patient.diagnoses.values_list("icd10", flat=True))
     unknown = [c for c in codes if c not in {x.upper() for x in chart}]
     if unknown:
-        raise BillingError(f"{', '.join(unknown)} is not a diagnosis on this patient's chart.")
+        raise DomainError(f"{', '.join(unknown)} is not a diagnosis on this patient's chart.")
     return codes
 
 
@@ -571,11 +564,11 @@ def edit_draft(
     _require(actor)
     _same_clinic(actor, line)
     if line.status != ChargeStatus.DRAFT:
-        raise BillingError("A posted charge is corrected by an adjustment, never edited.")
+        raise DomainError("A posted charge is corrected by an adjustment, never edited.")
     if units < 1:
-        raise BillingError("Units must be at least 1.")
+        raise DomainError("Units must be at least 1.")
     if pos not in {"11", "02"}:
-        raise BillingError("Place of service is 11 (office) or 02 (telehealth).")
+        raise DomainError("Place of service is 11 (office) or 02 (telehealth).")
     line.units = units
     line.modifiers = _clean_modifiers(modifiers)
     line.diagnosis_codes = _pointers(diagnosis_codes, line.patient)
@@ -599,7 +592,7 @@ def discard_draft(actor: Actor, line: ChargeLine, *, expected_version: int) -> N
     _require(actor)
     _same_clinic(actor, line)
     if line.status != ChargeStatus.DRAFT:
-        raise BillingError("A posted charge is corrected by an adjustment, never discarded.")
+        raise DomainError("A posted charge is corrected by an adjustment, never discarded.")
     line.status = ChargeStatus.DISCARDED
     save_versioned(line, expected_version, ["status"])
     record_event(actor, AuditAction.UPDATE, patient=line.patient, obj=line, detail="billing.discard")
@@ -614,7 +607,7 @@ def post_charges(actor: Actor, patient: Patient, line_ids: Iterable[int]) -> lis
     ids = list(line_ids)
     lines = list(ChargeLine.objects.select_for_update().filter(patient=patient, pk__in=ids))
     if not lines or len(lines) != len(set(ids)):
-        raise BillingError("Choose the proposed lines to post.")
+        raise DomainError("Choose the proposed lines to post.")
     problems = []
     for line in lines:
         if line.status != ChargeStatus.DRAFT:
@@ -628,7 +621,7 @@ def post_charges(actor: Actor, patient: Patient, line_ids: Iterable[int]) -> lis
         if line.review_note.startswith("Enter the units"):
             problems.append(f"{line.code}: confirm its units first (save the line).")
     if problems:
-        raise BillingError(problems)
+        raise DomainError(problems)
     now = clock.now()
     user = actor.require_user()
     for line in lines:
@@ -661,7 +654,7 @@ def _apply(payment: Payment, patient: Patient, order: Sequence[int] | None = Non
     try:
         applied, credit = core.allocate(left, opened, order=order)
     except core.AllocationRefused as exc:
-        raise BillingError(str(exc)) from exc
+        raise DomainError(str(exc)) from exc
     Allocation.objects.bulk_create(
         Allocation(payment=payment, charge_id=key, amount=amount) for key, amount in applied.items()
     )
@@ -685,14 +678,14 @@ def record_payment(
     _require(actor)
     _same_clinic(actor, patient)
     if method not in Method.values:
-        raise BillingError("Choose how it was paid: card, cash, cheque or bank transfer.")
+        raise DomainError("Choose how it was paid: card, cash, cheque or bank transfer.")
     if method in {Method.CHEQUE, Method.BANK_TRANSFER} and not reference.strip():
-        raise BillingError("A cheque or bank transfer needs its reference (cheque number or transfer id).")
+        raise DomainError("A cheque or bank transfer needs its reference (cheque number or transfer id).")
     value = _money(amount, "Amount")
     today = clock.today()
     on = received_on or today
     if on > today:
-        raise BillingError("A payment cannot be received in the future.")
+        raise DomainError("A payment cannot be received in the future.")
     account_for(patient, lock=True)
     payment = Payment.objects.create(
         clinic=patient.clinic,
@@ -753,14 +746,14 @@ def refund(
     _require(actor)
     _same_clinic(actor, payment)
     if payment.kind != PaymentKind.PAYMENT:
-        raise BillingError("Only a payment can be refunded.")
+        raise DomainError("Only a payment can be refunded.")
     if method not in Method.values:
-        raise BillingError("Choose how the money was given back.")
+        raise DomainError("Choose how the money was given back.")
     value = _money(amount, "Refund")
     account_for(payment.patient, lock=True)
     already = money(payment.refunds.aggregate(t=Sum("amount"))["t"] or ZERO)
     if value > money(payment.amount) - already:
-        raise BillingError(
+        raise DomainError(
             f"At most {money(payment.amount) - already} of this payment can still be refunded."
         )
     allocated = money(payment.allocations.aggregate(t=Sum("amount"))["t"] or ZERO)
@@ -801,20 +794,20 @@ def adjust(actor: Actor, charge: ChargeLine, *, kind: str, amount: Any, reason: 
     _require(actor)
     _same_clinic(actor, charge)
     if kind not in {AdjustmentKind.CORRECTION, AdjustmentKind.WRITE_OFF}:
-        raise BillingError("Choose a correction or a write-off.")
+        raise DomainError("Choose a correction or a write-off.")
     if charge.status != ChargeStatus.POSTED:
-        raise BillingError("Only a posted charge is adjusted; edit a proposed line instead.")
+        raise DomainError("Only a posted charge is adjusted; edit a proposed line instead.")
     if not reason.strip():
-        raise BillingError("Give the reason for the adjustment.")
+        raise DomainError("Give the reason for the adjustment.")
     value = _money(amount, "Adjustment", positive=False)
     if value == 0:
-        raise BillingError("An adjustment of zero changes nothing.")
+        raise DomainError("An adjustment of zero changes nothing.")
     if kind == AdjustmentKind.WRITE_OFF and value < 0:
-        raise BillingError("A write-off reduces what is owed; enter it as a positive amount.")
+        raise DomainError("A write-off reduces what is owed; enter it as a positive amount.")
     account_for(charge.patient, lock=True)
     current = with_open(ChargeLine.objects.filter(pk=charge.pk)).get()
     if value > money(current.open_amount_db):
-        raise BillingError(f"Only {money(current.open_amount_db)} is open on this charge.")
+        raise DomainError(f"Only {money(current.open_amount_db)} is open on this charge.")
     adj = Adjustment.objects.create(
         clinic=charge.clinic,
         patient=charge.patient,
@@ -838,9 +831,9 @@ def add_package(
 ) -> Package:
     _require(actor)
     if sessions < 1:
-        raise BillingError("A package has at least one session.")
+        raise DomainError("A package has at least one session.")
     if not name.strip():
-        raise BillingError("Give the package a name.")
+        raise DomainError("Give the package a name.")
     pkg = Package.objects.create(
         clinic=_clinic(actor),
         name=name.strip()[:120],
@@ -861,7 +854,7 @@ def sell_package(
     _same_clinic(actor, patient)
     _same_clinic(actor, package)
     if not package.active:
-        raise BillingError("That package is no longer offered.")
+        raise DomainError("That package is no longer offered.")
     account_for(patient, lock=True)
     user = actor.require_user()
     day = on or clock.today()
@@ -902,21 +895,21 @@ def draw_package(actor: Actor, purchase: PackagePurchase, charges: Sequence[Char
     _require(actor)
     _same_clinic(actor, purchase)
     if not charges:
-        raise BillingError("Choose the session's charges the package covers.")
+        raise DomainError("Choose the session's charges the package covers.")
     account_for(purchase.patient, lock=True)
     locked = PackagePurchase.objects.select_for_update().get(pk=purchase.pk)
     try:
         state = core.draw(core.PackageState(locked.sessions_bought, locked.sessions_used))
     except core.PackageRefused as exc:
-        raise BillingError(str(exc)) from exc
+        raise DomainError(str(exc)) from exc
     dates = {c.service_date for c in charges}
     if len(dates) != 1:
-        raise BillingError("A package session covers the charges of one date of service.")
+        raise DomainError("A package session covers the charges of one date of service.")
     user = actor.require_user()
     rows = with_open(ChargeLine.objects.filter(pk__in=[c.pk for c in charges], patient=purchase.patient))
     for c in rows:
         if c.status != ChargeStatus.POSTED or c.package_purchase_id:
-            raise BillingError("Only posted session charges are covered by a package.")
+            raise DomainError("Only posted session charges are covered by a package.")
         open_amount = money(c.open_amount_db)
         if open_amount > 0:
             Adjustment.objects.create(

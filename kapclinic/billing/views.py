@@ -35,14 +35,13 @@ from kapclinic.billing.forms import (
     RefundForm,
 )
 from kapclinic.billing.models import ChargeLine, ChargeStatus, FeeItem, Package, PackagePurchase, Payment
-from kapclinic.billing.services import BillingError
+from kapclinic.billing.services import DomainError
 from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError, save_versioned
 from kapclinic.core.params import IdField, param
 from kapclinic.core.pdf import Paper
 from kapclinic.core.request import request_patient
-from kapclinic.core.stubs import require_roles
 from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, ClinicAction, open_patient, require_clinic
 
@@ -104,7 +103,7 @@ def fees(request: HttpRequest) -> HttpResponse:
                 appointment_kinds=d["appointment_kinds"],
                 protocols=d["protocols"],
             )
-        except BillingError as exc:
+        except DomainError as exc:
             _errors(form, exc)
         else:
             messages.success(request, "Added to the fee schedule.")
@@ -148,7 +147,7 @@ def fee_edit(request: HttpRequest, fee_id: int) -> HttpResponse:
                 protocols=d["protocols"],
                 active=d["active"],
             )
-        except (BillingError, ConflictError) as exc:
+        except (DomainError, ConflictError) as exc:
             _errors(form, exc)
         else:
             messages.success(request, f"{item} saved.")
@@ -175,7 +174,7 @@ def packages(request: HttpRequest) -> HttpResponse:
                 price=d["price"],
                 appointment_kinds=d["appointment_kinds"],
             )
-        except BillingError as exc:
+        except DomainError as exc:
             _errors(form, exc)
         else:
             messages.success(request, "Package added.")
@@ -210,7 +209,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
             services.save_profile(
                 actor, expected_version=d.get("version"), **{f: d[f] for f in services.PROFILE_FIELDS}
             )
-        except (BillingError, ConflictError) as exc:
+        except (DomainError, ConflictError) as exc:
             _errors(form, exc)
         else:
             messages.success(request, "Billing identifiers saved.")
@@ -254,7 +253,7 @@ def provider(request: HttpRequest, user_id: int) -> HttpResponse:
                 expected_version=d.get("version"),
                 **{f: d[f] for f in services.PROVIDER_FIELDS},
             )
-        except (BillingError, ConflictError) as exc:
+        except (DomainError, ConflictError) as exc:
             _errors(form, exc)
         else:
             messages.success(request, "Provider identifiers saved.")
@@ -359,7 +358,7 @@ def patient_action(request: HttpRequest, patient_id: int, op: str) -> HttpRespon
         done = _OPS[op](request, actor, p)
     except KeyError:
         raise Http404 from None
-    except (BillingError, ConflictError) as exc:
+    except (DomainError, ConflictError) as exc:
         for reason in getattr(exc, "reasons", (str(exc),)):
             messages.error(request, reason)
         ctx = _patient_context(p)
@@ -376,7 +375,7 @@ def _form_or_fail(form: Any) -> dict[str, Any]:
             f"{form.fields[k].label or k}: {' '.join(v)}" if k != "__all__" else " ".join(v)
             for k, v in form.errors.items()
         ]
-        raise BillingError(reasons)
+        raise DomainError(reasons)
     return dict(form.cleaned_data)
 
 
@@ -393,7 +392,7 @@ def _op_propose(request: HttpRequest, actor: Any, p: Patient) -> str:
         a = get_object_or_404(Appointment, pk=appt, patient=p)
         lines = services.propose_for_appointment(actor, a)
     else:
-        raise BillingError("Choose the visit or session to bill.")
+        raise DomainError("Choose the visit or session to bill.")
     return f"{len(lines)} charge line(s) proposed: review them, then post."
 
 
@@ -475,7 +474,7 @@ def _op_draw(request: HttpRequest, actor: Any, p: Patient) -> str:
     on = param(request.POST, "on", forms.DateField(required=False))
     lines = dict(_drawable(p)).get(on) if on else None
     if not lines:
-        raise BillingError("Choose the session the package covers.")
+        raise DomainError("Choose the session the package covers.")
     left = services.draw_package(actor, purchase, lines).remaining
     return f"One session drawn from {purchase.name}; {left} left."
 
@@ -513,7 +512,7 @@ def _document(request: HttpRequest, actor: Any, p: Patient, kind: str) -> HttpRe
         raise Http404
     form = DocumentForm(request.GET, kind=kind)
     if not form.is_valid():
-        raise BillingError([" ".join(str(e) for e in v) for v in form.errors.values()])
+        raise DomainError([" ".join(str(e) for e in v) for v in form.errors.values()])
     d = form.cleaned_data
     paper: Paper = "A4" if d.get("paper") == "A4" else "Letter"
     start, end = d.get("start") or dt.date.min, d.get("end") or dt.date.max
@@ -521,7 +520,7 @@ def _document(request: HttpRequest, actor: Any, p: Patient, kind: str) -> HttpRe
     if kind == "superbill":
         bill = selectors.superbill(p, start, end, session_id=d.get("session"))
         if not bill.lines:
-            raise BillingError("There are no posted services in that range.")
+            raise DomainError("There are no posted services in that range.")
         data = documents.superbill_pdf(bill, paper)
         name = f"superbill-{stamp}-{bill.start:%Y%m%d}-{bill.end:%Y%m%d}.pdf"
     elif kind == "statement":
@@ -544,8 +543,8 @@ def document(request: HttpRequest, patient_id: int, kind: str) -> HttpResponse:
     )
     try:
         return _document(request, actor, p, kind)
-    except BillingError as exc:
-        for reason in exc.reasons:
+    except DomainError as exc:
+        for reason in exc.all_messages:
             messages.error(request, reason)
         return redirect(reverse("billing:patient", kwargs={"patient_id": p.pk}))
 
@@ -554,7 +553,7 @@ def document(request: HttpRequest, patient_id: int, kind: str) -> HttpResponse:
 
 
 def _me(request: HttpRequest, *, audit: str | None = "view") -> Patient:
-    require_roles(request, ["patient"])
+    require_clinic(request, ClinicAction.SELF_SERVICE)
     return open_patient(
         request, request_patient(request).pk, Action.SELF_SERVICE, audit=audit, object_type="billing.account"
     )
@@ -585,7 +584,7 @@ def portal_document(request: HttpRequest, kind: str) -> HttpResponse:
     actor = actor_from_request(request)
     try:
         return _document(request, actor, p, kind)
-    except BillingError as exc:
-        for reason in exc.reasons:
+    except DomainError as exc:
+        for reason in exc.all_messages:
             messages.error(request, reason)
         return redirect("billing:portal")

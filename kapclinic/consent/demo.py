@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from kapclinic.accounts.models import Role
 from kapclinic.consent import services
 from kapclinic.consent.models import ConsentDocument, SignatureChannel
 from kapclinic.core import clock
@@ -25,7 +26,7 @@ def seed(ctx: Any) -> None:
     for patient in ctx.patients:
         if patient.pathway_status not in ("active", "maintenance"):
             continue
-        actor = Actor(user=patient.user, clinic=ctx.clinic, role="patient", request_id="seed-demo")
+        actor = Actor(user=patient.user, clinic=ctx.clinic, role=Role.PATIENT, request_id="seed-demo")
         with at_time(treatment_start(patient, now) + dt.timedelta(days=1)):
             _sign(ctx, actor, patient, doc)
 

@@ -9,12 +9,9 @@ from kapclinic.consent.models import ConsentDocument, ConsentSignature, Signatur
 from kapclinic.consent.selectors import current_document
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
+from kapclinic.core.errors import DomainError
 from kapclinic.patients.models import Patient, TimelineCategory
 from kapclinic.patients.services import add_timeline_event
-
-
-class ConsentRefusedError(Exception):
-    pass
 
 
 def document_publish(actor: Actor, *, title: str, body: str) -> ConsentDocument:
@@ -57,16 +54,16 @@ def consent_sign(
     missing agreement, or a typed name that does not match the patient's legal name."""
     doc = current_document(patient.clinic_id)
     if doc is None or doc.pk != document_id:
-        raise ConsentRefusedError(
+        raise DomainError(
             "The consent document changed while you were reading it. Please read the current version "
             "and sign again."
         )
     if not agreed:
-        raise ConsentRefusedError(
+        raise DomainError(
             "Tick the box to confirm that you have read and agree to the consent document."
         )
     if _norm(typed_name) != _norm(patient.legal_name):
-        raise ConsentRefusedError(
+        raise DomainError(
             f"The typed name must match the legal name on the record ({patient.legal_name}); type it exactly."
         )
     text = doc.full_text

@@ -12,26 +12,23 @@ from kapclinic.consent import kiosk, selectors, services
 from kapclinic.consent.forms import DocumentForm, SignForm
 from kapclinic.consent.models import ConsentDocument, SignatureChannel
 from kapclinic.core.actor import actor_from_request
+from kapclinic.core.errors import DomainError
 from kapclinic.core.request import request_clinic, request_patient
-from kapclinic.core.stubs import require_roles
 from kapclinic.drafts.services import draft_clear
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, open_patient
-
-EDITORS = ["admin", "prescriber"]
-STAFF = ["admin", "prescriber", "therapist", "nurse", "front_desk"]
+from kapclinic.policy import Action, ClinicAction, open_patient, require_clinic
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    require_roles(request, EDITORS)
+    require_clinic(request, ClinicAction.MANAGE_CONSENT_DOCUMENTS)
     docs = ConsentDocument.objects.filter(clinic=request_clinic(request)).select_related("published_by")
     return render(request, "consent/index.html", {"documents": docs})
 
 
 @login_required
 def document_new(request: HttpRequest) -> HttpResponse:
-    require_roles(request, EDITORS)
+    require_clinic(request, ClinicAction.MANAGE_CONSENT_DOCUMENTS)
     actor = actor_from_request(request)
     current = selectors.current_document(actor.clinic)
     form = DocumentForm(
@@ -53,7 +50,7 @@ def document_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def document(request: HttpRequest, document_id: int) -> HttpResponse:
-    require_roles(request, EDITORS)
+    require_clinic(request, ClinicAction.MANAGE_CONSENT_DOCUMENTS)
     doc = get_object_or_404(ConsentDocument, pk=document_id, clinic=request_clinic(request))
     return render(request, "consent/document.html", {"document": doc})
 
@@ -83,7 +80,7 @@ def _sign(
                     ip=actor.ip,
                     channel=channel,
                 )
-            except services.ConsentRefusedError as exc:
+            except DomainError as exc:
                 form.add_error(None, str(exc))
                 status = 400
             else:
@@ -113,7 +110,7 @@ def _sign(
 @login_required
 def sign(request: HttpRequest) -> HttpResponse:
     """The patient signs in the portal."""
-    require_roles(request, ["patient"])
+    require_clinic(request, ClinicAction.SELF_SERVICE)
     patient = open_patient(
         request,
         request_patient(request).pk,
@@ -137,7 +134,7 @@ def sign(request: HttpRequest) -> HttpResponse:
 def sign_in_clinic(request: HttpRequest, patient_id: int) -> HttpResponse:
     """Signed in the clinic on a tablet: the staff member reads what will be shown, then starts the kiosk
     and hands the tablet to the patient (see consent/kiosk.py)."""
-    require_roles(request, STAFF)
+    require_clinic(request, ClinicAction.CONSENT_IN_CLINIC)
     patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, object_type="consent_form")
     state = selectors.consent_state(patient)
     return render(
@@ -150,7 +147,7 @@ def sign_in_clinic(request: HttpRequest, patient_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def kiosk_start(request: HttpRequest, patient_id: int) -> HttpResponse:
-    require_roles(request, STAFF)
+    require_clinic(request, ClinicAction.CONSENT_IN_CLINIC)
     patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None)
     record_event(
         actor_from_request(request), "view", patient=patient, object_type="consent_kiosk", detail="kiosk on"
@@ -208,7 +205,7 @@ def kiosk_exit(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def patient_consents(request: HttpRequest, patient_id: int) -> HttpResponse:
-    require_roles(request, STAFF)
+    require_clinic(request, ClinicAction.CONSENT_IN_CLINIC)
     patient = open_patient(request, patient_id, Action.VIEW_DEMOGRAPHICS, object_type="consent")
     state = selectors.consent_state(patient)
     signatures = patient.consent_signatures.select_related("document", "witnessed_by").order_by("-signed_at")

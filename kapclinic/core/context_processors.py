@@ -13,6 +13,28 @@ def _public_clinic() -> Any:
     return Clinic.objects.filter(is_public=True, is_active=True).order_by("id").first()
 
 
+class May:
+    """`{% if may.use_calendar %}`: the policy's answer (`policy.clinic_can`) for a `ClinicAction`, so that
+    templates show a link or a button by the same decision as the page behind it, never by role names.
+    Asked lazily, once per action and request."""
+
+    def __init__(self, request: HttpRequest) -> None:
+        self._request = request
+        self._answers: dict[str, bool] = {}
+
+    def __getitem__(self, name: str) -> bool:
+        from kapclinic.core.actor import actor_from_request
+        from kapclinic.policy import ClinicAction, clinic_can
+
+        if name not in self._answers:
+            try:
+                action = ClinicAction(name)
+            except ValueError:
+                raise KeyError(name) from None
+            self._answers[name] = clinic_can(actor_from_request(self._request), action)
+        return self._answers[name]
+
+
 def clinic_context(request: HttpRequest) -> dict[str, Any]:
     from kapclinic.accounts.middleware import idle_seconds_left
 
@@ -23,6 +45,7 @@ def clinic_context(request: HttpRequest) -> dict[str, Any]:
         "current_clinic": getattr(request, "clinic", None),
         "current_role": getattr(request, "role", None),
         "current_patient": getattr(request, "patient", None),
+        "may": May(request),
         "user_clinics": getattr(request, "user_clinics", ()),
         "kap_env": settings.KAP_ENV,
         "public_clinic": SimpleLazyObject(_public_clinic),

@@ -19,7 +19,14 @@ from faker import Faker
 from kapclinic.accounts.models import Clinic, Membership, Role, User
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
-from kapclinic.patients.models import CareTeamMember, Diagnosis, Medication, PathwayStatus, Patient
+from kapclinic.patients.models import (
+    CareTeamMember,
+    CareTeamRole,
+    Diagnosis,
+    Medication,
+    PathwayStatus,
+    Patient,
+)
 from kapclinic.patients.services import add_timeline_event, next_mrn
 
 DEMO_PASSWORD = "demo-clinic-2026"
@@ -183,8 +190,10 @@ def _create_patients(
             )
             if stage != PathwayStatus.INQUIRY:
                 therapist = staff["therapist"] if (user or rng.random() < 0.6) else staff["therapist2"]
-                CareTeamMember.objects.create(patient=patient, user=staff["prescriber"], role="prescriber")
-                CareTeamMember.objects.create(patient=patient, user=therapist, role="therapist")
+                CareTeamMember.objects.create(
+                    patient=patient, user=staff["prescriber"], role=CareTeamRole.PRESCRIBER
+                )
+                CareTeamMember.objects.create(patient=patient, user=therapist, role=CareTeamRole.THERAPIST)
                 icd, snomed, desc = rng.choice(DX) if not user else DX[0]
                 Diagnosis.objects.create(
                     patient=patient,

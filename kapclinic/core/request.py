@@ -32,9 +32,10 @@ def request_clinic(request: HttpRequest) -> Clinic | None:
 def request_patient(request: HttpRequest) -> Patient:
     """The signed-in patient's own record (``request.patient``); 403 (audited) for anyone not signed in as
     a patient."""
+    from kapclinic.accounts.models import Role
     from kapclinic.policy import refuse
 
     patient = getattr(request, "patient", None)
-    if getattr(request, "role", None) != "patient" or patient is None:
+    if getattr(request, "role", None) != Role.PATIENT or patient is None:
         raise refuse(request, "This page is for patients.")
     return cast("Patient", patient)

@@ -5,14 +5,14 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
-from kapclinic.accounts.models import STAFF_ROLES
+from kapclinic.accounts.models import STAFF_ROLES, Role
 from kapclinic.core.registry import dashboard_widgets
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     role = getattr(request, "role", None)
-    if role == "patient":
+    if role == Role.PATIENT:
         return redirect("portal:index")
     if role not in STAFF_ROLES:
         return render(request, "core/no_access.html", status=403)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kapclinic.accounts.models import Role
 from kapclinic.core.actor import Actor
 from kapclinic.documents.models import Document, Letter
 from kapclinic.documents.testing import add_document, tiny_pdf, tiny_png
@@ -27,7 +28,7 @@ def seed(ctx: Any) -> None:
         "outside-labs.pdf", category="lab_result", title="Liver panel from an outside lab",
     )  # fmt: skip
     if demo.user is not None:
-        me = Actor(user=demo.user, clinic=ctx.clinic, role="patient", request_id="seed-demo")
+        me = Actor(user=demo.user, clinic=ctx.clinic, role=Role.PATIENT, request_id="seed-demo")
         add_document(
             me, demo, tiny_pdf("Synthetic discharge summary from a previous hospital stay"),
             "hospital-summary.pdf", category="outside_record", portal=True,

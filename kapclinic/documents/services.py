@@ -19,13 +19,10 @@ from django.db import transaction
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
+from kapclinic.core.errors import DomainError
 from kapclinic.documents import validation
 from kapclinic.documents.models import Category, Document, Source, Status, document_storage, new_storage_name
 from kapclinic.policy import can, document_action
-
-
-class DocumentError(ValueError):
-    """A refusal; str(exc) is the sentence to show."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +61,8 @@ def _store(doc: Document, upload: Upload, checked: validation.Checked) -> None:
 def _new(patient: Any, actor: Actor, upload: Upload, **fields: Any) -> tuple[Document, validation.Checked]:
     try:
         checked = validation.check(upload.fh, upload.name, upload.size, max_bytes=max_bytes())
-    except validation.DocumentRefused as exc:
-        raise DocumentError(str(exc)) from None
+    except DomainError as exc:
+        raise DomainError(str(exc)) from None
     assert actor.user is not None
     return Document(
         patient=patient,
@@ -81,9 +78,9 @@ def _new(patient: Any, actor: Actor, upload: Upload, **fields: Any) -> tuple[Doc
 def upload(actor: Actor, patient: Any, upload: Upload, *, category: str, title: str) -> Document:
     """A staff member files a document straight into the chart."""
     if category not in Category.values:
-        raise DocumentError("Choose what kind of document this is.")
+        raise DomainError("Choose what kind of document this is.")
     if not can(actor, document_action(category, write=True), patient):
-        raise DocumentError("Your role cannot file this kind of document; choose an administrative category.")
+        raise DomainError("Your role cannot file this kind of document; choose an administrative category.")
     doc, checked = _new(
         patient,
         actor,
@@ -104,7 +101,7 @@ def upload(actor: Actor, patient: Any, upload: Upload, *, category: str, title: 
 def portal_upload(actor: Actor, patient: Any, upload: Upload, *, category: str, note: str) -> Document:
     """The patient sends a document from the portal; it waits in the queue until staff file it."""
     if category not in Category.values:
-        raise DocumentError("Choose what kind of document this is.")
+        raise DomainError("Choose what kind of document this is.")
     doc, checked = _new(
         patient,
         actor,
@@ -130,11 +127,11 @@ def file_document(actor: Actor, doc: Document, version: int, *, category: str, t
     from kapclinic.core.concurrency import save_versioned
 
     if doc.status != Status.PENDING:
-        raise DocumentError("This upload has already been dealt with.")
+        raise DomainError("This upload has already been dealt with.")
     if category not in Category.values:
-        raise DocumentError("Choose what kind of document this is.")
+        raise DomainError("Choose what kind of document this is.")
     if not (may_view(actor, doc) and can(actor, document_action(category, write=True), doc.patient)):
-        raise DocumentError(
+        raise DomainError(
             "Your role cannot file this kind of document; a clinician files clinical documents."
         )
     doc.category = category
@@ -153,12 +150,12 @@ def reject_document(actor: Actor, doc: Document, version: int, *, reason: str) -
     from kapclinic.core.concurrency import save_versioned
 
     if doc.status != Status.PENDING:
-        raise DocumentError("This upload has already been dealt with.")
+        raise DomainError("This upload has already been dealt with.")
     if not may_view(actor, doc):
-        raise DocumentError("Your role cannot deal with this upload.")
+        raise DomainError("Your role cannot deal with this upload.")
     reason = reason.strip()
     if not reason:
-        raise DocumentError("Say why the upload is not filed; the patient reads it.")
+        raise DomainError("Say why the upload is not filed; the patient reads it.")
     name = doc.file.name
     doc.status = Status.REJECTED
     doc.rejected_reason = reason
@@ -175,11 +172,11 @@ def reject_document(actor: Actor, doc: Document, version: int, *, reason: str) -
 def open_for_download(actor: Actor, doc: Document) -> IO[bytes]:
     """The stored file, opened for reading; audited as a view of the document."""
     if not doc.file.name:
-        raise DocumentError("This upload was not filed, so its file was not kept.")
+        raise DomainError("This upload was not filed, so its file was not kept.")
     try:
         fh = document_storage().open(doc.file.name, "rb")
     except FileNotFoundError:
-        raise DocumentError(
+        raise DomainError(
             "The file of this document is missing from the document storage; restore it from the backup."
         ) from None
     record_event(actor, "view", patient=doc.patient, obj=doc, detail="download")

@@ -25,6 +25,8 @@ from typing import IO
 
 import filetype
 
+from kapclinic.core.errors import DomainError
+
 PDF = "application/pdf"
 PNG = "image/png"
 JPEG = "image/jpeg"
@@ -35,10 +37,6 @@ STORED_EXTENSION: dict[str, str] = {PDF: ".pdf", PNG: ".png", JPEG: ".jpg"}
 MAX_PIXELS = 80_000_000
 MAX_NAME = 120
 ALLOWED_SENTENCE = "Upload a PDF, PNG or JPEG file."
-
-
-class DocumentRefused(ValueError):
-    """The file is not accepted; str(exc) is the sentence to show."""
 
 
 @dataclass(frozen=True)
@@ -52,17 +50,17 @@ def check_name(raw: str) -> str:
     """The file name as given, if it is a plain name; else refuse."""
     name = (raw or "").strip()
     if not name:
-        raise DocumentRefused("The file has no name. " + ALLOWED_SENTENCE)
+        raise DomainError("The file has no name. " + ALLOWED_SENTENCE)
     if "/" in name or "\\" in name or name in {".", ".."} or name.startswith(".."):
-        raise DocumentRefused(
+        raise DomainError(
             "The file name contains a folder path; upload the file itself, named like report.pdf."
         )
     if any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise DocumentRefused(
+        raise DomainError(
             "The file name contains control characters; rename the file and upload it again."
         )
     if len(name) > MAX_NAME:
-        raise DocumentRefused(
+        raise DomainError(
             f"The file name is longer than {MAX_NAME} characters; rename the file and upload it again."
         )
     return name
@@ -74,25 +72,25 @@ def _extension(name: str) -> str:
 
 
 def check(fh: IO[bytes], raw_name: str, size: int, *, max_bytes: int) -> Checked:
-    """Check an uploaded file (an open binary file, read from the start). Raises DocumentRefused."""
+    """Check an uploaded file (an open binary file, read from the start). Raises DomainError."""
     name = check_name(raw_name)
     if size <= 0:
-        raise DocumentRefused("The file is empty.")
+        raise DomainError("The file is empty.")
     if size > max_bytes:
-        raise DocumentRefused(
+        raise DomainError(
             f"The file is {_mb(size)}; the largest file accepted is {_mb(max_bytes)}. "
             "Scan at a lower resolution or split it into parts."
         )
     ext = _extension(name)
     if ext in {".heic", ".heif"}:
-        raise DocumentRefused(
+        raise DomainError(
             "HEIC photos are not accepted: export the photo as JPEG (on an iPhone: Settings, Camera, "
             "Formats, Most Compatible) and upload that."
         )
     if ext in {".tif", ".tiff"}:
-        raise DocumentRefused("TIFF files are not accepted: save the scan as PDF and upload that.")
+        raise DomainError("TIFF files are not accepted: save the scan as PDF and upload that.")
     if ext not in EXTENSIONS:
-        raise DocumentRefused(f"“{name}” is not a PDF, PNG or JPEG file. {ALLOWED_SENTENCE}")
+        raise DomainError(f"“{name}” is not a PDF, PNG or JPEG file. {ALLOWED_SENTENCE}")
     fh.seek(0)
     head = fh.read(8192)
     kind = filetype.guess(head)
@@ -100,11 +98,11 @@ def check(fh: IO[bytes], raw_name: str, size: int, *, max_bytes: int) -> Checked
     claimed = EXTENSIONS[ext]
     if actual not in TYPE_NAMES:
         what = _describe(actual, head)
-        raise DocumentRefused(
+        raise DomainError(
             f"“{name}” is named like a {TYPE_NAMES[claimed]} but its content is {what}. {ALLOWED_SENTENCE}"
         )
     if actual != claimed:
-        raise DocumentRefused(
+        raise DomainError(
             f"“{name}” is named like a {TYPE_NAMES[claimed]} but its content is a {TYPE_NAMES[actual]}; "
             "rename it with the right ending and upload it again."
         )
@@ -145,18 +143,18 @@ def _check_pdf(fh: IO[bytes], name: str) -> None:
     try:
         reader = PdfReader(fh, strict=False)
         if reader.is_encrypted:
-            raise DocumentRefused(
+            raise DomainError(
                 f"“{name}” is a password-protected PDF; save a copy without the password and upload that."
             )
         pages = len(reader.pages)
-    except DocumentRefused:
+    except DomainError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError, OSError):
-        raise DocumentRefused(
+        raise DomainError(
             f"“{name}” starts like a PDF but cannot be opened as one; it may be damaged."
         ) from None
     if pages < 1:
-        raise DocumentRefused(f"“{name}” is a PDF without pages.")
+        raise DomainError(f"“{name}” is a PDF without pages.")
 
 
 def _check_image(fh: IO[bytes], name: str, mime: str) -> None:
@@ -166,16 +164,16 @@ def _check_image(fh: IO[bytes], name: str, mime: str) -> None:
         with Image.open(fh) as img:
             width, height = img.size
             if width * height > MAX_PIXELS:
-                raise DocumentRefused(
+                raise DomainError(
                     f"“{name}” is {width} × {height} pixels, larger than the "
                     f"{MAX_PIXELS // 1_000_000} million pixels accepted; "
                     "scan or photograph it at a lower resolution."
                 )
             img.verify()
-    except DocumentRefused:
+    except DomainError:
         raise
     except Exception:  # Pillow raises many types (incl. DecompressionBombError) for bad input
-        raise DocumentRefused(
+        raise DomainError(
             f"“{name}” starts like a {TYPE_NAMES[mime]} but cannot be opened as one; it may be damaged."
         ) from None
 

@@ -17,15 +17,22 @@ from django.views.decorators.http import require_POST
 from kapclinic.audit.services import record_event
 from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.request import request_patient
-from kapclinic.core.stubs import require_roles
 from kapclinic.documents import services
 from kapclinic.documents.forms import FileForm, PortalUploadForm, RejectForm, UploadForm
 from kapclinic.documents.models import ADMINISTRATIVE, Document, Status
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, can, document_action, open_patient, refuse, visible_patients
-
-STAFF = ("admin", "prescriber", "therapist", "nurse", "front_desk")
+from kapclinic.policy import (
+    Action,
+    ClinicAction,
+    can,
+    document_action,
+    open_patient,
+    refuse,
+    require_clinic,
+    visible_patients,
+)
 
 
 def _upload(f: UploadedFile) -> services.Upload:
@@ -73,7 +80,7 @@ def patient_documents(request: HttpRequest, patient_id: int) -> HttpResponse:
                     actor, patient, _upload(form.cleaned_data["file"]),
                     category=form.cleaned_data["category"], title=form.cleaned_data["title"],
                 )  # fmt: skip
-            except services.DocumentError as exc:
+            except DomainError as exc:
                 form.add_error("file", str(exc))
             else:
                 messages.success(request, f"“{doc.title}” is filed in the chart.")
@@ -145,7 +152,7 @@ def download(request: HttpRequest, patient_id: int, document_id: int) -> HttpRes
     _patient, doc = _document(request, patient_id, document_id, audit=False)
     try:
         fh = services.open_for_download(actor_from_request(request), doc)
-    except services.DocumentError as exc:
+    except DomainError as exc:
         messages.error(request, str(exc))
         return redirect("documents:detail", patient_id=patient_id, document_id=document_id)
     return attachment(fh, doc.name, doc.content_type)
@@ -163,7 +170,7 @@ def file_upload(request: HttpRequest, patient_id: int, document_id: int) -> Http
                 actor, doc, form.cleaned_data["version"],
                 category=form.cleaned_data["category"], title=form.cleaned_data["title"],
             )  # fmt: skip
-        except (services.DocumentError, ConflictError) as exc:
+        except (DomainError, ConflictError) as exc:
             messages.error(request, str(exc))
         else:
             messages.success(request, f"“{doc.title}” is filed in the chart.")
@@ -185,7 +192,7 @@ def reject_upload(request: HttpRequest, patient_id: int, document_id: int) -> Ht
             services.reject_document(
                 actor, doc, form.cleaned_data["version"], reason=form.cleaned_data["reason"]
             )
-        except (services.DocumentError, ConflictError) as exc:
+        except (DomainError, ConflictError) as exc:
             messages.error(request, str(exc))
         else:
             messages.success(
@@ -201,7 +208,7 @@ def reject_upload(request: HttpRequest, patient_id: int, document_id: int) -> Ht
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
     """Patients' uploads waiting to be filed, of the patients and categories the viewer may see."""
-    require_roles(request, STAFF)
+    require_clinic(request, ClinicAction.FILE_UPLOADS)
     actor = actor_from_request(request)
     clinical = visible_patients(actor, Action.VIEW_CLINICAL).values("pk")
     admin = visible_patients(actor, Action.VIEW_DEMOGRAPHICS).values("pk")
@@ -220,7 +227,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 
 
 def _me(request: HttpRequest, *, audit: str | None = "view") -> Patient:
-    require_roles(request, ["patient"])
+    require_clinic(request, ClinicAction.SELF_SERVICE)
     return open_patient(
         request, request_patient(request).pk, Action.SELF_SERVICE, audit=audit, object_type="documents"
     )
@@ -242,7 +249,7 @@ def my_documents(request: HttpRequest) -> HttpResponse:
                     actor, patient, _upload(form.cleaned_data["file"]),
                     category=form.cleaned_data["category"], note=form.cleaned_data["note"],
                 )  # fmt: skip
-            except services.DocumentError as exc:
+            except DomainError as exc:
                 form.add_error("file", str(exc))
             else:
                 messages.success(request, "Sent. The clinic will file it in your chart.")

@@ -14,7 +14,6 @@ from django.http import Http404, HttpRequest
 if TYPE_CHECKING:
     from kapclinic.patients.models import Patient
 
-STAFF = ["admin", "prescriber", "therapist", "nurse", "front_desk"]
 
 
 @dataclass(frozen=True)
@@ -38,28 +37,25 @@ def _assessment(request: HttpRequest, object_id: int) -> Patient | None:
 
 def _own_record(request: HttpRequest, object_id: int) -> Patient | None:
     from kapclinic.core.request import request_patient
-    from kapclinic.core.stubs import require_roles
-    from kapclinic.policy import Action, open_patient
+    from kapclinic.policy import Action, ClinicAction, open_patient, require_clinic
 
     _no_object(object_id)
-    require_roles(request, ["patient"])
+    require_clinic(request, ClinicAction.SELF_SERVICE)
     return open_patient(request, request_patient(request).pk, Action.SELF_SERVICE, audit=None)
 
 
 def _consent_in_clinic(request: HttpRequest, object_id: int) -> Patient | None:
-    from kapclinic.core.stubs import require_roles
-    from kapclinic.policy import Action, open_patient
+    from kapclinic.policy import Action, ClinicAction, open_patient, require_clinic
 
-    require_roles(request, STAFF)
+    require_clinic(request, ClinicAction.CONSENT_IN_CLINIC)
     return open_patient(request, object_id, Action.EDIT_DEMOGRAPHICS, audit=None, object_type="consent_form")
 
 
 def _consent_document(request: HttpRequest, object_id: int) -> Patient | None:
-    from kapclinic.consent.views import EDITORS
-    from kapclinic.core.stubs import require_roles
+    from kapclinic.policy import ClinicAction, require_clinic
 
     _no_object(object_id)
-    require_roles(request, EDITORS)
+    require_clinic(request, ClinicAction.MANAGE_CONSENT_DOCUMENTS)
     return None
 
 

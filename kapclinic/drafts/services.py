@@ -10,6 +10,7 @@ from django.db import transaction
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
+from kapclinic.core.errors import DomainError
 from kapclinic.drafts.models import Draft
 
 if TYPE_CHECKING:
@@ -20,31 +21,27 @@ MAX_VALUE_CHARS = 50_000  # the longest field of these forms (a consent document
 MAX_TOTAL_CHARS = 250_000
 
 
-class DraftRefused(ValueError):
-    """The values sent are not a form's values; str() says why."""
-
-
 def clean_draft_data(data: Any) -> dict[str, str | list[str]]:
     """A draft holds field name -> text (or a list of texts for checkboxes): nothing else."""
     if not isinstance(data, dict):
-        raise DraftRefused("A draft is an object of field names and values.")
+        raise DomainError("A draft is an object of field names and values.")
     if len(data) > MAX_FIELDS:
-        raise DraftRefused(f"A draft holds at most {MAX_FIELDS} fields.")
+        raise DomainError(f"A draft holds at most {MAX_FIELDS} fields.")
     total = 0
     cleaned: dict[str, str | list[str]] = {}
     for name, value in data.items():
         if not isinstance(name, str) or not name or len(name) > 200:
-            raise DraftRefused("Each field name is a text of 1 to 200 characters.")
+            raise DomainError("Each field name is a text of 1 to 200 characters.")
         values = value if isinstance(value, list) else [value]
         if not all(isinstance(v, str) for v in values):
-            raise DraftRefused(f"The value of {name[:40]!r} is not text.")
+            raise DomainError(f"The value of {name[:40]!r} is not text.")
         for v in values:
             if len(v) > MAX_VALUE_CHARS:
-                raise DraftRefused(f"The value of {name[:40]!r} is longer than {MAX_VALUE_CHARS} characters.")
+                raise DomainError(f"The value of {name[:40]!r} is longer than {MAX_VALUE_CHARS} characters.")
             total += len(v)
         cleaned[name] = value
     if total > MAX_TOTAL_CHARS:
-        raise DraftRefused(f"A draft holds at most {MAX_TOTAL_CHARS} characters in all.")
+        raise DomainError(f"A draft holds at most {MAX_TOTAL_CHARS} characters in all.")
     return cleaned
 
 

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from kapclinic.audit.services import record_event
 from kapclinic.core.actor import actor_from_request
+from kapclinic.core.errors import DomainError
 from kapclinic.drafts import selectors, services
 from kapclinic.drafts.models import Draft
 from kapclinic.drafts.registry import draft_form
@@ -41,7 +42,7 @@ def draft(request: HttpRequest, key: str, object_id: int) -> HttpResponse:
         return JsonResponse({"error": 'Send {"data": {field name: value}}.'}, status=400)
     try:
         saved = services.draft_save(actor, key, object_id, body["data"], patient)
-    except services.DraftRefused as exc:
+    except DomainError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse({"saved_at": _saved_at(saved)})
 

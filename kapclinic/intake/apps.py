@@ -55,6 +55,7 @@ class IntakeConfig(AppConfig):
     verbose_name = "Intake"
 
     def ready(self) -> None:
+        from kapclinic.accounts.models import Role
         from kapclinic.core.registry import (
             ChartPanel,
             Widget,
@@ -78,7 +79,7 @@ class IntakeConfig(AppConfig):
                 title="New inquiries",
                 template="intake/_inquiry_widget.html",
                 context=_inquiry_widget,
-                roles=frozenset({"front_desk", "admin"}),
+                roles=frozenset({Role.FRONT_DESK, Role.ADMIN}),
                 order=10,
             )
         )

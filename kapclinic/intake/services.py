@@ -15,10 +15,11 @@ from kapclinic.clinical.eligibility.chart_medications import relevant_digest
 from kapclinic.core import clock, request_cache
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import ConflictError, save_versioned
+from kapclinic.core.errors import DomainError
 from kapclinic.intake import selectors
 from kapclinic.intake.models import Assessment, EligibilityDecision, Inquiry, InquiryStatus
 from kapclinic.patients.models import Medication, PathwayStatus, Patient, TimelineCategory
-from kapclinic.patients.services import EnrolmentRefused, add_timeline_event, patient_create
+from kapclinic.patients.services import add_timeline_event, patient_create
 
 # Engineering limits for the public form (not clinical): how many inquiries one client address may
 # send per window. Configurable in settings.
@@ -26,11 +27,7 @@ RATE_LIMIT_COUNT = int(getattr(settings, "KAP_INQUIRY_RATE_LIMIT", 5))
 RATE_LIMIT_WINDOW = dt.timedelta(minutes=int(getattr(settings, "KAP_INQUIRY_RATE_WINDOW_MINUTES", 60)))
 
 
-class RefusedError(Exception):
-    """A refusal whose message is a sentence for the user."""
-
-
-class RateLimitedError(RefusedError):
+class RateLimitedError(DomainError):
     pass
 
 
@@ -71,7 +68,7 @@ def inquiry_set_status(actor: Actor, inquiry: Inquiry, status: str) -> None:
         InquiryStatus.CONVERTED: set(),
     }
     if status not in allowed.get(InquiryStatus(inquiry.status), set()):
-        raise RefusedError(
+        raise DomainError(
             f"An inquiry that is '{inquiry.get_status_display()}' cannot be marked "
             f"'{InquiryStatus(status).label}'."
         )
@@ -91,10 +88,10 @@ def inquiry_convert(
     with transaction.atomic():
         locked = Inquiry.objects.select_for_update().get(pk=inquiry.pk)
         if locked.status == InquiryStatus.CONVERTED:
-            raise RefusedError("This inquiry has already been converted; open the patient record instead.")
+            raise DomainError("This inquiry has already been converted; open the patient record instead.")
         if existing is not None:
             if existing.clinic_id != locked.clinic_id:
-                raise RefusedError("The matching record belongs to another clinic.")
+                raise DomainError("The matching record belongs to another clinic.")
             patient = existing
             record_event(actor, "update", patient=patient, obj=locked, detail="inquiry merged into record")
             add_timeline_event(
@@ -110,8 +107,8 @@ def inquiry_convert(
                 patient = patient_create(
                     actor, **{"pathway_status": PathwayStatus.ASSESSMENT, **(fields or {})}
                 )
-            except EnrolmentRefused as exc:
-                raise RefusedError(str(exc)) from None
+            except DomainError as exc:
+                raise DomainError(str(exc)) from None
             add_timeline_event(
                 patient,
                 kind="intake.inquiry_converted",
@@ -298,20 +295,20 @@ def decision_sign(
 ) -> EligibilityDecision:
     """Sign an eligibility decision on the report as it stands now.
 
-    Refuses (RefusedError, a sentence) when the assessment changed since the report was shown, when a
+    Refuses (DomainError, a sentence) when the assessment changed since the report was shown, when a
     hard stop (or an unanswered hard-stop question) would be signed eligible, or when a review item
     lacks a written rationale."""
     with transaction.atomic():
         assessment = Assessment.objects.select_for_update().get(patient=patient)
         if assessment.version != shown_version:
-            raise RefusedError(
+            raise DomainError(
                 "The intake changed after you opened this report, so the report you read is out of date. "
                 "Review the updated report below and sign again."
             )
         classified = selectors.classified_medications(assessment, patient)
         digest = relevant_digest(classified, load_rule_set())
         if shown_medications_digest is not None and shown_medications_digest != digest:
-            raise RefusedError(
+            raise DomainError(
                 "The chart's medication list changed after you opened this report, so the report you read "
                 "is out of date. Review the updated report below and sign again."
             )
@@ -319,7 +316,7 @@ def decision_sign(
         choice = Decision(decision)
         errors = check_decision(report, choice, reason, rationales)
         if errors:
-            raise RefusedError(" ".join(errors))
+            raise DomainError(" ".join(errors))
         kept = {f.rule_id: rationales.get(f.rule_id, "").strip() for f in report.reviews}
         signed = EligibilityDecision.objects.create(
             patient=patient,

@@ -12,9 +12,9 @@ from kapclinic.clinical.eligibility import load_rule_set
 from kapclinic.clinical.eligibility.chart_medications import relevant_digest
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.params import param
 from kapclinic.core.request import request_clinic, request_patient
-from kapclinic.core.stubs import require_roles
 from kapclinic.drafts.services import draft_clear
 from kapclinic.intake import selectors, services
 from kapclinic.intake.forms import (
@@ -27,18 +27,15 @@ from kapclinic.intake.forms import (
 )
 from kapclinic.intake.models import Inquiry, InquiryStatus
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, can, open_patient, refuse
+from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, refuse, require_clinic
 
-QUEUE_ROLES = ["admin", "front_desk", "prescriber", "therapist", "nurse"]
-CONVERT_ROLES = ["admin", "front_desk", "prescriber"]
 PAGE_SIZE = 25
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     """The front desk's inquiry queue."""
-    role = require_roles(request, QUEUE_ROLES)
-    actor = actor_from_request(request)
+    actor = require_clinic(request, ClinicAction.VIEW_INQUIRIES)
     statuses = forms.ChoiceField(choices=InquiryStatus.choices, required=False)
     status = param(request.GET, "status", statuses) or ""
     page = Paginator(selectors.inquiry_queue(actor.clinic, status), PAGE_SIZE).get_page(
@@ -54,7 +51,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "page": page,
             "status": status,
             "statuses": InquiryStatus.choices,
-            "can_convert": role in CONVERT_ROLES,
+            "can_convert": clinic_can(actor, ClinicAction.CONVERT_INQUIRY),
         },
     )
 
@@ -67,23 +64,26 @@ def _inquiry(request: HttpRequest, inquiry_id: int) -> Inquiry:
 
 @login_required
 def inquiry(request: HttpRequest, inquiry_id: int) -> HttpResponse:
-    role = require_roles(request, QUEUE_ROLES)
-    actor = actor_from_request(request)
+    actor = require_clinic(request, ClinicAction.VIEW_INQUIRIES)
     item = _inquiry(request, inquiry_id)
     if request.method == "POST":
-        if role not in CONVERT_ROLES:
+        if not clinic_can(actor, ClinicAction.CONVERT_INQUIRY):
             raise refuse(request, "Only the front desk, admins and prescribers handle inquiries.")
         try:
             services.inquiry_set_status(actor, item, request.POST.get("status", ""))
-        except (services.RefusedError, ValueError) as exc:
+        except (DomainError, ValueError) as exc:
             messages.error(
-                request, str(exc) if isinstance(exc, services.RefusedError) else "Choose a status."
+                request, str(exc) if isinstance(exc, DomainError) else "Choose a status."
             )
         else:
             messages.success(request, f"Inquiry marked '{item.get_status_display()}'.")
         return redirect("intake:inquiry", inquiry_id=item.pk)
     record_event(actor, "view", obj=item)
-    return render(request, "intake/inquiry.html", {"inquiry": item, "can_convert": role in CONVERT_ROLES})
+    return render(
+        request,
+        "intake/inquiry.html",
+        {"inquiry": item, "can_convert": clinic_can(actor, ClinicAction.CONVERT_INQUIRY)},
+    )
 
 
 def _split_name(name: str) -> tuple[str, str]:
@@ -97,7 +97,7 @@ def _split_name(name: str) -> tuple[str, str]:
 def convert(request: HttpRequest, inquiry_id: int) -> HttpResponse:
     """Turn an inquiry into a patient: enter name + date of birth + contact, see possible matches,
     and confirm either 'this is the same person' (merge) or 'create a new record'."""
-    require_roles(request, CONVERT_ROLES)
+    require_clinic(request, ClinicAction.CONVERT_INQUIRY)
     actor = actor_from_request(request)
     item = _inquiry(request, inquiry_id)
     if item.status == InquiryStatus.CONVERTED:
@@ -141,7 +141,7 @@ def convert(request: HttpRequest, inquiry_id: int) -> HttpResponse:
                 }
                 try:
                     patient = services.inquiry_convert(actor, item, existing=existing, fields=fields)
-                except services.RefusedError as exc:
+                except DomainError as exc:
                     form.add_error(None, str(exc))
                 else:
                     verb = "linked to the existing record" if existing else "converted to a new record"
@@ -167,7 +167,7 @@ def convert(request: HttpRequest, inquiry_id: int) -> HttpResponse:
 
 @login_required
 def questionnaire(request: HttpRequest) -> HttpResponse:
-    require_roles(request, ["patient"])
+    require_clinic(request, ClinicAction.SELF_SERVICE)
     patient = open_patient(
         request,
         request_patient(request).pk,
@@ -314,7 +314,7 @@ def eligibility(request: HttpRequest, patient_id: int) -> HttpResponse:
                     rationales=form.rationales(),
                     shown_medications_digest=form.cleaned_data.get("medications_digest") or None,
                 )
-            except services.RefusedError as exc:
+            except DomainError as exc:
                 form.add_error(None, str(exc))
                 status = 409 if "after you opened" in str(exc) else 400
             else:

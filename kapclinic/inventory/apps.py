@@ -7,6 +7,7 @@ class InventoryConfig(AppConfig):
     verbose_name = "Controlled substances"
 
     def ready(self) -> None:
+        from kapclinic.accounts.models import Role
         from kapclinic.core.registry import Widget, register_dashboard_widget
         from kapclinic.inventory import widgets
 
@@ -16,7 +17,7 @@ class InventoryConfig(AppConfig):
                 title="Controlled substances",
                 template="inventory/_dashboard_widget.html",
                 context=widgets.dashboard_context,
-                roles=frozenset({"admin", "prescriber", "nurse"}),
+                roles=frozenset({Role.ADMIN, Role.PRESCRIBER, Role.NURSE}),
                 order=60,
             )
         )

@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from kapclinic.accounts.models import Membership, User
+from kapclinic.accounts.models import Membership, Role, User
 from kapclinic.clinical.ledger import dea_number_problem
 from kapclinic.core import clock
 from kapclinic.core.forms import KapForm
@@ -25,7 +25,7 @@ DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
-def staff_choices(clinic: Any, roles: tuple[str, ...] = ("nurse", "prescriber")) -> Any:
+def staff_choices(clinic: Any, roles: tuple[str, ...] = (Role.NURSE, Role.PRESCRIBER)) -> Any:
     ids = Membership.objects.filter(clinic=clinic, is_active=True, role__in=roles).values("user_id")
     return User.objects.filter(pk__in=ids, is_active=True).order_by("full_name")
 
@@ -257,7 +257,7 @@ class ReportForm(forms.Form):
 class SettingsForm(forms.Form):
     roles = forms.MultipleChoiceField(
         label="Roles that may receive, adjust and destroy stock",
-        choices=[("prescriber", "Prescriber"), ("nurse", "Nurse"), ("admin", "Admin")],
+        choices=[(Role.PRESCRIBER, "Prescriber"), (Role.NURSE, "Nurse"), (Role.ADMIN, "Admin")],
         widget=forms.CheckboxSelectMultiple,
     )
     estimate_tolerance_mg = forms.DecimalField(

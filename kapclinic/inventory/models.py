@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from kapclinic.accounts.models import Role
 from kapclinic.clinical.dosing import Mg, MgPerMl, Ml
 from kapclinic.clinical.ledger import ContainerContent, Devices, dea_number_problem
 from kapclinic.core import clock
@@ -35,7 +36,7 @@ class InventorySettings(models.Model):
     sourced value, §2)."""
 
     clinic = models.OneToOneField("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
-    stock_roles = models.CharField(max_length=100, default="prescriber")
+    stock_roles = models.CharField(max_length=100, default=Role.PRESCRIBER.value)
     estimate_tolerance_mg = models.DecimalField(max_digits=9, decimal_places=3, default=Decimal(0))
 
     def stock_role_list(self) -> list[str]:

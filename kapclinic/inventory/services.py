@@ -16,11 +16,13 @@ from typing import Any
 
 from django.db import transaction
 
+from kapclinic.accounts.models import Role
 from kapclinic.audit.services import record_event
 from kapclinic.clinical import ledger as core
 from kapclinic.clinical.dosing import Mg, Ml, QuantityError
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
+from kapclinic.core.errors import DomainError
 from kapclinic.inventory.models import (
     ClinicHoliday,
     Container,
@@ -40,18 +42,7 @@ from kapclinic.inventory.models import (
     SessionDraw,
     StorageLocation,
 )
-
-ADMINISTER_ROLES = frozenset({"nurse", "prescriber"})
-COUNT_ROLES = frozenset({"nurse", "prescriber"})
-READ_ROLES = frozenset({"admin", "nurse", "prescriber"})
-
-
-class InventoryError(ValueError):
-    """A refused write; ``reasons`` are user-facing sentences. Nothing was stored."""
-
-    def __init__(self, reasons: Sequence[str] | str) -> None:
-        self.reasons = (reasons,) if isinstance(reasons, str) else tuple(reasons)
-        super().__init__(" ".join(self.reasons))
+from kapclinic.policy import ClinicAction, clinic_can
 
 
 def settings_for(clinic: Any) -> InventorySettings:
@@ -64,9 +55,9 @@ def stock_roles(clinic: Any) -> frozenset[str]:
     return frozenset(settings_for(clinic).stock_role_list())
 
 
-def _require(actor: Actor, roles: frozenset[str], what: str) -> None:
-    if actor.role not in roles:
-        raise InventoryError(f"Your role may not {what}.")
+def _require(actor: Actor, action: ClinicAction, what: str) -> None:
+    if not clinic_can(actor, action):
+        raise DomainError(f"Your role may not {what}.")
 
 
 def _staff_ok(actor: Actor, user: Any, label: str) -> None:
@@ -75,7 +66,7 @@ def _staff_ok(actor: Actor, user: Any, label: str) -> None:
     if user is None:
         return
     if not Membership.objects.filter(user=user, clinic=actor.clinic, is_active=True).exists():
-        raise InventoryError(f"The {label} must be a member of this clinic's staff.")
+        raise DomainError(f"The {label} must be a member of this clinic's staff.")
 
 
 # ---- registrations and products ------------------------------------------------------------------
@@ -92,12 +83,12 @@ def create_registration(
     address: str = "",
     location_names: Sequence[str] = ("Locked cabinet",),
 ) -> Registration:
-    _require(actor, stock_roles(actor.clinic) | {"admin"}, "register a DEA registration")
+    _require(actor, ClinicAction.REGISTER_DEA, "register a DEA registration")
     problem = core.dea_number_problem(dea_number)
     if problem:
-        raise InventoryError(problem)
+        raise DomainError(problem)
     if actor.clinic is None:
-        raise InventoryError("Choose a clinic first.")
+        raise DomainError("Choose a clinic first.")
     reg = Registration.objects.create(
         clinic=actor.clinic,
         dea_number=dea_number.strip().upper(),
@@ -141,7 +132,7 @@ def receive_delivery(
 ) -> Receipt:
     """Record an order received against its invoice; each container gets an identifier, a label and
     its opening ledger line (the labelled content)."""
-    _require(actor, stock_roles(actor.clinic), "receive controlled substances")
+    _require(actor, ClinicAction.HANDLE_STOCK, "receive controlled substances")
     user = actor.require_user()
     reasons: list[str] = []
     problem = core.dea_number_problem(supplier_dea_number)
@@ -159,7 +150,7 @@ def receive_delivery(
     ):
         reasons.append("Choose a storage location of this registration.")
     if reasons:
-        raise InventoryError(reasons)
+        raise DomainError(reasons)
     receipt = Receipt.objects.create(
         registration=registration,
         supplier=supplier,
@@ -248,7 +239,7 @@ def _append(
     try:
         new = core.apply_entry(_ledger_of(container), proposed)
     except core.LedgerRefused as exc:
-        raise InventoryError(exc.reasons) from None
+        raise DomainError(exc.reasons) from None
     line = new.lines[-1]
     content = new.content
     amount = abs(line.delta)
@@ -294,8 +285,8 @@ def _amount(container: Container, value: Decimal | str | int, unit: str) -> core
         if unit == "devices":
             return core.Devices(value)
     except QuantityError as exc:
-        raise InventoryError(str(exc)) from None
-    raise InventoryError(f"{unit!r} is not a unit the ledger knows (mg, mL or devices).")
+        raise DomainError(str(exc)) from None
+    raise DomainError(f"{unit!r} is not a unit the ledger knows (mg, mL or devices).")
 
 
 def _locked(actor: Actor, container_id: int) -> Container:
@@ -306,14 +297,15 @@ def _locked(actor: Actor, container_id: int) -> Container:
             .get(pk=container_id, registration__clinic=actor.clinic)
         )
     except Container.DoesNotExist:
-        raise InventoryError("That container is not in this clinic's stock.") from None
+        raise DomainError("That container is not in this clinic's stock.") from None
 
 
-KIND_ROLES = {
-    EntryKind.ADMINISTRATION: "administer",
-    EntryKind.WASTE: "administer",
-    EntryKind.ADJUSTMENT: "stock",
-    EntryKind.REVERSAL: "prescriber",
+# Who may add each kind of line, and the refusal's words.
+KIND_ACTIONS = {
+    EntryKind.ADMINISTRATION: (ClinicAction.HANDLE_DOSES, "administer or waste controlled substances"),
+    EntryKind.WASTE: (ClinicAction.HANDLE_DOSES, "administer or waste controlled substances"),
+    EntryKind.ADJUSTMENT: (ClinicAction.HANDLE_STOCK, "adjust controlled-substance stock"),
+    EntryKind.REVERSAL: (ClinicAction.CORRECT_INVENTORY, "reverse a ledger entry (prescribers only)"),
 }
 
 
@@ -336,19 +328,14 @@ def record_entry(
 ) -> LedgerEntry:
     """Add one line (administration, waste, adjustment or reversal) to a container's ledger."""
     ekind = EntryKind(kind)
-    need = KIND_ROLES.get(ekind)
+    need = KIND_ACTIONS.get(ekind)
     if need is None:
-        raise InventoryError("Receipts and destructions have their own pages.")
-    if need == "administer":
-        _require(actor, ADMINISTER_ROLES, "administer or waste controlled substances")
-    elif need == "stock":
-        _require(actor, stock_roles(actor.clinic), "adjust controlled-substance stock")
-    else:
-        _require(actor, frozenset({"prescriber"}), "reverse a ledger entry (prescribers only)")
+        raise DomainError("Receipts and destructions have their own pages.")
+    _require(actor, *need)
     user = actor.require_user()
     _staff_ok(actor, witness, "witness")
     if at is not None and at > clock.now():
-        raise InventoryError("An entry cannot be dated in the future.")
+        raise DomainError("An entry cannot be dated in the future.")
     container = _locked(actor, container_id)
     # "now" is read under the lock: a draw that waited for another one is dated after it
     when = at or clock.now()
@@ -393,9 +380,9 @@ def draw_for_administration(
     from an esketamine pack. For the sessions app to call inside its own administration transaction
     (not wired yet): the container row is locked, an expired container or the wrong unit is refused."""
     if getattr(session, "clinic_id", None) != getattr(actor.clinic, "pk", None):
-        raise InventoryError("That dosing session is not in this clinic.")
+        raise DomainError("That dosing session is not in this clinic.")
     if (amount_mg is None) == (devices is None):
-        raise InventoryError("Give the dose either in mg (a vial) or in devices (a nasal device pack).")
+        raise DomainError("Give the dose either in mg (a vial) or in devices (a nasal device pack).")
     amount: Decimal | int = amount_mg if amount_mg is not None else devices  # type: ignore[assignment]
     return record_entry(
         actor,
@@ -459,35 +446,35 @@ def draw_for_session(
     given is wasted with a witness before discharge."""
     kind = STOCKED_FORMS.get(form)
     if kind is None:
-        raise InventoryError("This dose form is not drawn from controlled-substance stock.")
+        raise DomainError("This dose form is not drawn from controlled-substance stock.")
     container = (
         Container.objects.select_related("product")
         .filter(pk=container_id, registration__clinic=actor.clinic)
         .first()
     )
     if container is None:
-        raise InventoryError("That container is not in this clinic's stock.")
+        raise DomainError("That container is not in this clinic's stock.")
     if container.product.kind != kind:
-        raise InventoryError(
+        raise DomainError(
             f"{container.identifier} is a {container.product.get_kind_display().lower()}; this dose is "
             f"given from a {ProductKind(kind).label.lower()}."
         )
     if container.is_expired():
-        raise InventoryError(
+        raise DomainError(
             f"{container.identifier} (lot {container.lot}) expired on {container.expiry.isoformat()}; "
             "it cannot be used."
         )
     if kind == ProductKind.VIAL:
         if dose_mg is None:
-            raise InventoryError("The dose has no amount in mg.")
+            raise DomainError("The dose has no amount in mg.")
         drawn = dose_mg if drawn_mg is None else drawn_mg
         if drawn < dose_mg:
-            raise InventoryError(
+            raise DomainError(
                 f"The amount drawn ({drawn.normalize():f} mg) cannot be less than the dose "
                 f"({dose_mg.normalize():f} mg)."
             )
         if drawn > container.balance:
-            raise InventoryError(
+            raise DomainError(
                 f"{container.identifier} holds {container.balance.normalize():f} mg; "
                 f"{drawn.normalize():f} mg cannot be drawn from it. Choose another container (or record "
                 "an overfill adjustment on the container's page)."
@@ -498,7 +485,7 @@ def draw_for_session(
         given = dose_mg
     else:
         if not devices:
-            raise InventoryError("The dose has no number of devices.")
+            raise DomainError("The dose has no number of devices.")
         entry = draw_for_administration(
             actor, container_id=container.pk, session=session, route=route, devices=devices, witness=witness
         )
@@ -614,17 +601,17 @@ def waste_for_session(
     is unaccounted for."""
     draw = SessionDraw.objects.select_related("container").filter(pk=draw_id, session=session).first()
     if draw is None:
-        raise InventoryError("That draw is not part of this session.")
+        raise DomainError("That draw is not part of this session.")
     if draw.unit != "mg":
-        raise InventoryError("Esketamine devices are not wasted here: record the used devices' disposal.")
+        raise DomainError("Esketamine devices are not wasted here: record the used devices' disposal.")
     if amount_mg <= 0:
-        raise InventoryError("The amount wasted must be above zero.")
+        raise DomainError("The amount wasted must be above zero.")
     if witness is None:
-        raise InventoryError("A waste needs a second person as witness, signed in.")
+        raise DomainError("A waste needs a second person as witness, signed in.")
     # the container row is locked by record_entry; the session's earlier waste is read after it
     left = draw.residue - _session_waste(session, draw.container_id)
     if amount_mg > left:
-        raise InventoryError(
+        raise DomainError(
             f"Only {max(left, Decimal(0)).normalize():f} mg drawn from {draw.container.identifier} is not "
             f"yet accounted for; {amount_mg.normalize():f} mg cannot be wasted."
         )
@@ -645,7 +632,7 @@ def waste_for_session(
 def dispose_devices(actor: Actor, session: Any, *, draw_id: int, witness: Any) -> SessionDraw:
     """The used esketamine devices of a draw went to medical waste under controlled-substance rules
     (§7 [A49]), witnessed. Not a ledger line: the devices were administered."""
-    _require(actor, ADMINISTER_ROLES, "record device disposal")
+    _require(actor, ClinicAction.HANDLE_DOSES, "record device disposal")
     user = actor.require_user()
     draw = (
         SessionDraw.objects.select_for_update()
@@ -654,15 +641,15 @@ def dispose_devices(actor: Actor, session: Any, *, draw_id: int, witness: Any) -
         .first()
     )
     if draw is None:
-        raise InventoryError("That draw is not part of this session.")
+        raise DomainError("That draw is not part of this session.")
     if draw.unit != "devices":
-        raise InventoryError("Only esketamine devices have a disposal record.")
+        raise DomainError("Only esketamine devices have a disposal record.")
     if draw.devices_disposed_at is not None:
-        raise InventoryError("The disposal of these devices is already recorded.")
+        raise DomainError("The disposal of these devices is already recorded.")
     if witness is None:
-        raise InventoryError("The disposal needs a second person as witness, signed in.")
+        raise DomainError("The disposal needs a second person as witness, signed in.")
     if witness.pk == user.pk:
-        raise InventoryError("The witness must be a different person from the one disposing.")
+        raise DomainError("The witness must be a different person from the one disposing.")
     _staff_ok(actor, witness, "witness")
     draw.devices_disposed_at = clock.now()
     draw.devices_disposed_by = user
@@ -690,7 +677,7 @@ def destroy(
     at: dt.datetime | None = None,
 ) -> Destruction:
     """Destroy what remains of a container (Form 41 fields, two witnesses, §5)."""
-    _require(actor, stock_roles(actor.clinic), "destroy controlled substances")
+    _require(actor, ClinicAction.HANDLE_STOCK, "destroy controlled substances")
     user = actor.require_user()
     reasons: list[str] = []
     if witness_1 is None or witness_2 is None:
@@ -708,13 +695,13 @@ def destroy(
     if not place.strip():
         reasons.append("Say where it was destroyed.")
     if reasons:
-        raise InventoryError(reasons)
+        raise DomainError(reasons)
     _staff_ok(actor, witness_1, "first witness")
     _staff_ok(actor, witness_2, "second witness")
     container = _locked(actor, container_id)
     when = at or clock.now()  # read under the lock, after any entry that held it
     if container.balance <= 0:
-        raise InventoryError("This container has nothing left to destroy.")
+        raise DomainError("This container has nothing left to destroy.")
     unit = container.product.unit
     proposed = core.ProposedEntry(
         kind=core.EntryKind.DESTRUCTION,
@@ -767,7 +754,7 @@ def record_count(
     taken_at: dt.datetime | None = None,
 ) -> Count:
     """A count (opening/close of business, witnessed, §2); each line that disagrees opens a discrepancy."""
-    _require(actor, COUNT_ROLES, "take a count")
+    _require(actor, ClinicAction.HANDLE_DOSES, "take a count")
     user = actor.require_user()
     when = taken_at or clock.now()
     reasons: list[str] = []
@@ -782,7 +769,7 @@ def record_count(
     if not lines and Container.objects.filter(registration=registration, balance__gt=0).exists():
         reasons.append("Count every container on hand (a zero inventory only when nothing is on hand).")
     if reasons:
-        raise InventoryError(reasons)
+        raise DomainError(reasons)
     _staff_ok(actor, witness, "witness")
     tolerance = settings_for(actor.clinic).estimate_tolerance_mg
     count = Count.objects.create(
@@ -797,9 +784,9 @@ def record_count(
             .first()
         )
         if container is None:
-            raise InventoryError("A counted container is not in this registration's stock.")
+            raise DomainError("A counted container is not in this registration's stock.")
         if item.counted < 0:
-            raise InventoryError(f"{container.identifier}: a count cannot be negative.")
+            raise DomainError(f"{container.identifier}: a count cannot be negative.")
         tol = tolerance if container.product.unit == "mg" else Decimal(0)
         cmp = core.compare_count(
             container.balance, item.counted, container.product.unit, exact=item.exact, tolerance=tol
@@ -829,18 +816,18 @@ def record_count(
 
 @transaction.atomic
 def resolve_discrepancy(actor: Actor, discrepancy_id: int, *, explanation: str) -> Discrepancy:
-    _require(actor, frozenset({"prescriber"}), "resolve a discrepancy (prescribers only)")
+    _require(actor, ClinicAction.CORRECT_INVENTORY, "resolve a discrepancy (prescribers only)")
     d = (
         Discrepancy.objects.select_for_update()
         .filter(pk=discrepancy_id, registration__clinic=actor.clinic)
         .first()
     )
     if d is None:
-        raise InventoryError("That discrepancy is not in this clinic's records.")
+        raise DomainError("That discrepancy is not in this clinic's records.")
     if not d.is_open:
-        raise InventoryError("This discrepancy was already resolved.")
+        raise DomainError("This discrepancy was already resolved.")
     if not explanation.strip():
-        raise InventoryError("Write the explanation of what was found.")
+        raise DomainError("Write the explanation of what was found.")
     d.explanation = explanation.strip()
     d.resolved_by = actor.require_user()
     d.resolved_at = clock.now()
@@ -883,14 +870,14 @@ def loss_deadlines(
 @transaction.atomic
 def add_holiday(actor: Actor, *, day: dt.date, name: str) -> ClinicHoliday:
     """Record a clinic holiday (admins and the stock roles)."""
-    _require(actor, stock_roles(actor.clinic) | {"admin"}, "record clinic holidays")
+    _require(actor, ClinicAction.REGISTER_DEA, "record clinic holidays")
     name = name.strip()
     if actor.clinic is None:
-        raise InventoryError("Choose a clinic first.")
+        raise DomainError("Choose a clinic first.")
     if not name:
-        raise InventoryError("Name the holiday.")
+        raise DomainError("Name the holiday.")
     if ClinicHoliday.objects.filter(clinic=actor.clinic, day=day).exists():
-        raise InventoryError(f"{day.isoformat()} is already recorded as a holiday.")
+        raise DomainError(f"{day.isoformat()} is already recorded as a holiday.")
     h = ClinicHoliday.objects.create(clinic=actor.clinic, day=day, name=name)
     record_event(actor, "create", obj=h, detail="inventory.holiday")
     return h
@@ -898,10 +885,10 @@ def add_holiday(actor: Actor, *, day: dt.date, name: str) -> ClinicHoliday:
 
 @transaction.atomic
 def remove_holiday(actor: Actor, holiday_id: int) -> None:
-    _require(actor, stock_roles(actor.clinic) | {"admin"}, "record clinic holidays")
+    _require(actor, ClinicAction.REGISTER_DEA, "record clinic holidays")
     h = ClinicHoliday.objects.filter(pk=holiday_id, clinic=actor.clinic).first()
     if h is None:
-        raise InventoryError("That holiday is not in this clinic's calendar.")
+        raise DomainError("That holiday is not in this clinic's calendar.")
     record_event(actor, "update", obj=h, detail="inventory.holiday.removed")
     h.delete()
 
@@ -915,14 +902,14 @@ def open_loss_report(
     description: str,
     discrepancy: Discrepancy | None = None,
 ) -> LossReport:
-    _require(actor, stock_roles(actor.clinic), "open a loss report")
+    _require(actor, ClinicAction.HANDLE_STOCK, "open a loss report")
     reasons = []
     if discovered_at > clock.now():
         reasons.append("The discovery cannot be in the future.")
     if not description.strip():
         reasons.append("Describe what was lost or stolen.")
     if reasons:
-        raise InventoryError(reasons)
+        raise DomainError(reasons)
     report = LossReport.objects.create(
         registration=registration,
         discovered_at=discovered_at,
@@ -936,17 +923,17 @@ def open_loss_report(
 
 @transaction.atomic
 def mark_loss_filed(actor: Actor, report_id: int, *, which: str) -> LossReport:
-    _require(actor, stock_roles(actor.clinic), "mark a loss report filed")
+    _require(actor, ClinicAction.HANDLE_STOCK, "mark a loss report filed")
     report = (
         LossReport.objects.select_for_update().filter(pk=report_id, registration__clinic=actor.clinic).first()
     )
     if report is None:
-        raise InventoryError("That loss report is not in this clinic's records.")
+        raise DomainError("That loss report is not in this clinic's records.")
     field = {"notice": "notice_filed_at", "form106": "form106_filed_at"}.get(which)
     if field is None:
-        raise InventoryError("Say which filing: the written notice or Form 106.")
+        raise DomainError("Say which filing: the written notice or Form 106.")
     if getattr(report, field) is not None:
-        raise InventoryError("That filing was already marked.")
+        raise DomainError("That filing was already marked.")
     setattr(report, field, clock.now())
     report.save(update_fields=[field])
     record_event(actor, "update", obj=report, detail=f"inventory.loss_report.{which}_filed")
@@ -955,7 +942,7 @@ def mark_loss_filed(actor: Actor, report_id: int, *, which: str) -> LossReport:
 
 # ---- clinic settings -----------------------------------------------------------------------------
 
-STOCK_ROLE_CHOICES = ("prescriber", "nurse", "admin")
+STOCK_ROLE_CHOICES = (Role.PRESCRIBER, Role.NURSE, Role.ADMIN)
 
 
 @transaction.atomic
@@ -963,7 +950,7 @@ def update_settings(
     actor: Actor, *, roles: Sequence[str], estimate_tolerance_mg: Decimal
 ) -> InventorySettings:
     """Which roles receive, adjust and destroy stock; how far an estimate may differ (admins only)."""
-    _require(actor, frozenset({"admin"}), "change the controlled-substance settings")
+    _require(actor, ClinicAction.MANAGE_CLINIC, "change the controlled-substance settings")
     reasons = []
     chosen = [r for r in STOCK_ROLE_CHOICES if r in roles]
     if not chosen or len(chosen) != len(set(roles)):
@@ -971,7 +958,7 @@ def update_settings(
     if estimate_tolerance_mg < 0:
         reasons.append("The tolerance cannot be negative.")
     if reasons:
-        raise InventoryError(reasons)
+        raise DomainError(reasons)
     found, _ = InventorySettings.objects.select_for_update().get_or_create(clinic=actor.clinic)
     found.stock_roles = ",".join(chosen)
     found.estimate_tolerance_mg = estimate_tolerance_mg

@@ -7,6 +7,7 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
+from kapclinic.accounts.models import Role
 from kapclinic.core import clock
 
 _seq = itertools.count(100001)
@@ -106,7 +107,7 @@ def stock_for_session(
     kind = services.STOCKED_FORMS[form]
     clinic = session.clinic
     stock_user = (
-        Membership.objects.filter(clinic=clinic, role="prescriber", is_active=True)
+        Membership.objects.filter(clinic=clinic, role=Role.PRESCRIBER, is_active=True)
         .select_related("user")
         .first()
     )

@@ -20,7 +20,7 @@ from django.urls import reverse
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
-from kapclinic.core.stubs import require_roles
+from kapclinic.core.errors import DomainError
 from kapclinic.inventory import selectors, services
 from kapclinic.inventory.forms import (
     CountForm,
@@ -36,30 +36,17 @@ from kapclinic.inventory.forms import (
     SettingsForm,
 )
 from kapclinic.inventory.models import ClinicHoliday
-from kapclinic.inventory.services import InventoryError
-from kapclinic.inventory.witness import WitnessRefused, confirm
+from kapclinic.inventory.witness import confirm
 from kapclinic.patients.models import Patient
-
-READ = ["admin", "nurse", "prescriber"]
-HANDS = ["nurse", "prescriber"]
-PRESCRIBER = ["prescriber"]
+from kapclinic.policy import ClinicAction, clinic_can, require_clinic
 
 
 def _clinic(request: HttpRequest) -> Any:
     return getattr(request, "clinic", None)
 
 
-def _role(request: HttpRequest) -> str | None:
-    return getattr(request, "role", None)
-
-
-def _stock_roles(request: HttpRequest) -> list[str]:
-    return sorted(services.stock_roles(getattr(request, "clinic", None)))
-
-
-def _errors(form: Any, exc: InventoryError) -> None:
-    for reason in exc.reasons:
-        form.add_error(None, reason)
+def _errors(form: Any, exc: DomainError) -> None:
+    exc.add_to_form(form)
 
 
 def _witness(
@@ -72,18 +59,18 @@ def _witness(
         return None
     try:
         return confirm(request, actor_from_request(request), d, prefix, label)
-    except WitnessRefused as exc:
-        form.add_error(f"{prefix}_email", str(exc))
+    except DomainError as exc:
+        exc.add_to_form(form)
         return None
 
 
-def _can_stock(request: HttpRequest) -> bool:
-    return getattr(request, "role", None) in services.stock_roles(getattr(request, "clinic", None))
+def _may(request: HttpRequest, action: ClinicAction) -> bool:
+    return clinic_can(actor_from_request(request), action)
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     clinic = _clinic(request)
     stock = list(selectors.stock(clinic))
     return render(
@@ -94,8 +81,8 @@ def index(request: HttpRequest) -> HttpResponse:
             "stock": [(c, selectors.balance_text(c)) for c in stock],
             "open_discrepancies": selectors.discrepancies(clinic, open_only=True),
             "losses": selectors.loss_reports(clinic, open_only=True),
-            "can_stock": _can_stock(request),
-            "is_admin": _role(request) == "admin",
+            "can_stock": _may(request, ClinicAction.HANDLE_STOCK),
+            "is_admin": _may(request, ClinicAction.MANAGE_CLINIC),
             "inventories": selectors.inventories_due(clinic),
             "today": clock.today(),
         },
@@ -104,7 +91,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def registration_new(request: HttpRequest) -> HttpResponse:
-    require_roles(request, sorted(set(_stock_roles(request)) | {"admin"}))
+    require_clinic(request, ClinicAction.REGISTER_DEA)
     form = RegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -118,7 +105,7 @@ def registration_new(request: HttpRequest) -> HttpResponse:
                 address=d["address"],
                 location_names=[d["location"]],
             )
-        except InventoryError as exc:
+        except DomainError as exc:
             _errors(form, exc)
         else:
             messages.success(request, "Registration added.")
@@ -133,7 +120,7 @@ def registration_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def product_new(request: HttpRequest) -> HttpResponse:
-    require_roles(request, _stock_roles(request))
+    require_clinic(request, ClinicAction.HANDLE_STOCK)
     form = ProductForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         product = form.save(commit=False)
@@ -152,14 +139,14 @@ def product_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def receive(request: HttpRequest) -> HttpResponse:
-    require_roles(request, _stock_roles(request))
+    require_clinic(request, ClinicAction.HANDLE_STOCK)
     clinic = _clinic(request)
     form = ReceiveForm(clinic, request.POST or None, initial={"received_on": clock.today()})
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
             receipt = services.receive_delivery(actor_from_request(request), **d)
-        except InventoryError as exc:
+        except DomainError as exc:
             _errors(form, exc)
         else:
             messages.success(
@@ -173,7 +160,7 @@ def receive(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def receipt(request: HttpRequest, receipt_id: int) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     found = selectors.receipt(_clinic(request), receipt_id)
     if found is None:
         raise Http404
@@ -184,7 +171,7 @@ def receipt(request: HttpRequest, receipt_id: int) -> HttpResponse:
 
 @login_required
 def container(request: HttpRequest, container_id: int) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     clinic = _clinic(request)
     found = selectors.container(clinic, container_id)
     if found is None:
@@ -192,7 +179,7 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
     form = EntryForm(clinic, initial={"unit": found.product.unit})
     status = 200
     if request.method == "POST":
-        require_roles(request, HANDS)
+        require_clinic(request, ClinicAction.HANDLE_DOSES)
         form = EntryForm(clinic, request.POST)
         status = 400
         if form.is_valid():
@@ -203,9 +190,9 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
                 if patient is None:
                     form.add_error("patient_mrn", "No patient of this clinic has that record number.")
             kind = d["kind"]
-            if kind in ("overfill", "underfill") and _role(request) not in services.stock_roles(clinic):
+            if kind in ("overfill", "underfill") and not _may(request, ClinicAction.HANDLE_STOCK):
                 form.add_error(None, "Your role may not adjust controlled-substance stock.")
-            if kind == "reversal" and _role(request) != "prescriber":
+            if kind == "reversal" and not _may(request, ClinicAction.CORRECT_INVENTORY):
                 form.add_error(None, "Only a prescriber may reverse a ledger line.")
             witness = None if form.errors else _witness(request, form, required=False)
             if not form.errors:
@@ -223,7 +210,7 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
                         patient=patient,
                         route=d["route"],
                     )
-                except InventoryError as exc:
+                except DomainError as exc:
                     _errors(form, exc)
                 else:
                     messages.success(request, "Ledger line added.")
@@ -240,8 +227,8 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
             "lines": lines,
             "form": form,
             "balance": selectors.balance_text(found),
-            "can_enter": _role(request) in HANDS,
-            "can_stock": _can_stock(request),
+            "can_enter": _may(request, ClinicAction.HANDLE_DOSES),
+            "can_stock": _may(request, ClinicAction.HANDLE_STOCK),
         },
         status=status,
     )
@@ -249,7 +236,7 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
 
 @login_required
 def destroy(request: HttpRequest, container_id: int) -> HttpResponse:
-    require_roles(request, _stock_roles(request))
+    require_clinic(request, ClinicAction.HANDLE_STOCK)
     clinic = _clinic(request)
     found = selectors.container(clinic, container_id)
     if found is None:
@@ -263,7 +250,7 @@ def destroy(request: HttpRequest, container_id: int) -> HttpResponse:
         if w1 is not None and w2 is not None:
             try:
                 services.destroy(actor_from_request(request), found.pk, witness_1=w1, witness_2=w2, **d)
-            except InventoryError as exc:
+            except DomainError as exc:
                 _errors(form, exc)
             else:
                 messages.success(request, f"{found.identifier} destroyed and recorded.")
@@ -278,7 +265,7 @@ def destroy(request: HttpRequest, container_id: int) -> HttpResponse:
 
 @login_required
 def destructions(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     return render(
         request, "inventory/destructions.html", {"destructions": selectors.destructions(_clinic(request))}
     )
@@ -286,20 +273,20 @@ def destructions(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def counts(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     return render(
         request,
         "inventory/counts.html",
         {
             "counts": selectors.counts(_clinic(request))[:200],
-            "can_count": _role(request) in HANDS,
+            "can_count": _may(request, ClinicAction.HANDLE_DOSES),
         },
     )
 
 
 @login_required
 def count_new(request: HttpRequest) -> HttpResponse:
-    require_roles(request, HANDS)
+    require_clinic(request, ClinicAction.HANDLE_DOSES)
     clinic = _clinic(request)
     regs = list(selectors.registrations(clinic))
     reg = next(
@@ -318,7 +305,7 @@ def count_new(request: HttpRequest) -> HttpResponse:
         witness = _witness(request, form)
         try:
             if witness is None:
-                raise InventoryError([])  # the refusal is on the form already
+                raise DomainError([])  # the refusal is on the form already
             count = services.record_count(
                 actor_from_request(request),
                 reg,
@@ -328,7 +315,7 @@ def count_new(request: HttpRequest) -> HttpResponse:
                 kind=d["kind"],
                 taken_at=d["taken_at"],
             )
-        except InventoryError as exc:
+        except DomainError as exc:
             _errors(form, exc)
         else:
             opened = sum(1 for line in count.lines.all() if not line.agrees)
@@ -351,7 +338,7 @@ def count_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def count(request: HttpRequest, count_id: int) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     found = selectors.count(_clinic(request), count_id)
     if found is None:
         raise Http404
@@ -397,7 +384,7 @@ def count(request: HttpRequest, count_id: int) -> HttpResponse:
 
 @login_required
 def discrepancies(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     return render(
         request, "inventory/discrepancies.html", {"discrepancies": selectors.discrepancies(_clinic(request))}
     )
@@ -405,19 +392,19 @@ def discrepancies(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def discrepancy(request: HttpRequest, discrepancy_id: int) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     found = selectors.discrepancies(_clinic(request)).filter(pk=discrepancy_id).first()
     if found is None:
         raise Http404
     form = ResolveForm(request.POST or None)
     if request.method == "POST":
-        require_roles(request, PRESCRIBER)
+        require_clinic(request, ClinicAction.CORRECT_INVENTORY)
         if form.is_valid():
             try:
                 services.resolve_discrepancy(
                     actor_from_request(request), found.pk, explanation=form.cleaned_data["explanation"]
                 )
-            except InventoryError as exc:
+            except DomainError as exc:
                 _errors(form, exc)
             else:
                 messages.success(request, "Discrepancy resolved.")
@@ -428,24 +415,24 @@ def discrepancy(request: HttpRequest, discrepancy_id: int) -> HttpResponse:
     return render(
         request,
         "inventory/discrepancy.html",
-        {"d": found, "form": form, "can_resolve": _role(request) == "prescriber"},
+        {"d": found, "form": form, "can_resolve": _may(request, ClinicAction.CORRECT_INVENTORY)},
     )
 
 
 @login_required
 def losses(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     clinic = _clinic(request)
-    can_stock = _can_stock(request)
+    can_stock = _may(request, ClinicAction.HANDLE_STOCK)
     form = LossForm(clinic, request.POST or None)
     status = 200
     if request.method == "POST":
-        require_roles(request, _stock_roles(request))
+        require_clinic(request, ClinicAction.HANDLE_STOCK)
         status = 400
         if form.is_valid():
             try:
                 services.open_loss_report(actor_from_request(request), **form.cleaned_data)
-            except InventoryError as exc:
+            except DomainError as exc:
                 _errors(form, exc)
             else:
                 messages.success(request, "Loss report opened: its deadlines are shown until marked filed.")
@@ -460,12 +447,12 @@ def losses(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def loss_filed(request: HttpRequest, report_id: int) -> HttpResponse:
-    require_roles(request, _stock_roles(request))
+    require_clinic(request, ClinicAction.HANDLE_STOCK)
     if request.method != "POST":
         return redirect("inventory:losses")
     try:
         services.mark_loss_filed(actor_from_request(request), report_id, which=request.POST.get("which", ""))
-    except InventoryError as exc:
+    except DomainError as exc:
         if "not in this clinic" in str(exc):
             raise Http404 from None
         messages.error(request, str(exc))
@@ -476,7 +463,7 @@ def loss_filed(request: HttpRequest, report_id: int) -> HttpResponse:
 
 @login_required
 def reports(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     clinic = _clinic(request)
     today = clock.today()
     return render(
@@ -492,7 +479,7 @@ def reports(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def receipt_log(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     rows = selectors.receipts(_clinic(request))
     if request.GET.get("format") == "csv":
         response = HttpResponse(content_type="text/csv")
@@ -538,7 +525,7 @@ def receipt_log(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def administration_log(request: HttpRequest) -> HttpResponse:
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     clinic = _clinic(request)
     form = ReportForm(clinic, request.GET or None)
     if not form.is_valid():
@@ -585,7 +572,7 @@ def administration_log(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def settings_page(request: HttpRequest) -> HttpResponse:
-    require_roles(request, ["admin"])
+    require_clinic(request, ClinicAction.MANAGE_CLINIC)
     current = services.settings_for(_clinic(request))
     form = SettingsForm(
         request.POST or None,
@@ -598,7 +585,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                 roles=form.cleaned_data["roles"],
                 estimate_tolerance_mg=form.cleaned_data["estimate_tolerance_mg"],
             )
-        except InventoryError as exc:
+        except DomainError as exc:
             _errors(form, exc)
         else:
             messages.success(request, "Controlled-substance settings saved.")
@@ -614,12 +601,12 @@ def settings_page(request: HttpRequest) -> HttpResponse:
 @login_required
 def holidays(request: HttpRequest) -> HttpResponse:
     """The clinic's holidays: the loss report's one-business-day notice skips them and weekends (§6)."""
-    require_roles(request, READ)
+    require_clinic(request, ClinicAction.VIEW_INVENTORY)
     clinic = _clinic(request)
-    can_edit = _role(request) in services.stock_roles(clinic) | {"admin"}
+    can_edit = _may(request, ClinicAction.REGISTER_DEA)
     form = HolidayForm(request.POST or None)
     if request.method == "POST":
-        require_roles(request, sorted(services.stock_roles(clinic) | {"admin"}))
+        require_clinic(request, ClinicAction.REGISTER_DEA)
         remove = request.POST.get("remove", "")
         try:
             if remove:
@@ -630,7 +617,7 @@ def holidays(request: HttpRequest) -> HttpResponse:
                 services.add_holiday(actor_from_request(request), **form.cleaned_data)
                 messages.success(request, "Holiday recorded.")
                 return redirect("inventory:holidays")
-        except InventoryError as exc:
+        except DomainError as exc:
             _errors(form, exc)
     return render(
         request,

@@ -12,15 +12,17 @@ from django.contrib.auth import authenticate
 from django.db import transaction
 from django.http import HttpRequest
 
-from kapclinic.accounts.models import Membership, User
+from kapclinic.accounts.models import Membership, Role, User
 from kapclinic.audit.services import record_event
 from kapclinic.core.actor import Actor
+from kapclinic.core.errors import DomainError
 
 REFUSED = "The witness's sign-in was not accepted: check the email address, password and authenticator code."
 
 
-class WitnessRefused(ValueError):
-    """The witness did not confirm; ``str()`` is the sentence to show."""
+def _refused(prefix: str, sentence: str) -> DomainError:
+    """The witness did not confirm: the sentence goes on the witness's email field."""
+    return DomainError(field_errors={f"{prefix}_email": [sentence]})
 
 
 def witness_fields(prefix: str = "witness", label: str = "Witness") -> dict[str, forms.Field]:
@@ -59,29 +61,30 @@ def _fail(actor: Actor, why: str) -> None:
 def confirm(
     request: HttpRequest, actor: Actor, data: dict[str, Any], prefix: str = "witness", label: str = "witness"
 ) -> User:
-    """The signed-in witness for ``data`` (a form's cleaned data), or WitnessRefused (audited)."""
+    """The signed-in witness for ``data`` (a form's cleaned data); else a DomainError on the witness's
+    email field (audited)."""
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     email = (data.get(f"{prefix}_email") or "").strip()
     password = data.get(f"{prefix}_password") or ""
     code = (data.get(f"{prefix}_code") or "").replace(" ", "")
     if not email or not password:
-        raise WitnessRefused(f"The {label} signs in here with their own email address and password.")
+        raise _refused(prefix, f"The {label} signs in here with their own email address and password.")
     user = authenticate(request, username=email, password=password)
     if user is None:
         _fail(actor, "credentials")
-        raise WitnessRefused(REFUSED)
+        raise _refused(prefix, REFUSED)
     assert isinstance(user, User)
     devices = list(TOTPDevice.objects.filter(user=user, confirmed=True))
     if devices and not any(d.verify_token(code) for d in devices if code):
         _fail(actor, "code")
-        raise WitnessRefused(REFUSED)
+        raise _refused(prefix, REFUSED)
     if user.pk == actor.user_id:
         _fail(actor, "self")
-        raise WitnessRefused(f"The {label} must be a different person from the one signed in.")
+        raise _refused(prefix, f"The {label} must be a different person from the one signed in.")
     if not Membership.objects.filter(
-        user=user, clinic=actor.clinic, is_active=True, role__in=("nurse", "prescriber", "admin")
+        user=user, clinic=actor.clinic, is_active=True, role__in=(Role.NURSE, Role.PRESCRIBER, Role.ADMIN)
     ).exists():
         _fail(actor, "not_staff")
-        raise WitnessRefused(f"The {label} must be a nurse, prescriber or admin of this clinic.")
+        raise _refused(prefix, f"The {label} must be a nurse, prescriber or admin of this clinic.")
     return user

@@ -62,6 +62,7 @@ class MeasuresConfig(AppConfig):
     verbose_name = "Measures"
 
     def ready(self) -> None:
+        from kapclinic.accounts.models import Role
         from kapclinic.measures.services import alert_notification_failed
         from kapclinic.messaging.models import MessageKind
         from kapclinic.messaging.services import on_final_failure
@@ -80,7 +81,7 @@ class MeasuresConfig(AppConfig):
                 title="Open safety alerts",
                 template="measures/widget_alerts.html",
                 context=_alerts_widget,
-                roles=frozenset({"prescriber", "therapist", "nurse"}),
+                roles=frozenset({Role.PRESCRIBER, Role.THERAPIST, Role.NURSE}),
                 order=10,
             )
         )

@@ -31,6 +31,7 @@ from kapclinic.clinical.instruments import (
 from kapclinic.core import clock, request_cache
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
+from kapclinic.core.errors import DomainError
 from kapclinic.core.tokens import token_hash
 from kapclinic.measures import hooks
 from kapclinic.measures.models import (
@@ -57,15 +58,7 @@ from kapclinic.patients.services import add_timeline_event
 logger = logging.getLogger(__name__)
 
 
-class MeasureError(Exception):
-    """A refusal: ``errors`` are sentences naming the field and the rule."""
-
-    def __init__(self, *errors: str) -> None:
-        self.errors: tuple[str, ...] = errors
-        super().__init__(" ".join(errors))
-
-
-class LinkError(MeasureError):
+class LinkError(DomainError):
     def __init__(self, kind: str, sentence: str) -> None:
         self.kind = kind  # "unknown", "used", "expired"
         super().__init__(sentence)
@@ -351,14 +344,14 @@ def _parse_answers(instrument: str, version: str | None, answers: Sequence[int |
     try:
         inst = get_instrument(instrument, version)
     except UnknownInstrumentError as exc:
-        raise MeasureError(str(exc)) from None
+        raise DomainError(str(exc)) from None
     try:
         result = score(inst, answers, scoring_settings_for(clinic))
     except AnswerError as exc:
-        raise MeasureError(*exc.errors) from None
+        raise DomainError(exc.errors) from None
     if result.missing_items:
         items = ", ".join(str(n) for n in result.missing_items)
-        raise MeasureError(f"Item(s) {items} have no answer: every {inst.key} item must be answered.")
+        raise DomainError(f"Item(s) {items} have no answer: every {inst.key} item must be answered.")
     return inst, result
 
 
@@ -386,12 +379,12 @@ def response_submit(
             record_event(actor, "view", patient=patient, obj=earlier, detail="repeated submission")
             return earlier
     if source not in ResponseSource.values:
-        raise MeasureError(f"Source {source!r} is not one of {', '.join(ResponseSource.values)}.")
+        raise DomainError(f"Source {source!r} is not one of {', '.join(ResponseSource.values)}.")
     inst, result = _parse_answers(instrument, version, answers, patient.clinic)
     now = clock.now()
     completed_at = completed_at or now
     if completed_at > now:
-        raise MeasureError("Completed on cannot be in the future.")
+        raise DomainError("Completed on cannot be in the future.")
     episode = _current_episode(patient, inst.key)
     times = hooks.dosing_times([patient.pk]).get(patient.pk)
     subs = result.subscales
@@ -676,9 +669,9 @@ def link_send(actor: Actor, patient: Patient, instrument: str) -> tuple[MeasureL
     try:
         inst = get_instrument(instrument)
     except UnknownInstrumentError as exc:
-        raise MeasureError(str(exc)) from None
+        raise DomainError(str(exc)) from None
     if not patient.email:
-        raise MeasureError("Email: the patient has no email address on file, so no link can be sent.")
+        raise DomainError("Email: the patient has no email address on file, so no link can be sent.")
     token = secrets.token_urlsafe(32)
     hours = link_hours(patient.clinic)
     link = MeasureLink.objects.create(
@@ -752,16 +745,16 @@ def link_submit(token: str, answers: Sequence[int | None], *, ip: str | None = N
 @transaction.atomic
 def alert_acknowledge(actor: Actor, alert: SafetyAlert, *, action: str, note: str) -> SafetyAlert:
     if action not in AlertAction.values:
-        raise MeasureError("Action: choose the action you took from the list.")
+        raise DomainError("Action: choose the action you took from the list.")
     note = note.strip()
     if action == AlertAction.OTHER and not note:
-        raise MeasureError("Note: describe the action you took when you choose “Other”.")
+        raise DomainError("Note: describe the action you took when you choose “Other”.")
     now = clock.now()
     updated = SafetyAlert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
         acknowledged_at=now, acknowledged_by=actor.user, action=action, action_note=note
     )
     if updated != 1:
-        raise MeasureError(
+        raise DomainError(
             "This alert was already acknowledged by a colleague; the page now shows their action."
         )
     alert.refresh_from_db()

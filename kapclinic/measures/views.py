@@ -18,8 +18,8 @@ from kapclinic.clinical.instruments import UnknownInstrumentError, get_instrumen
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor, actor_from_request, client_ip
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.request import request_patient
-from kapclinic.core.stubs import require_roles
 from kapclinic.measures import selectors, services
 from kapclinic.measures.forms import AcknowledgeForm, InstrumentForm, SafetyPlanForm, ScheduleForm
 from kapclinic.measures.models import (
@@ -35,7 +35,6 @@ from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, ClinicAction, can, open_patient, require_clinic
 
 PAGE_SIZE = 50
-CLINICAL_ROLES = ["prescriber", "therapist", "nurse"]
 
 
 def _instrument(key: str) -> Any:
@@ -63,7 +62,7 @@ def crisis_context(clinic: Any) -> dict[str, Any]:
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     """Worklist: open safety alerts (overdue highlighted) and due / overdue measures."""
-    require_roles(request, CLINICAL_ROLES)
+    require_clinic(request, ClinicAction.CLINICAL_WORK)
     actor = actor_from_request(request)
     alerts = list(selectors.open_alerts(actor)[:100])
     cutoff = selectors.overdue_cutoff(actor.clinic)
@@ -172,8 +171,8 @@ def enter(request: HttpRequest, patient_id: int, instrument: str) -> HttpRespons
                     submission=form.cleaned_data.get("submission") or None,
                     completed_at=when,
                 )
-            except services.MeasureError as exc:
-                for error in exc.errors:
+            except DomainError as exc:
+                for error in exc.messages:
                     form.add_error(None, error)
             else:
                 messages.success(request, f"Paper {inst.key} saved.")
@@ -191,7 +190,7 @@ def send_link(request: HttpRequest, patient_id: int, instrument: str) -> HttpRes
     actor = actor_from_request(request)
     try:
         services.link_send(actor, p, inst.key)
-    except services.MeasureError as exc:
+    except DomainError as exc:
         record_event(actor, "view", patient=p, object_type="measures", detail="link refused")
         messages.error(request, str(exc))
     else:
@@ -218,7 +217,7 @@ def acknowledge(request: HttpRequest, patient_id: int, alert_id: int) -> HttpRes
                 services.alert_acknowledge(
                     actor, alert, action=form.cleaned_data["action"], note=form.cleaned_data["note"]
                 )
-            except services.MeasureError as exc:
+            except DomainError as exc:
                 form.add_error(None, str(exc))
                 status = 409
             else:
@@ -376,8 +375,8 @@ def my_take(request: HttpRequest, instrument: str) -> HttpResponse:
                     entered_by=actor.user,
                     submission=form.cleaned_data.get("submission") or None,
                 )
-            except services.MeasureError as exc:
-                for error in exc.errors:
+            except DomainError as exc:
+                for error in exc.messages:
                     form.add_error(None, error)
             else:
                 return redirect("measures:my_done", response_id=response.pk)
@@ -438,8 +437,8 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
                 return render(
                     request, "measures/link_error.html", {"message": str(exc), "kind": exc.kind}, status=410
                 )
-            except services.MeasureError as exc:
-                for error in exc.errors:
+            except DomainError as exc:
+                for error in exc.messages:
                     form.add_error(None, error)
             else:
                 return redirect("measures:link_done", token=token)

@@ -22,6 +22,7 @@ class MessagingConfig(AppConfig):
     verbose_name = "Outbound messages"
 
     def ready(self) -> None:
+        from kapclinic.accounts.models import Role
         from kapclinic.core.registry import Widget, register_dashboard_widget
 
         register_dashboard_widget(
@@ -30,7 +31,7 @@ class MessagingConfig(AppConfig):
                 title="Undelivered emails",
                 template="messaging/widget.html",
                 context=_undelivered_widget,
-                roles=frozenset({"admin", "prescriber"}),
+                roles=frozenset({Role.ADMIN, Role.PRESCRIBER}),
                 order=5,
             )
         )

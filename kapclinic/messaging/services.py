@@ -25,6 +25,7 @@ from django.utils import timezone
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
+from kapclinic.core.errors import DomainError
 from kapclinic.messaging import retry
 from kapclinic.messaging.models import (
     URGENT_KINDS,
@@ -37,10 +38,6 @@ logger = logging.getLogger(__name__)
 
 #: kind -> called (inside the delivery transaction) when a message of that kind is given up on.
 _FINAL_FAILURE: dict[str, Callable[[OutboundMessage], None]] = {}
-
-
-class MessageError(Exception):
-    """A refusal with a sentence for the person who asked."""
 
 
 def on_final_failure(kind: str, handler: Callable[[OutboundMessage], None]) -> None:
@@ -167,7 +164,7 @@ def retry_now(actor: Actor, message: OutboundMessage) -> OutboundMessage:
     """Someone at the clinic asks to try an undelivered message again now."""
     message = OutboundMessage.objects.select_for_update().get(pk=message.pk)
     if message.status not in (MessageStatus.FAILED, MessageStatus.RETRYING, MessageStatus.QUEUED):
-        raise MessageError(
+        raise DomainError(
             f"Only undelivered emails can be retried; this one is {message.get_status_display().lower()}."
         )
     message.status = MessageStatus.RETRYING if message.attempts else MessageStatus.QUEUED

@@ -7,6 +7,7 @@ class NotesConfig(AppConfig):
     verbose_name = "Notes"
 
     def ready(self) -> None:
+        from kapclinic.accounts.models import Role
         from kapclinic.core.registry import (
             ChartPanel,
             Widget,
@@ -31,7 +32,7 @@ class NotesConfig(AppConfig):
                 title="Unsigned notes",
                 template="notes/_drafts_widget.html",
                 context=widgets.drafts_context,
-                roles=frozenset({"prescriber", "therapist", "nurse"}),
+                roles=frozenset({Role.PRESCRIBER, Role.THERAPIST, Role.NURSE}),
                 order=40,
             )
         )

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from kapclinic.notes import services
 from kapclinic.notes.models import Note
+from kapclinic.patients.models import CareTeamRole
 from kapclinic.scheduling.models import Appointment
 
 
@@ -96,7 +97,7 @@ def seed(ctx: Any) -> None:
             ctx.staff_actor("prescriber"), integ, "Reviewed with the therapist; no change to the plan."
         )
     for patient in [p for p in ctx.patients if p.pk != demo.pk and p.pathway_status == "active"][:3]:
-        care = patient.care_team.filter(role="therapist").select_related("user").first()
+        care = patient.care_team.filter(role=CareTeamRole.THERAPIST).select_related("user").first()
         if care is None:
             continue
         actor = therapist if care.user_id == ctx.staff["therapist"].pk else ctx.staff_actor("therapist2")

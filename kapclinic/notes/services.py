@@ -14,6 +14,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import ConflictError, save_versioned
+from kapclinic.core.errors import DomainError
 from kapclinic.notes import crypto
 from kapclinic.notes.models import (
     Addendum,
@@ -30,17 +31,10 @@ from kapclinic.notes.models import (
 from kapclinic.notes.templates_data import INTEGRATION, available_templates, builtin_templates
 from kapclinic.patients.models import Patient
 from kapclinic.patients.services import add_timeline_event
-from kapclinic.policy import Action, can
+from kapclinic.policy import Action, ClinicAction, can, clinic_can
 
 if TYPE_CHECKING:
     from kapclinic.sessions.models import DosingSession
-
-
-class NoteError(Exception):
-    def __init__(self, message: str, field: str | None = None) -> None:
-        self.message = message
-        self.field = field
-        super().__init__(message)
 
 
 def _note_url(note: Note) -> str:
@@ -62,15 +56,20 @@ def note_create(
     templates = available_templates(actor.clinic)
     tpl = templates.get(template_key)
     if tpl is None:
-        raise NoteError("Choose one of the clinic's note templates.", "template")
+        raise DomainError(field_errors={"template": ["Choose one of the clinic's note templates."]})
     if dosing_appointment is not None and (
         dosing_appointment.patient_id != patient.pk or dosing_appointment.kind != "dosing"
     ):
-        raise NoteError("Choose one of this patient's dosing sessions.", "dosing_appointment")
+        raise DomainError(
+            field_errors={"dosing_appointment": ["Choose one of this patient's dosing sessions."]}
+        )
     if tpl.kind == INTEGRATION and dosing_appointment is None:
-        raise NoteError(
-            "An integration note must name the dosing session it integrates; choose it from the list.",
-            "dosing_appointment",
+        raise DomainError(
+            field_errors={
+                "dosing_appointment": [
+                    "An integration note must name the dosing session it integrates; choose it from the list."
+                ]
+            }
         )
     template_version = None
     if tpl.clinic_template_id is not None:
@@ -110,16 +109,17 @@ def _apply(note: Note, texts: dict[str, str]) -> list[dict[str, str]]:
     for section in note.sections:
         text = texts.get(section["key"], section.get("text", ""))
         if len(text) > 20000:
-            raise NoteError(f"{section['label']} is too long (at most 20000 characters).", section["key"])
+            too_long = f"{section['label']} is too long (at most 20000 characters)."
+            raise DomainError(field_errors={section["key"]: [too_long]})
         sections.append({**section, "text": text})
     return sections
 
 
 def _check_editable(actor: Actor, note: Note) -> None:
     if note.status == NoteStatus.SIGNED:
-        raise NoteError(_locked_message(note))
+        raise DomainError(_locked_message(note))
     if note.author_id != actor.user_id:
-        raise NoteError("Only the author can edit a draft note.")
+        raise DomainError("Only the author can edit a draft note.")
 
 
 def _base_version(note: Note, expected_version: int, editor: str) -> int:
@@ -180,7 +180,7 @@ def note_sign(
     if texts is not None:
         note.sections = _apply(note, texts)
     if not note.filled:
-        raise NoteError("A note needs some text before it can be signed; fill in at least one section.")
+        raise DomainError("A note needs some text before it can be signed; fill in at least one section.")
     now = clock.now()
     note.status = NoteStatus.SIGNED
     note.signed_at = now
@@ -203,14 +203,14 @@ def note_sign(
 def addendum_add(actor: Actor, note: Note, text: str) -> Addendum:
     note = Note.objects.select_for_update().select_related("patient").get(pk=note.pk)
     if note.status != NoteStatus.SIGNED:
-        raise NoteError("Addenda are for signed notes; edit the draft instead.")
+        raise DomainError("Addenda are for signed notes; edit the draft instead.")
     if not can(actor, Action.EDIT_CLINICAL, note.patient):
-        raise NoteError("Your role does not allow adding to this patient's notes.")
+        raise DomainError("Your role does not allow adding to this patient's notes.")
     text = text.strip()
     if not text:
-        raise NoteError("Write the addendum text.", "text")
+        raise DomainError(field_errors={"text": ["Write the addendum text."]})
     if len(text) > 20000:
-        raise NoteError("The addendum is too long (at most 20000 characters).", "text")
+        raise DomainError(field_errors={"text": ["The addendum is too long (at most 20000 characters)."]})
     addendum = Addendum.objects.create(
         note=note, author=actor.require_user(), text=text, created_at=clock.now()
     )
@@ -242,16 +242,16 @@ def _template_content(
     title = title.strip()
     labels = [label.strip() for label in section_labels if label.strip()]
     if not title:
-        raise NoteError("Give the template a title.", "title")
+        raise DomainError(field_errors={"title": ["Give the template a title."]})
     if not labels:
-        raise NoteError("List at least one section, one per line.", "sections")
+        raise DomainError(field_errors={"sections": ["List at least one section, one per line."]})
     if len(labels) > 30:
-        raise NoteError("A template can have at most 30 sections.", "sections")
+        raise DomainError(field_errors={"sections": ["A template can have at most 30 sections."]})
     same_title = ClinicNoteTemplate.objects.filter(clinic=clinic, title__iexact=title[:120])
     if exclude_pk is not None:
         same_title = same_title.exclude(pk=exclude_pk)
     if same_title.exists():
-        raise NoteError(f"The clinic already has a template called {title}.", "title")
+        raise DomainError(field_errors={"title": [f"The clinic already has a template called {title}."]})
     used: set[str] = set()
     return title[:120], [{"key": _slug(label, used), "label": label[:200]} for label in labels]
 
@@ -285,7 +285,7 @@ def template_create(actor: Actor, *, title: str, section_labels: list[str]) -> C
 def _locked_template(actor: Actor, template: ClinicNoteTemplate, expected_version: int) -> ClinicNoteTemplate:
     row = ClinicNoteTemplate.objects.select_for_update().filter(pk=template.pk, clinic=actor.clinic).first()
     if row is None:
-        raise NoteError("This template belongs to another clinic.")
+        raise DomainError("This template belongs to another clinic.")
     if row.version != expected_version:
         raise ConflictError()
     return row
@@ -308,7 +308,7 @@ def template_update(
     row = _locked_template(actor, template, expected_version)
     title, sections = _template_content(actor.clinic, title, section_labels, exclude_pk=row.pk)
     if title == row.title and sections == row.sections:
-        raise NoteError(f"Nothing changed; the template stays at version {row.number}.")
+        raise DomainError(f"Nothing changed; the template stays at version {row.number}.")
     now = clock.now()
     row.title, row.sections, row.number, row.updated_at = title, sections, row.number + 1, now
     save_versioned(row, expected_version, ["title", "sections", "number", "updated_at"])
@@ -330,7 +330,7 @@ def template_set_active(
     notes; notes already written with them are unchanged."""
     row = _locked_template(actor, template, expected_version)
     if row.is_active == active:
-        raise NoteError(
+        raise DomainError(
             "This template is already offered for new notes."
             if active
             else "This template is already retired."
@@ -354,9 +354,9 @@ def builtin_set_hidden(actor: Actor, key: str, *, hidden: bool) -> None:
     it hidden), so two people doing the same thing at once cannot overwrite each other."""
     assert actor.clinic is not None
     if key not in builtin_templates():
-        raise NoteError("There is no built-in template with that name.")
+        raise DomainError("There is no built-in template with that name.")
     if hidden and key == INTEGRATION:
-        raise NoteError(
+        raise DomainError(
             "The integration template cannot be hidden: integration notes on dosing sessions are written "
             "with it."
         )
@@ -390,11 +390,11 @@ def process_note_create(
     """Encrypt and store a psychotherapy process note; ``dosing_session`` links it to the session it was
     written in (the session page shows it to its readers, never on the monitoring record)."""
     if actor.clinic is None or actor.user is None:
-        raise NoteError("A signed-in clinician is required.")
-    if actor.role not in ("therapist", "prescriber"):
-        raise NoteError("Psychotherapy process notes are written by therapists and prescribers.")
+        raise DomainError("A signed-in clinician is required.")
+    if not clinic_can(actor, ClinicAction.PROCESS_NOTES):
+        raise DomainError("Psychotherapy process notes are written by therapists and prescribers.")
     if dosing_session is not None and dosing_session.patient_id != patient.pk:
-        raise NoteError("That dosing session belongs to another patient.")
+        raise DomainError("That dosing session belongs to another patient.")
     text = _clean_process_text(text)
     now = clock.now()
     note = ProcessNote.objects.create(
@@ -408,11 +408,13 @@ def process_note_create(
 @transaction.atomic
 def process_note_share(actor: Actor, note: ProcessNote, user: User, *, share: bool = True) -> None:
     if note.author_id != actor.user_id:
-        raise NoteError("Only the author decides who may read a process note.")
+        raise DomainError("Only the author decides who may read a process note.")
     if share:
         member = Membership.objects.filter(user=user, clinic=note.clinic_id, is_active=True).first()
         if member is None or member.role not in CLINICAL_ROLES or user.pk == actor.user_id:
-            raise NoteError("Share with a clinician of this clinic other than yourself.", "user")
+            raise DomainError(
+                field_errors={"user": ["Share with a clinician of this clinic other than yourself."]}
+            )
         ProcessNoteShare.objects.get_or_create(note=note, user=user)
     else:
         ProcessNoteShare.objects.filter(note=note, user=user).delete()
@@ -426,9 +428,9 @@ def process_note_text(note: ProcessNote | ProcessNoteRevision) -> str:
 def _clean_process_text(text: str) -> str:
     text = text.strip()
     if not text:
-        raise NoteError("Write the note.", "text")
+        raise DomainError(field_errors={"text": ["Write the note."]})
     if len(text) > 50000:
-        raise NoteError("The note is too long (at most 50000 characters).", "text")
+        raise DomainError(field_errors={"text": ["The note is too long (at most 50000 characters)."]})
     return text
 
 
@@ -439,14 +441,14 @@ def process_note_edit(actor: Actor, note: ProcessNote, expected_version: int, te
     nothing. The audit event names the revision number, never the text."""
     note = ProcessNote.objects.select_for_update().select_related("patient").get(pk=note.pk)
     if actor.user is None or note.author_id != actor.user_id:
-        raise NoteError("Only the author can edit a process note.")
-    if actor.role not in ("therapist", "prescriber"):
-        raise NoteError("Psychotherapy process notes are written by therapists and prescribers.")
+        raise DomainError("Only the author can edit a process note.")
+    if not clinic_can(actor, ClinicAction.PROCESS_NOTES):
+        raise DomainError("Psychotherapy process notes are written by therapists and prescribers.")
     if note.version != expected_version:
         raise ConflictError()
     text = _clean_process_text(text)
     if text == process_note_text(note):
-        raise NoteError("Nothing changed; the note was not saved again.", "text")
+        raise DomainError(field_errors={"text": ["Nothing changed; the note was not saved again."]})
     now = clock.now()
     number = note.revisions.count() + 1
     ProcessNoteRevision.objects.create(

@@ -18,8 +18,8 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.params import MAX_ID, BadParameter, id_param, param
-from kapclinic.core.stubs import require_roles
 from kapclinic.notes import selectors, services
 from kapclinic.notes.forms import (
     AddendumForm,
@@ -40,12 +40,10 @@ from kapclinic.notes.templates_data import (
     builtin_templates,
     hidden_builtin_keys,
 )
-from kapclinic.policy import Action, can, open_patient, refuse
+from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, refuse, require_clinic
 from kapclinic.portal.selectors import shared_entries
 from kapclinic.scheduling.models import Appointment, Kind
 from kapclinic.sessions.selectors import session_for_appointment
-
-CLINICAL = ["prescriber", "therapist", "nurse"]
 
 
 def _session_url(patient_id: int, session_id: int | None) -> str | None:
@@ -75,7 +73,7 @@ def _note(patient: Any, note_id: int) -> Note:
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    require_roles(request, CLINICAL)
+    require_clinic(request, ClinicAction.CLINICAL_WORK)
     actor = actor_from_request(request)
     drafts = request.GET.get("show") != "all"
     page = Paginator(selectors.my_notes(actor, drafts_only=drafts), 50).get_page(request.GET.get("page"))
@@ -106,7 +104,7 @@ def patient_notes(request: HttpRequest, patient_id: int) -> HttpResponse:
             "dosing": dosing,
             "can_write": can(actor, Action.EDIT_CLINICAL, patient),
             "process_count": selectors.readable_process_notes(actor.user, patient).count(),
-            "may_process": actor.role in ("therapist", "prescriber"),
+            "may_process": clinic_can(actor, ClinicAction.PROCESS_NOTES),
         },
     )
 
@@ -149,8 +147,8 @@ def new(request: HttpRequest, patient_id: int) -> HttpResponse:
                     service_date=form.cleaned_data["service_date"],
                     dosing_appointment=appt,
                 )
-            except services.NoteError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            except DomainError as exc:
+                exc.add_to_form(form)
             else:
                 return redirect("notes:edit", patient_id=patient.pk, note_id=note.pk)
         if status == 400:
@@ -202,7 +200,7 @@ def edit_note(request: HttpRequest, patient_id: int, note_id: int) -> HttpRespon
             except ConflictError as exc:
                 form.add_error(None, str(exc))
                 status = 409
-            except services.NoteError as exc:
+            except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
                 messages.success(request, "Draft saved.")
@@ -233,7 +231,7 @@ def autosave(request: HttpRequest, patient_id: int, note_id: int) -> HttpRespons
     except ConflictError as exc:
         record_event(actor, "view", patient=patient, obj=note, detail="autosave conflict")
         return render(request, "notes/_save_status.html", {"error": str(exc)}, status=409)
-    except services.NoteError as exc:
+    except DomainError as exc:
         record_event(actor, "denied", patient=patient, obj=note, detail="autosave refused")
         return render(request, "notes/_save_status.html", {"error": exc.message}, status=409)
     return render(request, "notes/_save_status.html", {"note": note, "saved_at": note.updated_at})
@@ -272,7 +270,7 @@ def sign(request: HttpRequest, patient_id: int, note_id: int) -> HttpResponse:
             return render(request, "notes/_save_status.html", {"error": str(ConflictError())}, status=409)
         messages.error(request, str(ConflictError()))
         return redirect(edit_url)
-    except services.NoteError as exc:
+    except DomainError as exc:
         record_event(actor, "denied", patient=patient, obj=note, detail="sign refused")
         if htmx and not note.is_signed:
             return render(request, "notes/_save_status.html", {"error": exc.message}, status=400)
@@ -318,7 +316,7 @@ def addendum(request: HttpRequest, patient_id: int, note_id: int) -> HttpRespons
     if form.is_valid():
         try:
             services.addendum_add(actor, note, form.cleaned_data["text"])
-        except services.NoteError as exc:
+        except DomainError as exc:
             record_event(actor, "denied", patient=patient, obj=note, detail="addendum refused")
             messages.error(request, exc.message)
         else:
@@ -367,7 +365,6 @@ def _stale_form_hint(form: Any) -> None:
         form.add_error(None, "This page is out of date or incomplete; reload it and make your changes again.")
 
 
-TEMPLATE_ROLES = ["prescriber", "therapist"]  # who may add, edit, retire and hide templates
 
 
 def _templates_page(
@@ -395,7 +392,7 @@ def _templates_page(
 
 @login_required
 def templates(request: HttpRequest) -> HttpResponse:
-    require_roles(request, TEMPLATE_ROLES)
+    require_clinic(request, ClinicAction.MANAGE_NOTE_TEMPLATES)
     actor = actor_from_request(request)
     form = TemplateForm(request.POST or None)
     status = 200
@@ -408,8 +405,8 @@ def templates(request: HttpRequest) -> HttpResponse:
                     title=form.cleaned_data["title"],
                     section_labels=form.cleaned_data["sections"].splitlines(),
                 )
-            except services.NoteError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            except DomainError as exc:
+                exc.add_to_form(form)
             else:
                 messages.success(request, "Template added; it is offered for new notes from now on.")
                 return redirect("notes:templates")
@@ -426,7 +423,7 @@ def _clinic_template(actor: Any, template_id: int) -> ClinicNoteTemplate:
 @login_required
 def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
     """Edit a clinic template: saving makes its next version; notes keep the version they used."""
-    require_roles(request, TEMPLATE_ROLES)
+    require_clinic(request, ClinicAction.MANAGE_NOTE_TEMPLATES)
     actor = actor_from_request(request)
     row = _clinic_template(actor, template_id)
     initial = {
@@ -452,8 +449,8 @@ def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
             except ConflictError as exc:
                 form.add_error(None, str(exc))
                 status = 409
-            except services.NoteError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            except DomainError as exc:
+                exc.add_to_form(form)
             else:
                 messages.success(
                     request,
@@ -465,7 +462,7 @@ def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
 
 
 def _template_active(request: HttpRequest, template_id: int, *, active: bool) -> HttpResponse:
-    require_roles(request, TEMPLATE_ROLES)
+    require_clinic(request, ClinicAction.MANAGE_NOTE_TEMPLATES)
     actor = actor_from_request(request)
     row = _clinic_template(actor, template_id)
     form = VersionForm(request.POST)
@@ -477,7 +474,7 @@ def _template_active(request: HttpRequest, template_id: int, *, active: bool) ->
         services.template_set_active(actor, row, form.cleaned_data["version"], active=active)
     except ConflictError as exc:
         return _templates_page(request, actor, TemplateForm(), status=409, error=str(exc))
-    except services.NoteError as exc:
+    except DomainError as exc:
         return _templates_page(request, actor, TemplateForm(), status=400, error=exc.message)
     if active:
         messages.success(request, f"{row.title} is offered for new notes again.")
@@ -505,7 +502,7 @@ def template_reinstate(request: HttpRequest, template_id: int) -> HttpResponse:
 @require_POST
 def builtin_visibility(request: HttpRequest, key: str) -> HttpResponse:
     """Hide a built-in template from this clinic's new-note choices, or offer it again."""
-    require_roles(request, TEMPLATE_ROLES)
+    require_clinic(request, ClinicAction.MANAGE_NOTE_TEMPLATES)
     actor = actor_from_request(request)
     form = BuiltinVisibilityForm(request.POST)
     if not form.is_valid():
@@ -513,7 +510,7 @@ def builtin_visibility(request: HttpRequest, key: str) -> HttpResponse:
     hide = form.cleaned_data["action"] == "hide"
     try:
         services.builtin_set_hidden(actor, key, hidden=hide)
-    except services.NoteError as exc:
+    except DomainError as exc:
         return _templates_page(request, actor, TemplateForm(), status=400, error=exc.message)
     messages.success(
         request,
@@ -529,7 +526,7 @@ def builtin_visibility(request: HttpRequest, key: str) -> HttpResponse:
 
 @login_required
 def process_list(request: HttpRequest, patient_id: int) -> HttpResponse:
-    require_roles(request, ["prescriber", "therapist"])
+    require_clinic(request, ClinicAction.PROCESS_NOTES)
     posting = request.method == "POST"
     patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None if posting else "view",
                            object_type="process_notes")  # fmt: skip
@@ -541,7 +538,7 @@ def process_list(request: HttpRequest, patient_id: int) -> HttpResponse:
         if form.is_valid():
             try:
                 services.process_note_create(actor, patient, form.cleaned_data["text"])
-            except services.NoteError as exc:
+            except DomainError as exc:
                 form.add_error("text", exc.message)
             else:
                 messages.success(
@@ -574,7 +571,7 @@ def process_list(request: HttpRequest, patient_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def process_share(request: HttpRequest, patient_id: int, process_note_id: int) -> HttpResponse:
-    require_roles(request, ["prescriber", "therapist"])
+    require_clinic(request, ClinicAction.PROCESS_NOTES)
     patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None)
     actor = actor_from_request(request)
     note = ProcessNote.objects.filter(pk=process_note_id, patient=patient, author=actor.user).first()
@@ -587,7 +584,7 @@ def process_share(request: HttpRequest, patient_id: int, process_note_id: int) -
         user = User.objects.get(pk=form.cleaned_data["user"])
         try:
             services.process_note_share(actor, note, user, share=form.cleaned_data["action"] == "share")
-        except services.NoteError as exc:
+        except DomainError as exc:
             messages.error(request, exc.message)
         else:
             messages.success(request, "Sharing updated.")
@@ -625,7 +622,7 @@ def _own_process_note(request: HttpRequest, patient: Any, actor: Any, process_no
 @login_required
 def process_edit(request: HttpRequest, patient_id: int, process_note_id: int) -> HttpResponse:
     """The author edits a process note; the text it replaces is kept as an encrypted revision."""
-    require_roles(request, ["prescriber", "therapist"])
+    require_clinic(request, ClinicAction.PROCESS_NOTES)
     patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None, object_type="process_notes")
     actor = actor_from_request(request)
     note = _own_process_note(request, patient, actor, process_note_id)
@@ -647,8 +644,8 @@ def process_edit(request: HttpRequest, patient_id: int, process_note_id: int) ->
             except ConflictError as exc:
                 form.add_error(None, str(exc))
                 status = 409
-            except services.NoteError as exc:
-                form.add_error("text" if exc.field == "text" else None, exc.message)
+            except DomainError as exc:
+                form.add_error("text" if "text" in exc.field_errors else None, exc.message)
             else:
                 messages.success(
                     request, "Process note saved (encrypted); the earlier text is kept as a revision."
@@ -679,7 +676,7 @@ def process_edit(request: HttpRequest, patient_id: int, process_note_id: int) ->
 @login_required
 def process_revisions(request: HttpRequest, patient_id: int, process_note_id: int) -> HttpResponse:
     """The author's view of a process note's earlier texts, newest first."""
-    require_roles(request, ["prescriber", "therapist"])
+    require_clinic(request, ClinicAction.PROCESS_NOTES)
     patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None, object_type="process_notes")
     actor = actor_from_request(request)
     note = _own_process_note(request, patient, actor, process_note_id)

@@ -7,6 +7,7 @@ class PatientsConfig(AppConfig):
     verbose_name = "Patients and charts"
 
     def ready(self) -> None:
+        from kapclinic.accounts.models import Role
         from kapclinic.core.registry import Widget, register_dashboard_widget
         from kapclinic.patients.widgets import caseload_context
 
@@ -16,7 +17,7 @@ class PatientsConfig(AppConfig):
                 title="My caseload",
                 template="patients/_caseload_widget.html",
                 context=caseload_context,
-                roles=frozenset({"prescriber", "therapist", "nurse"}),
+                roles=frozenset({Role.PRESCRIBER, Role.THERAPIST, Role.NURSE}),
                 order=50,
             )
         )

@@ -9,6 +9,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock, request_cache
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
+from kapclinic.core.errors import DomainError
 from kapclinic.patients.models import (
     Allergy,
     CareTeamMember,
@@ -19,7 +20,7 @@ from kapclinic.patients.models import (
     TimelineEvent,
 )
 from kapclinic.patients.selectors import forget_caseload_counts
-from kapclinic.policy import forget_care_team
+from kapclinic.policy import ClinicAction, clinic_can, forget_care_team
 
 DEMOGRAPHIC_FIELDS = [
     "legal_first_name",
@@ -77,10 +78,6 @@ def next_mrn(clinic_id: int) -> str:
     return f"K-{number:06d}"
 
 
-class EnrolmentRefused(Exception):
-    """A new record cannot be opened yet; str() is the sentence to show."""
-
-
 ON_CALL_MISSING = (
     "Set the clinic's on-call prescriber (Clinic settings, Safety alerts) before enrolling patients: "
     "safety alerts of a patient without a care team go to them."
@@ -88,13 +85,13 @@ ON_CALL_MISSING = (
 
 
 def patient_create(actor: Actor, **fields: Any) -> Patient:
-    """Open a new record. Refused (EnrolmentRefused) while the clinic has no on-call prescriber, so a
+    """Open a new record. Refused (DomainError) while the clinic has no on-call prescriber, so a
     safety alert always reaches someone."""
     assert actor.clinic is not None
     from kapclinic.accounts.models import Clinic
 
     if not Clinic.objects.filter(pk=actor.clinic.pk, on_call_prescriber__isnull=False).exists():
-        raise EnrolmentRefused(ON_CALL_MISSING)
+        raise DomainError(ON_CALL_MISSING)
     for _attempt in range(5):
         try:
             with transaction.atomic():
@@ -234,14 +231,6 @@ def allergy_add(actor: Actor, patient: Patient, *, substance: str, reaction: str
     return allergy
 
 
-class PortalInviteError(Exception):
-    pass
-
-
-#: Who may send a portal invitation to an address other than the registered / last confirmed one:
-#: a clinician who knows the patient (and may edit their demographics), never front desk or admin alone.
-PORTAL_ADDRESS_CONFIRMERS = frozenset({"prescriber", "therapist"})
-
 PORTAL_NONE = "none"
 PORTAL_PENDING = "pending"  # invited, the password was never chosen
 PORTAL_ACTIVE = "active"
@@ -278,7 +267,7 @@ def patient_revoke_portal(actor: Actor, patient: Patient) -> None:
     account is not theirs, or an invitation went to a wrong address). A fresh invitation can then
     be sent; the rules of patient_invite_to_portal apply to it."""
     if patient.user_id is None:
-        raise PortalInviteError("This patient has no portal account or invitation to revoke.")
+        raise DomainError("This patient has no portal account or invitation to revoke.")
     with transaction.atomic():
         used = _portal_unlink(patient)
         record_event(
@@ -297,7 +286,7 @@ def patient_invite_to_portal(actor: Actor, patient: Patient) -> None:
     """Give the patient a portal login and email them a single-use link to choose a password.
 
     Only to an address the patient controls: the one on file when the record was opened (or last
-    confirmed). After a change of address, a clinician (PORTAL_ADDRESS_CONFIRMERS) must send it, and
+    confirmed). After a change of address, a clinician (ClinicAction.CONFIRM_PORTAL_ADDRESS) must send it, and
     by doing so confirms the new address. A refusal is audited as "denied"."""
     from kapclinic.accounts.models import User
     from kapclinic.accounts.services import set_password_url
@@ -305,23 +294,23 @@ def patient_invite_to_portal(actor: Actor, patient: Patient) -> None:
     from kapclinic.messaging.services import queue
 
     if patient.user_id is not None:
-        raise PortalInviteError(
+        raise DomainError(
             "This patient already has a portal account or a pending invitation. If the patient says it "
             "is not theirs, revoke it first, then send a new invitation."
         )
     if not patient.email:
-        raise PortalInviteError("Add the patient's email address first: the invitation is sent by email.")
+        raise DomainError("Add the patient's email address first: the invitation is sent by email.")
     email = patient.email.strip().lower()
     confirming = patient.email_changed_since_confirmed
-    if confirming and actor.role not in PORTAL_ADDRESS_CONFIRMERS:
+    if confirming and not clinic_can(actor, ClinicAction.CONFIRM_PORTAL_ADDRESS):
         record_event(actor, "denied", patient=patient, obj=patient, detail="portal_invite unconfirmed_email")
-        raise PortalInviteError(
+        raise DomainError(
             "The email address is not the one the patient registered with or last confirmed, so a "
             "clinician on the care team must send this invitation after checking the address with the "
             "patient."
         )
     if User.objects.filter(email=email).exists():
-        raise PortalInviteError(
+        raise DomainError(
             "Another account already uses this email address; portal accounts need their own address."
         )
     with transaction.atomic():

@@ -17,6 +17,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.clinical.terminology import BY_ICD10, DIAGNOSIS_CODES
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.links import RowLink
 from kapclinic.core.params import BadParameter, IdField, id_param, param
 from kapclinic.core.registry import chart_panels
@@ -30,7 +31,7 @@ from kapclinic.patients.forms import (
     NewPatientForm,
 )
 from kapclinic.patients.models import CareTeamMember, DrugClass, Medication, PathwayStatus
-from kapclinic.policy import Action, ClinicAction, can, open_patient, refuse, require_clinic
+from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, refuse, require_clinic
 
 PAGE_SIZE = 50
 
@@ -75,14 +76,14 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def patient_new(request: HttpRequest) -> HttpResponse:
     actor = require_clinic(request, ClinicAction.VIEW_PATIENT_LIST)
-    if actor.role not in (Role.ADMIN, Role.FRONT_DESK, Role.PRESCRIBER):
+    if not clinic_can(actor, ClinicAction.OPEN_RECORD):
         raise refuse(request, "Only the front desk, admins and prescribers open new records.")
     form = NewPatientForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if k != "version"}
         try:
             patient = services.patient_create(actor, **data)
-        except services.EnrolmentRefused as exc:
+        except DomainError as exc:
             form.add_error(None, str(exc))
             return render(request, "patients/new.html", {"form": form}, status=409)
         messages.success(request, f"Record {patient.mrn} created.")
@@ -123,7 +124,7 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
         "portal_state": services.portal_state(patient) if can_edit else None,
         "portal_needs_clinician": can_edit
         and patient.email_changed_since_confirmed
-        and actor.role not in services.PORTAL_ADDRESS_CONFIRMERS,
+        and not clinic_can(actor, ClinicAction.CONFIRM_PORTAL_ADDRESS),
         "can_edit_clinical": can(actor, Action.EDIT_CLINICAL, patient),
         "can_manage_team": can(actor, Action.MANAGE_CARE_TEAM, patient),
         "option_lists": _option_lists() if clinical else None,
@@ -290,7 +291,7 @@ def portal_invite(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None)
     try:
         services.patient_invite_to_portal(actor_from_request(request), patient)
-    except services.PortalInviteError as exc:
+    except DomainError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Portal invitation sent to {patient.email}.")
@@ -304,7 +305,7 @@ def portal_revoke(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None)
     try:
         services.patient_revoke_portal(actor_from_request(request), patient)
-    except services.PortalInviteError as exc:
+    except DomainError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, "Portal access revoked. You can now send a new invitation.")

@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from kapclinic.accounts.models import Role
 from kapclinic.core.display import date_text
 from kapclinic.core.links import RowLink
 from kapclinic.portal.models import JournalEntry
@@ -51,11 +52,11 @@ def access_log(patient: Any) -> Any:
 
 
 ROLE_LABELS = {
-    "admin": "Clinic administrator",
-    "prescriber": "Prescriber",
-    "therapist": "Therapist",
-    "nurse": "Nurse",
-    "front_desk": "Front desk",
+    Role.ADMIN: "Clinic administrator",
+    Role.PRESCRIBER: "Prescriber",
+    Role.THERAPIST: "Therapist",
+    Role.NURSE: "Nurse",
+    Role.FRONT_DESK: "Front desk",
 }
 ACTION_LABELS = {
     "view": "Opened",

@@ -10,18 +10,13 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
+from kapclinic.core.errors import DomainError
 from kapclinic.patients.models import Patient
 from kapclinic.patients.services import add_timeline_event
 from kapclinic.portal.models import EntryKind, JournalEntry, Mood
 from kapclinic.scheduling.models import Appointment, Kind, Status
 
 MAX_TEXT = 10000
-
-
-class JournalError(Exception):
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        self.errors = errors
-        super().__init__(" ".join(e for v in errors.values() for e in v))
 
 
 def _validate(
@@ -62,7 +57,7 @@ def entry_create(
 ) -> JournalEntry:
     errors = _validate(patient, kind, text, mood, appointment)
     if errors:
-        raise JournalError(errors)
+        raise DomainError(field_errors=errors)
     now = clock.now()
     entry = JournalEntry.objects.create(
         patient=patient,
@@ -86,7 +81,7 @@ def entry_update(
 ) -> JournalEntry:
     errors = _validate(entry.patient, entry.kind, text, mood, entry.appointment)
     if errors:
-        raise JournalError(errors)
+        raise DomainError(field_errors=errors)
     entry.text = text.strip()
     entry.mood = mood
     entry.updated_at = clock.now()
@@ -112,12 +107,14 @@ def entry_share(actor: Actor, entry: JournalEntry, *, share: bool) -> JournalEnt
     now = clock.now()
     if share:
         if entry.is_shared:
-            raise JournalError({"share": ["This entry is already shared with your care team."]})
+            raise DomainError(field_errors={"share": ["This entry is already shared with your care team."]})
         entry.shared_at = now
         entry.share_withdrawn_at = None
     else:
         if not entry.is_shared:
-            raise JournalError({"share": ["This entry is not shared, so there is nothing to withdraw."]})
+            raise DomainError(
+                field_errors={"share": ["This entry is not shared, so there is nothing to withdraw."]}
+            )
         entry.shared_at = None
         entry.share_withdrawn_at = now
     entry.save(update_fields=["shared_at", "share_withdrawn_at"])

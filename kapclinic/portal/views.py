@@ -13,11 +13,11 @@ from django.views.decorators.http import require_POST
 
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.params import id_param, param
 from kapclinic.core.request import request_patient
-from kapclinic.core.stubs import require_roles
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, open_patient
+from kapclinic.policy import Action, ClinicAction, open_patient, require_clinic
 from kapclinic.portal import selectors, services
 from kapclinic.portal.forms import EntryEditForm, EntryForm
 from kapclinic.portal.models import EntryKind, JournalEntry
@@ -26,7 +26,7 @@ from kapclinic.scheduling.models import CalendarFeed
 
 
 def _me(request: HttpRequest, *, audit: str | None = "view", object_type: str = "portal") -> Patient:
-    require_roles(request, ["patient"])
+    require_clinic(request, ClinicAction.SELF_SERVICE)
     return open_patient(
         request, request_patient(request).pk, Action.SELF_SERVICE, audit=audit, object_type=object_type
     )
@@ -65,8 +65,8 @@ def journal(request: HttpRequest) -> HttpResponse:
                     appointment=appt,
                     share=form.cleaned_data["share"],
                 )
-            except services.JournalError as exc:
-                for name, errs in exc.errors.items():
+            except DomainError as exc:
+                for name, errs in exc.field_errors.items():
                     for err in errs:
                         form.add_error(name if name in form.fields else None, err)
             else:
@@ -122,8 +122,8 @@ def entry(request: HttpRequest, entry_id: int) -> HttpResponse:
             except ConflictError as exc:
                 form.add_error(None, str(exc))
                 status = 409
-            except services.JournalError as exc:
-                for name, errs in exc.errors.items():
+            except DomainError as exc:
+                for name, errs in exc.field_errors.items():
                     for err in errs:
                         form.add_error(name if name in form.fields else None, err)
             else:
@@ -144,7 +144,7 @@ def entry_share(request: HttpRequest, entry_id: int) -> HttpResponse:
     share = request.POST.get("action") == "share"
     try:
         services.entry_share(actor, item, share=share)
-    except services.JournalError as exc:
+    except DomainError as exc:
         from kapclinic.audit.services import record_event
 
         record_event(actor, "view", patient=patient, obj=item, detail="share refused")

@@ -7,6 +7,7 @@ class SchedulingConfig(AppConfig):
     verbose_name = "Scheduling"
 
     def ready(self) -> None:
+        from kapclinic.accounts.models import Role
         from kapclinic.core.registry import (
             ChartPanel,
             Widget,
@@ -31,7 +32,7 @@ class SchedulingConfig(AppConfig):
                 title="Today's appointments",
                 template="scheduling/_today_widget.html",
                 context=widgets.today_context,
-                roles=frozenset({"admin", "front_desk", "prescriber", "therapist", "nurse"}),
+                roles=frozenset({Role.ADMIN, Role.FRONT_DESK, Role.PRESCRIBER, Role.THERAPIST, Role.NURSE}),
                 order=20,
             )
         )

@@ -17,14 +17,11 @@ from django.utils import timezone
 
 from kapclinic.accounts.models import User
 from kapclinic.core.actor import Actor
+from kapclinic.core.errors import DomainError
 from kapclinic.patients.models import Patient
 from kapclinic.scheduling import rules, services
 from kapclinic.scheduling.models import ACTIVE_STATUSES, Appointment, Modality, Resource
 from kapclinic.treatment.models import PlanStatus, ProposedAppointment, TreatmentPlan
-
-
-class SeriesRefusedError(Exception):
-    """The plan's series cannot be booked at all (e.g. the plan is not signed): a sentence."""
 
 
 @dataclass
@@ -56,7 +53,7 @@ class LineResult:
 
 def check_plan(plan: TreatmentPlan) -> None:
     if plan.status != PlanStatus.SIGNED:
-        raise SeriesRefusedError(
+        raise DomainError(
             "Only a signed plan's appointments can be booked; "
             f"this plan is {plan.get_status_display().lower()}."
         )
@@ -84,7 +81,7 @@ def suggestions(plan: TreatmentPlan, first: dt.date) -> dict[int, dt.date]:
     return {p.pk: by_seq[p.sequence] for p in proposals}
 
 
-def _problems(exc: services.BookingError) -> list[str]:
+def _problems(exc: DomainError) -> list[str]:
     return list(exc.messages) + [e for errs in exc.field_errors.values() for e in errs]
 
 
@@ -119,7 +116,7 @@ def preview(actor: Actor, patient: Patient, lines: list[LineRequest]) -> dict[in
                 try:
                     with transaction.atomic():
                         _book(actor, patient, line)
-                except services.BookingError as exc:
+                except DomainError as exc:
                     out[line.proposal.pk] = _problems(exc)
                 else:
                     out[line.proposal.pk] = []
@@ -158,7 +155,7 @@ def book_series(
                     proposal.booked_ref = str(appt.pk)
                     proposal.save(update_fields=["booked_ref"])
                     result.appointment = appt
-        except services.BookingError as exc:
+        except DomainError as exc:
             result.problems = _problems(exc)
         results.append(result)
     return results
@@ -186,7 +183,7 @@ def book_weekly(
         starts = first + dt.timedelta(weeks=i)  # aware arithmetic keeps the wall-clock time
         try:
             booked.append(services.appointment_book(actor, patient, starts_at=starts, **booking))
-        except services.BookingError as exc:
+        except DomainError as exc:
             when = f"{timezone.localtime(starts):%a %d %b %Y %H:%M}"
             refused.append(f"{when}: not booked. " + " ".join(_problems(exc)))
     return booked, refused

@@ -16,6 +16,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
+from kapclinic.core.errors import DomainError
 from kapclinic.core.tokens import token_hash
 from kapclinic.messaging.retry import error_class
 from kapclinic.messaging.services import send_email
@@ -39,19 +40,6 @@ from kapclinic.scheduling.models import (
 from kapclinic.treatment import selectors as treatment_selectors
 
 logger = logging.getLogger(__name__)
-
-
-class BookingError(Exception):
-    """A refused booking: sentences for the form, optionally per field."""
-
-    def __init__(self, messages: list[str] | str, field_errors: dict[str, list[str]] | None = None) -> None:
-        self.messages = [messages] if isinstance(messages, str) else list(messages)
-        self.field_errors = field_errors or {}
-        super().__init__(" ".join(self.messages))
-
-
-class ReminderError(Exception):
-    pass
 
 
 # ---------------------------------------------------------------- settings and rules
@@ -110,7 +98,7 @@ def _check_booking(
     kinds = kind_rules(clinic)
     if kind not in kinds:
         errors.setdefault("kind", []).append("Choose the kind of appointment.")
-        raise BookingError([], errors)
+        raise DomainError([], errors)
     problem = rules.duration_problem(kinds[kind], minutes)
     if problem:
         errors.setdefault("minutes", []).append(problem)
@@ -134,7 +122,7 @@ def _check_booking(
     if modality == Modality.VIDEO and resource is not None:
         errors.setdefault("resource", []).append("A video appointment does not take a room or chair.")
     if errors:
-        raise BookingError(general, errors)
+        raise DomainError(general, errors)
     ends_at = starts_at + dt.timedelta(minutes=minutes)
     _lock_rows(patient, staff, resource)
     errors.update(_overlap_errors(clinic, ref, patient, starts_at, ends_at, staff, resource))
@@ -145,7 +133,7 @@ def _check_booking(
                 "A dosing appointment cannot be booked yet: " + " ".join(reasons or ["not ready."])
             )
     if errors or general:
-        raise BookingError(general, errors)
+        raise DomainError(general, errors)
 
 
 def _lock_rows(patient: Patient, staff: User, resource: Resource | None) -> None:
@@ -244,7 +232,7 @@ def _write_slot(
             }
             field = OVERLAP_CONSTRAINTS[constraint]
             errors = {field: [what[field]]}
-        raise BookingError([], errors) from None
+        raise DomainError([], errors) from None
 
 
 #: What the appointment's clinician must be allowed for this patient: see them by name on the calendar
@@ -347,7 +335,7 @@ def appointment_reschedule(
     admin_note: str = "",
 ) -> Appointment:
     if appt.status != Status.BOOKED:
-        raise BookingError(
+        raise DomainError(
             f"Only booked appointments can be changed; this one is {appt.get_status_display().lower()}."
         )
     _check_booking(
@@ -415,14 +403,14 @@ def live_session_problem(appt: Appointment, doing: str) -> str | None:
 @transaction.atomic
 def appointment_cancel(actor: Actor, appt: Appointment, expected_version: int, reason: str) -> Appointment:
     if appt.status != Status.BOOKED:
-        raise BookingError(
+        raise DomainError(
             f"This appointment is already {appt.get_status_display().lower()}; it cannot be cancelled."
         )
     problem = live_session_problem(appt, "cancel it")
     if problem:
-        raise BookingError(problem)
+        raise DomainError(problem)
     if not reason.strip():
-        raise BookingError(
+        raise DomainError(
             [], {"reason": ["Give a reason for cancelling (it is kept with the appointment)."]}
         )
     appt.status = Status.CANCELLED
@@ -450,17 +438,17 @@ def appointment_set_status(
     actor: Actor, appt: Appointment, expected_version: int, status: str
 ) -> Appointment:
     if status not in (Status.COMPLETED, Status.NO_SHOW):
-        raise BookingError("Mark an appointment as completed or did-not-attend.")
+        raise DomainError("Mark an appointment as completed or did-not-attend.")
     if appt.status != Status.BOOKED:
-        raise BookingError(f"This appointment is already {appt.get_status_display().lower()}.")
+        raise DomainError(f"This appointment is already {appt.get_status_display().lower()}.")
     if appt.starts_at > clock.now():
-        raise BookingError("An appointment that has not started yet cannot be marked as completed or missed.")
+        raise DomainError("An appointment that has not started yet cannot be marked as completed or missed.")
     if status == Status.NO_SHOW:
         problem = live_session_problem(appt, "mark it as did-not-attend")
         if problem:
-            raise BookingError(problem)
+            raise DomainError(problem)
         if appt.checked_in_at is not None:
-            raise BookingError(
+            raise DomainError(
                 f"The patient was checked in at {timezone.localtime(appt.checked_in_at):%H:%M}, so they "
                 "attended; it cannot be marked as did-not-attend."
             )
@@ -475,16 +463,16 @@ def appointment_check_in(actor: Actor, appt: Appointment, expected_version: int)
     """The front desk marks the patient's arrival (issue 18). Only on the appointment's day, only for a
     booked appointment, once."""
     if appt.status != Status.BOOKED:
-        raise BookingError(
+        raise DomainError(
             f"This appointment is {appt.get_status_display().lower()}; the patient cannot be checked in."
         )
     if appt.checked_in_at is not None:
-        raise BookingError(
+        raise DomainError(
             f"The patient was already checked in at {timezone.localtime(appt.checked_in_at):%H:%M}."
         )
     day = timezone.localtime(appt.starts_at).date()
     if day != clock.today():
-        raise BookingError(
+        raise DomainError(
             f"A patient is checked in on the day of the appointment ({day:%a %d %b %Y}), not before or after."
         )
     appt.checked_in_at = clock.now()
@@ -507,11 +495,11 @@ def resource_create(actor: Actor, *, name: str, kind: str) -> Resource:
     assert actor.clinic is not None
     name = name.strip()
     if not name:
-        raise BookingError([], {"name": ["Give the room or chair a name."]})
+        raise DomainError([], {"name": ["Give the room or chair a name."]})
     if kind not in ResourceKind.values:
-        raise BookingError([], {"kind": ["Choose room or chair."]})
+        raise DomainError([], {"kind": ["Choose room or chair."]})
     if Resource.objects.filter(clinic=actor.clinic, name__iexact=name).exists():
-        raise BookingError([], {"name": [f"There is already a room or chair called {name}."]})
+        raise DomainError([], {"name": [f"There is already a room or chair called {name}."]})
     resource = Resource.objects.create(
         clinic=actor.clinic,
         name=name,
@@ -690,12 +678,12 @@ def reminder_retry(actor: Actor, reminder: Reminder) -> Reminder:
     """Staff asks to try a failed reminder again now."""
     reminder = Reminder.objects.select_for_update().select_related("appointment").get(pk=reminder.pk)
     if reminder.appointment.status != Status.BOOKED:
-        raise ReminderError(
+        raise DomainError(
             "This reminder is for an appointment that is no longer booked "
             f"({reminder.appointment.get_status_display().lower()}); nothing was sent."
         )
     if reminder.status not in (ReminderStatus.FAILED, ReminderStatus.RETRYING):
-        raise ReminderError(
+        raise DomainError(
             f"Only failed reminders can be retried; this one is {reminder.get_status_display().lower()}."
         )
     reminder.status = ReminderStatus.RETRYING
@@ -728,7 +716,7 @@ KIND_CHOICES = Kind.choices
 @transaction.atomic
 def kind_minutes_update(actor: Actor, minutes: dict[str, int | None]) -> ScheduleSettings:
     """An admin sets the clinic's default length per appointment kind (issue 18); None: the kind's usual
-    length. Each value must lie in the kind's range (BookingError with a sentence per field)."""
+    length. Each value must lie in the kind's range (DomainError with a sentence per field)."""
     assert actor.clinic is not None
     kinds = kind_rules(actor.clinic)
     errors: dict[str, list[str]] = {}
@@ -743,7 +731,7 @@ def kind_minutes_update(actor: Actor, minutes: dict[str, int | None]) -> Schedul
             else:
                 chosen[key] = value
     if errors:
-        raise BookingError([], errors)
+        raise DomainError([], errors)
     cfg, _ = ScheduleSettings.objects.select_for_update().get_or_create(clinic=actor.clinic)
     cfg.kind_minutes = chosen
     cfg.save(update_fields=["kind_minutes"])

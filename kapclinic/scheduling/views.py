@@ -19,9 +19,10 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock, dates
 from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.params import MAX_ID, id_param, param
-from kapclinic.core.stubs import require_roles
-from kapclinic.policy import Action, can, open_patient
+from kapclinic.messaging.outbox import outbox_page, outbox_retry
+from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, require_clinic
 from kapclinic.scheduling import ical, rules, selectors, series, services
 from kapclinic.scheduling.forms import (
     AppointmentForm,
@@ -41,9 +42,6 @@ from kapclinic.sessions.selectors import (
 from kapclinic.treatment import selectors as treatment_selectors
 from kapclinic.treatment.models import TreatmentPlan
 
-CALENDAR_ROLES = ["admin", "front_desk", "prescriber", "therapist", "nurse"]
-REMINDER_ROLES = ["admin", "front_desk", "prescriber", "nurse"]
-FEED_ROLES = ["prescriber", "therapist", "nurse"]
 PX_PER_MINUTE = 1.2
 
 
@@ -100,7 +98,7 @@ def _free_slots(
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     """Day view: one column per clinician (or per room/chair with ?by=resource)."""
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     actor = actor_from_request(request)
     day = _day(request)
     filters = _filters(request, actor)
@@ -202,14 +200,14 @@ def index(request: HttpRequest) -> HttpResponse:
             "rooms": rooms,
             "by": by,
             "filters": filters,
-            "can_book": actor.role in CALENDAR_ROLES,
+            "can_book": clinic_can(actor, ClinicAction.USE_CALENDAR),
         },
     )
 
 
 @login_required
 def week_view(request: HttpRequest) -> HttpResponse:
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     actor = actor_from_request(request)
     day = _day(request)
     monday = day - dt.timedelta(days=day.weekday())
@@ -270,7 +268,7 @@ def _chair_item(
 
 @login_required
 def chairs(request: HttpRequest) -> HttpResponse:
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     actor = actor_from_request(request)
     day = _day(request)
     rows = selectors.chair_board(actor.clinic, day)
@@ -299,14 +297,6 @@ def chairs(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _form_errors(form: AppointmentForm, exc: services.BookingError) -> None:
-    for name, errs in exc.field_errors.items():
-        for err in errs:
-            form.add_error(name if name in form.fields else None, err)
-    for msg in exc.messages:
-        form.add_error(None, msg)
-
-
 def _minutes(form: AppointmentForm, clinic: Any, kind: str) -> int:
     minutes = form.cleaned_data.get("minutes")
     return int(minutes) if minutes else services.kind_rules(clinic)[kind].default_minutes
@@ -314,7 +304,7 @@ def _minutes(form: AppointmentForm, clinic: Any, kind: str) -> int:
 
 @login_required
 def new(request: HttpRequest) -> HttpResponse:
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     actor = actor_from_request(request)
     initial: dict[str, Any] = {"date": _day(request), "time": dt.time(9, 0)}
     for name in ("patient", "staff", "resource"):
@@ -357,8 +347,8 @@ def new(request: HttpRequest) -> HttpResponse:
                     modality=form.cleaned_data["modality"],
                     admin_note=form.cleaned_data["admin_note"],
                 )
-            except services.BookingError as exc:
-                _form_errors(form, exc)
+            except DomainError as exc:
+                exc.add_to_form(form)
                 _refused(request, patient)
             else:
                 messages.success(request, f"{appt.get_kind_display()} booked for {patient.display_name}.")
@@ -411,7 +401,7 @@ def _refused(request: HttpRequest, patient: Any, obj: Any = None) -> None:
 
 
 def _appointment(request: HttpRequest, appointment_id: int, *, audit: str | None = "view") -> Appointment:
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     clinic = getattr(request, "clinic", None)
     appt = (
         Appointment.objects.select_related(
@@ -498,8 +488,8 @@ def edit(request: HttpRequest, appointment_id: int) -> HttpResponse:
                 form.add_error(None, str(exc))
                 status = 409
                 _refused(request, appt.patient, appt)
-            except services.BookingError as exc:
-                _form_errors(form, exc)
+            except DomainError as exc:
+                exc.add_to_form(form)
                 _refused(request, appt.patient, appt)
             else:
                 messages.success(request, "Appointment changed.")
@@ -530,7 +520,7 @@ def cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
         except ConflictError as exc:
             _refused(request, appt.patient, appt)
             messages.error(request, str(exc))
-        except services.BookingError as exc:
+        except DomainError as exc:
             _refused(request, appt.patient, appt)
             messages.error(
                 request, " ".join(exc.messages + [e for v in exc.field_errors.values() for e in v])
@@ -563,7 +553,7 @@ def check_in(request: HttpRequest, appointment_id: int) -> HttpResponse:
     except ConflictError as exc:
         _refused(request, appt.patient, appt)
         messages.error(request, str(exc))
-    except services.BookingError as exc:
+    except DomainError as exc:
         _refused(request, appt.patient, appt)
         messages.error(request, " ".join(exc.messages))
     else:
@@ -587,7 +577,7 @@ def set_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
     except ConflictError as exc:
         _refused(request, appt.patient, appt)
         messages.error(request, str(exc))
-    except services.BookingError as exc:
+    except DomainError as exc:
         _refused(request, appt.patient, appt)
         messages.error(request, " ".join(exc.messages))
     else:
@@ -597,7 +587,7 @@ def set_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
 
 @login_required
 def patient_appointments(request: HttpRequest, patient_id: int) -> HttpResponse:
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     patient = open_patient(request, patient_id, Action.SCHEDULE, object_type="appointments")
     page = Paginator(selectors.patient_appointments(patient).order_by("-starts_at", "-id"), 50).get_page(
         request.GET.get("page")
@@ -612,38 +602,32 @@ def patient_appointments(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @login_required
 def reminders(request: HttpRequest) -> HttpResponse:
-    require_roles(request, REMINDER_ROLES)
-    actor = actor_from_request(request)
-    problems = request.GET.get("show") != "all"
-    page = Paginator(selectors.reminders_for_staff(actor.clinic, problems_only=problems), 50).get_page(
-        request.GET.get("page")
-    )
-    record_event(actor, "list", object_type="reminders", detail=f"n={len(page.object_list)}")
-    return render(
+    return outbox_page(
         request,
-        "scheduling/reminders.html",
-        {"page": page, "problems": problems, "extra_query": "" if problems else "show=all"},
+        ClinicAction.VIEW_REMINDERS,
+        lambda clinic, problems: selectors.reminders_for_staff(clinic, problems_only=problems),
+        template="scheduling/reminders.html",
+        object_type="reminders",
     )
 
 
 @login_required
 @require_POST
 def reminder_retry(request: HttpRequest, reminder_id: int) -> HttpResponse:
-    require_roles(request, REMINDER_ROLES)
-    actor = actor_from_request(request)
-    reminder = get_object_or_404(Reminder, pk=reminder_id, clinic=actor.clinic)
-    try:
-        services.reminder_retry(actor, reminder)
-    except services.ReminderError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, "The reminder was queued to be sent again.")
-    return redirect(f"{reverse('scheduling:reminders')}?show=all")
+    return outbox_retry(
+        request,
+        ClinicAction.VIEW_REMINDERS,
+        Reminder,
+        reminder_id,
+        services.reminder_retry,
+        queued="The reminder was queued to be sent again.",
+        back_to=f"{reverse('scheduling:reminders')}?show=all",
+    )
 
 
 @login_required
 def rooms(request: HttpRequest) -> HttpResponse:
-    require_roles(request, ["admin"])
+    require_clinic(request, ClinicAction.MANAGE_CLINIC)
     actor = actor_from_request(request)
     form = ResourceForm(request.POST or None)
     status = 200
@@ -654,7 +638,7 @@ def rooms(request: HttpRequest) -> HttpResponse:
                 services.resource_create(
                     actor, name=form.cleaned_data["name"], kind=form.cleaned_data["kind"]
                 )
-            except services.BookingError as exc:
+            except DomainError as exc:
                 for name, errs in exc.field_errors.items():
                     for err in errs:
                         form.add_error(name, err)
@@ -672,7 +656,7 @@ def rooms(request: HttpRequest) -> HttpResponse:
 @login_required
 def lengths(request: HttpRequest) -> HttpResponse:
     """Admin: the clinic's default length for each kind of appointment (issue 18)."""
-    require_roles(request, ["admin"])
+    require_clinic(request, ClinicAction.MANAGE_CLINIC)
     actor = actor_from_request(request)
     form = KindMinutesForm(request.POST or None, clinic=actor.clinic)
     status = 200
@@ -681,7 +665,7 @@ def lengths(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 services.kind_minutes_update(actor, dict(form.cleaned_data))
-            except services.BookingError as exc:
+            except DomainError as exc:
                 for name, errs in exc.field_errors.items():
                     for err in errs:
                         form.add_error(name if name in form.fields else None, err)
@@ -693,7 +677,7 @@ def lengths(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def my_feed(request: HttpRequest) -> HttpResponse:
-    require_roles(request, FEED_ROLES)
+    require_clinic(request, ClinicAction.CLINICAL_WORK)
     actor = actor_from_request(request)
     feed = CalendarFeed.objects.filter(user=actor.user, clinic=actor.clinic).first()
     url = None
@@ -741,7 +725,7 @@ def feed(request: HttpRequest, token: str) -> HttpResponse:
 def plan_series(request: HttpRequest, patient_id: int, plan_id: int) -> HttpResponse:
     """Book a signed plan's proposed appointments in one step (issue 18): suggested dates from the plan's
     spacing, each line's conflicts previewed, then "Book all that are free" (each line on its own)."""
-    require_roles(request, CALENDAR_ROLES)
+    require_clinic(request, ClinicAction.USE_CALENDAR)
     posting = request.method == "POST"
     patient = open_patient(
         request, patient_id, Action.SCHEDULE, audit=None if posting else "view", object_type="plan_series"
@@ -762,7 +746,7 @@ def plan_series(request: HttpRequest, patient_id: int, plan_id: int) -> HttpResp
     status = 200
     try:
         series.check_plan(plan)
-    except series.SeriesRefusedError as exc:
+    except DomainError as exc:
         errors.append(str(exc))
     open_props = [p for p in proposals if p.pk not in booked]
 

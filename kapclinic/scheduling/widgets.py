@@ -5,11 +5,12 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from kapclinic.accounts.models import Role
 from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.display import date_text, hhmm
 from kapclinic.core.links import RowLink
-from kapclinic.policy import Action, can
+from kapclinic.policy import Action, ClinicAction, can, clinic_can
 from kapclinic.scheduling import selectors
 from kapclinic.scheduling.models import Kind
 
@@ -63,7 +64,7 @@ def today_context(request: HttpRequest) -> dict[str, Any]:
     shown columns, no model instances, plus the visibility query (issue #7)."""
     actor = actor_from_request(request)
     start, end = selectors.day_bounds(clock.today())
-    mine_only = actor.role not in ("admin", "front_desk")
+    mine_only = actor.role not in (Role.ADMIN, Role.FRONT_DESK)
     staff_id = actor.user_id if mine_only else None
     longest = selectors.longest_appointment(actor.clinic)
     fields = [
@@ -103,7 +104,7 @@ def today_context(request: HttpRequest) -> dict[str, Any]:
         )
     problems = (
         selectors.problem_reminder_count(actor.clinic)
-        if actor.role in ("admin", "front_desk", "nurse", "prescriber")
+        if clinic_can(actor, ClinicAction.VIEW_REMINDERS)
         else 0
     )
     return {"items": items, "problems": problems, "mine_only": mine_only}

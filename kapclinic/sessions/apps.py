@@ -30,6 +30,7 @@ class SessionsConfig(AppConfig):
     verbose_name = "Sessions"
 
     def ready(self) -> None:
+        from kapclinic.accounts.models import Role
         from kapclinic.core.registry import (
             ChartPanel,
             Widget,
@@ -53,7 +54,7 @@ class SessionsConfig(AppConfig):
                 title="Today's dosing sessions",
                 template="sessions/_widget.html",
                 context=_widget_context,
-                roles=frozenset({"prescriber", "nurse", "therapist"}),
+                roles=frozenset({Role.PRESCRIBER, Role.NURSE, Role.THERAPIST}),
                 order=20,
             )
         )

@@ -25,6 +25,7 @@ from typing import Any
 
 from django.db import transaction
 
+from kapclinic.accounts.models import Role
 from kapclinic.clinical.protocols import Protocol, get_protocol
 from kapclinic.clinical.session_state import Event
 from kapclinic.clinical.terminology import BY_ICD10
@@ -101,7 +102,7 @@ def _pre_session_phq9(ctx: Any, patient: Any, total: int, at: dt.datetime, rng: 
     actor = Actor(
         user=patient.user if portal else None,
         clinic=ctx.clinic,
-        role="patient" if portal else "patient_link",
+        role=Role.PATIENT if portal else "patient_link",
         request_id="seed-demo",
     )
     response_submit(

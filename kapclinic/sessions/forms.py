@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 
+from kapclinic.accounts.models import Role
 from kapclinic.clinical.protocols import protocol_choices
 from kapclinic.clinical.session_state import MEDICATION_CLASS_LABELS, SL_OUTCOMES
 from kapclinic.clinical.vitals import DISSOCIATION_ANCHORS, MOAAS_LEVELS
@@ -536,7 +537,7 @@ class AlertRoutingForm(forms.Form):
         field.queryset = User.objects.filter(
             is_active=True,
             memberships__clinic=clinic,
-            memberships__role="prescriber",
+            memberships__role=Role.PRESCRIBER,
             memberships__is_active=True,
         ).order_by("full_name", "id")
 

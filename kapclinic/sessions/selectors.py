@@ -15,6 +15,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from kapclinic.accounts.models import Role
 from kapclinic.clinical.protocols import Protocol
 from kapclinic.clinical.session_state import SL_OUTCOMES, State
 from kapclinic.clinical.vitals import LOINC, DueItem, Reading, Vital, due_vitals
@@ -23,7 +24,7 @@ from kapclinic.core.actor import Actor
 from kapclinic.core.display import date_text, hhmm
 from kapclinic.core.links import RowLink
 from kapclinic.core.sentinel import NOT_READ
-from kapclinic.policy import ALL, CASELOAD, Action, scope, visible_patients
+from kapclinic.policy import ALL, CASELOAD, Action, ClinicAction, clinic_can, scope, visible_patients
 from kapclinic.scheduling.models import Appointment, Kind, Status
 from kapclinic.sessions.models import (
     Administration,
@@ -762,7 +763,7 @@ def session_process_notes(actor: Actor, session: DosingSession) -> list[SessionP
     from kapclinic.notes.selectors import readable_process_notes
     from kapclinic.notes.services import process_note_text
 
-    if actor.user is None or actor.role not in ("therapist", "prescriber"):
+    if actor.user is None or not clinic_can(actor, ClinicAction.PROCESS_NOTES):
         return []
     rows = readable_process_notes(actor.user, session.patient).filter(dosing_session=session)
     return [
@@ -796,7 +797,7 @@ def dose_handoff(
     if admin is None:
         you = (
             "Your part: order the dose below; a nurse then double-checks it and gives it."
-            if role == "prescriber"
+            if role == Role.PRESCRIBER
             else "Nothing to do yet: a prescriber orders the dose here, then you double-check it or give it."
         )
         return DoseHandoff("order", "Waiting for the prescriber's order.", you)
@@ -816,7 +817,7 @@ def dose_handoff(
             "You double-checked this dose, so another staff member must give it. If you are the one who "
             "will give it, withdraw your double-check and ask a colleague to double-check."
         )
-    elif role in ("nurse", "prescriber"):
+    elif role in (Role.NURSE, Role.PRESCRIBER):
         you = "Your part: check the patient, record the lot number and expiry, and give the dose."
     else:
         you = ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -40,11 +40,13 @@ from kapclinic.clinical.vitals import (
 from kapclinic.core import clock, request_cache
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import ConflictError, save_versioned
+from kapclinic.core.errors import DomainError
 from kapclinic.core.sentinel import NOT_READ
 from kapclinic.notes.models import ProcessNote
-from kapclinic.notes.services import NoteError, process_note_create
+from kapclinic.notes.services import process_note_create
 from kapclinic.patients.models import Patient
 from kapclinic.patients.services import add_timeline_event
+from kapclinic.policy import ClinicAction, clinic_can
 from kapclinic.scheduling.models import Appointment, Kind, Status
 from kapclinic.sessions.models import (
     Administration,
@@ -68,17 +70,6 @@ from kapclinic.sessions.readiness import readiness_for
 
 if TYPE_CHECKING:
     from kapclinic.sessions.selectors import SessionRecord
-
-
-class Refused(Exception):
-    """A refusal the user must see: one sentence per problem, optionally keyed by form field."""
-
-    def __init__(
-        self, messages: Sequence[str] | str, field_errors: dict[str, list[str]] | None = None
-    ) -> None:
-        self.messages = [messages] if isinstance(messages, str) else list(messages)
-        self.field_errors = field_errors or {}
-        super().__init__(" ".join(self.messages))
 
 
 # ---------------------------------------------------------------- protocol with clinic settings
@@ -177,7 +168,7 @@ def _transition(
     try:
         target = sm.next_state(current, event, reason=reason)
     except IllegalTransition as e:
-        raise Refused(str(e)) from None
+        raise DomainError(str(e)) from None
     now = clock.now()
     session.state = target.value
     setattr(session, _STAMP[event], now)
@@ -201,7 +192,7 @@ def _transition(
 
 def _assert_user(actor: Actor) -> User:
     if actor.user is None:
-        raise Refused("A signed-in staff member is required.")
+        raise DomainError("A signed-in staff member is required.")
     return actor.user
 
 
@@ -261,7 +252,7 @@ def session_transition(
     complete (every ordered esketamine device, the IV stop, the SL hold), or, for esketamine, until a
     written ``partial_reason`` documents a partial dose."""
     if event not in (Event.CHECK_IN, Event.START_MONITORING, Event.START_RECOVERY, Event.ABORT):
-        raise Refused("That step has its own form.")
+        raise DomainError("That step has its own form.")
     session = _fresh(session)
     _check_version(session, expected_version)
     partial: Administration | None = None
@@ -301,19 +292,21 @@ def _check_appointment(patient: Patient, appointment: Appointment) -> None:
     count). Locks the appointment row against a second start."""
     locked = Appointment.objects.select_for_update().filter(pk=appointment.pk).first()
     if locked is None or locked.patient_id != patient.pk or locked.clinic_id != patient.clinic_id:
-        raise Refused("That appointment is not one of this patient's appointments.")
+        raise DomainError("That appointment is not one of this patient's appointments.")
     if locked.kind != Kind.DOSING:
-        raise Refused(
+        raise DomainError(
             f"A dosing session is started from a dosing appointment; this one is a "
             f"{locked.get_kind_display().lower()}."
         )
     if locked.status in (Status.CANCELLED, Status.NO_SHOW):
-        raise Refused(
+        raise DomainError(
             f"This dosing appointment is marked {locked.get_status_display().lower()}; a session can be "
             "started only from a booked (or completed) appointment."
         )
     if DosingSession.objects.filter(appointment=locked).exclude(state=State.ABORTED).exists():
-        raise Refused("This appointment already has a dosing session; open it instead of starting another.")
+        raise DomainError(
+            "This appointment already has a dosing session; open it instead of starting another."
+        )
 
 
 @transaction.atomic
@@ -335,7 +328,7 @@ def session_start_from_appointment(actor: Actor, appointment: Appointment) -> tu
     patient = appointment.patient
     plan = signed_plan(patient)
     if plan is None:
-        raise Refused(
+        raise DomainError(
             "There is no signed treatment plan for this patient, so the session has no protocol to "
             "follow; a prescriber signs the plan first."
         )
@@ -391,7 +384,7 @@ def gate_update(
     session = _fresh(session)
     _check_version(session, expected_version)
     if session.state not in (State.SCHEDULED, State.CHECKED_IN):
-        raise Refused("Pre-dose checks can only be changed before they have been passed.")
+        raise DomainError("Pre-dose checks can only be changed before they have been passed.")
     for key, value in values.items():
         if key not in GATE_FIELDS:
             raise ValueError(key)
@@ -580,22 +573,22 @@ def gate_result(
 
 @transaction.atomic
 def gate_override(actor: Actor, session: DosingSession, item: str, reason: str) -> GateOverride:
-    if actor.role != "prescriber":
-        raise Refused("Only a prescriber can override a failed pre-dose check.")
+    if not clinic_can(actor, ClinicAction.ORDER_DOSE):
+        raise DomainError("Only a prescriber can override a failed pre-dose check.")
     reason = reason.strip()
     if not reason:
-        raise Refused(
+        raise DomainError(
             "Reason is required: an override needs a written reason.", {"reason": ["Enter the reason."]}
         )
     session = _fresh(session)
     if session.state != State.CHECKED_IN:
-        raise Refused("Pre-dose checks can only be overridden while the patient is checked in.")
+        raise DomainError("Pre-dose checks can only be overridden while the patient is checked in.")
     result = gate_result(session)
     match = next((i for i in result.items if i.check.key == item), None)
     if match is None or match.status not in ("blocked", "hard_stop"):
-        raise Refused("That check is not failing, so there is nothing to override.")
+        raise DomainError("That check is not failing, so there is nothing to override.")
     if match.status == "hard_stop":
-        raise Refused(f"{match.check.label} is a hard stop and cannot be overridden.")
+        raise DomainError(f"{match.check.label} is a hard stop and cannot be overridden.")
     ov = GateOverride.objects.create(
         session=session,
         item=item,
@@ -616,10 +609,10 @@ def gate_pass(actor: Actor, session: DosingSession, expected_version: int) -> Do
         try:
             sm.next_state(State(session.state), Event.PASS_PREDOSE)
         except IllegalTransition as e:
-            raise Refused(str(e)) from None
+            raise DomainError(str(e)) from None
     result = gate_result(session)
     if not result.passed:
-        raise Refused(result.blocking)
+        raise DomainError(result.blocking)
     snapshot = [
         {
             "key": i.check.key,
@@ -688,22 +681,22 @@ def _order_snapshot(admin: Administration) -> dict[str, str]:
 def dose_order(
     actor: Actor, session: DosingSession, expected_version: int, inputs: dict[str, Any]
 ) -> Administration:
-    if actor.role != "prescriber":
-        raise Refused("Only a prescriber can order the dose.")
+    if not clinic_can(actor, ClinicAction.ORDER_DOSE):
+        raise DomainError("Only a prescriber can order the dose.")
     session = _fresh(session)
     _check_version(session, expected_version)
     if session.state != State.PREDOSE_PASSED:
-        raise Refused(
+        raise DomainError(
             "The dose can only be ordered after the pre-dose checks have passed and before dosing starts."
         )
     protocol = protocol_for(session)
     gaps = protocol_gaps_sentence(protocol)
     if gaps:
-        raise Refused(gaps)
+        raise DomainError(gaps)
     previous = Administration.objects.select_for_update().filter(session=session).first()
     reorder_reason = str(inputs.get("reorder_reason") or "").strip()
     if previous is not None and not reorder_reason:
-        raise Refused(
+        raise DomainError(
             "A dose is already ordered: say why it is being replaced (the earlier order stays in the "
             "record as superseded).",
             {"reorder_reason": ["Say why the earlier order is replaced."]},
@@ -716,7 +709,7 @@ def dose_order(
                 fields.setdefault("infusion_minutes", []).append(r)
             elif "below the protocol minimum" in r:
                 fields.setdefault("low_dose_reason", []).append(r)
-        raise Refused(calc.refusals, fields)
+        raise DomainError(calc.refusals, fields)
     now = clock.now()
     if previous is not None:
         SupersededDoseOrder.objects.create(
@@ -778,20 +771,20 @@ def dose_order(
 def dose_cosign(actor: Actor, session: DosingSession) -> Administration:
     """A second prescriber co-signs an order above the protocol maximum (its written reason stands on
     the record); dosing cannot start until they have (docs/clinical-reference-dosing.md §2)."""
-    if actor.role != "prescriber":
-        raise Refused("Only a prescriber can co-sign a dose above the protocol maximum.")
+    if not clinic_can(actor, ClinicAction.ORDER_DOSE):
+        raise DomainError("Only a prescriber can co-sign a dose above the protocol maximum.")
     session = _fresh(session)
     admin = Administration.objects.select_for_update().filter(session=session).first()
     if admin is None:
-        raise Refused("There is no dose order to co-sign yet.")
+        raise DomainError("There is no dose order to co-sign yet.")
     if not admin.above_maximum:
-        raise Refused("This order is within the protocol maximum; it needs no co-signature.")
+        raise DomainError("This order is within the protocol maximum; it needs no co-signature.")
     if admin.administered_at is not None:
-        raise Refused("The dose has already been given.")
+        raise DomainError("The dose has already been given.")
     if admin.cosigned_by_id is not None:
-        raise Refused("This order is already co-signed.")
+        raise DomainError("This order is already co-signed.")
     if admin.ordered_by_id == actor.user_id:
-        raise Refused(
+        raise DomainError(
             "Co-signature: a second prescriber, not the one who ordered the dose, must co-sign an order "
             "above the protocol maximum."
         )
@@ -816,11 +809,11 @@ def dose_double_check(actor: Actor, session: DosingSession) -> Administration:
     session = _fresh(session)
     admin = Administration.objects.select_for_update().filter(session=session).first()
     if admin is None:
-        raise Refused("There is no dose order to double-check yet.")
+        raise DomainError("There is no dose order to double-check yet.")
     if admin.administered_at is not None:
-        raise Refused("The dose has already been given.")
+        raise DomainError("The dose has already been given.")
     if admin.ordered_by_id == actor.user_id:
-        raise Refused(
+        raise DomainError(
             "Double-check: a second staff member, not the prescriber who ordered the dose, must check it."
         )
     admin.double_checked_by = actor.user
@@ -838,14 +831,14 @@ def dose_double_check_withdraw(actor: Actor, session: DosingSession) -> Administ
     session = _fresh(session)
     admin = Administration.objects.select_for_update().filter(session=session).first()
     if admin is None or admin.double_checked_by_id is None:
-        raise Refused("There is no double-check to withdraw.")
+        raise DomainError("There is no double-check to withdraw.")
     if admin.administered_at is not None:
-        raise Refused(
+        raise DomainError(
             "The dose has already been given, so its double-check is part of the record and cannot be "
             "withdrawn."
         )
     if admin.double_checked_by_id != actor.user_id:
-        raise Refused("Only the person who double-checked the dose can withdraw that double-check.")
+        raise DomainError("Only the person who double-checked the dose can withdraw that double-check.")
     admin.double_checked_by = None
     admin.double_checked_at = None
     admin.save(update_fields=["double_checked_by", "double_checked_at"])
@@ -868,7 +861,7 @@ def dosing_start(
         try:
             sm.next_state(State(session.state), Event.START_DOSING)
         except IllegalTransition as e:
-            raise Refused(str(e)) from None
+            raise DomainError(str(e)) from None
     admin = Administration.objects.select_for_update().filter(session=session).first()
     problems: list[str] = []
     fields: dict[str, list[str]] = {}
@@ -900,7 +893,7 @@ def dosing_start(
         problems.append(f"Expiry date {expiry_date:%Y-%m-%d} has passed; this medicine cannot be used.")
         fields["expiry_date"] = ["This medicine has expired."]
     if problems:
-        raise Refused(problems, fields)
+        raise DomainError(problems, fields)
     assert admin is not None
     now = clock.now()
     admin.lot_number = lot_number.strip()
@@ -957,16 +950,16 @@ def dosing_start_from_stock(
     form = protocol.dose.form
     kind = inventory.STOCKED_FORMS.get(form)
     if kind is None:
-        raise Refused("This session's dose is not drawn from controlled-substance stock.")
+        raise DomainError("This session's dose is not drawn from controlled-substance stock.")
     if container_id is None:
         if not inventory.stock_for_form(session.clinic, form):
-            raise Refused(NO_STOCK.format(what=kind.label.lower() + "s"))
-        raise Refused(
+            raise DomainError(NO_STOCK.format(what=kind.label.lower() + "s"))
+        raise DomainError(
             "Choose the container the dose is drawn from.", {"container": ["Choose the container."]}
         )
     container = Container.objects.filter(pk=container_id, registration__clinic=session.clinic).first()
     if container is None:
-        raise Refused("That container is not in this clinic's stock.", {"container": ["Choose again."]})
+        raise DomainError("That container is not in this clinic's stock.", {"container": ["Choose again."]})
     session = dosing_start(
         actor, session, expected_version, lot_number=container.lot, expiry_date=container.expiry
     )
@@ -983,8 +976,8 @@ def dosing_start_from_stock(
             route=protocol.route,
             witness=admin.double_checked_by,
         )
-    except inventory.InventoryError as e:
-        raise Refused(list(e.reasons), {"container": [e.reasons[0]]}) from None
+    except DomainError as e:
+        raise DomainError(e.all_messages, {"container": e.all_messages[:1]}) from None
     return session
 
 
@@ -1030,7 +1023,7 @@ def _dosing_complete_check(session: DosingSession, partial_reason: str) -> tuple
         )
     )
     if gaps:
-        raise Refused(list(gaps), {"partial_reason": [gaps[0]]} if record.partial else None)
+        raise DomainError(list(gaps), {"partial_reason": [gaps[0]]} if record.partial else None)
     if admin is None or not record.partial:
         return None, ""
     admin.partial_dose_reason = partial_reason
@@ -1044,15 +1037,15 @@ def _dosing_complete_check(session: DosingSession, partial_reason: str) -> tuple
 def _dosing_admin(session: DosingSession, form: str, wrong_route: str) -> Administration:
     """The administration of a session that is dosing, with the route the step is for."""
     if State(session.state) is not State.DOSING:
-        raise Refused(
+        raise DomainError(
             "The dose given is recorded while the session is dosing, before dosing is marked complete; "
             f"the session is {session.get_state_display().lower()}."
         )
     admin = Administration.objects.select_for_update().filter(session=session).first()
     if admin is None or admin.administered_at is None:
-        raise Refused("Dosing has not started, so there is no dose to record.")
+        raise DomainError("Dosing has not started, so there is no dose to record.")
     if protocol_for(session).dose.form != form:
-        raise Refused(wrong_route)
+        raise DomainError(wrong_route)
     return admin
 
 
@@ -1086,7 +1079,7 @@ def device_record(actor: Actor, session: DosingSession, expected_version: int, a
         spacing_minutes=int(spacing.value),
     )
     if problems:
-        raise Refused(problems, {"at": [problems[0]]})
+        raise DomainError(problems, {"at": [problems[0]]})
     use = DeviceUse.objects.create(
         administration=admin, number=number, at=at, recorded_by=_assert_user(actor), recorded_at=clock.now()
     )
@@ -1111,7 +1104,7 @@ def infusion_stop_record(
     _check_version(session, expected_version)
     admin = _dosing_admin(session, "vial_iv", "This session's dose is not an IV infusion.")
     if admin.infusion_stopped_at is not None:
-        raise Refused("The infusion stop is already recorded.")
+        raise DomainError("The infusion stop is already recorded.")
     problems = _time_problems("Infusion stop", stopped_at, session)
     problems += sm.check_infusion_stop(
         timezone.localtime(stopped_at),
@@ -1132,7 +1125,7 @@ def infusion_stop_record(
     if problems or early:
         fields = {"stopped_at": [p for p in problems if not p.startswith("Actual rate")]}
         rate = [p for p in problems if p.startswith("Actual rate")]
-        raise Refused(
+        raise DomainError(
             problems + early,
             {
                 **({"actual_rate_ml_per_h": rate} if rate else {}),
@@ -1168,13 +1161,13 @@ def lozenge_record(
     _check_version(session, expected_version)
     admin = _dosing_admin(session, "lozenge", "This session's dose is not a sublingual lozenge.")
     if admin.hold_minutes is not None:
-        raise Refused("The lozenge hold time is already recorded.")
+        raise DomainError("The lozenge hold time is already recorded.")
     assert admin.administered_at is not None
     problems = sm.check_lozenge(
         hold_minutes, outcome, minutes_since_first_dose=sm.minutes_between(admin.administered_at, clock.now())
     )
     if problems:
-        raise Refused(
+        raise DomainError(
             problems,
             {
                 "hold_minutes": [p for p in problems if p.startswith("Hold time")],
@@ -1210,7 +1203,7 @@ def vitals_record(
     session = _fresh(session)
     phase = _PHASE_FOR_STATE.get(State(session.state))
     if phase is None:
-        raise Refused(
+        raise DomainError(
             f"Vitals cannot be recorded while the session is {session.get_state_display().lower()}."
         )
     errors = check_plausible(reading)
@@ -1218,7 +1211,7 @@ def vitals_record(
         fe: dict[str, list[str]] = {}
         for e in errors:
             fe.setdefault(e.field, []).append(e.message)
-        raise Refused([e.message for e in errors], fe)
+        raise DomainError([e.message for e in errors], fe)
     now = clock.now()
     last_group, baseline = _last_group_and_baseline(session)
     group = last_group + 1
@@ -1314,15 +1307,15 @@ def rating_record(
 ) -> tuple[Observation, list[SessionAlert]]:
     session = _fresh(session)
     if State(session.state) not in (State.DOSING, State.MONITORING, State.RECOVERY):
-        raise Refused("Sedation and dissociation are rated once dosing has started and before discharge.")
+        raise DomainError("Sedation and dissociation are rated once dosing has started and before discharge.")
     if kind == ObservationKind.SEDATION:
         err, code, display = check_moaas(value), "moaas", "MOAA/S"
     elif kind == ObservationKind.DISSOCIATION:
         err, code, display = check_dissociation(value), "dissociation-0-4", "Dissociation (clinician 0-4)"
     else:
-        raise Refused("Unknown rating.")
+        raise DomainError("Unknown rating.")
     if err:
-        raise Refused(err, {"value": [err]})
+        raise DomainError(err, {"value": [err]})
     now = clock.now()
     obs = Observation.objects.create(
         session=session,
@@ -1347,13 +1340,15 @@ def rating_record(
 def event_record(actor: Actor, session: DosingSession, kind: str, code: str, text: str) -> SessionEvent:
     session = _fresh(session)
     if State(session.state) in (State.SCHEDULED, State.DISCHARGED, State.ABORTED):
-        raise Refused(f"Nothing can be recorded while the session is {session.get_state_display().lower()}.")
+        raise DomainError(
+            f"Nothing can be recorded while the session is {session.get_state_display().lower()}."
+        )
     if kind not in EventKind.values:
-        raise Refused("Unknown event type.")
+        raise DomainError("Unknown event type.")
     if kind == EventKind.NOTE and not text.strip():
-        raise Refused("Observation text is required.", {"text": ["Write the observation."]})
+        raise DomainError("Observation text is required.", {"text": ["Write the observation."]})
     if code == "other" and not text.strip():
-        raise Refused("Details are required when 'Other' is chosen.", {"text": ["Describe it."]})
+        raise DomainError("Details are required when 'Other' is chosen.", {"text": ["Describe it."]})
     ev = SessionEvent.objects.create(
         session=session,
         kind=kind,
@@ -1370,15 +1365,15 @@ def event_record(actor: Actor, session: DosingSession, kind: str, code: str, tex
 def alert_acknowledge(actor: Actor, session: DosingSession, alert_id: int, action: str) -> SessionAlert:
     action = action.strip()
     if not action:
-        raise Refused(
+        raise DomainError(
             "Action taken is required: describe what was done before acknowledging the alert.",
             {"action": ["Describe the action taken."]},
         )
     alert = SessionAlert.objects.select_for_update().filter(session=session, pk=alert_id).first()
     if alert is None:
-        raise Refused("That alert does not exist for this session.")
+        raise DomainError("That alert does not exist for this session.")
     if alert.acknowledged_at is not None:
-        raise Refused("This alert has already been acknowledged.")
+        raise DomainError("This alert has already been acknowledged.")
     alert.acknowledged_by = actor.user
     alert.acknowledged_at = clock.now()
     alert.action_taken = action
@@ -1486,7 +1481,7 @@ def _recovery_start_check(session: DosingSession) -> None:
         minimum_minutes=int(minimum.value) if minimum is not None else None,
     )
     if problems:
-        raise Refused(list(problems))
+        raise DomainError(list(problems))
 
 
 MISSED_CHECK_CODE = "missed_check:"
@@ -1559,9 +1554,9 @@ def missed_check_explain(
     session = _fresh(session)
     text = text.strip()
     if State(session.state) not in (State.DOSING, State.MONITORING, State.RECOVERY):
-        raise Refused("A missed vitals check is explained while the patient is being monitored.")
+        raise DomainError("A missed vitals check is explained while the patient is being monitored.")
     if not text:
-        raise Refused(
+        raise DomainError(
             "Reason is required: say why the scheduled check was not done.", {"text": ["Say why."]}
         )
     assert session.first_dose_at is not None
@@ -1572,9 +1567,9 @@ def missed_check_explain(
     }
     item = due.get(offset_minutes)
     if item is None or item.status == "done" or item.due_at is None or item.due_at > clock.now():
-        raise Refused("That check is not a missed check on this session's vitals schedule.")
+        raise DomainError("That check is not a missed check on this session's vitals schedule.")
     if offset_minutes in missed_check_explanations(session):
-        raise Refused("That missed check is already explained.")
+        raise DomainError("That missed check is already explained.")
     ev = SessionEvent.objects.create(
         session=session,
         kind=EventKind.NOTE,
@@ -1605,13 +1600,13 @@ def session_discharge(
         try:
             sm.next_state(State(session.state), Event.DISCHARGE)
         except IllegalTransition as e:
-            raise Refused(str(e)) from None
+            raise DomainError(str(e)) from None
     decision = discharge_decision(
         session, escort_present=escort_present, no_driving=no_driving, signed=signed
     )
     stock = _stock_discharge_problems(session)
     if not decision.allowed or stock:
-        raise Refused([*decision.reasons, *stock])
+        raise DomainError([*decision.reasons, *stock])
     session = _transition(
         actor,
         session,
@@ -1652,9 +1647,9 @@ def adverse_event_record(
     outcome: str,
 ) -> AdverseEvent:
     if State(session.state) in (State.SCHEDULED,):
-        raise Refused("Adverse events are recorded once the patient has checked in.")
+        raise DomainError("Adverse events are recorded once the patient has checked in.")
     if onset_at > clock.now():
-        raise Refused("Onset cannot be in the future.", {"onset_at": ["Onset cannot be in the future."]})
+        raise DomainError("Onset cannot be in the future.", {"onset_at": ["Onset cannot be in the future."]})
     ae = AdverseEvent.objects.create(
         session=session,
         description=description.strip(),
@@ -1684,17 +1679,17 @@ def process_note_add(actor: Actor, session: DosingSession, text: str) -> Process
     shares it with), never part of the monitoring record, the REMS record, exports or the portal."""
     try:
         return process_note_create(actor, session.patient, text, dosing_session=session)
-    except NoteError as e:
-        raise Refused(e.message, {e.field: [e.message]} if e.field else None) from None
+    except DomainError as e:  # the session page shows the sentence at the top and by its field
+        raise DomainError([e.message], e.field_errors) from None
 
 
 @transaction.atomic
 def rems_mark_submitted(actor: Actor, session: DosingSession) -> DosingSession:
     session = _fresh(session)
     if session.state != State.DISCHARGED:
-        raise Refused("The REMS monitoring form can be marked submitted only after discharge.")
+        raise DomainError("The REMS monitoring form can be marked submitted only after discharge.")
     if session.rems_submitted_at is not None:
-        raise Refused("The REMS monitoring form is already marked as submitted.")
+        raise DomainError("The REMS monitoring form is already marked as submitted.")
     session.rems_submitted_at = clock.now()
     session.rems_submitted_by = actor.user
     session.save(update_fields=["rems_submitted_at", "rems_submitted_by"])
@@ -1706,14 +1701,14 @@ def rems_mark_submitted(actor: Actor, session: DosingSession) -> DosingSession:
 
 
 def _settings_actor(actor: Actor) -> None:
-    if actor.role != "prescriber" or actor.user is None or actor.clinic is None:
-        raise Refused("Only a prescriber can change the clinic's clinical settings.")
+    if not clinic_can(actor, ClinicAction.CHANGE_CLINICAL_SETTINGS):
+        raise DomainError("Only a prescriber can change the clinic's clinical settings.")
 
 
 def _need_reason(reason: str) -> str:
     reason = reason.strip()
     if not reason:
-        raise Refused(
+        raise DomainError(
             "Reason is required: every change to a clinical setting needs a written reason.",
             {"reason": ["Say why the setting changes."]},
         )
@@ -1745,7 +1740,7 @@ def alert_routing_update(
     if (latest or 0) != expected_stamp:
         raise ConflictError()
     if on_call is None and clinic.on_call_prescriber_id is not None:
-        raise Refused(
+        raise DomainError(
             "The on-call prescriber can be replaced but not removed: choose who takes over.",
             {"on_call_prescriber": ["Choose the prescriber who takes over."]},
         )

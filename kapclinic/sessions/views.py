@@ -24,21 +24,20 @@ from kapclinic.clinical.vitals import Reading
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.core.params import param
-from kapclinic.core.stubs import require_roles
-from kapclinic.policy import Action, can, open_patient
+from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, require_clinic
 from kapclinic.scheduling.models import Appointment
 from kapclinic.sessions import forms as f
 from kapclinic.sessions import selectors, services
 from kapclinic.sessions.models import DosingSession, EventKind, ObservationKind
-from kapclinic.sessions.services import Refused
 
 MONITOR_STATES = {State.DOSING, State.MONITORING, State.RECOVERY}
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    require_roles(request, ["prescriber", "nurse", "therapist"])
+    require_clinic(request, ClinicAction.CLINICAL_WORK)
     actor = actor_from_request(request)
     today = clock.today()
     todays = list(selectors.clinic_sessions(actor, today))
@@ -57,7 +56,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "today": today,
             "labels": STATE_LABELS,
             "not_started": not_started,
-            "can_start": actor.role in ("prescriber", "nurse"),
+            "can_start": clinic_can(actor, ClinicAction.RUN_SESSIONS),
         },
     )
 
@@ -120,7 +119,7 @@ def start_from_appointment(request: HttpRequest, appointment_id: int) -> HttpRes
     actor = actor_from_request(request)
     try:
         session, created = services.session_start_from_appointment(actor, appt)
-    except Refused as e:
+    except DomainError as e:
         record_event(actor, "view", patient=patient, obj=appt, detail="session start refused")
         messages.error(request, " ".join(e.messages))
         # Back where the nurse pressed "Start session" (the chair board sends its own address), else
@@ -169,7 +168,7 @@ def _context(
         "role": actor.role,
         "can_monitor": can(actor, Action.MONITOR_SESSION, patient),
         "can_prescribe": can(actor, Action.PRESCRIBE, patient),
-        "can_process_notes": actor.role in ("therapist", "prescriber"),
+        "can_process_notes": clinic_can(actor, ClinicAction.PROCESS_NOTES),
         "now": clock.now(),
     }
     gate_overrides: list[Any] | None = None
@@ -442,7 +441,7 @@ def _run(
         return _fail(request, session, 400, _error_sentences(form), overrides)
     try:
         do(actor_from_request(request), session, form.cleaned_data if form is not None else {})
-    except Refused as e:
+    except DomainError as e:
         if form is not None:
             for field, msgs in e.field_errors.items():
                 for m in msgs:
@@ -699,17 +698,11 @@ def _witnessed(
     request: HttpRequest, form: Any, write: Callable[[Actor, DosingSession, Any, Any], Any]
 ) -> Callable[[Actor, DosingSession, dict[str, Any]], None]:
     """The witness signs in (inventory.witness.confirm, audited when refused), then ``write`` runs."""
-    from kapclinic.inventory import services as inventory
-    from kapclinic.inventory.witness import WitnessRefused, confirm
+    from kapclinic.inventory.witness import confirm
 
     def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
-        try:
-            witness = confirm(request, actor, data)
-            write(actor, session, data, witness)
-        except WitnessRefused as e:
-            raise Refused(str(e), {"witness_email": [str(e)]}) from None
-        except inventory.InventoryError as e:
-            raise Refused(list(e.reasons)) from None
+        witness = confirm(request, actor, data)  # a refusal is a DomainError on the witness's email field
+        write(actor, session, data, witness)
 
     return do
 
@@ -870,7 +863,6 @@ def rems_submitted(request: HttpRequest, patient_id: int, session_id: int) -> Ht
 
 # ---------------------------------------------------------------- clinic settings
 
-SETTINGS_VIEWERS = ["prescriber", "nurse", "admin"]
 
 
 def _settings_page(
@@ -919,6 +911,7 @@ def _settings_page(
             },
         )
     record_event(actor, "view", object_type="clinic_settings", detail=f"protocol={protocol.id}")
+    can_edit = clinic_can(actor, ClinicAction.CHANGE_CLINICAL_SETTINGS)
     return render(
         request,
         "sessions/settings.html",
@@ -930,7 +923,7 @@ def _settings_page(
             "alerts_form": alerts_form,
             "on_call_set": clinic.on_call_prescriber_id is not None,
             # read only for those who see the name as text (editors pick it from the form's list)
-            "on_call": clinic.on_call_prescriber if actor.role != "prescriber" else None,
+            "on_call": None if can_edit else clinic.on_call_prescriber,
             "current": data["current"],
             "measure_settings": ms,
             "measure_rows": [
@@ -940,7 +933,7 @@ def _settings_page(
             "history": data["history"],
             # Values the protocol cannot be used without (issue 18): plans on it are refused until set.
             "required_keys": set(protocol.required_values()),
-            "can_edit": actor.role == "prescriber",
+            "can_edit": can_edit,
             "errors": errors or [],
         },
         status=status,
@@ -955,8 +948,37 @@ def _choice_label(form: Any, name: str, value: str) -> str:
 @login_required
 def clinic_settings(request: HttpRequest) -> HttpResponse:
     """The clinic-owned protocol settings and the measures settings, each with its cited default."""
-    require_roles(request, SETTINGS_VIEWERS)
+    require_clinic(request, ClinicAction.VIEW_CLINICAL_SETTINGS)
     return _settings_page(request)
+
+
+def _save_settings(
+    request: HttpRequest,
+    form: Form,
+    slot: str,
+    protocol_id: str | None,
+    save: Callable[[dict[str, Any]], list[Any]],
+    saved: Callable[[int], str],
+) -> HttpResponse:
+    """The POST of one settings form of the page (`slot`: protocol_form, alerts_form or measures_form):
+    invalid or refused (400) shows the page again with the form's errors and the refusal's sentences at
+    the top, a stale stamp or version answers 409, a save says how many settings changed and goes back."""
+    if not form.is_valid():
+        return _settings_page(
+            request, protocol_id=protocol_id, errors=["Please correct the errors below."], status=400,
+            **{slot: form},
+        )  # fmt: skip
+    try:
+        changes = save(form.cleaned_data)
+    except DomainError as e:
+        for field, msgs in e.field_errors.items():
+            for m in msgs:
+                form.add_error(field if field in form.fields else None, m)
+        return _settings_page(request, protocol_id=protocol_id, errors=e.messages, status=400, **{slot: form})
+    except ConflictError as e:
+        return _settings_page(request, protocol_id=protocol_id, errors=[str(e)], status=409)
+    messages.success(request, saved(len(changes)) if changes else "No changes to save.")
+    return redirect(reverse("sessions:settings") + (f"?protocol={protocol_id}" if protocol_id else ""))
 
 
 @login_required
@@ -964,7 +986,7 @@ def clinic_settings(request: HttpRequest) -> HttpResponse:
 def clinic_settings_protocol(request: HttpRequest, protocol_id: str) -> HttpResponse:
     from kapclinic.clinical.protocols import UnknownProtocol, get_protocol
 
-    require_roles(request, ["prescriber"])
+    require_clinic(request, ClinicAction.CHANGE_CLINICAL_SETTINGS)
     actor = actor_from_request(request)
     try:
         protocol = get_protocol(protocol_id)
@@ -973,101 +995,53 @@ def clinic_settings_protocol(request: HttpRequest, protocol_id: str) -> HttpResp
     current = {
         k: r.value for k, r in selectors.clinic_settings_context(actor.clinic, protocol.id)["current"].items()
     }
-    form = f.ProtocolSettingsForm(request.POST, protocol=protocol, current=current)
-    if not form.is_valid():
-        return _settings_page(
-            request, protocol_id=protocol.id, protocol_form=form, errors=["Please correct the errors below."],
-            status=400,
-        )  # fmt: skip
-    try:
-        changes = services.protocol_settings_update(
-            actor,
-            protocol.id,
-            form.cleaned_data["values"],
-            reason=form.cleaned_data["reason"],
-            expected_stamp=form.cleaned_data["stamp"],
-        )
-    except Refused as e:
-        for field, msgs in e.field_errors.items():
-            for m in msgs:
-                form.add_error(field if field in form.fields else None, m)
-        return _settings_page(
-            request, protocol_id=protocol.id, protocol_form=form, errors=e.messages, status=400
-        )
-    except ConflictError as e:
-        return _settings_page(request, protocol_id=protocol.id, errors=[str(e)], status=409)
-    messages.success(
+    return _save_settings(
         request,
-        f"{len(changes)} setting(s) changed for {protocol.title}." if changes else "No changes to save.",
+        f.ProtocolSettingsForm(request.POST, protocol=protocol, current=current),
+        "protocol_form",
+        protocol.id,
+        lambda d: services.protocol_settings_update(
+            actor, protocol.id, d["values"], reason=d["reason"], expected_stamp=d["stamp"]
+        ),
+        lambda n: f"{n} setting(s) changed for {protocol.title}.",
     )
-    return redirect(f"{reverse('sessions:settings')}?protocol={protocol.id}")
 
 
 @login_required
 @require_POST
 def clinic_settings_alerts(request: HttpRequest) -> HttpResponse:
     """The on-call prescriber and the safety-alert escalation time."""
-    require_roles(request, ["prescriber"])
+    require_clinic(request, ClinicAction.CHANGE_CLINICAL_SETTINGS)
     actor = actor_from_request(request)
-    form = f.AlertRoutingForm(request.POST, clinic=actor.clinic)
-    protocol_id = request.POST.get("protocol") or None
-    if not form.is_valid():
-        return _settings_page(
-            request, protocol_id=protocol_id, alerts_form=form, errors=["Please correct the errors below."],
-            status=400,
-        )  # fmt: skip
-    try:
-        changes = services.alert_routing_update(
+    return _save_settings(
+        request,
+        f.AlertRoutingForm(request.POST, clinic=actor.clinic),
+        "alerts_form",
+        request.POST.get("protocol") or None,
+        lambda d: services.alert_routing_update(
             actor,
-            on_call=form.cleaned_data["on_call_prescriber"],
-            escalation_hours=form.cleaned_data["alert_escalation_hours"],
-            reason=form.cleaned_data["reason"],
-            expected_stamp=form.cleaned_data["stamp"],
-        )
-    except Refused as e:
-        for field, msgs in e.field_errors.items():
-            for m in msgs:
-                form.add_error(field if field in form.fields else None, m)
-        return _settings_page(
-            request, protocol_id=protocol_id, alerts_form=form, errors=e.messages, status=400
-        )
-    except ConflictError as e:
-        return _settings_page(request, protocol_id=protocol_id, errors=[str(e)], status=409)
-    messages.success(
-        request, f"{len(changes)} safety-alert setting(s) changed." if changes else "No changes to save."
+            on_call=d["on_call_prescriber"],
+            escalation_hours=d["alert_escalation_hours"],
+            reason=d["reason"],
+            expected_stamp=d["stamp"],
+        ),
+        lambda n: f"{n} safety-alert setting(s) changed.",
     )
-    return redirect(reverse("sessions:settings") + (f"?protocol={protocol_id}" if protocol_id else ""))
 
 
 @login_required
 @require_POST
 def clinic_settings_measures(request: HttpRequest) -> HttpResponse:
-    require_roles(request, ["prescriber"])
+    require_clinic(request, ClinicAction.CHANGE_CLINICAL_SETTINGS)
     actor = actor_from_request(request)
     form = f.MeasureSettingsForm(request.POST)
-    protocol_id = param(request.POST, "protocol", forms.CharField(required=False, max_length=100)) or None
-    if not form.is_valid():
-        return _settings_page(
-            request, protocol_id=protocol_id, measures_form=form, errors=["Please correct the errors below."],
-            status=400,
-        )  # fmt: skip
-    try:
-        changes = services.measure_settings_update(
-            actor,
-            form.values(),
-            reason=form.cleaned_data["reason"],
-            expected_version=form.cleaned_data["version"],
-        )
-    except Refused as e:
-        for field, msgs in e.field_errors.items():
-            for m in msgs:
-                form.add_error(field if field in form.fields else None, m)
-        return _settings_page(
-            request, protocol_id=protocol_id, measures_form=form, errors=e.messages, status=400
-        )
-    except ConflictError as e:
-        return _settings_page(request, protocol_id=protocol_id, errors=[str(e)], status=409)
-    messages.success(
-        request, f"{len(changes)} measure setting(s) changed." if changes else "No changes to save."
+    return _save_settings(
+        request,
+        form,
+        "measures_form",
+        param(request.POST, "protocol", forms.CharField(required=False, max_length=100)) or None,
+        lambda d: services.measure_settings_update(
+            actor, form.values(), reason=d["reason"], expected_version=d["version"]
+        ),
+        lambda n: f"{n} measure setting(s) changed.",
     )
-    return redirect(reverse("sessions:settings") + (f"?protocol={protocol_id}" if protocol_id else ""))

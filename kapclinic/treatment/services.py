@@ -12,6 +12,7 @@ from kapclinic.clinical.protocols import Protocol
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
+from kapclinic.core.errors import DomainError
 from kapclinic.intake import selectors as intake_selectors
 from kapclinic.patients.models import PathwayStatus, Patient
 from kapclinic.patients.selectors import forget_caseload_counts
@@ -19,10 +20,6 @@ from kapclinic.patients.services import add_timeline_event
 from kapclinic.treatment.models import PlanStatus, PlanTarget, ProposedAppointment, TreatmentPlan
 from kapclinic.treatment.planning import propose_series
 from kapclinic.treatment.selectors import plan_protocol, protocol_gaps
-
-
-class PlanRefusedError(Exception):
-    pass
 
 
 def protocol_findings(patient: Patient, protocol: Protocol) -> Any:
@@ -36,25 +33,25 @@ def _check_usable(patient: Patient, protocol: Protocol) -> None:
     cannot be used in a plan: the refusal names the values and the settings page."""
     gaps = protocol_gaps(patient.clinic_id, protocol.id, protocol.version)
     if gaps:
-        raise PlanRefusedError(gaps)
+        raise DomainError(gaps)
 
 
 def _check_eligibility(patient: Patient, protocol: Protocol) -> Any:
     state = intake_selectors.eligibility_state(patient)
     if not state.current_eligible:
-        raise PlanRefusedError(
+        raise DomainError(
             (state.refusal or "There is no current eligibility decision.")
             + " A treatment plan needs a current decision of 'eligible'."
         )
     report = protocol_findings(patient, protocol)
     if report.status is ReportStatus.HARD_STOP:
         titles = ", ".join(f.title for f in report.hard_stops)
-        raise PlanRefusedError(
+        raise DomainError(
             f"The protocol '{protocol.title}' cannot be used for this patient: hard stop ({titles})."
         )
     if report.status is ReportStatus.INCOMPLETE:
         titles = ", ".join(f.title for f in report.unanswered_hard_stops)
-        raise PlanRefusedError(
+        raise DomainError(
             f"The protocol '{protocol.title}' needs an answer first to a hard-stop question: {titles}."
         )
     return state, report
@@ -128,12 +125,12 @@ def plan_sign(
     adds has no rationale."""
     patient = plan.patient
     if plan.status != PlanStatus.DRAFT:
-        raise PlanRefusedError(
+        raise DomainError(
             f"Only a draft plan can be signed; this plan is '{plan.get_status_display()}'."
         )
     protocol = plan_protocol(plan)
     if protocol is None:
-        raise PlanRefusedError(
+        raise DomainError(
             f"The protocol {plan.protocol_id} v{plan.protocol_version} is no longer in the library."
         )
     _check_usable(patient, protocol)
@@ -141,7 +138,7 @@ def plan_sign(
     extra = extra_review_items(patient, protocol)
     if extra and not protocol_rationale.strip():
         titles = ", ".join(f.title for f in extra)
-        raise PlanRefusedError(f"The protocol adds review items that need your written rationale: {titles}.")
+        raise DomainError(f"The protocol adds review items that need your written rationale: {titles}.")
     with transaction.atomic():
         TreatmentPlan.objects.filter(patient=patient, status=PlanStatus.SIGNED).update(
             status=PlanStatus.SUPERSEDED, version=F("version") + 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from kapclinic.accounts.models import Membership
+from kapclinic.accounts.models import Membership, Role
 from kapclinic.clinical.protocols import get_protocol
 from kapclinic.clinical.terminology import BY_ICD10
 from kapclinic.consent import services as consent_services
@@ -32,7 +32,7 @@ def _actor(user: Any, clinic: Any, role: str) -> Actor:
 def sign_eligible(patient: Any, prescriber: Any, **assessment: Any) -> Any:
     complete_assessment(patient, **assessment)
     return intake_services.decision_sign(
-        _actor(prescriber, patient.clinic, "prescriber"),
+        _actor(prescriber, patient.clinic, Role.PRESCRIBER),
         patient,
         shown_version=Assessment.objects.get(patient=patient).version,
         decision="eligible",
@@ -42,9 +42,9 @@ def sign_eligible(patient: Any, prescriber: Any, **assessment: Any) -> Any:
 
 
 def publish_consent(clinic: Any, *, title: str = "Consent to KAP", body: str = "Synthetic text.") -> Any:
-    admin = Membership.objects.filter(clinic=clinic, role__in=["admin", "prescriber"]).first()
+    admin = Membership.objects.filter(clinic=clinic, role__in=[Role.ADMIN, Role.PRESCRIBER]).first()
     return consent_services.document_publish(
-        _actor(admin.user if admin else None, clinic, "admin"), title=title, body=body
+        _actor(admin.user if admin else None, clinic, Role.ADMIN), title=title, body=body
     )
 
 
@@ -53,7 +53,7 @@ def sign_consent(patient: Any, witness: Any = None) -> ConsentSignature:
     channel = SignatureChannel.PORTAL if patient.user_id else SignatureChannel.IN_CLINIC
     user = patient.user if patient.user_id else witness
     return consent_services.consent_sign(
-        _actor(user, patient.clinic, "patient" if patient.user_id else "nurse"),
+        _actor(user, patient.clinic, Role.PATIENT if patient.user_id else Role.NURSE),
         patient,
         document_id=doc.pk,
         typed_name=patient.legal_name,
@@ -67,7 +67,7 @@ def sign_plan(
     patient: Any, prescriber: Any, protocol: str = "esketamine-in-trd", *, sessions: int = 6
 ) -> TreatmentPlan:
     proto = get_protocol(protocol)
-    actor = _actor(prescriber, patient.clinic, "prescriber")
+    actor = _actor(prescriber, patient.clinic, Role.PRESCRIBER)
     per_week = proto.sessions.phases[0].sessions_per_week if proto.sessions.phases else ()
     plan = treatment_services.plan_create(
         actor,

@@ -10,26 +10,24 @@ from kapclinic.audit.services import record_event
 from kapclinic.clinical.protocols import UnknownProtocol, all_protocols, get_protocol, protocol_choices
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
-from kapclinic.core.stubs import require_roles
+from kapclinic.core.errors import DomainError
 from kapclinic.intake import selectors as intake_selectors
-from kapclinic.policy import Action, can, open_patient
+from kapclinic.policy import Action, ClinicAction, can, open_patient, require_clinic
 from kapclinic.treatment import selectors, services
 from kapclinic.treatment.forms import PlanForm, SignPlanForm
 from kapclinic.treatment.models import PlanStatus, ProposedAppointment, TreatmentPlan
-
-LIBRARY_ROLES = ["prescriber", "therapist", "nurse"]
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     """The protocol library."""
-    require_roles(request, LIBRARY_ROLES)
+    require_clinic(request, ClinicAction.CLINICAL_WORK)
     return render(request, "treatment/index.html", {"protocols": all_protocols()})
 
 
 @login_required
 def protocol(request: HttpRequest, protocol_id: str, version: str) -> HttpResponse:
-    require_roles(request, LIBRARY_ROLES)
+    require_clinic(request, ClinicAction.CLINICAL_WORK)
     try:
         p = get_protocol(protocol_id, version)
     except UnknownProtocol:
@@ -90,7 +88,7 @@ def plan_new(request: HttpRequest, patient_id: int) -> HttpResponse:
                         }
                     ],
                 )
-            except services.PlanRefusedError as exc:
+            except DomainError as exc:
                 form.add_error(None, str(exc))
                 status = 400
             else:
@@ -224,7 +222,7 @@ def plan_sign(request: HttpRequest, patient_id: int, plan_id: int) -> HttpRespon
                 expected_version=form.cleaned_data["version"],
                 protocol_rationale=form.cleaned_data["protocol_rationale"],
             )
-        except services.PlanRefusedError as exc:
+        except DomainError as exc:
             form.add_error(None, str(exc))
         except ConflictError as exc:
             form.add_error(None, str(exc))

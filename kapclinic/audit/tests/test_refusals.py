@@ -26,7 +26,7 @@ def _last() -> int:
 
 
 def test_nurse_refused_process_notes_is_one_denied_event_naming_the_patient(world: Any, client: Any) -> None:
-    # The probe's example: the role gate (require_roles) refused before open_patient, with no trace.
+    # The probe's example: the role gate (require_clinic) refused before open_patient, with no trace.
     client.force_login(world.nurse)
     before = _last()
     url = reverse("notes:process_list", kwargs={"patient_id": world.patient.pk})
@@ -44,7 +44,7 @@ def test_clinic_level_refusal_is_audited_without_a_patient(world: Any, client: A
     assert client.get(reverse("audit:log")).status_code == 403
     events = _new_events(before)
     assert [(e.action, e.patient_id, e.clinic_id, e.detail) for e in events] == [
-        ("denied", None, world.clinic.pk, "view_audit")
+        ("denied", None, world.clinic.pk, "audit:log")
     ]
 
 

@@ -12,7 +12,7 @@ import pytest
 from kapclinic.audit.models import AuditEvent
 from kapclinic.billing import selectors, services
 from kapclinic.billing.models import AdjustmentKind, ChargeLine, ChargeStatus, Method
-from kapclinic.billing.services import BillingError
+from kapclinic.billing.services import DomainError
 from kapclinic.billing.testing import add_diagnosis, completed_visit, discharged_session, starter_fee_schedule
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.testing.factories import actor_for
@@ -36,7 +36,7 @@ def _post_session(world: Any, desk: Any, dose: str = "84") -> list[ChargeLine]:
 
 def test_only_billing_roles_write(world: Any) -> None:
     for who in (world.prescriber, world.nurse, world.therapist):
-        with pytest.raises(BillingError, match="role"):
+        with pytest.raises(DomainError, match="role"):
             services.add_fee_item(actor_for(who, world.clinic), code="90837", price="200")
     services.add_fee_item(actor_for(world.admin, world.clinic), code="90837", price="200")
 
@@ -44,15 +44,15 @@ def test_only_billing_roles_write(world: Any) -> None:
 def test_fee_item_from_data_and_clinic_codes(world: Any, desk: Any) -> None:
     g = services.add_fee_item(desk, code="g2082", price="400", modifiers="95", appointment_kinds=["dosing"])
     assert (g.code, g.system, g.code_version, g.modifiers) == ("G2082", "HCPCS", "1.0.0", "95")
-    with pytest.raises(BillingError, match="not in the code data"):
+    with pytest.raises(DomainError, match="not in the code data"):
         services.add_fee_item(desk, code="KAPINT", price="100")
     own = services.add_fee_item(desk, code="KAPINT", price="100", description="Integration circle (clinic)")
     assert own.system == "LOCAL"
-    with pytest.raises(BillingError, match="already on the fee schedule"):
+    with pytest.raises(DomainError, match="already on the fee schedule"):
         services.add_fee_item(desk, code="KAPINT", price="1", description="again")
-    with pytest.raises(BillingError, match="modifier"):
+    with pytest.raises(DomainError, match="modifier"):
         services.add_fee_item(desk, code="90834", price="1", modifiers="9")
-    with pytest.raises(BillingError, match=r"float|amount"):
+    with pytest.raises(DomainError, match=r"float|amount"):
         services.add_fee_item(desk, code="90791", price="abc")
     with pytest.raises(ConflictError):
         services.update_fee_item(
@@ -65,7 +65,7 @@ def test_esketamine_session_proposes_the_code_for_its_dose(world: Any, desk: Any
     lines = services.propose_for_session(desk, s)
     assert [(x.code, x.units, x.pos, x.diagnosis_codes) for x in lines] == [("G2083", 1, "11", ["F33.2"])]
     assert lines[0].amount == Decimal("450.00") and lines[0].status == ChargeStatus.DRAFT
-    with pytest.raises(BillingError, match="already has charge lines"):
+    with pytest.raises(DomainError, match="already has charge lines"):
         services.propose_for_session(desk, s)
     s56 = discharged_session(world.patient, world.prescriber, dose_mg="56")
     assert [x.code for x in services.propose_for_session(desk, s56)] == ["G2082"]
@@ -84,7 +84,7 @@ def test_unconfirmed_counting_rule_needs_the_biller(world: Any, desk: Any) -> No
     s = discharged_session(world.patient, world.prescriber, protocol_id="ketamine-im-racemic", dose_mg="50")
     (line,) = services.propose_for_session(desk, s)
     assert line.code == "0820T" and "counting rule" in line.review_note
-    with pytest.raises(BillingError, match="confirm its units"):
+    with pytest.raises(DomainError, match="confirm its units"):
         services.post_charges(desk, world.patient, [line.pk])
     services.edit_draft(
         desk,
@@ -110,13 +110,13 @@ def test_visit_units_from_minutes_and_telehealth(world: Any, desk: Any) -> None:
 
 def test_visit_needs_completion_and_fee_items(world: Any, desk: Any) -> None:
     v = completed_visit(world.patient, world.therapist, kind="assessment")
-    with pytest.raises(BillingError, match="No fee schedule item"):
+    with pytest.raises(DomainError, match="No fee schedule item"):
         services.propose_for_appointment(desk, v)
 
 
 def test_posted_charge_is_never_edited(world: Any, desk: Any) -> None:
     (line,) = _post_session(world, desk)
-    with pytest.raises(BillingError, match="adjustment"):
+    with pytest.raises(DomainError, match="adjustment"):
         services.edit_draft(
             desk,
             line,
@@ -127,14 +127,14 @@ def test_posted_charge_is_never_edited(world: Any, desk: Any) -> None:
             pos="11",
             unit_price="1",
         )
-    with pytest.raises(BillingError, match="adjustment"):
+    with pytest.raises(DomainError, match="adjustment"):
         services.discard_draft(desk, line, expected_version=line.version)
 
 
 def test_diagnosis_pointer_must_be_on_the_chart(world: Any, desk: Any) -> None:
     s = discharged_session(world.patient, world.prescriber)
     (line,) = services.propose_for_session(desk, s)
-    with pytest.raises(BillingError, match="not a diagnosis"):
+    with pytest.raises(DomainError, match="not a diagnosis"):
         services.edit_draft(
             desk,
             line,
@@ -149,7 +149,7 @@ def test_diagnosis_pointer_must_be_on_the_chart(world: Any, desk: Any) -> None:
 
 def test_payment_allocation_refund_and_ledger(world: Any, desk: Any) -> None:
     (charge,) = _post_session(world, desk)  # 450.00
-    with pytest.raises(BillingError, match="reference"):
+    with pytest.raises(DomainError, match="reference"):
         services.record_payment(desk, world.patient, method=Method.CHEQUE, amount="100")
     p = services.record_payment(desk, world.patient, method=Method.CARD, amount="500.00", reference="auth 1")
     assert selectors.summary(world.patient).balance == Decimal("-50.00")
@@ -159,7 +159,7 @@ def test_payment_allocation_refund_and_ledger(world: Any, desk: Any) -> None:
     assert services.unapplied_credit(world.patient) == Decimal("0.00")
     (still,) = services.open_charges(world.patient)
     assert still.open_amount_db == Decimal("30.00")
-    with pytest.raises(BillingError, match=r"At most 420\.00"):
+    with pytest.raises(DomainError, match=r"At most 420\.00"):
         services.refund(desk, p, amount="500", method=Method.CARD)
     opening, rows = selectors.ledger(world.patient)
     assert opening == 0
@@ -167,7 +167,7 @@ def test_payment_allocation_refund_and_ledger(world: Any, desk: Any) -> None:
     assert selectors.summary(world.patient).balance == Decimal("30.00")
     services.adjust(desk, charge, kind=AdjustmentKind.WRITE_OFF, amount="30.00", reason="small balance")
     assert selectors.summary(world.patient).balance == Decimal("0.00")
-    with pytest.raises(BillingError, match=r"Only 0\.00 is open"):
+    with pytest.raises(DomainError, match=r"Only 0\.00 is open"):
         services.adjust(desk, charge, kind=AdjustmentKind.WRITE_OFF, amount="1", reason="x")
     services.adjust(desk, charge, kind=AdjustmentKind.CORRECTION, amount="-10.00", reason="fee was 460")
     assert selectors.summary(world.patient).balance == Decimal("10.00")
@@ -192,7 +192,7 @@ def test_package_draw_down(world: Any, desk: Any) -> None:
         purchase = services.draw_package(desk, purchase, lines)
     assert purchase.remaining == 0
     lines = _post_session(world, desk, dose="28")
-    with pytest.raises(BillingError, match="0 session"):
+    with pytest.raises(DomainError, match="0 session"):
         services.draw_package(desk, purchase, lines)
     purchase.refresh_from_db()
     assert purchase.sessions_used == 2
@@ -202,7 +202,7 @@ def test_package_draw_down(world: Any, desk: Any) -> None:
 
 def test_other_clinic_is_refused(world: Any, desk: Any) -> None:
     other = actor_for(world.other_clinic_staff, world.other_clinic)
-    with pytest.raises(BillingError):
+    with pytest.raises(DomainError):
         services.record_payment(other, world.patient, method=Method.CASH, amount="1")
 
 
@@ -239,7 +239,7 @@ def test_superbill_data(world: Any, desk: Any) -> None:
 
 def test_npi_check_digit(world: Any) -> None:
     admin = actor_for(world.admin, world.clinic)
-    with pytest.raises(BillingError, match="check digit"):
+    with pytest.raises(DomainError, match="check digit"):
         services.save_profile(admin, expected_version=None, organisation_npi="1234567890")
     p = services.save_profile(
         admin, expected_version=None, organisation_npi="1234567893", tax_id="12-3456789"

@@ -9,6 +9,7 @@ from kapclinic.consent import services
 from kapclinic.consent.models import ConsentDocument, ConsentSignature
 from kapclinic.consent.selectors import consent_state
 from kapclinic.core.actor import Actor
+from kapclinic.core.errors import DomainError
 from kapclinic.testing.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +74,7 @@ def test_new_version_requires_reconsent(client: Any, world: Any) -> None:
     state = consent_state(world.patient)
     assert not state.current and "must re-consent" in (state.refusal or "")
     # signing the old version is refused
-    with pytest.raises(services.ConsentRefusedError, match="changed while you were reading"):
+    with pytest.raises(DomainError, match="changed while you were reading"):
         services.consent_sign(
             Actor(world.patient_user, world.clinic, "patient"),
             world.patient,

@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from kapclinic.audit.models import AuditEvent
+from kapclinic.core.errors import DomainError
 from kapclinic.documents import services
 from kapclinic.documents.models import Document, Status
 from kapclinic.documents.testing import add_document, tiny_jpeg, tiny_pdf, tiny_png
@@ -106,7 +107,7 @@ def test_a_huge_image_is_refused(world: Any, store: Path) -> None:
 
     out = io.BytesIO()
     Image.new("1", (9000, 9000)).save(out, format="PNG")
-    with pytest.raises(services.DocumentError, match="million pixels accepted"):
+    with pytest.raises(DomainError, match="million pixels accepted"):
         add_document(
             actor_for(world.nurse, world.clinic),
             world.patient,
@@ -119,7 +120,7 @@ def test_a_huge_image_is_refused(world: Any, store: Path) -> None:
 
 @pytest.mark.parametrize("name", ["../../etc/passwd.pdf", "..\\..\\boot.pdf", "scans/id.pdf", "a\x00b.pdf"])
 def test_a_path_in_the_file_name_is_refused(world: Any, store: Path, name: str) -> None:
-    with pytest.raises(services.DocumentError, match=r"folder path|control characters"):
+    with pytest.raises(DomainError, match=r"folder path|control characters"):
         add_document(
             actor_for(world.prescriber, world.clinic), world.patient, tiny_pdf(), name, category="lab_result"
         )
@@ -334,7 +335,7 @@ def test_filing_is_refused_when_stale_or_beyond_the_role(world: Any, client: Any
     kw = {"patient_id": world.patient.pk, "document_id": doc.pk}
     client.force_login(world.front_desk)
     # front desk cannot file it as clinical data (the category is not offered, and the service refuses it)
-    with pytest.raises(services.DocumentError, match="a clinician files clinical documents"):
+    with pytest.raises(DomainError, match="a clinician files clinical documents"):
         services.file_document(
             actor_for(world.front_desk, world.clinic), doc, doc.version, category="lab_result", title=""
         )

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from kapclinic.audit.models import AuditEvent
 from kapclinic.core.actor import Actor
+from kapclinic.core.errors import DomainError
 from kapclinic.intake import services
 from kapclinic.intake.models import Assessment, EligibilityDecision, Inquiry, InquiryStatus
 from kapclinic.intake.selectors import eligibility_state
@@ -331,7 +332,7 @@ def test_signing_refused_when_chart_medications_changed_since_shown(world: Any) 
         Assessment.objects.get(patient=world.patient), world.patient
     )
     medication_add(actor, world.patient, name="Tramadol", dose="50 mg", drug_class="opioid")
-    with pytest.raises(services.RefusedError, match="medication list changed after you opened"):
+    with pytest.raises(DomainError, match="medication list changed after you opened"):
         services.decision_sign(
             actor,
             world.patient,

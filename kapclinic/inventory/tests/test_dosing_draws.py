@@ -13,6 +13,7 @@ import pytest
 from django.urls import reverse
 
 from kapclinic.audit.models import AuditEvent
+from kapclinic.core.errors import DomainError
 from kapclinic.inventory import services
 from kapclinic.inventory.models import Container, LedgerEntry, SessionDraw
 from kapclinic.inventory.testing import stock_for_session
@@ -147,7 +148,7 @@ def test_expired_or_foreign_container_refused(world: Any, client: Any, clock_fro
 
     expired = Container.objects.get(pk=stock_for_session(s))
     Container.objects.filter(pk=expired.pk).update(expiry=clock_frozen.now().date().replace(year=2020))
-    with pytest.raises(services.InventoryError, match="expired on 2020"):
+    with pytest.raises(DomainError, match="expired on 2020"):
         services.draw_for_session(
             actor_for(world.prescriber, world.clinic),
             s,

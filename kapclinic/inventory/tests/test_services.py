@@ -12,9 +12,10 @@ from django.db import connection
 
 from kapclinic.audit.models import AuditEvent
 from kapclinic.core import clock
+from kapclinic.core.errors import DomainError
 from kapclinic.inventory import services
 from kapclinic.inventory.models import Container, Discrepancy, LedgerEntry
-from kapclinic.inventory.services import CountInput, InventoryError
+from kapclinic.inventory.services import CountInput
 from kapclinic.inventory.testing import dea_number, make_device_product, receive
 from kapclinic.testing.factories import actor_for, make_staff
 
@@ -37,12 +38,12 @@ def test_receipt_opens_each_container_with_its_labelled_content(world: Any, cloc
 
 
 def test_nurse_may_not_receive_and_bad_supplier_dea_is_refused(world: Any, clock_frozen: Any) -> None:
-    with pytest.raises(InventoryError, match="may not receive"):
+    with pytest.raises(DomainError, match="may not receive"):
         receive(world.nurse, world.clinic)
     from kapclinic.inventory.testing import make_registration, make_vial_product
 
     reg = make_registration(world.clinic)
-    with pytest.raises(InventoryError, match="check digit"):
+    with pytest.raises(DomainError, match="check digit"):
         services.receive_delivery(
             actor_for(world.prescriber, world.clinic),
             registration=reg,
@@ -89,7 +90,7 @@ def test_bad_entries_are_refused_and_nothing_is_stored(
     c = _vial(world)
     if kwargs.get("witness") == "self":
         kwargs["witness"] = world.nurse
-    with pytest.raises(InventoryError, match=sentence):
+    with pytest.raises(DomainError, match=sentence):
         services.record_entry(actor_for(world.nurse, world.clinic), c.pk, **kwargs)
     assert LedgerEntry.objects.filter(container=c).count() == 1
 
@@ -97,7 +98,7 @@ def test_bad_entries_are_refused_and_nothing_is_stored(
 def test_expired_container_refused_for_administration(world: Any, clock_frozen: Any) -> None:
     c = _vial(world, expiry=clock.today() + dt.timedelta(days=1))
     clock.advance(dt.timedelta(days=3))
-    with pytest.raises(InventoryError, match="expired"):
+    with pytest.raises(DomainError, match="expired"):
         services.record_entry(actor_for(world.nurse, world.clinic), c.pk, kind="administration", amount="5")
 
 
@@ -115,7 +116,7 @@ def test_ledger_rows_are_append_only(world: Any, clock_frozen: Any) -> None:
 def test_reversal_by_a_prescriber_only(world: Any, clock_frozen: Any) -> None:
     c = _vial(world)
     services.record_entry(actor_for(world.nurse, world.clinic), c.pk, kind="administration", amount="70")
-    with pytest.raises(InventoryError, match="prescribers only"):
+    with pytest.raises(DomainError, match="prescribers only"):
         services.record_entry(
             actor_for(world.nurse, world.clinic),
             c.pk,
@@ -140,7 +141,7 @@ def test_count_that_disagrees_opens_a_discrepancy_resolved_by_a_prescriber(
 ) -> None:
     c = _vial(world)
     nurse = actor_for(world.nurse, world.clinic)
-    with pytest.raises(InventoryError, match="future"):
+    with pytest.raises(DomainError, match="future"):
         services.record_count(
             nurse,
             c.registration,
@@ -158,9 +159,9 @@ def test_count_that_disagrees_opens_a_discrepancy_resolved_by_a_prescriber(
     )
     d = Discrepancy.objects.get(count_line__count=count)
     assert d.difference == -10 and d.is_open
-    with pytest.raises(InventoryError, match="prescribers only"):
+    with pytest.raises(DomainError, match="prescribers only"):
         services.resolve_discrepancy(nurse, d.pk, explanation="x")
-    with pytest.raises(InventoryError, match="explanation"):
+    with pytest.raises(DomainError, match="explanation"):
         services.resolve_discrepancy(actor_for(world.prescriber, world.clinic), d.pk, explanation=" ")
     services.resolve_discrepancy(
         actor_for(world.prescriber, world.clinic), d.pk, explanation="Miscount; recounted 500 mg."
@@ -177,7 +178,7 @@ def test_loss_deadlines() -> None:
 def test_destruction_needs_two_distinct_witnesses(world: Any, clock_frozen: Any) -> None:
     c = _vial(world)
     pres = actor_for(world.prescriber, world.clinic)
-    with pytest.raises(InventoryError, match="two different people"):
+    with pytest.raises(DomainError, match="two different people"):
         services.destroy(
             pres,
             c.pk,
@@ -209,7 +210,7 @@ def test_device_pack(world: Any, clock_frozen: Any) -> None:
         actor_for(world.nurse, world.clinic), c.pk, kind="administration", amount=2, unit="devices"
     )
     assert e.devices == 2 and e.amount_mg == 56 and e.balance_after == 1
-    with pytest.raises(InventoryError, match="counted in devices"):
+    with pytest.raises(DomainError, match="counted in devices"):
         services.record_entry(
             actor_for(world.nurse, world.clinic), c.pk, kind="administration", amount=28, unit="mg"
         )
@@ -249,7 +250,7 @@ def test_two_nurses_drawing_at_once_never_produce_a_wrong_balance(world: Any) ->
     for t in threads:
         t.join()
     ok = [o for o in outcomes if isinstance(o, LedgerEntry)]
-    refused = [o for o in outcomes if isinstance(o, InventoryError)]
+    refused = [o for o in outcomes if isinstance(o, DomainError)]
     assert len(ok) == 7 and len(refused) == 1, outcomes  # 7 x 70 = 490 <= 500; the 8th would go below zero
     c.refresh_from_db()
     balances = list(
@@ -281,11 +282,11 @@ def test_draw_for_administration_links_the_session_and_patient(world: Any, clock
         465,
     )
     clock.advance(dt.timedelta(days=3))
-    with pytest.raises(InventoryError, match="expired"):
+    with pytest.raises(DomainError, match="expired"):
         services.draw_for_administration(
             nurse, container_id=c.pk, amount_mg=Decimal("35"), session=session, route="IV"
         )
-    with pytest.raises(InventoryError, match="session is not in this clinic"):
+    with pytest.raises(DomainError, match="session is not in this clinic"):
         services.draw_for_administration(
             actor_for(world.other_clinic_staff, world.other_clinic),
             container_id=c.pk,
@@ -293,7 +294,7 @@ def test_draw_for_administration_links_the_session_and_patient(world: Any, clock
             session=session,
             route="IV",
         )
-    with pytest.raises(InventoryError, match="counted in devices"):
+    with pytest.raises(DomainError, match="counted in devices"):
         pack = Container.objects.get(
             receipt=receive(world.prescriber, world.clinic, product=make_device_product(world.clinic))
         )

@@ -17,6 +17,7 @@ from django.urls import reverse
 from kapclinic.audit.models import AuditEvent
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
+from kapclinic.core.errors import DomainError
 from kapclinic.measures import selectors, services
 from kapclinic.measures.models import (
     Episode,
@@ -115,7 +116,7 @@ def test_item9_of_one_is_not_urgent(world: Any) -> None:
     ],
 )
 def test_bad_answers_store_nothing(world: Any, answers: list[Any], message: str) -> None:
-    with pytest.raises(services.MeasureError) as exc:
+    with pytest.raises(DomainError) as exc:
         submit(world, answers)
     assert message in str(exc.value)
     assert not InstrumentResponse.objects.exists() and not Episode.objects.exists()
@@ -123,7 +124,7 @@ def test_bad_answers_store_nothing(world: Any, answers: list[Any], message: str)
 
 @pytest.mark.django_db
 def test_unknown_instrument_version_is_refused(world: Any, client: Any) -> None:
-    with pytest.raises(services.MeasureError, match=r"version '0\.9' is not on file"):
+    with pytest.raises(DomainError, match=r"version '0\.9' is not on file"):
         services.response_submit(
             Actor.system(world.clinic), world.patient, instrument="PHQ-9", version="0.9",
             answers=[0] * 9, source="paper",
@@ -239,7 +240,7 @@ def test_link_with_positive_item9_shows_crisis_resources(world: Any, client: Any
 @pytest.mark.django_db
 def test_link_refused_without_email(world: Any) -> None:
     patient = make_patient(world.clinic, care_team=[world.prescriber], email="")
-    with pytest.raises(services.MeasureError, match="no email address"):
+    with pytest.raises(DomainError, match="no email address"):
         services.link_send(actor_for(world.prescriber, world.clinic), patient, "PHQ-9")
 
 

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from kapclinic.audit.models import AuditEvent
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.notes import services
 from kapclinic.notes.models import Note, NoteStatus
 from kapclinic.notes.templates_data import builtin_templates
@@ -36,16 +37,16 @@ def test_lifecycle_draft_sign_addendum_and_edit_after_sign_refused(world: Any, c
     actor = therapist(world)
     note = services.note_create(actor, world.patient, template_key="soap")
     assert note.status == NoteStatus.DRAFT
-    with pytest.raises(services.NoteError, match="needs some text"):
+    with pytest.raises(DomainError, match="needs some text"):
         services.note_sign(actor, note, note.version)
     note = services.note_save_draft(actor, note, note.version, {"subjective": "Sleeping better."})
     note = services.note_sign(actor, note, note.version, texts={"plan": "Continue."})
     note.refresh_from_db()
     assert note.is_signed and note.signed_by == world.therapist
     assert [s["text"] for s in note.sections] == ["Sleeping better.", "", "", "Continue."]
-    with pytest.raises(services.NoteError, match="signed on 2026-03-02 09:00 and can no longer be changed"):
+    with pytest.raises(DomainError, match="signed on 2026-03-02 09:00 and can no longer be changed"):
         services.note_save_draft(actor, note, note.version, {"subjective": "changed"})
-    with pytest.raises(services.NoteError):
+    with pytest.raises(DomainError):
         services.note_sign(actor, note, note.version)
     add = services.addendum_add(actor_for(world.prescriber, world.clinic), note, "Dose review next week.")
     assert add.author == world.prescriber and add.created_at is not None
@@ -56,13 +57,13 @@ def test_lifecycle_draft_sign_addendum_and_edit_after_sign_refused(world: Any, c
 def test_addendum_only_on_signed_notes(world: Any, clock_frozen: Any) -> None:
     actor = therapist(world)
     note = services.note_create(actor, world.patient, template_key="dap")
-    with pytest.raises(services.NoteError, match="signed notes"):
+    with pytest.raises(DomainError, match="signed notes"):
         services.addendum_add(actor, note, "x")
 
 
 def test_only_the_author_edits_a_draft_and_versions_are_checked(world: Any, clock_frozen: Any) -> None:
     note = services.note_create(therapist(world), world.patient, template_key="soap")
-    with pytest.raises(services.NoteError, match="Only the author"):
+    with pytest.raises(DomainError, match="Only the author"):
         services.note_save_draft(actor_for(world.prescriber, world.clinic), note, note.version, {"plan": "x"})
     services.note_save_draft(therapist(world), note, note.version, {"plan": "a"})
     with pytest.raises(ConflictError):
@@ -82,7 +83,7 @@ def test_several_notes_on_the_same_day(world: Any, clock_frozen: Any, dosing_app
 def test_integration_note_must_name_its_dosing_session(
     world: Any, clock_frozen: Any, dosing_appt: Any
 ) -> None:
-    with pytest.raises(services.NoteError, match="must name the dosing session"):
+    with pytest.raises(DomainError, match="must name the dosing session"):
         services.note_create(therapist(world), world.patient, template_key="integration")
     from kapclinic.scheduling.models import Appointment
 
@@ -90,7 +91,7 @@ def test_integration_note_must_name_its_dosing_session(
         clinic=world.clinic, patient=world.other_patient, kind="dosing", starts_at=dosing_appt.starts_at,
         ends_at=dosing_appt.ends_at, staff=world.nurse, created_by=world.nurse,
     )  # fmt: skip
-    with pytest.raises(services.NoteError, match="this patient's dosing sessions"):
+    with pytest.raises(DomainError, match="this patient's dosing sessions"):
         services.note_create(
             therapist(world), world.patient, template_key="integration", dosing_appointment=other
         )
@@ -104,7 +105,7 @@ def test_clinic_templates_are_offered(world: Any, clock_frozen: Any) -> None:
     assert [s["key"] for s in row.sections] == ["each_partner", "plan", "plan_2"]
     note = services.note_create(actor, world.patient, template_key=f"clinic-{row.pk}")
     assert note.kind == "custom" and len(note.sections) == 3
-    with pytest.raises(services.NoteError, match="already has a template"):
+    with pytest.raises(DomainError, match="already has a template"):
         services.template_create(actor, title="couples check-in", section_labels=["x"])
 
 

@@ -11,6 +11,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from kapclinic.core.errors import DomainError
 from kapclinic.notes import crypto, services
 from kapclinic.notes.checks import process_note_keys
 from kapclinic.notes.models import ProcessNote
@@ -108,7 +109,7 @@ def test_only_author_and_shared_colleagues_read(world: Any, client: Any) -> None
 
 
 def test_nurse_cannot_write_process_notes(world: Any) -> None:
-    with pytest.raises(services.NoteError):
+    with pytest.raises(DomainError):
         services.process_note_create(actor_for(world.nurse, world.clinic), world.patient, "x")
     assert not ProcessNote.objects.exists()
 
@@ -240,7 +241,7 @@ def test_only_the_author_may_edit_or_see_revisions(world: Any, client: Any, cloc
     assert r.status_code == 403 and SECRET not in r.content.decode()
     listing = client.get(reverse("notes:process_list", args=[world.patient.pk])).content.decode()
     assert EDITED in listing and edit_url(note) not in listing
-    with pytest.raises(services.NoteError, match="Only the author"):
+    with pytest.raises(DomainError, match="Only the author"):
         services.process_note_edit(actor_for(world.prescriber, world.clinic), note, 2, "overwrite")
     # roles without process notes, other care teams, other patients and other clinics
     for user, status in [

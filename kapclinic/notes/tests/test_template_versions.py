@@ -13,6 +13,7 @@ from django.urls import reverse
 from kapclinic.audit.models import AuditEvent
 from kapclinic.core import clock
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.notes import services
 from kapclinic.notes.models import ClinicNoteTemplate, ClinicNoteTemplateVersion, HiddenBuiltinTemplate, Note
 from kapclinic.notes.templates_data import available_templates
@@ -170,7 +171,7 @@ def test_retire_hides_from_new_notes_keeps_existing_and_can_be_undone(
 
     assert row.key not in available_templates(world.clinic)
     assert row.key not in client.get(new_url).content.decode()
-    with pytest.raises(services.NoteError, match="Choose one of the clinic's note templates"):
+    with pytest.raises(DomainError, match="Choose one of the clinic's note templates"):
         services.note_create(actor, world.patient, template_key=row.key)
     r = client.post(new_url, {"template": row.key, "service_date": "2026-03-02"})
     assert r.status_code == 400
@@ -217,7 +218,7 @@ def test_another_clinics_template_does_not_exist_for_you(
     assert client.get(edit_url(row)).status_code == 404
     assert client.post(edit_url(row), {"title": "X", "sections": "x", "version": 1}).status_code == 404
     assert client.post(reverse("notes:template_retire", args=[row.pk]), {"version": 1}).status_code == 404
-    with pytest.raises(services.NoteError, match="another clinic"):
+    with pytest.raises(DomainError, match="another clinic"):
         services.template_set_active(
             actor_for(world.other_clinic_staff, world.other_clinic), row, 1, active=False
         )
@@ -240,7 +241,7 @@ def test_builtins_cannot_be_edited_but_can_be_hidden_for_this_clinic(
     assert "dap" not in available_templates(world.clinic)
     assert "dap" in available_templates(world.other_clinic)  # only this clinic
     assert 'value="dap"' not in client.get(reverse("notes:new", args=[world.patient.pk])).content.decode()
-    with pytest.raises(services.NoteError):
+    with pytest.raises(DomainError):
         services.note_create(actor, world.patient, template_key="dap")
     assert client.get(reverse("notes:detail", args=[world.patient.pk, dap_note.pk])).status_code == 200
     assert "Hidden here" in client.get(reverse("notes:templates")).content.decode()

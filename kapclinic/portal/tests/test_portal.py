@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from kapclinic.core import clock
+from kapclinic.core.errors import DomainError
 from kapclinic.portal import services
 from kapclinic.portal.models import JournalEntry
 from kapclinic.scheduling.models import Appointment
@@ -87,10 +88,10 @@ def test_home_prompts_and_recent_entries(world: Any, client: Any, dosing: Any) -
 
 
 def test_intention_requires_a_session_and_text(world: Any, dosing: Any) -> None:
-    with pytest.raises(services.JournalError) as err:
+    with pytest.raises(DomainError) as err:
         services.entry_create(me(world), world.patient, kind="intention", text="   ")
-    assert "dosing session" in err.value.errors["appointment"][0]
-    assert "empty intention" in err.value.errors["text"][0]
+    assert "dosing session" in err.value.field_errors["appointment"][0]
+    assert "empty intention" in err.value.field_errors["text"][0]
 
 
 def test_entries_are_private_until_shared_and_withdrawal_keeps_the_entry(
@@ -114,7 +115,7 @@ def test_entries_are_private_until_shared_and_withdrawal_keeps_the_entry(
     entry.refresh_from_db()
     assert entry.text == "Meet fear with curiosity" and entry.share_withdrawn_at is not None
     # withdrawing twice is refused with a sentence; nothing changes
-    with pytest.raises(services.JournalError, match="not shared"):
+    with pytest.raises(DomainError, match="not shared"):
         services.entry_share(me(world), entry, share=False)
 
 
@@ -133,7 +134,7 @@ def test_cannot_attach_to_someone_elses_session(world: Any, client: Any, clock_f
         clinic=world.clinic, patient=world.other_patient, kind="dosing", starts_at=start,
         ends_at=start + dt.timedelta(minutes=180), staff=world.nurse, created_by=world.nurse,
     )  # fmt: skip
-    with pytest.raises(services.JournalError, match="your own dosing sessions"):
+    with pytest.raises(DomainError, match="your own dosing sessions"):
         services.entry_create(me(world), world.patient, kind="reflection", text="x", appointment=theirs)
     client.force_login(world.patient_user)
     r = client.post(reverse("portal:journal"), {"kind": "reflection", "appointment": theirs.pk, "text": "x"})

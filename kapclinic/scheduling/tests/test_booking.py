@@ -9,6 +9,7 @@ from django.core import mail
 from kapclinic.audit.models import AuditEvent
 from kapclinic.core import clock
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.scheduling import services
 from kapclinic.scheduling.models import Appointment, Reminder, ReminderStatus, Status
 from kapclinic.scheduling.tests.conftest import at
@@ -46,7 +47,7 @@ def test_booking_writes_audit_timeline_and_a_reminder(world: Any, clock_frozen: 
 def test_staff_double_booking_refused_back_to_back_allowed(world: Any, clock_frozen: Any) -> None:
     book(world, starts_at=at(15), minutes=60)
     other = make_patient(world.clinic, care_team=[world.therapist])
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         book(world, patient=other, starts_at=at(15, 59), minutes=60)
     assert "already booked" in err.value.field_errors["staff"][0]
     book(world, patient=other, starts_at=at(16), minutes=60)  # back-to-back
@@ -59,7 +60,7 @@ def test_chair_double_booking_refused_across_clinicians(
     book(world, kind="dosing", starts_at=at(9), minutes=180, resource=chair, staff=world.nurse)
     other = make_patient(world.clinic)
     make_dosing_ready(other, world.prescriber)
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         book(
             world,
             patient=other,
@@ -83,7 +84,7 @@ def test_chair_double_booking_refused_across_clinicians(
 
 def test_patient_cannot_be_in_two_places(world: Any, clock_frozen: Any) -> None:
     book(world, starts_at=at(15))
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         book(world, staff=world.prescriber, kind="follow_up", starts_at=at(15, 30), minutes=30)
     assert "patient already has an appointment" in err.value.field_errors["starts_at"][0]
 
@@ -97,7 +98,7 @@ def test_cancelled_appointment_frees_the_slot(world: Any, clock_frozen: Any) -> 
 
 
 def test_dosing_refused_without_readiness_with_a_sentence(world: Any, clock_frozen: Any, chair: Any) -> None:
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         book(world, kind="dosing", minutes=180, resource=chair)
     assert "signed treatment plan" in " ".join(err.value.messages)
 
@@ -109,7 +110,7 @@ def test_dosing_refused_with_reasons_from_treatment(world: Any, clock_frozen: An
     sign_eligible(world.patient, world.prescriber)
     sign_consent(world.patient, witness=world.prescriber)
     assert dosing_readiness(world.patient) == (False, ["There is no signed treatment plan."])
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         book(world, kind="dosing", minutes=180, resource=chair, staff=world.nurse)
     assert err.value.messages == [
         "A dosing appointment cannot be booked yet: There is no signed treatment plan."
@@ -123,26 +124,26 @@ def test_dosing_refused_with_reasons_from_treatment(world: Any, clock_frozen: An
 
 def test_dosing_refused_without_consent_names_it(world: Any, clock_frozen: Any, chair: Any) -> None:
     sign_eligible(world.patient, world.prescriber)
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         book(world, kind="dosing", minutes=180, resource=chair, staff=world.nurse)
     message = err.value.messages[0]
     assert "consent" in message.lower() and "signed treatment plan" in message
 
 
 def test_dosing_length_and_chair_rules(world: Any, clock_frozen: Any, chair: Any, ready: Any) -> None:
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         book(world, kind="dosing", minutes=90, resource=chair)
     assert "between 120 and 180" in err.value.field_errors["minutes"][0]
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         book(world, kind="dosing", minutes=180)
     assert "needs a chair" in err.value.field_errors["resource"][0]
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         book(world, kind="integration", modality="video", resource=chair)
     assert "video appointment" in err.value.field_errors["resource"][0]
 
 
 def test_front_desk_cannot_be_the_clinician(world: Any, clock_frozen: Any) -> None:
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         book(world, staff=world.front_desk)
     assert "clinician" in err.value.field_errors["staff"][0]
 
@@ -151,7 +152,7 @@ def test_reschedule_checks_conflicts_and_versions(world: Any, clock_frozen: Any)
     actor = actor_for(world.front_desk, world.clinic)
     first = book(world, starts_at=at(9))
     second = book(world, starts_at=at(11))
-    with pytest.raises(services.BookingError):
+    with pytest.raises(DomainError):
         reschedule(actor, second, second.version, at(9, 30), world.therapist)
     reschedule(actor, second, second.version, at(10), world.therapist)
     assert second.reminders.filter(status=ReminderStatus.CANCELLED).count() == 1
@@ -187,7 +188,7 @@ def test_reminder_for_cancelled_appointment_is_not_sent(world: Any, clock_frozen
     reminder.refresh_from_db()
     reminder.status = ReminderStatus.FAILED
     reminder.save()
-    with pytest.raises(services.ReminderError, match="no longer booked"):
+    with pytest.raises(DomainError, match="no longer booked"):
         services.reminder_retry(actor_for(world.front_desk, world.clinic), reminder)
 
 
@@ -264,7 +265,7 @@ def test_send_due_reminders_command(world: Any, clock_frozen: Any) -> None:
 def test_therapist_off_the_care_team_cannot_be_booked_as_clinician(world: Any, clock_frozen: Any) -> None:
     """world.other_patient is not on world.therapist's caseload: the policy would hide the patient from
     them (busy block, 403 on the appointment page), so the booking is refused with the fix named."""
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         book(world, patient=world.other_patient, staff=world.therapist)
     assert err.value.field_errors["staff"] == [
         f"{world.therapist} is not on {world.other_patient.display_name}'s care team, so they could not "
@@ -288,7 +289,7 @@ def test_therapist_off_the_care_team_cannot_be_booked_as_clinician(world: Any, c
 def test_rescheduling_to_a_therapist_off_the_care_team_is_refused(world: Any, clock_frozen: Any) -> None:
     appt = book(world, staff=world.prescriber)  # world.patient: world.therapist is on the team
     actor = actor_for(world.front_desk, world.clinic)
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         reschedule(actor, appt, appt.version, at(15), world.therapist_other)
     assert "Add them to the care team first" in err.value.field_errors["staff"][0]
     appt.refresh_from_db()
@@ -308,7 +309,7 @@ def test_therapist_removed_from_the_care_team_keeps_the_booking_but_cannot_be_ke
     member = CareTeamMember.objects.get(patient=world.patient, user=world.therapist)
     care_team_remove(actor, world.patient, member)
     appt.refresh_from_db()
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         reschedule(actor, appt, appt.version, at(16), world.therapist)
     assert "not on" in err.value.field_errors["staff"][0]
     reschedule(actor, appt, appt.version, at(16), world.prescriber)

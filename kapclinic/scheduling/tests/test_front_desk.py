@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from kapclinic.audit.models import AuditEvent
 from kapclinic.clinical.session_state import Event
+from kapclinic.core.errors import DomainError
 from kapclinic.scheduling import services
 from kapclinic.scheduling.models import Appointment, Status
 from kapclinic.sessions.models import DosingSession
@@ -65,7 +66,7 @@ def test_front_desk_checks_a_patient_in_once_on_the_day(world: Any, client: Any,
 
 def test_check_in_is_refused_on_another_day(world: Any, clock_frozen: Any) -> None:
     appt = make(world, 10, day=TODAY + dt.timedelta(days=1))
-    with pytest.raises(services.BookingError, match="on the day of the appointment"):
+    with pytest.raises(DomainError, match="on the day of the appointment"):
         services.appointment_check_in(actor_for(world.front_desk, world.clinic), appt, appt.version)
 
 
@@ -82,7 +83,7 @@ def test_front_desk_marks_no_show_but_not_after_check_in(world: Any, client: Any
     actor = actor_for(world.front_desk, world.clinic)
     services.appointment_check_in(actor, arrived, arrived.version)
     arrived.refresh_from_db()
-    with pytest.raises(services.BookingError, match="they attended"):
+    with pytest.raises(DomainError, match="they attended"):
         services.appointment_set_status(actor, arrived, arrived.version, "no_show")
 
 
@@ -93,9 +94,9 @@ def test_an_appointment_in_session_cannot_be_cancelled_and_shows_in_session(
     session, _ = session_start_from_appointment(actor_for(world.nurse, world.clinic), appt)
     DosingSession.objects.filter(pk=session.pk).update(state="monitoring")
     actor = actor_for(world.front_desk, world.clinic)
-    with pytest.raises(services.BookingError, match="in progress"):
+    with pytest.raises(DomainError, match="in progress"):
         services.appointment_cancel(actor, appt, appt.version, "Patient asked")
-    with pytest.raises(services.BookingError, match="in progress"):
+    with pytest.raises(DomainError, match="in progress"):
         services.appointment_set_status(actor, appt, appt.version, "no_show")
 
     client.force_login(world.front_desk)

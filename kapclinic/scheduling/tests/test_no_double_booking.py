@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 
 from kapclinic.core import clock
+from kapclinic.core.errors import DomainError
 from kapclinic.scheduling import services
 from kapclinic.scheduling.models import Appointment, Resource, Status
 from kapclinic.scheduling.tests.conftest import at
@@ -54,8 +55,8 @@ def _race(clinic: Any, patient: Any, staff: list[Any], starts_at: dt.datetime) -
 
 def _assert_exactly_one(patient: Any, starts_at: dt.datetime, outcomes: list[Any]) -> None:
     made = [o for o in outcomes if isinstance(o, Appointment)]
-    refused = [o for o in outcomes if isinstance(o, services.BookingError)]
-    others = [o for o in outcomes if not isinstance(o, Appointment | services.BookingError)]
+    refused = [o for o in outcomes if isinstance(o, DomainError)]
+    others = [o for o in outcomes if not isinstance(o, Appointment | DomainError)]
     assert not others, f"unexpected outcomes (a 500 in the view): {others!r}"
     assert len(made) == 1 and len(refused) == THREADS - 1
     for err in refused:
@@ -176,7 +177,7 @@ def test_a_refusal_by_the_database_is_the_checks_sentence_in_the_form(
     moved = _appt(world, at(18))
     calls.clear()
     monkeypatch.setattr(services, "_overlap_errors", blind_first_time)
-    with pytest.raises(services.BookingError) as err:
+    with pytest.raises(DomainError) as err:
         services.appointment_reschedule(
             actor_for(world.front_desk, world.clinic), moved, moved.version, starts_at=at(15, 15),
             minutes=60, staff=world.therapist, resource=None, modality="in_person",

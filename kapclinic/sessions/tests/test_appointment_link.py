@@ -14,11 +14,11 @@ from django.urls import reverse
 from kapclinic.audit.models import AuditEvent
 from kapclinic.clinical.session_state import Event
 from kapclinic.core import clock
+from kapclinic.core.errors import DomainError
 from kapclinic.notes import services as note_services
 from kapclinic.scheduling.models import Appointment, Resource
 from kapclinic.sessions import services
 from kapclinic.sessions.models import DosingSession
-from kapclinic.sessions.services import Refused
 from kapclinic.testing.factories import actor_for, make_patient
 from kapclinic.treatment.testing import make_dosing_ready
 
@@ -98,19 +98,19 @@ def test_start_after_the_front_desk_check_in_is_already_checked_in(world: Any, c
 
 def test_start_refusals_are_sentences_and_save_nothing(world: Any, clock_frozen: Any) -> None:
     appt = dosing_appt(world)
-    with pytest.raises(Refused, match="no signed treatment plan"):
+    with pytest.raises(DomainError, match="no signed treatment plan"):
         services.session_start_from_appointment(nurse(world), appt)
     make_dosing_ready(world.patient, world.prescriber)
     Appointment.objects.filter(pk=appt.pk).update(status="cancelled")
-    with pytest.raises(Refused, match="marked cancelled"):
+    with pytest.raises(DomainError, match="marked cancelled"):
         services.session_start_from_appointment(nurse(world), Appointment.objects.get(pk=appt.pk))
     integration = dosing_appt(world, hours=5, kind="integration", minutes=60)
-    with pytest.raises(Refused, match="started from a dosing appointment"):
+    with pytest.raises(DomainError, match="started from a dosing appointment"):
         services.session_create(
             nurse(world), world.patient, "esketamine-in-trd", clock.now(), appointment=integration
         )
     other = dosing_appt(world, patient=make_patient(world.clinic), hours=8)
-    with pytest.raises(Refused, match="not one of this patient's"):
+    with pytest.raises(DomainError, match="not one of this patient's"):
         services.session_create(
             nurse(world), world.patient, "esketamine-in-trd", clock.now(), appointment=other
         )
@@ -121,7 +121,7 @@ def test_an_aborted_session_frees_the_appointment(world: Any, clock_frozen: Any)
     make_dosing_ready(world.patient, world.prescriber)
     appt = dosing_appt(world)
     first, _ = services.session_start_from_appointment(nurse(world), appt)
-    with pytest.raises(Refused, match="already has a dosing session"):
+    with pytest.raises(DomainError, match="already has a dosing session"):
         services.session_create(
             nurse(world), world.patient, "esketamine-in-trd", clock.now(), appointment=appt
         )

@@ -13,13 +13,13 @@ from django.urls import reverse
 from kapclinic.audit.models import AuditEvent
 from kapclinic.clinical.protocols import all_protocols
 from kapclinic.core import clock
+from kapclinic.core.errors import DomainError
 from kapclinic.sessions.models import Administration, ClinicProtocolSetting, SupersededDoseOrder
-from kapclinic.sessions.services import Refused, clinic_protocol, dose_order
+from kapclinic.sessions.services import clinic_protocol, dose_order
 from kapclinic.sessions.tests.test_administration import iv_dosing, local
 from kapclinic.sessions.tests.test_sessions import make_session, start_data, to_predose, url, v
 from kapclinic.testing.factories import actor_for, make_staff
 from kapclinic.treatment.selectors import dosing_readiness
-from kapclinic.treatment.services import PlanRefusedError
 from kapclinic.treatment.testing import make_dosing_ready
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,7 @@ def test_unconfigured_clinic_cannot_plan_on_the_im_protocol_and_is_told_where_to
     world: Any, client: Any
 ) -> None:
     ClinicProtocolSetting.objects.filter(clinic=world.clinic).delete()  # nothing set by the director
-    with pytest.raises(PlanRefusedError) as exc:
+    with pytest.raises(DomainError) as exc:
         make_dosing_ready(world.patient, world.prescriber, "ketamine-im-racemic")
     text = str(exc.value)
     assert "cannot be used yet" in text and "Maximum dose per kg" in text and "Heart rate above" in text
@@ -96,7 +96,7 @@ def test_every_shipped_protocol_ordered_at_its_ceiling_plus_one_unit_is_refused(
         assert d.ceiling_mg.value is not None
         unit = min(u.value for u in d.unit_strengths)
         inputs["fixed_mg"] = str(d.ceiling_mg.value.value + unit)
-    with pytest.raises(Refused, match="hard ceiling"):
+    with pytest.raises(DomainError, match="hard ceiling"):
         dose_order(actor_for(world.prescriber, world.clinic), s, v(s), inputs)
 
 

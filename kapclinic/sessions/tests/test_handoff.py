@@ -18,6 +18,7 @@ from kapclinic.audit.models import AuditEvent
 from kapclinic.clinical.session_state import Event
 from kapclinic.clinical.vitals import Reading
 from kapclinic.core import clock, request_cache
+from kapclinic.core.errors import DomainError
 from kapclinic.scheduling.models import Appointment, Resource
 from kapclinic.sessions import services
 from kapclinic.sessions.models import (
@@ -26,7 +27,6 @@ from kapclinic.sessions.models import (
     DosingSession,
     ObservationKind,
 )
-from kapclinic.sessions.services import Refused
 from kapclinic.testing.factories import actor_for, make_staff
 
 pytestmark = pytest.mark.django_db
@@ -128,7 +128,7 @@ def discharge(world: Any, s: DosingSession) -> DosingSession:
     )  # fmt: skip
 
 
-def refusal(exc: pytest.ExceptionInfo[Refused]) -> str:
+def refusal(exc: pytest.ExceptionInfo[DomainError]) -> str:
     return " ".join(exc.value.messages)
 
 
@@ -142,14 +142,14 @@ def test_recovery_waits_for_the_minimum_after_the_end_of_administration(
     clinic_values(world, IV, minimum_minutes=120, final_set_within_minutes=15)
     s = infusion(world, dosed(world))
     at(s, 120)
-    with pytest.raises(Refused) as exc:
+    with pytest.raises(DomainError) as exc:
         recovery(world, s)
     assert "Recovery: 80 of the protocol's 120 minutes of observation since the end of administration" in (
         refusal(exc)
     )
     assert "recovery can start from" in refusal(exc)
     at(s, 159)
-    with pytest.raises(Refused, match="119 of the protocol's 120 minutes"):
+    with pytest.raises(DomainError, match="119 of the protocol's 120 minutes"):
         recovery(world, s)
     at(s, 160)
     assert recovery(world, s).state == "recovery"
@@ -163,11 +163,11 @@ def test_im_recovery_refused_a_minute_after_the_injection(world: Any, clock_froz
     s = dosed(world, im, route="IM")
     s = services.session_transition(nurse(world), s, Event.START_MONITORING, s.version)
     at(s, 1)
-    with pytest.raises(Refused) as exc:
+    with pytest.raises(DomainError) as exc:
         recovery(world, s)
     assert "the clinic has not set a minimum observation time for this protocol" in refusal(exc)
     clinic_values(world, im, minimum_minutes=90)
-    with pytest.raises(Refused) as exc:
+    with pytest.raises(DomainError) as exc:
         recovery(world, s)
     assert "1 of the protocol's 90 minutes" in refusal(exc)
     at(s, 90)
@@ -209,7 +209,7 @@ def test_discharge_lists_the_missed_scheduled_checks_then_accepts_each_explained
     at(s, 161)
     s = recovery(world, s)
     full_set(world, s)
-    with pytest.raises(Refused) as exc:
+    with pytest.raises(DomainError) as exc:
         discharge(world, s)
     text = refusal(exc)
     assert "Vitals schedule: the +10 min check (due" in text
@@ -222,15 +222,15 @@ def test_discharge_lists_the_missed_scheduled_checks_then_accepts_each_explained
     assert "Vitals schedule: the +160 min check" in text
     assert len(missed) == 16
     assert all("record why it was missed before discharge" in m for m in missed)
-    with pytest.raises(Refused, match="Reason is required"):
+    with pytest.raises(DomainError, match="Reason is required"):
         services.missed_check_explain(nurse(world), s, 10, "  ")
-    with pytest.raises(Refused, match="not a missed check"):
+    with pytest.raises(DomainError, match="not a missed check"):
         services.missed_check_explain(nurse(world), s, 15, "not on the schedule")
     before = AuditEvent.objects.filter(detail="missed_check_explained").count()
     for minute in range(10, 170, 10):
         services.missed_check_explain(nurse(world), s, minute, "Patient asleep; not disturbed")
     assert AuditEvent.objects.filter(detail="missed_check_explained").count() == before + 16
-    with pytest.raises(Refused, match="already explained"):
+    with pytest.raises(DomainError, match="already explained"):
         services.missed_check_explain(nurse(world), s, 10, "again")
     assert discharge(world, s).state == "discharged"
 
@@ -266,7 +266,7 @@ def test_discharge_needs_a_recent_full_set_within_the_clinic_interval(world: Any
     s = recovery(world, s)
     at(s, 165)
     full_set(world, s)
-    with pytest.raises(Refused) as exc:
+    with pytest.raises(DomainError) as exc:
         discharge(world, s)
     assert refusal(exc).startswith(
         "Final full set: the clinic has not set how recent the last full set of vitals and ratings must be"
@@ -274,7 +274,7 @@ def test_discharge_needs_a_recent_full_set_within_the_clinic_interval(world: Any
     clinic_values(world, IV, final_set_within_minutes=15)
     at(s, 181)
     services.vitals_record(nurse(world), s, Reading(sbp=128, dbp=80))  # BP alone is not a full set
-    with pytest.raises(Refused) as exc:
+    with pytest.raises(DomainError) as exc:
         discharge(world, s)
     text = refusal(exc)
     assert "Final full set: the last full set of vitals (Systolic BP, Diastolic BP, Heart rate," in text
@@ -312,22 +312,23 @@ def test_double_check_can_be_withdrawn_before_administration_not_after(world: An
     s = ordered(world)
     other = make_staff(world.clinic, "nurse", name="Second Nurse")
     services.dose_double_check(nurse(world), s)
-    with pytest.raises(Refused, match="the person who double-checked the dose cannot also be the one giving"):
+    giver_checked = "the person who double-checked the dose cannot also be the one giving"
+    with pytest.raises(DomainError, match=giver_checked):
         services.dosing_start(nurse(world), fresh(s), fresh(s).version, lot_number="L1",
                               expiry_date=clock.today() + dt.timedelta(days=30))  # fmt: skip
-    with pytest.raises(Refused, match="Only the person who double-checked"):
+    with pytest.raises(DomainError, match="Only the person who double-checked"):
         services.dose_double_check_withdraw(actor_for(other, world.clinic), s)
     before = AuditEvent.objects.filter(detail="dose_double_check_withdrawn").count()
     services.dose_double_check_withdraw(nurse(world), s)
     assert Administration.objects.get(session=s).double_checked_by is None
     assert AuditEvent.objects.filter(detail="dose_double_check_withdrawn").count() == before + 1
-    with pytest.raises(Refused, match="no double-check to withdraw"):
+    with pytest.raises(DomainError, match="no double-check to withdraw"):
         services.dose_double_check_withdraw(nurse(world), s)
     services.dose_double_check(actor_for(other, world.clinic), s)
     s = services.dosing_start(nurse(world), fresh(s), fresh(s).version, lot_number="L1",
                               expiry_date=clock.today() + dt.timedelta(days=30))  # fmt: skip
     assert s.state == "dosing"
-    with pytest.raises(Refused, match="already been given"):
+    with pytest.raises(DomainError, match="already been given"):
         services.dose_double_check_withdraw(actor_for(other, world.clinic), s)
     assert Administration.objects.get(session=s).double_checked_by == other
 
