@@ -35,10 +35,15 @@ class Grant:
     context: str  # USER, PATIENT or SYSTEM
     client: str  # named in every audit event ("session" for a signed-in browser)
     patient_id: int | None = None  # the one patient of a patient-context grant
-    types: frozenset[str] | None = None  # resource types it may read; None = every type
+    # SMART permissions per resource type ("*" for all), e.g. {"Observation": "rs"}; None = every type
+    # (a signed-in session: what policy.py allows is the only limit).
+    types: dict[str, str] | None = None
 
-    def may_read_type(self, resource_type: str) -> bool:
-        return self.types is None or resource_type in self.types
+    def may_read_type(self, resource_type: str, interaction: str = "r") -> bool:
+        """interaction: "r" (read) or "s" (search), as in SMART v2 scopes."""
+        if self.types is None:
+            return True
+        return interaction in self.types.get(resource_type, "") + self.types.get("*", "")
 
     def action_for(self, clinical: bool) -> Action:
         if self.actor.role == "patient":

@@ -1,20 +1,38 @@
 """The FHIR API in the authorization matrix (a signed-in browser session = user context).
-Anonymous requests get 401 (an OperationOutcome with WWW-Authenticate), not the login redirect.
-The full types x contexts x scopes matrix is kapclinic/fhirapi/tests/test_authorization.py."""
+Anonymous API requests get 401 (an OperationOutcome with WWW-Authenticate), not the login redirect.
+Bearer-token contexts x types x other ids: kapclinic/fhirapi/tests/test_authorization.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kapclinic.testing.matrix import Entry, expect, public
+from kapclinic.testing.matrix import LOGIN, Entry, expect, public, roles
 
 
 def _patient(world: Any) -> dict[str, Any]:
     return {"resource_type": "Patient", "resource_id": f"p{world.patient.pk}"}
 
 
+def _client(world: Any) -> dict[str, Any]:
+    from kapclinic.fhirapi.tests.helpers import register_backend
+
+    registered, _ = register_backend(world)
+    return {"client_id": registered.pk}
+
+
+def _app(world: Any) -> dict[str, Any]:
+    from kapclinic.fhirapi.tests.helpers import register_app
+
+    return {"application_id": register_app(world).application.pk}
+
+
+_PATIENTS_ONLY = expect(403, patient_user=200, other_patient_user=200)
+
 MATRIX = {
     "fhirapi:metadata": Entry(public()),
+    "fhirapi:smart_configuration": Entry(public()),
+    "fhirapi:token": Entry(public(405), note="POST only (OAuth token endpoint)"),
+    "fhirapi:authorize": Entry(expect(400), note="without OAuth parameters: the error page"),
     "fhirapi:read": Entry(
         expect(200, anonymous=401, therapist_other=403, other_patient_user=404, other_clinic_staff=404),
         kwargs=_patient,
@@ -22,5 +40,11 @@ MATRIX = {
     "fhirapi:search": Entry(
         expect(200, anonymous=401, admin=403, front_desk=403),
         kwargs=lambda world: {"resource_type": "Observation"},
+    ),
+    "fhirapi:clients": Entry(roles(("admin",))),
+    "fhirapi:client_revoke": Entry(roles(("admin",), ok=302), method="post", setup=_client),
+    "fhirapi:my_apps": Entry(_PATIENTS_ONLY),
+    "fhirapi:my_app_revoke": Entry(
+        expect(403, patient_user=302, other_patient_user=302, anonymous=LOGIN), method="post", setup=_app
     ),
 }

@@ -42,14 +42,17 @@ def base_url() -> str:
     return f"{settings.SITE_URL}/fhir"
 
 
-def _spec(grant: Grant, request: HttpRequest, resource_type: str) -> Spec | None:
+def _spec(grant: Grant, request: HttpRequest, resource_type: str, interaction: str) -> Spec | None:
     """The type's spec (None for Questionnaire); 404 unknown type; 403 audited when not granted."""
     if resource_type == "Questionnaire":
+        if not grant.may_read_type(resource_type, interaction):
+            deny(grant, request, f"type={resource_type}")
+            raise FhirError(403, "forbidden", "This access does not include Questionnaire resources.")
         return None
     spec = SPECS.get(resource_type)
     if spec is None:
         raise FhirError(404, "not-supported", f"This server has no resource type {resource_type[:40]!r}.")
-    if not grant.may_read_type(resource_type) or not grant.has_any_access(spec.clinical):
+    if not grant.may_read_type(resource_type, interaction) or not grant.has_any_access(spec.clinical):
         deny(grant, request, f"type={resource_type}")
         raise FhirError(403, "forbidden", f"This access does not include {resource_type} resources.")
     return spec
@@ -82,7 +85,7 @@ def _questionnaires() -> list[dict[str, Any]]:
 
 
 def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: str) -> dict[str, Any]:
-    spec = _spec(grant, request, resource_type)
+    spec = _spec(grant, request, resource_type, "r")
     if spec is None:
         for questionnaire in _questionnaires():
             if questionnaire["id"] == resource_id:
@@ -181,7 +184,7 @@ def _self_url(resource_type: str, params: list[tuple[str, str]]) -> str:
 
 
 def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, Any]:
-    spec = _spec(grant, request, resource_type)
+    spec = _spec(grant, request, resource_type, "s")
     criteria, result = _parse(request, spec)
     if spec is None:
         return _search_questionnaires(request, resource_type, criteria)

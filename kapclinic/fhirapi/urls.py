@@ -1,11 +1,18 @@
 from django.urls import path
 
-from kapclinic.fhirapi import views
+from kapclinic.fhirapi import auth_views, views
 
 app_name = "fhirapi"
 
 urlpatterns = [
     path("metadata", views.metadata, name="metadata"),
+    path(".well-known/smart-configuration", auth_views.smart_configuration, name="smart_configuration"),
+    path("auth/authorize", auth_views.authorize, name="authorize"),
+    path("auth/token", auth_views.token, name="token"),
+    path("auth/clients/", auth_views.client_list, name="clients"),
+    path("auth/clients/<int:client_id>/revoke", auth_views.client_revoke, name="client_revoke"),
+    path("auth/my-apps/", auth_views.my_apps, name="my_apps"),
+    path("auth/my-apps/<int:application_id>/revoke", auth_views.my_app_revoke, name="my_app_revoke"),
     path("<str:resource_type>/<str:resource_id>", views.read, name="read"),
     path("<str:resource_type>", views.search, name="search"),
 ]
