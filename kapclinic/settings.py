@@ -187,7 +187,8 @@ OAUTH2_PROVIDER = {
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
 }
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"  # named for the fhirapi migration
-FHIR_EXPORT_EXPIRE_HOURS = env.int("FHIR_EXPORT_EXPIRE_HOURS", 24)
+FHIR_EXPORT_EXPIRE_HOURS = env.int("FHIR_EXPORT_EXPIRE_HOURS", 24)  # Bulk Data files are deleted after
+FHIR_EXPORT_DIR = Path(env.str("FHIR_EXPORT_DIR", str(VAR_DIR / "fhir-exports")))
 
 ROOT_URLCONF = "kapclinic.urls"
 WSGI_APPLICATION = "kapclinic.wsgi.application"

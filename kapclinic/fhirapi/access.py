@@ -38,6 +38,7 @@ class Grant:
     # SMART permissions per resource type ("*" for all), e.g. {"Observation": "rs"}; None = every type
     # (a signed-in session: what policy.py allows is the only limit).
     types: dict[str, str] | None = None
+    client_pk: int | None = None  # the registered FhirClient of a bearer token
 
     def may_read_type(self, resource_type: str, interaction: str = "r") -> bool:
         """interaction: "r" (read) or "s" (search), as in SMART v2 scopes."""

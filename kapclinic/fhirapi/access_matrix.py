@@ -26,6 +26,8 @@ def _app(world: Any) -> dict[str, Any]:
     return {"application_id": register_app(world).application.pk}
 
 
+_BACKEND_ONLY = expect(403, anonymous=401)
+_JOB = "00000000-0000-4000-8000-000000000001"
 _PATIENTS_ONLY = expect(403, patient_user=200, other_patient_user=200)
 
 MATRIX = {
@@ -40,6 +42,13 @@ MATRIX = {
     "fhirapi:search": Entry(
         expect(200, anonymous=401, admin=403, front_desk=403),
         kwargs=lambda world: {"resource_type": "Observation"},
+    ),
+    # Bulk export is for backend services (bearer tokens with system scopes): a session is refused.
+    "fhirapi:export_patients": Entry(_BACKEND_ONLY),
+    "fhirapi:export_group": Entry(_BACKEND_ONLY, kwargs=lambda world: {"group_id": f"g{world.clinic.pk}"}),
+    "fhirapi:export_status": Entry(_BACKEND_ONLY, kwargs=lambda world: {"job_id": _JOB}),
+    "fhirapi:export_file": Entry(
+        _BACKEND_ONLY, kwargs=lambda world: {"job_id": _JOB, "name": "Patient.ndjson"}
     ),
     "fhirapi:clients": Entry(roles(("admin",))),
     "fhirapi:client_revoke": Entry(roles(("admin",), ok=302), method="post", setup=_client),

@@ -53,7 +53,7 @@ def bearer_grant(request: HttpRequest, raw: str) -> Grant:
     if user is None:
         actor = Actor(user=None, clinic=clinic, role="system", request_id=request_id, ip=client_ip(request))
         system = [s for s in resource_scopes if s.context == "system"]
-        return Grant(actor, clinic, SYSTEM, client.name, types=_perms(system))
+        return Grant(actor, clinic, SYSTEM, client.name, types=_perms(system), client_pk=client.pk)
     membership = Membership.objects.filter(user=user, clinic=clinic, is_active=True).first()
     patient = None if membership else Patient.objects.filter(user=user, clinic=clinic).first()
     if membership is None and patient is None:
@@ -62,9 +62,17 @@ def bearer_grant(request: HttpRequest, raw: str) -> Grant:
     actor = Actor(user=user, clinic=clinic, role=role, request_id=request_id, ip=client_ip(request))
     if patient is not None:
         chosen = [s for s in resource_scopes if s.context in ("patient", "user")]
-        return Grant(actor, clinic, PATIENT, client.name, patient_id=patient.pk, types=_perms(chosen))
+        return Grant(
+            actor,
+            clinic,
+            PATIENT,
+            client.name,
+            patient_id=patient.pk,
+            types=_perms(chosen),
+            client_pk=client.pk,
+        )
     user_scopes = [s for s in resource_scopes if s.context == "user"]
-    return Grant(actor, clinic, USER, client.name, types=_perms(user_scopes))
+    return Grant(actor, clinic, USER, client.name, types=_perms(user_scopes), client_pk=client.pk)
 
 
 def _perms(scopes: list[smart.ResourceScope]) -> dict[str, str]:

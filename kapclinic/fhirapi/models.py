@@ -49,3 +49,30 @@ class UsedAssertion(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["client", "jti"], name="fhir_assertion_once")]
+
+
+class ExportStatus(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ExportJob(models.Model):
+    """A Bulk Data $export (docs/fhir-api.md#bulk-data): run by the worker, files expire."""
+
+    id = models.UUIDField(primary_key=True)
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    client = models.ForeignKey(FhirClient, on_delete=models.CASCADE, related_name="exports")
+    request_url = models.TextField()
+    types = models.CharField(max_length=400)
+    since = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.ACCEPTED)
+    progress = models.CharField(max_length=90, blank=True)
+    error = models.CharField(max_length=200, blank=True)
+    output = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=clock.now)
+    transaction_time = models.DateTimeField(default=clock.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)

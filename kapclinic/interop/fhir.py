@@ -116,7 +116,9 @@ def condition_resource(dx: Any) -> dict[str, Any]:
         "resourceType": "Condition",
         "id": f"dx{dx.pk}",
         "clinicalStatus": {
-            "coding": [{"system": CONDITION_CLINICAL, "code": "active" if dx.status == "active" else "resolved"}]
+            "coding": [
+                {"system": CONDITION_CLINICAL, "code": "active" if dx.status == "active" else "resolved"}
+            ]
         },
         "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": "problem-list-item"}]}],
         "code": {"coding": codings, "text": dx.description},
