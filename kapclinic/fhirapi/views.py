@@ -72,7 +72,12 @@ def read(request: HttpRequest, resource_type: str, resource_id: str) -> dict[str
 @fhir_view
 def search(request: HttpRequest, resource_type: str) -> dict[str, Any]:
     grant = _grant(request)
-    return services.search(request, grant, resource_type)
+    try:
+        return services.search(request, grant, resource_type)
+    except FhirError as error:
+        if error.status == 400:  # bad input is recorded as a refused access, naming the client
+            services.deny(grant, request, f"invalid-search type={resource_type[:40]}")
+        raise
 
 
 @require_GET

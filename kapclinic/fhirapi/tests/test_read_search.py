@@ -149,6 +149,7 @@ def test_bad_search_input_is_400_operation_outcome(world: Any, client: Any, quer
     outcome = body(response)
     assert outcome["resourceType"] == "OperationOutcome"
     assert "entry" not in outcome
+    assert AuditEvent.objects.filter(action="denied", detail__contains="invalid-search").count() == 1
 
 
 def test_huge_count_is_clamped_with_a_warning(world: Any, client: Any) -> None:
