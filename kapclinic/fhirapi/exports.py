@@ -37,6 +37,7 @@ EXPORT_TYPES = (
     "AllergyIntolerance",
     "QuestionnaireResponse",
     "Observation",
+    "Appointment",
 )
 OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
 KICKOFF_PARAMS = frozenset({"_type", "_since", "_outputFormat"})

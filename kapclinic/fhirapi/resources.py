@@ -47,6 +47,9 @@ class Spec:
     date_field: str | None
     render: Callable[[list[Any], Any], list[dict[str, Any]]]
     params: dict[str, SearchParam] = field(default_factory=dict)
+    # Clinic-level types (Practitioner, Organization): the rows of the grant's clinic, whoever asks;
+    # no patient is involved. None for patient data.
+    clinic_filter: Callable[[Any], Q] | None = None
 
     def sort_fields(self) -> dict[str, str]:
         fields = {"_id": "pk", "_lastUpdated": self.updated_field}
@@ -209,6 +212,42 @@ def _allergies() -> QuerySet[Any]:
     return Allergy.objects.all()
 
 
+def _appointments() -> QuerySet[Any]:
+    from kapclinic.scheduling.models import Appointment
+
+    return Appointment.objects.all()
+
+
+def _appointment_status(name: str, value: str) -> Q:
+    reverse = {v: k for k, v in fhir.APPOINTMENT_STATUS.items()}
+    return any_of(value, lambda v: Q(status=reverse[v]) if v in reverse else NOTHING)
+
+
+def _render_appointments(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+    return [
+        _with_meta(fhir.appointment_resource(a, a.get_kind_display()), a.cancelled_at or a.created_at)
+        for a in rows
+    ]
+
+
+def _staff() -> QuerySet[Any]:
+    from kapclinic.accounts.models import User
+
+    return User.objects.all()
+
+
+def _staff_of(clinic: Any) -> Q:
+    from kapclinic.accounts.models import Membership
+
+    return Q(pk__in=Membership.objects.filter(clinic=clinic, is_active=True).values("user_id"))
+
+
+def _clinics() -> QuerySet[Any]:
+    from kapclinic.accounts.models import Clinic
+
+    return Clinic.objects.all()
+
+
 # --- rendering --------------------------------------------------------------------------------------
 
 
@@ -352,6 +391,49 @@ SPECS: dict[str, Spec] = {
             **_patient_params(),
             "date": SearchParam("date", "date", _date("recorded_at"), "recordedDate."),
         },
+    ),
+    # Scheduling data: read as clinical (front desk and admin use the schedule pages instead).
+    "Appointment": Spec(
+        "Appointment",
+        "ap",
+        clinical=True,
+        queryset=_appointments,
+        patient_field="patient",
+        updated_field="created_at",
+        date_field="starts_at",
+        render=_render_appointments,
+        params={
+            **_common("ap", "created_at"),
+            "patient": SearchParam("patient", "reference", _patient_ref("patient"), "Patient/p<id>."),
+            "date": SearchParam("date", "date", _date("starts_at"), "start, eq/ge/le/gt/lt."),
+            "status": SearchParam(
+                "status", "token", _appointment_status, "booked|fulfilled|noshow|cancelled."
+            ),
+        },
+    ),
+    "Practitioner": Spec(
+        "Practitioner",
+        "pr",
+        clinical=False,
+        queryset=_staff,
+        patient_field="pk",
+        updated_field="date_joined",
+        date_field=None,
+        render=lambda rows, grant: [_with_meta(fhir.practitioner_resource(u), u.date_joined) for u in rows],
+        params=_common("pr", "date_joined"),
+        clinic_filter=_staff_of,
+    ),
+    "Organization": Spec(
+        "Organization",
+        "org",
+        clinical=False,
+        queryset=_clinics,
+        patient_field="pk",
+        updated_field="created_at",
+        date_field=None,
+        render=lambda rows, grant: [_with_meta(fhir.organization_resource(c), c.created_at) for c in rows],
+        params=_common("org", "created_at"),
+        clinic_filter=lambda clinic: Q(pk=clinic.pk),
     ),
 }
 

@@ -52,7 +52,8 @@ def _spec(grant: Grant, request: HttpRequest, resource_type: str, interaction: s
     spec = SPECS.get(resource_type)
     if spec is None:
         raise FhirError(404, "not-supported", f"This server has no resource type {resource_type[:40]!r}.")
-    if not grant.may_read_type(resource_type, interaction) or not grant.has_any_access(spec.clinical):
+    no_access = spec.clinic_filter is None and not grant.has_any_access(spec.clinical)
+    if not grant.may_read_type(resource_type, interaction) or no_access:
         deny(grant, request, f"type={resource_type}")
         raise FhirError(403, "forbidden", f"This access does not include {resource_type} resources.")
     return spec
@@ -95,6 +96,20 @@ def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: st
         pk = parse_id("id", resource_id, spec.prefix)
     except FhirError:
         raise FhirError(404, "not-found", f"No {resource_type} with this id.") from None
+    if spec.clinic_filter is not None:
+        found = spec.queryset().filter(spec.clinic_filter(grant.clinic), pk=pk).first()
+        if found is None:
+            raise FhirError(404, "not-found", f"No {resource_type} with this id.")
+        resource = _validate(spec.render([found], grant)[0])
+        record_event(
+            grant.actor,
+            "view",
+            clinic=grant.clinic,
+            object_type=f"fhir:{resource_type}",
+            object_id=resource["id"],
+            detail=f"client={grant.client}",
+        )
+        return resource
     qs = spec.queryset().filter(pk=pk)
     if spec.patient_field != "pk":
         qs = qs.select_related("patient")
@@ -195,8 +210,11 @@ def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, 
         raise invalid("_sort", f"supported: {', '.join(sorted(spec.sort_fields()))} (with - for descending).")
     descending = sort.startswith("-")
 
-    visible = grant.patients(spec.clinical)
-    qs = spec.queryset().filter(**{f"{spec.patient_field}__in": visible.values("pk")})
+    if spec.clinic_filter is not None:
+        qs = spec.queryset().filter(spec.clinic_filter(grant.clinic))
+    else:
+        visible = grant.patients(spec.clinical)
+        qs = spec.queryset().filter(**{f"{spec.patient_field}__in": visible.values("pk")})
     for name, value in criteria:
         qs = qs.filter(spec.params[name].handler(name, value))
     total = qs.count()
@@ -238,7 +256,7 @@ def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, 
         else ""
     )
     bundle = _bundle(request, resources, total, links, warning)
-    patient_ids = {row_patient_id(spec, row) for row in rows}
+    patient_ids = {row_patient_id(spec, row) for row in rows} if spec.clinic_filter is None else set()
     named = None
     if len(patient_ids) == 1:
         from kapclinic.patients.models import Patient

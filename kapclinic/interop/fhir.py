@@ -46,6 +46,7 @@ ID_PREFIX: dict[str, str] = {
     "AllergyIntolerance": "al",
     "Observation": "score",
     "QuestionnaireResponse": "qr",
+    "Appointment": "ap",
     "Practitioner": "pr",
     "Organization": "org",
 }
@@ -189,6 +190,63 @@ def questionnaire_response_resource(
     ]
     if items:
         resource["item"] = items
+    return resource
+
+
+# Appointment status (scheduling.models.Status) -> FHIR R4 AppointmentStatus.
+APPOINTMENT_STATUS = {
+    "booked": "booked",
+    "completed": "fulfilled",
+    "no_show": "noshow",
+    "cancelled": "cancelled",
+}
+
+
+def appointment_resource(appointment: Any, kind_label: str) -> dict[str, Any]:
+    """A booked visit: the patient and the clinician as participants, start and end instants."""
+    status = APPOINTMENT_STATUS.get(appointment.status, "booked")
+    resource: dict[str, Any] = {
+        "resourceType": "Appointment",
+        "id": f"ap{appointment.pk}",
+        "status": status,
+        "serviceType": [{"text": kind_label}],
+        "start": iso(appointment.starts_at),
+        "end": iso(appointment.ends_at),
+        "created": iso(appointment.created_at),
+        "participant": [
+            {"actor": patient_ref(appointment.patient_id), "status": "accepted"},
+            {"actor": {"reference": f"Practitioner/pr{appointment.staff_id}"}, "status": "accepted"},
+        ],
+    }
+    return resource
+
+
+def practitioner_resource(user: Any) -> dict[str, Any]:
+    """A clinician of the clinic: the name only (staff contact details stay inside the clinic)."""
+    return {
+        "resourceType": "Practitioner",
+        "id": f"pr{user.pk}",
+        "active": bool(user.is_active),
+        "name": [{"text": user.full_name}],
+    }
+
+
+def organization_resource(clinic: Any) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Organization",
+        "id": f"org{clinic.pk}",
+        "active": bool(clinic.is_active),
+        "name": clinic.name,
+    }
+    telecom = [
+        {"system": system, "value": value}
+        for system, value in (("phone", clinic.phone), ("email", clinic.email))
+        if value
+    ]
+    if telecom:
+        resource["telecom"] = telecom
+    if clinic.address:
+        resource["address"] = [{"text": clinic.address}]
     return resource
 
 

@@ -46,7 +46,15 @@ def _records(world: Any, patient: Any, staff: Any, clinic: Any) -> dict[str, str
         source="paper",
         entered_by=staff,
     )
+    from kapclinic.scheduling.models import Appointment
+
+    start = dt.datetime(2026, 11, 3, 15, tzinfo=dt.UTC)
+    appointment = Appointment.objects.create(
+        clinic=clinic, patient=patient, kind="integration", starts_at=start,
+        ends_at=start + dt.timedelta(hours=1), staff=staff, created_by=staff,
+    )  # fmt: skip
     return {
+        "Appointment": f"ap{appointment.pk}",
         "Patient": f"p{patient.pk}",
         "Condition": f"dx{dx.pk}",
         "MedicationStatement": f"med{med.pk}",

@@ -188,3 +188,34 @@ def test_unknown_type_and_unknown_id_are_404(world: Any, client: Any) -> None:
     assert client.get("/fhir/Basic").status_code == 404
     assert client.get("/fhir/Patient/p999999").status_code == 404
     assert client.get("/fhir/Patient/nonsense").status_code == 404
+
+
+def test_appointments_read_and_search_by_date_and_status(world: Any, client: Any) -> None:
+    import datetime as dt
+
+    from kapclinic.scheduling.models import Appointment
+
+    start = dt.datetime(2026, 11, 3, 15, tzinfo=dt.UTC)
+    appointment = Appointment.objects.create(
+        clinic=world.clinic, patient=world.patient, kind="integration", starts_at=start,
+        ends_at=start + dt.timedelta(hours=1), staff=world.therapist, created_by=world.prescriber,
+    )  # fmt: skip
+    client.force_login(world.therapist)
+    resource = body(client.get(f"/fhir/Appointment/ap{appointment.pk}"))
+    assert resource["status"] == "booked"
+    assert resource["participant"][0]["actor"] == {"reference": f"Patient/p{world.patient.pk}"}
+    assert body(client.get("/fhir/Appointment?date=2026-11-03&status=booked"))["total"] == 1
+    assert body(client.get("/fhir/Appointment?status=fulfilled"))["total"] == 0
+
+
+def test_practitioner_and_organization_are_the_clinics_own(world: Any, client: Any) -> None:
+    client.force_login(world.patient_user)
+    assert body(client.get(f"/fhir/Practitioner/pr{world.therapist.pk}"))["name"][0]["text"]
+    assert client.get(f"/fhir/Practitioner/pr{world.other_clinic_staff.pk}").status_code == 404
+    assert client.get(f"/fhir/Practitioner/pr{world.patient_user.pk}").status_code == 404  # not staff
+    organization = body(client.get(f"/fhir/Organization/org{world.clinic.pk}"))
+    assert organization["name"] == world.clinic.name
+    assert client.get(f"/fhir/Organization/org{world.other_clinic.pk}").status_code == 404
+    staff = body(client.get("/fhir/Practitioner?_count=50"))
+    ids = {e["resource"]["id"] for e in staff["entry"]}
+    assert f"pr{world.prescriber.pk}" in ids and f"pr{world.other_clinic_staff.pk}" not in ids
