@@ -270,6 +270,26 @@ def targets() -> dict[str, Any]:
     )
     sc.append(_scenario("portal_home", "Portal home (long history)", "patient", [_url("portal:index")]))
     sc.extend(_inventory(clinic))
+    # FHIR API (issue 15, docs/fhir-api.md): p95 <= 100 ms for a patient read and a 50-result Observation
+    # search by patient and LOINC code (here through the prescriber's session: user context).
+    sc.append(
+        _scenario(
+            "fhir_patient_read",
+            "FHIR Patient read",
+            "prescriber",
+            [f"/fhir/Patient/p{p}" for p in pids],
+            target_p95_ms=100,
+        )
+    )
+    sc.append(
+        _scenario(
+            "fhir_observation_search",
+            "FHIR Observation search (patient + PHQ-9 LOINC, _count=50)",
+            "prescriber",
+            [f"/fhir/Observation?patient=p{p}&code=http://loinc.org%7C44261-6&_count=50" for p in pids],
+            target_p95_ms=100,
+        )
+    )
 
     # Writes.
     q = _questionnaire(bench_patient)

@@ -152,6 +152,7 @@ INSTALLED_APPS = [
     "kapclinic.billing",
     "kapclinic.documents",
     "kapclinic.fhirapi",
+    "oauth2_provider",  # SMART on FHIR authorization (kapclinic/fhirapi, docs/fhir-api.md)
     "kapclinic.conversations",
     "kapclinic.notifications",
 ]
@@ -176,6 +177,23 @@ MIDDLEWARE = [
     "kapclinic.audit.middleware.RefusalAuditMiddleware",
     "kapclinic.consent.kiosk.KioskMiddleware",
 ]
+
+# SMART App Launch v2 over django-oauth-toolkit (docs/fhir-api.md#authorization): authorization code
+# with PKCE S256 only, backend services by signed JWT assertion (kapclinic/fhirapi/oauth.py).
+OAUTH2_PROVIDER = {
+    "PKCE_REQUIRED": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,  # "plain" refused: S256 only
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("FHIR_ACCESS_TOKEN_SECONDS", 3600),
+    "SCOPES_BACKEND_CLASS": "kapclinic.fhirapi.scopes.SmartScopes",
+    "OAUTH2_VALIDATOR_CLASS": "kapclinic.fhirapi.oauth.SmartValidator",
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
+}
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"  # named for the fhirapi migration
+FHIR_EXPORT_EXPIRE_HOURS = env.int("FHIR_EXPORT_EXPIRE_HOURS", 24)  # Bulk Data files are deleted after
+FHIR_EXPORT_DIR = Path(env.str("FHIR_EXPORT_DIR", str(VAR_DIR / "fhir-exports")))
 
 ROOT_URLCONF = "kapclinic.urls"
 WSGI_APPLICATION = "kapclinic.wsgi.application"

@@ -38,6 +38,7 @@ DEMO_APPS = [
     "intake", "consent", "treatment", "scheduling", "sessions", "measures", "notes", "portal", "inventory",
     "documents",
     "billing",
+    "fhirapi",
 ]
 #: Seed of the demo's Faker and random generators (``DemoContext.rng``, ``DemoContext.rng_for``).
 DEMO_SEED = 2026

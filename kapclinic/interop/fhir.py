@@ -1,9 +1,11 @@
-"""A patient's record as a FHIR R4 `collection` Bundle (see docs/clinical-reference.md#fhir-export).
+"""A patient's record as FHIR R4 resources (see docs/clinical-reference.md#fhir-export, docs/fhir-api.md).
 
-Clinical facts live in relational tables; FHIR is generated on the way out. Every resource is
-validated with fhir.resources (R4B models, structurally identical to R4 for these resources) before
-it leaves. Psychotherapy process notes and journal entries are never included: they are excluded
-from the right of access and from exports by design.
+Clinical facts live in relational tables; FHIR is generated on the way out. One mapper per resource
+(`patient_resource`, `condition_resource`, ...) is shared by the per-patient `collection` Bundle below
+and by the FHIR API (kapclinic/fhirapi), so a record has the same shape and the same id everywhere.
+Every resource is validated with fhir.resources (R4B models, structurally identical to R4 for these
+resources) before it leaves. Psychotherapy process notes and journal entries are never included: they
+are excluded from the right of access and from exports by design.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
 LOCAL = "urn:kapclinic:codes"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 
 # Total-score codes from docs/clinical-reference.md#instrument-loinc (§4.6):
 # PHQ-9 44261-6 [S43c], GAD-7 70274-6 [S44a].
@@ -30,11 +35,42 @@ SCORE_CODES: dict[str, tuple[str, str, str]] = {
     "PCL-5": (LOCAL, "pcl5-total", "PCL-5 total score"),
 }
 
+# The Questionnaire id of each instrument (the instruments' own FHIR JSON, kapclinic/clinical/instruments).
+QUESTIONNAIRE_IDS: dict[str, str] = {"PHQ-9": "phq-9", "GAD-7": "gad-7", "PCL-5": "pcl-5"}
+
+# Resource id prefixes: a record keeps the same id across calls and across the export and the API.
+ID_PREFIX: dict[str, str] = {
+    "Patient": "p",
+    "Condition": "dx",
+    "MedicationStatement": "med",
+    "AllergyIntolerance": "al",
+    "Observation": "score",
+    "QuestionnaireResponse": "qr",
+    "Appointment": "ap",
+    "Practitioner": "pr",
+    "Organization": "org",
+}
+
 _GENDER = {"female": "female", "male": "male", "intersex": "other", "unknown": "unknown"}
 
 
-def _iso(value: dt.datetime) -> str:
+def iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+_iso = iso
+
+
+def _meta(updated: dt.datetime | None) -> dict[str, Any]:
+    return {"meta": {"lastUpdated": iso(updated)}} if updated is not None else {}
+
+
+def patient_ref(patient_id: int) -> dict[str, str]:
+    return {"reference": f"Patient/p{patient_id}"}
+
+
+def mrn_system(clinic_slug: str) -> str:
+    return f"urn:kapclinic:clinic:{clinic_slug}:mrn"
 
 
 def patient_resource(patient: Patient, system: str) -> dict[str, Any]:
@@ -69,102 +105,165 @@ def patient_resource(patient: Patient, system: str) -> dict[str, Any]:
 
 
 def _subject(patient: Patient) -> dict[str, str]:
-    return {"reference": f"Patient/p{patient.pk}"}
+    return patient_ref(patient.pk)
+
+
+def condition_resource(dx: Any) -> dict[str, Any]:
+    """A Diagnosis row as a problem-list Condition (ICD-10-CM, SNOMED CT when recorded)."""
+    codings = [{"system": ICD10, "code": dx.icd10, "display": dx.description}]
+    if dx.snomed:
+        codings.append({"system": SNOMED, "code": dx.snomed})
+    return {
+        "resourceType": "Condition",
+        "id": f"dx{dx.pk}",
+        "clinicalStatus": {
+            "coding": [
+                {"system": CONDITION_CLINICAL, "code": "active" if dx.status == "active" else "resolved"}
+            ]
+        },
+        "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": "problem-list-item"}]}],
+        "code": {"coding": codings, "text": dx.description},
+        "subject": patient_ref(dx.patient_id),
+        "recordedDate": iso(dx.recorded_at),
+    }
+
+
+def medication_statement_resource(med: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationStatement",
+        "id": f"med{med.pk}",
+        "status": "active" if med.active else "stopped",
+        "medicationCodeableConcept": {"text": med.name},
+        "subject": patient_ref(med.patient_id),
+        "dateAsserted": iso(med.recorded_at),
+        **({"dosage": [{"text": med.dose}]} if med.dose else {}),
+    }
+
+
+def allergy_resource(allergy: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "AllergyIntolerance",
+        "id": f"al{allergy.pk}",
+        "code": {"text": allergy.substance},
+        "patient": patient_ref(allergy.patient_id),
+        "recordedDate": iso(allergy.recorded_at),
+        **({"reaction": [{"manifestation": [{"text": allergy.reaction}]}]} if allergy.reaction else {}),
+    }
+
+
+def score_observation_resource(score: Any, patient_id: int) -> dict[str, Any] | None:
+    """An instrument total as a survey Observation (US Core screening-assessment shape, docs/fhir-api.md),
+    `derivedFrom` the QuestionnaireResponse of the same row. None for an instrument without a code."""
+    system_code = SCORE_CODES.get(score.instrument)
+    if system_code is None:
+        return None
+    code_system, code, display = system_code
+    return {
+        "resourceType": "Observation",
+        "id": f"score{score.pk}",
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey"}]}],
+        "code": {"coding": [{"system": code_system, "code": code, "display": display}]},
+        "subject": patient_ref(patient_id),
+        "effectiveDateTime": iso(score.completed_at),
+        "valueQuantity": {"value": score.total, "unit": "{score}", "system": UCUM, "code": "{score}"},
+        "method": {"text": f"{score.instrument} version {score.instrument_version}"},
+        "derivedFrom": [{"reference": f"QuestionnaireResponse/qr{score.pk}"}],
+    }
+
+
+def questionnaire_response_resource(
+    response: Any, answers: list[Any], questionnaire_url: str
+) -> dict[str, Any]:
+    """A completed instrument: the item answers (integer values, by linkId) of one response row."""
+    resource: dict[str, Any] = {
+        "resourceType": "QuestionnaireResponse",
+        "id": f"qr{response.pk}",
+        "questionnaire": f"{questionnaire_url}|{response.instrument_version}",
+        "status": "completed",
+        "subject": patient_ref(response.patient_id),
+        "authored": iso(response.completed_at),
+    }
+    items = [
+        {"linkId": a.link_id, "answer": [{"valueInteger": a.value}]}
+        for a in sorted(answers, key=lambda a: a.item_number)
+    ]
+    if items:
+        resource["item"] = items
+    return resource
+
+
+# Appointment status (scheduling.models.Status) -> FHIR R4 AppointmentStatus.
+APPOINTMENT_STATUS = {
+    "booked": "booked",
+    "completed": "fulfilled",
+    "no_show": "noshow",
+    "cancelled": "cancelled",
+}
+
+
+def appointment_resource(appointment: Any, kind_label: str) -> dict[str, Any]:
+    """A booked visit: the patient and the clinician as participants, start and end instants."""
+    status = APPOINTMENT_STATUS.get(appointment.status, "booked")
+    resource: dict[str, Any] = {
+        "resourceType": "Appointment",
+        "id": f"ap{appointment.pk}",
+        "status": status,
+        "serviceType": [{"text": kind_label}],
+        "start": iso(appointment.starts_at),
+        "end": iso(appointment.ends_at),
+        "created": iso(appointment.created_at),
+        "participant": [
+            {"actor": patient_ref(appointment.patient_id), "status": "accepted"},
+            {"actor": {"reference": f"Practitioner/pr{appointment.staff_id}"}, "status": "accepted"},
+        ],
+    }
+    return resource
+
+
+def practitioner_resource(user: Any) -> dict[str, Any]:
+    """A clinician of the clinic: the name only (staff contact details stay inside the clinic)."""
+    return {
+        "resourceType": "Practitioner",
+        "id": f"pr{user.pk}",
+        "active": bool(user.is_active),
+        "name": [{"text": user.full_name}],
+    }
+
+
+def organization_resource(clinic: Any) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Organization",
+        "id": f"org{clinic.pk}",
+        "active": bool(clinic.is_active),
+        "name": clinic.name,
+    }
+    telecom = [
+        {"system": system, "value": value}
+        for system, value in (("phone", clinic.phone), ("email", clinic.email))
+        if value
+    ]
+    if telecom:
+        resource["telecom"] = telecom
+    if clinic.address:
+        resource["address"] = [{"text": clinic.address}]
+    return resource
 
 
 def build_bundle(patient: Patient, *, scores: list[Any] | None = None) -> dict[str, Any]:
     """The Bundle as a JSON-ready dict, validated by fhir.resources."""
-    system = f"urn:kapclinic:clinic:{patient.clinic.slug}:mrn"
-    resources: list[dict[str, Any]] = [patient_resource(patient, system)]
-    for dx in patient.diagnoses.all():
-        codings = [{"system": ICD10, "code": dx.icd10, "display": dx.description}]
-        if dx.snomed:
-            codings.append({"system": SNOMED, "code": dx.snomed})
-        resources.append(
-            {
-                "resourceType": "Condition",
-                "id": f"dx{dx.pk}",
-                "clinicalStatus": {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                            "code": "active" if dx.status == "active" else "resolved",
-                        }
-                    ]
-                },
-                "category": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/condition-category",
-                                "code": "problem-list-item",
-                            }
-                        ]
-                    }
-                ],
-                "code": {"coding": codings, "text": dx.description},
-                "subject": _subject(patient),
-                "recordedDate": _iso(dx.recorded_at),
-            }
-        )
-    for med in patient.medications.all():
-        resources.append(
-            {
-                "resourceType": "MedicationStatement",
-                "id": f"med{med.pk}",
-                "status": "active" if med.active else "stopped",
-                "medicationCodeableConcept": {"text": med.name},
-                "subject": _subject(patient),
-                "dateAsserted": _iso(med.recorded_at),
-                **({"dosage": [{"text": med.dose}]} if med.dose else {}),
-            }
-        )
-    for allergy in patient.allergies.all():
-        resources.append(
-            {
-                "resourceType": "AllergyIntolerance",
-                "id": f"al{allergy.pk}",
-                "code": {"text": allergy.substance},
-                "patient": _subject(patient),
-                "recordedDate": _iso(allergy.recorded_at),
-                **(
-                    {"reaction": [{"manifestation": [{"text": allergy.reaction}]}]}
-                    if allergy.reaction
-                    else {}
-                ),
-            }
-        )
+    resources: list[dict[str, Any]] = [patient_resource(patient, mrn_system(patient.clinic.slug))]
+    resources.extend(condition_resource(dx) for dx in patient.diagnoses.all())
+    resources.extend(medication_statement_resource(med) for med in patient.medications.all())
+    resources.extend(allergy_resource(allergy) for allergy in patient.allergies.all())
     for score in scores or []:
-        system_code = SCORE_CODES.get(score.instrument)
-        if system_code is None:
-            continue
-        code_system, code, display = system_code
-        resources.append(
-            {
-                "resourceType": "Observation",
-                "id": f"score{score.pk}",
-                "status": "final",
-                "category": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                "code": "survey",
-                            }
-                        ]
-                    }
-                ],
-                "code": {"coding": [{"system": code_system, "code": code, "display": display}]},
-                "subject": _subject(patient),
-                "effectiveDateTime": _iso(score.completed_at),
-                "valueQuantity": {"value": score.total, "unit": "{score}", "system": UCUM, "code": "{score}"},
-                "method": {"text": f"{score.instrument} version {score.instrument_version}"},
-            }
-        )
+        observation = score_observation_resource(score, patient.pk)
+        if observation is not None:
+            resources.append(observation)
     bundle = {
         "resourceType": "Bundle",
         "type": "collection",
-        "timestamp": _iso(dt.datetime.now(dt.UTC)),
+        "timestamp": iso(dt.datetime.now(dt.UTC)),
         "entry": [
             {"fullUrl": f"urn:kapclinic:{r['resourceType']}/{r['id']}", "resource": r} for r in resources
         ],

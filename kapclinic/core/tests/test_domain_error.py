@@ -18,6 +18,7 @@ NOT_REFUSALS = {
     "ConflictError": "a stale save: HTTP 409 with its own sentence (core/concurrency.py)",
     "ConfigError": "the server's configuration is wrong at start-up (core/env.py)",
     "BadParameter": "a malformed request parameter: HTTP 400 (core/params.py)",
+    "FhirError": "the FHIR API's answer: an OperationOutcome with its HTTP status (fhirapi/outcome.py)",
     "_DryRun": "control flow: rolls back a trial booking (scheduling/series.py)",
 }
 

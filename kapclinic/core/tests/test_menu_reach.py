@@ -16,9 +16,9 @@ from django.urls import reverse
 
 APPS = ("accounts", "audit", "consent", "core", "intake", "interop", "measures", "notes", "patients",
         "portal", "public", "scheduling", "sessions", "treatment", "inventory", "documents",
-        "billing")  # fmt: skip
+        "billing", "fhirapi")  # fmt: skip
 # Reached from the header (two-factor, sign-out) or from an email, or not a page for people.
-NOT_IN_MENUS = {"core:healthz"}
+NOT_IN_MENUS = {"core:healthz", "fhirapi:metadata", "fhirapi:smart_configuration"}  # JSON for machines
 HREF = re.compile(r'href="(/[^"#?]*)')
 
 

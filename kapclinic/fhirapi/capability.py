@@ -1,0 +1,80 @@
+"""The CapabilityStatement: exactly what this server implements (docs/fhir-api.md#capabilities).
+
+Built from the same registry the views use (resources.SPECS), so it cannot list a parameter the server
+refuses or miss one it accepts. R4 requires status, date, kind, fhirVersion and format; kind=instance
+requires `implementation` (docs/fhir-api.md, [D17])."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+
+from kapclinic.fhirapi.resources import SPECS
+from kapclinic.fhirapi.search import MAX_COUNT
+
+RELEASE_DATE = "2026-12-06"
+
+_RESULT_PARAMS = [
+    {
+        "name": "_count",
+        "type": "number",
+        "documentation": (
+            f"Page size, default 50; above {MAX_COUNT} it is clamped to {MAX_COUNT} with a warning entry."
+        ),
+    },
+    {"name": "_sort", "type": "string", "documentation": "_id, date or _lastUpdated; - for descending."},
+]
+
+
+def _resource(spec_type: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": spec_type,
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": params,
+    }
+
+
+def capability_statement() -> dict[str, Any]:
+    base = f"{settings.SITE_URL}/fhir"
+    resources = [
+        _resource(
+            spec.type,
+            [
+                {
+                    "name": p.name,
+                    "type": p.type,
+                    **({"documentation": p.documentation} if p.documentation else {}),
+                }
+                for p in spec.params.values()
+            ]
+            + _RESULT_PARAMS,
+        )
+        for spec in SPECS.values()
+    ]
+    resources.append(
+        _resource(
+            "Questionnaire",
+            [{"name": "_id", "type": "token"}, {"name": "url", "type": "uri"}],
+        )
+    )
+    statement: dict[str, Any] = {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": RELEASE_DATE,
+        "publisher": "KAP Clinic",
+        "kind": "instance",
+        "implementation": {"description": "KAP Clinic FHIR R4 API (read and search)", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "Unknown search parameters are refused with 400 (handling=strict).",
+                "resource": sorted(resources, key=lambda r: r["type"]),
+            }
+        ],
+    }
+    CapabilityStatement.model_validate(statement)
+    return statement

@@ -1,0 +1,223 @@
+"""Bulk Data Access $export (docs/fhir-api.md#bulk-data, [D4]).
+
+Kick-off (`Prefer: respond-async`) answers 202 with `Content-Location`; the background worker writes one
+NDJSON file per resource type, streaming rows with `.iterator()` (constant memory whatever the clinic's
+size), each resource validated with fhir.resources; the status URL answers 202 (`X-Progress`,
+`Retry-After`) until the manifest (200, `Expires`); DELETE cancels; files need the same client's token
+and are deleted after settings.FHIR_EXPORT_EXPIRE_HOURS. Exports are for backend services (system
+scopes), as the Bulk Data guide recommends ([D4]: SHOULD use SMART Backend Services).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from fhir.resources.R4B import get_fhir_model_class
+
+from kapclinic.audit.services import record_event
+from kapclinic.core import clock
+from kapclinic.fhirapi.access import SYSTEM, Grant
+from kapclinic.fhirapi.models import ExportJob, ExportStatus, FhirClient
+from kapclinic.fhirapi.outcome import FhirError
+from kapclinic.fhirapi.resources import PREFETCH, SPECS
+from kapclinic.fhirapi.search import parse_date
+
+EXPORT_TYPES = (
+    "Patient",
+    "Condition",
+    "MedicationStatement",
+    "AllergyIntolerance",
+    "QuestionnaireResponse",
+    "Observation",
+    "Appointment",
+)
+OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
+KICKOFF_PARAMS = frozenset({"_type", "_since", "_outputFormat"})
+CHUNK = 1000
+RETRY_AFTER_SECONDS = 2
+
+
+def export_dir(job_id: Any) -> Path:
+    return Path(settings.FHIR_EXPORT_DIR) / str(job_id)
+
+
+def client_of(grant: Grant, request: HttpRequest) -> FhirClient:
+    client = None
+    if grant.context == SYSTEM and grant.client_pk is not None:
+        client = FhirClient.objects.filter(pk=grant.client_pk, clinic=grant.clinic).first()
+    if client is None:
+        from kapclinic.fhirapi.services import deny
+
+        deny(grant, request, "bulk-export")
+        raise FhirError(403, "forbidden", "Bulk export is for backend services with system scopes.")
+    return client
+
+
+def kick_off(request: HttpRequest, grant: Grant, group_id: str | None) -> ExportJob:
+    client = client_of(grant, request)
+    if "respond-async" not in request.headers.get("Prefer", ""):
+        raise FhirError(400, "invalid", "A bulk export needs the header Prefer: respond-async.")
+    if group_id is not None and group_id != f"g{grant.clinic.pk}":
+        raise FhirError(404, "not-found", "No Group with this id.")
+    unknown = [name for name in request.GET if name not in KICKOFF_PARAMS]
+    if unknown:
+        raise FhirError(400, "not-supported", f"The export parameter {unknown[0][:40]!r} is not supported.")
+    fmt = request.GET.get("_outputFormat", "application/fhir+ndjson")
+    if fmt not in OUTPUT_FORMATS:
+        raise FhirError(400, "invalid", "Only NDJSON output is supported.")
+    types = [t for t in request.GET.get("_type", ",".join(EXPORT_TYPES)).split(",") if t]
+    wrong = [t for t in types if t not in EXPORT_TYPES]
+    if wrong or not types:
+        raise FhirError(400, "invalid", f"_type: {','.join(wrong)[:80]!r} cannot be exported.")
+    if not all(grant.may_read_type(t, "r") for t in types):
+        raise FhirError(403, "forbidden", "This access does not include every type asked for.")
+    since = None
+    if "_since" in request.GET:
+        prefix, since, _ = parse_date("_since", request.GET["_since"])
+        if prefix != "eq":
+            raise FhirError(400, "invalid", "_since takes an instant without a prefix.")
+    purge_expired()
+    if ExportJob.objects.filter(
+        client=client, status__in=[ExportStatus.ACCEPTED, ExportStatus.RUNNING]
+    ).exists():
+        raise FhirError(429, "throttled", "An export of this client is already running.",
+                        headers={"Retry-After": "30"})  # fmt: skip
+    job = ExportJob.objects.create(
+        id=uuid.uuid4(),
+        clinic=grant.clinic,
+        client=client,
+        request_url=request.build_absolute_uri()[:2000],
+        types=",".join(types),
+        since=since,
+        transaction_time=clock.now(),
+    )
+    record_event(
+        grant.actor, "export", clinic=grant.clinic, obj=job, detail=f"client={grant.client} bulk kick-off"
+    )
+    from kapclinic.fhirapi.tasks import run_export
+
+    transaction.on_commit(lambda: run_export.enqueue(str(job.pk)))
+    return job
+
+
+def _cancelled(job_id: Any) -> bool:
+    return ExportJob.objects.filter(pk=job_id, status=ExportStatus.CANCELLED).exists()
+
+
+def run(job_id: str) -> str:
+    job = ExportJob.objects.select_related("clinic").filter(pk=job_id).first()
+    if job is None or job.status != ExportStatus.ACCEPTED:
+        return "skipped"
+    ExportJob.objects.filter(pk=job.pk).update(status=ExportStatus.RUNNING, progress="starting")
+    folder = export_dir(job.pk)
+    folder.mkdir(parents=True, exist_ok=True)
+    grant_like = type("ExportGrant", (), {"clinic": job.clinic})()
+    output: list[dict[str, Any]] = []
+    types = job.types.split(",")
+    try:
+        for index, resource_type in enumerate(types):
+            spec = SPECS[resource_type]
+            qs = spec.queryset().filter(**{f"{spec.patient_field}__in": _clinic_patients(job)})
+            if job.since is not None:
+                qs = qs.filter(**{f"{spec.updated_field}__gte": job.since})
+            qs = qs.order_by("pk").prefetch_related(*PREFETCH.get(resource_type, ()))
+            model = get_fhir_model_class(resource_type)
+            count = 0
+            path = folder / f"{resource_type}.ndjson"
+            with path.open("w", encoding="utf-8") as out:
+                batch: list[Any] = []
+                for row in qs.iterator(chunk_size=CHUNK):
+                    batch.append(row)
+                    if len(batch) == CHUNK:
+                        count += _write(out, spec.render(batch, grant_like), model)
+                        batch = []
+                        if _cancelled(job.pk):
+                            shutil.rmtree(folder, ignore_errors=True)
+                            return "cancelled"
+                count += _write(out, spec.render(batch, grant_like), model)
+            output.append({"type": resource_type, "file": path.name, "count": count})
+            ExportJob.objects.filter(pk=job.pk).update(progress=f"{index + 1} of {len(types)} types written")
+    except Exception as exc:  # the job answers 500 with a sentence; the worker logs the rest
+        ExportJob.objects.filter(pk=job.pk).update(status=ExportStatus.FAILED, error=type(exc).__name__[:200])
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if _cancelled(job.pk):
+        shutil.rmtree(folder, ignore_errors=True)
+        return "cancelled"
+    now = clock.now()
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=ExportStatus.DONE,
+        output=output,
+        progress="done",
+        finished_at=now,
+        expires_at=now + dt.timedelta(hours=settings.FHIR_EXPORT_EXPIRE_HOURS),
+    )
+    return "done"
+
+
+def _clinic_patients(job: ExportJob) -> Any:
+    from kapclinic.patients.models import Patient
+
+    return Patient.objects.filter(clinic=job.clinic).values("pk")
+
+
+def _write(out: Any, resources: list[dict[str, Any]], model: Any) -> int:
+    for resource in resources:
+        model.model_validate(resource)
+        out.write(json.dumps(resource, separators=(",", ":")))
+        out.write("\n")
+    return len(resources)
+
+
+def job_for(grant: Grant, request: HttpRequest, job_id: Any) -> ExportJob:
+    """The client's own export; anyone else's (or an unknown id) is 404."""
+    client = client_of(grant, request)
+    job = ExportJob.objects.filter(pk=job_id, client=client).first()
+    if job is None or job.status == ExportStatus.CANCELLED:
+        raise FhirError(404, "not-found", "No export with this id.")
+    if job.expires_at is not None and job.expires_at <= clock.now():
+        raise FhirError(404, "not-found", "This export has expired.")
+    return job
+
+
+def manifest(job: ExportJob) -> dict[str, Any]:
+    base = f"{settings.SITE_URL}/fhir"
+    return {
+        "transactionTime": job.transaction_time.astimezone(dt.UTC).isoformat(),
+        "request": job.request_url,
+        "requiresAccessToken": True,
+        "output": [
+            {"type": o["type"], "url": f"{base}/$export-file/{job.pk}/{o['file']}", "count": o["count"]}
+            for o in job.output
+        ],
+        "error": [],
+    }
+
+
+def cancel(grant: Grant, job: ExportJob) -> None:
+    ExportJob.objects.filter(pk=job.pk).update(status=ExportStatus.CANCELLED)
+    shutil.rmtree(export_dir(job.pk), ignore_errors=True)
+    record_event(
+        grant.actor, "export", clinic=grant.clinic, obj=job, detail=f"client={grant.client} bulk cancelled"
+    )
+
+
+def purge_expired() -> int:
+    """Delete the files of exports past their expiry; the job rows stay (answering 404)."""
+    expired = list(
+        ExportJob.objects.filter(expires_at__lte=clock.now(), status=ExportStatus.DONE).values_list(
+            "pk", flat=True
+        )
+    )
+    for job_id in expired:
+        shutil.rmtree(export_dir(job_id), ignore_errors=True)
+    ExportJob.objects.filter(pk__in=expired).update(status=ExportStatus.CANCELLED, output=[])
+    return len(expired)

@@ -1,0 +1,78 @@
+"""Registered FHIR API clients (one clinic each) and spent JWT assertion ids (docs/fhir-api.md)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from oauth2_provider.settings import oauth2_settings
+
+from kapclinic.core import clock
+
+
+class ClientKind(models.TextChoices):
+    BACKEND = "backend", "Backend service (client credentials, signed JWT)"
+    APP = "app", "App (authorization code + PKCE)"
+
+
+class FhirClient(models.Model):
+    """A django-oauth-toolkit Application bound to one clinic, with the scopes it may be granted."""
+
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="fhir_clients")
+    application = models.OneToOneField(
+        oauth2_settings.APPLICATION_MODEL, on_delete=models.CASCADE, related_name="fhir_client"
+    )
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=10, choices=ClientKind.choices)
+    scopes = models.TextField(help_text="The SMART scopes this client may be granted, space-separated.")
+    jwks = models.JSONField(null=True, blank=True, help_text="The client's public keys (backend services).")
+    jwks_url = models.URLField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=clock.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def client_id(self) -> str:
+        return str(self.application.client_id)
+
+
+class UsedAssertion(models.Model):
+    """A backend client's JWT assertion id (`jti`), kept until the assertion expires: a replay is refused."""
+
+    client = models.ForeignKey(FhirClient, on_delete=models.CASCADE, related_name="+")
+    jti = models.CharField(max_length=255)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "jti"], name="fhir_assertion_once")]
+
+
+class ExportStatus(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ExportJob(models.Model):
+    """A Bulk Data $export (docs/fhir-api.md#bulk-data): run by the worker, files expire."""
+
+    id = models.UUIDField(primary_key=True)
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    client = models.ForeignKey(FhirClient, on_delete=models.CASCADE, related_name="exports")
+    request_url = models.TextField()
+    types = models.CharField(max_length=400)
+    since = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.ACCEPTED)
+    progress = models.CharField(max_length=90, blank=True)
+    error = models.CharField(max_length=200, blank=True)
+    output = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=clock.now)
+    transaction_time = models.DateTimeField(default=clock.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)

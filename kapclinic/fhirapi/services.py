@@ -1,0 +1,300 @@
+"""Read and search, validated and audited (docs/fhir-api.md).
+
+A search runs a constant number of queries whatever its size: the visible patients are a subquery,
+`total` one COUNT, the page one SELECT (plus one prefetch for QuestionnaireResponse answers), the audit
+one event. Paging is by keyset (the sort value and id of the last row, signed into `_cursor`), never by
+offset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import HttpRequest
+from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.bundle import Bundle
+
+from kapclinic.audit.services import record_event
+from kapclinic.core import clock
+from kapclinic.fhirapi.access import Grant
+from kapclinic.fhirapi.outcome import FhirError, operation_outcome
+from kapclinic.fhirapi.resources import PREFETCH, SPECS, Spec, row_patient
+from kapclinic.fhirapi.search import (
+    DEFAULT_COUNT,
+    MAX_COUNT,
+    invalid,
+    make_cursor,
+    parse_count,
+    parse_id,
+    read_cursor,
+)
+from kapclinic.interop import fhir
+
+# Result parameters every search accepts; anything else not declared for the type is a 400.
+RESULT_PARAMS = frozenset({"_count", "_sort", "_cursor", "_format"})
+JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json"})
+
+
+def base_url() -> str:
+    return f"{settings.SITE_URL}/fhir"
+
+
+def _spec(grant: Grant, request: HttpRequest, resource_type: str, interaction: str) -> Spec | None:
+    """The type's spec (None for Questionnaire); 404 unknown type; 403 audited when not granted."""
+    if resource_type == "Questionnaire":
+        if not grant.may_read_type(resource_type, interaction):
+            deny(grant, request, f"type={resource_type}")
+            raise FhirError(403, "forbidden", "This access does not include Questionnaire resources.")
+        return None
+    spec = SPECS.get(resource_type)
+    if spec is None:
+        raise FhirError(404, "not-supported", f"This server has no resource type {resource_type[:40]!r}.")
+    no_access = spec.clinic_filter is None and not grant.has_any_access(spec.clinical)
+    if not grant.may_read_type(resource_type, interaction) or no_access:
+        deny(grant, request, f"type={resource_type}")
+        raise FhirError(403, "forbidden", f"This access does not include {resource_type} resources.")
+    return spec
+
+
+def deny(grant: Grant, request: HttpRequest, detail: str, patient: Any = None) -> None:
+    """Audit a refusal as "denied", naming the client; one per request."""
+    if getattr(request, "_kap_refusal", None) is not None:
+        return
+    event = record_event(
+        grant.actor,
+        "denied",
+        patient=patient,
+        clinic=grant.clinic,
+        object_type="fhir",
+        detail=f"client={grant.client} {detail}",
+    )
+    request._kap_refusal = (event.pk, {"patient": patient, "object_type": "fhir", "detail": detail})  # type: ignore[attr-defined]
+
+
+def _validate(resource: dict[str, Any]) -> dict[str, Any]:
+    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    return resource
+
+
+def _questionnaires() -> list[dict[str, Any]]:
+    from kapclinic.clinical.instruments import questionnaire_json
+
+    return [questionnaire_json(key) for key in fhir.QUESTIONNAIRE_IDS]
+
+
+def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: str) -> dict[str, Any]:
+    spec = _spec(grant, request, resource_type, "r")
+    if spec is None:
+        for questionnaire in _questionnaires():
+            if questionnaire["id"] == resource_id:
+                return _validate(questionnaire)
+        raise FhirError(404, "not-found", f"No Questionnaire {resource_id[:40]!r}.")
+    try:
+        pk = parse_id("id", resource_id, spec.prefix)
+    except FhirError:
+        raise FhirError(404, "not-found", f"No {resource_type} with this id.") from None
+    if spec.clinic_filter is not None:
+        found = spec.queryset().filter(spec.clinic_filter(grant.clinic), pk=pk).first()
+        if found is None:
+            raise FhirError(404, "not-found", f"No {resource_type} with this id.")
+        resource = _validate(spec.render([found], grant)[0])
+        record_event(
+            grant.actor,
+            "view",
+            clinic=grant.clinic,
+            object_type=f"fhir:{resource_type}",
+            object_id=resource["id"],
+            detail=f"client={grant.client}",
+        )
+        return resource
+    qs = spec.queryset().filter(pk=pk)
+    if spec.patient_field != "pk":
+        qs = qs.select_related("patient")
+    qs = qs.prefetch_related(*PREFETCH.get(resource_type, ()))
+    row = qs.first()
+    patient = row_patient(spec, row) if row is not None else None
+    if row is None or patient is None or not grant.exists_for(patient):
+        raise FhirError(404, "not-found", f"No {resource_type} with this id.")
+    if not grant.can_read(patient, spec.clinical):
+        deny(grant, request, f"type={resource_type}", patient=patient)
+        raise FhirError(403, "forbidden", "This access does not include this patient's record.")
+    resource = _validate(spec.render([row], grant)[0])
+    record_event(
+        grant.actor,
+        "view",
+        patient=patient,
+        clinic=grant.clinic,
+        object_type=f"fhir:{resource_type}",
+        object_id=resource["id"],
+        detail=f"client={grant.client}",
+    )
+    return resource
+
+
+def _parse(request: HttpRequest, spec: Spec | None) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """(search criteria, result parameters) of the query string; 400 for anything not supported."""
+    criteria: list[tuple[str, str]] = []
+    result: dict[str, str] = {}
+    allowed = spec.params if spec is not None else {"_id": None, "url": None}
+    for name, values in request.GET.lists():
+        if name in RESULT_PARAMS:
+            if len(values) > 1:
+                raise invalid(name, "it may be given only once.")
+            result[name] = values[0]
+        elif name in allowed:
+            criteria.extend((name, value) for value in values)
+        else:
+            raise FhirError(
+                400,
+                "not-supported",
+                f"The search parameter {name[:40]!r} is not supported for this type "
+                "(this server refuses unknown parameters: handling=strict).",
+            )
+    if "_format" in result and result["_format"] not in JSON_FORMATS:
+        raise invalid("_format", "this server answers JSON only.")
+    return criteria, result
+
+
+def _bundle(
+    request: HttpRequest,
+    resources: list[dict[str, Any]],
+    total: int,
+    links: dict[str, str],
+    warning: str = "",
+) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": f"{base_url()}/{r['resourceType']}/{r['id']}",
+            "resource": r,
+            "search": {"mode": "match"},
+        }
+        for r in resources
+    ]
+    if warning:
+        entries.append(
+            {
+                "resource": operation_outcome("informational", warning, "warning"),
+                "search": {"mode": "outcome"},
+            }
+        )
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "timestamp": fhir.iso(clock.now()),
+        "total": total,
+        "link": [{"relation": rel, "url": url} for rel, url in links.items()],
+    }
+    if entries:
+        bundle["entry"] = entries
+    Bundle.model_validate(bundle)  # validates every resource in it
+    return bundle
+
+
+def _self_url(resource_type: str, params: list[tuple[str, str]]) -> str:
+    query = urlencode(params)
+    return f"{base_url()}/{resource_type}" + (f"?{query}" if query else "")
+
+
+def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, Any]:
+    spec = _spec(grant, request, resource_type, "s")
+    criteria, result = _parse(request, spec)
+    if spec is None:
+        return _search_questionnaires(request, resource_type, criteria)
+    count, clamped = parse_count(result["_count"]) if "_count" in result else (DEFAULT_COUNT, False)
+    sort = result.get("_sort", "_id")
+    sort_field = spec.sort_fields().get(sort.removeprefix("-"))
+    if sort_field is None:
+        raise invalid("_sort", f"supported: {', '.join(sorted(spec.sort_fields()))} (with - for descending).")
+    descending = sort.startswith("-")
+
+    if spec.clinic_filter is not None:
+        qs = spec.queryset().filter(spec.clinic_filter(grant.clinic))
+    else:
+        visible = grant.patients(spec.clinical)
+        qs = spec.queryset().filter(**{f"{spec.patient_field}__in": visible.values("pk")})
+    for name, value in criteria:
+        qs = qs.filter(spec.params[name].handler(name, value))
+    total = qs.count()
+
+    order = [f"-{sort_field}", "-pk"] if descending else [sort_field, "pk"]
+    page_qs = qs.order_by(*order).prefetch_related(*PREFETCH.get(resource_type, ()))
+    if "_cursor" in result:
+        last_value, last_pk = _cursor_key(read_cursor(result["_cursor"], sort), sort_field)
+        if sort_field == "pk":
+            page_qs = page_qs.filter(pk__lt=last_pk) if descending else page_qs.filter(pk__gt=last_pk)
+        else:
+            from django.db.models import Q
+
+            cmp = "lt" if descending else "gt"
+            page_qs = page_qs.filter(
+                Q(**{f"{sort_field}__{cmp}": last_value})
+                | Q(**{sort_field: last_value, f"pk__{cmp}": last_pk})
+            )
+    rows = list(page_qs[: count + 1]) if count else []
+    has_next = len(rows) > count
+    rows = rows[:count]
+    resources = spec.render(rows, grant)
+
+    base_params = [(n, v) for n, values in request.GET.lists() if n != "_cursor" for v in values]
+    if clamped:
+        base_params = [(n, v if n != "_count" else str(MAX_COUNT)) for n, v in base_params]
+    links = {"self": _self_url(resource_type, [(n, v) for n, values in request.GET.lists() for v in values])}
+    if has_next and rows:
+        last = rows[-1]
+        key_value = getattr(last, sort_field) if sort_field != "pk" else last.pk
+        if isinstance(key_value, dt.datetime):
+            key_value = key_value.isoformat()
+        links["next"] = _self_url(
+            resource_type, [*base_params, ("_cursor", make_cursor(sort, [key_value, last.pk]))]
+        )
+    warning = (
+        f"_count was {result['_count'][:20]}; this server returns at most {MAX_COUNT} per page."
+        if clamped
+        else ""
+    )
+    bundle = _bundle(request, resources, total, links, warning)
+    patient_ids = {row_patient_id(spec, row) for row in rows} if spec.clinic_filter is None else set()
+    named = None
+    if len(patient_ids) == 1:
+        from kapclinic.patients.models import Patient
+
+        named = Patient(pk=patient_ids.pop(), clinic=grant.clinic)
+    record_event(
+        grant.actor,
+        "list",
+        patient=named,
+        clinic=grant.clinic,
+        object_type=f"fhir:{resource_type}",
+        detail=f"client={grant.client} n={len(resources)} total={total}",
+    )
+    return bundle
+
+
+def row_patient_id(spec: Spec, row: Any) -> int:
+    return int(row.pk if spec.patient_field == "pk" else row.patient_id)
+
+
+def _cursor_key(key: list[Any], sort_field: str) -> tuple[Any, int]:
+    if len(key) != 2 or not isinstance(key[1], int):
+        raise invalid("_cursor", "it is not a page link of this server.")
+    value = key[0]
+    if sort_field != "pk":
+        try:
+            value = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            raise invalid("_cursor", "it is not a page link of this server.") from None
+    return value, key[1]
+
+
+def _search_questionnaires(
+    request: HttpRequest, resource_type: str, criteria: list[tuple[str, str]]
+) -> dict[str, Any]:
+    found = _questionnaires()
+    for name, value in criteria:
+        wanted = set(value.split(","))
+        found = [q for q in found if (q["id"] if name == "_id" else q["url"]) in wanted]
+    links = {"self": _self_url(resource_type, [(n, v) for n, values in request.GET.lists() for v in values])}
+    return _bundle(request, found, len(found), links)

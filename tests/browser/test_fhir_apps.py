@@ -1,0 +1,57 @@
+"""Issue 15 in the browser: a clinic admin sees and revokes a connected backend service; a patient sees
+and removes an app they allowed (docs/fhir-api.md#authorization)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from oauth2_provider.models import AccessToken
+from playwright.sync_api import expect
+
+from kapclinic.core import clock
+from kapclinic.core.actor import Actor
+from kapclinic.fhirapi import clients
+from kapclinic.fhirapi.models import ClientKind
+from kapclinic.testing.factories import make_clinic, make_patient_user, make_staff
+
+
+def test_admin_revokes_a_client_and_patient_removes_an_app(
+    browser: Any, page: Any, server: str, login: Any, axe_check: Any, shot: Any
+) -> None:
+    clinic = make_clinic("Harbor")
+    make_staff(clinic, "admin", name="Ada Admin", email="admin@fhir.test")
+    rx = make_staff(clinic, "prescriber", email="rx@fhir.test")
+    user, _patient = make_patient_user(clinic, care_team=[rx], legal_first_name="Robin")
+    system = Actor.system(clinic)
+    clients.register(system, clinic, name="State registry", scopes="system/*.rs", jwks={"keys": []})
+    app = clients.register(system, clinic, name="Mood diary", scopes="launch/patient patient/*.rs",
+                           kind=ClientKind.APP, redirect_uris="https://mood.example/cb")  # fmt: skip
+    AccessToken.objects.create(
+        application=app.application, user=user, token="t-browser", scope="launch/patient patient/*.rs",
+        expires=clock.now() + dt.timedelta(hours=1),
+    )  # fmt: skip
+
+    login(page, "admin@fhir.test")
+    page.get_by_role("link", name="Connected apps").click()
+    expect(page.get_by_role("heading", name="Connected apps")).to_be_visible()
+    table = page.get_by_role("region", name="Connected apps table")
+    expect(table.get_by_role("cell", name="State registry", exact=True)).to_be_visible()
+    axe_check(page, "connected apps")
+    shot(page, "fhir-connected-apps")
+    page.get_by_role("button", name="Revoke State registry").click()
+    expect(page.get_by_text("can no longer read this clinic's records")).to_be_visible()
+    expect(table.get_by_text("Revoked")).to_be_visible()
+
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    ppage = ctx.new_page()
+    login(ppage, user.email)
+    ppage.get_by_role("link", name="Apps you allowed").click()
+    expect(ppage.get_by_role("heading", name="Apps you allowed")).to_be_visible()
+    expect(ppage.get_by_role("cell", name="Mood diary", exact=True)).to_be_visible()
+    axe_check(ppage, "apps you allowed")
+    shot(ppage, "fhir-apps-you-allowed")
+    ppage.get_by_role("button", name="Remove access for Mood diary").click()
+    expect(ppage.get_by_text("The app can no longer read your record.")).to_be_visible()
+    expect(ppage.get_by_text("You have not allowed any app.")).to_be_visible()
+    ctx.close()
