@@ -17,6 +17,7 @@ class MessageKind(models.TextChoices):
     PORTAL_INVITE = "portal_invite", "Patient portal invitation"
     PASSWORD_RESET = "password_reset", "Password reset"
     MEASURE_LINK = "measure_link", "Questionnaire link"
+    SECURE_MESSAGE = "secure_message", "New secure message notice"
 
 
 #: Run before every other task when the worker has a backlog (django-tasks runs higher priority first).

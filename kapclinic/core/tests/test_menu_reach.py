@@ -15,7 +15,7 @@ import pytest
 from django.urls import reverse
 
 APPS = ("accounts", "audit", "consent", "core", "intake", "interop", "measures", "notes", "patients",
-        "portal", "public", "scheduling", "sessions", "treatment", "inventory")  # fmt: skip
+        "portal", "public", "scheduling", "sessions", "treatment", "inventory", "conversations")  # fmt: skip
 # Reached from the header (two-factor, sign-out) or from an email, or not a page for people.
 NOT_IN_MENUS = {"core:healthz"}
 HREF = re.compile(r'href="(/[^"#?]*)')
