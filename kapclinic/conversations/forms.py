@@ -30,7 +30,7 @@ class NewThreadForm(KapForm):
     subject = forms.CharField(
         max_length=120, error_messages={"required": "Subject: give the message a short subject."}
     )
-    body = _body_field("Message")
+    body = _body_field("Your message")
 
 
 class StaffNewThreadForm(NewThreadForm):
