@@ -69,6 +69,9 @@ try:
     AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
     AXES_COOLOFF_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1, maximum=10080)
     MEASURE_LINK_HOURS = env.int("MEASURE_LINK_HOURS", 72, minimum=1, maximum=24 * 30)
+    # Issue 17: a draft note shows in its author's notifications once its visit is this many days old
+    # (the clinic's documentation policy, not a clinical or regulatory number).
+    NOTE_SIGN_DUE_DAYS = env.int("NOTE_SIGN_DUE_DAYS", 1, minimum=0, maximum=60)
     MFA_ENROLMENT_LINK_HOURS = env.int("MFA_ENROLMENT_LINK_HOURS", 72, minimum=1, maximum=24 * 30)
     PROCESS_NOTE_KEYS = env.list("PROCESS_NOTE_KEYS", [])
     # Audit trail: the HMAC key of the hash chain (`id:secret`, newest first; kapclinic/audit/keys.py) and

@@ -1,5 +1,5 @@
 """Issue 17 end to end: the patient, on a phone, writes to the care team; the therapist answers and files
-the message to the chart; the patient sees the reply. Every page says messages are not monitored in real
+the message to the chart; the patient sees the reply; the therapist's bell shows the new message. Every page says messages are not monitored in real
 time and shows the crisis resources."""
 
 from __future__ import annotations
@@ -54,6 +54,14 @@ def test_patient_messages_therapist_answers_and_files_to_chart(
 
     # 2. The therapist sees it in Messages, answers, and files the patient's message to the chart.
     login(page, "theo@p.test")
+    # The bell in the header shows the new message (filled by its htmx poll) and links to it.
+    bell = page.locator("#bell")
+    expect(bell).to_contain_text("1 new")
+    shot(page, "messages-2a-bell", full_page=False)
+    bell.click()
+    expect(page.get_by_role("heading", name="Notifications")).to_be_visible()
+    expect(page.get_by_role("link", name="New message: Robin Synthetic · Sleep since Tuesday")).to_be_visible()
+    axe_check(page, "notifications")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Messages").click()
     expect(page.get_by_role("heading", name="Messages", exact=True)).to_be_visible()
     expect(page.get_by_text("Unread", exact=True)).to_be_visible()

@@ -15,9 +15,10 @@ import pytest
 from django.urls import reverse
 
 APPS = ("accounts", "audit", "consent", "core", "intake", "interop", "measures", "notes", "patients",
-        "portal", "public", "scheduling", "sessions", "treatment", "inventory", "conversations")  # fmt: skip
+        "portal", "public", "scheduling", "sessions", "treatment", "inventory", "conversations",
+        "notifications")  # fmt: skip
 # Reached from the header (two-factor, sign-out) or from an email, or not a page for people.
-NOT_IN_MENUS = {"core:healthz"}
+NOT_IN_MENUS = {"core:healthz", "notifications:badge"}  # the badge is the bell's htmx fragment
 HREF = re.compile(r'href="(/[^"#?]*)')
 
 
