@@ -22,7 +22,7 @@ from kapclinic.messaging.services import send_email
 from kapclinic.patients.models import Patient, TimelineCategory
 from kapclinic.patients.services import add_timeline_event
 from kapclinic.policy import Action, can
-from kapclinic.scheduling import rules
+from kapclinic.scheduling import rules, telehealth
 from kapclinic.scheduling.models import (
     ACTIVE_STATUSES,
     Appointment,
@@ -35,6 +35,7 @@ from kapclinic.scheduling.models import (
     ResourceKind,
     ScheduleSettings,
     Status,
+    place_of_service_for,
 )
 from kapclinic.treatment import selectors as treatment_selectors
 
@@ -315,6 +316,7 @@ def appointment_book(
             staff=staff,
             resource=resource,
             modality=modality,
+            place_of_service=place_of_service_for(modality),
             admin_note=admin_note.strip(),
             created_by=actor.require_user(),
         ),
@@ -367,10 +369,13 @@ def appointment_reschedule(
     appt.staff = staff
     appt.resource = resource
     appt.modality = modality
+    appt.place_of_service = place_of_service_for(modality)
     appt.admin_note = admin_note.strip()
     _write_slot(
         lambda: save_versioned(
-            appt, expected_version, ["starts_at", "ends_at", "staff", "resource", "modality", "admin_note"]
+            appt,
+            expected_version,
+            ["starts_at", "ends_at", "staff", "resource", "modality", "place_of_service", "admin_note"],
         ),
         appt.clinic, appt.pk, appt.patient, appt.starts_at, appt.ends_at, staff, resource,
     )  # fmt: skip
@@ -604,7 +609,8 @@ def reminder_email(appt: Appointment) -> tuple[str, str]:
     lines = [
         f"This is a reminder of your {appt.get_kind_display().lower()} at {clinic.name}.",
         f"When: {_local(appt.starts_at)} ({appt.minutes} minutes)",
-        "Where: video call (the link comes from your clinician)"
+        "Where: video call. Join from your portal (the link opens shortly before the start): "
+        f"{telehealth.patient_join_url(appt)}"
         if appt.modality == Modality.VIDEO
         else f"Where: {clinic.address or clinic.name}",
     ]
