@@ -1,6 +1,6 @@
-"""Issue 17 end to end: the patient, on a phone, writes to the care team; the therapist answers and files
-the message to the chart; the patient sees the reply; the therapist's bell shows the new message. Every page says messages are not monitored in real
-time and shows the crisis resources."""
+"""Issue 17 end to end: the patient, on a phone, writes to the care team; the therapist's bell shows the
+new message; the therapist answers and files the message to the chart; the patient sees the reply. Every
+page says messages are not monitored in real time and shows the crisis resources."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ def test_patient_messages_therapist_answers_and_files_to_chart(
     expect(phone_page.get_by_role("heading", name="Not monitored in real time")).to_be_visible()
     expect(phone_page.get_by_text("48 hours")).to_be_visible()
     phone_page.get_by_label("Subject").fill("Sleep since Tuesday")
-    phone_page.get_by_label("Your message").fill("I have been sleeping badly since the session. <b>Is that usual?</b>")
+    text = "I have been sleeping badly since the session. <b>Is that usual?</b>"
+    phone_page.get_by_label("Your message").fill(text)
     width = phone_page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the message page scrolls sideways on a phone ({width}px)"
     axe_check(phone_page, "messages-compose-phone")
@@ -60,7 +61,8 @@ def test_patient_messages_therapist_answers_and_files_to_chart(
     shot(page, "messages-2a-bell", full_page=False)
     bell.click()
     expect(page.get_by_role("heading", name="Notifications")).to_be_visible()
-    expect(page.get_by_role("link", name="New message: Robin Synthetic · Sleep since Tuesday")).to_be_visible()
+    item = page.get_by_role("link", name="New message: Robin Synthetic · Sleep since Tuesday")
+    expect(item).to_be_visible()
     axe_check(page, "notifications")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Messages").click()
     expect(page.get_by_role("heading", name="Messages", exact=True)).to_be_visible()
