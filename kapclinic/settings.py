@@ -17,6 +17,7 @@ import dj_database_url
 from kapclinic.audit.keys import key_problems as audit_key_problems
 from kapclinic.core.env import ConfigError, Env, cache_from_url
 from kapclinic.core.error_reporting import check_dsn, init_error_reporting
+from kapclinic.messaging.sms import config_problems as sms_config_problems
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
@@ -94,6 +95,16 @@ try:
         )
     AUDIT_CHECKPOINT_MINUTES = env.int("AUDIT_CHECKPOINT_MINUTES", 60, minimum=1, maximum=1440)
     SITE_URL = env.str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+    # Text messages (issue 17; kapclinic/messaging/sms.py and README "Configuration").
+    SMS_BACKEND = env.str("SMS_BACKEND", "console")
+    TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", "")
+    TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", "")
+    TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", "")
+    SMS_API_BASE = env.str("SMS_API_BASE", "https://api.twilio.com").rstrip("/")
+    for _problem in sms_config_problems(
+        SMS_BACKEND, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER, SMS_API_BASE
+    ):
+        raise ConfigError(_problem)
 
     EMAIL_BACKEND = env.str(
         "EMAIL_BACKEND",

@@ -408,8 +408,7 @@ def live_session_problem(appt: Appointment, doing: str) -> str | None:
         return None
     if states <= {SessionState.DISCHARGED}:
         return (
-            "This appointment's dosing session took place (the patient was discharged); "
-            f"you cannot {doing}."
+            f"This appointment's dosing session took place (the patient was discharged); you cannot {doing}."
         )
     return (
         f"A dosing session is in progress for this appointment, so you cannot {doing}. "
@@ -530,8 +529,6 @@ def resource_create(actor: Actor, *, name: str, kind: str) -> Resource:
 # ---------------------------------------------------------------- calendar feeds
 
 
-
-
 @transaction.atomic
 def feed_reset(actor: Actor, *, patient: Patient | None = None) -> str:
     """Create or replace the caller's feed token (staff: their own; patient: theirs). Returns the token."""
@@ -626,6 +623,20 @@ def reminder_email(appt: Appointment) -> tuple[str, str]:
     return subject, "\n".join(lines)
 
 
+def _queue_sms_reminder(appt: Appointment, reminder: Reminder) -> None:
+    """A text too, when the patient chose texts and consented and sent no STOP: through the outbound
+    queue (its retries and undelivered list). The clinic's name, the time and the portal; nothing
+    clinical (not even the appointment's kind)."""
+    from kapclinic.messaging.models import MessageKind
+    from kapclinic.messaging.services import queue_sms
+    from kapclinic.messaging.sms import reminder_text
+
+    with timezone.override(appt.clinic.zone):
+        when = _local(appt.starts_at)
+    body = reminder_text(appt.clinic.name, when, f"{settings.SITE_URL}/portal/")
+    queue_sms(kind=MessageKind.APPOINTMENT_REMINDER, patient=appt.patient, body=body, related=reminder)
+
+
 def reminder_deliver(reminder_id: int) -> str:
     """Send one reminder if it is due. Returns what happened (a status code for the task result).
 
@@ -652,6 +663,8 @@ def reminder_deliver(reminder_id: int) -> str:
         if reminder.due_at > now:
             return "not-due"
         patient = appt.patient
+        if reminder.attempts == 0:
+            _queue_sms_reminder(appt, reminder)  # once, beside the first email attempt (issue 17)
         if not patient.email:
             reminder.status = ReminderStatus.SKIPPED
             reminder.save(update_fields=["status"])
