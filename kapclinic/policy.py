@@ -14,6 +14,11 @@ Decisions depend on role x clinic x care-team membership:
 | manage_care_team    | yes   | yes        | no             | no    | yes        | no        |
 | self_service        | no    | no         | no             | no    | no         | self      |
 
+Secure messages (conversations, issue 17) are clinical data: staff read them with view_clinical and
+write with edit_clinical for the thread's patient; front desk and admins do not read them (they book
+and run the clinic; admins set the reply time); a patient reads and writes only the patient threads of
+their own record (self_service), never the staff-only threads (conversations/selectors.visible_threads).
+
 Prescribers and nurses cover the whole clinic (medical responsibility and whoever is in the chair);
 therapists see their caseload (care-team membership). A patient of another clinic does not exist for
 the asker (404). Clinic-level actions (audit log, staff management) are `clinic_can`.

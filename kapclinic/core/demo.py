@@ -28,8 +28,9 @@ DEMO_PASSWORD = "demo-clinic-2026"
 #: The sessions demo stores the PHQ-9 answered before each session it seeds; the measures demo then
 #: adds the baselines and the other follow-ups, dated among sessions that already exist.
 DEMO_APPS = [
-    "intake", "consent", "treatment", "scheduling", "sessions", "measures", "notes", "portal", "inventory"
-]
+    "intake", "consent", "treatment", "scheduling", "sessions", "measures", "notes", "portal", "inventory",
+    "conversations",
+]  # fmt: skip
 #: Seed of the demo's Faker and random generators (``DemoContext.rng``, ``DemoContext.rng_for``).
 DEMO_SEED = 2026
 
