@@ -4,33 +4,22 @@ from typing import Any
 
 from django.apps import AppConfig
 
+from kapclinic.core import clock
+from kapclinic.core.actor import actor_from_request
+
 
 def _overdue_widget(request: Any) -> dict[str, Any] | None:
-    """Patient messages unanswered for longer than the clinic's reply time (shown only when some are)."""
-    from kapclinic.conversations import selectors, services
-    from kapclinic.core import clock
-    from kapclinic.core.actor import actor_from_request
+    """Patient messages unanswered for longer than the clinic's reply time (shown only when some are).
+    One query: the oldest waiting threads with the clinic's reply time beside them."""
+    from kapclinic.conversations import selectors
 
     actor = actor_from_request(request)
     if actor.clinic is None:
         return None
-    hours = services.reply_hours(actor.clinic)
-    qs = selectors.overdue(actor, hours, clock.now())
-    threads = list(
-        qs.only(
-            "pk",
-            "subject",
-            "awaiting_since",
-            "patient__id",
-            "patient__legal_first_name",
-            "patient__legal_last_name",
-            "patient__preferred_name",
-        )[:10]
-    )
+    threads, hours, more = selectors.overdue_for_widget(actor, clock.now(), limit=10)
     if not threads:
         return None
-    count = len(threads) if len(threads) < 10 else qs.count()
-    return {"threads": threads, "count": count, "hours": hours}
+    return {"threads": threads, "count": f"{len(threads)}+" if more else len(threads), "hours": hours}
 
 
 class ConversationsConfig(AppConfig):

@@ -109,3 +109,36 @@ def overdue(actor: Actor, hours: int, now: dt.datetime) -> QuerySet[Thread]:
         .select_related("patient")
         .order_by("awaiting_since")
     )
+
+
+def overdue_for_widget(actor: Actor, now: dt.datetime, limit: int) -> tuple[list[Thread], int, bool]:
+    """(threads waiting longer than the reply time, oldest first; the reply time; more than `limit`?)
+    in one query: the clinic's reply time rides along as a subquery, the comparison is made here."""
+    from kapclinic.conversations.models import DEFAULT_REPLY_HOURS, ConversationSettings
+
+    setting = ConversationSettings.objects.filter(clinic_id=OuterRef("clinic_id")).values("reply_hours")[:1]
+    rows: list[Thread] = list(
+        visible_threads(actor)
+        .filter(
+            kind=ThreadKind.PATIENT, status=ThreadStatus.OPEN, awaiting_since__lt=now - dt.timedelta(hours=1)
+        )
+        .annotate(reply_hours=Subquery(setting))
+        .select_related("patient")
+        .only(
+            "pk",
+            "subject",
+            "awaiting_since",
+            "patient__id",
+            "patient__legal_first_name",
+            "patient__legal_last_name",
+            "patient__preferred_name",
+        )
+        .order_by("awaiting_since", "pk")[: limit + 1]
+    )
+    hours = DEFAULT_REPLY_HOURS
+    if rows:
+        hours = getattr(rows[0], "reply_hours", None) or DEFAULT_REPLY_HOURS
+    late = [
+        t for t in rows if t.awaiting_since is not None and t.awaiting_since < now - dt.timedelta(hours=hours)
+    ]
+    return late[:limit], hours, len(late) > limit
