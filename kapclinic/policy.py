@@ -14,6 +14,11 @@ Decisions depend on role x clinic x care-team membership:
 | manage_care_team    | yes   | yes        | no             | no    | yes        | no        |
 | self_service        | no    | no         | no             | no    | no         | self      |
 
+Secure messages (conversations, issue 17) are clinical data: staff read them with view_clinical and
+write with edit_clinical for the thread's patient; front desk and admins do not read them (they book
+and run the clinic; admins set the reply time); a patient reads and writes only the patient threads of
+their own record (self_service), never the staff-only threads (conversations/selectors.visible_threads).
+
 Prescribers and nurses cover the whole clinic (medical responsibility and whoever is in the chair);
 therapists see their caseload (care-team membership). A patient of another clinic does not exist for
 the asker (404). Clinic-level actions (audit log, staff management, the calendar, the controlled-substance
@@ -93,6 +98,9 @@ class ClinicAction(StrEnum):
     # (docs/billing.md section 6). They see charge codes and diagnosis codes, not clinical notes.
     BILLING = "billing"
     FILE_UPLOADS = "file_uploads"  # the queue of patients' uploads waiting to be filed (documents)
+    READ_MESSAGES = "read_messages"  # the staff inbox of secure messages (conversations, issue 17)
+    MESSAGING_SETTINGS = "messaging_settings"  # the expected reply time shown to patients
+    NOTIFICATIONS = "notifications"  # the staff bell
 
 
 ALL = "all"  # every patient of the clinic
@@ -184,6 +192,9 @@ _CLINIC_RULES: dict[ClinicAction, frozenset[str]] = {
     ClinicAction.SELF_SERVICE: frozenset({Role.PATIENT}),
     ClinicAction.BILLING: frozenset({_ADMIN, _FRONT_DESK}),
     ClinicAction.FILE_UPLOADS: STAFF_ROLES,
+    ClinicAction.READ_MESSAGES: CLINICAL_ROLES,
+    ClinicAction.MESSAGING_SETTINGS: frozenset({_ADMIN, _PRESCRIBER}),
+    ClinicAction.NOTIFICATIONS: STAFF_ROLES,
 }
 _STOCK_ACTIONS = frozenset({ClinicAction.HANDLE_STOCK, ClinicAction.REGISTER_DEA})
 

@@ -17,6 +17,7 @@ import dj_database_url
 from kapclinic.audit.keys import key_problems as audit_key_problems
 from kapclinic.core.env import ConfigError, Env, cache_from_url
 from kapclinic.core.error_reporting import check_dsn, init_error_reporting
+from kapclinic.messaging.sms import config_problems as sms_config_problems
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
@@ -69,6 +70,9 @@ try:
     AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
     AXES_COOLOFF_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1, maximum=10080)
     MEASURE_LINK_HOURS = env.int("MEASURE_LINK_HOURS", 72, minimum=1, maximum=24 * 30)
+    # Issue 17: a draft note shows in its author's notifications once its visit is this many days old
+    # (the clinic's documentation policy, not a clinical or regulatory number).
+    NOTE_SIGN_DUE_DAYS = env.int("NOTE_SIGN_DUE_DAYS", 1, minimum=0, maximum=60)
     MFA_ENROLMENT_LINK_HOURS = env.int("MFA_ENROLMENT_LINK_HOURS", 72, minimum=1, maximum=24 * 30)
     PROCESS_NOTE_KEYS = env.list("PROCESS_NOTE_KEYS", [])
     # Audit trail: the HMAC key of the hash chain (`id:secret`, newest first; kapclinic/audit/keys.py) and
@@ -91,6 +95,16 @@ try:
         )
     AUDIT_CHECKPOINT_MINUTES = env.int("AUDIT_CHECKPOINT_MINUTES", 60, minimum=1, maximum=1440)
     SITE_URL = env.str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+    # Text messages (issue 17; kapclinic/messaging/sms.py and README "Configuration").
+    SMS_BACKEND = env.str("SMS_BACKEND", "console")
+    TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", "")
+    TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", "")
+    TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", "")
+    SMS_API_BASE = env.str("SMS_API_BASE", "https://api.twilio.com").rstrip("/")
+    for _problem in sms_config_problems(
+        SMS_BACKEND, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER, SMS_API_BASE
+    ):
+        raise ConfigError(_problem)
 
     EMAIL_BACKEND = env.str(
         "EMAIL_BACKEND",

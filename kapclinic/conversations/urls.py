@@ -1,5 +1,21 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from kapclinic.conversations import views
 
 app_name = "conversations"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.inbox, name="inbox"),
+    path("settings/", views.settings_page, name="settings"),
+    path("my/", views.my, name="my"),
+    path("my/<int:thread_id>/", views.my_thread, name="my_thread"),
+    path("patient/<int:patient_id>/", views.patient_threads, name="patient"),
+    path("patient/<int:patient_id>/<int:thread_id>/", views.thread, name="thread"),
+    path("patient/<int:patient_id>/<int:thread_id>/assign/", views.assign, name="assign"),
+    path("patient/<int:patient_id>/<int:thread_id>/done/", views.done, name="done"),
+    path(
+        "patient/<int:patient_id>/<int:thread_id>/messages/<int:message_id>/file/",
+        views.file_message,
+        name="file",
+    ),
+]

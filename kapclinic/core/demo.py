@@ -39,7 +39,8 @@ DEMO_APPS = [
     "documents",
     "billing",
     "fhirapi",
-]
+    "conversations",
+]  # fmt: skip
 #: Seed of the demo's Faker and random generators (``DemoContext.rng``, ``DemoContext.rng_for``).
 DEMO_SEED = 2026
 

@@ -250,6 +250,55 @@ def organization_resource(clinic: Any) -> dict[str, Any]:
     return resource
 
 
+def communication_resources(patient: Patient) -> list[dict[str, Any]]:
+    """Every secure message about the patient (conversations app) as a FHIR Communication: the
+    patient's threads with the care team and the staff threads about them (both part of the record;
+    the staff ones are never shown in the portal but are not withheld from the export)."""
+    from kapclinic.conversations.models import Message, ThreadKind
+
+    out: list[dict[str, Any]] = []
+    rows = (
+        Message.objects.filter(thread__patient=patient)
+        .select_related("thread", "author")
+        .order_by("thread_id", "created_at", "id")
+    )
+    for m in rows:
+        me = _subject(patient)
+        staff = {"display": m.author.full_name}
+        if m.from_patient:
+            sender, recipient = me, [{"display": f"{patient.clinic.name} care team"}]
+        elif m.thread.kind == ThreadKind.PATIENT:
+            sender, recipient = staff, [me]
+        else:
+            sender, recipient = staff, [{"display": f"{patient.clinic.name} care team"}]
+        out.append(
+            {
+                "resourceType": "Communication",
+                "id": f"msg{m.pk}",
+                "status": "completed",
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": LOCAL,
+                                "code": f"secure-message-{m.thread.kind}",
+                                "display": m.thread.get_kind_display(),
+                            }
+                        ]
+                    }
+                ],
+                "subject": me,
+                "topic": {"text": m.thread.subject},
+                "sent": _iso(m.created_at),
+                "sender": sender,
+                "recipient": recipient,
+                "payload": [{"contentString": m.body}],
+                "note": [{"text": f"Thread {m.thread_id}"}],
+            }
+        )
+    return out
+
+
 def build_bundle(patient: Patient, *, scores: list[Any] | None = None) -> dict[str, Any]:
     """The Bundle as a JSON-ready dict, validated by fhir.resources."""
     resources: list[dict[str, Any]] = [patient_resource(patient, mrn_system(patient.clinic.slug))]
@@ -260,6 +309,7 @@ def build_bundle(patient: Patient, *, scores: list[Any] | None = None) -> dict[s
         observation = score_observation_resource(score, patient.pk)
         if observation is not None:
             resources.append(observation)
+    resources.extend(communication_resources(patient))
     bundle = {
         "resourceType": "Bundle",
         "type": "collection",

@@ -661,8 +661,6 @@ def escalate_due_alerts() -> dict[str, int]:
 # ---------------------------------------------------------------- emailed single-use links
 
 
-
-
 @transaction.atomic
 def link_send(actor: Actor, patient: Patient, instrument: str) -> tuple[MeasureLink, str]:
     """Create a single-use link and email it to the patient. Returns (link, raw token)."""
@@ -697,6 +695,16 @@ def link_send(actor: Actor, patient: Patient, instrument: str) -> tuple[MeasureL
         related=link,
         subject="Your check-in questionnaire",
         body=body,
+    )
+    from kapclinic.messaging.services import queue_sms
+    from kapclinic.messaging.sms import measure_link_text
+
+    # A text too when the patient chose texts (issue 17): the link only, no instrument name.
+    queue_sms(
+        kind=MessageKind.MEASURE_LINK,
+        patient=patient,
+        body=measure_link_text(patient.clinic.name, url),
+        related=link,
     )
     return link, token
 

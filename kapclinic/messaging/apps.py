@@ -16,6 +16,12 @@ def _undelivered_widget(request: Any) -> dict[str, Any] | None:
     return {"counts": counts} if counts["failed"] or counts["retrying"] else None
 
 
+def _sms_panel(request: Any, patient: Any) -> dict[str, Any]:
+    from kapclinic.messaging.models import SmsPreference
+
+    return {"pref": SmsPreference.objects.filter(patient_id=patient.pk).first()}
+
+
 class MessagingConfig(AppConfig):
     name = "kapclinic.messaging"
     label = "messaging"
@@ -23,7 +29,23 @@ class MessagingConfig(AppConfig):
 
     def ready(self) -> None:
         from kapclinic.accounts.models import Role
-        from kapclinic.core.registry import Widget, register_dashboard_widget
+        from kapclinic.core.registry import (
+            ChartPanel,
+            Widget,
+            register_chart_panel,
+            register_dashboard_widget,
+        )
+
+        register_chart_panel(
+            ChartPanel(
+                key="sms",
+                title="Text messages",
+                template="messaging/_chart_panel.html",
+                context=_sms_panel,
+                action="view_demographics",
+                order=95,
+            )
+        )
 
         register_dashboard_widget(
             Widget(

@@ -17,11 +17,18 @@ class MessageKind(models.TextChoices):
     PORTAL_INVITE = "portal_invite", "Patient portal invitation"
     PASSWORD_RESET = "password_reset", "Password reset"
     MEASURE_LINK = "measure_link", "Questionnaire link"
+    APPOINTMENT_REMINDER = "appointment_reminder", "Appointment reminder"
+    SECURE_MESSAGE = "secure_message", "New secure message notice"
 
 
 #: Run before every other task when the worker has a backlog (django-tasks runs higher priority first).
 URGENT_KINDS = frozenset({MessageKind.SAFETY_ALERT, MessageKind.SAFETY_ESCALATION})
 URGENT_TASK_PRIORITY = 50
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "Text message"
 
 
 class MessageStatus(models.TextChoices):
@@ -45,7 +52,10 @@ class OutboundMessage(models.Model):
         "accounts.Clinic", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     kind = models.CharField(max_length=24, choices=MessageKind.choices)
-    to_email = models.EmailField()
+    channel = models.CharField(max_length=5, choices=Channel.choices, default=Channel.EMAIL)
+    to_email = models.EmailField(blank=True)
+    #: E.164, for text messages (issue 17).
+    to_phone = models.CharField(max_length=16, blank=True)
     #: Staff recipients only (shown as "Notified: ..."); empty for patients.
     to_user = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -74,7 +84,11 @@ class OutboundMessage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} to {self.to_email}"
+        return f"{self.get_kind_display()} to {self.recipient}"
+
+    @property
+    def recipient(self) -> str:
+        return self.to_phone if self.channel == Channel.SMS else self.to_email
 
     @property
     def due_at(self) -> dt.datetime:
@@ -83,3 +97,30 @@ class OutboundMessage(models.Model):
     @property
     def is_undelivered(self) -> bool:
         return self.status in UNDELIVERED
+
+
+class SmsPreference(models.Model):
+    """A patient's text-message choice (issue 17): the number (E.164), whether reminders and
+    questionnaire links go by text too, when consent to texts was given and by whom it was recorded,
+    and a STOP (from the provider's inbound webhook or recorded by staff), which ends all texts until
+    consent is given again. Texts carry no clinical detail."""
+
+    patient = models.OneToOneField(
+        "patients.Patient", on_delete=models.PROTECT, related_name="sms_preference"
+    )
+    phone_e164 = models.CharField(max_length=16)
+    wants_sms = models.BooleanField(default=False)
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_recorded_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stop_source = models.CharField(max_length=20, blank=True)  # "reply" (STOP by text) or "staff"
+    updated_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        indexes: ClassVar = [models.Index(fields=["phone_e164"], name="sms_pref_phone")]
+
+    @property
+    def may_text(self) -> bool:
+        return bool(self.wants_sms and self.consent_at and self.stopped_at is None and self.phone_e164)

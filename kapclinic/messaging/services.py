@@ -30,8 +30,10 @@ from kapclinic.messaging import retry
 from kapclinic.messaging.models import (
     URGENT_KINDS,
     URGENT_TASK_PRIORITY,
+    Channel,
     MessageStatus,
     OutboundMessage,
+    SmsPreference,
 )
 
 logger = logging.getLogger(__name__)
@@ -87,6 +89,34 @@ def queue(
     return message
 
 
+def queue_sms(
+    *, kind: str, patient: Any, body: str, related: models.Model | None = None
+) -> OutboundMessage | None:
+    """Queue one text to a patient who chose texts, consented and has not sent STOP (else nothing).
+    Same queue, worker, retries and undelivered list as email. `body` comes from the builders in
+    messaging.sms (no clinical detail)."""
+    pref = SmsPreference.objects.filter(patient=patient).first()
+    if pref is None or not pref.may_text:
+        return None
+    related_type = related_id = None
+    if related is not None:
+        related_type, related_id = related._meta.label_lower, related.pk
+    message = OutboundMessage.objects.create(
+        clinic_id=patient.clinic_id,
+        kind=kind,
+        channel=Channel.SMS,
+        to_phone=pref.phone_e164,
+        subject="Text message",
+        body_encrypted=_encrypt(body),
+        next_attempt_at=clock.now(),
+        related_type=related_type or "",
+        related_id=related_id,
+    )
+    mid = message.pk
+    transaction.on_commit(lambda: enqueue(mid))
+    return message
+
+
 def enqueue(message_id: int, run_after: dt.datetime | None = None, *, urgent: bool | None = None) -> None:
     """Hand the message to the task runner. Never raises: an unqueued message stays due in the database
     and `send_due_messages` picks it up."""
@@ -125,7 +155,19 @@ def deliver(message_id: int) -> str:
         message.attempts += 1
         message.last_attempt_at = now
         try:
-            send_email(message.subject, _decrypt(message.body_encrypted), message.to_email)
+            if message.channel == Channel.SMS:
+                if not _may_still_text(message):
+                    message.status = MessageStatus.FAILED
+                    message.last_error_class = "OptedOut"
+                    message.next_attempt_at = None
+                    message.body_encrypted = ""
+                    message.save()
+                    return "opted-out"
+                from kapclinic.messaging.sms import get_sender
+
+                get_sender().send(message.to_phone, _decrypt(message.body_encrypted))
+            else:
+                send_email(message.subject, _decrypt(message.body_encrypted), message.to_email)
         except Exception as exc:  # any transport failure: record the class and retry later
             message.last_error_class = retry.error_class(exc)
             if message.attempts >= retry.MAX_ATTEMPTS:
@@ -159,13 +201,18 @@ def deliver(message_id: int) -> str:
         return "sent"
 
 
+def _may_still_text(message: OutboundMessage) -> bool:
+    """A STOP that arrived after the text was queued wins: it is not sent."""
+    return not SmsPreference.objects.filter(phone_e164=message.to_phone, stopped_at__isnull=False).exists()
+
+
 @transaction.atomic
 def retry_now(actor: Actor, message: OutboundMessage) -> OutboundMessage:
     """Someone at the clinic asks to try an undelivered message again now."""
     message = OutboundMessage.objects.select_for_update().get(pk=message.pk)
     if message.status not in (MessageStatus.FAILED, MessageStatus.RETRYING, MessageStatus.QUEUED):
         raise DomainError(
-            f"Only undelivered emails can be retried; this one is {message.get_status_display().lower()}."
+            f"Only undelivered messages can be retried; this one is {message.get_status_display().lower()}."
         )
     message.status = MessageStatus.RETRYING if message.attempts else MessageStatus.QUEUED
     message.next_attempt_at = clock.now()
@@ -191,3 +238,72 @@ def due_message_ids(now: dt.datetime | None = None) -> list[int]:
     )
     ordered = sorted(rows, key=lambda r: r[1] not in URGENT_KINDS)
     return [pk for pk, _kind in ordered]
+
+
+# --- text-message preferences (issue 17) ---------------------------------------------------------
+
+
+@transaction.atomic
+def sms_preference_update(
+    actor: Actor, patient: Any, *, phone: str, wants_sms: bool, consent: bool, stopped: bool
+) -> SmsPreference:
+    """Record the patient's number and choice. Consent is dated when first given; a STOP recorded by
+    staff (or by the patient's reply) ends texts until consent is given again."""
+    from kapclinic.messaging.sms import e164
+
+    number = e164(phone)
+    if number is None:
+        raise DomainError(
+            "Mobile number: write it in international form with the country code, e.g. +1 202 555 0142."
+        )
+    if wants_sms and not consent and not stopped:
+        raise DomainError("Texts: record the patient's consent to texts before choosing them.")
+    now = clock.now()
+    pref = SmsPreference.objects.select_for_update().filter(patient=patient).first() or SmsPreference(
+        patient=patient
+    )
+    pref.phone_e164 = number
+    pref.wants_sms = wants_sms
+    if consent and (pref.consent_at is None or pref.stopped_at is not None) and not stopped:
+        pref.consent_at, pref.consent_recorded_by = now, actor.user
+        pref.stopped_at, pref.stop_source = None, ""
+    if not consent:
+        pref.consent_at, pref.consent_recorded_by = None, None
+    if stopped and pref.stopped_at is None:
+        pref.stopped_at, pref.stop_source = now, "staff"
+    pref.updated_at = now
+    pref.save()
+    record_event(
+        actor, "update", patient=patient, obj=pref, detail=f"sms wants={int(wants_sms)} stop={int(stopped)}"
+    )
+    return pref
+
+
+@transaction.atomic
+def sms_inbound(from_number: str, body: str) -> int:
+    """A text received by the clinic's number (the provider's webhook). STOP words stop texts to every
+    patient with that number (recorded, audited); anything else is ignored (texts are not a channel
+    for care: the auto-reply of the provider account should say so). Returns how many were stopped."""
+    from kapclinic.messaging.sms import e164, is_stop
+
+    number = e164(from_number)
+    if number is None or not is_stop(body):
+        return 0
+    now = clock.now()
+    stopped = 0
+    for pref in (
+        SmsPreference.objects.select_for_update()
+        .select_related("patient__clinic")
+        .filter(phone_e164=number, stopped_at__isnull=True)
+    ):
+        pref.stopped_at, pref.stop_source, pref.updated_at = now, "reply", now
+        pref.save(update_fields=["stopped_at", "stop_source", "updated_at"])
+        record_event(
+            Actor.system(pref.patient.clinic, "sms-stop"),
+            "update",
+            patient=pref.patient,
+            obj=pref,
+            detail="STOP",
+        )
+        stopped += 1
+    return stopped

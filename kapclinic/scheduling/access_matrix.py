@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from kapclinic.testing.matrix import Entry, patient_kwargs, patient_scoped, public, roles
+from kapclinic.testing.matrix import Entry, expect, patient_kwargs, patient_scoped, public, roles
 
 CAL = ("admin", "front_desk", "prescriber", "therapist", "nurse")
 
@@ -23,6 +23,14 @@ def _appointment(world: Any) -> dict[str, Any]:
         created_by=world.front_desk,
     )
     return {"appointment_id": appt.pk}
+
+
+def _video(world: Any) -> dict[str, Any]:
+    from kapclinic.scheduling.models import Appointment
+
+    kwargs = _appointment(world)
+    Appointment.objects.filter(pk=kwargs["appointment_id"]).update(modality="video", place_of_service="02")
+    return kwargs
 
 
 def _reminder(world: Any) -> dict[str, Any]:
@@ -75,4 +83,10 @@ MATRIX = {
     "scheduling:lengths": Entry(roles(("admin",))),
     "scheduling:my_feed": Entry(roles(("prescriber", "therapist", "nurse"))),
     "scheduling:feed": Entry(public(), setup=_feed, note="secret token URL: calendar apps cannot sign in"),
+    # Issue 17, video appointments: the clinic's setting (admins), a clinician's own room, the join pages.
+    "scheduling:telehealth": Entry(roles(("admin",))),
+    "scheduling:my_room": Entry(roles(("prescriber", "therapist", "nurse"))),
+    "scheduling:video": Entry(APPT, setup=_video),
+    # The patient's own video appointment; another patient's does not exist for them; staff: 403.
+    "scheduling:my_video": Entry(expect(403, patient_user=200, other_patient_user=404), setup=_video),
 }

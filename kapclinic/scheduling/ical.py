@@ -8,6 +8,7 @@ from typing import Any
 from icalendar import Calendar, Event
 
 from kapclinic.core import clock
+from kapclinic.scheduling import telehealth
 from kapclinic.scheduling.models import Appointment, Modality
 from kapclinic.scheduling.selectors import BUSY
 
@@ -40,6 +41,10 @@ def render_feed(
             else:
                 # Only this, so that a shared or synced calendar reveals nothing about the treatment.
                 ev.add("summary", f"Appointment at {feed.clinic.name}")
+            if appt.modality == Modality.VIDEO:
+                # The signed-in join page (an opaque address), never the room: it opens the room only
+                # shortly before the start, for the signed-in patient.
+                ev.add("url", telehealth.patient_join_url(appt))
         else:
             if named is not None and appt.patient_id in named:
                 # Staff feeds: record number, never the patient's name (calendars sync to phones).
@@ -48,5 +53,7 @@ def render_feed(
                 # A patient the owner may not see (policy): the time is taken, nothing more.
                 ev.add("summary", BUSY)
             ev.add("location", appt.resource.name if appt.resource else appt.get_modality_display())
+            if appt.modality == Modality.VIDEO and named is not None and appt.patient_id in named:
+                ev.add("url", telehealth.staff_join_url(appt))
         cal.add_component(ev)
     return bytes(cal.to_ical())

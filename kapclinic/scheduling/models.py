@@ -55,6 +55,18 @@ class Modality(models.TextChoices):
     VIDEO = "video", "Video"
 
 
+class PlaceOfService(models.TextChoices):
+    """CMS place-of-service codes a superbill or claim line carries (docs/telehealth.md: 11 office,
+    02 telehealth; [C24][C26][C27] in docs/telehealth.md). Follows the appointment's modality."""
+
+    OFFICE = "11", "11 Office"
+    TELEHEALTH = "02", "02 Telehealth"
+
+
+def place_of_service_for(modality: str) -> str:
+    return PlaceOfService.TELEHEALTH if modality == Modality.VIDEO else PlaceOfService.OFFICE
+
+
 class Status(models.TextChoices):
     BOOKED = "booked", "Booked"
     COMPLETED = "completed", "Completed"
@@ -76,6 +88,13 @@ class Appointment(VersionedModel):
         Resource, null=True, blank=True, on_delete=models.PROTECT, related_name="appointments"
     )
     modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.IN_PERSON)
+    #: Follows `modality` (set wherever modality is written: booking, change).
+    place_of_service = models.CharField(
+        max_length=2, choices=PlaceOfService.choices, default=PlaceOfService.OFFICE
+    )
+    #: The random room name of a video appointment when the clinic's links come from a Jitsi pattern
+    #: (made the first time the link is asked for; never shown before the link's time).
+    video_room = models.CharField(max_length=64, blank=True, default="")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.BOOKED, db_index=True)
     admin_note = models.CharField(
         "Note for the front desk", max_length=200, blank=True, help_text="No clinical detail."
@@ -222,3 +241,35 @@ class Reminder(models.Model):
     @property
     def due_at(self) -> dt.datetime:
         return self.next_attempt_at or self.send_at
+
+
+class VideoLinkMode(models.TextChoices):
+    PERSONAL = "personal", "Each clinician's personal room URL"
+    JITSI = "jitsi", "A Jitsi Meet URL pattern with a random room per appointment"
+
+
+class TelehealthSettings(models.Model):
+    """How a clinic's video links are made (issue 17). No video runs here: the link opens the clinic's
+    chosen service. A missing row means: personal rooms, link shown 15 minutes before the start."""
+
+    clinic = models.OneToOneField("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    mode = models.CharField(max_length=10, choices=VideoLinkMode.choices, default=VideoLinkMode.PERSONAL)
+    #: https only; "{room}" is replaced by the appointment's random room name.
+    jitsi_pattern = models.CharField(max_length=200, blank=True)
+    minutes_before = models.PositiveSmallIntegerField(default=15)
+    updated_at = models.DateTimeField(default=clock.now)
+    updated_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+
+class ClinicianRoom(models.Model):
+    """A clinician's personal video room URL in one clinic (https only)."""
+
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    url = models.CharField(max_length=300)
+    updated_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["clinic", "user"], name="clinician_room_unique")
+        ]

@@ -23,7 +23,7 @@ from kapclinic.messaging.services import send_email
 from kapclinic.patients.models import Patient, TimelineCategory
 from kapclinic.patients.services import add_timeline_event
 from kapclinic.policy import Action, can
-from kapclinic.scheduling import rules
+from kapclinic.scheduling import rules, telehealth
 from kapclinic.scheduling.models import (
     ACTIVE_STATUSES,
     Appointment,
@@ -36,6 +36,7 @@ from kapclinic.scheduling.models import (
     ResourceKind,
     ScheduleSettings,
     Status,
+    place_of_service_for,
 )
 from kapclinic.treatment import selectors as treatment_selectors
 
@@ -303,6 +304,7 @@ def appointment_book(
             staff=staff,
             resource=resource,
             modality=modality,
+            place_of_service=place_of_service_for(modality),
             admin_note=admin_note.strip(),
             created_by=actor.require_user(),
         ),
@@ -355,10 +357,13 @@ def appointment_reschedule(
     appt.staff = staff
     appt.resource = resource
     appt.modality = modality
+    appt.place_of_service = place_of_service_for(modality)
     appt.admin_note = admin_note.strip()
     _write_slot(
         lambda: save_versioned(
-            appt, expected_version, ["starts_at", "ends_at", "staff", "resource", "modality", "admin_note"]
+            appt,
+            expected_version,
+            ["starts_at", "ends_at", "staff", "resource", "modality", "place_of_service", "admin_note"],
         ),
         appt.clinic, appt.pk, appt.patient, appt.starts_at, appt.ends_at, staff, resource,
     )  # fmt: skip
@@ -391,8 +396,7 @@ def live_session_problem(appt: Appointment, doing: str) -> str | None:
         return None
     if states <= {SessionState.DISCHARGED}:
         return (
-            "This appointment's dosing session took place (the patient was discharged); "
-            f"you cannot {doing}."
+            f"This appointment's dosing session took place (the patient was discharged); you cannot {doing}."
         )
     return (
         f"A dosing session is in progress for this appointment, so you cannot {doing}. "
@@ -513,8 +517,6 @@ def resource_create(actor: Actor, *, name: str, kind: str) -> Resource:
 # ---------------------------------------------------------------- calendar feeds
 
 
-
-
 @transaction.atomic
 def feed_reset(actor: Actor, *, patient: Patient | None = None) -> str:
     """Create or replace the caller's feed token (staff: their own; patient: theirs). Returns the token."""
@@ -592,7 +594,8 @@ def reminder_email(appt: Appointment) -> tuple[str, str]:
     lines = [
         f"This is a reminder of your {appt.get_kind_display().lower()} at {clinic.name}.",
         f"When: {_local(appt.starts_at)} ({appt.minutes} minutes)",
-        "Where: video call (the link comes from your clinician)"
+        "Where: video call. Join from your portal (the link opens shortly before the start): "
+        f"{telehealth.patient_join_url(appt)}"
         if appt.modality == Modality.VIDEO
         else f"Where: {clinic.address or clinic.name}",
     ]
@@ -606,6 +609,20 @@ def reminder_email(appt: Appointment) -> tuple[str, str]:
         f"Sign in to your portal for details: {settings.SITE_URL}/portal/",
     ]
     return subject, "\n".join(lines)
+
+
+def _queue_sms_reminder(appt: Appointment, reminder: Reminder) -> None:
+    """A text too, when the patient chose texts and consented and sent no STOP: through the outbound
+    queue (its retries and undelivered list). The clinic's name, the time and the portal; nothing
+    clinical (not even the appointment's kind)."""
+    from kapclinic.messaging.models import MessageKind
+    from kapclinic.messaging.services import queue_sms
+    from kapclinic.messaging.sms import reminder_text
+
+    with timezone.override(appt.clinic.zone):
+        when = _local(appt.starts_at)
+    body = reminder_text(appt.clinic.name, when, f"{settings.SITE_URL}/portal/")
+    queue_sms(kind=MessageKind.APPOINTMENT_REMINDER, patient=appt.patient, body=body, related=reminder)
 
 
 def reminder_deliver(reminder_id: int) -> str:
@@ -634,6 +651,8 @@ def reminder_deliver(reminder_id: int) -> str:
         if reminder.due_at > now:
             return "not-due"
         patient = appt.patient
+        if reminder.attempts == 0:
+            _queue_sms_reminder(appt, reminder)  # once, beside the first email attempt (issue 17)
         if not patient.email:
             reminder.status = ReminderStatus.SKIPPED
             reminder.save(update_fields=["status"])

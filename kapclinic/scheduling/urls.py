@@ -1,6 +1,6 @@
 from django.urls import path
 
-from kapclinic.scheduling import views
+from kapclinic.scheduling import telehealth_views, views
 
 app_name = "scheduling"
 
@@ -22,4 +22,8 @@ urlpatterns = [
     path("lengths/", views.lengths, name="lengths"),
     path("my-calendar/", views.my_feed, name="my_feed"),
     path("feed/<str:token>.ics", views.feed, name="feed"),
+    path("video/settings/", telehealth_views.settings_page, name="telehealth"),
+    path("video/my-room/", telehealth_views.my_room, name="my_room"),
+    path("a/<int:appointment_id>/video/", telehealth_views.video, name="video"),
+    path("my/<int:appointment_id>/video/", telehealth_views.my_video, name="my_video"),
 ]

@@ -19,6 +19,7 @@ NOT_REFUSALS = {
     "ConfigError": "the server's configuration is wrong at start-up (core/env.py)",
     "BadParameter": "a malformed request parameter: HTTP 400 (core/params.py)",
     "FhirError": "the FHIR API's answer: an OperationOutcome with its HTTP status (fhirapi/outcome.py)",
+    "SmsError": "a text provider's failure, kept by class name for the delivery retries (messaging/sms.py)",
     "_DryRun": "control flow: rolls back a trial booking (scheduling/series.py)",
 }
 

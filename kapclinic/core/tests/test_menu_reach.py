@@ -16,9 +16,10 @@ from django.urls import reverse
 
 APPS = ("accounts", "audit", "consent", "core", "intake", "interop", "measures", "notes", "patients",
         "portal", "public", "scheduling", "sessions", "treatment", "inventory", "documents",
-        "billing", "fhirapi")  # fmt: skip
+        "billing", "fhirapi", "conversations", "notifications")  # fmt: skip
 # Reached from the header (two-factor, sign-out) or from an email, or not a page for people.
-NOT_IN_MENUS = {"core:healthz", "fhirapi:metadata", "fhirapi:smart_configuration"}  # JSON for machines
+NOT_IN_MENUS = {"core:healthz", "fhirapi:metadata", "fhirapi:smart_configuration",
+                "notifications:badge"}  # JSON for machines; the badge is the bell's htmx fragment
 HREF = re.compile(r'href="(/[^"#?]*)')
 
 

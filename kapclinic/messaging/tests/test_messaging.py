@@ -127,9 +127,10 @@ def test_no_care_team_and_no_on_call_says_nobody_was_told(world: Any, client: An
     alert = SafetyAlert.objects.get(patient=patient)
     assert alert.notified_via == "nobody" and not OutboundMessage.objects.exists()
     client.force_login(world.nurse)
-    assert "Nobody was emailed: no care team and no on-call prescriber" in client.get(
-        reverse("core:home")
-    ).content.decode()
+    assert (
+        "Nobody was emailed: no care team and no on-call prescriber"
+        in client.get(reverse("core:home")).content.decode()
+    )
 
 
 def _paper_phq9(world: Any) -> SafetyAlert:

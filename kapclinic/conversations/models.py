@@ -1,0 +1,105 @@
+"""Secure messages between a patient and their care team, and between staff about a patient (issue 17).
+
+A message is clinical data: it belongs to one patient of one clinic, is read through `kapclinic.policy`
+(staff need view_clinical for the patient; a patient reads only the patient threads of their own
+record, never the staff threads), every read and write is audited, it never appears in an email body
+and it is part of the patient's FHIR export (interop/fhir.py, Communication). Text only: attachments
+wait for the chart's document rules."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+
+from kapclinic.core import clock
+
+USER = settings.AUTH_USER_MODEL
+
+#: The longest message accepted, in characters (a long letter; longer belongs in a session).
+MAX_MESSAGE_CHARS = 4000
+#: The clinic's promise of a reply unless it sets its own (clinic policy, not a clinical number).
+DEFAULT_REPLY_HOURS = 48
+
+
+class ThreadKind(models.TextChoices):
+    PATIENT = "patient", "With the patient"
+    STAFF = "staff", "Staff only, about the patient"
+
+
+class ThreadStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    DONE = "done", "Done"
+
+
+class ConversationSettings(models.Model):
+    """The clinic's messaging settings (one row per clinic; missing row = defaults)."""
+
+    clinic = models.OneToOneField("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    reply_hours = models.PositiveSmallIntegerField(
+        default=DEFAULT_REPLY_HOURS,
+        help_text="How soon the care team replies to a patient's message, in hours (shown to patients).",
+    )
+    updated_at = models.DateTimeField(default=clock.now)
+    updated_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+
+class Thread(models.Model):
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="threads")
+    kind = models.CharField(max_length=10, choices=ThreadKind.choices, default=ThreadKind.PATIENT)
+    subject = models.CharField(max_length=120)
+    status = models.CharField(max_length=10, choices=ThreadStatus.choices, default=ThreadStatus.OPEN)
+    assigned_to = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=clock.now)
+    last_message_at = models.DateTimeField(default=clock.now)
+    last_message_by = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    #: When the patient's oldest message still waiting for a staff answer was sent (None: nothing waits).
+    awaiting_since = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    #: Set on listed rows by the views (selectors.is_unread); not stored.
+    unread: bool = False
+
+    class Meta:
+        ordering: ClassVar = ["-last_message_at", "-id"]
+        indexes: ClassVar = [
+            models.Index(fields=["clinic", "status", "-last_message_at"], name="thread_inbox"),
+            models.Index(fields=["clinic", "awaiting_since"], name="thread_awaiting"),
+            models.Index(fields=["patient", "kind", "-last_message_at"], name="thread_patient"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Thread {self.pk}"
+
+
+class Message(models.Model):
+    thread = models.ForeignKey(Thread, on_delete=models.PROTECT, related_name="messages")
+    author = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    from_patient = models.BooleanField(default=False)
+    body = models.TextField()
+    created_at = models.DateTimeField(default=clock.now)
+    #: The chart note this message was filed into (notes.Note), if any.
+    note = models.ForeignKey("notes.Note", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering: ClassVar = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Message {self.pk}"
+
+
+class ReadMark(models.Model):
+    """How far one person has read one thread."""
+
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="read_marks")
+    user = models.ForeignKey(USER, on_delete=models.CASCADE, related_name="+")
+    read_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints: ClassVar = [models.UniqueConstraint(fields=["thread", "user"], name="readmark_unique")]
