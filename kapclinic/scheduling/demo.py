@@ -149,6 +149,59 @@ def seed(ctx: Any) -> None:
         )  # fmt: skip
 
 
+def record_past_dosing(ctx: Any, session: Any, now: dt.datetime) -> None:
+    """The calendar's record of a demo dosing session that no booked appointment started (the sessions
+    demo's earlier sessions): a completed dosing appointment from check-in (30 minutes before the first
+    dose) for three hours, in a chair free then when there is one, linked to the session; and the
+    integration session the day after (at 10:00 with the patient's therapist, in the integration room
+    when free), unless the patient already has one that day. Demo history only: the sessions it mirrors
+    were run by the demo's one nurse side by side, so staff overlaps are not checked here (rooms are).
+    Linked to their plan lines afterwards by ``link_plan_lines``."""
+    from kapclinic.sessions.models import DosingSession
+
+    patient = session.patient
+    assert session.first_dose_at is not None
+    start = session.first_dose_at - dt.timedelta(minutes=30)
+
+    def room(kind: str, begin: dt.datetime, end: dt.datetime) -> Resource | None:
+        busy = Appointment.objects.filter(
+            clinic=ctx.clinic, resource__isnull=False, starts_at__lt=end, ends_at__gt=begin
+        ).exclude(status=Status.CANCELLED)
+        return (
+            Resource.objects.filter(clinic=ctx.clinic, kind=kind)
+            .exclude(pk__in=busy.values("resource_id"))
+            .order_by("position", "pk")
+            .first()
+        )
+
+    def book(kind: str, begin: dt.datetime, minutes: int, staff: Any, resource_kind: str) -> Appointment:
+        end = begin + dt.timedelta(minutes=minutes)
+        status = Status.COMPLETED if end <= now else Status.BOOKED
+        return Appointment.objects.create(
+            clinic=ctx.clinic, patient=patient, kind=kind, starts_at=begin, ends_at=end, staff=staff,
+            resource=room(resource_kind, begin, end), status=status,
+            created_by=ctx.staff["frontdesk"], created_at=begin - dt.timedelta(days=7),
+        )  # fmt: skip
+
+    appt = book(Kind.DOSING, start, 180, ctx.staff["nurse"], "chair")
+    DosingSession.objects.filter(pk=session.pk).update(appointment=appt)
+    next_day = timezone.localdate(start) + dt.timedelta(days=1)
+    day_start = _local(next_day, 0)
+    if not Appointment.objects.filter(
+        patient=patient,
+        kind=Kind.INTEGRATION,
+        starts_at__gte=day_start,
+        starts_at__lt=day_start + dt.timedelta(days=1),
+    ).exists():
+        member = (
+            CareTeamMember.objects.filter(patient=patient, role=CareTeamRole.THERAPIST)
+            .select_related("user")
+            .first()
+        )
+        therapist = member.user if member is not None else ctx.staff["prescriber"]
+        book(Kind.INTEGRATION, _local(next_day, 10), 60, therapist, "room")
+
+
 def link_plan_lines(clinic: Any) -> int:
     """Link the demo's booked and completed appointments to the signed plan lines they fulfil
     (``Appointment.proposal``, and the line's ``booked_ref`` as "Book the series" sets it), so the plan

@@ -72,6 +72,7 @@ MATRIX = {
     ),
     "sessions:detail": Entry(VIEW, setup=_session),
     "sessions:monitor": Entry(VIEW, setup=_session),
+    "sessions:dose_card": Entry(VIEW, setup=_session),
     "sessions:rems": Entry(VIEW, setup=_session),
     "sessions:transition": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:abort": Entry(MONITOR_POST, setup=_session, method="post"),

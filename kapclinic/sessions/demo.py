@@ -323,7 +323,7 @@ def _completed(
         services.vitals_record(nurse, s, Reading(sbp=130, dbp=84, hr=72, rr=14, spo2=98))
     with at(recovery + 10):
         s.refresh_from_db()
-        services.session_discharge(
+        s = services.session_discharge(
             nurse,
             s,
             s.version,
@@ -333,6 +333,8 @@ def _completed(
             ready_to_leave_minutes=90,
             note="Alert and steady; left with escort.",
         )
+    if appt is None:  # the calendar keeps every session: its dosing appointment and the integration after
+        scheduling_demo.record_past_dosing(ctx, s, clock.now())  # the real clock again
 
 
 @transaction.atomic

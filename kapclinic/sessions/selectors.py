@@ -249,6 +249,26 @@ class PatientSession:
     date: str  # scheduled date, "j M Y" in the clinic's time zone
     protocol_id: str
     state: str  # the state's label
+    protocol_title: str = ""  # the protocol's name
+
+
+def protocol_title(protocol_id: str, version: str | None = None) -> str:
+    """The protocol's name for lists ("Ketamine IV infusion ..."), from the protocol library (no query);
+    the stored id when the library no longer has that protocol."""
+    from kapclinic.clinical.protocols import UnknownProtocol, get_protocol
+
+    try:
+        return get_protocol(protocol_id, version).title
+    except UnknownProtocol:
+        return protocol_id
+
+
+def with_protocol_titles(sessions: Iterable[DosingSession]) -> list[DosingSession]:
+    """The sessions, each with ``protocol_title`` set for the list templates (no query)."""
+    out = list(sessions)
+    for s in out:
+        s.protocol_title = protocol_title(s.protocol_id, s.protocol_version)  # type: ignore[attr-defined]
+    return out
 
 
 def patient_sessions(patient: Any, limit: int = 10) -> list[PatientSession]:
@@ -256,12 +276,19 @@ def patient_sessions(patient: Any, limit: int = 10) -> list[PatientSession]:
     rows = (
         DosingSession.objects.filter(patient=patient)
         .order_by("-scheduled_for", "-id")
-        .values_list("pk", "scheduled_for", "protocol_id", "state")[:limit]
+        .values_list("pk", "scheduled_for", "protocol_id", "protocol_version", "state")[:limit]
     )
     link = RowLink("sessions:detail", 2)
     return [
-        PatientSession(pk, link(patient.pk, pk), date_text(when, "j M Y"), protocol_id, state_label(state))
-        for pk, when, protocol_id, state in rows
+        PatientSession(
+            pk,
+            link(patient.pk, pk),
+            date_text(when, "j M Y"),
+            protocol_id,
+            state_label(state),
+            protocol_title(protocol_id, version),
+        )
+        for pk, when, protocol_id, version, state in rows
     ]
 
 
@@ -438,7 +465,7 @@ class TimelineRow:
 
     @property
     def offset_text(self) -> str:
-        """"+12" after the first dose, "−3" before it (a pre-dose reading), "–" when there is no dose."""
+        """ "+12" after the first dose, "−3" before it (a pre-dose reading), "–" when there is no dose."""
         if self.minutes is None:
             return "–"
         return f"+{self.minutes}" if self.minutes >= 0 else f"−{-self.minutes}"

@@ -27,6 +27,7 @@ urlpatterns = [
     path(S + "event/<str:kind>/", views.event, name="event"),
     path(S + "alerts/<int:alert_id>/acknowledge/", views.acknowledge, name="acknowledge"),
     path(S + "dose/", views.dose, name="dose"),
+    path(S + "dose/card/", views.dose_card, name="dose_card"),
     path(S + "dose/double-check/", views.double_check, name="double_check"),
     path(S + "dose/cosign/", views.cosign, name="cosign"),
     path(S + "dose/double-check/withdraw/", views.double_check_withdraw, name="double_check_withdraw"),

@@ -40,9 +40,10 @@ def index(request: HttpRequest) -> HttpResponse:
     require_clinic(request, ClinicAction.CLINICAL_WORK)
     actor = actor_from_request(request)
     today = clock.today()
-    todays = list(selectors.clinic_sessions(actor, today))
+    todays = selectors.with_protocol_titles(selectors.clinic_sessions(actor, today))
     recent = Paginator(selectors.clinic_sessions(actor).exclude(pk__in=[s.pk for s in todays]).reverse(), 25)
     page = recent.get_page(request.GET.get("page"))
+    page.object_list = selectors.with_protocol_titles(page.object_list)
     overdue = list(selectors.rems_overdue(actor)[:50])
     not_started = selectors.appointments_not_started(actor, today)
     record_event(actor, "list", object_type="kap_sessions.dosingsession", detail=f"today:{len(todays)}")
@@ -203,17 +204,10 @@ def _context(
         ctx["baseline"] = baseline
         ctx["override_form"] = f.OverrideForm()
     if state is State.PREDOSE_PASSED:
-        ctx["handoff"] = selectors.dose_handoff(
-            record.admin,
-            double_check_required=protocol.dose.double_check_required,
-            user_id=actor.user_id,
-            role=actor.role,
+        ctx.update(
+            _dose_card_context(actor, session, protocol, record, ctx["can_monitor"], ctx["can_prescribe"])
         )
-        ctx["dose_form"] = f.DoseForm(
-            protocol=protocol, reordering=record.admin is not None, initial={"version": session.version}
-        )
-        ctx["start_form"] = f.StartDosingForm(initial={"version": session.version})
-    if state in MONITOR_STATES or state is State.PREDOSE_PASSED or state is State.DISCHARGED:
+    if state in MONITOR_STATES or state is State.DISCHARGED:
         ctx["administration"] = record.admin
         ctx["superseded_orders"] = list(
             session.superseded_orders.select_related("ordered_by", "superseded_by", "cosigned_by")
@@ -281,6 +275,56 @@ def _stock_context(session: DosingSession, state: State, protocol: Any) -> dict[
         ctx["stock_open"] = [st for st in statuses if st.unaccounted > 0 or st.disposal_needed]
         ctx["waste_form"] = f.SessionWasteForm(prefix="waste")
         ctx["disposal_form"] = f.DeviceDisposalForm(prefix="disp")
+
+
+#: Seconds between two refreshes of the dose card while it shows its reader nothing to type into
+#: (waiting for the prescriber's order, the double-check, the co-signature or the colleague who gives it).
+DOSE_CARD_POLL_SECONDS = 12
+
+
+def _dose_card_context(
+    actor: Actor,
+    session: DosingSession,
+    protocol: Any,
+    record: selectors.SessionRecord,
+    can_monitor: bool,
+    can_prescribe: bool,
+) -> dict[str, Any]:
+    """What sessions/_dose.html prints once the pre-dose checks have passed, for the page and for the
+    card's own refresh: the hand-off (who does what next), the order and the superseded orders, the
+    forms this person may use. "Start dosing" is offered only once the dose can be started by this
+    person (ordered, co-signed when above the maximum, double-checked by someone else when required).
+    While the card offers nothing to type into, it refreshes itself (``dose_poll``): the nurse waiting
+    for the order sees it arrive without reloading; the refresh stops when the card has a form."""
+    admin = record.admin
+    double_check = protocol.dose.double_check_required
+    startable = (
+        admin is not None
+        and can_monitor
+        and not admin.awaiting_cosign
+        and (not double_check or admin.double_checked_by_id not in (None, actor.user_id))
+    )
+    ctx: dict[str, Any] = {
+        "handoff": selectors.dose_handoff(
+            admin, double_check_required=double_check, user_id=actor.user_id, role=actor.role
+        ),
+        "administration": admin,
+        "superseded_orders": list(
+            session.superseded_orders.select_related("ordered_by", "superseded_by", "cosigned_by")
+        ),
+        "can_start": startable,
+        "dose_poll": None if can_prescribe or startable else DOSE_CARD_POLL_SECONDS,
+    }
+    if can_prescribe:
+        ctx["dose_form"] = f.DoseForm(
+            protocol=protocol, reordering=admin is not None, initial={"version": session.version}
+        )
+    if startable:
+        ctx["start_form"] = f.StartDosingForm(initial={"version": session.version})
+    gaps = services.protocol_gaps_sentence(protocol)
+    if gaps:
+        ctx["protocol_gaps"] = gaps
+        ctx["settings_url"] = services.settings_url(protocol.id)
     return ctx
 
 
@@ -386,6 +430,33 @@ def monitor(request: HttpRequest, patient_id: int, session_id: int) -> HttpRespo
     patient = open_patient(request, patient_id, Action.VIEW_CLINICAL)
     session = _session(patient, session_id)
     return render(request, "sessions/_status.html", _status_context(session))
+
+
+@login_required
+def dose_card(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    """htmx partial: the dose card alone, polled while it offers its reader nothing to type into (the
+    poll is not activity for the idle sign-out: the card's element is named "poll"). The same permission
+    check and audit entry as the page; a constant number of queries. Once the session has moved on from
+    "ready for dosing" (dosing started, aborted), the card says so and stops refreshing."""
+    patient = open_patient(request, patient_id, Action.VIEW_CLINICAL)
+    session = _session(patient, session_id)
+    actor = actor_from_request(request)
+    state = State(session.state)
+    ctx: dict[str, Any] = {"patient": patient, "session": session, "state": state}
+    if state is not State.PREDOSE_PASSED:
+        ctx["state_label"] = STATE_LABELS[state]
+        return render(request, "sessions/_dose_moved.html", ctx)
+    protocol = services.protocol_for(session)
+    can_monitor = can(actor, Action.MONITOR_SESSION, patient)
+    can_prescribe = can(actor, Action.PRESCRIBE, patient)
+    ctx.update(protocol=protocol, can_monitor=can_monitor, can_prescribe=can_prescribe)
+    ctx.update(
+        _dose_card_context(
+            actor, session, protocol, selectors.SessionRecord(session), can_monitor, can_prescribe
+        )
+    )
+    ctx.update(_stock_context(session, state, protocol))  # the container choice once dosing can start
+    return render(request, "sessions/_dose.html", ctx)
 
 
 def _fail(

@@ -5,11 +5,13 @@ them booked. Idempotent."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from kapclinic.accounts.models import Membership, User
 from kapclinic.core.demo import PATIENT_LOGIN
@@ -62,6 +64,25 @@ def _plan_lines_are_linked(client: Any) -> None:
         earlier = DosingSession.objects.filter(patient=s.patient, scheduled_for__lt=s.scheduled_for)
         lines = list(s.appointment.proposal.plan.proposals.filter(kind="dosing"))
         assert lines.index(s.appointment.proposal) == earlier.exclude(state="aborted").count()
+
+    # Every past demo dosing session is on the calendar: its dosing appointment (linked to the session)
+    # and an integration appointment the day after; each is linked to its plan line while the plan has
+    # one, so a plan page never lists a dose already given as "not booked yet".
+    past = DosingSession.objects.filter(state="discharged").select_related("appointment")
+    assert past.count() >= 20 and not past.filter(appointment__isnull=True).exists()
+    for s in past:
+        assert s.appointment is not None and s.appointment.kind == "dosing"
+        # (the scheduling demo's own bookings were read from the clock moments before their sessions)
+        assert s.appointment.starts_at - dt.timedelta(minutes=15) <= s.scheduled_for < s.appointment.ends_at
+        day = timezone.localdate(s.appointment.starts_at) + dt.timedelta(days=1)
+        assert Appointment.objects.filter(
+            patient=s.patient_id, kind="integration", starts_at__date=day, status__in=ACTIVE_STATUSES
+        ).exists(), s
+    for plan in TreatmentPlan.objects.filter(status="signed"):
+        given = past.filter(patient=plan.patient_id).count()
+        dosing = list(plan.proposals.filter(kind="dosing"))
+        unbooked = [n for n, line in enumerate(dosing, 1) if not line.appointments.exists()]
+        assert not [n for n in unbooked if n <= given], (plan.patient, unbooked, given)
 
     # The demo patient: every preparation, dosing and integration appointment on the calendar is a
     # booked line of the signed plan, and the plan page says so with a link to each.
