@@ -62,7 +62,7 @@ def test_over_maximum_cosign_and_hard_ceiling(
     s.refresh_from_db()
     services.gate_pass(na, s, s.version)
     detail = f"{server}/sessions/patient/{patient.pk}/{s.pk}/"
-    container = stock_for_session(s)  # the clinic's ketamine vials (issue 14)
+    stock_for_session(s)  # the clinic's ketamine vials (issue 14)
 
     # --- first prescriber: 0.9 mg/kg is above the 0.75 mg/kg maximum; refused without a reason
     login(page, "first@ceiling.test")
