@@ -163,7 +163,7 @@ def test_administration_log_on_screen_and_csv(client: Any, world: Any, clock_fro
     page = client.get(reverse("inventory:administration_log"), q)
     assert page.status_code == 200 and world.patient.mrn in page.content.decode()
     csv_response = client.get(reverse("inventory:administration_log"), {**q, "format": "csv"})
-    lines = csv_response.content.decode().splitlines()
+    lines = b"".join(csv_response.streaming_content).decode().splitlines()
     assert lines[0].startswith("date and time,patient record number,product,lot,container,mg,mL,route")
     assert f"{world.patient.mrn},Ketamine HCl injection,LOT-A1,{c.identifier},70,1.4,IM" in lines[1]
     bad = client.get(reverse("inventory:administration_log"), {**q, "end": "2000-01-01"})
