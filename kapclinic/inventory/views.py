@@ -552,7 +552,7 @@ def receipt_log(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def administration_log(request: HttpRequest) -> HttpResponse:
+def administration_log(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     require_roles(request, READ)
     clinic = _clinic(request)
     form = ReportForm(clinic, request.GET or None)
@@ -573,9 +573,9 @@ def administration_log(request: HttpRequest) -> HttpResponse:
         record_event(actor, "export", obj=reg, detail=f"inventory.administration_log rows={total}")
         writer = csv.writer(_Echo())
         header = [selectors.ADMIN_LOG_HEADER]
-        rows = selectors.stream_administration_rows(entries, reg.clinic.zone)
+        every = selectors.stream_administration_rows(entries, reg.clinic.zone)
         response = StreamingHttpResponse(
-            (writer.writerow(row) for row in itertools.chain(header, rows)), content_type="text/csv"
+            (writer.writerow(row) for row in itertools.chain(header, every)), content_type="text/csv"
         )
         name = f"administration-log-{reg.dea_number}-{d['start']}-{d['end']}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
