@@ -204,11 +204,14 @@ def _context(
         ctx["baseline"] = baseline
         ctx["override_form"] = f.OverrideForm()
     if state is State.PREDOSE_PASSED:
+        from kapclinic.inventory.services import STOCKED_FORMS
+
         ctx["handoff"] = selectors.dose_handoff(
             record.admin,
             double_check_required=protocol.dose.double_check_required,
             user_id=actor.user_id,
             role=actor.role,
+            from_stock=protocol.dose.form in STOCKED_FORMS,
         )
         ctx["dose_form"] = f.DoseForm(
             protocol=protocol, reordering=record.admin is not None, initial={"version": session.version}
