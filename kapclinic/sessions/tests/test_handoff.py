@@ -436,7 +436,7 @@ def test_the_giver_types_the_lot_only_when_the_dose_is_not_drawn_from_stock() ->
     from kapclinic.sessions.selectors import dose_handoff
 
     admin = SimpleNamespace(double_checked_by_id=None, ordered_by_id=1)
-    args = {"double_check_required": False, "user_id": 2, "role": "nurse"}
-    assert "record the lot number and expiry" in dose_handoff(admin, **args).you
-    stocked = dose_handoff(admin, **args, from_stock=True).you
+    typed = dose_handoff(admin, double_check_required=False, user_id=2, role="nurse").you
+    assert "record the lot number and expiry" in typed
+    stocked = dose_handoff(admin, double_check_required=False, user_id=2, role="nurse", from_stock=True).you
     assert "choose the container the dose is drawn from" in stocked and "record the lot" not in stocked
