@@ -46,9 +46,9 @@ READ = ["admin", "nurse", "prescriber"]
 HANDS = ["nurse", "prescriber"]
 PRESCRIBER = ["prescriber"]
 # Page sizes of the long lists (every row is in the CSV / `controlled_substances report`).
-STOCK_PAGE = 50
-LEDGER_PAGE = 50
-ADMIN_LOG_PAGE = 100
+STOCK_PAGE = 25
+LEDGER_PAGE = 25
+ADMIN_LOG_PAGE = 50
 
 
 def _clinic(request: HttpRequest) -> Any:
