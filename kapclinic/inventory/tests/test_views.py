@@ -279,6 +279,6 @@ def test_ledger_and_log_pages_take_a_constant_number_of_queries(
     q = {"registration": c.registration.dea_number, "start": "2026-03-01", "end": "2026-03-02"}
     with django_assert_max_num_queries(25):
         page = client.get(reverse("inventory:administration_log"), q)
-    assert page.content.decode().count("(waste)") == 30
+    assert page.content.decode().count("(waste)") == 25  # the first page: 50 of the 60 rows, alternating
     with django_assert_max_num_queries(25):
         assert client.get(reverse("inventory:index")).status_code == 200
