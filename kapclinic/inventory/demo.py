@@ -1,6 +1,11 @@
 """Demo controlled-substance records: a registration, deliveries over the past months, a ledger that
-matches the demo's dosing sessions (every administered dose drawn from a container), and one open
-discrepancy from the last close-of-business count. Synthetic data only; runs after the sessions demo.
+matches the demo's dosing sessions, one open discrepancy from the last close-of-business count, and a
+couple of clinic holidays (they move the loss-report deadlines). Synthetic data only.
+
+The sessions demo (kapclinic.sessions.demo) draws every dose it gives from this stock through the same
+services a nurse uses (sessions.services.dosing_start_from_stock, the residue wasted with a witness,
+esketamine devices' disposal recorded): ``container_for`` finds the container, receiving a delivery the
+morning of the dose when nothing on hand holds it. ``seed`` (after the sessions demo) takes the count.
 
 Products (docs/controlled-substances.md §7): ketamine 10 mg/mL x 20 mL vials (the demo's IV protocol
 orders 10 mg/mL) and Spravato kits of 2 devices (the demo's 56 mg esketamine sessions).
@@ -9,29 +14,38 @@ orders 10 mg/mL) and Spravato kits of 2 devices (the demo's 56 mg esketamine ses
 from __future__ import annotations
 
 import datetime as dt
-import math
-from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from kapclinic.accounts.models import Membership
 from kapclinic.core import clock
-from kapclinic.core.actor import Actor
 from kapclinic.inventory import services
-from kapclinic.inventory.models import Container, Product, Registration
+from kapclinic.inventory.models import (
+    ClinicHoliday,
+    Container,
+    Count,
+    LedgerEntry,
+    Product,
+    Receipt,
+    Registration,
+)
 from kapclinic.inventory.testing import dea_number
 
+#: Drawn into the syringe beyond an IV dose and wasted with a witness (the demo's syringe residue).
+RESIDUE_MG = Decimal(1)
+#: Containers per demo delivery.
+VIALS_PER_DELIVERY, KITS_PER_DELIVERY = 5, 4
 
-def _actor(ctx: Any, user: Any) -> Actor:
-    role = Membership.objects.get(user=user, clinic=ctx.clinic).role
-    return Actor(user=user, clinic=ctx.clinic, role=role, request_id="seed-demo")
 
-
-def seed(ctx: Any) -> None:
-    if Registration.objects.filter(clinic=ctx.clinic).exists():
-        return
-    from kapclinic.sessions.models import Administration
-
+def ensure_setup(ctx: Any, first_dose_at: dt.datetime | None = None) -> tuple[Registration, Product, Product]:
+    """The demo registration and its two products (created once), and the initial inventory: a zero
+    inventory taken two days before the first dose (§2). Idempotent."""
+    reg = Registration.objects.filter(clinic=ctx.clinic).first()
+    if reg is not None:
+        return (
+            reg,
+            Product.objects.get(clinic=ctx.clinic, kind="vial"),
+            Product.objects.get(clinic=ctx.clinic, kind="device_pack"),
+        )
     prescriber = ctx.staff_actor("prescriber")
     reg = services.create_registration(
         prescriber,
@@ -42,7 +56,6 @@ def seed(ctx: Any) -> None:
         address="Demo clinic, dosing suite",
         location_names=["Locked cabinet, dosing suite"],
     )
-    location = reg.locations.get()
     vial = Product.objects.create(
         clinic=ctx.clinic,
         name="Ketamine HCl injection",
@@ -59,77 +72,74 @@ def seed(ctx: Any) -> None:
         devices_per_pack=2,
         device_strength_mg=Decimal(28),
     )
-    given = list(
-        Administration.objects.filter(session__clinic=ctx.clinic, administered_at__isnull=False)
-        .select_related("session__patient", "administered_by")
-        .order_by("administered_at")
+    services.record_count(
+        ctx.staff_actor("nurse"),
+        reg,
+        kind="initial",
+        timing="opening",
+        witness=ctx.staff["prescriber"],
+        lines=[],
+        taken_at=(first_dose_at or clock.now()) - dt.timedelta(days=2),
     )
-    # deliveries: one per product per month with doses, the day before that month's first dose
-    by_month: dict[tuple[str, dt.date], list[Any]] = defaultdict(list)
-    for a in given:
-        assert a.administered_at is not None
-        by_month[("kit" if a.devices else "vial", a.administered_at.date().replace(day=1))].append(a)
-    if given:  # the initial inventory, a zero inventory taken before the first delivery (§2)
-        first = given[0].administered_at
-        assert first is not None
-        services.record_count(
-            ctx.staff_actor("nurse"),
-            reg,
-            kind="initial",
-            timing="opening",
-            witness=ctx.staff["prescriber"],
-            lines=[],
-            taken_at=first - dt.timedelta(days=2),
-        )
-    supplier_dea = dea_number("RS", 731052)
-    first_day = {key: min(a.administered_at.date() for a in items) for key, items in by_month.items()}
-    for n, (key, items) in enumerate(sorted(by_month.items(), key=lambda kv: first_day[kv[0]])):
-        product_key, _month = key
-        received = first_day[key] - dt.timedelta(days=1)
-        if product_key == "vial":
-            need = sum((a.dose_mg for a in items), Decimal(0))
-            count, delivered = math.ceil(need / 200) + 1, vial
-        else:
-            count, delivered = len(items) + 1, kit
-        services.receive_delivery(
-            prescriber,
+    return reg, vial, kit
+
+
+def container_for(ctx: Any, form: str, *, dose_mg: Decimal | None, devices: int | None) -> int:
+    """The container a demo dose is drawn from (clock: the dose's time): the earliest-expiring one on
+    hand that holds the dose and its residue; when none does, a delivery received 90 minutes before."""
+    from kapclinic.intake.demo import at_time
+
+    need = Decimal(devices) if devices else (dose_mg or Decimal(0)) + RESIDUE_MG
+    now = clock.now()
+    for c in services.stock_for_form(ctx.clinic, form):
+        # not one another patient's session dosed at this same moment has just used (its lines stay in
+        # time order)
+        last = LedgerEntry.objects.filter(container=c).order_by("-seq").values_list("at", flat=True).first()
+        if c.balance >= need and (last is None or last <= now):
+            return c.pk
+    reg, vial, kit = ensure_setup(ctx, now)
+    n = Receipt.objects.filter(registration=reg).count()
+    with at_time(now - dt.timedelta(minutes=90)):
+        received = clock.today()
+        receipt = services.receive_delivery(
+            ctx.staff_actor("prescriber"),
             registration=reg,
-            product=delivered,
-            location=location,
+            product=kit if devices else vial,
+            location=reg.locations.get(),
             supplier="Synthetic Pharma Supply",
-            supplier_dea_number=supplier_dea,
+            supplier_dea_number=dea_number("RS", 731052),
             invoice_number=f"SPS-{2026000 + n}",
             invoice_date=received,
             received_on=received,
             lot=f"DEMO{ctx.rng_for('inventory-lot', n).randint(10000, 99999)}",
             expiry=received + dt.timedelta(days=720),
-            containers=count,
+            containers=KITS_PER_DELIVERY if devices else VIALS_PER_DELIVERY,
         )
-    # every dose given is drawn from the open container, finishing it before the next one is opened
-    # (a dose may take the rest of one vial and the start of the next: one ledger line each)
-    for a in given:
-        stocked = kit if a.devices else vial
-        remaining = Decimal(a.devices) if a.devices else a.dose_mg
-        actor = _actor(ctx, a.administered_by)
-        for container in Container.objects.filter(registration=reg, product=stocked, balance__gt=0).order_by(
-            "identifier"
-        ):
-            if remaining <= 0:
-                break
-            take = min(container.balance, remaining)
-            services.record_entry(
-                actor,
-                container.pk,
-                kind="administration",
-                amount=take,
-                unit="devices" if a.devices else "mg",
-                session=a.session,
-                patient=a.session.patient,
-                route=a.route,
-                at=a.administered_at,
-            )
-            remaining -= take
-    # the last close-of-business count: the open vial estimated 2 mg short -> one open discrepancy
+    return Container.objects.filter(receipt=receipt).order_by("identifier").values_list("pk", flat=True)[0]
+
+
+HOLIDAYS = [((12, 25), "Christmas Day"), ((1, 1), "New Year's Day")]
+
+
+def _holidays(ctx: Any) -> None:
+    """The next Christmas Day and New Year's Day as clinic holidays (they move loss-report deadlines)."""
+    admin = ctx.staff_actor("admin")
+    today = clock.today()
+    for (month, day), name in HOLIDAYS:
+        when = dt.date(today.year, month, day)
+        if when < today:
+            when = when.replace(year=today.year + 1)
+        if not ClinicHoliday.objects.filter(clinic=ctx.clinic, day=when).exists():
+            services.add_holiday(admin, day=when, name=name)
+
+
+def seed(ctx: Any) -> None:
+    """After the sessions demo (which drew its doses from stock): the last close-of-business count,
+    with the open vial estimated 2 mg short, so one discrepancy is open; and the holidays."""
+    _holidays(ctx)
+    reg, vial, _kit = ensure_setup(ctx)
+    if Count.objects.filter(registration=reg, timing="close").exists():
+        return
     on_hand = list(Container.objects.filter(registration=reg, balance__gt=0).select_related("product"))
     if not on_hand:
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,29 +115,35 @@ ADMIN_LOG_HEADER = [
 ]
 
 
-def administration_rows(entries: QuerySet[LedgerEntry], zone: Any) -> list[list[str]]:
-    """Rows of the administration log; times in the clinic's zone, named (e.g. 2026-03-02 09:00 EST)."""
-    rows = []
-    for e in entries:
-        c = e.container
-        unit = "" if e.unit == "mg" else f" {e.unit}"
-        kind = "" if e.kind == "administration" else " (waste)"
-        rows.append(
-            [
-                e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
-                e.patient.mrn if e.patient else "",
-                c.product.name + kind,
-                c.lot,
-                c.identifier,
-                _num(e.amount_mg),
-                _num(e.amount_ml),
-                e.route,
-                e.by.full_name,
-                e.witness.full_name if e.witness else "",
-                _num(e.balance_after) + unit,
-            ]
-        )
-    return rows
+def administration_row(e: LedgerEntry, zone: Any) -> list[str]:
+    """One row of the administration log; times in the clinic's zone, named (e.g. 2026-03-02 09:00 EST)."""
+    c = e.container
+    unit = "" if e.unit == "mg" else f" {e.unit}"
+    kind = "" if e.kind == "administration" else " (waste)"
+    return [
+        e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
+        e.patient.mrn if e.patient else "",
+        c.product.name + kind,
+        c.lot,
+        c.identifier,
+        _num(e.amount_mg),
+        _num(e.amount_ml),
+        e.route,
+        e.by.full_name,
+        e.witness.full_name if e.witness else "",
+        _num(e.balance_after) + unit,
+    ]
+
+
+def administration_rows(entries: Iterable[LedgerEntry], zone: Any) -> list[list[str]]:
+    """Rows of the administration log (one page of it, or a short range)."""
+    return [administration_row(e, zone) for e in entries]
+
+
+def stream_administration_rows(entries: QuerySet[LedgerEntry], zone: Any) -> Iterator[list[str]]:
+    """Every row of the administration log, read in chunks (exports: memory independent of the range)."""
+    for e in entries.iterator(chunk_size=2000):
+        yield administration_row(e, zone)
 
 
 def _num(value: Any) -> str:

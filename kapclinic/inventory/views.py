@@ -9,11 +9,13 @@ Front desk and patients see nothing here.
 from __future__ import annotations
 
 import csv
+import itertools
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
@@ -39,6 +41,11 @@ from kapclinic.inventory.models import ClinicHoliday
 from kapclinic.inventory.witness import confirm
 from kapclinic.patients.models import Patient
 from kapclinic.policy import ClinicAction, clinic_can, require_clinic
+
+# Page sizes of the long lists (every row is in the CSV / `controlled_substances report`).
+STOCK_PAGE = 25
+LEDGER_PAGE = 25
+ADMIN_LOG_PAGE = 50
 
 
 def _clinic(request: HttpRequest) -> Any:
@@ -72,13 +79,14 @@ def _may(request: HttpRequest, action: ClinicAction) -> bool:
 def index(request: HttpRequest) -> HttpResponse:
     require_clinic(request, ClinicAction.VIEW_INVENTORY)
     clinic = _clinic(request)
-    stock = list(selectors.stock(clinic))
+    page = Paginator(selectors.stock(clinic), STOCK_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
         "inventory/index.html",
         {
             "registrations": selectors.registrations(clinic).prefetch_related("locations"),
-            "stock": [(c, selectors.balance_text(c)) for c in stock],
+            "stock": [(c, selectors.balance_text(c)) for c in page.object_list],
+            "page": page,
             "open_discrepancies": selectors.discrepancies(clinic, open_only=True),
             "losses": selectors.loss_reports(clinic, open_only=True),
             "can_stock": _may(request, ClinicAction.HANDLE_STOCK),
@@ -215,9 +223,16 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
                 else:
                     messages.success(request, "Ledger line added.")
                     return redirect("inventory:container", container_id=found.pk)
-    lines = list(selectors.ledger_lines(found))
+    # One page of lines, newest page first by default (a long-lived vial can hold hundreds of lines);
+    # the administration log CSV and `controlled_substances report` give every line.
+    paginator = Paginator(selectors.ledger_lines(found), LEDGER_PAGE)
+    page = paginator.get_page(request.GET.get("page") or paginator.num_pages)
+    lines = list(page.object_list)
     record_event(
-        actor_from_request(request), "list", obj=found, detail=f"inventory.ledger lines={len(lines)}"
+        actor_from_request(request),
+        "list",
+        obj=found,
+        detail=f"inventory.ledger lines={len(lines)} page={page.number}",
     )
     return render(
         request,
@@ -225,6 +240,7 @@ def container(request: HttpRequest, container_id: int) -> HttpResponse:
         {
             "container": found,
             "lines": lines,
+            "page": page,
             "form": form,
             "balance": selectors.balance_text(found),
             "can_enter": _may(request, ClinicAction.HANDLE_DOSES),
@@ -524,7 +540,7 @@ def receipt_log(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def administration_log(request: HttpRequest) -> HttpResponse:
+def administration_log(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     require_clinic(request, ClinicAction.VIEW_INVENTORY)
     clinic = _clinic(request)
     form = ReportForm(clinic, request.GET or None)
@@ -536,38 +552,55 @@ def administration_log(request: HttpRequest) -> HttpResponse:
             status=400 if request.GET else 200,
         )
     d = form.cleaned_data
-    rows = selectors.administration_rows(
-        selectors.administration_log(d["registration"], d["start"], d["end"]), d["registration"].clinic.zone
-    )
+    reg = d["registration"]
+    entries = selectors.administration_log(reg, d["start"], d["end"])
     actor = actor_from_request(request)
     if request.GET.get("format") == "csv":
-        response = HttpResponse(content_type="text/csv")
-        name = f"administration-log-{d['registration'].dea_number}-{d['start']}-{d['end']}.csv"
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
-        w = csv.writer(response)
-        w.writerow(selectors.ADMIN_LOG_HEADER)
-        w.writerows(rows)
-        record_event(
-            actor, "export", obj=d["registration"], detail=f"inventory.administration_log rows={len(rows)}"
+        # Every row of the range, streamed in chunks (the page below shows one page at a time).
+        total = entries.count()
+        record_event(actor, "export", obj=reg, detail=f"inventory.administration_log rows={total}")
+        writer = csv.writer(_Echo())
+        header = [selectors.ADMIN_LOG_HEADER]
+        every = selectors.stream_administration_rows(entries, reg.clinic.zone)
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in itertools.chain(header, every)), content_type="text/csv"
         )
+        name = f"administration-log-{reg.dea_number}-{d['start']}-{d['end']}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+    page = Paginator(entries, ADMIN_LOG_PAGE).get_page(request.GET.get("page"))
+    rows = selectors.administration_rows(page.object_list, reg.clinic.zone)
     record_event(
-        actor, "list", obj=d["registration"], detail=f"inventory.administration_log rows={len(rows)}"
+        actor,
+        "list",
+        obj=reg,
+        detail=f"inventory.administration_log rows={len(rows)} page={page.number}",
     )
-    csv_url = reverse("inventory:administration_log") + "?" + request.GET.urlencode() + "&format=csv"
+    params = request.GET.copy()
+    params.pop("page", None)
+    params.pop("format", None)
     return render(
         request,
         "inventory/administration_log.html",
         {
             "form": form,
             "rows": rows,
+            "page": page,
+            "extra_query": params.urlencode(),
             "header": selectors.ADMIN_LOG_HEADER,
-            "registration": d["registration"],
+            "registration": reg,
             "start": d["start"],
             "end": d["end"],
-            "csv_url": csv_url,
+            "csv_url": reverse("inventory:administration_log") + "?" + params.urlencode() + "&format=csv",
         },
     )
+
+
+class _Echo:
+    """A file-like object whose write returns the line (csv.writer into a streaming response)."""
+
+    def write(self, value: str) -> str:
+        return value
 
 
 @login_required

@@ -38,6 +38,8 @@ from kapclinic.core.actor import Actor
 from kapclinic.intake.demo import at_time, treatment_start
 from kapclinic.intake.models import Assessment
 from kapclinic.intake.selectors import eligibility_state
+from kapclinic.inventory import demo as inventory_demo
+from kapclinic.inventory import services as inventory_services
 from kapclinic.measures import demo as measures_demo
 from kapclinic.measures.services import response_submit
 from kapclinic.patients.models import PathwayStatus
@@ -256,10 +258,24 @@ def _completed(
     with at(0):
         s.refresh_from_db()
         giver = prescriber if iv else nurse  # the double-checker does not also give the dose
-        lot = f"LOT{ctx.rng.randint(10000, 99999)}"
-        s = services.dosing_start(
-            giver, s, s.version, lot_number=lot, expiry_date=clock.today() + dt.timedelta(days=300)
+        # The dose is drawn from the demo stock (kapclinic.inventory.demo) through the service a nurse
+        # uses: the container's lot and expiry, its ledger line written with the administration.
+        dose = Administration.objects.get(session=s)
+        form = services.protocol_for(s).dose.form
+        container = inventory_demo.container_for(ctx, form, dose_mg=dose.dose_mg, devices=dose.devices)
+        s = services.dosing_start_from_stock(
+            giver,
+            s,
+            s.version,
+            container_id=container,
+            drawn_mg=None if dose.devices else dose.dose_mg + inventory_demo.RESIDUE_MG,
         )
+        witness = ctx.staff["nurse" if giver is prescriber else "prescriber"]
+        if iv:  # the syringe residue, wasted with a witness as the dose is drawn
+            for draw in inventory_services.session_draws(s):
+                inventory_services.waste_for_session(
+                    giver, s, draw_id=draw.pk, amount_mg=draw.residue, witness=witness
+                )
     # The dose given, where the services ask for it: each further esketamine device 5 minutes after the
     # previous one ([S7] ref §1.3), the end of the 40-minute IV infusion (ref §1.4).
     device_record = getattr(services, "device_record", None)
@@ -315,6 +331,9 @@ def _completed(
                 services.rating_record(nurse, s, ObservationKind.SEDATION, 4)
                 services.rating_record(nurse, s, ObservationKind.DISSOCIATION, 2)
     with at(recovery):
+        if not iv:  # the used devices went to medical waste, witnessed
+            for draw in inventory_services.session_draws(s):
+                inventory_services.dispose_devices(giver, s, draw_id=draw.pk, witness=witness)
         s.refresh_from_db()
         s = services.session_transition(nurse, s, Event.START_RECOVERY, s.version)
     with at(recovery + 5):
@@ -365,11 +384,16 @@ def seed(ctx: Any) -> None:
         if p.pk in plans
     }
     courses = measures_demo.plan_courses(ctx, {pid: len(times) for pid, times in schedule.items()})
-    for patient in treated:
-        for k, start in enumerate(schedule.get(patient.pk, [])):
-            total = courses[patient.pk].total("PHQ-9", k)
-            rng = ctx.rng_for("sessions-phq9", patient.mrn, k)
-            _completed(ctx, patient, plans[patient.pk].protocol_id, start, total, rng)
+    # In time order across patients: each dose is drawn from the stock on hand that day, so the
+    # containers' ledgers read in date order.
+    past = sorted(
+        ((start, k, patient) for patient in treated for k, start in enumerate(schedule.get(patient.pk, []))),
+        key=lambda item: (item[0], item[2].pk),
+    )
+    for start, k, patient in past:
+        total = courses[patient.pk].total("PHQ-9", k)
+        rng = ctx.rng_for("sessions-phq9", patient.mrn, k)
+        _completed(ctx, patient, plans[patient.pk].protocol_id, start, total, rng)
     # Today: on the hour, one, two and three hours from now, on each patient's signed plan, started from
     # the scheduling demo's dosing appointments; the third is left for the nurse to start from the chair
     # board ("Start session"). Each patient answered the PHQ-9 for it: the demo patient in the portal

@@ -163,7 +163,7 @@ def test_administration_log_on_screen_and_csv(client: Any, world: Any, clock_fro
     page = client.get(reverse("inventory:administration_log"), q)
     assert page.status_code == 200 and world.patient.mrn in page.content.decode()
     csv_response = client.get(reverse("inventory:administration_log"), {**q, "format": "csv"})
-    lines = csv_response.content.decode().splitlines()
+    lines = b"".join(csv_response.streaming_content).decode().splitlines()
     assert lines[0].startswith("date and time,patient record number,product,lot,container,mg,mL,route")
     assert f"{world.patient.mrn},Ketamine HCl injection,LOT-A1,{c.identifier},70,1.4,IM" in lines[1]
     bad = client.get(reverse("inventory:administration_log"), {**q, "end": "2000-01-01"})
@@ -279,6 +279,6 @@ def test_ledger_and_log_pages_take_a_constant_number_of_queries(
     q = {"registration": c.registration.dea_number, "start": "2026-03-01", "end": "2026-03-02"}
     with django_assert_max_num_queries(25):
         page = client.get(reverse("inventory:administration_log"), q)
-    assert page.content.decode().count("(waste)") == 30
+    assert page.content.decode().count("(waste)") == 25  # the first page: 50 of the 60 rows, alternating
     with django_assert_max_num_queries(25):
         assert client.get(reverse("inventory:index")).status_code == 200

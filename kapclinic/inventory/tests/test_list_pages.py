@@ -1,0 +1,101 @@
+"""The stock page, the per-container ledger and the administration log are paginated and take the
+same number of queries with a few rows as with several pages of rows (bench: bench/prepare.py
+inventory scenarios; read-page target p95 150 ms). The CSV export still holds every row."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from kapclinic.core import clock
+from kapclinic.inventory import views
+from kapclinic.inventory.models import Container
+from kapclinic.inventory.testing import make_registration, make_vial_product, receive
+
+
+def _queries(client: Any, url: str, params: dict[str, str] | None = None) -> tuple[int, str]:
+    """Queries of a warm request (the first request of a session also loads per-session caches)."""
+    client.get(url, params or {})
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url, params or {})
+    assert response.status_code == 200
+    return len(ctx.captured_queries), response.content.decode()
+
+
+def _draw(world: Any, containers: list[Any], n: int) -> None:
+    """``n`` administrations of 1 mg, spread over ``containers`` (through the real service)."""
+    from kapclinic.inventory import services
+    from kapclinic.testing.factories import actor_for
+
+    nurse = actor_for(world.nurse, world.clinic)
+    for i in range(n):
+        services.record_entry(
+            nurse,
+            containers[i % len(containers)].pk,
+            kind="administration",
+            amount="1",
+            patient=world.patient,
+            route="IM",
+        )
+
+
+def test_stock_page_is_paginated_with_constant_queries(client: Any, world: Any, clock_frozen: Any) -> None:
+    reg, product = make_registration(world.clinic), make_vial_product(world.clinic)
+    receive(world.prescriber, world.clinic, reg, product, containers=2)
+    client.force_login(world.nurse)
+    url = reverse("inventory:index")
+    few, _ = _queries(client, url)
+    receive(world.prescriber, world.clinic, reg, product, containers=views.STOCK_PAGE + 10, lot="LOT-B2")
+    many, html = _queries(client, url)
+    assert many == few
+    assert html.count("LOT-") == views.STOCK_PAGE and "Page 1 of 2" in html
+    second, html2 = _queries(client, url, {"page": "2"})
+    assert second == few and html2.count("LOT-") == 12
+
+
+def test_container_ledger_is_paginated_with_constant_queries(
+    client: Any, world: Any, clock_frozen: Any
+) -> None:
+    c = Container.objects.get(receipt=receive(world.prescriber, world.clinic))
+    _draw(world, [c], 3)
+    client.force_login(world.nurse)
+    url = reverse("inventory:container", args=[c.pk])
+    few, _ = _queries(client, url)
+    _draw(world, [c], views.LEDGER_PAGE + 10)
+    many, html = _queries(client, url)
+    assert many == few
+    # The newest lines show first (the last page); page 1 opens with the receipt.
+    assert "Page 2 of 2" in html and f"<td>{views.LEDGER_PAGE + 14}</td>" in html
+    first, html1 = _queries(client, url, {"page": "1"})
+    assert first == few and "Received" in html1 and "Page 1 of 2" in html1
+
+
+def test_administration_log_is_paginated_and_its_csv_holds_every_row(
+    client: Any, world: Any, clock_frozen: Any
+) -> None:
+    reg = make_registration(world.clinic)
+    containers = list(
+        Container.objects.filter(receipt=receive(world.prescriber, world.clinic, reg, containers=3))
+    )
+    _draw(world, containers, 3)
+    client.force_login(world.nurse)
+    url = reverse("inventory:administration_log")
+    q = {"registration": reg.dea_number, "start": clock.today().isoformat(), "end": clock.today().isoformat()}
+    few, _ = _queries(client, url, q)
+    _draw(world, containers, views.ADMIN_LOG_PAGE + 20)
+    many, html = _queries(client, url, q)
+    assert many == few
+    assert html.count(world.patient.mrn) == views.ADMIN_LOG_PAGE and "Page 1 of 2" in html
+    # The next-page link keeps the registration and the range.
+    assert f"registration={reg.dea_number}" in html and "page=2" in html
+    second, html2 = _queries(client, url, {**q, "page": "2"})
+    assert second == few and html2.count(world.patient.mrn) == 23
+    response = client.get(url, {**q, "format": "csv"})
+    assert response.streaming
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][0] == "date and time" and len(rows) == 1 + views.ADMIN_LOG_PAGE + 23
