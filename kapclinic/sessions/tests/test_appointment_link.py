@@ -261,6 +261,8 @@ def test_migration_links_existing_sessions_only_when_unambiguous(world: Any) -> 
     before = [
         ("kap_sessions", "0006_dosing_session_appointment"),
         ("notes", "0002_processnote_dosing_session"),
+        # the appointment as it was then (before telehealth's place of service, which has no database default)
+        ("scheduling", "0003_kinds_checkin_proposal"),
     ]
     executor = MigrationExecutor(connection)
     leaves = executor.loader.graph.leaf_nodes()
