@@ -32,7 +32,7 @@ def discharged() -> Any:
     clinic = make_clinic("Harbor")
     prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="prescriber@bill.test")
     nurse = make_staff(clinic, "nurse", name="Nadia Nurse", email="nurse@bill.test")
-    make_staff(clinic, "front_desk", name="Frankie Frontdesk", email="desk@bill.test")
+    desk = make_staff(clinic, "front_desk", name="Frankie Frontdesk", email="desk@bill.test")
     admin = make_staff(clinic, "admin", name="Alex Admin", email="admin@bill.test")
     user, patient = make_patient_user(clinic, care_team=[prescriber], legal_first_name="Robin")
     type(user).objects.filter(pk=user.pk).update(email="robin@bill.test")
@@ -58,12 +58,15 @@ def discharged() -> Any:
         licence_state="OR",
         npi=npi("198765430"),
     )
-    staff = {"nurse": nurse, "prescriber": prescriber}
+    # the demo's staff keys: the sessions demo books the appointment (front desk) and draws from stock
+    staff = {"nurse": nurse, "prescriber": prescriber, "frontdesk": desk}
     ctx = SimpleNamespace(
         clinic=clinic,
         demo_patient=patient,
         faker=Faker(),
         rng=random.Random(16),
+        staff=staff,
+        rng_for=lambda *keys: random.Random(":".join(str(k) for k in keys)),
         staff_actor=lambda key: actor_for(staff[key], clinic),
     )
     sessions_demo._completed(ctx, patient, "esketamine-in-trd", T0, 12, random.Random(16))
