@@ -817,10 +817,17 @@ class DoseHandoff:
 
 
 def dose_handoff(
-    admin: Any, *, double_check_required: bool, user_id: int | None, role: str | None
+    admin: Any,
+    *,
+    double_check_required: bool,
+    user_id: int | None,
+    role: str | None,
+    stocked: bool = False,
 ) -> DoseHandoff:
     """The dose hand-off between prescriber, double-checker and giver, for ``user_id``: the person who
-    ordered the dose cannot double-check it, and the person who double-checks cannot also give it."""
+    ordered the dose cannot double-check it, and the person who double-checks cannot also give it.
+    ``stocked``: the dose is drawn from a controlled-substance container (issue 14), whose lot and expiry
+    go on the record, so the giver chooses the container instead of typing them."""
     if admin is None:
         you = (
             "Your part: order the dose below; a nurse then double-checks it and gives it."
@@ -845,7 +852,11 @@ def dose_handoff(
             "will give it, withdraw your double-check and ask a colleague to double-check."
         )
     elif role in (Role.NURSE, Role.PRESCRIBER):
-        you = "Your part: check the patient, record the lot number and expiry, and give the dose."
+        you = (
+            "Your part: check the patient, choose the container the dose is drawn from, and give the dose."
+            if stocked
+            else "Your part: check the patient, record the lot number and expiry, and give the dose."
+        )
     else:
         you = ""
     waiting = "Dose ordered and double-checked: ready to give." if checked else "Dose ordered: ready to give."

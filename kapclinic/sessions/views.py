@@ -275,6 +275,7 @@ def _stock_context(session: DosingSession, state: State, protocol: Any) -> dict[
         ctx["stock_open"] = [st for st in statuses if st.unaccounted > 0 or st.disposal_needed]
         ctx["waste_form"] = f.SessionWasteForm(prefix="waste")
         ctx["disposal_form"] = f.DeviceDisposalForm(prefix="disp")
+    return ctx
 
 
 #: Seconds between two refreshes of the dose card while it shows its reader nothing to type into
@@ -296,6 +297,8 @@ def _dose_card_context(
     person (ordered, co-signed when above the maximum, double-checked by someone else when required).
     While the card offers nothing to type into, it refreshes itself (``dose_poll``): the nurse waiting
     for the order sees it arrive without reloading; the refresh stops when the card has a form."""
+    from kapclinic.inventory import services as inventory
+
     admin = record.admin
     double_check = protocol.dose.double_check_required
     startable = (
@@ -306,7 +309,11 @@ def _dose_card_context(
     )
     ctx: dict[str, Any] = {
         "handoff": selectors.dose_handoff(
-            admin, double_check_required=double_check, user_id=actor.user_id, role=actor.role
+            admin,
+            double_check_required=double_check,
+            user_id=actor.user_id,
+            role=actor.role,
+            stocked=protocol.dose.form in inventory.STOCKED_FORMS,
         ),
         "administration": admin,
         "superseded_orders": list(
