@@ -45,6 +45,7 @@ from kapclinic.measures.services import response_submit
 from kapclinic.scheduling.models import Appointment, Resource
 from kapclinic.sessions import selectors, services
 from kapclinic.sessions.models import Administration, DosingSession, Observation, ObservationKind
+from kapclinic.sessions.views import DOSE_CARD_POLL_SECONDS
 from kapclinic.testing.factories import PASSWORD, actor_for, make_clinic, make_patient, make_staff
 from kapclinic.treatment.models import TreatmentPlan
 from kapclinic.treatment.testing import sign_consent, sign_eligible
@@ -325,6 +326,13 @@ def test_a_dosing_day_from_plan_to_discharge_without_dead_ends(
     expect(drawn.get_by_role("row").filter(has_text=vial.identifier)).to_contain_text("2 mg")
     session.refresh_from_db()
     assert session.state == State.DOSING and session.first_dose_at == start
+    # Nora's page, left open on her card (nothing in it for her to type into), refreshes itself
+    # (sessions:dose_card) and tells her, without a reload, that dosing has started.
+    expect(checker.locator("#dose-card")).to_contain_text(
+        "This session has moved on since the page was opened: dosing has started",
+        timeout=(DOSE_CARD_POLL_SECONDS + 20) * 1000,
+    )
+    expect(checker.get_by_role("link", name="Open the session as it is now")).to_be_visible()
     vial.refresh_from_db()
     assert vial.balance == 500 - 35  # the dose given leaves the stock now; the 2 mg residue when wasted
     shot(nurse, "clinic-day-12-dosing")
