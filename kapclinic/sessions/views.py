@@ -462,7 +462,8 @@ def dose_card(request: HttpRequest, patient_id: int, session_id: int) -> HttpRes
             actor, session, protocol, selectors.SessionRecord(session), can_monitor, can_prescribe
         )
     )
-    ctx.update(_stock_context(session, state, protocol))  # the container choice once dosing can start
+    if ctx["can_start"]:  # the container choice, only on a card that offers "Start dosing" (no poll)
+        ctx.update(_stock_context(session, state, protocol))
     return render(request, "sessions/_dose.html", ctx)
 
 
