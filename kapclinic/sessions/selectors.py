@@ -822,12 +822,12 @@ def dose_handoff(
     double_check_required: bool,
     user_id: int | None,
     role: str | None,
-    from_stock: bool = False,
+    stocked: bool = False,
 ) -> DoseHandoff:
     """The dose hand-off between prescriber, double-checker and giver, for ``user_id``: the person who
     ordered the dose cannot double-check it, and the person who double-checks cannot also give it.
-    ``from_stock``: the dose is drawn from controlled-substance stock (issue 14), so the giver chooses
-    the container (its lot and expiry come with it) rather than typing a lot number and expiry."""
+    ``stocked``: the dose is drawn from a controlled-substance container (issue 14), whose lot and expiry
+    go on the record, so the giver chooses the container instead of typing them."""
     if admin is None:
         you = (
             "Your part: order the dose below; a nurse then double-checks it and gives it."
@@ -851,13 +851,12 @@ def dose_handoff(
             "You double-checked this dose, so another staff member must give it. If you are the one who "
             "will give it, withdraw your double-check and ask a colleague to double-check."
         )
-    elif role in (Role.NURSE, Role.PRESCRIBER) and from_stock:
-        you = (
-            "Your part: check the patient, choose the container the dose is drawn from (its lot and "
-            "expiry are shown), and give the dose."
-        )
     elif role in (Role.NURSE, Role.PRESCRIBER):
-        you = "Your part: check the patient, record the lot number and expiry, and give the dose."
+        you = (
+            "Your part: check the patient, choose the container the dose is drawn from, and give the dose."
+            if stocked
+            else "Your part: check the patient, record the lot number and expiry, and give the dose."
+        )
     else:
         you = ""
     waiting = "Dose ordered and double-checked: ready to give." if checked else "Dose ordered: ready to give."

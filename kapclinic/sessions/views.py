@@ -297,7 +297,7 @@ def _dose_card_context(
     person (ordered, co-signed when above the maximum, double-checked by someone else when required).
     While the card offers nothing to type into, it refreshes itself (``dose_poll``): the nurse waiting
     for the order sees it arrive without reloading; the refresh stops when the card has a form."""
-    from kapclinic.inventory.services import STOCKED_FORMS
+    from kapclinic.inventory import services as inventory
 
     admin = record.admin
     double_check = protocol.dose.double_check_required
@@ -313,7 +313,7 @@ def _dose_card_context(
             double_check_required=double_check,
             user_id=actor.user_id,
             role=actor.role,
-            from_stock=protocol.dose.form in STOCKED_FORMS,
+            stocked=protocol.dose.form in inventory.STOCKED_FORMS,
         ),
         "administration": admin,
         "superseded_orders": list(
@@ -462,7 +462,8 @@ def dose_card(request: HttpRequest, patient_id: int, session_id: int) -> HttpRes
             actor, session, protocol, selectors.SessionRecord(session), can_monitor, can_prescribe
         )
     )
-    ctx.update(_stock_context(session, state, protocol))  # the container choice once dosing can start
+    if ctx["can_start"]:  # the container choice, only on a card that offers "Start dosing" (no poll)
+        ctx.update(_stock_context(session, state, protocol))
     return render(request, "sessions/_dose.html", ctx)
 
 

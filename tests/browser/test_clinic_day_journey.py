@@ -6,13 +6,17 @@ person in their own browser, signed in as their own role:
 3. on the first dosing day the front desk checks the patient in from the day list;
 4. the nurse, on a tablet (820x1180), starts the session from the chair board, records the check-in
    details and baseline vitals and confirms the pre-dose checks: her dose card says it waits for the order;
-5. the prescriber orders the dose; 6. a second nurse double-checks it; 7. the first nurse gives it;
+5. the prescriber orders the dose; 6. a second nurse double-checks it; 7. the first nurse gives it,
+   drawing it from a vial of the clinic's controlled-substance stock (issue 14: she chooses the container,
+   its lot and expiry go on the record, and enters the amount drawn up);
 8. the nurse records the vitals schedule on the tablet, the network dropping once while she types one set
-   (kept, saved once on Retry when it returns, not duplicated); 9. recovery; 10. discharge.
+   (kept, saved once on Retry when it returns, not duplicated); 9. recovery; 10. the residue drawn but
+   not given is wasted in front of the second nurse, who signs in as witness on the form, then discharge.
 
 At each step the test asserts the state each person sees and the next action offered to them (no dead
 end); at the end the session is discharged with its monitoring record complete (every scheduled check
-done, pre-discharge set present). axe-core runs on the key pages; screenshots in var/screenshots/clinic-day-*.
+done, pre-discharge set present) and the vial's ledger shows the dose given and the witnessed waste.
+axe-core runs on the key pages; screenshots in var/screenshots/clinic-day-*.
 
 The application clock is frozen and moved by the test (the live server shares the process). The vitals are
 taken exactly on the 10-minute marks of the IV schedule ([S15] ref §2.2) and the pre-discharge set at +162,
@@ -35,11 +39,14 @@ from playwright.sync_api import expect
 from kapclinic.clinical.session_state import State
 from kapclinic.clinical.vitals import DISSOCIATION_ANCHORS, MOAAS_LEVELS
 from kapclinic.core import clock
+from kapclinic.inventory.models import LedgerEntry
+from kapclinic.inventory.testing import receive
 from kapclinic.measures.services import response_submit
 from kapclinic.scheduling.models import Appointment, Resource
 from kapclinic.sessions import selectors, services
 from kapclinic.sessions.models import Administration, DosingSession, Observation, ObservationKind
-from kapclinic.testing.factories import actor_for, make_clinic, make_patient, make_staff
+from kapclinic.sessions.views import DOSE_CARD_POLL_SECONDS
+from kapclinic.testing.factories import PASSWORD, actor_for, make_clinic, make_patient, make_staff
 from kapclinic.treatment.models import TreatmentPlan
 from kapclinic.treatment.testing import sign_consent, sign_eligible
 from tests.browser.steps import htmx_click
@@ -125,6 +132,10 @@ def test_a_dosing_day_from_plan_to_discharge_without_dead_ends(
     patient = make_patient(clinic, care_team=[rx_user, therapist], legal_first_name="Robin")
     Resource.objects.create(clinic=clinic, name="Integration room", kind="room")
     Resource.objects.create(clinic=clinic, name="Chair 1", kind="chair")
+    # The clinic's controlled-substance stock (issue 14; the inventory journey receives it through the
+    # pages): one 500 mg vial (50 mg/mL x 10 mL) of lot LOT-2026-05, received by the prescriber.
+    vial = receive(rx_user, clinic, lot="LOT-2026-05", expiry=dt.date(2027, 6, 30)).container_set.get()
+    assert vial.balance == 500
     # Before the plan: a signed eligibility decision and the patient's signed consent (their own journeys).
     sign_eligible(patient, rx_user)
     sign_consent(patient, witness=rx_user)
@@ -283,6 +294,9 @@ def test_a_dosing_day_from_plan_to_discharge_without_dead_ends(
     expect(nora_card).to_contain_text("Dose ordered and double-checked: ready to give.")
     expect(nora_card).to_contain_text("You double-checked this dose, so another staff member must give it.")
     expect(checker.get_by_text("Start dosing: another staff member gives this dose")).to_be_visible()
+    # "Start dosing" is offered only to someone who may start this dose: not to the double-checker.
+    expect(checker.get_by_label("Container the dose is drawn from")).to_have_count(0)
+    expect(checker.get_by_role("button", name="Start dosing now")).to_have_count(0)
     shot(checker, "clinic-day-10-double-checked")
     admin = Administration.objects.get(session=session)
     assert admin.ordered_by == rx_user and admin.double_checked_by == nora
@@ -292,16 +306,35 @@ def test_a_dosing_day_from_plan_to_discharge_without_dead_ends(
     start = clock.now()
     nurse.goto(detail)
     expect(card).to_contain_text("Dose ordered and double-checked: ready to give.")
-    expect(card).to_contain_text("Your part: check the patient, record the lot number and expiry")
-    nurse.get_by_label("Lot number").fill("LOT-2026-05")
-    nurse.get_by_label("Expiry date").fill("2027-06-30")
+    expect(card).to_contain_text("Your part: check the patient, choose the container the dose is drawn from")
+    # The dose can be started by her, so "Start dosing" is offered: she chooses the vial (its lot and
+    # expiry come from the stock, not typed) and enters what she drew up: 37 mg for the 35 mg dose.
+    container = nurse.get_by_label("Container the dose is drawn from")
+    expect(container).to_be_visible()
+    expect(nurse.get_by_label("Lot number")).to_have_count(0)
+    expect(container.locator("option", has_text="lot LOT-2026-05, expires 2027-06-30")).to_have_count(1)
+    container.select_option(str(vial.pk))
+    nurse.get_by_label("Amount drawn up (mg), including what stays in the syringe").fill("37")
+    axe_check(nurse, "start dosing from stock on a tablet")
     shot(nurse, "clinic-day-11-ready-to-give")
     with nurse.expect_navigation():
         nurse.get_by_role("button", name="Start dosing now").click()
     expect(state).to_have_text("Dosing")
     expect(nurse.get_by_role("heading", name="Live monitoring")).to_be_visible()
+    drawn = nurse.get_by_role("region", name="Stock drawn table")
+    expect(drawn).to_contain_text("LOT-2026-05")
+    expect(drawn.get_by_role("row").filter(has_text=vial.identifier)).to_contain_text("2 mg")
     session.refresh_from_db()
     assert session.state == State.DOSING and session.first_dose_at == start
+    # Nora's page, left open on her card (nothing in it for her to type into), refreshes itself
+    # (sessions:dose_card) and tells her, without a reload, that dosing has started.
+    expect(checker.locator("#dose-card")).to_contain_text(
+        "This session has moved on since the page was opened: dosing has started",
+        timeout=(DOSE_CARD_POLL_SECONDS + 20) * 1000,
+    )
+    expect(checker.get_by_role("link", name="Open the session as it is now")).to_be_visible()
+    vial.refresh_from_db()
+    assert vial.balance == 500 - 35  # the dose given leaves the stock now; the 2 mg residue when wasted
     shot(nurse, "clinic-day-12-dosing")
 
     # ---------------------------------------------------------------- 8. vitals on the tablet
@@ -396,11 +429,25 @@ def test_a_dosing_day_from_plan_to_discharge_without_dead_ends(
     expect(next_step.get_by_role("heading", name="Discharge")).to_be_visible()
     shot(nurse, "clinic-day-16-recovery")
 
-    # ---------------------------------------------------------------- 10. discharge at +162
+    # ---------------------------------------------------------------- 10. waste, then discharge at +162
     # (between two checkpoints of the schedule, not on the edge of one's early window)
     record(162, "122", "78", "70")
     rate(5, 0)
     nurse.goto(detail)
+    # The 2 mg drawn but not given is still to be accounted for: the page says so before discharge.
+    expect(nurse.get_by_text("Controlled substances: what was drawn but not given")).to_be_visible()
+    expect(drawn.get_by_role("row").filter(has_text=vial.identifier).locator(".badge")).to_have_text("2 mg")
+    # Nora wastes it with Nadia at the bedside and signs in as the witness on Nadia's tablet.
+    waste = nurse.locator("form", has=nurse.get_by_role("button", name="Record the witnessed waste"))
+    waste.get_by_label("Amount wasted (mg)").fill("2")
+    waste.get_by_label("Witness: their email address").fill("nora@day18.test")
+    waste.get_by_label("Witness: their password").fill(PASSWORD)
+    shot(nurse, "clinic-day-17a-waste-witnessed", full_page=False)
+    with nurse.expect_navigation():
+        waste.get_by_role("button", name="Record the witnessed waste").click()
+    expect(drawn.get_by_role("row").filter(has_text=vial.identifier).locator(".badge")).to_have_text("None")
+    expect(nurse.get_by_text("Controlled substances: what was drawn but not given")).to_have_count(0)
+    expect(nurse.get_by_role("button", name="Record the witnessed waste")).to_have_count(0)
     expect(nurse.get_by_text("Before discharge:")).to_have_count(0)
     nurse.get_by_label("Named escort is present to take the patient home").check()
     nurse.get_by_label(
@@ -434,9 +481,19 @@ def test_a_dosing_day_from_plan_to_discharge_without_dead_ends(
     before_recovery = [d for d in due if d.due_at is None or d.due_at <= session.recovery_started_at]
     assert [d.label for d in before_recovery if d.status != "done"] == []
     assert {d.label for d in before_recovery} >= {"Pre-dose (baseline)", "Pre-discharge"}
-    assert len([d for d in before_recovery if d.due_at is not None]) == 16  # +10 ... +160
+    # The timed checks: every 10 min for IV ([S15] ref §2.2) with the ~40-minute label check at +40, and
+    # interval checks stop where recovery starts (docs/clinical-reference.md#vitals-checks): recovery
+    # started at +160, so +160 is no check; the checks are +10 ... +150, 15 of them, each done by the
+    # reading on its mark (a reading goes to its nearest check). The +160 reading, taken as recovery
+    # started, is no late timed check; the pre-discharge check takes the last reading since (+162).
+    timed = [d.due_at for d in due if d.due_at is not None]
+    assert timed == [start + dt.timedelta(minutes=m) for m in range(10, 160, 10)]
+    assert len([d for d in before_recovery if d.due_at is not None]) == 15
+    pre_discharge = next(d for d in due if d.label == "Pre-discharge")
+    assert pre_discharge.done_at == start + dt.timedelta(minutes=162)
     assert services.missed_check_explanations(session) == {}
-    # One set of vitals per check, none doubled by the lost connection: baseline, 16 checks, pre-discharge.
+    # One set of vitals per 10-minute mark, none doubled by the lost connection: baseline, the 15 checks,
+    # the +160 set taken as recovery started, the pre-discharge set.
     sets = Observation.objects.filter(session=session, kind=ObservationKind.VITAL).values("reading")
     assert sets.distinct().count() == 18 and sets.count() == 18 * 5
     timeline = summary.get_by_role("table")
@@ -445,6 +502,22 @@ def test_a_dosing_day_from_plan_to_discharge_without_dead_ends(
         vitals_cell = nurse.get_by_role("cell", name="Vitals", exact=True)
         expect(timeline.get_by_role("row").filter(has=at_minute).filter(has=vitals_cell)).to_have_count(1)
     expect(timeline.get_by_role("row").filter(has_text="Discharged")).to_have_count(1)
+
+    # The vial's controlled-substance ledger: the dose given and the residue wasted, witnessed by Nora,
+    # both linked to this session; 463 mg left.
+    vial.refresh_from_db()
+    assert vial.balance == 500 - 35 - 2
+    entries = LedgerEntry.objects.filter(container=vial, session=session)
+    given = entries.get(kind="administration")
+    # given by Nadia; the ledger names Nora, who double-checked the dose, as its witness
+    assert given.amount == 35 and (given.by_id, given.witness_id) == (nadia.pk, nora.pk)
+    wasted = entries.get(kind="waste")
+    assert wasted.amount == 2 and wasted.witness_id == nora.pk and wasted.by_id == nadia.pk
+    rx.goto(server + reverse("inventory:container", kwargs={"container_id": vial.pk}))
+    ledger = rx.locator("#ledger")
+    expect(ledger.get_by_role("row").filter(has_text="Administered")).to_contain_text(patient.mrn)
+    expect(ledger.get_by_role("row").filter(has_text="Wasted")).to_contain_text("Nora Nurse")
+    shot(rx, "clinic-day-20-vial-ledger")
 
     # ---------------------------------------------------------------- what the others see at the end
     desk.goto(f"{server}/schedule/?date={day.isoformat()}")

@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from kapclinic.clinical.session_state import Event
 from kapclinic.clinical.vitals import Reading
 from kapclinic.core import clock
+from kapclinic.inventory.testing import stock_for_session
 from kapclinic.measures.services import response_submit
 from kapclinic.sessions import services, views
 from kapclinic.sessions.models import ClinicProtocolSetting
@@ -68,7 +69,8 @@ def test_the_nurse_sees_the_order_arrive_without_reloading(
     )  # fmt: skip
     services.vitals_record(nurse, s, Reading(sbp=124, dbp=80, hr=72, rr=14, spo2=98))
     s.refresh_from_db()
-    services.gate_pass(nurse, s, s.version)
+    s = services.gate_pass(nurse, s, s.version)
+    vial = stock_for_session(s)  # the clinic's stock: a vial to draw the dose from (issue 14)
     detail = f"{server}/sessions/patient/{patient.pk}/{s.pk}/"
 
     # --- Nadia's tablet: the card waits for the order
@@ -108,5 +110,5 @@ def test_the_nurse_sees_the_order_arrive_without_reloading(
     expect(page.get_by_role("button", name="Start dosing now")).to_be_visible(timeout=10000)
     expect(card).to_contain_text("Dose ordered and double-checked: ready to give.")
     assert page.locator("#dose-card[hx-get]").count() == 0  # no refresh under her typing
-    page.get_by_label("Lot number").fill("LOT-2026")
+    page.get_by_label("Container the dose is drawn from").select_option(str(vial))
     shot(page, "dose-live-3-ready-to-give")

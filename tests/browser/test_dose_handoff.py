@@ -165,7 +165,10 @@ def test_dose_handoff_recovery_and_discharge_on_tablet(
     until(0)
     login(page, "nadia@handoff.test")
     page.goto(detail)
-    expect(page.locator("#dose-handoff")).to_contain_text("Your part: check the patient, record the lot")
+    # the IV dose is drawn from the clinic's stock (issue 14): she chooses the container, no lot to type
+    expect(page.locator("#dose-handoff")).to_contain_text(
+        "Your part: check the patient, choose the container the dose is drawn from"
+    )
     start_dosing(page, detail, lot="LOT-2026")
     expect(page.get_by_role("heading", name="Live monitoring")).to_be_visible()
     s.refresh_from_db()

@@ -141,7 +141,10 @@ def test_dose_from_a_chosen_vial_waste_with_signed_in_witness_then_discharge(
     form.get_by_label("Witness: their password").fill("not-noras-password")
     with page.expect_navigation():
         form.get_by_role("button", name="Record the witnessed waste").click()
-    expect(page.get_by_role("alert")).to_contain_text("sign-in was not accepted")
+    # the refusal is a field error on the witness's email address (the form keeps what was typed)
+    form = page.locator("form", has=page.get_by_role("button", name="Record the witnessed waste"))
+    expect(form).to_contain_text("The witness's sign-in was not accepted")
+    expect(form.get_by_label("Witness: their email address")).to_have_attribute("aria-invalid", "true")
     assert not LedgerEntry.objects.filter(kind="waste").exists()
     form = page.locator("form", has=page.get_by_role("button", name="Record the witnessed waste"))
     form.get_by_label("Amount wasted (mg)").fill("2")

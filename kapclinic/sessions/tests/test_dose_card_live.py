@@ -17,6 +17,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from kapclinic.core import clock
+from kapclinic.inventory.testing import stock_for_session
 from kapclinic.sessions import services, views
 from kapclinic.sessions.models import Administration, DosingSession, SupersededDoseOrder
 from kapclinic.testing.factories import actor_for, make_staff
@@ -95,15 +96,16 @@ def test_the_card_refreshes_while_waiting_and_stops_at_a_form(
     assert "You double-checked this dose, so another staff member must give it." in body
     assert POLL in body and 'id="withdraw-double-check"' in body  # focus is kept across refreshes
 
-    # A colleague's card offers "Start dosing" (lot number, expiry): no refresh under her typing.
+    # A colleague's card offers "Start dosing" (the container the dose is drawn from, issue 14): no
+    # refresh under her typing.
+    vial = stock_for_session(s)
     second = make_staff(world.clinic, "nurse", name="Second Nurse")
     client.force_login(second)
     body = card(client, s)
     assert "Start dosing now" in body and POLL not in body
-    services.dosing_start(
-        actor_for(second, world.clinic), s, s.version, lot_number="L1",
-        expiry_date=clock.today() + dt.timedelta(days=30),
-    )  # fmt: skip
+    assert "Container the dose is drawn from" in body and "Lot number" not in body
+    s.refresh_from_db()
+    services.dosing_start_from_stock(actor_for(second, world.clinic), s, s.version, container_id=vial)
 
     # The session moved on: the first nurse's card says so, links to the page, and stops refreshing.
     client.force_login(world.nurse)
@@ -116,6 +118,7 @@ def test_esketamine_no_double_check_the_nurse_card_stops_once_ordered(
     world: Any, client: Any, clock_frozen: Any
 ) -> None:
     s = waiting(world, "esketamine-in-trd")
+    stock_for_session(s)  # the clinic has a pack to draw from (issue 14)
     client.force_login(world.nurse)
     assert POLL in card(client, s)
     Administration.objects.create(
@@ -149,7 +152,8 @@ def test_the_monitor_status_poll_is_named_poll(world: Any, client: Any, clock_fr
 
 # The card as the nurse: session, user, membership; the patient; the audit entry (savepoint, chain head,
 # insert, head update, release: 5); the session; the clinic's protocol settings; the administration (with
-# its people); the superseded orders. The same with none and with several superseded orders.
+# its people); the superseded orders. The same with none and with several superseded orders. (The
+# clinic's stock is looked up only on a card that offers "Start dosing", which does not refresh.)
 CARD_QUERIES = 13
 
 

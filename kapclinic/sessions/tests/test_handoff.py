@@ -365,13 +365,13 @@ def test_the_page_tells_each_person_their_part(world: Any, client: Any, clock_fr
     # She is not offered the step she may not take.
     assert "another staff member gives this dose, because you double-checked it" in nurse_page
     assert "Start dosing now" not in nurse_page
-    # The IV dose is drawn from stock (issue 14): the giver chooses the container, not a typed lot.
+    # IV ketamine is drawn from a vial of the clinic's stock (issue 14): the container's lot and expiry
+    # go on the record, so the giver is told to choose the container; this clinic has none on hand, and
+    # the page (its stock part rendered) says so instead of offering the lot and expiry to type.
     prescriber_page = page(world.prescriber)
-    assert (
-        "Your part: check the patient, choose the container the dose is drawn from (its lot and expiry "
-        "are shown), and give the dose." in prescriber_page
-    )
-    assert "record the lot number and expiry" not in prescriber_page
+    assert "Your part: check the patient, choose the container the dose is drawn from" in prescriber_page
+    assert "record the lot number and expiry" not in prescriber_page and "Lot number" not in prescriber_page
+    assert "This clinic has no ketamine vials on hand" in prescriber_page
     client.force_login(world.nurse)
     r = client.post(
         reverse("sessions:double_check_withdraw", kwargs={"patient_id": s.patient_id, "session_id": s.pk})
@@ -432,12 +432,18 @@ def test_checks_after_recovery_started_are_not_asked_for(
 
 
 def test_the_giver_types_the_lot_only_when_the_dose_is_not_drawn_from_stock() -> None:
+    """A lozenge's lot and expiry are typed; a vial's or a device pack's come from the chosen container
+    (issue 14), so the giver's part names the container instead."""
     from types import SimpleNamespace
 
+    from kapclinic.accounts.models import Role
     from kapclinic.sessions.selectors import dose_handoff
 
-    admin = SimpleNamespace(double_checked_by_id=None, ordered_by_id=1)
-    typed = dose_handoff(admin, double_check_required=False, user_id=2, role="nurse").you
-    assert "record the lot number and expiry" in typed
-    stocked = dose_handoff(admin, double_check_required=False, user_id=2, role="nurse", from_stock=True).you
-    assert "choose the container the dose is drawn from" in stocked and "record the lot" not in stocked
+    admin = SimpleNamespace(double_checked_by_id=2, ordered_by_id=1)
+    typed = dose_handoff(admin, double_check_required=True, user_id=3, role=Role.NURSE)
+    assert typed.you == "Your part: check the patient, record the lot number and expiry, and give the dose."
+    stocked = dose_handoff(admin, double_check_required=True, user_id=3, role=Role.NURSE, stocked=True)
+    assert stocked.you == (
+        "Your part: check the patient, choose the container the dose is drawn from, and give the dose."
+    )
+    assert stocked.step == typed.step == "give"
