@@ -1,11 +1,11 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from kapclinic.testing.matrix import Entry, expect, patient_kwargs, patient_scoped, public, roles
 
 CLINICAL = ("prescriber", "therapist", "nurse")
-TOKEN = "matrix-token-0123456789abcdef"
 
 
 def _with(instrument: str) -> Any:
@@ -46,17 +46,19 @@ def _link(world: Any, used: bool = False) -> dict[str, Any]:
     from kapclinic.measures.models import MeasureLink
     from kapclinic.measures.services import token_hash
 
+    # A fresh token each call: the fuzz test builds the URL once per generated example in one database.
+    token = f"matrix-token-{uuid.uuid4().hex}"
     link = MeasureLink.objects.create(
         clinic=world.clinic,
         patient=world.patient,
         instrument="PHQ-9",
-        token_hash=token_hash(TOKEN),
+        token_hash=token_hash(token),
         expires_at=clock.now() + dt.timedelta(hours=72),
     )
     if used:
         response = _response(world, item9=0)
         MeasureLink.objects.filter(pk=link.pk).update(used_at=clock.now(), response=response)
-    return {"token": TOKEN}
+    return {"token": token}
 
 
 PORTAL = expect(403, patient_user=200, other_patient_user=200)

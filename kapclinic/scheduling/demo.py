@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
+from kapclinic.accounts.models import Membership, Role
 from kapclinic.core import clock
 from kapclinic.patients.models import CareTeamMember, CareTeamRole, PathwayStatus
 from kapclinic.scheduling import rules
@@ -155,7 +157,9 @@ def record_past_dosing(ctx: Any, session: Any, now: dt.datetime) -> None:
     dose) for three hours, in a chair free then when there is one, linked to the session; and the
     integration session the day after (at 10:00 with the patient's therapist, in the integration room
     when free), unless the patient already has one that day. Demo history only: the sessions it mirrors
-    were run by the demo's one nurse side by side, so staff overlaps are not checked here (rooms are).
+    were run by the demo's one nurse side by side, so each goes to
+    whoever of the nurse and the prescriber is free then (PostgreSQL refuses a person in two
+    appointments at once), and an integration to the therapist's first free hour.
     Linked to their plan lines afterwards by ``link_plan_lines``."""
     from kapclinic.sessions.models import DosingSession
 
@@ -174,6 +178,15 @@ def record_past_dosing(ctx: Any, session: Any, now: dt.datetime) -> None:
             .first()
         )
 
+    def busy(who: Any, begin: dt.datetime, end: dt.datetime) -> bool:
+        """Whether ``who`` already has an active appointment then (PostgreSQL's exclusion constraints
+        refuse one person, or one patient, in two appointments at once)."""
+        return (
+            Appointment.objects.filter(starts_at__lt=end, ends_at__gt=begin, status__in=ACTIVE_STATUSES)
+            .filter(Q(clinic=ctx.clinic, staff=who) | Q(patient=patient))
+            .exists()
+        )
+
     def book(kind: str, begin: dt.datetime, minutes: int, staff: Any, resource_kind: str) -> Appointment:
         end = begin + dt.timedelta(minutes=minutes)
         status = Status.COMPLETED if end <= now else Status.BOOKED
@@ -183,7 +196,21 @@ def record_past_dosing(ctx: Any, session: Any, now: dt.datetime) -> None:
             created_by=ctx.staff["frontdesk"], created_at=begin - dt.timedelta(days=7),
         )  # fmt: skip
 
-    appt = book(Kind.DOSING, start, 180, ctx.staff["nurse"], "chair")
+    # The demo's sessions were run side by side; the calendar gives each to a member of the clinical
+    # staff free then (the nurse, else the prescriber, else another clinician who sat with the patient).
+    end = start + dt.timedelta(minutes=180)
+    monitors = [ctx.staff["nurse"], ctx.staff["prescriber"]] + [
+        m.user
+        for m in Membership.objects.filter(
+            clinic=ctx.clinic, is_active=True, role__in=(Role.NURSE, Role.PRESCRIBER, Role.THERAPIST)
+        )
+        .select_related("user")
+        .order_by("role", "pk")
+    ]
+    free = next((who for who in monitors if not busy(who, start, end)), None)
+    if free is None:
+        return  # no one free to hold it: this old session keeps no calendar entry
+    appt = book(Kind.DOSING, start, 180, free, "chair")
     DosingSession.objects.filter(pk=session.pk).update(appointment=appt)
     next_day = timezone.localdate(start) + dt.timedelta(days=1)
     day_start = _local(next_day, 0)
@@ -199,7 +226,11 @@ def record_past_dosing(ctx: Any, session: Any, now: dt.datetime) -> None:
             .first()
         )
         therapist = member.user if member is not None else ctx.staff["prescriber"]
-        book(Kind.INTEGRATION, _local(next_day, 10), 60, therapist, "room")
+        for hour in range(10, 17):  # the first free hour of the therapist's day
+            begin = _local(next_day, hour)
+            if not busy(therapist, begin, begin + dt.timedelta(minutes=60)):
+                book(Kind.INTEGRATION, begin, 60, therapist, "room")
+                break
 
 
 def link_plan_lines(clinic: Any) -> int:

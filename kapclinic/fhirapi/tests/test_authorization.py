@@ -48,7 +48,8 @@ def _records(world: Any, patient: Any, staff: Any, clinic: Any) -> dict[str, str
     )
     from kapclinic.scheduling.models import Appointment
 
-    start = dt.datetime(2026, 11, 3, 15, tzinfo=dt.UTC)
+    # one hour per patient: the same clinician is never booked twice at once (PostgreSQL refuses it)
+    start = dt.datetime(2026, 11, 3, 15, tzinfo=dt.UTC) + dt.timedelta(hours=Appointment.objects.count())
     appointment = Appointment.objects.create(
         clinic=clinic, patient=patient, kind="integration", starts_at=start,
         ends_at=start + dt.timedelta(hours=1), staff=staff, created_by=staff,
