@@ -197,15 +197,19 @@ def record_past_dosing(ctx: Any, session: Any, now: dt.datetime) -> None:
         )  # fmt: skip
 
     # The demo's sessions were run side by side; the calendar gives each to a member of the clinical
-    # staff free then (the nurse, else the prescriber, else another clinician who sat with the patient).
+    # staff free then (the nurse, else the prescriber, else one of the patient's care team).
     end = start + dt.timedelta(minutes=180)
-    monitors = [ctx.staff["nurse"], ctx.staff["prescriber"]] + [
-        m.user
-        for m in Membership.objects.filter(
-            clinic=ctx.clinic, is_active=True, role__in=(Role.NURSE, Role.PRESCRIBER, Role.THERAPIST)
-        )
-        .select_related("user")
-        .order_by("role", "pk")
+    monitors = [
+        ctx.staff["nurse"],
+        ctx.staff["prescriber"],
+        *(
+            m.user
+            for m in Membership.objects.filter(
+                clinic=ctx.clinic, is_active=True, role__in=(Role.NURSE, Role.PRESCRIBER)
+            ).select_related("user")
+        ),
+        # a therapist sits with their own patients only (their calendar shows their caseload)
+        *(m.user for m in CareTeamMember.objects.filter(patient=patient).select_related("user")),
     ]
     free = next((who for who in monitors if not busy(who, start, end)), None)
     if free is None:
