@@ -203,7 +203,13 @@ OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("FHIR_ACCESS_TOKEN_SECONDS", 3600),
     "SCOPES_BACKEND_CLASS": "kapclinic.fhirapi.scopes.SmartScopes",
     "OAUTH2_VALIDATOR_CLASS": "kapclinic.fhirapi.oauth.SmartValidator",
-    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
+    # OAuth 2.0 Security BCP (RFC 9700): the `iss` authorization-response parameter, access and refresh
+    # tokens stored hashed, a replayed refresh token revokes its whole family; plain-http redirect URIs
+    # (native apps' loopback callbacks, the test server) outside production only.
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"] if KAP_ENV == "production" else ["https", "http"],
 }
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"  # named for the fhirapi migration
 FHIR_EXPORT_EXPIRE_HOURS = env.int("FHIR_EXPORT_EXPIRE_HOURS", 24)  # Bulk Data files are deleted after
