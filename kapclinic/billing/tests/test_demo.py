@@ -12,7 +12,9 @@ from kapclinic.clinical.billing import ledger as core
 from kapclinic.core.demo import PATIENT_LOGIN
 from kapclinic.patients.models import Patient
 
-pytestmark = pytest.mark.django_db
+# Seeds the whole demo (a minute or more): SQLite only; on PostgreSQL the calendar's demo test
+# (scheduling, unmarked) seeds it (bin/test-postgres).
+pytestmark = [pytest.mark.django_db, pytest.mark.seeds_demo]
 
 
 def test_demo_accounts_add_up() -> None:

@@ -10,7 +10,9 @@ from kapclinic.conversations.models import Message, Thread
 from kapclinic.messaging.models import SmsPreference
 from kapclinic.scheduling.models import TelehealthSettings
 
-pytestmark = pytest.mark.django_db
+# Seeds the whole demo (a minute or more): SQLite only; on PostgreSQL the calendar's demo test
+# (scheduling, unmarked) seeds it (bin/test-postgres).
+pytestmark = [pytest.mark.django_db, pytest.mark.seeds_demo]
 
 
 def test_demo_messages_video_and_texts() -> None:

@@ -10,7 +10,9 @@ from django.core.management import call_command
 from kapclinic.fhirapi.demo import DEMO_APP
 from kapclinic.fhirapi.models import FhirClient
 
-pytestmark = pytest.mark.django_db
+# Seeds the whole demo (a minute or more): SQLite only; on PostgreSQL the calendar's demo test
+# (scheduling, unmarked) seeds it (bin/test-postgres).
+pytestmark = [pytest.mark.django_db, pytest.mark.seeds_demo]
 
 
 def test_demo_app_is_registered_once_and_demo_scores_search(client: Any) -> None:

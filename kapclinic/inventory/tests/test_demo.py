@@ -13,7 +13,9 @@ from django.db.models import Sum
 from kapclinic.inventory.models import Discrepancy, LedgerEntry, Registration
 from kapclinic.sessions.models import Administration
 
-pytestmark = pytest.mark.django_db
+# Seeds the whole demo (a minute or more): SQLite only; on PostgreSQL the calendar's demo test
+# (scheduling, unmarked) seeds it (bin/test-postgres).
+pytestmark = [pytest.mark.django_db, pytest.mark.seeds_demo]
 
 
 def test_demo_ledger_matches_the_sessions_and_adds_up() -> None:

@@ -27,7 +27,9 @@ from kapclinic.sessions.selectors import measure_dosing_times
 from kapclinic.sessions.services import gate_result
 from kapclinic.treatment.models import TreatmentPlan
 
-pytestmark = pytest.mark.django_db
+# Seeds the whole demo (a minute or more): SQLite only; on PostgreSQL the calendar's demo test
+# (scheduling, unmarked) seeds it (bin/test-postgres).
+pytestmark = [pytest.mark.django_db, pytest.mark.seeds_demo]
 
 COUNTED: list[type[Model]] = [
     DosingSession,
