@@ -8,7 +8,7 @@ import secrets
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from kapclinic.accounts.models import CLINICAL_ROLES, Membership, User
@@ -233,6 +233,15 @@ def _write_slot(
             }
             field = OVERLAP_CONSTRAINTS[constraint]
             errors = {field: [what[field]]}
+        raise DomainError([], errors) from None
+    except OperationalError as exc:
+        # Two bookings checked against each other's uncommitted rows: PostgreSQL breaks the deadlock by
+        # failing one; that one is refused like an overlap (the check, run again, names what clashed).
+        if type(exc.__cause__).__name__ != "DeadlockDetected":
+            raise
+        errors = _overlap_errors(clinic, ref, patient, starts_at, ends_at, staff, resource) or {
+            "starts_at": ["Another booking for that time was being saved at the same moment; try again."]
+        }
         raise DomainError([], errors) from None
 
 
