@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from kapclinic.testing.matrix import Entry, patient_kwargs, patient_scoped, roles
+from kapclinic.testing.matrix import Entry, free_start, patient_kwargs, patient_scoped, roles
 
 CLIN = ("prescriber", "therapist", "nurse")
 
@@ -21,7 +21,7 @@ def _appointment(world: Any) -> dict[str, Any]:
     from kapclinic.core import clock
     from kapclinic.scheduling.models import Appointment
 
-    start = clock.now() - dt.timedelta(days=1)
+    start = free_start(world, clock.now() - dt.timedelta(days=1), 180, world.nurse)
     appt = Appointment.objects.create(
         clinic=world.clinic, patient=world.patient, kind="dosing", starts_at=start,
         ends_at=start + dt.timedelta(minutes=180), staff=world.nurse, created_by=world.front_desk,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from kapclinic.testing.matrix import Entry, expect, patient_kwargs, patient_scoped, public, roles
+from kapclinic.testing.matrix import Entry, expect, free_start, patient_kwargs, patient_scoped, public, roles
 
 CAL = ("admin", "front_desk", "prescriber", "therapist", "nurse")
 
@@ -12,7 +12,7 @@ def _appointment(world: Any) -> dict[str, Any]:
     from kapclinic.core import clock
     from kapclinic.scheduling.models import Appointment
 
-    start = clock.now() + dt.timedelta(days=2)
+    start = free_start(world, clock.now() + dt.timedelta(days=2), 60, world.therapist)
     appt = Appointment.objects.create(
         clinic=world.clinic,
         patient=world.patient,

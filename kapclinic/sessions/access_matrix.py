@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from kapclinic.testing.matrix import Entry, patient_scoped, roles
+from kapclinic.testing.matrix import Entry, free_start, patient_scoped, roles
 
 
 def _session(world: Any) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def _with(**extra: Any) -> Any:
 def _dosing_appointment(world: Any) -> dict[str, Any]:
     from kapclinic.scheduling.models import Appointment
 
-    start = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+    start = free_start(world, dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC), 180, world.nurse)
     appt = Appointment.objects.create(
         clinic=world.clinic, patient=world.patient, kind="dosing", starts_at=start,
         ends_at=start + dt.timedelta(minutes=180), staff=world.nurse, created_by=world.front_desk,

@@ -89,3 +89,26 @@ def patient_scoped(allowed: tuple[str, ...] | list[str], ok: int = 200, **overri
     table["other_clinic_staff"] = 404
     table.update(overrides)
     return table
+
+
+def free_start(world: Any, start: Any, minutes: int, staff: Any) -> Any:
+    """The first start at or after ``start`` where an appointment of ``minutes`` overlaps no active
+    appointment of the world's patient or of ``staff``. Setups run again and again on the same world
+    (the fuzz test draws URLs for one world), and PostgreSQL refuses overlapping appointments."""
+    import datetime as dt
+
+    from django.db.models import Q
+
+    from kapclinic.scheduling.models import ACTIVE_STATUSES, Appointment
+
+    length = dt.timedelta(minutes=minutes)
+    while True:
+        clash = Appointment.objects.filter(
+            Q(patient=world.patient) | Q(staff=staff),
+            status__in=ACTIVE_STATUSES,
+            starts_at__lt=start + length,
+            ends_at__gt=start,
+        ).order_by("-ends_at").first()
+        if clash is None:
+            return start
+        start = clash.ends_at
