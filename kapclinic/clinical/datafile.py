@@ -26,7 +26,8 @@ DECIMAL_AS_TEXT = 'numbers are written as strings (e.g. "0.5") to keep them exac
 class DataModel(BaseModel):
     """Base of every declared data-file model: unknown keys are errors and parsed values never change."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: the validators are built when the first file is read, not when clinical/ is imported.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def decimal_from_text(value: object) -> Decimal:
