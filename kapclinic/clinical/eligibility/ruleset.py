@@ -390,7 +390,9 @@ class RuleIn(DataModel):
 
 
 class RuleSetFile(DataModel):
-    """The whole file (field order matters: names are declared before the rules refer to them)."""
+    """The whole file (field order matters: names are declared before the rules refer to them).
+
+    Validate it through :func:`parse_rule_set`, which passes the context the reference checks fill."""
 
     id: Text
     version: Text
