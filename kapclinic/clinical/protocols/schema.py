@@ -13,7 +13,7 @@ is ``{"value": null, "not_applicable": true}``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar, get_args
 
 from pydantic import (
     AfterValidator,
@@ -48,7 +48,8 @@ from kapclinic.clinical.protocols.model import (
 )
 from kapclinic.clinical.vitals import AlertThresholds, Checkpoint, Threshold, Vital
 
-SCHEMA = "kapclinic.protocol/1"
+SchemaId = Literal["kapclinic.protocol/1"]
+SCHEMA: str = get_args(SchemaId)[0]
 
 V = TypeVar("V")
 
@@ -336,7 +337,7 @@ class MeasurementIn(DataModel):
 class ProtocolFile(DataModel):
     """The whole file."""
 
-    schema_: Literal["kapclinic.protocol/1"] = Field(alias="schema")
+    schema_: SchemaId = Field(alias="schema")
     id: Text
     version: Annotated[Text, AfterValidator(_semver)]
     title: Text
