@@ -1,5 +1,9 @@
 """Rule sets as versioned data: loading and validation (pure; no Django).
 
+The file format is declared below as pydantic models (``RuleSetFile`` and the models it holds; unknown
+keys refused); a malformed file is refused with the field path of each problem, e.g.
+``kap-eligibility-1.0.json: rules[3].check.any[1].answer: the check refers to an undeclared question``.
+
 A rule set is a JSON file in ``rulesets/`` with ``id``, ``version``, ``parameters`` (each with a
 cited default), ``questions`` (the checklist built from ref §3.1-3.5), ``medication_classes``
 (ref §3.6) and ``rules``. A rule has ``id``, ``title``, ``outcome`` (exclude/review/caution),
@@ -18,11 +22,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self, get_args
+
+from pydantic import (
+    Field,
+    PlainValidator,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from kapclinic.clinical.datafile import DataModel, Text, decimal_from_text, describe
 
 from .model import Outcome
 
@@ -41,13 +57,16 @@ NUMERIC_FIELDS: dict[str, tuple[str, str]] = {
     "adequate_failed_trials": ("Adequate failed antidepressant trials in this episode", "trials"),
     "benzodiazepine_dz_eq_mg_day": ("Benzodiazepine dose (diazepam-equivalent)", "mg/day"),
 }
-OPERATORS = ("<", "<=", ">", ">=")
-SECTIONS = ("medical", "psychiatric", "substance", "reproductive", "medications")
-SEVERITIES = ("review", "caution", "info")
+Operator = Literal["<", "<=", ">", ">="]
+Section = Literal["medical", "psychiatric", "substance", "reproductive", "medications"]
+Severity = Literal["review", "caution", "info"]
+OPERATORS: tuple[str, ...] = get_args(Operator)
+SECTIONS: tuple[str, ...] = get_args(Section)
+SEVERITIES: tuple[str, ...] = get_args(Severity)
 
 
 class RuleSetError(ValueError):
-    """The rule-set data is malformed; the message names the rule and the problem."""
+    """The rule-set data is malformed; the message names the file, the field path and the problem."""
 
 
 @dataclass(frozen=True)
@@ -185,177 +204,269 @@ class RuleSet:
         return {p.name: p.default for p in self.parameters}
 
 
-def _require(data: Mapping[str, Any], key: str, where: str) -> Any:
-    if key not in data:
-        raise RuleSetError(f"{where} is missing the required key '{key}'.")
-    return data[key]
+# --------------------------------------------------------------------------------------------------
+# The file format, declared (pydantic; see kapclinic/clinical/datafile.py)
+# --------------------------------------------------------------------------------------------------
+# Names a check may refer to are collected in the validation context as the file is read, in field
+# order (parameters, questions, medication classes, then rules), so an undeclared name is reported at
+# the check that uses it: ``rules[3].check.any[1].answer: the check refers to an undeclared question``.
 
 
-def _text(data: Mapping[str, Any], key: str, where: str, *, allow_empty: bool = False) -> str:
-    value = _require(data, key, where)
-    if not isinstance(value, str) or (not allow_empty and not value.strip()):
-        raise RuleSetError(f"{where}: '{key}' must be a non-empty string.")
-    return value
+def _known(info: ValidationInfo, kind: str) -> frozenset[str] | None:
+    known = (info.context or {}).get(kind)
+    return known if isinstance(known, frozenset) else None
 
 
-def _parse_check(
-    raw: Any,
-    where: str,
-    questions: frozenset[str],
-    params: frozenset[str],
-    classes: frozenset[str],
-) -> Check:
-    if not isinstance(raw, Mapping) or len(raw) == 0:
-        raise RuleSetError(f"{where}: a check must be a non-empty object.")
-    if "answer" in raw:
-        qid = raw["answer"]
-        if qid not in questions:
-            raise RuleSetError(f"{where}: the check refers to an undeclared question '{qid}'.")
-        return AnswerCheck(str(qid))
-    if "value" in raw:
-        fld, op, param = raw.get("value"), raw.get("op"), raw.get("param")
-        if fld not in NUMERIC_FIELDS:
-            raise RuleSetError(f"{where}: '{fld}' is not a known numeric field.")
-        if op not in OPERATORS:
-            raise RuleSetError(f"{where}: operator '{op}' must be one of {', '.join(OPERATORS)}.")
-        if param not in params:
-            raise RuleSetError(f"{where}: the check refers to an undeclared parameter '{param}'.")
-        return ValueCheck(str(fld), str(op), str(param))
-    if "medication_class" in raw:
-        cls = raw["medication_class"]
-        if cls not in classes:
-            raise RuleSetError(f"{where}: the check refers to an undeclared medication class '{cls}'.")
-        return MedicationClassCheck(str(cls))
-    for key, ctor in (("any", AnyCheck), ("all", AllCheck)):
-        if key in raw:
-            children = raw[key]
-            if not isinstance(children, Sequence) or isinstance(children, str) or not children:
-                raise RuleSetError(f"{where}: '{key}' needs a non-empty list of checks.")
-            return ctor(tuple(_parse_check(c, where, questions, params, classes) for c in children))
-    raise RuleSetError(f"{where}: unknown check {sorted(raw)}.")
+def _remember(info: ValidationInfo, kind: str, names: Iterable[str]) -> None:
+    if isinstance(info.context, dict):
+        info.context[kind] = frozenset(names)
 
 
-def _parse_scope(raw: Any, where: str) -> Scope:
-    if raw is None:
-        return Scope()
-    if not isinstance(raw, Mapping):
-        raise RuleSetError(f"{where}: 'applies_to' must be an object.")
-    unknown = set(raw) - {"products", "routes", "dose_bases"}
-    if unknown:
-        raise RuleSetError(f"{where}: 'applies_to' has unknown keys {sorted(unknown)}.")
-    return Scope(
-        products=tuple(str(x) for x in raw.get("products", ())),
-        routes=tuple(str(x) for x in raw.get("routes", ())),
-        dose_bases=tuple(str(x) for x in raw.get("dose_bases", ())),
-    )
+def _refer(info: ValidationInfo, kind: str, noun: str, value: str | None) -> None:
+    known = _known(info, kind)
+    if value is not None and known is not None and value not in known:
+        raise ValueError(f"the check refers to an undeclared {noun} {value!r}")
 
 
-def parse_rule_set(data: Mapping[str, Any], digest: str = "") -> RuleSet:
-    """Validate and build a RuleSet from decoded JSON. Raises RuleSetError with a sentence."""
-    rs_id = _text(data, "id", "The rule set")
-    version = _text(data, "version", f"Rule set {rs_id}")
-    where_rs = f"Rule set {rs_id} {version}"
+def _unique(ids: Iterable[str], noun: str) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"{noun} ids must be unique ({i!r} appears twice)")
+        seen.add(i)
 
-    params: list[Parameter] = []
-    for name, p in dict(_require(data, "parameters", where_rs)).items():
-        where = f"{where_rs}, parameter {name}"
-        default = _require(p, "default", where)
-        if isinstance(default, bool) or not isinstance(default, int | float):
-            raise RuleSetError(f"{where}: 'default' must be a number.")
-        params.append(
-            Parameter(
-                name=str(name),
-                default=float(default),
-                unit=_text(p, "unit", where),
-                label=_text(p, "label", where),
-                source=_text(p, "source", where),
+
+def _number(value: object) -> float:
+    """A parameter default: a JSON whole number or an exact decimal string, never a JSON fraction."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return float(decimal_from_text(value))
+
+
+class ParameterIn(DataModel):
+    default: Annotated[float, PlainValidator(_number)]
+    unit: Text
+    label: Text
+    source: Text
+
+
+class QuestionIn(DataModel):
+    id: Text
+    section: Section
+    asked_of: Literal["patient", "clinician"]
+    label: Text
+    patient_text: StrictStr
+    source: Text
+
+    @field_validator("patient_text")
+    @classmethod
+    def _patient_wording(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("asked_of") == "patient" and not value.strip():
+            raise ValueError("a patient question needs its patient_text")
+        return value
+
+
+class MedicationClassIn(DataModel):
+    id: Text
+    label: Text
+    severity: Severity
+    effect: Text
+    source: Text
+
+
+class LexiconIn(DataModel):
+    source: str | None = None
+    names: dict[str, tuple[Text, ...]] = Field(default_factory=dict)
+
+    @field_validator("names")
+    @classmethod
+    def _declared_classes(cls, value: dict[str, tuple[str, ...]], info: ValidationInfo) -> Any:
+        known = _known(info, "classes")
+        for class_id in value:
+            if known is not None and class_id not in known:
+                raise ValueError(f"the medication lexicon names an undeclared class {class_id!r}")
+        return value
+
+
+class CheckIn(DataModel):
+    """Exactly one of: ``answer``; ``value`` + ``op`` + ``param``; ``medication_class``; ``any``; ``all``."""
+
+    answer: str | None = None
+    value: str | None = None
+    op: Operator | None = None
+    param: str | None = None
+    medication_class: str | None = None
+    any: tuple[CheckIn, ...] | None = None
+    all: tuple[CheckIn, ...] | None = None
+
+    @field_validator("answer")
+    @classmethod
+    def _question(cls, value: str | None, info: ValidationInfo) -> Any:
+        _refer(info, "questions", "question", value)
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _numeric_field(cls, value: str | None) -> Any:
+        if value is not None and value not in NUMERIC_FIELDS:
+            raise ValueError(f"{value!r} is not a known numeric field ({', '.join(NUMERIC_FIELDS)})")
+        return value
+
+    @field_validator("param")
+    @classmethod
+    def _parameter(cls, value: str | None, info: ValidationInfo) -> Any:
+        _refer(info, "parameters", "parameter", value)
+        return value
+
+    @field_validator("medication_class")
+    @classmethod
+    def _medication_class(cls, value: str | None, info: ValidationInfo) -> Any:
+        _refer(info, "classes", "medication class", value)
+        return value
+
+    @field_validator("any", "all")
+    @classmethod
+    def _children(cls, value: tuple[CheckIn, ...] | None, info: ValidationInfo) -> Any:
+        if value is not None and not value:
+            raise ValueError(f"{info.field_name!r} needs a non-empty list of checks")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        kinds = [
+            k for k in ("answer", "value", "medication_class", "any", "all") if getattr(self, k) is not None
+        ]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a check is exactly one of answer, value (with op and param), medication_class, any, all"
             )
+        if (self.value is not None) != (self.op is not None) or (self.value is not None) != (
+            self.param is not None
+        ):
+            raise ValueError(
+                "a value check needs value, op and param together (and only a value check has them)"
+            )
+        return self
+
+    def check(self) -> Check:
+        if self.answer is not None:
+            return AnswerCheck(self.answer)
+        if self.value is not None and self.op is not None and self.param is not None:
+            return ValueCheck(self.value, self.op, self.param)
+        if self.medication_class is not None:
+            return MedicationClassCheck(self.medication_class)
+        if self.any is not None:
+            return AnyCheck(tuple(c.check() for c in self.any))
+        assert self.all is not None  # _one_kind
+        return AllCheck(tuple(c.check() for c in self.all))
+
+
+class ScopeIn(DataModel):
+    products: tuple[StrictStr, ...] = ()
+    routes: tuple[StrictStr, ...] = ()
+    dose_bases: tuple[StrictStr, ...] = ()
+
+
+class RuleIn(DataModel):
+    id: Text
+    title: Text
+    outcome: Outcome
+    check: CheckIn
+    explanation: Text
+    citation: Text
+    applies_to: ScopeIn | None = None
+
+    def rule(self) -> Rule:
+        scope = self.applies_to or ScopeIn()
+        return Rule(
+            id=self.id,
+            title=self.title,
+            outcome=self.outcome,
+            check=self.check.check(),
+            explanation=self.explanation,
+            citation=self.citation,
+            scope=Scope(scope.products, scope.routes, scope.dose_bases),
         )
 
-    questions: list[Question] = []
-    for q in _require(data, "questions", where_rs):
-        qid = _text(q, "id", f"{where_rs}, a question")
-        where = f"{where_rs}, question {qid}"
-        section = _text(q, "section", where)
-        if section not in SECTIONS:
-            raise RuleSetError(f"{where}: section '{section}' must be one of {', '.join(SECTIONS)}.")
-        asked_of = _text(q, "asked_of", where)
-        if asked_of not in ("patient", "clinician"):
-            raise RuleSetError(f"{where}: 'asked_of' must be 'patient' or 'clinician'.")
-        patient_text = _text(q, "patient_text", where, allow_empty=True)
-        if asked_of == "patient" and not patient_text.strip():
-            raise RuleSetError(f"{where}: a patient question needs 'patient_text'.")
-        questions.append(
-            Question(
-                qid, section, asked_of, _text(q, "label", where), patient_text, _text(q, "source", where)
-            )
+
+class RuleSetFile(DataModel):
+    """The whole file (field order matters: names are declared before the rules refer to them).
+
+    Validate it through :func:`parse_rule_set`, which passes the context the reference checks fill."""
+
+    id: Text
+    version: Text
+    title: Text
+    source: Text
+    parameters: dict[str, ParameterIn]
+    questions: tuple[QuestionIn, ...]
+    medication_classes: tuple[MedicationClassIn, ...]
+    medication_lexicon: LexiconIn = Field(default_factory=LexiconIn)
+    rules: tuple[RuleIn, ...]
+
+    @field_validator("parameters")
+    @classmethod
+    def _declare_parameters(cls, value: dict[str, ParameterIn], info: ValidationInfo) -> Any:
+        _remember(info, "parameters", value)
+        return value
+
+    @field_validator("questions")
+    @classmethod
+    def _declare_questions(cls, value: tuple[QuestionIn, ...], info: ValidationInfo) -> Any:
+        _unique((q.id for q in value), "question")
+        _remember(info, "questions", (q.id for q in value))
+        return value
+
+    @field_validator("medication_classes")
+    @classmethod
+    def _declare_classes(cls, value: tuple[MedicationClassIn, ...], info: ValidationInfo) -> Any:
+        _remember(info, "classes", (c.id for c in value))
+        return value
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_rules(cls, value: tuple[RuleIn, ...]) -> Any:
+        _unique((r.id for r in value), "rule")
+        return value
+
+    def rule_set(self, digest: str) -> RuleSet:
+        return RuleSet(
+            id=self.id,
+            version=self.version,
+            title=self.title,
+            source=self.source,
+            digest=digest,
+            parameters=tuple(
+                Parameter(name, p.default, p.unit, p.label, p.source) for name, p in self.parameters.items()
+            ),
+            questions=tuple(
+                Question(q.id, q.section, q.asked_of, q.label, q.patient_text, q.source)
+                for q in self.questions
+            ),
+            medication_classes=tuple(
+                MedicationClass(c.id, c.label, c.severity, c.effect, c.source)
+                for c in self.medication_classes
+            ),
+            lexicon=tuple(
+                sorted(
+                    (name.lower(), class_id)
+                    for class_id, names in self.medication_lexicon.names.items()
+                    for name in names
+                )
+            ),
+            rules=tuple(r.rule() for r in self.rules),
         )
-    if len({q.id for q in questions}) != len(questions):
-        raise RuleSetError(f"{where_rs}: question ids must be unique.")
 
-    classes: list[MedicationClass] = []
-    for c in _require(data, "medication_classes", where_rs):
-        cid = _text(c, "id", f"{where_rs}, a medication class")
-        where = f"{where_rs}, medication class {cid}"
-        severity = _text(c, "severity", where)
-        if severity not in SEVERITIES:
-            raise RuleSetError(f"{where}: severity must be one of {', '.join(SEVERITIES)}.")
-        classes.append(
-            MedicationClass(
-                cid,
-                _text(c, "label", where),
-                severity,
-                _text(c, "effect", where),
-                _text(c, "source", where),
-            )
-        )
-    class_ids = frozenset(c.id for c in classes)
 
-    lexicon: list[tuple[str, str]] = []
-    lex = data.get("medication_lexicon", {})
-    for cls, names in dict(lex.get("names", {})).items():
-        if cls not in class_ids:
-            raise RuleSetError(f"{where_rs}: the medication lexicon names an undeclared class '{cls}'.")
-        lexicon.extend((str(n).lower(), str(cls)) for n in names)
+def parse_rule_set(data: Mapping[str, Any], digest: str = "", *, path: str = "<data>") -> RuleSet:
+    """Validate decoded JSON against :class:`RuleSetFile` and build the :class:`RuleSet`.
 
-    qids = frozenset(q.id for q in questions)
-    pnames = frozenset(p.name for p in params)
-    rules: list[Rule] = []
-    for r in _require(data, "rules", where_rs):
-        rid = _text(r, "id", f"{where_rs}, a rule")
-        where = f"{where_rs}, rule {rid}"
-        outcome_raw = _text(r, "outcome", where)
-        try:
-            outcome = Outcome(outcome_raw)
-        except ValueError:
-            msg = f"{where}: outcome '{outcome_raw}' must be exclude, review or caution."
-            raise RuleSetError(msg) from None
-        rules.append(
-            Rule(
-                id=rid,
-                title=_text(r, "title", where),
-                outcome=outcome,
-                check=_parse_check(_require(r, "check", where), where, qids, pnames, class_ids),
-                explanation=_text(r, "explanation", where),
-                citation=_text(r, "citation", where),
-                scope=_parse_scope(r.get("applies_to"), where),
-            )
-        )
-    if len({r.id for r in rules}) != len(rules):
-        raise RuleSetError(f"{where_rs}: rule ids must be unique.")
-
-    return RuleSet(
-        id=rs_id,
-        version=version,
-        title=_text(data, "title", where_rs),
-        source=_text(data, "source", where_rs),
-        digest=digest,
-        parameters=tuple(params),
-        questions=tuple(questions),
-        medication_classes=tuple(classes),
-        lexicon=tuple(sorted(lexicon)),
-        rules=tuple(rules),
-    )
+    Raises :class:`RuleSetError` naming ``path`` and the field path of every problem."""
+    try:
+        document = RuleSetFile.model_validate(data, context={})
+    except ValidationError as exc:
+        raise RuleSetError(f"{path}: {describe(exc)}") from None
+    return document.rule_set(digest)
 
 
 def load_rule_set_file(path: Path) -> RuleSet:
@@ -365,7 +476,7 @@ def load_rule_set_file(path: Path) -> RuleSet:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise RuleSetError(f"The rule-set file {path.name} is not valid JSON: {exc}.") from None
-    return parse_rule_set(data, digest=digest)
+    return parse_rule_set(data, digest=digest, path=path.name)
 
 
 def _version_key(version: str) -> tuple[int | str, ...]:

@@ -1,5 +1,10 @@
 """Load instrument definitions (FHIR R4 Questionnaire JSON) into frozen, typed values.
 
+The file is validated as a FHIR Questionnaire by fhir.resources' pydantic model; KAP's extensions (key,
+licence, scoring rule, severity bands, ordinal values, clusters) are then read into the dataclasses
+below.  A problem is reported with its field path, e.g.
+``phq9.json: item[3].answerOption[1].extension[0].valueDecimal: ...``.
+
 The JSON files beside this module are the single source of item wording, answer scores, codes, severity
 bands and PCL-5 clusters. Each carries ``version`` and ``source`` citations into
 docs/clinical-reference.md (ref §4). Nothing here imports Django.
@@ -8,10 +13,27 @@ docs/clinical-reference.md (ref §4). Nothing here imports Django.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import ValidationError
+
+from kapclinic.clinical.datafile import describe
+
+if TYPE_CHECKING:  # the runtime import is deferred to parse_questionnaire (fhir.resources is slow to import)
+    from fhir.resources.R4B.coding import Coding as FhirCoding
+    from fhir.resources.R4B.extension import Extension
+    from fhir.resources.R4B.questionnaire import (
+        Questionnaire,
+        QuestionnaireItem,
+        QuestionnaireItemAnswerOption,
+    )
+
+T = TypeVar("T")
 
 EXT = "https://kapclinic.org/fhir/StructureDefinition/"
 ORDINAL_VALUE = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
@@ -129,118 +151,187 @@ class Instrument:
         raise ValueError(f"{self.key} has no item {number}.")
 
 
-def _ext(node: dict[str, Any], name: str) -> list[dict[str, Any]]:
+# --------------------------------------------------------------------------------------------------
+# Reading a Questionnaire: fhir.resources validates the FHIR structure (R4B models, structurally R4 for
+# a Questionnaire); the mapping below reads KAP's extensions and names the field path of any problem.
+# --------------------------------------------------------------------------------------------------
+
+
+class InstrumentDataError(ValueError):
+    """An instrument definition is malformed; the message names the file and the field path."""
+
+
+class _Problem(Exception):
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}")
+
+
+def _required(value: T | None, where: str) -> T:
+    if value is None:
+        raise _Problem(where, "required key is missing")
+    return value
+
+
+def _at(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _extensions(extensions: list[Extension] | None, name: str, prefix: str) -> list[tuple[str, Extension]]:
+    """(field path, extension) for each extension called ``name`` (a KAP name or a full URL)."""
     url = name if name.startswith("http") else EXT + name
-    return [e for e in node.get("extension", []) if e.get("url") == url]
+    return [(_at(prefix, f"extension[{i}]"), e) for i, e in enumerate(extensions or []) if e.url == url]
 
 
-def _coding(raw: dict[str, Any]) -> Coding:
-    return Coding(system=str(raw["system"]), code=str(raw["code"]), display=str(raw.get("display", "")))
+def _one(extensions: list[Extension] | None, name: str, prefix: str) -> tuple[str, Extension]:
+    found = _extensions(extensions, name, prefix)
+    if len(found) != 1:
+        raise _Problem(_at(prefix, "extension"), f"needs exactly one {name} extension (found {len(found)})")
+    return found[0]
 
 
-def _sub(ext: dict[str, Any], url: str) -> Any:
-    for sub in ext.get("extension", []):
-        if sub.get("url") == url:
-            for k, v in sub.items():
-                if k.startswith("value"):
-                    return v
-    raise ValueError(f"Extension {ext.get('url')} lacks {url}.")
+def _part(extension: Extension, url: str, where: str) -> tuple[str, Extension]:
+    for k, sub in enumerate(extension.extension or []):
+        if sub.url == url:
+            return f"{where}.extension[{k}]", sub
+    raise _Problem(f"{where}.extension", f"lacks its {url!r} part")
 
 
-def parse_questionnaire(data: dict[str, Any]) -> Instrument:
-    """Turn a Questionnaire resource (dict) into an :class:`Instrument`; raises ValueError if malformed."""
-    if data.get("resourceType") != "Questionnaire":
-        raise ValueError("The definition is not a FHIR Questionnaire.")
-    key_ext = _ext(data, "instrument-key")
-    if not key_ext:
-        raise ValueError("The Questionnaire lacks the instrument-key extension.")
+def _coding(raw: FhirCoding | None, where: str) -> Coding:
+    raw = _required(raw, where)
+    return Coding(
+        system=_required(raw.system, f"{where}.system"),
+        code=_required(raw.code, f"{where}.code"),
+        display=raw.display or "",
+    )
+
+
+def _option(raw: QuestionnaireItemAnswerOption, where: str) -> AnswerOption:
+    ordinal = _extensions(raw.extension, ORDINAL_VALUE, where)
+    if len(ordinal) != 1:
+        raise _Problem(_at(where, "extension"), "an answer needs exactly one ordinalValue extension")
+    ordinal_at, ordinal_ext = ordinal[0]
+    score = _required(ordinal_ext.valueDecimal, f"{ordinal_at}.valueDecimal")
+    if int(score) != score:
+        raise _Problem(f"{ordinal_at}.valueDecimal", f"an answer score is a whole number (got {score})")
+    coding = _coding(raw.valueCoding, f"{where}.valueCoding")
+    if not coding.display:
+        raise _Problem(f"{where}.valueCoding.display", "required key is missing")
+    return AnswerOption(
+        score=int(score),
+        label=coding.display,
+        coding=coding,
+        equivalent_codings=tuple(
+            _coding(e.valueCoding, f"{e_at}.valueCoding")
+            for e_at, e in _extensions(raw.extension, "equivalent-answer-code", where)
+        ),
+    )
+
+
+def _item(raw: QuestionnaireItem, number: int, where: str) -> Item:
+    options = [
+        _option(o, f"{where}.answerOption[{j}]")
+        for j, o in enumerate(_required(raw.answerOption, f"{where}.answerOption"))
+    ]
+    if not options:
+        raise _Problem(f"{where}.answerOption", "a question needs its answers")
+    scored = _extensions(raw.extension, "scored", where)
+    cluster = _extensions(raw.extension, "cluster", where)
+    return Item(
+        number=number,
+        link_id=_required(raw.linkId, f"{where}.linkId"),
+        text=_required(raw.text, f"{where}.text"),
+        coding=_coding(raw.code[0] if raw.code else None, f"{where}.code[0]"),
+        options=tuple(sorted(options, key=lambda o: o.score)),
+        scored=_required(scored[0][1].valueBoolean, f"{scored[0][0]}.valueBoolean") if scored else True,
+        required=bool(raw.required),
+        cluster=_required(cluster[0][1].valueCode, f"{cluster[0][0]}.valueCode") if cluster else None,
+    )
+
+
+def _bands(q: Questionnaire, min_total: int, max_total: int) -> tuple[Band, ...]:
+    """Severity bands, when present, must tile min_total..max_total without gaps or overlaps."""
+    located: list[tuple[str, Band]] = []
+    for where, ext in _extensions(q.extension, "severity-band", ""):
+        parts = {name: _part(ext, name, where) for name in ("min", "max", "code", "label", "source")}
+        (min_at, low), (max_at, high) = parts["min"], parts["max"]
+        (code_at, code), (label_at, label), (source_at, source) = (
+            parts["code"],
+            parts["label"],
+            parts["source"],
+        )
+        band = Band(
+            min=_required(low.valueInteger, f"{min_at}.valueInteger"),
+            max=_required(high.valueInteger, f"{max_at}.valueInteger"),
+            code=_required(code.valueCode, f"{code_at}.valueCode"),
+            label=_required(label.valueString, f"{label_at}.valueString"),
+            source=_required(source.valueString, f"{source_at}.valueString"),
+        )
+        located.append((where, band))
+    located.sort(key=lambda wb: wb[1].min)
+    expected = min_total
+    for where, band in located:
+        if band.min != expected or band.max < band.min:
+            raise _Problem(where, f"the severity bands do not tile the score range at {band.min}")
+        expected = band.max + 1
+    if located and expected != max_total + 1:
+        raise _Problem(located[-1][0], f"the severity bands do not reach the maximum total {max_total}")
+    return tuple(b for _w, b in located)
+
+
+def _instrument(q: Questionnaire) -> Instrument:
     items: list[Item] = []
     instructions: list[str] = []
-    number = 0
-    for raw in data.get("item", []):
-        if raw["type"] == "display":
-            instructions.append(str(raw["text"]))
-            continue
-        number += 1
-        options: list[AnswerOption] = []
-        for raw_opt in raw["answerOption"]:
-            ordinal = _ext(raw_opt, ORDINAL_VALUE)
-            if len(ordinal) != 1:
-                raise ValueError(f"Item {raw['linkId']} has an answer without exactly one ordinalValue.")
-            score = ordinal[0]["valueDecimal"]
-            if int(score) != score:
-                raise ValueError(f"Item {raw['linkId']} has a non-integer answer score.")
-            options.append(
-                AnswerOption(
-                    score=int(score),
-                    label=str(raw_opt["valueCoding"]["display"]),
-                    coding=_coding(raw_opt["valueCoding"]),
-                    equivalent_codings=tuple(
-                        _coding(e["valueCoding"]) for e in _ext(raw_opt, "equivalent-answer-code")
-                    ),
-                )
-            )
-        scored_ext = _ext(raw, "scored")
-        cluster_ext = _ext(raw, "cluster")
-        items.append(
-            Item(
-                number=number,
-                link_id=str(raw["linkId"]),
-                text=str(raw["text"]),
-                coding=_coding(raw["code"][0]),
-                options=tuple(sorted(options, key=lambda o: o.score)),
-                scored=bool(scored_ext[0]["valueBoolean"]) if scored_ext else True,
-                required=bool(raw.get("required", False)),
-                cluster=str(cluster_ext[0]["valueCode"]) if cluster_ext else None,
-            )
-        )
-    bands = tuple(
-        sorted(
-            (
-                Band(
-                    min=int(_sub(e, "min")),
-                    max=int(_sub(e, "max")),
-                    code=str(_sub(e, "code")),
-                    label=str(_sub(e, "label")),
-                    source=str(_sub(e, "source")),
-                )
-                for e in _ext(data, "severity-band")
-            ),
-            key=lambda b: b.min,
-        )
+    for i, raw in enumerate(q.item or []):
+        where = f"item[{i}]"
+        if raw.type == "display":
+            instructions.append(_required(raw.text, f"{where}.text"))
+        elif raw.type == "choice":
+            items.append(_item(raw, len(items) + 1, where))
+        else:
+            raise _Problem(f"{where}.type", f"an item is 'display' or 'choice' (got {raw.type!r})")
+    scored = [i for i in items if i.scored]
+    bands = _bands(q, sum(i.min_score for i in scored), sum(i.max_score for i in scored))
+    key_at, key = _one(q.extension, "instrument-key", "")
+    licence_at, licence = _one(q.extension, "licence-status", "")
+    rule_at, rule = _one(q.extension, "scoring-rule", "")
+    total = _extensions(q.extension, "total-score-code", "") or _extensions(
+        q.extension, "local-total-code", ""
     )
-    total_ext = _ext(data, "total-score-code") or _ext(data, "local-total-code")
-    codes = data.get("code") or []
-    instrument = Instrument(
-        key=str(key_ext[0]["valueString"]),
-        version=str(data["version"]),
-        title=str(data["title"]),
-        url=str(data["url"]),
-        licence_status=str(_ext(data, "licence-status")[0]["valueCode"]),
-        copyright=str(data.get("copyright", "")),
-        panel=_coding(codes[0]) if codes else None,
-        total_coding=_coding(total_ext[0]["valueCoding"]) if total_ext else None,
+    return Instrument(
+        key=_required(key.valueString, f"{key_at}.valueString"),
+        version=_required(q.version, "version"),
+        title=_required(q.title, "title"),
+        url=_required(q.url, "url"),
+        licence_status=_required(licence.valueCode, f"{licence_at}.valueCode"),
+        copyright=q.copyright or "",
+        panel=_coding(q.code[0], "code[0]") if q.code else None,
+        total_coding=_coding(total[0][1].valueCoding, f"{total[0][0]}.valueCoding") if total else None,
         instructions=tuple(instructions),
         items=tuple(items),
         bands=bands,
-        scoring_rule=str(_ext(data, "scoring-rule")[0]["valueCode"]),
-        sources=tuple(str(e["valueString"]) for e in _ext(data, "source")),
+        scoring_rule=_required(rule.valueCode, f"{rule_at}.valueCode"),
+        sources=tuple(
+            _required(e.valueString, f"{at}.valueString") for at, e in _extensions(q.extension, "source", "")
+        ),
     )
-    _check_bands(instrument)
-    return instrument
 
 
-def _check_bands(instrument: Instrument) -> None:
-    """Bands, when present, must tile min_total..max_total without gaps or overlaps."""
-    if not instrument.bands:
-        return
-    expected = instrument.min_total
-    for band in instrument.bands:
-        if band.min != expected or band.max < band.min:
-            raise ValueError(f"{instrument.key} severity bands do not tile the score range at {band.min}.")
-        expected = band.max + 1
-    if expected != instrument.max_total + 1:
-        raise ValueError(f"{instrument.key} severity bands do not reach the maximum total.")
+def parse_questionnaire(data: dict[str, Any], path: str = "<data>") -> Instrument:
+    """Turn a Questionnaire resource (decoded JSON) into an :class:`Instrument`.
+
+    Raises :class:`InstrumentDataError` (a ValueError) naming ``path`` and the field path of the problem."""
+    from fhir.resources.R4B.questionnaire import Questionnaire  # heavy: imported when a file is first read
+
+    if not isinstance(data, Mapping) or data.get("resourceType") != "Questionnaire":
+        raise InstrumentDataError(f"{path}: resourceType: the definition is not a FHIR Questionnaire")
+    try:
+        questionnaire = Questionnaire.model_validate(data)
+    except ValidationError as exc:
+        raise InstrumentDataError(f"{path}: {describe(exc)}") from None
+    try:
+        return _instrument(questionnaire)
+    except _Problem as problem:
+        raise InstrumentDataError(f"{path}: {problem}") from None
 
 
 def _normalise_key(name: str) -> str:
@@ -253,7 +344,7 @@ def _normalise_key(name: str) -> str:
 @cache
 def _load_file(filename: str) -> Instrument:
     text = resources.files(__package__).joinpath(filename).read_text(encoding="utf-8")
-    return parse_questionnaire(json.loads(text))
+    return parse_questionnaire(json.loads(text, parse_float=Decimal), filename)
 
 
 def available_versions(key: str) -> tuple[str, ...]:

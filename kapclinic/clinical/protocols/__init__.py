@@ -1,4 +1,5 @@
-"""Protocol library: versioned JSON data (``data/``) and a typed loader.  See ``loader.py``."""
+"""Protocol library: versioned JSON data (``data/``), its declared format (``schema.py``), the typed values
+it becomes (``model.py``) and the library (``loader.py``)."""
 
 from kapclinic.clinical.protocols.loader import (
     GATE_ITEMS,

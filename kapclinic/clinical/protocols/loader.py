@@ -1,603 +1,81 @@
-"""Typed loader for the protocol library (versioned JSON data beside this file; pure, no Django).
+"""The protocol library (pure, no Django): versioned JSON data beside this file, loaded and looked up.
 
-Each ``data/<id>.json`` file describes one protocol: route, dose basis and range, maximum, session
-pattern, fasting, minimum observation, vitals schedule, monitoring thresholds and measurement schedule.
-Every number carries a ``source`` citation into docs/clinical-reference.md.  Where the
-reference gives no number the field is ``{"value": null, "clinic_setting": true, "note": ...}``: a
-*clinic setting with no default*.  Code that needs such a value refuses with a sentence until the clinic
-sets it (see :func:`apply_clinic_settings`).
-
-The loader is strict: unknown keys, wrong units, missing citations and malformed numbers raise
-:class:`ProtocolDataError` naming the file and the field.
+Each ``data/<id>.v<version>.json`` file describes one protocol: route, dose basis and range, maximum,
+session pattern, fasting, minimum observation, vitals schedule, monitoring thresholds and measurement
+schedule.  The file format is declared in ``schema.py`` (pydantic models; a malformed file is refused
+with the field path of each problem) and the typed values it becomes are in ``model.py``.  This module
+loads the library, lets older versions inherit the newest hard ceiling, applies a clinic's settings
+(:func:`apply_clinic_settings`) and describes those settings for the clinic-settings page.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar, cast
+from typing import Any
 
-from kapclinic.clinical.dosing import Mg, MgPerKg, Minutes, Quantity, QuantityError, WeightBasis
-from kapclinic.clinical.vitals import AlertThresholds, Checkpoint, Threshold, Vital
+from kapclinic.clinical.dosing import Mg, MgPerKg, Minutes, Quantity, QuantityError
+from kapclinic.clinical.protocols.model import (
+    ABSENT_NOTE,
+    FINAL_SET_UNSET,
+    GATE_ITEMS,
+    ClinicSettingMissing,
+    DoseBasis,
+    DoseForm,
+    DoseSpec,
+    Fasting,
+    Measurement,
+    Observation,
+    Phase,
+    Protocol,
+    ProtocolDataError,
+    Route,
+    SessionPattern,
+    Setting,
+    UnknownProtocol,
+    VitalsSchedule,
+)
+from kapclinic.clinical.protocols.schema import SCHEMA, parse_protocol
+
+__all__ = [
+    "ABSENT_NOTE",
+    "DATA_DIR",
+    "FINAL_SET_UNSET",
+    "GATE_ITEMS",
+    "SCHEMA",
+    "ClinicSettingMissing",
+    "DoseBasis",
+    "DoseForm",
+    "DoseSpec",
+    "Fasting",
+    "Measurement",
+    "Observation",
+    "Phase",
+    "Protocol",
+    "ProtocolDataError",
+    "Route",
+    "SessionPattern",
+    "SettableField",
+    "Setting",
+    "UnknownProtocol",
+    "VitalsSchedule",
+    "all_protocols",
+    "apply_clinic_settings",
+    "clinic_settable_fields",
+    "field_label",
+    "get_protocol",
+    "load_protocol",
+    "parse_protocol",
+    "preparation_lines",
+    "protocol_choices",
+    "validate_clinic_value",
+]
 
 DATA_DIR = Path(__file__).parent / "data"
-SCHEMA = "kapclinic.protocol/1"
-
-T = TypeVar("T")
-QT = TypeVar("QT", bound=Quantity)
-
-Route = Literal["IV", "IM", "SL", "IN"]
-DoseBasis = Literal["mg_per_kg", "fixed_mg"]
-DoseForm = Literal["vial_iv", "vial_im", "lozenge", "nasal_device"]
-
-
-_ABSENT = "absent from this protocol version"
-
-
-class ProtocolDataError(ValueError):
-    """The protocol data file is malformed."""
-
-
-class UnknownProtocol(LookupError):
-    pass
-
-
-class ClinicSettingMissing(LookupError):
-    """A value the reference does not give has not been set by the clinic."""
-
-
-@dataclass(frozen=True)
-class Setting(Generic[T]):
-    """A value with its citation; ``value`` None + ``clinic_setting`` = the clinic must set it."""
-
-    value: T | None
-    source: str | None
-    note: str = ""
-    clinic_setting: bool = False
-    unconfirmed: bool = False
-    not_applicable: bool = False
-
-    @property
-    def is_set(self) -> bool:
-        return self.value is not None
-
-    def require(self, label: str) -> T:
-        if self.value is None:
-            raise ClinicSettingMissing(
-                f"{label} is a clinic setting with no default in the clinical reference; the clinic must "
-                "set it before this protocol can be used for that step."
-            )
-        return self.value
-
-
-@dataclass(frozen=True)
-class DoseSpec:
-    basis: DoseBasis
-    form: DoseForm
-    weight_basis: Setting[WeightBasis]
-    default_mg_per_kg: Setting[MgPerKg]
-    min_mg_per_kg: Setting[MgPerKg]
-    max_mg_per_kg: Setting[MgPerKg]
-    default_mg: Setting[Mg]
-    min_mg: Setting[Mg]
-    max_mg: Setting[Mg]
-    allowed_mg: tuple[Mg, ...]
-    allowed_mg_source: str | None
-    unit_strengths: tuple[Mg, ...]
-    unit_strengths_source: str | None
-    device_spacing_minutes: Setting[Minutes]
-    infusion_minutes: Setting[Minutes]
-    infusion_minutes_min: Setting[Minutes]
-    infusion_minutes_max: Setting[Minutes]
-    double_check_required: bool
-    notes: tuple[str, ...]
-    #: The hard ceiling no override passes (esketamine: the label maximum per session; racemic ketamine:
-    #: a per-route ceiling the medical director sets).  A protocol version written before ceilings
-    #: existed inherits the ceiling of the newest version of the same protocol (see all_protocols).
-    ceiling_mg: Setting[Mg] = Setting(None, None, not_applicable=True)
-    ceiling_mg_per_kg: Setting[MgPerKg] = Setting(None, None, not_applicable=True)
-    ceiling_inherited: bool = False
-
-    @property
-    def ceiling_absent(self) -> bool:
-        return self.ceiling_mg.note == _ABSENT or self.ceiling_mg_per_kg.note == _ABSENT
-
-
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    weeks_from: int | None
-    weeks_to: int | None
-    frequency: str
-    sessions_per_week: tuple[Decimal, ...]
-    dose: str
-    source: str
-
-
-@dataclass(frozen=True)
-class SessionPattern:
-    count: Setting[int]
-    phases: tuple[Phase, ...]
-    notes: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Fasting:
-    food_minutes: Setting[Minutes]
-    liquids_minutes: Setting[Minutes]
-    instructions: tuple[tuple[str, str], ...]  # (text, source)
-
-
-FINAL_SET_UNSET: Setting[Minutes] = Setting(
-    None,
-    None,
-    "The reference asks for vital signs in an acceptable range before the session ends ([S6a] ref §2.7) "
-    "but gives no interval; the medical director sets it.",
-    clinic_setting=True,
-)
-
-
-@dataclass(frozen=True)
-class Observation:
-    minimum_minutes: Setting[Minutes]
-    until_resolved: tuple[str, ...]
-    until_resolved_source: str | None
-    discharge_criteria: tuple[tuple[str, str], ...]  # (text, source)
-    # How recent the last full set of vitals and ratings must be at discharge. The reference names the
-    # check ("vital signs in acceptable range before the session ends", [S6a] ref §2.7) but gives no
-    # interval, so it is always a clinic setting the medical director sets (never a file default).
-    final_set_within_minutes: Setting[Minutes] = field(default_factory=lambda: FINAL_SET_UNSET)
-
-
-@dataclass(frozen=True)
-class VitalsSchedule:
-    checkpoints: tuple[Checkpoint, ...]
-    interval_minutes: Setting[Minutes]
-    measures: tuple[Vital, ...]
-    pulse_oximetry_required: bool
-    pulse_oximetry_source: str | None
-
-
-@dataclass(frozen=True)
-class Measurement:
-    instrument: str
-    when: str
-    source: str
-
-
-@dataclass(frozen=True)
-class Protocol:
-    id: str
-    version: str
-    title: str
-    product: str
-    route: Route
-    indication: str
-    regulatory_note: str
-    sources: tuple[str, ...]
-    dose: DoseSpec
-    sessions: SessionPattern
-    fasting: Fasting
-    observation: Observation
-    vitals_schedule: VitalsSchedule
-    thresholds: AlertThresholds
-    measurement_schedule: tuple[Measurement, ...]
-    gate_items: tuple[str, ...]
-    rems_monitoring_form: bool
-    notes: tuple[str, ...]
-
-    @property
-    def key(self) -> str:
-        return f"{self.id}@{self.version}"
-
-    def missing_clinic_settings(self) -> tuple[str, ...]:
-        """Dotted names of the settings the clinic still has to fill in."""
-        out: list[str] = []
-        for group_name in ("dose", "sessions", "fasting", "observation", "vitals_schedule"):
-            group = getattr(self, group_name)
-            for f in fields(group):
-                v = getattr(group, f.name)
-                if isinstance(v, Setting) and v.clinic_setting and v.value is None:
-                    out.append(f"{group_name}.{f.name}")
-        out.extend(f"thresholds.{n}" for n, t in self.thresholds.items() if t.value is None)
-        return tuple(out)
-
-    def required_values(self) -> tuple[str, ...]:
-        """Dotted names of the values a protocol needs before anyone can be planned, booked or dosed on
-        it: the dose range and maximum for its basis, the hard ceiling, fasting, the observation minimum,
-        how recent the final full set must be at discharge, the vitals interval and every alert
-        threshold (docs/clinical-reference-dosing.md §4)."""
-        dose: tuple[str, ...]
-        if self.dose.basis == "mg_per_kg":
-            dose = ("dose.weight_basis", "dose.min_mg_per_kg", "dose.max_mg_per_kg", "dose.ceiling_mg_per_kg")
-        else:
-            dose = ("dose.min_mg", "dose.max_mg", "dose.ceiling_mg")
-        if self.dose.form == "vial_iv":
-            dose += ("dose.infusion_minutes_min", "dose.infusion_minutes_max")
-        keys = (
-            *dose,
-            "fasting.food_minutes",
-            "fasting.liquids_minutes",
-            "observation.minimum_minutes",
-            "observation.final_set_within_minutes",
-            "vitals_schedule.interval_minutes",
-        )
-        return keys + tuple(f"thresholds.{n}" for n, _t in self.thresholds.items())
-
-    def usability_gaps(self) -> tuple[str, ...]:
-        """The :meth:`required_values` that have no value (cited default or clinic setting): while any
-        remain, the protocol cannot be used in a plan, a booking, the pre-dose checks or a dose order."""
-        out: list[str] = []
-        for key in self.required_values():
-            group_name, name = key.split(".")
-            if group_name == "thresholds":
-                if getattr(self.thresholds, name).value is None:
-                    out.append(key)
-                continue
-            setting = getattr(getattr(self, group_name), name)
-            if setting.value is None:
-                out.append(key)
-        return tuple(out)
-
-    @property
-    def usable(self) -> bool:
-        return not self.usability_gaps()
-
-
-# --------------------------------------------------------------------------------------------------
-# Parsing
-# --------------------------------------------------------------------------------------------------
-
-
-class _Ctx:
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def fail(self, where: str, msg: str) -> ProtocolDataError:
-        return ProtocolDataError(f"{self.path}: {where}: {msg}")
-
-    def obj(
-        self, data: object, where: str, allowed: set[str], required: set[str] | None = None
-    ) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise self.fail(where, "must be an object")
-        unknown = set(data) - allowed
-        if unknown:
-            raise self.fail(where, f"unknown keys {sorted(unknown)}")
-        missing = (required if required is not None else allowed) - set(data)
-        if missing:
-            raise self.fail(where, f"missing keys {sorted(missing)}")
-        return cast(dict[str, Any], data)
-
-    def text(self, data: object, where: str) -> str:
-        if not isinstance(data, str) or not data.strip():
-            raise self.fail(where, "must be a non-empty string")
-        return data
-
-    def texts(self, data: object, where: str) -> tuple[str, ...]:
-        if not isinstance(data, list):
-            raise self.fail(where, "must be a list of strings")
-        return tuple(self.text(x, f"{where}[{i}]") for i, x in enumerate(data))
-
-    def cited_texts(self, data: object, where: str) -> tuple[tuple[str, str], ...]:
-        if not isinstance(data, list):
-            raise self.fail(where, "must be a list")
-        out = []
-        for i, item in enumerate(data):
-            o = self.obj(item, f"{where}[{i}]", {"text", "source"})
-            out.append(
-                (self.text(o["text"], f"{where}[{i}].text"), self.text(o["source"], f"{where}[{i}].source"))
-            )
-        return tuple(out)
-
-    def decimal(self, data: object, where: str) -> Decimal:
-        if not isinstance(data, str):
-            raise self.fail(where, 'numbers are written as strings (e.g. "0.5") to keep them exact')
-        try:
-            return Decimal(data)
-        except InvalidOperation:
-            raise self.fail(where, f"{data!r} is not a number") from None
-
-    def setting_raw(self, data: object, where: str, unit: str | None) -> tuple[object | None, dict[str, Any]]:
-        o = self.obj(
-            data,
-            where,
-            {"value", "unit", "source", "note", "clinic_setting", "unconfirmed", "not_applicable"},
-            {"value"},
-        )
-        if o.get("not_applicable") is True:
-            if o["value"] is not None or o.get("clinic_setting"):
-                raise self.fail(where, "a not-applicable field has a null value and is not a clinic setting")
-            return None, o
-        if unit is not None and o.get("unit") != unit:
-            raise self.fail(where, f"unit must be {unit!r} (got {o.get('unit')!r})")
-        value = o["value"]
-        if value is None:
-            if o.get("clinic_setting") is not True:
-                raise self.fail(where, 'a null value must be marked "clinic_setting": true')
-            if not o.get("note"):
-                raise self.fail(where, "a clinic setting must carry a note saying what the reference says")
-        else:
-            if not o.get("source"):
-                raise self.fail(where, "every value needs a source citation")
-            if o.get("clinic_setting"):
-                raise self.fail(where, "a cited default is not a clinic setting without default")
-        return value, o
-
-    def _meta(self, o: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "source": o.get("source"),
-            "note": o.get("note", ""),
-            "clinic_setting": bool(o.get("clinic_setting", False)),
-            "unconfirmed": bool(o.get("unconfirmed", False)),
-            "not_applicable": bool(o.get("not_applicable", False)),
-        }
-
-    def qty(self, data: object, where: str, cls: type[QT]) -> Setting[QT]:
-        value, o = self.setting_raw(data, where, cls.unit)
-        if value is None:
-            return Setting(None, **self._meta(o))
-        try:
-            q = cls(self.decimal(value, f"{where}.value"))
-        except QuantityError as e:
-            raise self.fail(where, str(e)) from None
-        return Setting(q, **self._meta(o))
-
-    def integer(self, data: object, where: str, unit: str | None = None) -> Setting[int]:
-        value, o = self.setting_raw(data, where, unit)
-        if value is None:
-            return Setting(None, **self._meta(o))
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(where, "value must be a whole number")
-        return Setting(value, **self._meta(o))
-
-    def mg_list(self, data: object, where: str) -> tuple[Mg, ...]:
-        if not isinstance(data, list):
-            raise self.fail(where, "must be a list of mg strings")
-        return tuple(Mg(self.decimal(x, f"{where}[{i}]")) for i, x in enumerate(data))
-
-
-_ROUTES = {"IV", "IM", "SL", "IN"}
-_BASES = {"mg_per_kg", "fixed_mg"}
-_FORMS = {"vial_iv", "vial_im", "lozenge", "nasal_device"}
-GATE_ITEMS = (
-    "signed_plan",
-    "consent_current",
-    "eligibility_current",
-    "phq9_done",
-    "fasting",
-    "escort_named",
-    "medication_changes_reviewed",
-    "pregnancy_status",
-    "intention_noted",
-    "baseline_vitals",
-    "rems_enrolled",
-    "nasal_steroid_timing",
-)
-
-
-def parse_protocol(data: object, path: str = "<data>") -> Protocol:
-    c = _Ctx(path)
-    top = c.obj(
-        data,
-        "protocol",
-        {
-            "schema", "id", "version", "title", "product", "route", "indication", "regulatory_note",
-            "sources", "dose", "sessions", "fasting", "observation", "vitals_schedule",
-            "monitoring_thresholds", "measurement_schedule", "gate_items", "rems_monitoring_form", "notes",
-        },
-    )  # fmt: skip
-    if top["schema"] != SCHEMA:
-        raise c.fail("schema", f"must be {SCHEMA!r}")
-    version = c.text(top["version"], "version")
-    parts = version.split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise c.fail("version", "must look like 1.0.0")
-    route = top["route"]
-    if route not in _ROUTES:
-        raise c.fail("route", f"must be one of {sorted(_ROUTES)}")
-
-    d = c.obj(
-        top["dose"],
-        "dose",
-        {
-            "basis", "form", "weight_basis", "default_mg_per_kg", "min_mg_per_kg", "max_mg_per_kg",
-            "default_mg", "min_mg", "max_mg", "allowed_mg", "allowed_mg_source", "unit_strengths",
-            "unit_strengths_source", "device_spacing_minutes", "infusion_minutes", "infusion_minutes_min",
-            "infusion_minutes_max", "double_check_required", "notes", "ceiling_mg", "ceiling_mg_per_kg",
-        },
-        {
-            "basis", "form", "weight_basis", "default_mg_per_kg", "min_mg_per_kg", "max_mg_per_kg",
-            "default_mg", "min_mg", "max_mg", "allowed_mg", "allowed_mg_source", "unit_strengths",
-            "unit_strengths_source", "device_spacing_minutes", "infusion_minutes", "infusion_minutes_min",
-            "infusion_minutes_max", "double_check_required", "notes",
-        },
-    )  # fmt: skip
-    if d["basis"] not in _BASES:
-        raise c.fail("dose.basis", f"must be one of {sorted(_BASES)}")
-    if d["form"] not in _FORMS:
-        raise c.fail("dose.form", f"must be one of {sorted(_FORMS)}")
-    wb_value, wb_o = c.setting_raw(d["weight_basis"], "dose.weight_basis", None)
-    if wb_value is not None and wb_value not in ("actual", "ideal"):
-        raise c.fail("dose.weight_basis", 'value must be "actual" or "ideal"')
-    weight_basis: Setting[WeightBasis] = Setting(
-        WeightBasis(wb_value) if isinstance(wb_value, str) else None, **c._meta(wb_o)
-    )
-    if not isinstance(d["double_check_required"], bool):
-        raise c.fail("dose.double_check_required", "must be true or false")
-    dose = DoseSpec(
-        basis=d["basis"],
-        form=d["form"],
-        weight_basis=weight_basis,
-        default_mg_per_kg=c.qty(d["default_mg_per_kg"], "dose.default_mg_per_kg", MgPerKg),
-        min_mg_per_kg=c.qty(d["min_mg_per_kg"], "dose.min_mg_per_kg", MgPerKg),
-        max_mg_per_kg=c.qty(d["max_mg_per_kg"], "dose.max_mg_per_kg", MgPerKg),
-        default_mg=c.qty(d["default_mg"], "dose.default_mg", Mg),
-        min_mg=c.qty(d["min_mg"], "dose.min_mg", Mg),
-        max_mg=c.qty(d["max_mg"], "dose.max_mg", Mg),
-        allowed_mg=c.mg_list(d["allowed_mg"], "dose.allowed_mg"),
-        allowed_mg_source=d["allowed_mg_source"],
-        unit_strengths=c.mg_list(d["unit_strengths"], "dose.unit_strengths"),
-        unit_strengths_source=d["unit_strengths_source"],
-        device_spacing_minutes=c.qty(d["device_spacing_minutes"], "dose.device_spacing_minutes", Minutes),
-        infusion_minutes=c.qty(d["infusion_minutes"], "dose.infusion_minutes", Minutes),
-        infusion_minutes_min=c.qty(d["infusion_minutes_min"], "dose.infusion_minutes_min", Minutes),
-        infusion_minutes_max=c.qty(d["infusion_minutes_max"], "dose.infusion_minutes_max", Minutes),
-        double_check_required=d["double_check_required"],
-        notes=c.texts(d["notes"], "dose.notes"),
-        ceiling_mg=(
-            c.qty(d["ceiling_mg"], "dose.ceiling_mg", Mg)
-            if "ceiling_mg" in d
-            else Setting(None, None, _ABSENT, clinic_setting=True)
-        ),
-        ceiling_mg_per_kg=(
-            c.qty(d["ceiling_mg_per_kg"], "dose.ceiling_mg_per_kg", MgPerKg)
-            if "ceiling_mg_per_kg" in d
-            else Setting(None, None, _ABSENT, clinic_setting=True)
-        ),
-    )
-    if (dose.allowed_mg and not dose.allowed_mg_source) or (
-        dose.unit_strengths and not dose.unit_strengths_source
-    ):
-        raise c.fail("dose", "allowed_mg and unit_strengths need a source citation")
-    if dose.basis == "mg_per_kg" and dose.weight_basis.value is None and not dose.weight_basis.clinic_setting:
-        raise c.fail("dose.weight_basis", "required for mg/kg dosing")
-    if dose.form == "nasal_device" and (
-        len(dose.unit_strengths) != 1 or not dose.device_spacing_minutes.is_set
-    ):
-        raise c.fail("dose", "a nasal device protocol needs one device strength and the device spacing")
-
-    s = c.obj(top["sessions"], "sessions", {"count", "phases", "notes"})
-    phases = []
-    for i, p in enumerate(s["phases"]):
-        w = f"sessions.phases[{i}]"
-        po = c.obj(
-            p, w, {"name", "weeks_from", "weeks_to", "frequency", "sessions_per_week", "dose", "source"}
-        )
-        for k in ("weeks_from", "weeks_to"):
-            if po[k] is not None and (isinstance(po[k], bool) or not isinstance(po[k], int)):
-                raise c.fail(f"{w}.{k}", "must be a whole number or null")
-        if not isinstance(po["sessions_per_week"], list):
-            raise c.fail(f"{w}.sessions_per_week", "must be a list of number strings")
-        phases.append(
-            Phase(
-                name=c.text(po["name"], f"{w}.name"),
-                weeks_from=po["weeks_from"],
-                weeks_to=po["weeks_to"],
-                frequency=c.text(po["frequency"], f"{w}.frequency"),
-                sessions_per_week=tuple(
-                    c.decimal(x, f"{w}.sessions_per_week[{j}]") for j, x in enumerate(po["sessions_per_week"])
-                ),
-                dose=c.text(po["dose"], f"{w}.dose"),
-                source=c.text(po["source"], f"{w}.source"),
-            )
-        )
-    sessions = SessionPattern(
-        count=c.integer(s["count"], "sessions.count"),
-        phases=tuple(phases),
-        notes=c.texts(s["notes"], "sessions.notes"),
-    )
-
-    f = c.obj(top["fasting"], "fasting", {"food_minutes", "liquids_minutes", "instructions"})
-    fasting = Fasting(
-        food_minutes=c.qty(f["food_minutes"], "fasting.food_minutes", Minutes),
-        liquids_minutes=c.qty(f["liquids_minutes"], "fasting.liquids_minutes", Minutes),
-        instructions=c.cited_texts(f["instructions"], "fasting.instructions"),
-    )
-
-    o = c.obj(
-        top["observation"],
-        "observation",
-        {"minimum_minutes", "until_resolved", "until_resolved_source", "discharge_criteria"},
-    )
-    observation = Observation(
-        minimum_minutes=c.qty(o["minimum_minutes"], "observation.minimum_minutes", Minutes),
-        until_resolved=c.texts(o["until_resolved"], "observation.until_resolved"),
-        until_resolved_source=o["until_resolved_source"],
-        discharge_criteria=c.cited_texts(o["discharge_criteria"], "observation.discharge_criteria"),
-    )
-
-    v = c.obj(
-        top["vitals_schedule"],
-        "vitals_schedule",
-        {"checkpoints", "interval_minutes", "measures", "pulse_oximetry_required", "pulse_oximetry_source"},
-    )
-    cps = []
-    for i, cp in enumerate(v["checkpoints"]):
-        w = f"vitals_schedule.checkpoints[{i}]"
-        cpo = c.obj(cp, w, {"label", "kind", "offset_minutes", "source"})
-        if cpo["kind"] not in ("pre_dose", "offset", "pre_discharge"):
-            raise c.fail(f"{w}.kind", "must be pre_dose, offset or pre_discharge")
-        if (cpo["kind"] == "offset") != isinstance(cpo["offset_minutes"], int):
-            raise c.fail(f"{w}.offset_minutes", "needed for (and only for) offset checkpoints")
-        cps.append(
-            Checkpoint(
-                c.text(cpo["label"], f"{w}.label"),
-                cpo["kind"],
-                cpo["offset_minutes"],
-                c.text(cpo["source"], f"{w}.source"),
-            )
-        )
-    try:
-        measures = tuple(Vital(x) for x in v["measures"])
-    except ValueError:
-        raise c.fail("vitals_schedule.measures", f"must be among {[x.value for x in Vital]}") from None
-    vitals_schedule = VitalsSchedule(
-        checkpoints=tuple(cps),
-        interval_minutes=c.qty(v["interval_minutes"], "vitals_schedule.interval_minutes", Minutes),
-        measures=measures,
-        pulse_oximetry_required=bool(v["pulse_oximetry_required"]),
-        pulse_oximetry_source=v["pulse_oximetry_source"],
-    )
-
-    names = {fl.name for fl in fields(AlertThresholds)}
-    th_data = c.obj(top["monitoring_thresholds"], "monitoring_thresholds", names, set())
-    changes: dict[str, Threshold] = {}
-    for name, raw in th_data.items():
-        unit = {"spo2_below": "%", "moaas_at_or_below": "score"}.get(
-            name, "/min" if name.startswith(("hr", "rr")) else "mm[Hg]"
-        )
-        st = c.integer(raw, f"monitoring_thresholds.{name}", unit)
-        changes[name] = Threshold(
-            st.value, st.source or "clinic setting (the reference gives no number)", st.note
-        )
-    thresholds = replace(AlertThresholds(), **changes)
-
-    ms = []
-    for i, m in enumerate(top["measurement_schedule"]):
-        w = f"measurement_schedule[{i}]"
-        mo = c.obj(m, w, {"instrument", "when", "source"})
-        ms.append(Measurement(c.text(mo["instrument"], w), c.text(mo["when"], w), c.text(mo["source"], w)))
-
-    gate = c.texts(top["gate_items"], "gate_items")
-    bad = set(gate) - set(GATE_ITEMS)
-    if bad:
-        raise c.fail("gate_items", f"unknown items {sorted(bad)}")
-
-    return Protocol(
-        id=c.text(top["id"], "id"),
-        version=version,
-        title=c.text(top["title"], "title"),
-        product=c.text(top["product"], "product"),
-        route=route,
-        indication=c.text(top["indication"], "indication"),
-        regulatory_note=c.text(top["regulatory_note"], "regulatory_note"),
-        sources=c.texts(top["sources"], "sources"),
-        dose=dose,
-        sessions=sessions,
-        fasting=fasting,
-        observation=observation,
-        vitals_schedule=vitals_schedule,
-        thresholds=thresholds,
-        measurement_schedule=tuple(ms),
-        gate_items=gate,
-        rems_monitoring_form=bool(top["rems_monitoring_form"]),
-        notes=c.texts(top["notes"], "notes"),
-    )
 
 
 def load_protocol(path: Path) -> Protocol:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -441,14 +442,18 @@ def _raw() -> dict[str, Any]:
 def test_rule_set_rejects_unknown_outcome() -> None:
     data = _raw()
     data["rules"][0] = {**data["rules"][0], "outcome": "maybe"}
-    with pytest.raises(RuleSetError, match="outcome 'maybe' must be exclude, review or caution"):
+    with pytest.raises(
+        RuleSetError, match=r"rules\[0\]\.outcome: Input should be 'exclude', 'review' or 'caution'"
+    ):
         parse_rule_set(data)
 
 
 def test_rule_set_rejects_undeclared_question() -> None:
     data = _raw()
     data["rules"][0] = {**data["rules"][0], "check": {"answer": "nope"}}
-    with pytest.raises(RuleSetError, match="undeclared question 'nope'"):
+    with pytest.raises(
+        RuleSetError, match=r"rules\[0\]\.check\.answer: the check refers to an undeclared question 'nope'"
+    ):
         parse_rule_set(data)
 
 
@@ -457,8 +462,103 @@ def test_rule_set_rejects_missing_citation() -> None:
     rule = dict(data["rules"][0])
     del rule["citation"]
     data["rules"][0] = rule
-    with pytest.raises(RuleSetError, match="missing the required key 'citation'"):
+    with pytest.raises(RuleSetError, match=r"rules\[0\]\.citation: required key is missing"):
         parse_rule_set(data)
+
+
+def _rule_index(data: dict[str, Any], rule_id: str) -> int:
+    return next(i for i, r in enumerate(data["rules"]) if r["id"] == rule_id)
+
+
+BROKEN_RULE_SETS: list[tuple[str, Any, str]] = [
+    (
+        "an undeclared question deep in an any-check",
+        lambda d: d["rules"][_rule_index(d, "RV-PSYCHOSIS")]["check"]["any"].__setitem__(
+            1, {"answer": "nope"}
+        ),
+        r"rules\[{RV-PSYCHOSIS}\]\.check\.any\[1\]\.answer: the check refers to an undeclared question",
+    ),
+    (
+        "an undeclared parameter",
+        lambda d: d["rules"][_rule_index(d, "RV-MINOR")]["check"].update(param="adult_age"),
+        r"rules\[{RV-MINOR}\]\.check\.param: the check refers to an undeclared parameter 'adult_age'",
+    ),
+    (
+        "an unknown numeric field",
+        lambda d: d["rules"][_rule_index(d, "RV-MINOR")]["check"].update(value="shoe_size"),
+        r"rules\[{RV-MINOR}\]\.check\.value: 'shoe_size' is not a known numeric field",
+    ),
+    (
+        "an unknown operator",
+        lambda d: d["rules"][_rule_index(d, "RV-MINOR")]["check"].update(op="=="),
+        r"rules\[{RV-MINOR}\]\.check\.op: Input should be '<', '<=', '>' or '>='",
+    ),
+    (
+        "a check of two kinds at once",
+        lambda d: d["rules"][_rule_index(d, "RV-MINOR")]["check"].update(answer="pregnant"),
+        r"rules\[{RV-MINOR}\]\.check: a check is exactly one of",
+    ),
+    (
+        "an empty any-check",
+        lambda d: d["rules"][_rule_index(d, "RV-PSYCHOSIS")]["check"].update(any=[]),
+        r"rules\[{RV-PSYCHOSIS}\]\.check\.any: 'any' needs a non-empty list of checks",
+    ),
+    (
+        "an unknown key in a rule's scope",
+        lambda d: d["rules"][_rule_index(d, "CA-BMI-IBW")]["applies_to"].update(route=["IV"]),
+        r"rules\[{CA-BMI-IBW}\]\.applies_to\.route: unknown key",
+    ),
+    (
+        "a parameter default as a JSON fraction",
+        lambda d: d["parameters"]["ibw_bmi_threshold"].update(default=30.5),
+        r"parameters\.ibw_bmi_threshold\.default: numbers are written as strings",
+    ),
+    (
+        "a patient question without its wording",
+        lambda d: d["questions"][0].update(patient_text=""),
+        r"questions\[0\]\.patient_text: a patient question needs its patient_text",
+    ),
+    (
+        "a duplicate question id",
+        lambda d: d["questions"].append(dict(d["questions"][0])),
+        r"questions: question ids must be unique \('aneurysmal_vascular_disease' appears twice\)",
+    ),
+    (
+        "an unknown severity",
+        lambda d: d["medication_classes"][1].update(severity="grave"),
+        r"medication_classes\[1\]\.severity: Input should be 'review', 'caution' or 'info'",
+    ),
+    (
+        "a lexicon naming an undeclared class",
+        lambda d: d["medication_lexicon"]["names"].update(herbal=["st john's wort"]),
+        r"medication_lexicon\.names: the medication lexicon names an undeclared class 'herbal'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"), [c[1:] for c in BROKEN_RULE_SETS], ids=[c[0] for c in BROKEN_RULE_SETS]
+)
+def test_a_broken_rule_set_file_names_the_field_path(tmp_path: Path, change: Any, message: str) -> None:
+    from kapclinic.clinical.eligibility.ruleset import load_rule_set_file
+
+    data = _raw()
+    change(data)
+    for rule_id in ("RV-PSYCHOSIS", "RV-MINOR", "CA-BMI-IBW"):
+        message = message.replace("{" + rule_id + "}", str(_rule_index(data, rule_id)))
+    path = tmp_path / "broken-9.9.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(RuleSetError, match=rf"^broken-9\.9\.json: (.*; )?{message}"):
+        load_rule_set_file(path)
+
+
+def test_a_rule_set_file_that_is_not_json_is_refused(tmp_path: Path) -> None:
+    from kapclinic.clinical.eligibility.ruleset import load_rule_set_file
+
+    path = tmp_path / "broken-9.9.json"
+    path.write_text('{"id": "kap-eligibility",')
+    with pytest.raises(RuleSetError, match=r"broken-9\.9\.json is not valid JSON"):
+        load_rule_set_file(path)
 
 
 def test_every_rule_and_question_cites_the_reference() -> None:

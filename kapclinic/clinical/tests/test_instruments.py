@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -29,7 +32,7 @@ from kapclinic.clinical.instruments import (
     questionnaire_json,
     score,
 )
-from kapclinic.clinical.instruments.loader import Instrument, parse_questionnaire
+from kapclinic.clinical.instruments.loader import Instrument, InstrumentDataError, parse_questionnaire
 
 PHQ9 = get_instrument("PHQ-9")
 GAD7 = get_instrument("GAD-7")
@@ -180,6 +183,91 @@ def test_malformed_definitions_are_refused() -> None:
     ][1:]
     with pytest.raises(ValueError, match="do not tile"):
         parse_questionnaire(broken)
+
+
+def _band_indexes(raw: dict[str, Any]) -> list[int]:
+    return [i for i, e in enumerate(raw["extension"]) if e["url"].endswith("/severity-band")]
+
+
+def _drop_band_label(raw: dict[str, Any]) -> None:
+    band = raw["extension"][_band_indexes(raw)[1]]
+    band["extension"] = [p for p in band["extension"] if p["url"] != "label"]
+
+
+def _gap_in_bands(raw: dict[str, Any]) -> None:
+    band = raw["extension"][_band_indexes(raw)[1]]
+    next(p for p in band["extension"] if p["url"] == "min")["valueInteger"] += 1
+
+
+# PHQ-9 (phq9.json): item[0] is the stem, item[1..9] the questions, item[10] the difficulty question;
+# extension[0] is the instrument key, extension[6..10] the severity bands.
+BROKEN_INSTRUMENTS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    (
+        "an answer score that is not a FHIR decimal",
+        lambda d: d["item"][1]["answerOption"][0]["extension"][0].update(valueDecimal="none"),
+        r"item\[1\]\.answerOption\[0\]\.extension\[0\]\.valueDecimal: Decimal value",
+    ),
+    (
+        "a fractional answer score",
+        lambda d: d["item"][2]["answerOption"][3]["extension"][0].update(valueDecimal=Decimal("2.5")),
+        r"item\[2\]\.answerOption\[3\]\.extension\[0\]\.valueDecimal: an answer score is a whole number "
+        r"\(got 2\.5\)",
+    ),
+    (
+        "a key FHIR does not define",
+        lambda d: d["item"][3].update(hint="x"),
+        r"item\[3\]\.hint: unknown key",
+    ),
+    (
+        "an answer without its ordinal value",
+        lambda d: d["item"][4]["answerOption"][2].update(extension=[]),
+        r"item\[4\]\.answerOption\[2\]\.extension: an answer needs exactly one ordinalValue extension",
+    ),
+    (
+        "a question without its code",
+        lambda d: d["item"][5].pop("code"),
+        r"item\[5\]\.code\[0\]: required key is missing",
+    ),
+    (
+        "an item type the loader does not read",
+        lambda d: d["item"][6].update(type="text"),
+        r"item\[6\]\.type: an item is 'display' or 'choice' \(got 'text'\)",
+    ),
+    (
+        "no instrument key",
+        lambda d: d["extension"].pop(0),
+        r"extension: needs exactly one instrument-key extension \(found 0\)",
+    ),
+    (
+        "a severity band without its label",
+        _drop_band_label,
+        r"extension\[7\]\.extension: lacks its 'label' part",
+    ),
+    (
+        "a gap between severity bands",
+        _gap_in_bands,
+        r"extension\[7\]: the severity bands do not tile the score range at 6",
+    ),
+    (
+        "no version",
+        lambda d: d.pop("version"),
+        r"version: required key is missing",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"), [c[1:] for c in BROKEN_INSTRUMENTS], ids=[c[0] for c in BROKEN_INSTRUMENTS]
+)
+def test_a_broken_instrument_file_names_the_field_path(
+    change: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    raw = json.loads(json.dumps(questionnaire_json("PHQ-9")), parse_float=Decimal)
+    assert _band_indexes(raw) == [6, 7, 8, 9, 10]
+    parse_questionnaire(raw, "phq9.json")
+    change(raw)
+    with pytest.raises(InstrumentDataError, match=rf"^phq9\.json: (.*; )?{message}"):
+        parse_questionnaire(raw, "phq9.json")
 
 
 def test_unknown_instrument_and_version_refused() -> None:

@@ -20,6 +20,7 @@ from kapclinic.clinical.protocols import (
     all_protocols,
     apply_clinic_settings,
     get_protocol,
+    load_protocol,
     parse_protocol,
     protocol_choices,
 )
@@ -107,32 +108,135 @@ def test_strict_loader_rejects_bad_data() -> None:
     parse_protocol(good)
     bad = copy.deepcopy(good)
     bad["dose"]["max_mg"] = {"value": "84", "unit": "mg"}
-    with pytest.raises(ProtocolDataError, match="source citation"):
+    with pytest.raises(ProtocolDataError, match=r"dose\.max_mg: every value needs a source citation"):
         parse_protocol(bad)
     bad = copy.deepcopy(good)
     bad["dose"]["max_mg"] = {"value": "84", "unit": "mg/kg", "source": "[S7]"}
-    with pytest.raises(ProtocolDataError, match="unit must be 'mg'"):
+    with pytest.raises(ProtocolDataError, match=r"dose\.max_mg: unit must be 'mg'"):
         parse_protocol(bad)
     bad = copy.deepcopy(good)
     bad["dose"]["max_mg"] = {"value": None, "unit": "mg"}
-    with pytest.raises(ProtocolDataError, match="clinic_setting"):
+    with pytest.raises(
+        ProtocolDataError, match=r"dose\.max_mg: a null value must be marked \"clinic_setting\""
+    ):
         parse_protocol(bad)
     bad = copy.deepcopy(good)
     bad["dose"]["max_mg"] = {"value": 84, "unit": "mg", "source": "[S7]"}
-    with pytest.raises(ProtocolDataError, match="strings"):
+    with pytest.raises(ProtocolDataError, match=r"dose\.max_mg\.value: numbers are written as strings"):
         parse_protocol(bad)
     bad = copy.deepcopy(good)
     bad["surprise"] = 1
-    with pytest.raises(ProtocolDataError, match="unknown keys"):
+    with pytest.raises(ProtocolDataError, match="surprise: unknown key"):
         parse_protocol(bad)
     bad = copy.deepcopy(good)
     bad["gate_items"] = ["made_up"]
-    with pytest.raises(ProtocolDataError, match="unknown items"):
+    with pytest.raises(ProtocolDataError, match=r"gate_items\[0\]: unknown item 'made_up'"):
         parse_protocol(bad)
     bad = copy.deepcopy(good)
     bad["version"] = "1"
-    with pytest.raises(ProtocolDataError, match=r"1\.0\.0"):
+    with pytest.raises(ProtocolDataError, match=r"version: must look like 1\.0\.0"):
         parse_protocol(bad)
+
+
+def _broken(pid: str, change: Any) -> dict[str, Any]:
+    data = copy.deepcopy(raw(pid))
+    change(data)
+    return data
+
+
+BROKEN_PROTOCOLS: list[tuple[str, Any, str]] = [
+    (
+        "a phase's sessions per week as a JSON number",
+        lambda d: d["sessions"]["phases"][1].update(sessions_per_week=[1.5]),
+        r"sessions\.phases\[1\]\.sessions_per_week\[0\]: numbers are written as strings",
+    ),
+    (
+        "a phase without its source",
+        lambda d: d["sessions"]["phases"][2].pop("source"),
+        r"sessions\.phases\[2\]\.source: required key is missing",
+    ),
+    (
+        "a negative dose",
+        lambda d: d["dose"]["allowed_mg"].append("-28"),
+        r"dose\.allowed_mg\[2\]: A mg value cannot be negative",
+    ),
+    (
+        "a dose that is not a number",
+        lambda d: d["dose"]["unit_strengths"].__setitem__(0, "twenty-eight"),
+        r"dose\.unit_strengths\[0\]: 'twenty-eight' is not a number",
+    ),
+    (
+        "allowed doses without a citation",
+        lambda d: d["dose"].update(allowed_mg_source=None),
+        r"dose\.allowed_mg_source: allowed_mg needs a source citation",
+    ),
+    (
+        "a nasal device without its spacing",
+        lambda d: d["dose"]["device_spacing_minutes"].update(value=None, clinic_setting=True, note="n"),
+        r"dose: a nasal device protocol needs one device strength and the device spacing",
+    ),
+    (
+        "a threshold in the wrong unit",
+        lambda d: d["monitoring_thresholds"]["hr_above"].update(unit="mm[Hg]"),
+        r"monitoring_thresholds\.hr_above: unit must be '/min'",
+    ),
+    (
+        "a threshold that is not a whole number",
+        lambda d: d["monitoring_thresholds"]["spo2_below"].update(value="93"),
+        r"monitoring_thresholds\.spo2_below\.value: Input should be a valid integer",
+    ),
+    (
+        "a checkpoint offset on a pre-dose checkpoint",
+        lambda d: d["vitals_schedule"]["checkpoints"][0].update(offset_minutes=5),
+        r"vitals_schedule\.checkpoints\[0\]: offset_minutes is needed for \(and only for\) offset",
+    ),
+    (
+        "an unknown vital sign",
+        lambda d: d["vitals_schedule"]["measures"].append("temperature"),
+        r"vitals_schedule\.measures\[\d+\]: Input should be 'sbp'",
+    ),
+    (
+        "an unknown route",
+        lambda d: d.update(route="PO"),
+        r"route: Input should be 'IV', 'IM', 'SL' or 'IN'",
+    ),
+    (
+        "a blank discharge criterion",
+        lambda d: d["observation"]["discharge_criteria"][1].update(text="  "),
+        r"observation\.discharge_criteria\[1\]\.text: must be a non-empty string",
+    ),
+    (
+        "a ceiling written as null",
+        lambda d: d["dose"].update(ceiling_mg=None),
+        r"dose\.ceiling_mg: leave the key out instead of writing null",
+    ),
+    (
+        "a yes/no written as a string",
+        lambda d: d.update(rems_monitoring_form="yes"),
+        r"rems_monitoring_form: Input should be a valid boolean",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"), [c[1:] for c in BROKEN_PROTOCOLS], ids=[c[0] for c in BROKEN_PROTOCOLS]
+)
+def test_a_broken_protocol_file_names_the_field_path(tmp_path: Path, change: Any, message: str) -> None:
+    path = tmp_path / "esketamine-in-trd.v9.9.9.json"
+    path.write_text(json.dumps(_broken("esketamine-in-trd", change)))
+    with pytest.raises(ProtocolDataError, match=rf"^esketamine-in-trd\.v9\.9\.9\.json: (.*; )?{message}"):
+        load_protocol(path)
+
+
+def test_every_problem_of_a_broken_file_is_named_at_once() -> None:
+    def two_problems(d: dict[str, Any]) -> None:
+        d["fasting"]["food_minutes"]["unit"] = "h"
+        d["sessions"]["count"]["value"] = "eight"
+
+    with pytest.raises(ProtocolDataError) as caught:
+        parse_protocol(_broken("esketamine-in-trd", two_problems), "trd.json")
+    assert "sessions.count.value: Input should be a valid integer" in str(caught.value)
+    assert "fasting.food_minutes: unit must be 'min' (got 'h')" in str(caught.value)
 
 
 def test_get_protocol_unknown() -> None:
