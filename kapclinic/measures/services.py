@@ -449,13 +449,13 @@ def response_submit(
         _episode_appended(episode, response)
     else:
         episode_recompute(episode, response)
-    url = reverse("measures:patient", kwargs={"patient_id": patient.pk})
     add_timeline_event(
         patient,
         kind="measures.response",
         title=f"{inst.key} completed ({response.get_source_display().lower()})",
         category=TimelineCategory.CLINICAL,
-        url=url,
+        url_name="measures:patient",
+        url_kwargs={"patient_id": patient.pk},
         actor=actor,
         ref=response,
         at=completed_at,
@@ -469,7 +469,8 @@ def response_submit(
             kind="measures.safety_alert",
             title="Safety alert raised (PHQ-9 item 9)",
             category=TimelineCategory.CLINICAL,
-            url=url,
+            url_name="measures:patient",
+            url_kwargs={"patient_id": patient.pk},
             actor=actor,
             ref=alert,
         )
@@ -597,7 +598,8 @@ def alert_escalate(alert_id: int, reason: str) -> str:
             kind="measures.safety_alert_escalated",
             title="Safety alert escalated to the on-call prescriber",
             category=TimelineCategory.CLINICAL,
-            url=reverse("measures:patient", kwargs={"patient_id": alert.patient_id}),
+            url_name="measures:patient",
+            url_kwargs={"patient_id": alert.patient_id},
             actor=Actor.system(alert.clinic, "escalation"),
             ref=alert,
         )
@@ -773,7 +775,8 @@ def alert_acknowledge(actor: Actor, alert: SafetyAlert, *, action: str, note: st
         category=TimelineCategory.CLINICAL,
         actor=actor,
         ref=alert,
-        url=reverse("measures:patient", kwargs={"patient_id": alert.patient_id}),
+        url_name="measures:patient",
+        url_kwargs={"patient_id": alert.patient_id},
     )
     record_event(actor, "update", patient=alert.patient, obj=alert, detail=f"acknowledged action={action}")
     return alert
@@ -807,7 +810,8 @@ def safety_plan_save(
         category=TimelineCategory.CLINICAL,
         actor=actor,
         ref=plan,
-        url=reverse("measures:safety_plan", kwargs={"patient_id": patient.pk}),
+        url_name="measures:safety_plan",
+        url_kwargs={"patient_id": patient.pk},
     )
     record_event(actor, action, patient=patient, obj=plan, detail="safety plan")
     return plan
