@@ -23,7 +23,8 @@ from kapclinic.patients.models import (
 from kapclinic.patients.selectors import forget_caseload_counts
 from kapclinic.policy import ClinicAction, clinic_can, forget_care_team
 
-DEMOGRAPHIC_FIELDS = [
+#: The demographics staff edit (DemographicsForm shows these; a new record all but pathway_status).
+DEMOGRAPHIC_FIELDS = (
     "legal_first_name",
     "legal_last_name",
     "preferred_name",
@@ -38,7 +39,7 @@ DEMOGRAPHIC_FIELDS = [
     "emergency_contact_relationship",
     "emergency_contact_phone",
     "pathway_status",
-]
+)
 
 
 def add_timeline_event(
