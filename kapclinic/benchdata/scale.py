@@ -187,7 +187,6 @@ class ScaleContext:
         category: str = "clinical",
         actor_id: int | None = None,
         ref: tuple[str, int] | None = None,
-        url: str = "",
     ) -> None:
         self.loader.add(
             TimelineEvent,
@@ -196,7 +195,6 @@ class ScaleContext:
             kind=kind,
             category=category,
             title=title,
-            url=url,
             actor_id=actor_id,
             ref_type=ref[0] if ref else "",
             ref_id=str(ref[1]) if ref else "",

@@ -13,6 +13,7 @@ from kapclinic.clinical.vitals import Reading, check_plausible
 from kapclinic.core import dates
 from kapclinic.core.forms import KapForm, KapModelForm, choice_field
 from kapclinic.intake.models import Assessment, ContactTime, DecisionChoice, Tri
+from kapclinic.intake.services import ASSESSMENT_FORM_FIELDS
 from kapclinic.patients.models import DrugClass
 
 TRI_CHOICES = [("yes", "Yes"), ("no", "No"), ("unknown", "Not sure")]
@@ -141,23 +142,7 @@ class AssessmentForm(KapModelForm):
 
     class Meta:
         model = Assessment
-        fields = [
-            "psychiatric_history",
-            "substance_use_history",
-            "adequate_failed_trials",
-            "prior_psychotherapy",
-            "prior_ect",
-            "prior_tms",
-            "prior_treatment_notes",
-            "medications_reviewed",
-            "benzodiazepine_dz_eq_mg_day",
-            "systolic_bp",
-            "diastolic_bp",
-            "heart_rate",
-            "spo2",
-            "weight_kg",
-            "height_cm",
-        ]
+        fields = list(ASSESSMENT_FORM_FIELDS)
         widgets = {
             "psychiatric_history": forms.Textarea(attrs={"rows": 3}),
             "substance_use_history": forms.Textarea(attrs={"rows": 3}),

@@ -188,8 +188,8 @@ def questionnaire_submit(
     return assessment
 
 
-ASSESSMENT_FIELDS = [
-    "answers",
+#: The assessment fields the clinician types on the assessment form (its ModelForm's Meta.fields).
+ASSESSMENT_FORM_FIELDS = (
     "psychiatric_history",
     "substance_use_history",
     "adequate_failed_trials",
@@ -198,7 +198,6 @@ ASSESSMENT_FIELDS = [
     "prior_tms",
     "prior_treatment_notes",
     "medications_reviewed",
-    "medication_classes",
     "benzodiazepine_dz_eq_mg_day",
     "systolic_bp",
     "diastolic_bp",
@@ -206,7 +205,10 @@ ASSESSMENT_FIELDS = [
     "spo2",
     "weight_kg",
     "height_cm",
-]
+)
+#: Everything assessment_update may change: those, the checklist answers and the confirmed
+#: interaction classes (both gathered by other forms on the same page).
+ASSESSMENT_FIELDS = ("answers", *ASSESSMENT_FORM_FIELDS, "medication_classes")
 
 
 def _add_chart_medications(

@@ -17,6 +17,7 @@ from kapclinic.clinical.instruments import bands_for, get_instrument
 from kapclinic.clinical.session_state import Phq9Evidence, Phq9Window, phq9_window
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
+from kapclinic.core.sentinel import NOT_READ
 from kapclinic.measures import hooks
 from kapclinic.measures.models import (
     DIAGNOSIS_LABELS,
@@ -429,21 +430,17 @@ def due_for_patients(patients_qs: QuerySet[Patient], *, now: dt.datetime | None 
     return out
 
 
-#: ``due_for_patient``'s ``next_dosing_at`` when the caller does not know it (None means "none booked").
-UNKNOWN: Any = object()
-
-
 def due_for_patient(
-    patient: Patient, *, next_dosing_at: dt.datetime | None = UNKNOWN, now: dt.datetime | None = None
+    patient: Patient, *, next_dosing_at: dt.datetime | None = NOT_READ, now: dt.datetime | None = None
 ) -> list[Due]:
     """The same as ``due_for_patients`` for one patient already read (the portal home): no patient query,
     and no next-dosing query when the caller already knows the next booked dosing appointment's start
-    (``None`` when it knows there is none)."""
+    (``None`` when it knows there is none; ``NOT_READ``, the default, when it does not know)."""
     if patient.pathway_status not in PHASES:
         return []
     now = now or clock.now()
-    upcoming = hooks.next_dosing([patient.pk]) if next_dosing_at is UNKNOWN else {}
-    if next_dosing_at is not UNKNOWN and next_dosing_at is not None:
+    upcoming = hooks.next_dosing([patient.pk]) if next_dosing_at is NOT_READ else {}
+    if next_dosing_at is not NOT_READ and next_dosing_at is not None:
         upcoming = {patient.pk: next_dosing_at}
     due = _due_by_patient([(patient.pk, patient.pathway_status, patient.created_at)], now, upcoming)
     rows = due.get(patient.pk, [])

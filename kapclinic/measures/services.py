@@ -11,7 +11,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -180,62 +179,72 @@ def outcome_rules_key(cfg: outcomes.OutcomeSettings) -> str:
     return hashlib.sha256(repr(cfg).encode()).hexdigest()[:16]
 
 
-def _set_outcome(row: InstrumentResponse, oc: outcomes.ChangeOutcome) -> None:
-    row.is_baseline = False
-    row.change = oc.change
-    row.percent_change = oc.percent_change
-    row.is_response = oc.response
-    row.is_remission = oc.remission
-    row.reliable_change = oc.reliable_change.category.value
+def _outcome_columns(oc: outcomes.ChangeOutcome, relapse: bool) -> dict[str, Any]:
+    """A follow-up's OUTCOME_FIELDS values: its change from the baseline and whether it is a relapse."""
+    return {
+        "is_baseline": False,
+        "change": oc.change,
+        "percent_change": oc.percent_change,
+        "is_response": oc.response,
+        "is_remission": oc.remission,
+        "reliable_change": oc.reliable_change.category.value,
+        "is_relapse": relapse,
+    }
+
+
+# Episode outcomes are computed on two paths, and only two, because a submission must cost the same
+# however long the history is (measures/tests/test_scale.py; the benchmark's growth target):
+# - the newest response: ``_appended_outcome`` works its outcome out before the INSERT and
+#   ``_episode_appended`` updates the summary (a constant number of queries);
+# - anything else (a back-dated paper entry, changed rules, no baseline yet, a repair):
+#   ``episode_recompute`` recomputes the trajectory from the pure functions.
+# Both call clinical.outcomes; test_incremental_outcomes_equal_full_recompute_on_random_history keeps
+# them equal.
 
 
 def episode_recompute(episode: Episode, new: InstrumentResponse | None = None) -> None:
-    """Bring the episode's outcome columns and summary up to date after ``new`` was stored.
+    """Recompute the episode's outcome columns and summary from its whole trajectory, after ``new``
+    (a response that was not the episode's newest, see ``_appended_outcome``) was stored, or with
+    ``new=None`` from scratch.
 
-    When ``new`` is the latest response of an episode whose stored outcomes follow the current rules,
-    only ``new`` is computed (against the stored baseline and the relapse state of the last
-    ``relapse_consecutive`` follow-ups): a submission costs the same however long the history is.
-    A back-dated response (paper entry), a changed rule set or ``new=None`` recompute the whole
-    trajectory from the pure functions, writing only the rows from the first one that can change.
-    Same results as the full recompute (tests compare both on random histories).
-    """
+    When the stored outcomes follow the current rules, only rows from ``new`` on are written (earlier
+    rows keep their baseline and verdicts); otherwise every row is."""
     cfg = outcome_settings_for(episode.clinic_id, episode.instrument)
     key = outcome_rules_key(cfg)
-    if (
-        new is not None
-        and episode.baseline_id is not None
-        and episode.outcome_rules == key
+    stored_are_current = (
+        episode.baseline_id is not None
         and episode.baseline_total is not None
-    ):
-        later = (
-            episode.responses.filter(
-                Q(completed_at__gt=new.completed_at) | Q(completed_at=new.completed_at, id__gt=new.pk)
-            )
-            .exclude(pk=new.pk)
-            .exists()
-        )
-        if not later:
-            _episode_append(episode, new, cfg)
-            return
-        _episode_full(episode, cfg, key, new, from_new=True)
-        return
-    _episode_full(episode, cfg, key, new, from_new=False)
-
-
-def _episode_append(episode: Episode, new: InstrumentResponse, cfg: outcomes.OutcomeSettings) -> None:
-    assert episode.baseline_total is not None
-    oc = outcomes.change_from_baseline(episode.baseline_total, new.total, cfg)
-    _set_outcome(new, oc)
-    window = cfg.relapse_consecutive
-    recent = (
-        episode.responses.filter(is_baseline=False)
-        .exclude(pk=new.pk)
-        .order_by("-completed_at", "-id")
-        .values_list("is_response", "is_relapse")[:window]
+        and episode.outcome_rules == key
     )
-    new.is_relapse = _is_relapse(list(recent), oc.response, window)
-    InstrumentResponse.objects.filter(pk=new.pk).update(**{f: getattr(new, f) for f in OUTCOME_FIELDS})
-    _episode_appended(episode, new)
+    rows = list(episode.responses.order_by("completed_at", "id"))
+    if not rows:
+        return
+    base, follow = rows[0], rows[1:]
+    base.is_baseline, base.change, base.percent_change = True, 0, None
+    base.is_response, base.is_remission, base.reliable_change, base.is_relapse = None, None, "", False
+    changes = [outcomes.change_from_baseline(base.total, row.total, cfg) for row in follow]
+    flags = outcomes.relapse_flags([oc.response for oc in changes], cfg.relapse_consecutive)
+    for row, oc, flag in zip(follow, changes, flags, strict=True):
+        for f, value in _outcome_columns(oc, flag).items():
+            setattr(row, f, value)
+    # Rows before a back-dated response keep their baseline and earlier verdicts: nothing changes there.
+    at = {r.pk: i for i, r in enumerate(rows)}
+    first = at[new.pk] if new is not None and stored_are_current and new.pk in at else 0
+    InstrumentResponse.objects.bulk_update(rows[first:], OUTCOME_FIELDS)
+    if new is not None and new.pk in at:
+        for f in OUTCOME_FIELDS:
+            setattr(new, f, getattr(rows[at[new.pk]], f))
+    first_response = next((r for r in follow if r.is_response), None)
+    episode.baseline = base
+    episode.baseline_total = base.total
+    episode.latest_total = rows[-1].total
+    episode.followup_count = len(follow)
+    episode.responded = first_response is not None
+    episode.sessions_to_response = first_response.sessions_before if first_response else None
+    episode.latest_remission = bool(follow and follow[-1].is_remission)
+    episode.relapsed = any(flags)
+    episode.outcome_rules = key
+    episode.save(update_fields=_EPISODE_SUMMARY_FIELDS)
 
 
 def _is_relapse(recent: list[tuple[bool | None, bool]], response: bool | None, window: int) -> bool:
@@ -252,20 +261,18 @@ def _is_relapse(recent: list[tuple[bool | None, bool]], response: bool | None, w
     return outcomes.relapse_flags([*prefix, response], window)[-1]
 
 
-def _appended_outcome(
-    episode: Episode, completed_at: dt.datetime, total: int
-) -> tuple[outcomes.ChangeOutcome, bool] | None:
-    """The outcome of a response about to be stored as the newest of ``episode``, worked out before the
-    row is written so the INSERT carries it (no UPDATE afterwards): ``(outcome, is_relapse)``.
+def _appended_outcome(episode: Episode, completed_at: dt.datetime, total: int) -> dict[str, Any] | None:
+    """The OUTCOME_FIELDS of a response about to be stored as the newest of ``episode``, worked out
+    before the row is written so the INSERT carries them (no UPDATE afterwards).
 
-    ``None`` when ``episode_recompute`` would not take its append path (no baseline yet, outcomes stored
-    under other rules) or when a stored response is later than ``completed_at``; the caller then stores the
-    row and calls ``episode_recompute`` as before. A stored response at the same instant is earlier in the
-    episode's order (completed_at, id): the row about to be inserted takes a newer id, and the episode row
-    is locked, so no other submission to this episode can interleave. One query reads both facts: the
-    newest ``relapse_consecutive + 1`` rows of the episode (the newest says whether anything is later; the
-    follow-ups among them give the relapse state exactly as ``_episode_append`` reads it, since the only
-    baseline row of an episode is its earliest).
+    ``None`` when the episode has no baseline yet, its outcomes were stored under other rules, or a stored
+    response is later than ``completed_at``: the caller then stores the row and calls
+    ``episode_recompute``. A stored response at the same instant is earlier in the episode's order
+    (completed_at, id): the row about to be inserted takes a newer id, and the episode row is locked, so
+    no other submission to this episode can interleave. One query reads both facts: the newest
+    ``relapse_consecutive + 1`` rows of the episode (the newest says whether anything is later; the
+    follow-ups among them give the relapse state, since the only baseline row of an episode is its
+    earliest).
     """
     if episode.baseline_id is None or episode.baseline_total is None:
         return None
@@ -282,12 +289,12 @@ def _appended_outcome(
         return None
     oc = outcomes.change_from_baseline(episode.baseline_total, total, cfg)
     recent = [(verdict, relapse) for _at, baseline, verdict, relapse in newest if not baseline][:window]
-    return oc, _is_relapse(recent, oc.response, window)
+    return _outcome_columns(oc, _is_relapse(recent, oc.response, window))
 
 
 def _episode_appended(episode: Episode, new: InstrumentResponse) -> None:
-    """Bring the episode summary up to date after ``new``, with its outcome stored, was appended as the
-    episode's newest response (by ``_episode_append`` or with the outcome from ``_appended_outcome``)."""
+    """Bring the episode summary up to date after ``new`` was stored, with the outcome from
+    ``_appended_outcome``, as the episode's newest response."""
     if new.is_response and not episode.responded:
         episode.responded = True
         episode.sessions_to_response = new.sessions_before
@@ -296,48 +303,6 @@ def _episode_appended(episode: Episode, new: InstrumentResponse) -> None:
     episode.latest_remission = bool(new.is_remission)
     episode.relapsed = episode.relapsed or new.is_relapse
     episode.save(update_fields=_EPISODE_SUMMARY_FIELDS[2:])
-
-
-def _episode_full(
-    episode: Episode,
-    cfg: outcomes.OutcomeSettings,
-    key: str,
-    new: InstrumentResponse | None,
-    *,
-    from_new: bool,
-) -> None:
-    rows = list(episode.responses.order_by("completed_at", "id"))
-    if not rows:
-        return
-    base, follow = rows[0], rows[1:]
-    base.is_baseline, base.change, base.percent_change = True, 0, None
-    base.is_response, base.is_remission, base.reliable_change, base.is_relapse = None, None, "", False
-    verdicts: list[bool | None] = []
-    for row in follow:
-        oc = outcomes.change_from_baseline(base.total, row.total, cfg)
-        _set_outcome(row, oc)
-        verdicts.append(oc.response)
-    flags = outcomes.relapse_flags(verdicts, cfg.relapse_consecutive)
-    for row, flag in zip(follow, flags, strict=True):
-        row.is_relapse = flag
-    # Rows before a back-dated response keep their baseline and earlier verdicts: nothing changes there.
-    at = {r.pk: i for i, r in enumerate(rows)}
-    first = at[new.pk] if new is not None and from_new and new.pk in at else 0
-    InstrumentResponse.objects.bulk_update(rows[first:], OUTCOME_FIELDS)
-    if new is not None and new.pk in at:
-        for f in OUTCOME_FIELDS:
-            setattr(new, f, getattr(rows[at[new.pk]], f))
-    first_response = next((r for r in follow if r.is_response), None)
-    episode.baseline = base
-    episode.baseline_total = base.total
-    episode.latest_total = rows[-1].total
-    episode.followup_count = len(follow)
-    episode.responded = first_response is not None
-    episode.sessions_to_response = first_response.sessions_before if first_response else None
-    episode.latest_remission = bool(follow and follow[-1].is_remission)
-    episode.relapsed = any(flags)
-    episode.outcome_rules = key
-    episode.save(update_fields=_EPISODE_SUMMARY_FIELDS)
 
 
 def _parse_answers(instrument: str, version: str | None, answers: Sequence[int | None], clinic: Any) -> Any:
@@ -389,18 +354,6 @@ def response_submit(
     times = hooks.dosing_times([patient.pk]).get(patient.pk)
     subs = result.subscales
     appended = _appended_outcome(episode, completed_at, result.total)
-    outcome_fields: dict[str, Any] = {}
-    if appended is not None:
-        oc, relapse = appended
-        outcome_fields = {
-            "is_baseline": False,
-            "change": oc.change,
-            "percent_change": oc.percent_change,
-            "is_response": oc.response,
-            "is_remission": oc.remission,
-            "reliable_change": oc.reliable_change.category.value,
-            "is_relapse": relapse,
-        }
     try:
         with transaction.atomic():  # a savepoint: a concurrent post of the same form loses the insert
             response = InstrumentResponse.objects.create(
@@ -426,7 +379,7 @@ def response_submit(
                 cluster_d=subs.get("D"),
                 cluster_e=subs.get("E"),
                 sessions_before=sum(1 for t in times if t < completed_at) if times is not None else None,
-                **outcome_fields,
+                **(appended or {}),
             )
     except IntegrityError:
         earlier = InstrumentResponse.objects.filter(patient=patient, submission=submission).first()
@@ -449,13 +402,13 @@ def response_submit(
         _episode_appended(episode, response)
     else:
         episode_recompute(episode, response)
-    url = reverse("measures:patient", kwargs={"patient_id": patient.pk})
     add_timeline_event(
         patient,
         kind="measures.response",
         title=f"{inst.key} completed ({response.get_source_display().lower()})",
         category=TimelineCategory.CLINICAL,
-        url=url,
+        url_name="measures:patient",
+        url_kwargs={"patient_id": patient.pk},
         actor=actor,
         ref=response,
         at=completed_at,
@@ -469,7 +422,8 @@ def response_submit(
             kind="measures.safety_alert",
             title="Safety alert raised (PHQ-9 item 9)",
             category=TimelineCategory.CLINICAL,
-            url=url,
+            url_name="measures:patient",
+            url_kwargs={"patient_id": patient.pk},
             actor=actor,
             ref=alert,
         )
@@ -597,7 +551,8 @@ def alert_escalate(alert_id: int, reason: str) -> str:
             kind="measures.safety_alert_escalated",
             title="Safety alert escalated to the on-call prescriber",
             category=TimelineCategory.CLINICAL,
-            url=reverse("measures:patient", kwargs={"patient_id": alert.patient_id}),
+            url_name="measures:patient",
+            url_kwargs={"patient_id": alert.patient_id},
             actor=Actor.system(alert.clinic, "escalation"),
             ref=alert,
         )
@@ -773,7 +728,8 @@ def alert_acknowledge(actor: Actor, alert: SafetyAlert, *, action: str, note: st
         category=TimelineCategory.CLINICAL,
         actor=actor,
         ref=alert,
-        url=reverse("measures:patient", kwargs={"patient_id": alert.patient_id}),
+        url_name="measures:patient",
+        url_kwargs={"patient_id": alert.patient_id},
     )
     record_event(actor, "update", patient=alert.patient, obj=alert, detail=f"acknowledged action={action}")
     return alert
@@ -807,7 +763,8 @@ def safety_plan_save(
         category=TimelineCategory.CLINICAL,
         actor=actor,
         ref=plan,
-        url=reverse("measures:safety_plan", kwargs={"patient_id": patient.pk}),
+        url_name="measures:safety_plan",
+        url_kwargs={"patient_id": patient.pk},
     )
     record_event(actor, action, patient=patient, obj=plan, detail="safety plan")
     return plan

@@ -37,10 +37,9 @@ if TYPE_CHECKING:
     from kapclinic.sessions.models import DosingSession
 
 
-def _note_url(note: Note) -> str:
-    from django.urls import reverse
-
-    return reverse("notes:detail", kwargs={"patient_id": note.patient_id, "note_id": note.pk})
+def _note_link(note: Note) -> dict[str, Any]:
+    """The timeline link to a note: its URL name and kwargs (add_timeline_event's url_name/url_kwargs)."""
+    return {"url_name": "notes:detail", "url_kwargs": {"patient_id": note.patient_id, "note_id": note.pk}}
 
 
 @transaction.atomic
@@ -194,7 +193,7 @@ def note_sign(
         title=f"{note.title} note signed",
         actor=actor,
         ref=note,
-        url=_note_url(note),
+        **_note_link(note),
     )
     return note
 
@@ -221,7 +220,7 @@ def addendum_add(actor: Actor, note: Note, text: str) -> Addendum:
         title=f"Addendum to {note.title} note",
         actor=actor,
         ref=addendum,
-        url=_note_url(note),
+        **_note_link(note),
     )
     return addendum
 

@@ -8,6 +8,7 @@ from kapclinic.clinical.terminology import DIAGNOSIS_CODES
 from kapclinic.core import dates
 from kapclinic.core.forms import KapForm, KapModelForm
 from kapclinic.patients.models import DrugClass, Patient
+from kapclinic.patients.services import DEMOGRAPHIC_FIELDS
 
 
 class DemographicsForm(KapModelForm):
@@ -15,22 +16,7 @@ class DemographicsForm(KapModelForm):
 
     class Meta:
         model = Patient
-        fields = [
-            "legal_first_name",
-            "legal_last_name",
-            "preferred_name",
-            "pronouns",
-            "date_of_birth",
-            "sex_at_birth",
-            "gender_identity",
-            "email",
-            "phone",
-            "address",
-            "emergency_contact_name",
-            "emergency_contact_relationship",
-            "emergency_contact_phone",
-            "pathway_status",
-        ]
+        fields = list(DEMOGRAPHIC_FIELDS)
         widgets = {
             "date_of_birth": forms.DateInput(attrs={"type": "date"}),
             "address": forms.Textarea(attrs={"rows": 2}),

@@ -189,7 +189,10 @@ class TimelineEvent(models.Model):
         max_length=10, choices=TimelineCategory.choices, default=TimelineCategory.CLINICAL
     )
     title = models.CharField(max_length=200)
-    url = models.CharField(max_length=300, blank=True)
+    #: What the line links to, as a URL name and its kwargs (``reverse`` builds the address when the
+    #: timeline is shown), never a stored path: a path goes stale when a URL changes.
+    url_name = models.CharField(max_length=80, blank=True)
+    url_kwargs = models.JSONField(default=dict, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

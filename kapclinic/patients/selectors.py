@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from kapclinic.clinical.eligibility.chart_medications import ChartMedication
@@ -25,6 +27,8 @@ from kapclinic.patients.models import (
     TimelineEvent,
 )
 from kapclinic.policy import Action, visible_patients
+
+logger = logging.getLogger(__name__)
 
 TIMELINE_PAGE = 25
 
@@ -93,6 +97,18 @@ class PatientRow:
         self.status = _STATUS_LABELS.get(patient.pathway_status, patient.pathway_status)
 
 
+def _timeline_link(pk: int, url_name: str, url_kwargs: dict[str, Any]) -> str:
+    """The address of a timeline line's subject, built now (no query). A name that no longer reverses
+    (a URL removed since the event was written) leaves the line unlinked rather than breaking the chart."""
+    if not url_name:
+        return ""
+    try:
+        return reverse(url_name, kwargs=url_kwargs)
+    except NoReverseMatch:
+        logger.warning("timeline event %s links to %r, which no longer reverses", pk, url_name)
+        return ""
+
+
 def timeline_page(
     patient: Patient,
     *,
@@ -109,10 +125,14 @@ def timeline_page(
     if before is not None:
         at, pk = before
         qs = qs.filter(Q(at__lt=at) | Q(at=at, id__lt=pk))
-    values = qs.order_by("-at", "-id").values_list("id", "at", "title", "url", "actor_id", "actor__full_name")
+    values = qs.order_by("-at", "-id").values_list(
+        "id", "at", "title", "url_name", "url_kwargs", "actor_id", "actor__full_name"
+    )
     rows = [
-        TimelineRow(pk, at, title, url, None if actor_id is None else name)
-        for pk, at, title, url, actor_id, name in values[: limit + 1]
+        TimelineRow(
+            pk, at, title, _timeline_link(pk, url_name, url_kwargs), None if actor_id is None else name
+        )
+        for pk, at, title, url_name, url_kwargs, actor_id, name in values[: limit + 1]
     ]
     cursor = (rows[limit - 1].at, rows[limit - 1].pk) if len(rows) > limit else None
     return rows[:limit], cursor

@@ -4,6 +4,7 @@ import datetime as dt
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.urls import resolve, reverse
 
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock, request_cache
@@ -22,7 +23,8 @@ from kapclinic.patients.models import (
 from kapclinic.patients.selectors import forget_caseload_counts
 from kapclinic.policy import ClinicAction, clinic_can, forget_care_team
 
-DEMOGRAPHIC_FIELDS = [
+#: The demographics staff edit (DemographicsForm shows these; a new record all but pathway_status).
+DEMOGRAPHIC_FIELDS = (
     "legal_first_name",
     "legal_last_name",
     "preferred_name",
@@ -37,7 +39,7 @@ DEMOGRAPHIC_FIELDS = [
     "emergency_contact_relationship",
     "emergency_contact_phone",
     "pathway_status",
-]
+)
 
 
 def add_timeline_event(
@@ -47,19 +49,35 @@ def add_timeline_event(
     title: str,
     at: dt.datetime | None = None,
     category: str = TimelineCategory.CLINICAL,
+    url_name: str = "",
+    url_kwargs: dict[str, Any] | None = None,
     url: str = "",
     actor: Actor | None = None,
     ref: Any = None,
 ) -> TimelineEvent:
     """Add a line to the patient's chart timeline. `title` is shown to everyone who may see the
-    category: keep clinical detail out of ADMIN events (front desk sees those)."""
+    category: keep clinical detail out of ADMIN events (front desk sees those).
+
+    The line links to ``reverse(url_name, kwargs=url_kwargs)``, built when the timeline is shown (a
+    stored path would go stale when a URL changes); a name that does not reverse fails here, at write."""
+    url_kwargs = dict(url_kwargs or {})
+    if url:
+        # Only for kapclinic/sessions, which passes a path and is edited on another branch now (issue
+        # 13): the path is stored as the URL name it resolves to. Remove once sessions passes url_name.
+        if url_name:
+            raise ValueError("Give the timeline link as url_name (and url_kwargs), not both it and url.")
+        match = resolve(url)
+        url_name, url_kwargs = match.view_name, dict(match.kwargs)
+    if url_name:
+        reverse(url_name, kwargs=url_kwargs)  # NoReverseMatch now rather than a broken chart later
     return TimelineEvent.objects.create(
         patient=patient,
         at=at or clock.now(),
         kind=kind,
         category=category,
         title=title[:200],
-        url=url,
+        url_name=url_name,
+        url_kwargs=url_kwargs,
         actor=actor.user if actor else None,
         ref_type=ref._meta.label_lower if ref is not None else "",
         ref_id=str(ref.pk) if ref is not None else "",

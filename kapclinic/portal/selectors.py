@@ -151,16 +151,17 @@ def _due(patient: Any, upcoming: list[UpcomingAppointment], shown: int) -> list[
     appointment the due rules look at, and when none is listed although fewer than ``shown`` came back,
     there is none; only otherwise does the measures app read it again."""
     try:
-        from kapclinic.measures.selectors import UNKNOWN, due_for_patient
+        from kapclinic.measures.selectors import due_for_patient
     except ImportError:  # pragma: no cover
         return []
     from kapclinic.core import clock
+    from kapclinic.core.sentinel import NOT_READ
     from kapclinic.scheduling.models import Kind
 
     now = clock.now()
     next_dosing = next((a.starts_at for a in upcoming if a.kind == Kind.DOSING and a.starts_at > now), None)
     if next_dosing is None and len(upcoming) >= shown:
-        next_dosing = UNKNOWN
+        next_dosing = NOT_READ
     return due_for_patient(patient, next_dosing_at=next_dosing)
 
 

@@ -131,7 +131,7 @@ def readiness_detail(
     *,
     eligibility: EligibilityState | None = None,
     consent: ConsentState | None = None,
-    plan: TreatmentPlan | object | None = NOT_READ,
+    plan: TreatmentPlan | object | None = NOT_READ,  # not None: None is "no signed plan"
 ) -> DosingReadiness:
     """Item by item: is there a signed treatment plan, current consent (the clinic's current version) and a
     current eligibility decision of 'eligible' (not made stale by an intake change)?

@@ -85,8 +85,7 @@ def test_htmx_never_writes_an_inline_style() -> None:
     for path in _templates():
         for m in HTMX_CONFIG.finditer(path.read_text(encoding="utf-8")):
             metas[f"{path.relative_to(ROOT)}:{m.start()}"] = json.loads(m.group(1))
-    assert any(k.startswith("templates/base.html") for k in metas)
-    assert any(k.startswith("templates/portal_base.html") for k in metas)
+    assert any(k.startswith("templates/html_base.html") for k in metas)  # the <head> of both base templates
     for where, config in metas.items():
         assert config.get("includeIndicatorStyles") is False, where
         assert "style" not in config.get("attributesToSettle", ["style"]), where

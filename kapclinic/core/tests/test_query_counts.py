@@ -71,7 +71,13 @@ def _grow_chart(world: Any, n: int) -> None:
     at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     for i in range(n):
         TimelineEvent.objects.create(
-            patient=patient, at=at + dt.timedelta(hours=i), kind="x.y", title=f"Event {i}", actor=world.nurse
+            patient=patient,
+            at=at + dt.timedelta(hours=i),
+            kind="x.y",
+            title=f"Event {i}",
+            actor=world.nurse,
+            url_name="measures:patient",  # links are built with reverse when shown: no query per row
+            url_kwargs={"patient_id": patient.pk},
         )
         Diagnosis.objects.create(
             patient=patient,

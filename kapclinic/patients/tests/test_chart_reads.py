@@ -139,13 +139,21 @@ def test_timeline_shows_actor_and_link_and_hides_clinical_rows_from_front_desk(
     world: Any, client: Any
 ) -> None:
     actor = actor_for(world.nurse, world.clinic)
-    services.add_timeline_event(world.patient, kind="t", title="Clinical <b>", actor=actor, url="/x/")
+    services.add_timeline_event(
+        world.patient,
+        kind="t",
+        title="Clinical <b>",
+        actor=actor,
+        url_name="patients:edit",
+        url_kwargs={"patient_id": world.patient.pk},
+    )
     services.add_timeline_event(world.patient, kind="t", title="Admin", category=TimelineCategory.ADMIN)
     client.force_login(world.prescriber)
     html = client.get(f"/patients/{world.patient.pk}/").content.decode()
     assert (
-        f'<a href="/x/">Clinical &lt;b&gt;</a> <span class="muted">· {world.nurse.full_name}</span>' in html
-    )
+        f'<a href="/patients/{world.patient.pk}/edit/">Clinical &lt;b&gt;</a> '
+        f'<span class="muted">· {world.nurse.full_name}</span>'
+    ) in html
     assert "<span>Admin</span>" in html
     client.force_login(world.front_desk)
     html = client.get(f"/patients/{world.patient.pk}/").content.decode()
