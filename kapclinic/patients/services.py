@@ -4,7 +4,7 @@ import datetime as dt
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.urls import resolve, reverse
+from django.urls import reverse
 
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock, request_cache
@@ -51,7 +51,6 @@ def add_timeline_event(
     category: str = TimelineCategory.CLINICAL,
     url_name: str = "",
     url_kwargs: dict[str, Any] | None = None,
-    url: str = "",
     actor: Actor | None = None,
     ref: Any = None,
 ) -> TimelineEvent:
@@ -61,13 +60,6 @@ def add_timeline_event(
     The line links to ``reverse(url_name, kwargs=url_kwargs)``, built when the timeline is shown (a
     stored path would go stale when a URL changes); a name that does not reverse fails here, at write."""
     url_kwargs = dict(url_kwargs or {})
-    if url:
-        # Only for kapclinic/sessions, which passes a path and is edited on another branch now (issue
-        # 13): the path is stored as the URL name it resolves to. Remove once sessions passes url_name.
-        if url_name:
-            raise ValueError("Give the timeline link as url_name (and url_kwargs), not both it and url.")
-        match = resolve(url)
-        url_name, url_kwargs = match.view_name, dict(match.kwargs)
     if url_name:
         reverse(url_name, kwargs=url_kwargs)  # NoReverseMatch now rather than a broken chart later
     return TimelineEvent.objects.create(

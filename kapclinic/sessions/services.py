@@ -231,7 +231,7 @@ def session_create(
         at=clock.now(),
         actor=actor,
         ref=session,
-        url=f"/sessions/patient/{patient.pk}/{session.pk}/",
+        **_link(session),
     )
     return session
 
@@ -269,7 +269,7 @@ def session_transition(
             at=session.monitoring_started_at,
             actor=actor,
             ref=session,
-            url=_url(session),
+            **_link(session),
         )
     if event is Event.ABORT:
         session.abort_reason = reason.strip()
@@ -281,7 +281,7 @@ def session_transition(
             at=session.aborted_at,
             actor=actor,
             ref=session,
-            url=_url(session),
+            **_link(session),
         )
     return session
 
@@ -352,8 +352,10 @@ def session_start_from_appointment(actor: Actor, appointment: Appointment) -> tu
     return session, True
 
 
-def _url(session: DosingSession) -> str:
-    return f"/sessions/patient/{session.patient_id}/{session.pk}/"
+def _link(session: DosingSession) -> dict[str, Any]:
+    """The timeline line's link to the session page (built with reverse when the timeline is shown)."""
+    kwargs = {"patient_id": session.patient_id, "session_id": session.pk}
+    return {"url_name": "sessions:detail", "url_kwargs": kwargs}
 
 
 # ---------------------------------------------------------------- gate
@@ -799,7 +801,7 @@ def dose_cosign(actor: Actor, session: DosingSession) -> Administration:
         at=admin.cosigned_at,
         actor=actor,
         ref=session,
-        url=_url(session),
+        **_link(session),
     )
     return admin
 
@@ -1627,7 +1629,7 @@ def session_discharge(
         at=session.discharged_at,
         actor=actor,
         ref=session,
-        url=_url(session),
+        **_link(session),
     )
     return session
 
@@ -1668,7 +1670,7 @@ def adverse_event_record(
         at=onset_at,
         actor=actor,
         ref=ae,
-        url=_url(session),
+        **_link(session),
     )
     return ae
 

@@ -34,26 +34,11 @@ def test_event_stores_the_url_name_and_the_chart_builds_the_address(world: Any, 
 
 
 @pytest.mark.django_db
-def test_a_path_given_as_url_is_stored_as_the_name_it_resolves_to(world: Any) -> None:
-    """Kept for kapclinic/sessions until it passes url_name (see add_timeline_event)."""
-    pid = world.patient.pk
-    event = services.add_timeline_event(
-        world.patient, kind="t", title="Dose", url=f"/sessions/patient/{pid}/7/"
-    )
-    event.refresh_from_db()
-    assert (event.url_name, event.url_kwargs) == ("sessions:detail", {"patient_id": pid, "session_id": 7})
-
-
-@pytest.mark.django_db
 def test_a_name_that_does_not_reverse_is_refused_at_write(world: Any) -> None:
     with pytest.raises(NoReverseMatch):
         services.add_timeline_event(world.patient, kind="t", title="x", url_name="measures:nope")
     with pytest.raises(NoReverseMatch):
         services.add_timeline_event(world.patient, kind="t", title="x", url_name="measures:patient")
-    with pytest.raises(ValueError, match="not both"):
-        services.add_timeline_event(
-            world.patient, kind="t", title="x", url="/patients/", url_name="patients:list"
-        )
     assert not TimelineEvent.objects.filter(patient=world.patient, title="x").exists()
 
 
