@@ -43,8 +43,8 @@ def _link(world: Any, used: bool = False) -> dict[str, Any]:
     import datetime as dt
 
     from kapclinic.core import clock
+    from kapclinic.core.tokens import token_hash
     from kapclinic.measures.models import MeasureLink
-    from kapclinic.measures.services import token_hash
 
     # A fresh token each call: the fuzz test builds the URL once per generated example in one database.
     token = f"matrix-token-{uuid.uuid4().hex}"

@@ -20,11 +20,13 @@ from kapclinic.core.actor import Actor, actor_from_request, client_ip
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.errors import DomainError
 from kapclinic.core.request import request_patient
+from kapclinic.core.tokens import token_hash
 from kapclinic.measures import selectors, services
 from kapclinic.measures.forms import AcknowledgeForm, InstrumentForm, SafetyPlanForm, ScheduleForm
 from kapclinic.measures.models import (
     InstrumentKey,
     InstrumentResponse,
+    MeasureLink,
     MeasurementSchedule,
     ResponseSource,
     SafetyAlert,
@@ -453,8 +455,8 @@ def link(request: HttpRequest, token: str) -> HttpResponse:
 
 def link_done(request: HttpRequest, token: str) -> HttpResponse:
     lnk = (
-        services.MeasureLink.objects.select_related("response", "clinic", "patient")
-        .filter(token_hash=services.token_hash(token), response__isnull=False)
+        MeasureLink.objects.select_related("response", "clinic", "patient")
+        .filter(token_hash=token_hash(token), response__isnull=False)
         .first()
     )
     if lnk is None or lnk.response is None:
