@@ -47,8 +47,7 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	KAP_ENV=test $(BIN)/mypy --strict kapclinic/clinical
-	KAP_ENV=test $(BIN)/mypy kapclinic
+	KAP_ENV=test $(BIN)/mypy --strict kapclinic
 
 checks: install
 	KAP_ENV=test $(BIN)/python manage.py check --fail-level WARNING

@@ -384,7 +384,8 @@ def open_patient(
     actor = actor_from_request(request)
     if actor.clinic is None or actor.user is None:
         raise Http404
-    own = getattr(request, "patient", None)  # a patient's own record, loaded by ClinicContextMiddleware
+    # a patient's own record, loaded by ClinicContextMiddleware
+    own: Patient | None = getattr(request, "patient", None)
     try:
         if own is not None and actor.role == Role.PATIENT and own.pk == int(patient_id):
             patient = own

@@ -121,7 +121,7 @@ class InviteForm(KapForm):
         return email
 
 
-class ClinicDetailsForm(forms.ModelForm):
+class ClinicDetailsForm(forms.ModelForm[Clinic]):
     """The clinic's own details, edited by its admin; `version` guards against a concurrent save."""
 
     version = forms.IntegerField(widget=forms.HiddenInput)

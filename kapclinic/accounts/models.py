@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import zoneinfo
 from functools import cache
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -14,6 +14,9 @@ from django_otp.models import Device
 
 from kapclinic.core import clock
 from kapclinic.core.concurrency import VersionedModel
+
+if TYPE_CHECKING:
+    from django.db.models.fields.related_descriptors import RelatedManager
 
 
 class Role(models.TextChoices):
@@ -189,7 +192,7 @@ def backup_code_hashes(code: str) -> list[str]:
     return [backup_code_hash(code, secret=key) for key in keys]
 
 
-class BackupCodeDevice(Device):
+class BackupCodeDevice(Device):  # type: ignore[misc]  # django-otp ships no type hints
     """The django-otp device standing for one staff member's set of backup codes.
 
     Signing in with a backup code logs this device into the session (django_otp.login), so the
@@ -197,6 +200,8 @@ class BackupCodeDevice(Device):
     like any other verified device. One per user; the codes themselves are BackupCode rows.
     django-otp's static plugin is not used because StaticToken keeps codes in plain text.
     """
+
+    codes: RelatedManager[BackupCode]  # declared: django-otp's Device base is untyped
 
     class Meta:
         constraints: ClassVar = [

@@ -80,7 +80,7 @@ SESSION_ENROLMENT_DEVICE = "kap_mfa_enrolment_device"
 
 
 def has_authenticator(user: User) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return bool(TOTPDevice.objects.filter(user=user, confirmed=True).exists())  # django-otp is untyped
 
 
 def _new_enrolment_link(actor: Actor, user: User) -> str:

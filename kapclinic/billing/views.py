@@ -35,10 +35,10 @@ from kapclinic.billing.forms import (
     RefundForm,
 )
 from kapclinic.billing.models import ChargeLine, ChargeStatus, FeeItem, Package, PackagePurchase, Payment
-from kapclinic.billing.services import DomainError
 from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError, save_versioned
+from kapclinic.core.errors import DomainError
 from kapclinic.core.params import IdField, param
 from kapclinic.core.pdf import Paper
 from kapclinic.core.request import request_patient

@@ -104,7 +104,7 @@ def verify_assertion(assertion: str) -> FhirClient | None:
     return client
 
 
-class SmartValidator(OAuth2Validator):
+class SmartValidator(OAuth2Validator):  # type: ignore[misc]  # django-oauth-toolkit ships no type hints
     def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
         if getattr(request, "client_assertion_type", None) == ASSERTION_TYPE:
             client = verify_assertion(str(getattr(request, "client_assertion", "") or ""))

@@ -97,7 +97,7 @@ class _Descriptions(dict[str, str]):
         return describe(key)
 
 
-class SmartScopes(BaseScopes):
+class SmartScopes(BaseScopes):  # type: ignore[misc]  # django-oauth-toolkit ships no type hints
     """django-oauth-toolkit scopes backend: every valid SMART scope is known (described on the fly)."""
 
     def get_all_scopes(self) -> dict[str, str]:

@@ -11,6 +11,7 @@ from kapclinic.clinical.eligibility import load_rule_set
 from kapclinic.core import clock
 from kapclinic.intake import services
 from kapclinic.intake.models import Assessment, ContactTime, Inquiry
+from kapclinic.patients.models import Patient
 
 STRUGGLES = [
     "Depression that has not lifted despite two medications.",
@@ -32,7 +33,7 @@ def at_time(when: dt.datetime) -> Iterator[None]:
         clock.advance(-delta)
 
 
-def treatment_start(patient: Any, now: dt.datetime) -> dt.datetime:
+def treatment_start(patient: Patient, now: dt.datetime) -> dt.datetime:
     """When the demo pathway was signed off for a patient in treatment: eligibility at this time, consent
     a day later, the plan two days later, all before the first seeded dosing session (10-13 days ago)."""
     return max(patient.created_at + dt.timedelta(hours=1), now - dt.timedelta(days=24))

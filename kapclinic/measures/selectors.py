@@ -171,7 +171,10 @@ TABLE_COLUMNS = (
 
 def change_table_values(patient: Patient) -> QuerySet[InstrumentResponse, dict[str, Any]]:
     """Responses of the patient's open episodes, oldest first, as dicts of the change table's columns."""
-    return _open_episode_responses(patient).order_by("completed_at", "id").values(*TABLE_COLUMNS)
+    rows: QuerySet[InstrumentResponse, dict[str, Any]] = (
+        _open_episode_responses(patient).order_by("completed_at", "id").values(*TABLE_COLUMNS)
+    )  # declared: the stubs cannot type values() of a column tuple
+    return rows
 
 
 class ChangeRow(TypedDict):

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from kapclinic.accounts.models import Clinic, Membership, Role
 from kapclinic.audit.services import record_event
 from kapclinic.clinical.terminology import BY_ICD10, DIAGNOSIS_CODES
-from kapclinic.core.actor import actor_from_request
+from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.errors import DomainError
 from kapclinic.core.links import RowLink
@@ -30,7 +30,7 @@ from kapclinic.patients.forms import (
     MedicationForm,
     NewPatientForm,
 )
-from kapclinic.patients.models import CareTeamMember, DrugClass, Medication, PathwayStatus
+from kapclinic.patients.models import CareTeamMember, DrugClass, Medication, PathwayStatus, Patient
 from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, refuse, require_clinic
 
 PAGE_SIZE = 50
@@ -187,7 +187,7 @@ def edit(request: HttpRequest, patient_id: int) -> HttpResponse:
     return render(request, "patients/edit.html", {"patient": patient, "form": form}, status=status)
 
 
-def _clinical_post(request: HttpRequest, patient_id: int) -> tuple:
+def _clinical_post(request: HttpRequest, patient_id: int) -> tuple[Patient, Actor]:
     patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None)
     return patient, actor_from_request(request)
 

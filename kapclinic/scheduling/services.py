@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
@@ -41,6 +42,8 @@ from kapclinic.scheduling.models import (
 from kapclinic.treatment import selectors as treatment_selectors
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 # ---------------------------------------------------------------- settings and rules
@@ -205,7 +208,7 @@ def _overlap_constraint(exc: IntegrityError) -> str | None:
 
 
 def _write_slot(
-    write: Any,
+    write: Callable[[], _T],
     clinic: Any,
     ref: int,
     patient: Patient,
@@ -213,7 +216,7 @@ def _write_slot(
     ends_at: dt.datetime,
     staff: User,
     resource: Resource | None,
-) -> Any:
+) -> _T:
     """Run ``write()`` (the INSERT or UPDATE of the slot) in a savepoint. When the database refuses it as
     an overlap (a booking that committed after our check), answer with the same sentences as the check:
     the check is run again, and now sees the other appointment. Never a 500."""

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -47,7 +47,7 @@ def _generate(client: Any, **data: Any) -> list[str]:
     return CODE_RE.findall(response.content.decode())
 
 
-def _is_verified(client: Any) -> bool:
+def _is_verified(client: Client) -> bool:
     response = client.get("/patients/")
     return response.status_code == 200
 

@@ -7,6 +7,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from django.http import HttpResponseBase
 from django.test import override_settings
 
 from kapclinic.accounts.middleware import SESSION_LAST_SEEN, _last_seen_cookie_name
@@ -22,7 +23,7 @@ def _age(client: Any, seconds: float) -> None:
     session.save()
 
 
-def _next(response: Any) -> str:
+def _next(response: HttpResponseBase) -> str:
     return parse_qs(urlsplit(response["Location"]).query)["next"][0]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import urllib.request
 from collections.abc import Iterator
 from importlib import import_module
 from pathlib import Path
@@ -24,7 +25,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
-from kapclinic.audit import checkpoints, checks, keys
+from kapclinic.audit import checks, keys
 from kapclinic.audit.models import GENESIS, AuditChainHead, AuditEvent
 from kapclinic.audit.services import record_event, verify_chains
 from kapclinic.testing.factories import actor_for
@@ -386,7 +387,7 @@ def test_checkpoints_go_to_the_file_the_email_and_the_webhook(
         posted.append(request)
         return _Response()
 
-    monkeypatch.setattr(checkpoints.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
     call_command("audit_checkpoint")
     call_command("audit_checkpoint")
     assert "1 chain checkpoint(s) published to file" in capsys.readouterr().out
@@ -413,7 +414,7 @@ def test_a_failed_destination_fails_the_command_but_keeps_the_others(
     def refuse(request: Any, timeout: float) -> Any:
         raise OSError("connection refused")
 
-    monkeypatch.setattr(checkpoints.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
     with pytest.raises(CommandError, match="Some checkpoint destinations failed") as excinfo:
         call_command("audit_checkpoint")
     assert excinfo.value.returncode == 1

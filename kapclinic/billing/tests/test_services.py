@@ -12,9 +12,9 @@ import pytest
 from kapclinic.audit.models import AuditEvent
 from kapclinic.billing import selectors, services
 from kapclinic.billing.models import AdjustmentKind, ChargeLine, ChargeStatus, Method
-from kapclinic.billing.services import DomainError
 from kapclinic.billing.testing import add_diagnosis, completed_visit, discharged_session, starter_fee_schedule
 from kapclinic.core.concurrency import ConflictError
+from kapclinic.core.errors import DomainError
 from kapclinic.testing.factories import actor_for
 
 pytestmark = pytest.mark.django_db

@@ -68,7 +68,10 @@ def test_biller_proposes_posts_and_takes_a_payment(billed: Any, client: Any) -> 
     client.force_login(w.front_desk)
     index = client.get(reverse("billing:index"))
     assert index.status_code == 200 and w.patient.mrn in index.content.decode()
-    act = lambda op: reverse("billing:patient_action", args=[w.patient.pk, op])  # noqa: E731
+
+    def act(op: str) -> str:
+        return reverse("billing:patient_action", args=[w.patient.pk, op])
+
     assert client.post(act("propose"), {"session": s.pk}).status_code == 302
     line = ChargeLine.objects.get(session=s)
     page = client.get(reverse("billing:patient", args=[w.patient.pk])).content.decode()

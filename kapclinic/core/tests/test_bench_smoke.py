@@ -44,7 +44,8 @@ def seeded(db: Any) -> dict[str, Any]:
     call_command("seed_scale", patients=24, seed=3, no_progress=True, json=True, stdout=out)
     import json
 
-    return json.loads(out.getvalue())
+    summary: dict[str, Any] = json.loads(out.getvalue())
+    return summary
 
 
 def test_seed_scale_builds_a_consistent_history(seeded: dict[str, Any]) -> None:

@@ -39,8 +39,8 @@ def test_choice_field_narrows_and_refuses_other_fields() -> None:
 def test_request_patient_only_for_a_signed_in_patient() -> None:
     request: Any = RequestFactory().get("/")
     request.clinic, request.role, request.patient = "clinic", "patient", "me"
-    assert request_patient(request) == "me"
-    assert request_clinic(request) == "clinic"
+    assert request_patient(request) is request.patient
+    assert request_clinic(request) is request.clinic
     for role, patient in (("therapist", None), (None, None), ("patient", None), ("therapist", "me")):
         request.role, request.patient = role, patient
         with pytest.raises(PermissionDenied, match="This page is for patients"):

@@ -11,7 +11,7 @@ from kapclinic.core.actor import Actor
 from kapclinic.core.errors import DomainError
 from kapclinic.intake import services
 from kapclinic.intake.models import Assessment, EligibilityDecision, Inquiry, InquiryStatus
-from kapclinic.intake.selectors import eligibility_state
+from kapclinic.intake.selectors import eligibility_state, medications_digest
 from kapclinic.intake.tests.helpers import assessment_post, complete_assessment
 from kapclinic.patients.models import Medication, Patient, TimelineEvent
 from kapclinic.testing.factories import make_patient
@@ -328,9 +328,7 @@ def test_signing_refused_when_chart_medications_changed_since_shown(world: Any) 
 
     complete_assessment(world.patient)
     actor = Actor(world.prescriber, world.clinic, "prescriber")
-    shown = services.selectors.medications_digest(
-        Assessment.objects.get(patient=world.patient), world.patient
-    )
+    shown = medications_digest(Assessment.objects.get(patient=world.patient), world.patient)
     medication_add(actor, world.patient, name="Tramadol", dose="50 mg", drug_class="opioid")
     with pytest.raises(DomainError, match="medication list changed after you opened"):
         services.decision_sign(

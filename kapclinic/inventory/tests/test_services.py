@@ -34,7 +34,12 @@ def test_receipt_opens_each_container_with_its_labelled_content(world: Any, cloc
     assert all(c.balance == 500 for c in containers)
     assert "LOT-A1" in containers[0].label_text and "CIII" in containers[0].label_text
     line = LedgerEntry.objects.get(container=containers[0])
-    assert (line.kind, line.amount_mg, line.amount_ml, line.balance_after) == ("receipt", 500, 10, 500)
+    assert (line.kind, line.amount_mg, line.amount_ml, line.balance_after) == (
+        "receipt",
+        Decimal(500),
+        Decimal(10),
+        Decimal(500),
+    )
 
 
 def test_nurse_may_not_receive_and_bad_supplier_dea_is_refused(world: Any, clock_frozen: Any) -> None:
@@ -279,7 +284,7 @@ def test_draw_for_administration_links_the_session_and_patient(world: Any, clock
         session,
         world.patient,
         "IV",
-        465,
+        Decimal(465),
     )
     clock.advance(dt.timedelta(days=3))
     with pytest.raises(DomainError, match="expired"):

@@ -2,7 +2,7 @@ from django.db import migrations, models
 from django.db.models import F
 
 
-def copy_email(apps, schema_editor):  # type: ignore[no-untyped-def]
+def copy_email(apps, schema_editor):
     # Existing records: the address on file now is taken as the confirmed one (there is no older fact).
     apps.get_model("patients", "Patient").objects.update(confirmed_email=F("email"))
 
