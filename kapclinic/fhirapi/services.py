@@ -211,7 +211,11 @@ def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, 
     if sort.removeprefix("-") not in spec.sort_fields():
         raise invalid("_sort", f"supported: {', '.join(sorted(spec.sort_fields()))} (with - for descending).")
     descending = sort.startswith("-")
-    cursor = _cursor_key(read_cursor(result["_cursor"], sort), sort != "_id") if "_cursor" in result else None
+    cursor = (
+        _cursor_key(read_cursor(result["_cursor"], sort), sort.removeprefix("-") != "_id")
+        if "_cursor" in result
+        else None
+    )
 
     # One COUNT and one page SELECT per table behind the type (two for Observation), whatever the size.
     total = 0
