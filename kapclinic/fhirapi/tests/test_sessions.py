@@ -134,7 +134,7 @@ def test_medication_administration_carries_product_route_dose_and_lot(world: Any
     assert resource["dosage"]["dose"] == {"value": 56, "unit": "mg", "system": UCUM, "code": "mg"}
     assert resource["context"] == {"reference": f"Encounter/enc{session.pk}"}
     assert resource["performer"][0]["actor"] == {"reference": f"Practitioner/pr{world.nurse.pk}"}
-    day = admin.administered_at.date()
+    day = clock.now().date()
     assert body(client.get(f"/fhir/MedicationAdministration?effective-time={day}"))["total"] == 1
     assert body(client.get(f"/fhir/MedicationAdministration?date=lt{day}"))["total"] == 0
     assert body(client.get("/fhir/MedicationAdministration?status=in-progress"))["total"] == 0
