@@ -330,6 +330,18 @@ def _adverse_events() -> QuerySet[Any]:
     )
 
 
+def _side_effects() -> QuerySet[Any]:
+    from django.db.models import F
+
+    from kapclinic.sessions.models import EventKind, SessionEvent
+
+    return (
+        SessionEvent.objects.filter(kind=EventKind.SIDE_EFFECT)
+        .select_related("session")
+        .annotate(administration_id=F("session__administration__id"))
+    )
+
+
 def _plans() -> QuerySet[Any]:
     from kapclinic.treatment.models import TreatmentPlan
 
@@ -420,6 +432,13 @@ def _render_administrations(rows: list[Any], grant: Any) -> list[dict[str, Any]]
 def _render_adverse_events(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
     return [
         _with_meta(fhir.adverse_event_resource(e, e.session.patient_id, e.administration_id), e.recorded_at)
+        for e in rows
+    ]
+
+
+def _render_side_effects(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+    return [
+        _with_meta(fhir.side_effect_resource(e, e.session.patient_id, e.administration_id), e.at)
         for e in rows
     ]
 
@@ -748,7 +767,7 @@ SESSION_SPECS: dict[str, Spec] = {
         date_field="onset_at",
         render=_render_adverse_events,
         params={
-            **_common("ae", "recorded_at"),
+            **_common("ae", "recorded_at", siblings=("se",)),
             **_subject_params(_SESSION),
             "date": SearchParam("date", "date", _date("onset_at"), "date (onset), eq/ge/le/gt/lt."),
             "severity": SearchParam("severity", "token", _ae_severity, "mild|moderate|severe."),
@@ -757,9 +776,28 @@ SESSION_SPECS: dict[str, Spec] = {
 }
 SPECS.update(SESSION_SPECS)
 
+# Side effects logged during a session (nausea, dizziness...) are AdverseEvents too, with no severity.
+SIDE_EFFECTS = Spec(
+    "AdverseEvent",
+    "se",
+    clinical=True,
+    queryset=_side_effects,
+    patient_field=_SESSION,
+    updated_field="at",
+    date_field="at",
+    render=_render_side_effects,
+    params={
+        **_common("se", "at", siblings=("ae",)),
+        **_subject_params(_SESSION),
+        "date": SearchParam("date", "date", _date("at"), "date (when logged), eq/ge/le/gt/lt."),
+        "severity": SearchParam("severity", "token", lambda name, value: NOTHING, "(side effects have none)"),
+    },
+)
+
 # Every table behind each type, in the order a search merges them (the first is SPECS[type]).
 PARTS: dict[str, tuple[Spec, ...]] = {name: (spec,) for name, spec in SPECS.items()}
 PARTS["Observation"] = (SPECS["Observation"], VITAL_SIGNS)
+PARTS["AdverseEvent"] = (SPECS["AdverseEvent"], SIDE_EFFECTS)
 
 # Prefetches a page needs (one extra query per page, whatever its size).
 PREFETCH: dict[str, tuple[str, ...]] = {"QuestionnaireResponse": ("answers",), "CarePlan": ("proposals",)}

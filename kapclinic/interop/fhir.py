@@ -539,6 +539,37 @@ def adverse_event_resource(event: Any, patient_id: int, administration_id: int |
     return resource
 
 
+def side_effect_resource(event: Any, patient_id: int, administration_id: int | None) -> dict[str, Any]:
+    """A side effect logged during a dosing session (sessions.SessionEvent of kind side_effect) as an
+    AdverseEvent: the clinic's code and label (sessions.models.SIDE_EFFECTS), the time it was logged."""
+    from kapclinic.sessions.models import SIDE_EFFECTS
+
+    label = dict(SIDE_EFFECTS).get(event.code, "Side effect")
+    text = f"{label}: {event.text.strip()}" if event.text.strip() else label
+    resource: dict[str, Any] = {
+        "resourceType": "AdverseEvent",
+        "id": f"se{event.pk}",
+        "actuality": "actual",
+        "category": [
+            {"coding": [{"system": LOCAL, "code": "session-side-effect", "display": "Side effect"}]}
+        ],
+        "event": {
+            "coding": [{"system": LOCAL, "code": f"side-effect-{event.code or 'other'}", "display": label}],
+            "text": text,
+        },
+        "subject": patient_ref(patient_id),
+        "encounter": encounter_ref(event.session_id),
+        "date": iso(event.at),
+        "recordedDate": iso(event.at),
+        "recorder": {"reference": f"Practitioner/pr{event.recorded_by_id}"},
+    }
+    if administration_id is not None:
+        resource["suspectEntity"] = [
+            {"instance": {"reference": f"MedicationAdministration/ma{administration_id}"}}
+        ]
+    return resource
+
+
 def communication_resources(patient: Patient) -> list[dict[str, Any]]:
     """Every secure message about the patient (conversations app) as a FHIR Communication: the
     patient's threads with the care team and the staff threads about them (both part of the record;

@@ -20,7 +20,7 @@ from kapclinic.core.actor import Actor
 from kapclinic.documents.testing import session_with_monitoring, signed_consent, signed_plan
 from kapclinic.fhirapi import clients
 from kapclinic.fhirapi.tests.helpers import backend_token, body, phq9, register_backend
-from kapclinic.sessions.models import DosingSession, Observation
+from kapclinic.sessions.models import DosingSession, Observation, SessionEvent
 from kapclinic.testing.factories import actor_for
 
 LOINC = "http://loinc.org"
@@ -163,6 +163,15 @@ def test_care_plan_consent_and_adverse_event(world: Any, client: Any) -> None:
         == f"MedicationAdministration/ma{session.administration.pk}"
     )
     assert body(client.get("/fhir/AdverseEvent?severity=mild"))["total"] == 1
+    side = SessionEvent.objects.create(session=session, kind="side_effect", code="dizziness", text="Brief",
+                                       at=clock.now(), recorded_by=world.nurse)  # fmt: skip
+    logged = body(client.get(f"/fhir/AdverseEvent/se{side.pk}"))
+    assert logged["event"]["coding"][0]["display"] == "Dizziness"
+    assert logged["event"]["text"] == "Dizziness: Brief"
+    assert logged["encounter"] == {"reference": f"Encounter/enc{session.pk}"}
+    assert body(client.get(f"/fhir/AdverseEvent?subject=p{world.patient.pk}"))["total"] == 2
+    assert body(client.get(f"/fhir/AdverseEvent?_id=se{side.pk},ae{event.pk}"))["total"] == 2
+    assert body(client.get("/fhir/AdverseEvent?severity=mild"))["total"] == 1  # side effects have none
     assert body(client.get("/fhir/AdverseEvent?severity=severe"))["total"] == 0
     assert client.get("/fhir/AdverseEvent?status=final").status_code == 400  # AdverseEvent has no status
 
