@@ -619,6 +619,34 @@ def communication_resources(patient: Patient) -> list[dict[str, Any]]:
     return out
 
 
+# The API's types that come from dosing sessions, plans and consents, in the order the download lists them.
+SESSION_TYPES = (
+    "Encounter",
+    "Procedure",
+    "Observation",
+    "MedicationAdministration",
+    "AdverseEvent",
+    "CarePlan",
+    "Consent",
+)
+
+
+def session_resources(patient: Patient) -> list[dict[str, Any]]:
+    """The patient's dosing sessions (Encounter, Procedure, vital signs, dose, adverse events and side
+    effects), treatment plans and signed consents, with the API's own querysets and mappers
+    (kapclinic/fhirapi/resources.py) so the download and the API say the same thing. Score Observations
+    come from `scores` in build_bundle, so only the vital-sign part of Observation is read here."""
+    from kapclinic.fhirapi.resources import PARTS, prefetch
+
+    out: list[dict[str, Any]] = []
+    for resource_type in SESSION_TYPES:
+        parts = PARTS[resource_type][1:] if resource_type == "Observation" else PARTS[resource_type]
+        for spec in parts:
+            rows = spec.queryset().filter(**{spec.patient_field: patient}).order_by("pk")
+            out.extend(spec.render(list(rows.prefetch_related(*prefetch(spec))), None))
+    return out
+
+
 def build_bundle(patient: Patient, *, scores: list[Any] | None = None) -> dict[str, Any]:
     """The Bundle as a JSON-ready dict, validated by fhir.resources."""
     resources: list[dict[str, Any]] = [patient_resource(patient, mrn_system(patient.clinic.slug))]
@@ -629,6 +657,7 @@ def build_bundle(patient: Patient, *, scores: list[Any] | None = None) -> dict[s
         observation = score_observation_resource(score, patient.pk)
         if observation is not None:
             resources.append(observation)
+    resources.extend(session_resources(patient))
     resources.extend(communication_resources(patient))
     bundle = {
         "resourceType": "Bundle",
