@@ -285,3 +285,20 @@ def test_bulk_export_includes_the_new_types(
             get_fhir_model_class(resource["resourceType"]).model_validate(resource)
             subject = resource.get("subject") or resource.get("patient") or {"reference": ""}
             assert f"p{world.other_clinic_patient.pk}" not in subject["reference"]
+
+
+def test_a_code_of_one_table_reads_only_that_table(world: Any, client: Any) -> None:
+    """A PHQ-9 search by LOINC code never touches the vital-sign table (the bench's Observation search):
+    as many queries as a one-table search."""
+    _session(world)
+    phq9(world)
+    client.force_login(world.prescriber)
+    client.get("/fhir/Condition?code=F33.1")
+    with CaptureQueriesContext(connection) as one_table:
+        client.get("/fhir/Condition?code=F33.1")
+    with CaptureQueriesContext(connection) as scores:
+        bundle = body(
+            client.get(f"/fhir/Observation?code=http://loinc.org|44261-6&patient=p{world.patient.pk}")
+        )
+    assert bundle["total"] == 1
+    assert len(scores) == len(one_table)
