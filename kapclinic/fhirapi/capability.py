@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
-from kapclinic.fhirapi.resources import SPECS
+from kapclinic.fhirapi.resources import PARTS, Spec
 from kapclinic.fhirapi.search import MAX_COUNT
 
 RELEASE_DATE = "2026-12-06"
@@ -36,23 +36,19 @@ def _resource(spec_type: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _params(parts: tuple[Spec, ...]) -> list[dict[str, Any]]:
+    """The search parameters of a type; a type served from several tables (Observation) takes the same
+    names in each, documented together."""
+    out = []
+    for name, param in parts[0].params.items():
+        docs = [d for d in dict.fromkeys(part.params[name].documentation for part in parts) if d]
+        out.append({"name": name, "type": param.type, **({"documentation": " ".join(docs)} if docs else {})})
+    return out
+
+
 def capability_statement() -> dict[str, Any]:
     base = f"{settings.SITE_URL}/fhir"
-    resources = [
-        _resource(
-            spec.type,
-            [
-                {
-                    "name": p.name,
-                    "type": p.type,
-                    **({"documentation": p.documentation} if p.documentation else {}),
-                }
-                for p in spec.params.values()
-            ]
-            + _RESULT_PARAMS,
-        )
-        for spec in SPECS.values()
-    ]
+    resources = [_resource(name, _params(parts) + _RESULT_PARAMS) for name, parts in PARTS.items()]
     resources.append(
         _resource(
             "Questionnaire",

@@ -27,7 +27,7 @@ from kapclinic.core import clock
 from kapclinic.fhirapi.access import SYSTEM, Grant
 from kapclinic.fhirapi.models import ExportJob, ExportStatus, FhirClient
 from kapclinic.fhirapi.outcome import FhirError
-from kapclinic.fhirapi.resources import PREFETCH, SPECS
+from kapclinic.fhirapi.resources import PARTS, prefetch
 from kapclinic.fhirapi.search import parse_date
 
 EXPORT_TYPES = (
@@ -38,6 +38,12 @@ EXPORT_TYPES = (
     "QuestionnaireResponse",
     "Observation",
     "Appointment",
+    "Encounter",
+    "Procedure",
+    "MedicationAdministration",
+    "CarePlan",
+    "Consent",
+    "AdverseEvent",
 )
 OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
 KICKOFF_PARAMS = frozenset({"_type", "_since", "_outputFormat"})
@@ -124,25 +130,25 @@ def run(job_id: str) -> str:
     types = job.types.split(",")
     try:
         for index, resource_type in enumerate(types):
-            spec = SPECS[resource_type]
-            qs = spec.queryset().filter(**{f"{spec.patient_field}__in": _clinic_patients(job)})
-            if job.since is not None:
-                qs = qs.filter(**{f"{spec.updated_field}__gte": job.since})
-            qs = qs.order_by("pk").prefetch_related(*PREFETCH.get(resource_type, ()))
             model = get_fhir_model_class(resource_type)
             count = 0
             path = folder / f"{resource_type}.ndjson"
             with path.open("w", encoding="utf-8") as out:
-                batch: list[Any] = []
-                for row in qs.iterator(chunk_size=CHUNK):
-                    batch.append(row)
-                    if len(batch) == CHUNK:
-                        count += _write(out, spec.render(batch, grant_like), model)
-                        batch = []
-                        if _cancelled(job.pk):
-                            shutil.rmtree(folder, ignore_errors=True)
-                            return "cancelled"
-                count += _write(out, spec.render(batch, grant_like), model)
+                for spec in PARTS[resource_type]:  # Observation: scores, then vital signs
+                    qs = spec.queryset().filter(**{f"{spec.patient_field}__in": _clinic_patients(job)})
+                    if job.since is not None:
+                        qs = qs.filter(**{f"{spec.updated_field}__gte": job.since})
+                    qs = qs.order_by("pk").prefetch_related(*prefetch(spec))
+                    batch: list[Any] = []
+                    for row in qs.iterator(chunk_size=CHUNK):
+                        batch.append(row)
+                        if len(batch) == CHUNK:
+                            count += _write(out, spec.render(batch, grant_like), model)
+                            batch = []
+                            if _cancelled(job.pk):
+                                shutil.rmtree(folder, ignore_errors=True)
+                                return "cancelled"
+                    count += _write(out, spec.render(batch, grant_like), model)
             output.append({"type": resource_type, "file": path.name, "count": count})
             ExportJob.objects.filter(pk=job.pk).update(progress=f"{index + 1} of {len(types)} types written")
     except Exception as exc:  # the job answers 500 with a sentence; the worker logs the rest

@@ -69,8 +69,16 @@ def any_of(value: str, one: Callable[[str], Q]) -> Q:
     return result
 
 
-def _ids(prefix: str) -> Handler:
-    return lambda name, value: any_of(value, lambda v: Q(pk=parse_id(name, v, prefix)))
+def _ids(prefix: str, siblings: tuple[str, ...] = ()) -> Handler:
+    """`_id`; for a type served from several tables (Observation) an id of a sibling table matches
+    nothing here instead of being refused."""
+
+    def one(name: str, v: str) -> Q:
+        if any(v.startswith(other) and v[len(other) :].isdigit() for other in siblings):
+            return NOTHING
+        return Q(pk=parse_id(name, v, prefix))
+
+    return lambda name, value: any_of(value, lambda v: one(name, v))
 
 
 def _patient_ref(path: str) -> Handler:
@@ -153,23 +161,23 @@ def _identifier(name: str, value: str) -> Q:
     return any_of(value, one)
 
 
-def _common(spec_prefix: str, updated: str) -> dict[str, SearchParam]:
+def _common(spec_prefix: str, updated: str, siblings: tuple[str, ...] = ()) -> dict[str, SearchParam]:
     return {
-        "_id": SearchParam("_id", "token", _ids(spec_prefix), "The resource id."),
+        "_id": SearchParam("_id", "token", _ids(spec_prefix, siblings), "The resource id."),
         "_lastUpdated": SearchParam("_lastUpdated", "date", _date(updated), "meta.lastUpdated, ge/le."),
     }
 
 
-def _patient_params() -> dict[str, SearchParam]:
+def _patient_params(path: str = "patient") -> dict[str, SearchParam]:
     return {
-        "patient": SearchParam("patient", "reference", _patient_ref("patient"), "Patient/p<id>."),
+        "patient": SearchParam("patient", "reference", _patient_ref(path), "Patient/p<id>."),
     }
 
 
-def _subject_params() -> dict[str, SearchParam]:
+def _subject_params(path: str = "patient") -> dict[str, SearchParam]:
     return {
-        **_patient_params(),
-        "subject": SearchParam("subject", "reference", _patient_ref("patient"), "Patient/p<id>."),
+        **_patient_params(path),
+        "subject": SearchParam("subject", "reference", _patient_ref(path), "Patient/p<id>."),
     }
 
 
@@ -248,6 +256,201 @@ def _clinics() -> QuerySet[Any]:
     return Clinic.objects.all()
 
 
+# --- dosing sessions (Observation vital signs, Encounter, Procedure, MedicationAdministration,
+# AdverseEvent), treatment plans (CarePlan), signed consents (Consent) ---------------------------------
+
+# Sessions have no "updated" column: meta.lastUpdated (and _lastUpdated, _since) is the latest of the
+# timestamps a session's state changes write.
+_SESSION_TIMES = (
+    "checked_in_at",
+    "predose_passed_at",
+    "first_dose_at",
+    "monitoring_started_at",
+    "recovery_started_at",
+    "discharged_at",
+    "aborted_at",
+)
+
+
+def _latest(base: str, *others: str) -> Any:
+    from django.db.models.functions import Coalesce, Greatest
+
+    return Greatest(base, *(Coalesce(name, base) for name in others))
+
+
+def _sessions() -> QuerySet[Any]:
+    from django.db.models.functions import Coalesce
+
+    from kapclinic.sessions.models import DosingSession
+
+    return DosingSession.objects.annotate(
+        fhir_updated=_latest("created_at", *_SESSION_TIMES),
+        fhir_start=Coalesce("checked_in_at", "scheduled_for"),
+    )
+
+
+def _dosed_sessions() -> QuerySet[Any]:
+    return _sessions().filter(first_dose_at__isnull=False)
+
+
+def _vital_signs() -> QuerySet[Any]:
+    from kapclinic.sessions.models import Observation, ObservationKind
+
+    return Observation.objects.filter(kind=ObservationKind.VITAL).select_related("session")
+
+
+def _administrations() -> QuerySet[Any]:
+    from django.db.models import Count, IntegerField, OuterRef, Subquery
+
+    from kapclinic.sessions.models import Administration, DeviceUse
+
+    devices = (
+        DeviceUse.objects.filter(administration=OuterRef("pk"))
+        .values("administration")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (
+        Administration.objects.filter(administered_at__isnull=False)
+        .select_related("session")
+        .annotate(
+            fhir_updated=_latest("administered_at", "infusion_stopped_at", "route_recorded_at"),
+            device_count=Subquery(devices, output_field=IntegerField()),
+        )
+    )
+
+
+def _adverse_events() -> QuerySet[Any]:
+    from django.db.models import F
+
+    from kapclinic.sessions.models import AdverseEvent
+
+    return AdverseEvent.objects.select_related("session").annotate(
+        administration_id=F("session__administration__id")
+    )
+
+
+def _side_effects() -> QuerySet[Any]:
+    from django.db.models import F
+
+    from kapclinic.sessions.models import EventKind, SessionEvent
+
+    return (
+        SessionEvent.objects.filter(kind=EventKind.SIDE_EFFECT)
+        .select_related("session")
+        .annotate(administration_id=F("session__administration__id"))
+    )
+
+
+def _plans() -> QuerySet[Any]:
+    from kapclinic.treatment.models import TreatmentPlan
+
+    return TreatmentPlan.objects.annotate(fhir_updated=_latest("created_at", "signed_at"))
+
+
+def _consents() -> QuerySet[Any]:
+    from kapclinic.consent.models import ConsentSignature
+
+    return ConsentSignature.objects.select_related("document")
+
+
+def _vital_code(name: str, value: str) -> Q:
+    from kapclinic.clinical.vitals import LOINC as VITAL_CODES
+
+    codes = {c.loinc for c in VITAL_CODES.values()}
+
+    def one(v: str) -> Q:
+        sys, code = parse_token(v)
+        return Q(code=code) if code in codes and sys in (None, fhir.LOINC) else NOTHING
+
+    return any_of(value, one)
+
+
+def _reverse_status(mapping: dict[str, Q]) -> Handler:
+    """A status token -> the rows in that FHIR status (an unknown status matches nothing)."""
+
+    def one(v: str) -> Q:
+        sys, code = parse_token(v)
+        return mapping.get(code, NOTHING) if sys in (None, "") else NOTHING
+
+    return lambda name, value: any_of(value, one)
+
+
+_RUNNING = ("dosing", "monitoring", "recovery")
+_ENCOUNTER_STATUS = {
+    "planned": Q(state="scheduled"),
+    "arrived": Q(state="checked_in"),
+    "in-progress": Q(state__in=["predose_passed", *_RUNNING]),
+    "finished": Q(state="discharged") | Q(state="aborted", first_dose_at__isnull=False),
+    "cancelled": Q(state="aborted", first_dose_at__isnull=True),
+}
+_PROCEDURE_STATUS = {
+    "completed": Q(state="discharged"),
+    "stopped": Q(state="aborted"),
+    "in-progress": ~Q(state__in=["discharged", "aborted"]),
+}
+_INFUSING = Q(route="IV", infusion_stopped_at__isnull=True, session__state__in=_RUNNING)
+_ADMINISTRATION_STATUS = {"in-progress": _INFUSING, "completed": ~_INFUSING}
+_PLAN_STATUS = {"draft": Q(status="draft"), "active": Q(status="signed"), "revoked": Q(status="superseded")}
+
+
+def _ae_severity(name: str, value: str) -> Q:
+    def one(v: str) -> Q:
+        sys, code = parse_token(v)
+        if sys not in (None, fhir.AE_SEVERITY):
+            return NOTHING
+        wanted = [k for k, c in fhir.AE_SEVERITIES.items() if c == code]
+        return Q(severity__in=wanted) if wanted else NOTHING
+
+    return any_of(value, one)
+
+
+def _render_vital_signs(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+    return [_with_meta(fhir.vital_sign_resource(o, o.session.patient_id), o.at) for o in rows]
+
+
+def _render_encounters(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+    return [_with_meta(fhir.encounter_resource(s), s.fhir_updated) for s in rows]
+
+
+def _render_procedures(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+    return [_with_meta(fhir.procedure_resource(s), s.fhir_updated) for s in rows]
+
+
+def _render_administrations(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+    return [
+        _with_meta(
+            fhir.medication_administration_resource(
+                a, a.session.patient_id, a.session.state, a.device_count or 0
+            ),
+            a.fhir_updated,
+        )
+        for a in rows
+    ]
+
+
+def _render_adverse_events(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+    return [
+        _with_meta(fhir.adverse_event_resource(e, e.session.patient_id, e.administration_id), e.recorded_at)
+        for e in rows
+    ]
+
+
+def _render_side_effects(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+    return [
+        _with_meta(fhir.side_effect_resource(e, e.session.patient_id, e.administration_id), e.at)
+        for e in rows
+    ]
+
+
+def _render_plans(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+    return [_with_meta(fhir.care_plan_resource(p, list(p.proposals.all())), p.fhir_updated) for p in rows]
+
+
+def _render_consents(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+    return [_with_meta(fhir.consent_resource(c), c.signed_at) for c in rows]
+
+
 # --- rendering --------------------------------------------------------------------------------------
 
 
@@ -316,7 +519,7 @@ SPECS: dict[str, Spec] = {
         date_field="completed_at",
         render=_render_scores,
         params={
-            **_common("score", "completed_at"),
+            **_common("score", "completed_at", siblings=("vs",)),
             **_subject_params(),
             "date": SearchParam("date", "date", _date("completed_at"), "effectiveDateTime, eq/ge/le/gt/lt."),
             "code": SearchParam("code", "token", _score_code, "LOINC total-score code, e.g. 44261-6."),
@@ -437,9 +640,195 @@ SPECS: dict[str, Spec] = {
     ),
 }
 
+# Vital signs are Observations too: one type served from two tables (docs/fhir-api.md#observation).
+# Both parts take the same parameter names; a search runs on each and merges the pages by keyset.
+_SESSION = "session__patient"
+VITAL_SIGNS = Spec(
+    "Observation",
+    "vs",
+    clinical=True,
+    queryset=_vital_signs,
+    patient_field=_SESSION,
+    updated_field="at",
+    date_field="at",
+    render=_render_vital_signs,
+    params={
+        **_common("vs", "at", siblings=("score",)),
+        **_subject_params(_SESSION),
+        "date": SearchParam("date", "date", _date("at"), "effectiveDateTime, eq/ge/le/gt/lt."),
+        "code": SearchParam("code", "token", _vital_code, "LOINC vital-sign code, e.g. 8867-4."),
+        "category": SearchParam(
+            "category", "token", _fixed_token(fhir.OBSERVATION_CATEGORY, "vital-signs"), "vital-signs."
+        ),
+        "status": SearchParam("status", "token", _fixed_token("", "final"), "final."),
+    },
+)
+
+SESSION_SPECS: dict[str, Spec] = {
+    "Encounter": Spec(
+        "Encounter",
+        "enc",
+        clinical=True,
+        queryset=_sessions,
+        patient_field="patient",
+        updated_field="fhir_updated",
+        date_field="fhir_start",
+        render=_render_encounters,
+        params={
+            **_common("enc", "fhir_updated"),
+            **_subject_params(),
+            "date": SearchParam("date", "date", _date("fhir_start"), "period start, eq/ge/le/gt/lt."),
+            "status": SearchParam(
+                "status",
+                "token",
+                _reverse_status(_ENCOUNTER_STATUS),
+                "planned|arrived|in-progress|finished|cancelled.",
+            ),
+        },
+    ),
+    "Procedure": Spec(
+        "Procedure",
+        "proc",
+        clinical=True,
+        queryset=_dosed_sessions,
+        patient_field="patient",
+        updated_field="fhir_updated",
+        date_field="first_dose_at",
+        render=_render_procedures,
+        params={
+            **_common("proc", "fhir_updated"),
+            **_subject_params(),
+            "date": SearchParam("date", "date", _date("first_dose_at"), "performed (first dose)."),
+            "status": SearchParam(
+                "status", "token", _reverse_status(_PROCEDURE_STATUS), "in-progress|completed|stopped."
+            ),
+        },
+    ),
+    "MedicationAdministration": Spec(
+        "MedicationAdministration",
+        "ma",
+        clinical=True,
+        queryset=_administrations,
+        patient_field=_SESSION,
+        updated_field="fhir_updated",
+        date_field="administered_at",
+        render=_render_administrations,
+        params={
+            **_common("ma", "fhir_updated"),
+            **_subject_params(_SESSION),
+            "effective-time": SearchParam(
+                "effective-time", "date", _date("administered_at"), "effective start, eq/ge/le/gt/lt."
+            ),
+            "date": SearchParam("date", "date", _date("administered_at"), "The same as effective-time."),
+            "status": SearchParam(
+                "status", "token", _reverse_status(_ADMINISTRATION_STATUS), "in-progress|completed."
+            ),
+        },
+    ),
+    "CarePlan": Spec(
+        "CarePlan",
+        "cp",
+        clinical=True,
+        queryset=_plans,
+        patient_field="patient",
+        updated_field="fhir_updated",
+        date_field="created_at",
+        render=_render_plans,
+        params={
+            **_common("cp", "fhir_updated"),
+            **_subject_params(),
+            "date": SearchParam("date", "date", _date("created_at"), "created, eq/ge/le/gt/lt."),
+            "status": SearchParam("status", "token", _reverse_status(_PLAN_STATUS), "draft|active|revoked."),
+        },
+    ),
+    "Consent": Spec(
+        "Consent",
+        "cs",
+        clinical=True,
+        queryset=_consents,
+        patient_field="patient",
+        updated_field="signed_at",
+        date_field="signed_at",
+        render=_render_consents,
+        params={
+            **_common("cs", "signed_at"),
+            **_patient_params(),
+            "date": SearchParam("date", "date", _date("signed_at"), "dateTime (signed), eq/ge/le/gt/lt."),
+            "status": SearchParam("status", "token", _fixed_token("", "active"), "active."),
+        },
+    ),
+    "AdverseEvent": Spec(
+        "AdverseEvent",
+        "ae",
+        clinical=True,
+        queryset=_adverse_events,
+        patient_field=_SESSION,
+        updated_field="recorded_at",
+        date_field="onset_at",
+        render=_render_adverse_events,
+        params={
+            **_common("ae", "recorded_at", siblings=("se",)),
+            **_subject_params(_SESSION),
+            "date": SearchParam("date", "date", _date("onset_at"), "date (onset), eq/ge/le/gt/lt."),
+            "severity": SearchParam("severity", "token", _ae_severity, "mild|moderate|severe."),
+        },
+    ),
+}
+SPECS.update(SESSION_SPECS)
+
+# Side effects logged during a session (nausea, dizziness...) are AdverseEvents too, with no severity.
+SIDE_EFFECTS = Spec(
+    "AdverseEvent",
+    "se",
+    clinical=True,
+    queryset=_side_effects,
+    patient_field=_SESSION,
+    updated_field="at",
+    date_field="at",
+    render=_render_side_effects,
+    params={
+        **_common("se", "at", siblings=("ae",)),
+        **_subject_params(_SESSION),
+        "date": SearchParam("date", "date", _date("at"), "date (when logged), eq/ge/le/gt/lt."),
+        "severity": SearchParam("severity", "token", lambda name, value: NOTHING, "(side effects have none)"),
+    },
+)
+
+# Every table behind each type, in the order a search merges them (the first is SPECS[type]).
+PARTS: dict[str, tuple[Spec, ...]] = {name: (spec,) for name, spec in SPECS.items()}
+PARTS["Observation"] = (SPECS["Observation"], VITAL_SIGNS)
+PARTS["AdverseEvent"] = (SPECS["AdverseEvent"], SIDE_EFFECTS)
+
 # Prefetches a page needs (one extra query per page, whatever its size).
-PREFETCH: dict[str, tuple[str, ...]] = {"QuestionnaireResponse": ("answers",)}
+PREFETCH: dict[str, tuple[str, ...]] = {"QuestionnaireResponse": ("answers",), "CarePlan": ("proposals",)}
+
+
+def prefetch(spec: Spec) -> tuple[str, ...]:
+    return PREFETCH.get(spec.type, ())
+
+
+def part_for_id(resource_type: str, resource_id: str) -> Spec | None:
+    """The table an id belongs to (`score12` or `vs7` for an Observation), or None."""
+    for spec in PARTS.get(resource_type, ()):
+        rest = resource_id[len(spec.prefix) :]
+        if resource_id.startswith(spec.prefix) and rest.isdigit():
+            return spec
+    return None
+
+
+def _walk(row: Any, path: str) -> Any:
+    for name in path.split("__"):
+        row = getattr(row, name)
+    return row
 
 
 def row_patient(spec: Spec, row: Model) -> Any:
-    return row if spec.patient_field == "pk" else row.patient  # type: ignore[attr-defined]
+    return row if spec.patient_field == "pk" else _walk(row, spec.patient_field)
+
+
+def row_patient_id(spec: Spec, row: Any) -> int:
+    if spec.patient_field == "pk":
+        return int(row.pk)
+    *parents, last = spec.patient_field.split("__")
+    holder = _walk(row, "__".join(parents)) if parents else row
+    return int(getattr(holder, f"{last}_id"))

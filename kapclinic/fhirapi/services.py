@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.db.models import Q
 from django.http import HttpRequest
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
@@ -21,7 +22,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.fhirapi.access import Grant
 from kapclinic.fhirapi.outcome import FhirError, operation_outcome
-from kapclinic.fhirapi.resources import PREFETCH, SPECS, Spec, row_patient
+from kapclinic.fhirapi.resources import PARTS, SPECS, Spec, part_for_id, prefetch, row_patient, row_patient_id
 from kapclinic.fhirapi.search import (
     DEFAULT_COUNT,
     MAX_COUNT,
@@ -92,6 +93,7 @@ def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: st
             if questionnaire["id"] == resource_id:
                 return _validate(questionnaire)
         raise FhirError(404, "not-found", f"No Questionnaire {resource_id[:40]!r}.")
+    spec = part_for_id(resource_type, resource_id) or spec
     try:
         pk = parse_id("id", resource_id, spec.prefix)
     except FhirError:
@@ -112,8 +114,8 @@ def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: st
         return resource
     qs = spec.queryset().filter(pk=pk)
     if spec.patient_field != "pk":
-        qs = qs.select_related("patient")
-    qs = qs.prefetch_related(*PREFETCH.get(resource_type, ()))
+        qs = qs.select_related(spec.patient_field)
+    qs = qs.prefetch_related(*prefetch(spec))
     row = qs.first()
     patient = row_patient(spec, row) if row is not None else None
     if row is None or patient is None or not grant.exists_for(patient):
@@ -205,50 +207,48 @@ def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, 
         return _search_questionnaires(request, resource_type, criteria)
     count, clamped = parse_count(result["_count"]) if "_count" in result else (DEFAULT_COUNT, False)
     sort = result.get("_sort", "_id")
-    sort_field = spec.sort_fields().get(sort.removeprefix("-"))
-    if sort_field is None:
+    parts = PARTS[resource_type]
+    if sort.removeprefix("-") not in spec.sort_fields():
         raise invalid("_sort", f"supported: {', '.join(sorted(spec.sort_fields()))} (with - for descending).")
     descending = sort.startswith("-")
+    cursor = (
+        _cursor_key(read_cursor(result["_cursor"], sort), sort.removeprefix("-") != "_id")
+        if "_cursor" in result
+        else None
+    )
 
-    if spec.clinic_filter is not None:
-        qs = spec.queryset().filter(spec.clinic_filter(grant.clinic))
-    else:
-        visible = grant.patients(spec.clinical)
-        qs = spec.queryset().filter(**{f"{spec.patient_field}__in": visible.values("pk")})
-    for name, value in criteria:
-        qs = qs.filter(spec.params[name].handler(name, value))
-    total = qs.count()
-
-    order = [f"-{sort_field}", "-pk"] if descending else [sort_field, "pk"]
-    page_qs = qs.order_by(*order).prefetch_related(*PREFETCH.get(resource_type, ()))
-    if "_cursor" in result:
-        last_value, last_pk = _cursor_key(read_cursor(result["_cursor"], sort), sort_field)
-        if sort_field == "pk":
-            page_qs = page_qs.filter(pk__lt=last_pk) if descending else page_qs.filter(pk__gt=last_pk)
-        else:
-            from django.db.models import Q
-
-            cmp = "lt" if descending else "gt"
-            page_qs = page_qs.filter(
-                Q(**{f"{sort_field}__{cmp}": last_value})
-                | Q(**{sort_field: last_value, f"pk__{cmp}": last_pk})
-            )
-    rows = list(page_qs[: count + 1]) if count else []
-    has_next = len(rows) > count
-    rows = rows[:count]
-    resources = spec.render(rows, grant)
+    # One COUNT and one page SELECT per table behind the type (two for Observation), whatever the size.
+    total = 0
+    candidates: list[tuple[tuple[Any, ...], int, Any]] = []
+    for index, part in enumerate(parts):
+        qs = _part_queryset(grant, part, criteria)
+        total += qs.count()
+        if not count:
+            continue
+        sort_field = part.sort_fields()[sort.removeprefix("-")]
+        page_qs = _after_cursor(qs, sort_field, index, cursor, descending)
+        if page_qs is None:
+            continue
+        order = [f"-{sort_field}", "-pk"] if descending else [sort_field, "pk"]
+        page_qs = page_qs.order_by(*order).prefetch_related(*prefetch(part))
+        for row in page_qs[: count + 1]:
+            value = getattr(row, sort_field) if sort_field != "pk" else None
+            candidates.append(((value, index, row.pk), index, row))
+    candidates.sort(key=lambda c: c[0], reverse=descending)
+    has_next = len(candidates) > count
+    page = candidates[:count]
+    resources = [r for _, index, row in page for r in parts[index].render([row], grant)]
 
     base_params = [(n, v) for n, values in request.GET.lists() if n != "_cursor" for v in values]
     if clamped:
         base_params = [(n, v if n != "_count" else str(MAX_COUNT)) for n, v in base_params]
     links = {"self": _self_url(resource_type, [(n, v) for n, values in request.GET.lists() for v in values])}
-    if has_next and rows:
-        last = rows[-1]
-        key_value = getattr(last, sort_field) if sort_field != "pk" else last.pk
+    if has_next and page:
+        (key_value, last_index, last_pk), _, _ = page[-1]
         if isinstance(key_value, dt.datetime):
             key_value = key_value.isoformat()
         links["next"] = _self_url(
-            resource_type, [*base_params, ("_cursor", make_cursor(sort, [key_value, last.pk]))]
+            resource_type, [*base_params, ("_cursor", make_cursor(sort, [key_value, last_index, last_pk]))]
         )
     warning = (
         f"_count was {result['_count'][:20]}; this server returns at most {MAX_COUNT} per page."
@@ -256,7 +256,9 @@ def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, 
         else ""
     )
     bundle = _bundle(request, resources, total, links, warning)
-    patient_ids = {row_patient_id(spec, row) for row in rows} if spec.clinic_filter is None else set()
+    patient_ids = (
+        {row_patient_id(parts[index], row) for _, index, row in page} if spec.clinic_filter is None else set()
+    )
     named = None
     if len(patient_ids) == 1:
         from kapclinic.patients.models import Patient
@@ -273,20 +275,49 @@ def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, 
     return bundle
 
 
-def row_patient_id(spec: Spec, row: Any) -> int:
-    return int(row.pk if spec.patient_field == "pk" else row.patient_id)
+def _part_queryset(grant: Grant, part: Spec, criteria: list[tuple[str, str]]) -> Any:
+    """The rows of one table of the type this grant may see, filtered by the search criteria."""
+    if part.clinic_filter is not None:
+        qs = part.queryset().filter(part.clinic_filter(grant.clinic))
+    else:
+        visible = grant.patients(part.clinical)
+        qs = part.queryset().filter(**{f"{part.patient_field}__in": visible.values("pk")})
+    for name, value in criteria:
+        qs = qs.filter(part.params[name].handler(name, value))
+    return qs
 
 
-def _cursor_key(key: list[Any], sort_field: str) -> tuple[Any, int]:
-    if len(key) != 2 or not isinstance(key[1], int):
+def _after_cursor(
+    qs: Any, sort_field: str, index: int, cursor: tuple[Any, int, int] | None, descending: bool
+) -> Any:
+    """The rows after the keyset cursor (sort value, table index, pk), or None when none can be.
+    Rows sort by (value, table, pk): for the `_id` sort the value is absent, so by (table, pk)."""
+    if cursor is None:
+        return qs
+    value, last_index, last_pk = cursor
+    cmp = "lt" if descending else "gt"
+    later = index < last_index if descending else index > last_index
+    if sort_field == "pk":
+        if index == last_index:
+            return qs.filter(**{f"pk__{cmp}": last_pk})
+        return qs if later else None
+    if index == last_index:
+        return qs.filter(
+            Q(**{f"{sort_field}__{cmp}": value}) | Q(**{sort_field: value, f"pk__{cmp}": last_pk})
+        )
+    return qs.filter(**{f"{sort_field}__{cmp}{'e' if later else ''}": value})
+
+
+def _cursor_key(key: list[Any], dated: bool) -> tuple[Any, int, int]:
+    if len(key) != 3 or not isinstance(key[1], int) or not isinstance(key[2], int):
         raise invalid("_cursor", "it is not a page link of this server.")
     value = key[0]
-    if sort_field != "pk":
+    if dated:
         try:
             value = dt.datetime.fromisoformat(str(value))
         except ValueError:
             raise invalid("_cursor", "it is not a page link of this server.") from None
-    return value, key[1]
+    return value, key[1], key[2]
 
 
 def _search_questionnaires(

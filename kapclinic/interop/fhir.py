@@ -49,6 +49,13 @@ ID_PREFIX: dict[str, str] = {
     "Appointment": "ap",
     "Practitioner": "pr",
     "Organization": "org",
+    "VitalSign": "vs",  # Observation (category vital-signs), one per stored reading value
+    "Encounter": "enc",
+    "Procedure": "proc",
+    "MedicationAdministration": "ma",
+    "CarePlan": "cp",
+    "Consent": "cs",
+    "AdverseEvent": "ae",
 }
 
 _GENDER = {"female": "female", "male": "male", "intersex": "other", "unknown": "unknown"}
@@ -250,6 +257,319 @@ def organization_resource(clinic: Any) -> dict[str, Any]:
     return resource
 
 
+# --- dosing sessions (docs/fhir-api.md#sessions) ------------------------------------------------------
+
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
+AE_OUTCOME = "http://terminology.hl7.org/CodeSystem/adverse-event-outcome"
+
+# sessions.SessionState -> R4 EncounterStatus. An aborted session is "finished" once a dose was given
+# (the encounter happened) and "cancelled" before that (it ended before it began).
+ENCOUNTER_STATUS = {
+    "scheduled": "planned",
+    "checked_in": "arrived",
+    "predose_passed": "in-progress",
+    "dosing": "in-progress",
+    "monitoring": "in-progress",
+    "recovery": "in-progress",
+    "discharged": "finished",
+}
+# Sessions with a dose given -> R4 EventStatus of their Procedure.
+PROCEDURE_STATUS = {"discharged": "completed", "aborted": "stopped"}
+ROUTE_TEXT = {"IV": "Intravenous", "IM": "Intramuscular", "SL": "Sublingual", "IN": "Intranasal"}
+# sessions.AEOutcome -> R4 adverse-event-outcome; "transferred to emergency care": the outcome is not
+# known to the clinic.
+AE_OUTCOMES = {
+    "resolved": "resolved",
+    "resolving": "recovering",
+    "ongoing": "ongoing",
+    "transferred": "unknown",
+}
+# sessions.AESeverity -> R4 adverse-event-severity (mild | moderate | severe); life-threatening is severe.
+AE_SEVERITIES = {"mild": "mild", "moderate": "moderate", "severe": "severe", "life_threatening": "severe"}
+
+
+def encounter_ref(session_id: int) -> dict[str, str]:
+    return {"reference": f"Encounter/enc{session_id}"}
+
+
+def _quantity(value: Any, ucum: str) -> dict[str, Any]:
+    number = float(value)
+    return {
+        "value": int(number) if number == int(number) else number,
+        "unit": ucum,
+        "system": UCUM,
+        "code": ucum,
+    }
+
+
+def vital_sign_resource(observation: Any, patient_id: int) -> dict[str, Any]:
+    """One stored vital-sign value (sessions.Observation, kind "vital") as an R4 vital-signs Observation:
+    category vital-signs, the LOINC code and UCUM unit of clinical/vitals.py (docs/clinical-reference.md
+    §5.1), the session's Encounter, the nurse who recorded it as performer."""
+    from kapclinic.clinical.vitals import LOINC as VITAL_CODES
+
+    code = next((c for c in VITAL_CODES.values() if c.loinc == observation.code), None)
+    display = code.display if code is not None else observation.display
+    unit = code.ucum if code is not None else observation.unit
+    return {
+        "resourceType": "Observation",
+        "id": f"vs{observation.pk}",
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs"}]}],
+        "code": {
+            "coding": [{"system": observation.code_system, "code": observation.code, "display": display}],
+            "text": display,
+        },
+        "subject": patient_ref(patient_id),
+        "encounter": encounter_ref(observation.session_id),
+        "effectiveDateTime": iso(observation.at),
+        "performer": [{"reference": f"Practitioner/pr{observation.recorded_by_id}"}],
+        "valueQuantity": _quantity(observation.value, unit),
+    }
+
+
+def encounter_status(session: Any) -> str:
+    if session.state == "aborted":
+        return "finished" if session.first_dose_at is not None else "cancelled"
+    return ENCOUNTER_STATUS.get(session.state, "unknown")
+
+
+def encounter_resource(session: Any) -> dict[str, Any]:
+    """A dosing session as an ambulatory Encounter (class v3-ActCode AMB), its period from check-in (or
+    the scheduled time) to discharge or abort."""
+    period: dict[str, str] = {"start": iso(session.checked_in_at or session.scheduled_for)}
+    end = session.discharged_at or session.aborted_at
+    if end is not None:
+        period["end"] = iso(end)
+    resource: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "id": f"enc{session.pk}",
+        "status": encounter_status(session),
+        "class": {"system": ACT_CODE, "code": "AMB", "display": "ambulatory"},
+        "type": [{"coding": [{"system": LOCAL, "code": "dosing-session", "display": "Dosing session"}]}],
+        "subject": patient_ref(session.patient_id),
+        "period": period,
+        "serviceProvider": {"reference": f"Organization/org{session.clinic_id}"},
+    }
+    if session.appointment_id is not None:
+        resource["appointment"] = [{"reference": f"Appointment/ap{session.appointment_id}"}]
+    return resource
+
+
+def procedure_resource(session: Any) -> dict[str, Any]:
+    """The dosing procedure of a session in which a dose was given (first dose -> discharge or abort)."""
+    period: dict[str, str] = {"start": iso(session.first_dose_at)}
+    end = session.discharged_at or session.aborted_at
+    if end is not None:
+        period["end"] = iso(end)
+    return {
+        "resourceType": "Procedure",
+        "id": f"proc{session.pk}",
+        "status": PROCEDURE_STATUS.get(session.state, "in-progress"),
+        "code": {
+            "coding": [{"system": LOCAL, "code": "kap-dosing", "display": "Ketamine dosing session"}],
+            "text": f"Dosing session ({session.protocol_id} v{session.protocol_version})",
+        },
+        "subject": patient_ref(session.patient_id),
+        "encounter": encounter_ref(session.pk),
+        "performedPeriod": period,
+    }
+
+
+def administration_given_mg(admin: Any, device_count: int | None = None) -> Any:
+    """The dose in mg as given: the ordered dose, or for devices completed short (a partial-dose
+    reason recorded) the used devices' share of it."""
+    if admin.partial_dose_reason and admin.devices and device_count is not None:
+        return admin.dose_mg * device_count / admin.devices
+    return admin.dose_mg
+
+
+def medication_administration_status(admin: Any, session_state: str) -> str:
+    """An IV infusion still running is in progress; everything else given is completed."""
+    running = session_state in ("dosing", "monitoring", "recovery")
+    if admin.route == "IV" and admin.infusion_stopped_at is None and running:
+        return "in-progress"
+    return "completed"
+
+
+def medication_administration_resource(
+    admin: Any, patient_id: int, session_state: str, device_count: int | None = None
+) -> dict[str, Any]:
+    """The dose given: product (a contained Medication carrying the lot and expiry, as R4 puts batch
+    details on Medication), route, dose in mg (UCUM), the session's Encounter, who gave it."""
+    medication: dict[str, Any] = {"resourceType": "Medication", "id": "med", "code": {"text": admin.product}}
+    if admin.lot_number:
+        medication["batch"] = {"lotNumber": admin.lot_number}
+        if admin.expiry_date is not None:
+            medication["batch"]["expirationDate"] = iso(
+                dt.datetime.combine(admin.expiry_date, dt.time(), tzinfo=dt.UTC)
+            )
+    period: dict[str, str] = {"start": iso(admin.administered_at)}
+    if admin.infusion_stopped_at is not None:
+        period["end"] = iso(admin.infusion_stopped_at)
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationAdministration",
+        "id": f"ma{admin.pk}",
+        "contained": [medication],
+        "status": medication_administration_status(admin, session_state),
+        "medicationReference": {"reference": "#med", "display": admin.product},
+        "subject": patient_ref(patient_id),
+        "context": encounter_ref(admin.session_id),
+        "effectivePeriod": period,
+        "dosage": {
+            "route": {
+                "coding": [
+                    {
+                        "system": LOCAL,
+                        "code": admin.route,
+                        "display": ROUTE_TEXT.get(admin.route, admin.route),
+                    }
+                ],
+                "text": ROUTE_TEXT.get(admin.route, admin.route),
+            },
+            "dose": _quantity(administration_given_mg(admin, device_count), "mg"),
+        },
+    }
+    if admin.administered_by_id is not None:
+        resource["performer"] = [{"actor": {"reference": f"Practitioner/pr{admin.administered_by_id}"}}]
+    return resource
+
+
+def care_plan_resource(plan: Any, proposals: list[Any]) -> dict[str, Any]:
+    """A treatment plan: the protocol, the indication, the patient's goals, the proposed visits."""
+    status = {"draft": "draft", "signed": "active", "superseded": "revoked"}.get(plan.status, "unknown")
+    indication = [{"system": ICD10, "code": plan.indication_icd10, "display": plan.indication_text}]
+    if plan.indication_snomed:
+        indication.append({"system": SNOMED, "code": plan.indication_snomed})
+    resource: dict[str, Any] = {
+        "resourceType": "CarePlan",
+        "id": f"cp{plan.pk}",
+        "status": status,
+        "intent": "plan",
+        "category": [
+            {"coding": [{"system": LOCAL, "code": "kap-treatment-plan", "display": "Treatment plan"}]}
+        ],
+        "title": plan.protocol_title,
+        "description": (
+            f"{plan.protocol_title} ({plan.protocol_id} v{plan.protocol_version}): {plan.dosing_sessions} "
+            f"dosing sessions, {plan.sessions_per_week} a week; "
+            f"adjunct psychotherapy: {plan.modality_label}. "
+            f"Indication: {plan.indication_text} ({plan.indication_icd10})."
+        ),
+        "subject": patient_ref(plan.patient_id),
+        "created": iso(plan.created_at),
+        "author": {"reference": f"Practitioner/pr{plan.signed_by_id or plan.created_by_id}"},
+    }
+    if plan.goals.strip():
+        resource["note"] = [{"text": f"Goals (the patient's own words): {plan.goals.strip()}"}]
+    activities = []
+    for p in sorted(proposals, key=lambda p: p.sequence):
+        activities.append(
+            {
+                "detail": {
+                    "kind": "Appointment",
+                    "code": {"coding": [{"system": LOCAL, "code": f"visit-{p.kind}"}], "text": p.label},
+                    "status": "scheduled" if p.booked_ref else "not-started",
+                    "description": f"Week {p.week}",
+                }
+            }
+        )
+    if activities:
+        resource["activity"] = activities
+    return resource
+
+
+def consent_resource(signature: Any) -> dict[str, Any]:
+    """A signed treatment consent: the exact text signed (as an attachment), the time, the clinic."""
+    import base64
+
+    document = signature.document
+    return {
+        "resourceType": "Consent",
+        "id": f"cs{signature.pk}",
+        "status": "active",
+        "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "treatment"}]},
+        "category": [
+            {
+                "coding": [{"system": LOCAL, "code": "kap-treatment-consent"}],
+                "text": f"{document.title} (version {document.version})",
+            }
+        ],
+        "patient": patient_ref(signature.patient_id),
+        "dateTime": iso(signature.signed_at),
+        "organization": [{"reference": f"Organization/org{document.clinic_id}"}],
+        "sourceAttachment": {
+            "contentType": "text/plain; charset=utf-8",
+            "data": base64.b64encode(signature.signed_text.encode()).decode(),
+            "title": f"{document.title} (version {document.version})",
+            "creation": iso(signature.signed_at),
+        },
+        "policy": [{"uri": f"urn:kapclinic:consent-document:{document.pk}"}],
+        "provision": {"type": "permit"},
+    }
+
+
+def adverse_event_resource(event: Any, patient_id: int, administration_id: int | None) -> dict[str, Any]:
+    """An adverse event recorded in a dosing session, suspected to come from the dose given there."""
+    resource: dict[str, Any] = {
+        "resourceType": "AdverseEvent",
+        "id": f"ae{event.pk}",
+        "actuality": "actual",
+        "event": {"text": event.description},
+        "subject": patient_ref(patient_id),
+        "encounter": encounter_ref(event.session_id),
+        "date": iso(event.onset_at),
+        "recordedDate": iso(event.recorded_at),
+        "recorder": {"reference": f"Practitioner/pr{event.recorded_by_id}"},
+        "severity": {
+            "coding": [{"system": AE_SEVERITY, "code": AE_SEVERITIES.get(event.severity, "severe")}],
+            "text": event.get_severity_display(),
+        },
+        "outcome": {
+            "coding": [{"system": AE_OUTCOME, "code": AE_OUTCOMES.get(event.outcome, "unknown")}],
+            "text": event.get_outcome_display(),
+        },
+    }
+    if administration_id is not None:
+        resource["suspectEntity"] = [
+            {"instance": {"reference": f"MedicationAdministration/ma{administration_id}"}}
+        ]
+    return resource
+
+
+def side_effect_resource(event: Any, patient_id: int, administration_id: int | None) -> dict[str, Any]:
+    """A side effect logged during a dosing session (sessions.SessionEvent of kind side_effect) as an
+    AdverseEvent: the clinic's code and label (sessions.models.SIDE_EFFECTS), the time it was logged."""
+    from kapclinic.sessions.models import SIDE_EFFECTS
+
+    label = dict(SIDE_EFFECTS).get(event.code, "Side effect")
+    text = f"{label}: {event.text.strip()}" if event.text.strip() else label
+    resource: dict[str, Any] = {
+        "resourceType": "AdverseEvent",
+        "id": f"se{event.pk}",
+        "actuality": "actual",
+        "category": [
+            {"coding": [{"system": LOCAL, "code": "session-side-effect", "display": "Side effect"}]}
+        ],
+        "event": {
+            "coding": [{"system": LOCAL, "code": f"side-effect-{event.code or 'other'}", "display": label}],
+            "text": text,
+        },
+        "subject": patient_ref(patient_id),
+        "encounter": encounter_ref(event.session_id),
+        "date": iso(event.at),
+        "recordedDate": iso(event.at),
+        "recorder": {"reference": f"Practitioner/pr{event.recorded_by_id}"},
+    }
+    if administration_id is not None:
+        resource["suspectEntity"] = [
+            {"instance": {"reference": f"MedicationAdministration/ma{administration_id}"}}
+        ]
+    return resource
+
+
 def communication_resources(patient: Patient) -> list[dict[str, Any]]:
     """Every secure message about the patient (conversations app) as a FHIR Communication: the
     patient's threads with the care team and the staff threads about them (both part of the record;
@@ -299,6 +619,34 @@ def communication_resources(patient: Patient) -> list[dict[str, Any]]:
     return out
 
 
+# The API's types that come from dosing sessions, plans and consents, in the order the download lists them.
+SESSION_TYPES = (
+    "Encounter",
+    "Procedure",
+    "Observation",
+    "MedicationAdministration",
+    "AdverseEvent",
+    "CarePlan",
+    "Consent",
+)
+
+
+def session_resources(patient: Patient) -> list[dict[str, Any]]:
+    """The patient's dosing sessions (Encounter, Procedure, vital signs, dose, adverse events and side
+    effects), treatment plans and signed consents, with the API's own querysets and mappers
+    (kapclinic/fhirapi/resources.py) so the download and the API say the same thing. Score Observations
+    come from `scores` in build_bundle, so only the vital-sign part of Observation is read here."""
+    from kapclinic.fhirapi.resources import PARTS, prefetch
+
+    out: list[dict[str, Any]] = []
+    for resource_type in SESSION_TYPES:
+        parts = PARTS[resource_type][1:] if resource_type == "Observation" else PARTS[resource_type]
+        for spec in parts:
+            rows = spec.queryset().filter(**{spec.patient_field: patient}).order_by("pk")
+            out.extend(spec.render(list(rows.prefetch_related(*prefetch(spec))), None))
+    return out
+
+
 def build_bundle(patient: Patient, *, scores: list[Any] | None = None) -> dict[str, Any]:
     """The Bundle as a JSON-ready dict, validated by fhir.resources."""
     resources: list[dict[str, Any]] = [patient_resource(patient, mrn_system(patient.clinic.slug))]
@@ -309,6 +657,7 @@ def build_bundle(patient: Patient, *, scores: list[Any] | None = None) -> dict[s
         observation = score_observation_resource(score, patient.pk)
         if observation is not None:
             resources.append(observation)
+    resources.extend(session_resources(patient))
     resources.extend(communication_resources(patient))
     bundle = {
         "resourceType": "Bundle",

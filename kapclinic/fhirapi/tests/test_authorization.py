@@ -19,6 +19,7 @@ from kapclinic.measures import services as measures
 from kapclinic.patients import services as patients
 from kapclinic.testing.factories import actor_for
 
+# "Type" or "Type:kind" for a type served from several tables (vital-sign Observations).
 TYPES = (
     "Patient",
     "Condition",
@@ -26,6 +27,14 @@ TYPES = (
     "AllergyIntolerance",
     "Observation",
     "QuestionnaireResponse",
+    "Appointment",
+    "Observation:vital-signs",
+    "Encounter",
+    "Procedure",
+    "MedicationAdministration",
+    "CarePlan",
+    "Consent",
+    "AdverseEvent",
 )
 CLINICAL = TYPES[1:]
 
@@ -54,7 +63,20 @@ def _records(world: Any, patient: Any, staff: Any, clinic: Any) -> dict[str, str
         clinic=clinic, patient=patient, kind="integration", starts_at=start,
         ends_at=start + dt.timedelta(hours=1), staff=staff, created_by=staff,
     )  # fmt: skip
+    from kapclinic.documents.testing import session_with_monitoring, signed_consent, signed_plan
+    from kapclinic.sessions.models import Observation
+
+    session = session_with_monitoring(patient, staff, staff, clinic)
+    vital = Observation.objects.filter(session=session, kind="vital").first()
+    assert vital is not None
     return {
+        "Observation:vital-signs": f"vs{vital.pk}",
+        "Encounter": f"enc{session.pk}",
+        "Procedure": f"proc{session.pk}",
+        "MedicationAdministration": f"ma{session.administration.pk}",
+        "CarePlan": f"cp{signed_plan(patient, staff).pk}",
+        "Consent": f"cs{signed_consent(patient).pk}",
+        "AdverseEvent": f"ae{session.adverse_events.get().pk}",
         "Appointment": f"ap{appointment.pk}",
         "Patient": f"p{patient.pk}",
         "Condition": f"dx{dx.pk}",
@@ -123,10 +145,11 @@ EXPECT_PATIENT = {**EXPECT_CLINICAL, "front_desk": (200, 200, 404), "admin": (20
 def test_reads_by_context(setup: dict[str, Any], client: Any, context: str) -> None:
     auth = {"HTTP_AUTHORIZATION": f"Bearer {setup['tokens'][context]}"}
     failures = []
-    for resource_type in TYPES:
+    for key in TYPES:
+        resource_type = key.split(":")[0]
         expected = (EXPECT_PATIENT if resource_type == "Patient" else EXPECT_CLINICAL)[context]
         for whose, status in zip(("own", "other_patient", "other_clinic"), expected, strict=True):
-            resource_id = setup["records"][whose][resource_type]
+            resource_id = setup["records"][whose][key]
             response = client.get(f"/fhir/{resource_type}/{resource_id}", **auth)
             data = body(response)
             if response.status_code != status:
@@ -139,10 +162,11 @@ def test_reads_by_context(setup: dict[str, Any], client: Any, context: str) -> N
 @pytest.mark.parametrize("context", list(EXPECT_CLINICAL))
 def test_searches_return_only_allowed_records(setup: dict[str, Any], client: Any, context: str) -> None:
     auth = {"HTTP_AUTHORIZATION": f"Bearer {setup['tokens'][context]}"}
-    for resource_type in TYPES:
+    for key in TYPES:
+        resource_type = key.split(":")[0]
         expected = (EXPECT_PATIENT if resource_type == "Patient" else EXPECT_CLINICAL)[context]
         allowed = {
-            setup["records"][whose][resource_type]
+            setup["records"][whose][key]
             for whose, status in zip(("own", "other_patient", "other_clinic"), expected, strict=True)
             if status == 200
         }
@@ -151,7 +175,7 @@ def test_searches_return_only_allowed_records(setup: dict[str, Any], client: Any
             assert response.status_code == 403, resource_type
             continue
         ids = {e["resource"]["id"] for e in body(response).get("entry", [])}
-        mine = {setup["records"][w][resource_type] for w in ("own", "other_patient", "other_clinic")}
+        mine = {setup["records"][w][key] for w in ("own", "other_patient", "other_clinic")}
         assert ids & mine == allowed, (resource_type, ids & mine, allowed)
 
 

@@ -56,3 +56,23 @@ def test_scores_become_survey_observations(world: Any) -> None:
         "system": "http://unitsofmeasure.org",
         "code": "{score}",
     }
+
+
+def test_bundle_carries_dosing_sessions_plans_and_consents(world: Any, client: Any) -> None:
+    from kapclinic.documents.testing import session_with_monitoring, signed_consent, signed_plan
+
+    session = session_with_monitoring(world.patient, world.prescriber, world.nurse, world.clinic)
+    signed_plan(world.patient, world.prescriber)
+    signed_consent(world.patient)
+    session_with_monitoring(world.other_patient, world.prescriber, world.nurse, world.clinic)
+    client.force_login(world.prescriber)
+    bundle = json.loads(client.get(f"/interop/patients/{world.patient.pk}/fhir/").content)
+    ids = [e["resource"]["id"] for e in bundle["entry"]]
+    assert f"enc{session.pk}" in ids and f"proc{session.pk}" in ids
+    assert f"ma{session.administration.pk}" in ids
+    assert sum(i.startswith("vs") for i in ids) == 5 and sum(i.startswith("ae") for i in ids) == 1
+    assert sum(i.startswith(("cp", "cs")) for i in ids) == 2
+    subjects = {
+        json.dumps(e["resource"].get("subject") or e["resource"].get("patient")) for e in bundle["entry"][1:]
+    }
+    assert all(f"p{world.other_patient.pk}" not in s for s in subjects)
