@@ -29,7 +29,10 @@ NEW_TYPES = ("Encounter", "Procedure", "MedicationAdministration", "CarePlan", "
 
 
 def _session(world: Any, patient: Any = None) -> DosingSession:
-    return session_with_monitoring(patient or world.patient, world.prescriber, world.nurse, world.clinic)
+    session: DosingSession = session_with_monitoring(
+        patient or world.patient, world.prescriber, world.nurse, world.clinic
+    )
+    return session
 
 
 def _scheduled(world: Any) -> DosingSession:
