@@ -306,9 +306,9 @@ class StockStartDosingForm(VersionForm):
             (
                 c.pk,
                 f"{c.identifier}: lot {c.lot}, expires {c.expiry:%Y-%m-%d}, "
-                f"{getattr(c, 'available', c.balance).normalize():f} {c.product.unit} left ({c.product.name}"
-                + (f" {c.product.concentration_mg_per_ml.normalize():f} mg/mL" if vial else "")
-                + ")",
+                f"{getattr(c, 'available', c.balance).normalize():f} {c.product.unit} left"
+                + (f", {c.product.concentration_mg_per_ml.normalize():f} mg/mL" if vial else "")
+                + f" ({c.product.name})",
             )
             for c in containers
         ]
