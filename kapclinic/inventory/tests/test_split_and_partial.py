@@ -347,3 +347,24 @@ def test_partial_dose_unused_device_disposed_of_as_witnessed_waste(
     SessionDraw.objects.filter(pk=draw.pk).update(drawn=Decimal(4))
     err = verify_fails(capsys)
     assert "(discharged): 4 devices drawn but 3 given, wasted or returned" in err
+
+
+def test_session_stopped_during_dosing_its_devices_still_accounted_for(
+    world: Any, client: Any, clock_frozen: Any
+) -> None:
+    """Aborted after the first device: the two devices taken out and not used are disposed of with a
+    witness (an aborted session is never discharged, so the page still offers it), and verify adds up."""
+    s = esketamine_ordered(client, world)
+    assert start(client, s, stock_for_session(s)).status_code == 302
+    r = client.post(url(s, "abort"), {"version": v(s), "reason": "Patient unwell"})
+    assert r.status_code == 302, body(r)[:2000]
+    s.refresh_from_db()
+    assert s.state == "aborted"
+    draw = SessionDraw.objects.get(session=s)
+    page = client.get(url(s, "detail")).content.decode()
+    assert "Record what happened to the 2 unused devices from S-0001" in page
+    r = witnessed(client, s, "stock_unused", "unused", world.prescriber, draw=draw.pk, how="dispose")
+    assert r.status_code == 302, body(r)[:2000]
+    assert LedgerEntry.objects.get(session=s, kind="waste").devices == 2
+    assert Container.objects.get(pk=draw.container_id).balance == 0
+    verify_ok()
