@@ -382,8 +382,8 @@ def draw_for_administration(
     audit: bool = True,
 ) -> LedgerEntry:
     """The ledger line for a dose given in a dosing session: ``amount_mg`` from a vial or ``devices``
-    from an esketamine pack. For the sessions app to call inside its own administration transaction
-    (not wired yet): the container row is locked, an expired container or the wrong unit is refused."""
+    from an esketamine pack, inside the caller's administration transaction (``draw_for_session``,
+    ``administer_device``): the container row is locked, an expired container or the wrong unit is refused."""
     if getattr(session, "clinic_id", None) != getattr(actor.clinic, "pk", None):
         raise DomainError("That dosing session is not in this clinic.")
     if (amount_mg is None) == (devices is None):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import threading
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from kapclinic.core import clock
 from kapclinic.core.errors import DomainError
@@ -368,3 +370,59 @@ def test_session_stopped_during_dosing_its_devices_still_accounted_for(
     assert LedgerEntry.objects.get(session=s, kind="waste").devices == 2
     assert Container.objects.get(pk=draw.container_id).balance == 0
     verify_ok()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+def test_two_sessions_taking_the_same_pack_at_once_never_share_a_device(world: Any) -> None:
+    """Both sessions want the pack's 3 devices: the first takes them (1 used, 2 in hand), the second is
+    refused with a sentence, whatever the order the row lock lets them in."""
+    from kapclinic.inventory.testing import make_device_product
+
+    pack = receive(world.prescriber, world.clinic, product=make_device_product(world.clinic, 3))
+    pk = pack.container_set.get().pk
+    sessions = [
+        DosingSession.objects.create(
+            clinic=world.clinic,
+            patient=p,
+            protocol_id="esketamine-in-trd",
+            protocol_version="1.0.0",
+            scheduled_for=clock.now(),
+            created_by=world.prescriber,
+        )
+        for p in (world.patient, world.other_patient)
+    ]
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def take(s: DosingSession, user: Any) -> None:
+        try:
+            barrier.wait()
+            outcomes.append(
+                services.draw_for_session(
+                    actor_for(user, world.clinic),
+                    s,
+                    container_id=pk,
+                    form="nasal_device",
+                    dose_mg=None,
+                    devices=3,
+                )
+            )
+        except Exception as exc:
+            outcomes.append(exc)
+        finally:
+            connection.close()
+
+    users = (world.nurse, world.prescriber)
+    threads = [threading.Thread(target=take, args=(s, u)) for s, u in zip(sessions, users, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    refused = [o for o in outcomes if isinstance(o, DomainError)]
+    assert len(refused) == 1 and len(outcomes) == 2, outcomes
+    assert "S-0001 holds 0 devices (2 devices of its balance were drawn for another session" in str(
+        refused[0]
+    )
+    assert SessionDraw.objects.count() == 1 and Container.objects.get(pk=pk).balance == 2
+    assert services.outstanding([pk]) == {pk: Decimal(2)}
