@@ -141,6 +141,10 @@ class Container(models.Model):
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
+    #: Set by inventory.services.stock_for_form: the balance less what sessions drew and have not yet
+    #: given, wasted or returned (not a column).
+    available: Decimal
+
     class Meta:
         ordering: ClassVar = ["identifier"]
         constraints: ClassVar = [
@@ -314,16 +318,30 @@ class Destruction(models.Model):
 
 class SessionDraw(models.Model):
     """What a dosing session drew from one container when dosing started (issue 14): the ledger's
-    administration line (the dose given) and the amount drawn, in the container's base unit. What was
-    drawn but not given (syringe residue) is recorded as witnessed waste before discharge; the used
-    esketamine devices' disposal is recorded with a witness (docs/controlled-substances.md §5, §7)."""
+    administration line (the dose given) and the amount drawn, in the container's base unit. A dose may
+    be drawn from two containers of the same strength (one draw each). What was drawn but not given
+    (syringe residue) is recorded as witnessed waste before discharge; the used esketamine devices'
+    disposal is recorded with a witness (docs/controlled-substances.md §5, §7).
+
+    Esketamine: ``drawn`` is the devices taken out of the pack, ``given`` the devices used so far (each
+    device's administration line is written when it is used; ``entry`` is the first, None until one is
+    used). Devices taken out but not used (a partial dose) are either ``returned`` to stock (no ledger
+    line: they never left it) or disposed of as witnessed waste."""
 
     session = models.ForeignKey("kap_sessions.DosingSession", on_delete=models.PROTECT, related_name="+")
     container = models.ForeignKey(Container, on_delete=models.PROTECT, related_name="draws")
-    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="draw")
+    entry = models.OneToOneField(
+        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="draw"
+    )
     unit = models.CharField(max_length=8)
     drawn = models.DecimalField(max_digits=12, decimal_places=4)
     given = models.DecimalField(max_digits=12, decimal_places=4)
+    returned = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal(0))
+    returned_at = models.DateTimeField(null=True, blank=True)
+    returned_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    return_witness = models.ForeignKey(
+        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     at = models.DateTimeField()
     by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
     devices_disposed_at = models.DateTimeField(null=True, blank=True)
@@ -339,7 +357,8 @@ class SessionDraw(models.Model):
 
     @property
     def residue(self) -> Decimal:
-        return self.drawn - self.given
+        """Drawn and not given (syringe residue; esketamine devices taken out and not used)."""
+        return self.drawn - self.given - self.returned
 
 
 class ClinicHoliday(models.Model):

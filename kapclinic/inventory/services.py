@@ -9,12 +9,13 @@ Facts: docs/controlled-substances.md.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Sum
 
 from kapclinic.accounts.models import Role
 from kapclinic.audit.services import record_event
@@ -325,8 +326,10 @@ def record_entry(
     patient: Any = None,
     route: str = "",
     at: dt.datetime | None = None,
+    audit: bool = True,
 ) -> LedgerEntry:
-    """Add one line (administration, waste, adjustment or reversal) to a container's ledger."""
+    """Add one line (administration, waste, adjustment or reversal) to a container's ledger. ``audit``
+    False: the caller's request writes its own one audit event (an esketamine device recorded)."""
     ekind = EntryKind(kind)
     need = KIND_ACTIONS.get(ekind)
     if need is None:
@@ -361,7 +364,8 @@ def record_entry(
         patient=patient,
         route=route,
     )
-    record_event(actor, "create", patient=patient, obj=entry, detail=f"inventory.{ekind.value}")
+    if audit:
+        record_event(actor, "create", patient=patient, obj=entry, detail=f"inventory.{ekind.value}")
     return entry
 
 
@@ -375,10 +379,11 @@ def draw_for_administration(
     devices: int | None = None,
     witness: Any = None,
     at: dt.datetime | None = None,
+    audit: bool = True,
 ) -> LedgerEntry:
     """The ledger line for a dose given in a dosing session: ``amount_mg`` from a vial or ``devices``
-    from an esketamine pack. For the sessions app to call inside its own administration transaction
-    (not wired yet): the container row is locked, an expired container or the wrong unit is refused."""
+    from an esketamine pack, inside the caller's administration transaction (``draw_for_session``,
+    ``administer_device``): the container row is locked, an expired container or the wrong unit is refused."""
     if getattr(session, "clinic_id", None) != getattr(actor.clinic, "pk", None):
         raise DomainError("That dosing session is not in this clinic.")
     if (amount_mg is None) == (devices is None):
@@ -395,6 +400,7 @@ def draw_for_administration(
         patient=session.patient,
         route=route,
         at=at,
+        audit=audit,
     )
 
 
@@ -409,13 +415,42 @@ STOCKED_FORMS = {
 }
 
 
+def outstanding(container_ids: Iterable[int]) -> dict[int, Decimal]:
+    """What dosing sessions drew from each container and have not yet given, wasted or returned (a
+    syringe's residue not yet wasted; esketamine devices taken out and not yet used). It is still on the
+    ledger's balance but no longer in the container, so no other session may draw it. Two queries,
+    however many containers."""
+    ids = list(container_ids)
+    out: dict[int, Decimal] = {}
+    if not ids:
+        return out
+    for row in (
+        SessionDraw.objects.filter(container_id__in=ids)
+        .order_by()
+        .values("container_id")
+        .annotate(d=Sum("drawn"), g=Sum("given"), r=Sum("returned"))
+    ):
+        out[row["container_id"]] = Decimal(row["d"]) - Decimal(row["g"]) - Decimal(row["r"])
+    for row in (
+        LedgerEntry.objects.filter(
+            container_id__in=ids, kind=EntryKind.WASTE, session__isnull=False, reversed_by__isnull=True
+        )
+        .order_by()
+        .values("container_id")
+        .annotate(w=Sum("amount"))
+    ):
+        cid = row["container_id"]
+        out[cid] = out.get(cid, Decimal(0)) - Decimal(row["w"])
+    return {cid: max(left, Decimal(0)) for cid, left in out.items()}
+
+
 def stock_for_form(clinic: Any, form: str, on: dt.date | None = None) -> list[Container]:
-    """Containers a session with this dose form may draw from: on hand, not closed, not expired; the
-    earliest expiry first."""
+    """Containers a session with this dose form may draw from: on hand, not closed, not expired, with
+    something left that no other session has drawn (``available``); the earliest expiry first."""
     kind = STOCKED_FORMS.get(form)
     if kind is None:
         return []
-    return list(
+    found = list(
         Container.objects.filter(
             registration__clinic=clinic,
             product__kind=kind,
@@ -426,6 +461,22 @@ def stock_for_form(clinic: Any, form: str, on: dt.date | None = None) -> list[Co
         .select_related("product")
         .order_by("expiry", "identifier")
     )
+    drawn = outstanding(c.pk for c in found)
+    for c in found:
+        c.available = c.balance - drawn.get(c.pk, Decimal(0))
+    return [c for c in found if c.available > 0]
+
+
+def _fmt(value: Decimal) -> str:
+    return f"{value.normalize():f}" if value != 0 else "0"
+
+
+def _same_strength(a: Product, b: Product) -> bool:
+    if a.kind != b.kind:
+        return False
+    if a.kind == ProductKind.VIAL:
+        return a.concentration_mg_per_ml == b.concentration_mg_per_ml
+    return a.device_strength_mg == b.device_strength_mg
 
 
 @transaction.atomic
@@ -440,70 +491,209 @@ def draw_for_session(
     drawn_mg: Decimal | None = None,
     route: str = "",
     witness: Any = None,
-) -> SessionDraw:
-    """Dosing starts: the dose given is the container's administration line, in the caller's
-    transaction; the amount drawn (at least the dose; vials only) is kept so what was drawn but not
-    given is wasted with a witness before discharge."""
+    second_container_id: int | None = None,
+    second_drawn_mg: Decimal | None = None,
+) -> list[SessionDraw]:
+    """Dosing starts: the dose given is written on the containers' ledgers in the caller's transaction,
+    and the amount drawn (at least the dose; vials only) is kept so what was drawn but not given is
+    wasted with a witness before discharge.
+
+    One container, or two of the same product strength when the first holds less than the dose (lot and
+    expiry of each shown; an expired one refused). Two vials: ``drawn_mg`` is what was drawn up from the
+    first (all of it is given: it is less than the dose) and ``second_drawn_mg`` from the second (the rest
+    of the dose by default; what is drawn beyond the rest is its residue). Two esketamine packs: the
+    first pack's devices are used first, the rest are taken from the second. Esketamine: the first
+    device is used now (its line is written now); each further device's line is written when it is
+    recorded (``administer_device``). An amount above what a container holds (less what other sessions
+    drew from it and have not yet given or wasted) is refused with a sentence; nothing is clamped and
+    nothing is stored when any part is refused."""
     kind = STOCKED_FORMS.get(form)
     if kind is None:
         raise DomainError("This dose form is not drawn from controlled-substance stock.")
-    container = (
-        Container.objects.select_related("product")
-        .filter(pk=container_id, registration__clinic=actor.clinic)
-        .first()
-    )
-    if container is None:
+    ids = [container_id] if second_container_id is None else [container_id, second_container_id]
+    if len(set(ids)) < len(ids):
+        raise DomainError("The second container must be a different container from the first.")
+    # Lock the rows in pk order: two sessions drawing from the same two containers never deadlock, and
+    # each sees what the other drew.
+    rows = {
+        c.pk: c
+        for c in Container.objects.select_for_update(of=("self",))
+        .select_related("product")
+        .filter(pk__in=ids, registration__clinic=actor.clinic)
+        .order_by("pk")
+    }
+    if any(i not in rows for i in ids):
         raise DomainError("That container is not in this clinic's stock.")
-    if container.product.kind != kind:
-        raise DomainError(
-            f"{container.identifier} is a {container.product.get_kind_display().lower()}; this dose is "
-            f"given from a {ProductKind(kind).label.lower()}."
+    chosen = [rows[i] for i in ids]
+    problems: list[str] = []
+    for c in chosen:
+        if c.product.kind != kind:
+            problems.append(
+                f"{c.identifier} is a {c.product.get_kind_display().lower()}; this dose is "
+                f"given from a {ProductKind(kind).label.lower()}."
+            )
+        elif c.is_expired():
+            problems.append(
+                f"{c.identifier} (lot {c.lot}) expired on {c.expiry.isoformat()}; it cannot be used."
+            )
+        elif c.closed_at is not None:
+            problems.append(f"{c.identifier} is closed; it cannot be used.")
+    if not problems and len(chosen) == 2 and not _same_strength(chosen[0].product, chosen[1].product):
+        a, b = chosen
+        problems.append(
+            f"{b.identifier} ({b.product.content().describe()}) is not the strength of {a.identifier} "
+            f"({a.product.content().describe()}); a dose is drawn from two containers of the same strength."
         )
-    if container.is_expired():
-        raise DomainError(
-            f"{container.identifier} (lot {container.lot}) expired on {container.expiry.isoformat()}; "
-            "it cannot be used."
-        )
-    if kind == ProductKind.VIAL:
+    if problems:
+        raise DomainError(problems)
+    held = outstanding(ids)
+    avail = {c.pk: c.balance - held.get(c.pk, Decimal(0)) for c in chosen}
+    # (container, drawn, given now), in the container's base unit
+    plan: list[tuple[Container, Decimal, Decimal]] = []
+    vial = kind == ProductKind.VIAL
+    if vial:
         if dose_mg is None:
             raise DomainError("The dose has no amount in mg.")
-        drawn = dose_mg if drawn_mg is None else drawn_mg
-        if drawn < dose_mg:
-            raise DomainError(
-                f"The amount drawn ({drawn.normalize():f} mg) cannot be less than the dose "
-                f"({dose_mg.normalize():f} mg)."
-            )
-        if drawn > container.balance:
-            raise DomainError(
-                f"{container.identifier} holds {container.balance.normalize():f} mg; "
-                f"{drawn.normalize():f} mg cannot be drawn from it. Choose another container (or record "
-                "an overfill adjustment on the container's page)."
-            )
-        entry = draw_for_administration(
-            actor, container_id=container.pk, session=session, route=route, amount_mg=dose_mg, witness=witness
-        )
-        given = dose_mg
+        if len(chosen) == 1:
+            drawn = dose_mg if drawn_mg is None else drawn_mg
+            if drawn < dose_mg:
+                raise DomainError(
+                    f"The amount drawn ({_fmt(drawn)} mg) cannot be less than the dose ({_fmt(dose_mg)} mg)."
+                )
+            plan.append((chosen[0], drawn, dose_mg))
+        else:
+            first, second = chosen
+            if drawn_mg is None:
+                raise DomainError(
+                    f"Enter the amount drawn up from {first.identifier}, the first container, and from "
+                    f"{second.identifier} the rest."
+                )
+            if drawn_mg <= 0:
+                raise DomainError(f"The amount drawn from {first.identifier} must be above zero.")
+            if drawn_mg >= dose_mg:
+                raise DomainError(
+                    f"{_fmt(drawn_mg)} mg from {first.identifier} covers the dose of {_fmt(dose_mg)} mg; "
+                    "leave the second container empty."
+                )
+            rest = dose_mg - drawn_mg
+            drawn2 = rest if second_drawn_mg is None else second_drawn_mg
+            if drawn2 < rest:
+                raise DomainError(
+                    f"The amounts drawn ({_fmt(drawn_mg)} mg from {first.identifier} and {_fmt(drawn2)} mg "
+                    f"from {second.identifier}) cannot be less than the dose ({_fmt(dose_mg)} mg)."
+                )
+            plan += [(first, drawn_mg, drawn_mg), (second, drawn2, rest)]
     else:
         if not devices:
             raise DomainError("The dose has no number of devices.")
-        entry = draw_for_administration(
-            actor, container_id=container.pk, session=session, route=route, devices=devices, witness=witness
+        want = Decimal(devices)
+        if len(chosen) == 1:
+            plan.append((chosen[0], want, Decimal(1)))
+        else:
+            first, second = chosen
+            from_first = max(avail[first.pk], Decimal(0))
+            if from_first >= want:
+                raise DomainError(
+                    f"{first.identifier} holds {_fmt(from_first)} devices, enough for the {devices} "
+                    "ordered; leave the second pack empty."
+                )
+            plan += [(first, from_first, Decimal(1)), (second, want - from_first, Decimal(0))]
+    unit = "mg" if vial else "devices"
+    for c, drawn, _given in plan:
+        if drawn <= 0:
+            problems.append(f"{c.identifier} has nothing left to draw.")
+        elif drawn > avail[c.pk]:
+            other = held.get(c.pk, Decimal(0))
+            elsewhere = (
+                f" ({_fmt(other)} {unit} of its balance were drawn for another session and are not yet "
+                "given, wasted or returned)"
+                if other
+                else ""
+            )
+            hint = (
+                " Choose another container, or a second container for the rest of the dose"
+                if len(plan) == 1
+                else " Choose other containers"
+            )
+            problems.append(
+                f"{c.identifier} holds {_fmt(max(avail[c.pk], Decimal(0)))} {unit}{elsewhere}; "
+                f"{_fmt(drawn)} {unit} cannot be drawn from it.{hint}"
+                + (" (or record an overfill adjustment on the container's page)." if vial else ".")
+            )
+    if problems:
+        raise DomainError(problems)
+    user = actor.require_user()
+    draws: list[SessionDraw] = []
+    for c, drawn, given in plan:
+        entry = None
+        if given > 0:
+            entry = draw_for_administration(
+                actor,
+                container_id=c.pk,
+                session=session,
+                route=route,
+                amount_mg=given if vial else None,
+                devices=None if vial else int(given),
+                witness=witness,
+            )
+        draws.append(
+            SessionDraw.objects.create(
+                session=session,
+                container=c,
+                entry=entry,
+                unit=c.product.unit,
+                drawn=drawn,
+                given=given,
+                at=entry.at if entry is not None else clock.now(),
+                by=user,
+            )
         )
-        drawn = given = Decimal(devices)
-    draw = SessionDraw.objects.create(
-        session=session,
-        container=container,
-        entry=entry,
-        unit=container.product.unit,
-        drawn=drawn,
-        given=given,
-        at=entry.at,
-        by=actor.require_user(),
-    )
     record_event(
-        actor, "create", patient=session.patient, obj=draw, detail=f"inventory.draw unit={draw.unit}"
+        actor,
+        "create",
+        patient=session.patient,
+        obj=draws[0],
+        detail=f"inventory.draw unit={unit}" + (f" containers={len(draws)}" if len(draws) > 1 else ""),
     )
-    return draw
+    return draws
+
+
+def administer_device(
+    actor: Actor, session: Any, *, at: dt.datetime, route: str = "", witness: Any = None
+) -> LedgerEntry | None:
+    """A further esketamine device used: its administration line (1 device), from the pack it was taken
+    out of (the first of the session's draws with a device still in hand), in the caller's transaction.
+    None when the session holds no device taken out for it (nothing was drawn from stock)."""
+    draw = next(
+        (
+            d
+            for d in SessionDraw.objects.select_for_update()
+            .filter(session=session, unit="devices")
+            .order_by("pk")
+            if d.given + d.returned < d.drawn
+        ),
+        None,
+    )
+    if draw is None:
+        return None
+    entry = record_entry(
+        actor,
+        draw.container_id,
+        kind="administration",
+        amount=1,
+        unit="devices",
+        witness=witness,
+        session=session,
+        patient=session.patient,
+        route=route,
+        at=at,
+        audit=False,  # the device's own request writes the one audit event
+    )
+    draw.given += 1
+    if draw.entry_id is None:
+        draw.entry = entry
+    draw.save(update_fields=["given", "entry"])
+    return entry
 
 
 def session_draws(session: Any) -> list[SessionDraw]:
@@ -525,13 +715,19 @@ def _session_waste(session: Any, container_id: int) -> Decimal:
 class DrawStatus:
     draw: SessionDraw
     wasted: Decimal
-    unaccounted: Decimal  # drawn - given - wasted (base unit)
+    unaccounted: Decimal  # drawn - given - wasted - returned (base unit)
     disposal_needed: bool  # esketamine: used devices not yet recorded as disposed
+
+    @property
+    def unused_devices(self) -> bool:
+        """Esketamine devices taken out and not (yet) used: returned to stock or disposed of once dosing
+        is complete."""
+        return self.draw.unit == "devices" and self.unaccounted > 0
 
 
 def draw_statuses(session: Any) -> list[DrawStatus]:
     """Each draw of the session with what of it was wasted: one query, however many draws."""
-    from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
+    from django.db.models import DecimalField, OuterRef, Subquery, Value
     from django.db.models.functions import Coalesce
 
     waste = (
@@ -548,7 +744,10 @@ def draw_statuses(session: Any) -> list[DrawStatus]:
     )
     rows = (
         SessionDraw.objects.filter(session=session)
-        .select_related("container__product", "devices_disposed_by", "devices_disposal_witness")
+        .select_related(
+            "container__product", "devices_disposed_by", "devices_disposal_witness", "returned_by",
+            "return_witness",
+        )
         .annotate(
             wasted=Coalesce(
                 Subquery(waste, output_field=DecimalField(max_digits=12, decimal_places=4)),
@@ -566,21 +765,28 @@ def draw_statuses(session: Any) -> list[DrawStatus]:
                 draw=d,
                 wasted=wasted,
                 unaccounted=max(d.residue - wasted, Decimal(0)),
-                disposal_needed=d.unit == "devices" and d.devices_disposed_at is None,
+                disposal_needed=d.unit == "devices" and d.given > 0 and d.devices_disposed_at is None,
             )
         )
     return out
 
 
 def discharge_stock_problems(session: Any) -> list[str]:
-    """Sentences for each drawn amount not yet accounted for (residue not wasted, used devices whose
-    disposal is not recorded); discharge is refused while there is one."""
+    """Sentences for each drawn amount not yet accounted for (residue not wasted, devices taken out and
+    not used that were neither returned nor disposed of, used devices whose disposal is not recorded);
+    discharge is refused while there is one."""
     problems = []
     for st in draw_statuses(session):
         c = st.draw.container
-        if st.unaccounted > 0:
+        if st.unused_devices:
             problems.append(
-                f"Controlled substances: {st.unaccounted.normalize():f} {st.draw.unit} drawn from "
+                f"Controlled substances: {_fmt(st.unaccounted)} esketamine device(s) taken from "
+                f"{c.identifier} (lot {c.lot}) were not used; return them to stock or record their "
+                "disposal, with a witness, before discharge."
+            )
+        elif st.unaccounted > 0:
+            problems.append(
+                f"Controlled substances: {_fmt(st.unaccounted)} {st.draw.unit} drawn from "
                 f"{c.identifier} (lot {c.lot}) was not given and is not recorded as waste; record the "
                 "waste with a witness before discharge."
             )
@@ -603,17 +809,21 @@ def waste_for_session(
     if draw is None:
         raise DomainError("That draw is not part of this session.")
     if draw.unit != "mg":
-        raise DomainError("Esketamine devices are not wasted here: record the used devices' disposal.")
+        raise DomainError(
+            "Esketamine devices are not wasted here: return the unused devices to stock or record their "
+            "disposal, and record the used devices' disposal."
+        )
     if amount_mg <= 0:
         raise DomainError("The amount wasted must be above zero.")
     if witness is None:
         raise DomainError("A waste needs a second person as witness, signed in.")
-    # the container row is locked by record_entry; the session's earlier waste is read after it
+    # the container row is locked first; the session's earlier waste is read after it
+    _locked(actor, draw.container_id)
     left = draw.residue - _session_waste(session, draw.container_id)
     if amount_mg > left:
         raise DomainError(
-            f"Only {max(left, Decimal(0)).normalize():f} mg drawn from {draw.container.identifier} is not "
-            f"yet accounted for; {amount_mg.normalize():f} mg cannot be wasted."
+            f"Only {_fmt(max(left, Decimal(0)))} mg drawn from {draw.container.identifier} is not "
+            f"yet accounted for; {_fmt(amount_mg)} mg cannot be wasted."
         )
     return record_entry(
         actor,
@@ -628,10 +838,86 @@ def waste_for_session(
     )
 
 
+def _still_dosing(session: Any) -> bool:
+    from kapclinic.sessions.models import DosingSession
+
+    state = DosingSession.objects.filter(pk=session.pk).values_list("state", flat=True).first()
+    return state == "dosing"
+
+
+#: What happens to esketamine devices taken out for a session and not used.
+UNUSED_DEVICE_CHOICES = (
+    ("return", "Returned to stock, unopened"),
+    ("dispose", "Disposed of (wasted)"),
+)
+
+
+@transaction.atomic
+def settle_unused_devices(
+    actor: Actor, session: Any, *, draw_id: int, how: str, witness: Any
+) -> SessionDraw:
+    """Esketamine devices taken out for a session and not used (a partial dose, a session stopped),
+    once dosing is over: returned to stock (no ledger line: they never left its balance; the draw
+    records who returned them and the witness) or disposed of (a witnessed waste line). Either way,
+    with a witness, all of the draw's unused devices at once, so the ledger and the draws add up."""
+    _require(actor, ClinicAction.HANDLE_DOSES, "return or dispose of unused devices")
+    user = actor.require_user()
+    draw = SessionDraw.objects.select_related("container").filter(pk=draw_id, session=session).first()
+    if draw is None:
+        raise DomainError("That draw is not part of this session.")
+    if draw.unit != "devices":
+        raise DomainError("Only esketamine devices are returned or disposed of unused.")
+    if how not in dict(UNUSED_DEVICE_CHOICES):
+        raise DomainError("Say whether the unused devices went back to stock or were disposed of.")
+    if _still_dosing(session):
+        raise DomainError(
+            "Dosing is still going on: the devices not used are recorded once dosing is complete (or "
+            "the session is stopped)."
+        )
+    if witness is None:
+        raise DomainError("Returning or disposing of unused devices needs a second person as witness.")
+    if witness.pk == user.pk:
+        raise DomainError("The witness must be a different person from the one returning or disposing.")
+    _staff_ok(actor, witness, "witness")
+    _locked(actor, draw.container_id)  # serialised with draws and counts of this pack
+    draw = SessionDraw.objects.select_for_update().select_related("container").get(pk=draw.pk)
+    left = draw.residue - _session_waste(session, draw.container_id)
+    if left <= 0:
+        raise DomainError(
+            f"Every device taken from {draw.container.identifier} for this session is accounted for."
+        )
+    if how == "dispose":
+        record_entry(
+            actor,
+            draw.container_id,
+            kind="waste",
+            amount=int(left),
+            unit="devices",
+            witness=witness,
+            reason="Taken out, not used (partial dose): disposed of",
+            session=session,
+            patient=session.patient,
+        )
+        return draw
+    draw.returned += left
+    draw.returned_at = clock.now()
+    draw.returned_by = user
+    draw.return_witness = witness
+    draw.save(update_fields=["returned", "returned_at", "returned_by", "return_witness"])
+    record_event(
+        actor,
+        "update",
+        patient=session.patient,
+        obj=draw,
+        detail=f"inventory.devices_returned n={int(left)}",
+    )
+    return draw
+
+
 @transaction.atomic
 def dispose_devices(actor: Actor, session: Any, *, draw_id: int, witness: Any) -> SessionDraw:
     """The used esketamine devices of a draw went to medical waste under controlled-substance rules
-    (§7 [A49]), witnessed. Not a ledger line: the devices were administered."""
+    (§7 [A49]), witnessed, once dosing is over. Not a ledger line: the devices were administered."""
     _require(actor, ClinicAction.HANDLE_DOSES, "record device disposal")
     user = actor.require_user()
     draw = (
@@ -646,6 +932,10 @@ def dispose_devices(actor: Actor, session: Any, *, draw_id: int, witness: Any) -
         raise DomainError("Only esketamine devices have a disposal record.")
     if draw.devices_disposed_at is not None:
         raise DomainError("The disposal of these devices is already recorded.")
+    if _still_dosing(session):
+        raise DomainError("Dosing is still going on: record the used devices' disposal once it is complete.")
+    if draw.given <= 0:
+        raise DomainError(f"No device from {draw.container.identifier} was used in this session.")
     if witness is None:
         raise DomainError("The disposal needs a second person as witness, signed in.")
     if witness.pk == user.pk:

@@ -94,6 +94,7 @@ MATRIX = {
     "sessions:lozenge": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:stock_waste": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:stock_disposal": Entry(MONITOR_POST, setup=_session, method="post"),
+    "sessions:stock_unused": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:discharge": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:adverse_event": Entry(MONITOR_POST, setup=_session, method="post"),
     "sessions:process_note": Entry(EDIT_POST, setup=_session, method="post"),

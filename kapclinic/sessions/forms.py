@@ -270,7 +270,10 @@ class StartDosingForm(VersionForm):
 
 class StockStartDosingForm(VersionForm):
     """Start dosing from stock (issue 14): the container chosen (lot and expiry shown) and, for a vial,
-    the amount drawn (the dose by default; what is drawn beyond it is wasted with a witness)."""
+    the amount drawn (the dose by default; what is drawn beyond it is wasted with a witness). When the
+    container holds less than the dose, a second container of the same strength: a vial's amount drawn
+    from each is entered (the second's is the rest of the dose by default); an esketamine dose uses the
+    first pack's devices first, the rest from the second."""
 
     container = forms.TypedChoiceField(label="Container the dose is drawn from", coerce=int, choices=())
     drawn_mg = forms.DecimalField(
@@ -280,19 +283,44 @@ class StockStartDosingForm(VersionForm):
         max_digits=9,
         decimal_places=2,
     )
+    second_container = forms.TypedChoiceField(
+        label="Second container, only when the first holds less than the dose",
+        coerce=int,
+        choices=(),
+        required=False,
+        empty_value=None,
+    )
+    second_drawn_mg = forms.DecimalField(
+        label="Amount drawn up from the second container (mg)",
+        required=False,
+        min_value=Decimal("0.01"),
+        max_digits=9,
+        decimal_places=2,
+        help_text="Blank: the rest of the dose. With a second container, the amount above is what was "
+        "drawn from the first.",
+    )
 
     def __init__(self, *args: Any, containers: Any = (), vial: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        choice_field(self, "container").choices = [("", "Choose a container")] + [
+        options = [
             (
                 c.pk,
                 f"{c.identifier}: lot {c.lot}, expires {c.expiry:%Y-%m-%d}, "
-                f"{c.balance.normalize():f} {c.product.unit} left ({c.product.name})",
+                f"{getattr(c, 'available', c.balance).normalize():f} {c.product.unit} left"
+                + (f", {c.product.concentration_mg_per_ml.normalize():f} mg/mL" if vial else "")
+                + f" ({c.product.name})",
             )
             for c in containers
         ]
+        choice_field(self, "container").choices = [("", "Choose a container"), *options]
+        choice_field(self, "second_container").choices = [("", "None: the first holds the dose"), *options]
         if not vial:
             del self.fields["drawn_mg"]
+            del self.fields["second_drawn_mg"]
+            self.fields["second_container"].label = (
+                "Second pack, only when the first holds fewer devices than the dose "
+                "(its devices are used first)"
+            )
 
 
 class SessionWasteForm(KapForm):
@@ -308,6 +336,22 @@ class SessionWasteForm(KapForm):
         from kapclinic.inventory.witness import add_witness_fields
 
         super().__init__(*args, **kwargs)
+        add_witness_fields(self)
+
+
+class UnusedDevicesForm(KapForm):
+    """Esketamine devices taken out and not used (a partial dose): returned to stock or disposed of,
+    with a witness who signs in here (issue 14)."""
+
+    draw = forms.IntegerField(widget=forms.HiddenInput)
+    how = forms.ChoiceField(label="What happened to them", widget=forms.RadioSelect, choices=())
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from kapclinic.inventory.services import UNUSED_DEVICE_CHOICES
+        from kapclinic.inventory.witness import add_witness_fields
+
+        super().__init__(*args, **kwargs)
+        choice_field(self, "how").choices = list(UNUSED_DEVICE_CHOICES)
         add_witness_fields(self)
 
 

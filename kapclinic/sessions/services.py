@@ -941,10 +941,13 @@ def dosing_start_from_stock(
     *,
     container_id: int | None,
     drawn_mg: Decimal | None = None,
+    second_container_id: int | None = None,
+    second_drawn_mg: Decimal | None = None,
 ) -> DosingSession:
-    """Dosing starts from the container the nurse or prescriber chose: its lot and expiry are the
-    administration's, and its ledger line (the dose given, linked to this session) is written in the
-    same transaction. Nothing is stored when either is refused."""
+    """Dosing starts from the container the nurse or prescriber chose (or two containers of the same
+    strength when the first holds less than the dose): their lots and expiry are the administration's
+    (the earlier expiry), and each container's ledger line (the dose given from it, linked to this
+    session) is written in the same transaction. Nothing is stored when any of it is refused."""
     from kapclinic.inventory import services as inventory
     from kapclinic.inventory.models import Container
 
@@ -959,24 +962,37 @@ def dosing_start_from_stock(
         raise DomainError(
             "Choose the container the dose is drawn from.", {"container": ["Choose the container."]}
         )
-    container = Container.objects.filter(pk=container_id, registration__clinic=session.clinic).first()
-    if container is None:
+    ids = [container_id] if second_container_id is None else [container_id, second_container_id]
+    found = {c.pk: c for c in Container.objects.filter(pk__in=ids, registration__clinic=session.clinic)}
+    if container_id not in found:
         raise DomainError("That container is not in this clinic's stock.", {"container": ["Choose again."]})
+    if second_container_id is not None and second_container_id not in found:
+        raise DomainError(
+            "That container is not in this clinic's stock.", {"second_container": ["Choose again."]}
+        )
+    chosen = [found[i] for i in ids]
+    lots = list(dict.fromkeys(c.lot for c in chosen))
     session = dosing_start(
-        actor, session, expected_version, lot_number=container.lot, expiry_date=container.expiry
+        actor,
+        session,
+        expected_version,
+        lot_number=" + ".join(lots)[:60],
+        expiry_date=min(c.expiry for c in chosen),
     )
     admin = Administration.objects.get(session=session)
     try:
         inventory.draw_for_session(
             actor,
             session,
-            container_id=container.pk,
+            container_id=container_id,
             form=form,
             dose_mg=admin.dose_mg if kind == "vial" else None,
             devices=admin.devices if kind != "vial" else None,
             drawn_mg=drawn_mg,
             route=protocol.route,
             witness=admin.double_checked_by,
+            second_container_id=second_container_id,
+            second_drawn_mg=second_drawn_mg,
         )
     except DomainError as e:
         raise DomainError(e.all_messages, {"container": e.all_messages[:1]}) from None
@@ -1085,6 +1101,12 @@ def device_record(actor: Actor, session: DosingSession, expected_version: int, a
     use = DeviceUse.objects.create(
         administration=admin, number=number, at=at, recorded_by=_assert_user(actor), recorded_at=clock.now()
     )
+    if stock_form(session):
+        # the device's administration line, from the pack it was taken out of (issue 14)
+        from kapclinic.inventory.services import administer_device
+
+        checker = admin.double_checked_by if admin.double_checked_by_id != actor.user_id else None
+        administer_device(actor, session, at=at, route=protocol_for(session).route, witness=checker)
     save_versioned(session, expected_version, [])
     record_event(actor, "update", patient=session.patient, obj=session, detail=f"device:{number}")
     return use

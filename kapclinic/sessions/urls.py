@@ -37,6 +37,7 @@ urlpatterns = [
     path(S + "dose/lozenge/", views.lozenge, name="lozenge"),
     path(S + "stock/waste/", views.stock_waste, name="stock_waste"),
     path(S + "stock/disposal/", views.stock_disposal, name="stock_disposal"),
+    path(S + "stock/unused/", views.stock_unused, name="stock_unused"),
     path(S + "vitals/missed/", views.missed_check, name="missed_check"),
     path(S + "discharge/", views.discharge, name="discharge"),
     path(S + "adverse-event/", views.adverse_event, name="adverse_event"),

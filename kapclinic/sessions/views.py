@@ -273,8 +273,17 @@ def _stock_context(session: DosingSession, state: State, protocol: Any) -> dict[
         statuses = inventory.draw_statuses(session)
         ctx["stock_draws"] = statuses
         ctx["stock_open"] = [st for st in statuses if st.unaccounted > 0 or st.disposal_needed]
+        # one form of each kind at a time (the first draw that needs it): no field is printed twice
+        ctx["stock_next_waste"] = next(
+            (st for st in statuses if st.unaccounted > 0 and not st.unused_devices), None
+        )
+        ctx["stock_next_unused"] = next((st for st in statuses if st.unused_devices), None)
+        ctx["stock_next_disposal"] = next((st for st in statuses if st.disposal_needed), None)
         ctx["waste_form"] = f.SessionWasteForm(prefix="waste")
         ctx["disposal_form"] = f.DeviceDisposalForm(prefix="disp")
+        ctx["unused_form"] = f.UnusedDevicesForm(prefix="unused")
+        ctx["stock_dosing"] = state is State.DOSING
+        ctx["stock_devices"] = form == "nasal_device"
     return ctx
 
 
@@ -765,6 +774,8 @@ def _start_dosing_from_stock(request: HttpRequest, patient_id: int, session_id: 
             data["version"],
             container_id=data.get("container") or None,
             drawn_mg=data.get("drawn_mg"),
+            second_container_id=data.get("second_container") or None,
+            second_drawn_mg=data.get("second_drawn_mg"),
         )
 
     if not containers:
@@ -821,6 +832,24 @@ def stock_disposal(request: HttpRequest, patient_id: int, session_id: int) -> Ht
 
     do = _witnessed(request, form, write)
     return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "disposal_form")
+
+
+@login_required
+@require_POST
+def stock_unused(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
+    """Esketamine devices taken out and not used (a partial dose): returned to stock or disposed of,
+    with a signed-in witness."""
+    from kapclinic.inventory import services as inventory
+
+    form = f.UnusedDevicesForm(request.POST, prefix="unused")
+
+    def write(actor: Actor, session: DosingSession, data: dict[str, Any], witness: Any) -> None:
+        inventory.settle_unused_devices(
+            actor, session, draw_id=data["draw"], how=data["how"], witness=witness
+        )
+
+    do = _witnessed(request, form, write)
+    return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "unused_form")
 
 
 @login_required

@@ -34,9 +34,9 @@ def ready() -> Any:
     clock.reset()
 
 
-def test_dose_from_a_chosen_vial_waste_with_signed_in_witness_then_discharge(
-    page: Any, server: str, login: Any, axe_check: Any, shot: Any, ready: Any
-) -> None:
+def _ordered_iv_session() -> tuple[Any, Any, Any, Any, Any, DosingSession]:
+    """Harbor's IV session at T0, pre-dose checks passed, 35 mg ordered by Dr. Priya and double-checked
+    by Nora: (clinic, rx, nadia, nora, patient, session)."""
     clinic = make_clinic("Harbor")
     rx = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="rx@stock.test")
     nadia = make_staff(clinic, "nurse", name="Nadia Nurse", email="nadia@stock.test")
@@ -70,6 +70,14 @@ def test_dose_from_a_chosen_vial_waste_with_signed_in_witness_then_discharge(
         actor_for(rx, clinic), s, s.version, {"mg_per_kg": "0.5", "concentration": "10", "diluent_ml": "100"}
     )
     services.dose_double_check(actor_for(nora, clinic), s)
+    return clinic, rx, nadia, nora, patient, s
+
+
+def test_dose_from_a_chosen_vial_waste_with_signed_in_witness_then_discharge(
+    page: Any, server: str, login: Any, axe_check: Any, shot: Any, ready: Any
+) -> None:
+    clinic, _rx, nadia, nora, patient, s = _ordered_iv_session()
+    nurse = actor_for(nadia, clinic)
     # the clinic's stock: two vials, the one expiring first is offered first
     later = stock_for_session(s, lot="LOT-LATE", expiry=clock.today() + dt.timedelta(days=500))
     first = stock_for_session(s, lot="LOT-7781", expiry=clock.today() + dt.timedelta(days=200))
@@ -168,3 +176,44 @@ def test_dose_from_a_chosen_vial_waste_with_signed_in_witness_then_discharge(
     expect(page.locator("#ledger")).to_contain_text("Nora Nurse")
     expect(page.locator("#ledger")).to_contain_text(patient.mrn)
     shot(page, "stock-5-ledger")
+
+
+def test_dose_split_across_two_vials_when_the_first_holds_less(
+    page: Any, server: str, login: Any, axe_check: Any, shot: Any, ready: Any
+) -> None:
+    """The first vial holds 20 mg of a 35 mg dose: one vial is refused with a sentence, nothing stored;
+    Nadia chooses a second vial of the same strength and enters what she drew up from each."""
+    clinic, _rx, nadia, _nora, patient, s = _ordered_iv_session()
+    first = stock_for_session(s, lot="LOT-7781")
+    from kapclinic.inventory import services as inventory
+
+    inventory.record_entry(actor_for(nadia, clinic), first, kind="administration", amount=480, unit="mg")
+    second = stock_for_session(s, lot="LOT-8802")
+    detail = f"{server}/sessions/patient/{patient.pk}/{s.pk}/"
+    login(page, "nadia@stock.test")
+    page.goto(detail)
+    page.get_by_label("Container the dose is drawn from").select_option(str(first))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start dosing now").click()
+    expect(page.get_by_role("alert").first).to_contain_text(
+        "K-0001 holds 20 mg; 35 mg cannot be drawn from it"
+    )
+    assert not LedgerEntry.objects.filter(session=s).exists()
+    shot(page, "stock-6-one-vial-too-little")
+    page.get_by_label("Container the dose is drawn from").select_option(str(first))
+    page.get_by_label("Amount drawn up (mg), including what stays in the syringe").fill("20")
+    page.get_by_label("Second container, only when the first holds less than the dose").select_option(
+        str(second)
+    )
+    page.get_by_label("Amount drawn up from the second container (mg)").fill("17")
+    axe_check(page, "stock-7-two-vials")
+    shot(page, "stock-7-two-vials")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start dosing now").click()
+    table = page.get_by_role("region", name="Stock drawn table")
+    expect(table).to_contain_text("K-0001")
+    expect(table).to_contain_text("K-0002")
+    assert Container.objects.get(pk=first).balance == 0
+    assert Container.objects.get(pk=second).balance == Decimal(485)
+    expect(page.get_by_role("heading", name="Record the waste of 2 mg from K-0002")).to_be_visible()
+    shot(page, "stock-8-two-vials-drawn")

@@ -4,7 +4,9 @@ report  writes the administration log of one registration for a date range as CS
 verify  checks every container's arithmetic: each line's balance is the running signed sum of its lines,
         received - administered - wasted - destroyed +/- adjustments = balance, the container's stored
         balance is its newest line's, and the newest count of it agrees with the ledger or has a
-        discrepancy. Exits 1 naming each container that does not add up.
+        discrepancy; and each dosing session's draw from it: given = its administration lines, and
+        after discharge drawn = given + wasted + returned. Exits 1 naming each container that does not
+        add up.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Sum
 
 from kapclinic.audit.services import record_event
 from kapclinic.clinical.ledger import StoredLine, replay
 from kapclinic.core.actor import Actor
 from kapclinic.inventory import selectors
-from kapclinic.inventory.models import Container, CountLine, LedgerEntry, Registration
+from kapclinic.inventory.models import Container, CountLine, LedgerEntry, Registration, SessionDraw
 
 SIGN = {"receipt": 1, "administration": -1, "waste": -1, "destruction": -1}
 
@@ -67,6 +70,38 @@ def container_problems(
     if last_count is not None and not last_count.agrees and not hasattr(last_count, "discrepancy"):
         problems.append("its latest count disagrees with the ledger and no discrepancy was opened")
     return problems
+
+
+def draw_problems() -> dict[int, list[str]]:
+    """By container: each dosing session's draw against its ledger lines (docs/controlled-substances.md
+    §10): what the draw says was given is what the session's administration lines on that container add
+    up to, and once the session is discharged (discharge waits for it) what was drawn or taken out is
+    given, wasted or returned. One grouped query and one pass over the draws."""
+    lines: dict[tuple[int, int, str], Decimal] = defaultdict(Decimal)
+    for row in (
+        LedgerEntry.objects.filter(
+            session__isnull=False, kind__in=("administration", "waste"), reversed_by__isnull=True
+        )
+        .order_by()
+        .values("session_id", "container_id", "kind")
+        .annotate(total=Sum("amount"))
+    ):
+        lines[(row["session_id"], row["container_id"], row["kind"])] += Decimal(row["total"])
+    out: dict[int, list[str]] = defaultdict(list)
+    for d in SessionDraw.objects.select_related("session").order_by("pk").iterator(chunk_size=5000):
+        given = lines.get((d.session_id, d.container_id, "administration"), Decimal(0))
+        wasted = lines.get((d.session_id, d.container_id, "waste"), Decimal(0))
+        if given != d.given:
+            out[d.container_id].append(
+                f"session {d.session_id}: the draw gave {d.given.normalize():f} {d.unit} but its "
+                f"administration lines add up to {given.normalize():f}"
+            )
+        if d.session.state == "discharged" and d.drawn != d.given + wasted + d.returned:
+            out[d.container_id].append(
+                f"session {d.session_id} (discharged): {d.drawn.normalize():f} {d.unit} drawn but "
+                f"{(d.given + wasted + d.returned).normalize():f} given, wasted or returned"
+            )
+    return out
 
 
 class Command(BaseCommand):
@@ -134,6 +169,7 @@ class Command(BaseCommand):
         last_counts: dict[int, CountLine] = {}
         for line in CountLine.objects.select_related("discrepancy").order_by("count__taken_at", "pk"):
             last_counts[line.container_id] = line
+        by_draws = draw_problems()
         failed: list[str] = []
         checked = 0
         for container in Container.objects.select_related("registration").order_by(
@@ -142,7 +178,7 @@ class Command(BaseCommand):
             checked += 1
             problems = container_problems(
                 container, entries.get(container.pk, []), last_counts.get(container.pk)
-            )
+            ) + by_draws.get(container.pk, [])
             if problems:
                 failed.append(
                     f"{container.registration.dea_number} {container.identifier}: " + "; ".join(problems)
