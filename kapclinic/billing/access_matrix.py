@@ -17,7 +17,10 @@ PORTAL = expect(403, patient_user=200, other_patient_user=200)
 def _fee(world: Any) -> dict[str, Any]:
     from kapclinic.billing.models import FeeItem
 
-    item = FeeItem.objects.create(clinic=world.clinic, code="90837", system="CPT", price="200.00")
+    # get_or_create: the fuzz test runs setups again on one world, and a code is unique per clinic.
+    item, _ = FeeItem.objects.get_or_create(
+        clinic=world.clinic, code="90837", system="CPT", modifiers="", defaults={"price": "200.00"}
+    )
     return {"fee_id": item.pk}
 
 

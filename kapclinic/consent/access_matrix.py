@@ -4,9 +4,14 @@ from kapclinic.testing.matrix import Entry, expect, patient_kwargs, patient_scop
 
 
 def _document(world: Any) -> dict[str, Any]:
+    from django.db.models import Max
+
     from kapclinic.consent.models import ConsentDocument
 
-    doc = ConsentDocument.objects.create(clinic=world.clinic, version=1, title="Consent", body="Text.")
+    # The next version: the fuzz test runs setups again on one world, and a version is unique per clinic.
+    last = ConsentDocument.objects.filter(clinic=world.clinic).aggregate(v=Max("version"))["v"]
+    version = (last or 0) + 1
+    doc = ConsentDocument.objects.create(clinic=world.clinic, version=version, title="Consent", body="Text.")
     return {"document_id": doc.pk}
 
 

@@ -1,3 +1,4 @@
+import secrets
 from typing import Any
 
 from kapclinic.testing.matrix import Entry, expect, patient_kwargs, patient_scoped, roles
@@ -13,7 +14,7 @@ def _inquiry(world: Any) -> dict[str, Any]:
         clinic=world.clinic,
         name="Matrix Person",
         email="m@example.test",
-        submission_token="matrix",
+        submission_token=secrets.token_hex(8),  # unique per clinic; setups run again on one world
         client_key="k",
         consent_to_contact=True,
     )
