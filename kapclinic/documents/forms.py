@@ -103,3 +103,14 @@ class LetterForm(KapForm):
         required=False,
         initial=True,
     )
+
+
+class LogoForm(KapForm):
+    file = forms.FileField(
+        label="Logo",
+        allow_empty_file=True,  # the service says "The file is empty." in its own words
+        max_length=None,
+        help_text="PNG or JPEG, up to 500 KB. Printed about 2 cm high at the top of every PDF.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".png,.jpg,.jpeg,image/png,image/jpeg"}),
+        error_messages={"required": "Logo: choose a PNG or JPEG file."},
+    )
