@@ -320,7 +320,11 @@ def file_to_chart(actor: Actor, message: Message) -> Any:
     when = timezone.localtime(message.created_at, patient.clinic.zone).strftime("%d %b %Y %H:%M")
     who = "the patient" if message.from_patient else message.author.full_name
     sections = [dict(s) for s in note.sections]
-    sections[0]["text"] = f"Secure message from {who}, {when}:\n\n{message.body}"
+    files = "".join(
+        f"\n\nAttached: {a.name} ({a.type_label}), kept with the message in the thread."
+        for a in message.attachments.all()
+    )
+    sections[0]["text"] = f"Secure message from {who}, {when}:\n\n{message.body}{files}"
     Note.objects.filter(pk=note.pk).update(sections=sections)
     note.sections = sections
     Message.objects.filter(pk=message.pk).update(note=note)

@@ -239,3 +239,31 @@ def test_a_missing_file_is_said_in_a_sentence(world: Any, client: Any, store: Pa
     client.force_login(world.prescriber)
     response = client.get(_staff_url(world, att), follow=True)
     assert "missing from the document storage" in response.content.decode()
+
+
+def test_the_fhir_export_describes_the_attachment(world: Any, store: Path) -> None:
+    from kapclinic.interop.fhir import build_bundle
+
+    pdf = tiny_pdf()
+    services.thread_start(
+        actor_for(world.patient_user, world.clinic), world.patient, kind="patient", subject="S", body="B",
+        attachment=Upload(io.BytesIO(pdf), "labs.pdf", len(pdf)),
+    )  # fmt: skip
+    bundle = build_bundle(world.patient)  # validated by fhir.resources
+    (comm,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Communication"]
+    assert comm["payload"][1]["contentAttachment"] | {"creation": None} == {
+        "contentType": "application/pdf",
+        "title": "labs.pdf",
+        "size": len(pdf),
+        "creation": None,
+    }
+
+
+def test_filing_a_message_to_the_chart_names_its_file(world: Any, store: Path) -> None:
+    pdf = tiny_pdf()
+    thread = services.thread_start(
+        actor_for(world.patient_user, world.clinic), world.patient, kind="patient", subject="S", body="B",
+        attachment=Upload(io.BytesIO(pdf), "labs.pdf", len(pdf)),
+    )  # fmt: skip
+    note = services.file_to_chart(actor_for(world.therapist, world.clinic), thread.messages.get())
+    assert "Attached: labs.pdf (PDF)" in note.sections[0]["text"]
