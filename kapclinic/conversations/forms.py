@@ -8,7 +8,7 @@ from kapclinic.conversations.models import MAX_MESSAGE_CHARS, ThreadKind
 from kapclinic.core.forms import KapForm
 from kapclinic.documents.forms import attachment_field
 
-_BODY_HELP = f"Text only, at most {MAX_MESSAGE_CHARS} characters."
+_BODY_HELP = f"At most {MAX_MESSAGE_CHARS} characters."
 
 
 def _body_field(label: str) -> forms.CharField:
