@@ -76,6 +76,12 @@ MATRIX = {
         expect(403, patient_user=200, other_patient_user=404), setup=_my_attachment
     ),
     "conversations:attachment": Entry(patient_scoped(CLINICIANS), setup=_attachment),
+    "conversations:file_attachment": Entry(
+        patient_scoped(CLINICIANS, ok=302),
+        method="post",
+        setup=_attachment,
+        data=lambda w: {"category": "lab_result"},
+    ),
     "conversations:patient": Entry(patient_scoped(CLINICIANS), kwargs=patient_kwargs),
     "conversations:thread": Entry(patient_scoped(CLINICIANS), setup=_thread),
     "conversations:assign": Entry(

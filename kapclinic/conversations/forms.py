@@ -77,3 +77,17 @@ class SettingsForm(KapForm):
         max_value=24 * 14,
         help_text="Shown to patients beside the message box. Your clinic's promise, not a clinical rule.",
     )
+
+
+class AttachmentFileForm(KapForm):
+    """Which kind of chart document a message's file becomes (clinical kinds only: messages are clinical)."""
+
+    category = forms.ChoiceField(label="File as")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from kapclinic.documents.models import Category, is_clinical
+
+        super().__init__(*args, **kwargs)
+        field = self.fields["category"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [c for c in Category.choices if is_clinical(c[0])]

@@ -8,6 +8,7 @@ the text never leaves the application (messaging.services.queue)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any
 
 from django.conf import settings
@@ -254,6 +255,28 @@ def open_attachment(actor: Actor, attachment: Attachment, patient: Patient) -> A
     fh = documents.open_stored(attachment.file.name)
     record_event(actor, "view", patient=patient, obj=attachment, detail=f"download {attachment.content_type}")
     return fh
+
+
+def attachment_to_chart(actor: Actor, attachment: Attachment, patient: Patient, *, category: str) -> Any:
+    """File a copy of a message's file into the chart's documents (documents.services.upload: the same
+    checks, storage and audit as any chart document; a clinical category). Filed once."""
+    from kapclinic.documents.models import is_clinical
+
+    if attachment.document_id is not None:
+        raise _refused("This file is already in the chart's documents.")
+    if not is_clinical(category):
+        raise _refused("File it as: choose a clinical kind of document.", "category")
+    with documents.open_stored(attachment.file.name) as fh:
+        data = fh.read()
+    upload = documents.Upload(io.BytesIO(data), attachment.name, len(data))
+    with transaction.atomic():
+        row = Attachment.objects.select_for_update().get(pk=attachment.pk)
+        if row.document_id is not None:
+            raise _refused("This file is already in the chart's documents.")
+        doc = documents.upload(actor, patient, upload, category=category, title=f"From a message: {row.name}")
+        Attachment.objects.filter(pk=row.pk).update(document=doc)
+    attachment.document = doc
+    return doc
 
 
 def mark_read(user: User, thread: Thread) -> None:

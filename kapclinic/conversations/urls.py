@@ -17,6 +17,11 @@ urlpatterns = [
         views.attachment,
         name="attachment",
     ),
+    path(
+        "patient/<int:patient_id>/<int:thread_id>/attachments/<int:attachment_id>/file/",
+        views.file_attachment,
+        name="file_attachment",
+    ),
     path("patient/<int:patient_id>/<int:thread_id>/assign/", views.assign, name="assign"),
     path("patient/<int:patient_id>/<int:thread_id>/done/", views.done, name="done"),
     path(

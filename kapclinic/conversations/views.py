@@ -17,6 +17,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.conversations import selectors, services
 from kapclinic.conversations.forms import (
     AssignForm,
+    AttachmentFileForm,
     NewThreadForm,
     ReplyForm,
     SettingsForm,
@@ -325,6 +326,7 @@ def thread(request: HttpRequest, patient_id: int, thread_id: int) -> HttpRespons
             "patient": item.patient,
             "thread_messages": _messages(item),
             "form": form,
+            "attachment_form": AttachmentFileForm(),
             "assign_form": AssignForm(
                 choices=_assignable(item), initial={"assigned_to": item.assigned_to_id}
             ),
@@ -341,6 +343,32 @@ def attachment(
     """A file sent in a thread about the patient (clinicians who may read the thread)."""
     item = _staff_thread(request, patient_id, thread_id, Action.VIEW_CLINICAL, None)
     return _download(request, item, attachment_id, _thread_url(item))
+
+
+@login_required
+@require_POST
+def file_attachment(
+    request: HttpRequest, patient_id: int, thread_id: int, attachment_id: int
+) -> HttpResponse:
+    """File a copy of a message's file into the chart's documents (a clinical document)."""
+    item = _staff_thread(request, patient_id, thread_id, Action.EDIT_CLINICAL, None)
+    att = Attachment.objects.filter(pk=attachment_id, message__thread=item, clinic_id=item.clinic_id).first()
+    if att is None:
+        raise Http404
+    actor = actor_from_request(request)
+    form = AttachmentFileForm(request.POST)
+    if not form.is_valid():
+        record_event(actor, "view", patient=item.patient, obj=att, detail="file refused")
+        flash.error(request, "File as: choose a clinical kind of document.")
+        return redirect(_thread_url(item))
+    try:
+        doc = services.attachment_to_chart(actor, att, item.patient, category=form.cleaned_data["category"])
+    except DomainError as exc:
+        record_event(actor, "view", patient=item.patient, obj=att, detail="file refused")
+        flash.error(request, str(exc))
+        return redirect(_thread_url(item))
+    flash.success(request, f"“{att.name}” is filed in the chart's documents.")
+    return redirect("documents:detail", patient_id=item.patient_id, document_id=doc.pk)
 
 
 @login_required

@@ -267,3 +267,44 @@ def test_filing_a_message_to_the_chart_names_its_file(world: Any, store: Path) -
     )  # fmt: skip
     note = services.file_to_chart(actor_for(world.therapist, world.clinic), thread.messages.get())
     assert "Attached: labs.pdf (PDF)" in note.sections[0]["text"]
+
+
+def test_a_clinician_files_a_message_file_into_the_chart_documents_once(
+    world: Any, client: Any, store: Path
+) -> None:
+    from kapclinic.documents.models import Document, Status
+
+    pdf = tiny_pdf("Synthetic outside labs")
+    thread = services.thread_start(
+        actor_for(world.patient_user, world.clinic), world.patient, kind="patient", subject="S", body="B",
+        attachment=Upload(io.BytesIO(pdf), "labs.pdf", len(pdf)),
+    )  # fmt: skip
+    att = Attachment.objects.select_related("message").get(message__thread=thread)
+    url = reverse(
+        "conversations:file_attachment",
+        kwargs={"patient_id": world.patient.pk, "thread_id": thread.pk, "attachment_id": att.pk},
+    )
+    client.force_login(world.therapist)
+    page = client.get(_staff_url(world, att).rsplit("attachments", 1)[0])
+    assert url in page.content.decode()
+    assert client.post(url, {"category": "id_card"}).status_code == 302  # administrative: refused
+    assert not Document.objects.exists()
+    response = client.post(url, {"category": "lab_result"})
+    doc = Document.objects.get()
+    assert response["Location"] == reverse(
+        "documents:detail", kwargs={"patient_id": world.patient.pk, "document_id": doc.pk}
+    )
+    assert (doc.category, doc.status, doc.name, doc.patient) == (
+        "lab_result",
+        Status.FILED,
+        "labs.pdf",
+        world.patient,
+    )
+    assert doc.sha256 == att.sha256 and len(files_in(store)) == 2  # a copy under the chart's rules
+    assert AuditEvent.objects.filter(action="create", object_type="documents.document").count() == 1
+    att.refresh_from_db()
+    assert att.document == doc
+    client.post(url, {"category": "lab_result"})
+    assert Document.objects.count() == 1
+    page = client.get(_staff_url(world, att).rsplit("attachments", 1)[0]).content.decode()
+    assert "In the chart&#x27;s documents" in page or "In the chart's documents" in page
