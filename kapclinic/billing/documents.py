@@ -17,6 +17,7 @@ from kapclinic.clinical.billing.money import ZERO, money
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.pdf import Paper, render_pdf
+from kapclinic.documents.logo import logo_data_uri
 from kapclinic.patients.models import Patient
 
 
@@ -29,6 +30,7 @@ def _base(patient: Patient, title: str) -> dict[str, Any]:
         "running_header": f"{patient.legal_first_name} {patient.legal_last_name} · {patient.mrn}",
         "document_title": title,
         "clinic": patient.clinic,
+        "clinic_logo": logo_data_uri(patient.clinic),
         "profile": profile,
         "patient": patient,
         "account": Account.objects.filter(patient=patient).first(),

@@ -38,6 +38,31 @@ def _message(world: Any) -> dict[str, Any]:
     return kwargs
 
 
+def _attachment(world: Any) -> dict[str, Any]:
+    """A thread of world.patient whose message carries a small PDF (kept through the documents storage)."""
+    import io
+
+    from kapclinic.conversations.models import Thread
+    from kapclinic.conversations.services import thread_start
+    from kapclinic.documents.services import Upload
+    from kapclinic.documents.testing import tiny_pdf
+    from kapclinic.testing.factories import actor_for
+
+    data = tiny_pdf()
+    thread: Thread = thread_start(
+        actor_for(world.patient_user, world.clinic), world.patient, kind="patient", subject="Labs",
+        body="My results", attachment=Upload(io.BytesIO(data), "labs.pdf", len(data)),
+    )  # fmt: skip
+    att = thread.messages.get().attachments.get()
+    return {"patient_id": world.patient.pk, "thread_id": thread.pk, "attachment_id": att.pk}
+
+
+def _my_attachment(world: Any) -> dict[str, Any]:
+    kwargs = _attachment(world)
+    del kwargs["patient_id"]
+    return kwargs
+
+
 PATIENT_ONLY = expect(403, patient_user=200, other_patient_user=200)
 
 MATRIX = {
@@ -46,6 +71,17 @@ MATRIX = {
     "conversations:my": Entry(PATIENT_ONLY),
     # Another patient's thread does not exist for them (404).
     "conversations:my_thread": Entry(expect(403, patient_user=200, other_patient_user=404), setup=_my_thread),
+    # Attachments follow their thread: the patient of the thread and the clinicians who may read it.
+    "conversations:my_attachment": Entry(
+        expect(403, patient_user=200, other_patient_user=404), setup=_my_attachment
+    ),
+    "conversations:attachment": Entry(patient_scoped(CLINICIANS), setup=_attachment),
+    "conversations:file_attachment": Entry(
+        patient_scoped(CLINICIANS, ok=302),
+        method="post",
+        setup=_attachment,
+        data=lambda w: {"category": "lab_result"},
+    ),
     "conversations:patient": Entry(patient_scoped(CLINICIANS), kwargs=patient_kwargs),
     "conversations:thread": Entry(patient_scoped(CLINICIANS), setup=_thread),
     "conversations:assign": Entry(

@@ -6,8 +6,9 @@ from django import forms
 
 from kapclinic.conversations.models import MAX_MESSAGE_CHARS, ThreadKind
 from kapclinic.core.forms import KapForm
+from kapclinic.documents.forms import attachment_field
 
-_BODY_HELP = f"Text only, at most {MAX_MESSAGE_CHARS} characters."
+_BODY_HELP = f"At most {MAX_MESSAGE_CHARS} characters."
 
 
 def _body_field(label: str) -> forms.CharField:
@@ -26,11 +27,22 @@ def _body_field(label: str) -> forms.CharField:
     )
 
 
-class NewThreadForm(KapForm):
+class _WithAttachment(KapForm):
+    """An optional file with the message (the size limit is read from settings per form)."""
+
+    file = forms.FileField(required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["file"] = attachment_field()
+
+
+class NewThreadForm(_WithAttachment):
     subject = forms.CharField(
         max_length=120, error_messages={"required": "Subject: give the message a short subject."}
     )
     body = _body_field("Your message")
+    field_order: tuple[str, ...] = ("subject", "body", "file")
 
 
 class StaffNewThreadForm(NewThreadForm):
@@ -40,11 +52,12 @@ class StaffNewThreadForm(NewThreadForm):
         initial=ThreadKind.PATIENT,
         widget=forms.RadioSelect,
     )
-    field_order = ("kind", "subject", "body")
+    field_order = ("kind", "subject", "body", "file")
 
 
-class ReplyForm(KapForm):
+class ReplyForm(_WithAttachment):
     body = _body_field("Your reply")
+    field_order: tuple[str, ...] = ("body", "file")
 
 
 class AssignForm(KapForm):
@@ -64,3 +77,17 @@ class SettingsForm(KapForm):
         max_value=24 * 14,
         help_text="Shown to patients beside the message box. Your clinic's promise, not a clinical rule.",
     )
+
+
+class AttachmentFileForm(KapForm):
+    """Which kind of chart document a message's file becomes (clinical kinds only: messages are clinical)."""
+
+    category = forms.ChoiceField(label="File as")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from kapclinic.documents.models import Category, is_clinical
+
+        super().__init__(*args, **kwargs)
+        field = self.fields["category"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [c for c in Category.choices if is_clinical(c[0])]

@@ -3,17 +3,20 @@
 A message is clinical data: it belongs to one patient of one clinic, is read through `kapclinic.policy`
 (staff need view_clinical for the patient; a patient reads only the patient threads of their own
 record, never the staff threads), every read and write is audited, it never appears in an email body
-and it is part of the patient's FHIR export (interop/fhir.py, Communication). Text only: attachments
-wait for the chart's document rules."""
+and it is part of the patient's FHIR export (interop/fhir.py, Communication). A message may carry
+attachments under the chart's document rules: checked by content and size with the documents app's
+validation, kept in its storage under a random name, opened only through the thread's policy and
+audited on every view (conversations/services.attach, views.*attachment)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
 
 from kapclinic.core import clock
+from kapclinic.documents.models import document_storage
 
 USER = settings.AUTH_USER_MODEL
 
@@ -103,3 +106,40 @@ class ReadMark(models.Model):
 
     class Meta:
         constraints: ClassVar = [models.UniqueConstraint(fields=["thread", "user"], name="readmark_unique")]
+
+
+def attachment_name(instance: Any, filename: str) -> str:
+    """Where an attachment is kept in the documents storage: the clinic's folder, a random name
+    (`filename` is chosen by documents.services.store_checked, never the person's file name)."""
+    return f"{instance.clinic_id}/messages/{filename}"
+
+
+class Attachment(models.Model):
+    """A file sent with a message (PDF, PNG or JPEG, checked by content like a chart document)."""
+
+    message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="attachments")
+    #: Denormalised from the message's thread: where the file is kept, and a guard in every lookup.
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    name = models.CharField("file name", max_length=120, help_text="As uploaded; display only.")
+    file = models.FileField(storage=document_storage, upload_to=attachment_name, max_length=200)
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    uploaded_at = models.DateTimeField(default=clock.now)
+    #: The chart document a clinician filed this file as (a copy under documents' rules), if any.
+    document = models.ForeignKey(
+        "documents.Document", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering: ClassVar = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def type_label(self) -> str:
+        from kapclinic.documents.validation import TYPE_NAMES
+
+        return TYPE_NAMES.get(self.content_type, self.content_type)

@@ -8,6 +8,7 @@ the text never leaves the application (messaging.services.queue)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.conversations.models import (
     DEFAULT_REPLY_HOURS,
     MAX_MESSAGE_CHARS,
+    Attachment,
     ConversationSettings,
     Message,
     ReadMark,
@@ -31,6 +33,7 @@ from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.errors import DomainError
 from kapclinic.core.forms import strip_bidi
+from kapclinic.documents import services as documents
 from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, can
 
@@ -83,8 +86,73 @@ def _may_write(actor: Actor, thread: Thread) -> bool:
     return can(actor, Action.EDIT_CLINICAL, patient)
 
 
+def check_attachment(upload: documents.Upload | None) -> Any:
+    """The chart's document rules on a file sent with a message (documents.services.check_upload:
+    PDF, PNG or JPEG by content, settings.DOCUMENT_MAX_MB). Refused with a sentence on the form's
+    file field, before anything is written."""
+    if upload is None:
+        return None
+    try:
+        return documents.check_upload(upload)
+    except DomainError as exc:
+        raise _refused(f"Attachment: {exc}", "file") from None
+
+
+def _attach(actor: Actor, message: Message, upload: documents.Upload | None, checked: Any) -> int:
+    """Keep the checked file with the message (documents storage, random name). Returns how many."""
+    if upload is None or checked is None:
+        return 0
+    info, sha256 = checked
+    row = Attachment(
+        message=message,
+        clinic_id=message.thread.clinic_id,
+        name=info.name,
+        content_type=info.content_type,
+        size=info.size,
+        sha256=sha256,
+        uploaded_by=actor.require_user(),
+        uploaded_at=message.created_at,
+    )
+    documents.store_checked(row, "file", upload, info)
+    return 1
+
+
+def thread_start(
+    actor: Actor,
+    patient: Patient,
+    *,
+    kind: str,
+    subject: str,
+    body: str,
+    attachment: documents.Upload | None = None,
+) -> Thread:
+    checked = check_attachment(attachment)
+    stored: list[str] = []
+    try:
+        return _thread_start(actor, patient, kind, subject, body, attachment, checked, stored)
+    except BaseException:
+        _delete(stored)
+        raise
+
+
+def _delete(names: list[str]) -> None:
+    from kapclinic.documents.models import document_storage
+
+    for name in names:
+        document_storage().delete(name)
+
+
 @transaction.atomic
-def thread_start(actor: Actor, patient: Patient, *, kind: str, subject: str, body: str) -> Thread:
+def _thread_start(
+    actor: Actor,
+    patient: Patient,
+    kind: str,
+    subject: str,
+    body: str,
+    attachment: documents.Upload | None,
+    checked: Any,
+    stored: list[str],
+) -> Thread:
     user = actor.require_user()
     subject = strip_bidi(subject or "").strip()
     if not subject:
@@ -112,7 +180,11 @@ def thread_start(actor: Actor, patient: Patient, *, kind: str, subject: str, bod
         raise _refused("Your role does not allow writing to this patient's messages.")
     thread.save()
     message = _add(actor, thread, text, now)
-    record_event(actor, "create", patient=patient, obj=thread, detail=f"thread kind={kind}")
+    files = _attach(actor, message, attachment, checked)
+    stored.extend(message.attachments.values_list("file", flat=True))
+    record_event(
+        actor, "create", patient=patient, obj=thread, detail=f"thread kind={kind} attachments={files}"
+    )
     _notify(actor, thread, message)
     return thread
 
@@ -139,16 +211,72 @@ def _add(actor: Actor, thread: Thread, text: str, now: dt.datetime) -> Message:
     return message
 
 
-@transaction.atomic
-def message_post(actor: Actor, thread: Thread, body: str) -> Message:
+def message_post(
+    actor: Actor, thread: Thread, body: str, attachment: documents.Upload | None = None
+) -> Message:
     text = clean_body(body)
+    checked = check_attachment(attachment)
+    stored: list[str] = []
+    try:
+        return _message_post(actor, thread, text, attachment, checked, stored)
+    except BaseException:
+        _delete(stored)
+        raise
+
+
+@transaction.atomic
+def _message_post(
+    actor: Actor,
+    thread: Thread,
+    text: str,
+    attachment: documents.Upload | None,
+    checked: Any,
+    stored: list[str],
+) -> Message:
     thread = Thread.objects.select_for_update().select_related("patient", "patient__clinic").get(pk=thread.pk)
     if not _may_write(actor, thread):
         raise _refused("Your role does not allow writing to this patient's messages.")
     message = _add(actor, thread, text, clock.now())
-    record_event(actor, "create", patient=thread.patient, obj=message, detail=f"thread={thread.pk}")
+    files = _attach(actor, message, attachment, checked)
+    stored.extend(message.attachments.values_list("file", flat=True))
+    record_event(
+        actor,
+        "create",
+        patient=thread.patient,
+        obj=message,
+        detail=f"thread={thread.pk} attachments={files}",
+    )
     _notify(actor, thread, message)
     return message
+
+
+def open_attachment(actor: Actor, attachment: Attachment, patient: Patient) -> Any:
+    """The attachment's file, opened for reading; audited as a view (the view checked the thread)."""
+    fh = documents.open_stored(attachment.file.name)
+    record_event(actor, "view", patient=patient, obj=attachment, detail=f"download {attachment.content_type}")
+    return fh
+
+
+def attachment_to_chart(actor: Actor, attachment: Attachment, patient: Patient, *, category: str) -> Any:
+    """File a copy of a message's file into the chart's documents (documents.services.upload: the same
+    checks, storage and audit as any chart document; a clinical category). Filed once."""
+    from kapclinic.documents.models import is_clinical
+
+    if attachment.document_id is not None:
+        raise _refused("This file is already in the chart's documents.")
+    if not is_clinical(category):
+        raise _refused("File it as: choose a clinical kind of document.", "category")
+    with documents.open_stored(attachment.file.name) as fh:
+        data = fh.read()
+    upload = documents.Upload(io.BytesIO(data), attachment.name, len(data))
+    with transaction.atomic():
+        row = Attachment.objects.select_for_update().get(pk=attachment.pk)
+        if row.document_id is not None:
+            raise _refused("This file is already in the chart's documents.")
+        doc = documents.upload(actor, patient, upload, category=category, title=f"From a message: {row.name}")
+        Attachment.objects.filter(pk=row.pk).update(document=doc)
+    attachment.document = doc
+    return doc
 
 
 def mark_read(user: User, thread: Thread) -> None:
@@ -215,7 +343,11 @@ def file_to_chart(actor: Actor, message: Message) -> Any:
     when = timezone.localtime(message.created_at, patient.clinic.zone).strftime("%d %b %Y %H:%M")
     who = "the patient" if message.from_patient else message.author.full_name
     sections = [dict(s) for s in note.sections]
-    sections[0]["text"] = f"Secure message from {who}, {when}:\n\n{message.body}"
+    files = "".join(
+        f"\n\nAttached: {a.name} ({a.type_label}), kept with the message in the thread."
+        for a in message.attachments.all()
+    )
+    sections[0]["text"] = f"Secure message from {who}, {when}:\n\n{message.body}{files}"
     Note.objects.filter(pk=note.pk).update(sections=sections)
     note.sections = sections
     Message.objects.filter(pk=message.pk).update(note=note)

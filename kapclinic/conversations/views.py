@@ -5,8 +5,9 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
+from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -16,16 +17,19 @@ from kapclinic.audit.services import record_event
 from kapclinic.conversations import selectors, services
 from kapclinic.conversations.forms import (
     AssignForm,
+    AttachmentFileForm,
     NewThreadForm,
     ReplyForm,
     SettingsForm,
     StaffNewThreadForm,
 )
-from kapclinic.conversations.models import Message, Thread, ThreadKind
+from kapclinic.conversations.models import Attachment, Message, Thread, ThreadKind
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.errors import DomainError
 from kapclinic.core.params import param
 from kapclinic.core.request import request_patient
+from kapclinic.documents.services import Upload
+from kapclinic.documents.views import attachment as file_response
 from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, ClinicAction, clinic_can, open_patient, require_clinic
 
@@ -46,6 +50,37 @@ def _form_errors(form: forms.Form, exc: DomainError) -> None:
     exc.add_to_form(form)
 
 
+def _upload(form: forms.Form) -> Upload | None:
+    """The file sent with the message, if any (checked by the service under the chart's rules)."""
+    f: UploadedFile | None = form.cleaned_data.get("file")
+    if not f:
+        return None
+    return Upload(fh=f.file, name=f.name or "", size=f.size or 0)  # type: ignore[arg-type]
+
+
+def _messages(thread: Thread) -> object:
+    return thread.messages.select_related("author").prefetch_related("attachments")
+
+
+def _download(
+    request: HttpRequest, thread: Thread, attachment_id: int, back: str
+) -> HttpResponse | FileResponse:
+    """An attachment of `thread` (already opened through the policy): 404 when it is not this thread's;
+    sent as a download (never shown inside the site) and audited as a view."""
+    item = Attachment.objects.filter(
+        pk=attachment_id, message__thread=thread, clinic_id=thread.clinic_id
+    ).first()
+    if item is None:
+        raise Http404
+    try:
+        fh = services.open_attachment(actor_from_request(request), item, thread.patient)
+    except DomainError as exc:
+        record_event(actor_from_request(request), "view", patient=thread.patient, obj=item, detail="missing")
+        flash.error(request, str(exc))
+        return redirect(back)
+    return file_response(fh, item.name, item.content_type)
+
+
 # --- the patient's pages -------------------------------------------------------------------------
 
 
@@ -61,7 +96,7 @@ def my(request: HttpRequest) -> HttpResponse:
     posting = request.method == "POST"
     patient = _me(request, audit=None if posting else "view")
     actor = actor_from_request(request)
-    form = NewThreadForm(request.POST or None)
+    form = NewThreadForm(request.POST or None, request.FILES or None)
     status = 200
     if posting:
         status = 400
@@ -73,6 +108,7 @@ def my(request: HttpRequest) -> HttpResponse:
                     kind=ThreadKind.PATIENT,
                     subject=form.cleaned_data["subject"],
                     body=form.cleaned_data["body"],
+                    attachment=_upload(form),
                 )
             except DomainError as exc:
                 _form_errors(form, exc)
@@ -106,13 +142,13 @@ def my_thread(request: HttpRequest, thread_id: int) -> HttpResponse:
     if thread is None:
         raise Http404
     thread.patient = patient
-    form = ReplyForm(request.POST or None)
+    form = ReplyForm(request.POST or None, request.FILES or None)
     status = 200
     if posting:
         status = 400
         if form.is_valid():
             try:
-                services.message_post(actor, thread, form.cleaned_data["body"])
+                services.message_post(actor, thread, form.cleaned_data["body"], _upload(form))
             except DomainError as exc:
                 _form_errors(form, exc)
             else:
@@ -126,12 +162,24 @@ def my_thread(request: HttpRequest, thread_id: int) -> HttpResponse:
         "conversations/my_thread.html",
         {
             "thread": thread,
-            "thread_messages": thread.messages.select_related("author"),
+            "thread_messages": _messages(thread),
             "form": form,
             "reply_hours": services.reply_hours(patient.clinic),
         },
         status=status,
     )
+
+
+@login_required
+def my_attachment(request: HttpRequest, thread_id: int, attachment_id: int) -> HttpResponse | FileResponse:
+    """A file sent in one of the patient's own threads."""
+    patient = _me(request, audit=None)
+    threads = selectors.visible_threads(actor_from_request(request))
+    thread = threads.filter(pk=thread_id, patient=patient).first()
+    if thread is None:
+        raise Http404
+    thread.patient = patient
+    return _download(request, thread, attachment_id, reverse("conversations:my_thread", args=[thread.pk]))
 
 
 # --- the care team's pages -----------------------------------------------------------------------
@@ -175,13 +223,20 @@ def patient_threads(request: HttpRequest, patient_id: int) -> HttpResponse:
     )
     actor = actor_from_request(request)
     assert actor.user is not None
-    form = StaffNewThreadForm(request.POST or None)
+    form = StaffNewThreadForm(request.POST or None, request.FILES or None)
     status = 200
     if posting:
         status = 400
         if form.is_valid():
             try:
-                thread = services.thread_start(actor, patient, **form.cleaned_data)
+                thread = services.thread_start(
+                    actor,
+                    patient,
+                    kind=form.cleaned_data["kind"],
+                    subject=form.cleaned_data["subject"],
+                    body=form.cleaned_data["body"],
+                    attachment=_upload(form),
+                )
             except DomainError as exc:
                 _form_errors(form, exc)
             else:
@@ -249,13 +304,13 @@ def thread(request: HttpRequest, patient_id: int, thread_id: int) -> HttpRespons
     )
     actor = actor_from_request(request)
     assert actor.user is not None
-    form = ReplyForm(request.POST or None)
+    form = ReplyForm(request.POST or None, request.FILES or None)
     status = 200
     if posting:
         status = 400
         if form.is_valid():
             try:
-                services.message_post(actor, item, form.cleaned_data["body"])
+                services.message_post(actor, item, form.cleaned_data["body"], _upload(form))
             except DomainError as exc:
                 _form_errors(form, exc)
             else:
@@ -269,8 +324,9 @@ def thread(request: HttpRequest, patient_id: int, thread_id: int) -> HttpRespons
         {
             "thread": item,
             "patient": item.patient,
-            "thread_messages": item.messages.select_related("author"),
+            "thread_messages": _messages(item),
             "form": form,
+            "attachment_form": AttachmentFileForm(),
             "assign_form": AssignForm(
                 choices=_assignable(item), initial={"assigned_to": item.assigned_to_id}
             ),
@@ -278,6 +334,41 @@ def thread(request: HttpRequest, patient_id: int, thread_id: int) -> HttpRespons
         },
         status=status,
     )
+
+
+@login_required
+def attachment(
+    request: HttpRequest, patient_id: int, thread_id: int, attachment_id: int
+) -> HttpResponse | FileResponse:
+    """A file sent in a thread about the patient (clinicians who may read the thread)."""
+    item = _staff_thread(request, patient_id, thread_id, Action.VIEW_CLINICAL, None)
+    return _download(request, item, attachment_id, _thread_url(item))
+
+
+@login_required
+@require_POST
+def file_attachment(
+    request: HttpRequest, patient_id: int, thread_id: int, attachment_id: int
+) -> HttpResponse:
+    """File a copy of a message's file into the chart's documents (a clinical document)."""
+    item = _staff_thread(request, patient_id, thread_id, Action.EDIT_CLINICAL, None)
+    att = Attachment.objects.filter(pk=attachment_id, message__thread=item, clinic_id=item.clinic_id).first()
+    if att is None:
+        raise Http404
+    actor = actor_from_request(request)
+    form = AttachmentFileForm(request.POST)
+    if not form.is_valid():
+        record_event(actor, "view", patient=item.patient, obj=att, detail="file refused")
+        flash.error(request, "File as: choose a clinical kind of document.")
+        return redirect(_thread_url(item))
+    try:
+        doc = services.attachment_to_chart(actor, att, item.patient, category=form.cleaned_data["category"])
+    except DomainError as exc:
+        record_event(actor, "view", patient=item.patient, obj=att, detail="file refused")
+        flash.error(request, str(exc))
+        return redirect(_thread_url(item))
+    flash.success(request, f"“{att.name}” is filed in the chart's documents.")
+    return redirect("documents:detail", patient_id=item.patient_id, document_id=doc.pk)
 
 
 @login_required

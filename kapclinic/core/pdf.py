@@ -1,14 +1,16 @@
 """HTML to PDF for every printable document (superbills, statements, clinical records).
 
 One renderer: a Django template rendered to HTML, then WeasyPrint turns it into PDF. Static files
-(the clinic's stylesheet, a logo) are read from disk through the staticfiles finders, never fetched
-over the network, and any other URL is refused, so a document cannot make the server call out.
+(the clinic's stylesheet) are read from disk through the staticfiles finders, never fetched over the
+network; the one other source is an inline `data:` PNG or JPEG (the clinic's logo, checked when it was
+uploaded: documents/logo.py); any other URL is refused, so a document cannot make the server call out.
 Paper is A4 or US Letter; the page size goes in through the `paper` context value, which
 templates/pdf/base.html uses in its `@page` rule together with page numbers and the running header.
 """
 
 from __future__ import annotations
 
+import base64
 import mimetypes
 from typing import Any, Literal
 
@@ -20,12 +22,19 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 Paper = Literal["A4", "Letter"]
 PAPERS: tuple[Paper, ...] = ("A4", "Letter")
 STATIC_PREFIX = "kapstatic:"
+#: Inline images accepted in a document (the clinic's logo): base64 PNG or JPEG only.
+INLINE_IMAGES = ("data:image/png;base64,", "data:image/jpeg;base64,")
 
 
 class _StaticOnlyFetcher(URLFetcher):  # type: ignore[misc]
     """WeasyPrint URL fetcher: only `kapstatic:<path>` files found by the staticfiles finders."""
 
     def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
+        for prefix in INLINE_IMAGES:
+            if url.startswith(prefix):
+                body = base64.b64decode(url.removeprefix(prefix), validate=True)
+                mime = prefix.removeprefix("data:").split(";")[0]
+                return URLFetcherResponse(url, body=body, headers={"Content-Type": mime})
         if not url.startswith(STATIC_PREFIX):
             raise ValueError("PDF documents may only include the application's own static files")
         path = finders.find(url.removeprefix(STATIC_PREFIX))

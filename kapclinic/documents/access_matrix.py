@@ -106,6 +106,7 @@ CLINICAL = patient_scoped(CLIN)
 
 MATRIX = {
     "documents:queue": Entry(roles(STAFF)),
+    "documents:logo": Entry(roles(("admin",)), note="the clinic's logo on its PDFs: clinic setup"),
     "documents:patient": Entry(ALL_STAFF, kwargs=patient_kwargs),
     "documents:detail": Entry(CLINICAL, setup=_clinical_doc, note="a clinical document: not front desk"),
     "documents:download": Entry(ALL_STAFF, setup=_admin_doc, note="an administrative document"),

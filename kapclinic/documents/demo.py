@@ -2,7 +2,8 @@
 
 The demo patient has an insurance card (administrative) and outside lab results (clinical) filed by
 staff, and an outside record sent from the portal waiting in "Uploads to file"; a few other patients
-have an ID card. The prescriber has written one summary letter."""
+have an ID card. The prescriber has written one summary letter. The demo clinic has a logo (drawn in
+code), so its PDFs show where a clinic's own logo prints."""
 
 from __future__ import annotations
 
@@ -14,8 +15,38 @@ from kapclinic.documents.models import Document, Letter
 from kapclinic.documents.testing import add_document, tiny_pdf, tiny_png
 
 
+def demo_logo() -> bytes:
+    """A synthetic logo: a circle and a wave, in the application's colours."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (360, 120), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((12, 12, 108, 108), fill=(31, 95, 139))
+    draw.arc((30, 40, 90, 100), start=200, end=340, fill=(255, 255, 255), width=8)
+    draw.rectangle((130, 52, 340, 68), fill=(31, 95, 139))
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _seed_logo(ctx: Any) -> None:
+    import io
+
+    from kapclinic.documents.logo import logo_set
+    from kapclinic.documents.models import ClinicLogo
+    from kapclinic.documents.services import Upload
+
+    if ClinicLogo.objects.filter(clinic=ctx.clinic).exists():
+        return
+    data = demo_logo()
+    logo_set(ctx.staff_actor("admin"), Upload(io.BytesIO(data), "clinic-logo.png", len(data)))
+
+
 def seed(ctx: Any) -> None:
     demo = ctx.demo_patient
+    _seed_logo(ctx)
     if Document.objects.filter(patient__clinic=ctx.clinic).exists():
         return
     desk = ctx.staff_actor("frontdesk")

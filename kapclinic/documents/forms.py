@@ -11,14 +11,20 @@ from kapclinic.documents.models import ADMINISTRATIVE, Category, Letter
 ACCEPT = ".pdf,.png,.jpg,.jpeg,application/pdf,image/png,image/jpeg"
 
 
-def _file_field(label: str) -> forms.FileField:
+def _file_field(label: str, *, required: bool = True) -> forms.FileField:
     return forms.FileField(
         label=label,
+        required=required,
         allow_empty_file=True,  # the service says "The file is empty." in its own words
         max_length=None,  # the service checks the name (and says why)
         help_text=f"PDF, PNG or JPEG, up to {settings.DOCUMENT_MAX_MB} MB.",
         widget=forms.ClearableFileInput(attrs={"accept": ACCEPT}),
     )
+
+
+def attachment_field(label: str = "Attach a file (optional)") -> forms.FileField:
+    """An optional file under the chart's document rules (message attachments)."""
+    return _file_field(label, required=False)
 
 
 class UploadForm(KapForm):
@@ -96,4 +102,15 @@ class LetterForm(KapForm):
         label="Print the chart's diagnoses, medications and latest scores below the letter",
         required=False,
         initial=True,
+    )
+
+
+class LogoForm(KapForm):
+    file = forms.FileField(
+        label="Logo",
+        allow_empty_file=True,  # the service says "The file is empty." in its own words
+        max_length=None,
+        help_text="PNG or JPEG, up to 500 KB. Printed about 2 cm high at the top of every PDF.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".png,.jpg,.jpeg,image/png,image/jpeg"}),
+        error_messages={"required": "Logo: choose a PNG or JPEG file."},
     )

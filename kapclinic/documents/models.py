@@ -141,3 +141,26 @@ class Letter(VersionedModel):
 
     def __str__(self) -> str:
         return self.subject
+
+
+def logo_name(instance: Any, filename: str) -> str:
+    """Where the clinic's logo is kept in the documents storage (random name chosen by the service)."""
+    return f"{instance.clinic_id}/logo/{filename}"
+
+
+class ClinicLogo(models.Model):
+    """The clinic's logo, printed at the top of its PDFs (superbills, statements, clinical records).
+    PNG or JPEG checked by content like a chart document (documents/logo.py), kept in the documents
+    storage; one per clinic, replaced by a new upload."""
+
+    clinic = models.OneToOneField("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    name = models.CharField("file name", max_length=120, help_text="As uploaded; display only.")
+    file = models.FileField(storage=document_storage, upload_to=logo_name, max_length=200)
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    uploaded_at = models.DateTimeField(default=clock.now)
+
+    def __str__(self) -> str:
+        return self.name

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from kapclinic.core import clock
+from kapclinic.documents.logo import logo_data_uri
 from kapclinic.documents.svgchart import trajectory_svg
 
 
@@ -36,6 +37,7 @@ def _base(patient: Any, title: str) -> dict[str, Any]:
     clinic = patient.clinic
     return {
         "clinic": clinic,
+        "clinic_logo": logo_data_uri(patient.clinic),
         "clinic_name": clinic.name,
         "running_header": f"{patient.legal_name} · {patient.mrn}",
         "document_title": title,

@@ -4,6 +4,9 @@ Who may do what is the policy's (kapclinic.policy.document_action): an administr
 demographics, a clinical one is clinical data. Every read and write is audited in its transaction.
 A file reaches the storage only after every check passed, and is removed again if the row cannot be
 written, so a refusal or a failure never leaves a file behind.
+
+Other apps keep files under the same rules through `check_upload`, `store_checked` and `open_stored`
+(message attachments in conversations, the clinic's logo): one validation, one storage.
 """
 
 from __future__ import annotations
@@ -45,31 +48,60 @@ def _sha256(fh: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-def _store(doc: Document, upload: Upload, checked: validation.Checked) -> None:
-    """Save the file under a random name, then the row; if the row fails, the file goes too."""
-    upload.fh.seek(0)
-    doc.file.save(
-        new_storage_name(validation.STORED_EXTENSION[checked.content_type]), File(upload.fh), save=False
-    )
+def check_upload(
+    upload: Upload, *, allowed: frozenset[str] = validation.ALL_TYPES, limit: int | None = None
+) -> tuple[validation.Checked, str]:
+    """Every check a chart document passes (documents/validation.py), on `upload`; returns what it is
+    and its SHA-256. `allowed` narrows the types (e.g. images only), `limit` the size (bytes; default
+    settings.DOCUMENT_MAX_MB). Raises DomainError with one sentence; nothing is stored."""
     try:
-        doc.save()
+        checked = validation.check(
+            upload.fh, upload.name, upload.size, max_bytes=limit or max_bytes(), allowed=allowed
+        )
+    except DomainError as exc:
+        raise DomainError(str(exc)) from None
+    return checked, _sha256(upload.fh)
+
+
+def store_checked(row: Any, field: str, upload: Upload, checked: validation.Checked) -> None:
+    """Save a checked upload into `row`'s file field `field` (a FileField on the documents storage) under a
+    random name, then the row; if the row cannot be written, the file is removed again."""
+    upload.fh.seek(0)
+    file = getattr(row, field)
+    name = new_storage_name(validation.STORED_EXTENSION[checked.content_type])
+    file.save(name, File(upload.fh), save=False)
+    try:
+        row.save()
     except BaseException:
-        document_storage().delete(doc.file.name)
+        document_storage().delete(file.name)
         raise
 
 
-def _new(patient: Any, actor: Actor, upload: Upload, **fields: Any) -> tuple[Document, validation.Checked]:
+def open_stored(name: str) -> IO[bytes]:
+    """A file of the documents storage, opened for reading (the caller checked the policy and audits)."""
+    if not name:
+        raise DomainError("This file was not kept.")
     try:
-        checked = validation.check(upload.fh, upload.name, upload.size, max_bytes=max_bytes())
-    except DomainError as exc:
-        raise DomainError(str(exc)) from None
+        return document_storage().open(name, "rb")  # type: ignore[no-any-return]
+    except FileNotFoundError:
+        raise DomainError(
+            "The file is missing from the document storage; restore it from the backup."
+        ) from None
+
+
+def _store(doc: Document, upload: Upload, checked: validation.Checked) -> None:
+    store_checked(doc, "file", upload, checked)
+
+
+def _new(patient: Any, actor: Actor, upload: Upload, **fields: Any) -> tuple[Document, validation.Checked]:
+    checked, sha256 = check_upload(upload)
     assert actor.user is not None
     return Document(
         patient=patient,
         name=checked.name,
         content_type=checked.content_type,
         size=checked.size,
-        sha256=_sha256(upload.fh),
+        sha256=sha256,
         uploaded_by=actor.user,
         **fields,
     ), checked

@@ -9,6 +9,7 @@ D = P + "<int:document_id>/"
 
 urlpatterns = [
     path("queue/", views.queue, name="queue"),
+    path("clinic/logo/", views.logo, name="logo"),
     path(P, views.patient_documents, name="patient"),
     path(D, views.detail, name="detail"),
     path(D + "download/", views.download, name="download"),

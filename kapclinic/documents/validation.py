@@ -35,6 +35,8 @@ TYPE_NAMES: dict[str, str] = {PDF: "PDF", PNG: "PNG image", JPEG: "JPEG image"}
 STORED_EXTENSION: dict[str, str] = {PDF: ".pdf", PNG: ".png", JPEG: ".jpg"}
 #: Largest image accepted, in pixels (a 600 dpi scan of a US Letter page is about 34 million).
 MAX_PIXELS = 80_000_000
+ALL_TYPES: frozenset[str] = frozenset({PDF, PNG, JPEG})
+IMAGES: frozenset[str] = frozenset({PNG, JPEG})
 MAX_NAME = 120
 ALLOWED_SENTENCE = "Upload a PDF, PNG or JPEG file."
 
@@ -71,9 +73,19 @@ def _extension(name: str) -> str:
     return name[dot:].lower() if dot > 0 else ""
 
 
-def check(fh: IO[bytes], raw_name: str, size: int, *, max_bytes: int) -> Checked:
-    """Check an uploaded file (an open binary file, read from the start). Raises DomainError."""
+def _type_list(allowed: frozenset[str]) -> str:
+    """The accepted types in words ("PDF, PNG or JPEG")."""
+    names = [TYPE_NAMES[t].removesuffix(" image") for t in (PDF, PNG, JPEG) if t in allowed]
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+
+
+def check(
+    fh: IO[bytes], raw_name: str, size: int, *, max_bytes: int, allowed: frozenset[str] = ALL_TYPES
+) -> Checked:
+    """Check an uploaded file (an open binary file, read from the start). Raises DomainError.
+    `allowed` narrows the accepted types (a logo: IMAGES); every other check is the same."""
     name = check_name(raw_name)
+    allowed_sentence = f"Upload a {_type_list(allowed)} file."
     if size <= 0:
         raise DomainError("The file is empty.")
     if size > max_bytes:
@@ -89,8 +101,8 @@ def check(fh: IO[bytes], raw_name: str, size: int, *, max_bytes: int) -> Checked
         )
     if ext in {".tif", ".tiff"}:
         raise DomainError("TIFF files are not accepted: save the scan as PDF and upload that.")
-    if ext not in EXTENSIONS:
-        raise DomainError(f"“{name}” is not a PDF, PNG or JPEG file. {ALLOWED_SENTENCE}")
+    if ext not in EXTENSIONS or EXTENSIONS[ext] not in allowed:
+        raise DomainError(f"“{name}” is not a {_type_list(allowed)} file. {allowed_sentence}")
     fh.seek(0)
     head = fh.read(8192)
     kind = filetype.guess(head)
@@ -99,7 +111,7 @@ def check(fh: IO[bytes], raw_name: str, size: int, *, max_bytes: int) -> Checked
     if actual not in TYPE_NAMES:
         what = _describe(actual, head)
         raise DomainError(
-            f"“{name}” is named like a {TYPE_NAMES[claimed]} but its content is {what}. {ALLOWED_SENTENCE}"
+            f"“{name}” is named like a {TYPE_NAMES[claimed]} but its content is {what}. {allowed_sentence}"
         )
     if actual != claimed:
         raise DomainError(

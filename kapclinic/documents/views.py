@@ -20,7 +20,7 @@ from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.errors import DomainError
 from kapclinic.core.request import request_patient
 from kapclinic.documents import services
-from kapclinic.documents.forms import FileForm, PortalUploadForm, RejectForm, UploadForm
+from kapclinic.documents.forms import FileForm, LogoForm, PortalUploadForm, RejectForm, UploadForm
 from kapclinic.documents.models import ADMINISTRATIVE, Document, Status
 from kapclinic.patients.models import Patient
 from kapclinic.policy import (
@@ -260,3 +260,43 @@ def my_documents(request: HttpRequest) -> HttpResponse:
     uploads = Document.objects.filter(patient=patient, source="portal").order_by("-uploaded_at", "-id")[:50]
     context = {"form": form, "uploads": uploads, "records": portal_records(patient)}
     return render(request, "documents/my.html", context, status=status)
+
+
+# ------------------------------------------------------------------ the clinic's logo (admins)
+
+
+@login_required
+def logo(request: HttpRequest) -> HttpResponse:
+    """Upload, replace or remove the logo printed on the clinic's PDFs."""
+    from kapclinic.documents import logo as logos
+
+    actor = require_clinic(request, ClinicAction.MANAGE_CLINIC)
+    form = LogoForm()
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if request.POST.get("action") == "remove":
+            try:
+                logos.logo_remove(actor)
+            except DomainError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, "Logo removed: documents print without it.")
+            return redirect("documents:logo")
+        form = LogoForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                logos.logo_set(actor, _upload(form.cleaned_data["file"]))
+            except DomainError as exc:
+                exc.add_to_form(form)
+            else:
+                messages.success(request, "Logo saved: superbills, statements and clinical records print it.")
+                return redirect("documents:logo")
+    context = {
+        "form": form,
+        "logo": logos.logo_for(actor.clinic),
+        "preview": logos.logo_data_uri(actor.clinic),
+        "max_kb": logos.LOGO_MAX_BYTES // 1024,
+        "max_side": logos.LOGO_MAX_SIDE,
+    }
+    return render(request, "documents/logo.html", context, status=status)

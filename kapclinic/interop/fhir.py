@@ -580,6 +580,7 @@ def communication_resources(patient: Patient) -> list[dict[str, Any]]:
     rows = (
         Message.objects.filter(thread__patient=patient)
         .select_related("thread", "author")
+        .prefetch_related("attachments")
         .order_by("thread_id", "created_at", "id")
     )
     for m in rows:
@@ -612,7 +613,22 @@ def communication_resources(patient: Patient) -> list[dict[str, Any]]:
                 "sent": _iso(m.created_at),
                 "sender": sender,
                 "recipient": recipient,
-                "payload": [{"contentString": m.body}],
+                "payload": [
+                    {"contentString": m.body},
+                    # Files sent with the message: described (type, name, size, date); the file itself
+                    # is downloaded from the thread, through the policy, where it is audited.
+                    *(
+                        {
+                            "contentAttachment": {
+                                "contentType": a.content_type,
+                                "title": a.name,
+                                "size": a.size,
+                                "creation": _iso(a.uploaded_at),
+                            }
+                        }
+                        for a in m.attachments.all()
+                    ),
+                ],
                 "note": [{"text": f"Thread {m.thread_id}"}],
             }
         )

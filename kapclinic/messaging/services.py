@@ -307,3 +307,69 @@ def sms_inbound(from_number: str, body: str) -> int:
         )
         stopped += 1
     return stopped
+
+
+# --- the patient's own choice, in the portal (issue 17) ------------------------------------------
+
+#: `SmsPreference.stop_source` when the patient withdrew consent in the portal.
+STOP_PORTAL = "portal"
+
+
+@transaction.atomic
+def sms_portal_update(
+    actor: Actor, patient: Any, *, phone: str, wants_sms: bool, consent: bool
+) -> SmsPreference:
+    """The patient records their number, whether they want texts, and their consent (dated when given,
+    by them). Unticking consent that was in force withdraws it (like a STOP, recorded as the portal's)."""
+    from kapclinic.messaging.sms import e164
+
+    number = e164(phone)
+    if number is None:
+        raise DomainError(
+            field_errors={
+                "phone": [
+                    "Mobile number: write it with + and your country code, e.g. +1 202 555 0142 "
+                    "(this is not a valid number in that form)."
+                ]
+            }
+        )
+    if wants_sms and not consent:
+        raise DomainError(
+            field_errors={"consent": ["To get texts, tick the box to say you agree to receive them."]}
+        )
+    now = clock.now()
+    pref = SmsPreference.objects.select_for_update().filter(patient=patient).first() or SmsPreference(
+        patient=patient
+    )
+    in_force = bool(pref.consent_at and pref.stopped_at is None)
+    pref.phone_e164 = number
+    pref.wants_sms = wants_sms
+    if consent and not in_force:
+        pref.consent_at, pref.consent_recorded_by = now, actor.require_user()
+        pref.stopped_at, pref.stop_source = None, ""
+    elif not consent and in_force:
+        pref.stopped_at, pref.stop_source = now, STOP_PORTAL
+    pref.updated_at = now
+    pref.save()
+    record_event(
+        actor,
+        "update",
+        patient=patient,
+        obj=pref,
+        detail=f"sms portal wants={int(wants_sms)} consent={int(consent)}",
+    )
+    return pref
+
+
+@transaction.atomic
+def sms_portal_withdraw(actor: Actor, patient: Any) -> SmsPreference:
+    """The patient withdraws consent to texts: nothing more is sent (texts already queued included) until
+    they agree again. The date consent was given stays on record, with the date it was withdrawn."""
+    pref = SmsPreference.objects.select_for_update().filter(patient=patient).first()
+    if pref is None or pref.consent_at is None or pref.stopped_at is not None:
+        raise DomainError("You have not agreed to texts, so there is nothing to withdraw.")
+    now = clock.now()
+    pref.stopped_at, pref.stop_source, pref.wants_sms, pref.updated_at = now, STOP_PORTAL, False, now
+    pref.save(update_fields=["stopped_at", "stop_source", "wants_sms", "updated_at"])
+    record_event(actor, "update", patient=patient, obj=pref, detail="sms portal withdraw")
+    return pref

@@ -25,4 +25,6 @@ MATRIX = {
     ),
     "portal:access_log": Entry(PATIENTS),
     "portal:calendar": Entry(PATIENTS),
+    # Issue 17: the patient's own text-message choice and consent (staff record it on messaging:sms).
+    "portal:texts": Entry(PATIENTS),
 }

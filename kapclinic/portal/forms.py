@@ -47,3 +47,25 @@ class EntryEditForm(KapForm):
         choices=[("", "Not given"), *Mood.choices],
     )
     version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class TextsForm(KapForm):
+    """The patient's text-message choice (stored in messaging.SmsPreference, the one place STOP is kept)."""
+
+    phone = forms.CharField(
+        label="Mobile number",
+        max_length=40,
+        help_text="With + and your country code, e.g. +1 202 555 0142.",
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel", "inputmode": "tel"}),
+        error_messages={"required": "Mobile number: write the number texts should go to."},
+    )
+    wants_sms = forms.BooleanField(
+        label="Send my appointment reminders and questionnaire links by text as well as email",
+        required=False,
+    )
+    consent = forms.BooleanField(
+        label="I agree to receive these texts from the clinic at this number",
+        required=False,
+        help_text="Texts never say anything about your care: only the clinic's name, an appointment time "
+        "or a questionnaire link. You can withdraw at any time here, or by replying STOP to a text.",
+    )

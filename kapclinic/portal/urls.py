@@ -11,4 +11,5 @@ urlpatterns = [
     path("journal/<int:entry_id>/share/", views.entry_share, name="entry_share"),
     path("who-opened-my-record/", views.access_log, name="access_log"),
     path("calendar/", views.calendar, name="calendar"),
+    path("texts/", views.texts, name="texts"),
 ]

@@ -19,7 +19,7 @@ from kapclinic.core.request import request_patient
 from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, ClinicAction, open_patient, require_clinic
 from kapclinic.portal import selectors, services
-from kapclinic.portal.forms import EntryEditForm, EntryForm
+from kapclinic.portal.forms import EntryEditForm, EntryForm, TextsForm
 from kapclinic.portal.models import EntryKind, JournalEntry
 from kapclinic.scheduling import services as scheduling_services
 from kapclinic.scheduling.models import CalendarFeed
@@ -200,3 +200,63 @@ def calendar(request: HttpRequest) -> HttpResponse:
             url = request.build_absolute_uri(reverse("scheduling:feed", kwargs={"token": token}))
     feed = CalendarFeed.objects.filter(patient=patient).first()
     return render(request, "portal/calendar.html", {"feed": feed, "url": url})
+
+
+@login_required
+def texts(request: HttpRequest) -> HttpResponse:
+    """The patient's choice of text messages: number, wanting texts, consent (dated), withdrawal."""
+    from kapclinic.audit.services import record_event
+    from kapclinic.messaging import services as messaging
+    from kapclinic.messaging.models import SmsPreference
+
+    posting = request.method == "POST"
+    patient = _me(request, audit=None if posting else "view", object_type="sms_preference")
+    actor = actor_from_request(request)
+    pref = SmsPreference.objects.filter(patient=patient).select_related("consent_recorded_by").first()
+    in_force = bool(pref and pref.consent_at and pref.stopped_at is None)
+    initial = {
+        "phone": pref.phone_e164 if pref else patient.phone,
+        "wants_sms": bool(pref and pref.wants_sms and in_force),
+        "consent": in_force,
+    }
+    form = TextsForm(initial=initial)
+    withdraw_error = ""
+    status = 200
+    if posting:
+        status = 400
+        if request.POST.get("action") == "withdraw":
+            try:
+                messaging.sms_portal_withdraw(actor, patient)
+            except DomainError as exc:
+                withdraw_error = str(exc)
+            else:
+                messages.success(request, "Consent withdrawn. The clinic will not text you.")
+                return redirect("portal:texts")
+        else:
+            form = TextsForm(request.POST)
+            if form.is_valid():
+                try:
+                    pref = messaging.sms_portal_update(actor, patient, **form.cleaned_data)
+                except DomainError as exc:
+                    exc.add_to_form(form)
+                else:
+                    messages.success(
+                        request,
+                        "Saved. You will get texts too."
+                        if pref.may_text
+                        else "Saved. The clinic will not text you.",
+                    )
+                    return redirect("portal:texts")
+        record_event(actor, "view", patient=patient, object_type="sms_preference", detail="texts refused")
+    return render(
+        request,
+        "portal/texts.html",
+        {
+            "pref": pref,
+            "in_force": in_force,
+            "form": form,
+            "withdraw_error": withdraw_error,
+            "portal_stop": messaging.STOP_PORTAL,
+        },
+        status=status,
+    )
