@@ -82,7 +82,7 @@ def open_stored(name: str) -> IO[bytes]:
     if not name:
         raise DomainError("This file was not kept.")
     try:
-        return document_storage().open(name, "rb")  # type: ignore[no-any-return]
+        return document_storage().open(name, "rb")
     except FileNotFoundError:
         raise DomainError(
             "The file is missing from the document storage; restore it from the backup."
