@@ -36,6 +36,22 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """On SQLite, browser tests use a test database in a file, not Django's shared in-memory one.
+
+    The live server answers in its own threads while the test and the page's polling write too. An
+    in-memory database shared between threads locks whole tables and refuses a second writer at once
+    ("database table is locked": no waiting), which failed a CI run. A file in WAL mode lets a writer
+    wait for the other (settings.py sets a 20 s busy timeout), as the clinic's own SQLite does.
+    """
+    from django.conf import settings
+
+    for db in settings.DATABASES.values():
+        if db["ENGINE"] == "django.db.backends.sqlite3" and not db.get("TEST", {}).get("NAME"):
+            db.setdefault("TEST", {})["NAME"] = str(SHOTS.parent / "test-browser-db.sqlite3")
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed: browser tests did not run")
