@@ -3,8 +3,9 @@
 An admin uploads a PNG or JPEG on /documents/clinic/logo/; it passes the chart documents' checks
 (documents/validation.py through services.check_upload: type by content, a plain name, decodable,
 not a pixel bomb) narrowed to images and a small size limit, and is kept in the documents storage.
-core/pdf.py's template (templates/pdf/base.html) prints it above the first page of every superbill,
-statement, invoice and clinical record as an inline `data:` image, so rendering never fetches a URL.
+core/pdf.py's template (templates/pdf/base.html) prints it in the running header of every page of every
+superbill, statement, invoice and clinical record as an inline `data:` image, so rendering never fetches
+a URL.
 """
 
 from __future__ import annotations

@@ -140,3 +140,70 @@ def test_the_renderer_takes_only_png_or_jpeg_inline_images(tmp_path: Path, setti
     settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path, *settings.TEMPLATES[0]["DIRS"]]}]
     pdf = render_pdf("t.html", {})
     assert "still renders" in PdfReader(io.BytesIO(pdf)).pages[0].extract_text() and _images(pdf) == []
+
+
+Box = tuple[float, float, float, float]
+
+
+def _placements(page: Any) -> tuple[list[Box], list[tuple[str, float, float, float]]]:
+    """Where a page draws its images ((left, bottom, right, top) in points) and its text runs
+    ((text, x, baseline y, glyph height)), read from the content stream with pypdf."""
+    boxes: list[Box] = []
+    texts: list[tuple[str, float, float, float]] = []
+
+    def before(op: bytes, args: Any, cm: list[float], tm: list[float]) -> None:
+        if op == b"Do":  # an image is the unit square mapped by the current matrix
+            xs, ys = (cm[4], cm[4] + cm[0]), (cm[5], cm[5] + cm[3])
+            boxes.append((min(xs), min(ys), max(xs), max(ys)))
+
+    def text(t: str, cm: list[float], tm: list[float], font: Any, size: float) -> None:
+        if t.strip():
+            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+            texts.append((t.strip(), x, y, abs(size * tm[3] * cm[3])))
+
+    page.extract_text(visitor_operand_before=before, visitor_text=text)
+    return boxes, texts
+
+
+@pytest.mark.parametrize(("paper", "size"), [("Letter", (120, 40)), ("A4", (60, 300))])
+def test_the_logo_is_in_the_running_header_of_every_page_clear_of_the_text(
+    world: Any, store: Path, paper: Any, size: tuple[int, int]
+) -> None:
+    """A statement and a signed note long enough for several pages print the logo in the top margin of
+    every page (not only the first), no taller than 18 mm, with no text drawn over it."""
+    from kapclinic.billing import services as billing
+    from kapclinic.billing.models import Method
+    from kapclinic.documents.testing import signed_note
+
+    _set_logo(world, tiny_png(size))
+    desk = actor_for(world.front_desk, world.clinic)
+    for _ in range(30):
+        billing.record_payment(desk, world.patient, method=Method.CASH, amount="1.00")
+    today = dt.date.today()
+    statement = billing_documents.statement_pdf(world.patient, today, today, paper=paper)
+    long_addendum = "\n".join(f"Synthetic addendum line {i}." for i in range(1, 121))
+    note = records.note_record(
+        signed_note(world.patient, world.prescriber, world.clinic, addendum=long_addendum)
+    )
+    note_pdf = render_pdf(note.template, note.context, paper=paper)
+
+    mm = 72 / 25.4
+    for pdf in (statement, note_pdf):
+        pages = PdfReader(io.BytesIO(pdf)).pages
+        assert len(pages) >= 2
+        for number, page in enumerate(pages, start=1):
+            assert [i.image.size for i in page.images if i.image] == [size], f"page {number}"
+            (box,), texts = _placements(page)
+            _left, bottom, right, top = box
+            page_top = float(page.mediabox.top)
+            assert bottom >= page_top - 32 * mm, f"page {number}: the logo reaches into the text area"
+            assert top - bottom <= 18 * mm + 0.1
+            over = [
+                t
+                for t, x, y, h in texts
+                if x < right and y < top and y + h > bottom  # a run starting left of the logo's right edge
+            ]
+            assert over == [], f"page {number}: text over the logo: {over}"
+            under = [t for t, x, y, h in texts if y + h < bottom and x < right]
+            assert under, f"page {number}: no text under the logo"
