@@ -221,11 +221,21 @@ def _discharged_pathway(ctx: Any, patient: Any, now: dt.datetime) -> None:
 
 
 def _completed(
-    ctx: Any, patient: Any, protocol_id: str, start: dt.datetime, phq9_total: int, rng: random.Random
-) -> None:
+    ctx: Any,
+    patient: Any,
+    protocol_id: str,
+    start: dt.datetime,
+    phq9_total: int,
+    rng: random.Random,
+    *,
+    discharge: bool = True,
+) -> DosingSession:
     """One session from check-in to discharge; ``start`` is the first dose. The patient answered the
     pre-session PHQ-9 (``phq9_total`` planned by the measures demo, scored by the measures service) the
-    evening before: in the portal for the demo patient, from the emailed link for the others."""
+    evening before: in the portal for the demo patient, from the emailed link for the others.
+    With ``discharge=False`` it stops in recovery with the fresh vitals and ratings taken, ready for a
+    nurse to discharge in the page (the billing browser journey, which sets the clock to when she does).
+    Returns the session."""
     nurse, prescriber = ctx.staff_actor("nurse"), ctx.staff_actor("prescriber")
     iv = not protocol_id.startswith("esketamine")
 
@@ -340,6 +350,9 @@ def _completed(
         services.rating_record(nurse, s, ObservationKind.SEDATION, 5)
         services.rating_record(nurse, s, ObservationKind.DISSOCIATION, 0)
         services.vitals_record(nurse, s, Reading(sbp=130, dbp=84, hr=72, rr=14, spo2=98))
+    if not discharge:
+        s.refresh_from_db()
+        return s
     with at(recovery + 10):
         s.refresh_from_db()
         s = services.session_discharge(
@@ -354,6 +367,7 @@ def _completed(
         )
     if appt is None:  # the calendar keeps every session: its dosing appointment and the integration after
         scheduling_demo.record_past_dosing(ctx, s, clock.now())  # the real clock again
+    return s
 
 
 @transaction.atomic
