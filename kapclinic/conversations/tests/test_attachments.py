@@ -468,13 +468,15 @@ def test_files_stored_before_the_message_save_fails_are_removed(
     pdf, png = tiny_pdf(), tiny_png()
     uploads = [Upload(io.BytesIO(pdf), "a.pdf", len(pdf)), Upload(io.BytesIO(png), "b.png", len(png))]
     stored: list[str] = []
-    real_store = services.documents.store_checked
+    from kapclinic.documents import services as documents
+
+    real_store = documents.store_checked
 
     def spy(*args: Any, **kwargs: Any) -> None:
         real_store(*args, **kwargs)
         stored.append(args[0].file.name)
 
-    monkeypatch.setattr(services.documents, "store_checked", spy)
+    monkeypatch.setattr(documents, "store_checked", spy)
     fail(monkeypatch)
     messages_before = Message.objects.count()
     with pytest.raises((Boom, IntegrityError)):
