@@ -75,7 +75,10 @@ def check_upload(
 def removed_on_failure() -> Iterator[list[str]]:
     """A piece of work that stores files: yields the list `store_checked(..., kept=)` adds each stored
     file's name to; if the block raises, every one of them is deleted from the storage before the error
-    goes on. Put the block around the transaction (not inside it), so a failed commit is covered too."""
+    goes on. Put the block around the transaction (not inside it), so a failed commit is covered too.
+    Django has no hook for the rollback of an enclosing transaction the caller opened, so a caller that
+    wraps this work in its own `atomic` and then rolls back leaves the files: no view does that (no
+    ATOMIC_REQUESTS), and `manage.py documents verify` names such orphans."""
     kept: list[str] = []
     try:
         yield kept
