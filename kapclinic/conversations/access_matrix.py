@@ -51,7 +51,7 @@ def _attachment(world: Any) -> dict[str, Any]:
     data = tiny_pdf()
     thread: Thread = thread_start(
         actor_for(world.patient_user, world.clinic), world.patient, kind="patient", subject="Labs",
-        body="My results", attachment=Upload(io.BytesIO(data), "labs.pdf", len(data)),
+        body="My results", attachments=[Upload(io.BytesIO(data), "labs.pdf", len(data))],
     )  # fmt: skip
     att = thread.messages.get().attachments.get()
     return {"patient_id": world.patient.pk, "thread_id": thread.pk, "attachment_id": att.pk}

@@ -4,9 +4,9 @@ from typing import Any
 
 from django import forms
 
-from kapclinic.conversations.models import MAX_MESSAGE_CHARS, ThreadKind
+from kapclinic.conversations.models import MAX_ATTACHMENTS, MAX_MESSAGE_CHARS, ThreadKind
 from kapclinic.core.forms import KapForm
-from kapclinic.documents.forms import attachment_field
+from kapclinic.documents.forms import attachments_field
 
 _BODY_HELP = f"At most {MAX_MESSAGE_CHARS} characters."
 
@@ -28,13 +28,14 @@ def _body_field(label: str) -> forms.CharField:
 
 
 class _WithAttachment(KapForm):
-    """An optional file with the message (the size limit is read from settings per form)."""
+    """Optional files with the message, up to MAX_ATTACHMENTS (the size limit is read from settings per
+    form; the count and every file are checked by the service, which names a refused file)."""
 
     file = forms.FileField(required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["file"] = attachment_field()
+        self.fields["file"] = attachments_field(MAX_ATTACHMENTS)
 
 
 class NewThreadForm(_WithAttachment):

@@ -22,6 +22,9 @@ USER = settings.AUTH_USER_MODEL
 
 #: The longest message accepted, in characters (a long letter; longer belongs in a session).
 MAX_MESSAGE_CHARS = 4000
+#: The most files one message may carry (each under the chart's document rules and DOCUMENT_MAX_MB);
+#: an interface limit, not a clinical number: more belongs in a second message or the chart's documents.
+MAX_ATTACHMENTS = 5
 #: The clinic's promise of a reply unless it sets its own (clinic policy, not a clinical number).
 DEFAULT_REPLY_HOURS = 48
 

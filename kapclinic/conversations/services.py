@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import unicodedata
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +22,7 @@ from kapclinic.accounts.models import CLINICAL_ROLES, Membership, Role, User
 from kapclinic.audit.services import record_event
 from kapclinic.conversations.models import (
     DEFAULT_REPLY_HOURS,
+    MAX_ATTACHMENTS,
     MAX_MESSAGE_CHARS,
     Attachment,
     ConversationSettings,
@@ -34,6 +37,7 @@ from kapclinic.core.actor import Actor
 from kapclinic.core.errors import DomainError
 from kapclinic.core.forms import strip_bidi
 from kapclinic.documents import services as documents
+from kapclinic.documents import validation
 from kapclinic.patients.models import Patient
 from kapclinic.policy import Action, can
 
@@ -86,35 +90,60 @@ def _may_write(actor: Actor, thread: Thread) -> bool:
     return can(actor, Action.EDIT_CLINICAL, patient)
 
 
-def check_attachment(upload: documents.Upload | None) -> Any:
-    """The chart's document rules on a file sent with a message (documents.services.check_upload:
-    PDF, PNG or JPEG by content, settings.DOCUMENT_MAX_MB). Refused with a sentence on the form's
-    file field, before anything is written."""
-    if upload is None:
-        return None
-    try:
-        return documents.check_upload(upload)
-    except DomainError as exc:
-        raise _refused(f"Attachment: {exc}", "file") from None
+#: A file that passed the checks: the upload, what it is, its SHA-256.
+Checked = tuple[documents.Upload, validation.Checked, str]
 
 
-def _attach(actor: Actor, message: Message, upload: documents.Upload | None, checked: Any) -> int:
-    """Keep the checked file with the message (documents storage, random name). Returns how many."""
-    if upload is None or checked is None:
-        return 0
-    info, sha256 = checked
-    row = Attachment(
-        message=message,
-        clinic_id=message.thread.clinic_id,
-        name=info.name,
-        content_type=info.content_type,
-        size=info.size,
-        sha256=sha256,
-        uploaded_by=actor.require_user(),
-        uploaded_at=message.created_at,
-    )
-    documents.store_checked(row, "file", upload, info)
-    return 1
+def _shown_name(raw: str) -> str:
+    """A refused file's name as it may be shown back: control characters gone, at most 60 characters."""
+    name = "".join(ch for ch in (raw or "") if not unicodedata.category(ch).startswith("C")).strip()
+    return (name[:59] + "…" if len(name) > 60 else name) or "(no name)"
+
+
+def check_attachments(uploads: Sequence[documents.Upload]) -> list[Checked]:
+    """The chart's document rules on every file sent with a message (documents.services.check_upload:
+    PDF, PNG or JPEG by content, settings.DOCUMENT_MAX_MB each), at most MAX_ATTACHMENTS of them. All are
+    checked before anything is written; the first refused one is named in a sentence on the form's file
+    field, and nothing is kept (neither the message nor the other files)."""
+    total = len(uploads)
+    if total > MAX_ATTACHMENTS:
+        raise _refused(
+            f"Attachments: at most {MAX_ATTACHMENTS} files with one message (you chose {total}). "
+            f"Nothing was sent: choose {MAX_ATTACHMENTS} or fewer, and send the rest in another message.",
+            "file",
+        )
+    checked: list[Checked] = []
+    for number, upload in enumerate(uploads, 1):
+        try:
+            info, sha256 = documents.check_upload(upload)
+        except DomainError as exc:
+            sentence = str(exc)
+            name = _shown_name(upload.name)
+            which = f"Attachment {number} of {total}" if total > 1 else "Attachment"
+            if f"“{name}”" not in sentence:
+                which += f", “{name}”"
+            again = "the files" if total > 1 else "the file"
+            raise _refused(f"{which}: {sentence} Nothing was sent; choose {again} again.", "file") from None
+        checked.append((upload, info, sha256))
+    return checked
+
+
+def _attach(actor: Actor, message: Message, checked: list[Checked], kept: list[str]) -> int:
+    """Keep the checked files with the message (documents storage, random names; `kept` remembers them
+    so a later failure removes them). Returns how many."""
+    for upload, info, sha256 in checked:
+        row = Attachment(
+            message=message,
+            clinic_id=message.thread.clinic_id,
+            name=info.name,
+            content_type=info.content_type,
+            size=info.size,
+            sha256=sha256,
+            uploaded_by=actor.require_user(),
+            uploaded_at=message.created_at,
+        )
+        documents.store_checked(row, "file", upload, info, kept=kept)
+    return len(checked)
 
 
 def thread_start(
@@ -124,22 +153,11 @@ def thread_start(
     kind: str,
     subject: str,
     body: str,
-    attachment: documents.Upload | None = None,
+    attachments: Sequence[documents.Upload] = (),
 ) -> Thread:
-    checked = check_attachment(attachment)
-    stored: list[str] = []
-    try:
-        return _thread_start(actor, patient, kind, subject, body, attachment, checked, stored)
-    except BaseException:
-        _delete(stored)
-        raise
-
-
-def _delete(names: list[str]) -> None:
-    from kapclinic.documents.models import document_storage
-
-    for name in names:
-        document_storage().delete(name)
+    checked = check_attachments(attachments)
+    with documents.removed_on_failure() as kept:
+        return _thread_start(actor, patient, kind, subject, body, checked, kept)
 
 
 @transaction.atomic
@@ -149,9 +167,8 @@ def _thread_start(
     kind: str,
     subject: str,
     body: str,
-    attachment: documents.Upload | None,
-    checked: Any,
-    stored: list[str],
+    checked: list[Checked],
+    kept: list[str],
 ) -> Thread:
     user = actor.require_user()
     subject = strip_bidi(subject or "").strip()
@@ -180,8 +197,7 @@ def _thread_start(
         raise _refused("Your role does not allow writing to this patient's messages.")
     thread.save()
     message = _add(actor, thread, text, now)
-    files = _attach(actor, message, attachment, checked)
-    stored.extend(message.attachments.values_list("file", flat=True))
+    files = _attach(actor, message, checked, kept)
     record_event(
         actor, "create", patient=patient, obj=thread, detail=f"thread kind={kind} attachments={files}"
     )
@@ -212,33 +228,23 @@ def _add(actor: Actor, thread: Thread, text: str, now: dt.datetime) -> Message:
 
 
 def message_post(
-    actor: Actor, thread: Thread, body: str, attachment: documents.Upload | None = None
+    actor: Actor, thread: Thread, body: str, attachments: Sequence[documents.Upload] = ()
 ) -> Message:
     text = clean_body(body)
-    checked = check_attachment(attachment)
-    stored: list[str] = []
-    try:
-        return _message_post(actor, thread, text, attachment, checked, stored)
-    except BaseException:
-        _delete(stored)
-        raise
+    checked = check_attachments(attachments)
+    with documents.removed_on_failure() as kept:
+        return _message_post(actor, thread, text, checked, kept)
 
 
 @transaction.atomic
 def _message_post(
-    actor: Actor,
-    thread: Thread,
-    text: str,
-    attachment: documents.Upload | None,
-    checked: Any,
-    stored: list[str],
+    actor: Actor, thread: Thread, text: str, checked: list[Checked], kept: list[str]
 ) -> Message:
     thread = Thread.objects.select_for_update().select_related("patient", "patient__clinic").get(pk=thread.pk)
     if not _may_write(actor, thread):
         raise _refused("Your role does not allow writing to this patient's messages.")
     message = _add(actor, thread, text, clock.now())
-    files = _attach(actor, message, attachment, checked)
-    stored.extend(message.attachments.values_list("file", flat=True))
+    files = _attach(actor, message, checked, kept)
     record_event(
         actor,
         "create",

@@ -50,12 +50,11 @@ def _form_errors(form: forms.Form, exc: DomainError) -> None:
     exc.add_to_form(form)
 
 
-def _upload(form: forms.Form) -> Upload | None:
-    """The file sent with the message, if any (checked by the service under the chart's rules)."""
-    f: UploadedFile | None = form.cleaned_data.get("file")
-    if not f:
-        return None
-    return Upload(fh=f.file, name=f.name or "", size=f.size or 0)  # type: ignore[arg-type]
+def _uploads(form: forms.Form) -> list[Upload]:
+    """The files sent with the message, in the order chosen (checked by the service under the chart's
+    rules)."""
+    files: list[UploadedFile] = form.cleaned_data.get("file") or []
+    return [Upload(fh=f.file, name=f.name or "", size=f.size or 0) for f in files]  # type: ignore[arg-type]
 
 
 def _messages(thread: Thread) -> object:
@@ -108,7 +107,7 @@ def my(request: HttpRequest) -> HttpResponse:
                     kind=ThreadKind.PATIENT,
                     subject=form.cleaned_data["subject"],
                     body=form.cleaned_data["body"],
-                    attachment=_upload(form),
+                    attachments=_uploads(form),
                 )
             except DomainError as exc:
                 _form_errors(form, exc)
@@ -148,7 +147,7 @@ def my_thread(request: HttpRequest, thread_id: int) -> HttpResponse:
         status = 400
         if form.is_valid():
             try:
-                services.message_post(actor, thread, form.cleaned_data["body"], _upload(form))
+                services.message_post(actor, thread, form.cleaned_data["body"], _uploads(form))
             except DomainError as exc:
                 _form_errors(form, exc)
             else:
@@ -235,7 +234,7 @@ def patient_threads(request: HttpRequest, patient_id: int) -> HttpResponse:
                     kind=form.cleaned_data["kind"],
                     subject=form.cleaned_data["subject"],
                     body=form.cleaned_data["body"],
-                    attachment=_upload(form),
+                    attachments=_uploads(form),
                 )
             except DomainError as exc:
                 _form_errors(form, exc)
@@ -310,7 +309,7 @@ def thread(request: HttpRequest, patient_id: int, thread_id: int) -> HttpRespons
         status = 400
         if form.is_valid():
             try:
-                services.message_post(actor, item, form.cleaned_data["body"], _upload(form))
+                services.message_post(actor, item, form.cleaned_data["body"], _uploads(form))
             except DomainError as exc:
                 _form_errors(form, exc)
             else:

@@ -22,9 +22,34 @@ def _file_field(label: str, *, required: bool = True) -> forms.FileField:
     )
 
 
-def attachment_field(label: str = "Attach a file (optional)") -> forms.FileField:
-    """An optional file under the chart's document rules (message attachments)."""
-    return _file_field(label, required=False)
+class MultipleFileInput(forms.FileInput):
+    """A file input that accepts several files (`multiple`); its value is the list of files posted."""
+
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several optional files; cleaned to a list (empty when none was chosen). Each file is checked by
+    the service under the chart's document rules (documents.services.check_upload)."""
+
+    widget = MultipleFileInput
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        items = data if isinstance(data, list | tuple) else [data]
+        single = super().clean
+        return [f for f in (single(item, initial) for item in items if item) if f]
+
+
+def attachments_field(most: int, label: str = "Attach files (optional)") -> MultipleFileField:
+    """Up to `most` optional files under the chart's document rules (message attachments)."""
+    return MultipleFileField(
+        label=label,
+        required=False,
+        allow_empty_file=True,  # the service says "The file is empty." in its own words
+        max_length=None,  # the service checks the name (and says why)
+        help_text=f"Up to {most} files: PDF, PNG or JPEG, each up to {settings.DOCUMENT_MAX_MB} MB.",
+        widget=MultipleFileInput(attrs={"accept": ACCEPT, "multiple": True}),
+    )
 
 
 class UploadForm(KapForm):

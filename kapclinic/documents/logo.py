@@ -53,7 +53,7 @@ def logo_set(actor: Actor, upload: services.Upload) -> ClinicLogo:
         sentence = str(exc).replace(_SCAN_ADVICE, "Save the logo smaller.")
         raise DomainError(field_errors={"file": [sentence]}) from None
     _check_side(upload, checked.name)
-    with transaction.atomic():
+    with services.removed_on_failure() as kept, transaction.atomic():
         old = ClinicLogo.objects.select_for_update().filter(clinic=actor.clinic).first()
         old_name = old.file.name if old else ""
         row = old or ClinicLogo(clinic=actor.clinic)
@@ -61,7 +61,7 @@ def logo_set(actor: Actor, upload: services.Upload) -> ClinicLogo:
         row.sha256 = sha256
         row.uploaded_by = actor.require_user()
         row.uploaded_at = clock.now()
-        services.store_checked(row, "file", upload, checked)
+        services.store_checked(row, "file", upload, checked, kept=kept)
         record_event(actor, "update", obj=row, detail=f"logo {checked.content_type}")
         if old_name and old_name != row.file.name:
             transaction.on_commit(lambda: document_storage().delete(old_name))

@@ -6,12 +6,18 @@ A file reaches the storage only after every check passed, and is removed again i
 written, so a refusal or a failure never leaves a file behind.
 
 Other apps keep files under the same rules through `check_upload`, `store_checked` and `open_stored`
-(message attachments in conversations, the clinic's logo): one validation, one storage.
+(message attachments in conversations, the clinic's logo): one validation, one storage. Work that stores
+files runs inside `removed_on_failure()`: every file `store_checked` wrote in it is deleted again when the
+work fails after the file was written (the row, an audit event, a notification or the commit), so a
+failure leaves no orphan in the storage. `manage.py documents verify` names any that is left anyway.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -26,6 +32,8 @@ from kapclinic.core.errors import DomainError
 from kapclinic.documents import validation
 from kapclinic.documents.models import Category, Document, Source, Status, document_storage, new_storage_name
 from kapclinic.policy import can, document_action
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,9 +71,37 @@ def check_upload(
     return checked, _sha256(upload.fh)
 
 
-def store_checked(row: Any, field: str, upload: Upload, checked: validation.Checked) -> None:
+@contextmanager
+def removed_on_failure() -> Iterator[list[str]]:
+    """A piece of work that stores files: yields the list `store_checked(..., kept=)` adds each stored
+    file's name to; if the block raises, every one of them is deleted from the storage before the error
+    goes on. Put the block around the transaction (not inside it), so a failed commit is covered too.
+    Django has no hook for the rollback of an enclosing transaction the caller opened, so a caller that
+    wraps this work in its own `atomic` and then rolls back leaves the files: no view does that (no
+    ATOMIC_REQUESTS), and `manage.py documents verify` names such orphans."""
+    kept: list[str] = []
+    try:
+        yield kept
+    except BaseException:
+        _delete_all(kept)
+        raise
+
+
+def _delete_all(names: list[str]) -> None:
+    storage = document_storage()
+    for name in names:
+        try:
+            storage.delete(name)
+        except Exception:  # keep deleting the others; `documents verify` names what is left
+            log.warning("documents: could not remove stored file %s after a failure", name)  # a random name
+
+
+def store_checked(
+    row: Any, field: str, upload: Upload, checked: validation.Checked, *, kept: list[str] | None = None
+) -> None:
     """Save a checked upload into `row`'s file field `field` (a FileField on the documents storage) under a
-    random name, then the row; if the row cannot be written, the file is removed again."""
+    random name, then the row; if the row cannot be written, the file is removed again. `kept` (from
+    `removed_on_failure`) remembers the file, so a later failure of the same work removes it too."""
     upload.fh.seek(0)
     file = getattr(row, field)
     name = new_storage_name(validation.STORED_EXTENSION[checked.content_type])
@@ -75,6 +111,8 @@ def store_checked(row: Any, field: str, upload: Upload, checked: validation.Chec
     except BaseException:
         document_storage().delete(file.name)
         raise
+    if kept is not None:
+        kept.append(file.name)
 
 
 def open_stored(name: str) -> IO[bytes]:
@@ -89,8 +127,8 @@ def open_stored(name: str) -> IO[bytes]:
         ) from None
 
 
-def _store(doc: Document, upload: Upload, checked: validation.Checked) -> None:
-    store_checked(doc, "file", upload, checked)
+def _store(doc: Document, upload: Upload, checked: validation.Checked, kept: list[str]) -> None:
+    store_checked(doc, "file", upload, checked, kept=kept)
 
 
 def _new(patient: Any, actor: Actor, upload: Upload, **fields: Any) -> tuple[Document, validation.Checked]:
@@ -124,8 +162,8 @@ def upload(actor: Actor, patient: Any, upload: Upload, *, category: str, title: 
     )
     doc.filed_by = actor.user
     doc.filed_at = clock.now()
-    with transaction.atomic():
-        _store(doc, upload, checked)
+    with removed_on_failure() as kept, transaction.atomic():
+        _store(doc, upload, checked, kept)
         record_event(actor, "create", patient=patient, obj=doc, detail=f"{doc.category} {doc.content_type}")
     return doc
 
@@ -144,8 +182,8 @@ def portal_upload(actor: Actor, patient: Any, upload: Upload, *, category: str, 
         source=Source.PORTAL,
         note=note.strip(),
     )
-    with transaction.atomic():
-        _store(doc, upload, checked)
+    with removed_on_failure() as kept, transaction.atomic():
+        _store(doc, upload, checked, kept)
         record_event(actor, "create", patient=patient, obj=doc, detail="portal upload")
     return doc
 

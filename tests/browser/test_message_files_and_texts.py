@@ -1,6 +1,7 @@
-"""Issue 17 in the browser: a patient on a phone sends a file with a message (one whose content lies about
-its name is refused with a sentence first), the therapist downloads it through the thread; the patient
-records consent to texts in the portal, is refused a number that is not E.164, and withdraws consent."""
+"""Issue 17 in the browser: a patient on a phone sends two files with a message (a pair where one file's
+content lies about its name is refused first, with a sentence naming that file), the therapist sees both
+and downloads one through the thread; the patient records consent to texts in the portal, is refused a
+number that is not E.164, and withdraws consent."""
 
 from __future__ import annotations
 
@@ -56,28 +57,39 @@ def test_patient_sends_a_file_the_therapist_downloads_it(
     phone_page.get_by_role("link", name="Messages", exact=True).click()
     phone_page.get_by_label("Subject").fill("My blood test")
     phone_page.get_by_label("Your message").fill("Here are the results from my doctor.")
-    # A picture named like a PDF: refused with a sentence, nothing kept, what was typed is still there.
-    phone_page.get_by_label("Attach a file (optional)").set_input_files(
-        files=[{"name": "results.pdf", "mimeType": "application/pdf", "buffer": tiny_png()}]
+    # Two files, the second a picture named like a PDF: refused with a sentence naming it, nothing kept,
+    # what was typed is still there.
+    files = phone_page.get_by_label("Attach files (optional)")
+    files.set_input_files(
+        files=[
+            {"name": "results.pdf", "mimeType": "application/pdf", "buffer": tiny_pdf("Synthetic labs")},
+            {"name": "scan.pdf", "mimeType": "application/pdf", "buffer": tiny_png()},
+        ]
     )
     with phone_page.expect_navigation():
         phone_page.get_by_role("button", name="Send message").click()
-    expect(phone_page.get_by_text("named like a PDF but its content is a PNG image")).to_be_visible()
+    refused = "Attachment 2 of 2: “scan.pdf” is named like a PDF but its content is a PNG image"
+    expect(phone_page.get_by_text(refused)).to_be_visible()
     expect(phone_page.get_by_label("Your message")).to_have_value("Here are the results from my doctor.")
     assert not Thread.objects.exists() and not Attachment.objects.exists()
+    assert not [p for p in store.rglob("*") if p.is_file()]
     _no_sideways(phone_page, "the refused message form")
     axe_check(phone_page, "message-file-refused-phone")
     shot(phone_page, "message-files-1-refused-phone")
 
-    phone_page.get_by_label("Attach a file (optional)").set_input_files(
-        files=[{"name": "results.pdf", "mimeType": "application/pdf", "buffer": tiny_pdf("Synthetic labs")}]
+    files.set_input_files(
+        files=[
+            {"name": "results.pdf", "mimeType": "application/pdf", "buffer": tiny_pdf("Synthetic labs")},
+            {"name": "rash.png", "mimeType": "image/png", "buffer": tiny_png()},
+        ]
     )
     with phone_page.expect_navigation():
         phone_page.get_by_role("button", name="Send message").click()
     expect(phone_page.get_by_text("Sent to your care team.")).to_be_visible()
-    link = phone_page.get_by_role("link", name="results.pdf")
-    expect(link).to_be_visible()
-    _no_sideways(phone_page, "the thread with a file")
+    expect(phone_page.get_by_role("link", name="results.pdf")).to_be_visible()
+    expect(phone_page.get_by_role("link", name="rash.png")).to_be_visible()
+    assert Attachment.objects.count() == 2
+    _no_sideways(phone_page, "the thread with two files")
     axe_check(phone_page, "message-file-sent-phone")
     shot(phone_page, "message-files-2-sent-phone")
 
@@ -86,6 +98,7 @@ def test_patient_sends_a_file_the_therapist_downloads_it(
     page.goto(f"{server}/conversations/patient/{thread.patient_id}/{thread.pk}/")
     expect(page.get_by_text("Here are the results from my doctor.")).to_be_visible()
     expect(page.get_by_text("(PDF, ")).to_be_visible()
+    expect(page.get_by_text("(PNG image, ")).to_be_visible()
     axe_check(page, "message-file-staff-thread")
     shot(page, "message-files-3-staff-thread")
     with page.expect_download() as info:

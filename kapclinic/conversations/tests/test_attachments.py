@@ -158,11 +158,11 @@ def test_staff_reply_with_an_image_and_staff_only_files_stay_out_of_the_portal(
     png = tiny_png()
     thread = services.thread_start(
         nurse, world.patient, kind="patient", subject="Aftercare", body="See the sheet",
-        attachment=Upload(io.BytesIO(png), "aftercare.png", len(png)),
+        attachments=[Upload(io.BytesIO(png), "aftercare.png", len(png))],
     )  # fmt: skip
     staff = services.thread_start(
         nurse, world.patient, kind=ThreadKind.STAFF, subject="Internal", body="ECG attached",
-        attachment=Upload(io.BytesIO(png), "ecg.png", len(png)),
+        attachments=[Upload(io.BytesIO(png), "ecg.png", len(png))],
     )  # fmt: skip
     shared = Attachment.objects.get(message__thread=thread)
     hidden = Attachment.objects.get(message__thread=staff)
@@ -193,7 +193,7 @@ def test_another_clinics_attachment_id_is_not_found(world: Any, client: Any, sto
     other_staff = actor_for(world.other_clinic_staff, world.other_clinic)
     theirs = services.thread_start(
         other_staff, world.other_clinic_patient, kind="patient", subject="Theirs", body="B",
-        attachment=Upload(io.BytesIO(pdf), "theirs.pdf", len(pdf)),
+        attachments=[Upload(io.BytesIO(pdf), "theirs.pdf", len(pdf))],
     )  # fmt: skip
     their_att = Attachment.objects.get(message__thread=theirs)
     ours = services.thread_start(
@@ -218,7 +218,7 @@ def test_front_desk_cannot_open_an_attachment(world: Any, client: Any, store: Pa
     pdf = tiny_pdf()
     thread = services.thread_start(
         actor_for(world.patient_user, world.clinic), world.patient, kind="patient", subject="S", body="B",
-        attachment=Upload(io.BytesIO(pdf), "a.pdf", len(pdf)),
+        attachments=[Upload(io.BytesIO(pdf), "a.pdf", len(pdf))],
     )  # fmt: skip
     att = Attachment.objects.select_related("message").get(message__thread=thread)
     client.force_login(world.front_desk)
@@ -231,7 +231,7 @@ def test_a_missing_file_is_said_in_a_sentence(world: Any, client: Any, store: Pa
     pdf = tiny_pdf()
     thread = services.thread_start(
         actor_for(world.patient_user, world.clinic), world.patient, kind="patient", subject="S", body="B",
-        attachment=Upload(io.BytesIO(pdf), "a.pdf", len(pdf)),
+        attachments=[Upload(io.BytesIO(pdf), "a.pdf", len(pdf))],
     )  # fmt: skip
     att = Attachment.objects.select_related("message").get(message__thread=thread)
     for f in files_in(store):
@@ -247,7 +247,7 @@ def test_the_fhir_export_describes_the_attachment(world: Any, store: Path) -> No
     pdf = tiny_pdf()
     services.thread_start(
         actor_for(world.patient_user, world.clinic), world.patient, kind="patient", subject="S", body="B",
-        attachment=Upload(io.BytesIO(pdf), "labs.pdf", len(pdf)),
+        attachments=[Upload(io.BytesIO(pdf), "labs.pdf", len(pdf))],
     )  # fmt: skip
     bundle = build_bundle(world.patient)  # validated by fhir.resources
     (comm,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Communication"]
@@ -263,7 +263,7 @@ def test_filing_a_message_to_the_chart_names_its_file(world: Any, store: Path) -
     pdf = tiny_pdf()
     thread = services.thread_start(
         actor_for(world.patient_user, world.clinic), world.patient, kind="patient", subject="S", body="B",
-        attachment=Upload(io.BytesIO(pdf), "labs.pdf", len(pdf)),
+        attachments=[Upload(io.BytesIO(pdf), "labs.pdf", len(pdf))],
     )  # fmt: skip
     note = services.file_to_chart(actor_for(world.therapist, world.clinic), thread.messages.get())
     assert "Attached: labs.pdf (PDF)" in note.sections[0]["text"]
@@ -277,7 +277,7 @@ def test_a_clinician_files_a_message_file_into_the_chart_documents_once(
     pdf = tiny_pdf("Synthetic outside labs")
     thread = services.thread_start(
         actor_for(world.patient_user, world.clinic), world.patient, kind="patient", subject="S", body="B",
-        attachment=Upload(io.BytesIO(pdf), "labs.pdf", len(pdf)),
+        attachments=[Upload(io.BytesIO(pdf), "labs.pdf", len(pdf))],
     )  # fmt: skip
     att = Attachment.objects.select_related("message").get(message__thread=thread)
     url = reverse(
@@ -308,3 +308,184 @@ def test_a_clinician_files_a_message_file_into_the_chart_documents_once(
     assert Document.objects.count() == 1
     page = client.get(_staff_url(world, att).rsplit("attachments", 1)[0]).content.decode()
     assert "In the chart&#x27;s documents" in page or "In the chart's documents" in page
+
+
+# --- several files with one message ------------------------------------------------------------------
+
+
+def test_patient_sends_two_files_with_one_message(world: Any, client: Any, store: Path) -> None:
+    client.force_login(world.patient_user)
+    response = client.post(
+        reverse("conversations:my"),
+        {
+            "subject": "My results",
+            "body": "Two pages",
+            "file": [
+                SimpleUploadedFile("page 1.pdf", tiny_pdf("Synthetic page 1"), "application/pdf"),
+                SimpleUploadedFile("page 2.png", tiny_png(), "image/png"),
+            ],
+        },
+    )
+    assert response.status_code == 302
+    message = Message.objects.get()
+    names = list(message.attachments.values_list("name", "content_type"))
+    assert names == [("page 1.pdf", "application/pdf"), ("page 2.png", "image/png")]
+    assert len(files_in(store)) == 2
+    assert AuditEvent.objects.filter(
+        action="create", object_type="conversations.thread", detail__endswith="attachments=2"
+    ).exists()
+    page = client.get(response["Location"]).content.decode()
+    for att in message.attachments.all():
+        own = reverse(
+            "conversations:my_attachment", kwargs={"thread_id": message.thread_id, "attachment_id": att.pk}
+        )
+        assert own in page and att.name in page
+
+
+def test_staff_reply_carries_two_files(world: Any, client: Any, store: Path) -> None:
+    thread = services.thread_start(
+        actor_for(world.patient_user, world.clinic), world.patient, kind="patient", subject="S", body="B"
+    )
+    client.force_login(world.therapist)
+    url = reverse("conversations:thread", kwargs={"patient_id": world.patient.pk, "thread_id": thread.pk})
+    response = client.post(
+        url,
+        {
+            "body": "The aftercare sheets",
+            "file": [
+                SimpleUploadedFile("sheet a.pdf", tiny_pdf("Synthetic A")),
+                SimpleUploadedFile("sheet b.pdf", tiny_pdf("Synthetic B")),
+            ],
+        },
+    )
+    assert response.status_code == 302
+    reply = Message.objects.get(from_patient=False)
+    assert sorted(reply.attachments.values_list("name", flat=True)) == ["sheet a.pdf", "sheet b.pdf"]
+    assert len(files_in(store)) == 2
+    assert AuditEvent.objects.filter(
+        action="create", object_type="conversations.message", detail=f"thread={thread.pk} attachments=2"
+    ).exists()
+
+
+@pytest.mark.parametrize(
+    ("files", "sentence"),
+    [
+        (
+            [("good.pdf", tiny_pdf()), ("empty.pdf", b""), ("also good.png", tiny_png())],
+            "Attachment 2 of 3, “empty.pdf”: The file is empty. Nothing was sent; choose the files again.",
+        ),
+        (
+            [("good.pdf", tiny_pdf()), ("photo.pdf", tiny_png())],
+            "Attachment 2 of 2: “photo.pdf” is named like a PDF but its content is a PNG image",
+        ),
+        (
+            [(f"p{n}.pdf", tiny_pdf()) for n in range(6)],
+            "Attachments: at most 5 files with one message (you chose 6). Nothing was sent",
+        ),
+    ],
+)
+def test_one_refused_file_refuses_the_message_naming_it_and_nothing_is_stored(
+    world: Any, client: Any, store: Path, files: list[tuple[str, bytes]], sentence: str
+) -> None:
+    thread = services.thread_start(
+        actor_for(world.patient_user, world.clinic), world.patient, kind="patient", subject="S", body="B"
+    )
+    for who, url in [
+        (world.patient_user, reverse("conversations:my_thread", kwargs={"thread_id": thread.pk})),
+        (
+            world.therapist,
+            reverse("conversations:thread", kwargs={"patient_id": world.patient.pk, "thread_id": thread.pk}),
+        ),
+    ]:
+        client.force_login(who)
+        uploads = [SimpleUploadedFile(name, data) for name, data in files]
+        response = client.post(url, {"body": "see attached", "file": uploads})
+        assert response.status_code == 400
+        assert sentence in response.content.decode().replace("&#x27;", "'")
+        assert Message.objects.count() == 1 and not Attachment.objects.exists() and files_in(store) == []
+
+
+def test_a_refused_files_name_is_shown_without_control_characters(world: Any, store: Path) -> None:
+    from kapclinic.core.errors import DomainError
+
+    with pytest.raises(DomainError) as caught:
+        services.check_attachments(
+            [
+                Upload(io.BytesIO(tiny_pdf()), "ok.pdf", len(tiny_pdf())),
+                Upload(io.BytesIO(b""), "bad\u202ename\x07.pdf", 0),
+            ]
+        )
+    text = str(caught.value.field_errors["file"][0])
+    assert "\u202e" not in text and "\x07" not in text and "badname.pdf" in text
+
+
+# --- a failure after the files were stored leaves no file behind ---------------------------------------
+
+
+class Boom(Exception):
+    pass
+
+
+def _fail_on_second_row(monkeypatch: Any) -> None:
+    """The second attachment row cannot be written (as a database error would)."""
+    from django.db import IntegrityError
+
+    calls = {"n": 0}
+    real = Attachment.save
+
+    def save(self: Attachment, *args: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise IntegrityError("synthetic failure")
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Attachment, "save", save)
+
+
+def _fail_audit(monkeypatch: Any) -> None:
+    def record_event(*args: Any, **kwargs: Any) -> None:
+        raise Boom
+
+    monkeypatch.setattr(services, "record_event", record_event)
+
+
+def _fail_notify(monkeypatch: Any) -> None:
+    def notify(*args: Any, **kwargs: Any) -> None:
+        raise Boom
+
+    monkeypatch.setattr(services, "_notify", notify)
+
+
+@pytest.mark.parametrize("fail", [_fail_on_second_row, _fail_audit, _fail_notify])
+@pytest.mark.parametrize("start", [True, False], ids=["new thread", "reply"])
+def test_files_stored_before_the_message_save_fails_are_removed(
+    world: Any, store: Path, monkeypatch: Any, fail: Any, start: bool
+) -> None:
+    from django.db import IntegrityError
+
+    patient = actor_for(world.patient_user, world.clinic)
+    thread = services.thread_start(patient, world.patient, kind="patient", subject="S", body="B")
+    pdf, png = tiny_pdf(), tiny_png()
+    uploads = [Upload(io.BytesIO(pdf), "a.pdf", len(pdf)), Upload(io.BytesIO(png), "b.png", len(png))]
+    stored: list[str] = []
+    from kapclinic.documents import services as documents
+
+    real_store = documents.store_checked
+
+    def spy(*args: Any, **kwargs: Any) -> None:
+        real_store(*args, **kwargs)
+        stored.append(args[0].file.name)
+
+    monkeypatch.setattr(documents, "store_checked", spy)
+    fail(monkeypatch)
+    messages_before = Message.objects.count()
+    with pytest.raises((Boom, IntegrityError)):
+        if start:
+            services.thread_start(
+                patient, world.patient, kind="patient", subject="S2", body="B2", attachments=uploads
+            )
+        else:
+            services.message_post(patient, thread, "B2", uploads)
+    assert stored, "the failure must come after a file reached the storage"
+    assert files_in(store) == []
+    assert Message.objects.count() == messages_before and not Attachment.objects.exists()

@@ -155,6 +155,29 @@ def test_no_orphan_file_when_the_row_cannot_be_written(world: Any, store: Path, 
     assert stored_files(store) == []
 
 
+@pytest.mark.parametrize("portal", [False, True], ids=["staff", "portal"])
+def test_no_orphan_file_when_the_work_fails_after_the_row_was_written(
+    world: Any, store: Path, monkeypatch: Any, portal: bool
+) -> None:
+    """The file and its row are written, then the audit event fails: the row is rolled back and the
+    file removed (documents.services.removed_on_failure)."""
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("audit unavailable")
+
+    monkeypatch.setattr(services, "record_event", fail)
+    pdf = tiny_pdf()
+    upload = services.Upload(io.BytesIO(pdf), "a.pdf", len(pdf))
+    patient = actor_for(world.patient_user, world.clinic)
+    staff = actor_for(world.prescriber, world.clinic)
+    with pytest.raises(RuntimeError):
+        if portal:
+            services.portal_upload(patient, world.patient, upload, category="lab_result", note="")
+        else:
+            services.upload(staff, world.patient, upload, category="lab_result", title="")
+    assert stored_files(store) == [] and not Document.objects.exists()
+
+
 def test_another_clinics_document_is_404(world: Any, client: Any, store: Path) -> None:
     mine = add_document(
         actor_for(world.prescriber, world.clinic), world.patient, tiny_pdf(), "a.pdf", category="id_card"
