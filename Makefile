@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
-# pytest-xdist workers for the SQLite and PostgreSQL runs (one per core by default; 0 = in one process).
+# pytest-xdist workers for the SQLite and PostgreSQL runs (one per core by default; 0 = in one process);
+# --dist loadgroup keeps the demo clinic's checks (tests/demo/, seeded once) on one worker.
 export PYTEST_WORKERS ?= auto
 
 # Locked, hashed dependencies (requirements/*.lock, made by `make lock` with uv) for CPython 3.11 on
@@ -59,7 +60,7 @@ checks: install
 
 test-sqlite: install
 	@echo "== pytest on SQLite =="
-	KAP_ENV=test DATABASE_URL=sqlite:///var/test.sqlite3 $(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS)
+	KAP_ENV=test DATABASE_URL=sqlite:///var/test.sqlite3 $(BIN)/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-postgres: install
 	@bin/test-postgres

@@ -1,7 +1,7 @@
 """The demo schedule keeps to the policy: every appointment with a therapist is with a patient on that
 therapist's caseload, so no therapist sees their own appointment as a busy block. The plans' proposed
 appointments the calendar has booked are linked to their plan lines (issue 18), so the plan page shows
-them booked. Idempotent."""
+them booked."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,17 +19,12 @@ from kapclinic.scheduling import rules
 from kapclinic.scheduling.models import ACTIVE_STATUSES, Appointment
 from kapclinic.sessions.models import DosingSession
 from kapclinic.treatment.models import TreatmentPlan
+from tests.demo.conftest import Seeded
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.xdist_group("demo")]
 
 
-def test_demo_therapist_appointments_are_on_their_caseload(client: Any) -> None:
-    call_command("seed_demo", "--quiet-logins")
-    n = Appointment.objects.count()
-    links = dict(Appointment.objects.values_list("pk", "proposal_id"))
-    call_command("seed_demo", "--quiet-logins")
-    assert Appointment.objects.count() == n > 0
-    assert dict(Appointment.objects.values_list("pk", "proposal_id")) == links  # the links stay as they were
+def test_demo_therapist_appointments_are_on_their_caseload(demo: Seeded, client: Any) -> None:
     therapists = set(Membership.objects.filter(role="therapist").values_list("user_id", flat=True))
     team = set(CareTeamMember.objects.values_list("patient_id", "user_id"))
     with_therapist = Appointment.objects.filter(staff_id__in=therapists)

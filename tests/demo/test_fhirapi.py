@@ -1,25 +1,22 @@
-"""The demo registers one SMART app per run (idempotent), and the demo record reads as valid FHIR."""
+"""The demo registers one SMART app (seeding again adds none: test_seed.py), and the demo record
+reads as valid FHIR."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 
 from kapclinic.fhirapi.demo import DEMO_APP
 from kapclinic.fhirapi.models import FhirClient
+from tests.demo.conftest import Seeded
 
-# Seeds the whole demo (a minute or more): SQLite only; on PostgreSQL the calendar's demo test
-# (scheduling, unmarked) seeds it (bin/test-postgres).
-pytestmark = [pytest.mark.django_db, pytest.mark.seeds_demo]
+pytestmark = [pytest.mark.django_db, pytest.mark.xdist_group("demo")]
 
 
-def test_demo_app_is_registered_once_and_demo_scores_search(client: Any) -> None:
+def test_demo_app_is_registered_once_and_demo_scores_search(demo: Seeded, client: Any) -> None:
     from kapclinic.accounts.models import Membership
 
-    call_command("seed_demo", "--quiet-logins")
-    call_command("seed_demo", "--quiet-logins")
     assert FhirClient.objects.filter(name=DEMO_APP).count() == 1
     prescriber = Membership.objects.filter(role="prescriber").select_related("user").first()
     assert prescriber is not None

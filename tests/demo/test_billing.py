@@ -1,28 +1,22 @@
 """The demo has billing identifiers, a fee schedule and a few accounts whose ledgers add up;
-the demo patient can download a superbill. Idempotent."""
+the demo patient can download a superbill."""
 
 from __future__ import annotations
 
 import pytest
-from django.core.management import call_command
 
 from kapclinic.billing import selectors
 from kapclinic.billing.models import ChargeLine, FeeItem, Payment
 from kapclinic.clinical.billing import ledger as core
 from kapclinic.core.demo import PATIENT_LOGIN
 from kapclinic.patients.models import Patient
+from tests.demo.conftest import Seeded
 
-# Seeds the whole demo (a minute or more): SQLite only; on PostgreSQL the calendar's demo test
-# (scheduling, unmarked) seeds it (bin/test-postgres).
-pytestmark = [pytest.mark.django_db, pytest.mark.seeds_demo]
+pytestmark = [pytest.mark.django_db, pytest.mark.xdist_group("demo")]
 
 
-def test_demo_accounts_add_up() -> None:
-    call_command("seed_demo", "--quiet-logins")
-    counts = (FeeItem.objects.count(), ChargeLine.objects.count(), Payment.objects.count())
-    call_command("seed_demo", "--quiet-logins")
-    assert (FeeItem.objects.count(), ChargeLine.objects.count(), Payment.objects.count()) == counts
-    assert counts[1] > 0 and counts[2] > 0
+def test_demo_accounts_add_up(demo: Seeded) -> None:
+    assert FeeItem.objects.exists() and ChargeLine.objects.exists() and Payment.objects.exists()
     for patient in Patient.objects.filter(charge_lines__isnull=False).distinct():
         s = selectors.summary(patient)
         assert s.balance == core.totals([]).charges + s.totals.balance  # a Decimal, cents

@@ -2,64 +2,34 @@
 patient's session today passes the readiness and PHQ-9 items with no override. Its measures tell a
 believable story on the clinic outcomes dashboard: baselines before the first dosing session, a PHQ-9
 before every session, responders after a few sessions, remitters, non-responders and a relapse in
-maintenance. Idempotent. (One seeding for all of it: seeding the demo takes a while.)"""
+maintenance."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from django.core.management import call_command
-from django.db.models import Model
 
 from kapclinic.accounts.models import Clinic
-from kapclinic.audit.models import AuditEvent
 from kapclinic.audit.services import verify_chains
 from kapclinic.clinical.instruments import get_instrument, score
-from kapclinic.consent.models import ConsentSignature
-from kapclinic.core import clock
 from kapclinic.core.demo import PATIENT_LOGIN
 from kapclinic.measures.models import Episode, InstrumentResponse, SafetyAlert
 from kapclinic.measures.selectors import clinic_outcomes
-from kapclinic.patients.models import PathwayStatus, TimelineEvent
-from kapclinic.sessions.models import DosingSession, GateOverride, Observation
+from kapclinic.patients.models import PathwayStatus
+from kapclinic.sessions.models import DosingSession, GateOverride
 from kapclinic.sessions.selectors import measure_dosing_times
 from kapclinic.sessions.services import gate_result
 from kapclinic.treatment.models import TreatmentPlan
+from tests.demo.conftest import Seeded
 
-# Seeds the whole demo (a minute or more): SQLite only; on PostgreSQL the calendar's demo test
-# (scheduling, unmarked) seeds it (bin/test-postgres).
-pytestmark = [pytest.mark.django_db, pytest.mark.seeds_demo]
-
-COUNTED: list[type[Model]] = [
-    DosingSession,
-    Observation,
-    InstrumentResponse,
-    Episode,
-    SafetyAlert,
-    TreatmentPlan,
-    ConsentSignature,
-    TimelineEvent,
-    AuditEvent,
-]
+pytestmark = [pytest.mark.django_db, pytest.mark.xdist_group("demo")]
 
 
-def _counts() -> dict[str, int]:
-    return {m._meta.label: m._default_manager.count() for m in COUNTED}
-
-
-def test_seed_demo_is_consistent_idempotent_and_tells_an_outcome_story(clock_frozen: Any) -> None:
-    before = clock.now()
-    call_command("seed_demo", "--quiet-logins")
-    seeded = _counts()
-    call_command("seed_demo", "--quiet-logins")
-    assert _counts() == seeded  # the second run adds nothing
-    assert seeded["kap_sessions.DosingSession"] >= 5
+def test_seed_demo_is_consistent_and_tells_an_outcome_story(demo: Seeded) -> None:
+    assert DosingSession.objects.count() >= 5
     _sessions_are_consistent()
     _every_protocol_is_usable_in_the_demo_clinic()
     _outcomes_tell_a_story()
     assert verify_chains() == []
-    assert clock.now() == before  # the demo put the application clock back
 
 
 def _every_protocol_is_usable_in_the_demo_clinic() -> None:

@@ -1,5 +1,5 @@
 """The demo's controlled-substance records match its dosing sessions, add up, and show one open
-discrepancy. Idempotent."""
+discrepancy."""
 
 from __future__ import annotations
 
@@ -12,16 +12,13 @@ from django.db.models import Sum
 
 from kapclinic.inventory.models import Discrepancy, LedgerEntry, Registration
 from kapclinic.sessions.models import Administration
+from tests.demo.conftest import Seeded
 
-# Seeds the whole demo (a minute or more): SQLite only; on PostgreSQL the calendar's demo test
-# (scheduling, unmarked) seeds it (bin/test-postgres).
-pytestmark = [pytest.mark.django_db, pytest.mark.seeds_demo]
+pytestmark = [pytest.mark.django_db, pytest.mark.xdist_group("demo")]
 
 
-def test_demo_ledger_matches_the_sessions_and_adds_up() -> None:
-    call_command("seed_demo", "--quiet-logins")
+def test_demo_ledger_matches_the_sessions_and_adds_up(demo: Seeded) -> None:
     lines = LedgerEntry.objects.count()
-    call_command("seed_demo", "--quiet-logins")
     assert LedgerEntry.objects.count() == lines > 0 and Registration.objects.count() == 1
     given = Administration.objects.filter(administered_at__isnull=False)
     iv_mg = given.filter(devices__isnull=True).aggregate(t=Sum("dose_mg"))["t"] or Decimal(0)
@@ -36,13 +33,12 @@ def test_demo_ledger_matches_the_sessions_and_adds_up() -> None:
     assert "containers add up" in out.getvalue()
 
 
-def test_demo_sessions_draw_from_stock_through_the_services() -> None:
+def test_demo_sessions_draw_from_stock_through_the_services(demo: Seeded) -> None:
     """Every demo dose has its session draw (the container chosen at dosing start), the IV residue is
     wasted with a witness, the used esketamine devices' disposal is recorded, and the administration's
     lot is its container's; two clinic holidays are recorded; verify passes."""
     from kapclinic.inventory.models import ClinicHoliday, SessionDraw
 
-    call_command("seed_demo", "--quiet-logins")
     given = Administration.objects.filter(administered_at__isnull=False).select_related("session")
     draws = {d.session_id: d for d in SessionDraw.objects.select_related("container")}
     assert given.exists() and set(draws) == {a.session_id for a in given}
