@@ -710,7 +710,7 @@ def correct_for_partial_infusion(
     _require(actor, ClinicAction.HANDLE_DOSES, "administer or waste controlled substances")
     user = actor.require_user()
     draws = list(
-        SessionDraw.objects.select_for_update()
+        SessionDraw.objects.select_for_update(of=("self",))
         .select_related("entry")
         .filter(session=session, unit="mg")
         .order_by("pk")
