@@ -19,6 +19,7 @@ from django.core.management import call_command
 
 from kapclinic.core import clock
 from kapclinic.core.errors import DomainError
+from kapclinic.interop.fhir import administration_given_mg
 from kapclinic.inventory import services
 from kapclinic.inventory.models import Container, LedgerEntry, SessionDraw
 from kapclinic.inventory.tests.test_split_and_partial import nearly_empty_vial
@@ -102,6 +103,7 @@ def test_stopped_early_the_ledger_records_what_was_infused_and_the_bag_residue_i
 
     admin = stop_early(world, s, infused_amount=Decimal("17.5"), witness=world.prescriber)
     assert admin.infused_mg == Decimal("17.5") and admin.infusion_stop_reason == "Dissociation too strong"
+    assert administration_given_mg(admin) == Decimal("17.5")  # the dose given, as FHIR exports it
     # receipt, the dose at the start, its reversal, the amount infused: never an edited line
     assert lines(c) == [
         ("receipt", Decimal(500), Decimal(500)),
