@@ -380,7 +380,11 @@ def procedure_resource(session: Any) -> dict[str, Any]:
 
 def administration_given_mg(admin: Any, device_count: int | None = None) -> Any:
     """The dose in mg as given: the ordered dose, or for devices completed short (a partial-dose
-    reason recorded) the used devices' share of it."""
+    reason recorded) the used devices' share of it, or for an IV infusion that delivered less (stopped
+    early) the amount infused."""
+    infused = getattr(admin, "infused_mg", None)
+    if infused is not None:
+        return infused
     if admin.partial_dose_reason and admin.devices and device_count is not None:
         return admin.dose_mg * device_count / admin.devices
     return admin.dose_mg

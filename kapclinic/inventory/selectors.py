@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Max, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from kapclinic.clinical import ledger as core
@@ -87,13 +87,18 @@ def receipts(clinic: Any, start: dt.date | None = None, end: dt.date | None = No
 
 def administration_log(registration: Registration, start: dt.date, end: dt.date) -> QuerySet[LedgerEntry]:
     """Administrations and waste of one registration from ``start`` to ``end`` (inclusive days of the
-    clinic's time zone)."""
+    clinic's time zone), and the reversals of such lines (e.g. an IV infusion stopped early: its dose
+    line reversed and the amount infused written anew), so the log never shows a corrected line alone."""
     zone = registration.clinic.zone
     lo = dt.datetime.combine(start, dt.time.min, tzinfo=zone)
     hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=zone)
+    logged = ["administration", "waste"]
     return (
         LedgerEntry.objects.filter(
-            container__registration=registration, kind__in=["administration", "waste"], at__gte=lo, at__lt=hi
+            Q(kind__in=logged) | Q(kind="reversal", reverses__kind__in=logged),
+            container__registration=registration,
+            at__gte=lo,
+            at__lt=hi,
         )
         .select_related("container__product", "by", "witness", "patient")
         .order_by("at", "container_id", "seq")
@@ -119,7 +124,9 @@ def administration_row(e: LedgerEntry, zone: Any) -> list[str]:
     """One row of the administration log; times in the clinic's zone, named (e.g. 2026-03-02 09:00 EST)."""
     c = e.container
     unit = "" if e.unit == "mg" else f" {e.unit}"
-    kind = "" if e.kind == "administration" else " (waste)"
+    kind = {"administration": "", "waste": " (waste)", "reversal": " (reversal: back on the balance)"}.get(
+        e.kind, f" ({e.kind})"
+    )
     return [
         e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
         e.patient.mrn if e.patient else "",

@@ -696,6 +696,110 @@ def administer_device(
     return entry
 
 
+@transaction.atomic
+def correct_for_partial_infusion(
+    actor: Actor, session: Any, *, infused_mg: Decimal, witness: Any, reason: str
+) -> list[LedgerEntry]:
+    """An IV infusion that delivered less than the dose drawn for it (stopped early): each
+    administration line written when dosing started is reversed (a witnessed reversal with the reason;
+    lines are never edited, docs/controlled-substances.md §4) and, for what was infused, a new
+    administration line is written. What stays in the bag becomes the draw's residue, wasted with a
+    witness before discharge like syringe residue (§5 [A24]). With two vials, the amount infused is
+    counted against the first vial first (the drug from both was mixed in one bag). An amount infused
+    above what the session was given, or below zero, is refused; nothing is clamped. Returns the new lines."""
+    _require(actor, ClinicAction.HANDLE_DOSES, "administer or waste controlled substances")
+    user = actor.require_user()
+    draws = list(
+        SessionDraw.objects.select_for_update(of=("self",))
+        .select_related("entry")
+        .filter(session=session, unit="mg")
+        .order_by("pk")
+    )
+    given = sum((d.given for d in draws), Decimal(0))
+    if not draws:
+        raise DomainError("This session's dose was not drawn from controlled-substance stock.")
+    if infused_mg < 0:
+        raise DomainError("The amount infused cannot be below zero.")
+    if infused_mg > given:
+        raise DomainError(
+            f"{_fmt(infused_mg)} mg infused is more than the {_fmt(given)} mg the session's ledger lines "
+            "say was given; enter what the infusion actually delivered."
+        )
+    if infused_mg == given:
+        return []
+    if witness is None:
+        raise DomainError(
+            f"Less than the dose was infused ({_fmt(infused_mg)} of {_fmt(given)} mg): correcting the "
+            "ledger needs a second person as witness, signed in on this form."
+        )
+    if witness.pk == user.pk:
+        raise DomainError("The witness must be a different person from the one recording the infusion.")
+    _staff_ok(actor, witness, "witness")
+    for cid in sorted({d.container_id for d in draws}):
+        _locked(actor, cid)  # in pk order, like draw_for_session
+    written: list[LedgerEntry] = []
+    left = infused_mg
+    for d in draws:
+        share = min(d.given, left)
+        left -= share
+        if share == d.given:
+            continue
+        assert d.entry is not None  # a vial draw that gave something has its administration line
+        container = _locked(actor, d.container_id)
+        original = d.entry
+        when = clock.now()
+        _append(
+            actor,
+            container,
+            core.ProposedEntry(
+                core.EntryKind.REVERSAL,
+                by=str(user.pk),
+                at=when,
+                witness=str(witness.pk),
+                reason=reason,
+                reverses=original.seq,
+            ),
+            user=user,
+            witness=witness,
+            reason=reason,
+            session=session,
+            patient=session.patient,
+            route=original.route,
+        )
+        new_entry = None
+        if share > 0:
+            new_entry = _append(
+                actor,
+                container,
+                core.ProposedEntry(
+                    core.EntryKind.ADMINISTRATION,
+                    by=str(user.pk),
+                    at=when,
+                    amount=Mg(share),
+                    witness=str(witness.pk),
+                    reason=reason,
+                ),
+                user=user,
+                witness=witness,
+                reason=reason,
+                session=session,
+                patient=session.patient,
+                route=original.route,
+            )
+            written.append(new_entry)
+        d.given = share
+        d.entry = new_entry
+        d.save(update_fields=["given", "entry"])
+    record_event(
+        actor,
+        "create",
+        patient=session.patient,
+        obj=draws[0],
+        detail="inventory.infusion_corrected",
+    )
+    return written
+
+
 def session_draws(session: Any) -> list[SessionDraw]:
     return list(
         SessionDraw.objects.filter(session=session)

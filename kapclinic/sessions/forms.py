@@ -446,6 +446,23 @@ class InfusionStopForm(VersionForm):
         decimal_places=1,
         required=False,
     )
+    infused_amount = forms.DecimalField(
+        label="Amount infused, if less than the dose (stopped early)",
+        help_text="What the infusion delivered: the pump's volume infused in mL, or mg.",
+        max_digits=9,
+        decimal_places=2,
+        required=False,
+    )
+    infused_unit = forms.ChoiceField(label="Amount infused in", choices=(), initial="mg", required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from kapclinic.inventory.witness import add_witness_fields
+        from kapclinic.sessions.services import INFUSED_UNITS
+
+        super().__init__(*args, **kwargs)
+        choice_field(self, "infused_unit").choices = list(INFUSED_UNITS)
+        # less than the dose infused from stock: the ledger's correction is witnessed (issue 14)
+        add_witness_fields(self, label="Witness, when less than the dose was infused")
 
 
 class LozengeForm(VersionForm):

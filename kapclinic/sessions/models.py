@@ -222,6 +222,10 @@ class Administration(models.Model):
     cosigned_at = models.DateTimeField(null=True, blank=True)
     #: IV: the written reason when the infusion stopped before the ordered infusion time.
     infusion_stop_reason = models.TextField(blank=True)
+    #: IV: what the infusion actually delivered when it was less than the dose (stopped early), as the
+    #: nurse entered it (in mg, or mL of the infusion converted at the bag's concentration); None when
+    #: the whole dose was infused. The ledger's administration lines follow it (issue 14).
+    infused_mg = models.DecimalField(max_digits=9, decimal_places=4, null=True, blank=True)
 
     @property
     def cosign_required(self) -> bool:

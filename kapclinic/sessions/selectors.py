@@ -307,9 +307,12 @@ class GivenRecord:
 
     @property
     def dose_given_mg(self) -> Decimal | None:
-        """The dose actually given: for devices, the ordered dose times the share of devices used."""
+        """The dose actually given: for devices, the ordered dose times the share of devices used; for
+        an IV infusion that delivered less (stopped early), the amount infused."""
         if self.admin is None or self.admin.administered_at is None:
             return None
+        if self.admin.infused_mg is not None:
+            return self.admin.infused_mg
         if self.form == "nasal_device" and self.devices_ordered:
             return self.admin.dose_mg * len(self.devices) / self.devices_ordered
         return self.admin.dose_mg

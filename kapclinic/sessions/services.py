@@ -1112,6 +1112,43 @@ def device_record(actor: Actor, session: DosingSession, expected_version: int, a
     return use
 
 
+#: Units the amount an IV infusion delivered may be entered in: mg of ketamine, or mL of the infusion
+#: (drug plus diluent) as the pump counts it.
+INFUSED_UNITS = (("mg", "mg of ketamine"), ("mL", "mL of the infusion (the pump's volume infused)"))
+
+
+def _infused_mg(
+    admin: Administration, amount: Decimal | None, unit: str
+) -> tuple[Decimal | None, str, list[str]]:
+    """The amount an infusion delivered, in mg, with how it was reckoned; or the problems with it.
+    mL of the infusion are converted at the bag's concentration (the dose in drug plus diluent). An
+    amount above the dose, below zero or in another unit is refused; nothing is clamped."""
+    if amount is None:
+        return None, "", []
+    dose = admin.dose_mg
+    if unit not in dict(INFUSED_UNITS):
+        return None, "", [f"Amount infused: enter it in mg or in mL of the infusion, not in {unit!r}."]
+    if amount < 0:
+        return None, "", ["Amount infused: it cannot be below zero."]
+    if unit == "mg":
+        mg, how = amount, f"{_num(amount)} mg"
+    else:
+        if admin.volume_ml is None:
+            return None, "", ["Amount infused: this order has no infusion volume; enter the amount in mg."]
+        total = admin.volume_ml + (admin.diluent_ml or Decimal(0))
+        mg = (amount * dose / total).quantize(Decimal("0.01"))
+        how = f"{_num(amount)} mL of the {_num(total)} mL infusion = {_num(mg)} mg"
+    if mg > dose:
+        return None, "", [
+            f"Amount infused: {how} is more than the {_num(dose)} mg ordered; enter what the pump delivered."
+        ]
+    return mg, how, []
+
+
+def _num(value: Decimal) -> str:
+    return f"{value.normalize():f}" if value != 0 else "0"
+
+
 @transaction.atomic
 def infusion_stop_record(
     actor: Actor,
@@ -1121,9 +1158,19 @@ def infusion_stop_record(
     stopped_at: dt.datetime,
     actual_rate_ml_per_h: Decimal | None,
     early_stop_reason: str = "",
+    infused_amount: Decimal | None = None,
+    infused_unit: str = "mg",
+    witness: Any = None,
 ) -> Administration:
     """When the IV infusion stopped (it started at the first-dose time) and the pump rate if changed.
-    A stop before the ordered infusion time needs a written reason, shown on the record."""
+    A stop before the ordered infusion time needs a written reason, shown on the record, and, when the
+    dose was drawn from stock, what the infusion actually delivered (``infused_amount`` in mg or mL of
+    the infusion): the ledger's administration lines are corrected to it by a witnessed reversal and a
+    new line, and what stays in the bag is wasted with a witness before discharge (issue 14;
+    inventory.services.correct_for_partial_infusion). An amount may also be entered for a full-length
+    infusion that delivered less (a rate turned down)."""
+    from kapclinic.inventory.models import SessionDraw
+
     session = _fresh(session)
     _check_version(session, expected_version)
     admin = _dosing_admin(session, "vial_iv", "This session's dose is not an IV infusion.")
@@ -1137,6 +1184,7 @@ def infusion_stop_record(
     )
     early_stop_reason = early_stop_reason.strip()
     early: list[str] = []
+    ran: int | None = None
     if not problems and admin.administered_at is not None and admin.infusion_minutes:
         ran = sm.minutes_between(admin.administered_at, stopped_at)
         if ran < admin.infusion_minutes and not early_stop_reason:
@@ -1146,20 +1194,41 @@ def infusion_stop_record(
             )
         elif ran >= admin.infusion_minutes:
             early_stop_reason = ""
-    if problems or early:
+    infused_mg, how, infused = _infused_mg(admin, infused_amount, infused_unit)
+    stopped_early = ran is not None and admin.infusion_minutes is not None and ran < admin.infusion_minutes
+    drawn = SessionDraw.objects.filter(session=session, unit="mg").exists()
+    if stopped_early and drawn and infused_amount is None:
+        rate = actual_rate_ml_per_h or admin.rate_ml_per_h
+        hint = ""
+        if rate is not None and admin.volume_ml is not None and ran is not None:
+            ml = (rate * ran / 60).quantize(Decimal("0.1"))
+            est, _how, bad = _infused_mg(admin, ml, "mL")
+            if est is not None and not bad:
+                hint = (
+                    f" At {_num(rate)} mL/h for {ran} min the pump would have delivered about "
+                    f"{_num(ml)} mL ({_num(est)} mg)."
+                )
+        infused.append(
+            "Amount infused: the infusion stopped early, so enter what it delivered (mg, or mL from the "
+            f"pump); the ledger records that as given and the rest in the bag as waste.{hint}"
+        )
+    if problems or early or infused:
         fields = {"stopped_at": [p for p in problems if not p.startswith("Actual rate")]}
-        rate = [p for p in problems if p.startswith("Actual rate")]
+        rate_problems = [p for p in problems if p.startswith("Actual rate")]
         raise DomainError(
-            problems + early,
+            problems + early + infused,
             {
-                **({"actual_rate_ml_per_h": rate} if rate else {}),
+                **({"actual_rate_ml_per_h": rate_problems} if rate_problems else {}),
                 **({"early_stop_reason": early} if early else {}),
+                **({"infused_amount": infused} if infused else {}),
                 **({"stopped_at": fields["stopped_at"]} if fields["stopped_at"] else {}),
             },
         )
+    partial = infused_mg is not None and infused_mg < admin.dose_mg
     admin.infusion_stopped_at = stopped_at
     admin.actual_rate_ml_per_h = actual_rate_ml_per_h
     admin.infusion_stop_reason = early_stop_reason
+    admin.infused_mg = infused_mg if partial else None
     admin.route_recorded_by = _assert_user(actor)
     admin.route_recorded_at = clock.now()
     admin.save(
@@ -1167,12 +1236,37 @@ def infusion_stop_record(
             "infusion_stopped_at",
             "actual_rate_ml_per_h",
             "infusion_stop_reason",
+            "infused_mg",
             "route_recorded_by",
             "route_recorded_at",
         ]
     )
+    if partial and drawn:
+        from kapclinic.inventory.services import correct_for_partial_infusion
+
+        assert infused_mg is not None
+        ran_text = (
+            f" after {ran} of {admin.infusion_minutes} min" if stopped_early and ran is not None else ""
+        )
+        try:
+            correct_for_partial_infusion(
+                actor,
+                session,
+                infused_mg=infused_mg,
+                witness=witness,
+                reason=(
+                    f"IV infusion stopped{ran_text}: {how} infused of the {_num(admin.dose_mg)} mg "
+                    "dose; the rest stayed in the bag (wasted separately)"
+                ),
+            )
+        except DomainError as e:
+            about_witness = [m for m in e.all_messages if "witness" in m.lower()]
+            raise DomainError(
+                e.all_messages, {"witness_email": about_witness} if about_witness else {}
+            ) from None
     save_versioned(session, expected_version, [])
-    record_event(actor, "update", patient=session.patient, obj=session, detail="infusion_stop")
+    detail = "infusion_stop" + (";partial" if partial else "")
+    record_event(actor, "update", patient=session.patient, obj=session, detail=detail)
     return admin
 
 

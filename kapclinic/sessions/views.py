@@ -871,6 +871,10 @@ def infusion_stop(request: HttpRequest, patient_id: int, session_id: int) -> Htt
     form = f.InfusionStopForm(request.POST, prefix="inf")
 
     def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        from kapclinic.inventory.witness import confirm
+
+        # a witness signs in only when less than the dose was infused (the service says when one is needed)
+        signing = data.get("witness_email") or data.get("witness_password")
         services.infusion_stop_record(
             actor,
             session,
@@ -878,6 +882,9 @@ def infusion_stop(request: HttpRequest, patient_id: int, session_id: int) -> Htt
             stopped_at=data["stopped_at"],
             actual_rate_ml_per_h=data["actual_rate_ml_per_h"],
             early_stop_reason=data.get("early_stop_reason") or "",
+            infused_amount=data.get("infused_amount"),
+            infused_unit=data.get("infused_unit") or "mg",
+            witness=confirm(request, actor, data) if signing else None,
         )
 
     return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "infusion_form")

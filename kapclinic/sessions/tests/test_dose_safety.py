@@ -18,7 +18,7 @@ from kapclinic.sessions.models import Administration, ClinicProtocolSetting, Sup
 from kapclinic.sessions.services import clinic_protocol, dose_order
 from kapclinic.sessions.tests.test_administration import iv_dosing, local
 from kapclinic.sessions.tests.test_sessions import make_session, start_data, to_predose, url, v
-from kapclinic.testing.factories import actor_for, make_staff
+from kapclinic.testing.factories import PASSWORD, actor_for, make_staff
 from kapclinic.treatment.selectors import dosing_readiness
 from kapclinic.treatment.testing import make_dosing_ready
 
@@ -207,7 +207,21 @@ def test_an_infusion_stopped_early_needs_a_reason(world: Any, client: Any, clock
     data = {"inf-version": v(s), "inf-stopped_at": local(start + dt.timedelta(minutes=1))}
     r = client.post(url(s, "infusion_stop"), data)
     assert r.status_code == 400 and "ran 1 min of the 40 min ordered" in r.content.decode()
-    r = client.post(url(s, "infusion_stop"), {**data, "inf-early_stop_reason": "Patient asked to stop"})
+    data["inf-early_stop_reason"] = "Patient asked to stop"
+    # drawn from stock: what the infusion delivered is entered too, with a witness (issue 14)
+    r = client.post(url(s, "infusion_stop"), data)
+    assert r.status_code == 400 and "the infusion stopped early, so enter what it delivered" in (
+        r.content.decode()
+    )
+    r = client.post(
+        url(s, "infusion_stop"),
+        {
+            **data,
+            "inf-infused_amount": "0.8",
+            "inf-witness_email": world.prescriber.email,
+            "inf-witness_password": PASSWORD,
+        },
+    )
     assert r.status_code == 302
     assert Administration.objects.get(session=s).infusion_stop_reason == "Patient asked to stop"
     assert "Stopped early" in client.get(url(s, "detail")).content.decode()
