@@ -90,6 +90,18 @@ def _me(request: HttpRequest, *, audit: str | None = "view") -> Patient:
     )
 
 
+def _my_thread(request: HttpRequest, thread_id: int, *, audit: str | None) -> Thread:
+    """One of the patient's own threads (the patient opened through the policy; 404 when not theirs)."""
+    patient = _me(request, audit=audit)
+    thread = (
+        selectors.visible_threads(actor_from_request(request)).filter(pk=thread_id, patient=patient).first()
+    )
+    if thread is None:
+        raise Http404
+    thread.patient = patient
+    return thread
+
+
 @login_required
 def my(request: HttpRequest) -> HttpResponse:
     posting = request.method == "POST"
@@ -135,12 +147,9 @@ def my(request: HttpRequest) -> HttpResponse:
 @login_required
 def my_thread(request: HttpRequest, thread_id: int) -> HttpResponse:
     posting = request.method == "POST"
-    patient = _me(request, audit=None if posting else "view")
+    thread = _my_thread(request, thread_id, audit=None if posting else "view")
+    patient = thread.patient
     actor = actor_from_request(request)
-    thread = selectors.visible_threads(actor).filter(pk=thread_id, patient=patient).first()
-    if thread is None:
-        raise Http404
-    thread.patient = patient
     form = ReplyForm(request.POST or None, request.FILES or None)
     status = 200
     if posting:
@@ -172,12 +181,7 @@ def my_thread(request: HttpRequest, thread_id: int) -> HttpResponse:
 @login_required
 def my_attachment(request: HttpRequest, thread_id: int, attachment_id: int) -> HttpResponse | FileResponse:
     """A file sent in one of the patient's own threads."""
-    patient = _me(request, audit=None)
-    threads = selectors.visible_threads(actor_from_request(request))
-    thread = threads.filter(pk=thread_id, patient=patient).first()
-    if thread is None:
-        raise Http404
-    thread.patient = patient
+    thread = _my_thread(request, thread_id, audit=None)
     return _download(request, thread, attachment_id, reverse("conversations:my_thread", args=[thread.pk]))
 
 
