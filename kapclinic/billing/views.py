@@ -8,6 +8,7 @@ patient's account through `policy.open_patient(... VIEW_DEMOGRAPHICS)`, so anoth
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -50,9 +51,17 @@ def _billing(request: HttpRequest) -> Any:
     return require_clinic(request, ClinicAction.BILLING)
 
 
-def _errors(form: Any, exc: Exception) -> None:
-    for reason in getattr(exc, "reasons", (str(exc),)):
-        form.add_error(None, reason)
+def _saved(request: HttpRequest, form: forms.Form, save: Callable[[dict[str, Any]], object]) -> bool:
+    """Hand a valid POSTed form's data to `save`. True when it saved; a refusal lands on the form (False)."""
+    if request.method != "POST" or not form.is_valid():
+        return False
+    try:
+        save(form.cleaned_data)
+    except (DomainError, ConflictError) as exc:
+        for reason in getattr(exc, "reasons", (str(exc),)):
+            form.add_error(None, reason)
+        return False
+    return True
 
 
 def _missing_identifiers(clinic: Any) -> list[str]:
@@ -90,24 +99,22 @@ def index(request: HttpRequest) -> HttpResponse:
 def fees(request: HttpRequest) -> HttpResponse:
     actor = _billing(request)
     form = FeeItemForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        d = form.cleaned_data
-        try:
-            services.add_fee_item(
-                actor,
-                code=d["code"],
-                price=d["price"],
-                modifiers=d["modifiers"],
-                description=d["description"],
-                system=d["system"],
-                appointment_kinds=d["appointment_kinds"],
-                protocols=d["protocols"],
-            )
-        except DomainError as exc:
-            _errors(form, exc)
-        else:
-            messages.success(request, "Added to the fee schedule.")
-            return redirect("billing:fees")
+    if _saved(
+        request,
+        form,
+        lambda d: services.add_fee_item(
+            actor,
+            code=d["code"],
+            price=d["price"],
+            modifiers=d["modifiers"],
+            description=d["description"],
+            system=d["system"],
+            appointment_kinds=d["appointment_kinds"],
+            protocols=d["protocols"],
+        ),
+    ):
+        messages.success(request, "Added to the fee schedule.")
+        return redirect("billing:fees")
     items = FeeItem.objects.filter(clinic=actor.clinic)
     rows = [
         (i, i.description or services.describe(i.code, "(descriptor not reproduced; see docs)"))
@@ -135,23 +142,21 @@ def fee_edit(request: HttpRequest, fee_id: int) -> HttpResponse:
             "active": item.active,
         },
     )
-    if request.method == "POST" and form.is_valid():
-        d = form.cleaned_data
-        try:
-            services.update_fee_item(
-                actor,
-                item,
-                expected_version=d["version"],
-                price=d["price"],
-                appointment_kinds=d["appointment_kinds"],
-                protocols=d["protocols"],
-                active=d["active"],
-            )
-        except (DomainError, ConflictError) as exc:
-            _errors(form, exc)
-        else:
-            messages.success(request, f"{item} saved.")
-            return redirect("billing:fees")
+    if _saved(
+        request,
+        form,
+        lambda d: services.update_fee_item(
+            actor,
+            item,
+            expected_version=d["version"],
+            price=d["price"],
+            appointment_kinds=d["appointment_kinds"],
+            protocols=d["protocols"],
+            active=d["active"],
+        ),
+    ):
+        messages.success(request, f"{item} saved.")
+        return redirect("billing:fees")
     return render(
         request,
         "billing/form.html",
@@ -164,21 +169,19 @@ def fee_edit(request: HttpRequest, fee_id: int) -> HttpResponse:
 def packages(request: HttpRequest) -> HttpResponse:
     actor = _billing(request)
     form = PackageForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        d = form.cleaned_data
-        try:
-            services.add_package(
-                actor,
-                name=d["name"],
-                sessions=d["sessions"],
-                price=d["price"],
-                appointment_kinds=d["appointment_kinds"],
-            )
-        except DomainError as exc:
-            _errors(form, exc)
-        else:
-            messages.success(request, "Package added.")
-            return redirect("billing:packages")
+    if _saved(
+        request,
+        form,
+        lambda d: services.add_package(
+            actor,
+            name=d["name"],
+            sessions=d["sessions"],
+            price=d["price"],
+            appointment_kinds=d["appointment_kinds"],
+        ),
+    ):
+        messages.success(request, "Package added.")
+        return redirect("billing:packages")
     return render(
         request,
         "billing/packages.html",
@@ -203,17 +206,15 @@ def settings_page(request: HttpRequest) -> HttpResponse:
             **{f: getattr(profile, f) for f in services.PROFILE_FIELDS},
         },
     )
-    if request.method == "POST" and form.is_valid():
-        d = form.cleaned_data
-        try:
-            services.save_profile(
-                actor, expected_version=d.get("version"), **{f: d[f] for f in services.PROFILE_FIELDS}
-            )
-        except (DomainError, ConflictError) as exc:
-            _errors(form, exc)
-        else:
-            messages.success(request, "Billing identifiers saved.")
-            return redirect("billing:settings")
+    if _saved(
+        request,
+        form,
+        lambda d: services.save_profile(
+            actor, expected_version=d.get("version"), **{f: d[f] for f in services.PROFILE_FIELDS}
+        ),
+    ):
+        messages.success(request, "Billing identifiers saved.")
+        return redirect("billing:settings")
     clinicians = (
         Membership.objects.filter(
             clinic=actor.clinic, is_active=True, role__in=[Role.PRESCRIBER, Role.THERAPIST, Role.NURSE]
@@ -244,20 +245,18 @@ def provider(request: HttpRequest, user_id: int) -> HttpResponse:
             **{f: getattr(prof, f) for f in services.PROVIDER_FIELDS},
         },
     )
-    if request.method == "POST" and form.is_valid():
-        d = form.cleaned_data
-        try:
-            services.save_provider(
-                actor,
-                membership.user,
-                expected_version=d.get("version"),
-                **{f: d[f] for f in services.PROVIDER_FIELDS},
-            )
-        except (DomainError, ConflictError) as exc:
-            _errors(form, exc)
-        else:
-            messages.success(request, "Provider identifiers saved.")
-            return redirect("billing:settings")
+    if _saved(
+        request,
+        form,
+        lambda d: services.save_provider(
+            actor,
+            membership.user,
+            expected_version=d.get("version"),
+            **{f: d[f] for f in services.PROVIDER_FIELDS},
+        ),
+    ):
+        messages.success(request, "Provider identifiers saved.")
+        return redirect("billing:settings")
     return render(
         request,
         "billing/form.html",

@@ -29,7 +29,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar, overload
 
 if TYPE_CHECKING:  # pragma: no cover - import only for type checking (avoids a circular import)
-    from kapclinic.clinical.protocols.loader import Protocol, Setting
+    from kapclinic.clinical.protocols.model import Protocol, Setting
 
 Number = Decimal | int | str
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from django import forms
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
@@ -24,7 +27,7 @@ from kapclinic.conversations.forms import (
     StaffNewThreadForm,
 )
 from kapclinic.conversations.models import Attachment, Message, Thread, ThreadKind
-from kapclinic.core.actor import actor_from_request
+from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.errors import DomainError
 from kapclinic.core.params import param
 from kapclinic.core.request import request_patient
@@ -46,8 +49,24 @@ SHOW = forms.ChoiceField(
 )
 
 
-def _form_errors(form: forms.Form, exc: DomainError) -> None:
-    exc.add_to_form(form)
+T = TypeVar("T")
+
+
+def _send(
+    actor: Actor, form: forms.Form, send: Callable[[dict[str, Any]], T], about: Thread | Patient
+) -> T | None:
+    """Hand a valid POSTed message form to `send` and return what it made. Otherwise (None) the reasons
+    are on the form and the refusal is audited as a view of `about` (a thread, or a patient's messages)."""
+    if form.is_valid():
+        try:
+            return send(form.cleaned_data)
+        except DomainError as exc:
+            exc.add_to_form(form)
+    if isinstance(about, Thread):
+        record_event(actor, "view", patient=about.patient, obj=about, detail="message refused")
+    else:
+        record_event(actor, "view", patient=about, object_type="messages", detail="message refused")
+    return None
 
 
 def _uploads(form: forms.Form) -> list[Upload]:
@@ -90,33 +109,41 @@ def _me(request: HttpRequest, *, audit: str | None = "view") -> Patient:
     )
 
 
+def _my_thread(request: HttpRequest, thread_id: int, *, audit: str | None) -> Thread:
+    """One of the patient's own threads (the patient opened through the policy; 404 when not theirs)."""
+    patient = _me(request, audit=audit)
+    thread = (
+        selectors.visible_threads(actor_from_request(request)).filter(pk=thread_id, patient=patient).first()
+    )
+    if thread is None:
+        raise Http404
+    thread.patient = patient
+    return thread
+
+
 @login_required
 def my(request: HttpRequest) -> HttpResponse:
     posting = request.method == "POST"
     patient = _me(request, audit=None if posting else "view")
     actor = actor_from_request(request)
     form = NewThreadForm(request.POST or None, request.FILES or None)
-    status = 200
     if posting:
-        status = 400
-        if form.is_valid():
-            try:
-                thread = services.thread_start(
-                    actor,
-                    patient,
-                    kind=ThreadKind.PATIENT,
-                    subject=form.cleaned_data["subject"],
-                    body=form.cleaned_data["body"],
-                    attachments=_uploads(form),
-                )
-            except DomainError as exc:
-                _form_errors(form, exc)
-            else:
-                flash.success(request, "Sent to your care team.")
-                return redirect(
-                    reverse("conversations:my_thread", kwargs={"thread_id": thread.pk}) + "#latest"
-                )
-        record_event(actor, "view", patient=patient, object_type="messages", detail="message refused")
+        thread = _send(
+            actor,
+            form,
+            lambda d: services.thread_start(
+                actor,
+                patient,
+                kind=ThreadKind.PATIENT,
+                subject=d["subject"],
+                body=d["body"],
+                attachments=_uploads(form),
+            ),
+            patient,
+        )
+        if thread is not None:
+            flash.success(request, "Sent to your care team.")
+            return redirect(reverse("conversations:my_thread", kwargs={"thread_id": thread.pk}) + "#latest")
     assert actor.user is not None
     threads = selectors.with_unread(selectors.visible_threads(actor), actor.user.pk).order_by(
         "-last_message_at"
@@ -128,32 +155,26 @@ def my(request: HttpRequest) -> HttpResponse:
         request,
         "conversations/my.html",
         {"form": form, "page": page, "reply_hours": services.reply_hours(patient.clinic)},
-        status=status,
+        status=400 if posting else 200,
     )
 
 
 @login_required
 def my_thread(request: HttpRequest, thread_id: int) -> HttpResponse:
     posting = request.method == "POST"
-    patient = _me(request, audit=None if posting else "view")
+    thread = _my_thread(request, thread_id, audit=None if posting else "view")
     actor = actor_from_request(request)
-    thread = selectors.visible_threads(actor).filter(pk=thread_id, patient=patient).first()
-    if thread is None:
-        raise Http404
-    thread.patient = patient
     form = ReplyForm(request.POST or None, request.FILES or None)
-    status = 200
     if posting:
-        status = 400
-        if form.is_valid():
-            try:
-                services.message_post(actor, thread, form.cleaned_data["body"], _uploads(form))
-            except DomainError as exc:
-                _form_errors(form, exc)
-            else:
-                flash.success(request, "Sent to your care team.")
-                return redirect(request.path + "#latest")
-        record_event(actor, "view", patient=patient, obj=thread, detail="message refused")
+        sent = _send(
+            actor,
+            form,
+            lambda d: services.message_post(actor, thread, d["body"], _uploads(form)),
+            thread,
+        )
+        if sent is not None:
+            flash.success(request, "Sent to your care team.")
+            return redirect(request.path + "#latest")
     assert actor.user is not None
     services.mark_read(actor.user, thread)
     return render(
@@ -163,21 +184,16 @@ def my_thread(request: HttpRequest, thread_id: int) -> HttpResponse:
             "thread": thread,
             "thread_messages": _messages(thread),
             "form": form,
-            "reply_hours": services.reply_hours(patient.clinic),
+            "reply_hours": services.reply_hours(thread.patient.clinic),
         },
-        status=status,
+        status=400 if posting else 200,
     )
 
 
 @login_required
 def my_attachment(request: HttpRequest, thread_id: int, attachment_id: int) -> HttpResponse | FileResponse:
     """A file sent in one of the patient's own threads."""
-    patient = _me(request, audit=None)
-    threads = selectors.visible_threads(actor_from_request(request))
-    thread = threads.filter(pk=thread_id, patient=patient).first()
-    if thread is None:
-        raise Http404
-    thread.patient = patient
+    thread = _my_thread(request, thread_id, audit=None)
     return _download(request, thread, attachment_id, reverse("conversations:my_thread", args=[thread.pk]))
 
 
@@ -223,25 +239,23 @@ def patient_threads(request: HttpRequest, patient_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     assert actor.user is not None
     form = StaffNewThreadForm(request.POST or None, request.FILES or None)
-    status = 200
     if posting:
-        status = 400
-        if form.is_valid():
-            try:
-                thread = services.thread_start(
-                    actor,
-                    patient,
-                    kind=form.cleaned_data["kind"],
-                    subject=form.cleaned_data["subject"],
-                    body=form.cleaned_data["body"],
-                    attachments=_uploads(form),
-                )
-            except DomainError as exc:
-                _form_errors(form, exc)
-            else:
-                flash.success(request, "Message sent.")
-                return redirect(_thread_url(thread) + "#latest")
-        record_event(actor, "view", patient=patient, object_type="messages", detail="message refused")
+        thread = _send(
+            actor,
+            form,
+            lambda d: services.thread_start(
+                actor,
+                patient,
+                kind=d["kind"],
+                subject=d["subject"],
+                body=d["body"],
+                attachments=_uploads(form),
+            ),
+            patient,
+        )
+        if thread is not None:
+            flash.success(request, "Message sent.")
+            return redirect(_thread_url(thread) + "#latest")
     threads = selectors.with_unread(Thread.objects.filter(patient=patient), actor.user.pk).select_related(
         "assigned_to"
     )
@@ -252,7 +266,7 @@ def patient_threads(request: HttpRequest, patient_id: int) -> HttpResponse:
         request,
         "conversations/patient.html",
         {"patient": patient, "page": page, "form": form},
-        status=status,
+        status=400 if posting else 200,
     )
 
 
@@ -304,18 +318,16 @@ def thread(request: HttpRequest, patient_id: int, thread_id: int) -> HttpRespons
     actor = actor_from_request(request)
     assert actor.user is not None
     form = ReplyForm(request.POST or None, request.FILES or None)
-    status = 200
     if posting:
-        status = 400
-        if form.is_valid():
-            try:
-                services.message_post(actor, item, form.cleaned_data["body"], _uploads(form))
-            except DomainError as exc:
-                _form_errors(form, exc)
-            else:
-                flash.success(request, "Reply sent." if item.kind == ThreadKind.PATIENT else "Message sent.")
-                return redirect(request.path + "#latest")
-        record_event(actor, "view", patient=item.patient, obj=item, detail="message refused")
+        sent = _send(
+            actor,
+            form,
+            lambda d: services.message_post(actor, item, d["body"], _uploads(form)),
+            item,
+        )
+        if sent is not None:
+            flash.success(request, "Reply sent." if item.kind == ThreadKind.PATIENT else "Message sent.")
+            return redirect(request.path + "#latest")
     services.mark_read(actor.user, item)
     return render(
         request,
@@ -331,7 +343,7 @@ def thread(request: HttpRequest, patient_id: int, thread_id: int) -> HttpRespons
             ),
             "reply_hours": services.reply_hours(actor.clinic),
         },
-        status=status,
+        status=400 if posting else 200,
     )
 
 
@@ -428,7 +440,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
             try:
                 services.settings_update(actor, hours=form.cleaned_data["reply_hours"])
             except DomainError as exc:
-                _form_errors(form, exc)
+                exc.add_to_form(form)
             else:
                 flash.success(request, "Saved. Patients now see the new reply time.")
                 return redirect(reverse("conversations:settings"))

@@ -51,6 +51,10 @@ def visible_patient_q(actor: Actor, field: str = "patient_id") -> Q | None:
     return None
 
 
+#: The columns `_name` reads, through a row's `patient` relation.
+_NAME_FIELDS = ("patient__legal_first_name", "patient__preferred_name", "patient__legal_last_name")
+
+
 def _name(first: str, preferred: str, last: str) -> str:
     return f"{preferred or first} {last}"
 
@@ -64,15 +68,7 @@ def safety_alerts(actor: Actor) -> list[Item]:
     rows = (
         SafetyAlert.objects.filter(where, clinic=actor.clinic, acknowledged_at__isnull=True)
         .order_by("-raised_at")
-        .values_list(
-            "pk",
-            "patient_id",
-            "urgent",
-            "raised_at",
-            "patient__legal_first_name",
-            "patient__preferred_name",
-            "patient__legal_last_name",
-        )[:PER_SOURCE]
+        .values_list("pk", "patient_id", "urgent", "raised_at", *_NAME_FIELDS)[:PER_SOURCE]
     )
     return [
         Item(
@@ -95,15 +91,7 @@ def messages(actor: Actor) -> list[Item]:
         selectors.visible_threads(actor)
         .filter(selectors._unread_q(actor.user.pk), status="open")
         .order_by("-last_message_at")
-        .values_list(
-            "pk",
-            "patient_id",
-            "subject",
-            "last_message_at",
-            "patient__legal_first_name",
-            "patient__preferred_name",
-            "patient__legal_last_name",
-        )[:PER_SOURCE]
+        .values_list("pk", "patient_id", "subject", "last_message_at", *_NAME_FIELDS)[:PER_SOURCE]
     )
     return [
         Item(
@@ -128,15 +116,7 @@ def notes_past_due(actor: Actor) -> list[Item]:
             clinic=actor.clinic, author=actor.user, status=NoteStatus.DRAFT, service_date__lt=due
         )
         .order_by("service_date")
-        .values_list(
-            "pk",
-            "patient_id",
-            "title",
-            "created_at",
-            "patient__legal_first_name",
-            "patient__preferred_name",
-            "patient__legal_last_name",
-        )[:PER_SOURCE]
+        .values_list("pk", "patient_id", "title", "created_at", *_NAME_FIELDS)[:PER_SOURCE]
     )
     return [
         Item(
@@ -165,9 +145,7 @@ def dose_orders(actor: Actor) -> list[Item]:
             "session__patient_id",
             "ordered_at",
             "double_checked_at",
-            "session__patient__legal_first_name",
-            "session__patient__preferred_name",
-            "session__patient__legal_last_name",
+            *(f"session__{f}" for f in _NAME_FIELDS),
         )[:PER_SOURCE]
     )
     return [

@@ -2,6 +2,18 @@
 it becomes (``model.py``) and the library (``loader.py``)."""
 
 from kapclinic.clinical.protocols.loader import (
+    SettableField,
+    all_protocols,
+    apply_clinic_settings,
+    clinic_settable_fields,
+    field_label,
+    get_protocol,
+    load_protocol,
+    preparation_lines,
+    protocol_choices,
+    validate_clinic_value,
+)
+from kapclinic.clinical.protocols.model import (
     GATE_ITEMS,
     ClinicSettingMissing,
     DoseSpec,
@@ -12,21 +24,11 @@ from kapclinic.clinical.protocols.loader import (
     Protocol,
     ProtocolDataError,
     SessionPattern,
-    SettableField,
     Setting,
     UnknownProtocol,
     VitalsSchedule,
-    all_protocols,
-    apply_clinic_settings,
-    clinic_settable_fields,
-    field_label,
-    get_protocol,
-    load_protocol,
-    parse_protocol,
-    preparation_lines,
-    protocol_choices,
-    validate_clinic_value,
 )
+from kapclinic.clinical.protocols.schema import parse_protocol
 
 __all__ = [
     "GATE_ITEMS",

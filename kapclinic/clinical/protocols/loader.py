@@ -20,60 +20,12 @@ from typing import Any
 
 from kapclinic.clinical.dosing import Mg, MgPerKg, Minutes, Quantity, QuantityError
 from kapclinic.clinical.protocols.model import (
-    ABSENT_NOTE,
-    FINAL_SET_UNSET,
-    GATE_ITEMS,
-    ClinicSettingMissing,
-    DoseBasis,
-    DoseForm,
-    DoseSpec,
-    Fasting,
-    Measurement,
-    Observation,
-    Phase,
     Protocol,
     ProtocolDataError,
-    Route,
-    SessionPattern,
     Setting,
     UnknownProtocol,
-    VitalsSchedule,
 )
-from kapclinic.clinical.protocols.schema import SCHEMA, parse_protocol
-
-__all__ = [
-    "ABSENT_NOTE",
-    "DATA_DIR",
-    "FINAL_SET_UNSET",
-    "GATE_ITEMS",
-    "SCHEMA",
-    "ClinicSettingMissing",
-    "DoseBasis",
-    "DoseForm",
-    "DoseSpec",
-    "Fasting",
-    "Measurement",
-    "Observation",
-    "Phase",
-    "Protocol",
-    "ProtocolDataError",
-    "Route",
-    "SessionPattern",
-    "SettableField",
-    "Setting",
-    "UnknownProtocol",
-    "VitalsSchedule",
-    "all_protocols",
-    "apply_clinic_settings",
-    "clinic_settable_fields",
-    "field_label",
-    "get_protocol",
-    "load_protocol",
-    "parse_protocol",
-    "preparation_lines",
-    "protocol_choices",
-    "validate_clinic_value",
-]
+from kapclinic.clinical.protocols.schema import parse_protocol
 
 DATA_DIR = Path(__file__).parent / "data"
 

@@ -219,3 +219,38 @@ def test_chart_panel_links_the_patients_messages(world: Any, client: Any, role: 
         "Since the session" in chart
         and reverse("conversations:patient", kwargs={"patient_id": world.patient.pk}) in chart
     )
+
+
+def test_a_refused_message_stores_nothing_and_is_audited_once_as_a_view(world: Any, client: Any) -> None:
+    """The four send forms (patient and staff, new thread and reply) answer 400 and record one view:
+    of the patient's messages for a new thread, of the thread for a reply."""
+    _patient_sends(client, world)
+    thread = Thread.objects.get()
+    too_long = "x" * (MAX_MESSAGE_CHARS + 1)
+    client.force_login(world.patient_user)
+    answers = [
+        client.post(reverse("conversations:my"), {"subject": "S", "body": too_long}),
+        client.post(reverse("conversations:my_thread", kwargs={"thread_id": thread.pk}), {"body": ""}),
+    ]
+    client.force_login(world.prescriber)
+    answers += [
+        client.post(
+            reverse("conversations:patient", kwargs={"patient_id": world.patient.pk}),
+            {"kind": ThreadKind.STAFF, "subject": "S", "body": too_long},
+        ),
+        client.post(
+            reverse("conversations:thread", kwargs={"patient_id": world.patient.pk, "thread_id": thread.pk}),
+            {"body": too_long},
+        ),
+    ]
+    assert [a.status_code for a in answers] == [400, 400, 400, 400]
+    assert Thread.objects.count() == 1 and Message.objects.count() == 1
+    refused = AuditEvent.objects.filter(detail="message refused").order_by("pk")
+    assert {(e.action, e.patient_id) for e in refused} == {("view", world.patient.pk)}
+    on_thread = ("conversations.thread", str(thread.pk))
+    assert [(e.object_type, e.object_id) for e in refused] == [
+        ("messages", ""),
+        on_thread,
+        ("messages", ""),
+        on_thread,
+    ]

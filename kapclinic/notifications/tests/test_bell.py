@@ -30,7 +30,10 @@ def test_bell_counts_a_new_message_links_to_it_and_is_read_per_person(world: Any
     assert ">1<" in badge
     page = client.get(reverse("notifications:index")).content.decode()
     assert "New message: " in page and "Sleep" in page
-    key = sources.messages(actor_for(world.therapist, world.clinic))[0].key
+    item = sources.messages(actor_for(world.therapist, world.clinic))[0]
+    p = world.patient
+    assert item.title == f"New message: {p.preferred_name or p.legal_first_name} {p.legal_last_name} · Sleep"
+    key = item.key
     response = client.get(reverse("notifications:open", kwargs={"key": key}))
     assert response["Location"] == reverse(
         "conversations:thread", kwargs={"patient_id": world.patient.pk, "thread_id": thread.pk}
