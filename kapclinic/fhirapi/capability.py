@@ -6,6 +6,7 @@ requires `implementation` (docs/fhir-api.md, [D17])."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -47,7 +48,13 @@ def _params(parts: tuple[Spec, ...]) -> list[dict[str, Any]]:
 
 
 def capability_statement() -> dict[str, Any]:
-    base = f"{settings.SITE_URL}/fhir"
+    """The statement (built and validated once per process and base URL: it changes only with code)."""
+    return _statement(settings.SITE_URL)
+
+
+@cache
+def _statement(site_url: str) -> dict[str, Any]:
+    base = f"{site_url}/fhir"
     resources = [_resource(name, _params(parts) + _RESULT_PARAMS) for name, parts in PARTS.items()]
     resources.append(
         _resource(

@@ -9,14 +9,13 @@ offset.
 from __future__ import annotations
 
 import datetime as dt
+from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Q
 from django.http import HttpRequest
-from fhir.resources.R4B import get_fhir_model_class
-from fhir.resources.R4B.bundle import Bundle
 
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
@@ -32,6 +31,7 @@ from kapclinic.fhirapi.search import (
     parse_id,
     read_cursor,
 )
+from kapclinic.fhirapi.validation import validate_bundle, validate_resource
 from kapclinic.interop import fhir
 
 # Result parameters every search accepts; anything else not declared for the type is a 400.
@@ -75,15 +75,12 @@ def deny(grant: Grant, request: HttpRequest, detail: str, patient: Any = None) -
     request._kap_refusal = (event.pk, {"patient": patient, "object_type": "fhir", "detail": detail})  # type: ignore[attr-defined]
 
 
-def _validate(resource: dict[str, Any]) -> dict[str, Any]:
-    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    return resource
-
-
-def _questionnaires() -> list[dict[str, Any]]:
+@cache
+def _questionnaires() -> tuple[dict[str, Any], ...]:
+    """The instruments' Questionnaires: package data, read and validated once per process."""
     from kapclinic.clinical.instruments import questionnaire_json
 
-    return [questionnaire_json(key) for key in fhir.QUESTIONNAIRE_IDS]
+    return tuple(validate_resource(questionnaire_json(key)) for key in fhir.QUESTIONNAIRE_IDS)
 
 
 def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: str) -> dict[str, Any]:
@@ -91,7 +88,7 @@ def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: st
     if spec is None:
         for questionnaire in _questionnaires():
             if questionnaire["id"] == resource_id:
-                return _validate(questionnaire)
+                return questionnaire
         raise FhirError(404, "not-found", f"No Questionnaire {resource_id[:40]!r}.")
     spec = part_for_id(resource_type, resource_id) or spec
     try:
@@ -102,7 +99,7 @@ def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: st
         found = spec.queryset().filter(spec.clinic_filter(grant.clinic), pk=pk).first()
         if found is None:
             raise FhirError(404, "not-found", f"No {resource_type} with this id.")
-        resource = _validate(spec.render([found], grant)[0])
+        resource = validate_resource(spec.render([found], grant)[0])
         record_event(
             grant.actor,
             "view",
@@ -123,7 +120,7 @@ def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: st
     if not grant.can_read(patient, spec.clinical):
         deny(grant, request, f"type={resource_type}", patient=patient)
         raise FhirError(403, "forbidden", "This access does not include this patient's record.")
-    resource = _validate(spec.render([row], grant)[0])
+    resource = validate_resource(spec.render([row], grant)[0])
     record_event(
         grant.actor,
         "view",
@@ -191,8 +188,7 @@ def _bundle(
     }
     if entries:
         bundle["entry"] = entries
-    Bundle.model_validate(bundle)  # validates every resource in it
-    return bundle
+    return validate_bundle(bundle)  # and every resource in it
 
 
 def _self_url(resource_type: str, params: list[tuple[str, str]]) -> str:
@@ -323,7 +319,7 @@ def _cursor_key(key: list[Any], dated: bool) -> tuple[Any, int, int]:
 def _search_questionnaires(
     request: HttpRequest, resource_type: str, criteria: list[tuple[str, str]]
 ) -> dict[str, Any]:
-    found = _questionnaires()
+    found = list(_questionnaires())
     for name, value in criteria:
         wanted = set(value.split(","))
         found = [q for q in found if (q["id"] if name == "_id" else q["url"]) in wanted]
