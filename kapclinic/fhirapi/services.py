@@ -133,13 +133,35 @@ def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: st
     return resource
 
 
+def search_includes(spec: Spec | None) -> list[str]:
+    """The `_include` values a type supports: its patient reference parameters (docs/fhir-api.md#include)."""
+    if spec is None or spec.clinic_filter is not None or spec.patient_field == "pk":
+        return []
+    return [f"{spec.type}:{name}" for name in ("patient", "subject") if name in spec.params]
+
+
+def _includes(spec: Spec | None, values: list[str]) -> list[str]:
+    supported = search_includes(spec)
+    for value in values:
+        if value not in supported:
+            raise FhirError(
+                400,
+                "not-supported",
+                f"_include={value[:60]!r} is not supported here"
+                + (f" (supported: {', '.join(supported)})." if supported else "."),
+            )
+    return values
+
+
 def _parse(request: HttpRequest, spec: Spec | None) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """(search criteria, result parameters) of the query string; 400 for anything not supported."""
     criteria: list[tuple[str, str]] = []
     result: dict[str, str] = {}
     allowed = spec.params if spec is not None else {"_id": None, "url": None}
     for name, values in request.GET.lists():
-        if name in RESULT_PARAMS:
+        if name == "_include":
+            result[name] = ",".join(_includes(spec, values))
+        elif name in RESULT_PARAMS:
             if len(values) > 1:
                 raise invalid(name, "it may be given only once.")
             result[name] = values[0]
@@ -163,14 +185,16 @@ def _bundle(
     total: int,
     links: dict[str, str],
     warning: str = "",
+    included: list[dict[str, Any]] | tuple[()] = (),
 ) -> dict[str, Any]:
     entries: list[dict[str, Any]] = [
         {
             "fullUrl": f"{base_url()}/{r['resourceType']}/{r['id']}",
             "resource": r,
-            "search": {"mode": "match"},
+            "search": {"mode": mode},
         }
-        for r in resources
+        for mode, group in (("match", resources), ("include", included))
+        for r in group
     ]
     if warning:
         entries.append(
@@ -251,10 +275,11 @@ def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, 
         if clamped
         else ""
     )
-    bundle = _bundle(request, resources, total, links, warning)
     patient_ids = (
         {row_patient_id(parts[index], row) for _, index, row in page} if spec.clinic_filter is None else set()
     )
+    included = _included_patients(request, grant, patient_ids) if result.get("_include") else []
+    bundle = _bundle(request, resources, total, links, warning, included)
     named = None
     if len(patient_ids) == 1:
         from kapclinic.patients.models import Patient
@@ -266,9 +291,24 @@ def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, 
         patient=named,
         clinic=grant.clinic,
         object_type=f"fhir:{resource_type}",
-        detail=f"client={grant.client} n={len(resources)} total={total}",
+        detail=f"client={grant.client} n={len(resources)} total={total}"
+        + (f" included={len(included)}" if included else ""),
     )
     return bundle
+
+
+def _included_patients(request: HttpRequest, grant: Grant, patient_ids: set[int]) -> list[dict[str, Any]]:
+    """The Patients the page's resources refer to (`_include=<Type>:patient`): one query, whatever the
+    page size; only patients whose demographics this grant may read (403 without Patient access)."""
+    spec = SPECS["Patient"]
+    if not grant.may_read_type("Patient", "r") or not grant.has_any_access(spec.clinical):
+        deny(grant, request, "type=Patient include")
+        raise FhirError(403, "forbidden", "This access does not include Patient resources (_include).")
+    if not patient_ids:
+        return []
+    visible = grant.patients(spec.clinical).values("pk")
+    rows = spec.queryset().filter(pk__in=sorted(patient_ids)).filter(pk__in=visible).order_by("pk")
+    return spec.render(list(rows), grant)
 
 
 def _part_queryset(grant: Grant, part: Spec, criteria: list[tuple[str, str]]) -> Any:
