@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 from django.http import HttpRequest
 
 from kapclinic.accounts.models import Membership, Role
@@ -26,12 +29,10 @@ def authenticate(request: HttpRequest) -> Grant | None:
 
 def bearer_grant(request: HttpRequest, raw: str) -> Grant:
     """The grant of an access token: 401 (audited when the client is known) if it is not valid."""
-    from oauth2_provider.oauth2_validators import OAuth2Validator
-
     from kapclinic.audit.services import record_event
     from kapclinic.patients.models import Patient
 
-    token = OAuth2Validator()._load_access_token(raw) if raw else None
+    token = _load_token(raw) if raw else None
     client = getattr(token.application, "fhir_client", None) if token is not None else None
     if token is None or client is None:
         raise _unauthorised("The access token is not valid.")
@@ -73,6 +74,21 @@ def bearer_grant(request: HttpRequest, raw: str) -> Grant:
         )
     user_scopes = [s for s in resource_scopes if s.context == "user"]
     return Grant(actor, clinic, USER, client.name, types=_perms(user_scopes), client_pk=client.pk)
+
+
+def _load_token(raw: str) -> Any:
+    """The access token with its application, registered client, clinic and user: one query.
+
+    Looked up by its SHA-256 checksum, as django-oauth-toolkit's own validator does."""
+    from oauth2_provider.models import get_access_token_model
+
+    checksum = hashlib.sha256(raw.encode("utf-8")).hexdigest()
+    return (
+        get_access_token_model()
+        .objects.select_related("application__fhir_client__clinic", "user")
+        .filter(token_checksum=checksum)
+        .first()
+    )
 
 
 def _perms(scopes: list[smart.ResourceScope]) -> dict[str, str]:

@@ -6,6 +6,7 @@ requires `implementation` (docs/fhir-api.md, [D17])."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -28,12 +29,17 @@ _RESULT_PARAMS = [
 ]
 
 
-def _resource(spec_type: str, params: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
+def _resource(
+    spec_type: str, params: list[dict[str, Any]], includes: list[str] | None = None
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
         "type": spec_type,
         "interaction": [{"code": "read"}, {"code": "search-type"}],
-        "searchParam": params,
     }
+    if includes:
+        resource["searchInclude"] = includes
+    resource["searchParam"] = params
+    return resource
 
 
 def _params(parts: tuple[Spec, ...]) -> list[dict[str, Any]]:
@@ -47,8 +53,19 @@ def _params(parts: tuple[Spec, ...]) -> list[dict[str, Any]]:
 
 
 def capability_statement() -> dict[str, Any]:
-    base = f"{settings.SITE_URL}/fhir"
-    resources = [_resource(name, _params(parts) + _RESULT_PARAMS) for name, parts in PARTS.items()]
+    """The statement (built and validated once per process and base URL: it changes only with code)."""
+    return _statement(settings.SITE_URL)
+
+
+@cache
+def _statement(site_url: str) -> dict[str, Any]:
+    base = f"{site_url}/fhir"
+    from kapclinic.fhirapi.services import search_includes
+
+    resources = [
+        _resource(name, _params(parts) + _RESULT_PARAMS, search_includes(parts[0]))
+        for name, parts in PARTS.items()
+    ]
     resources.append(
         _resource(
             "Questionnaire",

@@ -9,14 +9,13 @@ offset.
 from __future__ import annotations
 
 import datetime as dt
+from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Q
 from django.http import HttpRequest
-from fhir.resources.R4B import get_fhir_model_class
-from fhir.resources.R4B.bundle import Bundle
 
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
@@ -32,6 +31,7 @@ from kapclinic.fhirapi.search import (
     parse_id,
     read_cursor,
 )
+from kapclinic.fhirapi.validation import validate_bundle, validate_resource
 from kapclinic.interop import fhir
 
 # Result parameters every search accepts; anything else not declared for the type is a 400.
@@ -75,15 +75,12 @@ def deny(grant: Grant, request: HttpRequest, detail: str, patient: Any = None) -
     request._kap_refusal = (event.pk, {"patient": patient, "object_type": "fhir", "detail": detail})  # type: ignore[attr-defined]
 
 
-def _validate(resource: dict[str, Any]) -> dict[str, Any]:
-    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    return resource
-
-
-def _questionnaires() -> list[dict[str, Any]]:
+@cache
+def _questionnaires() -> tuple[dict[str, Any], ...]:
+    """The instruments' Questionnaires: package data, read and validated once per process."""
     from kapclinic.clinical.instruments import questionnaire_json
 
-    return [questionnaire_json(key) for key in fhir.QUESTIONNAIRE_IDS]
+    return tuple(validate_resource(questionnaire_json(key)) for key in fhir.QUESTIONNAIRE_IDS)
 
 
 def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: str) -> dict[str, Any]:
@@ -91,7 +88,7 @@ def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: st
     if spec is None:
         for questionnaire in _questionnaires():
             if questionnaire["id"] == resource_id:
-                return _validate(questionnaire)
+                return questionnaire
         raise FhirError(404, "not-found", f"No Questionnaire {resource_id[:40]!r}.")
     spec = part_for_id(resource_type, resource_id) or spec
     try:
@@ -102,7 +99,7 @@ def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: st
         found = spec.queryset().filter(spec.clinic_filter(grant.clinic), pk=pk).first()
         if found is None:
             raise FhirError(404, "not-found", f"No {resource_type} with this id.")
-        resource = _validate(spec.render([found], grant)[0])
+        resource = validate_resource(spec.render([found], grant)[0])
         record_event(
             grant.actor,
             "view",
@@ -123,7 +120,7 @@ def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: st
     if not grant.can_read(patient, spec.clinical):
         deny(grant, request, f"type={resource_type}", patient=patient)
         raise FhirError(403, "forbidden", "This access does not include this patient's record.")
-    resource = _validate(spec.render([row], grant)[0])
+    resource = validate_resource(spec.render([row], grant)[0])
     record_event(
         grant.actor,
         "view",
@@ -136,13 +133,35 @@ def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: st
     return resource
 
 
+def search_includes(spec: Spec | None) -> list[str]:
+    """The `_include` values a type supports: its patient reference parameters (docs/fhir-api.md#include)."""
+    if spec is None or spec.clinic_filter is not None or spec.patient_field == "pk":
+        return []
+    return [f"{spec.type}:{name}" for name in ("patient", "subject") if name in spec.params]
+
+
+def _includes(spec: Spec | None, values: list[str]) -> list[str]:
+    supported = search_includes(spec)
+    for value in values:
+        if value not in supported:
+            raise FhirError(
+                400,
+                "not-supported",
+                f"_include={value[:60]!r} is not supported here"
+                + (f" (supported: {', '.join(supported)})." if supported else "."),
+            )
+    return values
+
+
 def _parse(request: HttpRequest, spec: Spec | None) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """(search criteria, result parameters) of the query string; 400 for anything not supported."""
     criteria: list[tuple[str, str]] = []
     result: dict[str, str] = {}
     allowed = spec.params if spec is not None else {"_id": None, "url": None}
     for name, values in request.GET.lists():
-        if name in RESULT_PARAMS:
+        if name == "_include":
+            result[name] = ",".join(_includes(spec, values))
+        elif name in RESULT_PARAMS:
             if len(values) > 1:
                 raise invalid(name, "it may be given only once.")
             result[name] = values[0]
@@ -166,14 +185,16 @@ def _bundle(
     total: int,
     links: dict[str, str],
     warning: str = "",
+    included: list[dict[str, Any]] | tuple[()] = (),
 ) -> dict[str, Any]:
     entries: list[dict[str, Any]] = [
         {
             "fullUrl": f"{base_url()}/{r['resourceType']}/{r['id']}",
             "resource": r,
-            "search": {"mode": "match"},
+            "search": {"mode": mode},
         }
-        for r in resources
+        for mode, group in (("match", resources), ("include", included))
+        for r in group
     ]
     if warning:
         entries.append(
@@ -191,8 +212,7 @@ def _bundle(
     }
     if entries:
         bundle["entry"] = entries
-    Bundle.model_validate(bundle)  # validates every resource in it
-    return bundle
+    return validate_bundle(bundle)  # and every resource in it
 
 
 def _self_url(resource_type: str, params: list[tuple[str, str]]) -> str:
@@ -255,10 +275,11 @@ def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, 
         if clamped
         else ""
     )
-    bundle = _bundle(request, resources, total, links, warning)
     patient_ids = (
         {row_patient_id(parts[index], row) for _, index, row in page} if spec.clinic_filter is None else set()
     )
+    included = _included_patients(request, grant, patient_ids) if result.get("_include") else []
+    bundle = _bundle(request, resources, total, links, warning, included)
     named = None
     if len(patient_ids) == 1:
         from kapclinic.patients.models import Patient
@@ -270,9 +291,24 @@ def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, 
         patient=named,
         clinic=grant.clinic,
         object_type=f"fhir:{resource_type}",
-        detail=f"client={grant.client} n={len(resources)} total={total}",
+        detail=f"client={grant.client} n={len(resources)} total={total}"
+        + (f" included={len(included)}" if included else ""),
     )
     return bundle
+
+
+def _included_patients(request: HttpRequest, grant: Grant, patient_ids: set[int]) -> list[dict[str, Any]]:
+    """The Patients the page's resources refer to (`_include=<Type>:patient`): one query, whatever the
+    page size; only patients whose demographics this grant may read (403 without Patient access)."""
+    spec = SPECS["Patient"]
+    if not grant.may_read_type("Patient", "r") or not grant.has_any_access(spec.clinical):
+        deny(grant, request, "type=Patient include")
+        raise FhirError(403, "forbidden", "This access does not include Patient resources (_include).")
+    if not patient_ids:
+        return []
+    visible = grant.patients(spec.clinical).values("pk")
+    rows = spec.queryset().filter(pk__in=sorted(patient_ids)).filter(pk__in=visible).order_by("pk")
+    return spec.render(list(rows), grant)
 
 
 def _part_queryset(grant: Grant, part: Spec, criteria: list[tuple[str, str]]) -> Any:
@@ -323,7 +359,7 @@ def _cursor_key(key: list[Any], dated: bool) -> tuple[Any, int, int]:
 def _search_questionnaires(
     request: HttpRequest, resource_type: str, criteria: list[tuple[str, str]]
 ) -> dict[str, Any]:
-    found = _questionnaires()
+    found = list(_questionnaires())
     for name, value in criteria:
         wanted = set(value.split(","))
         found = [q for q in found if (q["id"] if name == "_id" else q["url"]) in wanted]

@@ -219,3 +219,89 @@ def test_practitioner_and_organization_are_the_clinics_own(world: Any, client: A
     staff = body(client.get("/fhir/Practitioner?_count=50"))
     ids = {e["resource"]["id"] for e in staff["entry"]}
     assert f"pr{world.prescriber.pk}" in ids and f"pr{world.other_clinic_staff.pk}" not in ids
+
+
+def test_include_patient_returns_it_once_with_include_mode(world: Any, client: Any) -> None:
+    for day in range(3):
+        phq9(world, days_ago=day)
+    phq9(world, patient=world.other_patient)
+    client.force_login(world.prescriber)
+    url = (
+        f"/fhir/Observation?patient=p{world.patient.pk}&code={PHQ9_LOINC}"
+        "&_include=Observation:patient&_count=2"
+    )
+    bundle = body(client.get(url))
+    Bundle.model_validate(bundle)
+    modes = [(e["search"]["mode"], e["resource"]["resourceType"]) for e in bundle["entry"]]
+    assert modes == [("match", "Observation"), ("match", "Observation"), ("include", "Patient")]
+    patient = bundle["entry"][-1]
+    assert patient["resource"]["id"] == f"p{world.patient.pk}"
+    assert patient["fullUrl"].endswith(f"/fhir/Patient/p{world.patient.pk}")
+    assert bundle["total"] == 3  # included resources are not counted
+    next_url = {link["relation"]: link["url"] for link in bundle["link"]}["next"]
+    assert "_include=Observation%3Apatient" in next_url
+    # Two patients' observations: each patient once.
+    both = body(client.get("/fhir/Observation?_include=Observation:subject&_count=50"))
+    included = [e["resource"]["id"] for e in both["entry"] if e["search"]["mode"] == "include"]
+    assert sorted(included) == sorted([f"p{world.patient.pk}", f"p{world.other_patient.pk}"])
+    event = AuditEvent.objects.filter(object_type="fhir:Observation", action="list").order_by("-pk").first()
+    assert event is not None and "included=2" in event.detail
+
+
+def test_include_adds_one_query_whatever_the_page_size(world: Any, client: Any) -> None:
+    client.force_login(world.prescriber)
+    phq9(world)
+    url = "/fhir/Observation?_include=Observation:patient&_count=50"
+    client.get(url)
+    with CaptureQueriesContext(connection) as small:
+        assert client.get(url).status_code == 200
+    for day in range(1, 8):
+        phq9(world, days_ago=day)
+    phq9(world, patient=world.other_patient)
+    with CaptureQueriesContext(connection) as large:
+        assert client.get(url).status_code == 200
+    with CaptureQueriesContext(connection) as plain:
+        assert client.get("/fhir/Observation?_count=50").status_code == 200
+    assert len(large) == len(small) == len(plain) + 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "Observation?_include=Observation:performer",
+        "Observation?_include=*",
+        "Observation?_include=Observation:patient:Practitioner",
+        "Observation?_include=Condition:patient",
+        "Patient?_include=Patient:organization",
+        "Practitioner?_include=Practitioner:patient",
+        "Questionnaire?_include=Questionnaire:patient",
+        "Appointment?_include=Appointment:subject",
+    ],
+)
+def test_unsupported_include_is_400(world: Any, client: Any, query: str) -> None:
+    client.force_login(world.prescriber)
+    response = client.get(f"/fhir/{query}")
+    assert response.status_code == 400, query
+    assert body(response)["resourceType"] == "OperationOutcome"
+
+
+def test_metadata_lists_the_supported_includes(client: Any) -> None:
+    statement = body(client.get("/fhir/metadata"))
+    by_type = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    assert by_type["Observation"]["searchInclude"] == ["Observation:patient", "Observation:subject"]
+    assert by_type["Appointment"]["searchInclude"] == ["Appointment:patient"]
+    assert "searchInclude" not in by_type["Patient"] and "searchInclude" not in by_type["Practitioner"]
+
+
+def test_include_needs_patient_access(world: Any, client: Any) -> None:
+    from kapclinic.fhirapi.tests.helpers import backend_token, register_backend
+
+    phq9(world)
+    registered, key = register_backend(world, scopes="system/Observation.rs")
+    answer = backend_token(client, key, registered.client_id, scope="system/Observation.rs")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {answer.json()['access_token']}"}
+    assert client.get("/fhir/Observation", **auth).status_code == 200
+    refused = client.get("/fhir/Observation?_include=Observation:patient", **auth)
+    assert refused.status_code == 403
+    assert "entry" not in body(refused)
+    assert AuditEvent.objects.filter(action="denied", detail__contains="type=Patient include").count() == 1
