@@ -14,14 +14,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from kapclinic.clinical.session_state import Event
-from kapclinic.clinical.vitals import Reading
 from kapclinic.core import clock
 from kapclinic.inventory.models import Container, LedgerEntry, SessionDraw
 from kapclinic.inventory.testing import stock_for_session
-from kapclinic.measures.services import response_submit
 from kapclinic.sessions import services
 from kapclinic.sessions.models import Administration, DosingSession
+from kapclinic.sessions.testing import past_the_gate
 from kapclinic.testing.factories import PASSWORD, actor_for, make_clinic, make_patient, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
 
@@ -50,25 +48,7 @@ def _ordered(
     patient = make_patient(clinic, care_team=[rx])
     make_dosing_ready(patient, rx, protocol)
     nurse = actor_for(nadia, clinic)
-    response_submit(
-        nurse, patient, instrument="PHQ-9", version=None,
-        answers=[2, 2, 1, 1, 1, 0, 1, 0, 0], source="paper", entered_by=nadia,
-    )  # fmt: skip
-    s = services.session_create(actor_for(rx, clinic), patient, protocol, T0)
-    s = services.session_transition(nurse, s, Event.CHECK_IN, s.version)
-    s = services.gate_update(
-        nurse, s, s.version,
-        {
-            "weight_kg": 70, "last_food_at": T0 - dt.timedelta(hours=4),
-            "last_liquid_at": T0 - dt.timedelta(hours=2),
-            "escort_name": "Sam Escort", "escort_phone": "", "medication_changes_reviewed": True,
-            "flagged_medication_classes": [], "pregnancy_status": "not_applicable", "intention": "Curiosity",
-            **extra_gate,
-        },
-    )  # fmt: skip
-    services.vitals_record(nurse, s, Reading(sbp=124, dbp=80, hr=72, rr=14, spo2=98))
-    s.refresh_from_db()
-    s = services.gate_pass(nurse, s, s.version)
+    s = past_the_gate(actor_for(rx, clinic), nurse, patient, protocol, T0, **extra_gate)
     services.dose_order(actor_for(rx, clinic), s, s.version, inputs)
     services.dose_double_check(actor_for(nora, clinic), s)
     s.refresh_from_db()
