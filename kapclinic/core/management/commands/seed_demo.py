@@ -6,14 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.test.utils import override_settings
 
-from kapclinic.core.demo import (
-    DEMO_PASSWORD,
-    OTHER_CLINIC_LOGIN,
-    PATIENT_LOGIN,
-    STAFF,
-    build_foundation,
-    run_app_seeders,
-)
+from kapclinic.core.packaging import require_extra
 
 
 class Command(BaseCommand):
@@ -23,6 +16,16 @@ class Command(BaseCommand):
         parser.add_argument("--quiet-logins", action="store_true", help="Do not print the demo logins.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        require_extra("faker", "demo", "The demo clinic")
+        from kapclinic.core.demo import (
+            DEMO_PASSWORD,
+            OTHER_CLINIC_LOGIN,
+            PATIENT_LOGIN,
+            STAFF,
+            build_foundation,
+            run_app_seeders,
+        )
+
         # Seeding raises demo alerts and reminders; their emails would only flood the console.
         with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
             ctx = build_foundation()

@@ -12,6 +12,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from kapclinic.core.packaging import require_extra
+
 
 class Command(BaseCommand):
     help = "Generate a synthetic multi-clinic dataset with N patients and their full histories."
@@ -27,6 +29,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        require_extra("faker", "dev", "The scale dataset")
+        require_extra("kapclinic.benchdata", "dev", "The scale dataset")
         from kapclinic.benchdata.scale import already_seeded, seed_scale
 
         n = opts["patients"]
