@@ -24,7 +24,7 @@ from kapclinic.accounts.models import (
     User,
     backup_code_hash,
 )
-from kapclinic.audit.services import record_event
+from kapclinic.audit.services import field_changes, record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
@@ -326,13 +326,17 @@ def clinic_update(actor: Actor, clinic: Clinic, *, expected_version: int, **valu
     """Change the clinic's details (an admin). Returns the names of the fields that changed.
 
     Conditional on the version the form was rendered with, so two admins never overwrite each other
-    unnoticed; the audit entry names the changed fields (the values are the clinic's, not a patient's).
+    unnoticed; the audit entry holds each changed field's old and new value.
     """
     changed = [n for n in CLINIC_DETAIL_FIELDS if n in values and getattr(clinic, n) != values[n]]
     with transaction.atomic():
+        before = {name: getattr(clinic, name) for name in changed}
         for name in changed:
             setattr(clinic, name, values[name])
         save_versioned(clinic, expected_version, changed)
         detail = "clinic details: " + (",".join(changed) or "none")
-        record_event(actor, "admin", obj=clinic, clinic=clinic, detail=detail)
+        data = {"changes": field_changes(before, {name: values[name] for name in changed})}
+        record_event(
+            actor, "admin", obj=clinic, clinic=clinic, detail=detail, name="clinic.update", data=data
+        )
     return changed

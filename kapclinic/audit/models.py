@@ -26,6 +26,12 @@ from django.db import models
 GENESIS = "0" * 64
 
 
+def canonical_data(data: Any) -> str:
+    """The text of an event's `data` the hash covers: JSON with sorted keys, the same whichever database
+    stored it (PostgreSQL's jsonb reorders keys)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 class AuditAction(models.TextChoices):
     VIEW = "view", "Viewed"
     LIST = "list", "Listed"
@@ -68,6 +74,14 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     ip = models.CharField(max_length=64, blank=True)
     detail = models.CharField(max_length=200, blank=True, help_text="Never patient data.")
+    name = models.CharField(
+        max_length=80, blank=True, help_text="Namespaced action, e.g. session.transition or patient.update."
+    )
+    data = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Codes, counts and the old and new values of changed fields; never note text or secrets.",
+    )
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
     key_id = models.CharField(
@@ -93,26 +107,29 @@ class AuditEvent(models.Model):
         raise PermissionError("Audit events cannot be deleted.")
 
     def payload(self) -> str:
-        """The canonical text that the hash covers."""
-        return json.dumps(
-            [
-                self.chain,
-                self.seq,
-                self.at.isoformat(timespec="microseconds"),
-                self.actor_id,
-                self.actor_role,
-                self.clinic_id,
-                self.patient_id,
-                self.action,
-                self.object_type,
-                self.object_id,
-                self.request_id,
-                self.ip,
-                self.detail,
-                self.prev_hash,
-            ],
-            separators=(",", ":"),
-        )
+        """The canonical text that the hash covers: every column but its own hash and key id.
+
+        Events written before `name` and `data` existed have both empty and keep their original payload
+        (so they still verify); an event with either carries both at the end."""
+        fields: list[Any] = [
+            self.chain,
+            self.seq,
+            self.at.isoformat(timespec="microseconds"),
+            self.actor_id,
+            self.actor_role,
+            self.clinic_id,
+            self.patient_id,
+            self.action,
+            self.object_type,
+            self.object_id,
+            self.request_id,
+            self.ip,
+            self.detail,
+            self.prev_hash,
+        ]
+        if self.name or self.data:
+            fields += [self.name, canonical_data(self.data)]
+        return json.dumps(fields, separators=(",", ":"))
 
     def compute_hash(self) -> str:
         """HMAC-SHA256 of the payload under the key named by `key_id` (plain SHA-256 for legacy events).

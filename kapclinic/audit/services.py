@@ -1,7 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import hmac
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, models, transaction
@@ -37,16 +42,28 @@ def record_event(
     object_id: str | int = "",
     detail: str = "",
     clinic: Any = None,
+    name: str = "",
+    data: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one audit event. Call inside the transaction of the change it records.
 
-    `detail` is for codes and counts only, never patient data.
+    `action` is the kind of access (view, update, ...; the log's filter); `name` the namespaced action
+    (`session.transition`, `patient.update`), by default the object's model and the kind
+    (`appointment.update`). `data` holds codes, counts and, for a change, `field_changes(...)`: the old and
+    new values of the changed fields, never note text or secrets. `detail` is a short code kept for
+    events that predate `data`. The hash covers all of it.
     """
     if action not in AuditAction.values:
         raise ValueError(f"Unknown audit action {action!r}")
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
+    if name:
+        if not NAME_RE.fullmatch(name):
+            raise ValueError(f"Audit event names are dotted lowercase words, not {name!r}")
+    else:
+        name = default_name(action, object_type, about_patient=patient is not None)
+    stored = _json_safe(dict(data or {}))
     clinic = clinic or (patient.clinic if patient is not None else actor.clinic)
     chain = clinic.pk if clinic is not None else 0
     key_id, secret = keys.signing_key()
@@ -66,6 +83,8 @@ def record_event(
             request_id=actor.request_id[:64],
             ip=actor.ip or "",
             detail=detail[:200],
+            name=name,
+            data=stored,
             prev_hash=head.hash,
             key_id=key_id,
         )
@@ -73,6 +92,64 @@ def record_event(
         event.save(force_insert=True)
         AuditChainHead.objects.filter(chain=chain).update(seq=event.seq, hash=event.hash)
     return event
+
+
+NAME_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+#: What an event with no object is about, by its kind.
+_SUBJECTLESS = {"login": "account", "login_failed": "account", "logout": "account"}
+#: A value longer than this is stored cut, and says so (an audit entry records who changed what, not a
+#: second copy of long text).
+MAX_VALUE_CHARS = 300
+
+
+def default_name(action: str, object_type: str, *, about_patient: bool = False) -> str:
+    """`appointment.update` for an update of a scheduling.appointment; `account.login` for a login;
+    `patient.view` for an event about a patient with no object named."""
+    noun = re.sub(r"[^a-z0-9_]+", "_", object_type.rsplit(".", 1)[-1].lower()).strip("_")
+    if not noun or not noun[0].isalpha():
+        noun = _SUBJECTLESS.get(action, "patient" if about_patient else "clinic")
+    return f"{noun}.{action}"
+
+
+def _value(value: Any) -> Any:
+    """A field's value as the audit stores it: JSON types only, floats and Decimals as text (so the
+    stored value and the hashed text agree on every database), long text cut with a mark."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | float | uuid.UUID):
+        return str(value)
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, Mapping):
+        return {str(k): _value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_value(v) for v in value]
+    text = str(value)
+    if len(text) > MAX_VALUE_CHARS:
+        return f"{text[:MAX_VALUE_CHARS]}… (+{len(text) - MAX_VALUE_CHARS} characters)"
+    return text
+
+
+def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
+    safe: dict[str, Any] = json.loads(json.dumps(_value(data)))
+    return safe
+
+
+def field_changes(
+    before: Mapping[str, Any], after: Mapping[str, Any], *, secret: Iterable[str] = ()
+) -> dict[str, dict[str, Any]]:
+    """The fields whose value differs, each as {"old": ..., "new": ...}, for an event's `data`.
+
+    A `secret` field (a password hash, a key, process-note text) is named with "changed" and no value."""
+    hidden = set(secret)
+    out: dict[str, dict[str, Any]] = {}
+    for field in after:
+        if field not in before or before[field] == after[field]:
+            continue
+        out[field] = {"changed": True} if field in hidden else {"old": before[field], "new": after[field]}
+    return out
 
 
 def verify_chains() -> list[str]:

@@ -29,6 +29,14 @@ class AuditFilterForm(KapForm):
     action = forms.ChoiceField(
         choices=[("", "Any action"), *AuditAction.choices], required=False, widget=FixedChoiceSelect
     )
+    event = forms.RegexField(
+        label="Event",
+        required=False,
+        max_length=80,
+        regex=r"^[a-z][a-z0-9_.]*$",
+        help_text="A namespaced action or its start, e.g. session. or patient.update",
+        error_messages={"invalid": "Lowercase letters, digits, _ and . only, e.g. session.transition."},
+    )
     date_from = forms.DateField(
         label="From",
         required=False,
@@ -55,6 +63,8 @@ _COLUMNS = (
     "object_id",
     "request_id",
     "ip",
+    "name",
+    "data",
 )
 
 
@@ -63,7 +73,8 @@ def _row(values: tuple[Any, ...], tz: dt.tzinfo, ellipsis: str) -> dict[str, Any
     current time zone ``tz`` (``|date:"Y-m-d H:i:s"``), "system" without an actor's email, "—" without a
     patient, the request id cut to 12 characters (``|truncatechars:12``, with the truncation text
     looked up once per page rather than twice per row)."""
-    pk, at, email, role, action, mrn, object_type, object_id, request_id, ip = values
+    pk, at, email, role, action, mrn, object_type, object_id, request_id, ip, name, data = values
+    changed = data.get("changes") if isinstance(data, dict) else None
     return {
         "pk": pk,
         "at": f"{at.astimezone(tz):%Y-%m-%d %H:%M:%S}",
@@ -76,6 +87,9 @@ def _row(values: tuple[Any, ...], tz: dt.tzinfo, ellipsis: str) -> dict[str, Any
         "object_id": object_id,
         "request": Truncator(request_id).chars(12, truncate=ellipsis),
         "ip": ip,
+        "name": name,
+        # The names of the changed fields only: the values may be clinical, and admins read this page.
+        "changed": ", ".join(sorted(changed)) if isinstance(changed, dict) else "",
     }
 
 
@@ -95,6 +109,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             qs = qs.filter(actor__email__iexact=data["actor"].strip())
         if data["action"]:
             qs = qs.filter(action=data["action"])
+        if data["event"]:
+            qs = qs.filter(name__startswith=data["event"])
         if data["date_from"]:
             qs = qs.filter(at__gte=dt.datetime.combine(data["date_from"], dt.time.min, tzinfo=tz))
         if data["date_to"]:

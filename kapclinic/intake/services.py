@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from kapclinic.audit.services import record_event
+from kapclinic.audit.services import field_changes, record_event
 from kapclinic.clinical.eligibility import Decision, check_decision, load_rule_set
 from kapclinic.clinical.eligibility.chart_medications import relevant_digest
 from kapclinic.core import clock, request_cache
@@ -263,6 +263,7 @@ def assessment_update(
                 _mark_stale_if_needed(actor, patient, assessment, was_current)
                 return assessment, [f"medications+{len(added)}"]
             return assessment, []
+        before = {name: getattr(assessment, name) for name in changed}
         for name in changed:
             setattr(assessment, name, changes[name])
         assessment.updated_at = clock.now()
@@ -277,6 +278,11 @@ def assessment_update(
             patient=patient,
             obj=assessment,
             detail=f"fields={len(changed)}" + (f";chart_medications+{len(added)}" if added else ""),
+            name="assessment.update",
+            data={
+                "changes": field_changes(before, {name: changes[name] for name in changed}),
+                "chart_medications_added": len(added),
+            },
         )
         add_timeline_event(
             patient, kind="intake.assessment", title="Intake assessment updated", actor=actor, ref=assessment

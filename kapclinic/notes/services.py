@@ -152,11 +152,20 @@ def note_save_draft(
     base = _base_version(note, expected_version, editor)
     before = {s["key"]: s.get("text", "") for s in note.sections}
     note.sections = _apply(note, texts)
-    changed = sum(1 for s in note.sections if s["text"] != before.get(s["key"]))
+    changed = [s["key"] for s in note.sections if s["text"] != before.get(s["key"])]
     note.updated_at = clock.now()
     note.draft_editor = editor[:40]
     save_versioned(note, base, ["sections", "updated_at", "draft_editor"])
-    record_event(actor, "update", patient=note.patient, obj=note, detail=f"draft sections={changed}")
+    # Which sections changed, never their text.
+    record_event(
+        actor,
+        "update",
+        patient=note.patient,
+        obj=note,
+        detail=f"draft sections={len(changed)}",
+        name="note.draft_save",
+        data={"sections_changed": changed},
+    )
     return note
 
 

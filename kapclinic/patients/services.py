@@ -6,7 +6,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from kapclinic.audit.services import record_event
+from kapclinic.audit.services import field_changes, record_event
 from kapclinic.core import clock, request_cache
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
@@ -131,14 +131,17 @@ def patient_update_demographics(
         name for name in DEMOGRAPHIC_FIELDS if name in changes and getattr(patient, name) != changes[name]
     ]
     with transaction.atomic():
+        before = {name: getattr(patient, name) for name in changed}
         for name in changed:
             setattr(patient, name, changes[name])
         patient.updated_at = clock.now()
         save_versioned(patient, expected_version, [*changed, "updated_at"])
+        data: dict[str, Any] = {"changes": field_changes(before, {n: changes[n] for n in changed})}
         detail = "fields=" + ",".join(changed)
         if "email" in changed and portal_state(patient) == PORTAL_PENDING:
             _portal_unlink(patient)
             detail += " portal_invite_revoked"
+            data["portal_invite_revoked"] = True
             add_timeline_event(
                 patient,
                 kind="portal.revoked",
@@ -146,7 +149,9 @@ def patient_update_demographics(
                 category=TimelineCategory.ADMIN,
                 actor=actor,
             )
-        record_event(actor, "update", patient=patient, obj=patient, detail=detail)
+        record_event(
+            actor, "update", patient=patient, obj=patient, detail=detail, name="patient.update", data=data
+        )
         if "pathway_status" in changed:
             forget_caseload_counts(patient)
             add_timeline_event(

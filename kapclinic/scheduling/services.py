@@ -13,7 +13,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from kapclinic.accounts.models import CLINICAL_ROLES, Membership, User
-from kapclinic.audit.services import record_event
+from kapclinic.audit.services import field_changes, record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.core.concurrency import save_versioned
@@ -364,6 +364,8 @@ def appointment_reschedule(
         modality=modality,
     )
     moved = starts_at != appt.starts_at
+    fields = ("starts_at", "ends_at", "staff_id", "resource_id", "modality", "admin_note")
+    before = {name: getattr(appt, name) for name in fields}
     appt.starts_at = starts_at
     appt.ends_at = starts_at + dt.timedelta(minutes=minutes)
     appt.staff = staff
@@ -380,7 +382,13 @@ def appointment_reschedule(
         appt.clinic, appt.pk, appt.patient, appt.starts_at, appt.ends_at, staff, resource,
     )  # fmt: skip
     record_event(
-        actor, "update", patient=appt.patient, obj=appt, detail="rescheduled" if moved else "changed"
+        actor,
+        "update",
+        patient=appt.patient,
+        obj=appt,
+        detail="rescheduled" if moved else "changed",
+        name="appointment.reschedule" if moved else "appointment.update",
+        data={"changes": field_changes(before, {name: getattr(appt, name) for name in fields})},
     )
     if moved:
         add_timeline_event(

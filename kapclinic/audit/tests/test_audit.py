@@ -215,12 +215,13 @@ def test_audit_log_query_count_is_constant(
 
 
 #: The log's row template before issue #7 (model instances, |date, |default, get_action_display and
-#: |truncatechars per row): the rows the page prints now must read exactly the same.
+#: |truncatechars per row; since issue 13 with the event's name): the rows the page prints now must read
+#: exactly the same.
 _ROWS_BEFORE = """{% for e in events %}<tr>
 <td>{{ e.at|date:"Y-m-d H:i:s" }}</td><td>{{ e.actor.email|default:"system" }}{% if e.actor_role %} \
 <span class="muted">({{ e.actor_role }})</span>{% endif %}</td>
 <td>{% if e.action == "denied" %}<span class="badge danger">{{ e.get_action_display }}</span>{% else %}\
-{{ e.get_action_display }}{% endif %}</td>
+{{ e.get_action_display }}{% endif %}{% if e.name %}<br><code>{{ e.name }}</code>{% endif %}</td>
 <td>{{ e.patient.mrn|default:"—" }}</td><td>{{ e.object_type }} {{ e.object_id }}</td>\
 <td><code>{{ e.request_id|truncatechars:12 }}</code></td><td>{{ e.ip }}</td>
 </tr>{% endfor %}"""
