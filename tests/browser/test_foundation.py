@@ -94,11 +94,29 @@ def test_nurse_on_a_tablet(tablet_page: Any, server: str, login: Any, axe_check:
 
 
 def test_admin_sees_audit_and_staff(page: Any, server: str, login: Any, axe_check: Any, shot: Any) -> None:
-    _world()
+    from kapclinic.patients.services import patient_update_demographics
+    from kapclinic.testing.factories import actor_for
+
+    w = _world()
+    patient = w["patient"]
+    front = actor_for(w["front"], patient.clinic)
+    patient_update_demographics(front, patient, patient.version, {"phone": "+1 555 0142"})
     login(page, "admin@b.test")
     with page.expect_navigation():
         page.get_by_role("link", name="Audit log").click()
     expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+    # Issue 13: each event names its action; a change names the fields it changed, never their values.
+    page.get_by_role("textbox", name="Event:").fill("patient.update")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Filter").click()
+    row = page.get_by_role("row").filter(has_text="patient.update")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("changed: phone")
+    expect(page.locator("main")).not_to_contain_text("555 0142")
+    axe_check(page, "audit-log-event-filter")
+    shot(page, "foundation-audit-event-filter")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Audit log").click()
 
     axe_check(page, "audit-log")
     shot(page, "foundation-audit-log")
