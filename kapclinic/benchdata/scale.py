@@ -27,6 +27,7 @@ from faker import Faker
 from kapclinic.accounts.models import Clinic, Membership, Role, User
 from kapclinic.audit import keys
 from kapclinic.audit.models import GENESIS, AuditChainHead, AuditEvent
+from kapclinic.audit.services import default_name
 from kapclinic.benchdata.loader import BulkLoader, missing_tables, tune_connection_for_load
 from kapclinic.benchdata.plan import PatientPlan, build_plan
 from kapclinic.core import clock
@@ -146,6 +147,8 @@ class AuditWriter:
                     request_id="seed-scale",
                     ip="",
                     detail=detail,
+                    name=default_name(action, otype, about_patient=patient_id is not None),
+                    data={},
                     prev_hash=info.chain_hash,
                     key_id=key_id,
                 )
