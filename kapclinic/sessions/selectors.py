@@ -398,8 +398,6 @@ class SessionRecord:
         return sorted({o.at for o in self.observations if o.kind == ObservationKind.VITAL})
 
     def _phase_reading(self, phase: str) -> Reading | None:
-        from kapclinic.sessions.services import latest_reading
-
         rows = sorted(
             (o for o in self.observations if o.kind == ObservationKind.VITAL and o.phase == phase),
             key=lambda o: (o.reading, o.id),
@@ -633,8 +631,6 @@ def vitals_due(
 
 def rems_record(session: DosingSession) -> dict[str, Any]:
     """Every REMS Patient Monitoring Form field listed in ref §2.1 [S6a][S6b], filled from the session."""
-    from kapclinic.sessions.services import baseline_reading, final_reading
-
     patient = session.patient
     admin = getattr(session, "administration", None)
     given = given_record(session)
@@ -894,3 +890,59 @@ def _stock_containers(session: DosingSession) -> list[str]:
 
     rows = SessionDraw.objects.filter(session=session).select_related("container").order_by("at", "pk")
     return [f"{d.container.identifier}, lot {d.container.lot}" for d in rows]
+
+
+# ---------------------------------------------------------------- vitals readings and ratings of one session
+
+
+def baseline_reading(session: DosingSession) -> Reading | None:
+    return latest_reading(
+        Observation.objects.filter(session_id=session.pk, kind=ObservationKind.VITAL, phase="pre_dose")
+        .order_by("-reading", "-id")
+        .values_list("reading", "code", "value")[:5]
+    )
+
+
+def latest_reading(rows: Iterable[tuple[int, str, Any]]) -> Reading | None:
+    """The newest reading of (reading, code, value) rows given newest first (ordered by -reading, -id,
+    at most 5): the baseline (pre-dose) and final (recovery) readings are this over their phase's rows."""
+    rows = list(rows)[:5]
+    if not rows:
+        return None
+    latest = rows[0][0]
+    return _reading_values((code, value) for reading, code, value in rows if reading == latest)
+
+
+def _reading_values(pairs: Iterable[tuple[str, Any]]) -> Reading:
+    """A Reading from (LOINC code, value) pairs; codes that are not vitals are ignored."""
+    by_code = {v: k for k, v in ((vital, LOINC[vital].loinc) for vital in Vital)}
+    values: dict[str, int] = {}
+    for code, value in pairs:
+        vital = by_code.get(code)
+        if vital is not None:
+            values[vital.value] = value
+    return Reading(**values)
+
+
+def previous_dose_at(session: DosingSession) -> dt.datetime | None:
+    """First-dose time of the patient's previous dosed session (for the PHQ-9 window)."""
+    return (
+        DosingSession.objects.filter(patient_id=session.patient_id, first_dose_at__isnull=False)
+        .exclude(pk=session.pk)
+        .order_by("-first_dose_at")
+        .values_list("first_dose_at", flat=True)
+        .first()
+    )
+
+
+def last_rating(session: DosingSession, kind: str) -> int | None:
+    obs = session.observations.filter(kind=kind).order_by("-at", "-id").first()
+    return obs.value if obs else None
+
+
+def final_reading(session: DosingSession) -> Reading | None:
+    return latest_reading(
+        session.observations.filter(kind=ObservationKind.VITAL, phase="recovery")
+        .order_by("-reading", "-id")
+        .values_list("reading", "code", "value")[:5]
+    )

@@ -185,7 +185,7 @@ def _context(
         meds = active_medications(patient)
         assessment, eligibility = eligibility_summary(patient, meds)
         chart_flagged = selectors.chart_flagged_medications(patient, assessment=assessment, meds=meds)
-        baseline = services.baseline_reading(session)
+        baseline = selectors.baseline_reading(session)
         gate_overrides = list(session.gate_overrides.select_related("by"))
         initial = _gate_initial(session)
         if not session.medication_changes_reviewed and not session.flagged_medication_classes:
@@ -977,7 +977,6 @@ def rems_submitted(request: HttpRequest, patient_id: int, session_id: int) -> Ht
 
 
 # ---------------------------------------------------------------- clinic settings
-
 
 
 def _settings_page(
