@@ -97,7 +97,9 @@ def _time_problems(label: str, at: dt.datetime, session: DosingSession) -> list[
 
 
 @transaction.atomic
-def device_record(actor: Actor, session: DosingSession, expected_version: int, at: dt.datetime) -> DeviceUse:
+def device_record(
+    actor: Actor, session: DosingSession, *, expected_version: int, at: dt.datetime
+) -> DeviceUse:
     """The next esketamine device, used at ``at`` (back-dated within the session, never in the future):
     refused beyond the devices ordered or less than the protocol's spacing after the previous device
     (5 minutes, [S7] ref §1.3)."""
@@ -173,8 +175,8 @@ def _num(value: Decimal) -> str:
 def infusion_stop_record(
     actor: Actor,
     session: DosingSession,
-    expected_version: int,
     *,
+    expected_version: int,
     stopped_at: dt.datetime,
     actual_rate_ml_per_h: Decimal | None,
     early_stop_reason: str = "",
@@ -292,7 +294,7 @@ def infusion_stop_record(
 
 @transaction.atomic
 def lozenge_record(
-    actor: Actor, session: DosingSession, expected_version: int, *, hold_minutes: int, outcome: str
+    actor: Actor, session: DosingSession, *, expected_version: int, hold_minutes: int, outcome: str
 ) -> Administration:
     """How long the sublingual lozenge was held and whether it was spat out or swallowed."""
     session = _fresh(session)

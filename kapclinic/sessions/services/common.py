@@ -25,10 +25,10 @@ from kapclinic.sessions.models import (
 
 
 def protocol_for(session: DosingSession) -> Protocol:
-    return clinic_protocol(session.clinic_id, session.protocol_id, session.protocol_version)
+    return clinic_protocol(session.clinic_id, session.protocol_id, version=session.protocol_version)
 
 
-def clinic_protocol(clinic_id: int, protocol_id: str, version: str | None = None) -> Protocol:
+def clinic_protocol(clinic_id: int, protocol_id: str, *, version: str | None = None) -> Protocol:
     """The protocol with the clinic's settings applied; read once per request (request_cache), and
     read again after ``protocol_settings_update`` changes them (it calls ``request_cache.forget()``)."""
 
@@ -107,8 +107,8 @@ def _transition(
     actor: Actor,
     session: DosingSession,
     event: Event,
-    expected_version: int,
     *,
+    expected_version: int,
     reason: str = "",
     extra: dict[str, Any] | None = None,
 ) -> DosingSession:

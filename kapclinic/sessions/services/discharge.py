@@ -188,7 +188,7 @@ def _final_set_problems(
 
 @transaction.atomic
 def missed_check_explain(
-    actor: Actor, session: DosingSession, offset_minutes: int, text: str
+    actor: Actor, session: DosingSession, *, offset_minutes: int, text: str
 ) -> SessionEvent:
     """A written reason why a scheduled vitals check (``offset_minutes`` after the dose start) was not
     done; discharge then accepts the gap. Refused for a check that is not on the schedule or not missed."""
@@ -229,8 +229,8 @@ def missed_check_explain(
 def session_discharge(
     actor: Actor,
     session: DosingSession,
-    expected_version: int,
     *,
+    expected_version: int,
     escort_present: bool,
     no_driving: bool,
     signed: bool,
@@ -254,7 +254,7 @@ def session_discharge(
         actor,
         session,
         Event.DISCHARGE,
-        expected_version,
+        expected_version=expected_version,
         extra={
             "escort_present": True,
             "no_driving_advice_given": True,
@@ -316,7 +316,7 @@ def adverse_event_record(
     return ae
 
 
-def process_note_add(actor: Actor, session: DosingSession, text: str) -> ProcessNote:
+def process_note_add(actor: Actor, session: DosingSession, *, text: str) -> ProcessNote:
     """The therapist's process note for this session: a psychotherapy process note of the notes app,
     encrypted at rest and linked to the session; readable only by its author (and whoever the author
     shares it with), never part of the monitoring record, the REMS record, exports or the portal."""

@@ -91,7 +91,7 @@ def _order_snapshot(admin: Administration) -> dict[str, str]:
 
 @transaction.atomic
 def dose_order(
-    actor: Actor, session: DosingSession, expected_version: int, inputs: dict[str, Any]
+    actor: Actor, session: DosingSession, *, expected_version: int, inputs: dict[str, Any]
 ) -> Administration:
     if not clinic_can(actor, ClinicAction.ORDER_DOSE):
         raise DomainError("Only a prescriber can order the dose.")
@@ -262,8 +262,8 @@ def dose_double_check_withdraw(actor: Actor, session: DosingSession) -> Administ
 def dosing_start(
     actor: Actor,
     session: DosingSession,
-    expected_version: int,
     *,
+    expected_version: int,
     lot_number: str,
     expiry_date: dt.date | None,
 ) -> DosingSession:
@@ -313,7 +313,7 @@ def dosing_start(
     admin.administered_by = actor.user
     admin.administered_at = now
     admin.save(update_fields=["lot_number", "expiry_date", "administered_by", "administered_at"])
-    session = _transition(actor, session, Event.START_DOSING, expected_version)
+    session = _transition(actor, session, Event.START_DOSING, expected_version=expected_version)
     if protocol.dose.form == "nasal_device" and admin.devices:
         # The first device is used when dosing starts: its time is the first-dose time (clock zero).
         assert session.first_dose_at is not None
@@ -347,8 +347,8 @@ NO_STOCK = (
 def dosing_start_from_stock(
     actor: Actor,
     session: DosingSession,
-    expected_version: int,
     *,
+    expected_version: int,
     container_id: int | None,
     drawn_mg: Decimal | None = None,
     second_container_id: int | None = None,
@@ -385,7 +385,7 @@ def dosing_start_from_stock(
     session = dosing_start(
         actor,
         session,
-        expected_version,
+        expected_version=expected_version,
         lot_number=" + ".join(lots)[:60],
         expiry_date=min(c.expiry for c in chosen),
     )

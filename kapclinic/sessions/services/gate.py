@@ -51,9 +51,9 @@ from kapclinic.sessions.services.discharge import _recovery_start_check
 def session_create(
     actor: Actor,
     patient: Patient,
+    *,
     protocol_key: str,
     scheduled_for: dt.datetime,
-    *,
     appointment: Appointment | None = None,
 ) -> DosingSession:
     user = _assert_user(actor)
@@ -89,9 +89,9 @@ def session_transition(
     actor: Actor,
     session: DosingSession,
     event: Event,
+    *,
     expected_version: int,
     reason: str = "",
-    *,
     partial_reason: str = "",
 ) -> DosingSession:
     """Check-in, start monitoring, start recovery and abort (the steps with no extra data).
@@ -108,7 +108,7 @@ def session_transition(
         partial, reason = _dosing_complete_check(session, partial_reason)
     if event is Event.START_RECOVERY and State(session.state) is State.MONITORING:
         _recovery_start_check(session)
-    session = _transition(actor, session, event, expected_version, reason=reason.strip())
+    session = _transition(actor, session, event, expected_version=expected_version, reason=reason.strip())
     if partial is not None:
         add_timeline_event(
             session.patient,
@@ -183,8 +183,8 @@ def session_start_from_appointment(actor: Actor, appointment: Appointment) -> tu
     session = session_create(
         actor,
         patient,
-        f"{plan.protocol_id}@{plan.protocol_version}",
-        appointment.starts_at,
+        protocol_key=f"{plan.protocol_id}@{plan.protocol_version}",
+        scheduled_for=appointment.starts_at,
         appointment=appointment,
     )
     arrived_at = locked.checked_in_at if locked is not None else None
@@ -193,7 +193,7 @@ def session_start_from_appointment(actor: Actor, appointment: Appointment) -> tu
             actor,
             session,
             Event.CHECK_IN,
-            session.version,
+            expected_version=session.version,
             reason=f"Arrival recorded at the front desk at {timezone.localtime(arrived_at):%H:%M}.",
             extra={"checked_in_at": arrived_at},
         )
@@ -223,7 +223,7 @@ GATE_FIELDS = [
 
 @transaction.atomic
 def gate_update(
-    actor: Actor, session: DosingSession, expected_version: int, values: dict[str, Any]
+    actor: Actor, session: DosingSession, *, expected_version: int, values: dict[str, Any]
 ) -> DosingSession:
     session = _fresh(session)
     _check_version(session, expected_version)
@@ -238,7 +238,7 @@ def gate_update(
     return session
 
 
-def session_phq9(session: DosingSession, now: dt.datetime | None = None) -> Any:
+def session_phq9(session: DosingSession, *, now: dt.datetime | None = None) -> Any:
     """The PHQ-9 (measures app) that counts for this session, per the clinic's window setting."""
     from kapclinic.measures.selectors import session_phq9 as measures_session_phq9
 
@@ -258,8 +258,8 @@ NASAL_STEROID_DETAIL: dict[str, str] = {
 def gate_checks(
     session: DosingSession,
     protocol: Protocol,
-    now: dt.datetime | None = None,
     *,
+    now: dt.datetime | None = None,
     eligibility: Any = None,
     consent: Any = None,
     baseline: Reading | object | None = NOT_READ,
@@ -278,7 +278,7 @@ def gate_checks(
         )
         checks.extend(c for c in readiness.checks() if c.key in items)
     if "phq9_done" in items:
-        phq = session_phq9(session, now)
+        phq = session_phq9(session, now=now)
         checks.append(
             sm.check_phq9_response(
                 phq.evidence,
@@ -376,7 +376,7 @@ def gate_result(
 
 
 @transaction.atomic
-def gate_override(actor: Actor, session: DosingSession, item: str, reason: str) -> GateOverride:
+def gate_override(actor: Actor, session: DosingSession, *, item: str, reason: str) -> GateOverride:
     if not clinic_can(actor, ClinicAction.ORDER_DOSE):
         raise DomainError("Only a prescriber can override a failed pre-dose check.")
     reason = reason.strip()
@@ -406,7 +406,7 @@ def gate_override(actor: Actor, session: DosingSession, item: str, reason: str) 
 
 
 @transaction.atomic
-def gate_pass(actor: Actor, session: DosingSession, expected_version: int) -> DosingSession:
+def gate_pass(actor: Actor, session: DosingSession, *, expected_version: int) -> DosingSession:
     session = _fresh(session)
     _check_version(session, expected_version)
     if session.state != State.CHECKED_IN:
@@ -434,4 +434,4 @@ def gate_pass(actor: Actor, session: DosingSession, expected_version: int) -> Do
         phq = session_phq9(session)
         extra["phq9_done"] = phq.response is not None
         extra["phq9_response"] = phq.response
-    return _transition(actor, session, Event.PASS_PREDOSE, expected_version, extra=extra)
+    return _transition(actor, session, Event.PASS_PREDOSE, expected_version=expected_version, extra=extra)

@@ -155,7 +155,7 @@ def _raise_alerts(session: DosingSession, found: Iterable[Any], now: dt.datetime
 
 @transaction.atomic
 def rating_record(
-    actor: Actor, session: DosingSession, kind: str, value: int
+    actor: Actor, session: DosingSession, *, kind: str, value: int
 ) -> tuple[Observation, list[SessionAlert]]:
     session = _fresh(session)
     if State(session.state) not in (State.DOSING, State.MONITORING, State.RECOVERY):
@@ -189,7 +189,7 @@ def rating_record(
 
 
 @transaction.atomic
-def event_record(actor: Actor, session: DosingSession, kind: str, code: str, text: str) -> SessionEvent:
+def event_record(actor: Actor, session: DosingSession, *, kind: str, code: str, text: str) -> SessionEvent:
     session = _fresh(session)
     if State(session.state) in (State.SCHEDULED, State.DISCHARGED, State.ABORTED):
         raise DomainError(
@@ -214,7 +214,7 @@ def event_record(actor: Actor, session: DosingSession, kind: str, code: str, tex
 
 
 @transaction.atomic
-def alert_acknowledge(actor: Actor, session: DosingSession, alert_id: int, action: str) -> SessionAlert:
+def alert_acknowledge(actor: Actor, session: DosingSession, *, alert_id: int, action: str) -> SessionAlert:
     action = action.strip()
     if not action:
         raise DomainError(

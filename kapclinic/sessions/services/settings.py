@@ -100,7 +100,7 @@ def alert_routing_update(
 
 @transaction.atomic
 def protocol_settings_update(
-    actor: Actor, protocol_id: str, values: dict[str, str | None], *, reason: str, expected_stamp: int
+    actor: Actor, protocol_id: str, *, values: dict[str, str | None], reason: str, expected_stamp: int
 ) -> list[ClinicSettingChange]:
     """Set (or clear, with None) the clinic's values for ``protocol_id``. Refused with a sentence for a
     non-prescriber or a missing reason; ConflictError when someone changed this protocol's settings since
@@ -165,7 +165,7 @@ def protocol_settings_update(
 
 @transaction.atomic
 def measure_settings_update(
-    actor: Actor, values: dict[str, Any], *, reason: str, expected_version: int
+    actor: Actor, *, values: dict[str, Any], reason: str, expected_version: int
 ) -> list[ClinicSettingChange]:
     """The measures app's clinic settings (alert timing, item 9 urgency, PCL-5 cut-off, link expiry,
     pre-session PHQ-9 window), recorded with who, when and why, and audited once."""

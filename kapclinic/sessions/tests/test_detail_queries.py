@@ -96,11 +96,11 @@ def _observe(world: Any, s: DosingSession, n: int) -> None:
         clock.advance(dt.timedelta(minutes=1))
         sbp = 190 if i % 3 == 1 else 132
         services.vitals_record(nurse, s, Reading(sbp=sbp, dbp=82, hr=74, rr=14, spo2=97))
-        services.rating_record(nurse, s, ObservationKind.SEDATION, 5 - i % 2)
-        services.rating_record(nurse, s, ObservationKind.DISSOCIATION, i % 3)
-        services.event_record(nurse, s, "note", "", f"check {i}")
+        services.rating_record(nurse, s, kind=ObservationKind.SEDATION, value=5 - i % 2)
+        services.rating_record(nurse, s, kind=ObservationKind.DISSOCIATION, value=i % 3)
+        services.event_record(nurse, s, kind="note", code="", text=f"check {i}")
     for alert in SessionAlert.objects.filter(session=s)[:1]:
-        services.alert_acknowledge(nurse, s, alert.pk, "rechecked")
+        services.alert_acknowledge(nurse, s, alert_id=alert.pk, action="rechecked")
 
 
 def _detail(s: DosingSession) -> str:
@@ -177,7 +177,7 @@ def test_next_reading_and_baseline_in_one_query(
     services.vitals_record(nurse, s, Reading(sbp=150, dbp=90, hr=80))
     services.vitals_record(nurse, s, Reading(sbp=140, dbp=88, hr=78, rr=12, spo2=99))
     s = _to(s, "monitoring", first_dose_at=clock.now())
-    services.rating_record(nurse, s, ObservationKind.SEDATION, 5)
+    services.rating_record(nurse, s, kind=ObservationKind.SEDATION, value=5)
     services.vitals_record(nurse, s, Reading(sbp=135, dbp=85))
     with django_assert_num_queries(1):
         last, baseline = monitoring._last_group_and_baseline(s)
@@ -203,7 +203,7 @@ def _page_status_html(world: Any, user: Any, s: DosingSession) -> str:
     from django.test import RequestFactory
 
     from kapclinic.patients.models import Patient
-    from kapclinic.sessions import views
+    from kapclinic.sessions.views import page as views
 
     request = RequestFactory().get(_monitor(s))
     request.user = user
