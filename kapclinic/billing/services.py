@@ -5,8 +5,8 @@ payment and a write-off on the same account are serialised and each sees the oth
 rows (fee items, profiles, draft charge lines) use optimistic concurrency (core/concurrency.py).
 The arithmetic is kapclinic/clinical/billing/; the rules and their sources are docs/billing.md.
 
-Over 600 lines: every money write serialises on the patient's Account row; kept together so that one
-locking rule and the ledger's sign conventions are read in one place.
+Over 600 lines: every money write follows the one locking rule above, read in one place; the sections
+(accounts, identifiers, fee schedule, proposals, payments, packages) are the seams if it grows.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ from the same vial at once are serialised: the second sees the first's balance (
 vial no longer holds enough). The arithmetic and its refusal sentences are kapclinic/clinical/ledger.py.
 Facts: docs/controlled-substances.md.
 
-Over 600 lines: the controlled-substance ledger's writes share one locking rule (select_for_update on
-the container row) and its refusal sentences; splitting would scatter the invariants a DEA inspection reads.
+Over 600 lines: every ledger write follows the one locking rule above; not split yet because other
+changes to it were in flight (issue 13); its sections are the seams.
 """
 
 from __future__ import annotations
