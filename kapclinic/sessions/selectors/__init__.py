@@ -14,7 +14,7 @@ from kapclinic.sessions.selectors.discharge import (
     rems_record,
     session_process_notes,
 )
-from kapclinic.sessions.selectors.gate import chart_flagged_medications
+from kapclinic.sessions.selectors.gate import chart_flagged_medications, session_phq9
 from kapclinic.sessions.selectors.lists import (
     REMS_SUBMIT_DAYS,
     PatientSession,
@@ -38,6 +38,7 @@ from kapclinic.sessions.selectors.monitoring import (
     vitals_due,
 )
 from kapclinic.sessions.selectors.record import (
+    MISSED_CHECK_CODE,
     GivenRecord,
     ObservationRow,
     SessionRecord,
@@ -46,11 +47,13 @@ from kapclinic.sessions.selectors.record import (
     given_record,
     last_rating,
     latest_reading,
+    missed_check_explanations,
     previous_dose_at,
 )
 from kapclinic.sessions.selectors.settings import clinic_settings_context
 
 __all__ = [
+    "MISSED_CHECK_CODE",
     "REMS_SUBMIT_DAYS",
     "DoseHandoff",
     "GivenRecord",
@@ -72,6 +75,7 @@ __all__ = [
     "last_rating",
     "latest_reading",
     "measure_dosing_times",
+    "missed_check_explanations",
     "monitoring_timeline",
     "patient_sessions",
     "previous_dose_at",
@@ -79,6 +83,7 @@ __all__ = [
     "rems_overdue",
     "rems_record",
     "session_for_appointment",
+    "session_phq9",
     "session_process_notes",
     "sessions_for_appointments",
     "startable_appointments",

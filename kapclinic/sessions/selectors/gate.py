@@ -1,10 +1,15 @@
-"""What the gate reads from the chart: medications of a flagged class."""
+"""What the gate reads: medications of a flagged class on the chart, the PHQ-9 that counts for the
+session."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from kapclinic.core import clock
 from kapclinic.core.sentinel import NOT_READ
+from kapclinic.sessions.models import DosingSession
+from kapclinic.sessions.selectors.record import previous_dose_at
 
 
 def chart_flagged_medications(
@@ -27,3 +32,12 @@ def chart_flagged_medications(
         for c in classified
         if c.ruleset_class in FLAGGED_MEDICATION_CLASSES
     ]
+
+
+def session_phq9(session: DosingSession, *, now: dt.datetime | None = None) -> Any:
+    """The PHQ-9 (measures app) that counts for this session, per the clinic's window setting."""
+    from kapclinic.measures.selectors import session_phq9 as measures_session_phq9
+
+    return measures_session_phq9(
+        session.patient, now=now or clock.now(), previous_dose_at=previous_dose_at(session)
+    )

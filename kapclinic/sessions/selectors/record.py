@@ -107,8 +107,6 @@ class SessionRecord:
     @cached_property
     def missed_explanations(self) -> dict[int, str]:
         """The written reasons for missed scheduled vitals checks, by minutes after the dose start."""
-        from kapclinic.sessions.services import missed_check_explanations
-
         return missed_check_explanations(self.session)
 
     @property
@@ -238,3 +236,14 @@ def final_reading(session: DosingSession) -> Reading | None:
         .order_by("-reading", "-id")
         .values_list("reading", "code", "value")[:5]
     )
+
+
+MISSED_CHECK_CODE = "missed_check:"
+
+
+def missed_check_explanations(session: DosingSession) -> dict[int, str]:
+    """{minutes after the dose start: the written reason} for the scheduled checks explained as missed."""
+    out: dict[int, str] = {}
+    for code, text in session.events.filter(code__startswith=MISSED_CHECK_CODE).values_list("code", "text"):
+        out[int(code.removeprefix(MISSED_CHECK_CODE))] = text
+    return out

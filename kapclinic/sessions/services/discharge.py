@@ -29,7 +29,14 @@ from kapclinic.sessions.models import (
     ObservationKind,
     SessionEvent,
 )
-from kapclinic.sessions.selectors import SessionRecord, baseline_reading, final_reading, last_rating
+from kapclinic.sessions.selectors import (
+    MISSED_CHECK_CODE,
+    SessionRecord,
+    baseline_reading,
+    final_reading,
+    last_rating,
+    missed_check_explanations,
+)
 from kapclinic.sessions.services.common import (
     _assert_user,
     _check_version,
@@ -125,17 +132,6 @@ def _recovery_start_check(session: DosingSession) -> None:
     )
     if problems:
         raise DomainError(list(problems))
-
-
-MISSED_CHECK_CODE = "missed_check:"
-
-
-def missed_check_explanations(session: DosingSession) -> dict[int, str]:
-    """{minutes after the dose start: the written reason} for the scheduled checks explained as missed."""
-    out: dict[int, str] = {}
-    for code, text in session.events.filter(code__startswith=MISSED_CHECK_CODE).values_list("code", "text"):
-        out[int(code.removeprefix(MISSED_CHECK_CODE))] = text
-    return out
 
 
 def missing_checks(

@@ -32,7 +32,7 @@ from kapclinic.sessions.models import (
     PregnancyStatus,
 )
 from kapclinic.sessions.readiness import readiness_for
-from kapclinic.sessions.selectors import baseline_reading, previous_dose_at
+from kapclinic.sessions.selectors import baseline_reading, session_phq9
 from kapclinic.sessions.services.administration import _dosing_complete_check
 from kapclinic.sessions.services.common import (
     _assert_user,
@@ -236,15 +236,6 @@ def gate_update(
     save_versioned(session, expected_version, list(values))
     record_event(actor, "update", patient=session.patient, obj=session, detail="gate")
     return session
-
-
-def session_phq9(session: DosingSession, *, now: dt.datetime | None = None) -> Any:
-    """The PHQ-9 (measures app) that counts for this session, per the clinic's window setting."""
-    from kapclinic.measures.selectors import session_phq9 as measures_session_phq9
-
-    return measures_session_phq9(
-        session.patient, now=now or clock.now(), previous_dose_at=previous_dose_at(session)
-    )
 
 
 NASAL_STEROID_DETAIL: dict[str, str] = {
