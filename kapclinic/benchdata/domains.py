@@ -5,6 +5,8 @@ point at parents without a round trip), plus that patient's timeline lines (`ctx
 audit events (`ctx.audit`). Clinical numbers come from the pure modules: protocols (product, route,
 dose basis, vitals codes), instrument scoring (totals, severity, item 9 flags), vitals alert rules.
 Symptom values themselves are synthetic.
+
+Over 600 lines: one generator per domain, each independent and read alone; synthetic data only.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ in kapclinic.benchdata.domains with the models it needs; it runs when those tabl
 reported as skipped otherwise, so the seed grows with the apps.
 
 Patients are processed in chunks, one transaction each: memory stays flat whatever N is.
+
+Over 600 lines: the one seed_scale pipeline, step by step; synthetic data only.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Money moves under ``select_for_update`` on the patient's billing Account row, so
 payment and a write-off on the same account are serialised and each sees the other's result. Editable
 rows (fee items, profiles, draft charge lines) use optimistic concurrency (core/concurrency.py).
 The arithmetic is kapclinic/clinical/billing/; the rules and their sources are docs/billing.md.
+
+Over 600 lines: every money write follows the one locking rule above, read in one place; the sections
+(accounts, identifiers, fee schedule, proposals, payments, packages) are the seams if it grows.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ for the dose limits and ceilings, docs/clinical-reference-dosing.md, which cites
 Rounding is explicit: every rounded number records the rule that produced it so the UI can display it.
 Nothing is clamped: a dose above the maximum is reported (and refused unless a written override reason
 is given), never reduced.
+
+Over 600 lines: one pure dose pipeline (unit types, rounding, building blocks, maximum-dose check, whole
+calculation), each section using the ones above it; splitting would scatter the units from their rules.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Discharge: the minimum observation time from the end of administration, sedation
 explained in writing), a full set of vitals and ratings within the clinic's interval before discharge (the
 reference gives none: a clinic setting, [S6a] ref §2.7), escort present and no-driving advice given
 [S2][S4], clinician signature (ref §2.7).  The minimum observation time cannot be overridden.
+
+Over 600 lines: states, gate, discharge, administration record and hand-off are one pure clinical
+specification, reviewed together against docs/clinical-reference.md; each section is read alone.
 """
 
 from __future__ import annotations

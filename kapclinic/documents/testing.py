@@ -126,7 +126,7 @@ def session_with_monitoring(patient: Any, prescriber: Any, nurse: Any, clinic: A
     )  # fmt: skip
     actor = actor_for(nurse, clinic)
     services.vitals_record(actor, s, Reading(sbp=128, dbp=80, hr=72, rr=14, spo2=98))
-    services.rating_record(actor, s, ObservationKind.SEDATION, 5)
+    services.rating_record(actor, s, kind=ObservationKind.SEDATION, value=5)
     services.adverse_event_record(
         actor, s, description="Transient nausea", onset_at=now, severity="mild",
         action_taken="Reassurance", outcome="resolved",

@@ -4,6 +4,9 @@ Who may do what (docs/controlled-substances.md; issue 14): prescribers, nurses a
 clinic's stock roles (a clinic setting, prescribers by default) receive, adjust and destroy; nurses and
 prescribers administer, waste, witness and count; prescribers reverse lines and resolve discrepancies.
 Front desk and patients see nothing here.
+
+Over 600 lines: one thin view per controlled-substance form (receipt, count, discrepancy, loss report,
+destruction, ...); each is read alone.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Every write of the measures app: transactional, audited, one audit event per call."""
+"""Every write of the measures app: transactional, audited, one audit event per call.
+
+Over 600 lines: the episode-outcome paths (``_appended_outcome`` and the full recompute) and the
+response writes that call them must stay side by side; the sections below are the seams if it grows.
+"""
 
 from __future__ import annotations
 

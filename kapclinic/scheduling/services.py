@@ -1,4 +1,8 @@
-"""Every write of the scheduling app: booking, rescheduling, cancelling, feeds and reminders."""
+"""Every write of the scheduling app: booking, rescheduling, cancelling, feeds and reminders.
+
+Over 600 lines: booking (the overlap check under row locks) is most of it; feeds and reminders are
+small sections below.
+"""
 
 from __future__ import annotations
 

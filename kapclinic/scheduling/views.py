@@ -1,3 +1,9 @@
+"""Thin views for scheduling: day and week calendars, chairs, booking, appointment pages, reminders,
+rooms and visit lengths, calendar feeds, a plan's series.
+
+Over 600 lines: one thin view per page or action of the calendar; read view by view.
+"""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -247,24 +247,29 @@ def _completed(
         if appt is not None:  # the nurse starts the session from the booked dosing appointment
             s, _created = services.session_start_from_appointment(nurse, appt)
         else:
-            s = services.session_create(nurse, patient, protocol_id, clock.now())
-        s = services.session_transition(nurse, s, Event.CHECK_IN, s.version)
+            s = services.session_create(nurse, patient, protocol_key=protocol_id, scheduled_for=clock.now())
+        s = services.session_transition(nurse, s, Event.CHECK_IN, expected_version=s.version)
         _pre_session_phq9(ctx, patient, phq9_total, start - measures_demo.PRE_SESSION_LEAD, rng)
-        s = services.gate_update(nurse, s, s.version, _gate_values(ctx, patient, protocol_id, start))
+        s = services.gate_update(
+            nurse, s, expected_version=s.version, values=_gate_values(ctx, patient, protocol_id, start)
+        )
     with at(-20):
         services.vitals_record(nurse, s, Reading(sbp=128, dbp=82, hr=74, rr=14, spo2=98))
     with at(-12):
         s.refresh_from_db()
-        s = services.gate_pass(nurse, s, s.version)
+        s = services.gate_pass(nurse, s, expected_version=s.version)
     with at(-8):
         s.refresh_from_db()
         if iv:
             services.dose_order(
-                prescriber, s, s.version, {"mg_per_kg": "0.5", "concentration": "10", "diluent_ml": "100"}
+                prescriber,
+                s,
+                expected_version=s.version,
+                inputs={"mg_per_kg": "0.5", "concentration": "10", "diluent_ml": "100"},
             )
             services.dose_double_check(nurse, s)
         else:
-            services.dose_order(prescriber, s, s.version, {"fixed_mg": "56"})
+            services.dose_order(prescriber, s, expected_version=s.version, inputs={"fixed_mg": "56"})
     with at(0):
         s.refresh_from_db()
         giver = prescriber if iv else nurse  # the double-checker does not also give the dose
@@ -276,7 +281,7 @@ def _completed(
         s = services.dosing_start_from_stock(
             giver,
             s,
-            s.version,
+            expected_version=s.version,
             container_id=container,
             drawn_mg=None if dose.devices else dose.dose_mg + inventory_demo.RESIDUE_MG,
         )
@@ -295,7 +300,7 @@ def _completed(
         for number in range(2, ordered + 1):
             with at_time(start + dt.timedelta(minutes=5 * (number - 1), seconds=2)):
                 s.refresh_from_db()
-                device_record(nurse, s, s.version, clock.now())
+                device_record(nurse, s, expected_version=s.version, at=clock.now())
     monitoring = 10
     if iv and infusion_stop_record is not None:
         monitoring = 41
@@ -327,28 +332,30 @@ def _completed(
     if iv and infusion_stop_record is not None:
         with at_time(start + dt.timedelta(minutes=40, seconds=30)):  # the full ordered 40 minutes
             s.refresh_from_db()
-            infusion_stop_record(nurse, s, s.version, stopped_at=clock.now(), actual_rate_ml_per_h=None)
+            infusion_stop_record(
+                nurse, s, expected_version=s.version, stopped_at=clock.now(), actual_rate_ml_per_h=None
+            )
     with at(monitoring):
         s.refresh_from_db()
-        s = services.session_transition(nurse, s, Event.START_MONITORING, s.version)
+        s = services.session_transition(nurse, s, Event.START_MONITORING, expected_version=s.version)
     nausea = rng.random() < 0.4  # mild nausea now and then
     for i, minute in enumerate(m for m in checks if m >= monitoring):
         with at(minute):
             vitals(minute)
             if i == 0:
                 if nausea:
-                    services.event_record(nurse, s, "side_effect", "nausea", "mild")
-                services.rating_record(nurse, s, ObservationKind.SEDATION, 4)
-                services.rating_record(nurse, s, ObservationKind.DISSOCIATION, 2)
+                    services.event_record(nurse, s, kind="side_effect", code="nausea", text="mild")
+                services.rating_record(nurse, s, kind=ObservationKind.SEDATION, value=4)
+                services.rating_record(nurse, s, kind=ObservationKind.DISSOCIATION, value=2)
     with at(recovery):
         if not iv:  # the used devices went to medical waste, witnessed
             for draw in inventory_services.session_draws(s):
                 inventory_services.dispose_devices(giver, s, draw_id=draw.pk, witness=witness)
         s.refresh_from_db()
-        s = services.session_transition(nurse, s, Event.START_RECOVERY, s.version)
+        s = services.session_transition(nurse, s, Event.START_RECOVERY, expected_version=s.version)
     with at(recovery + 5):
-        services.rating_record(nurse, s, ObservationKind.SEDATION, 5)
-        services.rating_record(nurse, s, ObservationKind.DISSOCIATION, 0)
+        services.rating_record(nurse, s, kind=ObservationKind.SEDATION, value=5)
+        services.rating_record(nurse, s, kind=ObservationKind.DISSOCIATION, value=0)
         services.vitals_record(nurse, s, Reading(sbp=130, dbp=84, hr=72, rr=14, spo2=98))
     if not discharge:
         s.refresh_from_db()
@@ -358,7 +365,7 @@ def _completed(
         s = services.session_discharge(
             nurse,
             s,
-            s.version,
+            expected_version=s.version,
             escort_present=True,
             no_driving=True,
             signed=True,
@@ -421,7 +428,7 @@ def seed(ctx: Any) -> None:
         when = top + dt.timedelta(hours=i + 1)
         appt = _dosing_appointment(patient, when)
         if appt is None:
-            services.session_create(nurse, patient, plan.protocol_id, when)
+            services.session_create(nurse, patient, protocol_key=plan.protocol_id, scheduled_for=when)
         elif i < 2:
             services.session_start_from_appointment(nurse, appt)
         done = len(schedule.get(patient.pk, []))

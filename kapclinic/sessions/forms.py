@@ -1,3 +1,9 @@
+"""Forms of the dosing-session pages, one per step (gate, dose order, start, devices, infusion stop,
+vitals, discharge, settings).
+
+Over 600 lines: about thirty small forms, each validating one step's input; read form by form.
+"""
+
 from __future__ import annotations
 
 from decimal import Decimal

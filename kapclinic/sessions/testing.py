@@ -26,11 +26,11 @@ def past_the_gate(
         nurse, patient, instrument="PHQ-9", version=None,
         answers=[2, 2, 1, 1, 1, 0, 1, 0, 0], source="paper", entered_by=nurse.require_user(),
     )  # fmt: skip
-    s = services.session_create(creator, patient, protocol, at)
-    s = services.session_transition(nurse, s, Event.CHECK_IN, s.version)
+    s = services.session_create(creator, patient, protocol_key=protocol, scheduled_for=at)
+    s = services.session_transition(nurse, s, Event.CHECK_IN, expected_version=s.version)
     s = services.gate_update(
-        nurse, s, s.version,
-        {
+        nurse, s, expected_version=s.version,
+        values={
             "weight_kg": 70, "last_food_at": at - dt.timedelta(hours=4),
             "last_liquid_at": at - dt.timedelta(hours=2),
             "escort_name": "Sam Escort", "escort_phone": "", "medication_changes_reviewed": True,
@@ -40,4 +40,4 @@ def past_the_gate(
     )  # fmt: skip
     services.vitals_record(nurse, s, Reading(sbp=124, dbp=80, hr=72, rr=14, spo2=98))
     s.refresh_from_db()
-    return services.gate_pass(nurse, s, s.version)
+    return services.gate_pass(nurse, s, expected_version=s.version)

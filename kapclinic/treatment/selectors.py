@@ -84,7 +84,7 @@ def clinic_protocol(clinic_id: int, protocol_id: str, version: str | None = None
     """The protocol with the clinic's medical-director settings applied (sessions owns those values)."""
     from kapclinic.sessions.services import clinic_protocol as with_settings
 
-    return with_settings(clinic_id, protocol_id, version)
+    return with_settings(clinic_id, protocol_id, version=version)
 
 
 def protocol_gaps(clinic_id: int, protocol_id: str, version: str | None = None) -> str | None:

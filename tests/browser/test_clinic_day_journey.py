@@ -491,7 +491,7 @@ def test_a_dosing_day_from_plan_to_discharge_without_dead_ends(
     assert len([d for d in before_recovery if d.due_at is not None]) == 15
     pre_discharge = next(d for d in due if d.label == "Pre-discharge")
     assert pre_discharge.done_at == start + dt.timedelta(minutes=162)
-    assert services.missed_check_explanations(session) == {}
+    assert selectors.missed_check_explanations(session) == {}
     # One set of vitals per 10-minute mark, none doubled by the lost connection: baseline, the 15 checks,
     # the +160 set taken as recovery started, the pre-discharge set.
     sets = Observation.objects.filter(session=session, kind=ObservationKind.VITAL).values("reading")

@@ -14,9 +14,10 @@ from playwright.sync_api import expect
 
 from kapclinic.core import clock
 from kapclinic.inventory.testing import stock_for_session
-from kapclinic.sessions import services, views
+from kapclinic.sessions import services
 from kapclinic.sessions.models import ClinicProtocolSetting
 from kapclinic.sessions.testing import past_the_gate
+from kapclinic.sessions.views import page as session_page
 from kapclinic.testing.factories import actor_for, make_clinic, make_patient, make_staff
 from kapclinic.treatment.testing import make_dosing_ready
 
@@ -35,7 +36,7 @@ def test_the_nurse_sees_the_order_arrive_without_reloading(
     browser: Any, tablet_page: Any, server: str, login: Any, axe_check: Any, shot: Any, frozen: Any,
     monkeypatch: Any,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(views, "DOSE_CARD_POLL_SECONDS", 1)
+    monkeypatch.setattr(session_page, "DOSE_CARD_POLL_SECONDS", 1)  # read in views.page
     clinic = make_clinic("Harbor")
     prescriber = make_staff(clinic, "prescriber", name="Dr. Priya Prescriber", email="rx@live.test")
     nadia = make_staff(clinic, "nurse", name="Nadia Nurse", email="nadia@live.test")

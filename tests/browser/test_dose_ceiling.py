@@ -47,11 +47,11 @@ def test_over_maximum_cosign_and_hard_ceiling(
     )  # fmt: skip
     # The nurse's part (check-in, pre-dose details, baseline vitals, gate) through the services.
     na = actor_for(nurse, clinic)
-    s = services.session_create(na, patient, "ketamine-iv-racemic", T0)
-    s = services.session_transition(na, s, Event.CHECK_IN, s.version)
+    s = services.session_create(na, patient, protocol_key="ketamine-iv-racemic", scheduled_for=T0)
+    s = services.session_transition(na, s, Event.CHECK_IN, expected_version=s.version)
     s = services.gate_update(
-        na, s, s.version,
-        {
+        na, s, expected_version=s.version,
+        values={
             "weight_kg": "70", "last_food_at": T0 - dt.timedelta(hours=6),
             "last_liquid_at": T0 - dt.timedelta(hours=2), "escort_name": "Sam Escort",
             "medication_changes_reviewed": True, "pregnancy_status": "not_applicable",
@@ -60,7 +60,7 @@ def test_over_maximum_cosign_and_hard_ceiling(
     )  # fmt: skip
     services.vitals_record(na, s, Reading(sbp=124, dbp=80, hr=72, spo2=98, rr=14))
     s.refresh_from_db()
-    services.gate_pass(na, s, s.version)
+    services.gate_pass(na, s, expected_version=s.version)
     detail = f"{server}/sessions/patient/{patient.pk}/{s.pk}/"
     stock_for_session(s)  # the clinic's ketamine vials (issue 14)
 

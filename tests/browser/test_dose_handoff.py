@@ -85,10 +85,10 @@ def test_dose_handoff_recovery_and_discharge_on_tablet(
     # Check-in and the pre-dose details as the nurse entered them (the gate itself is pressed below).
     nurse = actor_for(nadia, clinic)
     s, _ = services.session_start_from_appointment(nurse, appt)
-    s = services.session_transition(nurse, s, Event.CHECK_IN, s.version)
+    s = services.session_transition(nurse, s, Event.CHECK_IN, expected_version=s.version)
     s = services.gate_update(
-        nurse, s, s.version,
-        {
+        nurse, s, expected_version=s.version,
+        values={
             "weight_kg": 70, "last_food_at": T0 - dt.timedelta(hours=4),
             "last_liquid_at": T0 - dt.timedelta(hours=2),
             "escort_name": "Sam Escort", "escort_phone": "", "medication_changes_reviewed": True,

@@ -50,7 +50,10 @@ def _ordered_iv_session() -> tuple[Any, Any, Any, Any, Any, DosingSession]:
         )
     s = past_the_gate(actor_for(rx, clinic), nurse, patient, IV, T0)
     services.dose_order(
-        actor_for(rx, clinic), s, s.version, {"mg_per_kg": "0.5", "concentration": "10", "diluent_ml": "100"}
+        actor_for(rx, clinic),
+        s,
+        expected_version=s.version,
+        inputs={"mg_per_kg": "0.5", "concentration": "10", "diluent_ml": "100"},
     )
     services.dose_double_check(actor_for(nora, clinic), s)
     return clinic, rx, nadia, nora, patient, s
@@ -95,18 +98,20 @@ def test_dose_from_a_chosen_vial_waste_with_signed_in_witness_then_discharge(
         at(minute)
         services.vitals_record(nurse, s, Reading(sbp=126, dbp=80, hr=72, rr=14, spo2=98))
     s.refresh_from_db()
-    services.infusion_stop_record(nurse, s, s.version, stopped_at=clock.now(), actual_rate_ml_per_h=None)
+    services.infusion_stop_record(
+        nurse, s, expected_version=s.version, stopped_at=clock.now(), actual_rate_ml_per_h=None
+    )
     s.refresh_from_db()
-    s = services.session_transition(nurse, s, Event.START_MONITORING, s.version)
+    s = services.session_transition(nurse, s, Event.START_MONITORING, expected_version=s.version)
     for minute in range(50, 110, 10):
         at(minute)
         services.vitals_record(nurse, s, Reading(sbp=124, dbp=80, hr=70, rr=14, spo2=98))
     s.refresh_from_db()
-    s = services.session_transition(nurse, s, Event.START_RECOVERY, s.version)
+    s = services.session_transition(nurse, s, Event.START_RECOVERY, expected_version=s.version)
     at(110)
     services.vitals_record(nurse, s, Reading(sbp=122, dbp=78, hr=70, rr=14, spo2=98))
-    services.rating_record(nurse, s, "sedation", 5)
-    services.rating_record(nurse, s, "dissociation", 0)
+    services.rating_record(nurse, s, kind="sedation", value=5)
+    services.rating_record(nurse, s, kind="dissociation", value=0)
     assert DosingSession.objects.get(pk=s.pk).state == "recovery"
 
     # --- discharge refused while 2 mg drawn but not given is unaccounted for

@@ -49,7 +49,7 @@ def _ordered(
     make_dosing_ready(patient, rx, protocol)
     nurse = actor_for(nadia, clinic)
     s = past_the_gate(actor_for(rx, clinic), nurse, patient, protocol, T0, **extra_gate)
-    services.dose_order(actor_for(rx, clinic), s, s.version, inputs)
+    services.dose_order(actor_for(rx, clinic), s, expected_version=s.version, inputs=inputs)
     services.dose_double_check(actor_for(nora, clinic), s)
     s.refresh_from_db()
     return nadia, nora, s

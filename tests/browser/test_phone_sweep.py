@@ -125,7 +125,10 @@ def clinic_day(db: Any) -> dict[str, Any]:
         last_error="SMTPServerDisconnected: Connection unexpectedly closed by the remote mail exchanger",
     )
     session = session_services.session_create(
-        actor_for(staff["prescriber"], clinic), patient, "esketamine-in-trd", now + dt.timedelta(hours=1)
+        actor_for(staff["prescriber"], clinic),
+        patient,
+        protocol_key="esketamine-in-trd",
+        scheduled_for=now + dt.timedelta(hours=1),
     )
     inquiry = Inquiry.objects.create(
         clinic=clinic,
@@ -329,4 +332,3 @@ def test_public_pages_fit_a_phone_and_pass_axe(
     problems += _problems(phone, "self-check crisis result", Axe())
     shot(phone, "sweep-public-self-check-crisis")
     assert not problems, "public pages on a 360 px phone:\n" + "\n".join(problems)
-

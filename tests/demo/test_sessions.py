@@ -43,7 +43,7 @@ def _every_protocol_is_usable_in_the_demo_clinic() -> None:
     clinic = DosingSession.objects.select_related("clinic").first().clinic  # type: ignore[union-attr]
     assert isinstance(clinic, Clinic)
     for p in all_protocols():
-        assert clinic_protocol(clinic.pk, p.id, p.version).usable, p.key
+        assert clinic_protocol(clinic.pk, p.id, version=p.version).usable, p.key
     changes = ClinicSettingChange.objects.filter(clinic=clinic, area="protocol")
     assert changes.exists() and all("medical director" in c.reason for c in changes)
 

@@ -185,7 +185,7 @@ def test_process_notes_never_appear(world: Any, client: Any) -> None:
     session = _session(world)
     DosingSession.objects.filter(pk=session.pk).update(state="monitoring")
     secret = "Synthetic process note: a private reflection."
-    services.process_note_add(actor_for(world.therapist, world.clinic), session, secret)
+    services.process_note_add(actor_for(world.therapist, world.clinic), session, text=secret)
     client.force_login(world.therapist)
     for resource_type in ("Observation", *NEW_TYPES):
         text = client.get(f"/fhir/{resource_type}?_count=200").content.decode()

@@ -42,7 +42,7 @@ def stop_early(world: Any, s: DosingSession, **kw: Any) -> Administration:
     return session_services.infusion_stop_record(
         actor_for(world.nurse, world.clinic),
         s,
-        v(s),
+        expected_version=v(s),
         stopped_at=s.first_dose_at + dt.timedelta(minutes=20),
         actual_rate_ml_per_h=None,
         early_stop_reason="Dissociation too strong",
@@ -87,9 +87,7 @@ def test_stopped_early_the_ledger_records_what_was_infused_and_the_bag_residue_i
         ("104", "mL", "Amount infused: 104 mL of the 103.5 mL infusion = 35.17 mg is more than the 35 mg"),
     ):
         with pytest.raises(DomainError) as exc:
-            stop_early(
-                world, s, infused_amount=Decimal(amount), infused_unit=unit, witness=world.prescriber
-            )
+            stop_early(world, s, infused_amount=Decimal(amount), infused_unit=unit, witness=world.prescriber)
         assert any(m.startswith(sentence) for m in exc.value.all_messages), exc.value.all_messages
         assert exc.value.field_errors.get("infused_amount"), exc.value.field_errors
         nothing_stored(s, before)
@@ -137,7 +135,7 @@ def test_stopped_early_the_ledger_records_what_was_infused_and_the_bag_residue_i
         session_services.session_discharge(
             actor_for(world.nurse, world.clinic),
             s,
-            v(s),
+            expected_version=v(s),
             escort_present=True,
             no_driving=True,
             signed=True,
@@ -162,8 +160,17 @@ def test_stopped_early_the_ledger_records_what_was_infused_and_the_bag_residue_i
     reg = Container.objects.get(pk=c).registration.dea_number
     day = clock.today().isoformat()
     call_command(
-        "controlled_substances", "report", "--registration", reg, "--from", day, "--to", day,
-        "--output", str(out), stdout=StringIO(),
+        "controlled_substances",
+        "report",
+        "--registration",
+        reg,
+        "--from",
+        day,
+        "--to",
+        day,
+        "--output",
+        str(out),
+        stdout=StringIO(),
     )
     rows = [r.split(",") for r in out.read_text().strip().splitlines()[1:]]
     assert [(r[2].split(" (")[-1] if "(" in r[2] else "", r[5]) for r in rows] == [
@@ -184,7 +191,7 @@ def test_full_length_infusion_needs_no_amount_and_changes_no_line(
     admin = session_services.infusion_stop_record(
         actor_for(world.nurse, world.clinic),
         s,
-        v(s),
+        expected_version=v(s),
         stopped_at=s.first_dose_at + dt.timedelta(minutes=40),
         actual_rate_ml_per_h=None,
     )

@@ -146,7 +146,9 @@ def test_after_an_aborted_session_page_day_list_and_chair_board_show_one_state(
     appt = make(world, 8, kind="dosing", minutes=180, staff=world.nurse, resource=chair)
     nurse = actor_for(world.nurse, world.clinic)
     session, _ = session_start_from_appointment(nurse, appt)
-    session_transition(nurse, session, Event.ABORT, session.version, "Patient felt unwell on arrival")
+    session_transition(
+        nurse, session, Event.ABORT, expected_version=session.version, reason="Patient felt unwell on arrival"
+    )
     for user in (world.nurse, world.front_desk):
         client.force_login(user)
         assert _shown_states(client, appt) == (["Booked"], ["Booked"], ["Booked"]), user

@@ -107,12 +107,20 @@ def test_start_refusals_are_sentences_and_save_nothing(world: Any, clock_frozen:
     integration = dosing_appt(world, hours=5, kind="integration", minutes=60)
     with pytest.raises(DomainError, match="started from a dosing appointment"):
         services.session_create(
-            nurse(world), world.patient, "esketamine-in-trd", clock.now(), appointment=integration
+            nurse(world),
+            world.patient,
+            protocol_key="esketamine-in-trd",
+            scheduled_for=clock.now(),
+            appointment=integration,
         )
     other = dosing_appt(world, patient=make_patient(world.clinic), hours=8)
     with pytest.raises(DomainError, match="not one of this patient's"):
         services.session_create(
-            nurse(world), world.patient, "esketamine-in-trd", clock.now(), appointment=other
+            nurse(world),
+            world.patient,
+            protocol_key="esketamine-in-trd",
+            scheduled_for=clock.now(),
+            appointment=other,
         )
     assert not DosingSession.objects.exists()
 
@@ -123,9 +131,15 @@ def test_an_aborted_session_frees_the_appointment(world: Any, clock_frozen: Any)
     first, _ = services.session_start_from_appointment(nurse(world), appt)
     with pytest.raises(DomainError, match="already has a dosing session"):
         services.session_create(
-            nurse(world), world.patient, "esketamine-in-trd", clock.now(), appointment=appt
+            nurse(world),
+            world.patient,
+            protocol_key="esketamine-in-trd",
+            scheduled_for=clock.now(),
+            appointment=appt,
         )
-    services.session_transition(nurse(world), first, Event.ABORT, first.version, reason="Patient unwell")
+    services.session_transition(
+        nurse(world), first, Event.ABORT, expected_version=first.version, reason="Patient unwell"
+    )
     second, created = services.session_start_from_appointment(nurse(world), appt)
     assert created and second.pk != first.pk and second.appointment_id == appt.pk
 

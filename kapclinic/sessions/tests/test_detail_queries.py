@@ -22,6 +22,7 @@ from kapclinic.sessions.models import (
     ObservationKind,
     SessionAlert,
 )
+from kapclinic.sessions.services import monitoring
 from kapclinic.testing.factories import actor_for
 
 pytestmark = pytest.mark.django_db
@@ -95,11 +96,11 @@ def _observe(world: Any, s: DosingSession, n: int) -> None:
         clock.advance(dt.timedelta(minutes=1))
         sbp = 190 if i % 3 == 1 else 132
         services.vitals_record(nurse, s, Reading(sbp=sbp, dbp=82, hr=74, rr=14, spo2=97))
-        services.rating_record(nurse, s, ObservationKind.SEDATION, 5 - i % 2)
-        services.rating_record(nurse, s, ObservationKind.DISSOCIATION, i % 3)
-        services.event_record(nurse, s, "note", "", f"check {i}")
+        services.rating_record(nurse, s, kind=ObservationKind.SEDATION, value=5 - i % 2)
+        services.rating_record(nurse, s, kind=ObservationKind.DISSOCIATION, value=i % 3)
+        services.event_record(nurse, s, kind="note", code="", text=f"check {i}")
     for alert in SessionAlert.objects.filter(session=s)[:1]:
-        services.alert_acknowledge(nurse, s, alert.pk, "rechecked")
+        services.alert_acknowledge(nurse, s, alert_id=alert.pk, action="rechecked")
 
 
 def _detail(s: DosingSession) -> str:
@@ -149,9 +150,9 @@ def test_record_facts_are_the_services_facts(world: Any, clock_frozen: Any, n: i
         services.vitals_record(actor_for(world.nurse, world.clinic), s, Reading(sbp=126, dbp=79))
     record = selectors.SessionRecord(s)
     for kind in (ObservationKind.SEDATION, ObservationKind.DISSOCIATION):
-        assert record.last_rating(kind) == services.last_rating(s, kind)
-    assert record.baseline_reading() == services.baseline_reading(s)
-    assert record.final_reading() == services.final_reading(s)
+        assert record.last_rating(kind) == selectors.last_rating(s, kind)
+    assert record.baseline_reading() == selectors.baseline_reading(s)
+    assert record.final_reading() == selectors.final_reading(s)
     assert record.vitals_taken_at() == list(
         s.observations.filter(kind=ObservationKind.VITAL)
         .values_list("at", flat=True)
@@ -172,16 +173,16 @@ def test_next_reading_and_baseline_in_one_query(
     s = _session(world)
     nurse = actor_for(world.nurse, world.clinic)
     with django_assert_num_queries(1):
-        assert services._last_group_and_baseline(s) == (0, None)
+        assert monitoring._last_group_and_baseline(s) == (0, None)
     services.vitals_record(nurse, s, Reading(sbp=150, dbp=90, hr=80))
     services.vitals_record(nurse, s, Reading(sbp=140, dbp=88, hr=78, rr=12, spo2=99))
     s = _to(s, "monitoring", first_dose_at=clock.now())
-    services.rating_record(nurse, s, ObservationKind.SEDATION, 5)
+    services.rating_record(nurse, s, kind=ObservationKind.SEDATION, value=5)
     services.vitals_record(nurse, s, Reading(sbp=135, dbp=85))
     with django_assert_num_queries(1):
-        last, baseline = services._last_group_and_baseline(s)
+        last, baseline = monitoring._last_group_and_baseline(s)
     assert last == 3
-    assert baseline == services.baseline_reading(s) == Reading(sbp=140, dbp=88, hr=78, rr=12, spo2=99)
+    assert baseline == selectors.baseline_reading(s) == Reading(sbp=140, dbp=88, hr=78, rr=12, spo2=99)
 
 
 # The status panel's poll: session, user, membership, patient; the audit entry (5); the session; in the
@@ -202,7 +203,7 @@ def _page_status_html(world: Any, user: Any, s: DosingSession) -> str:
     from django.test import RequestFactory
 
     from kapclinic.patients.models import Patient
-    from kapclinic.sessions import views
+    from kapclinic.sessions.views import page as views
 
     request = RequestFactory().get(_monitor(s))
     request.user = user
@@ -374,7 +375,7 @@ def test_gate_on_the_page_s_facts_is_the_gate_on_its_own_reads(
         overrides=list(s.gate_overrides.select_related("by")),
         eligibility=eligibility,
         consent=consent_summary(patient),
-        baseline=services.baseline_reading(s),
+        baseline=selectors.baseline_reading(s),
     )
     own = services.gate_result(s, protocol)
     assert _gate_view(page) == _gate_view(own)

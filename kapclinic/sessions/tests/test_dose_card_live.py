@@ -105,7 +105,9 @@ def test_the_card_refreshes_while_waiting_and_stops_at_a_form(
     assert "Start dosing now" in body and POLL not in body
     assert "Container the dose is drawn from" in body and "Lot number" not in body
     s.refresh_from_db()
-    services.dosing_start_from_stock(actor_for(second, world.clinic), s, s.version, container_id=vial)
+    services.dosing_start_from_stock(
+        actor_for(second, world.clinic), s, expected_version=s.version, container_id=vial
+    )
 
     # The session moved on: the first nurse's card says so, links to the page, and stops refreshing.
     client.force_login(world.nurse)

@@ -86,7 +86,7 @@ def test_every_shipped_protocol_ordered_at_its_ceiling_plus_one_unit_is_refused(
 ) -> None:
     s = make_session(world, pid)
     to_predose(client, world, s)
-    protocol = clinic_protocol(world.clinic.pk, pid, s.protocol_version)
+    protocol = clinic_protocol(world.clinic.pk, pid, version=s.protocol_version)
     d = protocol.dose
     inputs: dict[str, Any] = {"override_reason": "Test of override path", "concentration": "50"}
     if d.basis == "mg_per_kg":
@@ -97,7 +97,7 @@ def test_every_shipped_protocol_ordered_at_its_ceiling_plus_one_unit_is_refused(
         unit = min(u.value for u in d.unit_strengths)
         inputs["fixed_mg"] = str(d.ceiling_mg.value.value + unit)
     with pytest.raises(DomainError, match="hard ceiling"):
-        dose_order(actor_for(world.prescriber, world.clinic), s, v(s), inputs)
+        dose_order(actor_for(world.prescriber, world.clinic), s, expected_version=v(s), inputs=inputs)
 
 
 # ---------------------------------------------------------------- over the maximum: reason + co-signature

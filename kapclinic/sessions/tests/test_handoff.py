@@ -103,27 +103,27 @@ def infusion(world: Any, s: DosingSession, *, checks: bool = True) -> DosingSess
             services.vitals_record(nurse(world), s, FULL)
     s = fresh(s)
     services.infusion_stop_record(
-        nurse(world), s, s.version, stopped_at=clock.now(), actual_rate_ml_per_h=None
+        nurse(world), s, expected_version=s.version, stopped_at=clock.now(), actual_rate_ml_per_h=None
     )
     s = fresh(s)
-    return services.session_transition(nurse(world), s, Event.START_MONITORING, s.version)
+    return services.session_transition(nurse(world), s, Event.START_MONITORING, expected_version=s.version)
 
 
 def recovery(world: Any, s: DosingSession) -> DosingSession:
     s = fresh(s)
-    return services.session_transition(nurse(world), s, Event.START_RECOVERY, s.version)
+    return services.session_transition(nurse(world), s, Event.START_RECOVERY, expected_version=s.version)
 
 
 def full_set(world: Any, s: DosingSession) -> None:
     services.vitals_record(nurse(world), s, FULL)
-    services.rating_record(nurse(world), s, ObservationKind.SEDATION, 5)
-    services.rating_record(nurse(world), s, ObservationKind.DISSOCIATION, 0)
+    services.rating_record(nurse(world), s, kind=ObservationKind.SEDATION, value=5)
+    services.rating_record(nurse(world), s, kind=ObservationKind.DISSOCIATION, value=0)
 
 
 def discharge(world: Any, s: DosingSession) -> DosingSession:
     s = fresh(s)
     return services.session_discharge(
-        nurse(world), s, s.version, escort_present=True, no_driving=True, signed=True,
+        nurse(world), s, expected_version=s.version, escort_present=True, no_driving=True, signed=True,
         ready_to_leave_minutes=None, note="",
     )  # fmt: skip
 
@@ -161,7 +161,7 @@ def test_im_recovery_refused_a_minute_after_the_injection(world: Any, clock_froz
     im = "ketamine-im-racemic"
     clinic_values(world, im, minimum_minutes=None)
     s = dosed(world, im, route="IM")
-    s = services.session_transition(nurse(world), s, Event.START_MONITORING, s.version)
+    s = services.session_transition(nurse(world), s, Event.START_MONITORING, expected_version=s.version)
     at(s, 1)
     with pytest.raises(DomainError) as exc:
         recovery(world, s)
@@ -223,15 +223,17 @@ def test_discharge_lists_the_missed_scheduled_checks_then_accepts_each_explained
     assert len(missed) == 16
     assert all("record why it was missed before discharge" in m for m in missed)
     with pytest.raises(DomainError, match="Reason is required"):
-        services.missed_check_explain(nurse(world), s, 10, "  ")
+        services.missed_check_explain(nurse(world), s, offset_minutes=10, text="  ")
     with pytest.raises(DomainError, match="not a missed check"):
-        services.missed_check_explain(nurse(world), s, 15, "not on the schedule")
+        services.missed_check_explain(nurse(world), s, offset_minutes=15, text="not on the schedule")
     before = AuditEvent.objects.filter(detail="missed_check_explained").count()
     for minute in range(10, 170, 10):
-        services.missed_check_explain(nurse(world), s, minute, "Patient asleep; not disturbed")
+        services.missed_check_explain(
+            nurse(world), s, offset_minutes=minute, text="Patient asleep; not disturbed"
+        )
     assert AuditEvent.objects.filter(detail="missed_check_explained").count() == before + 16
     with pytest.raises(DomainError, match="already explained"):
-        services.missed_check_explain(nurse(world), s, 10, "again")
+        services.missed_check_explain(nurse(world), s, offset_minutes=10, text="again")
     assert discharge(world, s).state == "discharged"
 
 
@@ -314,7 +316,7 @@ def test_double_check_can_be_withdrawn_before_administration_not_after(world: An
     services.dose_double_check(nurse(world), s)
     giver_checked = "the person who double-checked the dose cannot also be the one giving"
     with pytest.raises(DomainError, match=giver_checked):
-        services.dosing_start(nurse(world), fresh(s), fresh(s).version, lot_number="L1",
+        services.dosing_start(nurse(world), fresh(s), expected_version=fresh(s).version, lot_number="L1",
                               expiry_date=clock.today() + dt.timedelta(days=30))  # fmt: skip
     with pytest.raises(DomainError, match="Only the person who double-checked"):
         services.dose_double_check_withdraw(actor_for(other, world.clinic), s)
@@ -325,7 +327,7 @@ def test_double_check_can_be_withdrawn_before_administration_not_after(world: An
     with pytest.raises(DomainError, match="no double-check to withdraw"):
         services.dose_double_check_withdraw(nurse(world), s)
     services.dose_double_check(actor_for(other, world.clinic), s)
-    s = services.dosing_start(nurse(world), fresh(s), fresh(s).version, lot_number="L1",
+    s = services.dosing_start(nurse(world), fresh(s), expected_version=fresh(s).version, lot_number="L1",
                               expiry_date=clock.today() + dt.timedelta(days=30))  # fmt: skip
     assert s.state == "dosing"
     with pytest.raises(DomainError, match="already been given"):
@@ -413,9 +415,7 @@ def test_without_a_double_check_the_order_is_ready_to_give(
     assert "Start dosing now" in page
 
 
-def test_checks_after_recovery_started_are_not_asked_for(
-    world: Any, client: Any, clock_frozen: Any
-) -> None:
+def test_checks_after_recovery_started_are_not_asked_for(world: Any, client: Any, clock_frozen: Any) -> None:
     clinic_values(world, IV, minimum_minutes=120, final_set_within_minutes=15)
     s = infusion(world, dosed(world))
     for minute in range(50, 170, 10):

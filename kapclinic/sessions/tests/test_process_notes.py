@@ -144,7 +144,7 @@ def test_key_rotation_covers_session_process_notes(world: Any, settings: Any, cl
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings.PROCESS_NOTE_KEYS = [old]
     s = make_session(world, ready=False, phq9=False)
-    note = services.process_note_add(actor_for(world.therapist, world.clinic), s, SECRET)
+    note = services.process_note_add(actor_for(world.therapist, world.clinic), s, text=SECRET)
     before = note.ciphertext
     settings.PROCESS_NOTE_KEYS = [new, old]
     call_command("rotate_process_note_keys")
@@ -159,12 +159,12 @@ def test_session_page_reads_process_notes_in_constant_queries(
 ) -> None:
     s = make_session(world, ready=False, phq9=False)
     actor = actor_for(world.therapist, world.clinic)
-    services.process_note_add(actor, s, "one")
+    services.process_note_add(actor, s, text="one")
     client.force_login(world.therapist)
     with django_assert_max_num_queries(60) as one:
         client.get(url(s, "detail"))
     for i in range(5):
-        note = services.process_note_add(actor, s, f"more {i}")
+        note = services.process_note_add(actor, s, text=f"more {i}")
         note_services.process_note_share(actor, note, world.prescriber)
     with django_assert_max_num_queries(len(one.captured_queries)):
         assert client.get(url(s, "detail")).status_code == 200
