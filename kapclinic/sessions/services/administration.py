@@ -130,7 +130,15 @@ def device_record(
         checker = admin.double_checked_by if admin.double_checked_by_id != actor.user_id else None
         administer_device(actor, session, at=at, route=protocol_for(session).route, witness=checker)
     save_versioned(session, expected_version, [])
-    record_event(actor, "update", patient=session.patient, obj=session, detail=f"device:{number}")
+    record_event(
+        actor,
+        "update",
+        patient=session.patient,
+        obj=session,
+        detail=f"device:{number}",
+        name="session.device_used",
+        data={"device": number},
+    )
     return use
 
 
@@ -288,7 +296,15 @@ def infusion_stop_record(
             ) from None
     save_versioned(session, expected_version, [])
     detail = "infusion_stop" + (";partial" if partial else "")
-    record_event(actor, "update", patient=session.patient, obj=session, detail=detail)
+    record_event(
+        actor,
+        "update",
+        patient=session.patient,
+        obj=session,
+        detail=detail,
+        name="session.infusion_stop",
+        data={"partial": partial},
+    )
     return admin
 
 
@@ -320,5 +336,12 @@ def lozenge_record(
     admin.route_recorded_at = clock.now()
     admin.save(update_fields=["hold_minutes", "sl_outcome", "route_recorded_by", "route_recorded_at"])
     save_versioned(session, expected_version, [])
-    record_event(actor, "update", patient=session.patient, obj=session, detail="lozenge_hold")
+    record_event(
+        actor,
+        "update",
+        patient=session.patient,
+        obj=session,
+        detail="lozenge_hold",
+        name="session.lozenge_hold",
+    )
     return admin

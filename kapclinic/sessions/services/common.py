@@ -135,7 +135,15 @@ def _transition(
         by=_assert_user(actor),
         reason=reason,
     )
-    record_event(actor, "update", patient=session.patient, obj=session, detail=f"transition:{event.value}")
+    record_event(
+        actor,
+        "update",
+        patient=session.patient,
+        obj=session,
+        detail=f"transition:{event.value}",
+        name="session.transition",
+        data={"event": event.value, "from": current.value, "to": target.value},
+    )
     return session
 
 

@@ -217,7 +217,14 @@ def missed_check_explain(
         at=clock.now(),
         recorded_by=_assert_user(actor),
     )
-    record_event(actor, "create", patient=session.patient, obj=session, detail="missed_check_explained")
+    record_event(
+        actor,
+        "create",
+        patient=session.patient,
+        obj=session,
+        detail="missed_check_explained",
+        name="session.missed_check_explained",
+    )
     return ev
 
 
@@ -332,5 +339,12 @@ def rems_mark_submitted(actor: Actor, session: DosingSession) -> DosingSession:
     session.rems_submitted_at = clock.now()
     session.rems_submitted_by = actor.user
     session.save(update_fields=["rems_submitted_at", "rems_submitted_by"])
-    record_event(actor, "update", patient=session.patient, obj=session, detail="rems_submitted")
+    record_event(
+        actor,
+        "update",
+        patient=session.patient,
+        obj=session,
+        detail="rems_submitted",
+        name="session.rems_submitted",
+    )
     return session

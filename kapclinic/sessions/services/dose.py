@@ -175,7 +175,15 @@ def dose_order(
     save_versioned(session, expected_version, [])  # bump the version: the order changed
     flags = [f for f, on in (("above_max", calc.above_maximum), ("below_min", calc.below_minimum)) if on]
     detail = "dose_order" + (";superseded" if previous is not None else "") + "".join(f";{f}" for f in flags)
-    record_event(actor, "update", patient=session.patient, obj=session, detail=detail)
+    record_event(
+        actor,
+        "update",
+        patient=session.patient,
+        obj=session,
+        detail=detail,
+        name="session.dose_order",
+        data={"superseded": previous is not None, "flags": flags},
+    )
     return admin
 
 
@@ -203,7 +211,15 @@ def dose_cosign(actor: Actor, session: DosingSession) -> Administration:
     admin.cosigned_by = actor.user
     admin.cosigned_at = clock.now()
     admin.save(update_fields=["cosigned_by", "cosigned_at"])
-    record_event(actor, "sign", patient=session.patient, obj=session, detail="dose_cosign;above_max")
+    record_event(
+        actor,
+        "sign",
+        patient=session.patient,
+        obj=session,
+        detail="dose_cosign;above_max",
+        name="session.dose_cosign",
+        data={"flags": ["above_max"]},
+    )
     add_timeline_event(
         session.patient,
         kind="sessions.dose_cosigned",
@@ -231,7 +247,14 @@ def dose_double_check(actor: Actor, session: DosingSession) -> Administration:
     admin.double_checked_by = actor.user
     admin.double_checked_at = clock.now()
     admin.save(update_fields=["double_checked_by", "double_checked_at"])
-    record_event(actor, "update", patient=session.patient, obj=session, detail="dose_double_check")
+    record_event(
+        actor,
+        "update",
+        patient=session.patient,
+        obj=session,
+        detail="dose_double_check",
+        name="session.dose_double_check",
+    )
     return admin
 
 
@@ -254,7 +277,14 @@ def dose_double_check_withdraw(actor: Actor, session: DosingSession) -> Administ
     admin.double_checked_by = None
     admin.double_checked_at = None
     admin.save(update_fields=["double_checked_by", "double_checked_at"])
-    record_event(actor, "update", patient=session.patient, obj=session, detail="dose_double_check_withdrawn")
+    record_event(
+        actor,
+        "update",
+        patient=session.patient,
+        obj=session,
+        detail="dose_double_check_withdrawn",
+        name="session.dose_double_check_withdrawn",
+    )
     return admin
 
 

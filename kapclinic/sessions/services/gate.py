@@ -70,7 +70,7 @@ def session_create(
         appointment=appointment,
         created_by=user,
     )
-    record_event(actor, "create", patient=patient, obj=session)
+    record_event(actor, "create", patient=patient, obj=session, name="session.create")
     add_timeline_event(
         patient,
         kind="sessions.scheduled",
@@ -234,7 +234,7 @@ def gate_update(
             raise ValueError(key)
         setattr(session, key, value)
     save_versioned(session, expected_version, list(values))
-    record_event(actor, "update", patient=session.patient, obj=session, detail="gate")
+    record_event(actor, "update", patient=session.patient, obj=session, detail="gate", name="session.gate")
     return session
 
 
@@ -392,7 +392,15 @@ def gate_override(actor: Actor, session: DosingSession, *, item: str, reason: st
         by=_assert_user(actor),
         at=clock.now(),
     )
-    record_event(actor, "update", patient=session.patient, obj=session, detail=f"gate_override:{item}")
+    record_event(
+        actor,
+        "update",
+        patient=session.patient,
+        obj=session,
+        detail=f"gate_override:{item}",
+        name="session.gate_override",
+        data={"item": item},
+    )
     return ov
 
 

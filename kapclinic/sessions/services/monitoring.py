@@ -102,6 +102,8 @@ def vitals_record(
         patient=session.patient,
         obj=session,
         detail=f"vitals:{len(rows)}:alerts:{len(alerts)}",
+        name="session.vitals",
+        data={"readings": len(rows), "alerts": [a.rule for a in alerts]},
     )
     return rows, alerts
 
@@ -184,7 +186,15 @@ def rating_record(
     alerts: list[SessionAlert] = []
     if kind == ObservationKind.SEDATION:
         alerts = _raise_alerts(session, evaluate_sedation(value, protocol_for(session).thresholds), now)
-    record_event(actor, "create", patient=session.patient, obj=session, detail=f"rating:{kind}")
+    record_event(
+        actor,
+        "create",
+        patient=session.patient,
+        obj=session,
+        detail=f"rating:{kind}",
+        name="session.rating",
+        data={"kind": kind},
+    )
     return obs, alerts
 
 
@@ -209,7 +219,15 @@ def event_record(actor: Actor, session: DosingSession, *, kind: str, code: str, 
         at=clock.now(),
         recorded_by=_assert_user(actor),
     )
-    record_event(actor, "create", patient=session.patient, obj=session, detail=f"event:{kind}")
+    record_event(
+        actor,
+        "create",
+        patient=session.patient,
+        obj=session,
+        detail=f"event:{kind}",
+        name="session.event",
+        data={"kind": kind},
+    )
     return ev
 
 
@@ -230,5 +248,13 @@ def alert_acknowledge(actor: Actor, session: DosingSession, *, alert_id: int, ac
     alert.acknowledged_at = clock.now()
     alert.action_taken = action
     alert.save(update_fields=["acknowledged_by", "acknowledged_at", "action_taken"])
-    record_event(actor, "update", patient=session.patient, obj=session, detail=f"alert_ack:{alert.rule}")
+    record_event(
+        actor,
+        "update",
+        patient=session.patient,
+        obj=session,
+        detail=f"alert_ack:{alert.rule}",
+        name="session.alert_ack",
+        data={"rule": alert.rule},
+    )
     return alert

@@ -92,6 +92,8 @@ def alert_routing_update(
         object_type="accounts.clinic",
         object_id=str(clinic.pk),
         detail="alert routing: " + ",".join(n for n, _o, _n in changes),
+        name="clinic.alert_routing_update",
+        data={"changes": {n: {"old": o, "new": v} for n, o, v in changes}},
     )
     actor.clinic.on_call_prescriber = clinic.on_call_prescriber
     actor.clinic.alert_escalation_hours = clinic.alert_escalation_hours
@@ -159,6 +161,8 @@ def protocol_settings_update(
         object_type="kap_sessions.clinicprotocolsetting",
         object_id=protocol_id,
         detail=f"protocol settings {protocol_id}: " + ",".join(k for k, _o, _n in diffs),
+        name="protocol_setting.update",
+        data={"protocol": protocol_id, "changes": {k: {"old": o, "new": v} for k, o, v in diffs}},
     )
     return out
 
@@ -197,5 +201,7 @@ def measure_settings_update(
         object_type="measures.measuresettings",
         object_id=str(actor.clinic.pk),
         detail="measure settings: " + ",".join(n for n, _o, _n in changes),
+        name="measure_settings.update",
+        data={"changes": {n: {"old": o, "new": v} for n, o, v in changes}},
     )
     return out
