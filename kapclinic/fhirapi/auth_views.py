@@ -11,7 +11,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
-from oauth2_provider.views import AuthorizationView, TokenView
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.views import AuthorizationView, JwksInfoView, TokenView, UserInfoView
 
 from kapclinic.accounts.models import Role
 from kapclinic.audit.services import record_event
@@ -19,41 +20,76 @@ from kapclinic.core.actor import actor_from_request
 from kapclinic.core.request import KapRequest
 from kapclinic.fhirapi import clients
 from kapclinic.fhirapi.models import FhirClient
-from kapclinic.fhirapi.oauth import ASSERTION_ALGORITHMS, token_url
+from kapclinic.fhirapi.oauth import ASSERTION_ALGORITHMS, fhir_base, token_url
 from kapclinic.fhirapi.scopes import OTHER_SCOPES
 from kapclinic.policy import ClinicAction, refuse, require_clinic
 
 
+def _openid() -> bool:
+    """Are id_tokens on (settings.FHIR_ID_TOKEN_KEY set, or generated outside production)?"""
+    return bool(oauth2_settings.OIDC_ENABLED and oauth2_settings.OIDC_RSA_PRIVATE_KEY)
+
+
+def _scopes_supported() -> list[str]:
+    hidden = {"launch"} if _openid() else {"launch", "openid", "fhirUser"}
+    return ["patient/*.rs", "user/*.rs", "system/*.rs", *sorted(s for s in OTHER_SCOPES if s not in hidden)]
+
+
 @require_GET
 def smart_configuration(request: HttpRequest) -> JsonResponse:
-    """SMART discovery document (docs/fhir-api.md#discovery, [D3]): S256 only, never plain."""
-    base = f"{settings.SITE_URL}/fhir"
+    """SMART discovery document (docs/fhir-api.md#discovery, [D3]): S256 only, never plain; with id_tokens
+    on, `sso-openid-connect` and the `jwks_uri` it requires [I3]."""
+    base = fhir_base()
+    document: dict[str, Any] = {
+        "issuer": base,
+        "authorization_endpoint": f"{base}/auth/authorize",
+        "token_endpoint": token_url(),
+        "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+        "response_types_supported": ["code"],
+        "scopes_supported": _scopes_supported(),
+        "code_challenge_methods_supported": ["S256"],
+        "capabilities": [
+            "launch-standalone",
+            "client-public",
+            "client-confidential-asymmetric",
+            "context-standalone-patient",
+            "permission-patient",
+            "permission-user",
+            "permission-offline",
+            "permission-v2",
+        ],
+    }
+    if _openid():
+        document["jwks_uri"] = f"{base}/auth/jwks"
+        document["userinfo_endpoint"] = f"{base}/auth/userinfo"
+        document["capabilities"].append("sso-openid-connect")
+    return JsonResponse(document)
+
+
+@require_GET
+def openid_configuration(request: HttpRequest) -> JsonResponse:
+    """OpenID Provider metadata at `{issuer}/.well-known/openid-configuration`, for OIDC libraries that
+    verify an id_token by its `iss` (the same endpoints as the SMART document); 404 with id_tokens off."""
+    if not _openid():
+        return JsonResponse({"error": "OpenID Connect is not enabled on this server."}, status=404)
+    base = fhir_base()
     return JsonResponse(
         {
             "issuer": base,
             "authorization_endpoint": f"{base}/auth/authorize",
             "token_endpoint": token_url(),
-            "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
-            "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
-            "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+            "userinfo_endpoint": f"{base}/auth/userinfo",
+            "jwks_uri": f"{base}/auth/jwks",
+            "scopes_supported": _scopes_supported(),
             "response_types_supported": ["code"],
-            "scopes_supported": [
-                "patient/*.rs",
-                "user/*.rs",
-                "system/*.rs",
-                *sorted(s for s in OTHER_SCOPES if s != "launch"),
-            ],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+            "claims_supported": ["sub", "fhirUser", "iss", "aud", "exp", "iat", "auth_time", "nonce"],
             "code_challenge_methods_supported": ["S256"],
-            "capabilities": [
-                "launch-standalone",
-                "client-public",
-                "client-confidential-asymmetric",
-                "context-standalone-patient",
-                "permission-patient",
-                "permission-user",
-                "permission-offline",
-                "permission-v2",
-            ],
         }
     )
 
@@ -64,6 +100,8 @@ class SmartAuthorizationView(AuthorizationView):  # type: ignore[misc]
 
 authorize = SmartAuthorizationView.as_view()
 token = TokenView.as_view()
+jwks = JwksInfoView.as_view()  # the public half of settings.FHIR_ID_TOKEN_KEY (404 with id_tokens off)
+userinfo = UserInfoView.as_view()  # `sub` and, with the fhirUser scope, `fhirUser`
 
 
 @login_required

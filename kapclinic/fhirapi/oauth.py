@@ -6,6 +6,10 @@
   is verified with joserfc against the client's registered JWKS; `iss` = `sub` = client id, `aud` = the
   token endpoint, `exp` at most ASSERTION_MAX_SECONDS ahead (server policy), `jti` used once.
 - Requested scopes must be valid SMART v2 scopes covered by what the clinic admin registered.
+- `openid` (with `fhirUser`): django-oauth-toolkit's OpenID Connect support adds an `id_token` (RS256,
+  settings.FHIR_ID_TOKEN_KEY, public key at /fhir/auth/jwks) whose `fhirUser` claim is the absolute URL of
+  the user's FHIR resource: Practitioner/pr<id> for staff, Patient/p<id> for a patient [I3]
+  (docs/fhir-api.md#openid).
 """
 
 from __future__ import annotations
@@ -104,7 +108,35 @@ def verify_assertion(assertion: str) -> FhirClient | None:
     return client
 
 
+def fhir_base() -> str:
+    return f"{settings.SITE_URL}/fhir"
+
+
+def fhir_user(user: Any, clinic: Any) -> str | None:
+    """The FHIR URL of a user's own resource in a clinic (staff first, as bearer tokens are read)."""
+    from kapclinic.accounts.models import Membership
+    from kapclinic.patients.models import Patient
+
+    if user is None or clinic is None:
+        return None
+    if Membership.objects.filter(user=user, clinic=clinic, is_active=True).exists():
+        return f"{fhir_base()}/Practitioner/pr{user.pk}"
+    patient_id = Patient.objects.filter(user=user, clinic=clinic).values_list("pk", flat=True).first()
+    return f"{fhir_base()}/Patient/p{patient_id}" if patient_id is not None else None
+
+
 class SmartValidator(OAuth2Validator):  # type: ignore[misc]  # django-oauth-toolkit ships no type hints
+    # `fhirUser` only when the `fhirUser` scope was granted (SMART [I3]); the standard OIDC claims as is.
+    oidc_claim_scope = {**OAuth2Validator.oidc_claim_scope, "fhirUser": "fhirUser"}
+
+    def get_oidc_issuer_endpoint(self, request: Any) -> str:
+        return fhir_base()  # the `issuer` of /fhir/.well-known/smart-configuration
+
+    def get_additional_claims(self, request: Any) -> dict[str, Any]:
+        registered = getattr(getattr(request, "client", None), "fhir_client", None)
+        url = fhir_user(getattr(request, "user", None), getattr(registered, "clinic", None))
+        return {"fhirUser": url} if url else {}
+
     def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
         if getattr(request, "client_assertion_type", None) == ASSERTION_TYPE:
             client = verify_assertion(str(getattr(request, "client_assertion", "") or ""))
