@@ -47,9 +47,11 @@ class Spec:
     date_field: str | None
     render: Callable[[list[Any], Any], list[dict[str, Any]]]
     params: dict[str, SearchParam] = field(default_factory=dict)
-    # Clinic-level types (Practitioner, Organization): the rows of the grant's clinic, whoever asks;
+    # Clinic-level types (Practitioner, Organization, Group): the rows of the grant's clinic, whoever asks;
     # no patient is involved. None for patient data.
     clinic_filter: Callable[[Any], Q] | None = None
+    # A clinic-level type only a system client or a user who manages the clinic may read (Group).
+    managers_only: bool = False
 
     def sort_fields(self) -> dict[str, str]:
         fields = {"_id": "pk", "_lastUpdated": self.updated_field}
@@ -254,6 +256,18 @@ def _clinics() -> QuerySet[Any]:
     from kapclinic.accounts.models import Clinic
 
     return Clinic.objects.all()
+
+
+def _groups() -> QuerySet[Any]:
+    """The clinics as Groups: the number of patients and the latest patient added (one query)."""
+    from django.db.models import Count, Max
+    from django.db.models.functions import Coalesce
+
+    from kapclinic.accounts.models import Clinic
+
+    return Clinic.objects.annotate(
+        fhir_members=Count("patients"), fhir_updated=Coalesce(Max("patients__created_at"), "created_at")
+    )
 
 
 # --- dosing sessions (Observation vital signs, Encounter, Procedure, MedicationAdministration,
@@ -625,6 +639,22 @@ SPECS: dict[str, Spec] = {
         render=lambda rows, grant: [_with_meta(fhir.practitioner_resource(u), u.date_joined) for u in rows],
         params=_common("pr", "date_joined"),
         clinic_filter=_staff_of,
+    ),
+    # The clinic's Group (Bulk Data `Group/g<id>/$export`): system clients and clinic managers only.
+    "Group": Spec(
+        "Group",
+        "g",
+        clinical=False,
+        queryset=_groups,
+        patient_field="pk",
+        updated_field="fhir_updated",
+        date_field=None,
+        render=lambda rows, grant: [
+            _with_meta(fhir.group_resource(c, c.fhir_members), c.fhir_updated) for c in rows
+        ],
+        params=_common("g", "fhir_updated"),
+        clinic_filter=lambda clinic: Q(pk=clinic.pk),
+        managers_only=True,
     ),
     "Organization": Spec(
         "Organization",

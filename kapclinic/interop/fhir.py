@@ -238,6 +238,21 @@ def practitioner_resource(user: Any) -> dict[str, Any]:
     }
 
 
+def group_resource(clinic: Any, members: int) -> dict[str, Any]:
+    """The clinic's Group (the one Bulk Data `Group/g<id>/$export` exports): every patient of the clinic,
+    counted in `quantity`; the members are not listed (docs/fhir-api.md, Group)."""
+    return {
+        "resourceType": "Group",
+        "id": f"g{clinic.pk}",
+        "active": bool(clinic.is_active),
+        "type": "person",
+        "actual": True,
+        "name": f"{clinic.name}: all patients",
+        "quantity": int(members),
+        "managingEntity": {"reference": f"Organization/org{clinic.pk}"},
+    }
+
+
 def organization_resource(clinic: Any) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Organization",
