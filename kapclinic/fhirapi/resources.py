@@ -308,9 +308,25 @@ def _dosed_sessions() -> QuerySet[Any]:
 
 
 def _vital_signs() -> QuerySet[Any]:
+    """Vital-sign rows, blood pressure as one panel (docs/fhir-api.md#observation): the systolic row
+    carries the diastolic value taken with it (same session, reading and time; a subquery, not a query
+    per row), and a diastolic row with such a systolic partner is not a resource of its own."""
+    from django.db.models import Exists, OuterRef, Subquery
+
+    from kapclinic.clinical.vitals import LOINC as VITAL_CODES
+    from kapclinic.clinical.vitals import Vital
     from kapclinic.sessions.models import Observation, ObservationKind
 
-    return Observation.objects.filter(kind=ObservationKind.VITAL).select_related("session")
+    vitals = Observation.objects.filter(kind=ObservationKind.VITAL, code_system=fhir.LOINC)
+    same_reading = {"session": OuterRef("session"), "reading": OuterRef("reading"), "at": OuterRef("at")}
+    systolic = vitals.filter(code=VITAL_CODES[Vital.SBP].loinc, **same_reading)
+    diastolic = vitals.filter(code=VITAL_CODES[Vital.DBP].loinc, **same_reading).order_by("pk")
+    return (
+        Observation.objects.filter(kind=ObservationKind.VITAL)
+        .exclude(Q(code=VITAL_CODES[Vital.DBP].loinc, code_system=fhir.LOINC) & Q(Exists(systolic)))
+        .annotate(bp_diastolic=Subquery(diastolic.values("value")[:1]))
+        .select_related("session")
+    )
 
 
 def _administrations() -> QuerySet[Any]:
@@ -369,13 +385,21 @@ def _consents() -> QuerySet[Any]:
 
 
 def _vital_code(name: str, value: str) -> Q:
+    """Observation.code: 85354-9 is the blood-pressure panel (its systolic or lone diastolic row); the
+    systolic and diastolic codes are components, not codes, of a served Observation (match nothing)."""
+    from kapclinic.clinical.vitals import BP_PANEL, Vital
     from kapclinic.clinical.vitals import LOINC as VITAL_CODES
 
-    codes = {c.loinc for c in VITAL_CODES.values()}
+    bp = {VITAL_CODES[Vital.SBP].loinc, VITAL_CODES[Vital.DBP].loinc}
+    codes = {c.loinc for c in VITAL_CODES.values()} - bp
 
     def one(v: str) -> Q:
         sys, code = parse_token(v)
-        return Q(code=code) if code in codes and sys in (None, fhir.LOINC) else NOTHING
+        if sys not in (None, fhir.LOINC):
+            return NOTHING
+        if code == BP_PANEL.loinc:
+            return Q(code__in=sorted(bp), code_system=fhir.LOINC)
+        return Q(code=code) if code in codes else NOTHING
 
     return any_of(value, one)
 
@@ -420,7 +444,7 @@ def _ae_severity(name: str, value: str) -> Q:
 
 
 def _render_vital_signs(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
-    return [_with_meta(fhir.vital_sign_resource(o, o.session.patient_id), o.at) for o in rows]
+    return [_with_meta(fhir.vital_sign_resource(o, o.session.patient_id, o.bp_diastolic), o.at) for o in rows]
 
 
 def _render_encounters(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
@@ -469,7 +493,7 @@ def _render_consents(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
 
 
 def _with_meta(resource: dict[str, Any], updated: Any) -> dict[str, Any]:
-    resource["meta"] = {"lastUpdated": fhir.iso(updated)}
+    resource["meta"] = {**resource.get("meta", {}), "lastUpdated": fhir.iso(updated)}
     return resource
 
 
@@ -686,7 +710,9 @@ VITAL_SIGNS = Spec(
         **_common("vs", "at", siblings=("score",)),
         **_subject_params(_SESSION),
         "date": SearchParam("date", "date", _date("at"), "effectiveDateTime, eq/ge/le/gt/lt."),
-        "code": SearchParam("code", "token", _vital_code, "LOINC vital-sign code, e.g. 8867-4."),
+        "code": SearchParam(
+            "code", "token", _vital_code, "LOINC vital-sign code, e.g. 8867-4; blood pressure 85354-9."
+        ),
         "category": SearchParam(
             "category", "token", _fixed_token(fhir.OBSERVATION_CATEGORY, "vital-signs"), "vital-signs."
         ),
