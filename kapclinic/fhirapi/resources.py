@@ -557,7 +557,7 @@ SPECS: dict[str, Spec] = {
         date_field="completed_at",
         render=_render_scores,
         params={
-            **_common("score", "completed_at", siblings=("vs",)),
+            **_common("score", "completed_at", siblings=("vs", "wt", "ht")),
             **_subject_params(),
             "date": SearchParam("date", "date", _date("completed_at"), "effectiveDateTime, eq/ge/le/gt/lt."),
             "code": SearchParam("code", "token", _score_code, "LOINC total-score code, e.g. 44261-6."),
@@ -707,7 +707,7 @@ VITAL_SIGNS = Spec(
     date_field="at",
     render=_render_vital_signs,
     params={
-        **_common("vs", "at", siblings=("score",)),
+        **_common("vs", "at", siblings=("score", "wt", "ht")),
         **_subject_params(_SESSION),
         "date": SearchParam("date", "date", _date("at"), "effectiveDateTime, eq/ge/le/gt/lt."),
         "code": SearchParam(
@@ -719,6 +719,58 @@ VITAL_SIGNS = Spec(
         "status": SearchParam("status", "token", _fixed_token("", "final"), "final."),
     },
 )
+
+
+def _body_measure(field_name: str, prefix: str, code: Any) -> Spec:
+    """Weight or height of a dosing session (DosingSession.weight_kg / height_cm) as a vital-signs
+    Observation, once the pre-dose gate passed them (they cannot change after): effective at that time
+    (docs/fhir-api.md#observation; LOINC 29463-7 kg and 8302-2 cm, docs/clinical-reference.md §5.1)."""
+
+    def queryset() -> QuerySet[Any]:
+        from kapclinic.sessions.models import DosingSession
+
+        return DosingSession.objects.filter(
+            **{f"{field_name}__isnull": False, "predose_passed_at__isnull": False}
+        )
+
+    def render(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+        return [
+            _with_meta(
+                fhir.body_measure_resource(s, prefix, code, getattr(s, field_name)), s.predose_passed_at
+            )
+            for s in rows
+        ]
+
+    others = tuple(p for p in ("score", "vs", "wt", "ht") if p != prefix)
+    return Spec(
+        "Observation",
+        prefix,
+        clinical=True,
+        queryset=queryset,
+        patient_field="patient",
+        updated_field="predose_passed_at",
+        date_field="predose_passed_at",
+        render=render,
+        params={
+            **_common(prefix, "predose_passed_at", siblings=others),
+            **_subject_params(),
+            "date": SearchParam("date", "date", _date("predose_passed_at"), "effectiveDateTime."),
+            "code": SearchParam("code", "token", _fixed_token(fhir.LOINC, code.loinc), code.loinc),
+            "category": SearchParam(
+                "category", "token", _fixed_token(fhir.OBSERVATION_CATEGORY, "vital-signs"), "vital-signs."
+            ),
+            "status": SearchParam("status", "token", _fixed_token("", "final"), "final."),
+        },
+    )
+
+
+def _body_specs() -> tuple[Spec, Spec]:
+    from kapclinic.clinical.vitals import BODY_HEIGHT, BODY_WEIGHT
+
+    return _body_measure("weight_kg", "wt", BODY_WEIGHT), _body_measure("height_cm", "ht", BODY_HEIGHT)
+
+
+BODY_WEIGHT_SPEC, BODY_HEIGHT_SPEC = _body_specs()
 
 SESSION_SPECS: dict[str, Spec] = {
     "Encounter": Spec(
@@ -852,7 +904,7 @@ SIDE_EFFECTS = Spec(
 
 # Every table behind each type, in the order a search merges them (the first is SPECS[type]).
 PARTS: dict[str, tuple[Spec, ...]] = {name: (spec,) for name, spec in SPECS.items()}
-PARTS["Observation"] = (SPECS["Observation"], VITAL_SIGNS)
+PARTS["Observation"] = (SPECS["Observation"], VITAL_SIGNS, BODY_WEIGHT_SPEC, BODY_HEIGHT_SPEC)
 PARTS["AdverseEvent"] = (SPECS["AdverseEvent"], SIDE_EFFECTS)
 
 # Prefetches a page needs (one extra query per page, whatever its size).

@@ -239,7 +239,8 @@ def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, 
         else None
     )
 
-    # One COUNT and one page SELECT per table behind the type (two for Observation), whatever the size.
+    # One COUNT and one page SELECT per table behind the type (four for Observation), whatever the size;
+    # none for a table a criterion rules out (an empty `pk__in`: Django sends no query).
     total = 0
     candidates: list[tuple[tuple[Any, ...], int, Any]] = []
     for index, part in enumerate(parts):

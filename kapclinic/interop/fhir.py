@@ -377,6 +377,22 @@ def vital_sign_resource(observation: Any, patient_id: int, diastolic: Any = None
     return resource
 
 
+def body_measure_resource(session: Any, prefix: str, code: Any, value: Any) -> dict[str, Any]:
+    """A dosing session's weight or height (29463-7 kg, 8302-2 cm; docs/clinical-reference.md §5.1) as a
+    vital-signs Observation, effective when the pre-dose gate passed it (docs/fhir-api.md#observation)."""
+    return {
+        "resourceType": "Observation",
+        "id": f"{prefix}{session.pk}",
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs"}]}],
+        "code": _coded(LOINC, code.loinc, code.display),
+        "subject": patient_ref(session.patient_id),
+        "encounter": encounter_ref(session.pk),
+        "effectiveDateTime": iso(session.predose_passed_at),
+        "valueQuantity": _quantity(value, code.ucum),
+    }
+
+
 def encounter_status(session: Any) -> str:
     if session.state == "aborted":
         return "finished" if session.first_dose_at is not None else "cancelled"

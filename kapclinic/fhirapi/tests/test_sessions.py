@@ -263,10 +263,51 @@ def test_queries_per_search_do_not_grow_with_results(
     with CaptureQueriesContext(connection) as large:
         assert len(body(client.get(url))["entry"]) > 1
     assert len(large) == len(small)
-    # a signed-in request's own queries, then one COUNT and one SELECT per table (two for Observation and
-    # AdverseEvent), one prefetch (CarePlan visits), the audit event: 10 to 12 on SQLite
-    with django_assert_max_num_queries(12):
+    # a signed-in request's own queries, then one COUNT and one SELECT per table (four for Observation:
+    # scores, vital signs, weight, height; two for AdverseEvent), one prefetch (CarePlan visits), the audit
+    # event: 10 to 12 on SQLite, 16 for an unfiltered Observation search
+    with django_assert_max_num_queries(16 if resource_type == "Observation" else 12):
         client.get(url)
+
+
+def test_weight_and_height_are_vital_sign_observations(world: Any, client: Any) -> None:
+    """29463-7 kg and 8302-2 cm (docs/clinical-reference.md §5.1), effective when the gate passed them."""
+    session = _session(world)
+    DosingSession.objects.filter(pk=session.pk).update(weight_kg="70.5", height_cm="172.0")
+    not_yet = _scheduled(world)  # gate not passed: its weight may still change, so it is not served
+    DosingSession.objects.filter(pk=not_yet.pk).update(weight_kg="71.0")
+    session.refresh_from_db()
+    client.force_login(world.prescriber)
+    weight = body(client.get(f"/fhir/Observation/wt{session.pk}"))
+    assert weight["code"]["coding"][0] == {"system": LOINC, "code": "29463-7", "display": "Body weight"}
+    assert weight["valueQuantity"] == {"value": 70.5, "unit": "kg", "system": UCUM, "code": "kg"}
+    assert weight["category"][0]["coding"][0]["code"] == "vital-signs"
+    assert weight["encounter"] == {"reference": f"Encounter/enc{session.pk}"}
+    assert weight["effectiveDateTime"] == weight["meta"]["lastUpdated"]
+    height = body(client.get(f"/fhir/Observation/ht{session.pk}"))
+    assert height["code"]["coding"][0]["code"] == "8302-2"
+    assert height["valueQuantity"] == {"value": 172, "unit": "cm", "system": UCUM, "code": "cm"}
+    assert client.get(f"/fhir/Observation/wt{not_yet.pk}").status_code == 404
+    assert client.get(f"/fhir/Observation/ht{not_yet.pk}").status_code == 404
+
+    def ids(query: str) -> set[str]:
+        return {e["resource"]["id"] for e in body(client.get(f"/fhir/Observation?{query}")).get("entry", [])}
+
+    assert ids(f"code={LOINC}|29463-7") == {f"wt{session.pk}"}
+    assert ids(f"code=8302-2&patient=p{world.patient.pk}") == {f"ht{session.pk}"}
+    assert ids(f"_id=wt{session.pk},ht{session.pk},score1") == {f"wt{session.pk}", f"ht{session.pk}"}
+    assert len(ids("category=vital-signs")) == 6  # four from the vitals table, weight and height
+    assert ids(f"code={LOINC}|44261-6") == set()
+
+
+def test_a_phq9_search_by_code_does_not_query_the_body_measure_tables(world: Any, client: Any) -> None:
+    phq9(world)
+    client.force_login(world.prescriber)
+    url = f"/fhir/Observation?patient=p{world.patient.pk}&code=http://loinc.org|44261-6"
+    client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        assert body(client.get(url))["total"] == 1
+    assert not any("dosing" in q["sql"].lower() for q in queries.captured_queries)
 
 
 def test_scopes_limit_the_new_types(world: Any, client: Any) -> None:
