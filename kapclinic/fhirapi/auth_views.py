@@ -17,11 +17,12 @@ from oauth2_provider.views import AuthorizationView, JwksInfoView, TokenView, Us
 from kapclinic.accounts.models import Role
 from kapclinic.audit.services import record_event
 from kapclinic.core.actor import actor_from_request
+from kapclinic.core.errors import DomainError
 from kapclinic.core.request import KapRequest
-from kapclinic.fhirapi import clients
+from kapclinic.fhirapi import clients, launch
 from kapclinic.fhirapi.models import FhirClient
 from kapclinic.fhirapi.oauth import ASSERTION_ALGORITHMS, fhir_base, token_url
-from kapclinic.fhirapi.scopes import OTHER_SCOPES
+from kapclinic.fhirapi.scopes import OTHER_SCOPES, describe
 from kapclinic.policy import ClinicAction, refuse, require_clinic
 
 
@@ -95,7 +96,49 @@ def openid_configuration(request: HttpRequest) -> JsonResponse:
 
 
 class SmartAuthorizationView(AuthorizationView):  # type: ignore[misc]
+    """django-oauth-toolkit's consent page, plus the staff patient picker for `launch/patient`
+    (docs/fhir-api.md#patient-picker): the chosen patient rides on the authorization code."""
+
     template_name = "fhirapi/authorize.html"
+    _launch_patient_id: int | None = None
+
+    def _staff(self, application: Any) -> Any:
+        return launch.staff_actor(self.request.user, application, getattr(self.request, "request_id", ""))
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_context_data(**kwargs)
+        actor = self._staff(context.get("application"))
+        if actor is not None and launch.wants_patient(context.get("scopes")):
+            query = self.request.GET.get("patient_q", "")
+            context["launch_patients"] = launch.choices(actor, query)
+            context["patient_q"] = query[:60]
+        return context
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        from oauth2_provider.models import get_application_model
+
+        application = get_application_model().objects.filter(client_id=form.cleaned_data["client_id"]).first()
+        actor = self._staff(application)
+        scopes = form.cleaned_data.get("scope", "")
+        if actor is not None and form.cleaned_data.get("allow") and launch.wants_patient(scopes):
+            try:
+                self._launch_patient_id = launch.chosen(actor, self.request.POST.get("launch_patient", "")).pk
+            except DomainError as exc:  # nothing issued: the same page again, with the reason
+                form.add_error(None, str(exc))
+                names = scopes.split()
+                context = self.get_context_data(
+                    form=form,
+                    application=application,
+                    scopes=names,
+                    scopes_descriptions=[describe(name) for name in names],
+                )
+                return cast(HttpResponse, self.render_to_response(context))
+        return cast(HttpResponse, super().form_valid(form))
+
+    def create_authorization_response(self, request: Any, scopes: Any, credentials: Any, allow: Any) -> Any:
+        if self._launch_patient_id is not None:
+            credentials = {**credentials, "launch_patient_id": self._launch_patient_id}
+        return super().create_authorization_response(request, scopes, credentials, allow)
 
 
 authorize = SmartAuthorizationView.as_view()
