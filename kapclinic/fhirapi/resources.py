@@ -754,8 +754,12 @@ def _body_measure(field_name: str, prefix: str, code: Any) -> Spec:
         params={
             **_common(prefix, "predose_passed_at", siblings=others),
             **_subject_params(),
-            "date": SearchParam("date", "date", _date("predose_passed_at"), "effectiveDateTime."),
-            "code": SearchParam("code", "token", _fixed_token(fhir.LOINC, code.loinc), code.loinc),
+            "date": SearchParam(
+                "date", "date", _date("predose_passed_at"), "effectiveDateTime, eq/ge/le/gt/lt."
+            ),
+            "code": SearchParam(
+                "code", "token", _fixed_token(fhir.LOINC, code.loinc), f"{code.display} {code.loinc}."
+            ),
             "category": SearchParam(
                 "category", "token", _fixed_token(fhir.OBSERVATION_CATEGORY, "vital-signs"), "vital-signs."
             ),
