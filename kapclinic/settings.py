@@ -17,6 +17,8 @@ import dj_database_url
 from kapclinic.audit.keys import key_problems as audit_key_problems
 from kapclinic.core.env import ConfigError, Env, cache_from_url
 from kapclinic.core.error_reporting import check_dsn, init_error_reporting
+from kapclinic.fhirapi.signing_key import KeyError_ as IdTokenKeyError
+from kapclinic.fhirapi.signing_key import id_token_key
 from kapclinic.messaging.sms import config_problems as sms_config_problems
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -95,6 +97,14 @@ try:
         )
     AUDIT_CHECKPOINT_MINUTES = env.int("AUDIT_CHECKPOINT_MINUTES", 60, minimum=1, maximum=1440)
     SITE_URL = env.str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+    # The RSA key that signs OpenID Connect id_tokens of the FHIR API (kapclinic/fhirapi/signing_key.py):
+    # from the environment in production (without it, no id_tokens), generated outside production.
+    try:
+        FHIR_ID_TOKEN_KEY = id_token_key(
+            env.str("FHIR_ID_TOKEN_KEY", ""), production=IS_PRODUCTION, test=IS_TEST, var_dir=VAR_DIR
+        )
+    except IdTokenKeyError as _key_exc:
+        raise ConfigError(str(_key_exc)) from None
     # Text messages (issue 17; kapclinic/messaging/sms.py and README "Configuration").
     SMS_BACKEND = env.str("SMS_BACKEND", "console")
     TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", "")
@@ -210,8 +220,17 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https"] if KAP_ENV == "production" else ["https", "http"],
+    # OpenID Connect for `openid fhirUser` (docs/fhir-api.md#openid): id_tokens signed RS256 with
+    # FHIR_ID_TOKEN_KEY; the issuer is `{SITE_URL}/fhir` (SmartValidator.get_oidc_issuer_endpoint), as in
+    # /fhir/.well-known/smart-configuration.
+    "OIDC_ENABLED": bool(FHIR_ID_TOKEN_KEY),
+    "OIDC_RSA_PRIVATE_KEY": FHIR_ID_TOKEN_KEY,
+    # an id_token lives as long as an access token (server policy)
+    "ID_TOKEN_EXPIRE_SECONDS": env.int("FHIR_ACCESS_TOKEN_SECONDS", 3600),
 }
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"  # named for the fhirapi migration
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"  # named for the fhirapi migration (LaunchPatient)
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"  # likewise
 FHIR_EXPORT_EXPIRE_HOURS = env.int("FHIR_EXPORT_EXPIRE_HOURS", 24)  # Bulk Data files are deleted after
 FHIR_EXPORT_DIR = Path(env.str("FHIR_EXPORT_DIR", str(VAR_DIR / "fhir-exports")))
 

@@ -50,6 +50,8 @@ LOINC: dict[Vital, VitalCode] = {
     Vital.RR: VitalCode("9279-1", "Respiratory rate", "/min", "Respiratory rate"),
     Vital.SPO2: VitalCode("59408-5", "Oxygen saturation by pulse oximetry", "%", "SpO2"),
 }
+# Systolic and diastolic are served as the components of one blood-pressure panel Observation [S65] ref §5.1
+BP_PANEL = VitalCode("85354-9", "Blood pressure panel", "", "Blood pressure")
 BODY_WEIGHT = VitalCode("29463-7", "Body weight", "kg", "Weight")
 BODY_HEIGHT = VitalCode("8302-2", "Body height", "cm", "Height")
 

@@ -18,7 +18,7 @@ from kapclinic import policy
 from kapclinic.accounts.models import Role
 from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.request import KapRequest
-from kapclinic.policy import Action
+from kapclinic.policy import Action, ClinicAction
 
 if TYPE_CHECKING:
     from kapclinic.accounts.models import Clinic
@@ -57,6 +57,15 @@ class Grant:
         if self.context == USER:
             return policy.scope(self.actor, self.action_for(clinical)) is not None
         return True
+
+    def manages_clinic(self) -> bool:
+        """May this grant read clinic-wide resources (the clinic's Group)? A system client of the clinic,
+        or a user policy.py lets manage the clinic; never a patient-context token."""
+        if self.context == SYSTEM:
+            return True
+        if self.context == USER:
+            return policy.clinic_can(self.actor, ClinicAction.MANAGE_CLINIC)
+        return False
 
     def patients(self, clinical: bool) -> QuerySet[Patient]:
         """The patients whose records this grant may read (a queryset, used as a subquery)."""

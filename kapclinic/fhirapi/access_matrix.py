@@ -33,6 +33,9 @@ _PATIENTS_ONLY = expect(403, patient_user=200, other_patient_user=200)
 MATRIX = {
     "fhirapi:metadata": Entry(public()),
     "fhirapi:smart_configuration": Entry(public()),
+    "fhirapi:openid_configuration": Entry(public()),
+    "fhirapi:jwks": Entry(public(), note="the public key that verifies id_tokens"),
+    "fhirapi:userinfo": Entry(public(401), note="OpenID userinfo: a bearer token only, never the session"),
     "fhirapi:token": Entry(public(405), note="POST only (OAuth token endpoint)"),
     "fhirapi:authorize": Entry(expect(400), note="without OAuth parameters: the error page"),
     "fhirapi:read": Entry(

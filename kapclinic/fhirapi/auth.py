@@ -72,6 +72,18 @@ def bearer_grant(request: HttpRequest, raw: str) -> Grant:
             types=_perms(chosen),
             client_pk=client.pk,
         )
+    launched = getattr(token, "fhir_launch", None)  # a patient the staff member picked at authorization
+    patient_scopes = [s for s in resource_scopes if s.context == "patient"]
+    if launched is not None and patient_scopes:
+        return Grant(
+            actor,
+            clinic,
+            PATIENT,
+            client.name,
+            patient_id=launched.patient_id,
+            types=_perms(patient_scopes),
+            client_pk=client.pk,
+        )
     user_scopes = [s for s in resource_scopes if s.context == "user"]
     return Grant(actor, clinic, USER, client.name, types=_perms(user_scopes), client_pk=client.pk)
 
@@ -85,7 +97,7 @@ def _load_token(raw: str) -> Any:
     checksum = hashlib.sha256(raw.encode("utf-8")).hexdigest()
     return (
         get_access_token_model()
-        .objects.select_related("application__fhir_client__clinic", "user")
+        .objects.select_related("application__fhir_client__clinic", "user", "fhir_launch")
         .filter(token_checksum=checksum)
         .first()
     )

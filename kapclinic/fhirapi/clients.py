@@ -71,7 +71,8 @@ def register(
         ),
         redirect_uris=redirect_uris,
         skip_authorization=False,
-        algorithm="",
+        # an app's `openid` id_token is signed RS256 with the server's key (docs/fhir-api.md#openid)
+        algorithm=Application.RS256_ALGORITHM if kind == ClientKind.APP else Application.NO_ALGORITHM,
     )
     client = FhirClient.objects.create(
         clinic=clinic,

@@ -76,3 +76,22 @@ class ExportJob(models.Model):
     transaction_time = models.DateTimeField(default=clock.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+
+
+class LaunchPatient(models.Model):
+    """The patient a staff member chose for an app at authorization (`launch/patient`, docs/fhir-api.md
+    #patient-picker): held by the authorization code, then by the access token it was exchanged for."""
+
+    grant = models.OneToOneField(
+        oauth2_settings.GRANT_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )  # spent with its code: a code exchanged or expired is deleted, and its row with it
+    token = models.OneToOneField(
+        oauth2_settings.ACCESS_TOKEN_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="fhir_launch",
+    )
+    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=clock.now)

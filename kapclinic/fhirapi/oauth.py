@@ -6,6 +6,10 @@
   is verified with joserfc against the client's registered JWKS; `iss` = `sub` = client id, `aud` = the
   token endpoint, `exp` at most ASSERTION_MAX_SECONDS ahead (server policy), `jti` used once.
 - Requested scopes must be valid SMART v2 scopes covered by what the clinic admin registered.
+- `openid` (with `fhirUser`): django-oauth-toolkit's OpenID Connect support adds an `id_token` (RS256,
+  settings.FHIR_ID_TOKEN_KEY, public key at /fhir/auth/jwks) whose `fhirUser` claim is the absolute URL of
+  the user's FHIR resource: Practitioner/pr<id> for staff, Patient/p<id> for a patient [I3]
+  (docs/fhir-api.md#openid).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
 from kapclinic.fhirapi import scopes as smart
-from kapclinic.fhirapi.models import ClientKind, FhirClient, UsedAssertion
+from kapclinic.fhirapi.models import ClientKind, FhirClient, LaunchPatient, UsedAssertion
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGORITHMS = ["RS384", "ES384", "RS256", "ES256"]
@@ -104,7 +108,35 @@ def verify_assertion(assertion: str) -> FhirClient | None:
     return client
 
 
+def fhir_base() -> str:
+    return f"{settings.SITE_URL}/fhir"
+
+
+def fhir_user(user: Any, clinic: Any) -> str | None:
+    """The FHIR URL of a user's own resource in a clinic (staff first, as bearer tokens are read)."""
+    from kapclinic.accounts.models import Membership
+    from kapclinic.patients.models import Patient
+
+    if user is None or clinic is None:
+        return None
+    if Membership.objects.filter(user=user, clinic=clinic, is_active=True).exists():
+        return f"{fhir_base()}/Practitioner/pr{user.pk}"
+    patient_id = Patient.objects.filter(user=user, clinic=clinic).values_list("pk", flat=True).first()
+    return f"{fhir_base()}/Patient/p{patient_id}" if patient_id is not None else None
+
+
 class SmartValidator(OAuth2Validator):  # type: ignore[misc]  # django-oauth-toolkit ships no type hints
+    # `fhirUser` only when the `fhirUser` scope was granted (SMART [I3]); the standard OIDC claims as is.
+    oidc_claim_scope = {**OAuth2Validator.oidc_claim_scope, "fhirUser": "fhirUser"}
+
+    def get_oidc_issuer_endpoint(self, request: Any) -> str:
+        return fhir_base()  # the `issuer` of /fhir/.well-known/smart-configuration
+
+    def get_additional_claims(self, request: Any) -> dict[str, Any]:
+        registered = getattr(getattr(request, "client", None), "fhir_client", None)
+        url = fhir_user(getattr(request, "user", None), getattr(registered, "clinic", None))
+        return {"fhirUser": url} if url else {}
+
     def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
         if getattr(request, "client_assertion_type", None) == ASSERTION_TYPE:
             client = verify_assertion(str(getattr(request, "client_assertion", "") or ""))
@@ -140,26 +172,74 @@ class SmartValidator(OAuth2Validator):  # type: ignore[misc]  # django-oauth-too
             return False
         return smart.allowed(scopes, registered.scopes)
 
+    def save_authorization_code(self, client_id: str, code: dict[str, Any], request: Any, *args: Any,
+                                **kwargs: Any) -> None:  # fmt: skip
+        """The code, and the patient a staff member picked for it (docs/fhir-api.md#patient-picker)."""
+        from oauth2_provider.models import get_grant_model
+
+        super().save_authorization_code(client_id, code, request, *args, **kwargs)
+        patient_id = getattr(request, "launch_patient_id", None)
+        if patient_id is not None:
+            grant = get_grant_model().objects.get(code=code["code"], application=request.client)
+            LaunchPatient.objects.create(grant=grant, patient_id=patient_id, user=request.user)
+
+    def validate_code(self, client_id: str, code: str, client: Any, request: Any, *args: Any,
+                      **kwargs: Any) -> bool:  # fmt: skip
+        valid = bool(super().validate_code(client_id, code, client, request, *args, **kwargs))
+        if valid:
+            request.launch_patient_id = (
+                LaunchPatient.objects.filter(grant__code=code, grant__application=client)
+                .values_list("patient_id", flat=True)
+                .first()
+            )
+        return valid
+
     def _save_bearer_token(self, token: dict[str, Any], request: Any, *args: Any, **kwargs: Any) -> Any:
+        refreshed = getattr(request, "refresh_token_instance", None)
+        if refreshed is not None and getattr(request, "launch_patient_id", None) is None:
+            # a refreshed token keeps the patient its predecessor was launched with
+            request.launch_patient_id = (
+                LaunchPatient.objects.filter(token_id=refreshed.access_token_id)
+                .values_list("patient_id", flat=True)
+                .first()
+            )
         result = super()._save_bearer_token(token, request, *args, **kwargs)
-        patient = _launch_patient(request)
+        patient, picked = _launch_patient(request)
         if patient is not None:
             token["patient"] = f"p{patient.pk}"
             token["need_patient_banner"] = True
+            if picked:
+                _remember_launch(token, request, patient)
         return result
 
 
-def _launch_patient(request: Any) -> Any:
-    """The patient context of a token: a patient who authorised patient-scoped access to their record."""
+def _remember_launch(token: dict[str, Any], request: Any, patient: Any) -> None:
+    """Tie the staff-picked patient to the access token just issued (looked up by its checksum)."""
+    import hashlib
+
+    from oauth2_provider.models import get_access_token_model
+
+    checksum = hashlib.sha256(str(token["access_token"]).encode("utf-8")).hexdigest()
+    access = get_access_token_model().objects.filter(token_checksum=checksum).first()
+    if access is not None:
+        LaunchPatient.objects.create(token=access, patient=patient, user=request.user)
+
+
+def _launch_patient(request: Any) -> tuple[Any, bool]:
+    """The patient context of a token and whether a staff member picked it: a patient who authorised
+    patient-scoped access to their record, or the patient a staff member chose for `launch/patient`."""
     from kapclinic.patients.models import Patient
 
     user = getattr(request, "user", None)
     if user is None or not getattr(user, "is_authenticated", False):
-        return None
+        return None, False
     wanted, other = smart.parse_scopes(list(request.scopes or []))
     if "launch/patient" not in other and not any(s.context == "patient" for s in wanted):
-        return None
+        return None, False
     registered = getattr(request.client, "fhir_client", None)
     if registered is None:
-        return None
-    return Patient.objects.filter(user=user, clinic=registered.clinic).first()
+        return None, False
+    picked = getattr(request, "launch_patient_id", None)
+    if picked is not None:
+        return Patient.objects.filter(pk=picked, clinic=registered.clinic).first(), True
+    return Patient.objects.filter(user=user, clinic=registered.clinic).first(), False

@@ -50,9 +50,11 @@ class Spec:
     date_field: str | None
     render: Callable[[list[Any], Any], list[dict[str, Any]]]
     params: dict[str, SearchParam] = field(default_factory=dict)
-    # Clinic-level types (Practitioner, Organization): the rows of the grant's clinic, whoever asks;
+    # Clinic-level types (Practitioner, Organization, Group): the rows of the grant's clinic, whoever asks;
     # no patient is involved. None for patient data.
     clinic_filter: Callable[[Any], Q] | None = None
+    # A clinic-level type only a system client or a user who manages the clinic may read (Group).
+    managers_only: bool = False
 
     def sort_fields(self) -> dict[str, str]:
         fields = {"_id": "pk", "_lastUpdated": self.updated_field}
@@ -259,6 +261,18 @@ def _clinics() -> QuerySet[Any]:
     return Clinic.objects.all()
 
 
+def _groups() -> QuerySet[Any]:
+    """The clinics as Groups: the number of patients and the latest patient added (one query)."""
+    from django.db.models import Count, Max
+    from django.db.models.functions import Coalesce
+
+    from kapclinic.accounts.models import Clinic
+
+    return Clinic.objects.annotate(
+        fhir_members=Count("patients"), fhir_updated=Coalesce(Max("patients__created_at"), "created_at")
+    )
+
+
 # --- dosing sessions (Observation vital signs, Encounter, Procedure, MedicationAdministration,
 # AdverseEvent), treatment plans (CarePlan), signed consents (Consent) ---------------------------------
 
@@ -297,9 +311,25 @@ def _dosed_sessions() -> QuerySet[Any]:
 
 
 def _vital_signs() -> QuerySet[Any]:
+    """Vital-sign rows, blood pressure as one panel (docs/fhir-api.md#observation): the systolic row
+    carries the diastolic value taken with it (same session, reading and time; a subquery, not a query
+    per row), and a diastolic row with such a systolic partner is not a resource of its own."""
+    from django.db.models import Exists, OuterRef, Subquery
+
+    from kapclinic.clinical.vitals import LOINC as VITAL_CODES
+    from kapclinic.clinical.vitals import Vital
     from kapclinic.sessions.models import Observation, ObservationKind
 
-    return Observation.objects.filter(kind=ObservationKind.VITAL).select_related("session")
+    vitals = Observation.objects.filter(kind=ObservationKind.VITAL, code_system=fhir.LOINC)
+    same_reading = {"session": OuterRef("session"), "reading": OuterRef("reading"), "at": OuterRef("at")}
+    systolic = vitals.filter(code=VITAL_CODES[Vital.SBP].loinc, **same_reading)
+    diastolic = vitals.filter(code=VITAL_CODES[Vital.DBP].loinc, **same_reading).order_by("pk")
+    return (
+        Observation.objects.filter(kind=ObservationKind.VITAL)
+        .exclude(Q(code=VITAL_CODES[Vital.DBP].loinc, code_system=fhir.LOINC) & Q(Exists(systolic)))
+        .annotate(bp_diastolic=Subquery(diastolic.values("value")[:1]))
+        .select_related("session")
+    )
 
 
 def _administrations() -> QuerySet[Any]:
@@ -358,13 +388,21 @@ def _consents() -> QuerySet[Any]:
 
 
 def _vital_code(name: str, value: str) -> Q:
+    """Observation.code: 85354-9 is the blood-pressure panel (its systolic or lone diastolic row); the
+    systolic and diastolic codes are components, not codes, of a served Observation (match nothing)."""
+    from kapclinic.clinical.vitals import BP_PANEL, Vital
     from kapclinic.clinical.vitals import LOINC as VITAL_CODES
 
-    codes = {c.loinc for c in VITAL_CODES.values()}
+    bp = {VITAL_CODES[Vital.SBP].loinc, VITAL_CODES[Vital.DBP].loinc}
+    codes = {c.loinc for c in VITAL_CODES.values()} - bp
 
     def one(v: str) -> Q:
         sys, code = parse_token(v)
-        return Q(code=code) if code in codes and sys in (None, fhir.LOINC) else NOTHING
+        if sys not in (None, fhir.LOINC):
+            return NOTHING
+        if code == BP_PANEL.loinc:
+            return Q(code__in=sorted(bp), code_system=fhir.LOINC)
+        return Q(code=code) if code in codes else NOTHING
 
     return any_of(value, one)
 
@@ -409,7 +447,7 @@ def _ae_severity(name: str, value: str) -> Q:
 
 
 def _render_vital_signs(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
-    return [_with_meta(fhir.vital_sign_resource(o, o.session.patient_id), o.at) for o in rows]
+    return [_with_meta(fhir.vital_sign_resource(o, o.session.patient_id, o.bp_diastolic), o.at) for o in rows]
 
 
 def _render_encounters(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
@@ -458,7 +496,7 @@ def _render_consents(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
 
 
 def _with_meta(resource: dict[str, Any], updated: Any) -> dict[str, Any]:
-    resource["meta"] = {"lastUpdated": fhir.iso(updated)}
+    resource["meta"] = {**resource.get("meta", {}), "lastUpdated": fhir.iso(updated)}
     return resource
 
 
@@ -522,7 +560,7 @@ SPECS: dict[str, Spec] = {
         date_field="completed_at",
         render=_render_scores,
         params={
-            **_common("score", "completed_at", siblings=("vs",)),
+            **_common("score", "completed_at", siblings=("vs", "wt", "ht")),
             **_subject_params(),
             "date": SearchParam("date", "date", _date("completed_at"), "effectiveDateTime, eq/ge/le/gt/lt."),
             "code": SearchParam("code", "token", _score_code, "LOINC total-score code, e.g. 44261-6."),
@@ -629,6 +667,22 @@ SPECS: dict[str, Spec] = {
         params=_common("pr", "date_joined"),
         clinic_filter=_staff_of,
     ),
+    # The clinic's Group (Bulk Data `Group/g<id>/$export`): system clients and clinic managers only.
+    "Group": Spec(
+        "Group",
+        "g",
+        clinical=False,
+        queryset=_groups,
+        patient_field="pk",
+        updated_field="fhir_updated",
+        date_field=None,
+        render=lambda rows, grant: [
+            _with_meta(fhir.group_resource(c, c.fhir_members), c.fhir_updated) for c in rows
+        ],
+        params=_common("g", "fhir_updated"),
+        clinic_filter=lambda clinic: Q(pk=clinic.pk),
+        managers_only=True,
+    ),
     "Organization": Spec(
         "Organization",
         "org",
@@ -656,16 +710,74 @@ VITAL_SIGNS = Spec(
     date_field="at",
     render=_render_vital_signs,
     params={
-        **_common("vs", "at", siblings=("score",)),
+        **_common("vs", "at", siblings=("score", "wt", "ht")),
         **_subject_params(_SESSION),
         "date": SearchParam("date", "date", _date("at"), "effectiveDateTime, eq/ge/le/gt/lt."),
-        "code": SearchParam("code", "token", _vital_code, "LOINC vital-sign code, e.g. 8867-4."),
+        "code": SearchParam(
+            "code", "token", _vital_code, "LOINC vital-sign code, e.g. 8867-4; blood pressure 85354-9."
+        ),
         "category": SearchParam(
             "category", "token", _fixed_token(fhir.OBSERVATION_CATEGORY, "vital-signs"), "vital-signs."
         ),
         "status": SearchParam("status", "token", _fixed_token("", "final"), "final."),
     },
 )
+
+
+def _body_measure(field_name: str, prefix: str, code: Any) -> Spec:
+    """Weight or height of a dosing session (DosingSession.weight_kg / height_cm) as a vital-signs
+    Observation, once the pre-dose gate passed them (they cannot change after): effective at that time
+    (docs/fhir-api.md#observation; LOINC 29463-7 kg and 8302-2 cm, docs/clinical-reference.md §5.1)."""
+
+    def queryset() -> QuerySet[Any]:
+        from kapclinic.sessions.models import DosingSession
+
+        return DosingSession.objects.filter(
+            **{f"{field_name}__isnull": False, "predose_passed_at__isnull": False}
+        )
+
+    def render(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+        return [
+            _with_meta(
+                fhir.body_measure_resource(s, prefix, code, getattr(s, field_name)), s.predose_passed_at
+            )
+            for s in rows
+        ]
+
+    others = tuple(p for p in ("score", "vs", "wt", "ht") if p != prefix)
+    return Spec(
+        "Observation",
+        prefix,
+        clinical=True,
+        queryset=queryset,
+        patient_field="patient",
+        updated_field="predose_passed_at",
+        date_field="predose_passed_at",
+        render=render,
+        params={
+            **_common(prefix, "predose_passed_at", siblings=others),
+            **_subject_params(),
+            "date": SearchParam(
+                "date", "date", _date("predose_passed_at"), "effectiveDateTime, eq/ge/le/gt/lt."
+            ),
+            "code": SearchParam(
+                "code", "token", _fixed_token(fhir.LOINC, code.loinc), f"{code.display} {code.loinc}."
+            ),
+            "category": SearchParam(
+                "category", "token", _fixed_token(fhir.OBSERVATION_CATEGORY, "vital-signs"), "vital-signs."
+            ),
+            "status": SearchParam("status", "token", _fixed_token("", "final"), "final."),
+        },
+    )
+
+
+def _body_specs() -> tuple[Spec, Spec]:
+    from kapclinic.clinical.vitals import BODY_HEIGHT, BODY_WEIGHT
+
+    return _body_measure("weight_kg", "wt", BODY_WEIGHT), _body_measure("height_cm", "ht", BODY_HEIGHT)
+
+
+BODY_WEIGHT_SPEC, BODY_HEIGHT_SPEC = _body_specs()
 
 SESSION_SPECS: dict[str, Spec] = {
     "Encounter": Spec(
@@ -799,7 +911,7 @@ SIDE_EFFECTS = Spec(
 
 # Every table behind each type, in the order a search merges them (the first is SPECS[type]).
 PARTS: dict[str, tuple[Spec, ...]] = {name: (spec,) for name, spec in SPECS.items()}
-PARTS["Observation"] = (SPECS["Observation"], VITAL_SIGNS)
+PARTS["Observation"] = (SPECS["Observation"], VITAL_SIGNS, BODY_WEIGHT_SPEC, BODY_HEIGHT_SPEC)
 PARTS["AdverseEvent"] = (SPECS["AdverseEvent"], SIDE_EFFECTS)
 
 # Prefetches a page needs (one extra query per page, whatever its size).

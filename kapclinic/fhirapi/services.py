@@ -53,7 +53,9 @@ def _spec(grant: Grant, request: HttpRequest, resource_type: str, interaction: s
     spec = SPECS.get(resource_type)
     if spec is None:
         raise FhirError(404, "not-supported", f"This server has no resource type {resource_type[:40]!r}.")
-    no_access = spec.clinic_filter is None and not grant.has_any_access(spec.clinical)
+    no_access = (spec.clinic_filter is None and not grant.has_any_access(spec.clinical)) or (
+        spec.managers_only and not grant.manages_clinic()
+    )
     if not grant.may_read_type(resource_type, interaction) or no_access:
         deny(grant, request, f"type={resource_type}")
         raise FhirError(403, "forbidden", f"This access does not include {resource_type} resources.")
@@ -237,7 +239,8 @@ def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, 
         else None
     )
 
-    # One COUNT and one page SELECT per table behind the type (two for Observation), whatever the size.
+    # One COUNT and one page SELECT per table behind the type (four for Observation), whatever the size;
+    # none for a table a criterion rules out (an empty `pk__in`: Django sends no query).
     total = 0
     candidates: list[tuple[tuple[Any, ...], int, Any]] = []
     for index, part in enumerate(parts):

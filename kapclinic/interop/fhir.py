@@ -240,6 +240,21 @@ def practitioner_resource(user: Any) -> dict[str, Any]:
     }
 
 
+def group_resource(clinic: Any, members: int) -> dict[str, Any]:
+    """The clinic's Group (the one Bulk Data `Group/g<id>/$export` exports): every patient of the clinic,
+    counted in `quantity`; the members are not listed (docs/fhir-api.md, Group)."""
+    return {
+        "resourceType": "Group",
+        "id": f"g{clinic.pk}",
+        "active": bool(clinic.is_active),
+        "type": "person",
+        "actual": True,
+        "name": f"{clinic.name}: all patients",
+        "quantity": int(members),
+        "managingEntity": {"reference": f"Organization/org{clinic.pk}"},
+    }
+
+
 def organization_resource(clinic: Any) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Organization",
@@ -306,29 +321,77 @@ def _quantity(value: Any, ucum: str) -> dict[str, Any]:
     }
 
 
-def vital_sign_resource(observation: Any, patient_id: int) -> dict[str, Any]:
-    """One stored vital-sign value (sessions.Observation, kind "vital") as an R4 vital-signs Observation:
-    category vital-signs, the LOINC code and UCUM unit of clinical/vitals.py (docs/clinical-reference.md
-    §5.1), the session's Encounter, the nurse who recorded it as performer."""
+BP_PROFILE = "http://hl7.org/fhir/StructureDefinition/bp"
+
+
+def _coded(system: str, code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": code, "display": display}], "text": display}
+
+
+def vital_sign_resource(observation: Any, patient_id: int, diastolic: Any = None) -> dict[str, Any]:
+    """A stored vital sign (sessions.Observation, kind "vital") as an R4 vital-signs Observation: category
+    vital-signs, the LOINC code and UCUM unit of clinical/vitals.py (docs/clinical-reference.md §5.1), the
+    session's Encounter, the nurse who recorded it as performer.
+
+    Blood pressure is one panel (docs/fhir-api.md#observation): the systolic row carries it, code 85354-9
+    with a systolic (8480-6) and a diastolic (8462-4) component in mm[Hg] (`diastolic`: the value taken
+    with it), and claims the R4 `bp` profile when both are there; a diastolic value stored alone is a
+    panel with that one component. A panel has no valueQuantity."""
+    from kapclinic.clinical.vitals import BP_PANEL, Vital
     from kapclinic.clinical.vitals import LOINC as VITAL_CODES
 
-    code = next((c for c in VITAL_CODES.values() if c.loinc == observation.code), None)
-    display = code.display if code is not None else observation.display
-    unit = code.ucum if code is not None else observation.unit
-    return {
+    systolic, diastolic_code = VITAL_CODES[Vital.SBP], VITAL_CODES[Vital.DBP]
+    resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": f"vs{observation.pk}",
         "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs"}]}],
-        "code": {
-            "coding": [{"system": observation.code_system, "code": observation.code, "display": display}],
-            "text": display,
-        },
+    }
+    components: list[tuple[Any, Any]] = []
+    if observation.code_system == LOINC and observation.code == systolic.loinc:
+        components = [(systolic, observation.value), (diastolic_code, diastolic)]
+    elif observation.code_system == LOINC and observation.code == diastolic_code.loinc:
+        components = [(diastolic_code, observation.value)]
+    if components:
+        components = [(part, value) for part, value in components if value is not None]
+        if len(components) == 2:
+            resource["meta"] = {"profile": [BP_PROFILE]}
+        resource["code"] = _coded(LOINC, BP_PANEL.loinc, BP_PANEL.display)
+    else:
+        code = next((c for c in VITAL_CODES.values() if c.loinc == observation.code), None)
+        resource["code"] = _coded(
+            observation.code_system, observation.code, code.display if code else observation.display
+        )
+    resource |= {
         "subject": patient_ref(patient_id),
         "encounter": encounter_ref(observation.session_id),
         "effectiveDateTime": iso(observation.at),
         "performer": [{"reference": f"Practitioner/pr{observation.recorded_by_id}"}],
-        "valueQuantity": _quantity(observation.value, unit),
+    }
+    if components:
+        resource["component"] = [
+            {"code": _coded(LOINC, part.loinc, part.display), "valueQuantity": _quantity(value, part.ucum)}
+            for part, value in components
+        ]
+    else:
+        code = next((c for c in VITAL_CODES.values() if c.loinc == observation.code), None)
+        resource["valueQuantity"] = _quantity(observation.value, code.ucum if code else observation.unit)
+    return resource
+
+
+def body_measure_resource(session: Any, prefix: str, code: Any, value: Any) -> dict[str, Any]:
+    """A dosing session's weight or height (29463-7 kg, 8302-2 cm; docs/clinical-reference.md §5.1) as a
+    vital-signs Observation, effective when the pre-dose gate passed it (docs/fhir-api.md#observation)."""
+    return {
+        "resourceType": "Observation",
+        "id": f"{prefix}{session.pk}",
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs"}]}],
+        "code": _coded(LOINC, code.loinc, code.display),
+        "subject": patient_ref(session.patient_id),
+        "encounter": encounter_ref(session.pk),
+        "effectiveDateTime": iso(session.predose_passed_at),
+        "valueQuantity": _quantity(value, code.ucum),
     }
 
 

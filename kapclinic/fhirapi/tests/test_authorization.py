@@ -188,3 +188,46 @@ def test_scope_limits_types(world: Any, client: Any) -> None:
     assert client.get(f"/fhir/Patient/p{world.patient.pk}", **auth).status_code == 200
     assert client.get("/fhir/Patient", **auth).status_code == 403  # read (r) without search (s)
     assert client.get("/fhir/Observation", **auth).status_code == 403
+
+
+# The clinic's Group (clinic-level, docs/fhir-api.md): system clients and clinic managers (admin) only.
+EXPECT_GROUP = {
+    "system": (200, 404),
+    "other_clinic_system": (404, 200),
+    "patient": (403, 403),
+    "prescriber": (403, 403),
+    "nurse": (403, 403),
+    "therapist": (403, 403),
+    "therapist_other": (403, 403),
+    "front_desk": (403, 403),
+    "admin": (200, 404),
+}
+
+
+def test_group_by_context(setup: dict[str, Any], client: Any, world: Any) -> None:
+    from kapclinic.audit.models import AuditEvent
+
+    own, other = f"g{world.clinic.pk}", f"g{world.other_clinic.pk}"
+    failures = []
+    for context, expected in EXPECT_GROUP.items():
+        auth = {"HTTP_AUTHORIZATION": f"Bearer {setup['tokens'][context]}"}
+        for group_id, status in zip((own, other), expected, strict=True):
+            response = client.get(f"/fhir/Group/{group_id}", **auth)
+            data = body(response)
+            if response.status_code != status:
+                failures.append(f"{context} {group_id}: {response.status_code} != {status}")
+            if status != 200 and data["resourceType"] != "OperationOutcome":
+                failures.append(f"{context} {group_id}: data leaked")
+        searched = client.get("/fhir/Group", **auth)
+        visible = {own: expected[0], other: expected[1]}
+        allowed = {g for g, status in visible.items() if status == 200}
+        if not allowed:
+            if searched.status_code != 403:
+                failures.append(f"{context} search: {searched.status_code} != 403")
+            continue
+        ids = {e["resource"]["id"] for e in body(searched).get("entry", [])}
+        if ids != allowed:
+            failures.append(f"{context} search: {ids} != {allowed}")
+    assert not failures, failures
+    denied = AuditEvent.objects.filter(action="denied", object_type="fhir", detail__contains="type=Group")
+    assert denied.exists()

@@ -52,21 +52,70 @@ def test_vital_signs_are_loinc_coded_ucum_observations(world: Any, client: Any) 
     assert obs["valueQuantity"] == {"value": 72, "unit": "/min", "system": UCUM, "code": "/min"}
     assert obs["encounter"] == {"reference": f"Encounter/enc{session.pk}"}
     assert obs["subject"] == {"reference": f"Patient/p{world.patient.pk}"}
-    bp = Observation.objects.get(session=session, code="8480-6")
-    assert body(client.get(f"/fhir/Observation/vs{bp.pk}"))["valueQuantity"]["code"] == "mm[Hg]"
 
     def total(query: str) -> int:
         return int(body(client.get(f"/fhir/Observation?{query}"))["total"])
 
-    # five vitals; the MOAA/S rating of the same session is not a vital sign and is not served
-    assert total(f"category=vital-signs&patient=p{world.patient.pk}") == 5
+    # four vitals (blood pressure is one panel); the MOAA/S rating of the same session is not a vital sign
+    # and is not served
+    assert total(f"category=vital-signs&patient=p{world.patient.pk}") == 4
     assert total(f"code={LOINC}|8867-4") == 1
     assert total("code=59408-5,9279-1") == 2
     assert total("category=survey") == 0
     assert total(f"_id=vs{hr.pk}") == 1
     assert total(f"_id=vs{hr.pk},score1") == 1
-    assert total("date=ge2000-01-01&status=final") == 5
+    assert total("date=ge2000-01-01&status=final") == 4
     assert total("date=le2000-01-01") == 0
+
+
+def test_blood_pressure_is_one_panel_with_two_components(world: Any, client: Any) -> None:
+    """docs/fhir-api.md#observation: LOINC 85354-9 with systolic 8480-6 and diastolic 8462-4 in mm[Hg]
+    (codes: docs/clinical-reference.md §5.1)."""
+    session = _session(world)
+    client.force_login(world.prescriber)
+    systolic = Observation.objects.get(session=session, code="8480-6")
+    diastolic = Observation.objects.get(session=session, code="8462-4")
+    panel = body(client.get(f"/fhir/Observation/vs{systolic.pk}"))
+    assert panel["code"]["coding"][0]["system"] == LOINC and panel["code"]["coding"][0]["code"] == "85354-9"
+    assert panel["meta"]["profile"] == ["http://hl7.org/fhir/StructureDefinition/bp"]
+    assert "valueQuantity" not in panel
+    assert [
+        (c["code"]["coding"][0]["code"], c["valueQuantity"]["value"], c["valueQuantity"]["code"])
+        for c in panel["component"]
+    ] == [("8480-6", systolic.value, "mm[Hg]"), ("8462-4", diastolic.value, "mm[Hg]")]
+    assert all(c["valueQuantity"]["system"] == UCUM for c in panel["component"])
+    assert panel["effectiveDateTime"] and panel["encounter"] == {"reference": f"Encounter/enc{session.pk}"}
+    # the diastolic value is inside the panel, not a resource of its own
+    assert client.get(f"/fhir/Observation/vs{diastolic.pk}").status_code == 404
+
+    def ids(query: str) -> list[str]:
+        return [e["resource"]["id"] for e in body(client.get(f"/fhir/Observation?{query}")).get("entry", [])]
+
+    assert ids(f"code={LOINC}|85354-9") == [f"vs{systolic.pk}"]
+    assert ids("code=8480-6,8462-4") == []  # components, not Observation.code (R4 `code` search)
+    assert ids(f"_id=vs{diastolic.pk}") == []
+
+    # a second reading pairs its own values; a diastolic recorded alone is a one-component panel
+    later = Observation.objects.create(
+        session=session, kind="vital", code="8480-6", display="Systolic blood pressure", value=150,
+        unit="mm[Hg]", at=systolic.at + dt.timedelta(minutes=20), reading=systolic.reading + 1,
+        phase="recovery", recorded_by=world.nurse,
+    )  # fmt: skip
+    Observation.objects.create(
+        session=session, kind="vital", code="8462-4", display="Diastolic blood pressure", value=95,
+        unit="mm[Hg]", at=later.at, reading=later.reading, phase="recovery", recorded_by=world.nurse,
+    )  # fmt: skip
+    alone = Observation.objects.create(
+        session=session, kind="vital", code="8462-4", display="Diastolic blood pressure", value=70,
+        unit="mm[Hg]", at=later.at + dt.timedelta(minutes=20), reading=later.reading + 1, phase="recovery",
+        recorded_by=world.nurse,
+    )  # fmt: skip
+    second = body(client.get(f"/fhir/Observation/vs{later.pk}"))
+    assert [c["valueQuantity"]["value"] for c in second["component"]] == [150, 95]
+    lone = body(client.get(f"/fhir/Observation/vs{alone.pk}"))
+    assert [c["code"]["coding"][0]["code"] for c in lone["component"]] == ["8462-4"]
+    assert "profile" not in lone["meta"]  # the bp profile needs both components
+    assert len(ids(f"code={LOINC}|85354-9&_sort=date")) == 3
 
 
 def test_observation_pages_merge_scores_and_vitals_by_keyset(world: Any, client: Any) -> None:
@@ -76,7 +125,7 @@ def test_observation_pages_merge_scores_and_vitals_by_keyset(world: Any, client:
     phq9(world)
     client.force_login(world.prescriber)
     everything = body(client.get("/fhir/Observation?_count=200"))
-    assert everything["total"] == 9
+    assert everything["total"] == 8  # four scores, four vital signs (blood pressure one panel)
     want = {e["resource"]["id"] for e in everything["entry"]}
     for sort in ("_id", "date", "-date", "_lastUpdated", "-_id"):
         url: str | None = f"/fhir/Observation?_count=2&_sort={sort}"
@@ -214,10 +263,51 @@ def test_queries_per_search_do_not_grow_with_results(
     with CaptureQueriesContext(connection) as large:
         assert len(body(client.get(url))["entry"]) > 1
     assert len(large) == len(small)
-    # a signed-in request's own queries, then one COUNT and one SELECT per table (two for Observation and
-    # AdverseEvent), one prefetch (CarePlan visits), the audit event: 10 to 12 on SQLite
-    with django_assert_max_num_queries(12):
+    # a signed-in request's own queries, then one COUNT and one SELECT per table (four for Observation:
+    # scores, vital signs, weight, height; two for AdverseEvent), one prefetch (CarePlan visits), the audit
+    # event: 10 to 12 on SQLite, 16 for an unfiltered Observation search
+    with django_assert_max_num_queries(16 if resource_type == "Observation" else 12):
         client.get(url)
+
+
+def test_weight_and_height_are_vital_sign_observations(world: Any, client: Any) -> None:
+    """29463-7 kg and 8302-2 cm (docs/clinical-reference.md §5.1), effective when the gate passed them."""
+    session = _session(world)
+    DosingSession.objects.filter(pk=session.pk).update(weight_kg="70.5", height_cm="172.0")
+    not_yet = _scheduled(world)  # gate not passed: its weight may still change, so it is not served
+    DosingSession.objects.filter(pk=not_yet.pk).update(weight_kg="71.0")
+    session.refresh_from_db()
+    client.force_login(world.prescriber)
+    weight = body(client.get(f"/fhir/Observation/wt{session.pk}"))
+    assert weight["code"]["coding"][0] == {"system": LOINC, "code": "29463-7", "display": "Body weight"}
+    assert weight["valueQuantity"] == {"value": 70.5, "unit": "kg", "system": UCUM, "code": "kg"}
+    assert weight["category"][0]["coding"][0]["code"] == "vital-signs"
+    assert weight["encounter"] == {"reference": f"Encounter/enc{session.pk}"}
+    assert weight["effectiveDateTime"] == weight["meta"]["lastUpdated"]
+    height = body(client.get(f"/fhir/Observation/ht{session.pk}"))
+    assert height["code"]["coding"][0]["code"] == "8302-2"
+    assert height["valueQuantity"] == {"value": 172, "unit": "cm", "system": UCUM, "code": "cm"}
+    assert client.get(f"/fhir/Observation/wt{not_yet.pk}").status_code == 404
+    assert client.get(f"/fhir/Observation/ht{not_yet.pk}").status_code == 404
+
+    def ids(query: str) -> set[str]:
+        return {e["resource"]["id"] for e in body(client.get(f"/fhir/Observation?{query}")).get("entry", [])}
+
+    assert ids(f"code={LOINC}|29463-7") == {f"wt{session.pk}"}
+    assert ids(f"code=8302-2&patient=p{world.patient.pk}") == {f"ht{session.pk}"}
+    assert ids(f"_id=wt{session.pk},ht{session.pk},score1") == {f"wt{session.pk}", f"ht{session.pk}"}
+    assert len(ids("category=vital-signs")) == 6  # four from the vitals table, weight and height
+    assert ids(f"code={LOINC}|44261-6") == set()
+
+
+def test_a_phq9_search_by_code_does_not_query_the_body_measure_tables(world: Any, client: Any) -> None:
+    phq9(world)
+    client.force_login(world.prescriber)
+    url = f"/fhir/Observation?patient=p{world.patient.pk}&code=http://loinc.org|44261-6"
+    client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        assert body(client.get(url))["total"] == 1
+    assert not any("dosing" in q["sql"].lower() for q in queries.captured_queries)
 
 
 def test_scopes_limit_the_new_types(world: Any, client: Any) -> None:
@@ -279,7 +369,7 @@ def test_bulk_export_includes_the_new_types(
     path = "/" + kick["Content-Location"].split("://", 1)[1].split("/", 1)[1]
     manifest = client.get(path, **auth).json()
     counts = {o["type"]: o["count"] for o in manifest["output"]}
-    assert counts["Observation"] == 6  # one score and five vitals
+    assert counts["Observation"] == 5  # one score and four vital signs (blood pressure one panel)
     assert {t: counts[t] for t in NEW_TYPES} == dict.fromkeys(NEW_TYPES, 1)
     for output in manifest["output"]:
         url = "/" + output["url"].split("://", 1)[1].split("/", 1)[1]

@@ -70,7 +70,8 @@ def test_bundle_carries_dosing_sessions_plans_and_consents(world: Any, client: A
     ids = [e["resource"]["id"] for e in bundle["entry"]]
     assert f"enc{session.pk}" in ids and f"proc{session.pk}" in ids
     assert f"ma{session.administration.pk}" in ids
-    assert sum(i.startswith("vs") for i in ids) == 5 and sum(i.startswith("ae") for i in ids) == 1
+    # four vital signs: blood pressure is one panel (docs/fhir-api.md#observation)
+    assert sum(i.startswith("vs") for i in ids) == 4 and sum(i.startswith("ae") for i in ids) == 1
     assert sum(i.startswith(("cp", "cs")) for i in ids) == 2
     subjects = {
         json.dumps(e["resource"].get("subject") or e["resource"].get("patient")) for e in bundle["entry"][1:]
