@@ -416,6 +416,22 @@ class SessionRecord:
         return self._phase_reading("recovery")
 
 
+def infusion_running(session: DosingSession, *, admin: Administration | None = NOT_READ) -> bool:
+    """An IV infusion that started and whose stop is not recorded (the session still dosing): aborting
+    the session then records the stop, what was infused (witnessed) and the waste of the rest (issue 14).
+    ``admin``: the session's administration when the caller has read it (None: there is none)."""
+    if session.state != SessionState.DOSING:
+        return False
+    if admin is NOT_READ:
+        admin = Administration.objects.filter(session_id=session.pk).first()
+    return (
+        admin is not None
+        and admin.route == "IV"
+        and admin.administered_at is not None
+        and admin.infusion_stopped_at is None
+    )
+
+
 def given_record(
     session: DosingSession, protocol: Protocol | None = None, record: SessionRecord | None = None
 ) -> GivenRecord:

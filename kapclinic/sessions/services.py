@@ -245,16 +245,31 @@ def session_transition(
     reason: str = "",
     *,
     partial_reason: str = "",
+    infusion: dict[str, Any] | None = None,
 ) -> DosingSession:
     """Check-in, start monitoring, start recovery and abort (the steps with no extra data).
 
     Starting monitoring marks dosing complete: refused until the route's administration record is
     complete (every ordered esketamine device, the IV stop, the SL hold), or, for esketamine, until a
-    written ``partial_reason`` documents a partial dose."""
+    written ``partial_reason`` documents a partial dose. Aborting while an IV infusion runs records its
+    stop as ``infusion_stop_record`` does (``infusion``: its stopped_at, infused_amount, infused_unit,
+    witness) and wastes the rest of the draw with that witness (issue 14)."""
+    from kapclinic.sessions import selectors as sessions_selectors
+
     if event not in (Event.CHECK_IN, Event.START_MONITORING, Event.START_RECOVERY, Event.ABORT):
         raise DomainError("That step has its own form.")
     session = _fresh(session)
     _check_version(session, expected_version)
+    if event is Event.ABORT and sessions_selectors.infusion_running(session):
+        from kapclinic.inventory.services import waste_residue
+
+        why = "Session aborted" + (f": {reason.strip()}" if reason.strip() else "")
+        stop = {"stopped_at": clock.now(), **(infusion or {})}
+        infusion_stop_record(
+            actor, session, expected_version, actual_rate_ml_per_h=None, early_stop_reason=why, **stop
+        )
+        expected_version += 1  # the stop saved the session
+        waste_residue(actor, session, witness=stop.get("witness"), reason="IV infusion aborted: not infused")
     partial: Administration | None = None
     if event is Event.START_MONITORING and State(session.state) is State.DOSING:
         partial, reason = _dosing_complete_check(session, partial_reason)

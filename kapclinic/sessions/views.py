@@ -207,7 +207,8 @@ def _context(
         ctx.update(
             _dose_card_context(actor, session, protocol, record, ctx["can_monitor"], ctx["can_prescribe"])
         )
-    if state in MONITOR_STATES or state is State.DISCHARGED:
+    dosed_then_aborted = state is State.ABORTED and session.first_dose_at is not None  # the dose given
+    if state in MONITOR_STATES or state is State.DISCHARGED or dosed_then_aborted:
         ctx["administration"] = record.admin
         ctx["superseded_orders"] = list(
             session.superseded_orders.select_related("ordered_by", "superseded_by", "cosigned_by")
@@ -235,7 +236,12 @@ def _context(
     if state in (State.DISCHARGED, State.ABORTED):
         ctx["timeline"] = selectors.monitoring_timeline(session, record)
     if state not in (State.DISCHARGED, State.ABORTED):
-        ctx["abort_form"] = f.AbortForm(initial={"version": session.version})
+        now_text = timezone.localtime(clock.now()).strftime(f.DT_SECONDS)
+        # issue 14: aborting a running IV infusion records its stop, the amount infused and the waste
+        running = state is State.DOSING and selectors.infusion_running(session, admin=record.admin)
+        ctx["abort_form"] = f.AbortForm(
+            initial={"version": session.version, "stopped_at": now_text}, infusion=running
+        )
     if state is not State.SCHEDULED:
         ctx["ae_form"] = f.AdverseEventForm(
             initial={"onset_at": timezone.localtime(clock.now()).strftime(f.DT_FORMAT)}
@@ -564,10 +570,20 @@ def transition(request: HttpRequest, patient_id: int, session_id: int) -> HttpRe
 @login_required
 @require_POST
 def abort(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
-    form = f.AbortForm(request.POST)
+    from kapclinic.inventory.witness import confirm
+
+    patient = open_patient(request, patient_id, Action.MONITOR_SESSION, audit=None)
+    running = selectors.infusion_running(_session(patient, session_id))  # issue 14: stop, amount, waste
+    form = f.AbortForm(request.POST, infusion=running)
 
     def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
-        services.session_transition(actor, session, Event.ABORT, data["version"], reason=data["reason"])
+        keys = ("stopped_at", "infused_amount", "infused_unit")
+        stop = {k: data[k] for k in keys if data.get(k) not in (None, "")}
+        if data.get("witness_email") or data.get("witness_password"):  # the witness signs in (issue 14)
+            stop["witness"] = confirm(request, actor, data)
+        services.session_transition(
+            actor, session, Event.ABORT, data["version"], reason=data["reason"], infusion=stop
+        )
 
     return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "abort_form")
 
