@@ -212,7 +212,13 @@ class LedgerEntry(models.Model):
         constraints: ClassVar = [
             models.UniqueConstraint(fields=["container", "seq"], name="ledger_container_seq_unique")
         ]
-        indexes: ClassVar = [models.Index(fields=["kind", "at"], name="ledger_kind_at")]
+        indexes: ClassVar = [
+            # The administration log (inventory.selectors.administration_log): the date range walked in
+            # the log's order (at, container, seq), so a page reads its 50 rows without sorting the month;
+            # kind and reverses make it covering for the log's count (no table row read per line). It
+            # replaces (kind, at), whose two ranges the log's kind filter made SQLite merge and sort.
+            models.Index(fields=["at", "container", "seq", "kind", "reverses"], name="ledger_log_at_order"),
+        ]
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:

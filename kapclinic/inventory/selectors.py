@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Max, Q, QuerySet
+from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 
 from kapclinic.clinical import ledger as core
@@ -61,9 +61,7 @@ def container(clinic: Any, container_id: int) -> Container | None:
 
 
 def ledger_lines(container: Container) -> QuerySet[LedgerEntry]:
-    return container.entries.select_related("by", "witness", "patient", "reverses").order_by(
-        "seq"
-    )
+    return container.entries.select_related("by", "witness", "patient", "reverses").order_by("seq")
 
 
 def receipt(clinic: Any, receipt_id: int) -> Receipt | None:
@@ -94,15 +92,72 @@ def administration_log(registration: Registration, start: dt.date, end: dt.date)
     hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=zone)
     logged = ["administration", "waste"]
     return (
-        LedgerEntry.objects.filter(
+        # The month is read through the index ledger_log_at_order (at, container, seq, kind, reverses) in
+        # the log's order: a page stops after its rows and the count reads the index only. "+ 0" keeps the
+        # registration test off the containers' index, so the database cannot start from every line of
+        # the registration's containers (all their history) and sort them, with or without statistics.
+        LedgerEntry.objects.alias(log_registration=F("container__registration_id") + 0)
+        .filter(
             Q(kind__in=logged) | Q(kind="reversal", reverses__kind__in=logged),
-            container__registration=registration,
+            log_registration=registration.pk,
             at__gte=lo,
             at__lt=hi,
         )
         .select_related("container__product", "by", "witness", "patient")
+        .only(*_ADMIN_LOG_COLUMNS)  # what a row shows: a third of the cost of reading whole rows
         .order_by("at", "container_id", "seq")
     )
+
+
+#: The columns ``administration_row`` reads (and the ordering's): nothing else is fetched.
+_ADMIN_LOG_COLUMNS = (
+    "at", "container_id", "seq", "kind", "unit", "amount_mg", "amount_ml", "route", "balance_after",
+    "container__lot", "container__identifier", "container__product__name", "by__full_name",
+    "witness__full_name", "patient__mrn",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """One page of the administration log, read without counting the range: a count walks every line of
+    the range (bench inventory_admin_log), so the page reads one row more than it shows to know whether
+    another page follows. Offers what core/_pagination.html and the page's template ask of a page."""
+
+    number: int
+    entries: list[LedgerEntry]
+    has_next: bool
+    size: int
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_previous or self.has_next
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def start_index(self) -> int:
+        return (self.number - 1) * self.size + 1 if self.entries else 0
+
+    @property
+    def end_index(self) -> int:
+        return (self.number - 1) * self.size + len(self.entries)
+
+
+def administration_log_page(entries: QuerySet[LedgerEntry], number: int, size: int) -> LogPage:
+    """Page ``number`` (from 1) of ``entries``: one query of at most ``size`` + 1 rows, whatever the range."""
+    start = (number - 1) * size
+    rows = list(entries[start : start + size + 1])
+    return LogPage(number, rows[:size], len(rows) > size, size)
 
 
 ADMIN_LOG_HEADER = [

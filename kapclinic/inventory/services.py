@@ -945,6 +945,28 @@ def waste_for_session(
     )
 
 
+@transaction.atomic
+def waste_residue(actor: Actor, session: Any, *, witness: Any, reason: str) -> list[LedgerEntry]:
+    """Everything a session drew in mg and neither gave nor wasted (what stayed in an aborted infusion's
+    bag and in the syringe), wasted now in front of ``witness``: each draw's rest through
+    ``waste_for_session``, so an aborted session's record closes with no drug unaccounted for (§5 [A24]).
+    Without a witness while something is left: refused, nothing stored. Returns the waste lines."""
+    left = [st for st in draw_statuses(session) if st.draw.unit == "mg" and st.unaccounted > 0]
+    if left and witness is None:
+        what = ", ".join(f"{_fmt(st.unaccounted)} mg from {st.draw.container.identifier}" for st in left)
+        sentence = (
+            f"What was drawn and not given ({what}) is wasted when the session is aborted: a second "
+            "person witnesses it, signed in on this form."
+        )
+        raise DomainError(field_errors={"witness_email": [sentence]})
+    return [
+        waste_for_session(
+            actor, session, draw_id=st.draw.pk, amount_mg=st.unaccounted, witness=witness, reason=reason
+        )
+        for st in left
+    ]
+
+
 def _still_dosing(session: Any) -> bool:
     from kapclinic.sessions.models import DosingSession
 

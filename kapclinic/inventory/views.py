@@ -15,6 +15,7 @@ import csv
 import itertools
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -26,6 +27,7 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
 from kapclinic.core.errors import DomainError
+from kapclinic.core.params import param
 from kapclinic.inventory import selectors, services
 from kapclinic.inventory.forms import (
     CountForm,
@@ -571,8 +573,9 @@ def administration_log(request: HttpRequest) -> HttpResponse | StreamingHttpResp
         name = f"administration-log-{reg.dea_number}-{d['start']}-{d['end']}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
-    page = Paginator(entries, ADMIN_LOG_PAGE).get_page(request.GET.get("page"))
-    rows = selectors.administration_rows(page.object_list, reg.clinic.zone)
+    number = param(request.GET, "page", forms.IntegerField(min_value=1, max_value=10**6, required=False)) or 1
+    page = selectors.administration_log_page(entries, number, ADMIN_LOG_PAGE)  # no count of the range
+    rows = selectors.administration_rows(page.entries, reg.clinic.zone)
     record_event(
         actor,
         "list",

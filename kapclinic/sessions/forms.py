@@ -6,6 +6,7 @@ Over 600 lines: about thirty small forms, each validating one step's input; read
 
 from __future__ import annotations
 
+import copy
 from decimal import Decimal
 from typing import Any
 
@@ -240,9 +241,7 @@ class DoseForm(VersionForm):
         max_length=1000,
     )
 
-    def __init__(
-        self, *args: Any, protocol: Any = None, reordering: bool = True, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, protocol: Any = None, reordering: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not reordering:
             del self.fields["reorder_reason"]
@@ -404,6 +403,23 @@ class AbortForm(VersionForm):
     reason = forms.CharField(
         label="Reason for aborting", widget=forms.Textarea(attrs={"rows": 2}), required=False
     )
+
+    def __init__(self, *args: Any, infusion: bool = False, **kwargs: Any) -> None:
+        """``infusion``: an IV infusion is running; the abort records its stop like the infusion-stop
+        form (when, what it delivered, a witness), and the witness sees the rest wasted (issue 14)."""
+        super().__init__(*args, **kwargs)
+        if not infusion:
+            return
+        from kapclinic.inventory.witness import add_witness_fields
+        from kapclinic.sessions.services import INFUSED_UNITS
+
+        stop = InfusionStopForm.base_fields
+        self.fields["stopped_at"] = copy.deepcopy(stop["stopped_at"])
+        self.fields["infused_amount"] = copy.deepcopy(stop["infused_amount"])
+        self.fields["infused_amount"].label = "Amount infused before the infusion was stopped"
+        self.fields["infused_unit"] = copy.deepcopy(stop["infused_unit"])
+        choice_field(self, "infused_unit").choices = list(INFUSED_UNITS)
+        add_witness_fields(self, label="Witness to the amount infused and the waste of the rest")
 
 
 class TransitionForm(VersionForm):

@@ -2,7 +2,8 @@
 nurse completes dosing with the reason and returns the unused device to stock with a witness who signs in
 on the form (a same-person witness refused first). IV: the infusion stopped after 20 of 40 minutes; the
 nurse enters what the pump delivered (mL) with a witness, the ledger's dose line is reversed and the
-amount infused written anew, and the rest in the bag is wasted with a witness. The set-up before the
+amount infused written anew, and the rest in the bag is wasted with a witness. IV aborted mid-infusion:
+the abort form asks the same (amount, witness) and wastes the rest in the same step. The set-up before the
 page (check-in, pre-dose checks, the order and its double check) goes through the services."""
 
 from __future__ import annotations
@@ -173,3 +174,61 @@ def test_iv_infusion_stopped_early_then_bag_residue_wasted_through_the_page(
     expect(page.locator("#ledger")).to_contain_text("stopped after 20 of 40 min")
     shot(page, "partial-5-iv-ledger")
     assert DosingSession.objects.get(pk=s.pk).state == "dosing"
+
+
+def test_iv_session_aborted_mid_infusion_records_the_amount_and_wastes_the_rest_through_the_page(
+    page: Any, server: str, login: Any, axe_check: Any, shot: Any, ready: Any
+) -> None:
+    """The session is aborted 20 minutes into the 40-minute infusion: the abort form asks what the pump
+    delivered and a witness (the nurse herself refused first); the dose line is reversed, the amount
+    infused written anew and the rest of the bag wasted in the same step, so the aborted record owes no
+    drug (docs/controlled-substances.md §10)."""
+    _nadia, nora, s = _ordered(IV, {"mg_per_kg": "0.5", "concentration": "10", "diluent_ml": "100"}, {})
+    vial = stock_for_session(s)
+    detail = f"{server}/sessions/patient/{s.patient_id}/{s.pk}/"
+    login(page, "nadia@partial.test")
+    page.goto(detail)
+    page.get_by_label("Container the dose is drawn from").select_option(str(vial))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start dosing now").click()
+    clock.advance(dt.timedelta(minutes=20))
+    page.goto(detail)  # the abort form's stop time is pre-filled with "now": 20 of the 40 minutes
+    section = page.get_by_role("region", name="Abort session")
+    expect(section).to_contain_text("The IV infusion is running")
+    form = section.locator("form")
+    form.get_by_label("Reason for aborting").fill("Patient distressed, asked to stop")
+    form.get_by_label("Amount infused before the infusion was stopped").fill("51.75")
+    form.get_by_label("Amount infused in").select_option("mL")
+    label = "Witness to the amount infused and the waste of the rest"
+    _witness(form, "nadia@partial.test", label=label)
+    with page.expect_navigation():
+        form.get_by_role("button", name="Abort session").click()
+    form = page.get_by_role("region", name="Abort session").locator("form")
+    expect(form).to_contain_text("must be a different person")
+    assert DosingSession.objects.get(pk=s.pk).state == "dosing"
+    assert LedgerEntry.objects.filter(container_id=vial).count() == 2  # receipt, the dose: nothing stored
+    form.get_by_label("Amount infused before the infusion was stopped").fill("51.75")
+    form.get_by_label("Amount infused in").select_option("mL")
+    _witness(form, "nora@partial.test", label=label)
+    axe_check(page, "partial-iv-abort-form")
+    shot(page, "partial-6-iv-abort-form")
+    with page.expect_navigation():
+        form.get_by_role("button", name="Abort session").click()
+    expect(page.get_by_role("heading", name="Aborted", exact=True)).to_be_visible()
+    expect(page.locator("#given")).to_contain_text("17.50 mg of the 35 mg ordered")
+    expect(page.locator("#given")).to_contain_text("Session aborted: Patient distressed, asked to stop")
+    table = page.get_by_role("region", name="Stock drawn table")
+    expect(table).to_contain_text("None")  # nothing drawn is left unaccounted for
+    expect(page.get_by_role("heading", name="Record the waste of 17.5 mg from K-0001")).to_have_count(0)
+    axe_check(page, "partial-iv-aborted")
+    shot(page, "partial-7-iv-aborted")
+    assert [(e.kind, e.delta) for e in LedgerEntry.objects.filter(container_id=vial).order_by("seq")] == [
+        ("receipt", Decimal(500)),
+        ("administration", Decimal(-35)),
+        ("reversal", Decimal(35)),
+        ("administration", Decimal("-17.5")),
+        ("waste", Decimal("-17.5")),
+    ]
+    w = LedgerEntry.objects.get(container_id=vial, kind="waste")
+    assert w.witness_id == nora.pk and Container.objects.get(pk=vial).balance == Decimal(465)
+    assert DosingSession.objects.get(pk=s.pk).state == "aborted"

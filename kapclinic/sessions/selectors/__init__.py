@@ -8,6 +8,7 @@ from kapclinic.sessions.selectors.administration import (
     DoseHandoff,
     dose_handoff,
     dose_handoff_lines,
+    infusion_running,
 )
 from kapclinic.sessions.selectors.discharge import (
     SessionProcessNote,
@@ -72,6 +73,7 @@ __all__ = [
     "dose_handoff_lines",
     "final_reading",
     "given_record",
+    "infusion_running",
     "last_rating",
     "latest_reading",
     "measure_dosing_times",

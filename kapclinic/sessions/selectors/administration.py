@@ -1,4 +1,5 @@
-"""The dose hand-off: whose part the dose waits for, on the session page and the day's lists."""
+"""The dose hand-off (whose part the dose waits for, on the session page and the day's lists) and whether
+an IV infusion is running."""
 
 from __future__ import annotations
 
@@ -8,10 +9,27 @@ from typing import Any
 
 from kapclinic.accounts.models import Role
 from kapclinic.clinical.session_state import State
+from kapclinic.core.sentinel import NOT_READ
 from kapclinic.sessions.models import (
     Administration,
     DosingSession,
 )
+
+
+def infusion_running(session: DosingSession, *, admin: Administration | None = NOT_READ) -> bool:
+    """An IV infusion that started and whose stop is not recorded (the session still dosing): aborting
+    the session then records the stop, what was infused (witnessed) and the waste of the rest (issue 14).
+    ``admin``: the session's administration when the caller has read it (None: there is none)."""
+    if State(session.state) is not State.DOSING:
+        return False
+    if admin is NOT_READ:
+        admin = Administration.objects.filter(session_id=session.pk).first()
+    return (
+        admin is not None
+        and admin.route == "IV"
+        and admin.administered_at is not None
+        and admin.infusion_stopped_at is None
+    )
 
 # ---------------------------------------------------------------- dose hand-off (who does what next)
 

@@ -32,8 +32,8 @@ from kapclinic.sessions.models import (
     PregnancyStatus,
 )
 from kapclinic.sessions.readiness import readiness_for
-from kapclinic.sessions.selectors import baseline_reading, session_phq9
-from kapclinic.sessions.services.administration import _dosing_complete_check
+from kapclinic.sessions.selectors import baseline_reading, infusion_running, session_phq9
+from kapclinic.sessions.services.administration import _dosing_complete_check, infusion_stop_record
 from kapclinic.sessions.services.common import (
     _assert_user,
     _check_version,
@@ -93,16 +93,34 @@ def session_transition(
     expected_version: int,
     reason: str = "",
     partial_reason: str = "",
+    infusion: dict[str, Any] | None = None,
 ) -> DosingSession:
     """Check-in, start monitoring, start recovery and abort (the steps with no extra data).
 
     Starting monitoring marks dosing complete: refused until the route's administration record is
     complete (every ordered esketamine device, the IV stop, the SL hold), or, for esketamine, until a
-    written ``partial_reason`` documents a partial dose."""
+    written ``partial_reason`` documents a partial dose. Aborting while an IV infusion runs records its
+    stop as ``infusion_stop_record`` does (``infusion``: its stopped_at, infused_amount, infused_unit,
+    witness) and wastes the rest of the draw with that witness (issue 14)."""
     if event not in (Event.CHECK_IN, Event.START_MONITORING, Event.START_RECOVERY, Event.ABORT):
         raise DomainError("That step has its own form.")
     session = _fresh(session)
     _check_version(session, expected_version)
+    if event is Event.ABORT and infusion_running(session):
+        from kapclinic.inventory.services import waste_residue
+
+        why = "Session aborted" + (f": {reason.strip()}" if reason.strip() else "")
+        stop = {"stopped_at": clock.now(), **(infusion or {})}
+        infusion_stop_record(
+            actor,
+            session,
+            expected_version=expected_version,
+            actual_rate_ml_per_h=None,
+            early_stop_reason=why,
+            **stop,
+        )
+        expected_version += 1  # the stop saved the session
+        waste_residue(actor, session, witness=stop.get("witness"), reason="IV infusion aborted: not infused")
     partial: Administration | None = None
     if event is Event.START_MONITORING and State(session.state) is State.DOSING:
         partial, reason = _dosing_complete_check(session, partial_reason)

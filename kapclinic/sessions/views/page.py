@@ -96,7 +96,8 @@ def _context(
         ctx.update(
             _dose_card_context(actor, session, protocol, record, ctx["can_monitor"], ctx["can_prescribe"])
         )
-    if state in MONITOR_STATES or state is State.DISCHARGED:
+    dosed_then_aborted = state is State.ABORTED and session.first_dose_at is not None  # the dose given
+    if state in MONITOR_STATES or state is State.DISCHARGED or dosed_then_aborted:
         ctx["administration"] = record.admin
         ctx["superseded_orders"] = list(
             session.superseded_orders.select_related("ordered_by", "superseded_by", "cosigned_by")
@@ -124,7 +125,12 @@ def _context(
     if state in (State.DISCHARGED, State.ABORTED):
         ctx["timeline"] = selectors.monitoring_timeline(session, record)
     if state not in (State.DISCHARGED, State.ABORTED):
-        ctx["abort_form"] = f.AbortForm(initial={"version": session.version})
+        now_text = timezone.localtime(clock.now()).strftime(f.DT_SECONDS)
+        # issue 14: aborting a running IV infusion records its stop, the amount infused and the waste
+        running = state is State.DOSING and selectors.infusion_running(session, admin=record.admin)
+        ctx["abort_form"] = f.AbortForm(
+            initial={"version": session.version, "stopped_at": now_text}, infusion=running
+        )
     if state is not State.SCHEDULED:
         ctx["ae_form"] = f.AdverseEventForm(
             initial={"onset_at": timezone.localtime(clock.now()).strftime(f.DT_FORMAT)}

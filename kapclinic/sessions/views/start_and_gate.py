@@ -149,11 +149,24 @@ def transition(request: HttpRequest, patient_id: int, session_id: int) -> HttpRe
 @login_required
 @require_POST
 def abort(request: HttpRequest, patient_id: int, session_id: int) -> HttpResponse:
-    form = f.AbortForm(request.POST)
+    from kapclinic.inventory.witness import confirm
+
+    patient = open_patient(request, patient_id, Action.MONITOR_SESSION, audit=None)
+    running = selectors.infusion_running(_session(patient, session_id))  # issue 14: stop, amount, waste
+    form = f.AbortForm(request.POST, infusion=running)
 
     def do(actor: Actor, session: DosingSession, data: dict[str, Any]) -> None:
+        keys = ("stopped_at", "infused_amount", "infused_unit")
+        stop = {k: data[k] for k in keys if data.get(k) not in (None, "")}
+        if data.get("witness_email") or data.get("witness_password"):  # the witness signs in (issue 14)
+            stop["witness"] = confirm(request, actor, data)
         services.session_transition(
-            actor, session, Event.ABORT, expected_version=data["version"], reason=data["reason"]
+            actor,
+            session,
+            Event.ABORT,
+            expected_version=data["version"],
+            reason=data["reason"],
+            infusion=stop,
         )
 
     return _run(request, patient_id, session_id, Action.MONITOR_SESSION, form, do, "abort_form")
