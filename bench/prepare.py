@@ -292,6 +292,9 @@ def targets() -> dict[str, Any]:
         )
     )
 
+    sc.extend(_billing(clinic, pids))
+    sc.extend(_messages(clinic))
+
     # Writes.
     q = _questionnaire(bench_patient)
     sc.append(q)
@@ -308,6 +311,70 @@ def targets() -> dict[str, Any]:
         "bench_patient_timeline": TimelineEvent.objects.filter(patient=bench_patient).count(),
         "scenarios": sc,
     }
+
+
+def _billing(clinic: Any, pids: list[int]) -> list[dict[str, Any]]:
+    """The patient ledger with running balance (issue 16: "the patient ledger at 20,000 patients meets
+    the read-page targets"), as front desk, for the sampled patients that have one (the benchmark patient,
+    with the longest history, among them)."""
+    title = "Billing: patient ledger with running balance"
+    try:
+        ChargeLine = apps.get_model("billing", "ChargeLine")
+    except LookupError:
+        return [
+            _scenario(
+                "billing_ledger", title, "front_desk", [], unavailable="not available yet (no billing app)"
+            )
+        ]
+    billed = list(
+        ChargeLine.objects.filter(patient_id__in=pids).values_list("patient_id", flat=True).distinct()
+    )
+    if not billed:
+        why = "not available yet (no seeded charges)"
+        return [_scenario("billing_ledger", title, "front_desk", [], unavailable=why)]
+    return [
+        _scenario(
+            "billing_ledger",
+            title,
+            "front_desk",
+            [_url("billing:patient", patient_id=p) for p in sorted(billed)],
+        )
+    ]
+
+
+def _messages(clinic: Any) -> list[dict[str, Any]]:
+    """Issue 17: "the staff inbox and the notification count at 20,000 patients meet the read-page
+    targets": the inbox of a therapist (their caseload's threads) and of a prescriber (the whole
+    clinic's), and the bell's count the header polls every 30 s (every notification source)."""
+    try:
+        Thread = apps.get_model("conversations", "Thread")
+    except LookupError:
+        Thread = None
+    why = None
+    if Thread is None:
+        why = "not available yet (no conversations app)"
+    elif not Thread.objects.filter(clinic=clinic).exists():
+        why = "not available yet (no seeded threads)"
+    extra = {"unavailable": why} if why else {}
+    inbox, badge = _url("conversations:inbox"), _url("notifications:badge")
+    return [
+        _scenario(
+            "inbox_therapist", "Messages: staff inbox (therapist, caseload)", "therapist", [inbox], **extra
+        ),
+        _scenario(
+            "inbox_prescriber",
+            "Messages: staff inbox (prescriber, whole clinic)",
+            "prescriber",
+            [inbox],
+            **extra,
+        ),
+        _scenario(
+            "bell_prescriber", "Notification count (bell poll, prescriber)", "prescriber", [badge], **extra
+        ),
+        _scenario(
+            "bell_therapist", "Notification count (bell poll, therapist)", "therapist", [badge], **extra
+        ),
+    ]
 
 
 def _questionnaire(patient: Any) -> dict[str, Any]:
