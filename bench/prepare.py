@@ -3,6 +3,7 @@
 Run by bench/run.py with the bench settings against the working copy of a seeded database:
     python bench/prepare.py targets      -> JSON scenarios
     python bench/prepare.py fingerprint  -> schema + generator fingerprint (cache key)
+    python bench/prepare.py export-kickoff / export-result <job> <task>  -> the Bulk export measurement
 
 A scenario whose app, URL or data does not exist yet is emitted with "unavailable": "<reason>"
 so the report says "not available yet" instead of failing.
@@ -291,6 +292,9 @@ def targets() -> dict[str, Any]:
         )
     )
 
+    sc.extend(_billing(clinic, pids))
+    sc.extend(_messages(clinic))
+
     # Writes.
     q = _questionnaire(bench_patient)
     sc.append(q)
@@ -307,6 +311,70 @@ def targets() -> dict[str, Any]:
         "bench_patient_timeline": TimelineEvent.objects.filter(patient=bench_patient).count(),
         "scenarios": sc,
     }
+
+
+def _billing(clinic: Any, pids: list[int]) -> list[dict[str, Any]]:
+    """The patient ledger with running balance (issue 16: "the patient ledger at 20,000 patients meets
+    the read-page targets"), as front desk, for the sampled patients that have one (the benchmark patient,
+    with the longest history, among them)."""
+    title = "Billing: patient ledger with running balance"
+    try:
+        ChargeLine = apps.get_model("billing", "ChargeLine")
+    except LookupError:
+        return [
+            _scenario(
+                "billing_ledger", title, "front_desk", [], unavailable="not available yet (no billing app)"
+            )
+        ]
+    billed = list(
+        ChargeLine.objects.filter(patient_id__in=pids).values_list("patient_id", flat=True).distinct()
+    )
+    if not billed:
+        why = "not available yet (no seeded charges)"
+        return [_scenario("billing_ledger", title, "front_desk", [], unavailable=why)]
+    return [
+        _scenario(
+            "billing_ledger",
+            title,
+            "front_desk",
+            [_url("billing:patient", patient_id=p) for p in sorted(billed)],
+        )
+    ]
+
+
+def _messages(clinic: Any) -> list[dict[str, Any]]:
+    """Issue 17: "the staff inbox and the notification count at 20,000 patients meet the read-page
+    targets": the inbox of a therapist (their caseload's threads) and of a prescriber (the whole
+    clinic's), and the bell's count the header polls every 30 s (every notification source)."""
+    try:
+        Thread = apps.get_model("conversations", "Thread")
+    except LookupError:
+        Thread = None
+    why = None
+    if Thread is None:
+        why = "not available yet (no conversations app)"
+    elif not Thread.objects.filter(clinic=clinic).exists():
+        why = "not available yet (no seeded threads)"
+    extra = {"unavailable": why} if why else {}
+    inbox, badge = _url("conversations:inbox"), _url("notifications:badge")
+    return [
+        _scenario(
+            "inbox_therapist", "Messages: staff inbox (therapist, caseload)", "therapist", [inbox], **extra
+        ),
+        _scenario(
+            "inbox_prescriber",
+            "Messages: staff inbox (prescriber, whole clinic)",
+            "prescriber",
+            [inbox],
+            **extra,
+        ),
+        _scenario(
+            "bell_prescriber", "Notification count (bell poll, prescriber)", "prescriber", [badge], **extra
+        ),
+        _scenario(
+            "bell_therapist", "Notification count (bell poll, therapist)", "therapist", [badge], **extra
+        ),
+    ]
 
 
 def _questionnaire(patient: Any) -> dict[str, Any]:
@@ -355,9 +423,81 @@ def _vitals(clinic: Any, patient: Any, prescriber: Any, nurse: Any) -> dict[str,
     return _scenario("vitals", title, "nurse", [url], body=urlencode(body), **base)
 
 
+# ------------------------------------------------------------------ Bulk export (issue 15)
+
+
+def export_kickoff() -> dict[str, Any]:
+    """Queue a Bulk export of the whole clinic under test (every type, as `GET /fhir/Group/g<id>/$export`
+    queues it: fhirapi.exports.kick_off), for bench/run.py to run with `db_worker --batch` under
+    /usr/bin/time. A backend client of the clinic is registered for it (the job belongs to a client)."""
+    import uuid
+
+    from django_tasks_db.models import DBTaskResult
+    from joserfc.jwk import ECKey
+
+    from kapclinic.accounts.models import Clinic
+    from kapclinic.core import clock
+    from kapclinic.core.actor import Actor
+    from kapclinic.fhirapi import clients
+    from kapclinic.fhirapi.exports import EXPORT_TYPES
+    from kapclinic.fhirapi.models import ExportJob
+    from kapclinic.fhirapi.tasks import run_export
+    from kapclinic.patients.models import Patient
+
+    clinic = Clinic.objects.get(slug=MARKER_SLUG)
+    key = ECKey.generate_key("P-384", parameters={"kid": "bench", "alg": "ES384"})
+    client = clients.register(
+        Actor.system(clinic),
+        clinic,
+        name="Bench registry",
+        scopes="system/*.rs",
+        jwks={"keys": [key.as_dict(private=False)]},
+    )
+    waiting = DBTaskResult.objects.filter(status="READY").count()
+    job = ExportJob.objects.create(
+        id=uuid.uuid4(),
+        clinic=clinic,
+        client=client,
+        request_url=f"http://127.0.0.1/fhir/Group/g{clinic.pk}/$export",
+        types=",".join(EXPORT_TYPES),
+        transaction_time=clock.now(),
+    )
+    task = run_export.enqueue(str(job.pk))
+    return {
+        "job": str(job.pk),
+        "task": str(task.id),
+        "patients": Patient.objects.filter(clinic=clinic).count(),
+        "other_tasks_waiting": waiting,
+    }
+
+
+def export_result(job_id: str, task_id: str) -> dict[str, Any]:
+    from django_tasks_db.models import DBTaskResult
+
+    from kapclinic.fhirapi.models import ExportJob
+
+    job = ExportJob.objects.get(pk=job_id)
+    task = DBTaskResult.objects.filter(pk=task_id).first()
+    seconds = None
+    if task is not None and task.started_at and task.finished_at:
+        seconds = (task.finished_at - task.started_at).total_seconds()
+    return {
+        "status": job.status,
+        "progress": job.progress,
+        "error": job.error,
+        "task_seconds": seconds,
+        "resources": sum(o["count"] for o in job.output),
+        "counts": {o["type"]: o["count"] for o in job.output},
+    }
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "targets"
     if what == "fingerprint":
         print(fingerprint_text())
+    elif what == "export-kickoff":
+        print(json.dumps(export_kickoff()))
+    elif what == "export-result":
+        print(json.dumps(export_result(sys.argv[2], sys.argv[3])))
     else:
         print(json.dumps(targets(), default=str))

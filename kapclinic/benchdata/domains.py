@@ -21,10 +21,11 @@ from django.apps import apps
 
 from kapclinic.accounts.models import Role
 from kapclinic.benchdata.plan import PatientPlan, Visit, symptom_fraction
-from kapclinic.benchdata.scale import Domain, ScaleContext
+from kapclinic.benchdata.scale import DX, Domain, ScaleContext
 
 MIN = dt.timedelta(minutes=1)
 DAY = dt.timedelta(days=1)
+DX_PRIMARY = DX[0][0]  # every treated patient's first diagnosis (scale._patient)
 
 
 def _m(label: str) -> Any:
@@ -597,6 +598,8 @@ def gen_scheduling(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> 
             created_at=created_at,
             version=2 if done else 1,
         )
+        if status == "completed":
+            plan.refs.setdefault("completed_visits", []).append((aid, kind, start, staff))
         if kind == "dosing":
             dosing_ids.append(aid)
             if dosing_index is not None and status != "no_show":
@@ -894,6 +897,205 @@ def gen_inventory(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> N
         close_vial(done if done < ctx.now else None)
 
 
+# --------------------------------------------------------------------------------------------------
+# Billing (issue 16): each clinic's fee schedule (the starter schedule's codes and synthetic prices,
+# kapclinic/billing/testing.py); each completed visit's charge lines posted the next day; payments by
+# card at the visit for most patients, in periodic lump sums (cheque, bank transfer) for the others,
+# allocated to the charges they pay; the latest visits of some patients still open; the odd write-off.
+# Shapes the ledger (running balance) and ageing pages read.
+# --------------------------------------------------------------------------------------------------
+
+#: visit kind -> the fee codes a visit of that kind is charged with (dosing by protocol family).
+_BILLING_CODES = {
+    "preparation": ("90837",),
+    "integration": ("90837",),
+    "dosing-iv": ("96365", "96366"),
+    "dosing-esketamine": ("G2082",),
+}
+
+
+def _billing_setup(ctx: ScaleContext) -> None:
+    from kapclinic.billing.testing import STARTER
+    from kapclinic.clinical.billing import codes as code_data
+
+    FeeItem = _m("billing.FeeItem")
+    known = code_data.load().codes
+    fees: dict[int, dict[str, tuple[int, Decimal, str, str, str]]] = {}
+    for info in ctx.clinics:
+        admin = info.staff["admin"][0]
+        items = {}
+        for code, price, kinds, protocols in STARTER:
+            bc = known[code]
+            fid = ctx.loader.add(
+                FeeItem,
+                clinic_id=info.pk,
+                code=code,
+                system=bc.system,
+                code_version=bc.version,
+                price=Decimal(price),
+                appointment_kinds=kinds,
+                protocols=protocols,
+                created_at=ctx.now - dt.timedelta(days=1100),
+            )
+            items[code] = (fid, Decimal(price), bc.system, bc.version, bc.descriptor or "")
+        fees[info.pk] = items
+        ctx.audit.add(
+            None, ctx.now - dt.timedelta(days=1100), admin, "admin", "create",
+            clinic_index=info.index, object_type="billing.fee_item", detail=f"n={len(items)}",
+        )  # fmt: skip
+    ctx.extra["fees"] = fees
+
+
+def gen_billing(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> None:
+    Account, Charge, Payment, Allocation, Adjustment = (
+        _m(f"billing.{n}") for n in ("Account", "ChargeLine", "Payment", "Allocation", "Adjustment")
+    )
+    visits = [v for v in plan.refs.get("completed_visits", []) if v[2] < ctx.now - DAY]
+    if not visits:
+        return
+    info = ctx.clinics[plan.clinic_index]
+    fees = ctx.extra["fees"][info.pk]
+    desk = info.pick("front_desk", rng)
+    ctx.loader.add(Account, clinic_id=info.pk, patient_id=plan.pk)
+    dosing_kind = "dosing-esketamine" if plan.pk % 3 == 0 else "dosing-iv"
+    lump = rng.random() < 0.2  # pays every few visits instead of at each
+    unpaid_tail = rng.choice((0, 0, 0, 1, 2))  # the latest visits not yet paid
+    pending: list[tuple[int, Decimal, dt.datetime]] = []
+
+    def pay(at: dt.datetime, method: str) -> None:
+        total = sum((amount for _, amount, _ in pending), Decimal(0))
+        pid = ctx.loader.add(
+            Payment, clinic_id=info.pk, patient_id=plan.pk, kind="payment", method=method, amount=total,
+            reference=f"{method[:4].upper()}-{rng.randint(1000, 99999)}", received_on=at.date(),
+            created_by_id=desk, created_at=at,
+        )  # fmt: skip
+        for cid, amount, _ in pending:
+            ctx.loader.add(Allocation, payment_id=pid, charge_id=cid, amount=amount, created_at=at)
+        ctx.audit.add(plan, at, desk, "front_desk", "create", object_type="billing.payment", object_id=pid)
+        pending.clear()
+
+    for n, (aid, kind, start, staff) in enumerate(visits):
+        codes = _BILLING_CODES[dosing_kind if kind == "dosing" else kind]
+        posted_at = start + DAY
+        for code in codes:
+            fid, price, system, version, descriptor = fees[code]
+            cid = ctx.loader.add(
+                Charge, clinic_id=info.pk, patient_id=plan.pk, service_date=start.date(), appointment_id=aid,
+                fee_item_id=fid, code=code, system=system, code_version=version, description=descriptor[:400],
+                units=1, unit_price=price, amount=price, pos="11", diagnosis_codes=[DX_PRIMARY],
+                provider_id=staff, status="posted", created_by_id=desk, created_at=start + 3 * 60 * MIN,
+                posted_by_id=desk, posted_at=posted_at, version=2,
+            )  # fmt: skip
+            pending.append((cid, price, start))
+        ctx.audit.add(
+            plan, posted_at, desk, "front_desk", "update", object_type="billing.account",
+            detail=f"posted={len(codes)}",
+        )  # fmt: skip
+        if n >= len(visits) - unpaid_tail:
+            continue
+        if not lump:
+            pay(start + 2 * 60 * MIN, "card")
+        elif len(pending) >= 4:
+            pay(posted_at + rng.randint(3, 20) * DAY, rng.choice(("cheque", "bank_transfer")))
+    if pending and lump and unpaid_tail == 0:
+        last = pending[-1][2] + rng.randint(3, 20) * DAY
+        if last < ctx.now:
+            pay(last, "cheque")
+    if pending and rng.random() < 0.1:
+        cid, amount, at = pending[0]
+        on = min(ctx.now, at + 30 * DAY)
+        ctx.loader.add(
+            Adjustment, clinic_id=info.pk, patient_id=plan.pk, charge_id=cid, kind="write_off",
+            amount=min(amount, Decimal("25.00")), reason="Hardship discount (synthetic)", on=on.date(),
+            created_by_id=desk, created_at=on,
+        )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# Secure messages (issue 17): patient threads of portal users with their care team (the patient writes,
+# the therapist or prescriber answers, over hours to days), staff-only threads about some patients;
+# older threads marked done, recent ones open (some still awaiting an answer); read marks of the
+# people who read them. Shapes the staff inbox, the unread counts and the notification bell.
+# --------------------------------------------------------------------------------------------------
+
+_SUBJECTS = (
+    "Question about my next session",
+    "Feeling different since the last dose",
+    "Rescheduling",
+    "Integration homework",
+    "Sleep after the session",
+    "Medication question",
+)
+_STAFF_SUBJECTS = ("Care coordination", "Dose plan review", "Follow-up after the session")
+
+
+def gen_conversations(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) -> None:
+    Thread, Message, ReadMark = (_m(f"conversations.{n}") for n in ("Thread", "Message", "ReadMark"))
+    if plan.therapist_id is None or plan.intake_at is None or plan.intake_at >= ctx.now:
+        return
+    info = ctx.clinics[plan.clinic_index]
+    start = plan.intake_at
+    end = min(plan.discharged_at or ctx.now, ctx.now)
+    span = max(1.0, (end - start).total_seconds())
+    threads: list[tuple[str, dt.datetime]] = []
+    if plan.user_id is not None:
+        count = rng.choice((0, 1, 1, 2, 2, 3, 4)) + (4 if plan.refs.get("bench_patient") else 0)
+        threads += [("patient", start + dt.timedelta(seconds=rng.random() * span)) for _ in range(count)]
+        if plan.status in ("active", "maintenance") and rng.random() < 0.35:
+            threads.append(("patient", ctx.now - dt.timedelta(hours=rng.randint(2, 120))))
+    if rng.random() < 0.3:
+        threads.append(("staff", start + dt.timedelta(seconds=rng.random() * span)))
+    for kind, at in sorted(threads, key=lambda t: t[1]):
+        patient_thread = kind == "patient"
+        clinician = plan.therapist_id if rng.random() < 0.75 else plan.prescriber_id
+        first_author = plan.user_id if patient_thread else plan.prescriber_id
+        messages: list[tuple[int, bool, dt.datetime]] = []
+        t = at
+        for i in range(rng.randint(1, 6)):
+            from_patient = patient_thread and i % 2 == 0
+            author = first_author if i == 0 else (plan.user_id if from_patient else clinician)
+            if author is None or t >= ctx.now:
+                break
+            messages.append((author, from_patient, t))
+            t += dt.timedelta(hours=rng.randint(1, 48), minutes=rng.randint(0, 59))
+        if not messages:
+            continue
+        last_by, last_from_patient, last_at = messages[-1]
+        done = last_at < ctx.now - 14 * DAY and rng.random() < 0.9
+        awaiting = None
+        if patient_thread and last_from_patient and not done:
+            awaiting = last_at
+        assigned = clinician if rng.random() < 0.5 else None
+        tid = ctx.loader.add(
+            Thread, clinic_id=info.pk, patient_id=plan.pk, kind=kind,
+            subject=rng.choice(_SUBJECTS if patient_thread else _STAFF_SUBJECTS),
+            status="done" if done else "open", assigned_to_id=assigned, created_by_id=first_author,
+            created_at=at, last_message_at=last_at, last_message_by_id=last_by, awaiting_since=awaiting,
+            done_at=last_at + DAY if done else None, done_by_id=clinician if done else None,
+        )  # fmt: skip
+        for author, from_patient, when in messages:
+            mid = ctx.loader.add(
+                Message, thread_id=tid, author_id=author, from_patient=from_patient,
+                body="Synthetic benchmark message. " * rng.randint(1, 8), created_at=when,
+            )  # fmt: skip
+            role = "therapist" if author == plan.therapist_id else "prescriber"
+            role = "patient" if from_patient else role
+            ctx.audit.add(
+                plan, when, author, role, "create", object_type="conversations.message", object_id=mid
+            )
+        # Who has read how far: the author of the last message; the clinician mostly; the patient mostly;
+        # a thread that is done was read by whoever closed it.
+        readers: dict[int, dt.datetime] = {last_by: last_at}
+        for who, chance in ((clinician, 0.8 if not awaiting else 0.3), (plan.user_id, 0.8)):
+            if who is None or (who == plan.user_id and not patient_thread):
+                continue
+            if done or rng.random() < chance:
+                seen = last_at + dt.timedelta(hours=rng.randint(1, 30))
+                readers.setdefault(who, min(seen, ctx.now))
+        for who, when in readers.items():
+            ctx.loader.add(ReadMark, thread_id=tid, user_id=who, read_at=when)
+
+
 DOMAINS: list[Domain] = [
     Domain("intake", ("intake.Inquiry", "intake.Assessment", "intake.EligibilityDecision"), gen_intake),
     Domain("scheduling", ("scheduling.Appointment",), gen_scheduling),
@@ -919,5 +1121,16 @@ DOMAINS: list[Domain] = [
         ("inventory.Registration", "inventory.Container", "inventory.LedgerEntry", "inventory.SessionDraw"),
         gen_inventory,
         setup=_inventory_setup,
+    ),
+    Domain(
+        "billing",
+        ("billing.FeeItem", "billing.Account", "billing.ChargeLine", "billing.Payment", "billing.Allocation"),
+        gen_billing,
+        setup=_billing_setup,
+    ),
+    Domain(
+        "conversations",
+        ("conversations.Thread", "conversations.Message", "conversations.ReadMark"),
+        gen_conversations,
     ),
 ]

@@ -43,7 +43,7 @@ from kapclinic.patients.models import (
     TimelineEvent,
 )
 
-SCALE_VERSION = "4"  # bump when the generated data changes shape (invalidates bench caches)
+SCALE_VERSION = "5"  # bump when the generated data changes shape (invalidates bench caches)
 BENCH_PASSWORD = "bench-clinic-2026"
 BENCH_DOMAIN = "scale.kapclinic.test"
 MARKER_SLUG = "scale-01"
@@ -291,6 +291,8 @@ def _patient(ctx: ScaleContext, plan: PatientPlan, rng: random.Random, *, bench_
     email = f"patient{plan.pk}@{BENCH_DOMAIN}"
     if bench_patient:
         email = f"bench-patient@{BENCH_DOMAIN}"
+    if bench_patient:
+        plan.refs["bench_patient"] = True
     portal = bench_patient or (plan.status in ("active", "maintenance") and rng.random() < 0.7)
     if portal:
         plan.user_id = ctx.loader.add(

@@ -52,9 +52,14 @@ def _entries(
     patient: Patient, until: dt.date | None = None, since: dt.date | None = None
 ) -> list[tuple[dt.date, int, core.Entry, LedgerRow]]:
     out: list[tuple[dt.date, int, core.Entry, LedgerRow]] = []
-    charges = posted(patient)
-    payments = Payment.objects.filter(patient=patient)
-    adjustments = Adjustment.objects.filter(patient=patient).select_related("charge")
+    # Only the columns a ledger row shows (LedgerRow.obj keeps the row for links: charge session_id).
+    charges = posted(patient).only(
+        "pk", "service_date", "amount", "code", "modifiers", "units", "description", "session_id"
+    )
+    payments = Payment.objects.filter(patient=patient).only(
+        "pk", "received_on", "amount", "kind", "method", "reference"
+    )
+    adjustments = Adjustment.objects.filter(patient=patient).only("pk", "on", "amount", "kind", "reason")
     if until is not None:
         charges = charges.filter(service_date__lte=until)
         payments = payments.filter(received_on__lte=until)
@@ -130,6 +135,18 @@ def ledger(
     return opening, rows
 
 
+def ledger_and_summary(patient: Patient) -> tuple[list[LedgerRow], Summary]:
+    """The whole ledger with its running balance and the account summary, reading the entries once
+    (the staff account page shows both)."""
+    items = _entries(patient)
+    entries = [e for _, _, e, _ in items]
+    rows = []
+    for (_, _, _, row), (_, bal) in zip(items, core.running(entries, ZERO), strict=True):
+        row.balance = bal
+        rows.append(row)
+    return rows, summary(patient, entries)
+
+
 @dataclass
 class Summary:
     totals: core.Totals
@@ -143,8 +160,11 @@ class Summary:
         return self.totals.balance
 
 
-def summary(patient: Patient) -> Summary:
-    entries = [e for _, _, e, _ in _entries(patient)]
+def summary(patient: Patient, entries: list[core.Entry] | None = None) -> Summary:
+    """The account's totals, credit, packages and drafts; `entries` (from `ledger_and_summary`) saves
+    reading the ledger a second time."""
+    if entries is None:
+        entries = [e for _, _, e, _ in _entries(patient)]
     return Summary(
         totals=core.totals(entries),
         credit=services.unapplied_credit(patient),

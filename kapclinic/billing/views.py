@@ -280,8 +280,8 @@ def ageing(request: HttpRequest) -> HttpResponse:
 
 
 def _patient_context(patient: Patient) -> dict[str, Any]:
-    _opening, rows = selectors.ledger(patient)
-    summary = selectors.summary(patient)
+    rows, summary = selectors.ledger_and_summary(patient)
+    open_charges = services.open_charges(patient)
     drafts = list(selectors.drafts(patient))
     account = services.account_for(patient)
     today = clock.today()
@@ -317,23 +317,33 @@ def _patient_context(patient: Patient) -> dict[str, Any]:
         "doc_form": DocumentForm(
             initial={"start": today.replace(month=1, day=1), "end": today, "paper": "Letter"}
         ),
-        "open_charges": services.open_charges(patient),
+        "open_charges": open_charges,
         "payments": Payment.objects.filter(patient=patient, kind="payment").order_by("-received_on", "-id")[
             :20
         ],
         "packages_offered": Package.objects.filter(clinic=patient.clinic, active=True),
         "purchases": [p for p in summary.packages if p.remaining > 0],
-        "posted_sessions": _drawable(patient),
+        "posted_sessions": _drawable(patient, open_charges),
     }
 
 
-def _drawable(patient: Patient) -> list[tuple[dt.date, list[ChargeLine]]]:
-    """Posted session charges not yet covered by a package, grouped by date of service."""
-    from kapclinic.billing.models import AdjustmentKind
+def _drawable(
+    patient: Patient, open_charges: list[ChargeLine] | None = None
+) -> list[tuple[dt.date, list[ChargeLine]]]:
+    """Posted session charges not yet covered by a package, grouped by date of service (one query for
+    the covered ones, whatever the number of open charges)."""
+    from kapclinic.billing.models import Adjustment, AdjustmentKind
 
+    if open_charges is None:
+        open_charges = services.open_charges(patient)
+    covered = set(
+        Adjustment.objects.filter(patient=patient, kind=AdjustmentKind.PACKAGE, charge__isnull=False)
+        .values_list("charge_id", flat=True)
+        .distinct()
+    )
     by_date: dict[dt.date, list[ChargeLine]] = {}
-    for c in services.open_charges(patient):
-        if c.package_purchase_id or c.adjustments.filter(kind=AdjustmentKind.PACKAGE).exists():
+    for c in open_charges:
+        if c.package_purchase_id or c.pk in covered:
             continue
         by_date.setdefault(c.service_date, []).append(c)
     return sorted(by_date.items())
@@ -561,7 +571,7 @@ def _me(request: HttpRequest, *, audit: str | None = "view") -> Patient:
 @login_required
 def portal(request: HttpRequest) -> HttpResponse:
     p = _me(request)
-    _opening, rows = selectors.ledger(p)
+    rows, summary = selectors.ledger_and_summary(p)
     today = clock.today()
     return render(
         request,
@@ -569,7 +579,7 @@ def portal(request: HttpRequest) -> HttpResponse:
         {
             "patient": p,
             "rows": rows[-50:],
-            "summary": selectors.summary(p),
+            "summary": summary,
             "doc_form": DocumentForm(
                 initial={"start": today.replace(month=1, day=1), "end": today, "paper": "Letter"}
             ),

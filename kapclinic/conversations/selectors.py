@@ -36,10 +36,12 @@ def visible_threads(actor: Actor) -> QuerySet[Thread]:
 
 
 def _unread_q(user_id: int) -> Q:
-    mark = ReadMark.objects.filter(thread_id=OuterRef("pk"), user_id=user_id).values("read_at")[:1]
-    return Q(~Q(last_message_by_id=user_id) | Q(last_message_by__isnull=True)) & (
-        Q(Exists(mark), last_message_at__gt=Subquery(mark)) | ~Q(Exists(mark))
+    """Unread by `user_id`: someone else wrote last, and no read mark of theirs reaches the last message
+    (one index probe of readmark_unique per thread)."""
+    seen = ReadMark.objects.filter(
+        thread_id=OuterRef("pk"), user_id=user_id, read_at__gte=OuterRef("last_message_at")
     )
+    return Q(~Q(last_message_by_id=user_id) | Q(last_message_by__isnull=True)) & ~Q(Exists(seen))
 
 
 def with_unread(qs: QuerySet[Thread], user_id: int) -> QuerySet[Thread]:

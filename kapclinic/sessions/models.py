@@ -227,6 +227,15 @@ class Administration(models.Model):
     #: the whole dose was infused. The ledger's administration lines follow it (issue 14).
     infused_mg = models.DecimalField(max_digits=9, decimal_places=4, null=True, blank=True)
 
+    class Meta:
+        indexes: ClassVar = [
+            # The bell's "dose orders waiting" (notifications.sources.dose_orders): only the few orders not
+            # yet given, newest first, instead of a probe per dosing session of the clinic.
+            models.Index(
+                fields=["-ordered_at"], condition=models.Q(administered_at__isnull=True), name="dose_waiting"
+            ),
+        ]
+
     @property
     def cosign_required(self) -> bool:
         return self.above_maximum

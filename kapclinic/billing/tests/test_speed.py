@@ -65,3 +65,49 @@ def test_a_year_of_weekly_sessions_renders_under_two_seconds(world: Any) -> None
     elapsed = timings[1][1]
     assert len(bill.lines) == 52 and bill.balance == Decimal("11700.00")
     assert elapsed < 2.0
+
+
+def _charges(world: Any, first: dt.date, n: int) -> None:
+    ChargeLine.objects.bulk_create(
+        ChargeLine(
+            clinic=world.clinic,
+            patient=world.patient,
+            service_date=first + dt.timedelta(weeks=i),
+            code="90837",
+            system="CPT",
+            units=1,
+            unit_price=Decimal("200.00"),
+            amount=Decimal("200.00"),
+            status=ChargeStatus.POSTED,
+            created_by=world.front_desk,
+        )
+        for i in range(n)
+    )
+
+
+def test_the_ledger_page_costs_the_same_queries_whatever_the_history(world: Any, client: Any) -> None:
+    """Issue 16: "the patient ledger at 20,000 patients meets the read-page targets": the staff account
+    page reads the ledger once and costs a constant number of queries in its charges, payments and
+    open charges (it used to ask once per open charge whether a package covered it)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    desk = actor_for(world.front_desk, world.clinic)
+    url = reverse("billing:patient", kwargs={"patient_id": world.patient.pk})
+    client.force_login(world.front_desk)
+    _charges(world, dt.date(2025, 1, 6), 2)
+    services.record_payment(desk, world.patient, method="card", amount="200.00", reference="a")
+    client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(url).status_code == 200
+    _charges(world, dt.date(2025, 6, 2), 30)
+    for i in range(8):
+        services.record_payment(desk, world.patient, method="cash", amount="150.00", reference=f"p{i}")
+    assert len(services.open_charges(world.patient)) > 10
+    with CaptureQueriesContext(connection) as many:
+        page = client.get(url).content.decode()
+    assert len(many) == len(few)
+    rows, summary = selectors.ledger_and_summary(world.patient)
+    assert len(rows) == 32 + 9 and rows[-1].balance == summary.balance == Decimal("5000.00")
+    assert f"Owes {summary.balance}" in page

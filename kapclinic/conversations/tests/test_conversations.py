@@ -168,6 +168,46 @@ def test_unread_count_costs_constant_queries(world: Any, client: Any) -> None:
     assert selectors.unread_count(patient_actor) == 0
 
 
+def test_unread_count_and_inbox_cost_the_same_queries_whatever_the_messages_and_read_marks(
+    world: Any, client: Any
+) -> None:
+    """Issue 17: "the unread count costs a constant number of queries": long threads, many readers and
+    read marks older or newer than the last message change the answer, never the number of queries."""
+    actor = actor_for(world.prescriber, world.clinic)
+    patient_actor = actor_for(world.patient_user, world.clinic)
+    first = services.thread_start(
+        patient_actor, world.patient, kind=ThreadKind.PATIENT, subject="A", body="a"
+    )
+    client.force_login(world.prescriber)
+    client.get(reverse("conversations:inbox"))
+    with CaptureQueriesContext(connection) as one:
+        assert selectors.unread_count(actor) == 1
+    with CaptureQueriesContext(connection) as page_one:
+        client.get(reverse("conversations:inbox"))
+    services.mark_read(world.prescriber, first)
+    threads = []
+    for i in range(6):
+        _user, patient = make_patient_user(world.clinic, care_team=[world.prescriber, world.therapist])
+        pa = actor_for(_user, world.clinic)
+        t = services.thread_start(pa, patient, kind=ThreadKind.PATIENT, subject=f"S{i}", body="b")
+        for k in range(5):
+            services.message_post(actor_for(world.therapist, world.clinic), t, body=f"reply {k}")
+            services.message_post(pa, t, body=f"more {k}")
+        services.mark_read(world.therapist, t)
+        threads.append(t)
+    services.mark_read(world.prescriber, threads[0])  # read: up to date
+    services.message_post(actor_for(world.prescriber, world.clinic), threads[1], body="mine, last")
+    with CaptureQueriesContext(connection) as many:
+        count = selectors.unread_count(actor)
+    with CaptureQueriesContext(connection) as page_many:
+        body = client.get(reverse("conversations:inbox")).content.decode()
+    assert count == 4  # threads 2-5: the read one and the one the prescriber wrote last are not unread
+    assert len(many) == len(one) == 1
+    assert len(page_many) == len(page_one)
+    assert "S5" in body
+    assert selectors.unread_count(actor_for(world.therapist, world.clinic)) >= 1  # thread 1: a newer message
+
+
 def test_dashboard_lists_patient_messages_older_than_the_reply_time(
     world: Any, client: Any, clock_frozen: Any
 ) -> None:
