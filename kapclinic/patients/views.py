@@ -31,7 +31,16 @@ from kapclinic.patients.forms import (
     NewPatientForm,
 )
 from kapclinic.patients.models import CareTeamMember, DrugClass, Medication, PathwayStatus, Patient
-from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, refuse, require_clinic
+from kapclinic.policy import (
+    ON_READ,
+    Action,
+    ClinicAction,
+    can,
+    clinic_can,
+    open_patient,
+    refuse,
+    require_clinic,
+)
 
 PAGE_SIZE = 50
 
@@ -159,9 +168,7 @@ def timeline(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @login_required
 def edit(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = open_patient(
-        request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None if request.method == "POST" else "view"
-    )
+    patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=ON_READ)
     form = DemographicsForm(request.POST or None, instance=patient)
     conflict = False
     if request.method == "POST":
@@ -261,7 +268,7 @@ def care_team(request: HttpRequest, patient_id: int) -> HttpResponse:
         request,
         patient_id,
         Action.MANAGE_CARE_TEAM,
-        audit=None if request.method == "POST" else "view",
+        audit=ON_READ,
         object_type="care_team",
     )
     actor = actor_from_request(request)
