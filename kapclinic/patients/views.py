@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
@@ -18,7 +19,6 @@ from kapclinic.clinical.terminology import BY_ICD10, DIAGNOSIS_CODES
 from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.errors import DomainError
-from kapclinic.core.links import RowLink
 from kapclinic.core.params import BadParameter, IdField, id_param, param
 from kapclinic.core.registry import chart_panels
 from kapclinic.patients import selectors, services
@@ -68,13 +68,14 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     record_event(
         actor, "list", object_type="patient_list", detail=f"page={page.number} n={len(page.object_list)}"
     )
-    chart_link = RowLink("patients:chart")
     return render(
         request,
         "patients/list.html",
         {
             "page": page,
-            "rows": [selectors.PatientRow(p, chart_link(p.pk)) for p in page.object_list],
+            "rows": [
+                selectors.PatientRow(p, reverse("patients:chart", args=[p.pk])) for p in page.object_list
+            ],
             "query": query,
             "status": status,
             "statuses": PathwayStatus.choices,
