@@ -36,7 +36,7 @@ any other 403 answered to a signed-in user through `audit_refusal`, so no refusa
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -364,6 +364,19 @@ def visible_patients(actor: Actor, action: Action) -> QuerySet[Patient]:
     return qs
 
 
+#: ``open_patient(..., audit=ON_READ)`` for a page that shows a form and takes its POST: a "view" event
+#: when the request reads the page (every method but POST), none on a POST, whose service writes its own
+#: event (or the view records the refused form), so each request leaves exactly one.
+ON_READ: Final = "on_read"
+
+
+def read_audit(request: HttpRequest, audit: str | None) -> str | None:
+    """The event `audit` stands for on this request: `ON_READ` becomes "view", or None on a POST."""
+    if audit == ON_READ:
+        return None if request.method == "POST" else "view"
+    return audit
+
+
 def open_patient(
     request: HttpRequest,
     patient_id: Any,
@@ -376,7 +389,8 @@ def open_patient(
     """Fetch a patient for this request: 404 outside the clinic, 403 (audited) when not allowed.
 
     With `audit="view"` (the default) one view event is written; pass `audit=None` when the service
-    that follows writes its own event (a create or update), so each request leaves exactly one.
+    that follows writes its own event (a create or update), so each request leaves exactly one, and
+    `audit=ON_READ` for a page that is read on GET and written on POST (see `read_audit`).
     """
     from kapclinic.audit.services import record_event
     from kapclinic.patients.models import Patient
@@ -403,6 +417,7 @@ def open_patient(
             object_type=object_type,
             detail=str(action),
         )
+    audit = read_audit(request, audit)
     if audit:
         record_event(
             actor,

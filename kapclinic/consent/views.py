@@ -16,7 +16,7 @@ from kapclinic.core.errors import DomainError
 from kapclinic.core.request import request_clinic, request_patient
 from kapclinic.drafts.services import draft_clear
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, ClinicAction, open_patient, require_clinic
+from kapclinic.policy import ON_READ, Action, ClinicAction, open_patient, require_clinic
 
 
 @login_required
@@ -115,7 +115,7 @@ def sign(request: HttpRequest) -> HttpResponse:
         request,
         request_patient(request).pk,
         Action.SELF_SERVICE,
-        audit=None if request.method == "POST" else "view",
+        audit=ON_READ,
         object_type="consent_form",
     )
     from django.urls import reverse
@@ -166,7 +166,7 @@ def kiosk_view(request: HttpRequest) -> HttpResponse:
         request,
         state["patient_id"],
         Action.EDIT_DEMOGRAPHICS,
-        audit=None if request.method == "POST" else "view",
+        audit=ON_READ,
         object_type="consent_form",
     )
     from django.urls import reverse

@@ -34,7 +34,15 @@ from kapclinic.core.request import request_patient
 from kapclinic.documents.services import Upload
 from kapclinic.documents.views import attachment as file_response
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, ClinicAction, clinic_can, open_patient, require_clinic
+from kapclinic.policy import (
+    ON_READ,
+    Action,
+    ClinicAction,
+    clinic_can,
+    open_patient,
+    read_audit,
+    require_clinic,
+)
 
 #: The staff who read and answer messages (front desk and admins: none; messages are clinical data).
 SHOW = forms.ChoiceField(
@@ -124,7 +132,7 @@ def _my_thread(request: HttpRequest, thread_id: int, *, audit: str | None) -> Th
 @login_required
 def my(request: HttpRequest) -> HttpResponse:
     posting = request.method == "POST"
-    patient = _me(request, audit=None if posting else "view")
+    patient = _me(request, audit=ON_READ)
     actor = actor_from_request(request)
     form = NewThreadForm(request.POST or None, request.FILES or None)
     if posting:
@@ -162,7 +170,7 @@ def my(request: HttpRequest) -> HttpResponse:
 @login_required
 def my_thread(request: HttpRequest, thread_id: int) -> HttpResponse:
     posting = request.method == "POST"
-    thread = _my_thread(request, thread_id, audit=None if posting else "view")
+    thread = _my_thread(request, thread_id, audit=ON_READ)
     actor = actor_from_request(request)
     form = ReplyForm(request.POST or None, request.FILES or None)
     if posting:
@@ -233,7 +241,7 @@ def patient_threads(request: HttpRequest, patient_id: int) -> HttpResponse:
         request,
         patient_id,
         Action.EDIT_CLINICAL if posting else Action.VIEW_CLINICAL,
-        audit=None if posting else "view",
+        audit=ON_READ,
         object_type="messages",
     )
     actor = actor_from_request(request)
@@ -284,6 +292,7 @@ def _staff_thread(
     if thread is None:
         raise Http404
     thread.patient = patient
+    audit = read_audit(request, audit)
     if audit:
         record_event(actor_from_request(request), audit, patient=patient, obj=thread)
     return thread
@@ -313,7 +322,7 @@ def thread(request: HttpRequest, patient_id: int, thread_id: int) -> HttpRespons
         patient_id,
         thread_id,
         Action.EDIT_CLINICAL if posting else Action.VIEW_CLINICAL,
-        None if posting else "view",
+        ON_READ,
     )
     actor = actor_from_request(request)
     assert actor.user is not None

@@ -24,6 +24,7 @@ from kapclinic.documents.forms import FileForm, LogoForm, PortalUploadForm, Reje
 from kapclinic.documents.models import ADMINISTRATIVE, Document, Status
 from kapclinic.patients.models import Patient
 from kapclinic.policy import (
+    ON_READ,
     Action,
     ClinicAction,
     can,
@@ -62,7 +63,7 @@ def patient_documents(request: HttpRequest, patient_id: int) -> HttpResponse:
         request,
         patient_id,
         Action.VIEW_DEMOGRAPHICS,
-        audit=None if posting else "view",
+        audit=ON_READ,
         object_type="documents",
     )
     actor = actor_from_request(request)
@@ -237,7 +238,7 @@ def _me(request: HttpRequest, *, audit: str | None = "view") -> Patient:
 def my_documents(request: HttpRequest) -> HttpResponse:
     """The patient's own uploads (with their state) and the form to send one; the records to download."""
     posting = request.method == "POST"
-    patient = _me(request, audit=None if posting else "view")
+    patient = _me(request, audit=ON_READ)
     actor = actor_from_request(request)
     form = PortalUploadForm(request.POST or None, request.FILES or None)
     status = 200

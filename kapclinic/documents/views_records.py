@@ -24,7 +24,7 @@ from kapclinic.documents.forms import LetterForm, PaperForm
 from kapclinic.documents.models import Letter
 from kapclinic.documents.views import _me
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, can, open_patient
+from kapclinic.policy import ON_READ, Action, can, open_patient
 
 DEFAULT_PAPER = "Letter"
 
@@ -72,9 +72,7 @@ def records_page(request: HttpRequest, patient_id: int) -> HttpResponse:
     from kapclinic.treatment.models import PlanStatus, TreatmentPlan
 
     posting = request.method == "POST"
-    patient = open_patient(
-        request, patient_id, Action.VIEW_CLINICAL, audit=None if posting else "view", object_type="records"
-    )
+    patient = open_patient(request, patient_id, Action.VIEW_CLINICAL, audit=ON_READ, object_type="records")
     actor = actor_from_request(request)
     can_write = can(actor, Action.EDIT_CLINICAL, patient)
     form = LetterForm(request.POST or None)

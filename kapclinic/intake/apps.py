@@ -6,9 +6,10 @@ from django.apps import AppConfig
 
 
 def _pathway_context(request: Any, patient: Any) -> dict[str, Any]:
+    from django.urls import reverse
+
     from kapclinic.consent.selectors import consent_summary
     from kapclinic.core.actor import actor_from_request
-    from kapclinic.core.links import RowLink
     from kapclinic.intake.selectors import eligibility_summary
     from kapclinic.patients.selectors import active_medications
     from kapclinic.policy import Action, can
@@ -23,14 +24,13 @@ def _pathway_context(request: Any, patient: Any) -> dict[str, Any]:
     plans, signed = recent_and_signed_plans(patient)
     readiness = readiness_detail(patient, eligibility=eligibility, consent=consent, plan=signed)
     status_labels = dict(PlanStatus.choices)
-    plan_link = RowLink("treatment:plan", 2)
     return {
         "assessment": assessment,
         "eligibility": eligibility,
         "consent": consent,
         "plans": [
             {
-                "url": plan_link(patient.pk, p.pk),
+                "url": reverse("treatment:plan", args=[patient.pk, p.pk]),
                 "title": p.protocol_title,
                 "status": status_labels.get(p.status, p.status),
             }

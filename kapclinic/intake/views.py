@@ -27,7 +27,16 @@ from kapclinic.intake.forms import (
 )
 from kapclinic.intake.models import Inquiry, InquiryStatus
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, refuse, require_clinic
+from kapclinic.policy import (
+    ON_READ,
+    Action,
+    ClinicAction,
+    can,
+    clinic_can,
+    open_patient,
+    refuse,
+    require_clinic,
+)
 
 PAGE_SIZE = 25
 
@@ -172,7 +181,7 @@ def questionnaire(request: HttpRequest) -> HttpResponse:
         request,
         request_patient(request).pk,
         Action.SELF_SERVICE,
-        audit=None if request.method == "POST" else "view",
+        audit=ON_READ,
         object_type="intake_questionnaire",
     )
     actor = actor_from_request(request)
@@ -222,7 +231,7 @@ def assessment(request: HttpRequest, patient_id: int) -> HttpResponse:
         request,
         patient_id,
         Action.EDIT_CLINICAL if posting else Action.VIEW_CLINICAL,
-        audit=None if posting else "view",
+        audit=ON_READ,
         object_type="intake_assessment",
     )
     actor = actor_from_request(request)
@@ -288,7 +297,7 @@ def eligibility(request: HttpRequest, patient_id: int) -> HttpResponse:
         request,
         patient_id,
         Action.PRESCRIBE if posting else Action.VIEW_CLINICAL,
-        audit=None if posting else "view",
+        audit=ON_READ,
         object_type="eligibility_report",
     )
     actor = actor_from_request(request)

@@ -12,10 +12,11 @@ def _alerts_widget(request: Any) -> dict[str, Any]:
     not by per-row ``{% url %}`` and ``|date``), and how many more are open: counted in the same query
     (a window count over the open alerts) instead of a second one."""
     from django.db.models import Count, Window
+    from django.urls import reverse
+    from django.utils import timezone
+    from django.utils.formats import date_format
 
     from kapclinic.core.actor import actor_from_request
-    from kapclinic.core.display import date_text
-    from kapclinic.core.links import RowLink
     from kapclinic.measures import selectors
 
     actor = actor_from_request(request)
@@ -24,14 +25,13 @@ def _alerts_widget(request: Any) -> dict[str, Any]:
         return {"alerts": [], "more": 0, "cutoff": None}
     # The overdue mark is only drawn beside an alert: no settings read when there is none.
     cutoff = selectors.overdue_cutoff(actor.clinic)
-    chart, ack = RowLink("measures:patient"), RowLink("measures:acknowledge", 2)
     rows = [
         {
             "name": a.patient.display_name,
             "mrn": a.patient.mrn,
-            "url": chart(a.patient_id),
-            "ack_url": ack(a.patient_id, a.pk),
-            "raised": date_text(a.raised_at, "M j, H:i"),
+            "url": reverse("measures:patient", args=[a.patient_id]),
+            "ack_url": reverse("measures:acknowledge", args=[a.patient_id, a.pk]),
+            "raised": date_format(timezone.localtime(a.raised_at), "M j, H:i"),
             "overdue": a.raised_at < cutoff,
             "urgent": a.urgent,
             "told": a.told,

@@ -34,7 +34,7 @@ from kapclinic.measures.models import (
 )
 from kapclinic.measures.schedule import DEFAULT_RULES
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, ClinicAction, can, open_patient, require_clinic
+from kapclinic.policy import ON_READ, Action, ClinicAction, can, open_patient, require_clinic
 
 PAGE_SIZE = 50
 
@@ -240,7 +240,7 @@ def acknowledge(request: HttpRequest, patient_id: int, alert_id: int) -> HttpRes
 @login_required
 def safety_plan(request: HttpRequest, patient_id: int) -> HttpResponse:
     editing = request.method == "POST"
-    p = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None if editing else "view")
+    p = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=ON_READ)
     actor = actor_from_request(request)
     plan = SafetyPlan.objects.filter(patient=p).first()
     form = SafetyPlanForm(
@@ -273,7 +273,7 @@ def safety_plan(request: HttpRequest, patient_id: int) -> HttpResponse:
 @login_required
 def schedule(request: HttpRequest, patient_id: int) -> HttpResponse:
     editing = request.method == "POST"
-    p = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None if editing else "view")
+    p = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=ON_READ)
     actor = actor_from_request(request)
     existing = {s.instrument: s for s in MeasurementSchedule.objects.filter(patient=p)}
     forms_by_key = {}

@@ -18,7 +18,7 @@ from kapclinic.core.forms import KapForm
 from kapclinic.messaging import selectors, services, sms
 from kapclinic.messaging.models import OutboundMessage, SmsPreference
 from kapclinic.messaging.outbox import outbox_page, outbox_retry
-from kapclinic.policy import Action, ClinicAction, open_patient
+from kapclinic.policy import ON_READ, Action, ClinicAction, open_patient
 
 
 @login_required
@@ -69,7 +69,7 @@ def sms_preference(request: HttpRequest, patient_id: int) -> HttpResponse:
         request,
         patient_id,
         Action.EDIT_DEMOGRAPHICS if posting else Action.VIEW_DEMOGRAPHICS,
-        audit=None if posting else "view",
+        audit=ON_READ,
         object_type="sms_preference",
     )
     pref = SmsPreference.objects.filter(patient=patient).first()

@@ -3,10 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.formats import date_format
 
 from kapclinic.core.actor import actor_from_request
-from kapclinic.core.links import RowLink
 from kapclinic.notes import selectors
 from kapclinic.notes.models import Note, NoteStatus
 from kapclinic.policy import Action, can
@@ -18,7 +18,6 @@ def chart_context(request: HttpRequest, patient: Any) -> dict[str, Any]:
     """The chart's five latest notes: only the shown columns (not the note text), each row's link, day
     and status label written out here rather than by a tag or filter per row in the template."""
     actor = actor_from_request(request)
-    link = RowLink("notes:detail", 2)
     rows = (
         Note.objects.filter(patient_id=patient.pk)
         .order_by("-service_date", "-created_at", "-id")
@@ -27,7 +26,7 @@ def chart_context(request: HttpRequest, patient: Any) -> dict[str, Any]:
     return {
         "notes": [
             {
-                "url": link(patient.pk, pk),
+                "url": reverse("notes:detail", args=[patient.pk, pk]),
                 "day": date_format(day, "j M"),
                 "title": title,
                 "signed": status == NoteStatus.SIGNED,

@@ -13,7 +13,6 @@ from django.utils import timezone
 from kapclinic.clinical.eligibility.chart_medications import ChartMedication
 from kapclinic.core import clock, request_cache
 from kapclinic.core.actor import Actor
-from kapclinic.core.links import RowLink
 from kapclinic.patients.models import (
     Allergy,
     CareTeamMember,
@@ -174,10 +173,9 @@ def chart_lists(patient: Patient, *, clinical: bool) -> dict[str, Any]:
     if not clinical:
         return {"care_team": care_team, "diagnoses": (), "medications": (), "allergies": ()}
     diagnoses = list(Diagnosis.objects.filter(patient_id=patient.pk).values("icd10", "description", "snomed"))
-    stop_link = RowLink("patients:stop_medication", 2)
     medications = [
         {
-            "stop_url": stop_link(patient.pk, m.id),
+            "stop_url": reverse("patients:stop_medication", args=[patient.pk, m.id]),
             "name": m.name,
             "dose": m.dose,
             "drug_class": m.chart_class,

@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_POST
 
@@ -18,7 +19,6 @@ from kapclinic.clinical.terminology import BY_ICD10, DIAGNOSIS_CODES
 from kapclinic.core.actor import Actor, actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.errors import DomainError
-from kapclinic.core.links import RowLink
 from kapclinic.core.params import BadParameter, IdField, id_param, param
 from kapclinic.core.registry import chart_panels
 from kapclinic.patients import selectors, services
@@ -31,7 +31,16 @@ from kapclinic.patients.forms import (
     NewPatientForm,
 )
 from kapclinic.patients.models import CareTeamMember, DrugClass, Medication, PathwayStatus, Patient
-from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, refuse, require_clinic
+from kapclinic.policy import (
+    ON_READ,
+    Action,
+    ClinicAction,
+    can,
+    clinic_can,
+    open_patient,
+    refuse,
+    require_clinic,
+)
 
 PAGE_SIZE = 50
 
@@ -59,13 +68,14 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     record_event(
         actor, "list", object_type="patient_list", detail=f"page={page.number} n={len(page.object_list)}"
     )
-    chart_link = RowLink("patients:chart")
     return render(
         request,
         "patients/list.html",
         {
             "page": page,
-            "rows": [selectors.PatientRow(p, chart_link(p.pk)) for p in page.object_list],
+            "rows": [
+                selectors.PatientRow(p, reverse("patients:chart", args=[p.pk])) for p in page.object_list
+            ],
             "query": query,
             "status": status,
             "statuses": PathwayStatus.choices,
@@ -159,9 +169,7 @@ def timeline(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @login_required
 def edit(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = open_patient(
-        request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=None if request.method == "POST" else "view"
-    )
+    patient = open_patient(request, patient_id, Action.EDIT_DEMOGRAPHICS, audit=ON_READ)
     form = DemographicsForm(request.POST or None, instance=patient)
     conflict = False
     if request.method == "POST":
@@ -261,7 +269,7 @@ def care_team(request: HttpRequest, patient_id: int) -> HttpResponse:
         request,
         patient_id,
         Action.MANAGE_CARE_TEAM,
-        audit=None if request.method == "POST" else "view",
+        audit=ON_READ,
         object_type="care_team",
     )
     actor = actor_from_request(request)

@@ -4,11 +4,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import time_format
 
 from kapclinic.audit.services import record_event
 from kapclinic.core.actor import actor_from_request
-from kapclinic.core.display import hhmm
-from kapclinic.core.links import RowLink
 from kapclinic.patients.models import PathwayStatus, Patient
 from kapclinic.patients.selectors import caseload_counts
 
@@ -44,15 +45,18 @@ def caseload_context(request: HttpRequest) -> dict[str, Any]:
         ]
     )
     record_event(actor, "list", object_type="caseload", detail=f"n={len(found)}")
-    link = RowLink("patients:chart")
     rows = [
-        CaseloadRow(link(pk), f"{preferred or first} {last}", _STATUS_LABELS.get(status, status))
+        CaseloadRow(
+            reverse("patients:chart", args=[pk]),
+            f"{preferred or first} {last}",
+            _STATUS_LABELS.get(status, status),
+        )
         for pk, preferred, first, last, status in found
     ]
     return {
         "patients": rows,
         "counts": counts,
         "census": " · ".join(f"{label}: {counts[value]}" for value, label in _STATUS_LABELS.items()),
-        "counted_at": hhmm(counts["as_of"]),
+        "counted_at": time_format(timezone.localtime(counts["as_of"]), "H:i"),
         "more": counts["total"] - counts[PathwayStatus.DISCHARGED] > len(rows),
     }

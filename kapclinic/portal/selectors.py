@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from kapclinic.accounts.models import Role
-from kapclinic.core.display import date_text
-from kapclinic.core.links import RowLink
 from kapclinic.portal.models import JournalEntry
 
 
@@ -245,7 +245,7 @@ def home(patient: Any) -> dict[str, Any]:
             kind=kind,
             kind_label=kinds.get(kind, kind),
             starts_at=starts_at,
-            when=date_text(starts_at, "l j F, H:i"),
+            when=date_format(timezone.localtime(starts_at), "l j F, H:i"),
             staff=staff,
             modality=modality,
             minutes=int((ends_at - starts_at).total_seconds() // 60),  # Appointment.minutes
@@ -268,7 +268,11 @@ def home(patient: Any) -> dict[str, Any]:
     prompts = []
     next_dosing = next((a for a in upcoming if a.kind == Kind.DOSING), None)
     if next_dosing and (next_dosing.pk, EntryKind.INTENTION) not in written:
-        prompts.append(Prompt("intention", next_dosing.pk, date_text(next_dosing.starts_at, "l j F")))
+        prompts.append(
+            Prompt(
+                "intention", next_dosing.pk, date_format(timezone.localtime(next_dosing.starts_at), "l j F")
+            )
+        )
     last = (
         Appointment.objects.filter(patient=patient, kind=Kind.DOSING, starts_at__lte=clock.now())
         .exclude(status__in=[Status.CANCELLED, Status.NO_SHOW])
@@ -277,9 +281,8 @@ def home(patient: Any) -> dict[str, Any]:
         .first()
     )
     if last and (last[0], EntryKind.REFLECTION) not in written:
-        prompts.append(Prompt("reflection", last[0], date_text(last[1], "l j F")))
+        prompts.append(Prompt("reflection", last[0], date_format(timezone.localtime(last[1]), "l j F")))
     entry_kinds = {str(value): str(label) for value, label in EntryKind.choices}
-    entry_link = RowLink("portal:entry")
     return {
         "upcoming": upcoming,
         "due": _due(patient, upcoming, UPCOMING_SHOWN),
@@ -287,7 +290,11 @@ def home(patient: Any) -> dict[str, Any]:
         "safety_plan": _has_safety_plan(patient),
         "recent_entries": [
             RecentEntry(
-                pk, entry_link(pk), entry_kinds.get(kind, kind), date_text(at, "j M"), shared is not None
+                pk,
+                reverse("portal:entry", args=[pk]),
+                entry_kinds.get(kind, kind),
+                date_format(timezone.localtime(at), "j M"),
+                shared is not None,
             )
             for pk, kind, _appointment_id, at, shared in recent[:3]
         ],

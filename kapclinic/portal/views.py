@@ -17,7 +17,7 @@ from kapclinic.core.errors import DomainError
 from kapclinic.core.params import id_param, param
 from kapclinic.core.request import request_patient
 from kapclinic.patients.models import Patient
-from kapclinic.policy import Action, ClinicAction, open_patient, require_clinic
+from kapclinic.policy import ON_READ, Action, ClinicAction, open_patient, require_clinic
 from kapclinic.portal import selectors, services
 from kapclinic.portal.forms import EntryEditForm, EntryForm, TextsForm
 from kapclinic.portal.models import EntryKind, JournalEntry
@@ -42,7 +42,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @login_required
 def journal(request: HttpRequest) -> HttpResponse:
     posting = request.method == "POST"
-    patient = _me(request, audit=None if posting else "view", object_type="journal")
+    patient = _me(request, audit=ON_READ, object_type="journal")
     actor = actor_from_request(request)
     dosing = services.upcoming_dosing(patient)
     kinds = forms.ChoiceField(choices=EntryKind.choices, required=False)
@@ -101,7 +101,7 @@ def _entry(patient: Patient, entry_id: int) -> JournalEntry:
 @login_required
 def entry(request: HttpRequest, entry_id: int) -> HttpResponse:
     posting = request.method == "POST"
-    patient = _me(request, audit=None if posting else "view", object_type="journal")
+    patient = _me(request, audit=ON_READ, object_type="journal")
     item = _entry(patient, entry_id)
     actor = actor_from_request(request)
     form = EntryEditForm(
@@ -180,7 +180,7 @@ def access_log(request: HttpRequest) -> HttpResponse:
 @login_required
 def calendar(request: HttpRequest) -> HttpResponse:
     posting = request.method == "POST"
-    patient = _me(request, audit=None if posting else "view", object_type="calendar_feed")
+    patient = _me(request, audit=ON_READ, object_type="calendar_feed")
     actor = actor_from_request(request)
     url = None
     if posting:
@@ -210,7 +210,7 @@ def texts(request: HttpRequest) -> HttpResponse:
     from kapclinic.messaging.models import SmsPreference
 
     posting = request.method == "POST"
-    patient = _me(request, audit=None if posting else "view", object_type="sms_preference")
+    patient = _me(request, audit=ON_READ, object_type="sms_preference")
     actor = actor_from_request(request)
     pref = SmsPreference.objects.filter(patient=patient).select_related("consent_recorded_by").first()
     in_force = bool(pref and pref.consent_at and pref.stopped_at is None)

@@ -28,7 +28,7 @@ from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.errors import DomainError
 from kapclinic.core.params import MAX_ID, id_param, param
 from kapclinic.messaging.outbox import outbox_page, outbox_retry
-from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, require_clinic
+from kapclinic.policy import ON_READ, Action, ClinicAction, can, clinic_can, open_patient, require_clinic
 from kapclinic.scheduling import ical, rules, selectors, series, services
 from kapclinic.scheduling.forms import (
     AppointmentForm,
@@ -458,7 +458,7 @@ def detail(request: HttpRequest, appointment_id: int) -> HttpResponse:
 
 @login_required
 def edit(request: HttpRequest, appointment_id: int) -> HttpResponse:
-    appt = _appointment(request, appointment_id, audit=None if request.method == "POST" else "view")
+    appt = _appointment(request, appointment_id, audit=ON_READ)
     actor = actor_from_request(request)
     local = timezone.localtime(appt.starts_at)
     initial = {
@@ -733,9 +733,7 @@ def plan_series(request: HttpRequest, patient_id: int, plan_id: int) -> HttpResp
     spacing, each line's conflicts previewed, then "Book all that are free" (each line on its own)."""
     require_clinic(request, ClinicAction.USE_CALENDAR)
     posting = request.method == "POST"
-    patient = open_patient(
-        request, patient_id, Action.SCHEDULE, audit=None if posting else "view", object_type="plan_series"
-    )
+    patient = open_patient(request, patient_id, Action.SCHEDULE, audit=ON_READ, object_type="plan_series")
     actor = actor_from_request(request)
     plan = get_object_or_404(TreatmentPlan, pk=plan_id, patient=patient)
     proposals = list(plan.proposals.all())

@@ -4,12 +4,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format, time_format
 
 from kapclinic.accounts.models import Role
 from kapclinic.core import clock
 from kapclinic.core.actor import actor_from_request
-from kapclinic.core.display import date_text, hhmm
-from kapclinic.core.links import RowLink
 from kapclinic.policy import Action, ClinicAction, can, clinic_can
 from kapclinic.scheduling import selectors
 from kapclinic.scheduling.models import Kind
@@ -34,10 +35,15 @@ def chart_context(request: HttpRequest, patient: Any) -> dict[str, Any]:
     rows = selectors.patient_appointments(patient, upcoming_only=True).values_list(
         "pk", "starts_at", "kind", "staff__full_name"
     )[:5]
-    link = RowLink("scheduling:detail")
     return {
         "upcoming": [
-            UpcomingRow(pk, link(pk), date_text(starts_at, "D j M H:i"), _KIND_LABELS.get(kind, kind), staff)
+            UpcomingRow(
+                pk,
+                reverse("scheduling:detail", args=[pk]),
+                date_format(timezone.localtime(starts_at), "D j M H:i"),
+                _KIND_LABELS.get(kind, kind),
+                staff,
+            )
             for pk, starts_at, kind, staff in rows
         ],
         "can_schedule": can(actor, Action.SCHEDULE, patient),
@@ -86,15 +92,14 @@ def today_context(request: HttpRequest) -> dict[str, Any]:
     )
     # names only of patients the viewer may see (policy)
     seen = selectors.Visibility.for_patients(actor, {row[1] for row in rows})
-    link = RowLink("scheduling:detail")
     items = []
     for pk, patient_id, starts_at, kind, resource, preferred, first, last, *staff in rows:
         named = patient_id in seen.named
         items.append(
             TodayItem(
                 pk=pk,
-                time=hhmm(starts_at),
-                url=link(pk) if patient_id in seen.openable else "",
+                time=time_format(timezone.localtime(starts_at), "H:i"),
+                url=reverse("scheduling:detail", args=[pk]) if patient_id in seen.openable else "",
                 named=named,
                 label=f"{preferred or first} {last}" if named else selectors.BUSY,  # Patient.display_name
                 kind=_KIND_LABELS.get(kind, kind) if named else "",

@@ -12,7 +12,7 @@ from kapclinic.core.actor import actor_from_request
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.core.errors import DomainError
 from kapclinic.intake import selectors as intake_selectors
-from kapclinic.policy import Action, ClinicAction, can, open_patient, require_clinic
+from kapclinic.policy import ON_READ, Action, ClinicAction, can, open_patient, require_clinic
 from kapclinic.treatment import selectors, services
 from kapclinic.treatment.forms import PlanForm, SignPlanForm
 from kapclinic.treatment.models import PlanStatus, ProposedAppointment, TreatmentPlan
@@ -58,7 +58,7 @@ def plan_new(request: HttpRequest, patient_id: int) -> HttpResponse:
         request,
         patient_id,
         Action.PRESCRIBE,
-        audit=None if posting else "view",
+        audit=ON_READ,
         object_type="treatment_plan_form",
     )
     actor = actor_from_request(request)

@@ -3,8 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
-from django.conf import settings
-from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils.formats import localize
 from django.utils.html import format_html_join
 
@@ -18,21 +16,6 @@ def get_item(mapping: Any, key: Any) -> Any:
         return mapping.get(key)
     except AttributeError:
         return None
-
-
-_links: dict[tuple[str, Any, str], str] = {}
-
-
-@register.simple_tag
-def link(viewname: str) -> str:
-    """``{% url viewname %}`` for a view that takes no arguments, reversed once per URL configuration and
-    script prefix instead of on every page (the page header alone repeats a dozen such links; issue #7).
-    The address is the one ``{% url %}`` gives; like it, the template escapes it."""
-    key = (viewname, get_urlconf() or settings.ROOT_URLCONF, get_script_prefix())
-    url = _links.get(key)
-    if url is None:
-        url = _links[key] = reverse(viewname)
-    return url
 
 
 @register.filter

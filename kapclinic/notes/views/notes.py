@@ -30,7 +30,7 @@ from kapclinic.notes.forms import (
 )
 from kapclinic.notes.models import Note
 from kapclinic.notes.templates_data import available_templates
-from kapclinic.policy import Action, ClinicAction, can, clinic_can, open_patient, require_clinic
+from kapclinic.policy import ON_READ, Action, ClinicAction, can, clinic_can, open_patient, require_clinic
 from kapclinic.portal.selectors import shared_entries
 from kapclinic.scheduling.models import Appointment, Kind
 from kapclinic.sessions.selectors import session_for_appointment
@@ -102,7 +102,7 @@ def patient_notes(request: HttpRequest, patient_id: int) -> HttpResponse:
 @login_required
 def new(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = open_patient(
-        request, patient_id, Action.EDIT_CLINICAL, audit=None if request.method == "POST" else "view",
+        request, patient_id, Action.EDIT_CLINICAL, audit=ON_READ,
         object_type="notes",
     )  # fmt: skip
     actor = actor_from_request(request)
@@ -162,7 +162,7 @@ def _editor_context(patient: Any, note: Note, form: NoteSectionsForm) -> dict[st
 @login_required
 def edit_note(request: HttpRequest, patient_id: int, note_id: int) -> HttpResponse:
     posting = request.method == "POST"
-    patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None if posting else "view")
+    patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=ON_READ)
     note = _note(patient, note_id)
     actor = actor_from_request(request)
     if note.is_signed:

@@ -24,7 +24,7 @@ from kapclinic.notes.forms import (
 from kapclinic.notes.models import ProcessNote
 from kapclinic.notes.views.note_templates import _stale_form_hint
 from kapclinic.notes.views.notes import _session_url
-from kapclinic.policy import Action, ClinicAction, open_patient, refuse, require_clinic
+from kapclinic.policy import ON_READ, Action, ClinicAction, open_patient, refuse, require_clinic
 
 # ---------------------------------------------------------------- process notes
 
@@ -33,7 +33,7 @@ from kapclinic.policy import Action, ClinicAction, open_patient, refuse, require
 def process_list(request: HttpRequest, patient_id: int) -> HttpResponse:
     require_clinic(request, ClinicAction.PROCESS_NOTES)
     posting = request.method == "POST"
-    patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None if posting else "view",
+    patient = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=ON_READ,
                            object_type="process_notes")  # fmt: skip
     actor = actor_from_request(request)
     form = ProcessNoteForm(request.POST or None)

@@ -12,13 +12,13 @@ from django.db import connection
 from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format, time_format
 
 from kapclinic.clinical.session_state import State
 from kapclinic.core import clock
 from kapclinic.core.actor import Actor
-from kapclinic.core.display import date_text, hhmm
-from kapclinic.core.links import RowLink
 from kapclinic.policy import ALL, CASELOAD, Action, scope, visible_patients
 from kapclinic.scheduling.models import Appointment, Kind, Status
 from kapclinic.sessions.models import (
@@ -140,14 +140,13 @@ def today_sessions(actor: Actor, day: dt.date, limit: int = 20) -> list[TodaySes
             "protocol_version",
         )[:limit]
     )
-    link = RowLink("sessions:detail", 2)
     waiting = _handoff_waiting([(r[0], r[3], r[8], r[9]) for r in rows])
     return [
         TodaySession(
             pk=pk,
             patient_id=patient_id,
-            url=link(patient_id, pk),
-            time=hhmm(when),
+            url=reverse("sessions:detail", args=[patient_id, pk]),
+            time=time_format(timezone.localtime(when), "H:i"),
             name=f"{preferred or first} {last}",  # Patient.display_name
             state=state_label(state),
             open_alerts=alerts or 0,
@@ -270,12 +269,11 @@ def patient_sessions(patient: Any, limit: int = 10) -> list[PatientSession]:
         .order_by("-scheduled_for", "-id")
         .values_list("pk", "scheduled_for", "protocol_id", "protocol_version", "state")[:limit]
     )
-    link = RowLink("sessions:detail", 2)
     return [
         PatientSession(
             pk,
-            link(patient.pk, pk),
-            date_text(when, "j M Y"),
+            reverse("sessions:detail", args=[patient.pk, pk]),
+            date_format(timezone.localtime(when), "j M Y"),
             protocol_id,
             state_label(state),
             protocol_title(protocol_id, version),

@@ -492,7 +492,11 @@ def test_adverse_event_on_timeline(world: Any, client: Any, clock_frozen: Any) -
         },
     )
     assert r.status_code == 302
-    assert TimelineEvent.objects.filter(patient=world.patient, kind="sessions.adverse_event").exists()
+    events = TimelineEvent.objects.filter(patient=world.patient, kind__startswith="sessions.")
+    assert events.filter(kind="sessions.adverse_event").exists()
+    # Issue 13: sessions store what a line links to (a URL name and kwargs), like every other app
+    links = {(e.url_name, tuple(sorted(e.url_kwargs.items()))) for e in events}
+    assert links == {("sessions:detail", (("patient_id", world.patient.pk), ("session_id", s.pk)))}
 
 
 def test_process_notes_are_separate(world: Any, client: Any, clock_frozen: Any) -> None:
