@@ -17,7 +17,6 @@ import dj_database_url
 from kapclinic.audit.keys import key_problems as audit_key_problems
 from kapclinic.core.env import ConfigError, Env, cache_from_url
 from kapclinic.core.error_reporting import check_dsn, init_error_reporting
-from kapclinic.fhirapi.signing_key import KeyError_ as IdTokenKeyError
 from kapclinic.fhirapi.signing_key import id_token_key
 from kapclinic.messaging.sms import config_problems as sms_config_problems
 
@@ -99,12 +98,9 @@ try:
     SITE_URL = env.str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
     # The RSA key that signs OpenID Connect id_tokens of the FHIR API (kapclinic/fhirapi/signing_key.py):
     # from the environment in production (without it, no id_tokens), generated outside production.
-    try:
-        FHIR_ID_TOKEN_KEY = id_token_key(
-            env.str("FHIR_ID_TOKEN_KEY", ""), production=IS_PRODUCTION, test=IS_TEST, var_dir=VAR_DIR
-        )
-    except IdTokenKeyError as _key_exc:
-        raise ConfigError(str(_key_exc)) from None
+    FHIR_ID_TOKEN_KEY = id_token_key(
+        env.str("FHIR_ID_TOKEN_KEY", ""), production=IS_PRODUCTION, test=IS_TEST, var_dir=VAR_DIR
+    )
     # Text messages (issue 17; kapclinic/messaging/sms.py and README "Configuration").
     SMS_BACKEND = env.str("SMS_BACKEND", "console")
     TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", "")

@@ -1078,8 +1078,8 @@ def gen_conversations(ctx: ScaleContext, plan: PatientPlan, rng: random.Random) 
                 Message, thread_id=tid, author_id=author, from_patient=from_patient,
                 body="Synthetic benchmark message. " * rng.randint(1, 8), created_at=when,
             )  # fmt: skip
-            role = "therapist" if author == plan.therapist_id else "prescriber"
-            role = "patient" if from_patient else role
+            role = Role.THERAPIST if author == plan.therapist_id else Role.PRESCRIBER
+            role = Role.PATIENT if from_patient else role
             ctx.audit.add(
                 plan, when, author, role, "create", object_type="conversations.message", object_id=mid
             )

@@ -24,13 +24,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kapclinic.core.env import (
+    ConfigError,  # the key cannot be used: the message names the setting, never the key
+)
+
 MIN_BITS = 2048
 DEV_FILE_NAME = "fhir-id-token-key.pem"
 _PROCESS_KEY: list[str] = []
-
-
-class KeyError_(ValueError):
-    """The configured key cannot be used (the message names FHIR_ID_TOKEN_KEY, never the key)."""
 
 
 def _generate() -> str:
@@ -41,16 +41,16 @@ def _generate() -> str:
 
 
 def check(pem: str) -> str:
-    """The PEM if it is an unencrypted RSA private key of at least MIN_BITS bits; KeyError_ otherwise."""
+    """The PEM if it is an unencrypted RSA private key of at least MIN_BITS bits; ConfigError otherwise."""
     try:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError) as exc:
         reason = "it is encrypted" if isinstance(exc, TypeError) else "it is not a PEM private key"
-        raise KeyError_(f"The environment variable FHIR_ID_TOKEN_KEY cannot be used: {reason}.") from None
+        raise ConfigError(f"The environment variable FHIR_ID_TOKEN_KEY cannot be used: {reason}.") from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise KeyError_("The environment variable FHIR_ID_TOKEN_KEY must hold an RSA key (RS256).")
+        raise ConfigError("The environment variable FHIR_ID_TOKEN_KEY must hold an RSA key (RS256).")
     if key.key_size < MIN_BITS:
-        raise KeyError_(
+        raise ConfigError(
             f"The RSA key in FHIR_ID_TOKEN_KEY has {key.key_size} bits; at least {MIN_BITS} are needed."
         )
     return pem
@@ -63,7 +63,7 @@ def from_setting(raw: str) -> str:
         try:
             text = Path(text).read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as exc:
-            raise KeyError_(
+            raise ConfigError(
                 "The environment variable FHIR_ID_TOKEN_KEY is neither a PEM key nor a readable PEM file "
                 f"({type(exc).__name__})."
             ) from None

@@ -11,6 +11,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from kapclinic.core.env import ConfigError
 from kapclinic.fhirapi import signing_key
 from kapclinic.fhirapi.tests.helpers import authorize_and_exchange, register_app
 
@@ -99,9 +100,9 @@ def test_without_a_key_there_is_no_openid(client: Any, settings: Any) -> None:
 
 
 def test_key_setting_is_checked(tmp_path: Path) -> None:
-    with pytest.raises(signing_key.KeyError_, match="FHIR_ID_TOKEN_KEY"):
+    with pytest.raises(ConfigError, match="FHIR_ID_TOKEN_KEY"):
         signing_key.from_setting("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----")
-    with pytest.raises(signing_key.KeyError_, match="readable PEM file"):
+    with pytest.raises(ConfigError, match="readable PEM file"):
         signing_key.from_setting(str(tmp_path / "missing.pem"))
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -113,9 +114,9 @@ def test_key_setting_is_checked(tmp_path: Path) -> None:
             ).decode()
         )
 
-    with pytest.raises(signing_key.KeyError_, match="RSA"):
+    with pytest.raises(ConfigError, match="RSA"):
         signing_key.check(pem(ec.generate_private_key(ec.SECP256R1())))
-    with pytest.raises(signing_key.KeyError_, match="1024 bits"):
+    with pytest.raises(ConfigError, match="1024 bits"):
         signing_key.check(pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)))
     good = pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     (tmp_path / "key.pem").write_text(good)
