@@ -56,6 +56,7 @@ checks: install
 	KAP_ENV=production SECRET_KEY=check-deploy-only-$$(printf 'k%.0s' {1..60}) ALLOWED_HOSTS=clinic.example.org \
 		PROCESS_NOTE_KEYS=Y2hlY2stZGVwbG95LW9ubHktcHJvY2Vzcy1rZXlzISE= \
 		AUDIT_CHAIN_KEY=check:check-deploy-only-audit-chain-key-0123456789 AUDIT_CHECKPOINT_EMAIL=audit@clinic.example.org \
+		FHIR_ID_TOKEN_KEY="$$(openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null)" \
 		DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 test-sqlite: install
