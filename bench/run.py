@@ -707,7 +707,6 @@ def targets_check(rs: list[dict[str, Any]], args: argparse.Namespace) -> list[st
     small = rs[0]
     c = "4" if "4" in [str(x) for x in args.conc] else str(args.conc[-1])
     out = [f"Targets at N={big['n']:,}, concurrency {c}:", ""]
-    floor = big["scenarios"].get("floor", {}).get("runs", {}).get(c)
     audited = big["scenarios"].get("floor_audited", {}).get("runs", {}).get(c)
     for name, e in big["scenarios"].items():
         if e.get("floor"):
@@ -720,12 +719,10 @@ def targets_check(rs: list[dict[str, Any]], args: argparse.Namespace) -> list[st
             f"p95 {r['p95']:.0f} ms {'≤' if r['p95'] <= e['target_p95_ms'] else '>'} {e['target_p95_ms']} ms"
         ]
         ok = r["p95"] <= e["target_p95_ms"] and r["errors"] == 0
-        if e["kind"] == "read" and floor and name != "outcomes":
-            ratio = r["p50"] / floor["p50"]
-            ok = ok and ratio <= 3
-            checks.append(f"p50 {ratio:.1f}× floor {'≤' if ratio <= 3 else '>'} 3×")
-            if audited and audited["p50"]:
-                checks.append(f"(p50 {r['p50'] / audited['p50']:.1f}× the audited floor, for information)")
+        # The "p50 within 3x of the bare floor" target is retired (issue 13): each read page's p50 against
+        # the audited floor is printed for information only.
+        if e["kind"] == "read" and audited and audited["p50"] and name != "outcomes":
+            checks.append(f"(p50 {r['p50'] / audited['p50']:.1f}× the audited floor, for information)")
         s = small["scenarios"].get(name, {}).get("runs", {}).get(c)
         if s and small is not big:
             g = r["p50"] / s["p50"]

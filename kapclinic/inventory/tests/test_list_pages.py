@@ -112,9 +112,9 @@ def test_administration_log_walks_its_index_instead_of_sorting_the_month(
     """Bench inventory_admin_log: the page reads its rows (one more than it shows, never a count of the
     range) through the index ``ledger_log_at_order`` (at, container, seq, kind, reverses) in the log's
     order: no sort of the whole month, even without ANALYZE statistics (the test database has none).
-    SQLite's plan is checked (PostgreSQL has the same B-tree index)."""
-    if connection.vendor != "sqlite":
-        return
+    SQLite's plan is checked; PostgreSQL's depends on its statistics, so there the registration test must
+    stay on the plain column (hidden behind "+ 0" it guessed the registration rare and sorted the whole
+    month: 54 ms against 3 ms at N = 20,000)."""
     reg = make_registration(world.clinic)
     containers = list(
         Container.objects.filter(receipt=receive(world.prescriber, world.clinic, reg, containers=2))
@@ -128,6 +128,9 @@ def test_administration_log_walks_its_index_instead_of_sorting_the_month(
         assert client.get(url, q).status_code == 200
     log_queries = [x["sql"] for x in ctx.captured_queries if 'FROM "inventory_ledgerentry"' in x["sql"]]
     assert len(log_queries) == 1 and log_queries[0].endswith("LIMIT 51")  # the page, no count
+    if connection.vendor != "sqlite":
+        assert '"registration_id" + 0' not in log_queries[0].replace("(", "").replace(")", "")
+        return
     with connection.cursor() as cursor:
         for sql in log_queries:
             cursor.execute("EXPLAIN QUERY PLAN " + sql)
