@@ -10,7 +10,6 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from kapclinic.audit.services import record_event
 from kapclinic.clinical import session_state as sm
 from kapclinic.clinical.session_state import State
 from kapclinic.core import clock
@@ -22,7 +21,7 @@ from kapclinic.sessions.models import (
     DeviceUse,
     DosingSession,
 )
-from kapclinic.sessions.services.common import _assert_user, _check_version, _fresh, protocol_for
+from kapclinic.sessions.services.common import _assert_user, _audit, _check_version, _fresh, protocol_for
 from kapclinic.sessions.services.dose import stock_form
 
 # ---------------------------------------------------------------- administration record (ref §6.1)
@@ -130,15 +129,7 @@ def device_record(
         checker = admin.double_checked_by if admin.double_checked_by_id != actor.user_id else None
         administer_device(actor, session, at=at, route=protocol_for(session).route, witness=checker)
     save_versioned(session, expected_version, [])
-    record_event(
-        actor,
-        "update",
-        patient=session.patient,
-        obj=session,
-        detail=f"device:{number}",
-        name="session.device_used",
-        data={"device": number},
-    )
+    _audit(actor, session, "update", "session.device_used", f"device:{number}", {"device": number})
     return use
 
 
@@ -169,9 +160,14 @@ def _infused_mg(
         mg = (amount * dose / total).quantize(Decimal("0.01"))
         how = f"{_num(amount)} mL of the {_num(total)} mL infusion = {_num(mg)} mg"
     if mg > dose:
-        return None, "", [
-            f"Amount infused: {how} is more than the {_num(dose)} mg ordered; enter what the pump delivered."
-        ]
+        return (
+            None,
+            "",
+            [
+                f"Amount infused: {how} is more than the {_num(dose)} mg ordered; "
+                "enter what the pump delivered."
+            ],
+        )
     return mg, how, []
 
 
@@ -296,15 +292,7 @@ def infusion_stop_record(
             ) from None
     save_versioned(session, expected_version, [])
     detail = "infusion_stop" + (";partial" if partial else "")
-    record_event(
-        actor,
-        "update",
-        patient=session.patient,
-        obj=session,
-        detail=detail,
-        name="session.infusion_stop",
-        data={"partial": partial},
-    )
+    _audit(actor, session, "update", "session.infusion_stop", detail, {"partial": partial})
     return admin
 
 
@@ -336,12 +324,5 @@ def lozenge_record(
     admin.route_recorded_at = clock.now()
     admin.save(update_fields=["hold_minutes", "sl_outcome", "route_recorded_by", "route_recorded_at"])
     save_versioned(session, expected_version, [])
-    record_event(
-        actor,
-        "update",
-        patient=session.patient,
-        obj=session,
-        detail="lozenge_hold",
-        name="session.lozenge_hold",
-    )
+    _audit(actor, session, "update", "session.lozenge_hold", "lozenge_hold")
     return admin

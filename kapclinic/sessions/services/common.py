@@ -24,6 +24,19 @@ from kapclinic.sessions.models import (
 # ---------------------------------------------------------------- protocol with clinic settings
 
 
+def _audit(
+    actor: Actor,
+    session: DosingSession,
+    kind: str,
+    name: str,
+    detail: str,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """The audit event of a step on a dosing session: its kind (view, update, ...), namespaced name
+    (`session.transition`), short code and data (codes and counts, never clinical text)."""
+    record_event(actor, kind, patient=session.patient, obj=session, detail=detail, name=name, data=data)
+
+
 def protocol_for(session: DosingSession) -> Protocol:
     return clinic_protocol(session.clinic_id, session.protocol_id, version=session.protocol_version)
 
@@ -135,14 +148,13 @@ def _transition(
         by=_assert_user(actor),
         reason=reason,
     )
-    record_event(
+    _audit(
         actor,
+        session,
         "update",
-        patient=session.patient,
-        obj=session,
-        detail=f"transition:{event.value}",
-        name="session.transition",
-        data={"event": event.value, "from": current.value, "to": target.value},
+        "session.transition",
+        f"transition:{event.value}",
+        {"event": event.value, "from": current.value, "to": target.value},
     )
     return session
 

@@ -39,6 +39,7 @@ from kapclinic.sessions.selectors import (
 )
 from kapclinic.sessions.services.common import (
     _assert_user,
+    _audit,
     _check_version,
     _fresh,
     _link,
@@ -108,7 +109,9 @@ def administration_ended_at(
         last_device = max((d.at for d in record.devices), default=None)
     else:  # one query: the administration with its last device's time
         admin = (
-            Administration.objects.filter(session=session).annotate(last_device=Max("device_uses__at")).first()
+            Administration.objects.filter(session=session)
+            .annotate(last_device=Max("device_uses__at"))
+            .first()
         )
         last_device = getattr(admin, "last_device", None)
     if admin is None:
@@ -217,14 +220,7 @@ def missed_check_explain(
         at=clock.now(),
         recorded_by=_assert_user(actor),
     )
-    record_event(
-        actor,
-        "create",
-        patient=session.patient,
-        obj=session,
-        detail="missed_check_explained",
-        name="session.missed_check_explained",
-    )
+    _audit(actor, session, "create", "session.missed_check_explained", "missed_check_explained")
     return ev
 
 
@@ -339,12 +335,5 @@ def rems_mark_submitted(actor: Actor, session: DosingSession) -> DosingSession:
     session.rems_submitted_at = clock.now()
     session.rems_submitted_by = actor.user
     session.save(update_fields=["rems_submitted_at", "rems_submitted_by"])
-    record_event(
-        actor,
-        "update",
-        patient=session.patient,
-        obj=session,
-        detail="rems_submitted",
-        name="session.rems_submitted",
-    )
+    _audit(actor, session, "update", "session.rems_submitted", "rems_submitted")
     return session

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.db import transaction
 
-from kapclinic.audit.services import record_event
 from kapclinic.clinical import session_state as sm
 from kapclinic.clinical.dosing import (
     Cm,
@@ -37,6 +36,7 @@ from kapclinic.sessions.models import (
 )
 from kapclinic.sessions.services.common import (
     _assert_user,
+    _audit,
     _check_version,
     _fresh,
     _link,
@@ -175,14 +175,13 @@ def dose_order(
     save_versioned(session, expected_version, [])  # bump the version: the order changed
     flags = [f for f, on in (("above_max", calc.above_maximum), ("below_min", calc.below_minimum)) if on]
     detail = "dose_order" + (";superseded" if previous is not None else "") + "".join(f";{f}" for f in flags)
-    record_event(
+    _audit(
         actor,
+        session,
         "update",
-        patient=session.patient,
-        obj=session,
-        detail=detail,
-        name="session.dose_order",
-        data={"superseded": previous is not None, "flags": flags},
+        "session.dose_order",
+        detail,
+        {"superseded": previous is not None, "flags": flags},
     )
     return admin
 
@@ -211,15 +210,7 @@ def dose_cosign(actor: Actor, session: DosingSession) -> Administration:
     admin.cosigned_by = actor.user
     admin.cosigned_at = clock.now()
     admin.save(update_fields=["cosigned_by", "cosigned_at"])
-    record_event(
-        actor,
-        "sign",
-        patient=session.patient,
-        obj=session,
-        detail="dose_cosign;above_max",
-        name="session.dose_cosign",
-        data={"flags": ["above_max"]},
-    )
+    _audit(actor, session, "sign", "session.dose_cosign", "dose_cosign;above_max", {"flags": ["above_max"]})
     add_timeline_event(
         session.patient,
         kind="sessions.dose_cosigned",
@@ -247,14 +238,7 @@ def dose_double_check(actor: Actor, session: DosingSession) -> Administration:
     admin.double_checked_by = actor.user
     admin.double_checked_at = clock.now()
     admin.save(update_fields=["double_checked_by", "double_checked_at"])
-    record_event(
-        actor,
-        "update",
-        patient=session.patient,
-        obj=session,
-        detail="dose_double_check",
-        name="session.dose_double_check",
-    )
+    _audit(actor, session, "update", "session.dose_double_check", "dose_double_check")
     return admin
 
 
@@ -277,14 +261,7 @@ def dose_double_check_withdraw(actor: Actor, session: DosingSession) -> Administ
     admin.double_checked_by = None
     admin.double_checked_at = None
     admin.save(update_fields=["double_checked_by", "double_checked_at"])
-    record_event(
-        actor,
-        "update",
-        patient=session.patient,
-        obj=session,
-        detail="dose_double_check_withdrawn",
-        name="session.dose_double_check_withdrawn",
-    )
+    _audit(actor, session, "update", "session.dose_double_check_withdrawn", "dose_double_check_withdrawn")
     return admin
 
 

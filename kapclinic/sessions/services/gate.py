@@ -36,6 +36,7 @@ from kapclinic.sessions.selectors import baseline_reading, infusion_running, ses
 from kapclinic.sessions.services.administration import _dosing_complete_check, infusion_stop_record
 from kapclinic.sessions.services.common import (
     _assert_user,
+    _audit,
     _check_version,
     _fresh,
     _link,
@@ -252,7 +253,7 @@ def gate_update(
             raise ValueError(key)
         setattr(session, key, value)
     save_versioned(session, expected_version, list(values))
-    record_event(actor, "update", patient=session.patient, obj=session, detail="gate", name="session.gate")
+    _audit(actor, session, "update", "session.gate", "gate")
     return session
 
 
@@ -410,15 +411,7 @@ def gate_override(actor: Actor, session: DosingSession, *, item: str, reason: st
         by=_assert_user(actor),
         at=clock.now(),
     )
-    record_event(
-        actor,
-        "update",
-        patient=session.patient,
-        obj=session,
-        detail=f"gate_override:{item}",
-        name="session.gate_override",
-        data={"item": item},
-    )
+    _audit(actor, session, "update", "session.gate_override", f"gate_override:{item}", {"item": item})
     return ov
 
 

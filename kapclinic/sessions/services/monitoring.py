@@ -10,7 +10,6 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q, Subquery
 
-from kapclinic.audit.services import record_event
 from kapclinic.clinical.session_state import State
 from kapclinic.clinical.vitals import (
     LOINC,
@@ -34,7 +33,7 @@ from kapclinic.sessions.models import (
     SessionEvent,
 )
 from kapclinic.sessions.selectors import latest_reading
-from kapclinic.sessions.services.common import _assert_user, _fresh, protocol_for
+from kapclinic.sessions.services.common import _assert_user, _audit, _fresh, protocol_for
 
 # ---------------------------------------------------------------- monitoring
 
@@ -96,14 +95,13 @@ def vitals_record(
             evaluate_reading(reading, baseline=baseline, thresholds=protocol.thresholds),
             now,
         )
-    record_event(
+    _audit(
         actor,
+        session,
         "create",
-        patient=session.patient,
-        obj=session,
-        detail=f"vitals:{len(rows)}:alerts:{len(alerts)}",
-        name="session.vitals",
-        data={"readings": len(rows), "alerts": [a.rule for a in alerts]},
+        "session.vitals",
+        f"vitals:{len(rows)}:alerts:{len(alerts)}",
+        {"readings": len(rows), "alerts": [a.rule for a in alerts]},
     )
     return rows, alerts
 
@@ -186,15 +184,7 @@ def rating_record(
     alerts: list[SessionAlert] = []
     if kind == ObservationKind.SEDATION:
         alerts = _raise_alerts(session, evaluate_sedation(value, protocol_for(session).thresholds), now)
-    record_event(
-        actor,
-        "create",
-        patient=session.patient,
-        obj=session,
-        detail=f"rating:{kind}",
-        name="session.rating",
-        data={"kind": kind},
-    )
+    _audit(actor, session, "create", "session.rating", f"rating:{kind}", {"kind": kind})
     return obs, alerts
 
 
@@ -219,15 +209,7 @@ def event_record(actor: Actor, session: DosingSession, *, kind: str, code: str, 
         at=clock.now(),
         recorded_by=_assert_user(actor),
     )
-    record_event(
-        actor,
-        "create",
-        patient=session.patient,
-        obj=session,
-        detail=f"event:{kind}",
-        name="session.event",
-        data={"kind": kind},
-    )
+    _audit(actor, session, "create", "session.event", f"event:{kind}", {"kind": kind})
     return ev
 
 
@@ -248,13 +230,5 @@ def alert_acknowledge(actor: Actor, session: DosingSession, *, alert_id: int, ac
     alert.acknowledged_at = clock.now()
     alert.action_taken = action
     alert.save(update_fields=["acknowledged_by", "acknowledged_at", "action_taken"])
-    record_event(
-        actor,
-        "update",
-        patient=session.patient,
-        obj=session,
-        detail=f"alert_ack:{alert.rule}",
-        name="session.alert_ack",
-        data={"rule": alert.rule},
-    )
+    _audit(actor, session, "update", "session.alert_ack", f"alert_ack:{alert.rule}", {"rule": alert.rule})
     return alert
