@@ -57,7 +57,9 @@ def test_admin_revokes_a_client_and_patient_removes_an_app(
     ctx.close()
 
 
-def test_admin_creates_a_patient_group(page: Any, server: str, login: Any, axe_check: Any, shot: Any) -> None:
+def test_admin_creates_a_patient_group(
+    browser: Any, page: Any, server: str, login: Any, axe_check: Any, shot: Any
+) -> None:
     """docs/fhir-api.md#groups: from the connected apps page an admin defines a Group of two patients
     (found with the picker's search), sees it listed with its FHIR id; a bad name is refused first."""
     from kapclinic.fhirapi.models import PatientGroup
@@ -102,3 +104,15 @@ def test_admin_creates_a_patient_group(page: Any, server: str, login: Any, axe_c
     axe_check(page, "patient groups")
     shot(page, "fhir-patient-groups")
     page.screenshot(path="/tmp/i15grp-groups-list.png", full_page=True)
+
+    # a 360 px phone: neither page scrolls sideways (the list's rows become cards)
+    ctx = browser.new_context(viewport={"width": 360, "height": 800}, is_mobile=True, has_touch=True)
+    phone = ctx.new_page()
+    login(phone, "admin@groups.test")
+    for path in ("/fhir/auth/groups/", f"/fhir/auth/groups/{group.pk}/"):
+        phone.goto(f"{server}{path}")
+        wide = phone.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert wide <= 0, (path, wide)
+    axe_check(phone, "patient group on a phone")
+    phone.screenshot(path="/tmp/i15grp-group-edit-phone.png", full_page=True)
+    ctx.close()
