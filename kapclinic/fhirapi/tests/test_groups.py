@@ -331,3 +331,20 @@ def test_export_of_a_deactivated_or_foreign_group_is_404(world: Any, client: Any
         answer = client.get(f"/fhir/Group/{group_id}/$export", **ASYNC, **auth)
         assert answer.status_code == 404, group_id
     assert not ExportJob.objects.exists()
+
+
+def test_group_search_runs_a_constant_number_of_queries(world: Any, client: Any) -> None:
+    auth = _system(world)
+    _group(world, name="G0", members=(world.patient, world.other_patient))
+    client.get("/fhir/Group", **auth)  # warm the token's caches
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as few:
+        assert body(client.get("/fhir/Group", **auth))["total"] == 2
+    for n in range(1, 21):
+        _group(world, name=f"G{n}", members=(world.patient, world.other_patient))
+    with CaptureQueriesContext(connection) as many:
+        found = body(client.get("/fhir/Group", **auth))
+    assert found["total"] == 22 and all(e["resource"].get("quantity") for e in found["entry"])
+    assert len(many) == len(few), (len(few), len(many))
