@@ -26,6 +26,18 @@ def _app(world: Any) -> dict[str, Any]:
     return {"application_id": register_app(world).application.pk}
 
 
+def _group(world: Any) -> dict[str, Any]:
+    from kapclinic.fhirapi import groups
+    from kapclinic.fhirapi.models import PatientGroup
+    from kapclinic.testing.factories import actor_for
+
+    actor = actor_for(world.admin, world.clinic)
+    found = PatientGroup.objects.filter(clinic=world.clinic, active=True).first()
+    name = f"Matrix group {PatientGroup.objects.filter(clinic=world.clinic).count() + 1}"
+    group = found or groups.group_create(actor, name=name, description="", member_ids=[world.patient.pk])
+    return {"group_id": group.pk}
+
+
 _BACKEND_ONLY = expect(403, anonymous=401)
 _JOB = "00000000-0000-4000-8000-000000000001"
 _PATIENTS_ONLY = expect(403, patient_user=200, other_patient_user=200)
@@ -55,6 +67,12 @@ MATRIX = {
     ),
     "fhirapi:clients": Entry(roles(("admin",))),
     "fhirapi:client_revoke": Entry(roles(("admin",), ok=302), method="post", setup=_client),
+    # Admin-defined patient groups (docs/fhir-api.md#groups); their FHIR ids `ag<id>` by token context:
+    # kapclinic/fhirapi/tests/test_authorization.py::test_group_by_context.
+    "fhirapi:groups": Entry(roles(("admin",))),
+    "fhirapi:group_create": Entry(roles(("admin",))),
+    "fhirapi:group_edit": Entry(roles(("admin",)), setup=_group),
+    "fhirapi:group_deactivate": Entry(roles(("admin",), ok=302), method="post", setup=_group),
     "fhirapi:my_apps": Entry(_PATIENTS_ONLY),
     "fhirapi:my_app_revoke": Entry(
         expect(403, patient_user=302, other_patient_user=302, anonymous=LOGIN), method="post", setup=_app

@@ -24,8 +24,9 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
+from kapclinic.fhirapi import groups
 from kapclinic.fhirapi.access import SYSTEM, Grant
-from kapclinic.fhirapi.models import ExportJob, ExportStatus, FhirClient
+from kapclinic.fhirapi.models import ExportJob, ExportStatus, FhirClient, PatientGroup
 from kapclinic.fhirapi.outcome import FhirError
 from kapclinic.fhirapi.resources import PARTS, prefetch
 from kapclinic.fhirapi.search import parse_date
@@ -71,8 +72,7 @@ def kick_off(request: HttpRequest, grant: Grant, group_id: str | None) -> Export
     client = client_of(grant, request)
     if "respond-async" not in request.headers.get("Prefer", ""):
         raise FhirError(400, "invalid", "A bulk export needs the header Prefer: respond-async.")
-    if group_id is not None and group_id != f"g{grant.clinic.pk}":
-        raise FhirError(404, "not-found", "No Group with this id.")
+    group = _export_group(grant, group_id)
     unknown = [name for name in request.GET if name not in KICKOFF_PARAMS]
     if unknown:
         raise FhirError(400, "not-supported", f"The export parameter {unknown[0][:40]!r} is not supported.")
@@ -100,18 +100,37 @@ def kick_off(request: HttpRequest, grant: Grant, group_id: str | None) -> Export
         id=uuid.uuid4(),
         clinic=grant.clinic,
         client=client,
+        group=group,
         request_url=request.build_absolute_uri()[:2000],
         types=",".join(types),
         since=since,
         transaction_time=clock.now(),
     )
     record_event(
-        grant.actor, "export", clinic=grant.clinic, obj=job, detail=f"client={grant.client} bulk kick-off"
+        grant.actor,
+        "export",
+        clinic=grant.clinic,
+        obj=job,
+        detail=f"client={grant.client} bulk kick-off" + (f" group=ag{group.pk}" if group else ""),
     )
     from kapclinic.fhirapi.tasks import run_export
 
     transaction.on_commit(lambda: run_export.enqueue(str(job.pk)))
     return job
+
+
+def _export_group(grant: Grant, group_id: str | None) -> PatientGroup | None:
+    """The admin-defined Group `ag<id>` an export is limited to; None for the clinic's Group `g<id>` (or
+    `Patient/$export`); 404 for any other id (another clinic's, a deactivated one, an unknown one)."""
+    if group_id is None or group_id == f"g{grant.clinic.pk}":
+        return None
+    rest = group_id.removeprefix("ag")
+    group = None
+    if group_id.startswith("ag") and rest.isascii() and rest.isdigit() and len(rest) <= 18:
+        group = PatientGroup.objects.filter(groups.served(grant.clinic), pk=int(rest)).first()
+    if group is None:
+        raise FhirError(404, "not-found", "No Group with this id.")
+    return group
 
 
 def _cancelled(job_id: Any) -> bool:
@@ -170,9 +189,15 @@ def run(job_id: str) -> str:
 
 
 def _clinic_patients(job: ExportJob) -> Any:
+    """The pks of the patients an export writes (a subquery): the clinic's, or an admin-defined Group's
+    members (of that clinic) when the job exports one."""
     from kapclinic.patients.models import Patient
 
-    return Patient.objects.filter(clinic=job.clinic).values("pk")
+    patients = Patient.objects.filter(clinic=job.clinic)
+    if job.group_id is not None:
+        members = PatientGroup.members.through.objects.filter(patientgroup_id=job.group_id)
+        patients = patients.filter(pk__in=members.values("patient_id"))
+    return patients.values("pk")
 
 
 def _write(out: Any, resources: list[dict[str, Any]], model: Any) -> int:

@@ -7,6 +7,7 @@ from django.db import models
 from oauth2_provider.settings import oauth2_settings
 
 from kapclinic.core import clock
+from kapclinic.core.concurrency import VersionedModel
 
 
 class ClientKind(models.TextChoices):
@@ -65,6 +66,10 @@ class ExportJob(models.Model):
     id = models.UUIDField(primary_key=True)
     clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
     client = models.ForeignKey(FhirClient, on_delete=models.CASCADE, related_name="exports")
+    # An admin-defined Group export (`Group/ag<id>/$export`): only its members; None = the whole clinic.
+    group = models.ForeignKey(
+        "fhirapi.PatientGroup", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     request_url = models.TextField()
     types = models.CharField(max_length=400)
     since = models.DateTimeField(null=True, blank=True)
@@ -95,3 +100,29 @@ class LaunchPatient(models.Model):
     patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(default=clock.now)
+
+
+class PatientGroup(VersionedModel):
+    """A Group of patients a clinic admin defines (docs/fhir-api.md#groups): served as FHIR Group
+    `ag<id>`, exported with `Group/ag<id>/$export`. Never deleted: deactivated (no longer served)."""
+
+    clinic = models.ForeignKey("accounts.Clinic", on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=120)
+    description = models.CharField(max_length=500, blank=True)
+    members = models.ManyToManyField("patients.Patient", related_name="+", blank=True)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=clock.now)
+    updated_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["clinic", "name"], name="fhir_group_name_once")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def fhir_id(self) -> str:
+        return f"ag{self.pk}"

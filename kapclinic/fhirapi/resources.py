@@ -261,6 +261,25 @@ def _clinics() -> QuerySet[Any]:
     return Clinic.objects.all()
 
 
+def _patient_groups() -> QuerySet[Any]:
+    from kapclinic.fhirapi.models import PatientGroup
+
+    return PatientGroup.objects.all()
+
+
+def _served_groups(clinic: Any) -> Q:
+    from kapclinic.fhirapi.groups import served
+
+    return served(clinic)
+
+
+def _render_patient_groups(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+    return [
+        _with_meta(fhir.patient_group_resource(g, [p.pk for p in g.members.all()]), g.updated_at)
+        for g in rows
+    ]
+
+
 def _groups() -> QuerySet[Any]:
     """The clinics as Groups: the number of patients and the latest patient added (one query)."""
     from django.db.models import Count, Max
@@ -405,6 +424,48 @@ def _vital_code(name: str, value: str) -> Q:
         return Q(code=code) if code in codes else NOTHING
 
     return any_of(value, one)
+
+
+def _component_tokens(name: str, value: str) -> list[tuple[str | None, str]]:
+    """`component-code` values, checked: each part `code` or `system|code`, both without spaces or a
+    second `|`; an empty part is a 400 like any malformed search value."""
+    tokens = []
+    for part in value.split(","):
+        sys, code = parse_token(part)
+        if not code or "|" in code or any(c.isspace() for c in part):
+            raise invalid(name, f"{part[:40]!r} is not a token (code or system|code).")
+        tokens.append((sys, code))
+    return tokens
+
+
+def _vital_component_code(name: str, value: str) -> Q:
+    """Observation.component.code (US Core `component-code`): the systolic (8480-6) or diastolic (8462-4)
+    code finds the blood-pressure panels having that component (a systolic row has its systolic value
+    and, when one was taken with it, the diastolic; a lone diastolic row only that); other codes nothing."""
+    from kapclinic.clinical.vitals import LOINC as VITAL_CODES
+    from kapclinic.clinical.vitals import Vital
+
+    systolic, diastolic = VITAL_CODES[Vital.SBP].loinc, VITAL_CODES[Vital.DBP].loinc
+    result = NOTHING
+    for sys, code in _component_tokens(name, value):
+        if sys not in (None, fhir.LOINC):
+            continue
+        if code == systolic:
+            result |= Q(code=systolic, code_system=fhir.LOINC)
+        elif code == diastolic:
+            result |= Q(code=systolic, code_system=fhir.LOINC, bp_diastolic__isnull=False)
+            result |= Q(code=diastolic, code_system=fhir.LOINC)
+    return result
+
+
+def _no_components(name: str, value: str) -> Q:
+    """`component-code` on an Observation without components (scores, weight, height): checked, then
+    nothing matches."""
+    _component_tokens(name, value)
+    return NOTHING
+
+
+_COMPONENT_CODE_NONE = SearchParam("component-code", "token", _no_components, "")
 
 
 def _reverse_status(mapping: dict[str, Q]) -> Handler:
@@ -568,6 +629,7 @@ SPECS: dict[str, Spec] = {
                 "category", "token", _fixed_token(fhir.OBSERVATION_CATEGORY, "survey"), "survey."
             ),
             "status": SearchParam("status", "token", _fixed_token("", "final"), "final."),
+            "component-code": _COMPONENT_CODE_NONE,
         },
     ),
     "QuestionnaireResponse": Spec(
@@ -679,7 +741,7 @@ SPECS: dict[str, Spec] = {
         render=lambda rows, grant: [
             _with_meta(fhir.group_resource(c, c.fhir_members), c.fhir_updated) for c in rows
         ],
-        params=_common("g", "fhir_updated"),
+        params=_common("g", "fhir_updated", siblings=("ag",)),
         clinic_filter=lambda clinic: Q(pk=clinic.pk),
         managers_only=True,
     ),
@@ -720,6 +782,12 @@ VITAL_SIGNS = Spec(
             "category", "token", _fixed_token(fhir.OBSERVATION_CATEGORY, "vital-signs"), "vital-signs."
         ),
         "status": SearchParam("status", "token", _fixed_token("", "final"), "final."),
+        "component-code": SearchParam(
+            "component-code",
+            "token",
+            _vital_component_code,
+            "Blood-pressure panels by component: http://loinc.org|8480-6 (systolic) or 8462-4 (diastolic).",
+        ),
     },
 )
 
@@ -767,6 +835,7 @@ def _body_measure(field_name: str, prefix: str, code: Any) -> Spec:
                 "category", "token", _fixed_token(fhir.OBSERVATION_CATEGORY, "vital-signs"), "vital-signs."
             ),
             "status": SearchParam("status", "token", _fixed_token("", "final"), "final."),
+            "component-code": _COMPONENT_CODE_NONE,
         },
     )
 
@@ -909,16 +978,39 @@ SIDE_EFFECTS = Spec(
     },
 )
 
+# Groups a clinic admin defines (docs/fhir-api.md#groups): `ag<id>`, members listed; the same access
+# and parameters as the clinic's Group, served next to it; a deactivated one is not served.
+PATIENT_GROUPS = Spec(
+    "Group",
+    "ag",
+    clinical=False,
+    queryset=_patient_groups,
+    patient_field="pk",
+    updated_field="updated_at",
+    date_field=None,
+    render=_render_patient_groups,
+    params=_common("ag", "updated_at", siblings=("g",)),
+    clinic_filter=_served_groups,
+    managers_only=True,
+)
+
 # Every table behind each type, in the order a search merges them (the first is SPECS[type]).
 PARTS: dict[str, tuple[Spec, ...]] = {name: (spec,) for name, spec in SPECS.items()}
 PARTS["Observation"] = (SPECS["Observation"], VITAL_SIGNS, BODY_WEIGHT_SPEC, BODY_HEIGHT_SPEC)
 PARTS["AdverseEvent"] = (SPECS["AdverseEvent"], SIDE_EFFECTS)
+PARTS["Group"] = (SPECS["Group"], PATIENT_GROUPS)
 
 # Prefetches a page needs (one extra query per page, whatever its size).
 PREFETCH: dict[str, tuple[str, ...]] = {"QuestionnaireResponse": ("answers",), "CarePlan": ("proposals",)}
 
 
-def prefetch(spec: Spec) -> tuple[str, ...]:
+def prefetch(spec: Spec) -> tuple[Any, ...]:
+    if spec is PATIENT_GROUPS:  # the members' ids only
+        from django.db.models import Prefetch
+
+        from kapclinic.patients.models import Patient
+
+        return (Prefetch("members", queryset=Patient.objects.only("pk")),)
     return PREFETCH.get(spec.type, ())
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from kapclinic.fhirapi import auth_views, views
+from kapclinic.fhirapi import auth_views, group_views, views
 
 app_name = "fhirapi"
 
@@ -14,6 +14,10 @@ urlpatterns = [
     path("auth/token", auth_views.token, name="token"),
     path("auth/clients/", auth_views.client_list, name="clients"),
     path("auth/clients/<int:client_id>/revoke", auth_views.client_revoke, name="client_revoke"),
+    path("auth/groups/", group_views.group_list, name="groups"),
+    path("auth/groups/new", group_views.group_create, name="group_create"),
+    path("auth/groups/<int:group_id>/", group_views.group_edit, name="group_edit"),
+    path("auth/groups/<int:group_id>/deactivate", group_views.group_deactivate, name="group_deactivate"),
     path("auth/my-apps/", auth_views.my_apps, name="my_apps"),
     path("auth/my-apps/<int:application_id>/revoke", auth_views.my_app_revoke, name="my_app_revoke"),
     path("Patient/$export", views.export_kickoff, name="export_patients"),

@@ -255,6 +255,24 @@ def group_resource(clinic: Any, members: int) -> dict[str, Any]:
     }
 
 
+def patient_group_resource(group: Any, member_ids: list[int]) -> dict[str, Any]:
+    """A Group of patients a clinic admin defined (fhirapi.PatientGroup, `ag<id>`; docs/fhir-api.md#groups):
+    its members listed as Patient references, counted in `quantity`; `Group/ag<id>/$export` exports them."""
+    resource: dict[str, Any] = {
+        "resourceType": "Group",
+        "id": f"ag{group.pk}",
+        "active": bool(group.active),
+        "type": "person",
+        "actual": True,
+        "name": group.name,
+        "quantity": len(member_ids),
+        "managingEntity": {"reference": f"Organization/org{group.clinic_id}"},
+    }
+    if member_ids:
+        resource["member"] = [{"entity": patient_ref(pk)} for pk in sorted(member_ids)]
+    return resource
+
+
 def organization_resource(clinic: Any) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Organization",

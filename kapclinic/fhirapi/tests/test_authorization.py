@@ -206,21 +206,27 @@ EXPECT_GROUP = {
 
 def test_group_by_context(setup: dict[str, Any], client: Any, world: Any) -> None:
     from kapclinic.audit.models import AuditEvent
+    from kapclinic.fhirapi import groups
+    from kapclinic.testing.factories import actor_for, make_staff
 
-    own, other = f"g{world.clinic.pk}", f"g{world.other_clinic.pk}"
-    failures = []
+    # each clinic's Group (g<id>) and a Group its admin defined (ag<id>): the same rule for both
+    mine = groups.group_create(
+        actor_for(world.admin, world.clinic), name="Mine", description="", member_ids=[world.patient.pk]
+    )
+    other_admin = actor_for(make_staff(world.other_clinic, "admin"), world.other_clinic)
+    theirs = groups.group_create(
+        other_admin, name="Theirs", description="", member_ids=[world.other_clinic_patient.pk]
+    )
+    pairs = [(f"g{world.clinic.pk}", f"g{world.other_clinic.pk}"), (f"ag{mine.pk}", f"ag{theirs.pk}")]
+    failures: list[str] = []
     for context, expected in EXPECT_GROUP.items():
         auth = {"HTTP_AUTHORIZATION": f"Bearer {setup['tokens'][context]}"}
-        for group_id, status in zip((own, other), expected, strict=True):
-            response = client.get(f"/fhir/Group/{group_id}", **auth)
-            data = body(response)
-            if response.status_code != status:
-                failures.append(f"{context} {group_id}: {response.status_code} != {status}")
-            if status != 200 and data["resourceType"] != "OperationOutcome":
-                failures.append(f"{context} {group_id}: data leaked")
+        for own, other in pairs:
+            _group_reads(client, auth, context, own, other, expected, failures)
         searched = client.get("/fhir/Group", **auth)
-        visible = {own: expected[0], other: expected[1]}
-        allowed = {g for g, status in visible.items() if status == 200}
+        allowed = {own for own, _ in pairs if expected[0] == 200} | {
+            o for _, o in pairs if expected[1] == 200
+        }
         if not allowed:
             if searched.status_code != 403:
                 failures.append(f"{context} search: {searched.status_code} != 403")
@@ -231,3 +237,15 @@ def test_group_by_context(setup: dict[str, Any], client: Any, world: Any) -> Non
     assert not failures, failures
     denied = AuditEvent.objects.filter(action="denied", object_type="fhir", detail__contains="type=Group")
     assert denied.exists()
+
+
+def _group_reads(
+    client: Any, auth: dict[str, str], context: str, own: str, other: str, expected: Any, failures: list[str]
+) -> None:
+    for group_id, status in zip((own, other), expected, strict=True):
+        response = client.get(f"/fhir/Group/{group_id}", **auth)
+        data = body(response)
+        if response.status_code != status:
+            failures.append(f"{context} {group_id}: {response.status_code} != {status}")
+        if status != 200 and data["resourceType"] != "OperationOutcome":
+            failures.append(f"{context} {group_id}: data leaked")
