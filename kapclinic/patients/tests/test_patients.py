@@ -39,9 +39,11 @@ def test_service_level_conflict(world: Any) -> None:
     actor = actor_for(world.front_desk, world.clinic)
     copy_a = Patient.objects.get(pk=world.patient.pk)
     copy_b = Patient.objects.get(pk=world.patient.pk)
-    services.patient_update_demographics(actor, copy_a, 1, {"pronouns": "they/them"})
+    services.patient_update_demographics(actor, copy_a, expected_version=1, changes={"pronouns": "they/them"})
     with pytest.raises(ConflictError):
-        services.patient_update_demographics(actor, copy_b, 1, {"pronouns": "she/her"})
+        services.patient_update_demographics(
+            actor, copy_b, expected_version=1, changes={"pronouns": "she/her"}
+        )
     assert Patient.objects.get(pk=world.patient.pk).pronouns == "they/them"
 
 
@@ -209,8 +211,8 @@ def test_caseload_census_is_reused_and_forgotten_when_it_changes(
         patient_update_demographics(
             actor_for(world.prescriber, world.clinic),
             patient,
-            patient.version,
-            {"pathway_status": new_status},
+            expected_version=patient.version,
+            changes={"pathway_status": new_status},
         )
     assert caseload_counts(clinic, user)[new_status] == first[new_status] + 1
 
@@ -218,7 +220,9 @@ def test_caseload_census_is_reused_and_forgotten_when_it_changes(
     other = world.other_patient
     before = caseload_counts(clinic, user)["total"]
     with django_capture_on_commit_callbacks(execute=True):
-        care_team_add(actor_for(world.prescriber, world.clinic), other, world.therapist, "therapist")
+        care_team_add(
+            actor_for(world.prescriber, world.clinic), other, user=world.therapist, role="therapist"
+        )
     assert caseload_counts(clinic, user)["total"] == before + 1
 
 
