@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from kapclinic.audit.models import AuditEvent
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.patients import services
 from kapclinic.patients.models import Patient, TimelineEvent
@@ -33,6 +34,21 @@ def test_second_concurrent_save_is_refused_not_overwritten(world: Any, client: A
     assert "Someone else changed this record" in second.content.decode()
     world.patient.refresh_from_db()
     assert world.patient.phone == "111" and world.patient.version == 2
+
+
+def test_a_refused_conflicting_save_leaves_one_audit_event_without_values(world: Any, client: Any) -> None:
+    client.force_login(world.front_desk)
+    stale = _data(world.patient)
+    assert client.post(f"/patients/{world.patient.pk}/edit/", {**stale, "phone": "111"}).status_code == 302
+    before = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    second = client.post(f"/patients/{world.patient.pk}/edit/", {**stale, "phone": "555 0199"})
+    assert second.status_code == 409
+    events = list(AuditEvent.objects.filter(pk__gt=before))
+    assert [(e.action, e.name, e.patient_id, e.actor_id, e.object_id) for e in events] == [
+        ("view", "patient.update_conflict", world.patient.pk, world.front_desk.pk, str(world.patient.pk))
+    ]
+    assert events[0].data == {"expected_version": 1, "version": 2}  # versions only: no field values
+    assert "555" not in f"{events[0].data}{events[0].detail}"
 
 
 def test_service_level_conflict(world: Any) -> None:
