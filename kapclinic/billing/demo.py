@@ -65,7 +65,7 @@ def seed(ctx: Any) -> None:
         if not patient.diagnoses.exists():
             continue
         if i == 1:
-            purchase = services.sell_package(desk, patient, package)
+            purchase = services.sell_package(desk, patient, package=package)
             services.record_payment(
                 desk, patient, method="bank_transfer", amount="2400.00", reference="TRF-DEMO-1"
             )
@@ -86,9 +86,9 @@ def seed(ctx: Any) -> None:
                         pos=line.pos,
                         unit_price=line.unit_price,
                     )
-            posted = services.post_charges(desk, patient, [x.pk for x in lines])
+            posted = services.post_charges(desk, patient, line_ids=[x.pk for x in lines])
             if i == 1 and purchase.remaining:
-                purchase = services.draw_package(desk, purchase, posted)
+                purchase = services.draw_package(desk, purchase, charges=posted)
         total = sum((c.amount for c in ChargeLine.objects.filter(patient=patient, status="posted")), 0)
         if i in (0, 2) and total:
             services.record_payment(

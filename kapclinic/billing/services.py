@@ -524,7 +524,7 @@ def propose_for_session(actor: Actor, session: Any) -> list[ChargeLine]:
 
 @transaction.atomic
 def add_charge(
-    actor: Actor, patient: Patient, item: FeeItem, *, on: dt.date, units: int = 1, pos: str = "11"
+    actor: Actor, patient: Patient, *, item: FeeItem, on: dt.date, units: int = 1, pos: str = "11"
 ) -> ChargeLine:
     """A draft line entered by hand (e.g. a service with no appointment)."""
     _require(actor)
@@ -602,7 +602,7 @@ def discard_draft(actor: Actor, line: ChargeLine, *, expected_version: int) -> N
 
 
 @transaction.atomic
-def post_charges(actor: Actor, patient: Patient, line_ids: Iterable[int]) -> list[ChargeLine]:
+def post_charges(actor: Actor, patient: Patient, *, line_ids: Iterable[int]) -> list[ChargeLine]:
     """Post reviewed draft lines (they become part of the balance and are never edited again)."""
     _require(actor)
     _same_clinic(actor, patient)
@@ -850,7 +850,7 @@ def add_package(
 
 @transaction.atomic
 def sell_package(
-    actor: Actor, patient: Patient, package: Package, *, on: dt.date | None = None
+    actor: Actor, patient: Patient, *, package: Package, on: dt.date | None = None
 ) -> PackagePurchase:
     """The patient buys a series: one posted charge of the package price; sessions then draw from it."""
     _require(actor)
@@ -892,7 +892,9 @@ def sell_package(
 
 
 @transaction.atomic
-def draw_package(actor: Actor, purchase: PackagePurchase, charges: Sequence[ChargeLine]) -> PackagePurchase:
+def draw_package(
+    actor: Actor, purchase: PackagePurchase, *, charges: Sequence[ChargeLine]
+) -> PackagePurchase:
     """One session of the package covers these posted charges of one visit: the package's remaining
     sessions go down by one (never below zero) and each charge's open amount is adjusted as covered."""
     _require(actor)

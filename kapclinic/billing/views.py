@@ -435,7 +435,7 @@ def _op_discard(request: HttpRequest, actor: Any, p: Patient) -> str:
 
 def _op_post(request: HttpRequest, actor: Any, p: Patient) -> str:
     ids = [int(x) for x in request.POST.getlist("lines") if x.isdigit() and len(x) < 18]
-    lines = services.post_charges(actor, p, ids)
+    lines = services.post_charges(actor, p, line_ids=ids)
     return f"{len(lines)} charge(s) posted."
 
 
@@ -474,7 +474,7 @@ def _op_credit(request: HttpRequest, actor: Any, p: Patient) -> str:
 def _op_sell(request: HttpRequest, actor: Any, p: Patient) -> str:
     pkg_id = param(request.POST, "package", IdField())
     pkg = get_object_or_404(Package, pk=pkg_id, clinic=p.clinic)
-    services.sell_package(actor, p, pkg)
+    services.sell_package(actor, p, package=pkg)
     return f"{pkg.name} sold: its price is charged; sessions draw from it."
 
 
@@ -484,7 +484,7 @@ def _op_draw(request: HttpRequest, actor: Any, p: Patient) -> str:
     lines = dict(_drawable(p)).get(on) if on else None
     if not lines:
         raise DomainError("Choose the session the package covers.")
-    left = services.draw_package(actor, purchase, lines).remaining
+    left = services.draw_package(actor, purchase, charges=lines).remaining
     return f"One session drawn from {purchase.name}; {left} left."
 
 

@@ -84,7 +84,7 @@ def _sign(
                 form.add_error(None, str(exc))
                 status = 400
             else:
-                draft_clear(request.user, *draft)
+                draft_clear(request.user, draft[0], object_id=draft[1])
                 messages.success(
                     request, "Consent signed. A copy of the exact text you signed is kept in your record."
                 )

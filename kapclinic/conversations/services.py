@@ -142,7 +142,7 @@ def _attach(actor: Actor, message: Message, checked: list[Checked], kept: list[s
             uploaded_by=actor.require_user(),
             uploaded_at=message.created_at,
         )
-        documents.store_checked(row, "file", upload, info, kept=kept)
+        documents.store_checked(row, "file", upload=upload, checked=info, kept=kept)
     return len(checked)
 
 
@@ -228,7 +228,7 @@ def _add(actor: Actor, thread: Thread, text: str, now: dt.datetime) -> Message:
 
 
 def message_post(
-    actor: Actor, thread: Thread, body: str, attachments: Sequence[documents.Upload] = ()
+    actor: Actor, thread: Thread, *, body: str, attachments: Sequence[documents.Upload] = ()
 ) -> Message:
     text = clean_body(body)
     checked = check_attachments(attachments)
@@ -256,14 +256,14 @@ def _message_post(
     return message
 
 
-def open_attachment(actor: Actor, attachment: Attachment, patient: Patient) -> Any:
+def open_attachment(actor: Actor, attachment: Attachment, *, patient: Patient) -> Any:
     """The attachment's file, opened for reading; audited as a view (the view checked the thread)."""
     fh = documents.open_stored(attachment.file.name)
     record_event(actor, "view", patient=patient, obj=attachment, detail=f"download {attachment.content_type}")
     return fh
 
 
-def attachment_to_chart(actor: Actor, attachment: Attachment, patient: Patient, *, category: str) -> Any:
+def attachment_to_chart(actor: Actor, attachment: Attachment, *, patient: Patient, category: str) -> Any:
     """File a copy of a message's file into the chart's documents (documents.services.upload: the same
     checks, storage and audit as any chart document; a clinical category). Filed once."""
     from kapclinic.documents.models import is_clinical
@@ -279,7 +279,9 @@ def attachment_to_chart(actor: Actor, attachment: Attachment, patient: Patient, 
         row = Attachment.objects.select_for_update().get(pk=attachment.pk)
         if row.document_id is not None:
             raise _refused("This file is already in the chart's documents.")
-        doc = documents.upload(actor, patient, upload, category=category, title=f"From a message: {row.name}")
+        doc = documents.upload(
+            actor, patient, upload=upload, category=category, title=f"From a message: {row.name}"
+        )
         Attachment.objects.filter(pk=row.pk).update(document=doc)
     attachment.document = doc
     return doc
@@ -291,7 +293,7 @@ def mark_read(user: User, thread: Thread) -> None:
 
 
 @transaction.atomic
-def assign(actor: Actor, thread: Thread, user: User | None) -> Thread:
+def assign(actor: Actor, thread: Thread, *, user: User | None) -> Thread:
     if user is not None:
         ok = Membership.objects.filter(
             clinic_id=thread.clinic_id, user=user, role__in=CLINICAL_ROLES, is_active=True

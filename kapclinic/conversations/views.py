@@ -99,7 +99,7 @@ def _download(
     if item is None:
         raise Http404
     try:
-        fh = services.open_attachment(actor_from_request(request), item, thread.patient)
+        fh = services.open_attachment(actor_from_request(request), item, patient=thread.patient)
     except DomainError as exc:
         record_event(actor_from_request(request), "view", patient=thread.patient, obj=item, detail="missing")
         flash.error(request, str(exc))
@@ -177,7 +177,7 @@ def my_thread(request: HttpRequest, thread_id: int) -> HttpResponse:
         sent = _send(
             actor,
             form,
-            lambda d: services.message_post(actor, thread, d["body"], _uploads(form)),
+            lambda d: services.message_post(actor, thread, body=d["body"], attachments=_uploads(form)),
             thread,
         )
         if sent is not None:
@@ -331,7 +331,7 @@ def thread(request: HttpRequest, patient_id: int, thread_id: int) -> HttpRespons
         sent = _send(
             actor,
             form,
-            lambda d: services.message_post(actor, item, d["body"], _uploads(form)),
+            lambda d: services.message_post(actor, item, body=d["body"], attachments=_uploads(form)),
             item,
         )
         if sent is not None:
@@ -382,7 +382,9 @@ def file_attachment(
         flash.error(request, "File as: choose a clinical kind of document.")
         return redirect(_thread_url(item))
     try:
-        doc = services.attachment_to_chart(actor, att, item.patient, category=form.cleaned_data["category"])
+        doc = services.attachment_to_chart(
+            actor, att, patient=item.patient, category=form.cleaned_data["category"]
+        )
     except DomainError as exc:
         record_event(actor, "view", patient=item.patient, obj=att, detail="file refused")
         flash.error(request, str(exc))
@@ -403,7 +405,7 @@ def assign(request: HttpRequest, patient_id: int, thread_id: int) -> HttpRespons
     user_id = form.cleaned_data["assigned_to"]
     user = User.objects.filter(pk=user_id).first() if user_id else None
     try:
-        services.assign(actor, item, user)
+        services.assign(actor, item, user=user)
     except DomainError as exc:
         flash.error(request, exc.message)
     else:

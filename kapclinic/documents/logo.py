@@ -61,7 +61,7 @@ def logo_set(actor: Actor, upload: services.Upload) -> ClinicLogo:
         row.sha256 = sha256
         row.uploaded_by = actor.require_user()
         row.uploaded_at = clock.now()
-        services.store_checked(row, "file", upload, checked, kept=kept)
+        services.store_checked(row, "file", upload=upload, checked=checked, kept=kept)
         record_event(actor, "update", obj=row, detail=f"logo {checked.content_type}")
         if old_name and old_name != row.file.name:
             transaction.on_commit(lambda: document_storage().delete(old_name))

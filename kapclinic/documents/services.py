@@ -97,7 +97,7 @@ def _delete_all(names: list[str]) -> None:
 
 
 def store_checked(
-    row: Any, field: str, upload: Upload, checked: validation.Checked, *, kept: list[str] | None = None
+    row: Any, field: str, *, upload: Upload, checked: validation.Checked, kept: list[str] | None = None
 ) -> None:
     """Save a checked upload into `row`'s file field `field` (a FileField on the documents storage) under a
     random name, then the row; if the row cannot be written, the file is removed again. `kept` (from
@@ -128,7 +128,7 @@ def open_stored(name: str) -> IO[bytes]:
 
 
 def _store(doc: Document, upload: Upload, checked: validation.Checked, kept: list[str]) -> None:
-    store_checked(doc, "file", upload, checked, kept=kept)
+    store_checked(doc, "file", upload=upload, checked=checked, kept=kept)
 
 
 def _new(patient: Any, actor: Actor, upload: Upload, **fields: Any) -> tuple[Document, validation.Checked]:
@@ -145,7 +145,7 @@ def _new(patient: Any, actor: Actor, upload: Upload, **fields: Any) -> tuple[Doc
     ), checked
 
 
-def upload(actor: Actor, patient: Any, upload: Upload, *, category: str, title: str) -> Document:
+def upload(actor: Actor, patient: Any, *, upload: Upload, category: str, title: str) -> Document:
     """A staff member files a document straight into the chart."""
     if category not in Category.values:
         raise DomainError("Choose what kind of document this is.")
@@ -168,7 +168,7 @@ def upload(actor: Actor, patient: Any, upload: Upload, *, category: str, title: 
     return doc
 
 
-def portal_upload(actor: Actor, patient: Any, upload: Upload, *, category: str, note: str) -> Document:
+def portal_upload(actor: Actor, patient: Any, *, upload: Upload, category: str, note: str) -> Document:
     """The patient sends a document from the portal; it waits in the queue until staff file it."""
     if category not in Category.values:
         raise DomainError("Choose what kind of document this is.")
@@ -192,7 +192,9 @@ def may_view(actor: Actor, doc: Document) -> bool:
     return can(actor, document_action(doc.category), doc.patient)
 
 
-def file_document(actor: Actor, doc: Document, version: int, *, category: str, title: str) -> Document:
+def file_document(
+    actor: Actor, doc: Document, *, expected_version: int, category: str, title: str
+) -> Document:
     """File a patient's upload into the chart (the filer may correct its category)."""
     from kapclinic.core.concurrency import save_versioned
 
@@ -210,12 +212,12 @@ def file_document(actor: Actor, doc: Document, version: int, *, category: str, t
     doc.filed_by = actor.user
     doc.filed_at = clock.now()
     with transaction.atomic():
-        save_versioned(doc, version, ["category", "title", "status", "filed_by", "filed_at"])
+        save_versioned(doc, expected_version, ["category", "title", "status", "filed_by", "filed_at"])
         record_event(actor, "update", patient=doc.patient, obj=doc, detail="filed")
     return doc
 
 
-def reject_document(actor: Actor, doc: Document, version: int, *, reason: str) -> Document:
+def reject_document(actor: Actor, doc: Document, *, expected_version: int, reason: str) -> Document:
     """Refuse a patient's upload: the row stays with the reason (the patient sees it), the file is erased."""
     from kapclinic.core.concurrency import save_versioned
 
@@ -233,7 +235,7 @@ def reject_document(actor: Actor, doc: Document, version: int, *, reason: str) -
     doc.filed_at = clock.now()
     doc.file.name = ""
     with transaction.atomic():
-        save_versioned(doc, version, ["status", "rejected_reason", "filed_by", "filed_at", "file"])
+        save_versioned(doc, expected_version, ["status", "rejected_reason", "filed_by", "filed_at", "file"])
         record_event(actor, "update", patient=doc.patient, obj=doc, detail="rejected")
         transaction.on_commit(lambda: document_storage().delete(name) if name else None)
     return doc

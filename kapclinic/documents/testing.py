@@ -53,8 +53,8 @@ def add_document(actor: Any, patient: Any, data: bytes, name: str, *, category: 
 
     upload = services.Upload(io.BytesIO(data), name, len(data))
     if portal:
-        return services.portal_upload(actor, patient, upload, category=category, note=note)
-    return services.upload(actor, patient, upload, category=category, title=title)
+        return services.portal_upload(actor, patient, upload=upload, category=category, note=note)
+    return services.upload(actor, patient, upload=upload, category=category, title=title)
 
 
 def signed_consent(patient: Any, *, version: int = 1) -> Any:
@@ -96,9 +96,9 @@ def signed_note(patient: Any, author: Any, clinic: Any, *, addendum: str = "") -
     actor = actor_for(author, clinic)
     note = services.note_create(actor, patient, template_key="soap")
     texts = {s["key"]: f"Synthetic {s['label'].lower()} text." for s in note.sections}
-    note = services.note_sign(actor, note, note.version, texts)
+    note = services.note_sign(actor, note, expected_version=note.version, texts=texts)
     if addendum:
-        services.addendum_add(actor, note, addendum)
+        services.addendum_add(actor, note, text=addendum)
     return note
 
 

@@ -78,7 +78,7 @@ def patient_documents(request: HttpRequest, patient_id: int) -> HttpResponse:
         if form.is_valid():
             try:
                 doc = services.upload(
-                    actor, patient, _upload(form.cleaned_data["file"]),
+                    actor, patient, upload=_upload(form.cleaned_data["file"]),
                     category=form.cleaned_data["category"], title=form.cleaned_data["title"],
                 )  # fmt: skip
             except DomainError as exc:
@@ -168,7 +168,7 @@ def file_upload(request: HttpRequest, patient_id: int, document_id: int) -> Http
     if form.is_valid():
         try:
             services.file_document(
-                actor, doc, form.cleaned_data["version"],
+                actor, doc, expected_version=form.cleaned_data["version"],
                 category=form.cleaned_data["category"], title=form.cleaned_data["title"],
             )  # fmt: skip
         except (DomainError, ConflictError) as exc:
@@ -191,7 +191,7 @@ def reject_upload(request: HttpRequest, patient_id: int, document_id: int) -> Ht
     if form.is_valid():
         try:
             services.reject_document(
-                actor, doc, form.cleaned_data["version"], reason=form.cleaned_data["reason"]
+                actor, doc, expected_version=form.cleaned_data["version"], reason=form.cleaned_data["reason"]
             )
         except (DomainError, ConflictError) as exc:
             messages.error(request, str(exc))
@@ -247,7 +247,7 @@ def my_documents(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 services.portal_upload(
-                    actor, patient, _upload(form.cleaned_data["file"]),
+                    actor, patient, upload=_upload(form.cleaned_data["file"]),
                     category=form.cleaned_data["category"], note=form.cleaned_data["note"],
                 )  # fmt: skip
             except DomainError as exc:

@@ -46,7 +46,7 @@ def clean_draft_data(data: Any) -> dict[str, str | list[str]]:
 
 
 @transaction.atomic
-def draft_save(actor: Actor, key: str, object_id: int, data: Any, patient: Patient | None) -> Draft:
+def draft_save(actor: Actor, key: str, *, object_id: int, data: Any, patient: Patient | None) -> Draft:
     cleaned = clean_draft_data(data)
     draft, _created = Draft.objects.update_or_create(
         user=actor.require_user(),
@@ -60,14 +60,14 @@ def draft_save(actor: Actor, key: str, object_id: int, data: Any, patient: Patie
 
 
 @transaction.atomic
-def draft_discard(actor: Actor, key: str, object_id: int, patient: Patient | None) -> bool:
+def draft_discard(actor: Actor, key: str, *, object_id: int, patient: Patient | None) -> bool:
     deleted, _ = Draft.objects.filter(user=actor.require_user(), key=key, object_id=object_id).delete()
     if deleted and patient is not None:
         record_event(actor, "update", patient=patient, object_type="draft", detail=f"{key} discarded")
     return bool(deleted)
 
 
-def draft_clear(user: Any, key: str, object_id: int = 0) -> None:
+def draft_clear(user: Any, key: str, *, object_id: int = 0) -> None:
     """The form was saved: its author's draft has served. Called by the form's view after its service
     (which audits the save itself)."""
     Draft.objects.filter(user=user, key=key, object_id=object_id).delete()

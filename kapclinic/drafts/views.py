@@ -41,7 +41,7 @@ def draft(request: HttpRequest, key: str, object_id: int) -> HttpResponse:
     if not isinstance(body, dict) or "data" not in body:
         return JsonResponse({"error": 'Send {"data": {field name: value}}.'}, status=400)
     try:
-        saved = services.draft_save(actor, key, object_id, body["data"], patient)
+        saved = services.draft_save(actor, key, object_id=object_id, data=body["data"], patient=patient)
     except DomainError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse({"saved_at": _saved_at(saved)})
@@ -51,5 +51,5 @@ def draft(request: HttpRequest, key: str, object_id: int) -> HttpResponse:
 @require_POST
 def discard(request: HttpRequest, key: str, object_id: int) -> HttpResponse:
     patient = draft_form(key).resolve(request, object_id)
-    services.draft_discard(actor_from_request(request), key, object_id, patient)
+    services.draft_discard(actor_from_request(request), key, object_id=object_id, patient=patient)
     return HttpResponse(status=204)

@@ -60,7 +60,7 @@ def inquiry_submit(clinic: Any, *, ip: str | None, token: str, data: dict[str, A
     return inquiry, True
 
 
-def inquiry_set_status(actor: Actor, inquiry: Inquiry, status: str) -> None:
+def inquiry_set_status(actor: Actor, inquiry: Inquiry, *, status: str) -> None:
     allowed = {
         InquiryStatus.NEW: {InquiryStatus.CONTACTED, InquiryStatus.CLOSED},
         InquiryStatus.CONTACTED: {InquiryStatus.CLOSED, InquiryStatus.NEW},

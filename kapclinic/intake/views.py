@@ -79,7 +79,7 @@ def inquiry(request: HttpRequest, inquiry_id: int) -> HttpResponse:
         if not clinic_can(actor, ClinicAction.CONVERT_INQUIRY):
             raise refuse(request, "Only the front desk, admins and prescribers handle inquiries.")
         try:
-            services.inquiry_set_status(actor, item, request.POST.get("status", ""))
+            services.inquiry_set_status(actor, item, status=request.POST.get("status", ""))
         except (DomainError, ValueError) as exc:
             messages.error(
                 request, str(exc) if isinstance(exc, DomainError) else "Choose a status."
@@ -265,7 +265,7 @@ def assessment(request: HttpRequest, patient_id: int) -> HttpResponse:
                 form.add_error(None, str(exc))
                 status = 409
             else:
-                draft_clear(request.user, "intake.assessment", patient.pk)
+                draft_clear(request.user, "intake.assessment", object_id=patient.pk)
                 messages.success(request, "Assessment saved." if changed else "No changes to save.")
                 return redirect("intake:eligibility", patient_id=patient.pk)
         else:

@@ -447,7 +447,7 @@ def outstanding(container_ids: Iterable[int]) -> dict[int, Decimal]:
     return {cid: max(left, Decimal(0)) for cid, left in out.items()}
 
 
-def stock_for_form(clinic: Any, form: str, on: dt.date | None = None) -> list[Container]:
+def stock_for_form(clinic: Any, form: str, *, on: dt.date | None = None) -> list[Container]:
     """Containers a session with this dose form may draw from: on hand, not closed, not expired, with
     something left that no other session has drawn (``available``); the earliest expiry first."""
     kind = STOCKED_FORMS.get(form)

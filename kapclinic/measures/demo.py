@@ -358,7 +358,7 @@ def seed(ctx: Any) -> None:
         services.safety_plan_save(
             ctx.staff_actor("therapist"),
             ctx.demo_patient,
-            {
+            data={
                 "warning_signs": "Staying in bed past noon; skipping meals; pulling away from friends.",
                 "coping_strategies": "Walk by the river; breathing exercise from session; music playlist.",
                 "people_and_places": "Sister (call or text); the public library; the climbing gym.",
@@ -366,5 +366,5 @@ def seed(ctx: Any) -> None:
                 "Lifeline (call or text 988); emergency 911.",
                 "making_environment_safe": "Medications kept by partner; weekly pill organiser.",
             },
-            None,
+            expected_version=None,
         )

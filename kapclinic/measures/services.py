@@ -621,7 +621,7 @@ def escalate_due_alerts() -> dict[str, int]:
 
 
 @transaction.atomic
-def link_send(actor: Actor, patient: Patient, instrument: str) -> tuple[MeasureLink, str]:
+def link_send(actor: Actor, patient: Patient, *, instrument: str) -> tuple[MeasureLink, str]:
     """Create a single-use link and email it to the patient. Returns (link, raw token)."""
     try:
         inst = get_instrument(instrument)
@@ -741,7 +741,7 @@ def alert_acknowledge(actor: Actor, alert: SafetyAlert, *, action: str, note: st
 
 @transaction.atomic
 def safety_plan_save(
-    actor: Actor, patient: Patient, data: dict[str, str], expected_version: int | None
+    actor: Actor, patient: Patient, *, data: dict[str, str], expected_version: int | None
 ) -> SafetyPlan:
     plan = SafetyPlan.objects.filter(patient=patient).first()
     fields = list(SafetyPlan.SECTIONS)
@@ -775,7 +775,7 @@ def safety_plan_save(
 
 
 @transaction.atomic
-def schedule_save(actor: Actor, patient: Patient, instrument: str, **fields: Any) -> MeasurementSchedule:
+def schedule_save(actor: Actor, patient: Patient, *, instrument: str, **fields: Any) -> MeasurementSchedule:
     schedule, _ = MeasurementSchedule.objects.update_or_create(
         patient=patient, instrument=instrument, defaults=fields
     )
@@ -784,7 +784,7 @@ def schedule_save(actor: Actor, patient: Patient, instrument: str, **fields: Any
 
 
 @transaction.atomic
-def episode_restart(actor: Actor, patient: Patient, instrument: str) -> Episode:
+def episode_restart(actor: Actor, patient: Patient, *, instrument: str) -> Episode:
     """Close the open episode; the next response becomes the new baseline."""
     now = clock.now()
     Episode.objects.filter(patient=patient, instrument=instrument, ended_at__isnull=True).update(ended_at=now)
@@ -843,7 +843,7 @@ SETTING_INFO: dict[str, tuple[str, str, str, tuple[int, int] | None]] = {
 
 
 def measure_settings_apply(
-    clinic: Any, values: dict[str, Any], expected_version: int, user: Any
+    clinic: Any, values: dict[str, Any], *, expected_version: int, user: Any
 ) -> list[tuple[str, str, str]]:
     """Write the clinic's measure settings if nobody saved since ``expected_version``. No audit here:
     the caller (the clinic-settings service) records the change and audits it. Returns

@@ -191,7 +191,7 @@ def send_link(request: HttpRequest, patient_id: int, instrument: str) -> HttpRes
     inst = _instrument(instrument)
     actor = actor_from_request(request)
     try:
-        services.link_send(actor, p, inst.key)
+        services.link_send(actor, p, instrument=inst.key)
     except DomainError as exc:
         record_event(actor, "view", patient=p, object_type="measures", detail="link refused")
         messages.error(request, str(exc))
@@ -253,8 +253,8 @@ def safety_plan(request: HttpRequest, patient_id: int) -> HttpResponse:
                 services.safety_plan_save(
                     actor,
                     p,
-                    {f: form.cleaned_data[f] for f in SafetyPlan.SECTIONS},
-                    form.cleaned_data.get("version"),
+                    data={f: form.cleaned_data[f] for f in SafetyPlan.SECTIONS},
+                    expected_version=form.cleaned_data.get("version"),
                 )
             except ConflictError as exc:
                 form.add_error(None, str(exc))
@@ -296,7 +296,8 @@ def schedule(request: HttpRequest, patient_id: int) -> HttpResponse:
         if form is None:
             raise Http404
         if form.is_valid():
-            services.schedule_save(actor, p, key, **{f: form.cleaned_data[f] for f in form.Meta.fields})
+            fields = {f: form.cleaned_data[f] for f in form.Meta.fields}
+            services.schedule_save(actor, p, instrument=key, **fields)
             messages.success(request, f"{key} schedule saved.")
             return redirect("measures:schedule", patient_id=p.pk)
         status = 400
@@ -311,7 +312,7 @@ def schedule(request: HttpRequest, patient_id: int) -> HttpResponse:
 def restart(request: HttpRequest, patient_id: int, instrument: str) -> HttpResponse:
     p = open_patient(request, patient_id, Action.EDIT_CLINICAL, audit=None)
     inst = _instrument(instrument)
-    services.episode_restart(actor_from_request(request), p, inst.key)
+    services.episode_restart(actor_from_request(request), p, instrument=inst.key)
     messages.success(request, f"A new {inst.key} episode starts: the next response is its baseline.")
     return redirect("measures:patient", patient_id=p.pk)
 

@@ -136,7 +136,7 @@ def enqueue(message_id: int, run_after: dt.datetime | None = None, *, urgent: bo
         logger.exception("could not queue message %s", message_id)
 
 
-def send_email(subject: str, body: str, to_email: str) -> None:
+def send_email(subject: str, body: str, *, to_email: str) -> None:
     """The transport for every email (messages and appointment reminders). Raises on failure."""
     send_mail(subject, body, None, [to_email], fail_silently=False)
 
@@ -167,7 +167,7 @@ def deliver(message_id: int) -> str:
 
                 get_sender().send(message.to_phone, _decrypt(message.body_encrypted))
             else:
-                send_email(message.subject, _decrypt(message.body_encrypted), message.to_email)
+                send_email(message.subject, _decrypt(message.body_encrypted), to_email=message.to_email)
         except Exception as exc:  # any transport failure: record the class and retry later
             message.last_error_class = retry.error_class(exc)
             if message.attempts >= retry.MAX_ATTEMPTS:

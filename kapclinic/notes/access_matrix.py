@@ -33,7 +33,9 @@ def _process_note(world: Any) -> dict[str, Any]:
     from kapclinic.notes import services
     from kapclinic.testing.factories import actor_for
 
-    note = services.process_note_create(actor_for(world.therapist, world.clinic), world.patient, "synthetic")
+    note = services.process_note_create(
+        actor_for(world.therapist, world.clinic), world.patient, text="synthetic"
+    )
     return {"patient_id": world.patient.pk, "process_note_id": note.pk}
 
 

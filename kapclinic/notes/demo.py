@@ -30,7 +30,7 @@ def seed(ctx: Any) -> None:
         section_labels=["Attendance", "Shared themes", "Follow-up"],
     )
     services.template_update(  # version 2: the history on /notes/templates/ has something to show
-        therapist, circle, circle.version,
+        therapist, circle, expected_version=circle.version,
         title="Group integration circle",
         section_labels=["Attendance", "Shared themes", "Individual check-ins", "Follow-up"],
     )  # fmt: skip
@@ -40,7 +40,7 @@ def seed(ctx: Any) -> None:
             therapist, demo, template_key="preparation", service_date=timezone.localdate(prep.starts_at)
         )
         services.note_sign(
-            therapist, note, note.version,
+            therapist, note, expected_version=note.version,
             texts=_texts(
                 intention="To understand the heaviness I carry since my father's illness, "
                 "without forcing it.",
@@ -64,7 +64,7 @@ def seed(ctx: Any) -> None:
             therapist, demo, template_key="dosing_experience", service_date=day, dosing_appointment=past
         )
         services.note_sign(
-            therapist, exp, exp.version,
+            therapist, exp, expected_version=exp.version,
             texts=_texts(
                 set="Arrived calm, intention read aloud.",
                 setting="Chair 1, dim light, eye shades and headphones; therapist and nurse present; "
@@ -80,7 +80,7 @@ def seed(ctx: Any) -> None:
             dosing_appointment=past,
         )  # fmt: skip
         services.note_sign(
-            therapist, integ, integ.version,
+            therapist, integ, expected_version=integ.version,
             texts=_texts(
                 timing="The day after the dosing session.",
                 review="Described the kitchen imagery and warmth; felt both grief and relief.",
@@ -94,7 +94,7 @@ def seed(ctx: Any) -> None:
             ),
         )  # fmt: skip
         services.addendum_add(
-            ctx.staff_actor("prescriber"), integ, "Reviewed with the therapist; no change to the plan."
+            ctx.staff_actor("prescriber"), integ, text="Reviewed with the therapist; no change to the plan."
         )
     for patient in [p for p in ctx.patients if p.pk != demo.pk and p.pathway_status == "active"][:3]:
         care = patient.care_team.filter(role=CareTeamRole.THERAPIST).select_related("user").first()
@@ -103,13 +103,20 @@ def seed(ctx: Any) -> None:
         actor = therapist if care.user_id == ctx.staff["therapist"].pk else ctx.staff_actor("therapist2")
         note = services.note_create(actor, patient, template_key="soap")
         services.note_save_draft(
-            actor, note, note.version, {"subjective": "Reports steadier mood this week.", "plan": "Continue."}
+            actor,
+            note,
+            expected_version=note.version,
+            texts={"subjective": "Reports steadier mood this week.", "plan": "Continue."},
         )
     pn = services.process_note_create(
-        therapist, demo, "Countertransference: noticed my own protectiveness when she spoke of her father."
+        therapist,
+        demo,
+        text="Countertransference: noticed my own protectiveness when she spoke of her father.",
     )
     services.process_note_edit(
-        therapist, pn, pn.version,
-        "Countertransference: noticed my own protectiveness when she spoke of her father. On reflection, "
-        "check whether I steered away from her anger.",
-    )  # fmt: skip
+        therapist,
+        pn,
+        expected_version=pn.version,
+        text="Countertransference: noticed my own protectiveness when she spoke of her father. "
+        "On reflection, check whether I steered away from her anger.",
+    )

@@ -142,7 +142,7 @@ def _base_version(note: Note, expected_version: int, editor: str) -> int:
 
 @transaction.atomic
 def note_save_draft(
-    actor: Actor, note: Note, expected_version: int, texts: dict[str, str], *, editor: str = ""
+    actor: Actor, note: Note, *, expected_version: int, texts: dict[str, str], editor: str = ""
 ) -> Note:
     """Save section texts of a draft (autosave and the Save button). Signed notes refuse.
 
@@ -173,9 +173,9 @@ def note_save_draft(
 def note_sign(
     actor: Actor,
     note: Note,
+    *,
     expected_version: int,
     texts: dict[str, str] | None = None,
-    *,
     editor: str = "",
 ) -> Note:
     """Sign (lock) a draft, first applying `texts` when the signing form carried the latest edits.
@@ -208,7 +208,7 @@ def note_sign(
 
 
 @transaction.atomic
-def addendum_add(actor: Actor, note: Note, text: str) -> Addendum:
+def addendum_add(actor: Actor, note: Note, *, text: str) -> Addendum:
     note = Note.objects.select_for_update().select_related("patient").get(pk=note.pk)
     if note.status != NoteStatus.SIGNED:
         raise DomainError("Addenda are for signed notes; edit the draft instead.")
@@ -303,8 +303,8 @@ def _locked_template(actor: Actor, template: ClinicNoteTemplate, expected_versio
 def template_update(
     actor: Actor,
     template: ClinicNoteTemplate,
-    expected_version: int,
     *,
+    expected_version: int,
     title: str,
     section_labels: list[str],
 ) -> ClinicNoteTemplate:
@@ -332,7 +332,7 @@ def template_update(
 
 @transaction.atomic
 def template_set_active(
-    actor: Actor, template: ClinicNoteTemplate, expected_version: int, *, active: bool
+    actor: Actor, template: ClinicNoteTemplate, *, expected_version: int, active: bool
 ) -> ClinicNoteTemplate:
     """Retire (``active=False``) or reinstate a clinic template. Retired templates are not offered for new
     notes; notes already written with them are unchanged."""
@@ -393,7 +393,7 @@ def may_read_process_note(user: Any, note: ProcessNote) -> bool:
 
 @transaction.atomic
 def process_note_create(
-    actor: Actor, patient: Patient, text: str, *, dosing_session: DosingSession | None = None
+    actor: Actor, patient: Patient, *, text: str, dosing_session: DosingSession | None = None
 ) -> ProcessNote:
     """Encrypt and store a psychotherapy process note; ``dosing_session`` links it to the session it was
     written in (the session page shows it to its readers, never on the monitoring record)."""
@@ -414,7 +414,7 @@ def process_note_create(
 
 
 @transaction.atomic
-def process_note_share(actor: Actor, note: ProcessNote, user: User, *, share: bool = True) -> None:
+def process_note_share(actor: Actor, note: ProcessNote, *, user: User, share: bool = True) -> None:
     if note.author_id != actor.user_id:
         raise DomainError("Only the author decides who may read a process note.")
     if share:
@@ -443,7 +443,7 @@ def _clean_process_text(text: str) -> str:
 
 
 @transaction.atomic
-def process_note_edit(actor: Actor, note: ProcessNote, expected_version: int, text: str) -> ProcessNote:
+def process_note_edit(actor: Actor, note: ProcessNote, *, expected_version: int, text: str) -> ProcessNote:
     """Replace the text of the author's own process note, keeping the text it replaces as an encrypted
     revision. Only the author may edit; a stale ``expected_version`` raises ConflictError and changes
     nothing. The audit event names the revision number, never the text."""

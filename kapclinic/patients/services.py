@@ -121,7 +121,7 @@ def patient_create(actor: Actor, **fields: Any) -> Patient:
 
 
 def patient_update_demographics(
-    actor: Actor, patient: Patient, expected_version: int, changes: dict[str, Any]
+    actor: Actor, patient: Patient, *, expected_version: int, changes: dict[str, Any]
 ) -> None:
     """Save demographic changes unless someone else saved first (raises ConflictError).
 
@@ -163,7 +163,7 @@ def patient_update_demographics(
             )
 
 
-def care_team_add(actor: Actor, patient: Patient, user: Any, role: str) -> CareTeamMember:
+def care_team_add(actor: Actor, patient: Patient, *, user: Any, role: str) -> CareTeamMember:
     with transaction.atomic():
         member, _created = CareTeamMember.objects.get_or_create(
             patient=patient, user=user, defaults={"role": role}
@@ -181,7 +181,7 @@ def care_team_add(actor: Actor, patient: Patient, user: Any, role: str) -> CareT
     return member
 
 
-def care_team_remove(actor: Actor, patient: Patient, member: CareTeamMember) -> None:
+def care_team_remove(actor: Actor, patient: Patient, *, member: CareTeamMember) -> None:
     with transaction.atomic():
         forget_caseload_counts(patient)  # before the member goes, so their census is forgotten too
         record_event(actor, "update", patient=patient, obj=member, detail="care_team remove")
@@ -221,7 +221,7 @@ def medication_add(actor: Actor, patient: Patient, *, name: str, dose: str, drug
     return med
 
 
-def medication_stop(actor: Actor, patient: Patient, med: Medication) -> bool:
+def medication_stop(actor: Actor, patient: Patient, *, med: Medication) -> bool:
     """Mark ``med`` stopped; False (nothing changed, no timeline event) when it was already stopped —
     a second press of the button, or two people stopping it at once (the update is conditional)."""
     with transaction.atomic():

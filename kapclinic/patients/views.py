@@ -173,24 +173,33 @@ def edit(request: HttpRequest, patient_id: int) -> HttpResponse:
     form = DemographicsForm(request.POST or None, instance=patient)
     conflict = False
     if request.method == "POST":
+        actor = actor_from_request(request)
         if form.is_valid():
             changes = {k: v for k, v in form.cleaned_data.items() if k != "version"}
             fresh = type(patient).objects.get(pk=patient.pk)
             try:
                 services.patient_update_demographics(
-                    actor_from_request(request), fresh, form.cleaned_data["version"], changes
+                    actor, fresh, expected_version=form.cleaned_data["version"], changes=changes
                 )
             except ConflictError as exc:
                 conflict = True
                 form.add_error(None, str(exc))
+                # Refused unsaved, the record read again: the request's one event (versions, no values).
+                record_event(
+                    actor,
+                    "view",
+                    patient=patient,
+                    obj=patient,
+                    name="patient.update_conflict",
+                    detail="update conflict",
+                    data={"expected_version": form.cleaned_data["version"], "version": patient.version},
+                )
             else:
                 messages.success(request, "Demographics saved.")
                 return redirect("patients:chart", patient_id=patient.pk)
         else:
             # Invalid input is still an attempt to change the record: audit it as a view of the form.
-            record_event(
-                actor_from_request(request), "view", patient=patient, object_type="demographics_form"
-            )
+            record_event(actor, "view", patient=patient, object_type="demographics_form")
     status = 409 if conflict else (400 if request.method == "POST" else 200)
     return render(request, "patients/edit.html", {"patient": patient, "form": form}, status=status)
 
@@ -232,7 +241,7 @@ def add_medication(request: HttpRequest, patient_id: int) -> HttpResponse:
 def stop_medication(request: HttpRequest, patient_id: int, medication_id: int) -> HttpResponse:
     patient, actor = _clinical_post(request, patient_id)
     med = get_object_or_404(Medication, pk=medication_id, patient=patient)
-    if services.medication_stop(actor, patient, med):
+    if services.medication_stop(actor, patient, med=med):
         messages.success(request, f"{med.name} marked as stopped.")
     else:
         messages.info(request, f"{med.name} was already stopped; nothing was changed.")
@@ -278,14 +287,14 @@ def care_team(request: HttpRequest, patient_id: int) -> HttpResponse:
         if "remove" in request.POST:
             member_id = param(request.POST, "remove", IdField(), "care team member")
             member = get_object_or_404(CareTeamMember, pk=member_id, patient=patient)
-            services.care_team_remove(actor, patient, member)
+            services.care_team_remove(actor, patient, member=member)
             messages.success(request, "Removed from the care team.")
             return redirect("patients:care_team", patient_id=patient.pk)
         if form.is_valid():
             membership = Membership.objects.select_related("user").get(
                 clinic=actor.clinic, user_id=int(form.cleaned_data["user"])
             )
-            services.care_team_add(actor, patient, membership.user, membership.role)
+            services.care_team_add(actor, patient, user=membership.user, role=membership.role)
             messages.success(request, f"{membership.user} added to the care team.")
             return redirect("patients:care_team", patient_id=patient.pk)
         record_event(actor, "view", patient=patient, object_type="care_team")

@@ -77,7 +77,7 @@ def entry_create(
 
 @transaction.atomic
 def entry_update(
-    actor: Actor, entry: JournalEntry, expected_version: int, *, text: str, mood: int | None
+    actor: Actor, entry: JournalEntry, *, expected_version: int, text: str, mood: int | None
 ) -> JournalEntry:
     errors = _validate(entry.patient, entry.kind, text, mood, entry.appointment)
     if errors:

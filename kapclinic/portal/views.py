@@ -115,7 +115,7 @@ def entry(request: HttpRequest, entry_id: int) -> HttpResponse:
                 services.entry_update(
                     actor,
                     item,
-                    form.cleaned_data["version"],
+                    expected_version=form.cleaned_data["version"],
                     text=form.cleaned_data["text"],
                     mood=form.cleaned_data["mood"],
                 )
@@ -186,7 +186,9 @@ def calendar(request: HttpRequest) -> HttpResponse:
     if posting:
         if request.POST.get("action") == "details":
             if (
-                scheduling_services.feed_set_details(actor, patient, request.POST.get("show_details") == "on")
+                scheduling_services.feed_set_details(
+                    actor, patient, show_details=request.POST.get("show_details") == "on"
+                )
                 is None
             ):
                 from kapclinic.audit.services import record_event

@@ -120,7 +120,7 @@ def _check_booking(
     if staff_role is None:
         errors.setdefault("staff", []).append("The staff member must be a clinician of this clinic.")
     else:
-        problem = clinician_problem(clinic, staff, str(staff_role), patient)
+        problem = clinician_problem(clinic, staff, role=str(staff_role), patient=patient)
         if problem:
             errors.setdefault("staff", []).append(problem)
     if resource is not None and (resource.clinic_id != clinic.pk or not resource.is_active):
@@ -257,7 +257,7 @@ def _write_slot(
 CLINICIAN_NEEDS = (Action.VIEW_DEMOGRAPHICS, Action.SCHEDULE)
 
 
-def clinician_problem(clinic: Any, staff: User, role: str, patient: Patient) -> str | None:
+def clinician_problem(clinic: Any, staff: User, *, role: str, patient: Patient) -> str | None:
     """Why ``staff`` cannot be this patient's clinician, or None.
 
     A clinician whose role covers only a caseload (a therapist) must already be on the patient's care
@@ -343,8 +343,7 @@ def appointment_book(
 def appointment_reschedule(
     actor: Actor,
     appt: Appointment,
-    expected_version: int,
-    *,
+    *, expected_version: int,
     starts_at: dt.datetime,
     minutes: int,
     staff: User,
@@ -429,7 +428,7 @@ def live_session_problem(appt: Appointment, doing: str) -> str | None:
 
 
 @transaction.atomic
-def appointment_cancel(actor: Actor, appt: Appointment, expected_version: int, reason: str) -> Appointment:
+def appointment_cancel(actor: Actor, appt: Appointment, *, expected_version: int, reason: str) -> Appointment:
     if appt.status != Status.BOOKED:
         raise DomainError(
             f"This appointment is already {appt.get_status_display().lower()}; it cannot be cancelled."
@@ -463,7 +462,7 @@ def appointment_cancel(actor: Actor, appt: Appointment, expected_version: int, r
 
 @transaction.atomic
 def appointment_set_status(
-    actor: Actor, appt: Appointment, expected_version: int, status: str
+    actor: Actor, appt: Appointment, *, expected_version: int, status: str
 ) -> Appointment:
     if status not in (Status.COMPLETED, Status.NO_SHOW):
         raise DomainError("Mark an appointment as completed or did-not-attend.")
@@ -487,7 +486,7 @@ def appointment_set_status(
 
 
 @transaction.atomic
-def appointment_check_in(actor: Actor, appt: Appointment, expected_version: int) -> Appointment:
+def appointment_check_in(actor: Actor, appt: Appointment, *, expected_version: int) -> Appointment:
     """The front desk marks the patient's arrival (issue 18). Only on the appointment's day, only for a
     booked appointment, once."""
     if appt.status != Status.BOOKED:
@@ -565,7 +564,7 @@ def feed_reset(actor: Actor, *, patient: Patient | None = None) -> str:
 
 
 @transaction.atomic
-def feed_set_details(actor: Actor, patient: Patient, show_details: bool) -> CalendarFeed | None:
+def feed_set_details(actor: Actor, patient: Patient, *, show_details: bool) -> CalendarFeed | None:
     feed = CalendarFeed.objects.filter(patient=patient).first()
     if feed is None:
         return None
@@ -686,7 +685,7 @@ def reminder_deliver(reminder_id: int) -> str:
         with timezone.override(appt.clinic.zone):  # a worker has no request: the clinic's clock
             subject, body = reminder_email(appt)
         try:
-            send_email(subject, body, patient.email)
+            send_email(subject, body, to_email=patient.email)
         except Exception as exc:  # any transport failure: record and retry later
             reminder.last_error = error_class(exc)
             if reminder.attempts >= Reminder.MAX_ATTEMPTS:

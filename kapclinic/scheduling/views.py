@@ -482,7 +482,7 @@ def edit(request: HttpRequest, appointment_id: int) -> HttpResponse:
                 services.appointment_reschedule(
                     actor,
                     appt,
-                    form.cleaned_data.get("version") or 0,
+                    expected_version=form.cleaned_data.get("version") or 0,
                     starts_at=form.starts_at(),
                     minutes=_minutes(form, actor.clinic, appt.kind),
                     staff=form.cleaned_data["staff"],
@@ -521,7 +521,7 @@ def cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
     if form.is_valid():
         try:
             services.appointment_cancel(
-                actor, appt, form.cleaned_data["version"], form.cleaned_data["reason"]
+                actor, appt, expected_version=form.cleaned_data["version"], reason=form.cleaned_data["reason"]
             )
         except ConflictError as exc:
             _refused(request, appt.patient, appt)
@@ -555,7 +555,8 @@ def check_in(request: HttpRequest, appointment_id: int) -> HttpResponse:
     actor = actor_from_request(request)
     try:
         versions = forms.IntegerField(min_value=0, max_value=MAX_ID, required=False)
-        services.appointment_check_in(actor, appt, param(request.POST, "version", versions) or 0)
+        version = param(request.POST, "version", versions) or 0
+        services.appointment_check_in(actor, appt, expected_version=version)
     except ConflictError as exc:
         _refused(request, appt.patient, appt)
         messages.error(request, str(exc))
@@ -576,9 +577,11 @@ def set_status(request: HttpRequest, appointment_id: int) -> HttpResponse:
         services.appointment_set_status(
             actor,
             appt,
-            param(request.POST, "version", forms.IntegerField(min_value=0, max_value=MAX_ID, required=False))
+            expected_version=param(
+                request.POST, "version", forms.IntegerField(min_value=0, max_value=MAX_ID, required=False)
+            )
             or 0,
-            request.POST.get("status", ""),
+            status=request.POST.get("status", ""),
         )
     except ConflictError as exc:
         _refused(request, appt.patient, appt)

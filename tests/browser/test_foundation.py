@@ -100,7 +100,9 @@ def test_admin_sees_audit_and_staff(page: Any, server: str, login: Any, axe_chec
     w = _world()
     patient = w["patient"]
     front = actor_for(w["front"], patient.clinic)
-    patient_update_demographics(front, patient, patient.version, {"phone": "+1 555 0142"})
+    patient_update_demographics(
+        front, patient, expected_version=patient.version, changes={"phone": "+1 555 0142"}
+    )
     login(page, "admin@b.test")
     with page.expect_navigation():
         page.get_by_role("link", name="Audit log").click()

@@ -37,7 +37,7 @@ def _world() -> dict[str, Any]:
         completed_at=clock.now() - dt.timedelta(days=14),
     )
     mail.outbox.clear()
-    services.link_send(actor, patient, "PHQ-9")
+    services.link_send(actor, patient, instrument="PHQ-9")
     return {"patient": patient, "clinic": clinic}
 
 
@@ -142,7 +142,10 @@ def test_outcomes_dashboard_and_safety_plan_in_portal(
             )
     user, me = make_patient_user(clinic, care_team=[prescriber])
     services.safety_plan_save(
-        actor, me, {"warning_signs": "Not sleeping", "coping_strategies": "Walk by the river"}, None
+        actor,
+        me,
+        data={"warning_signs": "Not sleeping", "coping_strategies": "Walk by the river"},
+        expected_version=None,
     )
     login(page, "rx@m.test")
     page.goto(f"{server}/measures/outcomes/")

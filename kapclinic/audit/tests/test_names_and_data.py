@@ -114,8 +114,8 @@ def test_a_demographics_change_records_what_changed_from_what_to_what(world: Any
     patient_update_demographics(
         actor,
         patient,
-        patient.version,
-        {"phone": "+1 555 0199", "legal_first_name": patient.legal_first_name},
+        expected_version=patient.version,
+        changes={"phone": "+1 555 0199", "legal_first_name": patient.legal_first_name},
     )
     event = AuditEvent.objects.filter(patient=patient, action="update").latest("id")
     assert event.name == "patient.update"
@@ -128,7 +128,9 @@ def test_the_log_page_shows_the_name_and_which_fields_changed_never_the_values(
 ) -> None:
     front_desk = actor_for(world.front_desk, world.clinic)
     patient = world.patient
-    patient_update_demographics(front_desk, patient, patient.version, {"phone": "+1 555 0142"})
+    patient_update_demographics(
+        front_desk, patient, expected_version=patient.version, changes={"phone": "+1 555 0142"}
+    )
     record_event(actor_for(world.prescriber, world.clinic), "view", patient=patient)
     client.force_login(world.admin)
     body = client.get("/audit/").content.decode()

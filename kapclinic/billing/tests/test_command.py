@@ -24,7 +24,7 @@ def test_writes_the_pdf_and_refuses_with_exit_2(world: Any, tmp_path: Path) -> N
     add_diagnosis(world.patient, world.prescriber)
     s = discharged_session(world.patient, world.prescriber)
     (line,) = services.post_charges(
-        desk, world.patient, [x.pk for x in services.propose_for_session(desk, s)]
+        desk, world.patient, line_ids=[x.pk for x in services.propose_for_session(desk, s)]
     )
     out = tmp_path / "sb.pdf"
     day = line.service_date.isoformat()

@@ -79,7 +79,7 @@ def _patient_owing_450(world: Any, desk: Any) -> tuple[Any, ChargeLine]:
     add_diagnosis(patient, world.prescriber)
     session = discharged_session(patient, world.prescriber, dose_mg="84")  # G2083, 450.00
     lines = services.propose_for_session(desk, session)
-    (charge,) = services.post_charges(desk, patient, [x.pk for x in lines])
+    (charge,) = services.post_charges(desk, patient, line_ids=[x.pk for x in lines])
     assert charge.amount == Decimal("450.00")
     return patient, charge
 

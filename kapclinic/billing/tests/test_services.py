@@ -31,7 +31,7 @@ def desk(world: Any) -> Any:
 def _post_session(world: Any, desk: Any, dose: str = "84") -> list[ChargeLine]:
     s = discharged_session(world.patient, world.prescriber, dose_mg=dose)
     lines = services.propose_for_session(desk, s)
-    return services.post_charges(desk, world.patient, [x.pk for x in lines])
+    return services.post_charges(desk, world.patient, line_ids=[x.pk for x in lines])
 
 
 def test_only_billing_roles_write(world: Any) -> None:
@@ -85,7 +85,7 @@ def test_unconfirmed_counting_rule_needs_the_biller(world: Any, desk: Any) -> No
     (line,) = services.propose_for_session(desk, s)
     assert line.code == "0820T" and "counting rule" in line.review_note
     with pytest.raises(DomainError, match="confirm its units"):
-        services.post_charges(desk, world.patient, [line.pk])
+        services.post_charges(desk, world.patient, line_ids=[line.pk])
     services.edit_draft(
         desk,
         line,
@@ -96,7 +96,7 @@ def test_unconfirmed_counting_rule_needs_the_biller(world: Any, desk: Any) -> No
         pos="11",
         unit_price="150",
     )
-    (posted,) = services.post_charges(desk, world.patient, [line.pk])
+    (posted,) = services.post_charges(desk, world.patient, line_ids=[line.pk])
     assert posted.status == ChargeStatus.POSTED
     line.refresh_from_db()
     assert line.amount == Decimal("300.00")
@@ -185,15 +185,15 @@ def test_package_draw_down(world: Any, desk: Any) -> None:
     pkg = services.add_package(
         desk, name="Six esketamine visits", sessions=2, price="700", appointment_kinds=[]
     )
-    purchase = services.sell_package(desk, world.patient, pkg)
+    purchase = services.sell_package(desk, world.patient, package=pkg)
     services.record_payment(desk, world.patient, method=Method.BANK_TRANSFER, amount="700", reference="TX-1")
     for _ in range(2):
         lines = _post_session(world, desk, dose="28")
-        purchase = services.draw_package(desk, purchase, lines)
+        purchase = services.draw_package(desk, purchase, charges=lines)
     assert purchase.remaining == 0
     lines = _post_session(world, desk, dose="28")
     with pytest.raises(DomainError, match="0 session"):
-        services.draw_package(desk, purchase, lines)
+        services.draw_package(desk, purchase, charges=lines)
     purchase.refresh_from_db()
     assert purchase.sessions_used == 2
     # the package price was paid; two sessions covered; the third is owed
@@ -220,7 +220,9 @@ def test_every_write_is_audited(world: Any, desk: Any) -> None:
 
 def test_ageing_and_unbilled(world: Any, desk: Any) -> None:
     old = discharged_session(world.patient, world.prescriber, at=dt.datetime(2026, 1, 5, 15, tzinfo=dt.UTC))
-    services.post_charges(desk, world.patient, [x.pk for x in services.propose_for_session(desk, old)])
+    services.post_charges(
+        desk, world.patient, line_ids=[x.pk for x in services.propose_for_session(desk, old)]
+    )
     visit = completed_visit(world.patient, world.therapist)
     visits, sessions = selectors.unbilled(world.clinic)
     assert visit in visits and old not in sessions

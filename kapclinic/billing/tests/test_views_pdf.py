@@ -101,7 +101,8 @@ def test_other_roles_and_clinics(billed: Any, client: Any) -> None:
 def _posted_and_paid(w: Any) -> ChargeLine:
     desk = actor_for(w.front_desk, w.clinic)
     s = discharged_session(w.patient, w.prescriber, dose_mg="84")
-    (line,) = services.post_charges(desk, w.patient, [x.pk for x in services.propose_for_session(desk, s)])
+    proposed = services.propose_for_session(desk, s)
+    (line,) = services.post_charges(desk, w.patient, line_ids=[x.pk for x in proposed])
     services.record_payment(desk, w.patient, method="card", amount="450.00", reference="AUTH-9")
     return line
 

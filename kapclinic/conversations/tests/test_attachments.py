@@ -485,7 +485,7 @@ def test_files_stored_before_the_message_save_fails_are_removed(
                 patient, world.patient, kind="patient", subject="S2", body="B2", attachments=uploads
             )
         else:
-            services.message_post(patient, thread, "B2", uploads)
+            services.message_post(patient, thread, body="B2", attachments=uploads)
     assert stored, "the failure must come after a file reached the storage"
     assert files_in(store) == []
     assert Message.objects.count() == messages_before and not Attachment.objects.exists()

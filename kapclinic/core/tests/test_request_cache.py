@@ -48,7 +48,9 @@ def test_measure_settings_are_read_once_per_request(world: Any, django_assert_nu
         with django_assert_num_queries(0):
             assert measure_settings(world.clinic.pk) is first
         version = first.version
-        measure_settings_apply(world.clinic, {"alert_overdue_hours": 12}, version, world.prescriber)
+        measure_settings_apply(
+            world.clinic, {"alert_overdue_hours": 12}, expected_version=version, user=world.prescriber
+        )
         assert measure_settings(world.clinic).alert_overdue_hours == 12  # read back in the same request
     finally:
         request_cache.close_memo(token)

@@ -172,9 +172,9 @@ def test_no_orphan_file_when_the_work_fails_after_the_row_was_written(
     staff = actor_for(world.prescriber, world.clinic)
     with pytest.raises(RuntimeError):
         if portal:
-            services.portal_upload(patient, world.patient, upload, category="lab_result", note="")
+            services.portal_upload(patient, world.patient, upload=upload, category="lab_result", note="")
         else:
-            services.upload(staff, world.patient, upload, category="lab_result", title="")
+            services.upload(staff, world.patient, upload=upload, category="lab_result", title="")
     assert stored_files(store) == [] and not Document.objects.exists()
 
 
@@ -360,7 +360,11 @@ def test_filing_is_refused_when_stale_or_beyond_the_role(world: Any, client: Any
     # front desk cannot file it as clinical data (the category is not offered, and the service refuses it)
     with pytest.raises(DomainError, match="a clinician files clinical documents"):
         services.file_document(
-            actor_for(world.front_desk, world.clinic), doc, doc.version, category="lab_result", title=""
+            actor_for(world.front_desk, world.clinic),
+            doc,
+            expected_version=doc.version,
+            category="lab_result",
+            title="",
         )
     response = client.post(
         reverse("documents:file", kwargs=kw), {"category": "lab_result", "version": doc.version}, follow=True

@@ -319,7 +319,7 @@ def test_chart_medication_change_makes_decision_stale_only_when_rules_see_it(wor
     benzo = medication_add(actor, world.patient, name="Lorazepam", dose="1 mg", drug_class="benzodiazepine")
     state = eligibility_state(world.patient)
     assert state.stale and "current medication the rules see" in (state.refusal or "")
-    medication_stop(actor, world.patient, benzo)
+    medication_stop(actor, world.patient, med=benzo)
     assert eligibility_state(world.patient).current_eligible
 
 

@@ -170,7 +170,7 @@ def test_paper_entry_view(world: Any, client: Any, clock_frozen: Any) -> None:
 
 def _send(world: Any) -> tuple[MeasureLink, str]:
     with _captured_on_commit():
-        return services.link_send(actor_for(world.therapist, world.clinic), world.patient, "PHQ-9")
+        return services.link_send(actor_for(world.therapist, world.clinic), world.patient, instrument="PHQ-9")
 
 
 class _captured_on_commit:
@@ -241,7 +241,7 @@ def test_link_with_positive_item9_shows_crisis_resources(world: Any, client: Any
 def test_link_refused_without_email(world: Any) -> None:
     patient = make_patient(world.clinic, care_team=[world.prescriber], email="")
     with pytest.raises(DomainError, match="no email address"):
-        services.link_send(actor_for(world.prescriber, world.clinic), patient, "PHQ-9")
+        services.link_send(actor_for(world.prescriber, world.clinic), patient, instrument="PHQ-9")
 
 
 # ---------------------------------------------------------------- portal

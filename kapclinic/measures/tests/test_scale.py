@@ -162,7 +162,7 @@ def test_outcomes_dashboard_is_cached_until_a_new_response(
     after = selectors.clinic_outcomes_cached(world.clinic)
     assert after["instrument"][0]["responded"] == 1 and after == selectors.clinic_outcomes(world.clinic)
     # A new episode (restart) changes it too, and the page shows the fresh figures.
-    services.episode_restart(Actor.system(world.clinic), patient, "PHQ-9")
+    services.episode_restart(Actor.system(world.clinic), patient, instrument="PHQ-9")
     submit(world, phq(12), patient=patient)
     assert selectors.clinic_outcomes_cached(world.clinic) == selectors.clinic_outcomes(world.clinic)
     client.force_login(world.prescriber)

@@ -267,7 +267,7 @@ def test_outcome_settings_are_read_once_for_every_instrument(
 @pytest.mark.django_db
 def test_latest_by_instrument_one_row_per_instrument_in_one_query(world: Any, clock_frozen: Any) -> None:
     _history(world, [20, 15, 9])
-    services.episode_restart(Actor.system(world.clinic), world.patient, "PHQ-9")
+    services.episode_restart(Actor.system(world.clinic), world.patient, instrument="PHQ-9")
     newest = submit(world, phq(7), completed_at=clock.now() - dt.timedelta(hours=1))
     same_time = newest.completed_at
     gad_a = submit(world, [1] * 7, instrument="GAD-7", completed_at=same_time)
@@ -286,7 +286,7 @@ def test_latest_by_instrument_one_row_per_instrument_in_one_query(world: Any, cl
 @pytest.mark.django_db
 def test_portal_points_are_every_response_of_the_open_episodes(world: Any, clock_frozen: Any) -> None:
     old = _history(world, [20, 15])
-    services.episode_restart(Actor.system(world.clinic), world.patient, "PHQ-9")
+    services.episode_restart(Actor.system(world.clinic), world.patient, instrument="PHQ-9")
     now = _history(world, [14, 9, 6])
     submit(world, [1] * 7, instrument="GAD-7")
     with CaptureQueriesContext(connection) as ctx:

@@ -35,35 +35,42 @@ def test_sign_with_the_version_from_before_the_pages_own_autosave_succeeds(
 ) -> None:
     actor, note = _draft(world)
     v = note.version
-    services.note_save_draft(actor, note, v, {"subjective": "Calmer"}, editor="page-a")  # autosave: v+1
+    services.note_save_draft(
+        actor, note, expected_version=v, texts={"subjective": "Calmer"}, editor="page-a"
+    )  # autosave: v+1
     # "Sign note" was pressed before the autosave's answer reached the page: it still sends v.
-    signed = services.note_sign(actor, note, v, texts={"subjective": "Calmer.", "plan": "Continue."},
-                                editor="page-a")  # fmt: skip
+    signed = services.note_sign(
+        actor, note, expected_version=v, texts={"subjective": "Calmer.", "plan": "Continue."}, editor="page-a"
+    )
     assert signed.status == NoteStatus.SIGNED and signed.version == v + 2
     assert _texts(note) == {"subjective": "Calmer.", "objective": "", "assessment": "", "plan": "Continue."}
 
 
 def test_save_draft_with_a_version_before_two_own_autosaves_succeeds(world: Any, clock_frozen: Any) -> None:
     actor, note = _draft(world)
-    services.note_save_draft(actor, note, 1, {"plan": "a"}, editor="page-a")
-    services.note_save_draft(actor, note, 2, {"plan": "ab"}, editor="page-a")
-    services.note_save_draft(actor, note, 1, {"plan": "abc"}, editor="page-a")
+    services.note_save_draft(actor, note, expected_version=1, texts={"plan": "a"}, editor="page-a")
+    services.note_save_draft(actor, note, expected_version=2, texts={"plan": "ab"}, editor="page-a")
+    services.note_save_draft(actor, note, expected_version=1, texts={"plan": "abc"}, editor="page-a")
     assert Note.objects.get(pk=note.pk).version == 4 and _texts(note)["plan"] == "abc"
 
 
 @pytest.mark.parametrize("editor", ["page-b", ""])
 def test_another_pages_change_is_still_refused(world: Any, clock_frozen: Any, editor: str) -> None:
     actor, note = _draft(world)
-    services.note_save_draft(actor, note, 1, {"plan": "from page A"}, editor="page-a")
+    services.note_save_draft(actor, note, expected_version=1, texts={"plan": "from page A"}, editor="page-a")
     with pytest.raises(ConflictError):
-        services.note_sign(actor, note, 1, texts={"plan": "from page B"}, editor=editor)
+        services.note_sign(actor, note, expected_version=1, texts={"plan": "from page B"}, editor=editor)
     with pytest.raises(ConflictError):
-        services.note_save_draft(actor, note, 1, {"plan": "from page B"}, editor=editor)
+        services.note_save_draft(
+            actor, note, expected_version=1, texts={"plan": "from page B"}, editor=editor
+        )
     # Page A after page B saved (B knew the current version): A's old version is refused, even though
     # A wrote a draft before.
-    services.note_save_draft(actor, note, 2, {"plan": "page B, current"}, editor="page-b")
+    services.note_save_draft(
+        actor, note, expected_version=2, texts={"plan": "page B, current"}, editor="page-b"
+    )
     with pytest.raises(ConflictError):
-        services.note_sign(actor, note, 2, texts={"plan": "from page A"}, editor="page-a")
+        services.note_sign(actor, note, expected_version=2, texts={"plan": "from page A"}, editor="page-a")
     stored = Note.objects.get(pk=note.pk)
     assert stored.status == NoteStatus.DRAFT and _texts(note)["plan"] == "page B, current"
 

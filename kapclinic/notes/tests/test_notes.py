@@ -38,17 +38,21 @@ def test_lifecycle_draft_sign_addendum_and_edit_after_sign_refused(world: Any, c
     note = services.note_create(actor, world.patient, template_key="soap")
     assert note.status == NoteStatus.DRAFT
     with pytest.raises(DomainError, match="needs some text"):
-        services.note_sign(actor, note, note.version)
-    note = services.note_save_draft(actor, note, note.version, {"subjective": "Sleeping better."})
-    note = services.note_sign(actor, note, note.version, texts={"plan": "Continue."})
+        services.note_sign(actor, note, expected_version=note.version)
+    note = services.note_save_draft(
+        actor, note, expected_version=note.version, texts={"subjective": "Sleeping better."}
+    )
+    note = services.note_sign(actor, note, expected_version=note.version, texts={"plan": "Continue."})
     note.refresh_from_db()
     assert note.is_signed and note.signed_by == world.therapist
     assert [s["text"] for s in note.sections] == ["Sleeping better.", "", "", "Continue."]
     with pytest.raises(DomainError, match="signed on 2026-03-02 09:00 and can no longer be changed"):
-        services.note_save_draft(actor, note, note.version, {"subjective": "changed"})
+        services.note_save_draft(actor, note, expected_version=note.version, texts={"subjective": "changed"})
     with pytest.raises(DomainError):
-        services.note_sign(actor, note, note.version)
-    add = services.addendum_add(actor_for(world.prescriber, world.clinic), note, "Dose review next week.")
+        services.note_sign(actor, note, expected_version=note.version)
+    add = services.addendum_add(
+        actor_for(world.prescriber, world.clinic), note, text="Dose review next week."
+    )
     assert add.author == world.prescriber and add.created_at is not None
     note.refresh_from_db()
     assert note.sections[0]["text"] == "Sleeping better."
@@ -58,16 +62,21 @@ def test_addendum_only_on_signed_notes(world: Any, clock_frozen: Any) -> None:
     actor = therapist(world)
     note = services.note_create(actor, world.patient, template_key="dap")
     with pytest.raises(DomainError, match="signed notes"):
-        services.addendum_add(actor, note, "x")
+        services.addendum_add(actor, note, text="x")
 
 
 def test_only_the_author_edits_a_draft_and_versions_are_checked(world: Any, clock_frozen: Any) -> None:
     note = services.note_create(therapist(world), world.patient, template_key="soap")
     with pytest.raises(DomainError, match="Only the author"):
-        services.note_save_draft(actor_for(world.prescriber, world.clinic), note, note.version, {"plan": "x"})
-    services.note_save_draft(therapist(world), note, note.version, {"plan": "a"})
+        services.note_save_draft(
+            actor_for(world.prescriber, world.clinic),
+            note,
+            expected_version=note.version,
+            texts={"plan": "x"},
+        )
+    services.note_save_draft(therapist(world), note, expected_version=note.version, texts={"plan": "a"})
     with pytest.raises(ConflictError):
-        services.note_save_draft(therapist(world), note, 1, {"plan": "b"})
+        services.note_save_draft(therapist(world), note, expected_version=1, texts={"plan": "b"})
 
 
 def test_several_notes_on_the_same_day(world: Any, clock_frozen: Any, dosing_appt: Any) -> None:
@@ -187,8 +196,8 @@ def test_note_lists_constant_queries(
     actor = therapist(world)
     for _ in range(n):
         note = services.note_create(actor, world.patient, template_key="soap")
-        services.note_sign(actor, note, note.version, texts={"plan": "x"})
-        services.addendum_add(actor, note, "more")
+        services.note_sign(actor, note, expected_version=note.version, texts={"plan": "x"})
+        services.addendum_add(actor, note, text="more")
     client.force_login(world.therapist)
     with django_assert_max_num_queries(22):
         assert client.get(reverse("notes:patient", args=[world.patient.pk])).status_code == 200
@@ -218,7 +227,9 @@ def test_chart_panel_lists_the_five_latest_notes_with_links(
         )
     signed = notes[-1]
     signed.sections[0]["text"] = "Seen."
-    services.note_sign(actor, signed, signed.version, {s["key"]: s["text"] for s in signed.sections})
+    services.note_sign(
+        actor, signed, expected_version=signed.version, texts={s["key"]: s["text"] for s in signed.sections}
+    )
     request: Any = RequestFactory().get("/")
     request.user, request.clinic, request.role, request.request_id = (
         world.prescriber,

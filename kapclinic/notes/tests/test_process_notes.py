@@ -29,7 +29,7 @@ def raw_column(pk: int) -> str:
 
 
 def test_stored_column_never_contains_the_plaintext(world: Any) -> None:
-    note = services.process_note_create(actor_for(world.therapist, world.clinic), world.patient, SECRET)
+    note = services.process_note_create(actor_for(world.therapist, world.clinic), world.patient, text=SECRET)
     stored = raw_column(note.pk)
     assert SECRET not in stored and "brother" not in stored
     assert stored.startswith("gAAAA")  # a Fernet token
@@ -40,7 +40,7 @@ def test_rotation_keeps_every_note_readable(world: Any, settings: Any) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings.PROCESS_NOTE_KEYS = [old]
     actor = actor_for(world.therapist, world.clinic)
-    notes = [services.process_note_create(actor, world.patient, f"{SECRET} #{i}") for i in range(5)]
+    notes = [services.process_note_create(actor, world.patient, text=f"{SECRET} #{i}") for i in range(5)]
     before = {n.pk: raw_column(n.pk) for n in notes}
     settings.PROCESS_NOTE_KEYS = [new, old]
     call_command("rotate_process_note_keys", "--batch", "2")
@@ -56,7 +56,7 @@ def test_rotation_without_the_old_key_refuses_and_loses_nothing(world: Any, sett
 
     old = Fernet.generate_key().decode()
     settings.PROCESS_NOTE_KEYS = [old]
-    note = services.process_note_create(actor_for(world.therapist, world.clinic), world.patient, SECRET)
+    note = services.process_note_create(actor_for(world.therapist, world.clinic), world.patient, text=SECRET)
     stored = raw_column(note.pk)
     settings.PROCESS_NOTE_KEYS = [Fernet.generate_key().decode()]
     with pytest.raises(CommandError, match="could not be decrypted"):
@@ -81,7 +81,7 @@ def test_dev_key_is_deterministic_and_production_requires_keys(settings: Any) ->
 
 def test_only_author_and_shared_colleagues_read(world: Any, client: Any) -> None:
     actor = actor_for(world.therapist, world.clinic)
-    note = services.process_note_create(actor, world.patient, SECRET)
+    note = services.process_note_create(actor, world.patient, text=SECRET)
     url = reverse("notes:process_list", args=[world.patient.pk])
     client.force_login(world.prescriber)
     assert SECRET not in client.get(url).content.decode()
@@ -110,12 +110,12 @@ def test_only_author_and_shared_colleagues_read(world: Any, client: Any) -> None
 
 def test_nurse_cannot_write_process_notes(world: Any) -> None:
     with pytest.raises(DomainError):
-        services.process_note_create(actor_for(world.nurse, world.clinic), world.patient, "x")
+        services.process_note_create(actor_for(world.nurse, world.clinic), world.patient, text="x")
     assert not ProcessNote.objects.exists()
 
 
 def test_process_notes_never_reach_the_portal_or_regular_notes(world: Any, client: Any) -> None:
-    services.process_note_create(actor_for(world.therapist, world.clinic), world.patient, SECRET)
+    services.process_note_create(actor_for(world.therapist, world.clinic), world.patient, text=SECRET)
     client.force_login(world.therapist)
     assert SECRET not in client.get(reverse("notes:patient", args=[world.patient.pk])).content.decode()
     client.force_login(world.patient_user)
@@ -145,13 +145,13 @@ def edit_url(note: ProcessNote, name: str = "process_edit") -> str:
 
 def test_edits_keep_every_text_encrypted_including_revisions(world: Any, clock_frozen: Any) -> None:
     actor = actor_for(world.therapist, world.clinic)
-    note = services.process_note_create(actor, world.patient, SECRET)
+    note = services.process_note_create(actor, world.patient, text=SECRET)
     created = note.created_at
     clock_frozen.advance(dt.timedelta(hours=2))
-    note = services.process_note_edit(actor, note, note.version, EDITED)
+    note = services.process_note_edit(actor, note, expected_version=note.version, text=EDITED)
     first_edit = note.edited_at
     clock_frozen.advance(dt.timedelta(days=1))
-    note = services.process_note_edit(actor, note, note.version, EDITED_AGAIN)
+    note = services.process_note_edit(actor, note, expected_version=note.version, text=EDITED_AGAIN)
     note.refresh_from_db()
     assert note.version == 3 and note.edited_at == clock_frozen.now() and note.created_at == created
     assert services.process_note_text(note) == EDITED_AGAIN
@@ -174,7 +174,7 @@ def test_edits_keep_every_text_encrypted_including_revisions(world: Any, clock_f
 def test_author_edits_over_http_and_sees_earlier_versions(world: Any, client: Any, clock_frozen: Any) -> None:
     from kapclinic.audit.models import AuditEvent
 
-    note = services.process_note_create(actor_for(world.therapist, world.clinic), world.patient, SECRET)
+    note = services.process_note_create(actor_for(world.therapist, world.clinic), world.patient, text=SECRET)
     client.force_login(world.therapist)
     listing = reverse("notes:process_list", args=[world.patient.pk])
     assert edit_url(note) in client.get(listing).content.decode()
@@ -199,7 +199,7 @@ def test_author_edits_over_http_and_sees_earlier_versions(world: Any, client: An
 
 
 def test_stale_or_empty_edits_change_nothing(world: Any, client: Any, clock_frozen: Any) -> None:
-    note = services.process_note_create(actor_for(world.therapist, world.clinic), world.patient, SECRET)
+    note = services.process_note_create(actor_for(world.therapist, world.clinic), world.patient, text=SECRET)
     client.force_login(world.therapist)
     other = Client()
     other.force_login(world.therapist)  # the author in a second tab
@@ -223,15 +223,15 @@ def test_only_the_author_may_edit_or_see_revisions(world: Any, client: Any, cloc
     from kapclinic.audit.models import AuditEvent
 
     author = actor_for(world.therapist, world.clinic)
-    note = services.process_note_create(author, world.patient, SECRET)
-    services.process_note_edit(author, note, 1, EDITED)
+    note = services.process_note_create(author, world.patient, text=SECRET)
+    services.process_note_edit(author, note, expected_version=1, text=EDITED)
     # not shared yet: the prescriber (who may open the patient) does not learn it exists
     client.force_login(world.prescriber)
     for name in ("process_edit", "process_revisions"):
         assert client.get(edit_url(note, name)).status_code == 404
     assert client.post(edit_url(note), {"text": "x", "version": 2}).status_code == 404
     # shared: the prescriber reads it but may not change it or see earlier texts
-    services.process_note_share(author, note, world.prescriber)
+    services.process_note_share(author, note, user=world.prescriber)
     before = AuditEvent.objects.count()
     r = client.get(edit_url(note))
     assert r.status_code == 403 and EDITED not in r.content.decode()
@@ -242,7 +242,9 @@ def test_only_the_author_may_edit_or_see_revisions(world: Any, client: Any, cloc
     listing = client.get(reverse("notes:process_list", args=[world.patient.pk])).content.decode()
     assert EDITED in listing and edit_url(note) not in listing
     with pytest.raises(DomainError, match="Only the author"):
-        services.process_note_edit(actor_for(world.prescriber, world.clinic), note, 2, "overwrite")
+        services.process_note_edit(
+            actor_for(world.prescriber, world.clinic), note, expected_version=2, text="overwrite"
+        )
     # roles without process notes, other care teams, other patients and other clinics
     for user, status in [
         (world.nurse, 403),
@@ -268,8 +270,8 @@ def test_rotation_also_re_encrypts_revisions(world: Any, settings: Any) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings.PROCESS_NOTE_KEYS = [old]
     actor = actor_for(world.therapist, world.clinic)
-    note = services.process_note_create(actor, world.patient, SECRET)
-    services.process_note_edit(actor, note, 1, EDITED)
+    note = services.process_note_create(actor, world.patient, text=SECRET)
+    services.process_note_edit(actor, note, expected_version=1, text=EDITED)
     settings.PROCESS_NOTE_KEYS = [new, old]
     out = StringIO()
     call_command("rotate_process_note_keys", stdout=out)

@@ -45,12 +45,18 @@ def test_an_edit_is_a_new_version_and_an_existing_note_keeps_the_old_one(
     row = make_template(world)
     assert row.number == 1 and row.versions.count() == 1
     old = services.note_create(actor, world.patient, template_key=row.key)
-    old = services.note_sign(actor, old, old.version, texts={"each_partner": "Both attended."})
+    old = services.note_sign(
+        actor, old, expected_version=old.version, texts={"each_partner": "Both attended."}
+    )
     assert old.template_version == f"clinic-{row.pk}.1"
 
     clock.advance(dt.timedelta(days=3))
     row = services.template_update(
-        actor, row, row.version, title="Couples session", section_labels=["Partner A", "Partner B", "Plan"]
+        actor,
+        row,
+        expected_version=row.version,
+        title="Couples session",
+        section_labels=["Partner A", "Partner B", "Plan"],
     )
     assert row.number == 2 and row.version == 2
     assert [v.number for v in row.versions.all()] == [2, 1]
@@ -141,9 +147,11 @@ def test_two_people_editing_the_same_template_second_gets_409(
     assert list(row.versions.values_list("title", flat=True)) == ["First", "Couples check-in"]
     # the same at the service level, and for retiring
     with pytest.raises(ConflictError):
-        services.template_update(therapist(world), row, 1, title="Third", section_labels=["x"])
+        services.template_update(
+            therapist(world), row, expected_version=1, title="Third", section_labels=["x"]
+        )
     with pytest.raises(ConflictError):
-        services.template_set_active(therapist(world), row, 1, active=False)
+        services.template_set_active(therapist(world), row, expected_version=1, active=False)
     r = client.post(reverse("notes:template_retire", args=[row.pk]), {"version": 1})
     assert r.status_code == 409 and CONFLICT in r.content.decode()
     row.refresh_from_db()
@@ -179,7 +187,7 @@ def test_retire_hides_from_new_notes_keeps_existing_and_can_be_undone(
     detail = client.get(reverse("notes:detail", args=[world.patient.pk, note.pk]))
     assert detail.status_code == 200 and "template since retired" in detail.content.decode()
     assert client.get(reverse("notes:edit", args=[world.patient.pk, note.pk])).status_code == 200
-    services.note_sign(actor, note, note.version, texts={"plan": "Weekly."})
+    services.note_sign(actor, note, expected_version=note.version, texts={"plan": "Weekly."})
     listing = client.get(reverse("notes:templates")).content.decode()
     assert "Retired" in listing and "Reinstate" in listing
 
@@ -220,7 +228,7 @@ def test_another_clinics_template_does_not_exist_for_you(
     assert client.post(reverse("notes:template_retire", args=[row.pk]), {"version": 1}).status_code == 404
     with pytest.raises(DomainError, match="another clinic"):
         services.template_set_active(
-            actor_for(world.other_clinic_staff, world.other_clinic), row, 1, active=False
+            actor_for(world.other_clinic_staff, world.other_clinic), row, expected_version=1, active=False
         )
     row.refresh_from_db()
     assert row.is_active and row.version == 1
@@ -271,10 +279,10 @@ def test_template_list_constant_queries(
     for i in range(n):
         row = services.template_create(actor, title=f"Template {i}", section_labels=["A", "B"])
         row = services.template_update(
-            actor, row, row.version, title=f"Template {i}", section_labels=["A", "C"]
+            actor, row, expected_version=row.version, title=f"Template {i}", section_labels=["A", "C"]
         )
         if i % 2:
-            services.template_set_active(actor, row, row.version, active=False)
+            services.template_set_active(actor, row, expected_version=row.version, active=False)
     services.builtin_set_hidden(actor, "soap", hidden=True)
     client.force_login(world.therapist)
     with django_assert_max_num_queries(12):  # the same for 1 and 8 templates

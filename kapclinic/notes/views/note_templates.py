@@ -111,7 +111,7 @@ def template_edit(request: HttpRequest, template_id: int) -> HttpResponse:
                 row = services.template_update(
                     actor,
                     row,
-                    form.cleaned_data["version"],
+                    expected_version=form.cleaned_data["version"],
                     title=form.cleaned_data["title"],
                     section_labels=form.cleaned_data["sections"].splitlines(),
                 )
@@ -140,7 +140,7 @@ def _template_active(request: HttpRequest, template_id: int, *, active: bool) ->
             request, actor, TemplateForm(), status=400, error="Reload the page and try again."
         )
     try:
-        services.template_set_active(actor, row, form.cleaned_data["version"], active=active)
+        services.template_set_active(actor, row, expected_version=form.cleaned_data["version"], active=active)
     except ConflictError as exc:
         return _templates_page(request, actor, TemplateForm(), status=409, error=str(exc))
     except DomainError as exc:

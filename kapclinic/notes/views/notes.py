@@ -186,7 +186,9 @@ def edit_note(request: HttpRequest, patient_id: int, note_id: int) -> HttpRespon
         if form.is_valid():
             try:
                 data = form.cleaned_data
-                services.note_save_draft(actor, note, data["version"], form.texts(), editor=data["editor"])
+                services.note_save_draft(
+                    actor, note, expected_version=data["version"], texts=form.texts(), editor=data["editor"]
+                )
             except ConflictError as exc:
                 form.add_error(None, str(exc))
                 status = 409
@@ -216,7 +218,11 @@ def autosave(request: HttpRequest, patient_id: int, note_id: int) -> HttpRespons
         return render(request, "notes/_save_status.html", {"error": " ".join(errors)}, status=400)
     try:
         note = services.note_save_draft(
-            actor, note, form.cleaned_data["version"], form.texts(), editor=form.cleaned_data["editor"]
+            actor,
+            note,
+            expected_version=form.cleaned_data["version"],
+            texts=form.texts(),
+            editor=form.cleaned_data["editor"],
         )
     except ConflictError as exc:
         record_event(actor, "view", patient=patient, obj=note, detail="autosave conflict")
@@ -253,7 +259,7 @@ def sign(request: HttpRequest, patient_id: int, note_id: int) -> HttpResponse:
     detail_url = reverse("notes:detail", kwargs={"patient_id": patient.pk, "note_id": note.pk})
     try:
         version = param(request.POST, "version", forms.IntegerField(min_value=0, max_value=MAX_ID))
-        services.note_sign(actor, note, version, texts=texts, editor=editor)
+        services.note_sign(actor, note, expected_version=version, texts=texts, editor=editor)
     except (ConflictError, BadParameter, ValueError):
         record_event(actor, "view", patient=patient, obj=note, detail="sign conflict")
         if htmx:
@@ -305,7 +311,7 @@ def addendum(request: HttpRequest, patient_id: int, note_id: int) -> HttpRespons
     form = AddendumForm(request.POST)
     if form.is_valid():
         try:
-            services.addendum_add(actor, note, form.cleaned_data["text"])
+            services.addendum_add(actor, note, text=form.cleaned_data["text"])
         except DomainError as exc:
             record_event(actor, "denied", patient=patient, obj=note, detail="addendum refused")
             messages.error(request, exc.message)

@@ -42,7 +42,7 @@ def process_list(request: HttpRequest, patient_id: int) -> HttpResponse:
         status = 400
         if form.is_valid():
             try:
-                services.process_note_create(actor, patient, form.cleaned_data["text"])
+                services.process_note_create(actor, patient, text=form.cleaned_data["text"])
             except DomainError as exc:
                 form.add_error("text", exc.message)
             else:
@@ -88,7 +88,7 @@ def process_share(request: HttpRequest, patient_id: int, process_note_id: int) -
 
         user = User.objects.get(pk=form.cleaned_data["user"])
         try:
-            services.process_note_share(actor, note, user, share=form.cleaned_data["action"] == "share")
+            services.process_note_share(actor, note, user=user, share=form.cleaned_data["action"] == "share")
         except DomainError as exc:
             messages.error(request, exc.message)
         else:
@@ -144,7 +144,7 @@ def process_edit(request: HttpRequest, patient_id: int, process_note_id: int) ->
         else:
             try:
                 services.process_note_edit(
-                    actor, note, form.cleaned_data["version"], form.cleaned_data["text"]
+                    actor, note, expected_version=form.cleaned_data["version"], text=form.cleaned_data["text"]
                 )
             except ConflictError as exc:
                 form.add_error(None, str(exc))

@@ -43,7 +43,7 @@ def test_bell_counts_a_new_message_links_to_it_and_is_read_per_person(world: Any
     assert len(sources.unread(actor_for(world.prescriber, world.clinic))) == 1
     assert sources.unread(actor_for(world.therapist_other, world.clinic)) == []
     # A new message makes it new again.
-    conversations.message_post(actor_for(world.patient_user, world.clinic), thread, "One more")
+    conversations.message_post(actor_for(world.patient_user, world.clinic), thread, body="One more")
     assert len(sources.unread(actor_for(world.therapist, world.clinic))) == 1
 
 

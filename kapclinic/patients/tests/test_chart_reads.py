@@ -102,7 +102,7 @@ def test_chart_lists_show_the_rows_labels_and_links(world: Any, client: Any) -> 
         actor, world.patient, name="Sertraline", dose="50 mg", drug_class="antidepressant"
     )
     stopped = services.medication_add(actor, world.patient, name="Stopped", dose="", drug_class="opioid")
-    services.medication_stop(actor, world.patient, stopped)
+    services.medication_stop(actor, world.patient, med=stopped)
     services.allergy_add(actor, world.patient, substance="Latex", reaction="hives")
     client.force_login(world.prescriber)
     html = client.get(f"/patients/{world.patient.pk}/").content.decode()

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from kapclinic.audit.models import AuditEvent
 from kapclinic.core.concurrency import ConflictError
 from kapclinic.patients import services
 from kapclinic.patients.models import Patient, TimelineEvent
@@ -35,13 +36,30 @@ def test_second_concurrent_save_is_refused_not_overwritten(world: Any, client: A
     assert world.patient.phone == "111" and world.patient.version == 2
 
 
+def test_a_refused_conflicting_save_leaves_one_audit_event_without_values(world: Any, client: Any) -> None:
+    client.force_login(world.front_desk)
+    stale = _data(world.patient)
+    assert client.post(f"/patients/{world.patient.pk}/edit/", {**stale, "phone": "111"}).status_code == 302
+    before = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    second = client.post(f"/patients/{world.patient.pk}/edit/", {**stale, "phone": "555 0199"})
+    assert second.status_code == 409
+    events = list(AuditEvent.objects.filter(pk__gt=before))
+    assert [(e.action, e.name, e.patient_id, e.actor_id, e.object_id) for e in events] == [
+        ("view", "patient.update_conflict", world.patient.pk, world.front_desk.pk, str(world.patient.pk))
+    ]
+    assert events[0].data == {"expected_version": 1, "version": 2}  # versions only: no field values
+    assert "555" not in f"{events[0].data}{events[0].detail}"
+
+
 def test_service_level_conflict(world: Any) -> None:
     actor = actor_for(world.front_desk, world.clinic)
     copy_a = Patient.objects.get(pk=world.patient.pk)
     copy_b = Patient.objects.get(pk=world.patient.pk)
-    services.patient_update_demographics(actor, copy_a, 1, {"pronouns": "they/them"})
+    services.patient_update_demographics(actor, copy_a, expected_version=1, changes={"pronouns": "they/them"})
     with pytest.raises(ConflictError):
-        services.patient_update_demographics(actor, copy_b, 1, {"pronouns": "she/her"})
+        services.patient_update_demographics(
+            actor, copy_b, expected_version=1, changes={"pronouns": "she/her"}
+        )
     assert Patient.objects.get(pk=world.patient.pk).pronouns == "they/them"
 
 
@@ -209,8 +227,8 @@ def test_caseload_census_is_reused_and_forgotten_when_it_changes(
         patient_update_demographics(
             actor_for(world.prescriber, world.clinic),
             patient,
-            patient.version,
-            {"pathway_status": new_status},
+            expected_version=patient.version,
+            changes={"pathway_status": new_status},
         )
     assert caseload_counts(clinic, user)[new_status] == first[new_status] + 1
 
@@ -218,7 +236,9 @@ def test_caseload_census_is_reused_and_forgotten_when_it_changes(
     other = world.other_patient
     before = caseload_counts(clinic, user)["total"]
     with django_capture_on_commit_callbacks(execute=True):
-        care_team_add(actor_for(world.prescriber, world.clinic), other, world.therapist, "therapist")
+        care_team_add(
+            actor_for(world.prescriber, world.clinic), other, user=world.therapist, role="therapist"
+        )
     assert caseload_counts(clinic, user)["total"] == before + 1
 
 

@@ -30,7 +30,7 @@ def book(world: Any, *, patient: Any = None, staff: Any = None, **kw: Any) -> An
 def reschedule(actor: Any, appt: Any, version: int, starts_at: dt.datetime, staff: Any) -> Any:
     """An in-person, one-hour appointment moved to ``starts_at`` with ``staff``, no room."""
     return services.appointment_reschedule(
-        actor, appt, version, starts_at=starts_at, minutes=60, staff=staff, resource=None,
+        actor, appt, expected_version=version, starts_at=starts_at, minutes=60, staff=staff, resource=None,
         modality="in_person",
     )  # fmt: skip
 
@@ -91,9 +91,8 @@ def test_patient_cannot_be_in_two_places(world: Any, clock_frozen: Any) -> None:
 
 def test_cancelled_appointment_frees_the_slot(world: Any, clock_frozen: Any) -> None:
     appt = book(world)
-    services.appointment_cancel(
-        actor_for(world.front_desk, world.clinic), appt, appt.version, "Patient unwell"
-    )
+    desk = actor_for(world.front_desk, world.clinic)
+    services.appointment_cancel(desk, appt, expected_version=appt.version, reason="Patient unwell")
     book(world)
 
 
@@ -181,7 +180,8 @@ def test_reminder_sent_only_when_due_with_preparation(
 def test_reminder_for_cancelled_appointment_is_not_sent(world: Any, clock_frozen: Any) -> None:
     appt = book(world)
     reminder = appt.reminders.get()
-    services.appointment_cancel(actor_for(world.front_desk, world.clinic), appt, appt.version, "Moved away")
+    desk = actor_for(world.front_desk, world.clinic)
+    services.appointment_cancel(desk, appt, expected_version=appt.version, reason="Moved away")
     clock.advance(dt.timedelta(days=2))
     assert services.reminder_deliver(reminder.pk) == "cancelled"
     assert mail.outbox == []
@@ -280,7 +280,7 @@ def test_therapist_off_the_care_team_cannot_be_booked_as_clinician(world: Any, c
     from kapclinic.patients.services import care_team_add
 
     care_team_add(
-        actor_for(world.front_desk, world.clinic), world.other_patient, world.therapist, "therapist"
+        actor_for(world.front_desk, world.clinic), world.other_patient, user=world.therapist, role="therapist"
     )
     appt = book(world, patient=world.other_patient, staff=world.therapist, starts_at=at(11))
     assert appt.staff == world.therapist
@@ -307,7 +307,7 @@ def test_therapist_removed_from_the_care_team_keeps_the_booking_but_cannot_be_ke
     appt = book(world)
     actor = actor_for(world.front_desk, world.clinic)
     member = CareTeamMember.objects.get(patient=world.patient, user=world.therapist)
-    care_team_remove(actor, world.patient, member)
+    care_team_remove(actor, world.patient, member=member)
     appt.refresh_from_db()
     with pytest.raises(DomainError) as err:
         reschedule(actor, appt, appt.version, at(16), world.therapist)

@@ -67,7 +67,9 @@ def test_front_desk_checks_a_patient_in_once_on_the_day(world: Any, client: Any,
 def test_check_in_is_refused_on_another_day(world: Any, clock_frozen: Any) -> None:
     appt = make(world, 10, day=TODAY + dt.timedelta(days=1))
     with pytest.raises(DomainError, match="on the day of the appointment"):
-        services.appointment_check_in(actor_for(world.front_desk, world.clinic), appt, appt.version)
+        services.appointment_check_in(
+            actor_for(world.front_desk, world.clinic), appt, expected_version=appt.version
+        )
 
 
 def test_front_desk_marks_no_show_but_not_after_check_in(world: Any, client: Any, clock_frozen: Any) -> None:
@@ -81,10 +83,10 @@ def test_front_desk_marks_no_show_but_not_after_check_in(world: Any, client: Any
     assert missed.status == Status.NO_SHOW
     assert AuditEvent.objects.filter(pk__gt=before, detail="status=no_show").count() == 1
     actor = actor_for(world.front_desk, world.clinic)
-    services.appointment_check_in(actor, arrived, arrived.version)
+    services.appointment_check_in(actor, arrived, expected_version=arrived.version)
     arrived.refresh_from_db()
     with pytest.raises(DomainError, match="they attended"):
-        services.appointment_set_status(actor, arrived, arrived.version, "no_show")
+        services.appointment_set_status(actor, arrived, expected_version=arrived.version, status="no_show")
 
 
 def test_an_appointment_in_session_cannot_be_cancelled_and_shows_in_session(
@@ -95,9 +97,9 @@ def test_an_appointment_in_session_cannot_be_cancelled_and_shows_in_session(
     DosingSession.objects.filter(pk=session.pk).update(state="monitoring")
     actor = actor_for(world.front_desk, world.clinic)
     with pytest.raises(DomainError, match="in progress"):
-        services.appointment_cancel(actor, appt, appt.version, "Patient asked")
+        services.appointment_cancel(actor, appt, expected_version=appt.version, reason="Patient asked")
     with pytest.raises(DomainError, match="in progress"):
-        services.appointment_set_status(actor, appt, appt.version, "no_show")
+        services.appointment_set_status(actor, appt, expected_version=appt.version, status="no_show")
 
     client.force_login(world.front_desk)
     response = client.post(

@@ -179,9 +179,15 @@ def test_a_refusal_by_the_database_is_the_checks_sentence_in_the_form(
     monkeypatch.setattr(services, "_overlap_errors", blind_first_time)
     with pytest.raises(DomainError) as err:
         services.appointment_reschedule(
-            actor_for(world.front_desk, world.clinic), moved, moved.version, starts_at=at(15, 15),
-            minutes=60, staff=world.therapist, resource=None, modality="in_person",
-        )  # fmt: skip
+            actor_for(world.front_desk, world.clinic),
+            moved,
+            expected_version=moved.version,
+            starts_at=at(15, 15),
+            minutes=60,
+            staff=world.therapist,
+            resource=None,
+            modality="in_person",
+        )
     assert err.value.field_errors["starts_at"][0].startswith(PATIENT_CLASH)
     moved.refresh_from_db()
     assert moved.starts_at == at(18)

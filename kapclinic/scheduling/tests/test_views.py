@@ -146,7 +146,7 @@ def test_patient_feed_says_only_appointment_at_clinic_unless_opted_in(
     event = next(iter(cal.walk("VEVENT")))
     assert str(event["summary"]) == f"Appointment at {world.clinic.name}"
     assert "description" not in event
-    services.feed_set_details(actor, world.patient, True)
+    services.feed_set_details(actor, world.patient, show_details=True)
     cal = icalendar.Calendar.from_ical(client.get(reverse("scheduling:feed", args=[token])).content)
     event = next(iter(cal.walk("VEVENT")))
     assert str(event["summary"]) == f"Integration session at {world.clinic.name}"

@@ -92,7 +92,7 @@ def scene(world: Any, clock_frozen: Any, chair: Any, room: Any) -> SimpleNamespa
 def join_team(world: Any) -> None:
     """The front desk adds world.therapist to world.other_patient's care team (patients app service)."""
     actor = actor_for(world.front_desk, world.clinic)
-    care_team_add(actor, world.other_patient, world.therapist, "therapist")
+    care_team_add(actor, world.other_patient, user=world.therapist, role="therapist")
 
 
 def page(client: Any, name: str) -> str:
@@ -147,7 +147,7 @@ def test_day_view_busy_block_carries_no_kind_or_status(world: Any, client: Any, 
 @pytest.mark.parametrize("name", VIEWS)
 def test_on_the_care_team_the_therapist_sees_the_name(name: str, world: Any, client: Any, scene: Any) -> None:
     care_team_add(
-        actor_for(world.front_desk, world.clinic), world.other_patient, world.therapist, "therapist"
+        actor_for(world.front_desk, world.clinic), world.other_patient, user=world.therapist, role="therapist"
     )
     client.force_login(world.therapist)
     body = page(client, name)
@@ -211,7 +211,7 @@ def test_today_widget_hides_a_patient_off_the_caseload(world: Any, scene: Any) -
     assert '<span class="cal-busy">Booked</span>' in html and detail(scene.left) not in html
     assert html.count("Integration session") == 1  # the busy one shows no kind
     care_team_add(
-        actor_for(world.front_desk, world.clinic), world.other_patient, world.therapist, "therapist"
+        actor_for(world.front_desk, world.clinic), world.other_patient, user=world.therapist, role="therapist"
     )
     _ctx, html = today(world, world.therapist)
     assert world.other_patient.display_name in html and "cal-busy" not in html
@@ -312,7 +312,7 @@ def test_staff_feed_carries_only_what_its_owner_may_see(world: Any, client: Any,
     assert world.other_patient.legal_first_name not in raw_ics
     # Joining the care team shows the record number (never a name: feeds sync to phones).
     care_team_add(
-        actor_for(world.front_desk, world.clinic), world.other_patient, world.therapist, "therapist"
+        actor_for(world.front_desk, world.clinic), world.other_patient, user=world.therapist, role="therapist"
     )
     summaries, raw_ics = feed_events(client, world.therapist, world)
     assert summaries[uid(world, scene.left)] == f"Integration session · {world.other_patient.mrn}"

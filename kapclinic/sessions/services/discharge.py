@@ -320,7 +320,7 @@ def process_note_add(actor: Actor, session: DosingSession, *, text: str) -> Proc
     encrypted at rest and linked to the session; readable only by its author (and whoever the author
     shares it with), never part of the monitoring record, the REMS record, exports or the portal."""
     try:
-        return process_note_create(actor, session.patient, text, dosing_session=session)
+        return process_note_create(actor, session.patient, text=text, dosing_session=session)
     except DomainError as e:  # the session page shows the sentence at the top and by its field
         raise DomainError([e.message], e.field_errors) from None
 

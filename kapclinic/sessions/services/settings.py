@@ -177,7 +177,7 @@ def measure_settings_update(
 
     _settings_actor(actor)
     assert actor.clinic is not None and actor.user is not None
-    changes = measure_settings_apply(actor.clinic, values, expected_version, actor.user)
+    changes = measure_settings_apply(actor.clinic, values, expected_version=expected_version, user=actor.user)
     if not changes:
         return []
     reason = _need_reason(reason)  # refusing here rolls the write back (one transaction)

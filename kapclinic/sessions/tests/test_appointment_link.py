@@ -65,7 +65,9 @@ def test_start_after_the_front_desk_check_in_is_already_checked_in(world: Any, c
     make_dosing_ready(world.patient, world.prescriber, "ketamine-iv-racemic")
     appt = dosing_appt(world)
     arrived = clock.now()
-    scheduling_services.appointment_check_in(actor_for(world.front_desk, world.clinic), appt, appt.version)
+    scheduling_services.appointment_check_in(
+        actor_for(world.front_desk, world.clinic), appt, expected_version=appt.version
+    )
     clock.advance(dt.timedelta(minutes=7))  # the nurse starts the session a few minutes later
     session, created = services.session_start_from_appointment(nurse(world), appt)
     assert created and session.state == "checked_in" and session.checked_in_at == arrived

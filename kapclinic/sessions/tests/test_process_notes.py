@@ -75,7 +75,7 @@ def test_only_the_author_and_shared_colleagues_see_it_on_the_session_page(
     client.force_login(world.therapist_other)
     assert client.get(url(s, "detail")).status_code == 403
     # The author shares it with the prescriber: now the prescriber reads it, the nurse still does not.
-    note_services.process_note_share(actor_for(world.therapist, world.clinic), note, world.prescriber)
+    note_services.process_note_share(actor_for(world.therapist, world.clinic), note, user=world.prescriber)
     client.force_login(world.prescriber)
     page = client.get(url(s, "detail")).content.decode()
     assert "lake house" in page and "(shared with you)" in page
@@ -165,7 +165,7 @@ def test_session_page_reads_process_notes_in_constant_queries(
         client.get(url(s, "detail"))
     for i in range(5):
         note = services.process_note_add(actor, s, text=f"more {i}")
-        note_services.process_note_share(actor, note, world.prescriber)
+        note_services.process_note_share(actor, note, user=world.prescriber)
     with django_assert_max_num_queries(len(one.captured_queries)):
         assert client.get(url(s, "detail")).status_code == 200
 

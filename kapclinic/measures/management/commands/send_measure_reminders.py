@@ -44,7 +44,7 @@ class Command(BaseCommand):
                     continue
                 if not options["dry_run"]:
                     patient = Patient.objects.select_related("clinic").get(pk=row.patient_id)
-                    services.link_send(actor, patient, row.due.instrument)
+                    services.link_send(actor, patient, instrument=row.due.instrument)
                 sent += 1
         verb = "Would send" if options["dry_run"] else "Sent"
         self.stdout.write(f"{verb} {sent} reminder link(s); skipped {skipped} (open link or no email).")
