@@ -25,10 +25,12 @@ from fhir.resources.R4B import get_fhir_model_class
 from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.fhirapi.access import SYSTEM, Grant
+from kapclinic.fhirapi.export_reads import chunks
 from kapclinic.fhirapi.models import ExportJob, ExportStatus, FhirClient
 from kapclinic.fhirapi.outcome import FhirError
-from kapclinic.fhirapi.resources import PARTS, prefetch
+from kapclinic.fhirapi.resources import PARTS
 from kapclinic.fhirapi.search import parse_date
+from kapclinic.fhirapi.shape_validation import ShapeValidator
 
 EXPORT_TYPES = (
     "Patient",
@@ -128,27 +130,20 @@ def run(job_id: str) -> str:
     grant_like = type("ExportGrant", (), {"clinic": job.clinic})()
     output: list[dict[str, Any]] = []
     types = job.types.split(",")
+    shapes = ShapeValidator()
     try:
         for index, resource_type in enumerate(types):
             model = get_fhir_model_class(resource_type)
             count = 0
             path = folder / f"{resource_type}.ndjson"
             with path.open("w", encoding="utf-8") as out:
-                for spec in PARTS[resource_type]:  # Observation: scores, then vital signs
-                    qs = spec.queryset().filter(**{f"{spec.patient_field}__in": _clinic_patients(job)})
-                    if job.since is not None:
-                        qs = qs.filter(**{f"{spec.updated_field}__gte": job.since})
-                    qs = qs.order_by("pk").prefetch_related(*prefetch(spec))
-                    batch: list[Any] = []
-                    for row in qs.iterator(chunk_size=CHUNK):
-                        batch.append(row)
-                        if len(batch) == CHUNK:
-                            count += _write(out, spec.render(batch, grant_like), model)
-                            batch = []
-                            if _cancelled(job.pk):
-                                shutil.rmtree(folder, ignore_errors=True)
-                                return "cancelled"
-                    count += _write(out, spec.render(batch, grant_like), model)
+                for spec in PARTS[resource_type]:  # Observation: scores, vital signs, weight, height
+                    parts = chunks(spec, _clinic_patients(job), job.since, grant_like, CHUNK)
+                    for resources in parts:
+                        count += _write(out, resources, model, shapes)
+                        if _cancelled(job.pk):
+                            shutil.rmtree(folder, ignore_errors=True)
+                            return "cancelled"
             output.append({"type": resource_type, "file": path.name, "count": count})
             ExportJob.objects.filter(pk=job.pk).update(progress=f"{index + 1} of {len(types)} types written")
     except Exception as exc:  # the job answers 500 with a sentence; the worker logs the rest
@@ -175,9 +170,9 @@ def _clinic_patients(job: ExportJob) -> Any:
     return Patient.objects.filter(clinic=job.clinic).values("pk")
 
 
-def _write(out: Any, resources: list[dict[str, Any]], model: Any) -> int:
+def _write(out: Any, resources: list[dict[str, Any]], model: Any, shapes: ShapeValidator) -> int:
     for resource in resources:
-        model.model_validate(resource)
+        shapes.validate(resource, model)
         out.write(json.dumps(resource, separators=(",", ":")))
         out.write("\n")
     return len(resources)
