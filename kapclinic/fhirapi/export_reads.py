@@ -16,13 +16,40 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from kapclinic.fhirapi.resources import VITAL_SIGNS, Spec, _with_meta, prefetch
+from kapclinic.fhirapi.resources import (
+    BODY_HEIGHT_SPEC,
+    BODY_WEIGHT_SPEC,
+    VITAL_SIGNS,
+    Spec,
+    _with_meta,
+    prefetch,
+    questionnaire_url,
+)
 from kapclinic.interop import fhir
 
 _VITAL_FIELDS = (
     "pk", "session_id", "code_system", "code", "display", "value", "unit", "at", "reading",
     "recorded_by_id",
 )  # fmt: skip
+
+
+_SESSION_FIELDS = (
+    "pk", "state", "patient_id", "clinic_id", "appointment_id", "scheduled_for", "checked_in_at",
+    "predose_passed_at", "first_dose_at", "discharged_at", "aborted_at", "protocol_id", "protocol_version",
+    "fhir_updated",
+)  # fmt: skip
+
+# The columns each part's renderer reads (named rows carry the same attribute names as the models).
+# Parts not listed are read as model instances, as the API reads them.
+_RESPONSE_FIELDS = ("pk", "instrument", "instrument_version", "patient_id", "completed_at")
+LEAN_FIELDS: dict[str, tuple[str, ...]] = {  # by the part's id prefix
+    "score": (*_RESPONSE_FIELDS, "total"),
+    "qr": _RESPONSE_FIELDS,
+    BODY_WEIGHT_SPEC.prefix: ("pk", "patient_id", "predose_passed_at", "weight_kg"),
+    BODY_HEIGHT_SPEC.prefix: ("pk", "patient_id", "predose_passed_at", "height_cm"),
+    "enc": _SESSION_FIELDS,
+    "proc": _SESSION_FIELDS,
+}
 
 
 def chunks(spec: Spec, patients: Any, since: Any, grant: Any, size: int) -> Iterator[list[dict[str, Any]]]:
@@ -33,14 +60,38 @@ def chunks(spec: Spec, patients: Any, since: Any, grant: Any, size: int) -> Iter
     qs = spec.queryset().filter(**{f"{spec.patient_field}__in": patients})
     if since is not None:
         qs = qs.filter(**{f"{spec.updated_field}__gte": since})
-    qs = qs.order_by("pk").prefetch_related(*prefetch(spec))
+    qs = qs.order_by("pk")
+    if spec.prefix in LEAN_FIELDS:
+        render = _render_responses if spec.prefix == "qr" else spec.render
+        rows = qs.values_list(*LEAN_FIELDS[spec.prefix], named=True)
+    else:
+        render = spec.render
+        rows = qs.prefetch_related(*prefetch(spec))
     batch: list[Any] = []
-    for row in qs.iterator(chunk_size=size):
+    for row in rows.iterator(chunk_size=size):
         batch.append(row)
         if len(batch) == size:
-            yield spec.render(batch, grant)
+            yield render(batch, grant)
             batch = []
-    yield spec.render(batch, grant)
+    yield render(batch, grant)
+
+
+def _render_responses(rows: list[Any], grant: Any) -> list[dict[str, Any]]:
+    """resources._render_responses on named rows: the answers of the chunk in one query, as tuples."""
+    from kapclinic.measures.models import ItemAnswer
+
+    answers: dict[int, list[Any]] = {row.pk: [] for row in rows}
+    if answers:
+        found = ItemAnswer.objects.filter(response_id__in=list(answers)).order_by("pk")
+        for answer in found.values_list("response_id", "link_id", "value", "item_number", named=True):
+            answers[answer.response_id].append(answer)
+    return [
+        _with_meta(
+            fhir.questionnaire_response_resource(r, answers[r.pk], questionnaire_url(r.instrument)),
+            r.completed_at,
+        )
+        for r in rows
+    ]
 
 
 def _vital_sign_chunks(patients: Any, since: Any, size: int) -> Iterator[list[dict[str, Any]]]:

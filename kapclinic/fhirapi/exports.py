@@ -2,10 +2,13 @@
 
 Kick-off (`Prefer: respond-async`) answers 202 with `Content-Location`; the background worker writes one
 NDJSON file per resource type, streaming rows with `.iterator()` (constant memory whatever the clinic's
-size), each resource validated with fhir.resources; the status URL answers 202 (`X-Progress`,
-`Retry-After`) until the manifest (200, `Expires`); DELETE cancels; files need the same client's token
-and are deleted after settings.FHIR_EXPORT_EXPIRE_HOURS. Exports are for backend services (system
-scopes), as the Bulk Data guide recommends ([D4]: SHOULD use SMART Backend Services).
+size; lean named-row reads for the big tables, export_reads.py), each resource validated before it is
+written, per shape rather than per resource (shape_validation.py: the first resource of each structural
+signature and code values fully with fhir.resources, later ones leaf by leaf with each leaf's FHIR
+primitive validator; docs/fhir-api.md#bulk-data says why this is exact); the status URL answers 202
+(`X-Progress`, `Retry-After`) until the manifest (200, `Expires`); DELETE cancels; files need the same
+client's token and are deleted after settings.FHIR_EXPORT_EXPIRE_HOURS. Exports are for backend services
+(system scopes), as the Bulk Data guide recommends ([D4]: SHOULD use SMART Backend Services).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ primitive's adapter, as full validation would have for the same value.
 
 from __future__ import annotations
 
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,14 +46,33 @@ class Unmappable(Exception):
     """A leaf whose FHIR primitive type cannot be found: the signature is always validated fully."""
 
 
-def _flatten(obj: Any, leaves: list[Any]) -> Any:
-    kind = type(obj)
-    if kind is dict:
-        return tuple([(key, _flatten(value, leaves)) for key, value in obj.items()])
-    if kind is list:
-        return (_LIST, *[_flatten(item, leaves) for item in obj])
-    leaves.append(obj)
-    return kind
+def _flatten(obj: dict[str, Any], leaves: list[Any]) -> tuple[Any, ...]:
+    """A dict's signature; its leaves appended in order (leaves inline: one call per dict or list)."""
+    out: list[Any] = []
+    for key, value in obj.items():
+        kind = type(value)
+        if kind is dict:
+            out.append((key, _flatten(value, leaves)))
+        elif kind is list:
+            out.append((key, _flatten_list(value, leaves)))
+        else:
+            leaves.append(value)
+            out.append((key, kind))
+    return tuple(out)
+
+
+def _flatten_list(obj: list[Any], leaves: list[Any]) -> tuple[Any, ...]:
+    out: list[Any] = [_LIST]
+    for value in obj:
+        kind = type(value)
+        if kind is dict:
+            out.append(_flatten(value, leaves))
+        elif kind is list:
+            out.append(_flatten_list(value, leaves))
+        else:
+            leaves.append(value)
+            out.append(kind)
+    return tuple(out)
 
 
 def signature(resource: dict[str, Any]) -> tuple[Any, list[Any]]:
@@ -63,7 +83,8 @@ def signature(resource: dict[str, Any]) -> tuple[Any, list[Any]]:
 
 @dataclass
 class _Check:
-    validate: Any  # TypeAdapter.validate_python
+    primitive: Any  # the field's annotation (kept alive: its id is the cache key)
+    validate: Any  # TypeAdapter(primitive).validate_python
     seen: set[Any] = field(default_factory=set)
 
 
@@ -74,7 +95,7 @@ class _Plan:
     codes: set[tuple[Any, ...]] = field(default_factory=set)
 
 
-_ADAPTERS: dict[tuple[str, type], _Check] = {}
+_ADAPTERS: dict[tuple[int, type], _Check] = {}  # by (id of the field's annotation, Python type)
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
@@ -82,7 +103,7 @@ def _unwrap(annotation: Any) -> tuple[Any, bool]:
     many = False
     while True:
         origin = typing.get_origin(annotation)
-        if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        if origin is typing.Union or origin is types.UnionType:
             args = [a for a in typing.get_args(annotation) if a is not type(None)]
             if len(args) != 1:
                 raise Unmappable(str(annotation))
@@ -101,10 +122,10 @@ def _leaf(annotation: Any, python_type: type) -> _Check | None:
             raise Unmappable(str(primitive))
     elif any(isinstance(meta, Code) for meta in typing.get_args(primitive)[1:]):
         return None  # a code: its value is part of the key
-    key = (repr(primitive), python_type)
+    key = (id(primitive), python_type)
     check = _ADAPTERS.get(key)
     if check is None:
-        check = _ADAPTERS[key] = _Check(TypeAdapter(primitive).validate_python)
+        check = _ADAPTERS[key] = _Check(primitive, TypeAdapter(primitive).validate_python)
     return check
 
 
