@@ -35,11 +35,10 @@ from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from fhir_core.types import Code
 from pydantic import TypeAdapter
 
-SEEN_LIMIT = 4096  # values remembered per (primitive type, Python type) as accepted
-CODES_LIMIT = 4096  # code-value combinations remembered per signature as validated fully
+SEEN_LIMIT = 256  # values remembered per (field, Python type) as accepted (constants mostly)
+CODES_LIMIT = 1024  # code-value combinations remembered per signature as validated fully
 
 _LIST = "[]"  # marker opening a list's signature (dict signatures are tuples of (key, signature) pairs)
-_VALUE = "="  # marker of a leaf whose value is part of the key (code, resourceType)
 
 
 class Unmappable(Exception):
