@@ -173,11 +173,17 @@ def _clinic_patients(job: ExportJob) -> Any:
     return Patient.objects.filter(clinic=job.clinic).values("pk")
 
 
+# json.dumps(resource, separators=(",", ":")) without building an encoder per call (same output).
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _write(out: Any, resources: list[dict[str, Any]], model: Any, shapes: ShapeValidator) -> int:
+    lines = []
     for resource in resources:
-        shapes.validate(resource, model)
-        out.write(json.dumps(resource, separators=(",", ":")))
-        out.write("\n")
+        shapes.validate(resource, model)  # raises before anything of the chunk is written
+        lines.append(_encode(resource))
+    if lines:
+        out.write("\n".join(lines) + "\n")
     return len(resources)
 
 
