@@ -2,10 +2,13 @@
 
 Kick-off (`Prefer: respond-async`) answers 202 with `Content-Location`; the background worker writes one
 NDJSON file per resource type, streaming rows with `.iterator()` (constant memory whatever the clinic's
-size), each resource validated with fhir.resources; the status URL answers 202 (`X-Progress`,
-`Retry-After`) until the manifest (200, `Expires`); DELETE cancels; files need the same client's token
-and are deleted after settings.FHIR_EXPORT_EXPIRE_HOURS. Exports are for backend services (system
-scopes), as the Bulk Data guide recommends ([D4]: SHOULD use SMART Backend Services).
+size; lean named-row reads for the big tables, export_reads.py), each resource validated before it is
+written, per shape rather than per resource (shape_validation.py: the first resource of each structural
+signature and code values fully with fhir.resources, later ones leaf by leaf with each leaf's FHIR
+primitive validator; docs/fhir-api.md#bulk-data says why this is exact); the status URL answers 202
+(`X-Progress`, `Retry-After`) until the manifest (200, `Expires`); DELETE cancels; files need the same
+client's token and are deleted after settings.FHIR_EXPORT_EXPIRE_HOURS. Exports are for backend services
+(system scopes), as the Bulk Data guide recommends ([D4]: SHOULD use SMART Backend Services).
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from kapclinic.audit.services import record_event
 from kapclinic.core import clock
 from kapclinic.fhirapi import groups
 from kapclinic.fhirapi.access import SYSTEM, Grant
+from kapclinic.fhirapi.export_reads import chunks
 from kapclinic.fhirapi.models import ExportJob, ExportStatus, FhirClient, PatientGroup
 from kapclinic.fhirapi.outcome import FhirError
-from kapclinic.fhirapi.resources import PARTS, prefetch
+from kapclinic.fhirapi.resources import PARTS
 from kapclinic.fhirapi.search import parse_date
+from kapclinic.fhirapi.shape_validation import ShapeValidator
 
 EXPORT_TYPES = (
     "Patient",
@@ -147,27 +152,20 @@ def run(job_id: str) -> str:
     grant_like = type("ExportGrant", (), {"clinic": job.clinic})()
     output: list[dict[str, Any]] = []
     types = job.types.split(",")
+    shapes = ShapeValidator()
     try:
         for index, resource_type in enumerate(types):
             model = get_fhir_model_class(resource_type)
             count = 0
             path = folder / f"{resource_type}.ndjson"
             with path.open("w", encoding="utf-8") as out:
-                for spec in PARTS[resource_type]:  # Observation: scores, then vital signs
-                    qs = spec.queryset().filter(**{f"{spec.patient_field}__in": _clinic_patients(job)})
-                    if job.since is not None:
-                        qs = qs.filter(**{f"{spec.updated_field}__gte": job.since})
-                    qs = qs.order_by("pk").prefetch_related(*prefetch(spec))
-                    batch: list[Any] = []
-                    for row in qs.iterator(chunk_size=CHUNK):
-                        batch.append(row)
-                        if len(batch) == CHUNK:
-                            count += _write(out, spec.render(batch, grant_like), model)
-                            batch = []
-                            if _cancelled(job.pk):
-                                shutil.rmtree(folder, ignore_errors=True)
-                                return "cancelled"
-                    count += _write(out, spec.render(batch, grant_like), model)
+                for spec in PARTS[resource_type]:  # Observation: scores, vital signs, weight, height
+                    parts = chunks(spec, _clinic_patients(job), job.since, grant_like, CHUNK)
+                    for resources in parts:
+                        count += _write(out, resources, model, shapes)
+                        if _cancelled(job.pk):
+                            shutil.rmtree(folder, ignore_errors=True)
+                            return "cancelled"
             output.append({"type": resource_type, "file": path.name, "count": count})
             ExportJob.objects.filter(pk=job.pk).update(progress=f"{index + 1} of {len(types)} types written")
     except Exception as exc:  # the job answers 500 with a sentence; the worker logs the rest
@@ -200,11 +198,17 @@ def _clinic_patients(job: ExportJob) -> Any:
     return patients.values("pk")
 
 
-def _write(out: Any, resources: list[dict[str, Any]], model: Any) -> int:
+# json.dumps(resource, separators=(",", ":")) without building an encoder per call (same output).
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _write(out: Any, resources: list[dict[str, Any]], model: Any, shapes: ShapeValidator) -> int:
+    lines = []
     for resource in resources:
-        model.model_validate(resource)
-        out.write(json.dumps(resource, separators=(",", ":")))
-        out.write("\n")
+        shapes.validate(resource, model)  # raises before anything of the chunk is written
+        lines.append(_encode(resource))
+    if lines:
+        out.write("\n".join(lines) + "\n")
     return len(resources)
 
 

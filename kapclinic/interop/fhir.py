@@ -13,6 +13,7 @@ Over 600 lines: one mapper per FHIR resource type, each short and independent, s
 from __future__ import annotations
 
 import datetime as dt
+from functools import cache, lru_cache
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
@@ -63,6 +64,7 @@ ID_PREFIX: dict[str, str] = {
 _GENDER = {"female": "female", "male": "male", "intersex": "other", "unknown": "unknown"}
 
 
+@lru_cache(maxsize=4096)  # the Bulk export formats the same instants many times (a reading's vitals)
 def iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="seconds")
 
@@ -346,6 +348,18 @@ def _coded(system: str, code: str, display: str) -> dict[str, Any]:
     return {"coding": [{"system": system, "code": code, "display": display}], "text": display}
 
 
+@cache
+def _vital_codes() -> tuple[Any, Any, Any, dict[str, Any]]:
+    """The systolic and diastolic codes, the panel, and each vital's code by its LOINC (the first)."""
+    from kapclinic.clinical.vitals import BP_PANEL, Vital
+    from kapclinic.clinical.vitals import LOINC as VITAL_CODES
+
+    by_loinc: dict[str, Any] = {}
+    for code in VITAL_CODES.values():
+        by_loinc.setdefault(code.loinc, code)
+    return VITAL_CODES[Vital.SBP], VITAL_CODES[Vital.DBP], BP_PANEL, by_loinc
+
+
 def vital_sign_resource(observation: Any, patient_id: int, diastolic: Any = None) -> dict[str, Any]:
     """A stored vital sign (sessions.Observation, kind "vital") as an R4 vital-signs Observation: category
     vital-signs, the LOINC code and UCUM unit of clinical/vitals.py (docs/clinical-reference.md §5.1), the
@@ -355,10 +369,7 @@ def vital_sign_resource(observation: Any, patient_id: int, diastolic: Any = None
     with a systolic (8480-6) and a diastolic (8462-4) component in mm[Hg] (`diastolic`: the value taken
     with it), and claims the R4 `bp` profile when both are there; a diastolic value stored alone is a
     panel with that one component. A panel has no valueQuantity."""
-    from kapclinic.clinical.vitals import BP_PANEL, Vital
-    from kapclinic.clinical.vitals import LOINC as VITAL_CODES
-
-    systolic, diastolic_code = VITAL_CODES[Vital.SBP], VITAL_CODES[Vital.DBP]
+    systolic, diastolic_code, panel, by_loinc = _vital_codes()
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "id": f"vs{observation.pk}",
@@ -374,9 +385,9 @@ def vital_sign_resource(observation: Any, patient_id: int, diastolic: Any = None
         components = [(part, value) for part, value in components if value is not None]
         if len(components) == 2:
             resource["meta"] = {"profile": [BP_PROFILE]}
-        resource["code"] = _coded(LOINC, BP_PANEL.loinc, BP_PANEL.display)
+        resource["code"] = _coded(LOINC, panel.loinc, panel.display)
     else:
-        code = next((c for c in VITAL_CODES.values() if c.loinc == observation.code), None)
+        code = by_loinc.get(observation.code)
         resource["code"] = _coded(
             observation.code_system, observation.code, code.display if code else observation.display
         )
@@ -392,7 +403,6 @@ def vital_sign_resource(observation: Any, patient_id: int, diastolic: Any = None
             for part, value in components
         ]
     else:
-        code = next((c for c in VITAL_CODES.values() if c.loinc == observation.code), None)
         resource["valueQuantity"] = _quantity(observation.value, code.ucum if code else observation.unit)
     return resource
 
