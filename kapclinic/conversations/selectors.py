@@ -29,8 +29,10 @@ def visible_threads(actor: Actor) -> QuerySet[Thread]:
     if sc == CASELOAD:
         from kapclinic.patients.models import CareTeamMember
 
+        # IN (the caseload's patients), not EXISTS per thread: the count then probes the caseload's
+        # threads by patient instead of testing every open thread of the clinic (docs/benchmarks.md).
         return qs.filter(
-            Exists(CareTeamMember.objects.filter(patient_id=OuterRef("patient_id"), user_id=actor.user.pk))
+            patient_id__in=CareTeamMember.objects.filter(user_id=actor.user.pk).values("patient_id")
         )
     return Thread.objects.none()
 
