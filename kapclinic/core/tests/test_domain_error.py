@@ -21,6 +21,7 @@ NOT_REFUSALS = {
     "FhirError": "the FHIR API's answer: an OperationOutcome with its HTTP status (fhirapi/outcome.py)",
     "SmsError": "a text provider's failure, kept by class name for the delivery retries (messaging/sms.py)",
     "_DryRun": "control flow: rolls back a trial booking (scheduling/series.py)",
+    "Unmappable": "control flow: the export validates such a resource fully (fhirapi/shape_validation.py)",
 }
 
 
