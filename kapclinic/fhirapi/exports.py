@@ -68,7 +68,7 @@ def client_of(grant: Grant, request: HttpRequest) -> FhirClient:
     if client is None:
         from kapclinic.fhirapi.services import deny
 
-        deny(grant, request, "bulk-export")
+        deny(grant, request, detail="bulk-export")
         raise FhirError(403, "forbidden", "Bulk export is for backend services with system scopes.")
     return client
 

@@ -47,7 +47,7 @@ def _spec(grant: Grant, request: HttpRequest, resource_type: str, interaction: s
     """The type's spec (None for Questionnaire); 404 unknown type; 403 audited when not granted."""
     if resource_type == "Questionnaire":
         if not grant.may_read_type(resource_type, interaction):
-            deny(grant, request, f"type={resource_type}")
+            deny(grant, request, detail=f"type={resource_type}")
             raise FhirError(403, "forbidden", "This access does not include Questionnaire resources.")
         return None
     spec = SPECS.get(resource_type)
@@ -57,12 +57,12 @@ def _spec(grant: Grant, request: HttpRequest, resource_type: str, interaction: s
         spec.managers_only and not grant.manages_clinic()
     )
     if not grant.may_read_type(resource_type, interaction) or no_access:
-        deny(grant, request, f"type={resource_type}")
+        deny(grant, request, detail=f"type={resource_type}")
         raise FhirError(403, "forbidden", f"This access does not include {resource_type} resources.")
     return spec
 
 
-def deny(grant: Grant, request: HttpRequest, detail: str, patient: Any = None) -> None:
+def deny(grant: Grant, request: HttpRequest, *, detail: str, patient: Any = None) -> None:
     """Audit a refusal as "denied", naming the client; one per request."""
     if getattr(request, "_kap_refusal", None) is not None:
         return
@@ -85,7 +85,7 @@ def _questionnaires() -> tuple[dict[str, Any], ...]:
     return tuple(validate_resource(questionnaire_json(key)) for key in fhir.QUESTIONNAIRE_IDS)
 
 
-def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: str) -> dict[str, Any]:
+def read(request: HttpRequest, grant: Grant, *, resource_type: str, resource_id: str) -> dict[str, Any]:
     spec = _spec(grant, request, resource_type, "r")
     if spec is None:
         for questionnaire in _questionnaires():
@@ -120,7 +120,7 @@ def read(request: HttpRequest, grant: Grant, resource_type: str, resource_id: st
     if row is None or patient is None or not grant.exists_for(patient):
         raise FhirError(404, "not-found", f"No {resource_type} with this id.")
     if not grant.can_read(patient, spec.clinical):
-        deny(grant, request, f"type={resource_type}", patient=patient)
+        deny(grant, request, detail=f"type={resource_type}", patient=patient)
         raise FhirError(403, "forbidden", "This access does not include this patient's record.")
     resource = validate_resource(spec.render([row], grant)[0])
     record_event(
@@ -222,7 +222,7 @@ def _self_url(resource_type: str, params: list[tuple[str, str]]) -> str:
     return f"{base_url()}/{resource_type}" + (f"?{query}" if query else "")
 
 
-def search(request: HttpRequest, grant: Grant, resource_type: str) -> dict[str, Any]:
+def search(request: HttpRequest, grant: Grant, *, resource_type: str) -> dict[str, Any]:
     spec = _spec(grant, request, resource_type, "s")
     criteria, result = _parse(request, spec)
     if spec is None:
@@ -305,7 +305,7 @@ def _included_patients(request: HttpRequest, grant: Grant, patient_ids: set[int]
     page size; only patients whose demographics this grant may read (403 without Patient access)."""
     spec = SPECS["Patient"]
     if not grant.may_read_type("Patient", "r") or not grant.has_any_access(spec.clinical):
-        deny(grant, request, "type=Patient include")
+        deny(grant, request, detail="type=Patient include")
         raise FhirError(403, "forbidden", "This access does not include Patient resources (_include).")
     if not patient_ids:
         return []

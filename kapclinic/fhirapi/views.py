@@ -65,7 +65,7 @@ def metadata(request: HttpRequest) -> dict[str, Any]:
 @fhir_view
 def read(request: HttpRequest, resource_type: str, resource_id: str) -> dict[str, Any]:
     grant = _grant(request)
-    return services.read(request, grant, resource_type, resource_id)
+    return services.read(request, grant, resource_type=resource_type, resource_id=resource_id)
 
 
 @require_GET
@@ -73,10 +73,10 @@ def read(request: HttpRequest, resource_type: str, resource_id: str) -> dict[str
 def search(request: HttpRequest, resource_type: str) -> dict[str, Any]:
     grant = _grant(request)
     try:
-        return services.search(request, grant, resource_type)
+        return services.search(request, grant, resource_type=resource_type)
     except FhirError as error:
         if error.status == 400:  # bad input is recorded as a refused access, naming the client
-            services.deny(grant, request, f"invalid-search type={resource_type[:40]}")
+            services.deny(grant, request, detail=f"invalid-search type={resource_type[:40]}")
         raise
 
 
