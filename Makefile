@@ -16,7 +16,7 @@ LOCK_PLATFORM := x86_64-unknown-linux-gnu
 LOCK_FLAGS := --generate-hashes --python-version $(LOCK_PYTHON) --python-platform $(LOCK_PLATFORM) \
 	--custom-compile-command 'make lock' --quiet $(LOCK_ARGS)
 
-.PHONY: install run test lint typecheck checks test-sqlite test-postgres test-browser bench clean lock upgrade
+.PHONY: install run test lint typecheck checks test-sqlite test-postgres test-browser bench bench-growth clean lock upgrade
 
 # Two pip runs: every third-party package from the lock, each checked against its hash; then the project
 # itself, editable, with no dependencies and built by the locked setuptools (no unhashed download).
@@ -71,6 +71,11 @@ test-browser: install
 
 bench: install
 	@bin/bench
+
+# Growth 2,000 -> 20,000 as in-process CPU per request, both sizes side by side (bench/growth.py).
+bench-growth: install
+	@bin/bench --db sqlite --sizes 2000,20000 --only floor --duration 1 --conc 1 > /dev/null
+	@.venv/bin/python bench/growth.py var/bench/sqlite-n2000.sqlite3 var/bench/sqlite-n20000.sqlite3
 
 clean:
 	rm -rf $(VENV) var *.egg-info
