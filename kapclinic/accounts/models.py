@@ -254,9 +254,7 @@ class MfaEnrolmentLink(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="mfa_enrolment_links")
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=clock.now)
-    created_by = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)  # opened by its owner: the link is spent
     replaced_at = models.DateTimeField(null=True, blank=True)  # a newer link was sent

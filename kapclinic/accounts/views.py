@@ -83,7 +83,7 @@ def session_status(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def session_stay(request: HttpRequest) -> HttpResponse:
-    """"Stay signed in" on the idle warning: counts as activity, whatever the middleware's resolution."""
+    """ "Stay signed in" on the idle warning: counts as activity, whatever the middleware's resolution."""
     if not request.user.is_authenticated:
         return JsonResponse({"signed_in": False, "seconds_left": None}, status=401)
     request.session[SESSION_LAST_SEEN] = clock.now().timestamp()

@@ -756,9 +756,7 @@ def refund(
     account_for(payment.patient, lock=True)
     already = money(payment.refunds.aggregate(t=Sum("amount"))["t"] or ZERO)
     if value > money(payment.amount) - already:
-        raise DomainError(
-            f"At most {money(payment.amount) - already} of this payment can still be refunded."
-        )
+        raise DomainError(f"At most {money(payment.amount) - already} of this payment can still be refunded.")
     allocated = money(payment.allocations.aggregate(t=Sum("amount"))["t"] or ZERO)
     unapplied = money(payment.amount) - already - allocated
     take_back = money(value - max(unapplied, ZERO)) if value > unapplied else ZERO

@@ -59,9 +59,7 @@ def consent_sign(
             "and sign again."
         )
     if not agreed:
-        raise DomainError(
-            "Tick the box to confirm that you have read and agree to the consent document."
-        )
+        raise DomainError("Tick the box to confirm that you have read and agree to the consent document.")
     if _norm(typed_name) != _norm(patient.legal_name):
         raise DomainError(
             f"The typed name must match the legal name on the record ({patient.legal_name}); type it exactly."

@@ -55,9 +55,7 @@ def reply_hours(clinic: Any) -> int:
 @transaction.atomic
 def settings_update(actor: Actor, *, hours: int) -> ConversationSettings:
     if not 1 <= hours <= 24 * 14:
-        raise _refused(
-            "Reply time: enter a number of hours from 1 to 336 (two weeks).", "reply_hours"
-        )
+        raise _refused("Reply time: enter a number of hours from 1 to 336 (two weeks).", "reply_hours")
     row, _ = ConversationSettings.objects.select_for_update().get_or_create(clinic=actor.clinic)
     old = row.reply_hours
     row.reply_hours = hours

@@ -114,9 +114,7 @@ def sentry_options(dsn: str, environment: str) -> dict[str, Any]:
     }
 
 
-def init_error_reporting(
-    dsn: str, environment: str, init: Callable[..., Any] | None = None
-) -> bool:
+def init_error_reporting(dsn: str, environment: str, init: Callable[..., Any] | None = None) -> bool:
     """Start the Sentry SDK when a DSN is configured; return whether it was started."""
     if not dsn:
         return False

@@ -87,8 +87,7 @@ class SafeTracebackFormatter(logging.Formatter):
 
     def formatException(
         self,
-        ei: tuple[type[BaseException], BaseException, TracebackType | None]
-        | tuple[None, None, None],
+        ei: tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None],
     ) -> str:
         exc = ei[1]
         if exc is None:

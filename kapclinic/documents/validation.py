@@ -58,9 +58,7 @@ def check_name(raw: str) -> str:
             "The file name contains a folder path; upload the file itself, named like report.pdf."
         )
     if any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise DomainError(
-            "The file name contains control characters; rename the file and upload it again."
-        )
+        raise DomainError("The file name contains control characters; rename the file and upload it again.")
     if len(name) > MAX_NAME:
         raise DomainError(
             f"The file name is longer than {MAX_NAME} characters; rename the file and upload it again."

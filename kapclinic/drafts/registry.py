@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from kapclinic.patients.models import Patient
 
 
-
 @dataclass(frozen=True)
 class DraftForm:
     key: str

@@ -81,9 +81,7 @@ def inquiry(request: HttpRequest, inquiry_id: int) -> HttpResponse:
         try:
             services.inquiry_set_status(actor, item, status=request.POST.get("status", ""))
         except (DomainError, ValueError) as exc:
-            messages.error(
-                request, str(exc) if isinstance(exc, DomainError) else "Choose a status."
-            )
+            messages.error(request, str(exc) if isinstance(exc, DomainError) else "Choose a status.")
         else:
             messages.success(request, f"Inquiry marked '{item.get_status_display()}'.")
         return redirect("intake:inquiry", inquiry_id=item.pk)

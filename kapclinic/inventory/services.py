@@ -852,7 +852,10 @@ def draw_statuses(session: Any) -> list[DrawStatus]:
     rows = (
         SessionDraw.objects.filter(session=session)
         .select_related(
-            "container__product", "devices_disposed_by", "devices_disposal_witness", "returned_by",
+            "container__product",
+            "devices_disposed_by",
+            "devices_disposal_witness",
+            "returned_by",
             "return_witness",
         )
         .annotate(
@@ -982,9 +985,7 @@ UNUSED_DEVICE_CHOICES = (
 
 
 @transaction.atomic
-def settle_unused_devices(
-    actor: Actor, session: Any, *, draw_id: int, how: str, witness: Any
-) -> SessionDraw:
+def settle_unused_devices(actor: Actor, session: Any, *, draw_id: int, how: str, witness: Any) -> SessionDraw:
     """Esketamine devices taken out for a session and not used (a partial dose, a session stopped),
     once dosing is over: returned to stock (no ledger line: they never left its balance; the draw
     records who returned them and the witness) or disposed of (a witnessed waste line). Either way,

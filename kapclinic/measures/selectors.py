@@ -388,8 +388,15 @@ def patient_open_alerts(patient: Patient) -> QuerySet[SafetyAlert]:
         SafetyAlert.objects.filter(patient=patient, acknowledged_at__isnull=True)
         .select_related("escalated_to")
         .only(
-            "patient_id", "urgent", "raised_at", "acknowledged_at", "notified_names", "notified_via",
-            "escalated_at", "escalation_reason", "escalated_to__full_name",
+            "patient_id",
+            "urgent",
+            "raised_at",
+            "acknowledged_at",
+            "notified_names",
+            "notified_via",
+            "escalated_at",
+            "escalation_reason",
+            "escalated_to__full_name",
         )
         .order_by("-raised_at", "-id")
     )

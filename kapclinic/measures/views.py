@@ -78,8 +78,6 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "measures/index.html", {"alerts": alerts, "cutoff": cutoff, "page": page})
 
 
-
-
 def _wall(at: Any) -> str:
     """An aware datetime as the clinic's wall-clock time without an offset (``2026-12-05T23:30:00``)."""
     return str(timezone.localtime(at).replace(tzinfo=None).isoformat())
@@ -153,9 +151,7 @@ def enter(request: HttpRequest, patient_id: int, instrument: str) -> HttpRespons
     )
     inst = _instrument(instrument)
     actor = actor_from_request(request)
-    form = InstrumentForm(
-        inst, request.POST or None, paper=True, birth_date=p.date_of_birth, submission=True
-    )
+    form = InstrumentForm(inst, request.POST or None, paper=True, birth_date=p.date_of_birth, submission=True)
     status = 200
     if request.method == "POST":
         if form.is_valid():

@@ -38,7 +38,6 @@ class NewNoteForm(KapForm):
             for a in dosing
         ]
 
-
     def clean_service_date(self) -> dt.date:
         day: dt.date = self.cleaned_data["service_date"]
         dates.check_service_date("The date of the visit", day, self.birth_date)

@@ -83,9 +83,11 @@ class AppointmentForm(KapForm):
         model_choice(self, "staff").queryset = selectors.clinicians(clinic)
         model_choice(self, "resource").queryset = selectors.resources(clinic)
         rules_ = kind_rules(clinic)
-        self.fields["minutes"].help_text = "Leave empty for the clinic's usual length: " + ", ".join(
-            f"{rule.label.lower()} {rule.default_minutes}" for rule in rules_.values()
-        ) + " minutes."
+        self.fields["minutes"].help_text = (
+            "Leave empty for the clinic's usual length: "
+            + ", ".join(f"{rule.label.lower()} {rule.default_minutes}" for rule in rules_.values())
+            + " minutes."
+        )
         if editing:
             del self.fields["patient"]
             del self.fields["kind"]

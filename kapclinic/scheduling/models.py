@@ -106,9 +106,7 @@ class Appointment(VersionedModel):
     cancel_reason = models.CharField(max_length=200, blank=True)
     #: Front desk's arrival mark (check-in); the status stays "booked" until completed or missed.
     checked_in_at = models.DateTimeField(null=True, blank=True)
-    checked_in_by = models.ForeignKey(
-        USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    checked_in_by = models.ForeignKey(USER, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     #: The treatment plan's proposed appointment this booking fulfils (booked from the plan's series).
     proposal = models.ForeignKey(
         "treatment.ProposedAppointment",

@@ -200,9 +200,7 @@ def suggest_series_dates(
 # ---------------------------------------------------------------- the day grid
 
 
-def visible_hours(
-    spans: Iterable[tuple[int, int]], usual_start: int, usual_end: int
-) -> tuple[int, int, int]:
+def visible_hours(spans: Iterable[tuple[int, int]], usual_start: int, usual_end: int) -> tuple[int, int, int]:
     """The hours the day grid shows: ``(first_hour, end_hour, outside)``.
 
     ``spans`` are the day's bookings as (start, end) minutes after local midnight, already clipped to the

@@ -343,7 +343,8 @@ def appointment_book(
 def appointment_reschedule(
     actor: Actor,
     appt: Appointment,
-    *, expected_version: int,
+    *,
+    expected_version: int,
     starts_at: dt.datetime,
     minutes: int,
     staff: User,
@@ -437,9 +438,7 @@ def appointment_cancel(actor: Actor, appt: Appointment, *, expected_version: int
     if problem:
         raise DomainError(problem)
     if not reason.strip():
-        raise DomainError(
-            [], {"reason": ["Give a reason for cancelling (it is kept with the appointment)."]}
-        )
+        raise DomainError([], {"reason": ["Give a reason for cancelling (it is kept with the appointment)."]})
     appt.status = Status.CANCELLED
     appt.cancelled_at = clock.now()
     appt.cancelled_by = actor.user

@@ -771,9 +771,7 @@ def plan_series(request: HttpRequest, patient_id: int, plan_id: int) -> HttpResp
         if posting:
             _refused(request, patient, plan)
     elif posting:
-        line_forms = {
-            p.pk: SeriesLineForm(request.POST, prefix=f"l{p.pk}", actor=actor) for p in open_props
-        }
+        line_forms = {p.pk: SeriesLineForm(request.POST, prefix=f"l{p.pk}", actor=actor) for p in open_props}
         if not all(f.is_valid() for f in line_forms.values()):
             status = 400
             errors.append("Some lines need a correction; see below.")

@@ -72,9 +72,7 @@ def configure_protocols(clinic: Any, user: Any = None, *, reason: str = DEMO_REA
     from kapclinic.sessions.models import ClinicProtocolSetting, ClinicSettingChange
 
     now = clock.now()
-    existing = set(
-        ClinicProtocolSetting.objects.filter(clinic=clinic).values_list("protocol_id", "key")
-    )
+    existing = set(ClinicProtocolSetting.objects.filter(clinic=clinic).values_list("protocol_id", "key"))
     rows = []
     changes = []
     for protocol_id, values in DEMO_VALUES.items():

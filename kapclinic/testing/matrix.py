@@ -103,12 +103,16 @@ def free_start(world: Any, start: Any, minutes: int, staff: Any) -> Any:
 
     length = dt.timedelta(minutes=minutes)
     while True:
-        clash = Appointment.objects.filter(
-            Q(patient=world.patient) | Q(staff=staff),
-            status__in=ACTIVE_STATUSES,
-            starts_at__lt=start + length,
-            ends_at__gt=start,
-        ).order_by("-ends_at").first()
+        clash = (
+            Appointment.objects.filter(
+                Q(patient=world.patient) | Q(staff=staff),
+                status__in=ACTIVE_STATUSES,
+                starts_at__lt=start + length,
+                ends_at__gt=start,
+            )
+            .order_by("-ends_at")
+            .first()
+        )
         if clash is None:
             return start
         start = clash.ends_at

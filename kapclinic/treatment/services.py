@@ -125,9 +125,7 @@ def plan_sign(
     adds has no rationale."""
     patient = plan.patient
     if plan.status != PlanStatus.DRAFT:
-        raise DomainError(
-            f"Only a draft plan can be signed; this plan is '{plan.get_status_display()}'."
-        )
+        raise DomainError(f"Only a draft plan can be signed; this plan is '{plan.get_status_display()}'.")
     protocol = plan_protocol(plan)
     if protocol is None:
         raise DomainError(

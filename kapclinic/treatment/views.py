@@ -159,9 +159,7 @@ def _proposals_with_bookings(item: TreatmentPlan) -> list[ProposedAppointment]:
     (Appointment.proposal), or None. Two queries."""
     proposals = list(item.proposals.prefetch_related("appointments__staff"))
     for p in proposals:
-        mine = sorted(
-            (a for a in p.appointments.all() if a.status in _FULFILLING), key=lambda a: a.starts_at
-        )
+        mine = sorted((a for a in p.appointments.all() if a.status in _FULFILLING), key=lambda a: a.starts_at)
         p.booking = mine[0] if mine else None  # type: ignore[attr-defined]
     return proposals
 

@@ -199,7 +199,7 @@ def test_patient_downloads_own_superbill_from_portal(billed: Any, client: Any) -
     client.force_login(w.patient_user)
     page = client.get(reverse("billing:portal"))
     assert page.status_code == 200 and "Download superbill" in page.content.decode()
-    one = f'{reverse("billing:portal_document", args=["superbill"])}?session={line.session_id}'
+    one = f"{reverse('billing:portal_document', args=['superbill'])}?session={line.session_id}"
     assert one in page.content.decode()
     assert "G2083" in _text(client.get(one).content)
     home = client.get(reverse("portal:index")).content.decode()

@@ -63,6 +63,8 @@ ALL_AT_ONCE = ("9223372036854775808", "²", "9999-12-31", "a\x00b")
 
 def _pick(values: tuple[str, ...], rotation: Iterator[int]) -> str:
     return values[next(rotation) % len(values)]
+
+
 #: Query parameters read by views that no link or form on the page may carry.
 COMMON_GET = ("page", "date", "next", "before", "staff", "resource", "patient", "kind", "at", "id", "status")
 #: Forms never posted: signing out ends the persona's session for the rest of the walk.

@@ -18,9 +18,14 @@ APPS = ("accounts", "audit", "consent", "core", "intake", "interop", "measures",
         "portal", "public", "scheduling", "sessions", "treatment", "inventory", "documents",
         "billing", "fhirapi", "conversations", "notifications")  # fmt: skip
 # Reached from the header (two-factor, sign-out) or from an email, or not a page for people.
-NOT_IN_MENUS = {"core:healthz", "fhirapi:metadata", "fhirapi:smart_configuration",
-                "fhirapi:openid_configuration", "fhirapi:jwks",
-                "notifications:badge"}  # JSON for machines; the badge is the bell's htmx fragment
+NOT_IN_MENUS = {
+    "core:healthz",
+    "fhirapi:metadata",
+    "fhirapi:smart_configuration",
+    "fhirapi:openid_configuration",
+    "fhirapi:jwks",
+    "notifications:badge",
+}  # JSON for machines; the badge is the bell's htmx fragment
 HREF = re.compile(r'href="(/[^"#?]*)')
 
 

@@ -19,8 +19,15 @@ def _render(tmp_path: Path, settings: Any, body: str, **context: Any) -> bytes:
 
 def test_a4_and_letter_with_page_numbers_and_header(tmp_path: Path, settings: Any) -> None:
     for paper, width_pt in (("A4", 595), ("Letter", 612)):
-        data = _render(tmp_path, settings, "<h1>Superbill</h1>", paper=paper, clinic_name="Demo Clinic",
-                       running_header="Pat Example · KAP-0001", document_title="Superbill")
+        data = _render(
+            tmp_path,
+            settings,
+            "<h1>Superbill</h1>",
+            paper=paper,
+            clinic_name="Demo Clinic",
+            running_header="Pat Example · KAP-0001",
+            document_title="Superbill",
+        )
         reader = PdfReader(io.BytesIO(data))
         assert round(float(reader.pages[0].mediabox.width)) == width_pt
         text = reader.pages[0].extract_text()

@@ -33,12 +33,12 @@ def _receive_data(reg: Any, product: Any, **over: Any) -> dict[str, Any]:
     return data
 
 
-
 def signs_in(user: Any, prefix: str = "witness", password: str | None = None) -> dict[str, str]:
     """A witness signing in on the form (issue 14): their email address and password."""
     from kapclinic.testing.factories import PASSWORD
 
     return {f"{prefix}_email": user.email, f"{prefix}_password": password or PASSWORD}
+
 
 def test_receive_a_box_then_see_labels(client: Any, world: Any, clock_frozen: Any) -> None:
     reg, product = make_registration(world.clinic), make_vial_product(world.clinic)

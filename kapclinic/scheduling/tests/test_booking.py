@@ -192,9 +192,7 @@ def test_reminder_for_cancelled_appointment_is_not_sent(world: Any, clock_frozen
         services.reminder_retry(actor_for(world.front_desk, world.clinic), reminder)
 
 
-def test_failed_send_is_retried_then_visible_as_failed(
-    world: Any, clock_frozen: Any, settings: Any
-) -> None:
+def test_failed_send_is_retried_then_visible_as_failed(world: Any, clock_frozen: Any, settings: Any) -> None:
     from kapclinic.testing.mail import DOWN
 
     appt = book(world)

@@ -169,9 +169,7 @@ def test_book_all_that_are_free_links_each_line_and_reports_the_others(
     assert "Book the series" in html and "1 not booked yet" in html
 
 
-def test_a_line_booked_meanwhile_is_not_booked_twice(
-    world: Any, ready: Any, chair: Any, room: Any
-) -> None:
+def test_a_line_booked_meanwhile_is_not_booked_twice(world: Any, ready: Any, chair: Any, room: Any) -> None:
     plan = plan_of(world)
     prep = plan.proposals.get(kind="preparation")
     actor = actor_for(world.front_desk, world.clinic)

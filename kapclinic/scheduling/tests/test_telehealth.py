@@ -83,7 +83,11 @@ def test_personal_room_and_reminder_and_ical_carry_the_join_page_not_the_room(
 def test_non_https_pattern_and_room_are_refused_with_a_sentence(world: Any, client: Any) -> None:
     client.force_login(world.admin)
     url = reverse("scheduling:telehealth")
-    for bad in ("http://meet.example.org/{room}", "javascript:alert(1)//{room}", "https://meet.example.org/x"):
+    for bad in (
+        "http://meet.example.org/{room}",
+        "javascript:alert(1)//{room}",
+        "https://meet.example.org/x",
+    ):
         response = client.post(url, {"mode": "jitsi", "jitsi_pattern": bad, "minutes_before": "15"})
         assert response.status_code == 400
         assert "Jitsi URL pattern:" in response.content.decode()

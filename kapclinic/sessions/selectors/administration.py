@@ -31,6 +31,7 @@ def infusion_running(session: DosingSession, *, admin: Administration | None = N
         and admin.infusion_stopped_at is None
     )
 
+
 # ---------------------------------------------------------------- dose hand-off (who does what next)
 
 

@@ -39,9 +39,7 @@ def esketamine_dosing(client: Any, world: Any, mg: str = "84") -> DosingSession:
     client.force_login(world.prescriber)
     assert client.post(url(s, "dose"), {"version": v(s), "fixed_mg": mg}).status_code == 302
     client.force_login(world.nurse)
-    r = client.post(
-        url(s, "start_dosing"), start_data(s)
-    )
+    r = client.post(url(s, "start_dosing"), start_data(s))
     assert r.status_code == 302
     s.refresh_from_db()
     return s
@@ -221,9 +219,7 @@ def iv_dosing(client: Any, world: Any) -> DosingSession:
     client.force_login(world.nurse)
     client.post(url(s, "double_check"))
     client.force_login(world.prescriber)
-    r = client.post(
-        url(s, "start_dosing"), start_data(s)
-    )
+    r = client.post(url(s, "start_dosing"), start_data(s))
     assert r.status_code == 302
     client.force_login(world.nurse)
     s.refresh_from_db()
@@ -325,9 +321,7 @@ def test_im_injection_time_is_the_first_dose(world: Any, client: Any, clock_froz
     client.force_login(world.nurse)
     client.post(url(s, "double_check"))
     client.force_login(world.prescriber)
-    r = client.post(
-        url(s, "start_dosing"), start_data(s)
-    )
+    r = client.post(url(s, "start_dosing"), start_data(s))
     assert r.status_code == 302
     s.refresh_from_db()
     assert s.first_dose_at is not None

@@ -203,16 +203,12 @@ def test_esketamine_full_flow(world: Any, client: Any, clock_frozen: Any) -> Non
     start_data(s)
     r = client.post(url(s, "start_dosing"), {"version": v(s), "container": ""})
     assert r.status_code == 400 and "This field is required." in r.content.decode()
-    r = client.post(
-        url(s, "start_dosing"), start_data(s)
-    )
+    r = client.post(url(s, "start_dosing"), start_data(s))
     assert r.status_code == 302
     s.refresh_from_db()
     assert s.state == "dosing" and s.first_dose_at == clock.now()
     # cannot dose twice
-    r = client.post(
-        url(s, "start_dosing"), start_data(s)
-    )
+    r = client.post(url(s, "start_dosing"), start_data(s))
     assert r.status_code == 400 and "cannot be dosed twice" in r.content.decode()
     # the first device was recorded at the first-dose time; dosing is complete once all three are
     r = client.post(url(s, "transition"), {"event": "start_monitoring", "version": v(s)})
@@ -454,23 +450,15 @@ def test_iv_double_check_and_max(world: Any, client: Any, clock_frozen: Any) -> 
     r = client.post(url(s, "double_check"))
     assert r.status_code == 400 and "second staff member" in r.content.decode()
     client.force_login(world.nurse)
-    r = client.post(
-        url(s, "start_dosing"), start_data(s)
-    )
+    r = client.post(url(s, "start_dosing"), start_data(s))
     assert r.status_code == 400 and "must be double-checked" in r.content.decode()
     client.post(url(s, "double_check"))
-    r = client.post(
-        url(s, "start_dosing"), start_data(s)
-    )
+    r = client.post(url(s, "start_dosing"), start_data(s))
     assert r.status_code == 400 and "cannot also be the one giving it" in r.content.decode()
     client.force_login(world.prescriber)
-    r = client.post(
-        url(s, "start_dosing"), {"version": v(s), "container": expired_container(s)}
-    )
+    r = client.post(url(s, "start_dosing"), {"version": v(s), "container": expired_container(s)})
     assert r.status_code == 400 and "Select a valid choice" in r.content.decode()
-    r = client.post(
-        url(s, "start_dosing"), start_data(s)
-    )
+    r = client.post(url(s, "start_dosing"), start_data(s))
     assert r.status_code == 302
     # IV minimum observation is a clinic setting with no default: discharge refused until the clinic sets it
     s.refresh_from_db()
