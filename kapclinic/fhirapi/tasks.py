@@ -10,3 +10,10 @@ def run_export(job_id: str) -> str:
     from kapclinic.fhirapi.exports import run
 
     return run(job_id)
+
+
+@task()
+def run_export_part(job_id: str, index: int) -> str:
+    from kapclinic.fhirapi.exports import run_part
+
+    return run_part(job_id, index)
