@@ -229,6 +229,10 @@ OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"  # named for the fhirapi m
 OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"  # likewise
 FHIR_EXPORT_EXPIRE_HOURS = env.int("FHIR_EXPORT_EXPIRE_HOURS", 24)  # Bulk Data files are deleted after
 FHIR_EXPORT_DIR = Path(env.str("FHIR_EXPORT_DIR", str(VAR_DIR / "fhir-exports")))
+# A Bulk export is cut into this many parts per resource type (contiguous ranges of the exported patients),
+# each a task of its own, so that several `db_worker` processes write one export in parallel
+# (docs/fhir-api.md#bulk-data): run at least as many workers as cores to use them.
+FHIR_EXPORT_PARTS = env.int("FHIR_EXPORT_PARTS", 4)
 
 ROOT_URLCONF = "kapclinic.urls"
 WSGI_APPLICATION = "kapclinic.wsgi.application"

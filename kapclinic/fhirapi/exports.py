@@ -1,12 +1,15 @@
 """Bulk Data Access $export (docs/fhir-api.md#bulk-data, [D4]).
 
-Kick-off (`Prefer: respond-async`) answers 202 with `Content-Location`; the background worker writes one
-NDJSON file per resource type, streaming rows with `.iterator()` (constant memory whatever the clinic's
+Kick-off (`Prefer: respond-async`) answers 202 with `Content-Location` and cuts the job into parts: per
+requested type, settings.FHIR_EXPORT_PARTS contiguous pk ranges of the exported patients, one task each, so
+that several `db_worker` processes write one export in parallel. Each part writes `<Type>.<n>.ndjson` (none
+when it finds nothing), streaming rows with `.iterator()` (constant memory whatever the clinic's
 size; lean named-row reads for the big tables, export_reads.py), each resource validated before it is
 written, per shape rather than per resource (shape_validation.py: the first resource of each structural
 signature and code values fully with fhir.resources, later ones leaf by leaf with each leaf's FHIR
 primitive validator; docs/fhir-api.md#bulk-data says why this is exact); the status URL answers 202
-(`X-Progress`, `Retry-After`) until the manifest (200, `Expires`); DELETE cancels; files need the same
+(`X-Progress`: parts written, `Retry-After`) until the part finishing last writes the manifest (a file per
+non-empty part, EXPORT_TYPES order then part order; 200, `Expires`); DELETE cancels; files need the same
 client's token and are deleted after settings.FHIR_EXPORT_EXPIRE_HOURS. Exports are for backend services
 (system scopes), as the Bulk Data guide recommends ([D4]: SHOULD use SMART Backend Services).
 """
@@ -30,7 +33,7 @@ from kapclinic.core import clock
 from kapclinic.fhirapi import groups
 from kapclinic.fhirapi.access import SYSTEM, Grant
 from kapclinic.fhirapi.export_reads import chunks
-from kapclinic.fhirapi.models import ExportJob, ExportStatus, FhirClient, PatientGroup
+from kapclinic.fhirapi.models import ExportJob, ExportPart, ExportStatus, FhirClient, PatientGroup
 from kapclinic.fhirapi.outcome import FhirError
 from kapclinic.fhirapi.resources import PARTS
 from kapclinic.fhirapi.search import parse_date
@@ -118,9 +121,7 @@ def kick_off(request: HttpRequest, grant: Grant, group_id: str | None) -> Export
         obj=job,
         detail=f"client={grant.client} bulk kick-off" + (f" group=ag{group.pk}" if group else ""),
     )
-    from kapclinic.fhirapi.tasks import run_export
-
-    transaction.on_commit(lambda: run_export.enqueue(str(job.pk)))
+    start(job)
     return job
 
 
@@ -138,52 +139,121 @@ def _export_group(grant: Grant, group_id: str | None) -> PatientGroup | None:
     return group
 
 
-def _cancelled(job_id: Any) -> bool:
-    return ExportJob.objects.filter(pk=job_id, status=ExportStatus.CANCELLED).exists()
+def _stopped(job_id: Any) -> bool:
+    """Cancelled by the client, or failed in another part: the part stops."""
+    return ExportJob.objects.filter(
+        pk=job_id, status__in=[ExportStatus.CANCELLED, ExportStatus.FAILED]
+    ).exists()
+
+
+def plan(job: ExportJob) -> list[int]:
+    """Cut the job into parts: for each requested type, the exported patients (by pk) in
+    settings.FHIR_EXPORT_PARTS contiguous ranges; one ExportPart each, EXPORT_TYPES order then range order.
+    Returns the parts' indexes (none when there is no patient: the job is done, with an empty output)."""
+    pks = list(_clinic_patients(job).order_by("pk").values_list("pk", flat=True))
+    cuts = max(1, settings.FHIR_EXPORT_PARTS)
+    ranges = [pks[len(pks) * i // cuts : len(pks) * (i + 1) // cuts] for i in range(cuts)]
+    bounds = [(r[0], r[-1]) for r in ranges if r]
+    types = [t for t in EXPORT_TYPES if t in job.types.split(",")]
+    parts = [
+        ExportPart(
+            job=job, index=len(bounds) * t + n, resource_type=resource_type, number=n + 1, lo=lo, hi=hi
+        )
+        for t, resource_type in enumerate(types)
+        for n, (lo, hi) in enumerate(bounds)
+    ]
+    with transaction.atomic():
+        ExportPart.objects.bulk_create(parts)
+        if not parts:
+            _finish(job.pk, [])
+        else:
+            ExportJob.objects.filter(pk=job.pk).update(progress=f"0 of {len(parts)} parts written")
+    return [part.index for part in parts]
+
+
+def start(job: ExportJob) -> None:
+    """Plan the job and queue one task per part once the job is committed (the workers share them)."""
+    indexes = plan(job)
+    from kapclinic.fhirapi.tasks import run_export_part
+
+    job_id = str(job.pk)
+    transaction.on_commit(lambda: [run_export_part.enqueue(job_id, index) for index in indexes])
 
 
 def run(job_id: str) -> str:
-    job = ExportJob.objects.select_related("clinic").filter(pk=job_id).first()
-    if job is None or job.status != ExportStatus.ACCEPTED:
+    """The task queued before exports were cut into parts (and a direct entry point): plan, then queue
+    the parts."""
+    job = ExportJob.objects.filter(pk=job_id).first()
+    if job is None or job.status != ExportStatus.ACCEPTED or ExportPart.objects.filter(job=job).exists():
         return "skipped"
-    ExportJob.objects.filter(pk=job.pk).update(status=ExportStatus.RUNNING, progress="starting")
+    indexes = plan(job)
+    from kapclinic.fhirapi.tasks import run_export_part
+
+    for index in indexes:
+        run_export_part.enqueue(str(job.pk), index)
+    return "planned"
+
+
+def run_part(job_id: str, index: int) -> str:
+    """Write one part's file; the part that finishes last marks the job done with the manifest output."""
+    job = ExportJob.objects.select_related("clinic").filter(pk=job_id).first()
+    part = ExportPart.objects.filter(job__pk=job_id, index=index).first()
+    if job is None or part is None or part.done:
+        return "skipped"
+    if job.status not in (ExportStatus.ACCEPTED, ExportStatus.RUNNING):
+        return "cancelled" if job.status == ExportStatus.CANCELLED else "skipped"
+    ExportJob.objects.filter(pk=job.pk, status=ExportStatus.ACCEPTED).update(status=ExportStatus.RUNNING)
     folder = export_dir(job.pk)
     folder.mkdir(parents=True, exist_ok=True)
     grant_like = type("ExportGrant", (), {"clinic": job.clinic})()
-    output: list[dict[str, Any]] = []
-    types = job.types.split(",")
+    model = get_fhir_model_class(part.resource_type)
+    patients = _clinic_patients(job).filter(pk__gte=part.lo, pk__lte=part.hi)
+    path = folder / f"{part.resource_type}.{part.number}.ndjson"
+    count = 0
     shapes = ShapeValidator()
     try:
-        for index, resource_type in enumerate(types):
-            model = get_fhir_model_class(resource_type)
-            count = 0
-            path = folder / f"{resource_type}.ndjson"
-            with path.open("w", encoding="utf-8") as out:
-                for spec in PARTS[resource_type]:  # Observation: scores, vital signs, weight, height
-                    parts = chunks(spec, _clinic_patients(job), job.since, grant_like, CHUNK)
-                    for resources in parts:
-                        count += _write(out, resources, model, shapes)
-                        if _cancelled(job.pk):
-                            shutil.rmtree(folder, ignore_errors=True)
-                            return "cancelled"
-            output.append({"type": resource_type, "file": path.name, "count": count})
-            ExportJob.objects.filter(pk=job.pk).update(progress=f"{index + 1} of {len(types)} types written")
+        with path.open("w", encoding="utf-8") as out:
+            for spec in PARTS[part.resource_type]:  # Observation: scores, vital signs, weight, height
+                for resources in chunks(spec, patients, job.since, grant_like, CHUNK):
+                    count += _write(out, resources, model, shapes)
+                    if _stopped(job.pk):
+                        shutil.rmtree(folder, ignore_errors=True)
+                        return "cancelled"
     except Exception as exc:  # the job answers 500 with a sentence; the worker logs the rest
-        ExportJob.objects.filter(pk=job.pk).update(status=ExportStatus.FAILED, error=type(exc).__name__[:200])
+        ExportJob.objects.filter(pk=job.pk, status__in=[ExportStatus.ACCEPTED, ExportStatus.RUNNING]).update(
+            status=ExportStatus.FAILED, error=type(exc).__name__[:200]
+        )
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    if _cancelled(job.pk):
-        shutil.rmtree(folder, ignore_errors=True)
-        return "cancelled"
+    if not count:
+        path.unlink(missing_ok=True)
+    with transaction.atomic():
+        # The part's row first (a write: SQLite takes its write lock here), then the job's row locked:
+        # the parts finishing at the same time are serialised, and the last one sees every other done.
+        ExportPart.objects.filter(pk=part.pk).update(done=True, file=path.name if count else "", count=count)
+        locked = ExportJob.objects.select_for_update().get(pk=job.pk)
+        if locked.status != ExportStatus.RUNNING:
+            shutil.rmtree(folder, ignore_errors=True)
+            return "cancelled"
+        parts = list(ExportPart.objects.filter(job_id=job.pk).order_by("index"))
+        written = sum(p.done for p in parts)
+        if written < len(parts):
+            ExportJob.objects.filter(pk=job.pk).update(progress=f"{written} of {len(parts)} parts written")
+            return "written"
+        output = [{"type": p.resource_type, "file": p.file, "count": p.count} for p in parts if p.file]
+        _finish(job.pk, output)
+    return "done"
+
+
+def _finish(job_id: Any, output: list[dict[str, Any]]) -> None:
     now = clock.now()
-    ExportJob.objects.filter(pk=job.pk).update(
+    ExportJob.objects.filter(pk=job_id).update(
         status=ExportStatus.DONE,
         output=output,
         progress="done",
         finished_at=now,
         expires_at=now + dt.timedelta(hours=settings.FHIR_EXPORT_EXPIRE_HOURS),
     )
-    return "done"
 
 
 def _clinic_patients(job: ExportJob) -> Any:

@@ -83,6 +83,24 @@ class ExportJob(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
 
 
+class ExportPart(models.Model):
+    """One part of an ExportJob (docs/fhir-api.md#bulk-data): one resource type for a contiguous pk range of
+    the exported patients, run by its own task; it writes `<Type>.<n>.ndjson` (no file when empty)."""
+
+    job = models.ForeignKey(ExportJob, on_delete=models.CASCADE, related_name="parts")
+    index = models.PositiveIntegerField()  # the job's parts in order: EXPORT_TYPES order, then pk ranges
+    resource_type = models.CharField(max_length=40)
+    number = models.PositiveIntegerField()  # 1.. within its type: the `<n>` of the file name
+    lo = models.BigIntegerField()  # the first and last patient pk of the range (inclusive)
+    hi = models.BigIntegerField()
+    done = models.BooleanField(default=False)
+    file = models.CharField(max_length=80, blank=True)  # "" when the part found nothing
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="fhir_export_part_once")]
+
+
 class LaunchPatient(models.Model):
     """The patient a staff member chose for an app at authorization (`launch/patient`, docs/fhir-api.md
     #patient-picker): held by the authorization code, then by the access token it was exchanged for."""
