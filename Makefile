@@ -46,6 +46,7 @@ test: install lint typecheck checks test-sqlite test-postgres test-browser
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check kapclinic tests bench conftest.py manage.py
 
 typecheck: install
 	KAP_ENV=test $(BIN)/mypy --strict kapclinic

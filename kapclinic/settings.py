@@ -290,8 +290,12 @@ STORAGES = {
     # storage to keep them in object storage (README "Chart documents").
     "documents": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": DOCUMENTS_ROOT, "base_url": None, "file_permissions_mode": 0o600,
-                    "directory_permissions_mode": 0o700},
+        "OPTIONS": {
+            "location": DOCUMENTS_ROOT,
+            "base_url": None,
+            "file_permissions_mode": 0o600,
+            "directory_permissions_mode": 0o700,
+        },
     },
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
